@@ -1,0 +1,190 @@
+//! Storage traits by aggregate, the records they hold, and the shared conformance suite.
+//!
+//! The store sees digests of server-generated secrets, never the secrets themselves. Every single-use
+//! credential is consumed by one conditional statement so that it redeems exactly once, whichever node
+//! asks. Times are unix seconds (`i64`) handed in by the caller: the store never reads the clock.
+
+mod records;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use records::*;
+
+use async_trait::async_trait;
+
+/// Unix time in seconds.
+pub type Timestamp = i64;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the text names the rule, never the value.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    /// The database failed; the text is for logs only.
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+/// The whole store, one accessor per aggregate.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// Checks that the database answers (readiness).
+    async fn ping(&self) -> Result<()>;
+    fn accounts(&self) -> &dyn AccountStore;
+    fn domains(&self) -> &dyn DomainStore;
+    fn projects(&self) -> &dyn ProjectStore;
+    fn grants(&self) -> &dyn GrantStore;
+    fn credentials(&self) -> &dyn CredentialStore;
+    fn sessions(&self) -> &dyn SessionStore;
+    fn keys(&self) -> &dyn KeyStore;
+    fn audit(&self) -> &dyn AuditStore;
+    fn counters(&self) -> &dyn CounterStore;
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Fails with `Conflict("email")` when the email is taken, case-insensitively.
+    async fn create(&self, account: &AccountRecord) -> Result<()>;
+    async fn get(&self, id: &str) -> Result<Option<AccountRecord>>;
+    /// `email` is compared case-insensitively.
+    async fn find_by_email(&self, email: &str) -> Result<Option<AccountRecord>>;
+    async fn list(&self, offset: u32, limit: u32) -> Result<Vec<AccountRecord>>;
+    async fn count_admins(&self) -> Result<u64>;
+    async fn set_state(&self, id: &str, state: AccountState, now: Timestamp) -> Result<()>;
+    async fn set_admin(&self, id: &str, admin: bool, now: Timestamp) -> Result<()>;
+    async fn set_name(&self, id: &str, name: &str, now: Timestamp) -> Result<()>;
+    async fn set_password_hash(&self, id: &str, hash: Option<&str>, now: Timestamp) -> Result<()>;
+    /// Replaces the hash only if it is still `old`: a transparent re-hash never overwrites a password
+    /// that was changed meanwhile.
+    async fn replace_password_hash(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Sets or clears the (encrypted) TOTP secret and resets the last accepted step.
+    async fn set_totp(&self, id: &str, secret_enc: Option<&str>, now: Timestamp) -> Result<()>;
+    /// Records `step` as used if it is newer than the last accepted one; false means replay.
+    async fn advance_totp_step(&self, id: &str, step: i64) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait DomainStore: Send + Sync {
+    async fn add(&self, domain: &DomainRecord) -> Result<()>;
+    async fn get(&self, name: &str) -> Result<Option<DomainRecord>>;
+    async fn list(&self) -> Result<Vec<DomainRecord>>;
+}
+
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    async fn add(&self, project: &ProjectRecord) -> Result<()>;
+    async fn get(&self, id: &str) -> Result<Option<ProjectRecord>>;
+    async fn find_by_name(&self, name: &str) -> Result<Option<ProjectRecord>>;
+    async fn list(&self) -> Result<Vec<ProjectRecord>>;
+    async fn add_client(&self, client: &ClientRecord) -> Result<()>;
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    async fn list_clients(&self, project_id: &str) -> Result<Vec<ClientRecord>>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Creates the grant, or widens the live grant of the same account, client and protocol to the
+    /// union of scopes. Returns the grant as stored.
+    async fn upsert(&self, grant: &GrantRecord) -> Result<GrantRecord>;
+    async fn get(&self, id: &str) -> Result<Option<GrantRecord>>;
+    async fn list_by_account(&self, account_id: &str) -> Result<Vec<GrantRecord>>;
+    async fn touch(&self, id: &str, now: Timestamp) -> Result<()>;
+    /// Marks the grant revoked and revokes every credential derived from it, in one transaction.
+    async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Fails with `Conflict("credential")` when the digest exists.
+    async fn insert(&self, credential: &CredentialRecord) -> Result<()>;
+    /// Inserts unless the digest exists; true when this call inserted it (nonces, replay caches).
+    async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool>;
+    /// The credential if it is live: not revoked, not consumed, not expired at `now`.
+    async fn find_live(&self, digest: &str, now: Timestamp) -> Result<Option<CredentialRecord>>;
+    /// Atomically marks a live single-use credential of `kind` consumed and returns it; `None` when
+    /// it does not exist, is of another kind, expired, was revoked or was already consumed.
+    async fn consume(
+        &self,
+        digest: &str,
+        kind: CredentialKind,
+        now: Timestamp,
+    ) -> Result<Option<CredentialRecord>>;
+    async fn touch(&self, digest: &str, now: Timestamp) -> Result<()>;
+    async fn revoke(&self, digest: &str, now: Timestamp) -> Result<bool>;
+    async fn revoke_by_grant(&self, grant_id: &str, now: Timestamp) -> Result<u64>;
+    async fn revoke_by_session(&self, session_id: &str, now: Timestamp) -> Result<u64>;
+    /// Live credentials of `kind` that belong to the account, oldest first.
+    async fn list_live_by_account(
+        &self,
+        account_id: &str,
+        kind: CredentialKind,
+        now: Timestamp,
+    ) -> Result<Vec<CredentialRecord>>;
+    /// Deletes at most `batch` rows that expired, or were revoked or consumed, before `cutoff`.
+    async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64>;
+    async fn count(&self) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Creates the session and its cookie credential together.
+    async fn create(&self, session: &SessionRecord, cookie: &CredentialRecord) -> Result<()>;
+    /// The live session whose live cookie credential has this digest.
+    async fn find_by_cookie(&self, digest: &str, now: Timestamp) -> Result<Option<SessionRecord>>;
+    /// Replaces the session's cookie credential (revoking the old one) and returns false if the old
+    /// one was not live.
+    async fn rotate_cookie(
+        &self,
+        old_digest: &str,
+        new_cookie: &CredentialRecord,
+        now: Timestamp,
+    ) -> Result<bool>;
+    async fn touch(&self, id: &str, now: Timestamp) -> Result<()>;
+    async fn set_second_factor(&self, id: &str, now: Timestamp) -> Result<()>;
+    async fn get(&self, id: &str) -> Result<Option<SessionRecord>>;
+    async fn list_live_by_account(
+        &self,
+        account_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>>;
+    /// Revokes the session and every credential derived from it.
+    async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool>;
+    async fn revoke_all_for_account(&self, account_id: &str, now: Timestamp) -> Result<u64>;
+    async fn count_live(&self, now: Timestamp) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn insert(&self, key: &KeyRecord) -> Result<()>;
+    async fn list(&self) -> Result<Vec<KeyRecord>>;
+    async fn set_state(&self, kid: &str, state: KeyState, now: Timestamp) -> Result<()>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append(&self, event: &AuditRecord) -> Result<()>;
+    /// Newest first.
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+}
+
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Adds one to the counter `key` in its fixed window of `window` seconds and returns the count
+    /// in the window now current (a new window starts at 1).
+    async fn hit(&self, key: &str, window: i64, now: Timestamp) -> Result<u32>;
+    /// The count in the current window, 0 when the window has passed.
+    async fn peek(&self, key: &str, now: Timestamp) -> Result<u32>;
+    async fn clear(&self, key: &str) -> Result<()>;
+}

@@ -1,0 +1,338 @@
+//! The rows the store keeps, as plain records. Secrets appear only as digests or encrypted text.
+
+use crate::Timestamp;
+
+/// The life-cycle of an account; later protocols report each state distinctly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Active,
+    EmailUnverified,
+    Disabled,
+    Deleted,
+    MustAcceptTerms,
+}
+
+impl AccountState {
+    pub const ALL: [AccountState; 5] = [
+        AccountState::Active,
+        AccountState::EmailUnverified,
+        AccountState::Disabled,
+        AccountState::Deleted,
+        AccountState::MustAcceptTerms,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::EmailUnverified => "email_unverified",
+            AccountState::Disabled => "disabled",
+            AccountState::Deleted => "deleted",
+            AccountState::MustAcceptTerms => "must_accept_terms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountState> {
+        AccountState::ALL.into_iter().find(|it| it.as_str() == s)
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: String,
+    /// As the person typed it; uniqueness is case-insensitive.
+    pub email: String,
+    pub name: String,
+    /// Hosted domain (`hd`), if the account belongs to one.
+    pub domain: Option<String>,
+    /// Argon2id PHC string; `None` for accounts that cannot sign in with a password yet.
+    pub password_hash: Option<String>,
+    pub state: AccountState,
+    pub is_admin: bool,
+    /// TOTP secret, encrypted with the key-encryption key.
+    pub totp_secret_enc: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("state", &self.state)
+            .field("is_admin", &self.is_admin)
+            .field("totp", &self.totp_secret_enc.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRecord {
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRecord {
+    pub id: String,
+    pub name: String,
+    pub owner_account_id: String,
+    /// Set by an administrator only; unverified apps carry a warning on consent pages.
+    pub verified: bool,
+    pub created_at: Timestamp,
+}
+
+/// A registered application. Protocol-specific settings live in `settings` (JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub project_id: String,
+    /// `web`, `installed`, `android`, `service_account`, `device`, `oauth1_consumer`, `authsub`.
+    pub kind: String,
+    pub name: String,
+    /// Digest of the client secret, for confidential clients.
+    pub secret_digest: Option<String>,
+    pub settings: String,
+    pub created_at: Timestamp,
+}
+
+/// That account allowed that client those scopes, whatever protocol asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub id: String,
+    pub account_id: String,
+    pub client_id: String,
+    /// Which protocol created it: `oauth2`, `oauth1`, `authsub`, `clientlogin`, …
+    pub protocol: String,
+    /// Space-separated, sorted, without duplicates.
+    pub scopes: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What a credential is. One table holds them all; the kind says which protocol reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// Browser session cookie.
+    Session,
+    /// One-time administrator setup link.
+    Setup,
+    /// CAPTCHA challenge; its `data` holds the answer digest.
+    Captcha,
+    /// A used CSRF token nonce (replay cache).
+    CsrfNonce,
+    /// Application-specific password.
+    AppPassword,
+    /// A 2-step sign-in in progress (password checked, code pending).
+    PendingSignIn,
+    AuthorizationCode,
+    AccessToken,
+    RefreshToken,
+    DeviceCode,
+    Oauth1RequestToken,
+    Oauth1AccessToken,
+    AuthsubSingleUse,
+    AuthsubSession,
+    ClientLoginAuth,
+    ClientLoginSid,
+    ClientLoginLsid,
+    Ubertoken,
+    MasterToken,
+    PushRegistration,
+    /// Any other replay-cache entry (signature nonces, JWT `jti`).
+    Nonce,
+}
+
+impl CredentialKind {
+    pub const ALL: [CredentialKind; 21] = [
+        CredentialKind::Session,
+        CredentialKind::Setup,
+        CredentialKind::Captcha,
+        CredentialKind::CsrfNonce,
+        CredentialKind::AppPassword,
+        CredentialKind::PendingSignIn,
+        CredentialKind::AuthorizationCode,
+        CredentialKind::AccessToken,
+        CredentialKind::RefreshToken,
+        CredentialKind::DeviceCode,
+        CredentialKind::Oauth1RequestToken,
+        CredentialKind::Oauth1AccessToken,
+        CredentialKind::AuthsubSingleUse,
+        CredentialKind::AuthsubSession,
+        CredentialKind::ClientLoginAuth,
+        CredentialKind::ClientLoginSid,
+        CredentialKind::ClientLoginLsid,
+        CredentialKind::Ubertoken,
+        CredentialKind::MasterToken,
+        CredentialKind::PushRegistration,
+        CredentialKind::Nonce,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Session => "session",
+            CredentialKind::Setup => "setup",
+            CredentialKind::Captcha => "captcha",
+            CredentialKind::CsrfNonce => "csrf_nonce",
+            CredentialKind::AppPassword => "app_password",
+            CredentialKind::PendingSignIn => "pending_sign_in",
+            CredentialKind::AuthorizationCode => "authorization_code",
+            CredentialKind::AccessToken => "access_token",
+            CredentialKind::RefreshToken => "refresh_token",
+            CredentialKind::DeviceCode => "device_code",
+            CredentialKind::Oauth1RequestToken => "oauth1_request_token",
+            CredentialKind::Oauth1AccessToken => "oauth1_access_token",
+            CredentialKind::AuthsubSingleUse => "authsub_single_use",
+            CredentialKind::AuthsubSession => "authsub_session",
+            CredentialKind::ClientLoginAuth => "clientlogin_auth",
+            CredentialKind::ClientLoginSid => "clientlogin_sid",
+            CredentialKind::ClientLoginLsid => "clientlogin_lsid",
+            CredentialKind::Ubertoken => "ubertoken",
+            CredentialKind::MasterToken => "master_token",
+            CredentialKind::PushRegistration => "push_registration",
+            CredentialKind::Nonce => "nonce",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CredentialKind> {
+        CredentialKind::ALL.into_iter().find(|it| it.as_str() == s)
+    }
+}
+
+/// One issued credential. `digest` is the SHA-256 (keyed where the value is short) of the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRecord {
+    pub digest: String,
+    pub kind: CredentialKind,
+    pub account_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub session_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Space-separated scopes, or empty.
+    pub scopes: String,
+    /// Kind-specific JSON (never a secret in the clear).
+    pub data: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub consumed_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl CredentialRecord {
+    /// A fresh credential with everything optional left empty.
+    pub fn new(digest: String, kind: CredentialKind, now: Timestamp) -> CredentialRecord {
+        CredentialRecord {
+            digest,
+            kind,
+            account_id: None,
+            grant_id: None,
+            session_id: None,
+            client_id: None,
+            scopes: String::new(),
+            data: String::new(),
+            created_at: now,
+            expires_at: None,
+            consumed_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+}
+
+/// One signed-in account in one browser (or one device login later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub account_id: String,
+    pub created_at: Timestamp,
+    /// When the password (and code) were last checked.
+    pub auth_time: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// "Stay signed in": the cookie outlives the browser.
+    pub persistent: bool,
+    /// Whether a second factor was checked in this session.
+    pub second_factor: bool,
+    pub user_agent: String,
+    pub ip: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Next,
+    /// Signing.
+    Active,
+    /// Published until the tokens it signed expire, no longer signing.
+    Retired,
+    /// Gone from the key set.
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyState> {
+        [KeyState::Next, KeyState::Active, KeyState::Retired, KeyState::Revoked]
+            .into_iter()
+            .find(|it| it.as_str() == s)
+    }
+}
+
+/// A signing key; the private part is encrypted with the key-encryption key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub kid: String,
+    /// `RS256`, `ES256`, `EdDSA`.
+    pub alg: String,
+    pub state: KeyState,
+    pub private_enc: String,
+    /// Public key, DER (SubjectPublicKeyInfo or the algorithm's raw form), base64.
+    pub public_der: String,
+    pub created_at: Timestamp,
+    pub activated_at: Option<Timestamp>,
+    pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: Timestamp,
+    /// Dotted event name, e.g. `signin.failure`, `password.change`, `admin.account.disable`.
+    pub event: String,
+    pub account_id: Option<String>,
+    /// Who acted: `self`, `admin:<id>`, `cli`, `system`.
+    pub actor: String,
+    pub ip: String,
+    /// JSON details; never a secret.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub account_id: Option<String>,
+    pub since: Option<Timestamp>,
+    pub limit: u32,
+}

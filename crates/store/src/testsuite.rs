@@ -1,0 +1,1515 @@
+//! The conformance suite every store backend must pass, one `pub async fn` per case.
+//!
+//! Each case takes a fresh, empty, migrated store. A backend runs them all with
+//! [`conformance_tests!`](crate::conformance_tests), which expands to one `#[tokio::test]` per case
+//! on a multi-thread runtime and hands each case to the backend's harness:
+//!
+//! ```ignore
+//! async fn harness(case: &'static str, run: tessera_store::testsuite::CaseFn) {
+//!     let store: Arc<dyn Store> = Arc::new(make_fresh_store().await);
+//!     run(store).await;
+//! }
+//! tessera_store::conformance_tests!(harness);
+//! ```
+//!
+//! The cases seed parent rows (accounts, sessions, grants) before the rows that refer to them, so
+//! they pass against schemas that enforce foreign keys.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::{
+    AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
+    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectRecord, SessionRecord,
+    Store, StoreError, Timestamp,
+};
+
+/// The future one case runs as.
+pub type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// One case, ready to run against a store.
+pub type CaseFn = fn(Arc<dyn Store>) -> CaseFuture;
+
+/// Expands to one `#[tokio::test]` per conformance case. `$harness` is an async function
+/// `(case: &'static str, run: CaseFn)` that builds a fresh store, awaits `run(store)` and cleans
+/// up; the calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:path) => {
+        $crate::__conformance_tests! {
+            [$harness]
+            backend_and_ping,
+            account_create_get_and_case_insensitive_email,
+            account_list_and_count_admins,
+            account_state_name_and_password_updates,
+            account_password_rehash_is_conditional,
+            account_totp_step_replay_is_refused,
+            domains_add_get_list,
+            projects_and_clients,
+            grant_upsert_creates_then_widens,
+            grant_upsert_concurrent_keeps_one_live_grant,
+            grant_touch_get_and_list,
+            grant_revoke_kills_only_its_credentials,
+            credential_insert_find_and_conflict,
+            credential_insert_once,
+            credential_consume_exactly_once,
+            credential_consume_refuses_wrong_kind_expired_revoked,
+            credential_consume_race_50,
+            credential_touch_revoke_and_revoke_by,
+            credential_list_live_by_account_oldest_first,
+            credential_sweep_in_bounded_batches,
+            session_create_and_find_by_cookie,
+            session_rotate_cookie,
+            session_rotate_cookie_race,
+            session_touch_second_factor_and_get,
+            session_revoke_kills_its_credentials,
+            session_revoke_all_for_account,
+            session_list_live_and_count_live,
+            keys_insert_list_and_state_changes,
+            audit_filters_newest_first,
+            counters_fixed_windows,
+            counters_concurrent_hits,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ([$harness:path] $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                fn run(store: ::std::sync::Arc<dyn $crate::Store>) -> $crate::testsuite::CaseFuture {
+                    ::std::boxed::Box::pin($crate::testsuite::$case(store))
+                }
+                $harness(::std::stringify!($case), run).await;
+            }
+        )*
+    };
+}
+
+/// A time well inside the range both backends store.
+pub const NOW: Timestamp = 1_700_000_000;
+
+/// An account record with sensible defaults.
+pub fn account(id: &str, email: &str, created_at: Timestamp) -> AccountRecord {
+    AccountRecord {
+        id: id.to_owned(),
+        email: email.to_owned(),
+        name: format!("Name of {id}"),
+        domain: None,
+        password_hash: None,
+        state: AccountState::Active,
+        is_admin: false,
+        totp_secret_enc: None,
+        totp_last_step: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+/// Creates an account `id` with the email `<id>@example.com`.
+pub async fn seed_account(store: &dyn Store, id: &str) -> AccountRecord {
+    let record = account(id, &format!("{id}@example.com"), NOW);
+    store.accounts().create(&record).await.expect("create account");
+    record
+}
+
+/// A session record that expires an hour after `created_at`.
+pub fn session(id: &str, account_id: &str, created_at: Timestamp) -> SessionRecord {
+    SessionRecord {
+        id: id.to_owned(),
+        account_id: account_id.to_owned(),
+        created_at,
+        auth_time: created_at,
+        last_seen_at: created_at,
+        expires_at: created_at + 3600,
+        revoked_at: None,
+        persistent: false,
+        second_factor: false,
+        user_agent: "test-agent".to_owned(),
+        ip: "192.0.2.1".to_owned(),
+    }
+}
+
+/// A session cookie credential.
+pub fn cookie(digest: &str, now: Timestamp) -> CredentialRecord {
+    let mut record = CredentialRecord::new(digest.to_owned(), CredentialKind::Session, now);
+    record.expires_at = Some(now + 3600);
+    record
+}
+
+/// Creates a session `id` for the account with the cookie credential `<id>-cookie`.
+pub async fn seed_session(
+    store: &dyn Store,
+    id: &str,
+    account_id: &str,
+    created_at: Timestamp,
+) -> SessionRecord {
+    let record = session(id, account_id, created_at);
+    let cookie = cookie(&format!("{id}-cookie"), created_at);
+    store.sessions().create(&record, &cookie).await.expect("create session");
+    record
+}
+
+/// A live grant record.
+pub fn grant(
+    id: &str,
+    account_id: &str,
+    client_id: &str,
+    protocol: &str,
+    scopes: &str,
+) -> GrantRecord {
+    GrantRecord {
+        id: id.to_owned(),
+        account_id: account_id.to_owned(),
+        client_id: client_id.to_owned(),
+        protocol: protocol.to_owned(),
+        scopes: scopes.to_owned(),
+        created_at: NOW,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// A credential that expires `ttl` seconds after `now`.
+pub fn credential(
+    digest: &str,
+    kind: CredentialKind,
+    now: Timestamp,
+    ttl: i64,
+) -> CredentialRecord {
+    let mut record = CredentialRecord::new(digest.to_owned(), kind, now);
+    record.expires_at = Some(now + ttl);
+    record
+}
+
+/// Inserts a credential, failing the case on error.
+pub async fn seed_credential(store: &dyn Store, record: &CredentialRecord) {
+    store.credentials().insert(record).await.expect("insert credential");
+}
+
+/// Whether the credential is live at `now`.
+pub async fn is_live(store: &dyn Store, digest: &str, now: Timestamp) -> bool {
+    store.credentials().find_live(digest, now).await.expect("find live credential").is_some()
+}
+
+/// Inserts one authorization code through `stores[0]`, lets `contenders` tasks (spread round-robin
+/// over `stores`, which may be separate pools on one database) consume it at once, and asserts
+/// that exactly one of them wins.
+pub async fn consume_race(stores: &[Arc<dyn Store>], contenders: usize) {
+    let first = stores.first().expect("at least one store");
+    let digest = "race-authorization-code";
+    let mut code = credential(digest, CredentialKind::AuthorizationCode, NOW, 600);
+    code.data = r#"{"redirect_uri":"https://app.example/cb"}"#.to_owned();
+    seed_credential(first.as_ref(), &code).await;
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(contenders));
+    let mut tasks = Vec::with_capacity(contenders);
+    for i in 0..contenders {
+        let store = Arc::clone(&stores[i % stores.len()]);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.credentials().consume(digest, CredentialKind::AuthorizationCode, NOW + 1).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let outcome = task.await.expect("consumer task panicked").expect("consume failed");
+        if let Some(won) = outcome {
+            winners.push(won);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of {contenders} consumers must win");
+    let won = &winners[0];
+    assert_eq!(won.digest, digest);
+    assert_eq!(won.consumed_at, Some(NOW + 1));
+    assert_eq!(won.data, code.data);
+    for store in stores {
+        assert!(
+            !is_live(store.as_ref(), digest, NOW + 2).await,
+            "a consumed code is dead everywhere"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store
+
+pub async fn backend_and_ping(store: Arc<dyn Store>) {
+    assert!(
+        ["sqlite", "postgres"].contains(&store.backend()),
+        "unknown backend {}",
+        store.backend()
+    );
+    store.ping().await.expect("ping");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+pub async fn account_create_get_and_case_insensitive_email(store: Arc<dyn Store>) {
+    let accounts = store.accounts();
+    let mut alice = account("acct-alice", "Alice@Example.COM", NOW);
+    alice.domain = Some("example.com".to_owned());
+    alice.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned());
+    alice.is_admin = true;
+    alice.totp_secret_enc = Some("enc:totp".to_owned());
+    alice.totp_last_step = Some(42);
+    alice.updated_at = NOW + 5;
+    accounts.create(&alice).await.expect("create alice");
+
+    assert_eq!(accounts.get("acct-alice").await.expect("get"), Some(alice.clone()));
+    assert_eq!(accounts.get("acct-nobody").await.expect("get missing"), None);
+
+    for spelling in ["alice@example.com", "ALICE@EXAMPLE.COM", "Alice@Example.COM"] {
+        let found = accounts.find_by_email(spelling).await.expect("find by email");
+        assert_eq!(
+            found.as_ref().map(|a| a.id.as_str()),
+            Some("acct-alice"),
+            "lookup of {spelling}"
+        );
+    }
+    assert_eq!(accounts.find_by_email("bob@example.com").await.expect("find missing"), None);
+
+    let clash = account("acct-other", "aLiCe@example.com", NOW);
+    match accounts.create(&clash).await {
+        Err(StoreError::Conflict("email")) => {}
+        other => panic!("expected Conflict(\"email\"), got {other:?}"),
+    }
+    assert_eq!(
+        accounts.get("acct-other").await.expect("get"),
+        None,
+        "a refused account is not stored"
+    );
+
+    let same_id = account("acct-alice", "someone-else@example.com", NOW);
+    match accounts.create(&same_id).await {
+        Err(StoreError::Conflict(rule)) => {
+            assert_ne!(rule, "email", "an id clash is not an email clash")
+        }
+        other => panic!("expected a conflict on the id, got {other:?}"),
+    }
+    assert_eq!(accounts.find_by_email("someone-else@example.com").await.expect("find"), None);
+}
+
+pub async fn account_list_and_count_admins(store: Arc<dyn Store>) {
+    let accounts = store.accounts();
+    // Created out of order: the list is ordered by creation time.
+    for (id, created_at) in [
+        ("acct-c", NOW + 3),
+        ("acct-a", NOW + 1),
+        ("acct-e", NOW + 5),
+        ("acct-b", NOW + 2),
+        ("acct-d", NOW + 4),
+    ] {
+        accounts
+            .create(&account(id, &format!("{id}@example.com"), created_at))
+            .await
+            .expect("create");
+    }
+    let ids = |list: Vec<AccountRecord>| list.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(accounts.list(0, 2).await.expect("page 1")), ["acct-a", "acct-b"]);
+    assert_eq!(ids(accounts.list(2, 2).await.expect("page 2")), ["acct-c", "acct-d"]);
+    assert_eq!(ids(accounts.list(4, 10).await.expect("page 3")), ["acct-e"]);
+    assert!(accounts.list(10, 10).await.expect("past the end").is_empty());
+    assert_eq!(accounts.list(0, 100).await.expect("all").len(), 5);
+
+    assert_eq!(accounts.count_admins().await.expect("count"), 0);
+    accounts.set_admin("acct-a", true, NOW + 10).await.expect("set admin");
+    accounts.set_admin("acct-d", true, NOW + 10).await.expect("set admin");
+    assert_eq!(accounts.count_admins().await.expect("count"), 2);
+    let a = accounts.get("acct-a").await.expect("get").expect("exists");
+    assert!(a.is_admin);
+    assert_eq!(a.updated_at, NOW + 10);
+    accounts.set_admin("acct-a", false, NOW + 11).await.expect("unset admin");
+    assert_eq!(accounts.count_admins().await.expect("count"), 1);
+    assert!(!accounts.get("acct-a").await.expect("get").expect("exists").is_admin);
+    assert!(matches!(
+        accounts.set_admin("acct-missing", true, NOW).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn account_state_name_and_password_updates(store: Arc<dyn Store>) {
+    let accounts = store.accounts();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    let mut now = NOW;
+    for state in AccountState::ALL {
+        now += 1;
+        accounts.set_state("acct-1", state, now).await.expect("set state");
+        let stored = accounts.get("acct-1").await.expect("get").expect("exists");
+        assert_eq!(stored.state, state);
+        assert_eq!(stored.updated_at, now);
+    }
+    // The other account is untouched.
+    assert_eq!(
+        accounts.get("acct-2").await.expect("get").expect("exists").state,
+        AccountState::Active
+    );
+
+    accounts.set_name("acct-1", "Renamed Person", NOW + 100).await.expect("set name");
+    accounts.set_password_hash("acct-1", Some("hash-1"), NOW + 101).await.expect("set hash");
+    let stored = accounts.get("acct-1").await.expect("get").expect("exists");
+    assert_eq!(stored.name, "Renamed Person");
+    assert_eq!(stored.password_hash.as_deref(), Some("hash-1"));
+    assert_eq!(stored.updated_at, NOW + 101);
+    accounts.set_password_hash("acct-1", None, NOW + 102).await.expect("clear hash");
+    assert_eq!(accounts.get("acct-1").await.expect("get").expect("exists").password_hash, None);
+
+    assert!(matches!(
+        accounts.set_state("acct-missing", AccountState::Disabled, NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(accounts.set_name("acct-missing", "x", NOW).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        accounts.set_password_hash("acct-missing", Some("h"), NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        accounts.set_totp("acct-missing", None, NOW).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn account_password_rehash_is_conditional(store: Arc<dyn Store>) {
+    let accounts = store.accounts();
+    seed_account(store.as_ref(), "acct-1").await;
+    assert!(
+        !accounts.replace_password_hash("acct-1", "old", "new", NOW).await.expect("replace"),
+        "no hash to replace"
+    );
+
+    accounts.set_password_hash("acct-1", Some("hash-v1"), NOW).await.expect("set hash");
+    assert!(
+        accounts
+            .replace_password_hash("acct-1", "hash-v1", "hash-v2", NOW + 1)
+            .await
+            .expect("rehash")
+    );
+    let stored = accounts.get("acct-1").await.expect("get").expect("exists");
+    assert_eq!(stored.password_hash.as_deref(), Some("hash-v2"));
+    assert_eq!(stored.updated_at, NOW + 1);
+
+    // A re-hash computed from the old hash must not overwrite the newer one.
+    assert!(
+        !accounts
+            .replace_password_hash("acct-1", "hash-v1", "hash-v1-rehashed", NOW + 2)
+            .await
+            .expect("stale rehash")
+    );
+    assert_eq!(
+        accounts.get("acct-1").await.expect("get").expect("exists").password_hash.as_deref(),
+        Some("hash-v2")
+    );
+    assert!(
+        !accounts
+            .replace_password_hash("acct-missing", "hash-v2", "x", NOW)
+            .await
+            .expect("missing account")
+    );
+}
+
+pub async fn account_totp_step_replay_is_refused(store: Arc<dyn Store>) {
+    let accounts = store.accounts();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    accounts.set_totp("acct-1", Some("enc:secret"), NOW + 1).await.expect("set totp");
+    let stored = accounts.get("acct-1").await.expect("get").expect("exists");
+    assert_eq!(stored.totp_secret_enc.as_deref(), Some("enc:secret"));
+    assert_eq!(stored.totp_last_step, None);
+    assert_eq!(stored.updated_at, NOW + 1);
+
+    assert!(accounts.advance_totp_step("acct-1", 1000).await.expect("first step"));
+    assert!(
+        !accounts.advance_totp_step("acct-1", 1000).await.expect("replay"),
+        "the same step is a replay"
+    );
+    assert!(
+        !accounts.advance_totp_step("acct-1", 999).await.expect("older"),
+        "an older step is a replay"
+    );
+    assert!(accounts.advance_totp_step("acct-1", 1001).await.expect("next step"));
+    assert_eq!(
+        accounts.get("acct-1").await.expect("get").expect("exists").totp_last_step,
+        Some(1001)
+    );
+    // Steps are per account.
+    assert!(accounts.advance_totp_step("acct-2", 1001).await.expect("other account"));
+    assert!(!accounts.advance_totp_step("acct-missing", 5).await.expect("missing account"));
+
+    // Re-enrolling resets the last accepted step.
+    accounts.set_totp("acct-1", Some("enc:secret-2"), NOW + 2).await.expect("re-enrol");
+    let stored = accounts.get("acct-1").await.expect("get").expect("exists");
+    assert_eq!(stored.totp_last_step, None);
+    assert_eq!(stored.totp_secret_enc.as_deref(), Some("enc:secret-2"));
+    assert!(accounts.advance_totp_step("acct-1", 10).await.expect("after reset"));
+
+    accounts.set_totp("acct-1", None, NOW + 3).await.expect("disable");
+    let stored = accounts.get("acct-1").await.expect("get").expect("exists");
+    assert_eq!(stored.totp_secret_enc, None);
+    assert_eq!(stored.totp_last_step, None);
+
+    // Concurrent submissions of one code: exactly one is accepted.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.accounts().advance_totp_step("acct-2", 5000).await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("advance") {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domains and projects
+
+pub async fn domains_add_get_list(store: Arc<dyn Store>) {
+    let domains = store.domains();
+    assert!(domains.list().await.expect("list").is_empty());
+    let b = DomainRecord { name: "b.example".to_owned(), created_at: NOW };
+    let a = DomainRecord { name: "a.example".to_owned(), created_at: NOW + 1 };
+    domains.add(&b).await.expect("add b");
+    domains.add(&a).await.expect("add a");
+    assert_eq!(domains.get("a.example").await.expect("get"), Some(a.clone()));
+    assert_eq!(domains.get("c.example").await.expect("get missing"), None);
+    let mut listed = domains.list().await.expect("list");
+    listed.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(listed, [a, b.clone()]);
+    assert!(
+        matches!(domains.add(&b).await, Err(StoreError::Conflict(_))),
+        "a domain is added once"
+    );
+}
+
+pub async fn projects_and_clients(store: Arc<dyn Store>) {
+    let projects = store.projects();
+    seed_account(store.as_ref(), "acct-owner").await;
+    let p1 = ProjectRecord {
+        id: "proj-1".to_owned(),
+        name: "First".to_owned(),
+        owner_account_id: "acct-owner".to_owned(),
+        verified: true,
+        created_at: NOW,
+    };
+    let p2 = ProjectRecord {
+        id: "proj-2".to_owned(),
+        name: "Second".to_owned(),
+        verified: false,
+        created_at: NOW + 1,
+        ..p1.clone()
+    };
+    projects.add(&p1).await.expect("add p1");
+    projects.add(&p2).await.expect("add p2");
+    assert_eq!(projects.get("proj-1").await.expect("get"), Some(p1.clone()));
+    assert_eq!(projects.get("proj-x").await.expect("get missing"), None);
+    assert_eq!(projects.find_by_name("Second").await.expect("by name"), Some(p2.clone()));
+    assert_eq!(projects.find_by_name("Third").await.expect("by name missing"), None);
+    assert_eq!(projects.list().await.expect("list"), [p1.clone(), p2.clone()]);
+    assert!(matches!(projects.add(&p1).await, Err(StoreError::Conflict(_))));
+
+    let web = ClientRecord {
+        client_id: "client-web".to_owned(),
+        project_id: "proj-1".to_owned(),
+        kind: "web".to_owned(),
+        name: "Web app".to_owned(),
+        secret_digest: Some("digest-of-secret".to_owned()),
+        settings: r#"{"redirect_uris":["https://app.example/cb"]}"#.to_owned(),
+        created_at: NOW,
+    };
+    let device = ClientRecord {
+        client_id: "client-device".to_owned(),
+        kind: "device".to_owned(),
+        name: "TV".to_owned(),
+        secret_digest: None,
+        settings: "{}".to_owned(),
+        created_at: NOW + 1,
+        ..web.clone()
+    };
+    projects.add_client(&web).await.expect("add web");
+    projects.add_client(&device).await.expect("add device");
+    assert_eq!(projects.get_client("client-web").await.expect("get client"), Some(web.clone()));
+    assert_eq!(projects.get_client("client-x").await.expect("get missing"), None);
+    let mut listed = projects.list_clients("proj-1").await.expect("list clients");
+    listed.sort_by(|x, y| x.client_id.cmp(&y.client_id));
+    assert_eq!(listed, [device, web.clone()]);
+    assert!(projects.list_clients("proj-2").await.expect("list clients").is_empty());
+    assert!(matches!(projects.add_client(&web).await, Err(StoreError::Conflict(_))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grants
+
+pub async fn grant_upsert_creates_then_widens(store: Arc<dyn Store>) {
+    let grants = store.grants();
+    seed_account(store.as_ref(), "acct-1").await;
+
+    let first = grants
+        .upsert(&grant("grant-1", "acct-1", "client-a", "oauth2", "openid email"))
+        .await
+        .expect("create");
+    assert_eq!(first.id, "grant-1");
+    assert_eq!(first.scopes, "email openid", "scopes are stored sorted");
+
+    let widened = grants
+        .upsert(&grant("grant-2", "acct-1", "client-a", "oauth2", "profile email"))
+        .await
+        .expect("widen");
+    assert_eq!(widened.id, "grant-1", "the live grant is widened, not duplicated");
+    assert_eq!(widened.scopes, "email openid profile");
+    assert_eq!(widened.created_at, first.created_at);
+    assert_eq!(grants.get("grant-1").await.expect("get"), Some(widened.clone()));
+    assert_eq!(grants.get("grant-2").await.expect("get"), None);
+
+    let same = grants
+        .upsert(&grant("grant-3", "acct-1", "client-a", "oauth2", "email"))
+        .await
+        .expect("narrower");
+    assert_eq!(same, widened, "a subset changes nothing");
+
+    // Another protocol or another client is another grant.
+    let oauth1 = grants
+        .upsert(&grant("grant-4", "acct-1", "client-a", "oauth1", "contacts"))
+        .await
+        .expect("oauth1");
+    assert_eq!(oauth1.id, "grant-4");
+    let other_client = grants
+        .upsert(&grant("grant-5", "acct-1", "client-b", "oauth2", "email"))
+        .await
+        .expect("client b");
+    assert_eq!(other_client.id, "grant-5");
+    assert_eq!(grants.list_by_account("acct-1").await.expect("list").len(), 3);
+
+    // Once revoked, the next consent starts a fresh grant with only the scopes asked for.
+    assert!(grants.revoke("grant-1", NOW + 10).await.expect("revoke"));
+    let fresh = grants
+        .upsert(&grant("grant-6", "acct-1", "client-a", "oauth2", "openid"))
+        .await
+        .expect("fresh");
+    assert_eq!(fresh.id, "grant-6");
+    assert_eq!(fresh.scopes, "openid");
+    assert_eq!(fresh.revoked_at, None);
+    let revoked = grants.get("grant-1").await.expect("get").expect("kept");
+    assert_eq!(revoked.revoked_at, Some(NOW + 10));
+    assert_eq!(revoked.scopes, "email openid profile");
+}
+
+pub async fn grant_upsert_concurrent_keeps_one_live_grant(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let record = grant(
+                &format!("grant-{i}"),
+                "acct-1",
+                "client-a",
+                "oauth2",
+                &format!("scope-{i:02} shared"),
+            );
+            store.grants().upsert(&record).await
+        }));
+    }
+    let mut ids = BTreeSet::new();
+    for task in tasks {
+        ids.insert(task.await.expect("task").expect("upsert").id);
+    }
+    assert_eq!(ids.len(), 1, "every concurrent upsert returns the same live grant");
+    let listed = store.grants().list_by_account("acct-1").await.expect("list");
+    let live: Vec<_> = listed.iter().filter(|g| g.revoked_at.is_none()).collect();
+    assert_eq!(live.len(), 1, "one live grant");
+    let expected: Vec<String> = ["shared".to_owned()]
+        .into_iter()
+        .chain((0..16).map(|i| format!("scope-{i:02}")))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(live[0].scopes, expected.join(" "), "no widening is lost");
+}
+
+pub async fn grant_touch_get_and_list(store: Arc<dyn Store>) {
+    let grants = store.grants();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    let mut late = grant("grant-late", "acct-1", "client-a", "oauth2", "email");
+    late.created_at = NOW + 20;
+    let mut early = grant("grant-early", "acct-1", "client-b", "oauth2", "email");
+    early.created_at = NOW + 10;
+    grants.upsert(&late).await.expect("late");
+    grants.upsert(&early).await.expect("early");
+    grants
+        .upsert(&grant("grant-other", "acct-2", "client-a", "oauth2", "email"))
+        .await
+        .expect("other");
+
+    let ids: Vec<_> =
+        grants.list_by_account("acct-1").await.expect("list").into_iter().map(|g| g.id).collect();
+    assert_eq!(ids, ["grant-early", "grant-late"], "oldest first, other accounts excluded");
+    assert!(grants.list_by_account("acct-none").await.expect("list").is_empty());
+
+    grants.touch("grant-late", NOW + 30).await.expect("touch");
+    let touched = grants.get("grant-late").await.expect("get").expect("exists");
+    assert_eq!(touched.last_used_at, Some(NOW + 30));
+    assert_eq!(touched.scopes, "email");
+    assert!(matches!(grants.touch("grant-missing", NOW).await, Err(StoreError::NotFound)));
+    assert!(!grants.revoke("grant-missing", NOW).await.expect("revoke missing"));
+}
+
+pub async fn grant_revoke_kills_only_its_credentials(store: Arc<dyn Store>) {
+    let grants = store.grants();
+    seed_account(store.as_ref(), "acct-1").await;
+    grants
+        .upsert(&grant("grant-a", "acct-1", "client-a", "oauth2", "email"))
+        .await
+        .expect("grant a");
+    grants
+        .upsert(&grant("grant-b", "acct-1", "client-b", "oauth2", "email"))
+        .await
+        .expect("grant b");
+    let derived = [
+        ("a-access", "grant-a", CredentialKind::AccessToken),
+        ("a-refresh", "grant-a", CredentialKind::RefreshToken),
+        ("a-code", "grant-a", CredentialKind::AuthorizationCode),
+        ("b-access", "grant-b", CredentialKind::AccessToken),
+        ("b-refresh", "grant-b", CredentialKind::RefreshToken),
+    ];
+    for (digest, grant_id, kind) in derived {
+        let mut record = credential(digest, kind, NOW, 3600);
+        record.account_id = Some("acct-1".to_owned());
+        record.grant_id = Some(grant_id.to_owned());
+        record.client_id = Some("client".to_owned());
+        seed_credential(store.as_ref(), &record).await;
+    }
+
+    assert!(grants.revoke("grant-a", NOW + 5).await.expect("revoke"));
+    assert_eq!(
+        grants.get("grant-a").await.expect("get").expect("exists").revoked_at,
+        Some(NOW + 5)
+    );
+    for digest in ["a-access", "a-refresh", "a-code"] {
+        assert!(!is_live(store.as_ref(), digest, NOW + 6).await, "{digest} dies with its grant");
+    }
+    assert_eq!(
+        store
+            .credentials()
+            .consume("a-code", CredentialKind::AuthorizationCode, NOW + 6)
+            .await
+            .expect("consume"),
+        None
+    );
+    for digest in ["b-access", "b-refresh"] {
+        assert!(
+            is_live(store.as_ref(), digest, NOW + 6).await,
+            "{digest} belongs to another grant"
+        );
+    }
+    assert_eq!(grants.get("grant-b").await.expect("get").expect("exists").revoked_at, None);
+    assert!(
+        !grants.revoke("grant-a", NOW + 7).await.expect("revoke again"),
+        "a grant is revoked once"
+    );
+    assert_eq!(
+        grants.get("grant-a").await.expect("get").expect("exists").revoked_at,
+        Some(NOW + 5)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+
+pub async fn credential_insert_find_and_conflict(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    seed_account(store.as_ref(), "acct-1").await;
+    let mut record = credential("digest-1", CredentialKind::AppPassword, NOW, 100);
+    record.account_id = Some("acct-1".to_owned());
+    record.client_id = Some("client-a".to_owned());
+    record.scopes = "mail calendar".to_owned();
+    record.data = r#"{"label":"phone"}"#.to_owned();
+    record.last_used_at = Some(NOW);
+    credentials.insert(&record).await.expect("insert");
+
+    assert_eq!(credentials.find_live("digest-1", NOW).await.expect("find"), Some(record.clone()));
+    assert_eq!(
+        credentials.find_live("digest-1", NOW + 99).await.expect("find"),
+        Some(record.clone())
+    );
+    assert_eq!(
+        credentials.find_live("digest-1", NOW + 100).await.expect("find"),
+        None,
+        "expired at expires_at"
+    );
+    assert_eq!(credentials.find_live("digest-x", NOW).await.expect("find missing"), None);
+
+    let mut clash = credential("digest-1", CredentialKind::Nonce, NOW, 5);
+    clash.data = "different".to_owned();
+    match credentials.insert(&clash).await {
+        Err(StoreError::Conflict("credential")) => {}
+        other => panic!("expected Conflict(\"credential\"), got {other:?}"),
+    }
+    assert_eq!(
+        credentials.find_live("digest-1", NOW).await.expect("find"),
+        Some(record),
+        "the first one stays"
+    );
+
+    // Without an expiry a credential stays live until consumed or revoked.
+    credentials
+        .insert(&CredentialRecord::new(
+            "digest-forever".to_owned(),
+            CredentialKind::MasterToken,
+            NOW,
+        ))
+        .await
+        .expect("insert");
+    assert!(is_live(store.as_ref(), "digest-forever", NOW + 100_000_000).await);
+    assert_eq!(credentials.count().await.expect("count"), 2);
+}
+
+pub async fn credential_insert_once(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    let mut nonce = credential("nonce-1", CredentialKind::CsrfNonce, NOW, 60);
+    nonce.data = "first".to_owned();
+    assert!(credentials.insert_once(&nonce).await.expect("first"), "the first use inserts");
+    let mut replay = nonce.clone();
+    replay.data = "second".to_owned();
+    assert!(!credentials.insert_once(&replay).await.expect("replay"), "a replay inserts nothing");
+    assert_eq!(
+        credentials.find_live("nonce-1", NOW).await.expect("find").expect("live").data,
+        "first"
+    );
+    assert!(
+        credentials
+            .insert_once(&credential("nonce-2", CredentialKind::Nonce, NOW, 60))
+            .await
+            .expect("other")
+    );
+    assert_eq!(credentials.count().await.expect("count"), 2);
+
+    // Concurrent replays of one nonce: exactly one inserts.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .credentials()
+                .insert_once(&credential("nonce-race", CredentialKind::Nonce, NOW, 60))
+                .await
+        }));
+    }
+    let mut inserted = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("insert once") {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+}
+
+pub async fn credential_consume_exactly_once(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    seed_account(store.as_ref(), "acct-1").await;
+    let mut code = credential("code-1", CredentialKind::AuthorizationCode, NOW, 60);
+    code.account_id = Some("acct-1".to_owned());
+    code.scopes = "openid".to_owned();
+    seed_credential(store.as_ref(), &code).await;
+
+    let consumed = credentials
+        .consume("code-1", CredentialKind::AuthorizationCode, NOW + 10)
+        .await
+        .expect("consume");
+    let mut expected = code.clone();
+    expected.consumed_at = Some(NOW + 10);
+    assert_eq!(consumed, Some(expected));
+    assert_eq!(
+        credentials
+            .consume("code-1", CredentialKind::AuthorizationCode, NOW + 11)
+            .await
+            .expect("again"),
+        None
+    );
+    assert!(
+        !is_live(store.as_ref(), "code-1", NOW + 11).await,
+        "a consumed credential is not live"
+    );
+    assert_eq!(
+        credentials.count().await.expect("count"),
+        1,
+        "consuming keeps the row until the sweep"
+    );
+}
+
+pub async fn credential_consume_refuses_wrong_kind_expired_revoked(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    seed_credential(store.as_ref(), &credential("setup-1", CredentialKind::Setup, NOW, 60)).await;
+    assert_eq!(
+        credentials.consume("setup-1", CredentialKind::Captcha, NOW).await.expect("wrong kind"),
+        None
+    );
+    assert!(is_live(store.as_ref(), "setup-1", NOW).await, "a wrong-kind attempt consumes nothing");
+    assert!(
+        credentials
+            .consume("setup-1", CredentialKind::Setup, NOW)
+            .await
+            .expect("right kind")
+            .is_some()
+    );
+
+    seed_credential(store.as_ref(), &credential("captcha-1", CredentialKind::Captcha, NOW, 60))
+        .await;
+    assert_eq!(
+        credentials
+            .consume("captcha-1", CredentialKind::Captcha, NOW + 60)
+            .await
+            .expect("at expiry"),
+        None
+    );
+    assert_eq!(
+        credentials.consume("captcha-1", CredentialKind::Captcha, NOW + 61).await.expect("expired"),
+        None
+    );
+    assert!(
+        credentials
+            .consume("captcha-1", CredentialKind::Captcha, NOW + 59)
+            .await
+            .expect("in time")
+            .is_some()
+    );
+
+    seed_credential(store.as_ref(), &credential("device-1", CredentialKind::DeviceCode, NOW, 600))
+        .await;
+    assert!(credentials.revoke("device-1", NOW + 1).await.expect("revoke"));
+    assert_eq!(
+        credentials
+            .consume("device-1", CredentialKind::DeviceCode, NOW + 2)
+            .await
+            .expect("revoked"),
+        None
+    );
+
+    assert_eq!(
+        credentials.consume("missing", CredentialKind::DeviceCode, NOW).await.expect("missing"),
+        None
+    );
+}
+
+pub async fn credential_consume_race_50(store: Arc<dyn Store>) {
+    consume_race(&[store], 50).await;
+}
+
+pub async fn credential_touch_revoke_and_revoke_by(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_session(store.as_ref(), "sess-1", "acct-1", NOW).await;
+    seed_session(store.as_ref(), "sess-2", "acct-1", NOW).await;
+    store
+        .grants()
+        .upsert(&grant("grant-1", "acct-1", "client-a", "oauth2", "email"))
+        .await
+        .expect("grant");
+    store
+        .grants()
+        .upsert(&grant("grant-2", "acct-1", "client-b", "oauth2", "email"))
+        .await
+        .expect("grant");
+    for (digest, session_id, grant_id) in [
+        ("by-s1-a", Some("sess-1"), None),
+        ("by-s1-b", Some("sess-1"), None),
+        ("by-s2", Some("sess-2"), None),
+        ("by-g1-a", None, Some("grant-1")),
+        ("by-g1-b", None, Some("grant-1")),
+        ("by-g2", None, Some("grant-2")),
+        ("loose", None, None),
+    ] {
+        let mut record = credential(digest, CredentialKind::AccessToken, NOW, 3600);
+        record.account_id = Some("acct-1".to_owned());
+        record.session_id = session_id.map(str::to_owned);
+        record.grant_id = grant_id.map(str::to_owned);
+        seed_credential(store.as_ref(), &record).await;
+    }
+
+    credentials.touch("loose", NOW + 7).await.expect("touch");
+    assert_eq!(
+        credentials.find_live("loose", NOW + 7).await.expect("find").expect("live").last_used_at,
+        Some(NOW + 7)
+    );
+    assert!(matches!(credentials.touch("missing", NOW).await, Err(StoreError::NotFound)));
+
+    assert!(credentials.revoke("loose", NOW + 8).await.expect("revoke"));
+    assert!(!credentials.revoke("loose", NOW + 9).await.expect("revoke again"));
+    assert!(!credentials.revoke("missing", NOW).await.expect("revoke missing"));
+    assert!(!is_live(store.as_ref(), "loose", NOW + 8).await);
+
+    // Two tokens plus the session's cookie.
+    assert_eq!(credentials.revoke_by_session("sess-1", NOW + 10).await.expect("by session"), 3);
+    assert_eq!(
+        credentials.revoke_by_session("sess-1", NOW + 11).await.expect("by session again"),
+        0
+    );
+    assert!(!is_live(store.as_ref(), "by-s1-a", NOW + 10).await);
+    assert!(!is_live(store.as_ref(), "sess-1-cookie", NOW + 10).await);
+    assert!(is_live(store.as_ref(), "by-s2", NOW + 10).await);
+    assert!(is_live(store.as_ref(), "sess-2-cookie", NOW + 10).await);
+
+    assert_eq!(credentials.revoke_by_grant("grant-1", NOW + 12).await.expect("by grant"), 2);
+    assert_eq!(credentials.revoke_by_grant("grant-1", NOW + 13).await.expect("by grant again"), 0);
+    assert!(!is_live(store.as_ref(), "by-g1-a", NOW + 12).await);
+    assert!(!is_live(store.as_ref(), "by-g1-b", NOW + 12).await);
+    assert!(is_live(store.as_ref(), "by-g2", NOW + 12).await);
+    assert_eq!(credentials.count().await.expect("count"), 9, "revoking keeps the rows");
+}
+
+pub async fn credential_list_live_by_account_oldest_first(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    let app_password = |digest: &str, account: &str, created_at: Timestamp| {
+        let mut record =
+            CredentialRecord::new(digest.to_owned(), CredentialKind::AppPassword, created_at);
+        record.account_id = Some(account.to_owned());
+        record
+    };
+    seed_credential(store.as_ref(), &app_password("pw-30", "acct-1", NOW + 30)).await;
+    seed_credential(store.as_ref(), &app_password("pw-10", "acct-1", NOW + 10)).await;
+    seed_credential(store.as_ref(), &app_password("pw-20", "acct-1", NOW + 20)).await;
+    let mut expiring = app_password("pw-expired", "acct-1", NOW + 5);
+    expiring.expires_at = Some(NOW + 50);
+    seed_credential(store.as_ref(), &expiring).await;
+    seed_credential(store.as_ref(), &app_password("pw-revoked", "acct-1", NOW + 1)).await;
+    credentials.revoke("pw-revoked", NOW + 40).await.expect("revoke");
+    seed_credential(store.as_ref(), &app_password("pw-other-account", "acct-2", NOW)).await;
+    let mut other_kind = app_password("token-acct-1", "acct-1", NOW);
+    other_kind.kind = CredentialKind::AccessToken;
+    seed_credential(store.as_ref(), &other_kind).await;
+
+    let list = credentials
+        .list_live_by_account("acct-1", CredentialKind::AppPassword, NOW + 60)
+        .await
+        .expect("list");
+    let digests: Vec<_> = list.iter().map(|c| c.digest.as_str()).collect();
+    assert_eq!(digests, ["pw-10", "pw-20", "pw-30"]);
+    let before_expiry = credentials
+        .list_live_by_account("acct-1", CredentialKind::AppPassword, NOW + 49)
+        .await
+        .expect("list");
+    let digests: Vec<_> = before_expiry.iter().map(|c| c.digest.as_str()).collect();
+    assert_eq!(digests, ["pw-expired", "pw-10", "pw-20", "pw-30"]);
+    assert!(
+        credentials
+            .list_live_by_account("acct-2", CredentialKind::AccessToken, NOW)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+pub async fn credential_sweep_in_bounded_batches(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    let cutoff = NOW + 1000;
+    for i in 0..250 {
+        seed_credential(
+            store.as_ref(),
+            &credential(&format!("expired-{i:03}"), CredentialKind::Nonce, NOW, 10),
+        )
+        .await;
+    }
+    // Live rows, and dead rows that died after the cutoff, are kept.
+    seed_credential(
+        store.as_ref(),
+        &CredentialRecord::new("live-forever".to_owned(), CredentialKind::MasterToken, NOW),
+    )
+    .await;
+    seed_credential(
+        store.as_ref(),
+        &credential("live-long", CredentialKind::RefreshToken, NOW, 100_000),
+    )
+    .await;
+    seed_credential(
+        store.as_ref(),
+        &credential("expires-at-cutoff", CredentialKind::AccessToken, NOW, 1000),
+    )
+    .await;
+    seed_credential(
+        store.as_ref(),
+        &credential("revoked-late", CredentialKind::AccessToken, NOW, 100_000),
+    )
+    .await;
+    credentials.revoke("revoked-late", cutoff + 1).await.expect("revoke");
+    seed_credential(
+        store.as_ref(),
+        &credential("consumed-late", CredentialKind::AuthorizationCode, NOW, 100_000),
+    )
+    .await;
+    credentials
+        .consume("consumed-late", CredentialKind::AuthorizationCode, cutoff)
+        .await
+        .expect("consume");
+    assert_eq!(credentials.count().await.expect("count"), 255);
+
+    assert_eq!(credentials.sweep(cutoff, 100).await.expect("sweep 1"), 100);
+    assert_eq!(credentials.sweep(cutoff, 100).await.expect("sweep 2"), 100);
+    assert_eq!(credentials.sweep(cutoff, 100).await.expect("sweep 3"), 50);
+    assert_eq!(credentials.sweep(cutoff, 100).await.expect("sweep 4"), 0);
+    assert_eq!(credentials.count().await.expect("count"), 5);
+    assert!(is_live(store.as_ref(), "live-forever", cutoff).await);
+    assert!(is_live(store.as_ref(), "live-long", cutoff).await);
+
+    // Rows revoked or consumed before the cutoff go too, whatever their expiry.
+    seed_credential(
+        store.as_ref(),
+        &credential("revoked-early", CredentialKind::AccessToken, NOW, 100_000),
+    )
+    .await;
+    credentials.revoke("revoked-early", NOW + 1).await.expect("revoke");
+    seed_credential(
+        store.as_ref(),
+        &credential("consumed-early", CredentialKind::AuthorizationCode, NOW, 100_000),
+    )
+    .await;
+    credentials
+        .consume("consumed-early", CredentialKind::AuthorizationCode, NOW + 1)
+        .await
+        .expect("consume");
+    assert_eq!(credentials.sweep(cutoff, 1).await.expect("sweep bounded"), 1);
+    assert_eq!(credentials.sweep(cutoff, 100).await.expect("sweep rest"), 1);
+    assert_eq!(credentials.sweep(cutoff, 100).await.expect("sweep empty"), 0);
+    assert_eq!(credentials.count().await.expect("count"), 5);
+    for digest in
+        ["live-forever", "live-long", "expires-at-cutoff", "revoked-late", "consumed-late"]
+    {
+        let probe = credential(digest, CredentialKind::Nonce, NOW, 1);
+        assert!(!credentials.insert_once(&probe).await.expect("probe"), "{digest} is kept");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+pub async fn session_create_and_find_by_cookie(store: Arc<dyn Store>) {
+    let sessions = store.sessions();
+    seed_account(store.as_ref(), "acct-1").await;
+    let mut record = session("sess-1", "acct-1", NOW);
+    record.persistent = true;
+    record.second_factor = true;
+    let mut cookie_record = cookie("cookie-1", NOW);
+    cookie_record.expires_at = Some(NOW + 1800);
+    sessions.create(&record, &cookie_record).await.expect("create");
+
+    assert_eq!(sessions.get("sess-1").await.expect("get"), Some(record.clone()));
+    assert_eq!(
+        sessions.find_by_cookie("cookie-1", NOW + 1).await.expect("find"),
+        Some(record.clone())
+    );
+    let stored_cookie =
+        store.credentials().find_live("cookie-1", NOW).await.expect("find").expect("live");
+    assert_eq!(
+        stored_cookie.session_id.as_deref(),
+        Some("sess-1"),
+        "the cookie belongs to its session"
+    );
+    assert_eq!(stored_cookie.kind, CredentialKind::Session);
+
+    assert_eq!(
+        sessions.find_by_cookie("cookie-1", NOW + 1800).await.expect("cookie expired"),
+        None
+    );
+    assert_eq!(sessions.find_by_cookie("cookie-x", NOW).await.expect("unknown"), None);
+
+    // A cookie outliving its session does not find it.
+    let mut short = session("sess-short", "acct-1", NOW);
+    short.expires_at = NOW + 10;
+    sessions.create(&short, &cookie("cookie-short", NOW)).await.expect("create short");
+    assert!(sessions.find_by_cookie("cookie-short", NOW + 9).await.expect("find").is_some());
+    assert_eq!(
+        sessions.find_by_cookie("cookie-short", NOW + 10).await.expect("session expired"),
+        None
+    );
+
+    // A credential of another kind tied to the session is not a cookie.
+    let mut pending = credential("pending-1", CredentialKind::PendingSignIn, NOW, 300);
+    pending.session_id = Some("sess-1".to_owned());
+    seed_credential(store.as_ref(), &pending).await;
+    assert_eq!(sessions.find_by_cookie("pending-1", NOW).await.expect("wrong kind"), None);
+
+    // A consumed or revoked cookie finds nothing.
+    store.credentials().revoke("cookie-1", NOW + 2).await.expect("revoke cookie");
+    assert_eq!(sessions.find_by_cookie("cookie-1", NOW + 3).await.expect("revoked cookie"), None);
+
+    // The session and its cookie are created together or not at all.
+    let dup = session("sess-1", "acct-1", NOW);
+    assert!(matches!(
+        sessions.create(&dup, &cookie("cookie-dup", NOW)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.credentials().find_live("cookie-dup", NOW).await.expect("find"),
+        None,
+        "no cookie without a session"
+    );
+    let fresh = session("sess-new", "acct-1", NOW);
+    assert!(matches!(
+        sessions.create(&fresh, &cookie("cookie-short", NOW)).await,
+        Err(StoreError::Conflict("credential"))
+    ));
+    assert_eq!(sessions.get("sess-new").await.expect("get"), None, "no session without its cookie");
+}
+
+pub async fn session_rotate_cookie(store: Arc<dyn Store>) {
+    let sessions = store.sessions();
+    seed_account(store.as_ref(), "acct-1").await;
+    let record = seed_session(store.as_ref(), "sess-1", "acct-1", NOW).await;
+
+    assert!(
+        sessions
+            .rotate_cookie("sess-1-cookie", &cookie("cookie-2", NOW + 5), NOW + 5)
+            .await
+            .expect("rotate")
+    );
+    assert_eq!(
+        sessions.find_by_cookie("sess-1-cookie", NOW + 6).await.expect("old"),
+        None,
+        "the old cookie is dead"
+    );
+    assert_eq!(
+        sessions.find_by_cookie("cookie-2", NOW + 6).await.expect("new"),
+        Some(record.clone())
+    );
+    let new_cookie =
+        store.credentials().find_live("cookie-2", NOW + 6).await.expect("find").expect("live");
+    assert_eq!(new_cookie.session_id.as_deref(), Some("sess-1"));
+
+    assert!(
+        !sessions
+            .rotate_cookie("sess-1-cookie", &cookie("cookie-3", NOW + 7), NOW + 7)
+            .await
+            .expect("stale")
+    );
+    assert_eq!(
+        store.credentials().find_live("cookie-3", NOW + 7).await.expect("find"),
+        None,
+        "nothing inserted"
+    );
+    assert!(
+        !sessions
+            .rotate_cookie("cookie-missing", &cookie("cookie-4", NOW + 7), NOW + 7)
+            .await
+            .expect("missing")
+    );
+    assert_eq!(store.credentials().find_live("cookie-4", NOW + 7).await.expect("find"), None);
+
+    // An expired cookie cannot be rotated either (cookie-2 expires an hour after NOW + 5).
+    assert!(
+        !sessions
+            .rotate_cookie("cookie-2", &cookie("cookie-5", NOW + 3605), NOW + 3605)
+            .await
+            .expect("expired")
+    );
+    assert_eq!(store.credentials().find_live("cookie-5", NOW + 3605).await.expect("find"), None);
+
+    // Revoking the session reaches the rotated cookie.
+    assert!(sessions.revoke("sess-1", NOW + 8).await.expect("revoke"));
+    assert!(!is_live(store.as_ref(), "cookie-2", NOW + 8).await);
+}
+
+pub async fn session_rotate_cookie_race(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_session(store.as_ref(), "sess-1", "acct-1", NOW).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let new_cookie = cookie(&format!("rotated-{i}"), NOW + 1);
+            store.sessions().rotate_cookie("sess-1-cookie", &new_cookie, NOW + 1).await
+        }));
+    }
+    let mut rotated = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("rotate") {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1, "one rotation wins");
+    let live = store
+        .credentials()
+        .list_live_by_account("acct-1", CredentialKind::Session, NOW + 2)
+        .await
+        .expect("list");
+    assert_eq!(live.len(), 1, "exactly one live cookie remains");
+    assert!(live[0].digest.starts_with("rotated-"));
+}
+
+pub async fn session_touch_second_factor_and_get(store: Arc<dyn Store>) {
+    let sessions = store.sessions();
+    seed_account(store.as_ref(), "acct-1").await;
+    let record = seed_session(store.as_ref(), "sess-1", "acct-1", NOW).await;
+    assert!(!record.second_factor);
+
+    sessions.touch("sess-1", NOW + 30).await.expect("touch");
+    let touched = sessions.get("sess-1").await.expect("get").expect("exists");
+    assert_eq!(touched.last_seen_at, NOW + 30);
+    assert_eq!(touched.auth_time, NOW);
+
+    sessions.set_second_factor("sess-1", NOW + 40).await.expect("second factor");
+    let stepped_up = sessions.get("sess-1").await.expect("get").expect("exists");
+    assert!(stepped_up.second_factor);
+    assert_eq!(stepped_up.auth_time, NOW + 40, "checking the code is an authentication");
+    assert_eq!(stepped_up.last_seen_at, NOW + 30);
+
+    assert_eq!(sessions.get("sess-missing").await.expect("get"), None);
+    assert!(matches!(sessions.touch("sess-missing", NOW).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        sessions.set_second_factor("sess-missing", NOW).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn session_revoke_kills_its_credentials(store: Arc<dyn Store>) {
+    let sessions = store.sessions();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_session(store.as_ref(), "sess-1", "acct-1", NOW).await;
+    seed_session(store.as_ref(), "sess-2", "acct-1", NOW).await;
+    for (digest, session_id) in [("s1-token", "sess-1"), ("s2-token", "sess-2")] {
+        let mut record = credential(digest, CredentialKind::ClientLoginSid, NOW, 3600);
+        record.session_id = Some(session_id.to_owned());
+        seed_credential(store.as_ref(), &record).await;
+    }
+
+    assert!(sessions.revoke("sess-1", NOW + 5).await.expect("revoke"));
+    assert_eq!(
+        sessions.get("sess-1").await.expect("get").expect("exists").revoked_at,
+        Some(NOW + 5)
+    );
+    assert_eq!(sessions.find_by_cookie("sess-1-cookie", NOW + 6).await.expect("find"), None);
+    assert!(!is_live(store.as_ref(), "sess-1-cookie", NOW + 6).await);
+    assert!(!is_live(store.as_ref(), "s1-token", NOW + 6).await);
+    assert!(sessions.find_by_cookie("sess-2-cookie", NOW + 6).await.expect("find").is_some());
+    assert!(is_live(store.as_ref(), "s2-token", NOW + 6).await);
+
+    assert!(!sessions.revoke("sess-1", NOW + 7).await.expect("again"), "a session is revoked once");
+    assert_eq!(
+        sessions.get("sess-1").await.expect("get").expect("exists").revoked_at,
+        Some(NOW + 5)
+    );
+    assert!(!sessions.revoke("sess-missing", NOW).await.expect("missing"));
+}
+
+pub async fn session_revoke_all_for_account(store: Arc<dyn Store>) {
+    let sessions = store.sessions();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    for id in ["a1", "a2", "a3"] {
+        seed_session(store.as_ref(), id, "acct-1", NOW).await;
+    }
+    seed_session(store.as_ref(), "b1", "acct-2", NOW).await;
+    assert!(sessions.revoke("a3", NOW + 1).await.expect("revoke one"));
+    let mut extra = credential("a1-extra", CredentialKind::Ubertoken, NOW, 3600);
+    extra.session_id = Some("a1".to_owned());
+    seed_credential(store.as_ref(), &extra).await;
+
+    assert_eq!(sessions.revoke_all_for_account("acct-1", NOW + 2).await.expect("revoke all"), 2);
+    for digest in ["a1-cookie", "a2-cookie", "a3-cookie", "a1-extra"] {
+        assert!(!is_live(store.as_ref(), digest, NOW + 3).await, "{digest} is dead");
+    }
+    assert_eq!(
+        sessions.get("a3").await.expect("get").expect("exists").revoked_at,
+        Some(NOW + 1),
+        "kept its first revocation"
+    );
+    assert!(sessions.list_live_by_account("acct-1", NOW + 3).await.expect("list").is_empty());
+    assert!(
+        sessions.find_by_cookie("b1-cookie", NOW + 3).await.expect("find").is_some(),
+        "other accounts keep theirs"
+    );
+    assert_eq!(sessions.count_live(NOW + 3).await.expect("count"), 1);
+    assert_eq!(sessions.revoke_all_for_account("acct-1", NOW + 4).await.expect("again"), 0);
+}
+
+pub async fn session_list_live_and_count_live(store: Arc<dyn Store>) {
+    let sessions = store.sessions();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    seed_session(store.as_ref(), "s-30", "acct-1", NOW + 30).await;
+    seed_session(store.as_ref(), "s-10", "acct-1", NOW + 10).await;
+    seed_session(store.as_ref(), "s-20", "acct-1", NOW + 20).await;
+    let mut short = session("s-short", "acct-1", NOW);
+    short.expires_at = NOW + 100;
+    sessions.create(&short, &cookie("s-short-cookie", NOW)).await.expect("create");
+    seed_session(store.as_ref(), "s-revoked", "acct-1", NOW + 5).await;
+    sessions.revoke("s-revoked", NOW + 40).await.expect("revoke");
+    seed_session(store.as_ref(), "s-other", "acct-2", NOW).await;
+
+    let ids = |list: Vec<SessionRecord>| list.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(sessions.list_live_by_account("acct-1", NOW + 50).await.expect("list")),
+        ["s-short", "s-10", "s-20", "s-30"]
+    );
+    assert_eq!(
+        ids(sessions.list_live_by_account("acct-1", NOW + 100).await.expect("list")),
+        ["s-10", "s-20", "s-30"]
+    );
+    assert!(sessions.list_live_by_account("acct-none", NOW).await.expect("list").is_empty());
+    assert_eq!(sessions.count_live(NOW + 50).await.expect("count"), 5);
+    assert_eq!(sessions.count_live(NOW + 100).await.expect("count"), 4);
+    // Every seeded session lasts an hour from its creation.
+    assert_eq!(sessions.count_live(NOW + 3625).await.expect("count"), 1);
+    assert_eq!(sessions.count_live(NOW + 4000).await.expect("count"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys, audit and counters
+
+pub async fn keys_insert_list_and_state_changes(store: Arc<dyn Store>) {
+    let keys = store.keys();
+    assert!(keys.list().await.expect("list").is_empty());
+    let key = |kid: &str, state: KeyState, created_at: Timestamp| KeyRecord {
+        kid: kid.to_owned(),
+        alg: "ES256".to_owned(),
+        state,
+        private_enc: format!("enc:{kid}"),
+        public_der: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE".to_owned(),
+        created_at,
+        activated_at: None,
+        retired_at: None,
+    };
+    let k2 = key("kid-2", KeyState::Next, NOW + 10);
+    let mut k1 = key("kid-1", KeyState::Active, NOW);
+    k1.activated_at = Some(NOW);
+    keys.insert(&k2).await.expect("insert k2");
+    keys.insert(&k1).await.expect("insert k1");
+    assert_eq!(keys.list().await.expect("list"), [k1.clone(), k2.clone()], "oldest first");
+    assert!(matches!(keys.insert(&k1).await, Err(StoreError::Conflict(_))));
+
+    keys.set_state("kid-2", KeyState::Active, NOW + 20).await.expect("activate");
+    keys.set_state("kid-1", KeyState::Retired, NOW + 20).await.expect("retire");
+    let find =
+        |list: Vec<KeyRecord>, kid: &str| list.into_iter().find(|k| k.kid == kid).expect("listed");
+    let k2_now = find(keys.list().await.expect("list"), "kid-2");
+    assert_eq!(k2_now.state, KeyState::Active);
+    assert_eq!(k2_now.activated_at, Some(NOW + 20));
+    assert_eq!(k2_now.retired_at, None);
+    let k1_now = find(keys.list().await.expect("list"), "kid-1");
+    assert_eq!(k1_now.state, KeyState::Retired);
+    assert_eq!(k1_now.activated_at, Some(NOW));
+    assert_eq!(k1_now.retired_at, Some(NOW + 20));
+
+    keys.set_state("kid-1", KeyState::Revoked, NOW + 30).await.expect("revoke");
+    let k1_now = find(keys.list().await.expect("list"), "kid-1");
+    assert_eq!(k1_now.state, KeyState::Revoked);
+    assert_eq!(k1_now.private_enc, "enc:kid-1");
+    assert!(matches!(
+        keys.set_state("kid-missing", KeyState::Active, NOW).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn audit_filters_newest_first(store: Arc<dyn Store>) {
+    let audit = store.audit();
+    let event = |id: &str, at: Timestamp, account: Option<&str>| AuditRecord {
+        id: id.to_owned(),
+        at,
+        event: "signin.success".to_owned(),
+        account_id: account.map(str::to_owned),
+        actor: "self".to_owned(),
+        ip: "198.51.100.7".to_owned(),
+        detail: r#"{"method":"password"}"#.to_owned(),
+    };
+    let events = [
+        event("ev-a10", NOW + 10, Some("acct-a")),
+        event("ev-b15", NOW + 15, Some("acct-b")),
+        event("ev-a20", NOW + 20, Some("acct-a")),
+        event("ev-x22", NOW + 22, None),
+        event("ev-b25", NOW + 25, Some("acct-b")),
+        event("ev-a30", NOW + 30, Some("acct-a")),
+    ];
+    for e in &events {
+        audit.append(e).await.expect("append");
+    }
+    assert!(matches!(audit.append(&events[0]).await, Err(StoreError::Conflict(_))));
+
+    let ids = |list: Vec<AuditRecord>| list.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let list = |account: Option<&str>, since: Option<Timestamp>, limit: u32| AuditFilter {
+        account_id: account.map(str::to_owned),
+        since,
+        limit,
+    };
+    assert_eq!(
+        ids(audit.list(&list(None, None, 100)).await.expect("all")),
+        ["ev-a30", "ev-b25", "ev-x22", "ev-a20", "ev-b15", "ev-a10"]
+    );
+    assert_eq!(
+        ids(audit.list(&list(Some("acct-a"), None, 100)).await.expect("by account")),
+        ["ev-a30", "ev-a20", "ev-a10"]
+    );
+    assert_eq!(
+        ids(audit.list(&list(None, Some(NOW + 20), 100)).await.expect("since")),
+        ["ev-a30", "ev-b25", "ev-x22", "ev-a20"]
+    );
+    assert_eq!(
+        ids(audit.list(&list(Some("acct-a"), Some(NOW + 20), 100)).await.expect("both")),
+        ["ev-a30", "ev-a20"]
+    );
+    assert_eq!(ids(audit.list(&list(None, None, 2)).await.expect("limit")), ["ev-a30", "ev-b25"]);
+    assert_eq!(
+        ids(audit.list(&list(Some("acct-b"), Some(NOW), 1)).await.expect("all three")),
+        ["ev-b25"]
+    );
+    assert!(audit.list(&list(Some("acct-none"), None, 10)).await.expect("none").is_empty());
+    assert!(audit.list(&list(None, Some(NOW + 31), 10)).await.expect("future").is_empty());
+    let first = audit.list(&list(Some("acct-a"), None, 1)).await.expect("record").remove(0);
+    assert_eq!(first, events[5], "every field round-trips");
+}
+
+pub async fn counters_fixed_windows(store: Arc<dyn Store>) {
+    let counters = store.counters();
+    assert_eq!(counters.peek("signin:ip", NOW).await.expect("peek unknown"), 0);
+    assert_eq!(counters.hit("signin:ip", 60, NOW).await.expect("hit"), 1);
+    assert_eq!(counters.hit("signin:ip", 60, NOW + 10).await.expect("hit"), 2);
+    assert_eq!(counters.hit("signin:ip", 60, NOW + 59).await.expect("hit"), 3);
+    assert_eq!(counters.peek("signin:ip", NOW + 59).await.expect("peek"), 3);
+    assert_eq!(counters.peek("signin:ip", NOW + 60).await.expect("peek after window"), 0);
+    assert_eq!(
+        counters.hit("signin:ip", 60, NOW + 60).await.expect("new window"),
+        1,
+        "a new window starts at 1"
+    );
+    assert_eq!(counters.hit("signin:ip", 60, NOW + 61).await.expect("hit"), 2);
+    assert_eq!(counters.peek("signin:ip", NOW + 119).await.expect("peek"), 2);
+    assert_eq!(counters.peek("signin:ip", NOW + 120).await.expect("peek"), 0);
+
+    assert_eq!(
+        counters.hit("signin:account", 300, NOW).await.expect("other key"),
+        1,
+        "keys are independent"
+    );
+    assert_eq!(counters.peek("signin:ip", NOW + 61).await.expect("peek"), 2);
+
+    counters.clear("signin:ip").await.expect("clear");
+    assert_eq!(counters.peek("signin:ip", NOW + 61).await.expect("peek cleared"), 0);
+    assert_eq!(counters.hit("signin:ip", 60, NOW + 62).await.expect("hit after clear"), 1);
+    assert_eq!(counters.peek("signin:account", NOW + 1).await.expect("peek"), 1);
+    counters.clear("never-hit").await.expect("clear unknown");
+}
+
+pub async fn counters_concurrent_hits(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move { store.counters().hit("burst", 60, NOW).await }));
+    }
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        seen.insert(task.await.expect("task").expect("hit"));
+    }
+    assert_eq!(seen, (1..=30).collect::<BTreeSet<u32>>(), "every hit sees its own count");
+    assert_eq!(store.counters().peek("burst", NOW).await.expect("peek"), 30);
+}
