@@ -1,0 +1,220 @@
+//! Credentials: one table for every kind, consumed and revoked by single conditional statements.
+
+use async_trait::async_trait;
+use sqlx::Any;
+use sqlx::any::AnyRow;
+use tessera_store::{
+    CredentialKind, CredentialRecord, CredentialStore, Result, StoreError, Timestamp,
+};
+
+use crate::error::{backend, insert};
+use crate::{AnyQuery, SqlStore, count_u64, get};
+
+macro_rules! credential_columns {
+    () => {
+        "digest, kind, account_id, grant_id, session_id, client_id, scopes, data, created_at, \
+         expires_at, consumed_at, revoked_at, last_used_at"
+    };
+}
+
+macro_rules! insert_credential_sql {
+    () => {
+        concat!(
+            "INSERT INTO credentials (",
+            credential_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )
+    };
+}
+
+/// The condition a credential row meets while it is live at `$now`; the statement binds `$now`
+/// under the number given to the macro.
+macro_rules! live_at {
+    ($now:literal) => {
+        concat!(
+            "revoked_at IS NULL AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > ",
+            $now,
+            ")"
+        )
+    };
+}
+
+/// Binds every column of `credential` in the order of `credential_columns!`.
+fn bind_credential(query: AnyQuery, credential: &CredentialRecord) -> AnyQuery {
+    query
+        .bind(credential.digest.clone())
+        .bind(credential.kind.as_str())
+        .bind(credential.account_id.clone())
+        .bind(credential.grant_id.clone())
+        .bind(credential.session_id.clone())
+        .bind(credential.client_id.clone())
+        .bind(credential.scopes.clone())
+        .bind(credential.data.clone())
+        .bind(credential.created_at)
+        .bind(credential.expires_at)
+        .bind(credential.consumed_at)
+        .bind(credential.revoked_at)
+        .bind(credential.last_used_at)
+}
+
+/// Inserts a credential through any executor (a pool or an open transaction).
+pub(crate) async fn insert_credential<'c, E>(
+    executor: E,
+    credential: &CredentialRecord,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    bind_credential(sqlx::query(insert_credential_sql!()), credential).execute(executor).await?;
+    Ok(())
+}
+
+fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
+    let kind: String = get(row, "kind")?;
+    Ok(CredentialRecord {
+        digest: get(row, "digest")?,
+        kind: CredentialKind::parse(&kind)
+            .ok_or_else(|| StoreError::Backend("unknown credential kind in row".to_owned()))?,
+        account_id: get(row, "account_id")?,
+        grant_id: get(row, "grant_id")?,
+        session_id: get(row, "session_id")?,
+        client_id: get(row, "client_id")?,
+        scopes: get(row, "scopes")?,
+        data: get(row, "data")?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        consumed_at: get(row, "consumed_at")?,
+        revoked_at: get(row, "revoked_at")?,
+        last_used_at: get(row, "last_used_at")?,
+    })
+}
+
+#[async_trait]
+impl CredentialStore for SqlStore {
+    async fn insert(&self, credential: &CredentialRecord) -> Result<()> {
+        insert_credential(&self.write, credential).await.map_err(insert("insert credential"))
+    }
+
+    async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool> {
+        let query =
+            sqlx::query(concat!(insert_credential_sql!(), " ON CONFLICT (digest) DO NOTHING"));
+        let done = bind_credential(query, credential)
+            .execute(&self.write)
+            .await
+            .map_err(insert("insert credential once"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn find_live(&self, digest: &str, now: Timestamp) -> Result<Option<CredentialRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE digest = $1 AND ",
+            live_at!("$2")
+        ))
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(backend("find live credential"))?;
+        row.as_ref().map(credential_from_row).transpose()
+    }
+
+    async fn consume(
+        &self,
+        digest: &str,
+        kind: CredentialKind,
+        now: Timestamp,
+    ) -> Result<Option<CredentialRecord>> {
+        // One conditional statement: whichever connection runs it first wins, every other sees a
+        // row that is no longer live and changes nothing.
+        let rows = sqlx::query(concat!(
+            "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 AND ",
+            live_at!("$3"),
+            " RETURNING ",
+            credential_columns!()
+        ))
+        .bind(digest)
+        .bind(kind.as_str())
+        .bind(now)
+        .fetch_all(&self.write)
+        .await
+        .map_err(backend("consume credential"))?;
+        rows.first().map(credential_from_row).transpose()
+    }
+
+    async fn touch(&self, digest: &str, now: Timestamp) -> Result<()> {
+        let query = sqlx::query("UPDATE credentials SET last_used_at = $2 WHERE digest = $1")
+            .bind(digest)
+            .bind(now);
+        self.update_one("touch credential", query).await
+    }
+
+    async fn revoke(&self, digest: &str, now: Timestamp) -> Result<bool> {
+        let query = sqlx::query(
+            "UPDATE credentials SET revoked_at = $2 WHERE digest = $1 AND revoked_at IS NULL",
+        )
+        .bind(digest)
+        .bind(now);
+        Ok(self.write_rows("revoke credential", query).await? == 1)
+    }
+
+    async fn revoke_by_grant(&self, grant_id: &str, now: Timestamp) -> Result<u64> {
+        let query = sqlx::query(
+            "UPDATE credentials SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(grant_id)
+        .bind(now);
+        self.write_rows("revoke credentials by grant", query).await
+    }
+
+    async fn revoke_by_session(&self, session_id: &str, now: Timestamp) -> Result<u64> {
+        let query = sqlx::query(
+            "UPDATE credentials SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(session_id)
+        .bind(now);
+        self.write_rows("revoke credentials by session", query).await
+    }
+
+    async fn list_live_by_account(
+        &self,
+        account_id: &str,
+        kind: CredentialKind,
+        now: Timestamp,
+    ) -> Result<Vec<CredentialRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE account_id = $1 AND kind = $2 AND ",
+            live_at!("$3"),
+            " ORDER BY created_at, digest"
+        ))
+        .bind(account_id)
+        .bind(kind.as_str())
+        .bind(now)
+        .fetch_all(&self.read)
+        .await
+        .map_err(backend("list live credentials"))?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
+        let query = sqlx::query(
+            "DELETE FROM credentials WHERE digest IN (\
+             SELECT digest FROM credentials \
+             WHERE expires_at < $1 OR revoked_at < $1 OR consumed_at < $1 LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(i64::from(batch));
+        self.write_rows("sweep credentials", query).await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM credentials")
+            .fetch_one(&self.read)
+            .await
+            .map_err(backend("count credentials"))?;
+        Ok(count_u64(get(&row, "n")?))
+    }
+}

@@ -1,0 +1,197 @@
+//! Grants: race-safe upserts that widen scopes, and revocation that reaches every derived credential.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use tessera_store::{GrantRecord, GrantStore, Result, StoreError, Timestamp};
+
+use crate::error::{backend, insert};
+use crate::{SqlStore, get};
+
+macro_rules! grant_columns {
+    () => {
+        "id, account_id, client_id, protocol, scopes, created_at, last_used_at, revoked_at"
+    };
+}
+
+/// How many times an upsert starts over after losing a race to a concurrent writer.
+const UPSERT_ATTEMPTS: usize = 8;
+
+/// The sorted, de-duplicated, space-separated union of scope lists.
+fn scope_union<'a>(lists: impl IntoIterator<Item = &'a str>) -> String {
+    let scopes: BTreeSet<&str> = lists.into_iter().flat_map(str::split_whitespace).collect();
+    scopes.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+fn grant_from_row(row: &AnyRow) -> Result<GrantRecord> {
+    Ok(GrantRecord {
+        id: get(row, "id")?,
+        account_id: get(row, "account_id")?,
+        client_id: get(row, "client_id")?,
+        protocol: get(row, "protocol")?,
+        scopes: get(row, "scopes")?,
+        created_at: get(row, "created_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+/// What one upsert attempt achieved.
+enum Attempt {
+    Done(GrantRecord),
+    /// A concurrent writer revoked the live grant between two statements.
+    Raced,
+}
+
+impl SqlStore {
+    /// One upsert attempt in one transaction. The insert relies on the partial unique index
+    /// `grants_live_key`: when a live grant exists it inserts nothing, and the live grant is then
+    /// locked, read and widened.
+    async fn upsert_grant_once(&self, grant: &GrantRecord) -> Result<Attempt> {
+        const OP: &str = "upsert grant";
+        let mut tx = self.begin(OP).await?;
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO grants (",
+            grant_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (account_id, client_id, protocol) WHERE revoked_at IS NULL DO NOTHING \
+             RETURNING ",
+            grant_columns!()
+        ))
+        .bind(grant.id.as_str())
+        .bind(grant.account_id.as_str())
+        .bind(grant.client_id.as_str())
+        .bind(grant.protocol.as_str())
+        .bind(scope_union([grant.scopes.as_str()]))
+        .bind(grant.created_at)
+        .bind(grant.last_used_at)
+        .bind(grant.revoked_at)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(insert(OP))?;
+        if let Some(row) = inserted.first() {
+            let stored = grant_from_row(row)?;
+            tx.commit().await.map_err(backend(OP))?;
+            return Ok(Attempt::Done(stored));
+        }
+
+        // Lock the live grant (a no-op update takes the row lock on PostgreSQL; the SQLite
+        // transaction already holds the database write lock) and read it as it now stands, so
+        // that no concurrent widening is lost.
+        let live = sqlx::query(concat!(
+            "UPDATE grants SET scopes = scopes \
+             WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL \
+             RETURNING ",
+            grant_columns!()
+        ))
+        .bind(grant.account_id.as_str())
+        .bind(grant.client_id.as_str())
+        .bind(grant.protocol.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend(OP))?;
+        let Some(live) = live.first().map(grant_from_row).transpose()? else {
+            // The live grant was revoked between the two statements: start over.
+            tx.rollback().await.map_err(backend(OP))?;
+            return Ok(Attempt::Raced);
+        };
+
+        let scopes = scope_union([live.scopes.as_str(), grant.scopes.as_str()]);
+        if scopes == live.scopes {
+            tx.commit().await.map_err(backend(OP))?;
+            return Ok(Attempt::Done(live));
+        }
+        let updated = sqlx::query(concat!(
+            "UPDATE grants SET scopes = $2 WHERE id = $1 RETURNING ",
+            grant_columns!()
+        ))
+        .bind(live.id.as_str())
+        .bind(scopes)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend(OP))?;
+        let stored = updated
+            .first()
+            .map(grant_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::Backend(format!("{OP}: the locked grant vanished")))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(Attempt::Done(stored))
+    }
+}
+
+#[async_trait]
+impl GrantStore for SqlStore {
+    async fn upsert(&self, grant: &GrantRecord) -> Result<GrantRecord> {
+        for _ in 0..UPSERT_ATTEMPTS {
+            if let Attempt::Done(stored) = self.upsert_grant_once(grant).await? {
+                return Ok(stored);
+            }
+        }
+        Err(StoreError::Backend(
+            "upsert grant: gave up after repeated concurrent changes".to_owned(),
+        ))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<GrantRecord>> {
+        let row = sqlx::query(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("get grant"))?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    async fn list_by_account(&self, account_id: &str) -> Result<Vec<GrantRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE account_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(backend("list grants"))?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    async fn touch(&self, id: &str, now: Timestamp) -> Result<()> {
+        let query =
+            sqlx::query("UPDATE grants SET last_used_at = $2 WHERE id = $1").bind(id).bind(now);
+        self.update_one("touch grant", query).await
+    }
+
+    async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool> {
+        const OP: &str = "revoke grant";
+        let mut tx = self.begin(OP).await?;
+        let done =
+            sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend(OP))?;
+        sqlx::query(
+            "UPDATE credentials SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scope_union;
+
+    #[test]
+    fn scope_union_sorts_and_deduplicates() {
+        assert_eq!(scope_union(["b a", "c  a"]), "a b c");
+        assert_eq!(scope_union(["", " "]), "");
+    }
+}

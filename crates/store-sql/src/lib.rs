@@ -1,0 +1,275 @@
+//! The SQL implementation of the tessera store, for SQLite and PostgreSQL through `sqlx::Any`.
+//!
+//! One [`SqlStore`] implements [`tessera_store::Store`] and every aggregate trait. Statements are
+//! plain runtime queries with `$N` placeholders, which both backends accept, over a portable schema:
+//! TEXT ids and JSON, BIGINT unix seconds and BIGINT 0/1 for booleans.
+//!
+//! SQLite allows one writer at a time, so a SQLite store keeps two pools on the same file: a
+//! single-connection writer pool for every statement that writes (and every transaction, opened
+//! with `BEGIN IMMEDIATE`), and a read-only reader pool for the rest. On PostgreSQL one pool serves
+//! both roles.
+
+mod accounts;
+mod audit;
+mod counters;
+mod credentials;
+mod directory;
+mod error;
+mod grants;
+mod keys;
+mod sessions;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Transaction};
+use tessera_store::{
+    AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
+    ProjectStore, Result, SessionStore, Store, StoreError,
+};
+
+use crate::error::backend;
+
+/// The migrations for each backend; both directories hold the same file names.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The pragmas every SQLite connection gets, the busy timeout first so that switching to WAL waits
+/// for other connections instead of failing.
+const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+];
+
+/// How the pools are sized.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Connections in the PostgreSQL pool, or in the SQLite reader pool (the SQLite writer pool
+    /// always has exactly one).
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> ConnectOptions {
+        ConnectOptions { max_connections: 10 }
+    }
+}
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The SQL store; cloning it shares the pools.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    backend: Backend,
+    /// The pool for statements that only read.
+    read: AnyPool,
+    /// The pool for statements that write and for transactions (one connection on SQLite).
+    write: AnyPool,
+}
+
+impl SqlStore {
+    /// Connects to `sqlite://PATH?mode=rwc` or `postgres://…`; the schema is not touched until
+    /// [`SqlStore::migrate`].
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
+        let max = opts.max_connections.max(1);
+        match scheme {
+            "sqlite" => {
+                // The writer connects first so that it is the one switching the file to WAL.
+                let write = sqlite_pool_options(1, false)
+                    .connect(url)
+                    .await
+                    .map_err(backend("connect sqlite writer"))?;
+                let read = sqlite_pool_options(max, true)
+                    .connect(url)
+                    .await
+                    .map_err(backend("connect sqlite reader"))?;
+                tracing::debug!(readers = max, "connected to sqlite");
+                Ok(SqlStore { backend: Backend::Sqlite, read, write })
+            }
+            "postgres" | "postgresql" => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await
+                    .map_err(backend("connect postgres"))?;
+                tracing::debug!(connections = max, "connected to postgres");
+                Ok(SqlStore { backend: Backend::Postgres, read: pool.clone(), write: pool })
+            }
+            // The URL itself is not echoed: it may carry a password.
+            _ => Err(StoreError::Backend("unsupported database URL scheme".to_owned())),
+        }
+    }
+
+    /// Applies the embedded migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrate: {e}")))?;
+        tracing::info!(backend = self.backend(), "database schema is up to date");
+        Ok(())
+    }
+
+    /// The `sqlite://` URL that opens (and creates if needed) the database file at `path`.
+    /// Characters that would end or alter the path part of the URL are percent-encoded.
+    pub fn sqlite_path_url(path: &Path) -> String {
+        let mut encoded = String::new();
+        for ch in path.to_string_lossy().chars() {
+            if ch.is_ascii_control()
+                || matches!(ch, ' ' | '"' | '#' | '%' | '<' | '>' | '?' | '`' | '{' | '}')
+            {
+                encoded.push_str(&format!("%{:02X}", u32::from(ch)));
+            } else {
+                encoded.push(ch);
+            }
+        }
+        format!("sqlite://{encoded}?mode=rwc")
+    }
+
+    /// Closes the pools and waits for their connections to shut down.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// Runs a writing statement on the writer pool and returns how many rows it changed.
+    async fn write_rows(&self, op: &'static str, query: AnyQuery) -> Result<u64> {
+        let done = query.execute(&self.write).await.map_err(backend(op))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Runs an update of one row by its key and fails with `NotFound` when no row matched.
+    async fn update_one(&self, op: &'static str, query: AnyQuery) -> Result<()> {
+        match self.write_rows(op, query).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Opens a transaction on the writer pool: `BEGIN IMMEDIATE` on SQLite, so that the write lock
+    /// is taken up front, and a plain `BEGIN` on PostgreSQL.
+    async fn begin(&self, op: &'static str) -> Result<Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.write.begin().await,
+        }
+        .map_err(backend(op))
+    }
+}
+
+/// Pool options for one SQLite pool; reader connections are made read-only.
+fn sqlite_pool_options(max: u32, read_only: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                for pragma in SQLITE_PRAGMAS {
+                    sqlx::query(pragma).execute(&mut *conn).await?;
+                }
+                if read_only {
+                    sqlx::query("PRAGMA query_only = ON").execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+/// A runtime query with its arguments bound.
+type AnyQuery = sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>;
+
+/// Reads a 0/1 integer column as a boolean.
+fn get_bool(row: &AnyRow, column: &'static str) -> Result<bool> {
+    Ok(get::<i64>(row, column)? != 0)
+}
+
+/// Reads one column, naming the column (never the value) when it cannot be decoded.
+fn get<'r, T>(row: &'r AnyRow, column: &'static str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    use sqlx::Row;
+    row.try_get::<T, _>(column).map_err(|e| {
+        StoreError::Backend(format!("decode column {column}: {}", error::describe(&e)))
+    })
+}
+
+/// A 0/1 integer for a boolean column.
+fn bool_int(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// Converts a row count the database returned to `u64`, treating a negative count as zero.
+fn count_u64(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(backend("ping"))?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("SELECT 1").execute(&self.write).await.map_err(backend("ping writer"))?;
+        }
+        Ok(())
+    }
+
+    fn accounts(&self) -> &dyn AccountStore {
+        self
+    }
+
+    fn domains(&self) -> &dyn DomainStore {
+        self
+    }
+
+    fn projects(&self) -> &dyn ProjectStore {
+        self
+    }
+
+    fn grants(&self) -> &dyn GrantStore {
+        self
+    }
+
+    fn credentials(&self) -> &dyn CredentialStore {
+        self
+    }
+
+    fn sessions(&self) -> &dyn SessionStore {
+        self
+    }
+
+    fn keys(&self) -> &dyn KeyStore {
+        self
+    }
+
+    fn audit(&self) -> &dyn AuditStore {
+        self
+    }
+
+    fn counters(&self) -> &dyn CounterStore {
+        self
+    }
+}
