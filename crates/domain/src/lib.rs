@@ -1,0 +1,195 @@
+//! The rules of tessera: accounts, sign-in, sessions, 2-step verification, app passwords, CAPTCHA,
+//! CSRF, redirects, signing keys and the audit log.
+//!
+//! Nothing here knows HTTP or SQL. Every operation takes its time from the injected `Clock` and its
+//! randomness from the injected `Rng`, and reaches the database only through `tessera_store` traits.
+
+pub mod accounts;
+pub mod app_passwords;
+pub mod audit;
+pub mod captcha;
+pub mod clock;
+pub mod csrf;
+pub mod keys;
+pub mod projects;
+pub mod redirect;
+pub mod sessions;
+pub mod setup;
+pub mod signin;
+pub mod sweep;
+pub mod totp;
+
+use std::sync::Arc;
+
+pub use clock::{Clock, FixedClock};
+use tessera_crypto::digest::Pepper;
+use tessera_crypto::kek::Kek;
+use tessera_crypto::password::{PasswordHasher, PasswordParams};
+use tessera_crypto::random::Rng;
+pub use tessera_store as store;
+use tessera_store::{Store, StoreError};
+
+/// Limits and lifetimes that a deployment may tune.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub password: PasswordParams,
+    /// Argon2id runs at most this many at once; the rest wait.
+    pub password_concurrency: usize,
+    pub min_password_len: usize,
+    /// Failures per account (by email) in one window before a CAPTCHA is required.
+    pub captcha_after_account_failures: u32,
+    /// Failures per client IP in one window before a CAPTCHA is required.
+    pub captcha_after_ip_failures: u32,
+    pub failure_window_secs: i64,
+    pub session_ttl_secs: i64,
+    pub persistent_session_ttl_secs: i64,
+    /// How long a password-checked sign-in waits for its 2-step code.
+    pub pending_sign_in_ttl_secs: i64,
+    pub captcha_ttl_secs: i64,
+    pub csrf_ttl_secs: i64,
+    pub setup_ttl_secs: i64,
+    /// How many accounts one browser may have signed in at once.
+    pub max_accounts_per_browser: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            password: PasswordParams::default(),
+            password_concurrency: 4,
+            min_password_len: 8,
+            captcha_after_account_failures: 5,
+            captcha_after_ip_failures: 20,
+            failure_window_secs: 15 * 60,
+            session_ttl_secs: 24 * 3600,
+            persistent_session_ttl_secs: 30 * 24 * 3600,
+            pending_sign_in_ttl_secs: 10 * 60,
+            captcha_ttl_secs: 10 * 60,
+            csrf_ttl_secs: 2 * 3600,
+            setup_ttl_secs: 24 * 3600,
+            max_accounts_per_browser: 10,
+        }
+    }
+}
+
+/// Everything the domain needs, shared by all requests.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub kek: Arc<Kek>,
+    pub pepper: Arc<Pepper>,
+    pub csrf_key: Arc<[u8; 32]>,
+    pub hasher: Arc<PasswordHasher>,
+    /// Bounds the number of Argon2id computations in flight (each holds ~19 MiB).
+    pub hash_permits: Arc<tokio::sync::Semaphore>,
+    pub policy: Arc<Policy>,
+    /// The public URL without a trailing slash; also the issuer.
+    pub public_url: Arc<str>,
+}
+
+impl Ctx {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        kek: Kek,
+        policy: Policy,
+        public_url: &str,
+    ) -> Result<Ctx, tessera_crypto::CryptoError> {
+        let pepper = kek.pepper();
+        let csrf_key = kek.derive(tessera_crypto::kek::CSRF_LABEL);
+        let hasher = PasswordHasher::new(policy.password)?;
+        Ok(Ctx {
+            store,
+            clock,
+            rng,
+            kek: Arc::new(kek),
+            pepper: Arc::new(pepper),
+            csrf_key: Arc::new(csrf_key),
+            hasher: Arc::new(hasher),
+            hash_permits: Arc::new(tokio::sync::Semaphore::new(policy.password_concurrency.max(1))),
+            policy: Arc::new(policy),
+            public_url: public_url.trim_end_matches('/').into(),
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// A new high-entropy token (256 bits) and the digest the store keeps.
+    pub fn new_token(&self) -> (String, String) {
+        let token = tessera_crypto::random::token(self.rng.as_ref(), 32);
+        let digest = tessera_crypto::digest::token_digest(&token);
+        (token, digest)
+    }
+
+    pub fn new_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        self.rng.fill(&mut bytes);
+        // A UUIDv7 from our clock and rng: sortable by creation time.
+        let millis = (self.now().max(0) as u64).saturating_mul(1000);
+        bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+        bytes[6] = (bytes[6] & 0x0f) | 0x70;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        uuid::Uuid::from_bytes(bytes).to_string()
+    }
+
+    /// Runs Argon2id work off the async threads, at most `password_concurrency` at once.
+    pub async fn hash_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let permit = self
+            .hash_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("hash permits closed".into()))?;
+        let hasher = self.hasher.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let res = work(&hasher);
+            drop(permit);
+            res
+        })
+        .await
+        .map_err(|err| Error::Internal(format!("hash task: {err}")))?;
+        Ok(res)
+    }
+}
+
+/// Domain errors. The display text is safe to show a person; `Internal` details are for logs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not allowed")]
+    Forbidden,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Error {
+        match err {
+            StoreError::NotFound => Error::NotFound,
+            StoreError::Conflict(what) => Error::Conflict(format!("{what} already exists")),
+            StoreError::Backend(text) => {
+                metrics_store_error();
+                Error::Internal(text)
+            }
+        }
+    }
+}
+
+fn metrics_store_error() {
+    metrics::counter!("tessera_store_errors_total").increment(1);
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,47 @@
+//! Projects: the developer's container for clients (applications), owned by an account.
+
+use serde_json::json;
+use tessera_store::ProjectRecord;
+
+use crate::audit::{self, Actor};
+use crate::{Ctx, Error, Result, accounts};
+
+pub async fn create(
+    ctx: &Ctx,
+    name: &str,
+    owner_email: &str,
+    actor: &Actor,
+) -> Result<ProjectRecord> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid("Name the project with 1 to 100 characters.".to_owned()));
+    }
+    let owner = accounts::find_by_email(ctx, owner_email)
+        .await
+        .map_err(|_| Error::Invalid(format!("No account {owner_email}.")))?;
+    if ctx.store.projects().find_by_name(name).await?.is_some() {
+        return Err(Error::Conflict(format!("A project named {name} already exists.")));
+    }
+    let project = ProjectRecord {
+        id: ctx.new_id(),
+        name: name.to_owned(),
+        owner_account_id: owner.id.clone(),
+        verified: false,
+        created_at: ctx.now(),
+    };
+    ctx.store.projects().add(&project).await?;
+    audit::record(
+        ctx,
+        "project.create",
+        Some(&owner.id),
+        actor,
+        "",
+        json!({ "project": project.id, "name": name }),
+    )
+    .await?;
+    Ok(project)
+}
+
+pub async fn list(ctx: &Ctx) -> Result<Vec<ProjectRecord>> {
+    Ok(ctx.store.projects().list().await?)
+}
