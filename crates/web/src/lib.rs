@@ -1,0 +1,58 @@
+//! HTTP for tessera: the axum router, the people-facing pages, health and metrics, and the layers
+//! every request passes (request id, metrics, security headers, body limits).
+//!
+//! Handlers extract, call the domain, and render; they make no decisions of their own.
+
+mod cookies;
+mod error;
+mod forms;
+mod health;
+mod middleware;
+mod pages;
+mod render;
+
+use std::sync::Arc;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+pub use pages::assets::STYLESHEET;
+use tessera_domain::Ctx;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ctx: Ctx,
+    pub metrics: Option<PrometheusHandle>,
+    /// Cookies get `Secure` when the public URL is https.
+    pub secure_cookies: bool,
+    /// Product name shown on pages and in authenticator apps.
+    pub brand: Arc<str>,
+    /// URL prefixes outside this origin that `continue` may point to.
+    pub continue_prefixes: Arc<[String]>,
+}
+
+impl AppState {
+    pub fn new(ctx: Ctx, metrics: Option<PrometheusHandle>) -> AppState {
+        let secure_cookies = ctx.public_url.starts_with("https://");
+        AppState {
+            ctx,
+            metrics,
+            secure_cookies,
+            brand: "tessera".into(),
+            continue_prefixes: Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(pages::router())
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::observe))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+        .with_state(state)
+}

@@ -1,0 +1,94 @@
+//! Layers around every request: request ids, one log line and metrics per request, security headers.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+/// The request id header; an incoming one is kept if it looks sane, else a new one is made.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Logs one line per request (route template, never the query string, which may carry tokens) and
+/// records request counts and latency by route and status.
+pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = match req.headers().get(REQUEST_ID).and_then(|it| it.to_str().ok()) {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            id.to_owned()
+        }
+        _ => format!(
+            "{:x}-{:x}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert(REQUEST_ID, value);
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|it| it.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let mut res = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("tessera_http_requests_total", "route" => route.clone(), "status" => status.clone()).increment(1);
+    metrics::histogram!("tessera_http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let micros = elapsed.as_micros() as u64;
+    if res.status().is_server_error() {
+        let detail = res
+            .extensions()
+            .get::<crate::error::Internal>()
+            .map(|it| it.0.clone())
+            .unwrap_or_default();
+        tracing::error!(target: "tessera::http", %method, route, status, micros, request_id, detail, "request failed");
+    } else {
+        tracing::info!(target: "tessera::http", %method, route, status, micros, request_id, "request");
+    }
+    res
+}
+
+/// Headers for every response: no framing, no sniffing, no referrer (pages may carry tokens), and a
+/// strict content security policy for HTML.
+pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|it| it.to_str().ok())
+        .is_some_and(|it| it.starts_with("text/html"));
+    if is_html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+            ),
+        );
+        headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// A panic in a handler becomes a plain 500 without details (and is a bug to fix).
+pub(crate) fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    tracing::error!(target: "tessera::http", "handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+}

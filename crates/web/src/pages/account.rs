@@ -1,0 +1,466 @@
+//! The account page: profile, password, 2-step verification, app passwords, sessions and recent
+//! security events, for the account chosen by `authuser`.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode};
+use tessera_domain::audit::Actor;
+use tessera_domain::sessions::SignedIn;
+
+use super::{Client, check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
+use crate::error::PageError;
+use crate::forms::{self, Fields, Form};
+use crate::{AppState, render};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(account_get))
+        .route("/account/profile", post(profile_post))
+        .route("/account/password", post(password_post))
+        .route("/account/2sv/start", post(totp_start_post))
+        .route("/account/2sv/confirm", post(totp_confirm_post))
+        .route("/account/2sv/disable", post(totp_disable_post))
+        .route("/account/app-passwords", post(app_password_post))
+        .route("/account/app-passwords/revoke", post(app_password_revoke_post))
+        .route("/account/sessions/revoke", post(session_revoke_post))
+}
+
+struct OtherAccount {
+    index: usize,
+    email: String,
+}
+
+struct AppPasswordRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+}
+
+struct SessionRow {
+    id: String,
+    created: String,
+    last_seen: String,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+struct EventRow {
+    at: String,
+    text: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    brand: &'a str,
+    csrf: String,
+    authuser: usize,
+    email: String,
+    name: String,
+    domain: Option<String>,
+    others: Vec<OtherAccount>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    totp_on: bool,
+    app_passwords: Vec<AppPasswordRow>,
+    sessions: Vec<SessionRow>,
+    events: Vec<EventRow>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_setup.html")]
+struct TotpSetupPage<'a> {
+    brand: &'a str,
+    csrf: String,
+    authuser: usize,
+    qr_svg: String,
+    secret: String,
+    sealed: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "app_password.html")]
+struct AppPasswordPage<'a> {
+    brand: &'a str,
+    authuser: usize,
+    name: String,
+    password: String,
+}
+
+/// The signed-in account chosen by `authuser`, or a redirect to sign in.
+async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+    authuser: Option<&str>,
+) -> Result<Result<(usize, SignedIn, Vec<SignedIn>), Response>, PageError> {
+    let accounts = signed_in(state, headers).await?;
+    match pick(&accounts, authuser) {
+        Some((index, it)) => Ok(Ok((index, it, accounts))),
+        None => Ok(Err(redirect("/accounts/ServiceLogin?continue=%2Faccount", false))),
+    }
+}
+
+fn notice_text(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "profile" => Some("Your profile was saved."),
+        "password" => Some("Your password was changed. Other sessions were signed out."),
+        "2sv-on" => Some("2-step verification is on."),
+        "2sv-off" => Some("2-step verification is off."),
+        "asp-revoked" => Some("The app password was revoked."),
+        "session-revoked" => Some("That session was signed out."),
+        _ => None,
+    }
+}
+
+fn event_text(event: &str) -> String {
+    match event {
+        "signin.success" => "Signed in",
+        "signin.failure" => "Failed sign-in attempt",
+        "signout" => "Signed out",
+        "password.change" => "Password changed",
+        "2sv.enable" => "2-step verification turned on",
+        "2sv.disable" => "2-step verification turned off",
+        "app_password.create" => "App password created",
+        "app_password.revoke" => "App password revoked",
+        "session.revoke" => "Session signed out",
+        "profile.change" => "Profile changed",
+        "account.create" => "Account created",
+        other => other,
+    }
+    .to_owned()
+}
+
+async fn account_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    index: usize,
+    me: &SignedIn,
+    all: &[SignedIn],
+    notice: Option<&'static str>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let ctx = &state.ctx;
+    let account = tessera_domain::accounts::get(ctx, &me.account.id).await?;
+    let app_passwords = tessera_domain::app_passwords::list(ctx, &account.id)
+        .await?
+        .into_iter()
+        .map(|it| AppPasswordRow {
+            id: it.id,
+            name: it.name,
+            created: render::datetime(it.created_at),
+            last_used: it.last_used_at.map(render::datetime).unwrap_or_else(|| "never".to_owned()),
+        })
+        .collect();
+    let sessions = tessera_domain::sessions::list_for_account(ctx, &account.id)
+        .await?
+        .into_iter()
+        .map(|it| SessionRow {
+            current: it.id == me.session.id,
+            created: render::datetime(it.created_at),
+            last_seen: render::datetime(it.last_seen_at),
+            ip: it.ip,
+            user_agent: it.user_agent,
+            id: it.id,
+        })
+        .collect();
+    let events = tessera_domain::audit::list(ctx, Some(&account.id), None, 20)
+        .await?
+        .into_iter()
+        .map(|it| EventRow { at: render::datetime(it.at), text: event_text(&it.event), ip: it.ip })
+        .collect();
+    let others = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .map(|(i, it)| OtherAccount { index: i, email: it.account.email.clone() })
+        .collect();
+    let (csrf, set_cookie) = csrf_for_page(state, headers);
+    let page = AccountPage {
+        brand: &state.brand,
+        csrf,
+        authuser: index,
+        email: account.email.clone(),
+        name: account.name.clone(),
+        domain: account.domain.clone(),
+        others,
+        notice,
+        error: error.clone(),
+        totp_on: account.totp_secret_enc.is_some(),
+        app_passwords,
+        sessions,
+        events,
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Ok(with_cookies(render::page(status, &page), set_cookie))
+}
+
+async fn account_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let (index, me, all) = match current(&state, &headers, query.get("authuser")).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    account_page(&state, &headers, index, &me, &all, notice_text(query.get("done")), None).await
+}
+
+/// Checks CSRF and finds the account a POST acts for.
+async fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    fields: &Fields,
+) -> Result<Result<(usize, SignedIn, Vec<SignedIn>), Response>, PageError> {
+    check_csrf(state, headers, fields.get("csrf")).await?;
+    current(state, headers, fields.get("authuser")).await
+}
+
+fn done(index: usize, code: &str) -> Response {
+    redirect(&format!("/account?authuser={index}&done={code}"), true)
+}
+
+/// Runs a domain action; an `Invalid` answer is shown on the account page instead of an error page.
+async fn or_show(
+    state: &AppState,
+    headers: &HeaderMap,
+    (index, me, all): (usize, SignedIn, Vec<SignedIn>),
+    res: tessera_domain::Result<()>,
+    code: &str,
+) -> Result<Response, PageError> {
+    match res {
+        Ok(()) => Ok(done(index, code)),
+        Err(tessera_domain::Error::Invalid(message)) => {
+            account_page(state, headers, index, &me, &all, None, Some(message)).await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn profile_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let who = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let res = tessera_domain::accounts::set_name(
+        &state.ctx,
+        &who.1.account,
+        &fields.text("name"),
+        &Actor::Account,
+        &client.ip,
+    )
+    .await;
+    or_show(&state, &headers, who, res, "profile").await
+}
+
+async fn password_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let who = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let ctx = &state.ctx;
+    let account = tessera_domain::accounts::get(ctx, &who.1.account.id).await?;
+    let res = match tessera_domain::accounts::check_password(
+        ctx,
+        Some(&account),
+        &fields.text("current"),
+    )
+    .await?
+    {
+        false => {
+            Err(tessera_domain::Error::Invalid("Your current password is not right.".to_owned()))
+        }
+        true => {
+            tessera_domain::accounts::set_password(
+                ctx,
+                &account,
+                fields.text("new"),
+                Some(&who.1.session.id),
+                &Actor::Account,
+                &client.ip,
+            )
+            .await
+        }
+    };
+    or_show(&state, &headers, who, res, "password").await
+}
+
+async fn totp_start_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let (index, me, _) = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let enrollment = tessera_domain::totp::start(&state.ctx, &me.account, &state.brand)?;
+    totp_page(
+        &state,
+        &headers,
+        index,
+        enrollment.qr_svg,
+        enrollment.secret_base32,
+        enrollment.sealed,
+        None,
+    )
+}
+
+fn totp_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    index: usize,
+    qr_svg: String,
+    secret: String,
+    sealed: String,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let (csrf, set_cookie) = csrf_for_page(state, headers);
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let page =
+        TotpSetupPage { brand: &state.brand, csrf, authuser: index, qr_svg, secret, sealed, error };
+    Ok(with_cookies(render::page(status, &page), set_cookie))
+}
+
+async fn totp_confirm_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let (index, me, _) = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let sealed = fields.text("sealed");
+    match tessera_domain::totp::confirm(
+        &state.ctx,
+        &me.account,
+        &sealed,
+        &fields.text("code"),
+        &client.ip,
+    )
+    .await
+    {
+        Ok(()) => Ok(done(index, "2sv-on")),
+        Err(tessera_domain::Error::Invalid(message)) => {
+            // Show the same secret again so the person can retry with the next code.
+            let Ok(again) =
+                tessera_domain::totp::reopen(&state.ctx, &me.account, &sealed, &state.brand)
+            else {
+                return Err(PageError::bad_request("Start the setup again."));
+            };
+            totp_page(
+                &state,
+                &headers,
+                index,
+                again.qr_svg,
+                again.secret_base32,
+                again.sealed,
+                Some(message),
+            )
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn totp_disable_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let who = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let res =
+        tessera_domain::totp::disable(&state.ctx, &who.1.account, &Actor::Account, &client.ip)
+            .await;
+    or_show(&state, &headers, who, res, "2sv-off").await
+}
+
+async fn app_password_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let who = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let name = fields.text("name");
+    match tessera_domain::app_passwords::create(&state.ctx, &who.1.account, &name, &client.ip).await
+    {
+        Ok(password) => {
+            let page = AppPasswordPage {
+                brand: &state.brand,
+                authuser: who.0,
+                name: name.trim().to_owned(),
+                password,
+            };
+            Ok(render::page(StatusCode::OK, &page))
+        }
+        Err(err) => or_show(&state, &headers, who, Err(err), "").await,
+    }
+}
+
+async fn app_password_revoke_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let who = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let res = tessera_domain::app_passwords::revoke(
+        &state.ctx,
+        &who.1.account.id,
+        &fields.text("id"),
+        &client.ip,
+    )
+    .await;
+    or_show(&state, &headers, who, res, "asp-revoked").await
+}
+
+async fn session_revoke_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let who = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let res = tessera_domain::sessions::revoke(
+        &state.ctx,
+        &who.1.account.id,
+        &fields.text("id"),
+        &Actor::Account,
+        &client.ip,
+    )
+    .await;
+    or_show(&state, &headers, who, res, "session-revoked").await
+}

@@ -1,0 +1,457 @@
+//! Browser sign-in: `ServiceLogin` (form, account chooser), `ServiceLoginAuth` (password), the 2-step
+//! code page, `Logout`, `ListAccounts` and the CAPTCHA image. Served under `/accounts` and at the root.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tessera_domain::signin::{self, Attempt, Failure, Outcome, SecondFactorOutcome};
+use tessera_store::{AccountRecord, SessionRecord};
+
+use super::{Client, check_csrf, csrf_for_page, redirect, safe_continue, signed_in, with_cookies};
+use crate::error::PageError;
+use crate::forms::{self, Form};
+use crate::{AppState, cookies, render};
+
+pub(crate) fn router() -> Router<AppState> {
+    let mut router =
+        Router::new().route("/signin", get(service_login_get).post(service_login_auth_post));
+    for prefix in ["/accounts", ""] {
+        router = router
+            .route(
+                &format!("{prefix}/ServiceLogin"),
+                get(service_login_get).post(service_login_auth_post),
+            )
+            .route(&format!("{prefix}/AddSession"), get(add_session_get))
+            .route(
+                &format!("{prefix}/ServiceLoginAuth"),
+                axum::routing::post(service_login_auth_post),
+            )
+            .route(
+                &format!("{prefix}/SecondFactor"),
+                get(second_factor_get).post(second_factor_post),
+            )
+            .route(&format!("{prefix}/Logout"), get(logout_get))
+            .route(&format!("{prefix}/ListAccounts"), get(list_accounts).post(list_accounts))
+            .route(&format!("{prefix}/Captcha"), get(captcha_get));
+    }
+    router
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage<'a> {
+    brand: &'a str,
+    csrf: String,
+    continue_url: String,
+    email: String,
+    error: Option<String>,
+    captcha_token: Option<String>,
+    persistent: bool,
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct SecondFactorPage<'a> {
+    brand: &'a str,
+    csrf: String,
+    continue_url: String,
+    email: String,
+    error: Option<String>,
+}
+
+struct ChooserEntry {
+    name: String,
+    email: String,
+    href: String,
+}
+
+#[derive(Template)]
+#[template(path = "chooser.html")]
+struct ChooserPage<'a> {
+    brand: &'a str,
+    accounts: Vec<ChooserEntry>,
+    add_href: String,
+}
+
+/// What the sign-in form shows besides its fields.
+#[derive(Default)]
+struct FormView {
+    continue_url: String,
+    email: String,
+    error: Option<String>,
+    with_captcha: bool,
+    persistent: bool,
+}
+
+async fn signin_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    view: FormView,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let (csrf, set_cookie) = csrf_for_page(state, headers);
+    let captcha_token = match view.with_captcha {
+        true => Some(tessera_domain::captcha::issue(&state.ctx).await?.token),
+        false => None,
+    };
+    let page = SignInPage {
+        brand: &state.brand,
+        csrf,
+        continue_url: view.continue_url,
+        email: view.email,
+        error: view.error,
+        captcha_token,
+        persistent: view.persistent,
+    };
+    Ok(with_cookies(render::page(status, &page), set_cookie))
+}
+
+/// `continue` with `authuser=N` added when it points at this server (other hosts get it unchanged).
+fn continue_for(state: &AppState, continue_url: &str, index: usize) -> String {
+    let own = continue_url.starts_with(&format!("{}/", state.ctx.public_url));
+    match own {
+        true => match url::Url::parse(continue_url) {
+            Ok(mut url) => {
+                let kept: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter(|(k, _)| k != "authuser")
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                url.query_pairs_mut()
+                    .clear()
+                    .extend_pairs(kept)
+                    .append_pair("authuser", &index.to_string());
+                url.to_string()
+            }
+            Err(_) => continue_url.to_owned(),
+        },
+        false => continue_url.to_owned(),
+    }
+}
+
+async fn service_login_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let continue_url = safe_continue(&state, query.get("continue"));
+    let accounts = signed_in(&state, &headers).await?;
+    let adding = query.get("add").is_some();
+    if !accounts.is_empty() && !adding {
+        let entries = accounts
+            .iter()
+            .enumerate()
+            .map(|(index, it)| ChooserEntry {
+                name: it.account.name.clone(),
+                email: it.account.email.clone(),
+                href: continue_for(&state, &continue_url, index),
+            })
+            .collect();
+        let add_href = format!(
+            "/accounts/ServiceLogin?add=1&continue={}",
+            percent_encoding::utf8_percent_encode(
+                &continue_url,
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
+        return Ok(render::page(
+            StatusCode::OK,
+            &ChooserPage { brand: &state.brand, accounts: entries, add_href },
+        ));
+    }
+    let email = query.get("Email").unwrap_or_default().chars().take(254).collect();
+    let view = FormView { continue_url, email, ..FormView::default() };
+    signin_form(&state, &headers, view, StatusCode::OK).await
+}
+
+async fn add_session_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let view = FormView {
+        continue_url: safe_continue(&state, query.get("continue")),
+        ..FormView::default()
+    };
+    signin_form(&state, &headers, view, StatusCode::OK).await
+}
+
+async fn service_login_auth_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, fields.get("csrf")).await?;
+    let continue_url = safe_continue(&state, fields.get("continue"));
+    let email = fields.get_any(&["Email", "email"]).unwrap_or_default().trim().to_owned();
+    let password = fields.get_any(&["Passwd", "password"]).unwrap_or_default().to_owned();
+    let persistent = matches!(
+        fields.get_any(&["PersistentCookie", "persistent"]),
+        Some("yes" | "true" | "on" | "1")
+    );
+    if email.is_empty() || password.is_empty() || email.len() > 254 || password.len() > 1024 {
+        let view = FormView {
+            continue_url,
+            email: email.chars().take(254).collect(),
+            error: Some("Enter your email and password.".to_owned()),
+            persistent,
+            ..FormView::default()
+        };
+        return signin_form(&state, &headers, view, StatusCode::OK).await;
+    }
+    let captcha = match (fields.get("logintoken"), fields.get("logincaptcha")) {
+        (Some(token), Some(answer)) => Some((token.to_owned(), answer.to_owned())),
+        _ => None,
+    };
+    let attempt =
+        Attempt { email: email.clone(), password, captcha, persistent, client: client.clone() };
+    let outcome = signin::sign_in(&state.ctx, attempt).await?;
+    let failed = |error: &str, with_captcha: bool| FormView {
+        continue_url: continue_url.clone(),
+        email: email.clone(),
+        error: Some(error.to_owned()),
+        with_captcha,
+        persistent,
+    };
+    match outcome {
+        Outcome::SignedIn { account, token, session } => {
+            finish_sign_in(&state, &headers, &account, &session, &token, &continue_url).await
+        }
+        Outcome::SecondFactor { pending, .. } => {
+            let location = format!(
+                "/accounts/SecondFactor?continue={}",
+                percent_encoding::utf8_percent_encode(
+                    &continue_url,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            );
+            let cookie = cookies::set(
+                cookies::PENDING,
+                &pending,
+                cookies::Life::Seconds(state.ctx.policy.pending_sign_in_ttl_secs),
+                state.secure_cookies,
+            );
+            Ok(with_cookies(redirect(&location, true), [cookie]))
+        }
+        Outcome::CaptchaRequired { wrong } => {
+            let error = if wrong {
+                "The characters did not match the picture. Try again."
+            } else {
+                "Type the characters you see in the picture."
+            };
+            signin_form(&state, &headers, failed(error, true), StatusCode::OK).await
+        }
+        Outcome::Failed(failure) => {
+            let error = match failure {
+                Failure::BadCredentials => "Wrong email or password. Try again.",
+                Failure::Disabled => "This account has been disabled.",
+                Failure::Deleted => "This account has been deleted.",
+            };
+            let with_captcha = signin::captcha_needed(&state.ctx, &email, &client.ip).await?;
+            signin_form(&state, &headers, failed(error, with_captcha), StatusCode::OK).await
+        }
+    }
+}
+
+/// Puts a new session into the browser cookie (rotating the others) and goes on to `continue`.
+async fn finish_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    account: &AccountRecord,
+    session: &SessionRecord,
+    token: &str,
+    continue_url: &str,
+) -> Result<Response, PageError> {
+    let mut before = signed_in(state, headers).await?;
+    for same in before.iter().filter(|it| it.account.id == account.id) {
+        state
+            .ctx
+            .store
+            .sessions()
+            .revoke(&same.session.id, state.ctx.now())
+            .await
+            .map_err(tessera_domain::Error::from)?;
+    }
+    before.retain(|it| it.account.id != account.id);
+    before.truncate(state.ctx.policy.max_accounts_per_browser.saturating_sub(1));
+    let mut tokens = tessera_domain::sessions::rotate(&state.ctx, &before).await?;
+    tokens.push(token.to_owned());
+    let index = tokens.len() - 1;
+    let value = tessera_domain::sessions::cookie_value(tokens.iter().map(String::as_str));
+    let life = match session.persistent {
+        true => cookies::Life::Seconds(state.ctx.policy.persistent_session_ttl_secs),
+        false => cookies::Life::Browser,
+    };
+    let set = [
+        cookies::set(cookies::SESSION, &value, life, state.secure_cookies),
+        cookies::set(cookies::PENDING, "", cookies::Life::Expired, state.secure_cookies),
+    ];
+    let mut res = with_cookies(redirect(&continue_for(state, continue_url, index), true), set);
+    let signin_header = format!(
+        "email=\"{}\", obfuscatedid=\"{}\", sessionindex={index}",
+        account.email,
+        tessera_domain::accounts::subject(&account.id)
+    );
+    if let Ok(value) = HeaderValue::from_str(&signin_header) {
+        res.headers_mut().insert("google-accounts-signin", value);
+    }
+    Ok(res)
+}
+
+async fn second_factor_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let continue_url = safe_continue(&state, query.get("continue"));
+    let pending = cookies::get(&headers, cookies::PENDING).unwrap_or_default();
+    let Some(account) = signin::pending_account(&state.ctx, pending).await? else {
+        return Ok(redirect("/accounts/ServiceLogin", false));
+    };
+    second_factor_page(&state, &headers, &account, continue_url, None)
+}
+
+fn second_factor_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    account: &AccountRecord,
+    continue_url: String,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let (csrf, set_cookie) = csrf_for_page(state, headers);
+    let page = SecondFactorPage {
+        brand: &state.brand,
+        csrf,
+        continue_url,
+        email: account.email.clone(),
+        error,
+    };
+    Ok(with_cookies(render::page(StatusCode::OK, &page), set_cookie))
+}
+
+async fn second_factor_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, fields.get("csrf")).await?;
+    let continue_url = safe_continue(&state, fields.get("continue"));
+    let pending = cookies::get(&headers, cookies::PENDING).unwrap_or_default().to_owned();
+    let code = fields.text("code");
+    match signin::second_factor(&state.ctx, &pending, &code, &client).await? {
+        SecondFactorOutcome::SignedIn { account, token, session } => {
+            finish_sign_in(&state, &headers, &account, &session, &token, &continue_url).await
+        }
+        SecondFactorOutcome::WrongCode => {
+            let Some(account) = signin::pending_account(&state.ctx, &pending).await? else {
+                return Ok(redirect("/accounts/ServiceLogin", true));
+            };
+            second_factor_page(
+                &state,
+                &headers,
+                &account,
+                continue_url,
+                Some("Wrong code. Try again.".to_owned()),
+            )
+        }
+        SecondFactorOutcome::Restart => {
+            let view = FormView {
+                continue_url,
+                error: Some("Sign in again.".to_owned()),
+                ..FormView::default()
+            };
+            let res = signin_form(&state, &headers, view, StatusCode::OK).await?;
+            Ok(with_cookies(
+                res,
+                [cookies::set(cookies::PENDING, "", cookies::Life::Expired, state.secure_cookies)],
+            ))
+        }
+    }
+}
+
+/// Signs the browser out of every account and goes on to `continue` (validated) or the sign-in page.
+async fn logout_get(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let accounts = signed_in(&state, &headers).await?;
+    tessera_domain::sessions::sign_out(&state.ctx, &accounts, &client.ip).await?;
+    let location = query
+        .get("continue")
+        .and_then(|it| {
+            tessera_domain::redirect::validate_continue(
+                &state.ctx.public_url,
+                &state.continue_prefixes,
+                it,
+            )
+        })
+        .unwrap_or_else(|| "/accounts/ServiceLogin".to_owned());
+    let set = [cookies::set(cookies::SESSION, "", cookies::Life::Expired, state.secure_cookies)];
+    Ok(with_cookies(redirect(&location, false), set))
+}
+
+/// `["gaia.l.a.r", [["gaia.l.a", 1, name, email, photo, 1, 1, 0, 0, 1, id], …]]` in session order.
+async fn list_accounts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let accounts = signed_in(&state, &headers).await?;
+    let tuples: Vec<serde_json::Value> = accounts
+        .iter()
+        .map(|it| {
+            serde_json::json!([
+                "gaia.l.a",
+                1,
+                it.account.name,
+                it.account.email,
+                "",
+                1,
+                1,
+                0,
+                0,
+                1,
+                tessera_domain::accounts::subject(&it.account.id)
+            ])
+        })
+        .collect();
+    let body = serde_json::json!(["gaia.l.a.r", tuples]).to_string();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The CAPTCHA picture (`?ctoken=`), or its spelled-out form with `format=text`.
+async fn captcha_get(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let token = query.get_any(&["ctoken", "token"]).unwrap_or_default();
+    let Some(picture) = tessera_domain::captcha::picture(&state.ctx, token).await? else {
+        return Err(PageError::not_found());
+    };
+    let no_store = (header::CACHE_CONTROL, "no-store");
+    if query.get("format") == Some("text") {
+        let body = format!("The characters are: {}\n", picture.spoken);
+        return Ok(
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), no_store], body).into_response()
+        );
+    }
+    Ok(([(header::CONTENT_TYPE, "image/png"), no_store], picture.png).into_response())
+}
