@@ -1,0 +1,382 @@
+//! `tessera admin …`: accounts, domains, projects, keys and the audit log, straight against the store
+//! (safe while servers run). `--json` prints machine-readable output; errors exit non-zero.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::format_err;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tessera::Config;
+use tessera_crypto::random::SystemRng;
+use tessera_domain::Ctx;
+use tessera_domain::accounts::NewAccount;
+use tessera_domain::audit::Actor;
+use tessera_store::{AccountRecord, AccountState};
+
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    #[command(subcommand)]
+    Account(AccountCommand),
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Security events, newest first.
+    Audit {
+        #[arg(long)]
+        account: Option<String>,
+        /// Unix time, or an age such as 30m, 12h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Fixtures for the benchmark harness.
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    Add {
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Hosted domain the account belongs to (added with `domain add`).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    List {
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    Show {
+        email: String,
+    },
+    Disable {
+        email: String,
+    },
+    Enable {
+        email: String,
+    },
+    Delete {
+        email: String,
+    },
+    /// Set the state directly (active, email_unverified, disabled, deleted, must_accept_terms).
+    SetState {
+        email: String,
+        state: String,
+    },
+    SetPassword {
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainCommand {
+    Add { name: String },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectCommand {
+    Add {
+        name: String,
+        #[arg(long)]
+        owner: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    List,
+    /// Retire the signing key, promote the published next key, publish a new next key.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Seed live sessions and credentials for load tests.
+    Seed {
+        #[arg(long, default_value_t = 0)]
+        sessions: u64,
+        #[arg(long, default_value_t = 0)]
+        credentials: u64,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+fn account_json(account: &AccountRecord) -> Value {
+    json!({
+        "id": account.id,
+        "sub": tessera_domain::accounts::subject(&account.id),
+        "email": account.email,
+        "name": account.name,
+        "domain": account.domain,
+        "state": account.state.as_str(),
+        "admin": account.is_admin,
+        "two_step": account.totp_secret_enc.is_some(),
+        "created_at": account.created_at,
+    })
+}
+
+fn print(json_mode: bool, value: &Value, text: impl FnOnce() -> String) {
+    if json_mode {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        println!("{}", text());
+    }
+}
+
+fn parse_since(now: i64, text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let bad = || format_err!("--since: {text:?} is not a unix time or an age like 30m, 12h, 7d");
+    if let Ok(unix) = text.parse::<i64>() {
+        return Ok(unix);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(now - secs)
+}
+
+pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<ExitCode> {
+    let store = tessera::open_store(config).await?;
+    let ctx = tessera::context(
+        config,
+        Arc::new(store),
+        Arc::new(tessera::SystemClock),
+        Arc::new(SystemRng::new()),
+    )?;
+    let json_mode = args.json;
+    let actor = Actor::Cli;
+    match &args.command {
+        AdminCommand::Account(command) => account(&ctx, json_mode, command).await?,
+        AdminCommand::Domain(DomainCommand::Add { name }) => {
+            let domain = tessera_domain::accounts::add_domain(&ctx, name, &actor).await?;
+            print(
+                json_mode,
+                &json!({ "name": domain.name, "created_at": domain.created_at }),
+                || format!("added domain {}", domain.name),
+            );
+        }
+        AdminCommand::Domain(DomainCommand::List) => {
+            let domains = tessera_domain::accounts::list_domains(&ctx).await?;
+            let value = json!(
+                domains
+                    .iter()
+                    .map(|it| json!({ "name": it.name, "created_at": it.created_at }))
+                    .collect::<Vec<_>>()
+            );
+            print(json_mode, &value, || {
+                domains.iter().map(|it| it.name.clone()).collect::<Vec<_>>().join("\n")
+            });
+        }
+        AdminCommand::Project(ProjectCommand::Add { name, owner }) => {
+            let project = tessera_domain::projects::create(&ctx, name, owner, &actor).await?;
+            let value = json!({ "id": project.id, "name": project.name, "owner_account_id": project.owner_account_id });
+            print(json_mode, &value, || format!("added project {} ({})", project.name, project.id));
+        }
+        AdminCommand::Project(ProjectCommand::List) => {
+            let projects = tessera_domain::projects::list(&ctx).await?;
+            let value = json!(projects.iter().map(|it| json!({ "id": it.id, "name": it.name, "owner_account_id": it.owner_account_id, "verified": it.verified })).collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                projects
+                    .iter()
+                    .map(|it| format!("{}  {}", it.id, it.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        AdminCommand::Keys(KeysCommand::List) => {
+            tessera_domain::keys::ensure(&ctx).await?;
+            let keys = tessera_domain::keys::list(&ctx).await?;
+            let value = json!(keys
+                .iter()
+                .map(|it| json!({ "kid": it.kid, "alg": it.alg, "state": it.state.as_str(), "created_at": it.created_at, "activated_at": it.activated_at, "retired_at": it.retired_at }))
+                .collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                keys.iter()
+                    .map(|it| format!("{}  {}  {}", it.kid, it.alg, it.state.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        AdminCommand::Keys(KeysCommand::Rotate) => {
+            tessera_domain::keys::rotate(&ctx, &actor).await?;
+            let keys = tessera_domain::keys::list(&ctx).await?;
+            let active = keys
+                .iter()
+                .find(|it| it.state == tessera_store::KeyState::Active)
+                .map(|it| it.kid.clone())
+                .unwrap_or_default();
+            print(json_mode, &json!({ "active": active }), || {
+                format!("rotated; active key is {active}")
+            });
+        }
+        AdminCommand::Audit { account, since, limit } => {
+            let account_id = match account {
+                Some(email) => Some(
+                    tessera_domain::accounts::find_by_email(&ctx, email)
+                        .await
+                        .map_err(|_| format_err!("no account {email}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let since = since.as_deref().map(|it| parse_since(ctx.now(), it)).transpose()?;
+            let events =
+                tessera_domain::audit::list(&ctx, account_id.as_deref(), since, *limit).await?;
+            let value = json!(events
+                .iter()
+                .map(|it| json!({ "at": it.at, "event": it.event, "account_id": it.account_id, "actor": it.actor, "ip": it.ip, "detail": serde_json::from_str::<Value>(&it.detail).unwrap_or(Value::Null) }))
+                .collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                events
+                    .iter()
+                    .map(|it| {
+                        format!(
+                            "{}  {}  {}  {}  {}",
+                            it.at,
+                            it.event,
+                            it.account_id.as_deref().unwrap_or("-"),
+                            it.actor,
+                            it.detail
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        AdminCommand::Dev(DevCommand::Seed { sessions, credentials, out }) => {
+            let value = super::admin_seed::seed(&ctx, *sessions, *credentials).await?;
+            match out {
+                Some(path) => std::fs::write(path, serde_json::to_vec_pretty(&value)?)?,
+                None => println!("{}", serde_json::to_string_pretty(&value)?),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn find(ctx: &Ctx, email: &str) -> anyhow::Result<AccountRecord> {
+    tessera_domain::accounts::find_by_email(ctx, email)
+        .await
+        .map_err(|_| format_err!("no account {email}"))
+}
+
+async fn account(ctx: &Ctx, json_mode: bool, command: &AccountCommand) -> anyhow::Result<()> {
+    let actor = Actor::Cli;
+    match command {
+        AccountCommand::Add { email, name, domain, password_stdin, admin } => {
+            let password = match password_stdin {
+                true => Some(super::read_password_stdin()?),
+                false => None,
+            };
+            let new = NewAccount {
+                email: email.clone(),
+                name: name.clone(),
+                domain: domain.clone(),
+                password,
+                is_admin: *admin,
+                state: AccountState::Active,
+            };
+            let account = tessera_domain::accounts::create(ctx, new, &actor, "").await?;
+            print(json_mode, &account_json(&account), || {
+                format!("added {} ({})", account.email, account.id)
+            });
+        }
+        AccountCommand::List { offset, limit } => {
+            let accounts = tessera_domain::accounts::list(ctx, *offset, *limit).await?;
+            let value = json!(accounts.iter().map(account_json).collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                accounts
+                    .iter()
+                    .map(|it| {
+                        format!(
+                            "{}  {}  {}{}",
+                            it.id,
+                            it.email,
+                            it.state.as_str(),
+                            if it.is_admin { "  admin" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        AccountCommand::Show { email } => {
+            let account = find(ctx, email).await?;
+            let value = account_json(&account);
+            print(json_mode, &value, || serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+        AccountCommand::Disable { email }
+        | AccountCommand::Enable { email }
+        | AccountCommand::Delete { email } => {
+            let account = find(ctx, email).await?;
+            let state = match command {
+                AccountCommand::Disable { .. } => AccountState::Disabled,
+                AccountCommand::Delete { .. } => AccountState::Deleted,
+                _ => AccountState::Active,
+            };
+            tessera_domain::accounts::set_state(ctx, &account, state, &actor, "").await?;
+            print(json_mode, &json!({ "email": account.email, "state": state.as_str() }), || {
+                format!("{} is now {}", account.email, state.as_str())
+            });
+        }
+        AccountCommand::SetState { email, state } => {
+            let state =
+                AccountState::parse(state).ok_or_else(|| format_err!("unknown state {state:?}"))?;
+            let account = find(ctx, email).await?;
+            tessera_domain::accounts::set_state(ctx, &account, state, &actor, "").await?;
+            print(json_mode, &json!({ "email": account.email, "state": state.as_str() }), || {
+                format!("{} is now {}", account.email, state.as_str())
+            });
+        }
+        AccountCommand::SetPassword { email, password_stdin } => {
+            if !password_stdin {
+                return Err(format_err!(
+                    "pass --password-stdin and write the password to standard input"
+                ));
+            }
+            let account = find(ctx, email).await?;
+            let password = super::read_password_stdin()?;
+            tessera_domain::accounts::set_password(ctx, &account, password, None, &actor, "")
+                .await?;
+            print(json_mode, &json!({ "email": account.email, "password_changed": true }), || {
+                format!("password of {} changed", account.email)
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Command-line parsing and the commands themselves. The only module that prints.
+
+mod admin;
+mod admin_seed;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::format_err;
+use clap::{Parser, Subcommand};
+use tessera::{Config, RawConfig, Server, StartOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "A self-hosted accounts service")]
+pub(crate) struct Args {
+    /// Configuration file (TOML); every key can also be set with a TESSERA_… environment variable.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory for the embedded database and generated keys.
+    #[arg(long, global = true)]
+    data_dir: Option<String>,
+    /// PostgreSQL URL (postgres://…) instead of embedded SQLite.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+        /// The URL people and clients reach this server at (also the token issuer).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Seed a demo account and project, and print what to try.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check the configuration and exit.
+    CheckConfig,
+    /// Administer accounts, domains, projects, keys and the audit log.
+    Admin(admin::AdminArgs),
+}
+
+/// Loads the configuration: defaults, file, environment, then flags.
+fn load_config(
+    args: &Args,
+    listen: Option<&str>,
+    public_url: Option<&str>,
+) -> anyhow::Result<Config> {
+    let env: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| k != "TESSERA_CONFIG").collect();
+    let mut raw = RawConfig::load(args.config.as_deref(), env.into_iter())?;
+    if let Some(dir) = &args.data_dir {
+        raw.data_dir = dir.clone();
+    }
+    if let Some(url) = &args.database_url {
+        raw.database_url = url.clone();
+    }
+    if let Some(listen) = listen {
+        raw.listen = listen.to_owned();
+    }
+    if let Some(url) = public_url {
+        raw.public_url = url.to_owned();
+    }
+    raw.validate()
+}
+
+fn init_logging(config: &Config) {
+    let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| config.raw.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.raw.log.format.as_str() {
+        "json" => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        Command::Serve { listen, public_url, demo } => {
+            let started = Instant::now();
+            let config = load_config(&args, listen.as_deref(), public_url.as_deref())?;
+            init_logging(&config);
+            let mut server = Server::start(
+                &config,
+                StartOptions { demo: *demo, sweeper: true, ..StartOptions::default() },
+            )
+            .await?;
+            let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(target: "tessera::startup", addr = %server.addr, backend = server.ctx.store.backend(), ready_ms, "ready");
+            print_welcome(&config, &server);
+            let shutdown = server.shutdown_handle();
+            tokio::select! {
+                res = server.wait() => res?,
+                () = shutdown_signal() => {
+                    tracing::info!(target: "tessera::startup", "shutting down");
+                    if let Some(tx) = shutdown { let _ = tx.send(()); }
+                    server.wait().await?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let config = load_config(&args, None, None)?;
+            let store = tessera::open_store(&config).await?;
+            println!("migrations applied ({})", tessera_store::Store::backend(&store));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            let config = load_config(&args, None, None)?;
+            println!("configuration is valid");
+            println!("  listen      {}", config.listen);
+            println!("  public_url  {}", config.public_url);
+            match &config.database_url {
+                Some(_) => println!("  database    postgresql"),
+                None => println!("  database    sqlite in {}", config.data_dir.display()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(admin_args) => {
+            let config = load_config(&args, None, None)?;
+            admin::run(&config, admin_args).await
+        }
+    }
+}
+
+fn print_welcome(config: &Config, server: &Server) {
+    let base = &config.public_url;
+    println!("tessera is listening on http://{} (public URL {base})", server.addr);
+    if let Some(link) = &server.report.setup_link {
+        println!();
+        println!("No administrator exists yet. Create one with this one-time link:");
+        println!("  {link}");
+    }
+    if let Some(demo) = &server.report.demo {
+        println!();
+        println!("Demo mode. Sign in as {} with password {}", demo.email, demo.password);
+        println!("Try:");
+        println!(
+            "  {base}/accounts/ServiceLogin      sign in (then 2-step, app passwords, sessions on the account page)"
+        );
+        println!("  {base}/account                    the account page");
+        println!(
+            "  {base}/accounts/ListAccounts      the accounts signed in in this browser (JSON)"
+        );
+        println!("  {base}/metrics                    Prometheus metrics");
+        println!("  tessera admin account list --data-dir {}", config.data_dir.display());
+        println!(
+            "  tessera admin audit --account {} --data-dir {}",
+            demo.email,
+            config.data_dir.display()
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => (),
+        () = term => (),
+    }
+}
+
+/// Reads a password from standard input (one line, newline trimmed).
+pub(crate) fn read_password_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(format_err!("no password on standard input"));
+    }
+    Ok(password)
+}

@@ -1,0 +1,245 @@
+//! The tessera server as a library: configuration, wiring of store, domain and web, start-up
+//! (migrations, keys, first-run link, demo data) and graceful shutdown. `main.rs` and the
+//! integration tests both start servers through `Server::start`.
+
+pub mod config;
+pub mod demo;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context as _, format_err};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tessera_crypto::kek::Kek;
+use tessera_crypto::random::{Rng, SystemRng};
+use tessera_domain::{Clock, Ctx};
+use tessera_store::Store;
+use tessera_store_sql::{ConnectOptions, SqlStore};
+
+pub use config::{Config, RawConfig};
+
+/// Wall-clock time; the only place the server reads it.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|it| it.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Opens (and migrates) the configured store.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    let url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating data directory {}", config.data_dir.display())
+            })?;
+            SqlStore::sqlite_path_url(&config.data_dir.join("tessera.db"))
+        }
+    };
+    let opts = ConnectOptions { max_connections: config.raw.store.max_connections };
+    let store = SqlStore::connect(&url, &opts)
+        .await
+        .map_err(|err| format_err!("opening the database: {err}"))?;
+    store.migrate().await.map_err(|err| format_err!("migrating the database: {err}"))?;
+    Ok(store)
+}
+
+/// The key-encryption key: from the configuration, or from a key file that is created (mode 0600)
+/// on first start.
+pub fn load_kek(config: &Config, rng: &dyn Rng) -> anyhow::Result<Kek> {
+    if !config.raw.kek.is_empty() {
+        return Kek::parse(&config.raw.kek)
+            .map_err(|_| format_err!("kek: must be base64 of exactly 32 bytes"));
+    }
+    let path = match config.raw.kek_file.as_str() {
+        "" => config.data_dir.join("kek"),
+        file => file.into(),
+    };
+    if path.exists() {
+        return read_kek_file(&path);
+    }
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+        .with_context(|| format!("creating {}", path.display()))?;
+    let kek = Kek::generate(rng);
+    write_private(&path, kek.to_base64().as_bytes())?;
+    tracing::info!(target: "tessera::startup", path = %path.display(), "generated a new key-encryption key");
+    Ok(kek)
+}
+
+fn read_kek_file(path: &Path) -> anyhow::Result<Kek> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format_err!(
+                "{}: the key file must not be readable by group or others (chmod 600)",
+                path.display()
+            ));
+        }
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Kek::parse(text.trim()).map_err(|_| format_err!("{}: not base64 of 32 bytes", path.display()))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Builds the domain context over an opened store.
+pub fn context(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+) -> anyhow::Result<Ctx> {
+    let kek = load_kek(config, rng.as_ref())?;
+    Ctx::new(store, clock, rng, kek, config.policy.clone(), &config.public_url)
+        .map_err(|err| format_err!("password settings: {err}"))
+}
+
+/// The process-wide Prometheus recorder (installed once; servers in one process share it).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".to_owned()),
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                )
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
+/// What start-up found and did, for the operator.
+#[derive(Debug, Default)]
+pub struct StartReport {
+    pub setup_link: Option<String>,
+    pub demo: Option<demo::DemoInfo>,
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub ctx: Ctx,
+    pub report: StartReport,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Options for `Server::start` that the configuration does not hold.
+#[derive(Default)]
+pub struct StartOptions {
+    pub demo: bool,
+    /// Injected clock (tests); wall-clock time when `None`.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// An already-bound listener (tests bind 127.0.0.1:0); `config.listen` when `None`.
+    pub listener: Option<tokio::net::TcpListener>,
+    /// Sweep expired credentials in the background.
+    pub sweeper: bool,
+}
+
+impl Server {
+    pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Server> {
+        let store = open_store(config).await?;
+        let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let rng: Arc<dyn Rng> = Arc::new(SystemRng::new());
+        let ctx = context(config, Arc::new(store), clock, rng)?;
+        tessera_domain::keys::ensure(&ctx)
+            .await
+            .map_err(|err| format_err!("preparing signing keys: {err}"))?;
+        let mut report = StartReport::default();
+        if opts.demo {
+            report.demo = Some(demo::seed(&ctx).await?);
+        }
+        report.setup_link = tessera_domain::setup::link_if_needed(&ctx)
+            .await
+            .map_err(|err| format_err!("setup link: {err}"))?;
+        let listener = match opts.listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("listening on {}", config.listen))?,
+        };
+        let addr = listener.local_addr()?;
+        let mut state = tessera_web::AppState::new(ctx.clone(), metrics_handle());
+        state.continue_prefixes = config.raw.signin.continue_prefixes.clone().into();
+        let app = tessera_web::router(state);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        if opts.sweeper {
+            spawn_sweeper(
+                ctx.clone(),
+                config.raw.store.sweep_interval_secs,
+                config.raw.store.sweep_batch,
+            );
+        }
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .context("serving")
+        });
+        Ok(Server { addr, ctx, report, shutdown: Some(tx), task })
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("server task")?
+    }
+
+    /// Waits for the server to end on its own (it does not, unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("server task")?
+    }
+
+    pub fn shutdown_handle(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+fn spawn_sweeper(ctx: Ctx, interval_secs: u64, batch: u32) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(interval_secs));
+        loop {
+            ticker.tick().await;
+            match tessera_domain::sweep::run_once(&ctx, batch).await {
+                Ok(0) => (),
+                Ok(n) => tracing::info!(target: "tessera::sweep", n, "swept expired credentials"),
+                Err(err) => tracing::warn!(target: "tessera::sweep", error = %err, "sweep failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,25 @@
+//! The `tessera` command: `serve`, `migrate`, `check-config` and the `admin` tools.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tessera: starting the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tessera: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

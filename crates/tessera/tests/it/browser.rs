@@ -1,0 +1,195 @@
+//! Page tests in headless Chromium (Debian's `chromium` and `chromium-driver`), driven over
+//! WebDriver: sign-in, 2-step, the account chooser, the CAPTCHA and the account page, as a person
+//! clicks through them.
+
+use std::process::Stdio;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::support::TestEnv;
+
+/// A chromedriver process and a headless Chromium session with a fresh profile.
+struct Chrome {
+    client: Client,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Chrome {
+    async fn start() -> Chrome {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver is installed (cargo xtask ci installs Debian's chromium-driver)");
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display())
+                ]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        // chromedriver takes a moment to listen; retry the session request until it answers.
+        let mut last_err = None;
+        for _ in 0..200 {
+            match ClientBuilder::rustls().unwrap().capabilities(caps.clone()).connect(&url).await {
+                Ok(client) => return Chrome { client, _driver: driver, _profile: profile },
+                Err(err) => {
+                    last_err = Some(err);
+                    if let Ok(Some(status)) = driver.try_wait() {
+                        panic!("chromedriver exited: {status}");
+                    }
+                    tokio::task::yield_now().await;
+                    let _ = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+                }
+            }
+        }
+        panic!("no WebDriver session: {last_err:?}");
+    }
+
+    async fn fill(&self, id: &str, text: &str) {
+        let field = self.client.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click_button(&self, label: &str) {
+        let xpath = format!("//button[normalize-space(.)='{label}']");
+        self.client.find(Locator::XPath(&xpath)).await.unwrap().click().await.unwrap();
+    }
+
+    async fn text(&self) -> String {
+        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+    }
+
+    async fn sign_in(&self, base: &str, email: &str, password: &str) {
+        self.client.goto(&format!("{base}/accounts/ServiceLogin?add=1")).await.unwrap();
+        self.fill("Email", email).await;
+        self.fill("Passwd", password).await;
+        self.click_button("Sign in").await;
+    }
+
+    async fn close(self) {
+        self.client.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sign_in_account_page_and_app_password() {
+    let env = TestEnv::start().await;
+    env.account("web@example.test", "password-1").await;
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, "web@example.test", "password-1").await;
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/account");
+    let text = chrome.text().await;
+    assert!(text.contains("Your account") && text.contains("web@example.test"), "{text}");
+    // The stylesheet loaded under the CSP (a styled page has its header border).
+    let header = chrome.client.find(Locator::Css("header")).await.unwrap();
+    assert_eq!(header.css_value("border-bottom-style").await.unwrap(), "solid");
+
+    chrome.fill("asp_name", "Phone mail").await;
+    chrome.click_button("Create app password").await;
+    let shown =
+        chrome.client.find(Locator::Id("app-password")).await.unwrap().text().await.unwrap();
+    assert_eq!(shown.replace(' ', "").len(), 16);
+    chrome.client.find(Locator::LinkText("Done")).await.unwrap().click().await.unwrap();
+    assert!(chrome.text().await.contains("Phone mail"));
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn two_step_setup_and_sign_in() {
+    let env = TestEnv::start().await;
+    env.account("totp@example.test", "password-1").await;
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, "totp@example.test", "password-1").await;
+    chrome.click_button("Set up 2-step verification").await;
+    let qr = chrome.client.find(Locator::Css(".qr svg")).await.unwrap();
+    assert!(qr.rectangle().await.unwrap().2 > 100.0, "the QR code is drawn");
+    let secret_text =
+        chrome.client.find(Locator::Css("code.secret")).await.unwrap().text().await.unwrap();
+    let secret = tessera_crypto::totp::TotpSecret::from_base32(&secret_text).unwrap();
+    chrome.fill("code", &secret.code_at_time(crate::support::T0)).await;
+    chrome.click_button("Turn on").await;
+    assert!(chrome.text().await.contains("2-step verification is on."));
+
+    chrome.client.find(Locator::LinkText("Sign out")).await.unwrap().click().await.unwrap();
+    env.clock.advance(30);
+    chrome.sign_in(&env.base, "totp@example.test", "password-1").await;
+    assert!(chrome.text().await.contains("2-step verification"));
+    chrome.fill("code", &secret.code_at_time(crate::support::T0 + 30)).await;
+    chrome.click_button("Verify").await;
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/account");
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn account_chooser_switches_between_accounts() {
+    let env = TestEnv::start().await;
+    env.account("one@example.test", "password-1").await;
+    env.account("two@example.test", "password-2").await;
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, "one@example.test", "password-1").await;
+    chrome
+        .client
+        .goto(&format!("{}/accounts/ServiceLogin?continue=%2Faccount", env.base))
+        .await
+        .unwrap();
+    assert!(chrome.text().await.contains("Choose an account"));
+    chrome
+        .client
+        .find(Locator::LinkText("Use another account"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chrome.fill("Email", "two@example.test").await;
+    chrome.fill("Passwd", "password-2").await;
+    chrome.click_button("Sign in").await;
+    assert!(chrome.text().await.contains("Signed in as two@example.test"));
+    chrome
+        .client
+        .goto(&format!("{}/accounts/ServiceLogin?continue=%2Faccount", env.base))
+        .await
+        .unwrap();
+    let links = chrome.client.find_all(Locator::Css(".chooser a")).await.unwrap();
+    assert_eq!(links.len(), 2);
+    links[0].click().await.unwrap();
+    assert!(chrome.text().await.contains("Signed in as one@example.test"));
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn captcha_appears_with_a_loaded_image() {
+    let env = TestEnv::with_config(|c| c.signin.captcha_after_account_failures = 2).await;
+    env.account("cap@example.test", "password-1").await;
+    let chrome = Chrome::start().await;
+    for _ in 0..2 {
+        chrome.sign_in(&env.base, "cap@example.test", "wrong-password").await;
+        assert!(chrome.text().await.contains("Wrong email or password"));
+    }
+    chrome.sign_in(&env.base, "cap@example.test", "password-1").await;
+    assert!(chrome.text().await.contains("Type the characters you see in the picture"));
+    chrome.client.find(Locator::Css("fieldset img")).await.unwrap();
+    let width = chrome
+        .client
+        .execute("return document.querySelector('fieldset img').naturalWidth", vec![])
+        .await
+        .unwrap();
+    assert_eq!(width, serde_json::json!(220), "the CAPTCHA image loaded");
+    chrome.close().await;
+}

@@ -1,0 +1,237 @@
+//! The `tessera` binary: admin commands against a data directory, configuration checks, and a real
+//! `serve` process (logs without secrets, graceful shutdown).
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+fn tessera(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("TESSERA_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_accounts_domains_projects_keys_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, out, err) = tessera(d, &["admin", "domain", "add", "corp.example", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["name"], "corp.example");
+
+    let (code, out, err) = tessera(
+        d,
+        &[
+            "admin",
+            "account",
+            "add",
+            "Quinn@Corp.Example",
+            "--name",
+            "Quinn",
+            "--domain",
+            "corp.example",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("quinn-password\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let account: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(account["email"], "Quinn@corp.example");
+    assert_eq!(account["domain"], "corp.example");
+    assert_eq!(account["state"], "active");
+
+    let (code, _, err) = tessera(d, &["admin", "account", "add", "quinn@corp.example"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = tessera(d, &["admin", "account", "add", "not-an-email"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("valid email"), "{err}");
+    let (code, _, err) = tessera(
+        d,
+        &["admin", "account", "add", "x@other.example", "--domain", "nope.example"],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("not registered"), "{err}");
+
+    for (command, state) in
+        [("disable", "disabled"), ("enable", "active"), ("delete", "deleted"), ("enable", "active")]
+    {
+        let (code, out, err) =
+            tessera(d, &["admin", "account", command, "quinn@corp.example", "--json"], None);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["state"], state);
+    }
+    let (code, _, err) = tessera(
+        d,
+        &["admin", "account", "set-password", "quinn@corp.example", "--password-stdin"],
+        Some("new-password-1\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = tessera(d, &["admin", "account", "list", "--json"], None);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().len(),
+        1
+    );
+    let (code, out, _) =
+        tessera(d, &["admin", "account", "show", "QUINN@corp.example", "--json"], None);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["name"], "Quinn");
+    let (code, _, err) = tessera(d, &["admin", "account", "show", "nobody@corp.example"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("no account"));
+
+    let (code, out, err) = tessera(
+        d,
+        &["admin", "project", "add", "Payroll", "--owner", "quinn@corp.example", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["name"], "Payroll");
+    let (code, _, _) =
+        tessera(d, &["admin", "project", "add", "Payroll", "--owner", "quinn@corp.example"], None);
+    assert_ne!(code, 0);
+
+    let (code, out, _) = tessera(d, &["admin", "keys", "list", "--json"], None);
+    assert_eq!(code, 0);
+    let keys: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let states: Vec<_> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        states.contains(&"active".to_owned()) && states.contains(&"next".to_owned()),
+        "{states:?}"
+    );
+    let next =
+        keys.as_array().unwrap().iter().find(|it| it["state"] == "next").unwrap()["kid"].clone();
+    let (code, out, _) = tessera(d, &["admin", "keys", "rotate", "--json"], None);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["active"],
+        next,
+        "the published key becomes active"
+    );
+
+    let (code, out, _) = tessera(
+        d,
+        &["admin", "audit", "--account", "quinn@corp.example", "--since", "1h", "--json"],
+        None,
+    );
+    assert_eq!(code, 0);
+    let events: Vec<String> = serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["event"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in
+        ["account.create", "account.disable", "account.delete", "account.enable", "password.change"]
+    {
+        assert!(events.contains(&expected.to_owned()), "{expected} in {events:?}");
+    }
+    let (code, _, err) = tessera(d, &["admin", "audit", "--since", "yesterday"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("--since"));
+
+    // The key-encryption key file was created private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(d.join("kek")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn check_config_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tessera.toml");
+    std::fs::write(&file, "version = 1\n[signin]\nsesion_ttl_secs = 5\n").unwrap();
+    let (code, _, err) =
+        tessera(dir.path(), &["check-config", "--config", file.to_str().unwrap()], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("sesion_ttl_secs"), "{err}");
+    std::fs::write(&file, "version = 1\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+    let (code, out, err) =
+        tessera(dir.path(), &["check-config", "--config", file.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("127.0.0.1:9999"));
+}
+
+#[tokio::test]
+async fn serve_logs_no_secrets_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = tessera(
+        dir.path(),
+        &["admin", "account", "add", "rae@example.test", "--password-stdin"],
+        Some("rae-secret-password\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TESSERA_LOG", "debug")
+        .env_remove("TESSERA_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = String::new();
+    let mut banner = String::new();
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(rest) = line.strip_prefix("tessera is listening on http://") {
+            addr = rest.split_whitespace().next().unwrap().to_owned();
+        }
+        if line.contains("/setup?token=") {
+            break;
+        }
+    }
+    assert!(!addr.is_empty(), "{banner}");
+    let mut b = crate::support::Browser::new(&format!("http://{addr}"));
+    let res = b.sign_in("rae@example.test", "rae-secret-password").await;
+    assert_eq!(res.status, 303);
+    let cookie = b.jar["TSID"].clone();
+    assert_eq!(b.get("/account").await.status, 200);
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("request"), "logs were written: {stderr}");
+    assert!(stderr.contains("signin.success"), "{stderr}");
+    assert!(!stderr.contains("rae-secret-password"), "password in logs");
+    assert!(!stderr.contains(&cookie), "session cookie in logs");
+    let setup_token = banner.split("/setup?token=").nth(1).unwrap().trim();
+    assert!(!stderr.contains(setup_token), "setup token in logs");
+}

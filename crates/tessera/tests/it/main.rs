@@ -1,0 +1,12 @@
+//! The integration tests: real servers started in-process on 127.0.0.1:0 with a fixed clock.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod account;
+#[cfg(feature = "browser")]
+mod browser;
+mod cli;
+mod robustness;
+mod signin;
