@@ -1,0 +1,143 @@
+//! `cargo xtask ci`: the whole test suite, as CI and the README run it.
+//!
+//! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
+//!    `chromium-driver` for the browser tests),
+//! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
+//!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
+//! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
+//!    browser tests on (nextest when installed, else `cargo test`).
+//!
+//! `--no-lint` skips fmt and clippy; `--no-browser` skips the browser tests.
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, format_err};
+
+pub(crate) const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let lint = !args.iter().any(|it| it == "--no-lint");
+    let browser = !args.iter().any(|it| it == "--no-browser");
+    if browser {
+        ensure_chromium()?;
+    }
+    let pg = ensure_postgres();
+    if lint {
+        cargo(&["fmt", "--all", "--", "--check"], &[])?;
+        cargo(
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--features",
+                "tessera/browser",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+    }
+    let mut env: Vec<(&str, String)> = Vec::new();
+    match &pg {
+        Some(url) => env.push(("TESSERA_TEST_DATABASE_URL", url.clone())),
+        None => eprintln!(
+            "\n*** SKIPPING the PostgreSQL tests: no server answers on 127.0.0.1:5432 ***\n"
+        ),
+    }
+    let features = if browser { "tessera/browser" } else { "" };
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|it| it.status.success());
+    if nextest {
+        let mut a = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
+        if browser {
+            a.extend(["--features", features]);
+        }
+        cargo(&a, &env)?;
+    } else {
+        let mut a = vec!["test", "--workspace", "--no-fail-fast"];
+        if browser {
+            a.extend(["--features", features]);
+        }
+        cargo(&a, &env)?;
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str], env: &[(&str, String)]) -> anyhow::Result<()> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let status = command.status().with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !status.success() {
+        return Err(format_err!("cargo {} failed", args.join(" ")));
+    }
+    Ok(())
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|it| it.status.success())
+}
+
+/// Installs Debian's Chromium and its WebDriver when they are missing.
+fn ensure_chromium() -> anyhow::Result<()> {
+    if have("chromium") && have("chromedriver") {
+        return Ok(());
+    }
+    eprintln!("installing chromium and chromium-driver for the browser tests");
+    let sudo = if have("sudo") && !is_root() { "sudo " } else { "" };
+    let script = format!(
+        "{sudo}apt-get update -q && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -q chromium chromium-driver"
+    );
+    let status = Command::new("sh").args(["-c", &script]).status().context("running apt-get")?;
+    if !status.success() || !have("chromedriver") {
+        return Err(format_err!(
+            "could not install chromium and chromium-driver (pass --no-browser to skip the browser tests)"
+        ));
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|it| String::from_utf8_lossy(&it.stdout).trim() == "0")
+}
+
+fn pg_answers() -> bool {
+    let addr: SocketAddr = ([127, 0, 0, 1], 5432).into();
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+/// The PostgreSQL URL for the tests: the configured one, or the local server (started if it is
+/// installed but stopped).
+fn ensure_postgres() -> Option<String> {
+    if let Ok(url) = std::env::var("TESSERA_TEST_DATABASE_URL") {
+        return Some(url);
+    }
+    if pg_answers() {
+        return Some(PG_URL.to_owned());
+    }
+    if have("pg_ctlcluster") {
+        let script = "for v in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster --skip-systemctl-redirect $v main start; done";
+        let _ = Command::new("sh").args(["-c", script]).status();
+        for _ in 0..50 {
+            if pg_answers() {
+                return Some(PG_URL.to_owned());
+            }
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+    }
+    None
+}
