@@ -33,7 +33,7 @@ pub(crate) fn conflict_name(e: &sqlx::Error) -> Option<&'static str> {
 
 /// The static rule name for a constraint or message; the most specific patterns come first.
 fn rule_name(hint: &str) -> &'static str {
-    const RULES: [(&str, &str); 13] = [
+    const RULES: [(&str, &str); 14] = [
         ("email_lower", "email"),
         ("credentials", "credential"),
         ("grants", "grant"),
@@ -43,6 +43,7 @@ fn rule_name(hint: &str) -> &'static str {
         ("projects", "project"),
         ("clients", "client"),
         ("domains", "domain"),
+        ("services", "service"),
         ("accounts", "account"),
         ("signing_keys", "key"),
         ("audit_events", "audit_event"),

@@ -17,6 +17,7 @@ mod directory;
 mod error;
 mod grants;
 mod keys;
+mod services;
 mod sessions;
 
 use std::path::Path;
@@ -27,7 +28,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Transaction};
 use tessera_store::{
     AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
-    ProjectStore, Result, SessionStore, Store, StoreError,
+    ProjectStore, Result, ServiceStore, SessionStore, Store, StoreError,
 };
 
 use crate::error::backend;
@@ -266,6 +267,10 @@ impl Store for SqlStore {
     }
 
     fn audit(&self) -> &dyn AuditStore {
+        self
+    }
+
+    fn services(&self) -> &dyn ServiceStore {
         self
     }
 

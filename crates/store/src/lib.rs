@@ -45,6 +45,7 @@ pub trait Store: Send + Sync + 'static {
     fn keys(&self) -> &dyn KeyStore;
     fn audit(&self) -> &dyn AuditStore;
     fn counters(&self) -> &dyn CounterStore;
+    fn services(&self) -> &dyn ServiceStore;
 }
 
 #[async_trait]
@@ -91,6 +92,17 @@ pub trait ProjectStore: Send + Sync {
     async fn add_client(&self, client: &ClientRecord) -> Result<()>;
     async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
     async fn list_clients(&self, project_id: &str) -> Result<Vec<ClientRecord>>;
+}
+
+#[async_trait]
+pub trait ServiceStore: Send + Sync {
+    /// Fails with `Conflict("service")` when the name is taken.
+    async fn add(&self, service: &ServiceRecord) -> Result<()>;
+    async fn get(&self, name: &str) -> Result<Option<ServiceRecord>>;
+    /// Sorted by name.
+    async fn list(&self) -> Result<Vec<ServiceRecord>>;
+    /// Replaces the set of legacy protocols the service accepts.
+    async fn set_protocols(&self, name: &str, protocols: &str) -> Result<()>;
 }
 
 #[async_trait]

@@ -98,6 +98,21 @@ pub struct ClientRecord {
     pub created_at: Timestamp,
 }
 
+/// A service that owns scopes: a ClientLogin service name (`cl`, `mail`, …), the URL prefixes it
+/// owns, and which legacy protocols may reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRecord {
+    pub name: String,
+    pub display_name: String,
+    /// Space-separated scope URL prefixes (or short scope names).
+    pub scopes: String,
+    /// Lifetime of ClientLogin `Auth` tokens for this service.
+    pub clientlogin_ttl_secs: i64,
+    /// Space-separated legacy protocols it accepts: `authsub clientlogin oauth1`.
+    pub protocols: String,
+    pub created_at: Timestamp,
+}
+
 /// That account allowed that client those scopes, whatever protocol asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRecord {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
-    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectRecord, SessionRecord,
-    Store, StoreError, Timestamp,
+    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectRecord, ServiceRecord,
+    SessionRecord, Store, StoreError, Timestamp,
 };
 
 /// The future one case runs as.
@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             account_password_rehash_is_conditional,
             account_totp_step_replay_is_refused,
             domains_add_get_list,
+            services_add_get_list_and_protocols,
             projects_and_clients,
             grant_upsert_creates_then_widens,
             grant_upsert_concurrent_keeps_one_live_grant,
@@ -491,6 +492,37 @@ pub async fn domains_add_get_list(store: Arc<dyn Store>) {
         matches!(domains.add(&b).await, Err(StoreError::Conflict(_))),
         "a domain is added once"
     );
+}
+
+pub async fn services_add_get_list_and_protocols(store: Arc<dyn Store>) {
+    let services = store.services();
+    assert!(services.list().await.expect("list").is_empty());
+    let cl = ServiceRecord {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: "https://calendar.example.test/feeds/".to_owned(),
+        clientlogin_ttl_secs: 14 * 86_400,
+        protocols: "authsub clientlogin oauth1".to_owned(),
+        created_at: NOW,
+    };
+    let mail = ServiceRecord {
+        name: "mail".to_owned(),
+        display_name: "Mail".to_owned(),
+        scopes: "https://mail.example.test/".to_owned(),
+        ..cl.clone()
+    };
+    services.add(&mail).await.expect("add mail");
+    services.add(&cl).await.expect("add cl");
+    assert_eq!(services.get("cl").await.expect("get"), Some(cl.clone()));
+    assert_eq!(services.get("nope").await.expect("get missing"), None);
+    assert_eq!(services.list().await.expect("list"), [cl.clone(), mail]);
+    assert!(
+        matches!(services.add(&cl).await, Err(StoreError::Conflict("service"))),
+        "a name is taken once"
+    );
+    services.set_protocols("cl", "oauth1").await.expect("set protocols");
+    assert_eq!(services.get("cl").await.expect("get").expect("exists").protocols, "oauth1");
+    assert!(matches!(services.set_protocols("nope", "").await, Err(StoreError::NotFound)));
 }
 
 pub async fn projects_and_clients(store: Arc<dyn Store>) {

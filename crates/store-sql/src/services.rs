@@ -1,0 +1,73 @@
+//! Services and the scopes they own.
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use tessera_store::{Result, ServiceRecord, ServiceStore};
+
+use crate::error::{backend, insert};
+use crate::{SqlStore, get};
+
+macro_rules! columns {
+    () => {
+        "name, display_name, scopes, clientlogin_ttl_secs, protocols, created_at"
+    };
+}
+
+fn service_from_row(row: &AnyRow) -> Result<ServiceRecord> {
+    Ok(ServiceRecord {
+        name: get(row, "name")?,
+        display_name: get(row, "display_name")?,
+        scopes: get(row, "scopes")?,
+        clientlogin_ttl_secs: get(row, "clientlogin_ttl_secs")?,
+        protocols: get(row, "protocols")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl ServiceStore for SqlStore {
+    async fn add(&self, service: &ServiceRecord) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO services (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(service.name.as_str())
+        .bind(service.display_name.as_str())
+        .bind(service.scopes.as_str())
+        .bind(service.clientlogin_ttl_secs)
+        .bind(service.protocols.as_str())
+        .bind(service.created_at)
+        .execute(&self.write)
+        .await
+        .map_err(insert("add service"))?;
+        Ok(())
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<ServiceRecord>> {
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM services WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("get service"))?;
+        row.as_ref().map(service_from_row).transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<ServiceRecord>> {
+        let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM services ORDER BY name"))
+            .fetch_all(&self.read)
+            .await
+            .map_err(backend("list services"))?;
+        rows.iter().map(service_from_row).collect()
+    }
+
+    async fn set_protocols(&self, name: &str, protocols: &str) -> Result<()> {
+        self.update_one(
+            "set service protocols",
+            sqlx::query("UPDATE services SET protocols = $1 WHERE name = $2")
+                .bind(protocols.to_owned())
+                .bind(name.to_owned()),
+        )
+        .await
+    }
+}
