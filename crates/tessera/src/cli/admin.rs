@@ -33,6 +33,8 @@ enum AdminCommand {
     Project(ProjectCommand),
     #[command(subcommand)]
     Keys(KeysCommand),
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Security events, newest first.
     Audit {
         #[arg(long)]
@@ -111,6 +113,26 @@ enum ProjectCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Register a service: a ClientLogin service name and the scope prefixes it owns.
+    Add {
+        name: String,
+        #[arg(long)]
+        display_name: String,
+        /// A scope URL prefix (repeat for several).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime of ClientLogin Auth tokens, in seconds (default 14 days).
+        #[arg(long)]
+        clientlogin_ttl_secs: Option<i64>,
+        /// Legacy protocols it accepts (repeat; default authsub, clientlogin and oauth1).
+        #[arg(long = "protocol")]
+        protocols: Vec<String>,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysCommand {
     List,
     /// Retire the signing key, promote the published next key, publish a new next key.
@@ -141,6 +163,16 @@ fn account_json(account: &AccountRecord) -> Value {
         "admin": account.is_admin,
         "two_step": account.totp_secret_enc.is_some(),
         "created_at": account.created_at,
+    })
+}
+
+fn service_json(service: &tessera_store::ServiceRecord) -> Value {
+    json!({
+        "name": service.name,
+        "display_name": service.display_name,
+        "scopes": service.scopes.split(' ').collect::<Vec<_>>(),
+        "clientlogin_ttl_secs": service.clientlogin_ttl_secs,
+        "protocols": service.protocols.split(' ').filter(|it| !it.is_empty()).collect::<Vec<_>>(),
     })
 }
 
@@ -214,6 +246,41 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 projects
                     .iter()
                     .map(|it| format!("{}  {}", it.id, it.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        AdminCommand::Service(ServiceCommand::Add {
+            name,
+            display_name,
+            scopes,
+            clientlogin_ttl_secs,
+            protocols,
+        }) => {
+            let new = tessera_domain::services::NewService {
+                name: name.clone(),
+                display_name: display_name.clone(),
+                scopes: scopes.clone(),
+                clientlogin_ttl_secs: *clientlogin_ttl_secs,
+                protocols: (!protocols.is_empty()).then(|| protocols.clone()),
+            };
+            let service = tessera_domain::services::add(&ctx, new, &actor).await?;
+            print(json_mode, &service_json(&service), || {
+                format!("added service {} ({})", service.name, service.scopes)
+            });
+        }
+        AdminCommand::Service(ServiceCommand::List) => {
+            let services = tessera_domain::services::list(&ctx).await?;
+            let value = json!(services.iter().map(service_json).collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                services
+                    .iter()
+                    .map(|it| {
+                        format!(
+                            "{}  {}  {}  [{}]",
+                            it.name, it.display_name, it.scopes, it.protocols
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });

@@ -164,3 +164,62 @@ async fn account_pages_need_a_session_and_a_csrf_token() {
         tessera_domain::accounts::find_by_email(env.ctx(), "oz@example.test").await.unwrap();
     assert_eq!(account.name, "oz");
 }
+
+#[tokio::test]
+async fn connected_apps_are_listed_and_removing_one_kills_its_credentials() {
+    let env = TestEnv::start().await;
+    let account = env.account("una@example.test", "password-1").await;
+    let ctx = env.ctx();
+    let grant = tessera_domain::grants::grant(
+        ctx,
+        &account.id,
+        "calendar-sync.example",
+        "authsub",
+        &["https://cal.example/feeds/".to_owned()],
+        "",
+    )
+    .await
+    .unwrap();
+    let (_, digest) = ctx.new_token();
+    let mut token = tessera_store::CredentialRecord::new(
+        digest.clone(),
+        tessera_store::CredentialKind::AuthsubSession,
+        crate::support::T0,
+    );
+    token.account_id = Some(account.id.clone());
+    token.grant_id = Some(grant.id.clone());
+    ctx.store.credentials().insert(&token).await.unwrap();
+
+    let mut b = env.browser();
+    b.sign_in("una@example.test", "password-1").await;
+    let page = b.get("/account").await;
+    assert!(page.body.contains("calendar-sync.example (not registered)"), "{}", page.body);
+    assert!(page.body.contains("https://cal.example/feeds/"));
+    let res = b
+        .post(
+            "/account/apps/revoke",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("grant", &grant.id)],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert!(
+        ctx.store.credentials().find_live(&digest, crate::support::T0).await.unwrap().is_none()
+    );
+    let page = b.get("/account").await;
+    assert!(page.body.contains("No app has access to your account."));
+    assert!(page.body.contains("Access removed from an app"));
+    // Someone else's grant id is not found.
+    let other = env.account("vic@example.test", "password-1").await;
+    let theirs =
+        tessera_domain::grants::grant(ctx, &other.id, "x", "oauth2", &["openid".to_owned()], "")
+            .await
+            .unwrap();
+    let res = b
+        .post(
+            "/account/apps/revoke",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("grant", &theirs.id)],
+        )
+        .await;
+    assert_eq!(res.status, 404);
+    assert!(ctx.store.grants().get(&theirs.id).await.unwrap().unwrap().revoked_at.is_none());
+}

@@ -112,6 +112,49 @@ fn admin_accounts_domains_projects_keys_and_audit() {
         tessera(d, &["admin", "project", "add", "Payroll", "--owner", "quinn@corp.example"], None);
     assert_ne!(code, 0);
 
+    let (code, out, err) = tessera(
+        d,
+        &[
+            "admin",
+            "service",
+            "add",
+            "cl",
+            "--display-name",
+            "Calendar",
+            "--scope",
+            "https://calendar.example.test/feeds/",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let service: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(service["clientlogin_ttl_secs"], 14 * 86_400);
+    assert_eq!(service["protocols"], serde_json::json!(["authsub", "clientlogin", "oauth1"]));
+    let (code, _, err) = tessera(
+        d,
+        &["admin", "service", "add", "Bad Name", "--display-name", "x", "--scope", "https://x/"],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("service name"), "{err}");
+    let (code, _, err) = tessera(
+        d,
+        &[
+            "admin",
+            "service",
+            "add",
+            "evil",
+            "--display-name",
+            "x",
+            "--scope",
+            "javascript:alert(1)",
+        ],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("not a valid scope"), "{err}");
+
     let (code, out, _) = tessera(d, &["admin", "keys", "list", "--json"], None);
     assert_eq!(code, 0);
     let keys: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -26,6 +26,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/account/app-passwords", post(app_password_post))
         .route("/account/app-passwords/revoke", post(app_password_revoke_post))
         .route("/account/sessions/revoke", post(session_revoke_post))
+        .route("/account/apps/revoke", post(app_revoke_post))
 }
 
 struct OtherAccount {
@@ -36,6 +37,16 @@ struct OtherAccount {
 struct AppPasswordRow {
     id: String,
     name: String,
+    created: String,
+    last_used: String,
+}
+
+struct AppRow {
+    id: String,
+    name: String,
+    registered: bool,
+    scopes: String,
+    protocol: String,
     created: String,
     last_used: String,
 }
@@ -69,6 +80,7 @@ struct AccountPage<'a> {
     error: Option<String>,
     totp_on: bool,
     app_passwords: Vec<AppPasswordRow>,
+    apps: Vec<AppRow>,
     sessions: Vec<SessionRow>,
     events: Vec<EventRow>,
 }
@@ -115,6 +127,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "2sv-off" => Some("2-step verification is off."),
         "asp-revoked" => Some("The app password was revoked."),
         "session-revoked" => Some("That session was signed out."),
+        "app-revoked" => Some("The app no longer has access to your account."),
         _ => None,
     }
 }
@@ -131,6 +144,8 @@ fn event_text(event: &str) -> String {
         "app_password.revoke" => "App password revoked",
         "session.revoke" => "Session signed out",
         "profile.change" => "Profile changed",
+        "grant.create" => "Access given to an app",
+        "grant.revoke" => "Access removed from an app",
         "account.create" => "Account created",
         other => other,
     }
@@ -156,6 +171,23 @@ async fn account_page(
             name: it.name,
             created: render::datetime(it.created_at),
             last_used: it.last_used_at.map(render::datetime).unwrap_or_else(|| "never".to_owned()),
+        })
+        .collect();
+    let apps = tessera_domain::grants::connected(ctx, &account.id)
+        .await?
+        .into_iter()
+        .map(|it| AppRow {
+            id: it.grant.id.clone(),
+            name: it.name,
+            registered: it.registered,
+            scopes: it.grant.scopes.replace(' ', ", "),
+            protocol: it.grant.protocol.clone(),
+            created: render::datetime(it.grant.created_at),
+            last_used: it
+                .grant
+                .last_used_at
+                .map(render::datetime)
+                .unwrap_or_else(|| "never".to_owned()),
         })
         .collect();
     let sessions = tessera_domain::sessions::list_for_account(ctx, &account.id)
@@ -194,6 +226,7 @@ async fn account_page(
         error: error.clone(),
         totp_on: account.totp_secret_enc.is_some(),
         app_passwords,
+        apps,
         sessions,
         events,
     };
@@ -463,4 +496,25 @@ async fn session_revoke_post(
     )
     .await;
     or_show(&state, &headers, who, res, "session-revoked").await
+}
+
+async fn app_revoke_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let who = match posted(&state, &headers, &fields).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let res = tessera_domain::grants::revoke(
+        &state.ctx,
+        &who.1.account.id,
+        &fields.text("grant"),
+        &Actor::Account,
+        &client.ip,
+    )
+    .await;
+    or_show(&state, &headers, who, res, "app-revoked").await
 }
