@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod app_passwords;
 pub mod audit;
+pub mod caller;
 pub mod captcha;
 pub mod clock;
 pub mod csrf;

@@ -1,0 +1,296 @@
+//! "Who is calling, for which client, with which scopes?" — the one question every resource
+//! server asks, answered here for every `Authorization` scheme: `Bearer` (OAuth 2.0), `OAuth`
+//! (1.0a), `AuthSub`, `GoogleLogin auth=` (ClientLogin) and `key=` (API keys). The web layer's
+//! extractor, tokeninfo and introspection all call `resolve`.
+
+use tessera_store::CredentialKind;
+
+use crate::{Ctx, Result};
+
+/// Which protocol the caller used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    OAuth2,
+    OAuth1,
+    AuthSub,
+    ClientLogin,
+    ApiKey,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::OAuth2 => "oauth2",
+            Protocol::OAuth1 => "oauth1",
+            Protocol::AuthSub => "authsub",
+            Protocol::ClientLogin => "clientlogin",
+            Protocol::ApiKey => "api_key",
+        }
+    }
+}
+
+/// The answer: who, through which client, allowed what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub protocol: Protocol,
+    pub account_id: Option<String>,
+    pub client_id: Option<String>,
+    pub grant_id: Option<String>,
+    /// Granted scopes (URL prefixes or short names).
+    pub scopes: Vec<String>,
+    /// The ClientLogin service the credential was issued for, where that is how access is scoped.
+    pub service: Option<String>,
+    pub kind: CredentialKind,
+    pub expires_at: Option<i64>,
+}
+
+impl Caller {
+    /// Whether the caller may reach `scope_or_url`: a granted scope equals it or is a prefix of it.
+    pub fn allows(&self, scope_or_url: &str) -> bool {
+        self.scopes.iter().any(|granted| crate::services::covers(granted, scope_or_url))
+    }
+}
+
+/// A credential as presented on the wire, before anything is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Bearer(String),
+    /// `AuthSub token="…"`, with the secure-token signature fields when present.
+    AuthSub {
+        token: String,
+        sigalg: Option<String>,
+        data: Option<String>,
+        sig: Option<String>,
+    },
+    /// `GoogleLogin auth=…`.
+    GoogleLogin(String),
+    /// `OAuth k="v", …` parameters, percent-decoded.
+    OAuth1(Vec<(String, String)>),
+    ApiKey(String),
+}
+
+/// Why a caller was not accepted. `Malformed` and `Invalid` are 401s; `BadSignature` is a 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerError {
+    #[error("no credentials")]
+    Missing,
+    #[error("malformed credentials")]
+    Malformed,
+    #[error("invalid, expired or revoked credentials")]
+    Invalid,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("this scheme is not accepted here")]
+    Unsupported,
+}
+
+/// Parses an `Authorization` header value. Parameter values may be quoted or bare.
+pub fn parse_authorization(header: &str) -> Result<Presented, CallerError> {
+    let header = header.trim();
+    if header.is_empty() || header.len() > 8192 {
+        return Err(if header.is_empty() { CallerError::Missing } else { CallerError::Malformed });
+    }
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let rest = rest.trim();
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => {
+            if rest.is_empty() || rest.contains(' ') {
+                return Err(CallerError::Malformed);
+            }
+            Ok(Presented::Bearer(rest.to_owned()))
+        }
+        "authsub" => {
+            let params = parse_params(rest)?;
+            let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let token = get("token").filter(|it| !it.is_empty()).ok_or(CallerError::Malformed)?;
+            Ok(Presented::AuthSub {
+                token,
+                sigalg: get("sigalg"),
+                data: get("data"),
+                sig: get("sig"),
+            })
+        }
+        "googlelogin" => {
+            let params = parse_params(rest)?;
+            let auth = params
+                .into_iter()
+                .find(|(k, _)| k == "auth")
+                .map(|(_, v)| v)
+                .filter(|it| !it.is_empty())
+                .ok_or(CallerError::Malformed)?;
+            Ok(Presented::GoogleLogin(auth))
+        }
+        "oauth" => {
+            let params = parse_params(rest)?;
+            let decoded = params
+                .into_iter()
+                .map(|(k, v)| {
+                    let k = percent_encoding::percent_decode_str(&k)
+                        .decode_utf8()
+                        .map_err(|_| CallerError::Malformed)?
+                        .into_owned();
+                    let v = percent_encoding::percent_decode_str(&v)
+                        .decode_utf8()
+                        .map_err(|_| CallerError::Malformed)?
+                        .into_owned();
+                    Ok((k, v))
+                })
+                .collect::<Result<Vec<_>, CallerError>>()?;
+            Ok(Presented::OAuth1(decoded))
+        }
+        _ => Err(CallerError::Unsupported),
+    }
+}
+
+/// `a="b", c=d e="f"`: comma- or space-separated `name=value` pairs, values quoted or bare.
+fn parse_params(text: &str) -> Result<Vec<(String, String)>, CallerError> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start_matches([' ', ',']);
+    while !rest.is_empty() {
+        let eq = rest.find('=').ok_or(CallerError::Malformed)?;
+        let name = rest[..eq].trim();
+        if name.is_empty() || name.contains([' ', ',', '"']) {
+            return Err(CallerError::Malformed);
+        }
+        let after = &rest[eq + 1..];
+        let (value, remaining) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"').ok_or(CallerError::Malformed)?;
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => {
+                let end = after.find([',', ' ']).unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        if out.iter().any(|(k, _): &(String, String)| k == name) {
+            return Err(CallerError::Malformed);
+        }
+        out.push((name.to_owned(), value.to_owned()));
+        rest = remaining.trim_start_matches([' ', ',']);
+    }
+    Ok(out)
+}
+
+/// Facts about the request that some schemes sign (AuthSub secure tokens, OAuth 1.0a).
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    pub method: String,
+    /// The full request URL as the client addressed it (scheme, host, port, path, query).
+    pub url: String,
+}
+
+/// Resolves a presented credential to its caller. Schemes a deployment does not serve yet answer
+/// `Unsupported`.
+pub async fn resolve(
+    ctx: &Ctx,
+    presented: &Presented,
+    _request: &RequestFacts,
+) -> Result<Result<Caller, CallerError>> {
+    match presented {
+        Presented::Bearer(token) => bearer(ctx, token).await,
+        _ => Ok(Err(CallerError::Unsupported)),
+    }
+}
+
+/// An opaque OAuth 2.0 access token: a live `access_token` credential.
+async fn bearer(ctx: &Ctx, token: &str) -> Result<Result<Caller, CallerError>> {
+    if token.len() > 4096 {
+        return Ok(Err(CallerError::Malformed));
+    }
+    let digest = tessera_crypto::digest::token_digest(token);
+    let Some(record) = ctx.store.credentials().find_live(&digest, ctx.now()).await? else {
+        return Ok(Err(CallerError::Invalid));
+    };
+    if record.kind != CredentialKind::AccessToken {
+        return Ok(Err(CallerError::Invalid));
+    }
+    Ok(Ok(Caller {
+        protocol: Protocol::OAuth2,
+        account_id: record.account_id,
+        client_id: record.client_id,
+        grant_id: record.grant_id,
+        scopes: record.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect(),
+        service: None,
+        kind: record.kind,
+        expires_at: record.expires_at,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_every_scheme() {
+        assert_eq!(
+            parse_authorization("Bearer abc.def").unwrap(),
+            Presented::Bearer("abc.def".to_owned())
+        );
+        assert_eq!(
+            parse_authorization("AuthSub token=\"CKF50YzIHxCT85KMAg\"").unwrap(),
+            Presented::AuthSub {
+                token: "CKF50YzIHxCT85KMAg".to_owned(),
+                sigalg: None,
+                data: None,
+                sig: None
+            }
+        );
+        assert_eq!(
+            parse_authorization("AuthSub token=CKF50YzIHxCT85KMAg").unwrap(),
+            Presented::AuthSub {
+                token: "CKF50YzIHxCT85KMAg".to_owned(),
+                sigalg: None,
+                data: None,
+                sig: None
+            }
+        );
+        let secure = parse_authorization("AuthSub token=\"t\" data=\"GET https://x/feeds 1300000000 151135\" sig=\"c2ln\" sigalg=\"rsa-sha1\"").unwrap();
+        assert_eq!(
+            secure,
+            Presented::AuthSub {
+                token: "t".to_owned(),
+                sigalg: Some("rsa-sha1".to_owned()),
+                data: Some("GET https://x/feeds 1300000000 151135".to_owned()),
+                sig: Some("c2ln".to_owned())
+            }
+        );
+        assert_eq!(
+            parse_authorization("GoogleLogin auth=DQAAAG").unwrap(),
+            Presented::GoogleLogin("DQAAAG".to_owned())
+        );
+        let oauth = parse_authorization(
+            "OAuth oauth_consumer_key=\"example.com\", oauth_signature=\"a%2Bb%3D\"",
+        )
+        .unwrap();
+        assert_eq!(
+            oauth,
+            Presented::OAuth1(vec![
+                ("oauth_consumer_key".to_owned(), "example.com".to_owned()),
+                ("oauth_signature".to_owned(), "a+b=".to_owned())
+            ])
+        );
+        assert_eq!(parse_authorization(""), Err(CallerError::Missing));
+        assert_eq!(parse_authorization("Basic abc"), Err(CallerError::Unsupported));
+        assert_eq!(
+            parse_authorization("AuthSub token=\"unterminated"),
+            Err(CallerError::Malformed)
+        );
+        assert_eq!(parse_authorization("AuthSub token=a token=b"), Err(CallerError::Malformed));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}") {
+            let _ = parse_authorization(&s);
+        }
+
+        #[test]
+        fn quoted_and_bare_agree(token in "[A-Za-z0-9_-]{1,40}") {
+            let quoted = parse_authorization(&format!("AuthSub token=\"{token}\"")).unwrap();
+            let bare = parse_authorization(&format!("AuthSub token={token}")).unwrap();
+            prop_assert_eq!(quoted, bare);
+        }
+    }
+}
