@@ -6,10 +6,19 @@ use crate::{Ctx, Result};
 /// Used and revoked rows are kept this long, so that a replay can still be recognised as one.
 pub const RETAIN_SECS: i64 = 24 * 3600;
 
-/// Sweeps until a batch comes back short; returns how many rows went.
+/// Sweeps dead sessions, then dead credentials, each until a batch comes back short; returns how
+/// many rows went.
 pub async fn run_once(ctx: &Ctx, batch: u32) -> Result<u64> {
     let cutoff = ctx.now() - RETAIN_SECS;
     let mut total = 0;
+    loop {
+        let n = ctx.store.sessions().sweep(cutoff, batch).await?;
+        total += n;
+        if n < u64::from(batch) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     loop {
         let n = ctx.store.credentials().sweep(cutoff, batch).await?;
         total += n;

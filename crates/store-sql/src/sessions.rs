@@ -216,6 +216,35 @@ impl SessionStore for SqlStore {
         Ok(done.rows_affected())
     }
 
+    async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
+        let mut tx = self.begin("sweep sessions").await?;
+        let rows = sqlx::query(
+            "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 ORDER BY id LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(i64::from(batch))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend("sweep sessions"))?;
+        let mut n = 0;
+        for row in &rows {
+            let id: String = get(row, "id")?;
+            sqlx::query("DELETE FROM credentials WHERE session_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend("sweep session credentials"))?;
+            n += sqlx::query("DELETE FROM sessions WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend("sweep sessions"))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(backend("sweep sessions"))?;
+        Ok(n)
+    }
+
     async fn count_live(&self, now: Timestamp) -> Result<u64> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",

@@ -175,6 +175,9 @@ pub trait SessionStore: Send + Sync {
     async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool>;
     async fn revoke_all_for_account(&self, account_id: &str, now: Timestamp) -> Result<u64>;
     async fn count_live(&self, now: Timestamp) -> Result<u64>;
+    /// Deletes at most `batch` sessions that expired or were revoked before `cutoff`, together with
+    /// the credentials that belong to them; returns how many sessions went.
+    async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64>;
 }
 
 #[async_trait]

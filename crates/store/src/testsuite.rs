@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
             session_revoke_kills_its_credentials,
             session_revoke_all_for_account,
             session_list_live_and_count_live,
+            session_sweep_removes_dead_sessions_and_their_credentials,
             keys_insert_list_and_state_changes,
             audit_filters_newest_first,
             counters_fixed_windows,
@@ -1544,4 +1545,38 @@ pub async fn counters_concurrent_hits(store: Arc<dyn Store>) {
     }
     assert_eq!(seen, (1..=30).collect::<BTreeSet<u32>>(), "every hit sees its own count");
     assert_eq!(store.counters().peek("burst", NOW).await.expect("peek"), 30);
+}
+
+pub async fn session_sweep_removes_dead_sessions_and_their_credentials(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-sweep").await;
+    // Three sessions expire at NOW + 3600; one is revoked at NOW + 10; one lives long.
+    for i in 0..3 {
+        seed_session(store.as_ref(), &format!("dead-{i}"), "acct-sweep", NOW).await;
+    }
+    seed_session(store.as_ref(), "revoked", "acct-sweep", NOW + 5000).await;
+    store.sessions().revoke("revoked", NOW + 10).await.expect("revoke");
+    let mut live = session("live", "acct-sweep", NOW);
+    live.expires_at = NOW + 100_000;
+    store.sessions().create(&live, &cookie("live-cookie", NOW)).await.expect("create live");
+    let mut derived =
+        credential("derived-from-dead-0", CredentialKind::ClientLoginSid, NOW, 50_000);
+    derived.session_id = Some("dead-0".to_owned());
+    derived.account_id = Some("acct-sweep".to_owned());
+    seed_credential(store.as_ref(), &derived).await;
+
+    let cutoff = NOW + 4000;
+    assert_eq!(store.sessions().sweep(cutoff, 2).await.expect("sweep"), 2);
+    assert_eq!(store.sessions().sweep(cutoff, 2).await.expect("sweep"), 2);
+    assert_eq!(store.sessions().sweep(cutoff, 2).await.expect("sweep"), 0);
+    for id in ["dead-0", "dead-1", "dead-2", "revoked"] {
+        assert_eq!(store.sessions().get(id).await.expect("get"), None, "{id} swept");
+    }
+    assert!(
+        store.credentials().find_live("derived-from-dead-0", NOW).await.expect("find").is_none()
+    );
+    assert!(store.sessions().get("live").await.expect("get").is_some());
+    assert!(
+        is_live(store.as_ref(), "live-cookie", NOW + 10).await,
+        "the live session's cookie stays"
+    );
 }

@@ -557,3 +557,21 @@ async fn demo_mode_seeds_an_account_that_signs_in() {
     assert_eq!(account.domain.as_deref(), Some("example.test"));
     assert_eq!(tessera_domain::projects::list(env.ctx()).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_sweeper_removes_dead_sessions_and_credentials_in_batches() {
+    let env = TestEnv::start().await;
+    env.account("sw@example.test", "password-1").await;
+    for _ in 0..5 {
+        env.browser().sign_in("sw@example.test", "password-1").await;
+    }
+    let ctx = env.ctx();
+    let before = ctx.store.credentials().count().await.unwrap();
+    assert!(before >= 10, "sessions and used CSRF nonces: {before}");
+    assert_eq!(tessera_domain::sweep::run_once(ctx, 2).await.unwrap(), 0, "nothing is dead yet");
+    env.clock.advance(24 * 3600 + tessera_domain::sweep::RETAIN_SECS + 1);
+    let swept = tessera_domain::sweep::run_once(ctx, 2).await.unwrap();
+    assert!(swept >= 5, "{swept}");
+    assert_eq!(ctx.store.credentials().count().await.unwrap(), 0);
+    assert_eq!(ctx.store.sessions().count_live(crate::support::T0).await.unwrap(), 0);
+}
