@@ -77,7 +77,8 @@ fn init_logging(config: &Config) {
     let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| config.raw.log.level.clone());
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let _ = match config.raw.log.format.as_str() {
         "json" => builder.json().try_init(),
         _ => builder.try_init(),
