@@ -598,7 +598,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     ));
 
     let peer = if want_peer {
-        match peer::install(&root, &target_dir).await {
+        match peer::install(&root, &target_dir, opts.quick).await {
             Ok(p) => {
                 report.versions.push(("peer node".into(), p.node_version.clone()));
                 report.versions.push(("oidc-provider".into(), p.provider_version.clone()));

@@ -3,8 +3,8 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{OriginalUri, State};
-use axum::response::Response;
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 use tessera_domain::audit::Actor;
@@ -247,32 +247,57 @@ async fn account_get(
     account_page(&state, &headers, index, &me, &all, notice_text(query.get("done")), None).await
 }
 
-/// Checks CSRF and finds the account a POST acts for.
-async fn posted(
-    state: &AppState,
-    headers: &HeaderMap,
-    fields: &Fields,
-) -> Result<Result<(usize, SignedIn, Vec<SignedIn>), Response>, PageError> {
-    check_csrf(state, headers, fields.get("csrf")).await?;
-    current(state, headers, fields.get("authuser")).await
+/// A POST from the account page: the CSRF token checked, the acting account picked by `authuser`.
+/// A browser that is not signed in is sent to sign in instead.
+struct AccountForm {
+    index: usize,
+    me: SignedIn,
+    all: Vec<SignedIn>,
+    fields: Fields,
+    client: tessera_domain::sessions::ClientInfo,
+    headers: HeaderMap,
+}
+
+impl FromRequest<AppState> for AccountForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<AccountForm, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(Client(client)) = Client::from_request_parts(&mut parts, state).await;
+        let headers = parts.headers.clone();
+        let Form(fields) = Form::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        check_csrf(state, &headers, fields.get("csrf"))
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match current(state, &headers, fields.get("authuser"))
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
+            Ok((index, me, all)) => Ok(AccountForm { index, me, all, fields, client, headers }),
+            Err(res) => Err(res),
+        }
+    }
 }
 
 fn done(index: usize, code: &str) -> Response {
     redirect(&format!("/account?authuser={index}&done={code}"), true)
 }
 
-/// Runs a domain action; an `Invalid` answer is shown on the account page instead of an error page.
+/// After a domain action: back to the account page with a notice, or the page again with the
+/// action's `Invalid` message, or an error page.
 async fn or_show(
     state: &AppState,
-    headers: &HeaderMap,
-    (index, me, all): (usize, SignedIn, Vec<SignedIn>),
+    form: &AccountForm,
     res: tessera_domain::Result<()>,
     code: &str,
 ) -> Result<Response, PageError> {
     match res {
-        Ok(()) => Ok(done(index, code)),
+        Ok(()) => Ok(done(form.index, code)),
         Err(tessera_domain::Error::Invalid(message)) => {
-            account_page(state, headers, index, &me, &all, None, Some(message)).await
+            account_page(state, &form.headers, form.index, &form.me, &form.all, None, Some(message))
+                .await
         }
         Err(err) => Err(err.into()),
     }
@@ -280,41 +305,29 @@ async fn or_show(
 
 async fn profile_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let who = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
     let res = tessera_domain::accounts::set_name(
         &state.ctx,
-        &who.1.account,
-        &fields.text("name"),
+        &form.me.account,
+        &form.fields.text("name"),
         &Actor::Account,
-        &client.ip,
+        &form.client.ip,
     )
     .await;
-    or_show(&state, &headers, who, res, "profile").await
+    or_show(&state, &form, res, "profile").await
 }
 
 async fn password_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let who = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
     let ctx = &state.ctx;
-    let account = tessera_domain::accounts::get(ctx, &who.1.account.id).await?;
+    let account = tessera_domain::accounts::get(ctx, &form.me.account.id).await?;
     let res = match tessera_domain::accounts::check_password(
         ctx,
         Some(&account),
-        &fields.text("current"),
+        &form.fields.text("current"),
     )
     .await?
     {
@@ -322,94 +335,73 @@ async fn password_post(
             Err(tessera_domain::Error::Invalid("Your current password is not right.".to_owned()))
         }
         true => {
+            let keep = Some(form.me.session.id.as_str());
             tessera_domain::accounts::set_password(
                 ctx,
                 &account,
-                fields.text("new"),
-                Some(&who.1.session.id),
+                form.fields.text("new"),
+                keep,
                 &Actor::Account,
-                &client.ip,
+                &form.client.ip,
             )
             .await
         }
     };
-    or_show(&state, &headers, who, res, "password").await
+    or_show(&state, &form, res, "password").await
 }
 
 async fn totp_start_post(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let (index, me, _) = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
-    let enrollment = tessera_domain::totp::start(&state.ctx, &me.account, &state.brand)?;
-    totp_page(
-        &state,
-        &headers,
-        index,
-        enrollment.qr_svg,
-        enrollment.secret_base32,
-        enrollment.sealed,
-        None,
-    )
+    let enrollment = tessera_domain::totp::start(&state.ctx, &form.me.account, &state.brand)?;
+    totp_page(&state, &form.headers, form.index, enrollment, None)
 }
 
 fn totp_page(
     state: &AppState,
     headers: &HeaderMap,
     index: usize,
-    qr_svg: String,
-    secret: String,
-    sealed: String,
+    enrollment: tessera_domain::totp::Enrollment,
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let (csrf, set_cookie) = csrf_for_page(state, headers);
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let page =
-        TotpSetupPage { brand: &state.brand, csrf, authuser: index, qr_svg, secret, sealed, error };
+    let page = TotpSetupPage {
+        brand: &state.brand,
+        csrf,
+        authuser: index,
+        qr_svg: enrollment.qr_svg,
+        secret: enrollment.secret_base32,
+        sealed: enrollment.sealed,
+        error,
+    };
     Ok(with_cookies(render::page(status, &page), set_cookie))
 }
 
 async fn totp_confirm_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let (index, me, _) = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
-    let sealed = fields.text("sealed");
+    let sealed = form.fields.text("sealed");
     match tessera_domain::totp::confirm(
         &state.ctx,
-        &me.account,
+        &form.me.account,
         &sealed,
-        &fields.text("code"),
-        &client.ip,
+        &form.fields.text("code"),
+        &form.client.ip,
     )
     .await
     {
-        Ok(()) => Ok(done(index, "2sv-on")),
+        Ok(()) => Ok(done(form.index, "2sv-on")),
         Err(tessera_domain::Error::Invalid(message)) => {
             // Show the same secret again so the person can retry with the next code.
             let Ok(again) =
-                tessera_domain::totp::reopen(&state.ctx, &me.account, &sealed, &state.brand)
+                tessera_domain::totp::reopen(&state.ctx, &form.me.account, &sealed, &state.brand)
             else {
                 return Err(PageError::bad_request("Start the setup again."));
             };
-            totp_page(
-                &state,
-                &headers,
-                index,
-                again.qr_svg,
-                again.secret_base32,
-                again.sealed,
-                Some(message),
-            )
+            totp_page(&state, &form.headers, form.index, again, Some(message))
         }
         Err(err) => Err(err.into()),
     }
@@ -417,104 +409,84 @@ async fn totp_confirm_post(
 
 async fn totp_disable_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let who = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
-    let res =
-        tessera_domain::totp::disable(&state.ctx, &who.1.account, &Actor::Account, &client.ip)
-            .await;
-    or_show(&state, &headers, who, res, "2sv-off").await
+    let res = tessera_domain::totp::disable(
+        &state.ctx,
+        &form.me.account,
+        &Actor::Account,
+        &form.client.ip,
+    )
+    .await;
+    or_show(&state, &form, res, "2sv-off").await
 }
 
 async fn app_password_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let who = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
-    let name = fields.text("name");
-    match tessera_domain::app_passwords::create(&state.ctx, &who.1.account, &name, &client.ip).await
+    let name = form.fields.text("name");
+    match tessera_domain::app_passwords::create(
+        &state.ctx,
+        &form.me.account,
+        &name,
+        &form.client.ip,
+    )
+    .await
     {
         Ok(password) => {
             let page = AppPasswordPage {
                 brand: &state.brand,
-                authuser: who.0,
+                authuser: form.index,
                 name: name.trim().to_owned(),
                 password,
             };
             Ok(render::page(StatusCode::OK, &page))
         }
-        Err(err) => or_show(&state, &headers, who, Err(err), "").await,
+        Err(err) => or_show(&state, &form, Err(err), "").await,
     }
 }
 
 async fn app_password_revoke_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let who = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
     let res = tessera_domain::app_passwords::revoke(
         &state.ctx,
-        &who.1.account.id,
-        &fields.text("id"),
-        &client.ip,
+        &form.me.account.id,
+        &form.fields.text("id"),
+        &form.client.ip,
     )
     .await;
-    or_show(&state, &headers, who, res, "asp-revoked").await
+    or_show(&state, &form, res, "asp-revoked").await
 }
 
 async fn session_revoke_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let who = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
     let res = tessera_domain::sessions::revoke(
         &state.ctx,
-        &who.1.account.id,
-        &fields.text("id"),
+        &form.me.account.id,
+        &form.fields.text("id"),
         &Actor::Account,
-        &client.ip,
+        &form.client.ip,
     )
     .await;
-    or_show(&state, &headers, who, res, "session-revoked").await
+    or_show(&state, &form, res, "session-revoked").await
 }
 
 async fn app_revoke_post(
     State(state): State<AppState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(fields): Form,
+    form: AccountForm,
 ) -> Result<Response, PageError> {
-    let who = match posted(&state, &headers, &fields).await? {
-        Ok(it) => it,
-        Err(res) => return Ok(res),
-    };
     let res = tessera_domain::grants::revoke(
         &state.ctx,
-        &who.1.account.id,
-        &fields.text("grant"),
+        &form.me.account.id,
+        &form.fields.text("grant"),
         &Actor::Account,
-        &client.ip,
+        &form.client.ip,
     )
     .await;
-    or_show(&state, &headers, who, res, "app-revoked").await
+    or_show(&state, &form, res, "app-revoked").await
 }
