@@ -25,6 +25,13 @@ fn enroll_aad(account_id: &str) -> Vec<u8> {
     format!("totp-enroll:{account_id}").into_bytes()
 }
 
+/// The secret an enrolment form carries, if it was sealed for this account.
+fn open_enrollment(ctx: &Ctx, account: &AccountRecord, sealed: &str) -> Result<TotpSecret> {
+    let again = || Error::Invalid("Start the setup again.".to_owned());
+    let bytes = ctx.kek.open(&enroll_aad(&account.id), sealed).map_err(|_| again())?;
+    TotpSecret::from_bytes(bytes).map_err(|_| again())
+}
+
 fn stored_aad(account_id: &str) -> Vec<u8> {
     format!("totp:{account_id}").into_bytes()
 }
@@ -49,12 +56,7 @@ pub async fn confirm(
     code: &str,
     ip: &str,
 ) -> Result<()> {
-    let bytes = ctx
-        .kek
-        .open(&enroll_aad(&account.id), sealed)
-        .map_err(|_| Error::Invalid("Start the setup again.".to_owned()))?;
-    let secret = TotpSecret::from_bytes(bytes)
-        .map_err(|_| Error::Invalid("Start the setup again.".to_owned()))?;
+    let secret = open_enrollment(ctx, account, sealed)?;
     let Some(step) = secret.check(code.trim(), ctx.now(), SKEW_STEPS) else {
         return Err(Error::Invalid(
             "That code is not right. Check the time on your phone and try again.".to_owned(),
@@ -95,12 +97,7 @@ pub fn reopen(
     sealed: &str,
     issuer: &str,
 ) -> Result<Enrollment> {
-    let bytes = ctx
-        .kek
-        .open(&enroll_aad(&account.id), sealed)
-        .map_err(|_| Error::Invalid("Start the setup again.".to_owned()))?;
-    let secret = TotpSecret::from_bytes(bytes)
-        .map_err(|_| Error::Invalid("Start the setup again.".to_owned()))?;
+    let secret = open_enrollment(ctx, account, sealed)?;
     let otpauth_uri = secret.otpauth_uri(issuer, &account.email);
     let qr_svg =
         tessera_crypto::qr::qr_svg(&otpauth_uri).map_err(|err| Error::Internal(err.to_string()))?;

@@ -621,7 +621,9 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     } else {
         None
     };
-    say(started, "peer ready");
+    if peer.is_some() {
+        say(started, "peer installed");
+    }
 
     let mut servers = Servers(Vec::new());
     let mut pg_cleanup: Option<(String, String)> = None;
