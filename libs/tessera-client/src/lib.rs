@@ -1,1 +1,25 @@
-//! placeholder
+//! Client library for the tessera accounts service: ID tokens, OAuth 2.0, AuthSub, ClientLogin and a resource-server layer.
+#![doc = include_str!("lib.md")]
+#![deny(missing_docs)]
+
+pub mod authsub;
+pub mod client_login;
+mod clock;
+pub mod discovery;
+pub mod id_token;
+pub mod layer;
+pub mod oauth2;
+mod secret;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use secret::Secret;
+
+/// The HTTP client used unless the caller supplies one: bounded connect and request times, so that
+/// an unresponsive server cannot stall a verification or login forever.
+fn default_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .unwrap_or_default()
+}
