@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, format_err};
 
+/// Every optional feature the suite covers: browser tests and the client's AuthSub signing.
+const ALL_FEATURES: &str = "tessera/browser,tessera-client/authsub-secure";
+
 pub(crate) const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -47,22 +50,16 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "\n*** SKIPPING the PostgreSQL tests: no server answers on 127.0.0.1:5432 ***\n"
         ),
     }
-    let features = if browser { "tessera/browser" } else { "" };
+    let features = if browser { ALL_FEATURES } else { "tessera-client/authsub-secure" };
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|it| it.status.success());
     if nextest {
-        let mut a = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
-        if browser {
-            a.extend(["--features", features]);
-        }
+        let a = vec!["nextest", "run", "--workspace", "--no-fail-fast", "--features", features];
         cargo(&a, &env)?;
     } else {
-        let mut a = vec!["test", "--workspace", "--no-fail-fast"];
-        if browser {
-            a.extend(["--features", features]);
-        }
+        let a = vec!["test", "--workspace", "--no-fail-fast", "--features", features];
         cargo(&a, &env)?;
     }
     Ok(())
