@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_seed;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     CheckConfig,
     /// Administer accounts, domains, projects, keys and the audit log.
     Admin(admin::AdminArgs),
+    /// Check tokens the way a back-end does.
+    Token(token::TokenArgs),
 }
 
 /// Loads the configuration: defaults, file, environment, then flags.
@@ -78,7 +81,10 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     let _ = match config.raw.log.format.as_str() {
         "json" => builder.json().try_init(),
         _ => builder.try_init(),
@@ -126,6 +132,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => println!("  database    sqlite in {}", config.data_dir.display()),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(token_args) => {
+            let config = load_config(&args, None, None)?;
+            token::run(&config.public_url, token_args).await
         }
         Command::Admin(admin_args) => {
             let config = load_config(&args, None, None)?;
