@@ -168,4 +168,37 @@ impl ProjectStore for SqlStore {
         .map_err(backend("list clients"))?;
         rows.iter().map(client_from_row).collect()
     }
+
+    async fn update_client(&self, client: &ClientRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE clients SET name = $2, secret_digest = $3, settings = $4 WHERE client_id = $1",
+        )
+        .bind(client.client_id.as_str())
+        .bind(client.name.as_str())
+        .bind(client.secret_digest.as_deref())
+        .bind(client.settings.as_str())
+        .execute(&self.write)
+        .await
+        .map_err(backend("update client"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.write)
+            .await
+            .map_err(backend("delete client"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_verified(&self, project_id: &str, verified: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE projects SET verified = $2 WHERE id = $1")
+            .bind(project_id)
+            .bind(bool_int(verified))
+            .execute(&self.write)
+            .await
+            .map_err(backend("set project verified"))?;
+        Ok(done.rows_affected() > 0)
+    }
 }
