@@ -1,0 +1,7 @@
+//! One module per grant type: its parameters, parsed into a typed request.
+
+pub mod authorization_code;
+pub mod client_credentials;
+pub mod device_code;
+pub mod refresh_token;
+pub mod token_exchange;
