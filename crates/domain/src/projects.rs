@@ -45,3 +45,22 @@ pub async fn create(
 pub async fn list(ctx: &Ctx) -> Result<Vec<ProjectRecord>> {
     Ok(ctx.store.projects().list().await?)
 }
+
+pub async fn find_by_name(ctx: &Ctx, name: &str) -> Result<ProjectRecord> {
+    ctx.store.projects().find_by_name(name.trim()).await?.ok_or(Error::NotFound)
+}
+
+/// Sets the administrator-only "verified" flag shown on consent pages.
+pub async fn set_verified(ctx: &Ctx, name: &str, verified: bool, actor: &Actor) -> Result<()> {
+    let project = find_by_name(ctx, name).await?;
+    ctx.store.projects().set_verified(&project.id, verified).await?;
+    audit::record(
+        ctx,
+        "project.verified",
+        Some(&project.owner_account_id),
+        actor,
+        "",
+        json!({ "project": project.id, "verified": verified }),
+    )
+    .await
+}
