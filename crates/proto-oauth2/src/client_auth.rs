@@ -13,9 +13,15 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
-    Basic { secret: String },
-    Post { secret: String },
-    PrivateKeyJwt { assertion: String },
+    Basic {
+        secret: String,
+    },
+    Post {
+        secret: String,
+    },
+    PrivateKeyJwt {
+        assertion: String,
+    },
     /// A public client: only its id.
     None,
 }

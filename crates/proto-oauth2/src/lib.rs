@@ -34,7 +34,9 @@ pub fn split_scopes(value: &str) -> Vec<String> {
 /// Whether every character of a client id or secret is an RFC 3986 unreserved character.
 pub fn is_unreserved(value: &str) -> bool {
     !value.is_empty()
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 #[cfg(test)]

@@ -49,8 +49,9 @@ impl Params {
     }
 
     pub fn require(&self, key: &str) -> Result<&str, OAuthError> {
-        self.get(key)
-            .ok_or_else(|| OAuthError::invalid_request(format!("Missing required parameter: {key}")))
+        self.get(key).ok_or_else(|| {
+            OAuthError::invalid_request(format!("Missing required parameter: {key}"))
+        })
     }
 
     pub fn contains(&self, key: &str) -> bool {

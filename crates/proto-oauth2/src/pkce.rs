@@ -32,7 +32,9 @@ impl Method {
 /// 43 to 128 characters of `[A-Za-z0-9-._~]`: the shape of verifiers and challenges alike.
 pub fn well_formed(value: &str) -> bool {
     (43..=128).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// The S256 challenge of a verifier.

@@ -740,7 +740,10 @@ pub async fn grant_list_live_by_client(store: Arc<dyn Store>) {
         grants.upsert(it).await.expect("upsert");
     }
     let ids = |list: Vec<GrantRecord>| list.into_iter().map(|it| it.id).collect::<Vec<_>>();
-    assert_eq!(ids(grants.list_live_by_client("client-a").await.expect("list")), ["grant-1", "grant-2"]);
+    assert_eq!(
+        ids(grants.list_live_by_client("client-a").await.expect("list")),
+        ["grant-1", "grant-2"]
+    );
     assert!(grants.revoke("grant-1", NOW + 3).await.expect("revoke"));
     assert_eq!(ids(grants.list_live_by_client("client-a").await.expect("list")), ["grant-2"]);
     assert!(grants.list_live_by_client("client-x").await.expect("list none").is_empty());
@@ -886,7 +889,8 @@ pub async fn credential_insert_find_and_conflict(store: Arc<dyn Store>) {
 
 pub async fn credential_get_sees_spent_credentials(store: Arc<dyn Store>) {
     let credentials = store.credentials();
-    let mut code = CredentialRecord::new("d-code".to_owned(), CredentialKind::AuthorizationCode, NOW);
+    let mut code =
+        CredentialRecord::new("d-code".to_owned(), CredentialKind::AuthorizationCode, NOW);
     code.expires_at = Some(NOW + 600);
     code.client_id = Some("client-a".to_owned());
     credentials.insert(&code).await.expect("insert");

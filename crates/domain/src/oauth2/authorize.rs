@@ -31,19 +31,24 @@ pub async fn target(ctx: &Ctx, wire: &proto::Target) -> Result<Result<Target, St
         return Ok(Err("invalid_client: The OAuth client was not found.".to_owned()));
     };
     if !matches!(client.kind, ClientKind::Web | ClientKind::Installed) {
-        return Ok(Err("unauthorized_client: This client cannot sign people in through a browser."
-            .to_owned()));
+        return Ok(Err(
+            "unauthorized_client: This client cannot sign people in through a browser.".to_owned(),
+        ));
     }
     let registered = &client.settings.redirect_uris;
     let (redirect_uri, redirect_sent) = match &wire.redirect_uri {
         Some(uri) if redirect_uri::matches(registered, uri) => (uri.clone(), true),
         Some(_) => {
-            return Ok(Err("redirect_uri_mismatch: The redirect URI in the request does not match \
+            return Ok(Err(
+                "redirect_uri_mismatch: The redirect URI in the request does not match \
                            the ones registered for the OAuth client."
-                .to_owned()));
+                    .to_owned(),
+            ));
         }
         None if registered.len() == 1 => (registered[0].clone(), false),
-        None => return Ok(Err("invalid_request: Missing required parameter: redirect_uri".to_owned())),
+        None => {
+            return Ok(Err("invalid_request: Missing required parameter: redirect_uri".to_owned()));
+        }
     };
     let Some(project) = ctx.store.projects().get(&client.record.project_id).await? else {
         return Ok(Err("invalid_client: The OAuth client was not found.".to_owned()));
@@ -64,7 +69,10 @@ pub async fn check(
             "This client may not use response_type token or id_token.",
         )));
     }
-    let oob = matches!(redirect_uri::destination(&target.redirect_uri), redirect_uri::Destination::Oob { .. });
+    let oob = matches!(
+        redirect_uri::destination(&target.redirect_uri),
+        redirect_uri::Destination::Oob { .. }
+    );
     if oob && req.response_type.is_implicit() {
         return Ok(Err(OAuthError::invalid_request("Out-of-band redirects return codes only.")));
     }
@@ -114,7 +122,8 @@ pub fn select(signed_in: &[SignedIn], req: &AuthorizeRequest) -> Selection {
         Some(hd) => it.account.domain.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(hd)),
     };
     if let Some(authuser) = req.authuser.as_deref() {
-        return match authuser.parse::<usize>().ok().and_then(|i| signed_in.get(i).map(|it| (i, it))) {
+        return match authuser.parse::<usize>().ok().and_then(|i| signed_in.get(i).map(|it| (i, it)))
+        {
             Some((index, it)) if fits(it) => Selection::Account(index),
             _ => Selection::SignIn,
         };
@@ -127,7 +136,8 @@ pub fn select(signed_in: &[SignedIn], req: &AuthorizeRequest) -> Selection {
     if let Some(hint) = req.login_hint.as_deref() {
         let hinted = candidates.iter().find(|i| {
             let account = &signed_in[**i].account;
-            account.email.eq_ignore_ascii_case(hint) || crate::accounts::subject(&account.id) == hint
+            account.email.eq_ignore_ascii_case(hint)
+                || crate::accounts::subject(&account.id) == hint
         });
         if let Some(index) = hinted {
             return Selection::Account(*index);
@@ -188,7 +198,8 @@ pub async fn approve(
     ip: &str,
 ) -> Result<Answer> {
     let account = &signed.account;
-    let grant = grants::grant(ctx, &account.id, target.client.id(), PROTOCOL, &req.scopes, ip).await?;
+    let grant =
+        grants::grant(ctx, &account.id, target.client.id(), PROTOCOL, &req.scopes, ip).await?;
     let scopes: Vec<String> = if req.include_granted_scopes {
         grant.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect()
     } else {
@@ -248,7 +259,11 @@ pub async fn approve(
 }
 
 /// An error for the redirect URI, with `state` and `iss` (RFC 9207).
-pub fn error_params(ctx: &Ctx, err: &OAuthError, state: Option<&str>) -> Vec<(&'static str, String)> {
+pub fn error_params(
+    ctx: &Ctx,
+    err: &OAuthError,
+    state: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let params = vec![
         ("error", err.code.as_str().to_owned()),
         ("error_description", err.description.clone()),

@@ -117,8 +117,9 @@ pub struct Created {
 fn check_uris(kind: ClientKind, uris: &[String]) -> Result<()> {
     let public = !kind.confidential();
     for uri in uris {
-        redirect_uri::validate_registration(uri, public)
-            .map_err(|why| Error::Invalid(format!("{why} ({})", uri.chars().take(100).collect::<String>())))?;
+        redirect_uri::validate_registration(uri, public).map_err(|why| {
+            Error::Invalid(format!("{why} ({})", uri.chars().take(100).collect::<String>()))
+        })?;
     }
     if matches!(kind, ClientKind::Web) && uris.is_empty() {
         return Err(Error::Invalid("A web client needs at least one redirect URI.".to_owned()));
@@ -139,7 +140,9 @@ fn check_android(package: Option<&str>, sha1: Option<&str>) -> Result<(String, S
     }
     let hex: String = sha1.unwrap_or_default().chars().filter(|c| *c != ':').collect();
     if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Invalid("Enter the signing certificate's SHA-1 fingerprint.".to_owned()));
+        return Err(Error::Invalid(
+            "Enter the signing certificate's SHA-1 fingerprint.".to_owned(),
+        ));
     }
     let hex = hex.to_ascii_uppercase();
     let colons = hex.as_bytes().chunks(2).map(|it| String::from_utf8_lossy(it).into_owned());
@@ -190,7 +193,8 @@ pub async fn create(
         kind: new.kind.as_str().to_owned(),
         name: name.to_owned(),
         secret_digest: digest,
-        settings: serde_json::to_string(&settings).map_err(|err| Error::Internal(err.to_string()))?,
+        settings: serde_json::to_string(&settings)
+            .map_err(|err| Error::Internal(err.to_string()))?,
         created_at: ctx.now(),
     };
     ctx.store.projects().add_client(&record).await?;
@@ -291,10 +295,9 @@ pub async fn authenticate(ctx: &Ctx, presented: Option<&Presented>) -> Outcome<C
         (Method::Basic { .. } | Method::Post { .. }, None) => {
             Err(oauth(ErrorCode::InvalidClient, "This client has no secret."))
         }
-        (Method::PrivateKeyJwt { .. }, _) => Err(oauth(
-            ErrorCode::InvalidClient,
-            "private_key_jwt is not enabled for this client.",
-        )),
+        (Method::PrivateKeyJwt { .. }, _) => {
+            Err(oauth(ErrorCode::InvalidClient, "private_key_jwt is not enabled for this client."))
+        }
     }
 }
 

@@ -141,7 +141,10 @@ pub async fn authorization_code(
         }
         // RFC 9700 §2.1.1: a verifier for a code issued without a challenge is a downgrade attempt.
         (None, Some(_)) => {
-            return Err(oauth(ErrorCode::InvalidGrant, "No code_challenge was sent for this code."));
+            return Err(oauth(
+                ErrorCode::InvalidGrant,
+                "No code_challenge was sent for this code.",
+            ));
         }
         (None, None) if client.is_public() => {
             return Err(oauth(ErrorCode::InvalidGrant, "This client must use PKCE."));
@@ -153,8 +156,16 @@ pub async fn authorization_code(
     }
     let account = live_account(ctx, &record).await?;
     let grant_id = record.grant_id.clone().unwrap_or_default();
-    issue(ctx, client, &account, &grant_id, &scopes_of(&record.scopes), remembered.offline, &remembered)
-        .await
+    issue(
+        ctx,
+        client,
+        &account,
+        &grant_id,
+        &scopes_of(&record.scopes),
+        remembered.offline,
+        &remembered,
+    )
+    .await
 }
 
 pub async fn refresh(
@@ -169,7 +180,8 @@ pub async fn refresh(
     let Some(found) = ctx.store.credentials().get(&digest).await? else {
         return Err(invalid());
     };
-    if found.kind != CredentialKind::RefreshToken || found.client_id.as_deref() != Some(client.id()) {
+    if found.kind != CredentialKind::RefreshToken || found.client_id.as_deref() != Some(client.id())
+    {
         return Err(invalid());
     }
     // Public clients get a new refresh token each time and the old one is spent; one presented
@@ -201,7 +213,10 @@ pub async fn refresh(
             if let Some(extra) = asked.iter().find(|it| !granted.contains(it)) {
                 return Err(oauth(
                     ErrorCode::InvalidScope,
-                    &format!("The scope {} was not granted.", extra.chars().take(100).collect::<String>()),
+                    &format!(
+                        "The scope {} was not granted.",
+                        extra.chars().take(100).collect::<String>()
+                    ),
                 ));
             }
             asked.clone()
@@ -212,8 +227,11 @@ pub async fn refresh(
     let remembered = Remembered { offline: true, ..Remembered::parse(&record.data) };
     let mut issued = issue(ctx, client, &account, &grant_id, &scopes, false, &remembered).await?;
     if rotate {
-        let subject =
-            Subject { account_id: Some(&account.id), client_id: client.id(), grant_id: Some(&grant_id) };
+        let subject = Subject {
+            account_id: Some(&account.id),
+            client_id: client.id(),
+            grant_id: Some(&grant_id),
+        };
         issued.refresh_token =
             Some(tokens::refresh_token(ctx, subject, &record.scopes, remembered.auth_time).await?);
     } else {
@@ -276,10 +294,16 @@ pub async fn token_exchange(
     let audience = match cross_client::audience(ctx, client, &req.audience).await? {
         Ok(audience) => audience,
         Err(Refused::UnknownAudience) => {
-            return Err(oauth(ErrorCode::InvalidTarget, "The audience is not a registered client."));
+            return Err(oauth(
+                ErrorCode::InvalidTarget,
+                "The audience is not a registered client.",
+            ));
         }
         Err(Refused::OtherProject) => {
-            return Err(oauth(ErrorCode::InvalidTarget, "The audience belongs to another project."));
+            return Err(oauth(
+                ErrorCode::InvalidTarget,
+                "The audience belongs to another project.",
+            ));
         }
     };
     let claims = IdTokenClaims {

@@ -61,6 +61,33 @@ pub async fn published(ctx: &Ctx) -> Result<Vec<PublishedKey>> {
         .collect())
 }
 
+/// The published keys as Google's `/oauth2/v1/certs` map: kid → self-signed PEM certificate.
+/// Certificates are deterministic (RSA PKCS#1 v1.5), valid from the key's creation for ten years.
+pub async fn certificates(ctx: &Ctx) -> Result<Vec<(String, String)>> {
+    let mut records = published_records(ctx, ctx.now()).await?;
+    records.sort_by_key(|it| match it.state {
+        KeyState::Active => 0,
+        KeyState::Next => 1,
+        _ => 2,
+    });
+    let mut out = Vec::new();
+    for record in records.iter().filter(|it| it.alg == "RS256") {
+        let key = keys::open(ctx, record)?;
+        let serial = tessera_crypto::digest::sha256(record.kid.as_bytes());
+        let der = tessera_crypto::x509::self_signed_der(
+            &key,
+            ctx.rng.as_ref(),
+            &record.kid,
+            &serial[..16],
+            record.created_at,
+            record.created_at + 10 * 365 * 86_400,
+        )
+        .map_err(|err| crate::Error::Internal(err.to_string()))?;
+        out.push((record.kid.clone(), tessera_crypto::x509::pem("CERTIFICATE", &der)));
+    }
+    Ok(out)
+}
+
 /// `n` and `e` from a PKCS#1 `RSAPublicKey ::= SEQUENCE { INTEGER, INTEGER }`, leading zeros off.
 fn rsa_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (tag, body, rest) = tlv(der)?;

@@ -31,7 +31,9 @@ pub async fn sign(ctx: &Ctx, typ: &str, claims: &Value) -> Result<String> {
     let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
     input.push('.');
     input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let sig = key.sign(ctx.rng.as_ref(), input.as_bytes()).map_err(|err| Error::Internal(err.to_string()))?;
+    let sig = key
+        .sign(ctx.rng.as_ref(), input.as_bytes())
+        .map_err(|err| Error::Internal(err.to_string()))?;
     input.push('.');
     input.push_str(&URL_SAFE_NO_PAD.encode(sig));
     Ok(input)
@@ -76,7 +78,8 @@ pub async fn verify(ctx: &Ctx, token: &str) -> Result<Result<(Value, Value), Rej
         return Ok(Err(Rejected::UnknownKey));
     };
     let now = ctx.now();
-    let Some(record) = jwks::published_records(ctx, now).await?.into_iter().find(|it| it.kid == kid)
+    let Some(record) =
+        jwks::published_records(ctx, now).await?.into_iter().find(|it| it.kid == kid)
     else {
         return Ok(Err(Rejected::UnknownKey));
     };

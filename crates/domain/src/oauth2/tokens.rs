@@ -260,6 +260,9 @@ mod tests {
     #[test]
     fn half_hash_matches_the_oidc_example() {
         // OpenID Connect Core A.3: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNWiX9wZcxBCRlzBgRfM".
-        assert_eq!(half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNWiX9wZcxBCRlzBgRfM"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNWiX9wZcxBCRlzBgRfM"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

@@ -566,7 +566,9 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
             let value = json!(list.iter().map(client_json).collect::<Vec<_>>());
             print(json_mode, &value, || {
                 list.iter()
-                    .map(|it| format!("{}  {}  {}", it.record.client_id, it.record.kind, it.record.name))
+                    .map(|it| {
+                        format!("{}  {}  {}", it.record.client_id, it.record.kind, it.record.name)
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -576,9 +578,7 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
                 .await?
                 .ok_or_else(|| format_err!("no client {client_id}"))?;
             let value = client_json(&found);
-            print(json_mode, &value, || {
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            });
+            print(json_mode, &value, || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
         ClientCommand::Delete { client_id } => {
             clients::delete(ctx, client_id, &actor).await?;
@@ -588,11 +588,9 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
         }
         ClientCommand::RotateSecret { client_id } => {
             let secret = clients::rotate_secret(ctx, client_id, &actor).await?;
-            print(
-                json_mode,
-                &json!({ "client_id": client_id, "client_secret": secret }),
-                || format!("client_secret: {secret}\n(the secret is shown only now)"),
-            );
+            print(json_mode, &json!({ "client_id": client_id, "client_secret": secret }), || {
+                format!("client_secret: {secret}\n(the secret is shown only now)")
+            });
         }
     }
     Ok(())

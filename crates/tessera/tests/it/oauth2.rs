@@ -101,11 +101,7 @@ struct Reply {
     json: Value,
 }
 
-async fn post_form(
-    url: &str,
-    basic: Option<(&str, &str)>,
-    fields: &[(&str, &str)],
-) -> Reply {
+async fn post_form(url: &str, basic: Option<(&str, &str)>, fields: &[(&str, &str)]) -> Reply {
     let mut req = reqwest::Client::new().post(url).form(fields);
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));
@@ -129,17 +125,22 @@ async fn get_json(url: &str, bearer: Option<&str>) -> Reply {
     Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }
 
-async fn exchange(env: &TestEnv, app: &App, code: &str, redirect_uri: &str, verifier: Option<&str>) -> Reply {
-    let mut fields = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-    ];
+async fn exchange(
+    env: &TestEnv,
+    app: &App,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> Reply {
+    let mut fields =
+        vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)];
     if let Some(verifier) = verifier {
         fields.push(("code_verifier", verifier));
     }
     match &app.secret {
-        Some(secret) => post_form(&env.url("/o/oauth2/token"), Some((&app.id, secret)), &fields).await,
+        Some(secret) => {
+            post_form(&env.url("/o/oauth2/token"), Some((&app.id, secret)), &fields).await
+        }
         None => {
             fields.push(("client_id", &app.id));
             post_form(&env.url("/o/oauth2/token"), None, &fields).await
@@ -165,7 +166,12 @@ fn text(value: &Value, key: &str) -> String {
 #[tokio::test]
 async fn code_flow_with_consent_userinfo_tokeninfo_refresh_and_revoke() {
     let (env, mut browser, account, web) = setup().await;
-    let path = auth_path(&web.id, WEB_REDIRECT, "openid email profile", "&nonce=n-0S6&access_type=offline");
+    let path = auth_path(
+        &web.id,
+        WEB_REDIRECT,
+        "openid email profile",
+        "&nonce=n-0S6&access_type=offline",
+    );
     let page = browser.get(&path).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Photo Printer Web"), "the app's name");
@@ -201,7 +207,11 @@ async fn code_flow_with_consent_userinfo_tokeninfo_refresh_and_revoke() {
     assert_eq!(v2.json["id"], me.json["sub"]);
     assert_eq!(v2.json["verified_email"], true);
 
-    let info = get_json(&env.url(&format!("/oauth2/v1/tokeninfo?access_token={}", urlencode(&access))), None).await;
+    let info = get_json(
+        &env.url(&format!("/oauth2/v1/tokeninfo?access_token={}", urlencode(&access))),
+        None,
+    )
+    .await;
     assert_eq!(info.status, 200, "{}", info.json);
     assert_eq!(info.json["issued_to"], web.id.as_str());
     assert_eq!(info.json["audience"], web.id.as_str());
@@ -211,7 +221,8 @@ async fn code_flow_with_consent_userinfo_tokeninfo_refresh_and_revoke() {
     assert_eq!(info.json["email"], "ann@example.test");
     assert_eq!(info.json["user_id"], me.json["sub"]);
     env.clock.advance(600);
-    let later = post_form(&env.url("/oauth2/v3/tokeninfo"), None, &[("access_token", &access)]).await;
+    let later =
+        post_form(&env.url("/oauth2/v3/tokeninfo"), None, &[("access_token", &access)]).await;
     assert_eq!(later.json["expires_in"], 3000, "seconds remaining");
 
     // A confidential client's refresh token is not rotated: the response has no new one.
@@ -231,12 +242,15 @@ async fn code_flow_with_consent_userinfo_tokeninfo_refresh_and_revoke() {
     assert!(forced.body.contains("Allow"));
 
     // Google's revoke: GET with the token, no client authentication; the grant goes.
-    let revoked = get_json(&env.url(&format!("/o/oauth2/revoke?token={}", urlencode(&refresh_token))), None).await;
+    let revoked =
+        get_json(&env.url(&format!("/o/oauth2/revoke?token={}", urlencode(&refresh_token))), None)
+            .await;
     assert_eq!(revoked.status, 200, "{}", revoked.json);
     let gone = get_json(&env.url("/oauth2/v3/userinfo"), Some(&access2)).await;
     assert_eq!(gone.status, 401);
     assert!(gone.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-    let info = get_json(&env.url(&format!("/tokeninfo?access_token={}", urlencode(&access2))), None).await;
+    let info =
+        get_json(&env.url(&format!("/tokeninfo?access_token={}", urlencode(&access2))), None).await;
     assert_eq!(info.status, 400);
     assert_eq!(info.json["error_description"], "Invalid Value");
     let dead = refresh(&env, &web, &refresh_token).await;
@@ -266,7 +280,10 @@ async fn consent_post_needs_csrf() {
     let page = browser.get(&auth_path(&web.id, WEB_REDIRECT, "email", "")).await;
     let request = page.input("request").unwrap();
     let res = browser
-        .post("/o/oauth2/approval", &[("csrf", "forged"), ("request", &request), ("decision", "allow")])
+        .post(
+            "/o/oauth2/approval",
+            &[("csrf", "forged"), ("request", &request), ("decision", "allow")],
+        )
         .await;
     assert_eq!(res.status, 400);
     assert!(res.location().is_empty());
@@ -306,7 +323,8 @@ async fn unsigned_browsers_go_to_sign_in_and_come_back() {
 async fn oob_shows_the_code_in_the_title() {
     let (env, mut browser, _, _) = setup().await;
     let p = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
-    let desktop = client(&env, &p, ClientKind::Installed, "Desktop", &["urn:ietf:wg:oauth:2.0:oob"]).await;
+    let desktop =
+        client(&env, &p, ClientKind::Installed, "Desktop", &["urn:ietf:wg:oauth:2.0:oob"]).await;
     assert!(desktop.secret.is_none());
     let path = auth_path(
         &desktop.id,
@@ -317,7 +335,8 @@ async fn oob_shows_the_code_in_the_title() {
     let page = browser.get(&path).await;
     let shown = consent(&mut browser, &page, "allow").await;
     assert_eq!(shown.status, 200, "no redirect for oob");
-    let start = shown.body.find("<title>Success code=").expect("title") + "<title>Success code=".len();
+    let start =
+        shown.body.find("<title>Success code=").expect("title") + "<title>Success code=".len();
     let end = shown.body[start..].find("</title>").unwrap() + start;
     let code = crate::support::html_unescape(&shown.body[start..end]);
     assert_eq!(shown.input("code").as_deref(), Some(code.as_str()));
@@ -343,15 +362,32 @@ async fn public_clients_need_pkce_s256_is_verified_and_downgrades_fail() {
     assert_eq!(param(none.location(), "error").as_deref(), Some("invalid_request"));
     assert_eq!(param(none.location(), "iss").as_deref(), Some(env.base.as_str()));
     let plain = browser
-        .get(&auth_path(&native.id, redirect, "email", &format!("&code_challenge={VERIFIER}&code_challenge_method=plain")))
+        .get(&auth_path(
+            &native.id,
+            redirect,
+            "email",
+            &format!("&code_challenge={VERIFIER}&code_challenge_method=plain"),
+        ))
         .await;
     assert_eq!(param(plain.location(), "error").as_deref(), Some("invalid_request"));
 
-    let s256 = auth_path(&native.id, redirect, "email", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let s256 = auth_path(
+        &native.id,
+        redirect,
+        "email",
+        &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+    );
     let location = authorize(&mut browser, &s256).await;
     assert!(location.starts_with(redirect), "{location}");
     let code = param(&location, "code").unwrap();
-    let wrong = exchange(&env, &native, &code, redirect, Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl")).await;
+    let wrong = exchange(
+        &env,
+        &native,
+        &code,
+        redirect,
+        Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl"),
+    )
+    .await;
     assert_eq!(wrong.status, 400);
     assert_eq!(wrong.json["error"], "invalid_grant");
 
@@ -409,13 +445,25 @@ async fn redirect_uris_match_exactly_and_mismatches_never_redirect() {
         "https://localhost:8080/cb",
         "http://127.0.0.1:8080/cb",
     ] {
-        let page = browser.get(&auth_path(&native.id, bad, "email", &format!("&prompt=none&code_challenge={CHALLENGE}&code_challenge_method=S256"))).await;
+        let page = browser
+            .get(&auth_path(
+                &native.id,
+                bad,
+                "email",
+                &format!("&prompt=none&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+            ))
+            .await;
         assert_eq!(page.status, 400, "{bad}");
         assert!(page.location().is_empty(), "{bad}");
     }
     // Loopback: any port, same host and path (RFC 8252 §7.3).
     let ok = browser
-        .get(&auth_path(&native.id, "http://localhost:61000/cb", "email", &format!("&prompt=none&code_challenge={CHALLENGE}&code_challenge_method=S256")))
+        .get(&auth_path(
+            &native.id,
+            "http://localhost:61000/cb",
+            "email",
+            &format!("&prompt=none&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+        ))
         .await;
     assert_eq!(ok.status, 302);
     assert!(ok.location().starts_with("http://localhost:61000/cb?"));
@@ -425,7 +473,11 @@ async fn redirect_uris_match_exactly_and_mismatches_never_redirect() {
     assert!(unknown.location().is_empty());
     // Repeated parameters are refused on a page.
     let repeated = browser
-        .get(&format!("{}&redirect_uri={}", auth_path(&web.id, WEB_REDIRECT, "email", ""), urlencode("https://evil.test/")))
+        .get(&format!(
+            "{}&redirect_uri={}",
+            auth_path(&web.id, WEB_REDIRECT, "email", ""),
+            urlencode("https://evil.test/")
+        ))
         .await;
     assert_eq!(repeated.status, 400);
     assert!(repeated.location().is_empty());
@@ -441,7 +493,9 @@ async fn redirect_uris_match_exactly_and_mismatches_never_redirect() {
 #[tokio::test]
 async fn a_replayed_code_revokes_what_it_issued() {
     let (env, mut browser, _, web) = setup().await;
-    let location = authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "&access_type=offline")).await;
+    let location =
+        authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "&access_type=offline"))
+            .await;
     let code = param(&location, "code").unwrap();
     let first = exchange(&env, &web, &code, WEB_REDIRECT, None).await;
     assert_eq!(first.status, 200);
@@ -457,10 +511,15 @@ async fn a_replayed_code_revokes_what_it_issued() {
     assert_eq!(refresh(&env, &web, &refresh_token).await.json["error"], "invalid_grant");
 
     // Codes live ten minutes.
-    let location = authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "&prompt=consent")).await;
+    let location =
+        authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "&prompt=consent"))
+            .await;
     let code = param(&location, "code").unwrap();
     env.clock.advance(601);
-    assert_eq!(exchange(&env, &web, &code, WEB_REDIRECT, None).await.json["error"], "invalid_grant");
+    assert_eq!(
+        exchange(&env, &web, &code, WEB_REDIRECT, None).await.json["error"],
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
@@ -469,7 +528,12 @@ async fn public_refresh_tokens_rotate_and_reuse_revokes_the_grant() {
     let p = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
     let native = client(&env, &p, ClientKind::Installed, "Native", &["http://127.0.0.1/cb"]).await;
     let redirect = "http://127.0.0.1:40000/cb";
-    let path = auth_path(&native.id, redirect, "email", &format!("&access_type=offline&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let path = auth_path(
+        &native.id,
+        redirect,
+        "email",
+        &format!("&access_type=offline&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+    );
     let code = param(&authorize(&mut browser, &path).await, "code").unwrap();
     let tokens = exchange(&env, &native, &code, redirect, Some(VERIFIER)).await;
     let rt0 = text(&tokens.json, "refresh_token");
@@ -488,7 +552,8 @@ async fn public_refresh_tokens_rotate_and_reuse_revokes_the_grant() {
     // Two refreshes racing with one token: never both succeed.
     // The grant was revoked, so the person is asked again.
     let code = param(&authorize(&mut browser, &path).await, "code").unwrap();
-    let rt = text(&exchange(&env, &native, &code, redirect, Some(VERIFIER)).await.json, "refresh_token");
+    let rt =
+        text(&exchange(&env, &native, &code, redirect, Some(VERIFIER)).await.json, "refresh_token");
     for _ in 0..3 {
         let (a, b) = tokio::join!(refresh(&env, &native, &rt), refresh(&env, &native, &rt));
         assert!(!(a.status == 200 && b.status == 200), "both refreshes succeeded");
@@ -547,15 +612,45 @@ async fn id_tokens_verify_independently_against_the_published_keys() {
     assert_eq!(info.json["kid"], header["kid"]);
     // A tampered token is refused.
     let mut parts: Vec<&str> = id_token.split('.').collect();
-    let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&serde_json::json!({"iss": env.base, "aud": "x", "exp": crate::support::T0 + 100})).unwrap());
+    let forged = URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(
+            &serde_json::json!({"iss": env.base, "aud": "x", "exp": crate::support::T0 + 100}),
+        )
+        .unwrap(),
+    );
     parts[1] = &forged;
-    let bad = get_json(&env.url(&format!("/oauth2/v3/tokeninfo?id_token={}", parts.join("."))), None).await;
+    let bad =
+        get_json(&env.url(&format!("/oauth2/v3/tokeninfo?id_token={}", parts.join("."))), None)
+            .await;
     assert_eq!(bad.status, 400);
+
+    // Google's X.509 map: the same kids, each a self-signed certificate over the same modulus.
+    let v1 = get_json(&env.url("/oauth2/v1/certs"), None).await;
+    assert_eq!(v1.status, 200);
+    assert!(v1.headers["cache-control"].to_str().unwrap().contains("max-age=3600"));
+    let map = v1.json.as_object().unwrap();
+    assert_eq!(map.len(), keys.len());
+    for key in &keys {
+        let pem = map[key["kid"].as_str().unwrap()].as_str().unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+        let body: String = pem.lines().filter(|it| !it.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        let n = URL_SAFE_NO_PAD.decode(key["n"].as_str().unwrap()).unwrap();
+        assert!(
+            der.windows(n.len()).any(|w| w == n.as_slice()),
+            "the certificate holds the JWK's key"
+        );
+    }
 
     // After a rotation the old key stays published and the new next key is there before it signs.
     tessera_domain::keys::rotate(env.ctx(), &Actor::Cli).await.unwrap();
     let rotated = get_json(&env.url("/oauth2/v3/certs"), None).await;
-    let kids: Vec<&str> = rotated.json["keys"].as_array().unwrap().iter().map(|it| it["kid"].as_str().unwrap()).collect();
+    let kids: Vec<&str> = rotated.json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["kid"].as_str().unwrap())
+        .collect();
     assert_eq!(kids.len(), 3);
     assert!(kids.contains(&header["kid"].as_str().unwrap()), "retired key still published");
     let info = get_json(&env.url(&format!("/oauth2/v3/tokeninfo?id_token={id_token}")), None).await;
@@ -586,7 +681,11 @@ fn verify_rs256(token: &str, keys: &[Value]) -> (Value, Value) {
 async fn client_secret_basic_is_form_decoded_and_wrong_secrets_are_401() {
     let (env, mut browser, _, web) = setup().await;
     let secret = web.secret.clone().unwrap();
-    let code = param(&authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "")).await, "code").unwrap();
+    let code = param(
+        &authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "")).await,
+        "code",
+    )
+    .unwrap();
     // Every character percent-encoded, as RFC 6749 §2.3.1 allows.
     let id = urlencode(&web.id);
     let encoded = urlencode(&secret);
@@ -602,7 +701,12 @@ async fn client_secret_basic_is_form_decoded_and_wrong_secrets_are_401() {
     let wrong = post_form(
         &env.url("/o/oauth2/token"),
         None,
-        &[("grant_type", "refresh_token"), ("refresh_token", "1/x"), ("client_id", &web.id), ("client_secret", "nope")],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "1/x"),
+            ("client_id", &web.id),
+            ("client_secret", "nope"),
+        ],
     )
     .await;
     assert_eq!(wrong.status, 401);
@@ -616,7 +720,12 @@ async fn client_secret_basic_is_form_decoded_and_wrong_secrets_are_401() {
     )
     .await;
     assert_eq!(both.json["error"], "invalid_request");
-    let unsupported = post_form(&env.url("/o/oauth2/token"), Some((&web.id, &secret)), &[("grant_type", "password")]).await;
+    let unsupported = post_form(
+        &env.url("/o/oauth2/token"),
+        Some((&web.id, &secret)),
+        &[("grant_type", "password")],
+    )
+    .await;
     assert_eq!(unsupported.json["error"], "unsupported_grant_type");
 }
 
@@ -626,11 +735,19 @@ async fn cross_client_id_tokens_stay_inside_the_project() {
     let p = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
     let app = client(&env, &p, ClientKind::Installed, "Phone app", &["http://127.0.0.1/cb"]).await;
     let other_project = project(&env, "Elsewhere", "ann@example.test").await;
-    let stranger = client(&env, &other_project, ClientKind::Web, "Stranger", &["https://other.example/cb"]).await;
+    let stranger =
+        client(&env, &other_project, ClientKind::Web, "Stranger", &["https://other.example/cb"])
+            .await;
     let redirect = "http://127.0.0.1:40001/cb";
-    let path = auth_path(&app.id, redirect, "openid email", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let path = auth_path(
+        &app.id,
+        redirect,
+        "openid email",
+        &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+    );
     let code = param(&authorize(&mut browser, &path).await, "code").unwrap();
-    let access = text(&exchange(&env, &app, &code, redirect, Some(VERIFIER)).await.json, "access_token");
+    let access =
+        text(&exchange(&env, &app, &code, redirect, Some(VERIFIER)).await.json, "access_token");
 
     let trade = |audience: String| {
         let env_url = env.url("/token");
@@ -655,7 +772,8 @@ async fn cross_client_id_tokens_stay_inside_the_project() {
     let same = trade(backend.id.clone()).await;
     assert_eq!(same.status, 200, "{}", same.json);
     assert_eq!(same.json["issued_token_type"], "urn:ietf:params:oauth:token-type:id_token");
-    let keys = get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
+    let keys =
+        get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
     let (_, claims) = verify_rs256(&text(&same.json, "id_token"), &keys);
     assert_eq!(claims["aud"], backend.id.as_str());
     assert_eq!(claims["azp"], app.id.as_str());
@@ -672,7 +790,8 @@ async fn cross_client_id_tokens_stay_inside_the_project() {
     let again = browser.get(&auth_path(&backend.id, WEB_REDIRECT, "openid email", "")).await;
     assert_eq!(again.status, 302, "{}", again.body);
     // ... but not for another project's clients.
-    let other = browser.get(&auth_path(&stranger.id, "https://other.example/cb", "openid email", "")).await;
+    let other =
+        browser.get(&auth_path(&stranger.id, "https://other.example/cb", "openid email", "")).await;
     assert_eq!(other.status, 200);
 }
 
@@ -680,38 +799,78 @@ async fn cross_client_id_tokens_stay_inside_the_project() {
 async fn introspection_and_rfc7009_revocation_for_authenticated_clients() {
     let (env, mut browser, _, web) = setup().await;
     let secret = web.secret.clone().unwrap();
-    let code = param(&authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "openid email", "&access_type=offline")).await, "code").unwrap();
+    let code = param(
+        &authorize(
+            &mut browser,
+            &auth_path(&web.id, WEB_REDIRECT, "openid email", "&access_type=offline"),
+        )
+        .await,
+        "code",
+    )
+    .unwrap();
     let tokens = exchange(&env, &web, &code, WEB_REDIRECT, None).await;
     let access = text(&tokens.json, "access_token");
     let refresh_token = text(&tokens.json, "refresh_token");
 
-    let active = post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &access)]).await;
+    let active =
+        post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &access)])
+            .await;
     assert_eq!(active.status, 200);
     assert_eq!(active.json["active"], true);
     assert_eq!(active.json["client_id"], web.id.as_str());
     assert_eq!(active.json["scope"], "email openid");
     assert_eq!(active.json["username"], "ann@example.test");
-    let rt = post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &refresh_token)]).await;
+    let rt = post_form(
+        &env.url("/oauth2/introspect"),
+        Some((&web.id, &secret)),
+        &[("token", &refresh_token)],
+    )
+    .await;
     assert_eq!(rt.json["token_type"], "refresh_token");
     let anonymous = post_form(&env.url("/oauth2/introspect"), None, &[("token", &access)]).await;
     assert_eq!(anonymous.status, 401);
     let other_project = project(&env, "Elsewhere", "ann@example.test").await;
-    let stranger = client(&env, &other_project, ClientKind::Web, "Stranger", &["https://other.example/cb"]).await;
-    let foreign = post_form(&env.url("/oauth2/introspect"), Some((&stranger.id, stranger.secret.as_deref().unwrap())), &[("token", &access)]).await;
+    let stranger =
+        client(&env, &other_project, ClientKind::Web, "Stranger", &["https://other.example/cb"])
+            .await;
+    let foreign = post_form(
+        &env.url("/oauth2/introspect"),
+        Some((&stranger.id, stranger.secret.as_deref().unwrap())),
+        &[("token", &access)],
+    )
+    .await;
     assert_eq!(foreign.json, serde_json::json!({ "active": false }));
     // Another client may not revoke this client's token.
-    let not_yours = post_form(&env.url("/revoke"), Some((&stranger.id, stranger.secret.as_deref().unwrap())), &[("token", &access)]).await;
+    let not_yours = post_form(
+        &env.url("/revoke"),
+        Some((&stranger.id, stranger.secret.as_deref().unwrap())),
+        &[("token", &access)],
+    )
+    .await;
     assert_eq!(not_yours.status, 400);
     assert_eq!(get_json(&env.url("/oauth2/v3/userinfo"), Some(&access)).await.status, 200);
 
-    let revoked = post_form(&env.url("/revoke"), Some((&web.id, &secret)), &[("token", &access), ("token_type_hint", "access_token")]).await;
+    let revoked = post_form(
+        &env.url("/revoke"),
+        Some((&web.id, &secret)),
+        &[("token", &access), ("token_type_hint", "access_token")],
+    )
+    .await;
     assert_eq!(revoked.status, 200);
-    let after = post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &access)]).await;
+    let after =
+        post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &access)])
+            .await;
     assert_eq!(after.json, serde_json::json!({ "active": false }));
-    let rt = post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &refresh_token)]).await;
+    let rt = post_form(
+        &env.url("/oauth2/introspect"),
+        Some((&web.id, &secret)),
+        &[("token", &refresh_token)],
+    )
+    .await;
     assert_eq!(rt.json["active"], false, "revoking the access token revoked the grant");
     // RFC 7009: an authenticated client hears 200 for an already-invalid token.
-    let again = post_form(&env.url("/revoke"), Some((&web.id, &secret)), &[("token", &access)]).await;
+    let again =
+        post_form(&env.url("/revoke"), Some((&web.id, &secret)), &[("token", &access)]).await;
     assert_eq!(again.status, 200);
     // Google's form without client authentication: 400 for an unknown token.
     let google = post_form(&env.url("/o/oauth2/revoke"), None, &[("token", "ya29.unknown")]).await;
@@ -723,7 +882,11 @@ async fn introspection_and_rfc7009_revocation_for_authenticated_clients() {
 async fn account_page_revoke_invalidates_tokens_at_once() {
     let (env, mut browser, _, web) = setup().await;
     let secret = web.secret.clone().unwrap();
-    let code = param(&authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "")).await, "code").unwrap();
+    let code = param(
+        &authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "email", "")).await,
+        "code",
+    )
+    .unwrap();
     let access = text(&exchange(&env, &web, &code, WEB_REDIRECT, None).await.json, "access_token");
     let page = browser.get("/account").await;
     assert!(page.body.contains("Photo Printer Web"), "connected apps show the client's name");
@@ -732,13 +895,22 @@ async fn account_page_revoke_invalidates_tokens_at_once() {
     let id_start = form.find("name=\"grant\" value=\"").unwrap() + "name=\"grant\" value=\"".len();
     let grant_id = form[id_start..id_start + form[id_start..].find('"').unwrap()].to_owned();
     let res = browser
-        .post("/account/apps/revoke", &[("csrf", &page.csrf()), ("authuser", "0"), ("grant", &grant_id)])
+        .post(
+            "/account/apps/revoke",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("grant", &grant_id)],
+        )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(get_json(&env.url("/oauth2/v3/userinfo"), Some(&access)).await.status, 401);
-    let info = get_json(&env.url(&format!("/oauth2/v1/tokeninfo?access_token={}", urlencode(&access))), None).await;
+    let info = get_json(
+        &env.url(&format!("/oauth2/v1/tokeninfo?access_token={}", urlencode(&access))),
+        None,
+    )
+    .await;
     assert_eq!(info.status, 400);
-    let intro = post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &access)]).await;
+    let intro =
+        post_form(&env.url("/oauth2/introspect"), Some((&web.id, &secret)), &[("token", &access)])
+            .await;
     assert_eq!(intro.json["active"], false);
 }
 
@@ -764,7 +936,11 @@ async fn hosted_domain_restricts_the_account_and_reaches_the_id_token() {
     // Only a personal account is signed in: sign in with a corp account first.
     let first = browser.get(&path).await;
     assert_eq!(first.status, 302);
-    assert!(first.location().starts_with("/accounts/ServiceLogin?add=1&continue="), "{}", first.location());
+    assert!(
+        first.location().starts_with("/accounts/ServiceLogin?add=1&continue="),
+        "{}",
+        first.location()
+    );
     browser.sign_in("dee@corp.example", PASSWORD).await;
     let page = browser.get(&path).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -772,7 +948,8 @@ async fn hosted_domain_restricts_the_account_and_reaches_the_id_token() {
     let answered = consent(&mut browser, &page, "allow").await;
     let code = param(answered.location(), "code").unwrap();
     let tokens = exchange(&env, &web, &code, WEB_REDIRECT, None).await;
-    let keys = get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
+    let keys =
+        get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
     let (_, claims) = verify_rs256(&text(&tokens.json, "id_token"), &keys);
     assert_eq!(claims["hd"], "corp.example");
     assert_eq!(claims["email"], "dee@corp.example");
@@ -802,11 +979,28 @@ fn admin_cli_adds_lists_rotates_and_deletes_clients() {
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_str::<Value>(&stdout).unwrap_or(Value::String(stdout))
     };
-    run(&["admin", "account", "add", "dev@example.test", "--password-stdin"], Some("password-123\n"));
+    run(
+        &["admin", "account", "add", "dev@example.test", "--password-stdin"],
+        Some("password-123\n"),
+    );
     run(&["admin", "project", "add", "Demo", "--owner", "dev@example.test"], None);
     let added = run(
-        &["admin", "client", "add", "--project", "Demo", "--kind", "web", "--name", "Demo web",
-          "--redirect-uri", "https://demo.example/cb", "--redirect-uri", "https://demo.example/cb2", "--json"],
+        &[
+            "admin",
+            "client",
+            "add",
+            "--project",
+            "Demo",
+            "--kind",
+            "web",
+            "--name",
+            "Demo web",
+            "--redirect-uri",
+            "https://demo.example/cb",
+            "--redirect-uri",
+            "https://demo.example/cb2",
+            "--json",
+        ],
         None,
     );
     let client_id = added["client_id"].as_str().unwrap().to_owned();
@@ -815,8 +1009,20 @@ fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     assert!(tessera_proto_oauth2::is_unreserved(&secret));
     assert_eq!(added["redirect_uris"].as_array().unwrap().len(), 2);
     let native = run(
-        &["admin", "client", "add", "--project", "Demo", "--kind", "installed", "--name", "CLI",
-          "--redirect-uri", "urn:ietf:wg:oauth:2.0:oob", "--json"],
+        &[
+            "admin",
+            "client",
+            "add",
+            "--project",
+            "Demo",
+            "--kind",
+            "installed",
+            "--name",
+            "CLI",
+            "--redirect-uri",
+            "urn:ietf:wg:oauth:2.0:oob",
+            "--json",
+        ],
         None,
     );
     assert!(native.get("client_secret").is_none(), "installed clients are public");

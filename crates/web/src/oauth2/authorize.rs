@@ -106,7 +106,8 @@ async fn handle(
         .map_err(|err| PageError::bad_request(&format!("invalid_request: {}", err.description)))?;
     let wire = proto::target(&params)
         .map_err(|err| PageError::bad_request(&format!("{}: {}", err.code, err.description)))?;
-    let target = authorize::target(ctx, &wire).await?.map_err(|text| PageError::bad_request(&text))?;
+    let target =
+        authorize::target(ctx, &wire).await?.map_err(|text| PageError::bad_request(&text))?;
     let req = match proto::parse(&params) {
         Ok(req) => req,
         Err(err) => {
@@ -116,7 +117,9 @@ async fn handle(
             return Ok(error(state, &target, mode, &err, state_param, after_post));
         }
     };
-    let fail = |err: OAuthError| Ok(error(state, &target, req.response_mode, &err, req.state.as_deref(), after_post));
+    let fail = |err: OAuthError| {
+        Ok(error(state, &target, req.response_mode, &err, req.state.as_deref(), after_post))
+    };
     let scopes = match authorize::check(ctx, &target, &req).await? {
         Ok(scopes) => scopes,
         Err(err) => return fail(err),
@@ -125,12 +128,21 @@ async fn handle(
     let index = match authorize::select(&accounts, &req) {
         Selection::Account(index) => index,
         Selection::SignIn | Selection::Choose if req.prompt.none => {
-            let code = if accounts.is_empty() { ErrorCode::LoginRequired } else { ErrorCode::InteractionRequired };
+            let code = if accounts.is_empty() {
+                ErrorCode::LoginRequired
+            } else {
+                ErrorCode::InteractionRequired
+            };
             return fail(OAuthError::new(code, "The person must sign in or choose an account."));
         }
         selection => {
-            let again = format!("{}/o/oauth2/auth?{}", ctx.public_url, params.without(&["authuser"]).encode());
-            let add = if selection == Selection::SignIn && !accounts.is_empty() { "add=1&" } else { "" };
+            let again = format!(
+                "{}/o/oauth2/auth?{}",
+                ctx.public_url,
+                params.without(&["authuser"]).encode()
+            );
+            let add =
+                if selection == Selection::SignIn && !accounts.is_empty() { "add=1&" } else { "" };
             let to = format!("/accounts/ServiceLogin?{add}continue={}", encode(&again));
             return Ok(redirect(&to, after_post));
         }

@@ -19,7 +19,11 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/oauth2/introspect", post(introspect_post))
 }
 
-async fn introspect_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn introspect_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = match form_params(&headers, &body) {
         Ok(params) => params,
         Err(err) => return oauth_error(&err),

@@ -17,6 +17,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/.well-known/openid-configuration", get(discovery_get))
         .route("/.well-known/oauth-authorization-server", get(discovery_get))
         .route("/oauth2/v3/certs", get(jwks_get))
+        .route("/oauth2/v1/certs", get(x509_get))
 }
 
 fn public_json(body: &Value, max_age: i64) -> Response {
@@ -73,4 +74,12 @@ async fn jwks_get(State(state): State<AppState>) -> Result<Response, PageError> 
         .map(|it| json!({ "kty": "RSA", "alg": it.alg, "use": "sig", "kid": it.kid, "n": it.n, "e": it.e }))
         .collect();
     Ok(public_json(&json!({ "keys": keys }), jwks::MAX_AGE_SECS))
+}
+
+/// Google's `{kid: PEM certificate}` map, with the same kids as the JWKS.
+async fn x509_get(State(state): State<AppState>) -> Result<Response, PageError> {
+    let certs = jwks::certificates(&state.ctx).await?;
+    let map: serde_json::Map<String, Value> =
+        certs.into_iter().map(|(kid, pem)| (kid, Value::String(pem))).collect();
+    Ok(public_json(&Value::Object(map), jwks::MAX_AGE_SECS))
 }

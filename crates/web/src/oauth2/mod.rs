@@ -120,7 +120,8 @@ pub(crate) fn bearer_token(headers: &HeaderMap, params: &Params) -> Option<Strin
         let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
         let rest = rest.trim();
         let plain = !rest.is_empty() && !rest.contains([' ', '=', ',']);
-        if (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth")) && plain {
+        if (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth")) && plain
+        {
             return Some(rest.to_owned());
         }
         return None;

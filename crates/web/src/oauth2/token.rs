@@ -61,7 +61,9 @@ async fn grant(
             exchange::authorization_code(ctx, &client, req, ip).await
         }
         TokenRequest::RefreshToken(req) => exchange::refresh(ctx, &client, req, ip).await,
-        TokenRequest::ClientCredentials(req) => exchange::client_credentials(ctx, &client, req).await,
+        TokenRequest::ClientCredentials(req) => {
+            exchange::client_credentials(ctx, &client, req).await
+        }
         TokenRequest::TokenExchange(req) => exchange::token_exchange(ctx, &client, req).await,
         TokenRequest::DeviceCode(_) => Err(tessera_domain::oauth2::OAuthError::new(
             tessera_domain::oauth2::ErrorCode::UnsupportedGrantType,

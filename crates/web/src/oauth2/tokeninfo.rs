@@ -60,10 +60,7 @@ async fn tokeninfo(
     }
 }
 
-async fn access_token_info(
-    state: &AppState,
-    token: &str,
-) -> tessera_domain::Result<Option<Value>> {
+async fn access_token_info(state: &AppState, token: &str) -> tessera_domain::Result<Option<Value>> {
     let ctx = &state.ctx;
     let Some(info) = tokens::inspect(ctx, token, false).await? else { return Ok(None) };
     let now = ctx.now();

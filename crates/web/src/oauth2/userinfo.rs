@@ -69,8 +69,10 @@ async fn userinfo(
         Ok(Some(info)) => info,
         Ok(None) => return unauthorized(Some("invalid_token")),
         Err(err) => {
-            let mut res =
-                json_no_store(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "error": "server_error" }));
+            let mut res = json_no_store(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": "server_error" }),
+            );
             res.extensions_mut().insert(Internal(err.to_string()));
             return res;
         }
@@ -78,7 +80,8 @@ async fn userinfo(
     let Some(account) = info.account else { return unauthorized(Some("invalid_token")) };
     let has = |scope: &str| info.scopes.iter().any(|it| it == scope);
     if !(has("openid") || has("email") || has("profile")) {
-        let mut res = json_no_store(StatusCode::FORBIDDEN, &json!({ "error": "insufficient_scope" }));
+        let mut res =
+            json_no_store(StatusCode::FORBIDDEN, &json!({ "error": "insufficient_scope" }));
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"userinfo\", error=\"insufficient_scope\""),
