@@ -35,7 +35,7 @@ async fn grant_is_live(ctx: &Ctx, grant_id: Option<&str>) -> Outcome<bool> {
 
 /// Issues the access token, and the refresh and ID tokens when asked.
 #[allow(clippy::too_many_arguments)]
-async fn issue(
+pub(crate) async fn issue(
     ctx: &Ctx,
     client: &Client,
     account: &AccountRecord,

@@ -1,7 +1,7 @@
 //! The OAuth 2.0 / OpenID Connect provider's rules: registered clients (`clients`), the
 //! authorization decision and consent memory (`authorize`), token issue and lookup (`tokens`),
 //! the grants at the token endpoint (`exchange`), ID tokens and JWS (`jwt`), the published key set
-//! (`jwks`), revocation (`revoke`) and the cross-client identity rule (`cross_client`).
+//! (`jwks`), the device flow (`device`), revocation (`revoke`) and the cross-client identity rule (`cross_client`).
 //!
 //! Wire parsing lives in `tessera_proto_oauth2`; these functions take its typed requests and answer
 //! with records, tokens or an RFC 6749 error.
@@ -9,6 +9,7 @@
 pub mod authorize;
 pub mod clients;
 pub mod cross_client;
+pub mod device;
 pub mod exchange;
 pub mod jwks;
 pub mod jwt;

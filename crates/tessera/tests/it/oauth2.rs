@@ -955,6 +955,148 @@ async fn hosted_domain_restricts_the_account_and_reaches_the_id_token() {
     assert_eq!(claims["email"], "dee@corp.example");
 }
 
+#[tokio::test]
+async fn device_flow_polls_until_the_person_answers() {
+    let (env, mut browser, account, web) = setup().await;
+    let p = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
+    let tv = client(&env, &p, ClientKind::Device, "Living room TV", &[]).await;
+    let start = |scope: &'static str| {
+        let url = env.url("/o/oauth2/device/code");
+        let id = tv.id.clone();
+        async move { post_form(&url, None, &[("client_id", &id), ("scope", scope)]).await }
+    };
+    let poll = |device_code: String| {
+        let url = env.url("/token");
+        let id = tv.id.clone();
+        async move {
+            post_form(
+                &url,
+                None,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", &id),
+                    ("device_code", &device_code),
+                ],
+            )
+            .await
+        }
+    };
+    let started = start("openid email").await;
+    assert_eq!(started.status, 200, "{}", started.json);
+    let device_code = text(&started.json, "device_code");
+    let user_code = text(&started.json, "user_code");
+    assert_eq!(user_code.len(), 9);
+    assert!(user_code.chars().enumerate().all(|(i, c)| if i == 4 {
+        c == '-'
+    } else {
+        c.is_ascii_uppercase()
+    }));
+    assert_eq!(started.json["verification_url"], env.url("/device"));
+    assert_eq!(started.json["interval"], 5);
+    assert_eq!(started.json["expires_in"], 1800);
+
+    let pending = poll(device_code.clone()).await;
+    assert_eq!(pending.status, 400);
+    assert_eq!(pending.json["error"], "authorization_pending");
+    assert_eq!(poll(device_code.clone()).await.json["error"], "slow_down");
+
+    // The person: a wrong code first, then the right one typed in lower case.
+    let page = browser.get(&format!("/device?user_code={}", user_code.to_lowercase())).await;
+    assert_eq!(page.status, 200);
+    let wrong = browser
+        .post("/device", &[("csrf", &page.csrf()), ("authuser", "0"), ("user_code", "BBBB-BBBB")])
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("not valid"));
+    let shown = browser
+        .post(
+            "/device",
+            &[("csrf", &wrong.csrf()), ("authuser", "0"), ("user_code", &user_code.to_lowercase())],
+        )
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains("Living room TV"));
+    assert!(shown.body.contains("See your email address"));
+    let allowed = browser
+        .post(
+            "/device/approve",
+            &[
+                ("csrf", &shown.csrf()),
+                ("request", &shown.input("request").unwrap()),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(allowed.status, 200);
+    assert!(allowed.body.contains("Done."), "{}", allowed.body);
+
+    env.clock.advance(5);
+    let tokens = poll(device_code.clone()).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.json);
+    assert!(tokens.json["refresh_token"].is_string());
+    let keys =
+        get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
+    let (_, claims) = verify_rs256(&text(&tokens.json, "id_token"), &keys);
+    assert_eq!(claims["aud"], tv.id.as_str());
+    assert_eq!(claims["sub"], tessera_domain::accounts::subject(&account.id));
+    let me =
+        get_json(&env.url("/oauth2/v3/userinfo"), Some(&text(&tokens.json, "access_token"))).await;
+    assert_eq!(me.json["email"], "ann@example.test");
+    env.clock.advance(5);
+    assert_eq!(
+        poll(device_code).await.json["error"],
+        "invalid_grant",
+        "a device code redeems once"
+    );
+    // The user code is spent too.
+    let page = browser.get("/device").await;
+    let again = browser
+        .post("/device", &[("csrf", &page.csrf()), ("authuser", "0"), ("user_code", &user_code)])
+        .await;
+    assert_eq!(again.status, 400);
+
+    // Denied.
+    let denied_start = start("email").await;
+    let denied_code = text(&denied_start.json, "device_code");
+    let page = browser.get("/device").await;
+    let shown = browser
+        .post(
+            "/device",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("user_code", &text(&denied_start.json, "user_code")),
+            ],
+        )
+        .await;
+    browser
+        .post(
+            "/device/approve",
+            &[
+                ("csrf", &shown.csrf()),
+                ("request", &shown.input("request").unwrap()),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    env.clock.advance(5);
+    assert_eq!(poll(denied_code).await.json["error"], "access_denied");
+
+    // Expired.
+    let late = text(&start("email").await.json, "device_code");
+    env.clock.advance(1801);
+    assert_eq!(poll(late).await.json["error"], "expired_token");
+
+    // Only device clients start the flow.
+    let refused = post_form(
+        &env.url("/o/oauth2/device/code"),
+        Some((&web.id, web.secret.as_deref().unwrap())),
+        &[("scope", "email")],
+    )
+    .await;
+    assert_eq!(refused.json["error"], "unauthorized_client");
+}
+
 #[test]
 fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let dir = tempfile::tempdir().unwrap();

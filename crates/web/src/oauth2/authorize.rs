@@ -33,6 +33,7 @@ pub(super) fn router() -> Router<AppState> {
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
     brand: &'a str,
+    action: &'a str,
     app: String,
     project: String,
     verified: bool,
@@ -157,6 +158,7 @@ async fn handle(
             let (csrf, set) = csrf_for_page(state, headers);
             let page = ConsentPage {
                 brand: &state.brand,
+                action: "/o/oauth2/approval",
                 app: target.client.record.name.clone(),
                 project: target.project.name.clone(),
                 verified: target.project.verified,

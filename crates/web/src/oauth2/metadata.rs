@@ -45,6 +45,7 @@ async fn discovery_get(State(state): State<AppState>) -> Response {
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/oauth2/introspect"),
         "jwks_uri": format!("{base}/oauth2/v3/certs"),
+        "device_authorization_endpoint": format!("{base}/o/oauth2/device/code"),
         "response_types_supported": ["code", "token", "id_token", "code id_token", "token id_token", "code token id_token"],
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["public"],
@@ -59,6 +60,7 @@ async fn discovery_get(State(state): State<AppState>) -> Response {
             "authorization_code",
             "refresh_token",
             "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
             "urn:ietf:params:oauth:grant-type:token-exchange"
         ],
         "authorization_response_iss_parameter_supported": true,

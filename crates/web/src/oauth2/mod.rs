@@ -1,9 +1,10 @@
 //! OAuth 2.0 and OpenID Connect over HTTP, on Google's paths and the standard ones: the
 //! authorization endpoint and consent page (`authorize`), token (`token`), tokeninfo, userinfo,
-//! revocation, introspection, discovery and keys (`metadata`). Handlers parse with
+//! revocation, introspection, the device flow (`device`), discovery and keys (`metadata`). Handlers parse with
 //! `tessera_proto_oauth2`, decide in `tessera_domain::oauth2`, and render JSON or pages here.
 
 mod authorize;
+mod device;
 mod introspect;
 mod metadata;
 mod revoke;
@@ -26,6 +27,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(authorize::router())
         .merge(token::router())
+        .merge(device::router())
         .merge(tokeninfo::router())
         .merge(userinfo::router())
         .merge(revoke::router())

@@ -9,7 +9,7 @@ use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 use tessera_domain::oauth2::tokens::Issued;
-use tessera_domain::oauth2::{Outcome, clients, exchange};
+use tessera_domain::oauth2::{Outcome, clients, device, exchange};
 use tessera_proto_oauth2::client_auth;
 use tessera_proto_oauth2::token::{self, TokenRequest};
 
@@ -65,11 +65,7 @@ async fn grant(
             exchange::client_credentials(ctx, &client, req).await
         }
         TokenRequest::TokenExchange(req) => exchange::token_exchange(ctx, &client, req).await,
-        TokenRequest::DeviceCode(_) => Err(tessera_domain::oauth2::OAuthError::new(
-            tessera_domain::oauth2::ErrorCode::UnsupportedGrantType,
-            "The device flow is not enabled on this server.",
-        )
-        .into()),
+        TokenRequest::DeviceCode(req) => device::poll(ctx, &client, &req.device_code).await,
     }
 }
 
