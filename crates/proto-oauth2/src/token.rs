@@ -1,7 +1,7 @@
 //! The token endpoint's request (RFC 6749 §3.2): `grant_type` picks one of `grants::*`.
 
 use crate::grants::{
-    authorization_code, client_credentials, device_code, refresh_token, token_exchange,
+    authorization_code, client_credentials, device_code, jwt_bearer, refresh_token, token_exchange,
 };
 use crate::{ErrorCode, OAuthError, Params};
 
@@ -11,6 +11,7 @@ pub enum TokenRequest {
     RefreshToken(refresh_token::Request),
     ClientCredentials(client_credentials::Request),
     DeviceCode(device_code::Request),
+    JwtBearer(jwt_bearer::Request),
     TokenExchange(token_exchange::Request),
 }
 
@@ -26,6 +27,7 @@ pub fn parse(params: &Params) -> Result<TokenRequest, OAuthError> {
         device_code::GRANT_TYPE | device_code::GOOGLE_GRANT_TYPE => {
             device_code::parse(params).map(TokenRequest::DeviceCode)
         }
+        jwt_bearer::GRANT_TYPE => jwt_bearer::parse(params).map(TokenRequest::JwtBearer),
         token_exchange::GRANT_TYPE => {
             token_exchange::parse(params).map(TokenRequest::TokenExchange)
         }

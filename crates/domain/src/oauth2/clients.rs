@@ -70,6 +70,19 @@ pub struct ClientSettings {
     /// Upper-case hex with colons, as `keytool` prints it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub android_cert_sha1: Option<String>,
+    /// Public keys the client signs assertions with (service accounts, `private_key_jwt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<ClientKey>,
+}
+
+/// One of a client's public keys. The private half went to the developer once and is not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientKey {
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#1 `RSAPublicKey` DER, base64.
+    pub public_der: String,
+    pub created_at: i64,
 }
 
 /// A client as the protocol sees it.
@@ -85,8 +98,10 @@ impl Client {
         &self.record.client_id
     }
 
+    /// A client that cannot keep a secret and names itself with its id alone: installed, Android
+    /// and device clients. Service accounts are not public: they prove themselves with keys.
     pub fn is_public(&self) -> bool {
-        self.record.secret_digest.is_none()
+        matches!(self.kind, ClientKind::Installed | ClientKind::Android | ClientKind::Device)
     }
 
     pub fn from_record(record: ClientRecord) -> Option<Client> {
@@ -258,6 +273,44 @@ pub async fn set_redirect_uris(
     Ok(client)
 }
 
+/// A new key pair for a service account: the public key is registered, the private key (PKCS#8
+/// PEM) is returned once and never stored.
+pub async fn add_key(ctx: &Ctx, client_id: &str, actor: &Actor) -> Result<(String, String)> {
+    use base64::Engine as _;
+    let mut client = load(ctx, client_id).await?.ok_or(Error::NotFound)?;
+    if client.kind != ClientKind::ServiceAccount {
+        return Err(Error::Invalid("Only service accounts have key pairs.".to_owned()));
+    }
+    if client.settings.keys.len() >= 10 {
+        return Err(Error::Invalid("A service account has at most 10 keys.".to_owned()));
+    }
+    let key = tessera_crypto::keys::SigningKey::generate(tessera_crypto::keys::KeyAlg::Rs256)
+        .map_err(|err| Error::Internal(err.to_string()))?;
+    let public = key.public_key_der();
+    let kid = tessera_crypto::digest::sha256_hex(&public)[..40].to_owned();
+    client.settings.keys.push(ClientKey {
+        kid: kid.clone(),
+        alg: "RS256".to_owned(),
+        public_der: base64::engine::general_purpose::STANDARD.encode(&public),
+        created_at: ctx.now(),
+    });
+    client.record.settings =
+        serde_json::to_string(&client.settings).map_err(|err| Error::Internal(err.to_string()))?;
+    if !ctx.store.projects().update_client(&client.record).await? {
+        return Err(Error::NotFound);
+    }
+    audit::record(
+        ctx,
+        "client.key.add",
+        None,
+        actor,
+        "",
+        json!({ "client": client_id, "kid": kid }),
+    )
+    .await?;
+    Ok((kid, tessera_crypto::x509::pem("PRIVATE KEY", key.pkcs8_der())))
+}
+
 /// Deletes the client and revokes every grant to it (and so every token it holds).
 pub async fn delete(ctx: &Ctx, client_id: &str, actor: &Actor) -> Result<()> {
     load(ctx, client_id).await?.ok_or(Error::NotFound)?;
@@ -288,15 +341,14 @@ pub async fn authenticate(ctx: &Ctx, presented: Option<&Presented>) -> Outcome<C
                 Err(oauth(ErrorCode::InvalidClient, "Unauthorized: the client secret is wrong."))
             }
         }
-        (Method::None, None) => Ok(client),
-        (Method::None, Some(_)) => {
-            Err(oauth(ErrorCode::InvalidClient, "This client must authenticate."))
-        }
+        (Method::None, _) if client.is_public() => Ok(client),
+        (Method::None, _) => Err(oauth(ErrorCode::InvalidClient, "This client must authenticate.")),
         (Method::Basic { .. } | Method::Post { .. }, None) => {
             Err(oauth(ErrorCode::InvalidClient, "This client has no secret."))
         }
-        (Method::PrivateKeyJwt { .. }, _) => {
-            Err(oauth(ErrorCode::InvalidClient, "private_key_jwt is not enabled for this client."))
+        (Method::PrivateKeyJwt { assertion }, _) => {
+            super::assertion::client_assertion(ctx, &client, assertion).await?;
+            Ok(client)
         }
     }
 }

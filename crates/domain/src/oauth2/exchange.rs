@@ -246,7 +246,7 @@ pub async fn client_credentials(
     client: &Client,
     req: &client_credentials::Request,
 ) -> Outcome<Issued> {
-    if client.is_public() || client.kind != ClientKind::Web {
+    if !matches!(client.kind, ClientKind::Web | ClientKind::ServiceAccount) {
         return Err(oauth(
             ErrorCode::UnauthorizedClient,
             "Only confidential clients may use client_credentials.",

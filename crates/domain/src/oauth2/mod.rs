@@ -1,4 +1,5 @@
-//! The OAuth 2.0 / OpenID Connect provider's rules: registered clients (`clients`), the
+//! The OAuth 2.0 / OpenID Connect provider's rules: registered clients (`clients`), signed client assertions
+//! and the service-account grant (`assertion`), the
 //! authorization decision and consent memory (`authorize`), token issue and lookup (`tokens`),
 //! the grants at the token endpoint (`exchange`), ID tokens and JWS (`jwt`), the published key set
 //! (`jwks`), the device flow (`device`), revocation (`revoke`) and the cross-client identity rule (`cross_client`).
@@ -6,6 +7,7 @@
 //! Wire parsing lives in `tessera_proto_oauth2`; these functions take its typed requests and answer
 //! with records, tokens or an RFC 6749 error.
 
+pub mod assertion;
 pub mod authorize;
 pub mod clients;
 pub mod cross_client;

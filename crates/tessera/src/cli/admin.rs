@@ -158,6 +158,10 @@ enum ClientCommand {
     RotateSecret {
         client_id: String,
     },
+    /// A new key pair for a service account; the private key is printed once.
+    AddKey {
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -515,6 +519,7 @@ fn client_json(client: &tessera_domain::oauth2::clients::Client) -> Value {
         "android_package": client.settings.android_package,
         "android_cert_sha1": client.settings.android_cert_sha1,
         "allow_implicit": client.settings.allow_implicit,
+        "key_ids": client.settings.keys.iter().map(|it| it.kid.clone()).collect::<Vec<_>>(),
         "created_at": client.record.created_at,
     })
 }
@@ -585,6 +590,14 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
             print(json_mode, &json!({ "client_id": client_id, "deleted": true }), || {
                 format!("deleted client {client_id}")
             });
+        }
+        ClientCommand::AddKey { client_id } => {
+            let (kid, pem) = clients::add_key(ctx, client_id, &actor).await?;
+            print(
+                json_mode,
+                &json!({ "client_id": client_id, "private_key_id": kid, "private_key": pem }),
+                || format!("private_key_id: {kid}\n{pem}(the private key is shown only now)"),
+            );
         }
         ClientCommand::RotateSecret { client_id } => {
             let secret = clients::rotate_secret(ctx, client_id, &actor).await?;

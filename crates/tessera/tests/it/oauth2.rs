@@ -1097,6 +1097,165 @@ async fn device_flow_polls_until_the_person_answers() {
     assert_eq!(refused.json["error"], "unauthorized_client");
 }
 
+/// Signs an RS256 JWT with a PKCS#8 PEM key, independently of the server's code.
+fn sign_assertion(pem: &str, kid: Option<&str>, claims: &Value) -> String {
+    let body: String = pem.lines().filter(|it| !it.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let header = match kid {
+        Some(kid) => serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": kid }),
+        None => serde_json::json!({ "alg": "RS256", "typ": "JWT" }),
+    };
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    pair.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+#[tokio::test]
+async fn service_accounts_trade_signed_assertions_once() {
+    let env = TestEnv::start().await;
+    env.account("ops@example.test", PASSWORD).await;
+    let service = tessera_domain::services::NewService {
+        name: "push".to_owned(),
+        display_name: "Push".to_owned(),
+        scopes: vec!["https://push.example/".to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), service, &Actor::Cli).await.unwrap();
+    let p = project(&env, "Backend", "ops@example.test").await;
+    let sa = client(&env, &p, ClientKind::ServiceAccount, "Sender", &[]).await;
+    assert!(sa.secret.is_none());
+    let (kid, pem) = clients::add_key(env.ctx(), &sa.id, &Actor::Cli).await.unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    let t0 = crate::support::T0;
+    let claims = |jti: &str, aud: &str, exp: i64| {
+        serde_json::json!({
+            "iss": sa.id, "scope": "https://push.example/", "aud": aud,
+            "iat": t0, "exp": exp, "jti": jti,
+        })
+    };
+    let grant = |assertion: String| {
+        let url = env.url("/o/oauth2/token");
+        async move {
+            post_form(
+                &url,
+                None,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let google_aud = "https://oauth2.googleapis.com/token";
+    let first = sign_assertion(&pem, Some(&kid), &claims("j1", google_aud, t0 + 3600));
+    let ok = grant(first.clone()).await;
+    assert_eq!(ok.status, 200, "{}", ok.json);
+    assert_eq!(ok.json["token_type"], "Bearer");
+    assert_eq!(ok.json["scope"], "https://push.example/");
+    assert!(ok.json.get("refresh_token").is_none());
+    let access = text(&ok.json, "access_token");
+    let info = get_json(
+        &env.url(&format!("/oauth2/v1/tokeninfo?access_token={}", urlencode(&access))),
+        None,
+    )
+    .await;
+    assert_eq!(info.json["issued_to"], sa.id.as_str());
+    assert!(info.json.get("email").is_none(), "no person behind it");
+
+    // The same assertion (same jti) again: refused.
+    let replay = grant(first).await;
+    assert_eq!(replay.status, 400);
+    assert_eq!(replay.json["error"], "invalid_grant");
+    assert_eq!(replay.json["error_description"], "The assertion was already used.");
+    let replay_new_signature =
+        grant(sign_assertion(&pem, None, &claims("j1", google_aud, t0 + 3600))).await;
+    assert_eq!(replay_new_signature.json["error"], "invalid_grant", "the jti is what counts");
+    // Our own token URL is a fine audience too; a foreign one is not.
+    let ours =
+        grant(sign_assertion(&pem, None, &claims("j2", &env.url("/token"), t0 + 3600))).await;
+    assert_eq!(ours.status, 200, "{}", ours.json);
+    let foreign =
+        grant(sign_assertion(&pem, None, &claims("j3", "https://evil.example/token", t0 + 3600)))
+            .await;
+    assert_eq!(foreign.json["error"], "invalid_grant");
+    let too_long = grant(sign_assertion(&pem, None, &claims("j4", google_aud, t0 + 3601))).await;
+    assert_eq!(too_long.json["error"], "invalid_grant");
+    // Another key signs nothing for this account.
+    let (_, other_pem) = {
+        let other = client(&env, &p, ClientKind::ServiceAccount, "Other", &[]).await;
+        clients::add_key(env.ctx(), &other.id, &Actor::Cli).await.unwrap()
+    };
+    let forged =
+        grant(sign_assertion(&other_pem, None, &claims("j5", google_aud, t0 + 3600))).await;
+    assert_eq!(forged.json["error"], "invalid_grant");
+    env.clock.advance(3601);
+    let expired = grant(sign_assertion(&pem, None, &claims("j6", google_aud, t0 + 3600))).await;
+    assert_eq!(expired.json["error"], "invalid_grant");
+
+    // private_key_jwt client authentication with the same key, for client_credentials.
+    let now = t0 + 3601;
+    let client_assertion = |jti: &str| {
+        sign_assertion(
+            &pem,
+            Some(&kid),
+            &serde_json::json!({ "iss": sa.id, "sub": sa.id, "aud": env.url("/token"), "iat": now, "exp": now + 300, "jti": jti }),
+        )
+    };
+    let form = |assertion: String| {
+        let url = env.url("/token");
+        let id = sa.id.clone();
+        async move {
+            post_form(
+                &url,
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "https://push.example/"),
+                    ("client_id", &id),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let assertion = client_assertion("c1");
+    let cc = form(assertion.clone()).await;
+    assert_eq!(cc.status, 200, "{}", cc.json);
+    let replayed = form(assertion).await;
+    assert_eq!(replayed.status, 401);
+    assert_eq!(replayed.json["error"], "invalid_client");
+    // A service account cannot skip authentication by naming itself.
+    let bare = post_form(
+        &env.url("/token"),
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "https://push.example/"),
+            ("client_id", &sa.id),
+        ],
+    )
+    .await;
+    assert_eq!(bare.status, 401);
+}
+
 #[test]
 fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let dir = tempfile::tempdir().unwrap();
@@ -1173,6 +1332,29 @@ fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let shown = run(&["admin", "client", "show", &client_id, "--json"], None);
     assert_eq!(shown["name"], "Demo web");
     assert!(shown.get("client_secret").is_none(), "the secret is never shown again");
+    let sa = run(
+        &[
+            "admin",
+            "client",
+            "add",
+            "--project",
+            "Demo",
+            "--kind",
+            "service_account",
+            "--name",
+            "Robot",
+            "--json",
+        ],
+        None,
+    );
+    let key =
+        run(&["admin", "client", "add-key", sa["client_id"].as_str().unwrap(), "--json"], None);
+    assert!(key["private_key"].as_str().unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    let shown_sa =
+        run(&["admin", "client", "show", sa["client_id"].as_str().unwrap(), "--json"], None);
+    assert_eq!(shown_sa["key_ids"][0], key["private_key_id"]);
+    assert!(!shown_sa.to_string().contains("PRIVATE KEY"), "the private key is not kept");
+    run(&["admin", "client", "delete", sa["client_id"].as_str().unwrap(), "--json"], None);
     let rotated = run(&["admin", "client", "rotate-secret", &client_id, "--json"], None);
     assert_ne!(rotated["client_secret"].as_str().unwrap(), secret);
     run(&["admin", "project", "verify", "Demo", "--json"], None);

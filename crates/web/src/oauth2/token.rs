@@ -9,7 +9,7 @@ use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 use tessera_domain::oauth2::tokens::Issued;
-use tessera_domain::oauth2::{Outcome, clients, device, exchange};
+use tessera_domain::oauth2::{Outcome, assertion, clients, device, exchange};
 use tessera_proto_oauth2::client_auth;
 use tessera_proto_oauth2::token::{self, TokenRequest};
 
@@ -55,6 +55,10 @@ async fn grant(
     ip: &str,
 ) -> Outcome<Issued> {
     let ctx = &state.ctx;
+    // A service account's assertion is its own authentication.
+    if let TokenRequest::JwtBearer(req) = request {
+        return assertion::jwt_bearer(ctx, &req.assertion).await;
+    }
     let client = clients::authenticate(ctx, presented).await?;
     match request {
         TokenRequest::AuthorizationCode(req) => {
@@ -66,6 +70,7 @@ async fn grant(
         }
         TokenRequest::TokenExchange(req) => exchange::token_exchange(ctx, &client, req).await,
         TokenRequest::DeviceCode(req) => device::poll(ctx, &client, &req.device_code).await,
+        TokenRequest::JwtBearer(req) => assertion::jwt_bearer(ctx, &req.assertion).await,
     }
 }
 
