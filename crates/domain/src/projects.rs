@@ -64,3 +64,25 @@ pub async fn set_verified(ctx: &Ctx, name: &str, verified: bool, actor: &Actor) 
     )
     .await
 }
+
+/// The projects an account owns, oldest first.
+pub async fn owned_by(ctx: &Ctx, account_id: &str) -> Result<Vec<ProjectRecord>> {
+    let mut projects: Vec<ProjectRecord> = ctx
+        .store
+        .projects()
+        .list()
+        .await?
+        .into_iter()
+        .filter(|it| it.owner_account_id == account_id)
+        .collect();
+    projects.sort_by_key(|it| it.created_at);
+    Ok(projects)
+}
+
+/// The project if `account_id` owns it; someone else's project is `NotFound`, like a missing one.
+pub async fn get_owned(ctx: &Ctx, account_id: &str, project_id: &str) -> Result<ProjectRecord> {
+    match ctx.store.projects().get(project_id).await? {
+        Some(project) if project.owner_account_id == account_id => Ok(project),
+        _ => Err(Error::NotFound),
+    }
+}

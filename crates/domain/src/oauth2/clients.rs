@@ -233,6 +233,13 @@ pub async fn load(ctx: &Ctx, client_id: &str) -> Result<Option<Client>> {
     Ok(ctx.store.projects().get_client(client_id).await?.and_then(Client::from_record))
 }
 
+/// The client if `account_id` owns its project (the developer console's check).
+pub async fn load_owned(ctx: &Ctx, account_id: &str, client_id: &str) -> Result<Client> {
+    let client = load(ctx, client_id).await?.ok_or(Error::NotFound)?;
+    crate::projects::get_owned(ctx, account_id, &client.record.project_id).await?;
+    Ok(client)
+}
+
 pub async fn list(ctx: &Ctx, project_id: &str) -> Result<Vec<Client>> {
     let records = ctx.store.projects().list_clients(project_id).await?;
     Ok(records.into_iter().filter_map(Client::from_record).collect())

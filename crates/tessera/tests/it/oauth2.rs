@@ -1256,6 +1256,142 @@ async fn service_accounts_trade_signed_assertions_once() {
     assert_eq!(bare.status, 401);
 }
 
+#[tokio::test]
+async fn developer_console_manages_projects_and_clients() {
+    let env = TestEnv::start().await;
+    env.account("dev@example.test", PASSWORD).await;
+    env.account("other@example.test", PASSWORD).await;
+    let mut browser = env.browser();
+    let unsigned = browser.get("/console").await;
+    assert_eq!(unsigned.status, 302);
+    assert!(unsigned.location().starts_with("/accounts/ServiceLogin?continue="));
+    browser.sign_in("dev@example.test", PASSWORD).await;
+    let page = browser.get("/console").await;
+    assert_eq!(page.status, 200);
+    let created = browser
+        .post(
+            "/console/projects",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("name", "Gallery")],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let page = browser.get("/console").await;
+    assert!(page.body.contains("Gallery (not verified)"));
+    let project = page.input("project").expect("a new-client form for the project");
+    let forged = browser
+        .post(
+            "/console/clients",
+            &[
+                ("csrf", "x"),
+                ("authuser", "0"),
+                ("project", &project),
+                ("kind", "web"),
+                ("name", "Web"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 400, "CSRF is checked");
+    let bad = browser
+        .post(
+            "/console/clients",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("project", &project),
+                ("kind", "web"),
+                ("name", "Web"),
+                ("redirect_uris", "http://evil.example/cb"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("https"), "{}", bad.body);
+    let made = browser
+        .post(
+            "/console/clients",
+            &[
+                ("csrf", &bad.csrf()),
+                ("authuser", "0"),
+                ("project", &project),
+                ("kind", "web"),
+                ("name", "Gallery web"),
+                ("redirect_uris", "https://gallery.example/cb\nhttps://gallery.example/cb2"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let start = made.body.find("<pre id=\"revealed\">").unwrap() + "<pre id=\"revealed\">".len();
+    let secret = made.body[start..start + made.body[start..].find('<').unwrap()].to_owned();
+    let client_id = made.input("client").unwrap();
+    let stored = clients::load(env.ctx(), &client_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.settings.redirect_uris,
+        ["https://gallery.example/cb", "https://gallery.example/cb2"]
+    );
+    let presented = tessera_proto_oauth2::client_auth::Presented {
+        client_id: client_id.clone(),
+        method: tessera_proto_oauth2::client_auth::Method::Post { secret: secret.clone() },
+    };
+    assert!(
+        clients::authenticate(env.ctx(), Some(&presented)).await.is_ok(),
+        "the shown secret works"
+    );
+    let page = browser.get("/console").await;
+    assert!(page.body.contains(&client_id));
+    assert!(!page.body.contains(&secret), "the secret is shown once");
+
+    let rotated = browser
+        .post(
+            "/console/clients/rotate",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("client", &client_id)],
+        )
+        .await;
+    assert_eq!(rotated.status, 200);
+    assert!(rotated.body.contains("New client secret"));
+    assert!(
+        clients::authenticate(env.ctx(), Some(&presented)).await.is_err(),
+        "the old secret stops"
+    );
+    let saved = browser
+        .post(
+            "/console/clients/redirects",
+            &[
+                ("csrf", &rotated.csrf()),
+                ("authuser", "0"),
+                ("client", &client_id),
+                ("redirect_uris", "https://gallery.example/only"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    let stored = clients::load(env.ctx(), &client_id).await.unwrap().unwrap();
+    assert_eq!(stored.settings.redirect_uris, ["https://gallery.example/only"]);
+
+    // Someone else cannot touch it.
+    let mut other = env.browser();
+    other.sign_in("other@example.test", PASSWORD).await;
+    let theirs = other.get("/console").await;
+    assert!(!theirs.body.contains(&client_id));
+    let denied = other
+        .post(
+            "/console/clients/delete",
+            &[("csrf", &theirs.csrf()), ("authuser", "0"), ("client", &client_id)],
+        )
+        .await;
+    assert_eq!(denied.status, 404);
+    assert!(clients::load(env.ctx(), &client_id).await.unwrap().is_some());
+
+    let page = browser.get("/console").await;
+    let deleted = browser
+        .post(
+            "/console/clients/delete",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("client", &client_id)],
+        )
+        .await;
+    assert_eq!(deleted.status, 303);
+    assert!(clients::load(env.ctx(), &client_id).await.unwrap().is_none());
+}
+
 #[test]
 fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let dir = tempfile::tempdir().unwrap();
