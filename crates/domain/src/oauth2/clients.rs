@@ -62,6 +62,9 @@ pub struct ClientSettings {
     /// Allows `response_type=token` / `id_token` (implicit and hybrid flows).
     #[serde(default)]
     pub allow_implicit: bool,
+    /// Access tokens are RS256 JWTs (RFC 9068) instead of opaque strings.
+    #[serde(default)]
+    pub jwt_access_tokens: bool,
     /// Allows PKCE `plain`; otherwise only S256.
     #[serde(default)]
     pub allow_plain_pkce: bool,
@@ -120,6 +123,7 @@ pub struct NewClient {
     pub android_package: Option<String>,
     pub android_cert_sha1: Option<String>,
     pub allow_implicit: bool,
+    pub jwt_access_tokens: bool,
 }
 
 /// The stored client and, for confidential clients, the secret: shown once, never again.
@@ -185,6 +189,7 @@ pub async fn create(
     let mut settings = ClientSettings {
         redirect_uris: new.redirect_uris.clone(),
         allow_implicit: new.allow_implicit,
+        jwt_access_tokens: new.jwt_access_tokens,
         ..ClientSettings::default()
     };
     if new.kind == ClientKind::Android {

@@ -142,6 +142,9 @@ enum ClientCommand {
         /// Allow response_type token / id_token.
         #[arg(long)]
         allow_implicit: bool,
+        /// Issue RS256 JWT access tokens (RFC 9068) instead of opaque ones.
+        #[arg(long)]
+        jwt_access_tokens: bool,
     },
     List {
         #[arg(long)]
@@ -519,6 +522,7 @@ fn client_json(client: &tessera_domain::oauth2::clients::Client) -> Value {
         "android_package": client.settings.android_package,
         "android_cert_sha1": client.settings.android_cert_sha1,
         "allow_implicit": client.settings.allow_implicit,
+        "jwt_access_tokens": client.settings.jwt_access_tokens,
         "key_ids": client.settings.keys.iter().map(|it| it.kid.clone()).collect::<Vec<_>>(),
         "created_at": client.record.created_at,
     })
@@ -536,6 +540,7 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
             android_package,
             android_cert_sha1,
             allow_implicit,
+            jwt_access_tokens,
         } => {
             let project = tessera_domain::projects::find_by_name(ctx, project)
                 .await
@@ -549,6 +554,7 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
                 android_package: android_package.clone(),
                 android_cert_sha1: android_cert_sha1.clone(),
                 allow_implicit: *allow_implicit,
+                jwt_access_tokens: *jwt_access_tokens,
             };
             let created = clients::create(ctx, &project, new, &actor).await?;
             let mut value = client_json(&created.client);

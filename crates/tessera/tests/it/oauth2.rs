@@ -39,6 +39,7 @@ async fn client(
         android_package: None,
         android_cert_sha1: None,
         allow_implicit: false,
+        jwt_access_tokens: false,
     };
     let created = clients::create(env.ctx(), project, new, &Actor::Cli).await.unwrap();
     App { id: created.client.record.client_id, secret: created.secret }
@@ -1390,6 +1391,78 @@ async fn developer_console_manages_projects_and_clients() {
         .await;
     assert_eq!(deleted.status, 303);
     assert!(clients::load(env.ctx(), &client_id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn jwt_access_tokens_verify_offline_and_still_die_with_their_grant() {
+    let (env, mut browser, account, _) = setup().await;
+    let p = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
+    let new = NewClient {
+        kind: ClientKind::Web,
+        name: "API gateway".to_owned(),
+        redirect_uris: vec!["https://gw.example/cb".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: true,
+    };
+    let created = clients::create(env.ctx(), &p, new, &Actor::Cli).await.unwrap();
+    let gw = App { id: created.client.record.client_id, secret: created.secret };
+    let code = param(
+        &authorize(&mut browser, &auth_path(&gw.id, "https://gw.example/cb", "openid email", ""))
+            .await,
+        "code",
+    )
+    .unwrap();
+    let tokens = exchange(&env, &gw, &code, "https://gw.example/cb", None).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.json);
+    let access = text(&tokens.json, "access_token");
+    let keys =
+        get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
+    let (header, claims) = verify_rs256(&access, &keys);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims["iss"], env.base.as_str());
+    assert_eq!(claims["client_id"], gw.id.as_str());
+    assert_eq!(claims["sub"], tessera_domain::accounts::subject(&account.id));
+    assert_eq!(claims["scope"], "email openid");
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    let (_, id_claims) = verify_rs256(&text(&tokens.json, "id_token"), &keys);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access.as_bytes());
+    assert_eq!(id_claims["at_hash"], URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
+
+    assert_eq!(get_json(&env.url("/oauth2/v3/userinfo"), Some(&access)).await.status, 200);
+    let caller = tessera_domain::caller::resolve(
+        env.ctx(),
+        &tessera_domain::caller::Presented::Bearer(access.clone()),
+        &tessera_domain::caller::RequestFacts::default(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(caller.account_id.as_deref(), Some(account.id.as_str()));
+    assert_eq!(caller.client_id.as_deref(), Some(gw.id.as_str()));
+    // A token with a forged payload never resolves.
+    let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
+    parts[1] = URL_SAFE_NO_PAD
+        .encode(serde_json::json!({"iss": env.base, "exp": crate::support::T0 + 60}).to_string());
+    let forged = tessera_domain::caller::resolve(
+        env.ctx(),
+        &tessera_domain::caller::Presented::Bearer(parts.join(".")),
+        &tessera_domain::caller::RequestFacts::default(),
+    )
+    .await
+    .unwrap();
+    assert!(forged.is_err());
+
+    // Revoked: our endpoints refuse at once, though the signature stays valid until exp.
+    let revoked =
+        get_json(&env.url(&format!("/o/oauth2/revoke?token={}", urlencode(&access))), None).await;
+    assert_eq!(revoked.status, 200);
+    assert_eq!(get_json(&env.url("/oauth2/v3/userinfo"), Some(&access)).await.status, 401);
+    let info =
+        get_json(&env.url(&format!("/tokeninfo?access_token={}", urlencode(&access))), None).await;
+    assert_eq!(info.status, 400);
+    verify_rs256(&access, &keys);
 }
 
 #[test]

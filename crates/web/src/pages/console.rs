@@ -197,6 +197,7 @@ async fn client_post(
             android_package: fields.get("android_package").map(str::to_owned),
             android_cert_sha1: fields.get("android_cert_sha1").map(str::to_owned),
             allow_implicit: false,
+            jwt_access_tokens: fields.get("jwt_access_tokens") == Some("on"),
         };
         let created = clients::create(ctx, &project, new, &Actor::Account).await?;
         Ok(created.secret.map(|secret| Reveal {
