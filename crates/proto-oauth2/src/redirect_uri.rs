@@ -46,6 +46,14 @@ pub fn validate_registration(uri: &str, public: bool) -> Result<(), String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("A redirect URI must not carry user information.".to_owned());
     }
+    // A host is a DNS name or an IP literal: no wildcards, no other punctuation.
+    let plain_host = url.host_str().is_none_or(|host| {
+        host.starts_with('[')
+            || host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    });
+    if !plain_host {
+        return Err("A redirect URI's host is a plain name, without wildcards.".to_owned());
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(&url) => Ok(()),

@@ -285,10 +285,10 @@ mod tests {
 
     #[test]
     fn half_hash_matches_the_oidc_example() {
-        // OpenID Connect Core A.3: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNWiX9wZcxBCRlzBgRfM".
+        // OpenID Connect Core 1.0 A.4: the c_hash of the example authorization code.
         assert_eq!(
-            half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNWiX9wZcxBCRlzBgRfM"),
-            "77QmUPtjPfzWtF2AnpK9RQ"
+            half_hash("Qcb0Orv1zh30vL1MPRsbm-diHiMwcLyZvn1arpZv-Jxf_11jnpEX3Tgfvk"),
+            "LDktKdoQak3Pk0cnXxCltA"
         );
     }
 }

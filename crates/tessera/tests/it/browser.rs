@@ -193,3 +193,46 @@ async fn captcha_appears_with_a_loaded_image() {
     assert_eq!(width, serde_json::json!(220), "the CAPTCHA image loaded");
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn oauth2_consent_and_oob_title_in_a_real_browser() {
+    use tessera_domain::audit::Actor;
+    use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+
+    let env = TestEnv::start().await;
+    env.account("app@example.test", "password-1").await;
+    let project =
+        tessera_domain::projects::create(env.ctx(), "Desk Tools", "app@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let new = NewClient {
+        kind: ClientKind::Installed,
+        name: "Desk Sync".to_owned(),
+        redirect_uris: vec!["urn:ietf:wg:oauth:2.0:oob".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let client = clients::create(env.ctx(), &project, new, &Actor::Cli).await.unwrap();
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, "app@example.test", "password-1").await;
+    let url = format!(
+        "{}/o/oauth2/auth?response_type=code&client_id={}&redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob\
+         &scope=openid+email&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        env.base, client.client.record.client_id
+    );
+    chrome.client.goto(&url).await.unwrap();
+    let text = chrome.text().await;
+    assert!(text.contains("Desk Sync wants to access your account"), "{text}");
+    assert!(text.contains("has not been verified"), "{text}");
+    assert!(text.contains("See your email address"), "{text}");
+    assert!(text.contains("app@example.test"), "{text}");
+    chrome.click_button("Allow").await;
+    // Desktop apps read the code from the window title.
+    let title = chrome.client.title().await.unwrap();
+    assert!(title.starts_with("Success code=4/"), "{title}");
+    let shown = chrome.client.find(Locator::Id("code")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(shown.as_deref(), title.strip_prefix("Success code="));
+    chrome.close().await;
+}
