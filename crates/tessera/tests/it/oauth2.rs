@@ -1465,6 +1465,89 @@ async fn jwt_access_tokens_verify_offline_and_still_die_with_their_grant() {
     verify_rs256(&access, &keys);
 }
 
+#[tokio::test]
+async fn implicit_and_form_post_only_for_clients_that_allow_them() {
+    let (env, mut browser, account, web) = setup().await;
+    let p = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
+    let new = NewClient {
+        kind: ClientKind::Web,
+        name: "Single page".to_owned(),
+        redirect_uris: vec!["https://spa.example/cb".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: true,
+        jwt_access_tokens: false,
+    };
+    let spa =
+        clients::create(env.ctx(), &p, new, &Actor::Cli).await.unwrap().client.record.client_id;
+    // A client without the setting is refused, in the fragment.
+    let refused = browser
+        .get(&format!(
+            "/o/oauth2/auth?response_type=token&client_id={}&redirect_uri={}&scope=email&state=s1",
+            urlencode(&web.id),
+            urlencode(WEB_REDIRECT)
+        ))
+        .await;
+    assert_eq!(refused.status, 302);
+    assert!(
+        refused.location().starts_with("https://app.example/cb#error=unauthorized_client"),
+        "{}",
+        refused.location()
+    );
+
+    let path = format!(
+        "/o/oauth2/auth?response_type={}&client_id={}&redirect_uri={}&scope={}&state=s2&nonce=abc",
+        urlencode("id_token token"),
+        urlencode(&spa),
+        urlencode("https://spa.example/cb"),
+        urlencode("openid email")
+    );
+    let location = authorize(&mut browser, &path).await;
+    let (base, fragment) = location.split_once('#').expect("tokens travel in the fragment");
+    assert_eq!(base, "https://spa.example/cb");
+    assert!(!base.contains("access_token"));
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(fragment.as_bytes()).into_owned().collect();
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(get("token_type"), "Bearer");
+    assert_eq!(get("expires_in"), "3600");
+    assert_eq!(get("state"), "s2");
+    assert_eq!(get("iss"), env.base);
+    let access = get("access_token");
+    let keys =
+        get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
+    let (_, claims) = verify_rs256(&get("id_token"), &keys);
+    assert_eq!(claims["nonce"], "abc");
+    assert_eq!(claims["sub"], tessera_domain::accounts::subject(&account.id));
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access.as_bytes());
+    assert_eq!(claims["at_hash"], URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
+    assert_eq!(get_json(&env.url("/oauth2/v3/userinfo"), Some(&access)).await.status, 200);
+    // Never in the query.
+    let query = browser.get(&format!("{path}&response_mode=query")).await;
+    assert_eq!(query.status, 302);
+    assert!(query.location().contains("error=invalid_request"));
+
+    // form_post: a page that posts the code to the redirect URI.
+    let posted = browser
+        .get(&format!("{}&response_mode=form_post", auth_path(&web.id, WEB_REDIRECT, "email", "")))
+        .await;
+    let page = if posted.status == 200 && posted.body.contains("/o/oauth2/approval") {
+        consent(&mut browser, &posted, "allow").await
+    } else {
+        posted
+    };
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<form method=\"post\" action=\"https://app.example/cb\">"),
+        "{}",
+        page.body
+    );
+    let code = page.input("code").expect("the code is a hidden field");
+    assert_eq!(page.input("state").as_deref(), Some("xyz"));
+    assert_eq!(page.input("iss").as_deref(), Some(env.base.as_str()));
+    assert_eq!(exchange(&env, &web, &code, WEB_REDIRECT, None).await.status, 200);
+}
+
 #[test]
 fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let dir = tempfile::tempdir().unwrap();
