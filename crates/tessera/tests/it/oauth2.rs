@@ -1548,6 +1548,33 @@ async fn implicit_and_form_post_only_for_clients_that_allow_them() {
     assert_eq!(exchange(&env, &web, &code, WEB_REDIRECT, None).await.status, 200);
 }
 
+/// A relying party written in the Python standard library (tests/it/interop/oidc_client.py) runs
+/// the whole code flow against a live server and checks the ID token with its own RS256 code.
+#[tokio::test]
+async fn python_stdlib_relying_party_completes_the_code_flow() {
+    let (env, _browser, account, web) = setup().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/interop/oidc_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([
+            &env.base,
+            &web.id,
+            web.secret.as_deref().unwrap(),
+            WEB_REDIRECT,
+            "ann@example.test",
+            PASSWORD,
+        ])
+        .output()
+        .await
+        .expect("python3 runs the interop client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["ok"], true);
+    assert_eq!(result["sub"], tessera_domain::accounts::subject(&account.id));
+    assert_eq!(result["email"], "ann@example.test");
+}
+
 #[test]
 fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let dir = tempfile::tempdir().unwrap();
