@@ -213,6 +213,11 @@ async fn bearer(ctx: &Ctx, token: &str) -> Result<Result<Caller, CallerError>> {
     if record.kind != CredentialKind::AccessToken {
         return Ok(Err(CallerError::Invalid));
     }
+    // Tokens of a deleted client stop at once, also those without a grant (client credentials).
+    let client_id = record.client_id.as_deref().unwrap_or_default();
+    if ctx.store.projects().get_client(client_id).await?.is_none() {
+        return Ok(Err(CallerError::Invalid));
+    }
     Ok(Ok(Caller {
         protocol: Protocol::OAuth2,
         account_id: record.account_id,

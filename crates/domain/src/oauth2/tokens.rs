@@ -254,6 +254,11 @@ pub async fn inspect(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<Tok
             return Ok(None);
         }
     }
+    // A deleted client's tokens die with it, grant or not (client credentials, service accounts).
+    let client_id = record.client_id.clone().unwrap_or_default();
+    if ctx.store.projects().get_client(&client_id).await?.is_none() {
+        return Ok(None);
+    }
     let account = match &record.account_id {
         Some(id) => match ctx.store.accounts().get(id).await? {
             Some(account) if account_usable(&account) => Some(account),
@@ -265,7 +270,7 @@ pub async fn inspect(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<Tok
     Ok(Some(TokenInfo {
         kind: record.kind,
         account,
-        client_id: record.client_id.unwrap_or_default(),
+        client_id,
         grant_id: record.grant_id,
         scopes: record.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect(),
         issued_at: record.created_at,

@@ -1240,6 +1240,7 @@ async fn service_accounts_trade_signed_assertions_once() {
     let assertion = client_assertion("c1");
     let cc = form(assertion.clone()).await;
     assert_eq!(cc.status, 200, "{}", cc.json);
+    let cc_token = text(&cc.json, "access_token");
     let replayed = form(assertion).await;
     assert_eq!(replayed.status, 401);
     assert_eq!(replayed.json["error"], "invalid_client");
@@ -1255,6 +1256,16 @@ async fn service_accounts_trade_signed_assertions_once() {
     )
     .await;
     assert_eq!(bare.status, 401);
+    // Deleting the service account ends its grant-less tokens at once.
+    let live =
+        get_json(&env.url(&format!("/tokeninfo?access_token={}", urlencode(&cc_token))), None)
+            .await;
+    assert_eq!(live.status, 200);
+    clients::delete(env.ctx(), &sa.id, &Actor::Cli).await.unwrap();
+    let dead =
+        get_json(&env.url(&format!("/tokeninfo?access_token={}", urlencode(&cc_token))), None)
+            .await;
+    assert_eq!(dead.status, 400);
 }
 
 #[tokio::test]

@@ -93,6 +93,10 @@ async fn access_token_info(state: &AppState, token: &str) -> tessera_domain::Res
 
 async fn id_token_info(state: &AppState, token: &str) -> tessera_domain::Result<Option<Value>> {
     let Ok((header, claims)) = jwt::verify(&state.ctx, token).await? else { return Ok(None) };
+    // Only ID tokens here: a JWT access token is described through `access_token=`.
+    if header.get("typ").and_then(Value::as_str) == Some("at+jwt") {
+        return Ok(None);
+    }
     let mut body = claims.as_object().cloned().unwrap_or_default();
     for name in ["alg", "kid", "typ"] {
         if let Some(value) = header.get(name) {
