@@ -137,7 +137,11 @@ pub async fn access_token(
     Ok(token)
 }
 
-/// A refresh token: no expiry, dies with its grant.
+/// Live refresh tokens one account may hold for one client.
+pub const MAX_REFRESH_TOKENS_PER_CLIENT: usize = 10;
+
+/// A refresh token: no expiry, dies with its grant; an account's eleventh for one client revokes
+/// the oldest.
 pub async fn refresh_token(
     ctx: &Ctx,
     subject: Subject<'_>,
@@ -150,6 +154,21 @@ pub async fn refresh_token(
         ..row(digest, CredentialKind::RefreshToken, subject, scopes, ctx.now())
     };
     ctx.store.credentials().insert(&record).await?;
+    // Google's rule: at most this many live refresh tokens per account and client; the oldest go.
+    if let Some(account_id) = subject.account_id {
+        let live: Vec<CredentialRecord> = ctx
+            .store
+            .credentials()
+            .list_live_by_account(account_id, CredentialKind::RefreshToken, ctx.now())
+            .await?
+            .into_iter()
+            .filter(|it| it.client_id.as_deref() == Some(subject.client_id))
+            .collect();
+        let excess = live.len().saturating_sub(MAX_REFRESH_TOKENS_PER_CLIENT);
+        for old in live.iter().take(excess) {
+            ctx.store.credentials().revoke(&old.digest, ctx.now()).await?;
+        }
+    }
     Ok(token)
 }
 

@@ -1586,6 +1586,28 @@ async fn python_stdlib_relying_party_completes_the_code_flow() {
     assert_eq!(result["email"], "ann@example.test");
 }
 
+#[tokio::test]
+async fn an_eleventh_refresh_token_retires_the_oldest() {
+    let (env, mut browser, _, web) = setup().await;
+    let path = auth_path(&web.id, WEB_REDIRECT, "email", "&access_type=offline");
+    let mut refresh_tokens = Vec::new();
+    for i in 0..11 {
+        let location = if i == 0 {
+            authorize(&mut browser, &path).await
+        } else {
+            browser.get(&path).await.location().to_owned()
+        };
+        let code = param(&location, "code").unwrap();
+        let tokens = exchange(&env, &web, &code, WEB_REDIRECT, None).await;
+        refresh_tokens.push(text(&tokens.json, "refresh_token"));
+        env.clock.advance(1);
+    }
+    assert_eq!(refresh(&env, &web, &refresh_tokens[0]).await.json["error"], "invalid_grant");
+    for token in &refresh_tokens[1..] {
+        assert_eq!(refresh(&env, &web, token).await.status, 200);
+    }
+}
+
 #[test]
 fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let dir = tempfile::tempdir().unwrap();
