@@ -137,6 +137,8 @@ pub struct AuthorizeRequest {
     pub include_granted_scopes: bool,
     pub challenge: Option<Challenge>,
     pub authuser: Option<String>,
+    /// OIDC `max_age`: the sign-in may be at most this many seconds old.
+    pub max_age: Option<i64>,
 }
 
 pub fn parse(params: &Params) -> Result<AuthorizeRequest, OAuthError> {
@@ -194,6 +196,15 @@ pub fn parse(params: &Params) -> Result<AuthorizeRequest, OAuthError> {
             other => Ok(other.map(str::to_owned)),
         }
     };
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(value) => Some(
+            value
+                .parse::<u32>()
+                .map(i64::from)
+                .map_err(|_| OAuthError::invalid_request("max_age is a number of seconds."))?,
+        ),
+    };
     let nonce = short("nonce", 500)?;
     if response_type.id_token && nonce.is_none() {
         return Err(OAuthError::invalid_request("A nonce is required with id_token."));
@@ -212,6 +223,7 @@ pub fn parse(params: &Params) -> Result<AuthorizeRequest, OAuthError> {
         include_granted_scopes,
         challenge,
         authuser: short("authuser", 10)?,
+        max_age,
     })
 }
 
@@ -249,6 +261,8 @@ mod tests {
         assert_eq!(code("response_type=code&code_challenge=short"), ErrorCode::InvalidRequest);
         assert_eq!(code("response_type=token&response_mode=query"), ErrorCode::InvalidRequest);
         assert_eq!(code("response_type=id_token"), ErrorCode::InvalidRequest);
+        assert_eq!(code("response_type=code&max_age=-1"), ErrorCode::InvalidRequest);
+        assert_eq!(code("response_type=code&max_age=soon"), ErrorCode::InvalidRequest);
         assert_eq!(
             parse(&params("client_id=c1&response_type=code")).unwrap_err().description,
             "Missing required parameter: scope"

@@ -91,9 +91,6 @@ pub async fn check(
             _ => {}
         }
     }
-    if req.prompt.login {
-        return Ok(Err(OAuthError::invalid_request("prompt=login is not supported.")));
-    }
     match services::resolve(ctx, &req.scopes).await {
         Ok(scopes) if !scopes.is_empty() => Ok(Ok(scopes)),
         Ok(_) => Ok(Err(OAuthError::new(ErrorCode::InvalidScope, "No scope was requested."))),
@@ -147,6 +144,12 @@ pub fn select(signed_in: &[SignedIn], req: &AuthorizeRequest) -> Selection {
         return Selection::Choose;
     }
     Selection::Account(candidates[0])
+}
+
+/// Whether the person must sign in again first: `prompt=login`, or a sign-in older than `max_age`.
+pub fn needs_fresh_login(ctx: &Ctx, signed: &SignedIn, req: &AuthorizeRequest) -> bool {
+    let age = ctx.now() - signed.session.auth_time;
+    req.prompt.login || req.max_age.is_some_and(|max| age > max)
 }
 
 /// Whether the person must see the consent page. A grant counts for its whole project

@@ -1608,6 +1608,41 @@ async fn an_eleventh_refresh_token_retires_the_oldest() {
     }
 }
 
+#[tokio::test]
+async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in() {
+    let (env, mut browser, _, web) = setup().await;
+    let first = authorize(&mut browser, &auth_path(&web.id, WEB_REDIRECT, "openid", "")).await;
+    assert!(param(&first, "code").is_some());
+    env.clock.advance(1000);
+    let path = auth_path(&web.id, WEB_REDIRECT, "openid", "&max_age=600");
+    let none = browser.get(&format!("{path}&prompt=none")).await;
+    assert_eq!(param(none.location(), "error").as_deref(), Some("login_required"));
+    let stale = browser.get(&path).await;
+    assert_eq!(stale.status, 302);
+    let to = stale.location().to_owned();
+    assert!(
+        to.starts_with("/accounts/ServiceLogin?add=1&Email=ann%40example%2Etest&continue="),
+        "{to}"
+    );
+    let continue_url = param(&format!("http://x{to}"), "continue").unwrap();
+    assert!(!continue_url.contains("max_age"), "{continue_url}");
+    let signed = browser.sign_in_to("ann@example.test", PASSWORD, &continue_url).await;
+    assert_eq!(signed.status, 303);
+    let back = browser.get(signed.location()).await;
+    assert_eq!(back.status, 302, "granted before: straight back with a code");
+    let code = param(back.location(), "code").unwrap();
+    let tokens = exchange(&env, &web, &code, WEB_REDIRECT, None).await;
+    let keys =
+        get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
+    let (_, claims) = verify_rs256(&text(&tokens.json, "id_token"), &keys);
+    assert_eq!(claims["auth_time"], crate::support::T0 + 1000, "the fresh sign-in");
+    // A recent enough sign-in passes max_age; prompt=login always asks.
+    assert_eq!(browser.get(&path).await.status, 302);
+    assert!(param(browser.get(&path).await.location(), "code").is_some());
+    let login = browser.get(&auth_path(&web.id, WEB_REDIRECT, "openid", "&prompt=login")).await;
+    assert!(login.location().starts_with("/accounts/ServiceLogin?add=1"), "{}", login.location());
+}
+
 #[test]
 fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let dir = tempfile::tempdir().unwrap();

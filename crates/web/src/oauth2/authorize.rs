@@ -149,6 +149,29 @@ async fn handle(
         }
     };
     let signed = &accounts[index];
+    if decision.is_none() && authorize::needs_fresh_login(ctx, signed, &req) {
+        if req.prompt.none {
+            return fail(OAuthError::new(ErrorCode::LoginRequired, "A fresh sign-in is required."));
+        }
+        // After this sign-in the requirement is met: the request comes back without it.
+        let prompt: Vec<&str> = params
+            .get("prompt")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|it| !it.is_empty() && *it != "login")
+            .collect();
+        let mut again = params.without(&["authuser", "max_age", "prompt"]);
+        if !prompt.is_empty() {
+            again = again.with("prompt", &prompt.join(" "));
+        }
+        let again = format!("{}/o/oauth2/auth?{}", ctx.public_url, again.encode());
+        let to = format!(
+            "/accounts/ServiceLogin?add=1&Email={}&continue={}",
+            encode(&signed.account.email),
+            encode(&again)
+        );
+        return Ok(redirect(&to, after_post));
+    }
     let decision = match decision {
         Some(decision) => decision,
         None if authorize::needs_consent(ctx, &signed.account.id, &target, &req).await? => {

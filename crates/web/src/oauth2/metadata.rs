@@ -64,7 +64,7 @@ async fn discovery_get(State(state): State<AppState>) -> Response {
             "urn:ietf:params:oauth:grant-type:token-exchange"
         ],
         "authorization_response_iss_parameter_supported": true,
-        "prompt_values_supported": ["none", "consent", "select_account"],
+        "prompt_values_supported": ["none", "consent", "select_account", "login"],
     });
     public_json(&body, 3600)
 }
