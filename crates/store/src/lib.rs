@@ -99,6 +99,9 @@ pub trait ProjectStore: Send + Sync {
     async fn delete_client(&self, client_id: &str) -> Result<bool>;
     /// Sets the administrator-only "verified" flag; false when no such project exists.
     async fn set_verified(&self, project_id: &str, verified: bool) -> Result<bool>;
+    /// Creates or replaces the project's consent-screen branding.
+    async fn set_branding(&self, branding: &ProjectBranding) -> Result<()>;
+    async fn get_branding(&self, project_id: &str) -> Result<Option<ProjectBranding>>;
 }
 
 #[async_trait]

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
-    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectRecord, ServiceRecord,
-    SessionRecord, Store, StoreError, Timestamp,
+    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectBranding,
+    ProjectRecord, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
 };
 
 /// The future one case runs as.
@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             services_add_get_list_and_protocols,
             projects_and_clients,
             clients_update_delete_and_project_verified,
+            project_branding_set_replace_get,
             credential_get_sees_spent_credentials,
             grant_upsert_creates_then_widens,
             grant_upsert_concurrent_keeps_one_live_grant,
@@ -581,6 +582,38 @@ pub async fn projects_and_clients(store: Arc<dyn Store>) {
     assert_eq!(listed, [device, web.clone()]);
     assert!(projects.list_clients("proj-2").await.expect("list clients").is_empty());
     assert!(matches!(projects.add_client(&web).await, Err(StoreError::Conflict(_))));
+}
+
+pub async fn project_branding_set_replace_get(store: Arc<dyn Store>) {
+    let projects = store.projects();
+    seed_account(store.as_ref(), "acct-owner").await;
+    let project = ProjectRecord {
+        id: "proj-1".to_owned(),
+        name: "First".to_owned(),
+        owner_account_id: "acct-owner".to_owned(),
+        verified: false,
+        created_at: NOW,
+    };
+    projects.add(&project).await.expect("add project");
+    assert_eq!(projects.get_branding("proj-1").await.expect("get none"), None);
+    let branding = ProjectBranding {
+        project_id: "proj-1".to_owned(),
+        product_name: "Photo Printer".to_owned(),
+        homepage: "https://photos.example/".to_owned(),
+        support_email: "help@photos.example".to_owned(),
+        updated_at: NOW,
+    };
+    projects.set_branding(&branding).await.expect("set");
+    assert_eq!(projects.get_branding("proj-1").await.expect("get"), Some(branding.clone()));
+    let replaced = ProjectBranding {
+        product_name: "Printer".to_owned(),
+        homepage: String::new(),
+        updated_at: NOW + 1,
+        ..branding
+    };
+    projects.set_branding(&replaced).await.expect("replace");
+    assert_eq!(projects.get_branding("proj-1").await.expect("get"), Some(replaced));
+    assert_eq!(projects.get_branding("proj-x").await.expect("get missing"), None);
 }
 
 pub async fn clients_update_delete_and_project_verified(store: Arc<dyn Store>) {

@@ -1393,6 +1393,49 @@ async fn developer_console_manages_projects_and_clients() {
     assert_eq!(denied.status, 404);
     assert!(clients::load(env.ctx(), &client_id).await.unwrap().is_some());
 
+    // Consent-screen branding: the product name, homepage and support address reach the consent page.
+    let page = browser.get("/console").await;
+    let bad_home = browser
+        .post(
+            "/console/projects/branding",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("project", &project),
+                ("product_name", "Gallery"),
+                ("homepage", "javascript:alert(1)"),
+                ("support_email", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad_home.status, 400);
+    let branded = browser
+        .post(
+            "/console/projects/branding",
+            &[
+                ("csrf", &bad_home.csrf()),
+                ("authuser", "0"),
+                ("project", &project),
+                ("product_name", "Gallery Deluxe"),
+                ("homepage", "https://gallery.example/about"),
+                ("support_email", "help@gallery.example"),
+            ],
+        )
+        .await;
+    assert_eq!(branded.status, 303, "{}", branded.body);
+    let consent_page =
+        browser.get(&auth_path(&client_id, "https://gallery.example/only", "email", "")).await;
+    assert_eq!(consent_page.status, 200, "{}", consent_page.body);
+    assert!(consent_page.body.contains("Gallery Deluxe wants to access your account"));
+    assert!(consent_page.body.contains("href=\"https://gallery.example/about\""));
+    assert!(consent_page.body.contains("help@gallery.example"));
+    assert!(consent_page.body.contains("has not been verified"));
+    tessera_domain::projects::set_verified(env.ctx(), "Gallery", true, &Actor::Cli).await.unwrap();
+    let verified =
+        browser.get(&auth_path(&client_id, "https://gallery.example/only", "email", "")).await;
+    assert!(!verified.body.contains("has not been verified"));
+    assert!(verified.body.contains("verified project Gallery"));
+
     let page = browser.get("/console").await;
     let deleted = browser
         .post(

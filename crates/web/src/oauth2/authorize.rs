@@ -37,6 +37,8 @@ struct ConsentPage<'a> {
     app: String,
     project: String,
     verified: bool,
+    homepage: Option<String>,
+    support: Option<String>,
     email: String,
     scopes: Vec<String>,
     csrf: String,
@@ -59,6 +61,32 @@ struct FormPostPage<'a> {
     brand: &'a str,
     action: String,
     fields: Vec<(&'static str, String)>,
+}
+
+/// The consent screen's names: the project's product name when set, else the client's name.
+pub(super) struct Branding {
+    pub(super) app: String,
+    pub(super) homepage: Option<String>,
+    pub(super) support: Option<String>,
+}
+
+impl Branding {
+    pub(super) async fn load(
+        state: &AppState,
+        project_id: &str,
+        client_name: &str,
+    ) -> Result<Branding, PageError> {
+        let branding = tessera_domain::projects::branding(&state.ctx, project_id).await?;
+        let set = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+        Ok(match branding {
+            Some(it) => Branding {
+                app: set(&it.product_name).unwrap_or_else(|| client_name.to_owned()),
+                homepage: set(&it.homepage),
+                support: set(&it.support_email),
+            },
+            None => Branding { app: client_name.to_owned(), homepage: None, support: None },
+        })
+    }
 }
 
 /// What the person decided on the consent page.
@@ -179,12 +207,16 @@ async fn handle(
                 return fail(OAuthError::new(ErrorCode::ConsentRequired, "Consent is required."));
             }
             let (csrf, set) = csrf_for_page(state, headers);
+            let branding =
+                Branding::load(state, &target.project.id, &target.client.record.name).await?;
             let page = ConsentPage {
                 brand: &state.brand,
                 action: "/o/oauth2/approval",
-                app: target.client.record.name.clone(),
+                app: branding.app,
                 project: target.project.name.clone(),
                 verified: target.project.verified,
+                homepage: branding.homepage,
+                support: branding.support,
                 email: signed.account.email.clone(),
                 scopes: scopes.into_iter().map(|it| it.description).collect(),
                 csrf,

@@ -84,6 +84,8 @@ struct ConsentPage<'a> {
     app: String,
     project: String,
     verified: bool,
+    homepage: Option<String>,
+    support: Option<String>,
     email: String,
     scopes: Vec<String>,
     csrf: String,
@@ -162,12 +164,17 @@ async fn device_post(
     };
     let request =
         Params::from_pairs([("authuser", authuser.to_string()), ("user_code", user_code)]);
+    let branding =
+        super::authorize::Branding::load(&state, &pending.project.id, &pending.client.record.name)
+            .await?;
     let page = ConsentPage {
         brand: &state.brand,
         action: "/device/approve",
-        app: pending.client.record.name.clone(),
+        app: branding.app,
         project: pending.project.name.clone(),
         verified: pending.project.verified,
+        homepage: branding.homepage,
+        support: branding.support,
         email: signed.account.email.clone(),
         scopes: pending.scopes.into_iter().map(|it| it.description).collect(),
         csrf,

@@ -20,6 +20,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(console_get))
         .route("/console/projects", post(project_post))
+        .route("/console/projects/branding", post(branding_post))
         .route("/console/clients", post(client_post))
         .route("/console/clients/redirects", post(redirects_post))
         .route("/console/clients/rotate", post(rotate_post))
@@ -41,6 +42,9 @@ struct ProjectRow {
     id: String,
     name: String,
     verified: bool,
+    product_name: String,
+    homepage: String,
+    support_email: String,
     clients: Vec<ClientRow>,
 }
 
@@ -88,10 +92,16 @@ async fn render_console(
                 key_ids: it.settings.keys.iter().map(|key| key.kid.clone()).collect(),
             })
             .collect();
+        let branding = tessera_domain::projects::branding(ctx, &project.id).await?;
+        let (product_name, homepage, support_email) =
+            branding.map(|it| (it.product_name, it.homepage, it.support_email)).unwrap_or_default();
         projects.push(ProjectRow {
             id: project.id,
             name: project.name,
             verified: project.verified,
+            product_name,
+            homepage,
+            support_email,
             clients,
         });
     }
@@ -174,6 +184,32 @@ async fn project_post(
     )
     .await
     .map(|_| None);
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn branding_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let project =
+            tessera_domain::projects::get_owned(ctx, &me.account.id, &fields.text("project"))
+                .await?;
+        tessera_domain::projects::set_branding(
+            ctx,
+            &project,
+            &fields.text("product_name"),
+            &fields.text("homepage"),
+            &fields.text("support_email"),
+            &Actor::Account,
+        )
+        .await?;
+        Ok(None)
+    }
+    .await;
     finish(&state, &headers, (authuser, me), res).await
 }
 
