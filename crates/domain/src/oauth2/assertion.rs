@@ -26,6 +26,7 @@ fn audiences(ctx: &Ctx) -> Vec<String> {
     vec![
         format!("{base}/o/oauth2/token"),
         format!("{base}/token"),
+        format!("{base}/oauth2/v3/token"),
         format!("{base}/oauth2/v4/token"),
         base.to_owned(),
         "https://accounts.google.com/o/oauth2/token".to_owned(),

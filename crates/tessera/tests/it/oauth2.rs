@@ -207,6 +207,8 @@ async fn code_flow_with_consent_userinfo_tokeninfo_refresh_and_revoke() {
     let v2 = get_json(&env.url("/oauth2/v2/userinfo"), Some(&access)).await;
     assert_eq!(v2.json["id"], me.json["sub"]);
     assert_eq!(v2.json["verified_email"], true);
+    let me_v2 = get_json(&env.url("/userinfo/v2/me"), Some(&access)).await;
+    assert_eq!(me_v2.json, v2.json);
 
     let info = get_json(
         &env.url(&format!("/oauth2/v1/tokeninfo?access_token={}", urlencode(&access))),

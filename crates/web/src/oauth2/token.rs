@@ -21,6 +21,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/o/oauth2/token", post(token_post))
         .route("/token", post(token_post))
+        .route("/oauth2/v3/token", post(token_post))
         .route("/oauth2/v4/token", post(token_post))
 }
 

@@ -21,6 +21,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/oauth2/v3/userinfo", get(userinfo_v3).post(userinfo_v3))
         .route("/oauth2/v2/userinfo", get(userinfo_v2).post(userinfo_v2))
         .route("/oauth2/v1/userinfo", get(userinfo_v2).post(userinfo_v2))
+        .route("/userinfo/v2/me", get(userinfo_v2).post(userinfo_v2))
 }
 
 async fn userinfo_v3(
