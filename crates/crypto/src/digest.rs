@@ -6,6 +6,14 @@ use subtle::ConstantTimeEq as _;
 
 use crate::hex;
 
+/// Returns the SHA-256 of `data` (PKCE challenges, `at_hash`).
+#[must_use]
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
 /// Returns the lowercase hex SHA-256 of `data`.
 #[must_use]
 pub fn sha256_hex(data: &[u8]) -> String {

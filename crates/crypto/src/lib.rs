@@ -1,5 +1,5 @@
 //! Cryptographic building blocks for tessera: randomness, digests, sealing, passwords,
-//! one-time codes, QR codes, CAPTCHAs and signing keys.
+//! one-time codes, QR codes, CAPTCHAs, signing keys and self-signed certificates for them.
 //!
 //! The crate never reads the clock: callers pass unix seconds. Randomness comes from a
 //! [`random::Rng`] passed in by the caller, so tests can substitute a deterministic source.
@@ -16,6 +16,7 @@ pub mod password;
 pub mod qr;
 pub mod random;
 pub mod totp;
+pub mod x509;
 
 pub use error::CryptoError;
 pub use kek::Kek;

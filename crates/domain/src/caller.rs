@@ -193,16 +193,29 @@ pub async fn resolve(
     }
 }
 
-/// An opaque OAuth 2.0 access token: a live `access_token` credential.
+/// An OAuth 2.0 access token, opaque or JWT: a live `access_token` credential.
 async fn bearer(ctx: &Ctx, token: &str) -> Result<Result<Caller, CallerError>> {
     if token.len() > 4096 {
         return Ok(Err(CallerError::Malformed));
+    }
+    // JWT access tokens (RFC 9068) are registered by digest like opaque ones, so a revoked grant
+    // stops them here too; their signature is checked first, so forgeries never reach the store.
+    if token.split('.').count() == 3 {
+        match crate::oauth2::jwt::verify(ctx, token).await? {
+            Ok((header, _)) if header.get("typ").and_then(|it| it.as_str()) == Some("at+jwt") => {}
+            _ => return Ok(Err(CallerError::Invalid)),
+        }
     }
     let digest = tessera_crypto::digest::token_digest(token);
     let Some(record) = ctx.store.credentials().find_live(&digest, ctx.now()).await? else {
         return Ok(Err(CallerError::Invalid));
     };
     if record.kind != CredentialKind::AccessToken {
+        return Ok(Err(CallerError::Invalid));
+    }
+    // Tokens of a deleted client stop at once, also those without a grant (client credentials).
+    let client_id = record.client_id.as_deref().unwrap_or_default();
+    if ctx.store.projects().get_client(client_id).await?.is_none() {
         return Ok(Err(CallerError::Invalid));
     }
     Ok(Ok(Caller {

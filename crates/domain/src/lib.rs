@@ -13,6 +13,7 @@ pub mod clock;
 pub mod csrf;
 pub mod grants;
 pub mod keys;
+pub mod oauth2;
 pub mod projects;
 pub mod redirect;
 pub mod services;

@@ -120,6 +120,19 @@ impl CredentialStore for SqlStore {
         row.as_ref().map(credential_from_row).transpose()
     }
 
+    async fn get(&self, digest: &str) -> Result<Option<CredentialRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE digest = $1"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(backend("get credential"))?;
+        row.as_ref().map(credential_from_row).transpose()
+    }
+
     async fn consume(
         &self,
         digest: &str,

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use tessera_store::{ClientRecord, DomainRecord, DomainStore, ProjectRecord, ProjectStore, Result};
+use tessera_store::{
+    ClientRecord, DomainRecord, DomainStore, ProjectBranding, ProjectRecord, ProjectStore, Result,
+};
 
 use crate::error::{backend, insert};
 use crate::{SqlStore, bool_int, get, get_bool};
@@ -167,5 +169,78 @@ impl ProjectStore for SqlStore {
         .await
         .map_err(backend("list clients"))?;
         rows.iter().map(client_from_row).collect()
+    }
+
+    async fn update_client(&self, client: &ClientRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE clients SET name = $2, secret_digest = $3, settings = $4 WHERE client_id = $1",
+        )
+        .bind(client.client_id.as_str())
+        .bind(client.name.as_str())
+        .bind(client.secret_digest.as_deref())
+        .bind(client.settings.as_str())
+        .execute(&self.write)
+        .await
+        .map_err(backend("update client"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.write)
+            .await
+            .map_err(backend("delete client"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_branding(&self, branding: &ProjectBranding) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO project_branding (project_id, product_name, homepage, support_email, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (project_id) DO UPDATE SET product_name = $2, homepage = $3, \
+             support_email = $4, updated_at = $5",
+        )
+        .bind(branding.project_id.as_str())
+        .bind(branding.product_name.as_str())
+        .bind(branding.homepage.as_str())
+        .bind(branding.support_email.as_str())
+        .bind(branding.updated_at)
+        .execute(&self.write)
+        .await
+        .map_err(insert("set project branding"))?;
+        Ok(())
+    }
+
+    async fn get_branding(&self, project_id: &str) -> Result<Option<ProjectBranding>> {
+        let row = sqlx::query(
+            "SELECT project_id, product_name, homepage, support_email, updated_at \
+             FROM project_branding WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(backend("get project branding"))?;
+        row.as_ref()
+            .map(|row| {
+                Ok(ProjectBranding {
+                    project_id: get(row, "project_id")?,
+                    product_name: get(row, "product_name")?,
+                    homepage: get(row, "homepage")?,
+                    support_email: get(row, "support_email")?,
+                    updated_at: get(row, "updated_at")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn set_verified(&self, project_id: &str, verified: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE projects SET verified = $2 WHERE id = $1")
+            .bind(project_id)
+            .bind(bool_int(verified))
+            .execute(&self.write)
+            .await
+            .map_err(backend("set project verified"))?;
+        Ok(done.rows_affected() > 0)
     }
 }

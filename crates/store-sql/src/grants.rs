@@ -156,6 +156,19 @@ impl GrantStore for SqlStore {
         rows.iter().map(grant_from_row).collect()
     }
 
+    async fn list_live_by_client(&self, client_id: &str) -> Result<Vec<GrantRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE client_id = $1 AND revoked_at IS NULL ORDER BY created_at, id"
+        ))
+        .bind(client_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(backend("list grants by client"))?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
     async fn touch(&self, id: &str, now: Timestamp) -> Result<()> {
         let query =
             sqlx::query("UPDATE grants SET last_used_at = $2 WHERE id = $1").bind(id).bind(now);

@@ -92,6 +92,16 @@ pub trait ProjectStore: Send + Sync {
     async fn add_client(&self, client: &ClientRecord) -> Result<()>;
     async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
     async fn list_clients(&self, project_id: &str) -> Result<Vec<ClientRecord>>;
+    /// Replaces the client's name, secret digest and settings; false when no such client exists.
+    async fn update_client(&self, client: &ClientRecord) -> Result<bool>;
+    /// Removes the client; false when no such client exists. Grants to it stay for the audit trail
+    /// and are revoked by the caller.
+    async fn delete_client(&self, client_id: &str) -> Result<bool>;
+    /// Sets the administrator-only "verified" flag; false when no such project exists.
+    async fn set_verified(&self, project_id: &str, verified: bool) -> Result<bool>;
+    /// Creates or replaces the project's consent-screen branding.
+    async fn set_branding(&self, branding: &ProjectBranding) -> Result<()>;
+    async fn get_branding(&self, project_id: &str) -> Result<Option<ProjectBranding>>;
 }
 
 #[async_trait]
@@ -112,6 +122,8 @@ pub trait GrantStore: Send + Sync {
     async fn upsert(&self, grant: &GrantRecord) -> Result<GrantRecord>;
     async fn get(&self, id: &str) -> Result<Option<GrantRecord>>;
     async fn list_by_account(&self, account_id: &str) -> Result<Vec<GrantRecord>>;
+    /// The live grants to one client, oldest first (revoked when the client is deleted).
+    async fn list_live_by_client(&self, client_id: &str) -> Result<Vec<GrantRecord>>;
     async fn touch(&self, id: &str, now: Timestamp) -> Result<()>;
     /// Marks the grant revoked and revokes every credential derived from it, in one transaction.
     async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool>;
@@ -125,6 +137,9 @@ pub trait CredentialStore: Send + Sync {
     async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool>;
     /// The credential if it is live: not revoked, not consumed, not expired at `now`.
     async fn find_live(&self, digest: &str, now: Timestamp) -> Result<Option<CredentialRecord>>;
+    /// The credential whatever its state (consumed, revoked, expired): replay detection asks
+    /// which grant a spent code or refresh token belonged to.
+    async fn get(&self, digest: &str) -> Result<Option<CredentialRecord>>;
     /// Atomically marks a live single-use credential of `kind` consumed and returns it; `None` when
     /// it does not exist, is of another kind, expired, was revoked or was already consumed.
     async fn consume(

@@ -84,6 +84,16 @@ pub struct ProjectRecord {
     pub created_at: Timestamp,
 }
 
+/// What a project's consent screen shows; empty strings are unset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectBranding {
+    pub project_id: String,
+    pub product_name: String,
+    pub homepage: String,
+    pub support_email: String,
+    pub updated_at: Timestamp,
+}
+
 /// A registered application. Protocol-specific settings live in `settings` (JSON text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
-    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectRecord, ServiceRecord,
-    SessionRecord, Store, StoreError, Timestamp,
+    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectBranding,
+    ProjectRecord, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
 };
 
 /// The future one case runs as.
@@ -49,9 +49,13 @@ macro_rules! conformance_tests {
             domains_add_get_list,
             services_add_get_list_and_protocols,
             projects_and_clients,
+            clients_update_delete_and_project_verified,
+            project_branding_set_replace_get,
+            credential_get_sees_spent_credentials,
             grant_upsert_creates_then_widens,
             grant_upsert_concurrent_keeps_one_live_grant,
             grant_touch_get_and_list,
+            grant_list_live_by_client,
             grant_revoke_kills_only_its_credentials,
             credential_insert_find_and_conflict,
             credential_insert_once,
@@ -581,6 +585,92 @@ pub async fn projects_and_clients(store: Arc<dyn Store>) {
     assert!(matches!(projects.add_client(&web).await, Err(StoreError::Conflict(_))));
 }
 
+pub async fn project_branding_set_replace_get(store: Arc<dyn Store>) {
+    let projects = store.projects();
+    seed_account(store.as_ref(), "acct-owner").await;
+    let project = ProjectRecord {
+        id: "proj-1".to_owned(),
+        name: "First".to_owned(),
+        owner_account_id: "acct-owner".to_owned(),
+        verified: false,
+        created_at: NOW,
+    };
+    projects.add(&project).await.expect("add project");
+    assert_eq!(projects.get_branding("proj-1").await.expect("get none"), None);
+    let branding = ProjectBranding {
+        project_id: "proj-1".to_owned(),
+        product_name: "Photo Printer".to_owned(),
+        homepage: "https://photos.example/".to_owned(),
+        support_email: "help@photos.example".to_owned(),
+        updated_at: NOW,
+    };
+    projects.set_branding(&branding).await.expect("set");
+    assert_eq!(projects.get_branding("proj-1").await.expect("get"), Some(branding.clone()));
+    let replaced = ProjectBranding {
+        product_name: "Printer".to_owned(),
+        homepage: String::new(),
+        updated_at: NOW + 1,
+        ..branding
+    };
+    projects.set_branding(&replaced).await.expect("replace");
+    assert_eq!(projects.get_branding("proj-1").await.expect("get"), Some(replaced));
+    assert_eq!(projects.get_branding("proj-x").await.expect("get missing"), None);
+}
+
+pub async fn clients_update_delete_and_project_verified(store: Arc<dyn Store>) {
+    let projects = store.projects();
+    seed_account(store.as_ref(), "acct-owner").await;
+    let project = ProjectRecord {
+        id: "proj-1".to_owned(),
+        name: "First".to_owned(),
+        owner_account_id: "acct-owner".to_owned(),
+        verified: false,
+        created_at: NOW,
+    };
+    projects.add(&project).await.expect("add project");
+    assert!(projects.set_verified("proj-1", true).await.expect("verify"));
+    assert!(projects.get("proj-1").await.expect("get").expect("exists").verified);
+    assert!(projects.set_verified("proj-1", false).await.expect("unverify"));
+    assert!(!projects.get("proj-1").await.expect("get").expect("exists").verified);
+    assert!(!projects.set_verified("proj-x", true).await.expect("verify missing"));
+
+    let client = ClientRecord {
+        client_id: "client-web".to_owned(),
+        project_id: "proj-1".to_owned(),
+        kind: "web".to_owned(),
+        name: "Web app".to_owned(),
+        secret_digest: Some("old-digest".to_owned()),
+        settings: "{}".to_owned(),
+        created_at: NOW,
+    };
+    let other = ClientRecord { client_id: "client-other".to_owned(), ..client.clone() };
+    projects.add_client(&client).await.expect("add client");
+    projects.add_client(&other).await.expect("add other");
+    let changed = ClientRecord {
+        name: "Renamed".to_owned(),
+        secret_digest: Some("new-digest".to_owned()),
+        settings: r#"{"redirect_uris":["https://a.example/cb"]}"#.to_owned(),
+        // Neither the project nor the kind nor the creation time change through an update.
+        kind: "installed".to_owned(),
+        created_at: NOW + 5,
+        ..client.clone()
+    };
+    assert!(projects.update_client(&changed).await.expect("update"));
+    let stored = projects.get_client("client-web").await.expect("get").expect("exists");
+    assert_eq!(stored.name, "Renamed");
+    assert_eq!(stored.secret_digest.as_deref(), Some("new-digest"));
+    assert_eq!(stored.settings, changed.settings);
+    assert_eq!(stored.kind, "web");
+    assert_eq!(stored.created_at, NOW);
+    let missing = ClientRecord { client_id: "client-x".to_owned(), ..client.clone() };
+    assert!(!projects.update_client(&missing).await.expect("update missing"));
+
+    assert!(projects.delete_client("client-web").await.expect("delete"));
+    assert_eq!(projects.get_client("client-web").await.expect("get deleted"), None);
+    assert!(!projects.delete_client("client-web").await.expect("delete again"));
+    assert_eq!(projects.list_clients("proj-1").await.expect("list"), [other]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Grants
 
@@ -669,6 +759,28 @@ pub async fn grant_upsert_concurrent_keeps_one_live_grant(store: Arc<dyn Store>)
         .into_iter()
         .collect();
     assert_eq!(live[0].scopes, expected.join(" "), "no widening is lost");
+}
+
+pub async fn grant_list_live_by_client(store: Arc<dyn Store>) {
+    let grants = store.grants();
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    let mut first = grant("grant-1", "acct-1", "client-a", "oauth2", "email");
+    first.created_at = NOW + 1;
+    let mut second = grant("grant-2", "acct-2", "client-a", "oauth2", "openid");
+    second.created_at = NOW + 2;
+    let other = grant("grant-3", "acct-1", "client-b", "oauth2", "email");
+    for it in [&second, &first, &other] {
+        grants.upsert(it).await.expect("upsert");
+    }
+    let ids = |list: Vec<GrantRecord>| list.into_iter().map(|it| it.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(grants.list_live_by_client("client-a").await.expect("list")),
+        ["grant-1", "grant-2"]
+    );
+    assert!(grants.revoke("grant-1", NOW + 3).await.expect("revoke"));
+    assert_eq!(ids(grants.list_live_by_client("client-a").await.expect("list")), ["grant-2"]);
+    assert!(grants.list_live_by_client("client-x").await.expect("list none").is_empty());
 }
 
 pub async fn grant_touch_get_and_list(store: Arc<dyn Store>) {
@@ -807,6 +919,32 @@ pub async fn credential_insert_find_and_conflict(store: Arc<dyn Store>) {
         .expect("insert");
     assert!(is_live(store.as_ref(), "digest-forever", NOW + 100_000_000).await);
     assert_eq!(credentials.count().await.expect("count"), 2);
+}
+
+pub async fn credential_get_sees_spent_credentials(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    let mut code =
+        CredentialRecord::new("d-code".to_owned(), CredentialKind::AuthorizationCode, NOW);
+    code.expires_at = Some(NOW + 600);
+    code.client_id = Some("client-a".to_owned());
+    credentials.insert(&code).await.expect("insert");
+    assert_eq!(credentials.get("d-code").await.expect("get"), Some(code.clone()));
+    let consumed = credentials
+        .consume("d-code", CredentialKind::AuthorizationCode, NOW + 1)
+        .await
+        .expect("consume")
+        .expect("live");
+    assert_eq!(consumed.digest, "d-code");
+    let spent = credentials.get("d-code").await.expect("get spent").expect("still there");
+    assert_eq!(spent.consumed_at, Some(NOW + 1));
+    assert_eq!(spent.client_id.as_deref(), Some("client-a"));
+    assert_eq!(credentials.find_live("d-code", NOW + 2).await.expect("find"), None);
+    // Expired and revoked rows are found too.
+    assert!(credentials.get("d-code").await.expect("get").is_some());
+    assert!(credentials.revoke("d-code", NOW + 3).await.expect("revoke"));
+    let revoked = credentials.get("d-code").await.expect("get revoked").expect("still there");
+    assert_eq!(revoked.revoked_at, Some(NOW + 3));
+    assert_eq!(credentials.get("d-none").await.expect("get missing"), None);
 }
 
 pub async fn credential_insert_once(store: Arc<dyn Store>) {

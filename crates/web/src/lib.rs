@@ -8,6 +8,7 @@ mod error;
 mod forms;
 mod health;
 mod middleware;
+mod oauth2;
 mod pages;
 mod render;
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(pages::router())
+        .merge(oauth2::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::observe))

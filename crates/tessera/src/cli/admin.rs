@@ -31,6 +31,9 @@ enum AdminCommand {
     Domain(DomainCommand),
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// OAuth 2.0 clients of a project.
+    #[command(subcommand)]
+    Client(ClientCommand),
     #[command(subcommand)]
     Keys(KeysCommand),
     #[command(subcommand)]
@@ -110,6 +113,58 @@ enum ProjectCommand {
         owner: String,
     },
     List,
+    /// Mark the project verified (consent pages stop warning), or `--off` to take it back.
+    Verify {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client; a confidential client's secret is printed once.
+    Add {
+        #[arg(long)]
+        project: String,
+        /// web, installed, android, service_account or device.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        /// A redirect URI (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long)]
+        android_package: Option<String>,
+        #[arg(long)]
+        android_cert_sha1: Option<String>,
+        /// Allow response_type token / id_token.
+        #[arg(long)]
+        allow_implicit: bool,
+        /// Issue RS256 JWT access tokens (RFC 9068) instead of opaque ones.
+        #[arg(long)]
+        jwt_access_tokens: bool,
+    },
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    Show {
+        client_id: String,
+    },
+    /// Delete the client and revoke every grant to it.
+    Delete {
+        client_id: String,
+    },
+    /// Replace the secret; the old one stops working at once.
+    RotateSecret {
+        client_id: String,
+    },
+    /// A new key pair for a service account; the private key is printed once.
+    AddKey {
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +305,14 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                     .join("\n")
             });
         }
+        AdminCommand::Project(ProjectCommand::Verify { name, off }) => {
+            tessera_domain::projects::set_verified(&ctx, name, !off, &actor).await?;
+            let value = json!({ "name": name, "verified": !off });
+            print(json_mode, &value, || {
+                format!("project {name} is {}", if *off { "unverified" } else { "verified" })
+            });
+        }
+        AdminCommand::Client(command) => client(&ctx, json_mode, command).await?,
         AdminCommand::Service(ServiceCommand::Add {
             name,
             display_name,
@@ -442,6 +505,110 @@ async fn account(ctx: &Ctx, json_mode: bool, command: &AccountCommand) -> anyhow
                 .await?;
             print(json_mode, &json!({ "email": account.email, "password_changed": true }), || {
                 format!("password of {} changed", account.email)
+            });
+        }
+    }
+    Ok(())
+}
+
+fn client_json(client: &tessera_domain::oauth2::clients::Client) -> Value {
+    json!({
+        "client_id": client.record.client_id,
+        "project_id": client.record.project_id,
+        "kind": client.record.kind,
+        "name": client.record.name,
+        "confidential": client.record.secret_digest.is_some(),
+        "redirect_uris": client.settings.redirect_uris,
+        "android_package": client.settings.android_package,
+        "android_cert_sha1": client.settings.android_cert_sha1,
+        "allow_implicit": client.settings.allow_implicit,
+        "jwt_access_tokens": client.settings.jwt_access_tokens,
+        "key_ids": client.settings.keys.iter().map(|it| it.kid.clone()).collect::<Vec<_>>(),
+        "created_at": client.record.created_at,
+    })
+}
+
+async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::Result<()> {
+    use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+    let actor = Actor::Cli;
+    match command {
+        ClientCommand::Add {
+            project,
+            kind,
+            name,
+            redirect_uris,
+            android_package,
+            android_cert_sha1,
+            allow_implicit,
+            jwt_access_tokens,
+        } => {
+            let project = tessera_domain::projects::find_by_name(ctx, project)
+                .await
+                .map_err(|_| format_err!("no project named {project}"))?;
+            let kind =
+                ClientKind::parse(kind).ok_or_else(|| format_err!("unknown client kind {kind}"))?;
+            let new = NewClient {
+                kind,
+                name: name.clone(),
+                redirect_uris: redirect_uris.clone(),
+                android_package: android_package.clone(),
+                android_cert_sha1: android_cert_sha1.clone(),
+                allow_implicit: *allow_implicit,
+                jwt_access_tokens: *jwt_access_tokens,
+            };
+            let created = clients::create(ctx, &project, new, &actor).await?;
+            let mut value = client_json(&created.client);
+            if let Some(secret) = &created.secret {
+                value["client_secret"] = json!(secret);
+            }
+            print(json_mode, &value, || match &created.secret {
+                Some(secret) => format!(
+                    "client_id: {}\nclient_secret: {secret}\n(the secret is shown only now)",
+                    created.client.record.client_id
+                ),
+                None => format!("client_id: {}", created.client.record.client_id),
+            });
+        }
+        ClientCommand::List { project } => {
+            let project = tessera_domain::projects::find_by_name(ctx, project)
+                .await
+                .map_err(|_| format_err!("no project named {project}"))?;
+            let list = clients::list(ctx, &project.id).await?;
+            let value = json!(list.iter().map(client_json).collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                list.iter()
+                    .map(|it| {
+                        format!("{}  {}  {}", it.record.client_id, it.record.kind, it.record.name)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ClientCommand::Show { client_id } => {
+            let found = clients::load(ctx, client_id)
+                .await?
+                .ok_or_else(|| format_err!("no client {client_id}"))?;
+            let value = client_json(&found);
+            print(json_mode, &value, || serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+        ClientCommand::Delete { client_id } => {
+            clients::delete(ctx, client_id, &actor).await?;
+            print(json_mode, &json!({ "client_id": client_id, "deleted": true }), || {
+                format!("deleted client {client_id}")
+            });
+        }
+        ClientCommand::AddKey { client_id } => {
+            let (kid, pem) = clients::add_key(ctx, client_id, &actor).await?;
+            print(
+                json_mode,
+                &json!({ "client_id": client_id, "private_key_id": kid, "private_key": pem }),
+                || format!("private_key_id: {kid}\n{pem}(the private key is shown only now)"),
+            );
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let secret = clients::rotate_secret(ctx, client_id, &actor).await?;
+            print(json_mode, &json!({ "client_id": client_id, "client_secret": secret }), || {
+                format!("client_secret: {secret}\n(the secret is shown only now)")
             });
         }
     }

@@ -68,7 +68,35 @@ impl Chrome {
 
     async fn click_button(&self, label: &str) {
         let xpath = format!("//button[normalize-space(.)='{label}']");
-        self.client.find(Locator::XPath(&xpath)).await.unwrap().click().await.unwrap();
+        let button = self.client.find(Locator::XPath(&xpath)).await.unwrap();
+        self.click_and_wait(button).await;
+    }
+
+    async fn click_link(&self, text: &str) {
+        let link = self.client.find(Locator::LinkText(text)).await.unwrap();
+        self.click_and_wait(link).await;
+    }
+
+    /// Clicks something that loads a new page and waits until the new page has loaded: the old
+    /// document's root element goes stale, then the new document is complete. Each step asks the
+    /// browser; the loop is bounded.
+    async fn click_and_wait(&self, element: fantoccini::elements::Element) {
+        let old_root = self.client.find(Locator::Css("html")).await.unwrap();
+        element.click().await.unwrap();
+        for _ in 0..10_000 {
+            if old_root.tag_name().await.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10_000 {
+            let state = self.client.execute("return document.readyState", vec![]).await.unwrap();
+            if state == "complete" {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the page did not finish loading");
     }
 
     async fn text(&self) -> String {
@@ -105,7 +133,7 @@ async fn sign_in_account_page_and_app_password() {
     let shown =
         chrome.client.find(Locator::Id("app-password")).await.unwrap().text().await.unwrap();
     assert_eq!(shown.replace(' ', "").len(), 16);
-    chrome.client.find(Locator::LinkText("Done")).await.unwrap().click().await.unwrap();
+    chrome.click_link("Done").await;
     assert!(chrome.text().await.contains("Phone mail"));
     chrome.close().await;
 }
@@ -126,7 +154,7 @@ async fn two_step_setup_and_sign_in() {
     chrome.click_button("Turn on").await;
     assert!(chrome.text().await.contains("2-step verification is on."));
 
-    chrome.client.find(Locator::LinkText("Sign out")).await.unwrap().click().await.unwrap();
+    chrome.click_link("Sign out").await;
     env.clock.advance(30);
     chrome.sign_in(&env.base, "totp@example.test", "password-1").await;
     assert!(chrome.text().await.contains("2-step verification"));
@@ -149,14 +177,7 @@ async fn account_chooser_switches_between_accounts() {
         .await
         .unwrap();
     assert!(chrome.text().await.contains("Choose an account"));
-    chrome
-        .client
-        .find(Locator::LinkText("Use another account"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    chrome.click_link("Use another account").await;
     chrome.fill("Email", "two@example.test").await;
     chrome.fill("Passwd", "password-2").await;
     chrome.click_button("Sign in").await;
@@ -168,7 +189,7 @@ async fn account_chooser_switches_between_accounts() {
         .unwrap();
     let links = chrome.client.find_all(Locator::Css(".chooser a")).await.unwrap();
     assert_eq!(links.len(), 2);
-    links[0].click().await.unwrap();
+    chrome.click_and_wait(links.into_iter().next().unwrap()).await;
     assert!(chrome.text().await.contains("Signed in as one@example.test"));
     chrome.close().await;
 }
@@ -191,5 +212,48 @@ async fn captcha_appears_with_a_loaded_image() {
         .await
         .unwrap();
     assert_eq!(width, serde_json::json!(220), "the CAPTCHA image loaded");
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn oauth2_consent_and_oob_title_in_a_real_browser() {
+    use tessera_domain::audit::Actor;
+    use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+
+    let env = TestEnv::start().await;
+    env.account("app@example.test", "password-1").await;
+    let project =
+        tessera_domain::projects::create(env.ctx(), "Desk Tools", "app@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let new = NewClient {
+        kind: ClientKind::Installed,
+        name: "Desk Sync".to_owned(),
+        redirect_uris: vec!["urn:ietf:wg:oauth:2.0:oob".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let client = clients::create(env.ctx(), &project, new, &Actor::Cli).await.unwrap();
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, "app@example.test", "password-1").await;
+    let url = format!(
+        "{}/o/oauth2/auth?response_type=code&client_id={}&redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob\
+         &scope=openid+email&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        env.base, client.client.record.client_id
+    );
+    chrome.client.goto(&url).await.unwrap();
+    let text = chrome.text().await;
+    assert!(text.contains("Desk Sync wants to access your account"), "{text}");
+    assert!(text.contains("has not been verified"), "{text}");
+    assert!(text.contains("See your email address"), "{text}");
+    assert!(text.contains("app@example.test"), "{text}");
+    chrome.click_button("Allow").await;
+    // Desktop apps read the code from the window title.
+    let title = chrome.client.title().await.unwrap();
+    assert!(title.starts_with("Success code=4/"), "{title}");
+    let shown = chrome.client.find(Locator::Id("code")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(shown.as_deref(), title.strip_prefix("Success code="));
     chrome.close().await;
 }

@@ -9,5 +9,6 @@ mod account;
 mod browser;
 mod cli;
 mod cluster;
+mod oauth2;
 mod robustness;
 mod signin;

@@ -1,8 +1,10 @@
-//! The people-facing pages: sign-in, 2-step, account chooser, sign-out, CAPTCHA, the account page and
-//! first-run setup. Shared here: who the browser is signed in as, its CSRF binding, its client facts.
+//! The people-facing pages: sign-in, 2-step, account chooser, sign-out, CAPTCHA, the account page,
+//! first-run setup and the developer console. Shared here: who the browser is signed in as, its CSRF
+//! binding, its client facts.
 
 pub(crate) mod account;
 pub(crate) mod assets;
+pub(crate) mod console;
 pub(crate) mod setup;
 pub(crate) mod signin;
 
@@ -26,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(signin::router())
         .merge(account::router())
         .merge(setup::router())
+        .merge(console::router())
 }
 
 /// The peer's address and user agent, as recorded with sessions and audit events.

@@ -1,0 +1,140 @@
+//! The published key set: next keys (published before they sign), the active key, and retired keys
+//! until every token they signed has expired. Served as a JWKS and as Google's X.509-free
+//! `{kid: PEM}` map's JWKS twin.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use tessera_store::{KeyRecord, KeyState};
+
+use super::ID_TOKEN_TTL_SECS;
+use crate::{Ctx, Result, keys};
+
+/// How long verifiers may cache the key set. A next key is published one rotation ahead of
+/// signing, so rotations at least this far apart never leave a cache without the signing key.
+pub const MAX_AGE_SECS: i64 = 3600;
+
+/// One RSA public key as a JWK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedKey {
+    pub kid: String,
+    pub alg: String,
+    /// base64url modulus and exponent.
+    pub n: String,
+    pub e: String,
+}
+
+pub(crate) async fn published_records(ctx: &Ctx, now: i64) -> Result<Vec<KeyRecord>> {
+    let keys = keys::list(ctx).await?;
+    Ok(keys
+        .into_iter()
+        .filter(|it| match it.state {
+            KeyState::Next | KeyState::Active => true,
+            KeyState::Retired => {
+                it.retired_at.is_none_or(|at| at + ID_TOKEN_TTL_SECS + MAX_AGE_SECS > now)
+            }
+            KeyState::Revoked => false,
+        })
+        .collect())
+}
+
+/// The keys to publish, in a stable order (active first, then next, then retired).
+pub async fn published(ctx: &Ctx) -> Result<Vec<PublishedKey>> {
+    let mut records = published_records(ctx, ctx.now()).await?;
+    records.sort_by_key(|it| match it.state {
+        KeyState::Active => 0,
+        KeyState::Next => 1,
+        _ => 2,
+    });
+    Ok(records
+        .iter()
+        .filter(|it| it.alg == "RS256")
+        .filter_map(|it| {
+            let der = STANDARD.decode(&it.public_der).ok()?;
+            let (n, e) = rsa_components(&der)?;
+            Some(PublishedKey {
+                kid: it.kid.clone(),
+                alg: it.alg.clone(),
+                n: URL_SAFE_NO_PAD.encode(n),
+                e: URL_SAFE_NO_PAD.encode(e),
+            })
+        })
+        .collect())
+}
+
+/// The published keys as Google's `/oauth2/v1/certs` map: kid → self-signed PEM certificate.
+/// Certificates are deterministic (RSA PKCS#1 v1.5), valid from the key's creation for ten years.
+pub async fn certificates(ctx: &Ctx) -> Result<Vec<(String, String)>> {
+    let mut records = published_records(ctx, ctx.now()).await?;
+    records.sort_by_key(|it| match it.state {
+        KeyState::Active => 0,
+        KeyState::Next => 1,
+        _ => 2,
+    });
+    let mut out = Vec::new();
+    for record in records.iter().filter(|it| it.alg == "RS256") {
+        let key = keys::open(ctx, record)?;
+        let serial = tessera_crypto::digest::sha256(record.kid.as_bytes());
+        let der = tessera_crypto::x509::self_signed_der(
+            &key,
+            ctx.rng.as_ref(),
+            &record.kid,
+            &serial[..16],
+            record.created_at,
+            record.created_at + 10 * 365 * 86_400,
+        )
+        .map_err(|err| crate::Error::Internal(err.to_string()))?;
+        out.push((record.kid.clone(), tessera_crypto::x509::pem("CERTIFICATE", &der)));
+    }
+    Ok(out)
+}
+
+/// `n` and `e` from a PKCS#1 `RSAPublicKey ::= SEQUENCE { INTEGER, INTEGER }`, leading zeros off.
+fn rsa_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (tag, body, rest) = tlv(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let (tag_n, n, rest) = tlv(body)?;
+    let (tag_e, e, rest) = tlv(rest)?;
+    if tag_n != 0x02 || tag_e != 0x02 || !rest.is_empty() {
+        return None;
+    }
+    let strip = |v: &[u8]| v.iter().position(|b| *b != 0).map(|i| v[i..].to_vec());
+    Some((strip(n)?, strip(e)?))
+}
+
+/// One DER tag-length-value: (tag, value, what follows).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *input.first()?;
+    let first = *input.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for b in input.get(2..2 + count)? {
+            len = (len << 8) | usize::from(*b);
+        }
+        (len, 2 + count)
+    };
+    let value = input.get(header..header.checked_add(len)?)?;
+    Some((tag, value, &input[header + len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_crypto::keys::{KeyAlg, SigningKey};
+
+    #[test]
+    fn pkcs1_components_match_the_key() {
+        let key = SigningKey::generate(KeyAlg::Rs256).unwrap();
+        let (n, e) = key.rsa_public_components().unwrap();
+        assert_eq!(rsa_components(&key.public_key_der()), Some((n, e)));
+        assert_eq!(rsa_components(&[0x30, 0x01]), None);
+        assert_eq!(rsa_components(&[]), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! OAuth 2.0 and OpenID Connect over HTTP, on Google's paths and the standard ones: the
+//! authorization endpoint and consent page (`authorize`), token (`token`), tokeninfo, userinfo,
+//! revocation, introspection, the device flow (`device`), discovery and keys (`metadata`). Handlers parse with
+//! `tessera_proto_oauth2`, decide in `tessera_domain::oauth2`, and render JSON or pages here.
+
+mod authorize;
+mod device;
+mod introspect;
+mod metadata;
+mod revoke;
+mod token;
+mod tokeninfo;
+mod userinfo;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use tessera_domain::oauth2::{Failure, OAuthError};
+use tessera_proto_oauth2::Params;
+
+use crate::AppState;
+use crate::error::Internal;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .merge(authorize::router())
+        .merge(token::router())
+        .merge(device::router())
+        .merge(tokeninfo::router())
+        .merge(userinfo::router())
+        .merge(revoke::router())
+        .merge(introspect::router())
+        .merge(metadata::router())
+}
+
+/// A JSON response that no cache keeps (RFC 6749 §5.1).
+pub(crate) fn json_no_store(status: StatusCode, body: &Value) -> Response {
+    let mut res = (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))],
+        body.to_string(),
+    )
+        .into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// An RFC 6749 §5.2 error body with its status.
+pub(crate) fn oauth_error(err: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(err.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut res = json_no_store(
+        status,
+        &json!({ "error": err.code.as_str(), "error_description": err.description }),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"oauth2\""));
+    }
+    res
+}
+
+/// A failure: protocol errors go to the client, our own to the log as a `server_error`.
+pub(crate) fn failure(failure: Failure) -> Response {
+    match failure {
+        Failure::OAuth(err) => oauth_error(&err),
+        Failure::Domain(err) => {
+            let mut res = json_no_store(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": "server_error", "error_description": "Try again later." }),
+            );
+            res.extensions_mut().insert(Internal(err.to_string()));
+            res
+        }
+    }
+}
+
+/// The parameters of a form body; other content types carry none.
+pub(crate) fn form_params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
+    if body.is_empty() {
+        return Ok(Params::default());
+    }
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|it| it.to_str().ok()).unwrap_or_default();
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "The body must be application/x-www-form-urlencoded.",
+        ));
+    }
+    Params::parse(body)
+}
+
+/// Query and body parameters together; a parameter in both is refused like any repeat.
+pub(crate) fn all_params(
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Params, OAuthError> {
+    let query = Params::parse(uri.query().unwrap_or_default().as_bytes())?;
+    let form = form_params(headers, body)?;
+    let mut raw = query.encode();
+    if !form.pairs().is_empty() {
+        if !raw.is_empty() {
+            raw.push('&');
+        }
+        raw.push_str(&form.encode());
+    }
+    Params::parse(raw.as_bytes())
+}
+
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|it| it.to_str().ok())
+}
+
+/// The bearer token of a resource request: `Authorization: Bearer …` (or Chromium's
+/// `OAuth …` without parameters), else `access_token` from the parameters.
+pub(crate) fn bearer_token(headers: &HeaderMap, params: &Params) -> Option<String> {
+    if let Some(value) = authorization(headers) {
+        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+        let rest = rest.trim();
+        let plain = !rest.is_empty() && !rest.contains([' ', '=', ',']);
+        if (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth")) && plain
+        {
+            return Some(rest.to_owned());
+        }
+        return None;
+    }
+    params.get("access_token").map(str::to_owned)
+}

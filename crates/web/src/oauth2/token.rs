@@ -1,0 +1,106 @@
+//! The token endpoint, `/o/oauth2/token` (aliases `/token`, `/oauth2/v4/token`): client
+//! authentication, then one grant.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+use tessera_domain::oauth2::tokens::Issued;
+use tessera_domain::oauth2::{Outcome, assertion, clients, device, exchange};
+use tessera_proto_oauth2::client_auth;
+use tessera_proto_oauth2::token::{self, TokenRequest};
+
+use super::{authorization, failure, form_params, json_no_store, oauth_error};
+use crate::AppState;
+use crate::pages::Client;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/o/oauth2/token", post(token_post))
+        .route("/token", post(token_post))
+        .route("/oauth2/v3/token", post(token_post))
+        .route("/oauth2/v4/token", post(token_post))
+}
+
+async fn token_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Client(client): Client,
+    body: Bytes,
+) -> Response {
+    let params = match form_params(&headers, &body) {
+        Ok(params) => params,
+        Err(err) => return oauth_error(&err),
+    };
+    let presented = match client_auth::extract(authorization(&headers), &params) {
+        Ok(presented) => presented,
+        Err(err) => return oauth_error(&err),
+    };
+    let request = match token::parse(&params) {
+        Ok(request) => request,
+        Err(err) => return oauth_error(&err),
+    };
+    match grant(&state, presented.as_ref(), &request, &client.ip).await {
+        Ok(issued) => json_no_store(StatusCode::OK, &render(&issued)),
+        Err(err) => failure(err),
+    }
+}
+
+async fn grant(
+    state: &AppState,
+    presented: Option<&client_auth::Presented>,
+    request: &TokenRequest,
+    ip: &str,
+) -> Outcome<Issued> {
+    let ctx = &state.ctx;
+    // A service account's assertion is its own authentication.
+    if let TokenRequest::JwtBearer(req) = request {
+        return assertion::jwt_bearer(ctx, &req.assertion).await;
+    }
+    let client = clients::authenticate(ctx, presented).await?;
+    match request {
+        TokenRequest::AuthorizationCode(req) => {
+            exchange::authorization_code(ctx, &client, req, ip).await
+        }
+        TokenRequest::RefreshToken(req) => exchange::refresh(ctx, &client, req, ip).await,
+        TokenRequest::ClientCredentials(req) => {
+            exchange::client_credentials(ctx, &client, req).await
+        }
+        TokenRequest::TokenExchange(req) => exchange::token_exchange(ctx, &client, req).await,
+        TokenRequest::DeviceCode(req) => device::poll(ctx, &client, &req.device_code).await,
+        TokenRequest::JwtBearer(req) => assertion::jwt_bearer(ctx, &req.assertion).await,
+    }
+}
+
+fn render(issued: &Issued) -> Value {
+    let mut body = Map::new();
+    match &issued.access_token {
+        Some(token) => {
+            body.insert("access_token".into(), json!(token));
+            body.insert("token_type".into(), json!("Bearer"));
+        }
+        None => {
+            // Token exchange: the ID token is the issued token (RFC 8693 §2.2.1).
+            if let Some(id_token) = &issued.id_token {
+                body.insert("access_token".into(), json!(id_token));
+                body.insert(
+                    "issued_token_type".into(),
+                    json!(tessera_proto_oauth2::grants::token_exchange::ID_TOKEN_TYPE),
+                );
+                body.insert("token_type".into(), json!("N_A"));
+            }
+        }
+    }
+    body.insert("expires_in".into(), json!(issued.expires_in));
+    body.insert("scope".into(), json!(issued.scope));
+    if let Some(refresh) = &issued.refresh_token {
+        body.insert("refresh_token".into(), json!(refresh));
+    }
+    if let Some(id_token) = &issued.id_token {
+        body.insert("id_token".into(), json!(id_token));
+    }
+    Value::Object(body)
+}

@@ -1,0 +1,107 @@
+//! Userinfo (`/oauth2/v3/userinfo` with OpenID Connect names, `/oauth2/v2/userinfo` and
+//! `/oauth2/v1/userinfo` with Google's `Userinfoplus` names). Missing or invalid tokens get a 401
+//! with `WWW-Authenticate: Bearer` (RFC 6750 §3).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::response::Response;
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Map, Value, json};
+use tessera_domain::oauth2::tokens;
+use tessera_domain::store::AccountState;
+
+use super::{all_params, bearer_token, json_no_store};
+use crate::AppState;
+use crate::error::Internal;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/oauth2/v3/userinfo", get(userinfo_v3).post(userinfo_v3))
+        .route("/oauth2/v2/userinfo", get(userinfo_v2).post(userinfo_v2))
+        .route("/oauth2/v1/userinfo", get(userinfo_v2).post(userinfo_v2))
+        .route("/userinfo/v2/me", get(userinfo_v2).post(userinfo_v2))
+}
+
+async fn userinfo_v3(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> Response {
+    userinfo(&state, &headers, &uri, &body, true).await
+}
+
+async fn userinfo_v2(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> Response {
+    userinfo(&state, &headers, &uri, &body, false).await
+}
+
+fn unauthorized(error: Option<&str>) -> Response {
+    let mut res = json_no_store(
+        StatusCode::UNAUTHORIZED,
+        &json!({ "error": { "errors": [{ "domain": "global", "reason": "authError", "message": "Invalid Credentials", "locationType": "header", "location": "Authorization" }], "code": 401, "message": "Invalid Credentials" } }),
+    );
+    let challenge = match error {
+        Some(error) => format!("Bearer realm=\"userinfo\", error=\"{error}\""),
+        None => "Bearer realm=\"userinfo\"".to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    res
+}
+
+async fn userinfo(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    body: &Bytes,
+    oidc: bool,
+) -> Response {
+    let params = all_params(uri, headers, body).unwrap_or_default();
+    let Some(token) = bearer_token(headers, &params) else { return unauthorized(None) };
+    let info = match tokens::inspect(&state.ctx, &token, false).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return unauthorized(Some("invalid_token")),
+        Err(err) => {
+            let mut res = json_no_store(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": "server_error" }),
+            );
+            res.extensions_mut().insert(Internal(err.to_string()));
+            return res;
+        }
+    };
+    let Some(account) = info.account else { return unauthorized(Some("invalid_token")) };
+    let has = |scope: &str| info.scopes.iter().any(|it| it == scope);
+    if !(has("openid") || has("email") || has("profile")) {
+        let mut res =
+            json_no_store(StatusCode::FORBIDDEN, &json!({ "error": "insufficient_scope" }));
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"userinfo\", error=\"insufficient_scope\""),
+        );
+        return res;
+    }
+    let sub = tessera_domain::accounts::subject(&account.id);
+    let verified = account.state != AccountState::EmailUnverified;
+    let mut out = Map::new();
+    out.insert(if oidc { "sub" } else { "id" }.into(), json!(sub));
+    if has("email") {
+        out.insert("email".into(), json!(account.email));
+        out.insert(if oidc { "email_verified" } else { "verified_email" }.into(), json!(verified));
+    }
+    if has("profile") && !account.name.is_empty() {
+        out.insert("name".into(), json!(account.name));
+    }
+    if let Some(domain) = &account.domain {
+        out.insert("hd".into(), json!(domain));
+    }
+    json_no_store(StatusCode::OK, &Value::Object(out))
+}

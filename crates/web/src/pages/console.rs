@@ -1,0 +1,325 @@
+//! The developer console: the signed-in account's projects and their OAuth 2.0 clients. Secrets
+//! and private keys are shown once, on the page that answers the POST that made them.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode};
+use tessera_domain::audit::Actor;
+use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+use tessera_domain::sessions::SignedIn;
+
+use super::{check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
+use crate::error::PageError;
+use crate::forms::{self, Fields, Form};
+use crate::{AppState, render};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(console_get))
+        .route("/console/projects", post(project_post))
+        .route("/console/projects/branding", post(branding_post))
+        .route("/console/clients", post(client_post))
+        .route("/console/clients/redirects", post(redirects_post))
+        .route("/console/clients/rotate", post(rotate_post))
+        .route("/console/clients/keys", post(key_post))
+        .route("/console/clients/delete", post(delete_post))
+}
+
+struct ClientRow {
+    id: String,
+    name: String,
+    kind: String,
+    redirect_uris: String,
+    confidential: bool,
+    service_account: bool,
+    key_ids: Vec<String>,
+}
+
+struct ProjectRow {
+    id: String,
+    name: String,
+    verified: bool,
+    product_name: String,
+    homepage: String,
+    support_email: String,
+    clients: Vec<ClientRow>,
+}
+
+/// Something to show once.
+struct Reveal {
+    label: &'static str,
+    client_id: String,
+    value: String,
+}
+
+#[derive(Template)]
+#[template(path = "console.html")]
+struct ConsolePage<'a> {
+    brand: &'a str,
+    csrf: String,
+    authuser: usize,
+    email: String,
+    projects: Vec<ProjectRow>,
+    reveal: Option<Reveal>,
+    error: Option<String>,
+}
+
+async fn render_console(
+    state: &AppState,
+    headers: &HeaderMap,
+    authuser: usize,
+    me: &SignedIn,
+    status: StatusCode,
+    reveal: Option<Reveal>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let ctx = &state.ctx;
+    let mut projects = Vec::new();
+    for project in tessera_domain::projects::owned_by(ctx, &me.account.id).await? {
+        let clients = clients::list(ctx, &project.id)
+            .await?
+            .into_iter()
+            .map(|it| ClientRow {
+                id: it.record.client_id.clone(),
+                name: it.record.name.clone(),
+                kind: it.kind.as_str().to_owned(),
+                redirect_uris: it.settings.redirect_uris.join("\n"),
+                confidential: it.record.secret_digest.is_some(),
+                service_account: it.kind == ClientKind::ServiceAccount,
+                key_ids: it.settings.keys.iter().map(|key| key.kid.clone()).collect(),
+            })
+            .collect();
+        let branding = tessera_domain::projects::branding(ctx, &project.id).await?;
+        let (product_name, homepage, support_email) =
+            branding.map(|it| (it.product_name, it.homepage, it.support_email)).unwrap_or_default();
+        projects.push(ProjectRow {
+            id: project.id,
+            name: project.name,
+            verified: project.verified,
+            product_name,
+            homepage,
+            support_email,
+            clients,
+        });
+    }
+    let (csrf, set) = csrf_for_page(state, headers);
+    let page = ConsolePage {
+        brand: &state.brand,
+        csrf,
+        authuser,
+        email: me.account.email.clone(),
+        projects,
+        reveal,
+        error,
+    };
+    Ok(with_cookies(render::page(status, &page), set))
+}
+
+fn sign_in(authuser: usize) -> Response {
+    redirect(&format!("/accounts/ServiceLogin?continue=%2Fconsole%3Fauthuser%3D{authuser}"), false)
+}
+
+async fn console_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let accounts = signed_in(&state, &headers).await?;
+    let Some((authuser, me)) = pick(&accounts, query.get("authuser")) else {
+        return Ok(sign_in(0));
+    };
+    render_console(&state, &headers, authuser, &me, StatusCode::OK, None, None).await
+}
+
+/// CSRF, then the account the form was for.
+async fn who(
+    state: &AppState,
+    headers: &HeaderMap,
+    fields: &Fields,
+) -> Result<Option<(usize, SignedIn)>, PageError> {
+    check_csrf(state, headers, fields.get("csrf")).await?;
+    let accounts = signed_in(state, headers).await?;
+    Ok(pick(&accounts, fields.get("authuser")))
+}
+
+/// The result of a console action: back to the console, or the console with the problem shown.
+async fn finish(
+    state: &AppState,
+    headers: &HeaderMap,
+    (authuser, me): (usize, SignedIn),
+    res: tessera_domain::Result<Option<Reveal>>,
+) -> Result<Response, PageError> {
+    match res {
+        Ok(None) => Ok(redirect(&format!("/console?authuser={authuser}"), true)),
+        Ok(Some(reveal)) => {
+            render_console(state, headers, authuser, &me, StatusCode::OK, Some(reveal), None).await
+        }
+        Err(tessera_domain::Error::Invalid(text) | tessera_domain::Error::Conflict(text)) => {
+            render_console(state, headers, authuser, &me, StatusCode::BAD_REQUEST, None, Some(text))
+                .await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn uris(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|it| !it.is_empty()).map(str::to_owned).collect()
+}
+
+async fn project_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let res = tessera_domain::projects::create(
+        &state.ctx,
+        &fields.text("name"),
+        &me.account.email,
+        &Actor::Account,
+    )
+    .await
+    .map(|_| None);
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn branding_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let project =
+            tessera_domain::projects::get_owned(ctx, &me.account.id, &fields.text("project"))
+                .await?;
+        tessera_domain::projects::set_branding(
+            ctx,
+            &project,
+            &fields.text("product_name"),
+            &fields.text("homepage"),
+            &fields.text("support_email"),
+            &Actor::Account,
+        )
+        .await?;
+        Ok(None)
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn client_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let project =
+            tessera_domain::projects::get_owned(ctx, &me.account.id, &fields.text("project"))
+                .await?;
+        let kind = ClientKind::parse(&fields.text("kind"))
+            .ok_or_else(|| tessera_domain::Error::Invalid("Choose a kind of client.".to_owned()))?;
+        let new = NewClient {
+            kind,
+            name: fields.text("name"),
+            redirect_uris: uris(&fields.text("redirect_uris")),
+            android_package: fields.get("android_package").map(str::to_owned),
+            android_cert_sha1: fields.get("android_cert_sha1").map(str::to_owned),
+            allow_implicit: false,
+            jwt_access_tokens: fields.get("jwt_access_tokens") == Some("on"),
+        };
+        let created = clients::create(ctx, &project, new, &Actor::Account).await?;
+        Ok(created.secret.map(|secret| Reveal {
+            label: "Client secret",
+            client_id: created.client.record.client_id.clone(),
+            value: secret,
+        }))
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn redirects_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let client = clients::load_owned(ctx, &me.account.id, &fields.text("client")).await?;
+        clients::set_redirect_uris(
+            ctx,
+            client.id(),
+            uris(&fields.text("redirect_uris")),
+            &Actor::Account,
+        )
+        .await?;
+        Ok(None)
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn rotate_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let client = clients::load_owned(ctx, &me.account.id, &fields.text("client")).await?;
+        let secret = clients::rotate_secret(ctx, client.id(), &Actor::Account).await?;
+        Ok(Some(Reveal {
+            label: "New client secret",
+            client_id: client.id().to_owned(),
+            value: secret,
+        }))
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn key_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let client = clients::load_owned(ctx, &me.account.id, &fields.text("client")).await?;
+        let (kid, pem) = clients::add_key(ctx, client.id(), &Actor::Account).await?;
+        Ok(Some(Reveal {
+            label: "Private key",
+            client_id: format!("{} (key {kid})", client.id()),
+            value: pem,
+        }))
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn delete_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let client = clients::load_owned(ctx, &me.account.id, &fields.text("client")).await?;
+        clients::delete(ctx, client.id(), &Actor::Account).await?;
+        Ok(None)
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
