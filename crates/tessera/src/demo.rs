@@ -5,6 +5,7 @@ use serde::Serialize;
 use tessera_domain::Ctx;
 use tessera_domain::accounts::NewAccount;
 use tessera_domain::audit::Actor;
+use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
 use tessera_store::AccountState;
 
 pub const DEMO_EMAIL: &str = "demo@example.test";
@@ -12,11 +13,19 @@ pub const DEMO_PASSWORD: &str = "tessera-demo";
 pub const DEMO_DOMAIN: &str = "example.test";
 pub const DEMO_PROJECT: &str = "Demo project";
 
+pub const DEMO_WEB_CLIENT: &str = "Demo web app";
+pub const DEMO_DEVICE_CLIENT: &str = "Demo TV app";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoInfo {
     pub email: String,
     pub password: String,
     pub project: String,
+    /// The web client's id, its redirect URI, and its secret (known only on the run that made it).
+    pub web_client_id: String,
+    pub web_redirect_uri: String,
+    pub web_client_secret: Option<String>,
+    pub device_client_id: String,
 }
 
 pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
@@ -34,19 +43,57 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
         };
         tessera_domain::accounts::create(ctx, new, &Actor::System, "").await?;
     }
-    if ctx
+    let existing = ctx
         .store
         .projects()
         .find_by_name(DEMO_PROJECT)
         .await
-        .map_err(tessera_domain::Error::from)?
-        .is_none()
-    {
-        tessera_domain::projects::create(ctx, DEMO_PROJECT, DEMO_EMAIL, &Actor::System).await?;
-    }
+        .map_err(tessera_domain::Error::from)?;
+    let project = match existing {
+        Some(project) => project,
+        None => {
+            tessera_domain::projects::create(ctx, DEMO_PROJECT, DEMO_EMAIL, &Actor::System).await?
+        }
+    };
+    // The web client returns to the account page, where the code can be read off the address bar.
+    let web_redirect_uri = format!("{}/account", ctx.public_url);
+    let existing = clients::list(ctx, &project.id).await?;
+    let web = existing.iter().find(|it| it.record.name == DEMO_WEB_CLIENT);
+    let (web_client_id, web_client_secret) = match web {
+        Some(client) => (client.record.client_id.clone(), None),
+        None => {
+            let new = new_client(ClientKind::Web, DEMO_WEB_CLIENT, vec![web_redirect_uri.clone()]);
+            let created = clients::create(ctx, &project, new, &Actor::System).await?;
+            (created.client.record.client_id, created.secret)
+        }
+    };
+    let device = existing.iter().find(|it| it.record.name == DEMO_DEVICE_CLIENT);
+    let device_client_id = match device {
+        Some(client) => client.record.client_id.clone(),
+        None => {
+            let new = new_client(ClientKind::Device, DEMO_DEVICE_CLIENT, Vec::new());
+            clients::create(ctx, &project, new, &Actor::System).await?.client.record.client_id
+        }
+    };
     Ok(DemoInfo {
         email: DEMO_EMAIL.to_owned(),
         password: DEMO_PASSWORD.to_owned(),
         project: DEMO_PROJECT.to_owned(),
+        web_client_id,
+        web_redirect_uri,
+        web_client_secret,
+        device_client_id,
     })
+}
+
+fn new_client(kind: ClientKind, name: &str, redirect_uris: Vec<String>) -> NewClient {
+    NewClient {
+        kind,
+        name: name.to_owned(),
+        redirect_uris,
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    }
 }

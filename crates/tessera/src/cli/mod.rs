@@ -164,6 +164,39 @@ fn print_welcome(config: &Config, server: &Server) {
             "  {base}/accounts/ListAccounts      the accounts signed in in this browser (JSON)"
         );
         println!("  {base}/metrics                    Prometheus metrics");
+        println!(
+            "  {base}/console                    the developer console (projects and clients)"
+        );
+        println!();
+        println!("OAuth 2.0 with the demo web client ({}):", demo.web_client_id);
+        match &demo.web_client_secret {
+            Some(secret) => println!("  client secret (shown this once): {secret}"),
+            None => println!(
+                "  client secret: shown when the demo was first seeded (rotate it in the console)"
+            ),
+        }
+        println!(
+            "  {base}/o/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope=openid%20email&access_type=offline",
+            demo.web_client_id,
+            percent_encode(&demo.web_redirect_uri)
+        );
+        println!(
+            "  then: curl -u CLIENT_ID:SECRET -d grant_type=authorization_code -d code=CODE -d redirect_uri={} {base}/o/oauth2/token",
+            demo.web_redirect_uri
+        );
+        println!(
+            "  and:  curl -u CLIENT_ID:SECRET -d grant_type=client_credentials {base}/o/oauth2/token"
+        );
+        println!();
+        println!("The device flow with the demo TV client:");
+        println!(
+            "  curl -d client_id={} -d scope=email {base}/o/oauth2/device/code",
+            demo.device_client_id
+        );
+        println!("  then open {base}/device and enter the user code");
+        println!(
+            "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
+        );
         println!("  tessera admin account list --data-dir {}", config.data_dir.display());
         println!(
             "  tessera admin audit --account {} --data-dir {}",
@@ -171,6 +204,17 @@ fn print_welcome(config: &Config, server: &Server) {
             config.data_dir.display()
         );
     }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn shutdown_signal() {

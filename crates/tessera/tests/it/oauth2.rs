@@ -1794,3 +1794,65 @@ fn admin_cli_adds_lists_rotates_and_deletes_clients() {
     let listed = run(&["admin", "client", "list", "--project", "Demo", "--json"], None);
     assert_eq!(listed.as_array().unwrap().len(), 1);
 }
+
+/// The demo's web client completes a code flow, and `tessera token verify` (the client library's
+/// verifier, fetching keys over HTTP) accepts the ID token for that audience and refuses others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_client_flow_and_token_verify_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = crate::support::test_config(dir.path());
+    let env =
+        TestEnv::start_raw(raw, dir, tessera::StartOptions { demo: true, ..Default::default() })
+            .await;
+    let demo = env.server.as_ref().unwrap().report.demo.clone().unwrap();
+    // The command checks expiry against the wall clock, so the server's clock is set to it.
+    #[allow(clippy::disallowed_methods)]
+    let wall =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    env.clock.set(wall as i64);
+    let secret = demo.web_client_secret.clone().expect("the first seeding shows the secret");
+    let mut browser = env.browser();
+    assert_eq!(browser.sign_in(&demo.email, &demo.password).await.status, 303);
+    let location = authorize(
+        &mut browser,
+        &auth_path(&demo.web_client_id, &demo.web_redirect_uri, "openid email", "&nonce=n-1"),
+    )
+    .await;
+    let code = param(&location, "code").unwrap();
+    let app = App { id: demo.web_client_id.clone(), secret: Some(secret) };
+    let reply = exchange(&env, &app, &code, &demo.web_redirect_uri, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let id_token = text(&reply.json, "id_token");
+
+    let verify = |audience: String| {
+        let base = env.base.clone();
+        let id_token = id_token.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+                .args(["token", "verify", &id_token, "--audience", &audience, "--issuer", &base])
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = verify(demo.web_client_id.clone()).await.unwrap();
+    assert!(
+        ok.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(claims["valid"], true);
+    assert_eq!(claims["email"], demo.email.as_str());
+    assert_eq!(claims["aud"][0], demo.web_client_id.as_str());
+    let wrong = verify("someone-else".to_owned()).await.unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    let answer: Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(answer["valid"], false);
+
+    // Seeding again finds the same clients and shows no secret.
+    let again = tessera::demo::seed(env.ctx()).await.unwrap();
+    assert_eq!(again.web_client_id, demo.web_client_id);
+    assert_eq!(again.device_client_id, demo.device_client_id);
+    assert!(again.web_client_secret.is_none());
+}
