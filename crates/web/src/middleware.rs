@@ -76,8 +76,7 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
         .and_then(|it| it.to_str().ok())
         .is_some_and(|it| it.starts_with("text/html"));
     if is_html {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
+        headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(
             HeaderValue::from_static(
                 "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
             ),

@@ -1598,6 +1598,12 @@ async fn implicit_and_form_post_only_for_clients_that_allow_them() {
         "{}",
         page.body
     );
+    // The page submits itself: its one script is allowed by hash, and no other script is.
+    assert!(page.body.contains("<script>document.forms[0].submit();</script>"));
+    let csp = page.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    let allowed = base64::engine::general_purpose::STANDARD
+        .encode(tessera_crypto::digest::sha256(b"document.forms[0].submit();"));
+    assert!(csp.contains(&format!("script-src 'sha256-{allowed}'")), "{csp}");
     let code = page.input("code").expect("the code is a hidden field");
     assert_eq!(page.input("state").as_deref(), Some("xyz"));
     assert_eq!(page.input("iss").as_deref(), Some(env.base.as_str()));

@@ -284,6 +284,9 @@ fn error(
     }
 }
 
+/// `script-src` allows exactly `document.forms[0].submit();` (its SHA-256).
+const FORM_POST_CSP: &str = "default-src 'none'; style-src 'self'; script-src 'sha256-8lDeP0UDwCO6/RhblgeH/ctdBzjVpJxrXizsnIk3cEQ='; base-uri 'none'; frame-ancestors 'none'";
+
 fn send(
     state: &AppState,
     uri: &str,
@@ -292,10 +295,18 @@ fn send(
     after_post: bool,
 ) -> Response {
     match mode {
-        ResponseMode::FormPost => render::page(
-            StatusCode::OK,
-            &FormPostPage { brand: &state.brand, action: uri.to_owned(), fields: params },
-        ),
+        ResponseMode::FormPost => {
+            let mut res = render::page(
+                StatusCode::OK,
+                &FormPostPage { brand: &state.brand, action: uri.to_owned(), fields: params },
+            );
+            // The page submits itself; its one inline script is allowed by hash, nothing else.
+            res.headers_mut().insert(
+                http::header::CONTENT_SECURITY_POLICY,
+                http::HeaderValue::from_static(FORM_POST_CSP),
+            );
+            res
+        }
         mode => redirect(&response::redirect_url(uri, mode, &params), after_post),
     }
 }
