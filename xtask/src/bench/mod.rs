@@ -26,7 +26,7 @@ use tokio::process::Command;
 use load::{Fixtures, LoadConfig, Plan, Req, Target};
 use procs::Server;
 use report::{Canary, GrowthStep, Outcome, Report, ScenarioReport, Settings, System, SystemResult};
-use scenarios::{Ceiling, Scenario};
+use scenarios::Scenario;
 use tessera::Tessera;
 
 const USAGE: &str = "\
@@ -266,6 +266,8 @@ struct Env {
     tessera_absent: Option<String>,
     peer: Option<Side>,
     peer2: Option<Side>,
+    /// The ceiling server, run alongside the scenarios that name an HTTP ceiling.
+    ceiling: Option<Side>,
 }
 
 impl Env {
@@ -355,10 +357,7 @@ fn missing_fixture_reason(plan: &Plan, fixtures: &Fixtures) -> Option<String> {
 
 async fn run_scenario(env: &Env, sc: &Scenario) -> ScenarioReport {
     let mut rep = ScenarioReport::new(sc.name, sc.title, sc.note);
-    rep.ceiling = sc.ceiling.map(|c| match c {
-        Ceiling::Http(name) => name.to_owned(),
-        Ceiling::Argon2 => "argon2id".to_owned(),
-    });
+    rep.ceiling = sc.ceiling.map(str::to_owned);
     let concurrency = if sc.password_bound { env.password_concurrency } else { env.concurrency };
     let mut targets = Vec::new();
     if let Some(t) = &env.tessera {
@@ -389,6 +388,13 @@ async fn run_scenario(env: &Env, sc: &Scenario) -> ScenarioReport {
             targets.push((System::Peer2, side2.target(System::Peer2.label(), plan, concurrency)));
         }
     }
+    // The ceiling takes its turns among the scenario's runs, so the fraction compares runs
+    // taken seconds apart.
+    if let (Some(name), Some(side), false) = (sc.ceiling, &env.ceiling, targets.is_empty())
+        && let Some((_, _, plan)) = scenarios::ceilings().into_iter().find(|c| c.0 == name)
+    {
+        targets.push((System::Ceiling, side.target(name, &plan, concurrency)));
+    }
     if targets.is_empty() {
         rep.outcome = Outcome::Skipped {
             reason: "nothing to run it against (no tessera, no peer equivalent)".into(),
@@ -396,6 +402,11 @@ async fn run_scenario(env: &Env, sc: &Scenario) -> ScenarioReport {
         return rep;
     }
     env.measure(&mut rep, targets).await;
+    finish(rep)
+}
+
+/// A scenario whose tessera side failed its first request failed.
+fn finish(mut rep: ScenarioReport) -> ScenarioReport {
     if let Some(e) =
         rep.results.iter().find(|r| r.system == System::Tessera).and_then(|r| r.error.clone())
     {
@@ -477,11 +488,13 @@ async fn build_ceiling(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(target.join("release/tessera-bench-ceiling"))
 }
 
+/// Raw operations per second on `threads` threads (all of them, or `only` one).
 async fn crypto(
     bin: &Path,
     millis: Duration,
     threads: usize,
-) -> anyhow::Result<Vec<(String, f64)>> {
+    only: Option<&str>,
+) -> anyhow::Result<Vec<report::CryptoOp>> {
     let mut cmd = Command::new(bin);
     cmd.args([
         "crypto",
@@ -490,6 +503,9 @@ async fn crypto(
         "--threads",
         &threads.to_string(),
     ]);
+    if let Some(op) = only {
+        cmd.args(["--only", op]);
+    }
     let (ok, out, err) = procs::output(cmd, Duration::from_secs(300)).await?;
     if !ok {
         bail!("tessera-bench-ceiling crypto failed: {err}");
@@ -505,7 +521,16 @@ async fn crypto(
         "eddsa_verify",
         report::ARGON2,
     ];
-    Ok(order.iter().filter_map(|k| Some(((*k).to_owned(), ops.get(*k)?.as_f64()?))).collect())
+    Ok(order
+        .iter()
+        .filter_map(|k| {
+            Some(report::CryptoOp {
+                name: (*k).to_owned(),
+                ops_per_sec: ops.get(*k)?.as_f64()?,
+                cpu_us_per_op: v["cpu_us_per_op"][*k].as_f64(),
+            })
+        })
+        .collect())
 }
 
 async fn settle_rss(server: &Server) -> Option<u64> {
@@ -573,11 +598,10 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
         .filter(|name| {
             opts.wants("ceilings")
                 || opts.wants(name)
-                || chosen.iter().any(|s| s.ceiling == Some(Ceiling::Http(name)))
+                || chosen.iter().any(|s| s.ceiling == Some(*name))
         })
         .collect();
-    let want_crypto =
-        opts.wants("crypto") || chosen.iter().any(|s| s.ceiling == Some(Ceiling::Argon2));
+    let want_crypto = opts.wants("crypto");
 
     // Builds, one at a time.
     let ceiling_bin = build_ceiling(&root).await?;
@@ -638,6 +662,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
         tessera_absent: None,
         peer: None,
         peer2: None,
+        ceiling: None,
         mode,
     };
 
@@ -756,17 +781,17 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     // Ceilings: nothing but HTTP and crypto.
     if let Some(server) = &ceiling_server {
         let side = Side::of(&[server], ceiling_fixtures());
+        env.ceiling = Some(side.clone());
         for (name, title, plan) in scenarios::ceilings() {
             if !ceiling_names.contains(name) {
                 continue;
             }
             say(started, &format!("ceiling {name}"));
             let mut rep = ScenarioReport::new(name, title, "");
-            env.measure(
-                &mut rep,
-                vec![(System::Ceiling, side.target(title, &plan, env.concurrency))],
-            )
-            .await;
+            let concurrency =
+                if name == "ceiling_argon2" { env.password_concurrency } else { env.concurrency };
+            env.measure(&mut rep, vec![(System::Ceiling, side.target(title, &plan, concurrency))])
+                .await;
             if let Some(e) = rep.results.iter().find_map(|r| r.error.clone()) {
                 report.failures.push(format!("{name}: {e}"));
             }
@@ -775,7 +800,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     }
     if want_crypto {
         say(started, "raw crypto");
-        match crypto(&ceiling_bin, env.mode.crypto, cores).await {
+        match crypto(&ceiling_bin, env.mode.crypto, cores, None).await {
             Ok(c) => report.crypto = c,
             Err(e) => report.failures.push(format!("raw crypto: {e:#}")),
         }
