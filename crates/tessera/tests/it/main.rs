@@ -9,6 +9,7 @@ mod account;
 mod browser;
 mod cli;
 mod cluster;
+mod interop;
 mod oauth2;
 mod robustness;
 mod signin;
