@@ -362,6 +362,15 @@ async fn verify_signature(
     Ok(Ok(()))
 }
 
+/// Why `AuthSubSessionToken` refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpgradeRefused {
+    /// The token itself was not accepted (unknown, used, revoked, or a bad signature).
+    Caller(CallerError),
+    /// A live token that cannot be upgraded: a session token, or one issued with `session=0`.
+    NotUpgradeable,
+}
+
 /// `AuthSubSessionToken`: exchanges a single-use token obtained with `session=1`, once, for a
 /// session token. Then at most [`MAX_SESSION_TOKENS`] live session tokens remain for this account
 /// and application: the oldest beyond that are revoked.
@@ -369,13 +378,13 @@ pub async fn upgrade(
     ctx: &Ctx,
     presented: Presented<'_>,
     request: &RequestFacts,
-) -> Result<Result<String, CallerError>> {
+) -> Result<Result<String, UpgradeRefused>> {
     let checked = match check(ctx, presented, request).await? {
         Ok(checked) => checked,
-        Err(err) => return Ok(Err(err)),
+        Err(err) => return Ok(Err(UpgradeRefused::Caller(err))),
     };
     if checked.record.kind != CredentialKind::AuthsubSingleUse || !checked.session_allowed {
-        return Ok(Err(CallerError::Invalid));
+        return Ok(Err(UpgradeRefused::NotUpgradeable));
     }
     let now = ctx.now();
     let Some(single) = ctx
@@ -384,7 +393,7 @@ pub async fn upgrade(
         .consume(&checked.record.digest, CredentialKind::AuthsubSingleUse, now)
         .await?
     else {
-        return Ok(Err(CallerError::Invalid));
+        return Ok(Err(UpgradeRefused::Caller(CallerError::Invalid)));
     };
     let account_id = single.account_id.clone().unwrap_or_default();
     let existing: Vec<CredentialRecord> = ctx

@@ -7,6 +7,7 @@ mod cookies;
 mod error;
 mod forms;
 mod health;
+mod legacy;
 mod middleware;
 mod pages;
 mod render;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+pub use legacy::Legacy;
 pub use pages::assets::STYLESHEET;
 use tessera_domain::Ctx;
 
@@ -29,6 +31,8 @@ pub struct AppState {
     pub brand: Arc<str>,
     /// URL prefixes outside this origin that `continue` may point to.
     pub continue_prefixes: Arc<[String]>,
+    /// Which legacy protocols (AuthSub, ClientLogin) this deployment serves.
+    pub legacy: Legacy,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
             secure_cookies,
             brand: "tessera".into(),
             continue_prefixes: Arc::from(Vec::new()),
+            legacy: Legacy::default(),
         }
     }
 }
@@ -49,6 +54,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(pages::router())
+        .merge(legacy::router(state.legacy))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::observe))
