@@ -8,5 +8,6 @@ mod account;
 #[cfg(feature = "browser")]
 mod browser;
 mod cli;
+mod legacy;
 mod robustness;
 mod signin;
