@@ -127,7 +127,9 @@ async fn first_admin(ctx: &Ctx) -> Result<AccountRecord> {
             return Ok(admin.clone());
         }
         if page.len() < 100 {
-            return Err(Error::Invalid("Name an owner with --owner (there is no administrator).".to_owned()));
+            return Err(Error::Invalid(
+                "Name an owner with --owner (there is no administrator).".to_owned(),
+            ));
         }
         offset += 100;
     }
@@ -181,7 +183,10 @@ pub async fn prepare(ctx: &Ctx, request: AuthSubRequest) -> Result<Prepared> {
         };
         let service = services::get(ctx, name).await?;
         if !services::accepts(&service, "authsub") {
-            return Err(Error::Invalid(format!("{} does not accept AuthSub.", service.display_name)));
+            return Err(Error::Invalid(format!(
+                "{} does not accept AuthSub.",
+                service.display_name
+            )));
         }
         if !service_names.contains(&service.display_name) {
             service_names.push(service.display_name);
@@ -244,7 +249,8 @@ pub async fn approve(
         return Err(Error::Forbidden);
     }
     let scopes: Vec<String> = prepared.scopes.iter().map(|it| it.scope.clone()).collect();
-    let grant = grants::grant(ctx, &account.id, &prepared.client_id, "authsub", &scopes, ip).await?;
+    let grant =
+        grants::grant(ctx, &account.id, &prepared.client_id, "authsub", &scopes, ip).await?;
     let now = ctx.now();
     let (token, digest) = ctx.new_token();
     let mut record = CredentialRecord::new(digest, CredentialKind::AuthsubSingleUse, now);
@@ -315,7 +321,9 @@ pub async fn check(
         record,
     };
     if checked.secure {
-        if let Err(err) = verify_signature(ctx, &checked.record, &digest, presented, request).await? {
+        if let Err(err) =
+            verify_signature(ctx, &checked.record, &digest, presented, request).await?
+        {
             return Ok(Err(err));
         }
     }

@@ -38,11 +38,15 @@ pub struct Login {
 pub enum Refusal {
     /// Unknown account or wrong password (indistinguishable); `second_factor` when the right
     /// password of a 2-step account was sent instead of an app password.
-    BadAuthentication { second_factor: bool },
+    BadAuthentication {
+        second_factor: bool,
+    },
     NotVerified,
     TermsNotAgreed,
     /// A CAPTCHA must be solved; the token names the new challenge.
-    CaptchaRequired { token: String },
+    CaptchaRequired {
+        token: String,
+    },
     /// The request names a service this server does not know.
     Unknown,
     AccountDeleted,
@@ -66,8 +70,7 @@ fn unlock_key(ip: &str) -> String {
 /// [`UNLOCK_TTL_SECS`] skips the CAPTCHA (once).
 pub async fn unlock(ctx: &Ctx, account_id: &str, ip: &str) -> Result<()> {
     ctx.store.counters().hit(&unlock_key(ip), UNLOCK_TTL_SECS, ctx.now()).await?;
-    audit::record(ctx, "clientlogin.unlock", Some(account_id), &Actor::Account, ip, json!({}))
-        .await
+    audit::record(ctx, "clientlogin.unlock", Some(account_id), &Actor::Account, ip, json!({})).await
 }
 
 pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
@@ -116,14 +119,30 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
     };
     let account = match account {
         Some(account) if account.totp_secret_enc.is_some() && password_ok => {
-            audit::record(ctx, "clientlogin.failure", Some(&account.id), &Actor::Account, ip, json!({ "reason": "needs_app_password" })).await?;
+            audit::record(
+                ctx,
+                "clientlogin.failure",
+                Some(&account.id),
+                &Actor::Account,
+                ip,
+                json!({ "reason": "needs_app_password" }),
+            )
+            .await?;
             return Ok(Err(Refusal::BadAuthentication { second_factor: true }));
         }
         Some(account) if password_ok || app_password_ok => account,
         account => {
             signin::count_failure(ctx, &login.email, ip).await?;
             let reason = if account.is_some() { "bad_password" } else { "unknown_account" };
-            audit::record(ctx, "clientlogin.failure", account.as_ref().map(|it| it.id.as_str()), &Actor::Account, ip, json!({ "reason": reason })).await?;
+            audit::record(
+                ctx,
+                "clientlogin.failure",
+                account.as_ref().map(|it| it.id.as_str()),
+                &Actor::Account,
+                ip,
+                json!({ "reason": reason }),
+            )
+            .await?;
             return Ok(Err(Refusal::BadAuthentication { second_factor: false }));
         }
     };
@@ -135,7 +154,15 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         AccountState::Deleted => Some(Refusal::AccountDeleted),
     };
     if let Some(refusal) = refusal {
-        audit::record(ctx, "clientlogin.failure", Some(&account.id), &Actor::Account, ip, json!({ "reason": account.state.as_str() })).await?;
+        audit::record(
+            ctx,
+            "clientlogin.failure",
+            Some(&account.id),
+            &Actor::Account,
+            ip,
+            json!({ "reason": account.state.as_str() }),
+        )
+        .await?;
         return Ok(Err(refusal));
     }
     signin::clear_failures(ctx, &login.email).await?;
@@ -144,7 +171,8 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         .as_deref()
         .map(|it| it.chars().take(200).collect::<String>())
         .unwrap_or_else(|| ANONYMOUS_SOURCE.to_owned());
-    let scopes: Vec<String> = service.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect();
+    let scopes: Vec<String> =
+        service.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect();
     let grant = grants::grant(ctx, &account.id, &client_id, "clientlogin", &scopes, ip).await?;
     let now = ctx.now();
     let data = json!({ "service": service.name }).to_string();
@@ -162,12 +190,21 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
     let session_ttl = ctx.policy.persistent_session_ttl_secs;
     let (sid, sid_record) = issue(CredentialKind::ClientLoginSid, session_ttl);
     let (lsid, lsid_record) = issue(CredentialKind::ClientLoginLsid, session_ttl);
-    let (auth, mut auth_record) = issue(CredentialKind::ClientLoginAuth, service.clientlogin_ttl_secs);
+    let (auth, mut auth_record) =
+        issue(CredentialKind::ClientLoginAuth, service.clientlogin_ttl_secs);
     auth_record.scopes = grants::normalize_scopes(scopes.iter().map(String::as_str));
     for record in [&sid_record, &lsid_record, &auth_record] {
         ctx.store.credentials().insert(record).await?;
     }
     metrics::counter!("tessera_clientlogin_total", "service" => service.name.clone()).increment(1);
-    audit::record(ctx, "clientlogin.success", Some(&account.id), &Actor::Account, ip, json!({ "service": service.name, "source": client_id, "app_password": app_password_ok })).await?;
+    audit::record(
+        ctx,
+        "clientlogin.success",
+        Some(&account.id),
+        &Actor::Account,
+        ip,
+        json!({ "service": service.name, "source": client_id, "app_password": app_password_ok }),
+    )
+    .await?;
     Ok(Ok(Issued { sid, lsid, auth }))
 }

@@ -66,11 +66,8 @@ pub fn parse_request(query: &str) -> Result<AuthSubRequest, RequestError> {
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(RequestError::BadNext);
     }
-    let scopes: Vec<String> = get(&pairs, "scope")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let scopes: Vec<String> =
+        get(&pairs, "scope").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
     if scopes.is_empty() {
         return Err(RequestError::MissingScope);
     }
@@ -195,17 +192,25 @@ mod tests {
         // gdata-python: encoded everything, hd=default.
         let req = parse_request("next=http%3A%2F%2Fapp.example.com%2Fcb%3Fa%3D1&scope=http%3A%2F%2Fwww.example.com%2Fcalendar%2Ffeeds%2F+http%3A%2F%2Fwww.example.com%2Fm8%2Ffeeds%2F&session=1&secure=0&hd=default").unwrap();
         assert_eq!(req.next, "http://app.example.com/cb?a=1");
-        assert_eq!(req.scopes, ["http://www.example.com/calendar/feeds/", "http://www.example.com/m8/feeds/"]);
+        assert_eq!(
+            req.scopes,
+            ["http://www.example.com/calendar/feeds/", "http://www.example.com/m8/feeds/"]
+        );
         assert!(req.session && !req.secure);
         assert_eq!(req.hd.as_deref(), Some("default"));
         // Zend: scope unescaped; session absent means 0.
-        let req = parse_request("next=http%3A%2F%2Fa.example%2F&scope=http://www.example.com/feeds/").unwrap();
+        let req =
+            parse_request("next=http%3A%2F%2Fa.example%2F&scope=http://www.example.com/feeds/")
+                .unwrap();
         assert_eq!(req.scopes, ["http://www.example.com/feeds/"]);
         assert!(!req.session);
         assert_eq!(parse_request("scope=x"), Err(RequestError::MissingNext));
         assert_eq!(parse_request("next=javascript:alert(1)&scope=x"), Err(RequestError::BadNext));
         assert_eq!(parse_request("next=http://a.example/"), Err(RequestError::MissingScope));
-        assert_eq!(parse_request("next=http://a.example/&scope=x&session=2"), Err(RequestError::BadFlag("session")));
+        assert_eq!(
+            parse_request("next=http://a.example/&scope=x&session=2"),
+            Err(RequestError::BadFlag("session"))
+        );
     }
 
     #[test]
@@ -215,7 +220,10 @@ mod tests {
             append_token("http://a.example/cb?auth_sub_scopes=http%3A%2F%2Fx%2F", "T"),
             "http://a.example/cb?auth_sub_scopes=http%3A%2F%2Fx%2F&token=T"
         );
-        assert_eq!(append_token("http://a.example/cb?x=1#frag", "T"), "http://a.example/cb?x=1&token=T#frag");
+        assert_eq!(
+            append_token("http://a.example/cb?x=1#frag", "T"),
+            "http://a.example/cb?x=1&token=T#frag"
+        );
         assert_eq!(append_token("http://a.example/cb?", "T"), "http://a.example/cb?token=T");
     }
 
@@ -240,7 +248,11 @@ mod tests {
     fn bodies_are_byte_exact() {
         assert_eq!(session_token_body("abc"), "Token=abc\n");
         assert_eq!(
-            token_info_body("http://a.example", &["http://x/feeds/".to_owned(), "http://y/".to_owned()], true),
+            token_info_body(
+                "http://a.example",
+                &["http://x/feeds/".to_owned(), "http://y/".to_owned()],
+                true
+            ),
             "Target=http://a.example\nScope=http://x/feeds/ http://y/\nSecure=true\n"
         );
         assert_eq!(target_of("http://App.example.com:8080/cb?x"), "http://app.example.com:8080");

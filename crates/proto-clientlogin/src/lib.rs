@@ -152,7 +152,8 @@ pub fn multipart_pairs(body: &[u8], boundary: &str) -> Result<Vec<(String, Strin
             .and_then(|line| {
                 line.split(';').find_map(|param| {
                     let (k, v) = param.split_once('=')?;
-                    (k.trim().eq_ignore_ascii_case("name")).then(|| v.trim().trim_matches('"').to_owned())
+                    (k.trim().eq_ignore_ascii_case("name"))
+                        .then(|| v.trim().trim_matches('"').to_owned())
                 })
             })
             .ok_or(ParseError::Malformed)?;
@@ -184,7 +185,10 @@ pub fn parse_request(pairs: &[(String, String)]) -> Result<Request, ParseError> 
         _ => return Err(ParseError::BadAccountType),
     };
     let required = |name: &'static str| {
-        first(pairs, name).filter(|it| !it.is_empty()).map(str::to_owned).ok_or(ParseError::Missing(name))
+        first(pairs, name)
+            .filter(|it| !it.is_empty())
+            .map(str::to_owned)
+            .ok_or(ParseError::Missing(name))
     };
     let email = required("Email")?;
     let passwd = required("Passwd")?;
@@ -245,12 +249,18 @@ mod tests {
         assert_eq!(req.email, "alice@example.com");
         assert_eq!(req.account_type, AccountType::HostedOrGoogle);
         assert_eq!(req.source.as_deref(), Some("Example-CalApp-1.0"));
-        let req = parse_request(&pairs("service=cl&Passwd=a+b&Email=x&logintoken=t&loginanswer=ans&accountType=GOOGLE")).unwrap();
+        let req = parse_request(&pairs(
+            "service=cl&Passwd=a+b&Email=x&logintoken=t&loginanswer=ans&accountType=GOOGLE",
+        ))
+        .unwrap();
         assert_eq!(req.passwd, "a b");
         assert_eq!(req.account_type, AccountType::Google);
         assert_eq!(req.captcha, Some(("t".to_owned(), "ans".to_owned())));
         assert_eq!(parse_request(&pairs("Email=x&Passwd=y")), Err(ParseError::Missing("service")));
-        assert_eq!(parse_request(&pairs("Email=x&Passwd=y&service=cl&accountType=OTHER")), Err(ParseError::BadAccountType));
+        assert_eq!(
+            parse_request(&pairs("Email=x&Passwd=y&service=cl&accountType=OTHER")),
+            Err(ParseError::BadAccountType)
+        );
     }
 
     #[test]
@@ -259,7 +269,13 @@ mod tests {
         let boundary = multipart_boundary(ct).unwrap();
         let body = b"-----ZENDBOUNDARY\r\nContent-Disposition: form-data; name=\"Email\"\r\n\r\nalice@example.com\r\n-----ZENDBOUNDARY\r\nContent-Disposition: form-data; name=\"Passwd\"\r\n\r\npass word\r\n-----ZENDBOUNDARY--\r\n";
         let got = multipart_pairs(body, &boundary).unwrap();
-        assert_eq!(got, vec![("Email".to_owned(), "alice@example.com".to_owned()), ("Passwd".to_owned(), "pass word".to_owned())]);
+        assert_eq!(
+            got,
+            vec![
+                ("Email".to_owned(), "alice@example.com".to_owned()),
+                ("Passwd".to_owned(), "pass word".to_owned())
+            ]
+        );
         assert!(multipart_boundary("application/x-www-form-urlencoded").is_none());
         assert!(multipart_pairs(b"garbage", "b").is_err());
     }
@@ -268,11 +284,21 @@ mod tests {
     fn bodies_are_byte_exact() {
         assert_eq!(success_body("s", "l", "a"), "SID=s\nLSID=l\nAuth=a\n");
         assert_eq!(
-            error_body(ErrorCode::BadAuthentication, &ErrorExtras { info: Some("InvalidSecondFactor".to_owned()), ..Default::default() }),
+            error_body(
+                ErrorCode::BadAuthentication,
+                &ErrorExtras { info: Some("InvalidSecondFactor".to_owned()), ..Default::default() }
+            ),
             "Error=BadAuthentication\nInfo=InvalidSecondFactor\n"
         );
         assert_eq!(
-            error_body(ErrorCode::CaptchaRequired, &ErrorExtras { url: Some("https://h/u".to_owned()), captcha: Some(("T".to_owned(), "Captcha?ctoken=T".to_owned())), info: None }),
+            error_body(
+                ErrorCode::CaptchaRequired,
+                &ErrorExtras {
+                    url: Some("https://h/u".to_owned()),
+                    captcha: Some(("T".to_owned(), "Captcha?ctoken=T".to_owned())),
+                    info: None
+                }
+            ),
             "Error=CaptchaRequired\nUrl=https://h/u\nCaptchaToken=T\nCaptchaUrl=Captcha?ctoken=T\n"
         );
         for code in ErrorCode::ALL {

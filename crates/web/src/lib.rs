@@ -15,8 +15,8 @@ mod render;
 use std::sync::Arc;
 
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 pub use legacy::Legacy;
+use metrics_exporter_prometheus::PrometheusHandle;
 pub use pages::assets::STYLESHEET;
 use tessera_domain::Ctx;
 

@@ -297,9 +297,10 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
         }
         AdminCommand::Authsub(AuthsubCommand::Add { domain, next_prefix, cert, owner }) => {
             let pem = match cert {
-                Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
-                    anyhow::anyhow!("cannot read {}: {err}", path.display())
-                })?),
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?,
+                ),
                 None => None,
             };
             let reg = tessera_domain::authsub::register(

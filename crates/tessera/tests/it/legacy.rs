@@ -46,8 +46,12 @@ fn tokens(page: &Page) -> (String, String, String) {
     assert_eq!(lines.len(), 4, "{:?}", page.body);
     assert_eq!(lines[3], "", "the last line ends in LF");
     let value = |i: usize, key: &str| {
-        let v = lines[i].strip_prefix(&format!("{key}=")).unwrap_or_else(|| panic!("{}", page.body));
-        assert!(v.len() >= 40 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{v}");
+        let v =
+            lines[i].strip_prefix(&format!("{key}=")).unwrap_or_else(|| panic!("{}", page.body));
+        assert!(
+            v.len() >= 40 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{v}"
+        );
         v.to_owned()
     };
     (value(0, "SID"), value(1, "LSID"), value(2, "Auth"))
@@ -134,7 +138,10 @@ async fn clientlogin_issues_three_lines_and_the_auth_token_resolves() {
     assert!(page.body.contains("<td>clientlogin</td>"));
     let usage = tessera_domain::legacy::usage(env.ctx()).await.unwrap();
     assert_eq!(usage.len(), 1);
-    assert_eq!((usage[0].protocol.as_str(), usage[0].client_id.as_str(), usage[0].accounts), ("clientlogin", "Example-CalApp-1.0", 1));
+    assert_eq!(
+        (usage[0].protocol.as_str(), usage[0].client_id.as_str(), usage[0].accounts),
+        ("clientlogin", "Example-CalApp-1.0", 1)
+    );
 }
 
 #[tokio::test]
@@ -145,16 +152,32 @@ async fn clientlogin_accepts_every_request_shape() {
     let mut b = env.browser();
     // Without the /accounts prefix, Content-Type with extra parameters and a trailing `;`.
     let body = b"Email=alice%40example.com&Passwd=north23AZ&service=cl".to_vec();
-    tokens(&b.post_raw("/ClientLogin", "application/x-www-form-urlencoded; charset=UTF-8;", body).await);
+    tokens(
+        &b.post_raw("/ClientLogin", "application/x-www-form-urlencoded; charset=UTF-8;", body)
+            .await,
+    );
     // GET with a query.
-    tokens(&b.get("/accounts/ClientLogin?Email=alice%40example.com&Passwd=north23AZ&service=cl&source=x").await);
+    tokens(
+        &b.get(
+            "/accounts/ClientLogin?Email=alice%40example.com&Passwd=north23AZ&service=cl&source=x",
+        )
+        .await,
+    );
     // multipart/form-data, as Zend_Gdata sends it.
     let mut body = Vec::new();
     for (k, v) in login("alice@example.com", "north23AZ") {
-        body.extend_from_slice(format!("--ZendBoundary\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!(
+                "--ZendBoundary\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+            )
+            .as_bytes(),
+        );
     }
     body.extend_from_slice(b"--ZendBoundary--\r\n");
-    tokens(&b.post_raw("/accounts/ClientLogin", "multipart/form-data; boundary=ZendBoundary", body).await);
+    tokens(
+        &b.post_raw("/accounts/ClientLogin", "multipart/form-data; boundary=ZendBoundary", body)
+            .await,
+    );
 }
 
 #[tokio::test]
@@ -177,9 +200,15 @@ async fn clientlogin_failures_are_byte_exact() {
     assert_eq!(missing.body, format!("Error=Unknown\nUrl={}\n", help("Unknown")));
     let mut fields = login("alice@example.com", "north23AZ");
     fields[3] = ("service", "nosuch");
-    assert_eq!(clientlogin(&env, &fields).await.body, format!("Error=Unknown\nUrl={}\n", help("Unknown")));
+    assert_eq!(
+        clientlogin(&env, &fields).await.body,
+        format!("Error=Unknown\nUrl={}\n", help("Unknown"))
+    );
     fields[3] = ("service", "oauthonly");
-    assert_eq!(clientlogin(&env, &fields).await.body, format!("Error=ServiceDisabled\nUrl={}\n", help("ServiceDisabled")));
+    assert_eq!(
+        clientlogin(&env, &fields).await.body,
+        format!("Error=ServiceDisabled\nUrl={}\n", help("ServiceDisabled"))
+    );
     // accountType=HOSTED does not match a consumer account.
     let mut fields = login("alice@example.com", "north23AZ");
     fields[0] = ("accountType", "HOSTED");
@@ -196,10 +225,14 @@ async fn clientlogin_failures_are_byte_exact() {
         assert_eq!(page.status, 403);
         assert_eq!(page.body, format!("Error={code}\nUrl={}\n", help(code)));
         // A wrong password still says only BadAuthentication.
-        assert_eq!(clientlogin(&env, &login("alice@example.com", "nope-nope")).await.body, "Error=BadAuthentication\n");
+        assert_eq!(
+            clientlogin(&env, &login("alice@example.com", "nope-nope")).await.body,
+            "Error=BadAuthentication\n"
+        );
         tessera_domain::signin::clear_failures(env.ctx(), "alice@example.com").await.unwrap();
     }
-    let help_page = env.browser().get(&format!("/accounts/ClientLoginHelp?Error=NotVerified")).await;
+    let help_page =
+        env.browser().get(&format!("/accounts/ClientLoginHelp?Error=NotVerified")).await;
     assert_eq!(help_page.status, 200);
     assert!(help_page.body.contains("has not been verified"));
 }
@@ -214,8 +247,13 @@ async fn two_step_accounts_sign_in_with_app_passwords_only() {
     let page = clientlogin(&env, &login("alice@example.com", "north23AZ")).await;
     assert_eq!(page.status, 403);
     assert_eq!(page.body, "Error=BadAuthentication\nInfo=InvalidSecondFactor\n");
-    assert_eq!(clientlogin(&env, &login("alice@example.com", "wrong-one")).await.body, "Error=BadAuthentication\n");
-    let asp = tessera_domain::app_passwords::create(env.ctx(), &account, "calendar sync", "").await.unwrap();
+    assert_eq!(
+        clientlogin(&env, &login("alice@example.com", "wrong-one")).await.body,
+        "Error=BadAuthentication\n"
+    );
+    let asp = tessera_domain::app_passwords::create(env.ctx(), &account, "calendar sync", "")
+        .await
+        .unwrap();
     tokens(&clientlogin(&env, &login("alice@example.com", &asp)).await);
     tokens(&clientlogin(&env, &login("alice@example.com", &asp.replace(' ', ""))).await);
 }
@@ -245,7 +283,10 @@ async fn captcha_after_repeated_failures_then_solved() {
     service(&env, "cl", CAL, None).await;
     env.account("alice@example.com", "north23AZ").await;
     for _ in 0..5 {
-        assert_eq!(clientlogin(&env, &login("alice@example.com", "bad-guess")).await.body, "Error=BadAuthentication\n");
+        assert_eq!(
+            clientlogin(&env, &login("alice@example.com", "bad-guess")).await.body,
+            "Error=BadAuthentication\n"
+        );
     }
     // The right password is not even checked now.
     let page = clientlogin(&env, &login("alice@example.com", "north23AZ")).await;
@@ -279,15 +320,33 @@ async fn display_unlock_captcha_lets_the_next_clientlogin_through_once() {
     let mut b = env.browser();
     let first = b.get("/accounts/DisplayUnlockCaptcha").await;
     assert_eq!(first.status, 302);
-    assert!(first.location().starts_with("/accounts/ServiceLogin?continue="), "{}", first.location());
+    assert!(
+        first.location().starts_with("/accounts/ServiceLogin?continue="),
+        "{}",
+        first.location()
+    );
     // The browser sign-in is CAPTCHA-gated too (same counters): solve it there.
     let form = b.get("/accounts/ServiceLogin").await;
     let csrf = form.csrf();
-    let res = b.post("/accounts/ServiceLoginAuth", &[("csrf", &csrf), ("Email", "alice@example.com"), ("Passwd", "north23AZ")]).await;
+    let res = b
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[("csrf", &csrf), ("Email", "alice@example.com"), ("Passwd", "north23AZ")],
+        )
+        .await;
     let token = res.input("logintoken").expect("captcha on the sign-in form");
     let answer = spelled_answer(&env, &token).await;
     let res = b
-        .post("/accounts/ServiceLoginAuth", &[("csrf", &res.csrf()), ("Email", "alice@example.com"), ("Passwd", "north23AZ"), ("logintoken", &token), ("logincaptcha", &answer)])
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &res.csrf()),
+                ("Email", "alice@example.com"),
+                ("Passwd", "north23AZ"),
+                ("logintoken", &token),
+                ("logincaptcha", &answer),
+            ],
+        )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     // Signing in cleared the account's failures; fail again so ClientLogin wants a CAPTCHA.
@@ -299,11 +358,31 @@ async fn display_unlock_captcha_lets_the_next_clientlogin_through_once() {
     let page = b.get("/accounts/DisplayUnlockCaptcha").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let token = page.input("logintoken").unwrap();
-    let wrong = b.post("/accounts/DisplayUnlockCaptcha", &[("csrf", &page.csrf()), ("authuser", "0"), ("logintoken", &token), ("logincaptcha", "nope")]).await;
+    let wrong = b
+        .post(
+            "/accounts/DisplayUnlockCaptcha",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("logintoken", &token),
+                ("logincaptcha", "nope"),
+            ],
+        )
+        .await;
     assert!(wrong.body.contains("were not the characters"), "{}", wrong.body);
     let token = wrong.input("logintoken").unwrap();
     let answer = spelled_answer(&env, &token).await;
-    let done = b.post("/accounts/DisplayUnlockCaptcha", &[("csrf", &wrong.csrf()), ("authuser", "0"), ("logintoken", &token), ("logincaptcha", &answer)]).await;
+    let done = b
+        .post(
+            "/accounts/DisplayUnlockCaptcha",
+            &[
+                ("csrf", &wrong.csrf()),
+                ("authuser", "0"),
+                ("logintoken", &token),
+                ("logincaptcha", &answer),
+            ],
+        )
+        .await;
     assert!(done.body.contains("within the next 10 minutes"), "{}", done.body);
 
     tokens(&clientlogin(&env, &login("alice@example.com", "north23AZ")).await);
@@ -324,7 +403,15 @@ async fn allow(env: &TestEnv, b: &mut Browser, query: &str) -> String {
     let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let res = b
-        .post("/accounts/AuthSubRequest", &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query_field(&page)), ("action", "allow")])
+        .post(
+            "/accounts/AuthSubRequest",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("query", &query_field(&page)),
+                ("action", "allow"),
+            ],
+        )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     let _ = env;
@@ -333,7 +420,11 @@ async fn allow(env: &TestEnv, b: &mut Browser, query: &str) -> String {
 
 fn token_of(location: &str) -> String {
     let token = location.rsplit_once("token=").unwrap().1.to_owned();
-    assert!(token.len() >= 40 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{token}");
+    assert!(
+        token.len() >= 40
+            && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "{token}"
+    );
     token
 }
 
@@ -343,12 +434,16 @@ async fn authsub_full_flow_through_the_browser() {
     service(&env, "cl", CAL, None).await;
     env.account("alice@example.com", "north23AZ").await;
     let next = "http://app.example.com/cb?auth_sub_scopes=http%3A%2F%2Fwww.example.com%2Fcalendar%2Ffeeds%2F";
-    let query = format!("next={}&scope={}&session=1&secure=0&hd=default", urlencode(next), urlencode(CAL));
+    let query =
+        format!("next={}&scope={}&session=1&secure=0&hd=default", urlencode(next), urlencode(CAL));
     let mut b = env.browser();
     let first = b.get(&format!("/AuthSubRequest?{query}")).await;
     assert_eq!(first.status, 302);
     let continue_url = format!("{}/accounts/AuthSubRequest?{query}", env.base);
-    assert_eq!(first.location(), format!("/accounts/ServiceLogin?continue={}", urlencode(&continue_url)));
+    assert_eq!(
+        first.location(),
+        format!("/accounts/ServiceLogin?continue={}", urlencode(&continue_url))
+    );
     let signed = b.sign_in_to("alice@example.com", "north23AZ", &continue_url).await;
     assert_eq!(signed.status, 303, "{}", signed.body);
     let back = signed.location().to_owned();
@@ -359,28 +454,75 @@ async fn authsub_full_flow_through_the_browser() {
     assert!(page.body.contains("This application is not registered."));
     assert!(page.body.contains("<li>cl service</li>"));
     // Allow needs the CSRF token.
-    let forged = b.post("/accounts/AuthSubRequest", &[("csrf", "x"), ("authuser", "0"), ("query", &query_field(&page)), ("action", "allow")]).await;
+    let forged = b
+        .post(
+            "/accounts/AuthSubRequest",
+            &[
+                ("csrf", "x"),
+                ("authuser", "0"),
+                ("query", &query_field(&page)),
+                ("action", "allow"),
+            ],
+        )
+        .await;
     assert_eq!(forged.status, 400);
     let res = b
-        .post("/accounts/AuthSubRequest", &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query_field(&page)), ("action", "allow")])
+        .post(
+            "/accounts/AuthSubRequest",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("query", &query_field(&page)),
+                ("action", "allow"),
+            ],
+        )
         .await;
     assert_eq!(res.status, 303);
     let location = res.location();
     assert!(location.starts_with(&format!("{next}&token=")), "{location}");
     let single = token_of(location);
 
-    let info = with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token=\"{single}\"")).await;
+    let info = with_authorization(
+        &env,
+        "/accounts/AuthSubTokenInfo",
+        &format!("AuthSub token=\"{single}\""),
+    )
+    .await;
     assert_eq!(info.status, 200);
     assert_eq!(info.headers["content-type"], "text/plain; charset=UTF-8");
     assert_eq!(info.body, format!("Target=http://app.example.com\nScope={CAL}\nSecure=false\n"));
-    let upgraded = with_authorization(&env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await;
+    let upgraded = with_authorization(
+        &env,
+        "/accounts/AuthSubSessionToken",
+        &format!("AuthSub token={single}"),
+    )
+    .await;
     assert_eq!(upgraded.status, 200, "{}", upgraded.body);
-    let session = upgraded.body.strip_prefix("Token=").unwrap().strip_suffix('\n').unwrap().to_owned();
+    let session =
+        upgraded.body.strip_prefix("Token=").unwrap().strip_suffix('\n').unwrap().to_owned();
     assert_eq!(upgraded.body, format!("Token={session}\n"));
-    assert!(!upgraded.headers.iter().any(|(_, v)| v.to_str().unwrap_or_default().to_lowercase().contains("token=")));
+    assert!(
+        !upgraded.headers.iter().any(|(_, v)| v
+            .to_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("token="))
+    );
     // The single-use token is dead now.
-    assert_unauthorized(&env, &with_authorization(&env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await);
-    assert_unauthorized(&env, &with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token={single}")).await);
+    assert_unauthorized(
+        &env,
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubSessionToken",
+            &format!("AuthSub token={single}"),
+        )
+        .await,
+    );
+    assert_unauthorized(
+        &env,
+        &with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token={single}"))
+            .await,
+    );
 
     let (status, found) = caller(&env, &format!("AuthSub token=\"{session}\""), "GET", CAL).await;
     assert_eq!(status, 200);
@@ -392,9 +534,19 @@ async fn authsub_full_flow_through_the_browser() {
     assert!(account_page.body.contains("app.example.com (not registered)"));
     assert!(account_page.body.contains("<td>authsub</td>"));
 
-    let revoked = with_authorization(&env, "/AuthSubRevokeToken", &format!("AuthSub token=\"{session}\"")).await;
+    let revoked =
+        with_authorization(&env, "/AuthSubRevokeToken", &format!("AuthSub token=\"{session}\""))
+            .await;
     assert_eq!((revoked.status, revoked.body.as_str()), (200, ""));
-    assert_unauthorized(&env, &with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token=\"{session}\"")).await);
+    assert_unauthorized(
+        &env,
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubTokenInfo",
+            &format!("AuthSub token=\"{session}\""),
+        )
+        .await,
+    );
     assert_eq!(caller(&env, &format!("AuthSub token={session}"), "GET", CAL).await.0, 401);
 }
 
@@ -407,13 +559,44 @@ async fn authsub_deny_unknown_scopes_and_single_use_tokens() {
     b.sign_in("alice@example.com", "north23AZ").await;
     let query = format!("next={}&scope={}", urlencode("http://app.example.com/cb"), urlencode(CAL));
     let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
-    let denied = b.post("/accounts/AuthSubRequest", &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query_field(&page)), ("action", "deny")]).await;
+    let denied = b
+        .post(
+            "/accounts/AuthSubRequest",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("query", &query_field(&page)),
+                ("action", "deny"),
+            ],
+        )
+        .await;
     assert_eq!(denied.status, 200);
     assert!(denied.headers.get("location").is_none());
     assert!(denied.body.contains("app.example.com was not given access"));
-    assert!(tessera_domain::grants::connected(env.ctx(), &env.ctx().store.accounts().find_by_email("alice@example.com").await.unwrap().unwrap().id).await.unwrap().is_empty());
+    assert!(
+        tessera_domain::grants::connected(
+            env.ctx(),
+            &env.ctx()
+                .store
+                .accounts()
+                .find_by_email("alice@example.com")
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
 
-    let unknown = b.get(&format!("/accounts/AuthSubRequest?next={}&scope={}", urlencode("http://app.example.com/cb"), urlencode("http://evil.example.com/"))).await;
+    let unknown = b
+        .get(&format!(
+            "/accounts/AuthSubRequest?next={}&scope={}",
+            urlencode("http://app.example.com/cb"),
+            urlencode("http://evil.example.com/")
+        ))
+        .await;
     assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("Unknown scope"), "{}", unknown.body);
     // Unregistered apps cannot ask for secure tokens.
@@ -424,9 +607,16 @@ async fn authsub_deny_unknown_scopes_and_single_use_tokens() {
     let location = allow(&env, &mut b, &query).await;
     assert_eq!(location, format!("http://app.example.com/cb?token={}", token_of(&location)));
     let single = token_of(&location);
-    let refused = with_authorization(&env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await;
+    let refused = with_authorization(
+        &env,
+        "/accounts/AuthSubSessionToken",
+        &format!("AuthSub token={single}"),
+    )
+    .await;
     assert_eq!(refused.status, 403);
-    assert!(refused.body.contains("<TITLE>Invalid AuthSub token - this token cannot be exchanged for a session token.</TITLE>"));
+    assert!(refused.body.contains(
+        "<TITLE>Invalid AuthSub token - this token cannot be exchanged for a session token.</TITLE>"
+    ));
     assert_eq!(caller(&env, &format!("AuthSub token={single}"), "GET", CAL).await.0, 200);
     assert_eq!(caller(&env, &format!("AuthSub token={single}"), "GET", CAL).await.0, 401);
 }
@@ -438,38 +628,110 @@ async fn at_most_ten_session_tokens_per_account_and_app() {
     env.account("alice@example.com", "north23AZ").await;
     let mut b = env.browser();
     b.sign_in("alice@example.com", "north23AZ").await;
-    let query = format!("next={}&scope={}&session=1", urlencode("http://app.example.com/cb"), urlencode(CAL));
-    let other = format!("next={}&scope={}&session=1", urlencode("http://other.example.com/cb"), urlencode(CAL));
+    let query = format!(
+        "next={}&scope={}&session=1",
+        urlencode("http://app.example.com/cb"),
+        urlencode(CAL)
+    );
+    let other = format!(
+        "next={}&scope={}&session=1",
+        urlencode("http://other.example.com/cb"),
+        urlencode(CAL)
+    );
     let mut sessions = Vec::new();
     for i in 0..11 {
         env.clock.advance(1);
         let single = token_of(&allow(&env, &mut b, &query).await);
-        let page = with_authorization(&env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await;
+        let page = with_authorization(
+            &env,
+            "/accounts/AuthSubSessionToken",
+            &format!("AuthSub token={single}"),
+        )
+        .await;
         sessions.push(page.body.trim_end().strip_prefix("Token=").unwrap().to_owned());
         if i == 0 {
             // Another app's tokens do not count against this one.
             let single = token_of(&allow(&env, &mut b, &other).await);
-            let page = with_authorization(&env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await;
+            let page = with_authorization(
+                &env,
+                "/accounts/AuthSubSessionToken",
+                &format!("AuthSub token={single}"),
+            )
+            .await;
             sessions.push(page.body.trim_end().strip_prefix("Token=").unwrap().to_owned());
         }
     }
     let other_token = sessions.remove(1);
-    assert_unauthorized(&env, &with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token={}", sessions[0])).await);
+    assert_unauthorized(
+        &env,
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubTokenInfo",
+            &format!("AuthSub token={}", sessions[0]),
+        )
+        .await,
+    );
     for token in &sessions[1..] {
-        assert_eq!(with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token={token}")).await.status, 200);
+        assert_eq!(
+            with_authorization(
+                &env,
+                "/accounts/AuthSubTokenInfo",
+                &format!("AuthSub token={token}")
+            )
+            .await
+            .status,
+            200
+        );
     }
-    assert_eq!(with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token={other_token}")).await.status, 200);
+    assert_eq!(
+        with_authorization(
+            &env,
+            "/accounts/AuthSubTokenInfo",
+            &format!("AuthSub token={other_token}")
+        )
+        .await
+        .status,
+        200
+    );
 
     // Removing the app on the account page kills all of its tokens.
     let page = b.get("/account").await;
-    let account = env.ctx().store.accounts().find_by_email("alice@example.com").await.unwrap().unwrap();
-    let grant = tessera_domain::grants::find_live(env.ctx(), &account.id, "app.example.com", "authsub").await.unwrap().unwrap();
-    let res = b.post("/account/apps/revoke", &[("csrf", &page.csrf()), ("authuser", "0"), ("grant", &grant.id)]).await;
+    let account =
+        env.ctx().store.accounts().find_by_email("alice@example.com").await.unwrap().unwrap();
+    let grant =
+        tessera_domain::grants::find_live(env.ctx(), &account.id, "app.example.com", "authsub")
+            .await
+            .unwrap()
+            .unwrap();
+    let res = b
+        .post(
+            "/account/apps/revoke",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("grant", &grant.id)],
+        )
+        .await;
     assert_eq!(res.status, 303, "{}", res.body);
     for token in &sessions[1..] {
-        assert_eq!(with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token={token}")).await.status, 401);
+        assert_eq!(
+            with_authorization(
+                &env,
+                "/accounts/AuthSubTokenInfo",
+                &format!("AuthSub token={token}")
+            )
+            .await
+            .status,
+            401
+        );
     }
-    assert_eq!(with_authorization(&env, "/accounts/AuthSubTokenInfo", &format!("AuthSub token={other_token}")).await.status, 200);
+    assert_eq!(
+        with_authorization(
+            &env,
+            "/accounts/AuthSubTokenInfo",
+            &format!("AuthSub token={other_token}")
+        )
+        .await
+        .status,
+        200
+    );
 }
 
 fn openssl(args: &[&str], dir: &std::path::Path) {
@@ -496,23 +758,88 @@ async fn secure_tokens_need_an_openssl_signature_of_this_request() {
     service(&env, "cl", CAL, None).await;
     env.account("alice@example.com", "north23AZ").await;
     let dir = env.dir.path();
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "30", "-subj", "/CN=app.example.com"], dir);
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=app.example.com",
+        ],
+        dir,
+    );
     let pem = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
     let ctx = env.ctx();
     // The next prefix must be on the domain; the certificate must be one.
-    assert!(tessera_domain::authsub::register(ctx, "app.example.com", "https://evil.example.net/", Some(&pem), Some("alice@example.com"), &Actor::Cli).await.is_err());
-    assert!(tessera_domain::authsub::register(ctx, "app.example.com", "https://app.example.com/", Some("junk"), Some("alice@example.com"), &Actor::Cli).await.is_err());
-    tessera_domain::authsub::register(ctx, "app.example.com", "https://app.example.com/authsub/", Some(&pem), Some("alice@example.com"), &Actor::Cli).await.unwrap();
+    assert!(
+        tessera_domain::authsub::register(
+            ctx,
+            "app.example.com",
+            "https://evil.example.net/",
+            Some(&pem),
+            Some("alice@example.com"),
+            &Actor::Cli
+        )
+        .await
+        .is_err()
+    );
+    assert!(
+        tessera_domain::authsub::register(
+            ctx,
+            "app.example.com",
+            "https://app.example.com/",
+            Some("junk"),
+            Some("alice@example.com"),
+            &Actor::Cli
+        )
+        .await
+        .is_err()
+    );
+    tessera_domain::authsub::register(
+        ctx,
+        "app.example.com",
+        "https://app.example.com/authsub/",
+        Some(&pem),
+        Some("alice@example.com"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
 
     let mut b = env.browser();
     b.sign_in("alice@example.com", "north23AZ").await;
     // A registered domain must return under its prefix.
-    let outside = b.get(&format!("/accounts/AuthSubRequest?next={}&scope={}", urlencode("https://app.example.com/elsewhere"), urlencode(CAL))).await;
+    let outside = b
+        .get(&format!(
+            "/accounts/AuthSubRequest?next={}&scope={}",
+            urlencode("https://app.example.com/elsewhere"),
+            urlencode(CAL)
+        ))
+        .await;
     assert_eq!(outside.status, 400);
-    let query = format!("next={}&scope={}&session=1&secure=1", urlencode("https://www.app.example.com/authsub/cb"), urlencode(CAL));
+    let query = format!(
+        "next={}&scope={}&session=1&secure=1",
+        urlencode("https://www.app.example.com/authsub/cb"),
+        urlencode(CAL)
+    );
     let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
-    assert_eq!(page.status, 400, "www.app.example.com is under app.example.com but outside the prefix");
-    let query = format!("next={}&scope={}&session=1&secure=1", urlencode("https://app.example.com/authsub/cb"), urlencode(CAL));
+    assert_eq!(
+        page.status, 400,
+        "www.app.example.com is under app.example.com but outside the prefix"
+    );
+    let query = format!(
+        "next={}&scope={}&session=1&secure=1",
+        urlencode("https://app.example.com/authsub/cb"),
+        urlencode(CAL)
+    );
     let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
     assert!(!page.body.contains("not registered"));
     let single = token_of(&allow(&env, &mut b, &query).await);
@@ -526,20 +853,61 @@ async fn secure_tokens_need_an_openssl_signature_of_this_request() {
     // Unsigned, wrongly signed, wrong URL, wrong method, stale: 403, and the token survives.
     let forbidden = |page: &Page| {
         assert_eq!(page.status, 403, "{}", page.body);
-        assert!(page.body.contains("<TITLE>Token invalid - Invalid AuthSub signature.</TITLE>"), "{}", page.body);
+        assert!(
+            page.body.contains("<TITLE>Token invalid - Invalid AuthSub signature.</TITLE>"),
+            "{}",
+            page.body
+        );
     };
-    forbidden(&with_authorization(&env, "/accounts/AuthSubSessionToken", &format!("AuthSub token=\"{single}\"")).await);
-    let tampered = signed("GET", &upgrade_url, T0, "1").replace(&format!("{T0} 1\""), &format!("{T0} 2\""));
+    forbidden(
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubSessionToken",
+            &format!("AuthSub token=\"{single}\""),
+        )
+        .await,
+    );
+    let tampered =
+        signed("GET", &upgrade_url, T0, "1").replace(&format!("{T0} 1\""), &format!("{T0} 2\""));
     forbidden(&with_authorization(&env, "/accounts/AuthSubSessionToken", &tampered).await);
-    forbidden(&with_authorization(&env, "/accounts/AuthSubSessionToken", &signed("GET", &env.url("/accounts/AuthSubTokenInfo"), T0, "3")).await);
-    forbidden(&with_authorization(&env, "/accounts/AuthSubSessionToken", &signed("POST", &upgrade_url, T0, "4")).await);
-    forbidden(&with_authorization(&env, "/accounts/AuthSubSessionToken", &signed("GET", &upgrade_url, T0 - 301, "5")).await);
-    forbidden(&with_authorization(&env, "/accounts/AuthSubSessionToken", &signed("GET", &upgrade_url, T0 + 301, "6")).await);
+    forbidden(
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubSessionToken",
+            &signed("GET", &env.url("/accounts/AuthSubTokenInfo"), T0, "3"),
+        )
+        .await,
+    );
+    forbidden(
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubSessionToken",
+            &signed("POST", &upgrade_url, T0, "4"),
+        )
+        .await,
+    );
+    forbidden(
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubSessionToken",
+            &signed("GET", &upgrade_url, T0 - 301, "5"),
+        )
+        .await,
+    );
+    forbidden(
+        &with_authorization(
+            &env,
+            "/accounts/AuthSubSessionToken",
+            &signed("GET", &upgrade_url, T0 + 301, "6"),
+        )
+        .await,
+    );
 
     // gdata-python v2's attribute order, bare token, within the window.
     let data = format!("GET {upgrade_url} {} 151135596308045", T0 + 200);
     let sig = openssl_sign(dir, &data);
-    let header = format!("AuthSub token={single} sigalg=\"rsa-sha1\" data=\"{data}\" sig=\"{sig}\"");
+    let header =
+        format!("AuthSub token={single} sigalg=\"rsa-sha1\" data=\"{data}\" sig=\"{sig}\"");
     let upgraded = with_authorization(&env, "/accounts/AuthSubSessionToken", &header).await;
     assert_eq!(upgraded.status, 200, "{}", upgraded.body);
     let session = upgraded.body.trim_end().strip_prefix("Token=").unwrap().to_owned();
@@ -559,8 +927,15 @@ async fn secure_tokens_need_an_openssl_signature_of_this_request() {
     let feed = "http://www.example.com/calendar/feeds/default/private/full?max-results=5&q=a%20b";
     let data = format!("GET {feed} {T0} 7");
     let sig = openssl_sign(dir, &data);
-    let auth = format!("AuthSub token=\"{session}\" data=\"{data}\" sig=\"{sig}\" sigalg=\"rsa-sha1\"");
-    let (status, found) = caller(&env, &auth, "GET", "http://www.example.com:80/calendar/feeds/default/private/full?q=a+b&max-results=5").await;
+    let auth =
+        format!("AuthSub token=\"{session}\" data=\"{data}\" sig=\"{sig}\" sigalg=\"rsa-sha1\"");
+    let (status, found) = caller(
+        &env,
+        &auth,
+        "GET",
+        "http://www.example.com:80/calendar/feeds/default/private/full?q=a+b&max-results=5",
+    )
+    .await;
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["client_id"], "app.example.com");
     let (status, err) = caller(&env, &auth, "GET", feed).await;
@@ -571,7 +946,10 @@ async fn secure_tokens_need_an_openssl_signature_of_this_request() {
         format!("AuthSub token=\"{session}\" data=\"{data}\" sig=\"{sig}\" sigalg=\"rsa-sha1\"")
     };
     assert_eq!(with_authorization(&env, "/accounts/AuthSubRevokeToken", &revoke).await.status, 200);
-    assert_unauthorized(&env, &with_authorization(&env, "/accounts/AuthSubTokenInfo", &header("9")).await);
+    assert_unauthorized(
+        &env,
+        &with_authorization(&env, "/accounts/AuthSubTokenInfo", &header("9")).await,
+    );
 }
 
 #[tokio::test]
@@ -584,15 +962,30 @@ async fn raw_http10_without_host_and_absolute_form_targets() {
     let answer = raw(&env, format!("POST {}/accounts/ClientLogin HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded; charset=UTF-8;\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", env.base, body.len()).as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     let (head, payload) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.to_lowercase().contains("\r\ncontent-type: text/plain; charset=utf-8\r\n"), "{head}");
-    assert!(payload.starts_with("SID=") && payload.contains("\nLSID=") && payload.contains("\nAuth=") && payload.ends_with('\n'), "{payload}");
+    assert!(
+        head.to_lowercase().contains("\r\ncontent-type: text/plain; charset=utf-8\r\n"),
+        "{head}"
+    );
+    assert!(
+        payload.starts_with("SID=")
+            && payload.contains("\nLSID=")
+            && payload.contains("\nAuth=")
+            && payload.ends_with('\n'),
+        "{payload}"
+    );
 
     // HTTP/1.0 with no Host header (the WordPress Blogger importer).
     let answer = raw(&env, format!("POST /accounts/ClientLogin HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.0 200 OK\r\n"), "{answer}");
     let answer = raw(&env, b"GET /accounts/AuthSubSessionToken HTTP/1.0\r\nAuthorization: AuthSub token=\"nope\"\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.0 401 Unauthorized\r\n"), "{answer}");
-    assert!(answer.contains(&format!("www-authenticate: AuthSub realm=\"{}/accounts/AuthSubRequest\"\r\n", env.base)), "{answer}");
+    assert!(
+        answer.contains(&format!(
+            "www-authenticate: AuthSub realm=\"{}/accounts/AuthSubRequest\"\r\n",
+            env.base
+        )),
+        "{answer}"
+    );
     assert!(answer.ends_with(invalid_authsub_body()));
 
     // The reason phrase the gdata mocks use, and the body with Error= first.
@@ -608,9 +1001,15 @@ async fn legacy_protocols_can_be_switched_off() {
     service(&env, "cl", CAL, None).await;
     env.account("alice@example.com", "north23AZ").await;
     assert_eq!(clientlogin(&env, &login("alice@example.com", "north23AZ")).await.status, 404);
-    assert_eq!(with_authorization(&env, "/accounts/AuthSubTokenInfo", "AuthSub token=x").await.status, 401);
+    assert_eq!(
+        with_authorization(&env, "/accounts/AuthSubTokenInfo", "AuthSub token=x").await.status,
+        401
+    );
     let env = TestEnv::with_config(|raw| raw.legacy.authsub = false).await;
-    assert_eq!(with_authorization(&env, "/accounts/AuthSubTokenInfo", "AuthSub token=x").await.status, 404);
+    assert_eq!(
+        with_authorization(&env, "/accounts/AuthSubTokenInfo", "AuthSub token=x").await.status,
+        404
+    );
 }
 
 #[tokio::test]

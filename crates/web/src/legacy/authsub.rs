@@ -100,7 +100,10 @@ async fn request_get(
         let page = MessagePage {
             brand: &state.brand,
             heading: "Use another account",
-            message: format!("This application asked for an account of {hd}; {} is not one.", who.account.email),
+            message: format!(
+                "This application asked for an account of {hd}; {} is not one.",
+                who.account.email
+            ),
             link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(&here)),
             link_text: "Sign in with another account",
         };
@@ -243,7 +246,11 @@ async fn token_info(
         Ok(checked) => text(
             StatusCode::OK,
             None,
-            tessera_proto_authsub::token_info_body(&checked.target, &checked.scopes(), checked.secure),
+            tessera_proto_authsub::token_info_body(
+                &checked.target,
+                &checked.scopes(),
+                checked.secure,
+            ),
         ),
         Err(err) => refused(&state, &err),
     })

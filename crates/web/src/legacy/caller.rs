@@ -33,9 +33,12 @@ fn refusal(err: &CallerError) -> Response {
         CallerError::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
         CallerError::Unsupported => (StatusCode::BAD_REQUEST, "unsupported_scheme"),
         CallerError::Missing => (StatusCode::UNAUTHORIZED, "missing_credentials"),
-        CallerError::Malformed | CallerError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        CallerError::Malformed | CallerError::Invalid => {
+            (StatusCode::UNAUTHORIZED, "invalid_token")
+        }
     };
-    (status, axum::Json(json!({ "error": code, "error_description": err.to_string() }))).into_response()
+    (status, axum::Json(json!({ "error": code, "error_description": err.to_string() })))
+        .into_response()
 }
 
 async fn caller_post(State(state): State<AppState>, body: Bytes) -> Result<Response, PageError> {

@@ -26,10 +26,7 @@ pub(super) fn router() -> Router<AppState> {
         router = router
             .route(&format!("{prefix}/ClientLogin"), get(client_login).post(client_login))
             .route(&format!("{prefix}/ClientLoginHelp"), get(help_get))
-            .route(
-                &format!("{prefix}/DisplayUnlockCaptcha"),
-                get(unlock_get).post(unlock_post),
-            );
+            .route(&format!("{prefix}/DisplayUnlockCaptcha"), get(unlock_get).post(unlock_post));
     }
     router
 }
@@ -38,7 +35,9 @@ const REASON: &str = "Access Forbidden";
 
 fn help_url(state: &AppState, code: ErrorCode) -> String {
     match code {
-        ErrorCode::CaptchaRequired => format!("{}/accounts/DisplayUnlockCaptcha", state.ctx.public_url),
+        ErrorCode::CaptchaRequired => {
+            format!("{}/accounts/DisplayUnlockCaptcha", state.ctx.public_url)
+        }
         _ => format!("{}/accounts/ClientLoginHelp?Error={}", state.ctx.public_url, code.as_str()),
     }
 }
@@ -53,12 +52,18 @@ fn failure(state: &AppState, code: ErrorCode, extras: ErrorExtras) -> Response {
 
 /// The request's parameters: the query for GET; the body (urlencoded or multipart) for POST,
 /// followed by any query parameters (the body wins when both name one).
-fn parameters(method: &Method, headers: &HeaderMap, uri: &http::Uri, body: &[u8]) -> Result<Vec<(String, String)>, ParseError> {
+fn parameters(
+    method: &Method,
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, ParseError> {
     let query = wire::urlencoded_pairs(uri.query().unwrap_or_default().as_bytes());
     if method == Method::GET {
         return Ok(query);
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|it| it.to_str().ok()).unwrap_or_default();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|it| it.to_str().ok()).unwrap_or_default();
     let mut pairs = match wire::multipart_boundary(content_type) {
         Some(boundary) => wire::multipart_pairs(body, &boundary)?,
         None => wire::urlencoded_pairs(body),
@@ -75,10 +80,11 @@ async fn client_login(
     Client(client): Client,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let request = match parameters(&method, &headers, &uri, &body).and_then(|it| wire::parse_request(&it)) {
-        Ok(request) => request,
-        Err(_) => return Ok(failure(&state, ErrorCode::Unknown, ErrorExtras::default())),
-    };
+    let request =
+        match parameters(&method, &headers, &uri, &body).and_then(|it| wire::parse_request(&it)) {
+            Ok(request) => request,
+            Err(_) => return Ok(failure(&state, ErrorCode::Unknown, ErrorExtras::default())),
+        };
     let login = Login {
         account_kind: match request.account_type {
             AccountType::HostedOrGoogle => AccountKind::HostedOrGoogle,
@@ -93,16 +99,24 @@ async fn client_login(
         ip: client.ip,
     };
     let res = match clientlogin::login(&state.ctx, login).await? {
-        Ok(issued) => text(StatusCode::OK, None, success_body(&issued.sid, &issued.lsid, &issued.auth)),
+        Ok(issued) => {
+            text(StatusCode::OK, None, success_body(&issued.sid, &issued.lsid, &issued.auth))
+        }
         Err(refusal) => {
             let (code, extras) = match refusal {
                 Refusal::BadAuthentication { second_factor } => (
                     ErrorCode::BadAuthentication,
-                    ErrorExtras { info: second_factor.then(|| "InvalidSecondFactor".to_owned()), ..Default::default() },
+                    ErrorExtras {
+                        info: second_factor.then(|| "InvalidSecondFactor".to_owned()),
+                        ..Default::default()
+                    },
                 ),
                 Refusal::CaptchaRequired { token } => (
                     ErrorCode::CaptchaRequired,
-                    ErrorExtras { captcha: Some((token.clone(), format!("Captcha?ctoken={token}"))), ..Default::default() },
+                    ErrorExtras {
+                        captcha: Some((token.clone(), format!("Captcha?ctoken={token}"))),
+                        ..Default::default()
+                    },
                 ),
                 Refusal::NotVerified => (ErrorCode::NotVerified, ErrorExtras::default()),
                 Refusal::TermsNotAgreed => (ErrorCode::TermsNotAgreed, ErrorExtras::default()),
@@ -127,20 +141,35 @@ struct HelpPage<'a> {
 
 fn explain(code: Option<ErrorCode>) -> &'static str {
     match code {
-        Some(ErrorCode::BadAuthentication) => "The email address or password was not recognised. Accounts with 2-step verification must use an app password.",
-        Some(ErrorCode::NotVerified) => "The account's email address has not been verified. Sign in on the web to verify it.",
-        Some(ErrorCode::TermsNotAgreed) => "The account has not accepted the terms of service. Sign in on the web to accept them.",
-        Some(ErrorCode::CaptchaRequired) => "Too many failed attempts: solve the CAPTCHA on the unlock page, then sign in from the app again.",
-        Some(ErrorCode::Unknown) => "The request was incomplete or malformed, or named a service this server does not know.",
+        Some(ErrorCode::BadAuthentication) => {
+            "The email address or password was not recognised. Accounts with 2-step verification must use an app password."
+        }
+        Some(ErrorCode::NotVerified) => {
+            "The account's email address has not been verified. Sign in on the web to verify it."
+        }
+        Some(ErrorCode::TermsNotAgreed) => {
+            "The account has not accepted the terms of service. Sign in on the web to accept them."
+        }
+        Some(ErrorCode::CaptchaRequired) => {
+            "Too many failed attempts: solve the CAPTCHA on the unlock page, then sign in from the app again."
+        }
+        Some(ErrorCode::Unknown) => {
+            "The request was incomplete or malformed, or named a service this server does not know."
+        }
         Some(ErrorCode::AccountDeleted) => "The account has been deleted.",
         Some(ErrorCode::AccountDisabled) => "The account has been disabled.",
-        Some(ErrorCode::ServiceDisabled) => "This service does not accept ClientLogin sign-ins here.",
+        Some(ErrorCode::ServiceDisabled) => {
+            "This service does not accept ClientLogin sign-ins here."
+        }
         Some(ErrorCode::ServiceUnavailable) => "The service is unavailable. Try again later.",
         None => "An app's sign-in was refused.",
     }
 }
 
-async fn help_get(State(state): State<AppState>, OriginalUri(uri): OriginalUri) -> Result<Response, PageError> {
+async fn help_get(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
     let query = forms::query(&uri)?;
     let code = query.get("Error").and_then(ErrorCode::parse);
     let page = HelpPage {
@@ -176,12 +205,17 @@ async fn unlock_page(
         true => String::new(),
         false => tessera_domain::captcha::issue(&state.ctx).await?.token,
     };
-    let page = UnlockPage { brand: &state.brand, csrf, email, authuser, captcha_token, error, done };
+    let page =
+        UnlockPage { brand: &state.brand, csrf, email, authuser, captcha_token, error, done };
     Ok(with_cookies(render::page(StatusCode::OK, &page), set_cookie))
 }
 
 fn sign_in_first(state: &AppState, uri: &http::Uri) -> Response {
-    let here = format!("{}{}", state.ctx.public_url, uri.path_and_query().map(|it| it.as_str()).unwrap_or("/"));
+    let here = format!(
+        "{}{}",
+        state.ctx.public_url,
+        uri.path_and_query().map(|it| it.as_str()).unwrap_or("/")
+    );
     redirect(&format!("/accounts/ServiceLogin?continue={}", super::authsub::encode(&here)), false)
 }
 
@@ -217,7 +251,15 @@ async fn unlock_post(
     )
     .await?;
     if !solved {
-        return unlock_page(&state, &headers, who.account.email, index, Some("Those were not the characters in the picture. Try this one."), false).await;
+        return unlock_page(
+            &state,
+            &headers,
+            who.account.email,
+            index,
+            Some("Those were not the characters in the picture. Try this one."),
+            false,
+        )
+        .await;
     }
     clientlogin::unlock(&state.ctx, &who.account.id, &client.ip).await?;
     unlock_page(&state, &headers, who.account.email, index, None, true).await

@@ -56,7 +56,11 @@ pub(crate) fn text(status: StatusCode, reason: Option<&'static str>, body: Strin
 
 /// The method and the full URL the client addressed, as secure AuthSub signatures cover them:
 /// this server's public scheme, host and port, and the request's path and query.
-pub(crate) fn request_facts(state: &AppState, method: &http::Method, uri: &http::Uri) -> RequestFacts {
+pub(crate) fn request_facts(
+    state: &AppState,
+    method: &http::Method,
+    uri: &http::Uri,
+) -> RequestFacts {
     let origin = match url::Url::parse(&state.ctx.public_url) {
         Ok(url) => url.origin().ascii_serialization(),
         Err(_) => state.ctx.public_url.to_string(),
