@@ -320,12 +320,11 @@ pub async fn check(
         target: data["target"].as_str().unwrap_or_default().to_owned(),
         record,
     };
-    if checked.secure {
-        if let Err(err) =
+    if checked.secure
+        && let Err(err) =
             verify_signature(ctx, &checked.record, &digest, presented, request).await?
-        {
-            return Ok(Err(err));
-        }
+    {
+        return Ok(Err(err));
     }
     Ok(Ok(checked))
 }

@@ -232,7 +232,7 @@ async fn clientlogin_failures_are_byte_exact() {
         tessera_domain::signin::clear_failures(env.ctx(), "alice@example.com").await.unwrap();
     }
     let help_page =
-        env.browser().get(&format!("/accounts/ClientLoginHelp?Error=NotVerified")).await;
+        env.browser().get("/accounts/ClientLoginHelp?Error=NotVerified").await;
     assert_eq!(help_page.status, 200);
     assert!(help_page.body.contains("has not been verified"));
 }
