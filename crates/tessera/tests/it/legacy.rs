@@ -1027,3 +1027,56 @@ async fn python_stdlib_client_interoperates() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{stderr}");
 }
+
+fn tessera_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("TESSERA_DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_registers_authsub_apps_and_reports_legacy_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(&["req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "30", "-subj", "/CN=app.example.com"], d);
+    openssl(&["req", "-x509", "-newkey", "rsa:512", "-nodes", "-keyout", "small.pem", "-out", "small-cert.pem", "-days", "30", "-subj", "/CN=app.example.com"], d);
+    let cert = d.join("cert.pem").to_string_lossy().into_owned();
+    let add = ["admin", "authsub", "add", "app.example.com", "--next-prefix", "https://app.example.com/cb", "--cert", &cert, "--json"];
+    // No administrator yet and no --owner.
+    let (code, _, err) = tessera_cli(d, &add, "");
+    assert_ne!(code, 0);
+    assert!(err.contains("--owner"), "{err}");
+    let (code, _, err) = tessera_cli(d, &["admin", "account", "add", "root@example.com", "--admin", "--password-stdin"], "root-password-1\n");
+    assert_eq!(code, 0, "{err}");
+    let small = d.join("small-cert.pem").to_string_lossy().into_owned();
+    let (code, _, err) = tessera_cli(d, &["admin", "authsub", "add", "app.example.com", "--next-prefix", "https://app.example.com/cb", "--cert", &small], "");
+    assert_ne!(code, 0, "a 512-bit key is refused");
+    assert!(err.contains("1024"), "{err}");
+    let (code, out, err) = tessera_cli(d, &add, "");
+    assert_eq!(code, 0, "{err}");
+    let reg: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reg["domain"], "app.example.com");
+    assert_eq!(reg["next_prefix"], "https://app.example.com/cb");
+    assert_eq!(reg["secure"], true);
+    let (code, _, err) = tessera_cli(d, &add, "");
+    assert_ne!(code, 0);
+    assert!(err.contains("already registered"), "{err}");
+    let (code, out, err) = tessera_cli(d, &["admin", "legacy", "usage", "--json"], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+}
