@@ -599,6 +599,12 @@ async fn authsub_deny_unknown_scopes_and_single_use_tokens() {
         .await;
     assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("Unknown scope"), "{}", unknown.body);
+    // hd names a hosted domain: a consumer account cannot answer.
+    let hosted = b.get(&format!("/accounts/AuthSubRequest?{query}&hd=corp.example")).await;
+    assert_eq!(hosted.status, 403);
+    assert!(hosted.body.contains("asked for an account of corp.example; alice@example.com is not one."), "{}", hosted.body);
+    assert!(hosted.body.contains("Sign in with another account"));
+    assert_eq!(b.get(&format!("/accounts/AuthSubRequest?{query}&hd=default")).await.status, 200);
     // Unregistered apps cannot ask for secure tokens.
     let secure = b.get(&format!("/accounts/AuthSubRequest?{query}&secure=1")).await;
     assert_eq!(secure.status, 400);

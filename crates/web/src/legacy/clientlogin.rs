@@ -98,7 +98,16 @@ async fn client_login(
         captcha: request.captcha,
         ip: client.ip,
     };
-    let res = match clientlogin::login(&state.ctx, login).await? {
+    let outcome = match clientlogin::login(&state.ctx, login).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // Clients expect text, never an HTML 500: tell them to try again later.
+            let mut res = failure(&state, ErrorCode::ServiceUnavailable, ErrorExtras::default());
+            res.extensions_mut().insert(crate::error::Internal(format!("clientlogin: {err:?}")));
+            return Ok(res);
+        }
+    };
+    let res = match outcome {
         Ok(issued) => {
             text(StatusCode::OK, None, success_body(&issued.sid, &issued.lsid, &issued.auth))
         }
