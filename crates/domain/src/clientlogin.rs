@@ -115,7 +115,11 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
     let password_ok = accounts::check_password(ctx, account.as_ref(), &login.password).await?;
     let app_password_ok = match (&account, password_ok) {
         (Some(account), false) => app_passwords::verify(ctx, account, &login.password).await?,
-        _ => false,
+        (None, _) => {
+            app_passwords::verify_dummy(ctx, &login.password).await?;
+            false
+        }
+        (Some(_), true) => false,
     };
     let account = match account {
         Some(account) if account.totp_secret_enc.is_some() && password_ok => {

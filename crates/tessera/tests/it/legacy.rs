@@ -125,6 +125,14 @@ async fn clientlogin_issues_three_lines_and_the_auth_token_resolves() {
     // Quoted values are accepted too; SID is not an Auth token.
     assert_eq!(caller(&env, &format!("GoogleLogin auth=\"{auth}\""), "GET", CAL).await.0, 200);
     assert_eq!(caller(&env, &format!("GoogleLogin auth={sid}"), "GET", CAL).await.0, 401);
+    // Removing the app revokes Auth (and SID/LSID) with the grant.
+    let again = tokens(&clientlogin(&env, &login("alice@example.com", "north23AZ")).await).2;
+    let grant = tessera_domain::grants::find_live(env.ctx(), &account.id, "Example-CalApp-1.0", "clientlogin").await.unwrap().unwrap();
+    tessera_domain::grants::revoke(env.ctx(), &account.id, &grant.id, &Actor::Account, "").await.unwrap();
+    assert_eq!(caller(&env, &format!("GoogleLogin auth={again}"), "GET", CAL).await.0, 401);
+    let sid_digest = tessera_crypto::digest::token_digest(&sid);
+    assert!(env.ctx().store.credentials().find_live(&sid_digest, T0).await.unwrap().is_none());
+    let auth = tokens(&clientlogin(&env, &login("alice@example.com", "north23AZ")).await).2;
     // The service's lifetime, no refresh.
     env.clock.advance(3601);
     let (status, err) = caller(&env, &format!("GoogleLogin auth={auth}"), "GET", CAL).await;
