@@ -140,6 +140,18 @@ fn within(host: &str, domain: &str) -> bool {
     host == domain || host.ends_with(&format!(".{domain}"))
 }
 
+/// Every AuthSub registration, sorted by domain.
+pub async fn list_registrations(ctx: &Ctx) -> Result<Vec<Registration>> {
+    let mut out = Vec::new();
+    for project in ctx.store.projects().list().await? {
+        for client in ctx.store.projects().list_clients(&project.id).await? {
+            out.extend(Registration::from_client(client));
+        }
+    }
+    out.sort_by(|a, b| a.domain.cmp(&b.domain));
+    Ok(out)
+}
+
 pub async fn registration(ctx: &Ctx, domain: &str) -> Result<Option<Registration>> {
     Ok(ctx.store.projects().get_client(domain).await?.and_then(Registration::from_client))
 }

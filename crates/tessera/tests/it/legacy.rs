@@ -127,8 +127,18 @@ async fn clientlogin_issues_three_lines_and_the_auth_token_resolves() {
     assert_eq!(caller(&env, &format!("GoogleLogin auth={sid}"), "GET", CAL).await.0, 401);
     // Removing the app revokes Auth (and SID/LSID) with the grant.
     let again = tokens(&clientlogin(&env, &login("alice@example.com", "north23AZ")).await).2;
-    let grant = tessera_domain::grants::find_live(env.ctx(), &account.id, "Example-CalApp-1.0", "clientlogin").await.unwrap().unwrap();
-    tessera_domain::grants::revoke(env.ctx(), &account.id, &grant.id, &Actor::Account, "").await.unwrap();
+    let grant = tessera_domain::grants::find_live(
+        env.ctx(),
+        &account.id,
+        "Example-CalApp-1.0",
+        "clientlogin",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    tessera_domain::grants::revoke(env.ctx(), &account.id, &grant.id, &Actor::Account, "")
+        .await
+        .unwrap();
     assert_eq!(caller(&env, &format!("GoogleLogin auth={again}"), "GET", CAL).await.0, 401);
     let sid_digest = tessera_crypto::digest::token_digest(&sid);
     assert!(env.ctx().store.credentials().find_live(&sid_digest, T0).await.unwrap().is_none());
@@ -239,8 +249,7 @@ async fn clientlogin_failures_are_byte_exact() {
         );
         tessera_domain::signin::clear_failures(env.ctx(), "alice@example.com").await.unwrap();
     }
-    let help_page =
-        env.browser().get("/accounts/ClientLoginHelp?Error=NotVerified").await;
+    let help_page = env.browser().get("/accounts/ClientLoginHelp?Error=NotVerified").await;
     assert_eq!(help_page.status, 200);
     assert!(help_page.body.contains("has not been verified"));
 }
@@ -610,7 +619,11 @@ async fn authsub_deny_unknown_scopes_and_single_use_tokens() {
     // hd names a hosted domain: a consumer account cannot answer.
     let hosted = b.get(&format!("/accounts/AuthSubRequest?{query}&hd=corp.example")).await;
     assert_eq!(hosted.status, 403);
-    assert!(hosted.body.contains("asked for an account of corp.example; alice@example.com is not one."), "{}", hosted.body);
+    assert!(
+        hosted.body.contains("asked for an account of corp.example; alice@example.com is not one."),
+        "{}",
+        hosted.body
+    );
     assert!(hosted.body.contains("Sign in with another account"));
     assert_eq!(b.get(&format!("/accounts/AuthSubRequest?{query}&hd=default")).await.status, 200);
     // Unregistered apps cannot ask for secure tokens.
@@ -1067,18 +1080,79 @@ fn tessera_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> (i32, Strin
 fn admin_registers_authsub_apps_and_reports_legacy_usage() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(&["req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "30", "-subj", "/CN=app.example.com"], d);
-    openssl(&["req", "-x509", "-newkey", "rsa:512", "-nodes", "-keyout", "small.pem", "-out", "small-cert.pem", "-days", "30", "-subj", "/CN=app.example.com"], d);
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:1024",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=app.example.com",
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:512",
+            "-nodes",
+            "-keyout",
+            "small.pem",
+            "-out",
+            "small-cert.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=app.example.com",
+        ],
+        d,
+    );
     let cert = d.join("cert.pem").to_string_lossy().into_owned();
-    let add = ["admin", "authsub", "add", "app.example.com", "--next-prefix", "https://app.example.com/cb", "--cert", &cert, "--json"];
+    let add = [
+        "admin",
+        "authsub",
+        "add",
+        "app.example.com",
+        "--next-prefix",
+        "https://app.example.com/cb",
+        "--cert",
+        &cert,
+        "--json",
+    ];
     // No administrator yet and no --owner.
     let (code, _, err) = tessera_cli(d, &add, "");
     assert_ne!(code, 0);
     assert!(err.contains("--owner"), "{err}");
-    let (code, _, err) = tessera_cli(d, &["admin", "account", "add", "root@example.com", "--admin", "--password-stdin"], "root-password-1\n");
+    let (code, _, err) = tessera_cli(
+        d,
+        &["admin", "account", "add", "root@example.com", "--admin", "--password-stdin"],
+        "root-password-1\n",
+    );
     assert_eq!(code, 0, "{err}");
     let small = d.join("small-cert.pem").to_string_lossy().into_owned();
-    let (code, _, err) = tessera_cli(d, &["admin", "authsub", "add", "app.example.com", "--next-prefix", "https://app.example.com/cb", "--cert", &small], "");
+    let (code, _, err) = tessera_cli(
+        d,
+        &[
+            "admin",
+            "authsub",
+            "add",
+            "app.example.com",
+            "--next-prefix",
+            "https://app.example.com/cb",
+            "--cert",
+            &small,
+        ],
+        "",
+    );
     assert_ne!(code, 0, "a 512-bit key is refused");
     assert!(err.contains("1024"), "{err}");
     let (code, out, err) = tessera_cli(d, &add, "");
@@ -1093,4 +1167,81 @@ fn admin_registers_authsub_apps_and_reports_legacy_usage() {
     let (code, out, err) = tessera_cli(d, &["admin", "legacy", "usage", "--json"], "");
     assert_eq!(code, 0, "{err}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+}
+
+#[tokio::test]
+async fn administrators_register_authsub_apps_on_a_page() {
+    let env = TestEnv::start().await;
+    service(&env, "cl", CAL, None).await;
+    env.account("bob@example.com", "bob-password-1").await;
+    let new = tessera_domain::accounts::NewAccount {
+        email: "root@example.com".to_owned(),
+        name: "Root".to_owned(),
+        domain: None,
+        password: Some("root-password-1".to_owned()),
+        is_admin: true,
+        state: AccountState::Active,
+    };
+    tessera_domain::accounts::create(env.ctx(), new, &Actor::Cli, "").await.unwrap();
+    let mut bob = env.browser();
+    assert_eq!(bob.get("/accounts/ManageDomains").await.status, 302);
+    bob.sign_in("bob@example.com", "bob-password-1").await;
+    assert_eq!(bob.get("/accounts/ManageDomains").await.status, 403);
+
+    let mut b = env.browser();
+    b.sign_in("root@example.com", "root-password-1").await;
+    let page = b.get("/accounts/ManageDomains").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("No application is registered."));
+    let bad = b
+        .post(
+            "/accounts/ManageDomains",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("domain", "app.example.com"),
+                ("next_prefix", "https://evil.example.net/"),
+                ("cert", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("--next-prefix must be on app.example.com."), "{}", bad.body);
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crypto/tests/fixtures/authsub-1024.cert.pem"
+    ))
+    .unwrap();
+    let ok = b
+        .post(
+            "/accounts/ManageDomains",
+            &[
+                ("csrf", &bad.csrf()),
+                ("authuser", "0"),
+                ("domain", "app.example.com"),
+                ("next_prefix", "https://app.example.com/cb"),
+                ("cert", &pem),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("Registered app.example.com."));
+    assert!(
+        ok.body.contains(
+            "<tr><td>app.example.com</td><td>https://app.example.com/cb</td><td>yes</td></tr>"
+        ),
+        "{}",
+        ok.body
+    );
+
+    let query = format!(
+        "next={}&scope={}&secure=1",
+        urlencode("https://app.example.com/cb"),
+        urlencode(CAL)
+    );
+    let access = bob.get(&format!("/accounts/AuthSubRequest?{query}")).await;
+    assert_eq!(access.status, 200, "{}", access.body);
+    assert!(access.body.contains("app.example.com wants access"));
+    assert!(!access.body.contains("not registered"));
+    assert!(access.body.contains("signs every request with its registered key"));
 }

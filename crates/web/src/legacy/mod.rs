@@ -1,10 +1,12 @@
 //! The legacy account protocols over HTTP: AuthSub (`authsub.rs`), ClientLogin with its unlock
 //! page and help page (`clientlogin.rs`), and the JSON caller check resource servers ask
-//! (`caller.rs`). Every endpoint answers under `/accounts/<Name>` and `/<Name>`.
+//! (`caller.rs`), and the administrators' AuthSub registration page (`registration.rs`).
+//! The protocol endpoints answer under `/accounts/<Name>` and `/<Name>`.
 
 mod authsub;
 mod caller;
 mod clientlogin;
+mod registration;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +31,7 @@ impl Default for Legacy {
 pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
     let mut router = caller::router();
     if legacy.authsub {
-        router = router.merge(authsub::router());
+        router = router.merge(authsub::router()).merge(registration::router());
     }
     if legacy.clientlogin {
         router = router.merge(clientlogin::router());
