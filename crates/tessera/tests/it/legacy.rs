@@ -950,6 +950,22 @@ async fn secure_tokens_need_an_openssl_signature_of_this_request() {
     assert_eq!(info.body, format!("Target=https://app.example.com\nScope={CAL}\nSecure=true\n"));
     // The same nonce again is a replay.
     forbidden(&with_authorization(&env, "/accounts/AuthSubTokenInfo", &first).await);
+    // A client hard-coded to another host name, sent to us by DNS, signs that host.
+    let data = format!("GET http://www.google.com/accounts/AuthSubTokenInfo {T0} 43");
+    let sig = openssl_sign(dir, &data);
+    let res = reqwest::Client::new()
+        .get(env.url("/accounts/AuthSubTokenInfo"))
+        .header("host", "www.google.com")
+        .header(
+            "authorization",
+            format!(
+                "AuthSub token=\"{session}\" data=\"{data}\" sig=\"{sig}\" sigalg=\"rsa-sha1\""
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     // Resource servers ask with the URL they were called on.
     let feed = "http://www.example.com/calendar/feeds/default/private/full?max-results=5&q=a%20b";
     let data = format!("GET {feed} {T0} 7");

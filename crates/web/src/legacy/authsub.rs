@@ -223,7 +223,7 @@ async fn session_token(
 ) -> Result<Response, PageError> {
     let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
     let presented = fields.presented();
-    let facts = request_facts(&state, &method, &uri);
+    let facts = request_facts(&state, &method, &uri, &headers);
     Ok(match authsub::upgrade(&state.ctx, presented, &facts).await? {
         Ok(token) => text(StatusCode::OK, None, tessera_proto_authsub::session_token_body(&token)),
         Err(UpgradeRefused::Caller(err)) => refused(&state, &err),
@@ -241,7 +241,7 @@ async fn token_info(
 ) -> Result<Response, PageError> {
     let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
     let presented = fields.presented();
-    let facts = request_facts(&state, &method, &uri);
+    let facts = request_facts(&state, &method, &uri, &headers);
     Ok(match authsub::check(&state.ctx, presented, &facts).await? {
         Ok(checked) => text(
             StatusCode::OK,
@@ -265,7 +265,7 @@ async fn revoke_token(
 ) -> Result<Response, PageError> {
     let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
     let presented = fields.presented();
-    let facts = request_facts(&state, &method, &uri);
+    let facts = request_facts(&state, &method, &uri, &headers);
     Ok(match authsub::revoke(&state.ctx, presented, &facts, &client.ip).await? {
         Ok(()) => text(StatusCode::OK, None, String::new()),
         Err(err) => refused(&state, &err),

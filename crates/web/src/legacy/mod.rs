@@ -57,18 +57,31 @@ pub(crate) fn text(status: StatusCode, reason: Option<&'static str>, body: Strin
 }
 
 /// The method and the full URL the client addressed, as secure AuthSub signatures cover them:
-/// this server's public scheme, host and port, and the request's path and query.
+/// this server's public scheme, the authority the client named (absolute-form target, else the
+/// `Host` header, else the public host: clients hard-coded to another host name reach us by DNS),
+/// and the request's path and query.
 pub(crate) fn request_facts(
     state: &AppState,
     method: &http::Method,
     uri: &http::Uri,
+    headers: &HeaderMap,
 ) -> RequestFacts {
-    let origin = match url::Url::parse(&state.ctx.public_url) {
-        Ok(url) => url.origin().ascii_serialization(),
-        Err(_) => state.ctx.public_url.to_string(),
-    };
+    let public = url::Url::parse(&state.ctx.public_url).ok();
+    let scheme =
+        public.as_ref().map(|it| it.scheme().to_owned()).unwrap_or_else(|| "http".to_owned());
+    let public_host = public
+        .as_ref()
+        .map(|it| it.origin().ascii_serialization())
+        .and_then(|origin| origin.split_once("://").map(|(_, host)| host.to_owned()))
+        .unwrap_or_default();
+    let host = uri
+        .authority()
+        .map(|it| it.as_str().to_owned())
+        .or_else(|| headers.get(header::HOST).and_then(|it| it.to_str().ok()).map(str::to_owned))
+        .filter(|it| !it.is_empty() && !it.contains(['/', ' ', '@']))
+        .unwrap_or(public_host);
     let path = uri.path_and_query().map(|it| it.as_str()).unwrap_or("/");
-    RequestFacts { method: method.as_str().to_owned(), url: format!("{origin}{path}") }
+    RequestFacts { method: method.as_str().to_owned(), url: format!("{scheme}://{host}{path}") }
 }
 
 pub(crate) fn authorization(headers: &HeaderMap) -> &str {
