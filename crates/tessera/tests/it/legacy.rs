@@ -1261,3 +1261,17 @@ async fn administrators_register_authsub_apps_on_a_page() {
     assert!(!access.body.contains("not registered"));
     assert!(access.body.contains("signs every request with its registered key"));
 }
+
+#[test]
+fn legacy_switches_come_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.toml");
+    std::fs::write(&path, "[legacy]\nauthsub = false\n").unwrap();
+    let raw = tessera::RawConfig::load(Some(&path), std::iter::empty()).unwrap();
+    assert!(!raw.legacy.authsub && raw.legacy.clientlogin);
+    let env = [("TESSERA_LEGACY_CLIENTLOGIN".to_owned(), "false".to_owned())];
+    let raw = tessera::RawConfig::load(None, env.into_iter()).unwrap();
+    assert!(raw.legacy.authsub && !raw.legacy.clientlogin);
+    std::fs::write(&path, "[legacy]\noauth1 = false\n").unwrap();
+    assert!(tessera::RawConfig::load(Some(&path), std::iter::empty()).is_err());
+}
