@@ -252,6 +252,15 @@ async fn clientlogin_failures_are_byte_exact() {
     let help_page = env.browser().get("/accounts/ClientLoginHelp?Error=NotVerified").await;
     assert_eq!(help_page.status, 200);
     assert!(help_page.body.contains("has not been verified"));
+
+    // An internal failure (here: no password hashing possible) is text a client understands.
+    env.ctx().hash_permits.close();
+    let page = clientlogin(&env, &login("alice@example.com", "north23AZ")).await;
+    assert_eq!(page.status, 403);
+    assert_eq!(
+        page.body,
+        format!("Error=ServiceUnavailable\nUrl={}\n", help("ServiceUnavailable"))
+    );
 }
 
 #[tokio::test]
