@@ -5,6 +5,7 @@
 //! [`random::Rng`] passed in by the caller, so tests can substitute a deterministic source.
 //! Types holding secrets print `[redacted]` in their `Debug` output and are not serialisable.
 
+pub mod authsub;
 pub mod base32;
 pub mod captcha;
 pub mod digest;

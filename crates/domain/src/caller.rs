@@ -185,12 +185,79 @@ pub struct RequestFacts {
 pub async fn resolve(
     ctx: &Ctx,
     presented: &Presented,
-    _request: &RequestFacts,
+    request: &RequestFacts,
 ) -> Result<Result<Caller, CallerError>> {
     match presented {
         Presented::Bearer(token) => bearer(ctx, token).await,
+        Presented::AuthSub { token, sigalg, data, sig } => {
+            let presented = crate::authsub::Presented {
+                token,
+                sigalg: sigalg.as_deref(),
+                data: data.as_deref(),
+                sig: sig.as_deref(),
+            };
+            authsub(ctx, presented, request).await
+        }
+        Presented::GoogleLogin(auth) => google_login(ctx, auth).await,
         _ => Ok(Err(CallerError::Unsupported)),
     }
+}
+
+/// An AuthSub token: a session token, or a single-use token, which this request uses up (it is
+/// good for one request). Secure tokens must carry a valid signature of this very request.
+async fn authsub(
+    ctx: &Ctx,
+    presented: crate::authsub::Presented<'_>,
+    request: &RequestFacts,
+) -> Result<Result<Caller, CallerError>> {
+    let checked = match crate::authsub::check(ctx, presented, request).await? {
+        Ok(checked) => checked,
+        Err(err) => return Ok(Err(err)),
+    };
+    let record = &checked.record;
+    if record.kind == CredentialKind::AuthsubSingleUse
+        && ctx.store.credentials().consume(&record.digest, record.kind, ctx.now()).await?.is_none()
+    {
+        return Ok(Err(CallerError::Invalid));
+    }
+    if let Some(grant_id) = &record.grant_id {
+        ctx.store.grants().touch(grant_id, ctx.now()).await?;
+    }
+    Ok(Ok(Caller {
+        protocol: Protocol::AuthSub,
+        account_id: record.account_id.clone(),
+        client_id: record.client_id.clone(),
+        grant_id: record.grant_id.clone(),
+        scopes: checked.scopes(),
+        service: None,
+        kind: record.kind,
+        expires_at: record.expires_at,
+    }))
+}
+
+/// A ClientLogin `Auth` token, valid for the one service it was issued for.
+async fn google_login(ctx: &Ctx, auth: &str) -> Result<Result<Caller, CallerError>> {
+    if auth.len() > 4096 {
+        return Ok(Err(CallerError::Malformed));
+    }
+    let digest = tessera_crypto::digest::token_digest(auth);
+    let Some(record) = ctx.store.credentials().find_live(&digest, ctx.now()).await? else {
+        return Ok(Err(CallerError::Invalid));
+    };
+    if record.kind != CredentialKind::ClientLoginAuth {
+        return Ok(Err(CallerError::Invalid));
+    }
+    let data: serde_json::Value = serde_json::from_str(&record.data).unwrap_or_default();
+    Ok(Ok(Caller {
+        protocol: Protocol::ClientLogin,
+        account_id: record.account_id,
+        client_id: record.client_id,
+        grant_id: record.grant_id,
+        scopes: record.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect(),
+        service: data["service"].as_str().map(str::to_owned),
+        kind: record.kind,
+        expires_at: record.expires_at,
+    }))
 }
 
 /// An OAuth 2.0 access token, opaque or JWT: a live `access_token` credential.

@@ -7,12 +7,15 @@
 pub mod accounts;
 pub mod app_passwords;
 pub mod audit;
+pub mod authsub;
 pub mod caller;
 pub mod captcha;
+pub mod clientlogin;
 pub mod clock;
 pub mod csrf;
 pub mod grants;
 pub mod keys;
+pub mod legacy;
 pub mod oauth2;
 pub mod projects;
 pub mod redirect;

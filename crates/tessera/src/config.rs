@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub password: PasswordConfig,
     pub signin: SigninConfig,
     pub store: StoreConfig,
+    pub legacy: LegacyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +60,20 @@ pub struct SigninConfig {
     pub continue_prefixes: Vec<String>,
 }
 
+/// `[legacy]`: switches the 2012-era account protocols off per deployment (both on by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LegacyConfig {
+    pub authsub: bool,
+    pub clientlogin: bool,
+}
+
+impl Default for LegacyConfig {
+    fn default() -> LegacyConfig {
+        LegacyConfig { authsub: true, clientlogin: true }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -81,6 +96,7 @@ impl Default for RawConfig {
             password: PasswordConfig::default(),
             signin: SigninConfig::default(),
             store: StoreConfig::default(),
+            legacy: LegacyConfig::default(),
         }
     }
 }

@@ -192,6 +192,10 @@ impl Server {
         let addr = listener.local_addr()?;
         let mut state = tessera_web::AppState::new(ctx.clone(), metrics_handle());
         state.continue_prefixes = config.raw.signin.continue_prefixes.clone().into();
+        state.legacy = tessera_web::Legacy {
+            authsub: config.raw.legacy.authsub,
+            clientlogin: config.raw.legacy.clientlogin,
+        };
         let app = tessera_web::router(state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         if opts.sweeper {

@@ -7,6 +7,7 @@ mod cookies;
 mod error;
 mod forms;
 mod health;
+mod legacy;
 mod middleware;
 mod oauth2;
 mod pages;
@@ -15,6 +16,7 @@ mod render;
 use std::sync::Arc;
 
 use axum::Router;
+pub use legacy::Legacy;
 use metrics_exporter_prometheus::PrometheusHandle;
 pub use pages::assets::STYLESHEET;
 use tessera_domain::Ctx;
@@ -30,6 +32,8 @@ pub struct AppState {
     pub brand: Arc<str>,
     /// URL prefixes outside this origin that `continue` may point to.
     pub continue_prefixes: Arc<[String]>,
+    /// Which legacy protocols (AuthSub, ClientLogin) this deployment serves.
+    pub legacy: Legacy,
 }
 
 impl AppState {
@@ -41,6 +45,7 @@ impl AppState {
             secure_cookies,
             brand: "tessera".into(),
             continue_prefixes: Arc::from(Vec::new()),
+            legacy: Legacy::default(),
         }
     }
 }
@@ -51,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(pages::router())
         .merge(oauth2::router())
+        .merge(legacy::router(state.legacy))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::observe))

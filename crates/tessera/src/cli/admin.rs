@@ -38,6 +38,10 @@ enum AdminCommand {
     Keys(KeysCommand),
     #[command(subcommand)]
     Service(ServiceCommand),
+    #[command(subcommand)]
+    Authsub(AuthsubCommand),
+    #[command(subcommand)]
+    Legacy(LegacyCommand),
     /// Security events, newest first.
     Audit {
         #[arg(long)]
@@ -165,6 +169,28 @@ enum ClientCommand {
     AddKey {
         client_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthsubCommand {
+    /// Register an AuthSub application: its domain, the prefix its `next` URLs must start with,
+    /// and optionally its X.509 certificate (PEM, RSA of at least 1024 bits) for secure tokens.
+    Add {
+        domain: String,
+        #[arg(long)]
+        next_prefix: String,
+        #[arg(long)]
+        cert: Option<std::path::PathBuf>,
+        /// The account owning the registration's project (default: the first administrator).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LegacyCommand {
+    /// Which applications still hold live AuthSub or ClientLogin grants.
+    Usage,
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +356,39 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
             let service = tessera_domain::services::add(&ctx, new, &actor).await?;
             print(json_mode, &service_json(&service), || {
                 format!("added service {} ({})", service.name, service.scopes)
+            });
+        }
+        AdminCommand::Authsub(AuthsubCommand::Add { domain, next_prefix, cert, owner }) => {
+            let pem = match cert {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?,
+                ),
+                None => None,
+            };
+            let reg = tessera_domain::authsub::register(
+                &ctx,
+                domain,
+                next_prefix,
+                pem.as_deref(),
+                owner.as_deref(),
+                &actor,
+            )
+            .await?;
+            let value = json!({ "domain": reg.domain, "next_prefix": reg.next_prefix, "secure": reg.cert_pem.is_some(), "created_at": reg.created_at });
+            print(json_mode, &value, || {
+                format!("registered {} (next under {})", reg.domain, reg.next_prefix)
+            });
+        }
+        AdminCommand::Legacy(LegacyCommand::Usage) => {
+            let usage = tessera_domain::legacy::usage(&ctx).await?;
+            let value = json!(usage);
+            print(json_mode, &value, || {
+                usage
+                    .iter()
+                    .map(|it| format!("{}  {}  {} accounts", it.protocol, it.name, it.accounts))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
         AdminCommand::Service(ServiceCommand::List) => {

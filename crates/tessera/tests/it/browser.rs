@@ -257,3 +257,55 @@ async fn oauth2_consent_and_oob_title_in_a_real_browser() {
     assert_eq!(shown.as_deref(), title.strip_prefix("Success code="));
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn authsub_sign_in_and_allow() {
+    let env = TestEnv::start().await;
+    env.account("authsub@example.test", "password-1").await;
+    let scope = "http://www.example.com/calendar/feeds/";
+    let new = tessera_domain::services::NewService {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: vec![scope.to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &tessera_domain::audit::Actor::Cli)
+        .await
+        .unwrap();
+    let next = format!("{}/account?from=app", env.base);
+    let request = format!(
+        "{}/accounts/AuthSubRequest?next={}&scope={}&session=1",
+        env.base,
+        crate::support::urlencode(&next),
+        crate::support::urlencode(scope)
+    );
+    let chrome = Chrome::start().await;
+    chrome.client.goto(&request).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/accounts/ServiceLogin");
+    chrome.fill("Email", "authsub@example.test").await;
+    chrome.fill("Passwd", "password-1").await;
+    chrome.click_button("Sign in").await;
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/accounts/AuthSubRequest");
+    let text = chrome.text().await;
+    assert!(text.contains("127.0.0.1 wants access to your account"), "{text}");
+    assert!(text.contains("This application is not registered."), "{text}");
+    assert!(text.contains("Calendar"), "{text}");
+    chrome.click_button("Allow").await;
+    let landed = chrome.client.current_url().await.unwrap();
+    assert_eq!(landed.path(), "/account");
+    let query = landed.query().unwrap_or_default().to_owned();
+    assert!(query.starts_with("from=app&token="), "{query}");
+    let token = query.trim_start_matches("from=app&token=");
+    let checked = tessera_domain::authsub::check(
+        env.ctx(),
+        tessera_domain::authsub::Presented { token, sigalg: None, data: None, sig: None },
+        &tessera_domain::caller::RequestFacts::default(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(checked.scopes(), [scope]);
+    assert!(chrome.text().await.contains("127.0.0.1 (not registered)"));
+    chrome.close().await;
+}

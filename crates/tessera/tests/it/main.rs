@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod interop;
+mod legacy;
 mod oauth2;
 mod robustness;
 mod signin;

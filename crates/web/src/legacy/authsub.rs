@@ -1,0 +1,284 @@
+//! AuthSub over HTTP: `AuthSubRequest` (sign-in through `ServiceLogin`, then the access page with
+//! Allow / Deny), and the server-to-server `AuthSubSessionToken`, `AuthSubTokenInfo` and
+//! `AuthSubRevokeToken`, which read the token from `Authorization: AuthSub …`.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use tessera_domain::authsub::{self, Prepared, UpgradeRefused};
+use tessera_domain::caller::{self, CallerError, Presented};
+
+use super::{authorization, request_facts, text};
+use crate::error::PageError;
+use crate::forms::Form;
+use crate::pages::{Client, check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
+use crate::{AppState, render};
+
+pub(super) fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for prefix in ["/accounts", ""] {
+        router = router
+            .route(&format!("{prefix}/AuthSubRequest"), get(request_get).post(request_post))
+            .route(&format!("{prefix}/AuthSubSessionToken"), get(session_token))
+            .route(&format!("{prefix}/AuthSubTokenInfo"), get(token_info).post(token_info))
+            .route(&format!("{prefix}/AuthSubRevokeToken"), get(revoke_token).post(revoke_token));
+    }
+    router
+}
+
+pub(crate) fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[derive(Template)]
+#[template(path = "authsub_access.html")]
+struct AccessPage<'a> {
+    brand: &'a str,
+    csrf: String,
+    query: String,
+    authuser: usize,
+    email: String,
+    name: String,
+    registered: bool,
+    next_host: String,
+    services: Vec<String>,
+    scopes: Vec<String>,
+    session: bool,
+    secure: bool,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    brand: &'a str,
+    heading: &'a str,
+    message: String,
+    link: String,
+    link_text: &'a str,
+}
+
+/// The request as a page error: an unknown scope, a `next` outside the registration, and so on.
+async fn prepared(state: &AppState, raw_query: &str) -> Result<Prepared, PageError> {
+    let request = tessera_proto_authsub::parse_request(raw_query)
+        .map_err(|err| PageError::bad_request(&err.to_string()))?;
+    Ok(authsub::prepare(&state.ctx, request).await?)
+}
+
+/// The query without our own `authuser`, which the account chooser adds.
+fn without_authuser(query: &str) -> String {
+    query.split('&').filter(|it| !it.starts_with("authuser=")).collect::<Vec<_>>().join("&")
+}
+
+async fn request_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let raw = uri.query().unwrap_or_default();
+    let query = without_authuser(raw);
+    let prepared = prepared(&state, &query).await?;
+    let here = format!("{}/accounts/AuthSubRequest?{query}", state.ctx.public_url);
+    let accounts = signed_in(&state, &headers).await?;
+    let authuser = tessera_proto_authsub::query_pairs(raw)
+        .into_iter()
+        .find(|(k, _)| k == "authuser")
+        .map(|(_, v)| v);
+    let chosen = match (&authuser, accounts.len()) {
+        (None, n) if n > 1 => None,
+        _ => pick(&accounts, authuser.as_deref()),
+    };
+    let Some((index, who)) = chosen else {
+        // Not signed in, or several accounts: ServiceLogin signs in or shows the chooser, whose
+        // links come back here with `authuser=N`.
+        return Ok(redirect(&format!("/accounts/ServiceLogin?continue={}", encode(&here)), false));
+    };
+    if !authsub::account_fits(&prepared, &who.account) {
+        let hd = prepared.request.hd.clone().unwrap_or_default();
+        let page = MessagePage {
+            brand: &state.brand,
+            heading: "Use another account",
+            message: format!(
+                "This application asked for an account of {hd}; {} is not one.",
+                who.account.email
+            ),
+            link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(&here)),
+            link_text: "Sign in with another account",
+        };
+        return Ok(render::page(StatusCode::FORBIDDEN, &page));
+    }
+    let (csrf, set_cookie) = csrf_for_page(&state, &headers);
+    let page = AccessPage {
+        brand: &state.brand,
+        csrf,
+        query,
+        authuser: index,
+        email: who.account.email.clone(),
+        name: prepared.name.clone(),
+        registered: prepared.registered,
+        next_host: tessera_proto_authsub::host_of(&prepared.request.next).unwrap_or_default(),
+        services: prepared.services.clone(),
+        scopes: prepared.scopes.iter().map(|it| it.scope.clone()).collect(),
+        session: prepared.request.session,
+        secure: prepared.request.secure,
+    };
+    Ok(with_cookies(render::page(StatusCode::OK, &page), set_cookie))
+}
+
+async fn request_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Client(client): Client,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, fields.get("csrf")).await?;
+    let prepared = prepared(&state, fields.get("query").unwrap_or_default()).await?;
+    let accounts = signed_in(&state, &headers).await?;
+    let Some((_, who)) = pick(&accounts, fields.get("authuser")) else {
+        return Err(PageError::bad_request("You are no longer signed in. Go back and try again."));
+    };
+    if fields.get("action") != Some("allow") {
+        let page = MessagePage {
+            brand: &state.brand,
+            heading: "Access denied",
+            message: format!("{} was not given access to your account.", prepared.name),
+            link: "/account".to_owned(),
+            link_text: "Go to your account",
+        };
+        return Ok(render::page(StatusCode::OK, &page));
+    }
+    let location = authsub::approve(&state.ctx, &who.account, &prepared, &client.ip).await?;
+    Ok(redirect(&location, true))
+}
+
+/// The 401 every gdata client understands: `WWW-Authenticate` present, Google's HTML body.
+fn unauthorized(state: &AppState) -> Response {
+    let title = "Token invalid - Invalid AuthSub token.";
+    let mut res = (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"))],
+        tessera_proto_authsub::error_page(title, 401),
+    )
+        .into_response();
+    let challenge = format!("AuthSub realm=\"{}/accounts/AuthSubRequest\"", state.ctx.public_url);
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    res
+}
+
+fn forbidden(title: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"))],
+        tessera_proto_authsub::error_page(title, 403),
+    )
+        .into_response()
+}
+
+const BAD_SIGNATURE: &str = "Token invalid - Invalid AuthSub signature.";
+
+fn refused(state: &AppState, err: &CallerError) -> Response {
+    match err {
+        CallerError::BadSignature => forbidden(BAD_SIGNATURE),
+        _ => unauthorized(state),
+    }
+}
+
+/// The AuthSub fields of the `Authorization` header, as `caller::parse_authorization` reads them.
+struct Fields {
+    token: String,
+    sigalg: Option<String>,
+    data: Option<String>,
+    sig: Option<String>,
+}
+
+impl Fields {
+    fn read(headers: &HeaderMap) -> Option<Fields> {
+        match caller::parse_authorization(authorization(headers)) {
+            Ok(Presented::AuthSub { token, sigalg, data, sig }) => {
+                Some(Fields { token, sigalg, data, sig })
+            }
+            _ => None,
+        }
+    }
+
+    fn presented(&self) -> authsub::Presented<'_> {
+        authsub::Presented {
+            token: &self.token,
+            sigalg: self.sigalg.as_deref(),
+            data: self.data.as_deref(),
+            sig: self.sig.as_deref(),
+        }
+    }
+}
+
+async fn session_token(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
+    let presented = fields.presented();
+    let facts = request_facts(&state, &method, &uri, &headers);
+    Ok(match authsub::upgrade(&state.ctx, presented, &facts).await? {
+        Ok(token) => text(StatusCode::OK, None, tessera_proto_authsub::session_token_body(&token)),
+        Err(UpgradeRefused::Caller(err)) => refused(&state, &err),
+        Err(UpgradeRefused::NotUpgradeable) => {
+            forbidden("Invalid AuthSub token - this token cannot be exchanged for a session token.")
+        }
+    })
+}
+
+async fn token_info(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
+    let presented = fields.presented();
+    let facts = request_facts(&state, &method, &uri, &headers);
+    Ok(match authsub::check(&state.ctx, presented, &facts).await? {
+        Ok(checked) => text(
+            StatusCode::OK,
+            None,
+            tessera_proto_authsub::token_info_body(
+                &checked.target,
+                &checked.scopes(),
+                checked.secure,
+            ),
+        ),
+        Err(err) => refused(&state, &err),
+    })
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Client(client): Client,
+) -> Result<Response, PageError> {
+    let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
+    let presented = fields.presented();
+    let facts = request_facts(&state, &method, &uri, &headers);
+    Ok(match authsub::revoke(&state.ctx, presented, &facts, &client.ip).await? {
+        Ok(()) => text(StatusCode::OK, None, String::new()),
+        Err(err) => refused(&state, &err),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_only_our_authuser() {
+        assert_eq!(without_authuser("next=a&authuser=1&scope=b"), "next=a&scope=b");
+        assert_eq!(without_authuser("next=a&xauthuser=1"), "next=a&xauthuser=1");
+    }
+}

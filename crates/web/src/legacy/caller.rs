@@ -1,0 +1,72 @@
+//! `POST /accounts/caller`: the one caller check for resource servers in other languages (the Rust
+//! tower layer in `tessera-client` calls it too). The body names the `Authorization` header value
+//! the resource server received and the request's method and full URL (which secure AuthSub tokens
+//! sign); the answer is who is calling, through which client, with which scopes or service.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::StatusCode;
+use serde_json::json;
+use tessera_domain::caller::{self, CallerError, RequestFacts};
+
+use crate::AppState;
+use crate::error::PageError;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/accounts/caller", post(caller_post))
+}
+
+#[derive(serde::Deserialize)]
+struct Question {
+    authorization: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    url: String,
+}
+
+fn refusal(err: &CallerError) -> Response {
+    let (status, code) = match err {
+        CallerError::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
+        CallerError::Unsupported => (StatusCode::BAD_REQUEST, "unsupported_scheme"),
+        CallerError::Missing => (StatusCode::UNAUTHORIZED, "missing_credentials"),
+        CallerError::Malformed | CallerError::Invalid => {
+            (StatusCode::UNAUTHORIZED, "invalid_token")
+        }
+    };
+    (status, axum::Json(json!({ "error": code, "error_description": err.to_string() })))
+        .into_response()
+}
+
+async fn caller_post(State(state): State<AppState>, body: Bytes) -> Result<Response, PageError> {
+    let Ok(question) = serde_json::from_slice::<Question>(&body) else {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid_request", "error_description": "expected {\"authorization\", \"method\", \"url\"}" })),
+        )
+            .into_response());
+    };
+    let presented = match caller::parse_authorization(&question.authorization) {
+        Ok(presented) => presented,
+        Err(err) => return Ok(refusal(&err)),
+    };
+    let facts = RequestFacts { method: question.method.to_ascii_uppercase(), url: question.url };
+    match caller::resolve(&state.ctx, &presented, &facts).await? {
+        Ok(found) => Ok(axum::Json(json!({
+            "protocol": found.protocol.as_str(),
+            "account_id": found.account_id,
+            "sub": found.account_id.as_deref().map(tessera_domain::accounts::subject),
+            "client_id": found.client_id,
+            "grant_id": found.grant_id,
+            "scopes": found.scopes,
+            "service": found.service,
+            "kind": found.kind.as_str(),
+            "expires_at": found.expires_at,
+        }))
+        .into_response()),
+        Err(err) => Ok(refusal(&err)),
+    }
+}

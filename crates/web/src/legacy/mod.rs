@@ -1,0 +1,89 @@
+//! The legacy account protocols over HTTP: AuthSub (`authsub.rs`), ClientLogin with its unlock
+//! page and help page (`clientlogin.rs`), and the JSON caller check resource servers ask
+//! (`caller.rs`), and the administrators' AuthSub registration page (`registration.rs`).
+//! The protocol endpoints answer under `/accounts/<Name>` and `/<Name>`.
+
+mod authsub;
+mod caller;
+mod clientlogin;
+mod registration;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tessera_domain::caller::RequestFacts;
+
+use crate::AppState;
+
+/// Which legacy protocols a deployment serves (`[legacy]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Legacy {
+    pub authsub: bool,
+    pub clientlogin: bool,
+}
+
+impl Default for Legacy {
+    fn default() -> Legacy {
+        Legacy { authsub: true, clientlogin: true }
+    }
+}
+
+pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
+    let mut router = caller::router();
+    if legacy.authsub {
+        router = router.merge(authsub::router()).merge(registration::router());
+    }
+    if legacy.clientlogin {
+        router = router.merge(clientlogin::router());
+    }
+    router
+}
+
+/// A `text/plain; charset=UTF-8` protocol answer, optionally with a non-canonical reason phrase.
+pub(crate) fn text(status: StatusCode, reason: Option<&'static str>, body: String) -> Response {
+    let mut res = (
+        status,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response();
+    if let Some(reason) = reason {
+        res.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    }
+    res
+}
+
+/// The method and the full URL the client addressed, as secure AuthSub signatures cover them:
+/// this server's public scheme, the authority the client named (absolute-form target, else the
+/// `Host` header, else the public host: clients hard-coded to another host name reach us by DNS),
+/// and the request's path and query.
+pub(crate) fn request_facts(
+    state: &AppState,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> RequestFacts {
+    let public = url::Url::parse(&state.ctx.public_url).ok();
+    let scheme =
+        public.as_ref().map(|it| it.scheme().to_owned()).unwrap_or_else(|| "http".to_owned());
+    let public_host = public
+        .as_ref()
+        .map(|it| it.origin().ascii_serialization())
+        .and_then(|origin| origin.split_once("://").map(|(_, host)| host.to_owned()))
+        .unwrap_or_default();
+    let host = uri
+        .authority()
+        .map(|it| it.as_str().to_owned())
+        .or_else(|| headers.get(header::HOST).and_then(|it| it.to_str().ok()).map(str::to_owned))
+        .filter(|it| !it.is_empty() && !it.contains(['/', ' ', '@']))
+        .unwrap_or(public_host);
+    let path = uri.path_and_query().map(|it| it.as_str()).unwrap_or("/");
+    RequestFacts { method: method.as_str().to_owned(), url: format!("{scheme}://{host}{path}") }
+}
+
+pub(crate) fn authorization(headers: &HeaderMap) -> &str {
+    headers.get(header::AUTHORIZATION).and_then(|it| it.to_str().ok()).unwrap_or_default()
+}

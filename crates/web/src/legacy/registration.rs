@@ -1,0 +1,137 @@
+//! `/accounts/ManageDomains`: administrators register AuthSub applications in the browser (the
+//! same rules as `tessera admin authsub add`): a domain, its `next` prefix and an optional PEM
+//! certificate for secure tokens.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::response::Response;
+use axum::routing::get;
+use http::{HeaderMap, StatusCode};
+use tessera_domain::audit::Actor;
+use tessera_domain::sessions::SignedIn;
+
+use crate::error::PageError;
+use crate::forms::{self, Form};
+use crate::pages::{check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
+use crate::{AppState, render};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/accounts/ManageDomains", get(domains_get).post(domains_post))
+}
+
+struct Row {
+    domain: String,
+    next_prefix: String,
+    secure: bool,
+}
+
+#[derive(Template)]
+#[template(path = "authsub_domains.html")]
+struct DomainsPage<'a> {
+    brand: &'a str,
+    csrf: String,
+    authuser: usize,
+    rows: Vec<Row>,
+    error: Option<String>,
+    notice: Option<String>,
+    domain: String,
+    next_prefix: String,
+}
+
+/// The signed-in administrator, or the response to send instead.
+async fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    authuser: Option<&str>,
+) -> Result<Result<(usize, SignedIn), Response>, PageError> {
+    let accounts = signed_in(state, headers).await?;
+    match pick(&accounts, authuser) {
+        None => {
+            Ok(Err(redirect("/accounts/ServiceLogin?continue=%2Faccounts%2FManageDomains", false)))
+        }
+        Some((_, who)) if !who.account.is_admin => {
+            Err(PageError::forbidden("Only administrators register AuthSub applications."))
+        }
+        Some(found) => Ok(Ok(found)),
+    }
+}
+
+async fn page(
+    state: &AppState,
+    headers: &HeaderMap,
+    authuser: usize,
+    error: Option<String>,
+    notice: Option<String>,
+    typed: (String, String),
+) -> Result<Response, PageError> {
+    let rows = tessera_domain::authsub::list_registrations(&state.ctx)
+        .await?
+        .into_iter()
+        .map(|it| Row {
+            secure: it.cert_pem.is_some(),
+            domain: it.domain,
+            next_prefix: it.next_prefix,
+        })
+        .collect();
+    let (csrf, set_cookie) = csrf_for_page(state, headers);
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let view = DomainsPage {
+        brand: &state.brand,
+        csrf,
+        authuser,
+        rows,
+        error,
+        notice,
+        domain: typed.0,
+        next_prefix: typed.1,
+    };
+    Ok(with_cookies(render::page(status, &view), set_cookie))
+}
+
+async fn domains_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let (index, _) = match admin(&state, &headers, query.get("authuser")).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    page(&state, &headers, index, None, None, Default::default()).await
+}
+
+async fn domains_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, fields.get("csrf")).await?;
+    let (index, who) = match admin(&state, &headers, fields.get("authuser")).await? {
+        Ok(it) => it,
+        Err(res) => return Ok(res),
+    };
+    let domain = fields.text("domain");
+    let next_prefix = fields.text("next_prefix");
+    let cert = fields.get("cert").map(str::trim).filter(|it| !it.is_empty());
+    let res = tessera_domain::authsub::register(
+        &state.ctx,
+        &domain,
+        &next_prefix,
+        cert,
+        Some(&who.account.email),
+        &Actor::Admin(who.account.id.clone()),
+    )
+    .await;
+    match res {
+        Ok(reg) => {
+            let notice = format!("Registered {}.", reg.domain);
+            page(&state, &headers, index, None, Some(notice), Default::default()).await
+        }
+        Err(tessera_domain::Error::Invalid(message) | tessera_domain::Error::Conflict(message)) => {
+            page(&state, &headers, index, Some(message), None, (domain, next_prefix)).await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
