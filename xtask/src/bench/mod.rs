@@ -30,10 +30,12 @@ use scenarios::Scenario;
 use tessera::Tessera;
 
 const USAGE: &str = "\
-usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--out DIR]
+usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
                          [--concurrency N] [--loadgen-threads N] [--no-tessera] [--write-docs]
 
   --quick            a few seconds per scenario, 10k/100k credentials (the test suite's smoke run)
+  --dev              build tessera and the ceilings in the dev profile: a smoke test of the
+                     harness itself (the test suite's), never a measurement
   --only NAMES       scenarios by name, or sections: ceilings, crypto, resources, growth
   --out DIR          where report.md, report.json and the logs go (default: bench-out/)
   --concurrency N    connections per target (default 32; password scenarios use 2 per core)
@@ -47,6 +49,7 @@ const SECTIONS: [&str; 4] = ["ceilings", "crypto", "resources", "growth"];
 #[derive(Debug, PartialEq)]
 struct Options {
     quick: bool,
+    dev: bool,
     only: Option<BTreeSet<String>>,
     out: Option<PathBuf>,
     concurrency: usize,
@@ -60,6 +63,7 @@ impl Options {
     fn parse(args: &[String]) -> anyhow::Result<Options> {
         let mut o = Options {
             quick: false,
+            dev: false,
             only: None,
             out: None,
             concurrency: 32,
@@ -82,6 +86,7 @@ impl Options {
             };
             match flag {
                 "--quick" => o.quick = true,
+                "--dev" => o.dev = true,
                 "--no-tessera" => o.no_tessera = true,
                 "--write-docs" => o.write_docs = true,
                 "-h" | "--help" => o.help = true,
@@ -114,6 +119,9 @@ impl Options {
                 other => bail!("unknown option {other:?}\n{USAGE}"),
             }
         }
+        if o.dev && o.write_docs {
+            bail!("--dev builds are not measurements: --write-docs refuses them");
+        }
         if o.concurrency == 0 || o.loadgen_threads == 0 {
             bail!("--concurrency and --loadgen-threads must be at least 1");
         }
@@ -125,7 +133,7 @@ impl Options {
     }
 
     fn complete(&self) -> bool {
-        self.only.is_none() && !self.no_tessera
+        self.only.is_none() && !self.no_tessera && !self.dev
     }
 }
 
@@ -470,11 +478,19 @@ async fn pg_drop(url: &str, name: &str) {
     let _ = procs::output(cmd, Duration::from_secs(60)).await;
 }
 
-async fn build_ceiling(root: &Path) -> anyhow::Result<PathBuf> {
-    eprintln!("bench: cargo build --release (bench/ceiling, target dir bench/target)");
+/// The cargo profile flag and output folder for a build.
+fn profile(dev: bool) -> (&'static [&'static str], &'static str) {
+    if dev { (&[], "debug") } else { (&["--release"], "release") }
+}
+
+async fn build_ceiling(root: &Path, dev: bool) -> anyhow::Result<PathBuf> {
+    let (flags, folder) = profile(dev);
+    eprintln!("bench: cargo build {} (bench/ceiling, target dir bench/target)", flags.join(" "));
     let target = root.join("bench/target");
     let status = Command::new(cargo())
-        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg("build")
+        .args(flags)
+        .args(["--locked", "--manifest-path"])
         .arg(root.join("bench/ceiling/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
@@ -485,7 +501,7 @@ async fn build_ceiling(root: &Path) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("building bench/ceiling failed ({status})");
     }
-    Ok(target.join("release/tessera-bench-ceiling"))
+    Ok(target.join(folder).join("tessera-bench-ceiling"))
 }
 
 /// Raw operations per second on `threads` threads (all of them, or `only` one).
@@ -604,8 +620,14 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     let want_crypto = opts.wants("crypto");
 
     // Builds, one at a time.
-    let ceiling_bin = build_ceiling(&root).await?;
-    let tessera = if want_tessera { Some(Tessera::build(&root, &target_dir).await?) } else { None };
+    if opts.dev {
+        eprintln!(
+            "\n*** bench --dev: dev-profile builds; the numbers below test the harness, they measure nothing ***\n"
+        );
+    }
+    let ceiling_bin = build_ceiling(&root, opts.dev).await?;
+    let tessera =
+        if want_tessera { Some(Tessera::build(&root, &target_dir, opts.dev).await?) } else { None };
     say(started, "built");
 
     report.versions.push((

@@ -1,0 +1,839 @@
+//! The report: its data (written as JSON as is), the targets, and the Markdown rendering.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::load::LoadResult;
+use super::stats::{self, fmt_bytes, fmt_count, fmt_pct, fmt_rate, fmt_ratio, fmt_us};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum System {
+    Tessera,
+    TesseraPg,
+    TesseraPg2,
+    Peer,
+    Peer2,
+    Ceiling,
+}
+
+impl System {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            System::Tessera => "tessera (SQLite)",
+            System::TesseraPg => "tessera (PostgreSQL)",
+            System::TesseraPg2 => "tessera ×2 (PostgreSQL)",
+            System::Peer => "peer",
+            System::Peer2 => "peer ×2",
+            System::Ceiling => "ceiling",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SystemResult {
+    pub(crate) system: System,
+    pub(crate) result: Option<LoadResult>,
+    pub(crate) error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    Ran,
+    Skipped { reason: String },
+    Failed { reason: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Canary {
+    /// RSA-2048 signatures per second, all cores, before and after the scenario.
+    pub(crate) before: f64,
+    pub(crate) after: f64,
+    pub(crate) drift: Option<f64>,
+    pub(crate) flagged: bool,
+}
+
+impl Canary {
+    pub(crate) fn new(before: f64, after: f64) -> Self {
+        Canary {
+            before,
+            after,
+            drift: stats::drift(before, after),
+            flagged: stats::canary_flagged(before, after),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ScenarioReport {
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) note: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) results: Vec<SystemResult>,
+    /// The name of its ceiling (a `ceiling_*` entry), run in turns with it.
+    pub(crate) ceiling: Option<String>,
+    pub(crate) canary: Option<Canary>,
+}
+
+impl ScenarioReport {
+    pub(crate) fn new(name: &str, title: &str, note: &str) -> Self {
+        ScenarioReport {
+            name: name.into(),
+            title: title.into(),
+            note: note.into(),
+            outcome: Outcome::Ran,
+            results: Vec::new(),
+            ceiling: None,
+            canary: None,
+        }
+    }
+
+    pub(crate) fn get(&self, system: System) -> Option<&LoadResult> {
+        self.results.iter().find(|r| r.system == system).and_then(|r| r.result.as_ref())
+    }
+
+    pub(crate) fn rps(&self, system: System) -> Option<f64> {
+        self.get(system).map(|r| r.rps)
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Machine {
+    pub(crate) cpu_model: String,
+    pub(crate) cores: usize,
+    pub(crate) memory_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Settings {
+    pub(crate) concurrency: usize,
+    pub(crate) password_concurrency: usize,
+    pub(crate) growth_concurrency: usize,
+    pub(crate) warmup_ms: u64,
+    pub(crate) runs: usize,
+    pub(crate) run_ms: u64,
+    pub(crate) max_requests_per_run: u64,
+    pub(crate) loadgen_threads: usize,
+    pub(crate) canary_ms: u64,
+    pub(crate) crypto_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Sessions100k {
+    pub(crate) sessions: u64,
+    pub(crate) seed_s: f64,
+    pub(crate) idle_rss_bytes: Option<u64>,
+    pub(crate) rss_after_validation_bytes: Option<u64>,
+    pub(crate) db_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Resources {
+    pub(crate) tessera_idle_rss_bytes: Option<u64>,
+    pub(crate) peer_idle_rss_bytes: Option<u64>,
+    pub(crate) ceiling_idle_rss_bytes: Option<u64>,
+    /// Start-to-ready on an existing (seeded) SQLite data dir, each start.
+    pub(crate) ready_restart_ms: Vec<f64>,
+    pub(crate) ready_restart_median_ms: Option<f64>,
+    /// Start-to-ready on a fresh, empty data dir (schema, keys), each start.
+    pub(crate) ready_fresh_ms: Vec<f64>,
+    pub(crate) ready_fresh_median_ms: Option<f64>,
+    pub(crate) sessions: Option<Sessions100k>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct GrowthStep {
+    pub(crate) credentials: u64,
+    pub(crate) seed_s: f64,
+    pub(crate) db_bytes: u64,
+    pub(crate) rps: f64,
+    pub(crate) p50_us: u32,
+    pub(crate) p99_us: u32,
+    pub(crate) errors: u64,
+    pub(crate) peak_rss_bytes: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TargetStatus {
+    Met,
+    Missed,
+    NotMeasured,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct TargetRow {
+    pub(crate) target: String,
+    pub(crate) measured: String,
+    pub(crate) status: TargetStatus,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct CryptoOp {
+    pub(crate) name: String,
+    /// All threads together.
+    pub(crate) ops_per_sec: f64,
+    /// The measuring threads' own CPU time per operation.
+    pub(crate) cpu_us_per_op: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Report {
+    pub(crate) date: String,
+    pub(crate) command: String,
+    pub(crate) quick: bool,
+    pub(crate) machine: Machine,
+    /// (what, version), in order.
+    pub(crate) versions: Vec<(String, String)>,
+    pub(crate) settings: Settings,
+    pub(crate) duration_s: f64,
+    pub(crate) canary_baseline: Option<f64>,
+    pub(crate) ceilings: Vec<ScenarioReport>,
+    /// Raw operations, one thread per core.
+    pub(crate) crypto: Vec<CryptoOp>,
+    pub(crate) scenarios: Vec<ScenarioReport>,
+    pub(crate) resources: Resources,
+    pub(crate) growth: Vec<GrowthStep>,
+    pub(crate) targets: Vec<TargetRow>,
+    /// Loud lines: something the reader must know (a part that could not run).
+    pub(crate) notes: Vec<String>,
+    /// What went wrong; a non-empty list makes the command fail.
+    pub(crate) failures: Vec<String>,
+}
+
+/// The most a p99 may grow from the smallest to the largest credential count and still be "flat".
+pub(crate) const FLAT_P99: f64 = 1.5;
+pub(crate) const IDLE_RSS_GOAL: u64 = 20 * 1024 * 1024;
+pub(crate) const READY_GOAL_MS: f64 = 100.0;
+
+impl Report {
+    pub(crate) fn scenario(&self, name: &str) -> Option<&ScenarioReport> {
+        self.scenarios.iter().chain(&self.ceilings).find(|s| s.name == name)
+    }
+
+    /// The throughput a scenario's ceiling allows: its run among the scenario's own (in turns
+    /// with tessera), else the ceiling's own section.
+    pub(crate) fn ceiling_rate(&self, s: &ScenarioReport) -> Option<f64> {
+        s.rps(System::Ceiling)
+            .or_else(|| self.scenario(s.ceiling.as_deref()?)?.rps(System::Ceiling))
+    }
+
+    /// tessera's efficiency against its ceiling by CPU time: the ceiling server's CPU per
+    /// request over tessera's (1.0 = tessera spends no more than the ceiling).
+    pub(crate) fn ceiling_cpu_fraction(&self, s: &ScenarioReport) -> Option<f64> {
+        let ceiling = s
+            .get(System::Ceiling)
+            .or_else(|| self.scenario(s.ceiling.as_deref()?)?.get(System::Ceiling))?;
+        stats::ratio(ceiling.cpu_us_per_req?, s.get(System::Tessera)?.cpu_us_per_req?)
+    }
+
+    /// Fills `targets` from the measurements.
+    pub(crate) fn evaluate_targets(&mut self) {
+        let mut rows = Vec::new();
+        let ratio_row =
+            |rows: &mut Vec<TargetRow>, scenario: &str, of: System, goal: f64, what: &str| {
+                let s = self.scenario(scenario);
+                let r = s.and_then(|s| stats::ratio(s.rps(System::Tessera)?, s.rps(of)?));
+                let flag = if canary_moved(s) { " (canary moved)" } else { "" };
+                rows.push(row(
+                    format!("{scenario} ≥ {goal}× {what}"),
+                    r.map(|r| (r >= goal, format!("{}{flag}", fmt_ratio(Some(r))))),
+                    s,
+                ));
+            };
+        ratio_row(&mut rows, "client_credentials", System::Peer, 5.0, "one peer process");
+        ratio_row(
+            &mut rows,
+            "client_credentials",
+            System::Peer2,
+            4.0,
+            "the 2-process peer cluster",
+        );
+        ratio_row(&mut rows, "introspection", System::Peer, 6.0, "the peer");
+        ratio_row(&mut rows, "tokeninfo", System::Peer, 6.0, "the peer's introspection");
+        ratio_row(&mut rows, "refresh", System::Peer, 3.0, "the peer");
+        for (scenario, goal, what) in [
+            ("client_credentials", 0.8, "the token-mint ceiling"),
+            ("signin", 0.9, "the Argon2id limit"),
+        ] {
+            let s = self.scenario(scenario);
+            let r = s.and_then(|s| stats::ratio(s.rps(System::Tessera)?, self.ceiling_rate(s)?));
+            let by_cpu = s.and_then(|s| self.ceiling_cpu_fraction(s));
+            let by_cpu =
+                by_cpu.map_or(String::new(), |f| format!(" (by CPU time: {})", fmt_pct(Some(f))));
+            let flag = if canary_moved(s) { " (canary moved)" } else { "" };
+            rows.push(row(
+                format!("{scenario} ≥ {:.0}% of {what}", goal * 100.0),
+                r.map(|r| (r >= goal, format!("{}{by_cpu}{flag}", fmt_pct(Some(r))))),
+                s,
+            ));
+        }
+        let res = &self.resources;
+        rows.push(TargetRow {
+            target: format!("idle RSS ≤ {}", fmt_bytes(IDLE_RSS_GOAL)),
+            measured: res.tessera_idle_rss_bytes.map_or("not measured".into(), fmt_bytes),
+            status: status(res.tessera_idle_rss_bytes.map(|b| b <= IDLE_RSS_GOAL)),
+        });
+        rows.push(TargetRow {
+            target: format!(
+                "ready ≤ {READY_GOAL_MS:.0} ms (median of {} restarts)",
+                res.ready_restart_ms.len().max(5)
+            ),
+            measured: res
+                .ready_restart_median_ms
+                .map_or("not measured".into(), |ms| format!("{ms:.1} ms")),
+            status: status(res.ready_restart_median_ms.map(|ms| ms <= READY_GOAL_MS)),
+        });
+        let (first, last) = (self.growth.first(), self.growth.last());
+        let flat = match (first, last) {
+            (Some(a), Some(b)) if a.credentials < b.credentials => {
+                stats::ratio(f64::from(b.p99_us), f64::from(a.p99_us)).map(|r| (a, b, r))
+            }
+            _ => None,
+        };
+        rows.push(TargetRow {
+            target: format!("flat session p99 across credential counts (≤ {FLAT_P99}× growth)"),
+            measured: flat.map_or("not measured".into(), |(a, b, r)| {
+                format!(
+                    "{} → {}: {} → {} ({})",
+                    fmt_count(a.credentials),
+                    fmt_count(b.credentials),
+                    fmt_us(u64::from(a.p99_us)),
+                    fmt_us(u64::from(b.p99_us)),
+                    fmt_ratio(Some(r))
+                )
+            }),
+            status: status(flat.map(|(_, _, r)| r <= FLAT_P99)),
+        });
+        self.targets = rows;
+    }
+}
+
+pub(crate) const ARGON2: &str = "argon2id_m19456_t2_p1";
+
+fn canary_moved(s: Option<&ScenarioReport>) -> bool {
+    s.and_then(|s| s.canary.as_ref()).is_some_and(|c| c.flagged)
+}
+
+fn status(met: Option<bool>) -> TargetStatus {
+    match met {
+        Some(true) => TargetStatus::Met,
+        Some(false) => TargetStatus::Missed,
+        None => TargetStatus::NotMeasured,
+    }
+}
+
+fn row(target: String, measured: Option<(bool, String)>, s: Option<&ScenarioReport>) -> TargetRow {
+    match measured {
+        Some((met, text)) => TargetRow { target, measured: text, status: status(Some(met)) },
+        None => {
+            let why = match s.map(|s| &s.outcome) {
+                None => "not run".to_owned(),
+                Some(Outcome::Skipped { reason } | Outcome::Failed { reason }) => reason.clone(),
+                Some(Outcome::Ran) => "a side of the comparison is missing".to_owned(),
+            };
+            TargetRow {
+                target,
+                measured: format!("not measured: {why}"),
+                status: TargetStatus::NotMeasured,
+            }
+        }
+    }
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The report as Markdown.
+pub(crate) fn render_markdown(r: &Report) -> String {
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# tessera benchmark report{}\n", if r.quick { " (quick)" } else { "" });
+    let _ = writeln!(w, "- Date: {}", r.date);
+    let _ = writeln!(w, "- Command: `{}`", r.command);
+    let _ = writeln!(
+        w,
+        "- Machine: {}, {} cores, {} memory",
+        r.machine.cpu_model,
+        r.machine.cores,
+        fmt_bytes(r.machine.memory_bytes)
+    );
+    let versions: Vec<String> = r
+        .versions
+        .iter()
+        .map(|(k, v)| if v.starts_with(k.as_str()) { v.clone() } else { format!("{k} {v}") })
+        .collect();
+    let _ = writeln!(w, "- Versions: {}", versions.join("; "));
+    let s = &r.settings;
+    let _ = writeln!(
+        w,
+        "- Load: {} connections ({} for password scenarios), warm-up {} ms, median of {} runs × {} ms \
+         (≤ {} requests a run), {} load-generator thread(s), all over 127.0.0.1",
+        s.concurrency,
+        s.password_concurrency,
+        s.warmup_ms,
+        s.runs,
+        s.run_ms,
+        fmt_count(s.max_requests_per_run),
+        s.loadgen_threads
+    );
+    let _ = writeln!(w, "- Duration of the run: {:.0} s", r.duration_s);
+    if let Some(c) = r.canary_baseline {
+        let _ = writeln!(
+            w,
+            "- CPU canary at the start: {} RSA-2048 signatures/s (all cores)",
+            fmt_rate(c)
+        );
+    }
+    let _ = writeln!(w);
+    for n in &r.notes {
+        let _ = writeln!(w, "> **{}**\n", cell(n));
+    }
+    for f in &r.failures {
+        let _ = writeln!(w, "> **FAILED:** {}\n", cell(f));
+    }
+
+    let _ = writeln!(w, "## Targets\n\n| target | measured | status |\n|---|---|---|");
+    for t in &r.targets {
+        let st = match t.status {
+            TargetStatus::Met => "met",
+            TargetStatus::Missed => "**missed**",
+            TargetStatus::NotMeasured => "not measured",
+        };
+        let _ = writeln!(w, "| {} | {} | {st} |", cell(&t.target), cell(&t.measured));
+    }
+
+    let ran: Vec<&ScenarioReport> =
+        r.scenarios.iter().filter(|s| s.outcome == Outcome::Ran).collect();
+    let _ = writeln!(w, "\n## Ratios (same run, interleaved runs)\n");
+    if ran.is_empty() {
+        let _ = writeln!(w, "No scenario ran.");
+    } else {
+        let _ = writeln!(
+            w,
+            "Throughput ratios, and by CPU time (the other side's server CPU per request over \
+             tessera's: hardly moved by other load on the machine).\n\n\
+             | scenario | tessera req/s | peer req/s | tessera ÷ peer | by CPU | peer ×2 req/s | tessera ÷ peer ×2 | ceiling | of ceiling | by CPU |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+        );
+        for s in &ran {
+            let t = s.rps(System::Tessera);
+            let rate = |x: Option<f64>| x.map_or("–".into(), fmt_rate);
+            let ceiling = r.ceiling_rate(s);
+            let cpu = |sys: System| s.get(sys).and_then(|l| l.cpu_us_per_req);
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.name,
+                rate(t),
+                rate(s.rps(System::Peer)),
+                fmt_ratio(t.zip(s.rps(System::Peer)).and_then(|(a, b)| stats::ratio(a, b))),
+                fmt_ratio(
+                    cpu(System::Peer)
+                        .zip(cpu(System::Tessera))
+                        .and_then(|(a, b)| stats::ratio(a, b))
+                ),
+                rate(s.rps(System::Peer2)),
+                fmt_ratio(t.zip(s.rps(System::Peer2)).and_then(|(a, b)| stats::ratio(a, b))),
+                match (&s.ceiling, ceiling) {
+                    (Some(name), Some(c)) => format!("{name}: {}/s", fmt_rate(c)),
+                    (Some(name), None) => format!("{name}: –"),
+                    _ => "–".into(),
+                },
+                fmt_pct(t.zip(ceiling).and_then(|(a, b)| stats::ratio(a, b))),
+                fmt_pct(r.ceiling_cpu_fraction(s)),
+            );
+        }
+    }
+
+    let _ = writeln!(w, "\n## Throughput and latency\n");
+    let _ = writeln!(
+        w,
+        "| scenario | system | req/s | p50 | p99 | errors | server CPU/req | peak RSS | canary drift |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for s in r.ceilings.iter().chain(&r.scenarios).filter(|s| !s.results.is_empty()) {
+        let canary = s.canary.as_ref().map_or("–".into(), |c| {
+            let d = c.drift.map_or("?".into(), |d| format!("{:+.0}%", d * 100.0));
+            if c.flagged { format!("**{d} (flagged)**") } else { d }
+        });
+        for res in &s.results {
+            match (&res.result, &res.error) {
+                (Some(l), _) => {
+                    let _ = writeln!(
+                        w,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {canary} |",
+                        s.name,
+                        res.system.label(),
+                        fmt_rate(l.rps),
+                        fmt_us(u64::from(l.p50_us)),
+                        fmt_us(u64::from(l.p99_us)),
+                        l.errors,
+                        l.cpu_us_per_req.map_or("–".into(), |c| fmt_us(c.round() as u64)),
+                        l.peak_rss_bytes.map_or("–".into(), fmt_bytes),
+                    );
+                }
+                (None, e) => {
+                    let _ = writeln!(
+                        w,
+                        "| {} | {} | failed: {} | | | | | | {canary} |",
+                        s.name,
+                        res.system.label(),
+                        cell(e.as_deref().unwrap_or("?"))
+                    );
+                }
+            }
+        }
+    }
+    let with_errors: Vec<&LoadResult> = r
+        .ceilings
+        .iter()
+        .chain(&r.scenarios)
+        .flat_map(|s| s.results.iter().filter_map(|x| x.result.as_ref()))
+        .filter(|l| l.errors > 0)
+        .collect();
+    for l in with_errors {
+        let _ = writeln!(
+            w,
+            "\n- {}: {} errors, e.g. {}",
+            l.label,
+            l.errors,
+            cell(&l.error_samples.join(" / "))
+        );
+    }
+
+    if !r.crypto.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n## Raw crypto (aws-lc-rs, argon2 0.6; one thread per core)\n\n\
+             | operation | ops/s | CPU per op |\n|---|---:|---:|"
+        );
+        for c in &r.crypto {
+            let cpu = c.cpu_us_per_op.map_or("–".into(), |us| fmt_us(us.round() as u64));
+            let _ = writeln!(w, "| {} | {} | {cpu} |", c.name, fmt_rate(c.ops_per_sec));
+        }
+    }
+
+    let res = &r.resources;
+    let _ = writeln!(w, "\n## Resources\n");
+    let bytes = |b: Option<u64>| b.map_or("not measured".into(), fmt_bytes);
+    let _ = writeln!(
+        w,
+        "- Idle RSS after ready: tessera {}, peer {}, ceiling {}",
+        bytes(res.tessera_idle_rss_bytes),
+        bytes(res.peer_idle_rss_bytes),
+        bytes(res.ceiling_idle_rss_bytes)
+    );
+    let ready = |median: Option<f64>, each: &[f64]| match median {
+        Some(m) => format!(
+            "{m:.1} ms (median of {}: {} ms)",
+            each.len(),
+            each.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(", ")
+        ),
+        None => "not measured".into(),
+    };
+    let _ = writeln!(
+        w,
+        "- Start to ready (SQLite): existing data dir {}; fresh data dir {}",
+        ready(res.ready_restart_median_ms, &res.ready_restart_ms),
+        ready(res.ready_fresh_median_ms, &res.ready_fresh_ms),
+    );
+    if let Some(s) = &res.sessions {
+        let _ = writeln!(
+            w,
+            "- With {} live sessions (seeded in {:.1} s, data dir {}): RSS {} idle, {} after validating 1000 of them",
+            fmt_count(s.sessions),
+            s.seed_s,
+            fmt_bytes(s.db_bytes),
+            bytes(s.idle_rss_bytes),
+            bytes(s.rss_after_validation_bytes)
+        );
+    }
+
+    if !r.growth.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n## Cost growth: session-cookie validation vs stored credentials\n\n\
+             | credentials | req/s | p50 | p99 | errors | seed time | data dir | per million credentials | peak RSS |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for g in &r.growth {
+            let per_million = per_million(&r.growth, g);
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} |",
+                fmt_count(g.credentials),
+                fmt_rate(g.rps),
+                fmt_us(u64::from(g.p50_us)),
+                fmt_us(u64::from(g.p99_us)),
+                g.errors,
+                g.seed_s,
+                fmt_bytes(g.db_bytes),
+                fmt_bytes(per_million as u64),
+                bytes(g.peak_rss_bytes),
+            );
+        }
+    }
+
+    let skipped: Vec<&ScenarioReport> =
+        r.scenarios.iter().filter(|s| s.outcome != Outcome::Ran).collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(w, "\n## Skipped and failed scenarios\n");
+        for s in skipped {
+            match &s.outcome {
+                Outcome::Skipped { reason } => {
+                    let _ = writeln!(w, "- `{}` ({}): skipped: {}", s.name, s.title, cell(reason));
+                }
+                Outcome::Failed { reason } => {
+                    let _ =
+                        writeln!(w, "- `{}` ({}): **FAILED**: {}", s.name, s.title, cell(reason));
+                }
+                Outcome::Ran => {}
+            }
+        }
+    }
+    let notes: Vec<&ScenarioReport> =
+        r.scenarios.iter().filter(|s| s.outcome == Outcome::Ran && !s.note.is_empty()).collect();
+    if !notes.is_empty() {
+        let _ = writeln!(w, "\n## Notes on scenarios\n");
+        for s in notes {
+            let _ = writeln!(w, "- `{}`: {}", s.name, s.note);
+        }
+    }
+    md
+}
+
+/// Data-dir bytes per million credentials: the growth from the smallest step when there is one
+/// (fixed costs cancel out), else the plain average.
+pub(crate) fn per_million(steps: &[GrowthStep], g: &GrowthStep) -> f64 {
+    match steps.first() {
+        Some(first) if first.credentials < g.credentials => {
+            g.db_bytes.saturating_sub(first.db_bytes) as f64 * 1e6
+                / (g.credentials - first.credentials) as f64
+        }
+        _ if g.credentials > 0 => g.db_bytes as f64 * 1e6 / g.credentials as f64,
+        _ => 0.0,
+    }
+}
+
+pub(crate) const BEGIN: &str = "<!-- bench:latest-report:begin -->";
+pub(crate) const END: &str = "<!-- bench:latest-report:end -->";
+
+/// `docs` with the part between the markers replaced by `report` (appended, with markers, if absent).
+pub(crate) fn splice_docs(docs: &str, report: &str) -> String {
+    let report = report.replace("\n# ", "\n### ").replacen(
+        "# tessera benchmark report",
+        "### Latest report",
+        1,
+    );
+    let report = report.replace("\n## ", "\n#### ");
+    let block = format!("{BEGIN}\n\n{}\n{END}", report.trim_end());
+    match (docs.find(BEGIN), docs.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &docs[..b], &docs[e + END.len()..]),
+        _ => format!("{}\n\n{block}\n", docs.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::load::RunStats;
+
+    fn load(label: &str, rps: f64, p50: u32, p99: u32) -> LoadResult {
+        LoadResult {
+            label: label.into(),
+            processes: 1,
+            concurrency: 32,
+            rps,
+            p50_us: p50,
+            p99_us: p99,
+            errors: 0,
+            error_samples: Vec::new(),
+            cpu_us_per_req: Some(120.0),
+            peak_rss_bytes: Some(15 << 20),
+            reconnects: 0,
+            runs: vec![RunStats {
+                requests: 1,
+                errors: 0,
+                elapsed_s: 1.0,
+                rps,
+                p50_us: p50,
+                p99_us: p99,
+                max_us: p99,
+                cpu_us_per_req: None,
+                peak_rss_bytes: None,
+            }],
+        }
+    }
+
+    fn scenario(name: &str, results: &[(System, f64)], ceiling: Option<&str>) -> ScenarioReport {
+        let mut s = ScenarioReport::new(name, name, "");
+        s.ceiling = ceiling.map(Into::into);
+        s.canary = Some(Canary::new(1000.0, 1010.0));
+        s.results = results
+            .iter()
+            .map(|(sys, rps)| SystemResult {
+                system: *sys,
+                result: Some(load(sys.label(), *rps, 500, 2000)),
+                error: None,
+            })
+            .collect();
+        s
+    }
+
+    fn sample() -> Report {
+        let mut r = Report {
+            date: "2026-05-01T12:00:00Z".into(),
+            command: "cargo xtask bench".into(),
+            machine: Machine { cpu_model: "AMD EPYC".into(), cores: 2, memory_bytes: 24 << 30 },
+            versions: vec![("rustc".into(), "1.95.0".into())],
+            crypto: vec![
+                CryptoOp { name: ARGON2.into(), ops_per_sec: 32.0, cpu_us_per_op: Some(24_000.0) },
+                CryptoOp { name: "rs256_sign".into(), ops_per_sec: 1400.0, cpu_us_per_op: None },
+            ],
+            ..Report::default()
+        };
+        r.ceilings.push(scenario("ceiling_token", &[(System::Ceiling, 10_000.0)], None));
+        r.ceilings.push(scenario("ceiling_argon2", &[(System::Ceiling, 32.0)], None));
+        if let Some(l) = r.ceilings[1].results[0].result.as_mut() {
+            l.cpu_us_per_req = Some(24_000.0);
+        }
+        r.scenarios.push(scenario(
+            "client_credentials",
+            &[(System::Tessera, 9_000.0), (System::Peer, 1_500.0), (System::Peer2, 2_500.0)],
+            Some("ceiling_token"),
+        ));
+        r.scenarios.push(scenario("signin", &[(System::Tessera, 28.0)], Some("ceiling_argon2")));
+        r.scenarios.push(scenario(
+            "refresh",
+            &[(System::Tessera, 2_000.0), (System::Peer, 1_000.0)],
+            None,
+        ));
+        let mut skipped = ScenarioReport::new("tokeninfo", "GET /oauth2/v3/tokeninfo", "");
+        skipped.outcome =
+            Outcome::Skipped { reason: "GET /oauth2/v3/tokeninfo answers 404".into() };
+        r.scenarios.push(skipped);
+        if let Some(l) = r.scenarios[1].results[0].result.as_mut() {
+            l.cpu_us_per_req = Some(25_000.0);
+        }
+        r.resources.tessera_idle_rss_bytes = Some(12 << 20);
+        r.resources.ready_restart_median_ms = Some(140.0);
+        r.resources.ready_restart_ms = vec![140.0; 5];
+        r.growth = vec![
+            GrowthStep {
+                credentials: 10_000,
+                p99_us: 1000,
+                db_bytes: 10 << 20,
+                ..GrowthStep::default()
+            },
+            GrowthStep {
+                credentials: 10_000_000,
+                p99_us: 1400,
+                db_bytes: 2 << 30,
+                ..GrowthStep::default()
+            },
+        ];
+        r.evaluate_targets();
+        r
+    }
+
+    fn target<'a>(r: &'a Report, prefix: &str) -> &'a TargetRow {
+        r.targets
+            .iter()
+            .find(|t| t.target.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no target {prefix}"))
+    }
+
+    #[test]
+    fn targets_are_met_missed_or_not_measured() {
+        let r = sample();
+        let cc = target(&r, "client_credentials ≥ 5×");
+        assert_eq!((cc.status, cc.measured.as_str()), (TargetStatus::Met, "6.00×"));
+        let cc2 = target(&r, "client_credentials ≥ 4×");
+        assert_eq!((cc2.status, cc2.measured.as_str()), (TargetStatus::Missed, "3.60×"));
+        let mint = target(&r, "client_credentials ≥ 80%");
+        assert_eq!(
+            (mint.status, mint.measured.as_str()),
+            (TargetStatus::Met, "90% (by CPU time: 100%)")
+        );
+        let signin = target(&r, "signin ≥ 90%");
+        assert_eq!(
+            (signin.status, signin.measured.as_str()),
+            (TargetStatus::Missed, "88% (by CPU time: 96%)")
+        );
+        assert_eq!(target(&r, "refresh ≥ 3×").status, TargetStatus::Missed);
+        // A ceiling run in turns with the scenario wins over the ceiling's own section.
+        let mut alongside = r.clone();
+        let mut own = load("ceiling", 29.0, 30_000, 60_000);
+        own.cpu_us_per_req = Some(24_000.0);
+        alongside.scenarios[1].results.push(SystemResult {
+            system: System::Ceiling,
+            result: Some(own),
+            error: None,
+        });
+        alongside.evaluate_targets();
+        let signin = target(&alongside, "signin ≥ 90%");
+        assert_eq!(
+            (signin.status, signin.measured.as_str()),
+            (TargetStatus::Met, "97% (by CPU time: 96%)")
+        );
+        let ti = target(&r, "tokeninfo");
+        assert_eq!(ti.status, TargetStatus::NotMeasured);
+        assert!(ti.measured.contains("answers 404"), "{}", ti.measured);
+        assert_eq!(target(&r, "introspection").status, TargetStatus::NotMeasured);
+        assert_eq!(target(&r, "idle RSS").status, TargetStatus::Met);
+        assert_eq!(target(&r, "ready").status, TargetStatus::Missed);
+        let flat = target(&r, "flat session p99");
+        assert_eq!(flat.status, TargetStatus::Met);
+        assert!(
+            flat.measured.contains("10k → 10M") && flat.measured.contains("1.40×"),
+            "{}",
+            flat.measured
+        );
+    }
+
+    #[test]
+    fn markdown_has_every_section_and_flags() {
+        let mut r = sample();
+        r.scenarios[0].canary = Some(Canary::new(1000.0, 700.0));
+        r.notes.push("PEER NOT RUN: npm unreachable".into());
+        r.evaluate_targets();
+        let md = render_markdown(&r);
+        for needle in [
+            "# tessera benchmark report",
+            "- Command: `cargo xtask bench`",
+            "AMD EPYC, 2 cores",
+            "| client_credentials ≥ 5× one peer process | 6.00× (canary moved) | met |",
+            "| client_credentials | 9,000 | 1,500 | 6.00× | 1.00× | 2,500 | 3.60× | ceiling_token: 10,000/s | 90% | 100% |",
+            "| signin | 28.0 | – | – | – | – | – | ceiling_argon2: 32.0/s | 88% | 96% |",
+            "**-30% (flagged)**",
+            "> **PEER NOT RUN: npm unreachable**",
+            "- `tokeninfo` (GET /oauth2/v3/tokeninfo): skipped: GET /oauth2/v3/tokeninfo answers 404",
+            "| 10k | 0.0 | 0 µs | 1.00 ms | 0 | 0.0 s | 10.0 MiB | 1000.0 MiB | not measured |",
+            "| 10M | 0.0 | 0 µs | 1.40 ms | 0 | 0.0 s | 2.00 GiB | 204.0 MiB | not measured |",
+            "| argon2id_m19456_t2_p1 | 32.0 | 24.00 ms |",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in:\n{md}");
+        }
+        let json = serde_json::to_value(&r).unwrap_or_default();
+        assert_eq!(json["scenarios"][3]["outcome"]["status"], "skipped");
+        assert_eq!(json["scenarios"][0]["results"][1]["system"], "peer");
+    }
+
+    #[test]
+    fn docs_keep_their_prose_and_swap_the_report() {
+        let docs = format!("# Benchmarks\n\nHow to run.\n\n{BEGIN}\nold\n{END}\n\nAfter.\n");
+        let out = splice_docs(&docs, "# tessera benchmark report\n\n## Targets\nnew\n");
+        assert!(out.starts_with("# Benchmarks\n\nHow to run.\n\n"));
+        assert!(out.contains("### Latest report\n\n#### Targets\nnew"));
+        assert!(!out.contains("old"));
+        assert!(out.ends_with(&format!("{END}\n\nAfter.\n")));
+        let fresh = splice_docs("# Benchmarks", "# tessera benchmark report\n");
+        assert!(fresh.contains(BEGIN) && fresh.contains(END));
+        assert_eq!(splice_docs(&fresh, "# tessera benchmark report\n"), fresh);
+    }
+}
