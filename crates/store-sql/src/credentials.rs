@@ -95,6 +95,15 @@ impl CredentialStore for SqlStore {
         insert_credential(&self.write, credential).await.map_err(insert("insert credential"))
     }
 
+    async fn insert_many(&self, credentials: &[CredentialRecord]) -> Result<()> {
+        const OP: &str = "insert credentials";
+        let mut tx = self.begin(OP).await?;
+        for credential in credentials {
+            insert_credential(&mut *tx, credential).await.map_err(insert(OP))?;
+        }
+        tx.commit().await.map_err(backend(OP))
+    }
+
     async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool> {
         let query =
             sqlx::query(concat!(insert_credential_sql!(), " ON CONFLICT (digest) DO NOTHING"));

@@ -47,28 +47,34 @@ fn cookie_for(session: &SessionRecord, cookie: &CredentialRecord) -> CredentialR
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn create(&self, session: &SessionRecord, cookie: &CredentialRecord) -> Result<()> {
+        self.create_many(std::slice::from_ref(&(session.clone(), cookie.clone()))).await
+    }
+
+    async fn create_many(&self, sessions: &[(SessionRecord, CredentialRecord)]) -> Result<()> {
         const OP: &str = "create session";
         let mut tx = self.begin(OP).await?;
-        sqlx::query(concat!(
-            "INSERT INTO sessions (",
-            session_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(session.id.as_str())
-        .bind(session.account_id.as_str())
-        .bind(session.created_at)
-        .bind(session.auth_time)
-        .bind(session.last_seen_at)
-        .bind(session.expires_at)
-        .bind(session.revoked_at)
-        .bind(bool_int(session.persistent))
-        .bind(bool_int(session.second_factor))
-        .bind(session.user_agent.as_str())
-        .bind(session.ip.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(insert(OP))?;
-        insert_credential(&mut *tx, &cookie_for(session, cookie)).await.map_err(insert(OP))?;
+        for (session, cookie) in sessions {
+            sqlx::query(concat!(
+                "INSERT INTO sessions (",
+                session_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(session.id.as_str())
+            .bind(session.account_id.as_str())
+            .bind(session.created_at)
+            .bind(session.auth_time)
+            .bind(session.last_seen_at)
+            .bind(session.expires_at)
+            .bind(session.revoked_at)
+            .bind(bool_int(session.persistent))
+            .bind(bool_int(session.second_factor))
+            .bind(session.user_agent.as_str())
+            .bind(session.ip.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(insert(OP))?;
+            insert_credential(&mut *tx, &cookie_for(session, cookie)).await.map_err(insert(OP))?;
+        }
         tx.commit().await.map_err(backend(OP))?;
         Ok(())
     }

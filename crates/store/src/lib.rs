@@ -133,6 +133,8 @@ pub trait GrantStore: Send + Sync {
 pub trait CredentialStore: Send + Sync {
     /// Fails with `Conflict("credential")` when the digest exists.
     async fn insert(&self, credential: &CredentialRecord) -> Result<()>;
+    /// Inserts many in one transaction (bulk loads: imports, benchmark fixtures); all or none.
+    async fn insert_many(&self, credentials: &[CredentialRecord]) -> Result<()>;
     /// Inserts unless the digest exists; true when this call inserted it (nonces, replay caches).
     async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool>;
     /// The credential if it is live: not revoked, not consumed, not expired at `now`.
@@ -168,6 +170,8 @@ pub trait CredentialStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     /// Creates the session and its cookie credential together.
     async fn create(&self, session: &SessionRecord, cookie: &CredentialRecord) -> Result<()>;
+    /// Creates many sessions with their cookies in one transaction; all or none.
+    async fn create_many(&self, sessions: &[(SessionRecord, CredentialRecord)]) -> Result<()>;
     /// The live session whose live cookie credential has this digest.
     async fn find_by_cookie(&self, digest: &str, now: Timestamp) -> Result<Option<SessionRecord>>;
     /// Replaces the session's cookie credential (revoking the old one) and returns false if the old

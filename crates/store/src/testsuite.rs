@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             grant_revoke_kills_only_its_credentials,
             credential_insert_find_and_conflict,
             credential_insert_once,
+            credential_and_session_bulk_inserts_are_all_or_none,
             credential_consume_exactly_once,
             credential_consume_refuses_wrong_kind_expired_revoked,
             credential_consume_race_50,
@@ -1717,4 +1718,33 @@ pub async fn session_sweep_removes_dead_sessions_and_their_credentials(store: Ar
         is_live(store.as_ref(), "live-cookie", NOW + 10).await,
         "the live session's cookie stays"
     );
+}
+
+pub async fn credential_and_session_bulk_inserts_are_all_or_none(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-bulk").await;
+    let batch: Vec<CredentialRecord> = (0..300)
+        .map(|i| credential(&format!("bulk-{i:03}"), CredentialKind::AccessToken, NOW, 3600))
+        .collect();
+    store.credentials().insert_many(&batch).await.expect("insert many");
+    assert_eq!(store.credentials().count().await.expect("count"), 300);
+    // A batch with one duplicate inserts nothing.
+    let clash = vec![
+        credential("bulk-new", CredentialKind::AccessToken, NOW, 3600),
+        credential("bulk-007", CredentialKind::AccessToken, NOW, 3600),
+    ];
+    assert!(matches!(
+        store.credentials().insert_many(&clash).await,
+        Err(StoreError::Conflict("credential"))
+    ));
+    assert!(!is_live(store.as_ref(), "bulk-new", NOW).await, "all or none");
+    let sessions: Vec<(SessionRecord, CredentialRecord)> = (0..50)
+        .map(|i| {
+            (session(&format!("bulk-s-{i}"), "acct-bulk", NOW), cookie(&format!("bulk-c-{i}"), NOW))
+        })
+        .collect();
+    store.sessions().create_many(&sessions).await.expect("create many");
+    assert_eq!(store.sessions().count_live(NOW).await.expect("count live"), 50);
+    let found =
+        store.sessions().find_by_cookie("bulk-c-49", NOW).await.expect("find").expect("a session");
+    assert_eq!(found.id, "bulk-s-49");
 }
