@@ -10,6 +10,7 @@ pub struct Request {
     pub scopes: Vec<String>,
 }
 
+/// `scope` is optional (RFC 6749 §4.4.2); without it the token carries no scopes.
 pub fn parse(params: &Params) -> Result<Request, OAuthError> {
-    Ok(Request { scopes: split_scopes(params.require("scope")?) })
+    Ok(Request { scopes: split_scopes(params.get("scope").unwrap_or_default()) })
 }
