@@ -1,18 +1,26 @@
-//! `tessera admin dev seed`: bulk fixtures for the benchmark harness, written through the store.
+//! `tessera admin dev seed`: bulk fixtures for the benchmark harness, written through the store in
+//! batches of one transaction each.
 
 use anyhow::format_err;
 use serde_json::{Value, json};
 use tessera_domain::Ctx;
 use tessera_domain::accounts::NewAccount;
 use tessera_domain::audit::Actor;
-use tessera_domain::sessions::ClientInfo;
-use tessera_store::{AccountState, CredentialKind, CredentialRecord};
+use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+use tessera_store::{AccountState, CredentialKind, CredentialRecord, SessionRecord};
 
 pub(crate) const BENCH_EMAIL: &str = "bench@example.test";
 pub(crate) const BENCH_PASSWORD: &str = "bench-password-1";
+const BENCH_PROJECT: &str = "Bench";
+const BENCH_CLIENT: &str = "Bench client";
+const BENCH_REDIRECT: &str = "http://127.0.0.1/bench/callback";
+const BENCH_SERVICE: &str = "cl";
+const BENCH_SCOPE: &str = "https://calendar.example.test/feeds/";
+const BATCH: u64 = 5_000;
 
-/// Seeds `sessions` live sessions and `credentials` opaque access tokens for the bench account and
-/// returns up to 1000 sample session cookies.
+/// Seeds `sessions` live sessions and `credentials` opaque access tokens for the bench account, a
+/// confidential OAuth client already allowed `openid email` by that account, and a ClientLogin
+/// service `cl`; returns up to 1000 sample session cookies and the client's credentials.
 pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::Result<Value> {
     let account = match tessera_domain::accounts::find_by_email(ctx, BENCH_EMAIL).await {
         Ok(account) => account,
@@ -28,31 +36,121 @@ pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::
             tessera_domain::accounts::create(ctx, new, &Actor::Cli, "").await?
         }
     };
-    let client = ClientInfo { ip: "127.0.0.1".to_owned(), user_agent: "bench".to_owned() };
-    let mut samples = Vec::new();
-    for i in 0..sessions {
-        let (token, _) =
-            tessera_domain::sessions::create(ctx, &account, true, false, &client).await?;
-        if i < 1000 {
-            samples.push(token);
-        }
+    let oauth_client = oauth_client(ctx, &account.id).await?;
+    if tessera_domain::services::get(ctx, BENCH_SERVICE).await.is_err() {
+        let new = tessera_domain::services::NewService {
+            name: BENCH_SERVICE.to_owned(),
+            display_name: "Calendar".to_owned(),
+            scopes: vec![BENCH_SCOPE.to_owned()],
+            clientlogin_ttl_secs: None,
+            protocols: None,
+        };
+        tessera_domain::services::add(ctx, new, &Actor::Cli).await?;
     }
+
     let now = ctx.now();
-    for _ in 0..credentials {
-        let (_, digest) = ctx.new_token();
-        let mut record = CredentialRecord::new(digest, CredentialKind::AccessToken, now);
-        record.account_id = Some(account.id.clone());
-        record.expires_at = Some(now + 3600);
+    let ttl = ctx.policy.persistent_session_ttl_secs;
+    let mut samples = Vec::new();
+    let mut made = 0;
+    while made < sessions {
+        let n = BATCH.min(sessions - made);
+        let mut batch = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let (token, digest) = ctx.new_token();
+            let session = SessionRecord {
+                id: ctx.new_id(),
+                account_id: account.id.clone(),
+                created_at: now,
+                auth_time: now,
+                last_seen_at: now,
+                expires_at: now + ttl,
+                revoked_at: None,
+                persistent: true,
+                second_factor: false,
+                user_agent: "bench".to_owned(),
+                ip: "127.0.0.1".to_owned(),
+            };
+            let mut cookie = CredentialRecord::new(digest, CredentialKind::Session, now);
+            cookie.account_id = Some(account.id.clone());
+            cookie.session_id = Some(session.id.clone());
+            cookie.expires_at = Some(session.expires_at);
+            if samples.len() < 1000 {
+                samples.push(token);
+            }
+            batch.push((session, cookie));
+        }
+        ctx.store
+            .sessions()
+            .create_many(&batch)
+            .await
+            .map_err(|err| format_err!("seeding sessions: {err}"))?;
+        made += n;
+    }
+    let mut made = 0;
+    while made < credentials {
+        let n = BATCH.min(credentials - made);
+        let batch: Vec<CredentialRecord> = (0..n)
+            .map(|_| {
+                let (_, digest) = ctx.new_token();
+                let mut record = CredentialRecord::new(digest, CredentialKind::AccessToken, now);
+                record.account_id = Some(account.id.clone());
+                record.expires_at = Some(now + 3600);
+                record
+            })
+            .collect();
         ctx.store
             .credentials()
-            .insert(&record)
+            .insert_many(&batch)
             .await
-            .map_err(|err| format_err!("seeding: {err}"))?;
+            .map_err(|err| format_err!("seeding credentials: {err}"))?;
+        made += n;
     }
     Ok(json!({
         "account_email": BENCH_EMAIL,
         "password": BENCH_PASSWORD,
         "cookie_name": "TSID",
         "session_cookies": samples,
+        "oauth_client": oauth_client,
     }))
+}
+
+/// The bench project's confidential client, with a fresh secret on every seeding, allowed
+/// `openid email` by the bench account so the authorization request needs no consent page.
+async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
+    let project = match ctx
+        .store
+        .projects()
+        .find_by_name(BENCH_PROJECT)
+        .await
+        .map_err(tessera_domain::Error::from)?
+    {
+        Some(project) => project,
+        None => {
+            tessera_domain::projects::create(ctx, BENCH_PROJECT, BENCH_EMAIL, &Actor::Cli).await?
+        }
+    };
+    let existing = clients::list(ctx, &project.id).await?;
+    let (client_id, secret) = match existing.iter().find(|it| it.record.name == BENCH_CLIENT) {
+        Some(client) => {
+            let secret = clients::rotate_secret(ctx, &client.record.client_id, &Actor::Cli).await?;
+            (client.record.client_id.clone(), secret)
+        }
+        None => {
+            let new = NewClient {
+                kind: ClientKind::Web,
+                name: BENCH_CLIENT.to_owned(),
+                redirect_uris: vec![BENCH_REDIRECT.to_owned()],
+                android_package: None,
+                android_cert_sha1: None,
+                allow_implicit: false,
+                jwt_access_tokens: false,
+            };
+            let created = clients::create(ctx, &project, new, &Actor::Cli).await?;
+            let secret = created.secret.ok_or_else(|| format_err!("a web client has a secret"))?;
+            (created.client.record.client_id, secret)
+        }
+    };
+    let scopes = ["openid".to_owned(), "email".to_owned()];
+    tessera_domain::grants::grant(ctx, account_id, &client_id, "oauth2", &scopes, "").await?;
+    Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
 }

@@ -278,3 +278,59 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
     let setup_token = banner.split("/setup?token=").nth(1).unwrap().trim();
     assert!(!stderr.contains(setup_token), "setup token in logs");
 }
+
+/// The benchmark fixture command seeds in batches, and what it prints works against a server on
+/// the same data: session cookies sign in, the OAuth client gets tokens, and its grant is in place.
+#[tokio::test]
+async fn dev_seed_writes_working_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fixtures.json");
+    let data = dir.path().join("data");
+    let status = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["admin", "dev", "seed", "--sessions", "7", "--credentials", "12000", "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("TESSERA_DATABASE_URL")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let fixtures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(fixtures["session_cookies"].as_array().unwrap().len(), 7);
+    let mut raw = crate::support::test_config(&data);
+    raw.data_dir = data.to_string_lossy().into_owned();
+    let env = crate::support::TestEnv::start_raw(raw, dir, tessera::StartOptions::default()).await;
+    assert!(env.ctx().store.credentials().count().await.unwrap() >= 12_007);
+
+    let mut b = env.browser();
+    b.jar.insert("TSID".to_owned(), fixtures["session_cookies"][3].as_str().unwrap().to_owned());
+    let list = b.get("/accounts/ListAccounts").await;
+    assert!(list.body.contains("bench@example.test"), "{}", list.body);
+
+    let client = &fixtures["oauth_client"];
+    let res = reqwest::Client::new()
+        .post(env.url("/o/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client["client_id"].as_str().unwrap()),
+            ("client_secret", client["client_secret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // Pre-approved: the authorization request redirects with a code at once.
+    let auth = format!(
+        "/o/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope=openid%20email&state=s",
+        client["client_id"].as_str().unwrap(),
+        crate::support::urlencode(client["redirect_uri"].as_str().unwrap())
+    );
+    let res = b.get(&auth).await;
+    assert!(matches!(res.status, 302 | 303), "{} {}", res.status, res.body);
+    assert!(
+        res.location().starts_with("http://127.0.0.1/bench/callback?code="),
+        "{}",
+        res.location()
+    );
+}
