@@ -72,20 +72,42 @@ pub async fn certificates(ctx: &Ctx) -> Result<Vec<(String, String)>> {
     });
     let mut out = Vec::new();
     for record in records.iter().filter(|it| it.alg == "RS256") {
-        let key = keys::open(ctx, record)?;
-        let serial = tessera_crypto::digest::sha256(record.kid.as_bytes());
-        let der = tessera_crypto::x509::self_signed_der(
-            &key,
-            ctx.rng.as_ref(),
-            &record.kid,
-            &serial[..16],
-            record.created_at,
-            record.created_at + 10 * 365 * 86_400,
-        )
-        .map_err(|err| crate::Error::Internal(err.to_string()))?;
-        out.push((record.kid.clone(), tessera_crypto::x509::pem("CERTIFICATE", &der)));
+        out.push((record.kid.clone(), certificate(ctx, record)?));
     }
     Ok(out)
+}
+
+/// A key's self-signed certificate. It depends only on the key and its creation time (RSA PKCS#1
+/// v1.5 signatures are deterministic), so each is made once per process and kept: the store is
+/// still asked which keys to publish on every request, and the cache holds only derived bytes.
+fn certificate(ctx: &Ctx, record: &KeyRecord) -> Result<String> {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    > = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let cache_key = (record.kid.clone(), record.public_der.clone());
+    if let Some(pem) = cache.lock().ok().and_then(|it| it.get(&cache_key).cloned()) {
+        return Ok(pem);
+    }
+    let key = keys::open(ctx, record)?;
+    let serial = tessera_crypto::digest::sha256(record.kid.as_bytes());
+    let der = tessera_crypto::x509::self_signed_der(
+        &key,
+        ctx.rng.as_ref(),
+        &record.kid,
+        &serial[..16],
+        record.created_at,
+        record.created_at + 10 * 365 * 86_400,
+    )
+    .map_err(|err| crate::Error::Internal(err.to_string()))?;
+    let pem = tessera_crypto::x509::pem("CERTIFICATE", &der);
+    if let Ok(mut map) = cache.lock() {
+        if map.len() > 64 {
+            map.clear();
+        }
+        map.insert(cache_key, pem.clone());
+    }
+    Ok(pem)
 }
 
 /// `n` and `e` from a PKCS#1 `RSAPublicKey ::= SEQUENCE { INTEGER, INTEGER }`, leading zeros off.
