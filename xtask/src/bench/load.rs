@@ -26,6 +26,9 @@ use super::stats;
 pub(crate) enum Capture {
     /// A top-level string (or number) field of a JSON body.
     Json { field: &'static str, var: &'static str },
+    /// Like `Json`, but an answer without the field keeps the variable as it was (a refresh
+    /// answer carries a new refresh token only where the server rotates them).
+    JsonIfPresent { field: &'static str, var: &'static str },
     /// The `value` of the `<input name=...>` in an HTML body.
     Hidden { name: &'static str, var: &'static str },
     /// The value of a cookie the answer sets.
@@ -38,6 +41,7 @@ impl Capture {
     fn var(&self) -> &'static str {
         match self {
             Capture::Json { var, .. }
+            | Capture::JsonIfPresent { var, .. }
             | Capture::Hidden { var, .. }
             | Capture::Cookie { var, .. }
             | Capture::Location { var, .. } => var,
@@ -46,13 +50,15 @@ impl Capture {
 
     fn apply(&self, resp: &Response, vars: &mut HashMap<String, String>) -> Result<(), String> {
         let value = match self {
-            Capture::Json { field, .. } => serde_json::from_slice::<serde_json::Value>(&resp.body)
-                .ok()
-                .and_then(|v| match v.get(field)? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                }),
+            Capture::Json { field, .. } | Capture::JsonIfPresent { field, .. } => {
+                serde_json::from_slice::<serde_json::Value>(&resp.body).ok().and_then(|v| {
+                    match v.get(field)? {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    }
+                })
+            }
             Capture::Hidden { name, .. } => {
                 hidden_input(&String::from_utf8_lossy(&resp.body), name)
             }
@@ -66,6 +72,11 @@ impl Capture {
         match value {
             Some(v) => {
                 vars.insert(self.var().to_owned(), v);
+                Ok(())
+            }
+            None if matches!(self, Capture::JsonIfPresent { .. })
+                && vars.contains_key(self.var()) =>
+            {
                 Ok(())
             }
             None => Err(format!("no {self:?} in the answer ({}: {})", resp.status, resp.snippet())),
@@ -293,7 +304,11 @@ impl Worker {
                 [one] => {
                     vars.insert(k.clone(), one.clone());
                 }
-                _ => cycles.push((k.clone(), v.clone())),
+                _ => {
+                    // Setup requests run before the first iteration picks a value: give them one.
+                    vars.insert(k.clone(), v[(index * 7919) % v.len()].clone());
+                    cycles.push((k.clone(), v.clone()));
+                }
             }
         }
         let needs_setup = !plan.setup.is_empty();
@@ -712,17 +727,51 @@ fn attr(tag: &str, name: &str) -> Option<String> {
         } else {
             after.split(|c: char| c.is_ascii_whitespace() || c == '/').next().unwrap_or("")
         };
-        return Some(
-            value
-                .replace("&quot;", "\"")
-                .replace("&#39;", "'")
-                .replace("&#x27;", "'")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&"),
-        );
+        return Some(unescape_html(value));
     }
     None
+}
+
+/// Decodes the character references an HTML attribute value may hold: the named five and any
+/// numeric `&#NN;` / `&#xHH;` (template engines write `&` as `&#38;`).
+fn unescape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let Some(end) = tail.find(';').filter(|end| *end <= 10) else {
+            out.push('&');
+            rest = &tail[1..];
+            continue;
+        };
+        let entity = &tail[1..end];
+        let decoded = match entity {
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The value of cookie `name` in one `Set-Cookie` header.
@@ -759,6 +808,7 @@ mod tests {
         assert_eq!(fill("/p?q={a}&b={b}", &v, true).as_deref(), Ok("/p?q=x+y%26z&b=1"));
         assert_eq!(fill("Bearer {a}", &v, false).as_deref(), Ok("Bearer x y&z"));
         assert_eq!(fill("{missing}", &v, true), Err("no value for {missing}".into()));
+        assert_eq!(unescape_html("a&#38;b&#x3D;c&amp;d&lt;&#60;&bogus;"), "a&b=c&d<<&bogus;");
         assert_eq!(fill("no vars", &v, true).as_deref(), Ok("no vars"));
     }
 

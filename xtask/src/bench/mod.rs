@@ -367,6 +367,7 @@ async fn run_scenario(env: &Env, sc: &Scenario) -> ScenarioReport {
     let mut rep = ScenarioReport::new(sc.name, sc.title, sc.note);
     rep.ceiling = sc.ceiling.map(str::to_owned);
     let concurrency = if sc.password_bound { env.password_concurrency } else { env.concurrency };
+    let concurrency = sc.max_connections.map_or(concurrency, |max| concurrency.min(max));
     let mut targets = Vec::new();
     if let Some(t) = &env.tessera {
         if let Err(reason) = probe(t.addrs[0], &sc.tessera).await {

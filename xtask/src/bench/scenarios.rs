@@ -21,6 +21,8 @@ pub(crate) struct Scenario {
     pub(crate) ceiling: Option<&'static str>,
     /// Few connections (2 per core): password hashing saturates the CPU with a few.
     pub(crate) password_bound: bool,
+    /// At most this many connections (e.g. a server limit on live tokens per account and client).
+    pub(crate) max_connections: Option<usize>,
     pub(crate) note: &'static str,
 }
 
@@ -34,6 +36,7 @@ impl Scenario {
             peer_cluster: false,
             ceiling: None,
             password_bound: false,
+            max_connections: None,
             note: "",
         }
     }
@@ -50,6 +53,11 @@ impl Scenario {
 
     fn ceiling(mut self, c: &'static str) -> Self {
         self.ceiling = Some(c);
+        self
+    }
+
+    fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
         self
     }
 
@@ -117,7 +125,7 @@ const INTROSPECT: &str = "token={access_token}&client_id={client_id}&client_secr
 fn refresh(path: &'static str) -> Req {
     // Rotation: every answer carries the next refresh token of this connection's chain.
     Req::post(path, REFRESH)
-        .capture(Capture::Json { field: "refresh_token", var: "refresh_token" })
+        .capture(Capture::JsonIfPresent { field: "refresh_token", var: "refresh_token" })
         .capture(Capture::Json { field: "id_token", var: "id_token" })
 }
 
@@ -165,7 +173,8 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             .peer(Plan::main(refresh(P_TOKEN)).setup(
                 Req::get("/bench/refresh-token").capture(Capture::Json { field: "refresh_token", var: "refresh_token" }),
             ))
-            .note("each connection keeps its own rotating refresh-token chain"),
+            .max_connections(10)
+            .note("each connection keeps its own refresh-token chain; 10 connections, because an account holds at most 10 live refresh tokens per client (the oldest is retired), for both systems"),
         Scenario::new(
             "code_exchange",
             "POST /o/oauth2/token authorization_code + PKCE",
@@ -230,15 +239,24 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         Scenario::new(
             "authsub_tokeninfo",
             "GET /accounts/AuthSubTokenInfo",
-            Plan::main(Req::get("/accounts/AuthSubTokenInfo").header("authorization", "AuthSub token=\"{authsub_token}\"")).setup(
-                Req::get(
-                    "/accounts/AuthSubRequest?next=http%3A%2F%2F127.0.0.1%2Fbench%2Fauthsub\
-                     &scope=http%3A%2F%2Fwww.google.com%2Fm8%2Ffeeds%2F&session=1&secure=0",
+            Plan::main(Req::get("/accounts/AuthSubTokenInfo").header("authorization", "AuthSub token=\"{authsub_token}\""))
+                .setup(
+                    Req::get(
+                        "/accounts/AuthSubRequest?next=http%3A%2F%2F127.0.0.1%2Fbench%2Fauthsub\
+                         &scope=https%3A%2F%2Fcalendar.example.test%2Ffeeds%2F&session=1&secure=0",
+                    )
+                    .header("cookie", "{cookie_name}={session_cookie}")
+                    .expect(&[200])
+                    .capture(Capture::Hidden { name: "csrf", var: "authsub_csrf" })
+                    .capture(Capture::Hidden { name: "query", var: "authsub_query" })
+                    .capture(Capture::Cookie { name: "TCSRF", var: "tcsrf" }),
                 )
-                .header("cookie", "{cookie_name}={session_cookie}")
-                .expect(&[302, 303])
-                .capture(Capture::Location { param: "token", var: "authsub_token" }),
-            ),
+                .setup(
+                    Req::post("/accounts/AuthSubRequest", "csrf={authsub_csrf}&authuser=0&query={authsub_query}&action=allow")
+                        .header("cookie", "{cookie_name}={session_cookie}; TCSRF={tcsrf}")
+                        .expect(&[302, 303])
+                        .capture(Capture::Location { param: "token", var: "authsub_token" }),
+                ),
         )
         .ceiling("ceiling_hello"),
     ]

@@ -322,7 +322,8 @@ async fn dev_seed_writes_working_fixtures() {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     // Pre-approved: the authorization request redirects with a code at once.
     let auth = format!(
-        "/o/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope=openid%20email&state=s",
+        "/o/oauth2/v2/auth?response_type=code&client_id={}&redirect_uri={}&scope=openid%20email&access_type=offline&state=s\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
         client["client_id"].as_str().unwrap(),
         crate::support::urlencode(client["redirect_uri"].as_str().unwrap())
     );
