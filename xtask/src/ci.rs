@@ -7,7 +7,11 @@
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
 //!    browser tests on (nextest when installed, else `cargo test`).
 //!
-//! `--no-lint` skips fmt and clippy; `--no-browser` skips the browser tests.
+//! 4. runs the benchmark harness once as a smoke test (`bench --quick --dev` on a few scenarios):
+//!    it must run and produce numbers; no speed is asserted.
+//!
+//! `--no-lint` skips fmt and clippy; `--no-browser` skips the browser tests; `--no-bench` skips
+//! the harness smoke test.
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
@@ -23,6 +27,7 @@ pub(crate) const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let lint = !args.iter().any(|it| it == "--no-lint");
     let browser = !args.iter().any(|it| it == "--no-browser");
+    let bench = !args.iter().any(|it| it == "--no-bench");
     if browser {
         ensure_chromium()?;
     }
@@ -62,6 +67,36 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         let a = vec!["test", "--workspace", "--no-fail-fast", "--features", features];
         cargo(&a, &env)?;
     }
+    if bench {
+        bench_smoke()?;
+    }
+    Ok(())
+}
+
+/// The benchmark harness still works: a quick dev-profile run of a few scenarios writes a report
+/// whose scenarios carry numbers. Speed is never asserted here.
+fn bench_smoke() -> anyhow::Result<()> {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-smoke");
+    let out_text = out.to_string_lossy().into_owned();
+    let only = "discovery,client_credentials,session,signin,clientlogin,authsub_tokeninfo,crypto";
+    cargo(&["xtask", "bench", "--quick", "--dev", "--only", only, "--out", &out_text], &[])?;
+    let report =
+        std::fs::read_to_string(out.join("report.json")).context("reading the smoke report")?;
+    let report: serde_json::Value =
+        serde_json::from_str(&report).context("parsing the smoke report")?;
+    let measured = report["scenarios"]
+        .as_array()
+        .map(|it| {
+            it.iter()
+                .flat_map(|scenario| scenario["results"].as_array().cloned().unwrap_or_default())
+                .filter(|result| result["result"]["rps"].as_f64().is_some_and(|rps| rps > 0.0))
+                .count()
+        })
+        .unwrap_or(0);
+    if measured == 0 {
+        return Err(format_err!("the benchmark smoke run produced no numbers"));
+    }
+    eprintln!("bench smoke: {measured} measured results in {}", out.display());
     Ok(())
 }
 
