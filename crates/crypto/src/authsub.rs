@@ -95,3 +95,90 @@ mod tests {
         assert!(parse_cert_pem(&vec![b'a'; MAX_PEM_LEN + 1]).is_err());
     }
 }
+
+/// Parses an uploaded RSA public key: a `PUBLIC KEY` (SubjectPublicKeyInfo, as `openssl rsa
+/// -pubout` writes) or a `CERTIFICATE` block. Refuses oversize input, other key types and moduli
+/// under `min_bits`. Used for service-account keys, which sign assertions with RS256.
+pub fn parse_rsa_public_pem(pem: &[u8], min_bits: usize) -> Result<CertKey, CryptoError> {
+    use x509_parser::prelude::FromDer as _;
+    if pem.len() > MAX_PEM_LEN {
+        return Err(CryptoError::InvalidKey("key too large"));
+    }
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem)
+        .map_err(|_| CryptoError::InvalidKey("not a PEM block"))?;
+    let key = match block.label.as_str() {
+        "CERTIFICATE" => parse_cert_pem(pem)?,
+        "PUBLIC KEY" => {
+            let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&block.contents)
+                .map_err(|_| CryptoError::InvalidKey("malformed public key"))?;
+            if !rest.is_empty()
+                || spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION
+            {
+                return Err(CryptoError::InvalidKey("the key is not RSA"));
+            }
+            let bits = match spki.parsed() {
+                Ok(PublicKey::RSA(rsa)) => rsa.key_size(),
+                _ => return Err(CryptoError::InvalidKey("the key is not RSA")),
+            };
+            CertKey { rsa_public_key: spki.subject_public_key.data.to_vec(), bits }
+        }
+        _ => return Err(CryptoError::InvalidKey("expected a PUBLIC KEY or CERTIFICATE block")),
+    };
+    if key.bits < min_bits {
+        return Err(CryptoError::InvalidKey("RSA key too short"));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod upload_tests {
+    use super::*;
+
+    #[test]
+    fn public_keys_upload_as_spki_or_certificate() {
+        let key = crate::keys::SigningKey::generate(crate::keys::KeyAlg::Rs256).unwrap();
+        let pkcs1 = key.public_key_der();
+        // SPKI = SEQUENCE { AlgorithmIdentifier rsaEncryption NULL, BIT STRING pkcs1 }.
+        let alg: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+            0x00,
+        ];
+        let mut bits = vec![0x00];
+        bits.extend_from_slice(&pkcs1);
+        let der = |tag: u8, body: &[u8]| {
+            let mut out = vec![tag];
+            let len = body.len();
+            if len < 0x80 {
+                out.push(len as u8);
+            } else if len < 0x100 {
+                out.extend([0x81, len as u8]);
+            } else {
+                out.extend([0x82, (len >> 8) as u8, len as u8]);
+            }
+            out.extend_from_slice(body);
+            out
+        };
+        let bit_string = der(0x03, &bits);
+        let spki = der(0x30, &[alg, &bit_string].concat());
+        let pem = crate::x509::pem("PUBLIC KEY", &spki);
+        let parsed = parse_rsa_public_pem(pem.as_bytes(), 2048).unwrap();
+        assert_eq!(parsed.rsa_public_key, pkcs1);
+        assert_eq!(parsed.bits, 2048);
+        assert!(parse_rsa_public_pem(pem.as_bytes(), 4096).is_err(), "too short for 4096");
+        let cert = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/authsub-1024.cert.pem"
+        ))
+        .unwrap();
+        assert_eq!(parse_rsa_public_pem(&cert, 1024).unwrap().bits, 1024);
+        assert!(parse_rsa_public_pem(&cert, 2048).is_err());
+        assert!(
+            parse_rsa_public_pem(
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                1024
+            )
+            .is_err()
+        );
+        assert!(parse_rsa_public_pem(b"garbage", 1024).is_err());
+    }
+}

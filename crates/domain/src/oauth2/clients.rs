@@ -323,6 +323,71 @@ pub async fn add_key(ctx: &Ctx, client_id: &str, actor: &Actor) -> Result<(Strin
     Ok((kid, tessera_crypto::x509::pem("PRIVATE KEY", key.pkcs8_der())))
 }
 
+/// Registers a public key the developer made (a `PUBLIC KEY` or `CERTIFICATE` PEM, RSA ≥ 2048
+/// bits) for a service account; the private key never reaches tessera. Returns the key id.
+pub async fn upload_key(ctx: &Ctx, client_id: &str, pem: &str, actor: &Actor) -> Result<String> {
+    use base64::Engine as _;
+    let mut client = load(ctx, client_id).await?.ok_or(Error::NotFound)?;
+    if client.kind != ClientKind::ServiceAccount {
+        return Err(Error::Invalid("Only service accounts have keys.".to_owned()));
+    }
+    if client.settings.keys.len() >= 10 {
+        return Err(Error::Invalid("A service account has at most 10 keys.".to_owned()));
+    }
+    let parsed = tessera_crypto::authsub::parse_rsa_public_pem(pem.as_bytes(), 2048)
+        .map_err(|err| Error::Invalid(format!("That is not a usable key: {err}.")))?;
+    let kid = tessera_crypto::digest::sha256_hex(&parsed.rsa_public_key)[..40].to_owned();
+    if client.settings.keys.iter().any(|it| it.kid == kid) {
+        return Err(Error::Conflict("That key is already registered.".to_owned()));
+    }
+    client.settings.keys.push(ClientKey {
+        kid: kid.clone(),
+        alg: "RS256".to_owned(),
+        public_der: base64::engine::general_purpose::STANDARD.encode(&parsed.rsa_public_key),
+        created_at: ctx.now(),
+    });
+    save_settings(ctx, &mut client).await?;
+    audit::record(
+        ctx,
+        "client.key.upload",
+        None,
+        actor,
+        "",
+        json!({ "client": client_id, "kid": kid }),
+    )
+    .await?;
+    Ok(kid)
+}
+
+/// Removes one of a service account's keys: assertions signed with it are refused from now on.
+pub async fn remove_key(ctx: &Ctx, client_id: &str, kid: &str, actor: &Actor) -> Result<()> {
+    let mut client = load(ctx, client_id).await?.ok_or(Error::NotFound)?;
+    let before = client.settings.keys.len();
+    client.settings.keys.retain(|it| it.kid != kid);
+    if client.settings.keys.len() == before {
+        return Err(Error::NotFound);
+    }
+    save_settings(ctx, &mut client).await?;
+    audit::record(
+        ctx,
+        "client.key.remove",
+        None,
+        actor,
+        "",
+        json!({ "client": client_id, "kid": kid }),
+    )
+    .await
+}
+
+async fn save_settings(ctx: &Ctx, client: &mut Client) -> Result<()> {
+    client.record.settings =
+        serde_json::to_string(&client.settings).map_err(|err| Error::Internal(err.to_string()))?;
+    if !ctx.store.projects().update_client(&client.record).await? {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
 /// Deletes the client and revokes every grant to it (and so every token it holds).
 pub async fn delete(ctx: &Ctx, client_id: &str, actor: &Actor) -> Result<()> {
     load(ctx, client_id).await?.ok_or(Error::NotFound)?;

@@ -169,6 +169,17 @@ enum ClientCommand {
     AddKey {
         client_id: String,
     },
+    /// Register a service account's own public key (PEM: PUBLIC KEY or CERTIFICATE, RSA ≥ 2048).
+    UploadKey {
+        client_id: String,
+        #[arg(long)]
+        public_key: std::path::PathBuf,
+    },
+    /// Remove one of a service account's keys.
+    RemoveKey {
+        client_id: String,
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -663,6 +674,20 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
                 &json!({ "client_id": client_id, "private_key_id": kid, "private_key": pem }),
                 || format!("private_key_id: {kid}\n{pem}(the private key is shown only now)"),
             );
+        }
+        ClientCommand::UploadKey { client_id, public_key } => {
+            let pem = std::fs::read_to_string(public_key)
+                .map_err(|err| format_err!("reading {}: {err}", public_key.display()))?;
+            let kid = clients::upload_key(ctx, client_id, &pem, &actor).await?;
+            print(json_mode, &json!({ "client_id": client_id, "kid": kid }), || {
+                format!("registered key {kid}")
+            });
+        }
+        ClientCommand::RemoveKey { client_id, kid } => {
+            clients::remove_key(ctx, client_id, kid, &actor).await?;
+            print(json_mode, &json!({ "client_id": client_id, "removed": kid }), || {
+                format!("removed key {kid}")
+            });
         }
         ClientCommand::RotateSecret { client_id } => {
             let secret = clients::rotate_secret(ctx, client_id, &actor).await?;

@@ -1862,3 +1862,81 @@ async fn demo_client_flow_and_token_verify_command() {
     assert_eq!(again.device_client_id, demo.device_client_id);
     assert!(again.web_client_secret.is_none());
 }
+
+/// A service account's own key (made by `openssl`, uploaded as a public key) signs assertions;
+/// once removed, it no longer does.
+#[tokio::test]
+async fn service_accounts_upload_and_remove_their_own_keys() {
+    let env = TestEnv::start().await;
+    env.account("keys@example.test", PASSWORD).await;
+    let service = tessera_domain::services::NewService {
+        name: "store".to_owned(),
+        display_name: "Store".to_owned(),
+        scopes: vec!["https://store.example/".to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), service, &Actor::Cli).await.unwrap();
+    let p = project(&env, "Keys", "keys@example.test").await;
+    let sa = client(&env, &p, ClientKind::ServiceAccount, "Uploader", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("key.pem");
+    let public = dir.path().join("pub.pem");
+    let ok = |status: std::process::ExitStatus| assert!(status.success());
+    ok(std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&private)
+        .status()
+        .expect("the openssl command"));
+    ok(std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .unwrap());
+    let public_pem = std::fs::read_to_string(&public).unwrap();
+    let private_pem = std::fs::read_to_string(&private).unwrap();
+    assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+
+    let kid = clients::upload_key(env.ctx(), &sa.id, &public_pem, &Actor::Cli).await.unwrap();
+    assert!(matches!(
+        clients::upload_key(env.ctx(), &sa.id, &public_pem, &Actor::Cli).await,
+        Err(tessera_domain::Error::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            clients::upload_key(env.ctx(), &sa.id, &private_pem, &Actor::Cli).await,
+            Err(tessera_domain::Error::Invalid(_))
+        ),
+        "a private key is refused"
+    );
+
+    let t0 = crate::support::T0;
+    let claims = |jti: &str| serde_json::json!({ "iss": sa.id, "scope": "https://store.example/", "aud": env.url("/o/oauth2/token"), "iat": t0, "exp": t0 + 600, "jti": jti });
+    let grant = |assertion: String| {
+        let url = env.url("/o/oauth2/token");
+        async move {
+            post_form(
+                &url,
+                None,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let accepted = grant(sign_assertion(&private_pem, Some(&kid), &claims("u1"))).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.json);
+
+    clients::remove_key(env.ctx(), &sa.id, &kid, &Actor::Cli).await.unwrap();
+    let refused = grant(sign_assertion(&private_pem, Some(&kid), &claims("u2"))).await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    assert_eq!(refused.json["error"], "invalid_grant");
+    assert!(matches!(
+        clients::remove_key(env.ctx(), &sa.id, &kid, &Actor::Cli).await,
+        Err(tessera_domain::Error::NotFound)
+    ));
+}
