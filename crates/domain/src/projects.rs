@@ -94,6 +94,7 @@ pub async fn set_branding(
     product_name: &str,
     homepage: &str,
     support_email: &str,
+    logo_url: &str,
     actor: &Actor,
 ) -> Result<ProjectBranding> {
     let product_name = product_name.trim();
@@ -109,6 +110,15 @@ pub async fn set_branding(
             return Err(Error::Invalid("The homepage must be an https address.".to_owned()));
         }
     }
+    let logo_url = logo_url.trim();
+    if !logo_url.is_empty() {
+        let ok = url::Url::parse(logo_url).is_ok_and(|it| {
+            it.scheme() == "https" && it.username().is_empty() && it.password().is_none()
+        });
+        if !ok || logo_url.len() > 500 {
+            return Err(Error::Invalid("The logo must be an https address.".to_owned()));
+        }
+    }
     let support_email = support_email.trim();
     if !support_email.is_empty() {
         accounts::normalize_email(support_email)
@@ -119,6 +129,7 @@ pub async fn set_branding(
         product_name: product_name.to_owned(),
         homepage: homepage.to_owned(),
         support_email: support_email.to_owned(),
+        logo_url: logo_url.to_owned(),
         updated_at: ctx.now(),
     };
     ctx.store.projects().set_branding(&branding).await?;

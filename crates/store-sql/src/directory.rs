@@ -196,16 +196,17 @@ impl ProjectStore for SqlStore {
 
     async fn set_branding(&self, branding: &ProjectBranding) -> Result<()> {
         sqlx::query(
-            "INSERT INTO project_branding (project_id, product_name, homepage, support_email, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO project_branding (project_id, product_name, homepage, support_email, updated_at, logo_url) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (project_id) DO UPDATE SET product_name = $2, homepage = $3, \
-             support_email = $4, updated_at = $5",
+             support_email = $4, updated_at = $5, logo_url = $6",
         )
         .bind(branding.project_id.as_str())
         .bind(branding.product_name.as_str())
         .bind(branding.homepage.as_str())
         .bind(branding.support_email.as_str())
         .bind(branding.updated_at)
+        .bind(branding.logo_url.as_str())
         .execute(&self.write)
         .await
         .map_err(insert("set project branding"))?;
@@ -214,7 +215,7 @@ impl ProjectStore for SqlStore {
 
     async fn get_branding(&self, project_id: &str) -> Result<Option<ProjectBranding>> {
         let row = sqlx::query(
-            "SELECT project_id, product_name, homepage, support_email, updated_at \
+            "SELECT project_id, product_name, homepage, support_email, updated_at, logo_url \
              FROM project_branding WHERE project_id = $1",
         )
         .bind(project_id)
@@ -228,6 +229,7 @@ impl ProjectStore for SqlStore {
                     product_name: get(row, "product_name")?,
                     homepage: get(row, "homepage")?,
                     support_email: get(row, "support_email")?,
+                    logo_url: get(row, "logo_url")?,
                     updated_at: get(row, "updated_at")?,
                 })
             })

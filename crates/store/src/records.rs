@@ -91,6 +91,8 @@ pub struct ProjectBranding {
     pub product_name: String,
     pub homepage: String,
     pub support_email: String,
+    /// An https URL of the product's logo, or empty.
+    pub logo_url: String,
     pub updated_at: Timestamp,
 }
 

@@ -603,6 +603,7 @@ pub async fn project_branding_set_replace_get(store: Arc<dyn Store>) {
         product_name: "Photo Printer".to_owned(),
         homepage: "https://photos.example/".to_owned(),
         support_email: "help@photos.example".to_owned(),
+        logo_url: "https://photos.example/logo.png".to_owned(),
         updated_at: NOW,
     };
     projects.set_branding(&branding).await.expect("set");
@@ -610,6 +611,7 @@ pub async fn project_branding_set_replace_get(store: Arc<dyn Store>) {
     let replaced = ProjectBranding {
         product_name: "Printer".to_owned(),
         homepage: String::new(),
+        logo_url: String::new(),
         updated_at: NOW + 1,
         ..branding
     };

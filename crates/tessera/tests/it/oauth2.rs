@@ -1407,6 +1407,7 @@ async fn developer_console_manages_projects_and_clients() {
                 ("product_name", "Gallery"),
                 ("homepage", "javascript:alert(1)"),
                 ("support_email", ""),
+                ("logo_url", ""),
             ],
         )
         .await;
@@ -1421,6 +1422,7 @@ async fn developer_console_manages_projects_and_clients() {
                 ("product_name", "Gallery Deluxe"),
                 ("homepage", "https://gallery.example/about"),
                 ("support_email", "help@gallery.example"),
+                ("logo_url", "https://gallery.example/logo.png"),
             ],
         )
         .await;
@@ -1431,6 +1433,16 @@ async fn developer_console_manages_projects_and_clients() {
     assert!(consent_page.body.contains("Gallery Deluxe wants to access your account"));
     assert!(consent_page.body.contains("href=\"https://gallery.example/about\""));
     assert!(consent_page.body.contains("help@gallery.example"));
+    assert!(
+        consent_page.body.contains("src=\"https://gallery.example/logo.png\""),
+        "{}",
+        consent_page.body
+    );
+    let csp = consent_page.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(
+        csp.contains("img-src 'self' data: https:") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
     assert!(consent_page.body.contains("has not been verified"));
     tessera_domain::projects::set_verified(env.ctx(), "Gallery", true, &Actor::Cli).await.unwrap();
     let verified =

@@ -39,6 +39,7 @@ struct ConsentPage<'a> {
     verified: bool,
     homepage: Option<String>,
     support: Option<String>,
+    logo: Option<String>,
     email: String,
     scopes: Vec<String>,
     csrf: String,
@@ -63,11 +64,23 @@ struct FormPostPage<'a> {
     fields: Vec<(&'static str, String)>,
 }
 
+/// Consent pages may show the project's logo from its own https address; nothing else changes
+/// from the default policy.
+const CONSENT_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data: https:; base-uri 'none'; frame-ancestors 'none'";
+
+pub(super) fn consent_response(page: &impl askama::Template) -> Response {
+    let mut res = render::page(StatusCode::OK, page);
+    res.headers_mut()
+        .insert(http::header::CONTENT_SECURITY_POLICY, http::HeaderValue::from_static(CONSENT_CSP));
+    res
+}
+
 /// The consent screen's names: the project's product name when set, else the client's name.
 pub(super) struct Branding {
     pub(super) app: String,
     pub(super) homepage: Option<String>,
     pub(super) support: Option<String>,
+    pub(super) logo: Option<String>,
 }
 
 impl Branding {
@@ -83,8 +96,11 @@ impl Branding {
                 app: set(&it.product_name).unwrap_or_else(|| client_name.to_owned()),
                 homepage: set(&it.homepage),
                 support: set(&it.support_email),
+                logo: set(&it.logo_url),
             },
-            None => Branding { app: client_name.to_owned(), homepage: None, support: None },
+            None => {
+                Branding { app: client_name.to_owned(), homepage: None, support: None, logo: None }
+            }
         })
     }
 }
@@ -217,12 +233,13 @@ async fn handle(
                 verified: target.project.verified,
                 homepage: branding.homepage,
                 support: branding.support,
+                logo: branding.logo,
                 email: signed.account.email.clone(),
                 scopes: scopes.into_iter().map(|it| it.description).collect(),
                 csrf,
                 request: params.with("authuser", &index.to_string()).encode(),
             };
-            return Ok(with_cookies(render::page(StatusCode::OK, &page), set));
+            return Ok(with_cookies(consent_response(&page), set));
         }
         None => Decision::Allow,
     };

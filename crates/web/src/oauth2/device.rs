@@ -86,6 +86,7 @@ struct ConsentPage<'a> {
     verified: bool,
     homepage: Option<String>,
     support: Option<String>,
+    logo: Option<String>,
     email: String,
     scopes: Vec<String>,
     csrf: String,
@@ -175,12 +176,13 @@ async fn device_post(
         verified: pending.project.verified,
         homepage: branding.homepage,
         support: branding.support,
+        logo: branding.logo,
         email: signed.account.email.clone(),
         scopes: pending.scopes.into_iter().map(|it| it.description).collect(),
         csrf,
         request: request.encode(),
     };
-    Ok(with_cookies(render::page(StatusCode::OK, &page), set))
+    Ok(with_cookies(super::authorize::consent_response(&page), set))
 }
 
 async fn approve_post(

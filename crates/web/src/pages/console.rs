@@ -45,6 +45,7 @@ struct ProjectRow {
     product_name: String,
     homepage: String,
     support_email: String,
+    logo_url: String,
     clients: Vec<ClientRow>,
 }
 
@@ -93,8 +94,9 @@ async fn render_console(
             })
             .collect();
         let branding = tessera_domain::projects::branding(ctx, &project.id).await?;
-        let (product_name, homepage, support_email) =
-            branding.map(|it| (it.product_name, it.homepage, it.support_email)).unwrap_or_default();
+        let (product_name, homepage, support_email, logo_url) = branding
+            .map(|it| (it.product_name, it.homepage, it.support_email, it.logo_url))
+            .unwrap_or_default();
         projects.push(ProjectRow {
             id: project.id,
             name: project.name,
@@ -102,6 +104,7 @@ async fn render_console(
             product_name,
             homepage,
             support_email,
+            logo_url,
             clients,
         });
     }
@@ -204,6 +207,7 @@ async fn branding_post(
             &fields.text("product_name"),
             &fields.text("homepage"),
             &fields.text("support_email"),
+            &fields.text("logo_url"),
             &Actor::Account,
         )
         .await?;
