@@ -91,3 +91,161 @@ async fn two_nodes_on_one_postgres_share_sessions_csrf_and_counters() {
     drop(b);
     drop_database(&name).await;
 }
+
+/// The protocols across two nodes: a ClientLogin `Auth` token made on one node is resolved by the
+/// other's caller check; an OAuth code authorized on one node is exchanged on the other, and its
+/// refresh token works back on the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres_share_protocol_credentials() {
+    let Some((url, name)) = fresh_database().await else { return };
+    let kek =
+        tessera_crypto::kek::Kek::generate(&tessera_crypto::random::SystemRng::new()).to_base64();
+    let a = node(&url, &kek).await;
+    let b = node(&url, &kek).await;
+    let account = a.account("proto@example.test", "password-1").await;
+    let service = tessera_domain::services::NewService {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: vec!["https://calendar.example.test/feeds/".to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(a.ctx(), service, &tessera_domain::audit::Actor::Cli)
+        .await
+        .unwrap();
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // ClientLogin on A, the caller check on B.
+    let login = http
+        .post(a.url("/accounts/ClientLogin"))
+        .form(&[
+            ("Email", "proto@example.test"),
+            ("Passwd", "password-1"),
+            ("service", "cl"),
+            ("source", "cluster-test"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let body = login.text().await.unwrap();
+    let auth = body.lines().find_map(|it| it.strip_prefix("Auth=")).unwrap().to_owned();
+    let caller = http
+        .post(b.url("/accounts/caller"))
+        .json(&serde_json::json!({ "authorization": format!("GoogleLogin auth={auth}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(caller.status(), 200);
+    let caller: serde_json::Value = caller.json().await.unwrap();
+    assert_eq!(caller["service"], "cl", "{caller}");
+
+    // OAuth: authorize on A, exchange on B, refresh on A.
+    let project = tessera_domain::projects::create(
+        a.ctx(),
+        "Cluster",
+        "proto@example.test",
+        &tessera_domain::audit::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let new = tessera_domain::oauth2::clients::NewClient {
+        kind: tessera_domain::oauth2::clients::ClientKind::Web,
+        name: "Cluster app".to_owned(),
+        redirect_uris: vec!["https://app.example/cb".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let created = tessera_domain::oauth2::clients::create(
+        a.ctx(),
+        &project,
+        new,
+        &tessera_domain::audit::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let (client_id, secret) = (created.client.record.client_id.clone(), created.secret.unwrap());
+    tessera_domain::grants::grant(
+        a.ctx(),
+        &account.id,
+        &client_id,
+        "oauth2",
+        &["openid".to_owned(), "email".to_owned()],
+        "",
+    )
+    .await
+    .unwrap();
+    let mut browser = a.browser();
+    browser.sign_in("proto@example.test", "password-1").await;
+    let authorized = browser
+        .get(&format!(
+            "/o/oauth2/auth?response_type=code&client_id={client_id}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid%20email&access_type=offline&state=s"
+        ))
+        .await;
+    assert!(matches!(authorized.status, 302 | 303), "{}", authorized.body);
+    let code = url::Url::parse(authorized.location())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let token = |node: &TestEnv, fields: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = node.url("/o/oauth2/token");
+        let (id, secret) = (client_id.clone(), secret.clone());
+        async move {
+            let res =
+                http.post(url).basic_auth(id, Some(secret)).form(&fields).send().await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, tokens) = token(
+        &b,
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", "https://app.example/cb".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, refreshed) = token(
+        &a,
+        vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token)],
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let (status, replay) = token(
+        &a,
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", "https://app.example/cb".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a code redeems once across nodes"
+    );
+    // The replayed code revoked the grant: the access token from B is dead on A.
+    let info = http
+        .get(a.url(&format!(
+            "/oauth2/v3/tokeninfo?access_token={}",
+            tokens["access_token"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 400);
+
+    drop(a);
+    drop(b);
+    drop_database(&name).await;
+}
