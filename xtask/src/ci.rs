@@ -40,7 +40,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                 "--workspace",
                 "--all-targets",
                 "--features",
-                "tessera/browser",
+                ALL_FEATURES,
                 "--",
                 "-D",
                 "warnings",
