@@ -984,7 +984,7 @@ async fn growth(
         {
             let line = format!(
                 "GROWTH STEP {} SKIPPED: `tessera admin dev seed` seeds {:.0} credentials/s here, so {} would take \
-                 {:.0} min (the budget is {:.0} min); it needs to batch its inserts",
+                 {:.0} min (the budget is {:.0} min, to keep the full run under 20 minutes)",
                 stats::fmt_count(n),
                 1.0 / seed_rate.unwrap_or(1.0),
                 stats::fmt_count(n),
