@@ -29,21 +29,22 @@ pub(super) fn router() -> Router<AppState> {
         .route("/o/oauth2/approval", post(approval_post))
 }
 
+/// The consent page, for the authorization endpoint and the device flow alike.
 #[derive(Template)]
 #[template(path = "consent.html")]
-struct ConsentPage<'a> {
-    brand: &'a str,
-    action: &'a str,
-    app: String,
-    project: String,
-    verified: bool,
-    homepage: Option<String>,
-    support: Option<String>,
-    logo: Option<String>,
-    email: String,
-    scopes: Vec<String>,
-    csrf: String,
-    request: String,
+pub(super) struct ConsentPage<'a> {
+    pub(super) brand: &'a str,
+    pub(super) action: &'a str,
+    pub(super) app: String,
+    pub(super) project: String,
+    pub(super) verified: bool,
+    pub(super) homepage: Option<String>,
+    pub(super) support: Option<String>,
+    pub(super) logo: Option<String>,
+    pub(super) email: String,
+    pub(super) scopes: Vec<String>,
+    pub(super) csrf: String,
+    pub(super) request: String,
 }
 
 #[derive(Template)]

@@ -76,23 +76,6 @@ struct DevicePage<'a> {
     done: Option<&'static str>,
 }
 
-#[derive(Template)]
-#[template(path = "consent.html")]
-struct ConsentPage<'a> {
-    brand: &'a str,
-    action: &'a str,
-    app: String,
-    project: String,
-    verified: bool,
-    homepage: Option<String>,
-    support: Option<String>,
-    logo: Option<String>,
-    email: String,
-    scopes: Vec<String>,
-    csrf: String,
-    request: String,
-}
-
 fn sign_in_first(state: &AppState, query: &str) -> Response {
     let again = format!(
         "{}/device{}{query}",
@@ -168,7 +151,7 @@ async fn device_post(
     let branding =
         super::authorize::Branding::load(&state, &pending.project.id, &pending.client.record.name)
             .await?;
-    let page = ConsentPage {
+    let page = super::authorize::ConsentPage {
         brand: &state.brand,
         action: "/device/approve",
         app: branding.app,

@@ -25,8 +25,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/clients/redirects", post(redirects_post))
         .route("/console/clients/rotate", post(rotate_post))
         .route("/console/clients/keys", post(key_post))
-        .route("/console/clients/keys/upload", post(key_upload_post))
-        .route("/console/clients/keys/remove", post(key_remove_post))
+        .route("/console/clients/keys/upload", post(key_change_post))
+        .route("/console/clients/keys/remove", post(key_change_post))
         .route("/console/clients/delete", post(delete_post))
 }
 
@@ -314,8 +314,10 @@ async fn key_post(
     finish(&state, &headers, (authuser, me), res).await
 }
 
-async fn key_upload_post(
+/// Uploads (`…/keys/upload`) or removes (`…/keys/remove`) a service account's public key.
+async fn key_change_post(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Form(fields): Form,
 ) -> Result<Response, PageError> {
@@ -323,23 +325,15 @@ async fn key_upload_post(
     let ctx = &state.ctx;
     let res = async {
         let client = clients::load_owned(ctx, &me.account.id, &fields.text("client")).await?;
-        clients::upload_key(ctx, client.id(), &fields.text("public_key"), &Actor::Account).await?;
-        Ok(None)
-    }
-    .await;
-    finish(&state, &headers, (authuser, me), res).await
-}
-
-async fn key_remove_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(fields): Form,
-) -> Result<Response, PageError> {
-    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
-    let ctx = &state.ctx;
-    let res = async {
-        let client = clients::load_owned(ctx, &me.account.id, &fields.text("client")).await?;
-        clients::remove_key(ctx, client.id(), &fields.text("kid"), &Actor::Account).await?;
+        match uri.path().ends_with("/upload") {
+            true => {
+                clients::upload_key(ctx, client.id(), &fields.text("public_key"), &Actor::Account)
+                    .await?;
+            }
+            false => {
+                clients::remove_key(ctx, client.id(), &fields.text("kid"), &Actor::Account).await?
+            }
+        }
         Ok(None)
     }
     .await;
