@@ -176,25 +176,14 @@ impl GrantStore for SqlStore {
     }
 
     async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool> {
-        const OP: &str = "revoke grant";
-        let mut tx = self.begin(OP).await?;
-        let done =
-            sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend(OP))?;
-        sqlx::query(
+        self.revoke_with_credentials(
+            "revoke grant",
+            "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             "UPDATE credentials SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+            id,
+            now,
         )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
         .await
-        .map_err(backend(OP))?;
-        tx.commit().await.map_err(backend(OP))?;
-        Ok(done.rows_affected() == 1)
     }
 }
 

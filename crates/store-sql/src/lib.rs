@@ -163,6 +163,24 @@ impl SqlStore {
         }
     }
 
+    /// Revokes one parent row (a grant, a session) and, in the same transaction, every credential
+    /// that carries its id; true when this call revoked the parent.
+    async fn revoke_with_credentials(
+        &self,
+        op: &'static str,
+        parent: &'static str,
+        credentials: &'static str,
+        id: &str,
+        now: tessera_store::Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin(op).await?;
+        let done =
+            sqlx::query(parent).bind(id).bind(now).execute(&mut *tx).await.map_err(backend(op))?;
+        sqlx::query(credentials).bind(id).bind(now).execute(&mut *tx).await.map_err(backend(op))?;
+        tx.commit().await.map_err(backend(op))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Opens a transaction on the writer pool: `BEGIN IMMEDIATE` on SQLite, so that the write lock
     /// is taken up front, and a plain `BEGIN` on PostgreSQL.
     async fn begin(&self, op: &'static str) -> Result<Transaction<'static, Any>> {

@@ -177,25 +177,14 @@ impl SessionStore for SqlStore {
     }
 
     async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool> {
-        const OP: &str = "revoke session";
-        let mut tx = self.begin(OP).await?;
-        let done =
-            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend(OP))?;
-        sqlx::query(
+        self.revoke_with_credentials(
+            "revoke session",
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             "UPDATE credentials SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL",
+            id,
+            now,
         )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
         .await
-        .map_err(backend(OP))?;
-        tx.commit().await.map_err(backend(OP))?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn revoke_all_for_account(&self, account_id: &str, now: Timestamp) -> Result<u64> {
