@@ -57,6 +57,27 @@ fn bind_credential(query: AnyQuery, credential: &CredentialRecord) -> AnyQuery {
         .bind(credential.last_used_at)
 }
 
+/// Rows per statement in bulk inserts: 13 parameters each stays far below both backends' limits.
+const ROWS_PER_INSERT: usize = 200;
+
+/// `INSERT … VALUES (…), (…), …` for `rows` credentials, numbered placeholders only: the text holds
+/// no value, every value is bound.
+fn multi_row_insert_sql(rows: usize) -> String {
+    let mut sql =
+        String::from(concat!("INSERT INTO credentials (", credential_columns!(), ") VALUES "));
+    for row in 0..rows {
+        let first = row * 13;
+        let placeholders: Vec<String> = (1..=13).map(|i| format!("${}", first + i)).collect();
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+    }
+    sql
+}
+
 /// Inserts a credential through any executor (a pool or an open transaction).
 pub(crate) async fn insert_credential<'c, E>(
     executor: E,
@@ -98,8 +119,10 @@ impl CredentialStore for SqlStore {
     async fn insert_many(&self, credentials: &[CredentialRecord]) -> Result<()> {
         const OP: &str = "insert credentials";
         let mut tx = self.begin(OP).await?;
-        for credential in credentials {
-            insert_credential(&mut *tx, credential).await.map_err(insert(OP))?;
+        for chunk in credentials.chunks(ROWS_PER_INSERT) {
+            let query = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert_sql(chunk.len())));
+            let query = chunk.iter().fold(query, bind_credential);
+            query.execute(&mut *tx).await.map_err(insert(OP))?;
         }
         tx.commit().await.map_err(backend(OP))
     }
@@ -238,5 +261,20 @@ impl CredentialStore for SqlStore {
             .await
             .map_err(backend("count credentials"))?;
         Ok(count_u64(get(&row, "n")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_inserts_number_every_placeholder() {
+        let sql = multi_row_insert_sql(2);
+        assert!(sql.ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13), ($14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"), "{sql}");
+        assert_eq!(
+            multi_row_insert_sql(ROWS_PER_INSERT).matches('$').count(),
+            ROWS_PER_INSERT * 13
+        );
     }
 }
