@@ -148,6 +148,13 @@ pub async fn revoke(
     .await
 }
 
+/// Ends a session that a new sign-in of the same account in the same browser replaces (the new
+/// sign-in is the audited event).
+pub async fn replace(ctx: &Ctx, session_id: &str) -> Result<()> {
+    ctx.store.sessions().revoke(session_id, ctx.now()).await?;
+    Ok(())
+}
+
 /// Signs a browser out of every account it holds.
 pub async fn sign_out(ctx: &Ctx, signed_in: &[SignedIn], ip: &str) -> Result<()> {
     for it in signed_in {

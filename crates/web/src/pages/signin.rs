@@ -270,13 +270,7 @@ async fn finish_sign_in(
 ) -> Result<Response, PageError> {
     let mut before = signed_in(state, headers).await?;
     for same in before.iter().filter(|it| it.account.id == account.id) {
-        state
-            .ctx
-            .store
-            .sessions()
-            .revoke(&same.session.id, state.ctx.now())
-            .await
-            .map_err(tessera_domain::Error::from)?;
+        tessera_domain::sessions::replace(&state.ctx, &same.session.id).await?;
     }
     before.retain(|it| it.account.id != account.id);
     before.truncate(state.ctx.policy.max_accounts_per_browser.saturating_sub(1));
