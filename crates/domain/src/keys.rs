@@ -1,5 +1,16 @@
 //! The signing key ring: keys are generated here, stored sealed with the key-encryption key, and
 //! move from next (published) to active (signing) to retired (published until their tokens expire).
+//!
+//! Every token endpoint signs or verifies, so the ring is read from the store once and kept, with
+//! the active key already opened ([`ring`]). A change made through this process is seen at once;
+//! one made by another node (or the admin CLI) within [`RING_TTL`]. That delay is harmless by
+//! construction: a next key is published a whole rotation before it signs, a retired key stays
+//! published until its tokens expire, and a token naming a key this process has not seen makes it
+//! read the ring again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::json;
@@ -46,6 +57,7 @@ pub async fn ensure(ctx: &Ctx) -> Result<bool> {
         created = true;
     }
     if created {
+        ctx.key_ring.forget();
         audit::record(ctx, "keys.generate", None, &Actor::System, "", json!({})).await?;
     }
     Ok(created)
@@ -67,6 +79,7 @@ pub async fn rotate(ctx: &Ctx, actor: &Actor) -> Result<()> {
         ctx.store.keys().set_state(&key.kid, KeyState::Active, now).await?;
     }
     ctx.store.keys().insert(&new_record(ctx, KeyAlg::Rs256, KeyState::Next)?).await?;
+    ctx.key_ring.forget();
     audit::record(ctx, "keys.rotate", None, actor, "", json!({})).await
 }
 
@@ -79,4 +92,95 @@ pub fn open(ctx: &Ctx, record: &KeyRecord) -> Result<SigningKey> {
         .open(&aad(&record.kid), &record.private_enc)
         .map_err(|_| Error::Internal("signing key does not open".to_owned()))?;
     SigningKey::from_pkcs8(alg, &der).map_err(|err| Error::Internal(err.to_string()))
+}
+
+/// How long a process signs and verifies with its copy of the ring before reading it again.
+pub const RING_TTL: Duration = Duration::from_secs(5);
+
+/// A token naming a key this process does not know re-reads the ring at most this often, so that
+/// made-up key ids cannot turn every request into a store read.
+const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(1);
+
+/// The key ring as this process last read it.
+pub struct Ring {
+    pub records: Vec<KeyRecord>,
+    /// The key that signs now (the most recently activated active RS256 key), opened; or why
+    /// there is none.
+    signer: std::result::Result<(KeyRecord, Arc<SigningKey>), String>,
+    loaded: Instant,
+}
+
+impl Ring {
+    /// The active key and its opened private half.
+    pub fn signer(&self) -> Result<(&KeyRecord, &SigningKey)> {
+        match &self.signer {
+            Ok((record, key)) => Ok((record, key)),
+            Err(why) => Err(Error::Internal(why.clone())),
+        }
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&KeyRecord> {
+        self.records.iter().find(|it| it.kid == kid)
+    }
+}
+
+/// The process's copy of the ring; one per [`Ctx`], shared by its clones.
+#[derive(Default)]
+pub struct RingCache {
+    current: RwLock<Option<Arc<Ring>>>,
+    /// Bumped by every local change, so that a read that began before it is not kept.
+    generation: AtomicU64,
+}
+
+impl RingCache {
+    /// Drops the copy; the next use reads the store.
+    pub fn forget(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut current) = self.current.write() {
+            *current = None;
+        }
+    }
+
+    fn cached(&self, max_age: Duration) -> Option<Arc<Ring>> {
+        let current = self.current.read().ok()?;
+        current.as_ref().filter(|ring| ring.loaded.elapsed() < max_age).cloned()
+    }
+}
+
+/// The key ring, from this process's copy while it is fresh.
+pub async fn ring(ctx: &Ctx) -> Result<Arc<Ring>> {
+    match ctx.key_ring.cached(RING_TTL) {
+        Some(ring) => Ok(ring),
+        None => reload(ctx).await,
+    }
+}
+
+/// The key ring, read again first when it does not know `kid` and was not read a moment ago.
+pub async fn ring_knowing(ctx: &Ctx, kid: &str) -> Result<Arc<Ring>> {
+    let ring = ring(ctx).await?;
+    if ring.get(kid).is_some() || ring.loaded.elapsed() < UNKNOWN_KID_RELOAD {
+        return Ok(ring);
+    }
+    reload(ctx).await
+}
+
+async fn reload(ctx: &Ctx) -> Result<Arc<Ring>> {
+    let generation = ctx.key_ring.generation.load(Ordering::SeqCst);
+    let records = ctx.store.keys().list().await?;
+    let signer = records
+        .iter()
+        .filter(|it| it.state == KeyState::Active && it.alg == "RS256")
+        .max_by_key(|it| it.activated_at.unwrap_or(it.created_at))
+        .ok_or_else(|| "no active RS256 signing key".to_owned())
+        .and_then(|record| match open(ctx, record) {
+            Ok(key) => Ok((record.clone(), Arc::new(key))),
+            Err(err) => Err(err.to_string()),
+        });
+    let ring = Arc::new(Ring { records, signer, loaded: Instant::now() });
+    if let Ok(mut current) = ctx.key_ring.current.write()
+        && ctx.key_ring.generation.load(Ordering::SeqCst) == generation
+    {
+        *current = Some(Arc::clone(&ring));
+    }
+    Ok(ring)
 }

@@ -94,6 +94,8 @@ pub struct Ctx {
     pub policy: Arc<Policy>,
     /// The public URL without a trailing slash; also the issuer.
     pub public_url: Arc<str>,
+    /// This process's copy of the signing key ring.
+    pub key_ring: Arc<keys::RingCache>,
 }
 
 impl Ctx {
@@ -119,6 +121,7 @@ impl Ctx {
             hash_permits: Arc::new(tokio::sync::Semaphore::new(policy.password_concurrency.max(1))),
             policy: Arc::new(policy),
             public_url: public_url.trim_end_matches('/').into(),
+            key_ring: Arc::default(),
         })
     }
 

@@ -23,18 +23,20 @@ pub struct PublishedKey {
     pub e: String,
 }
 
-pub(crate) async fn published_records(ctx: &Ctx, now: i64) -> Result<Vec<KeyRecord>> {
-    let keys = keys::list(ctx).await?;
-    Ok(keys
-        .into_iter()
-        .filter(|it| match it.state {
-            KeyState::Next | KeyState::Active => true,
-            KeyState::Retired => {
-                it.retired_at.is_none_or(|at| at + ID_TOKEN_TTL_SECS + MAX_AGE_SECS > now)
-            }
-            KeyState::Revoked => false,
-        })
-        .collect())
+/// Whether a key belongs in the published set at `now`.
+pub(crate) fn is_published(record: &KeyRecord, now: i64) -> bool {
+    match record.state {
+        KeyState::Next | KeyState::Active => true,
+        KeyState::Retired => {
+            record.retired_at.is_none_or(|at| at + ID_TOKEN_TTL_SECS + MAX_AGE_SECS > now)
+        }
+        KeyState::Revoked => false,
+    }
+}
+
+async fn published_records(ctx: &Ctx, now: i64) -> Result<Vec<KeyRecord>> {
+    let ring = keys::ring(ctx).await?;
+    Ok(ring.records.iter().filter(|it| is_published(it, now)).cloned().collect())
 }
 
 /// The keys to publish, in a stable order (active first, then next, then retired).

@@ -9,24 +9,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use tessera_crypto::keys::KeyAlg;
-use tessera_store::{KeyRecord, KeyState};
 
 use super::jwks;
 use crate::{Ctx, Error, Result, keys};
 
-/// The key that signs now: the most recently activated active key.
-async fn active_key(ctx: &Ctx) -> Result<KeyRecord> {
-    let keys = keys::list(ctx).await?;
-    keys.into_iter()
-        .filter(|it| it.state == KeyState::Active && it.alg == "RS256")
-        .max_by_key(|it| it.activated_at.unwrap_or(it.created_at))
-        .ok_or_else(|| Error::Internal("no active RS256 signing key".to_owned()))
-}
-
 /// Signs `claims` with the active key; `typ` goes into the header (`JWT`, `at+jwt`).
 pub async fn sign(ctx: &Ctx, typ: &str, claims: &Value) -> Result<String> {
-    let record = active_key(ctx).await?;
-    let key = keys::open(ctx, &record)?;
+    let ring = keys::ring(ctx).await?;
+    let (record, key) = ring.signer()?;
     let header = json!({ "alg": "RS256", "kid": record.kid, "typ": typ });
     let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
     input.push('.');
@@ -78,9 +68,8 @@ pub async fn verify(ctx: &Ctx, token: &str) -> Result<Result<(Value, Value), Rej
         return Ok(Err(Rejected::UnknownKey));
     };
     let now = ctx.now();
-    let Some(record) =
-        jwks::published_records(ctx, now).await?.into_iter().find(|it| it.kid == kid)
-    else {
+    let ring = keys::ring_knowing(ctx, kid).await?;
+    let Some(record) = ring.get(kid).filter(|it| jwks::is_published(it, now)) else {
         return Ok(Err(Rejected::UnknownKey));
     };
     // The algorithm is the key's, never the header's; a header that disagrees is refused.
