@@ -27,13 +27,13 @@ pub async fn load(ctx: &Ctx, cookie: &str) -> Result<Vec<SignedIn>> {
             continue;
         }
         let digest = tessera_crypto::digest::token_digest(token);
-        let Some(session) = ctx.store.sessions().find_by_cookie(&digest, now).await? else {
+        let Some((session, account)) = ctx.store.sessions().find_signed_in(&digest, now).await?
+        else {
             continue;
         };
         if out.iter().any(|it| it.account.id == session.account_id) {
             continue;
         }
-        let Some(account) = ctx.store.accounts().get(&session.account_id).await? else { continue };
         if !matches!(
             account.state,
             AccountState::Active | AccountState::EmailUnverified | AccountState::MustAcceptTerms

@@ -19,21 +19,71 @@ fn email_key(email: &str) -> String {
     email.to_lowercase()
 }
 
+/// What the account columns are called in a row: their own names, or `a_…` where a join reads
+/// them beside another table's columns.
+pub(crate) struct AccountNames([&'static str; 11]);
+
+const OWN_NAMES: AccountNames = AccountNames([
+    "id",
+    "email",
+    "name",
+    "domain",
+    "password_hash",
+    "state",
+    "is_admin",
+    "totp_secret_enc",
+    "totp_last_step",
+    "created_at",
+    "updated_at",
+]);
+
+/// The names [`joined_account_columns!`] gives the columns of `accounts a`.
+pub(crate) const JOINED_NAMES: AccountNames = AccountNames([
+    "a_id",
+    "a_email",
+    "a_name",
+    "a_domain",
+    "a_password_hash",
+    "a_state",
+    "a_is_admin",
+    "a_totp_secret_enc",
+    "a_totp_last_step",
+    "a_created_at",
+    "a_updated_at",
+]);
+
 fn account_from_row(row: &AnyRow) -> Result<AccountRecord> {
-    let state: String = get(row, "state")?;
+    account_from_named_row(row, &OWN_NAMES)
+}
+
+pub(crate) fn account_from_named_row(row: &AnyRow, names: &AccountNames) -> Result<AccountRecord> {
+    let [
+        id,
+        email,
+        name,
+        domain,
+        password_hash,
+        state,
+        is_admin,
+        totp_enc,
+        totp_step,
+        created,
+        updated,
+    ] = names.0;
+    let state: String = get(row, state)?;
     Ok(AccountRecord {
-        id: get(row, "id")?,
-        email: get(row, "email")?,
-        name: get(row, "name")?,
-        domain: get(row, "domain")?,
-        password_hash: get(row, "password_hash")?,
+        id: get(row, id)?,
+        email: get(row, email)?,
+        name: get(row, name)?,
+        domain: get(row, domain)?,
+        password_hash: get(row, password_hash)?,
         state: AccountState::parse(&state)
             .ok_or_else(|| StoreError::Backend("unknown account state in row".to_owned()))?,
-        is_admin: get_bool(row, "is_admin")?,
-        totp_secret_enc: get(row, "totp_secret_enc")?,
-        totp_last_step: get(row, "totp_last_step")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
+        is_admin: get_bool(row, is_admin)?,
+        totp_secret_enc: get(row, totp_enc)?,
+        totp_last_step: get(row, totp_step)?,
+        created_at: get(row, created)?,
+        updated_at: get(row, updated)?,
     })
 }
 

@@ -9,6 +9,17 @@
 //! with `BEGIN IMMEDIATE`), and a read-only reader pool for the rest. On PostgreSQL one pool serves
 //! both roles.
 
+/// The columns of `accounts a`, each named `a_…` so that a join can read them beside another
+/// table's; decoded by `accounts::account_from_named_row` with `accounts::JOINED_NAMES`.
+macro_rules! joined_account_columns {
+    () => {
+        "a.id AS a_id, a.email AS a_email, a.name AS a_name, a.domain AS a_domain, \
+         a.password_hash AS a_password_hash, a.state AS a_state, a.is_admin AS a_is_admin, \
+         a.totp_secret_enc AS a_totp_secret_enc, a.totp_last_step AS a_totp_last_step, \
+         a.created_at AS a_created_at, a.updated_at AS a_updated_at"
+    };
+}
+
 mod accounts;
 mod audit;
 mod counters;
@@ -192,11 +203,14 @@ impl SqlStore {
     }
 }
 
-/// Pool options for one SQLite pool; reader connections are made read-only.
+/// Pool options for one SQLite pool; reader connections are made read-only. A connection to a
+/// local file does not go stale, so it is not pinged before each use (a ping is one more trip to
+/// the connection's worker thread, as costly as the statement itself).
 fn sqlite_pool_options(max: u32, read_only: bool) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 for pragma in SQLITE_PRAGMAS {

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use tessera_store::{
-    CredentialKind, CredentialRecord, Result, SessionRecord, SessionStore, Timestamp,
+    AccountRecord, CredentialKind, CredentialRecord, Result, SessionRecord, SessionStore, Timestamp,
 };
 
+use crate::accounts::{JOINED_NAMES, account_from_named_row};
 use crate::credentials::insert_credential;
 use crate::error::{backend, insert};
 use crate::{SqlStore, bool_int, count_u64, get, get_bool};
@@ -95,6 +96,31 @@ impl SessionStore for SqlStore {
         .await
         .map_err(backend("find session by cookie"))?;
         row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn find_signed_in(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<(SessionRecord, AccountRecord)>> {
+        let row = sqlx::query(concat!(
+            "SELECT s.id, s.account_id, s.created_at, s.auth_time, s.last_seen_at, s.expires_at, \
+             s.revoked_at, s.persistent, s.second_factor, s.user_agent, s.ip, ",
+            joined_account_columns!(),
+            " FROM credentials c JOIN sessions s ON s.id = c.session_id \
+             JOIN accounts a ON a.id = s.account_id \
+             WHERE c.digest = $1 AND c.kind = $2 \
+             AND c.revoked_at IS NULL AND c.consumed_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $3) \
+             AND s.revoked_at IS NULL AND s.expires_at > $3"
+        ))
+        .bind(digest)
+        .bind(CredentialKind::Session.as_str())
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(backend("find signed-in session"))?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((session_from_row(&row)?, account_from_named_row(&row, &JOINED_NAMES)?)))
     }
 
     async fn rotate_cookie(

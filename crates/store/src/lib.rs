@@ -139,6 +139,10 @@ pub trait CredentialStore: Send + Sync {
     async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool>;
     /// The credential if it is live: not revoked, not consumed, not expired at `now`.
     async fn find_live(&self, digest: &str, now: Timestamp) -> Result<Option<CredentialRecord>>;
+    /// The live credential together with what deciding whether it still works needs (its grant,
+    /// its client, its account), read in one statement: token validation's hot path.
+    async fn find_live_token(&self, digest: &str, now: Timestamp)
+    -> Result<Option<LiveCredential>>;
     /// The credential whatever its state (consumed, revoked, expired): replay detection asks
     /// which grant a spent code or refresh token belonged to.
     async fn get(&self, digest: &str) -> Result<Option<CredentialRecord>>;
@@ -174,6 +178,13 @@ pub trait SessionStore: Send + Sync {
     async fn create_many(&self, sessions: &[(SessionRecord, CredentialRecord)]) -> Result<()>;
     /// The live session whose live cookie credential has this digest.
     async fn find_by_cookie(&self, digest: &str, now: Timestamp) -> Result<Option<SessionRecord>>;
+    /// [`SessionStore::find_by_cookie`] with the session's account, in one statement: every
+    /// signed-in page asks this.
+    async fn find_signed_in(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<(SessionRecord, AccountRecord)>>;
     /// Replaces the session's cookie credential (revoking the old one) and returns false if the old
     /// one was not live.
     async fn rotate_cookie(

@@ -229,6 +229,19 @@ impl CredentialKind {
     }
 }
 
+/// A live credential and the state of what it hangs from, as [`crate::CredentialStore::find_live_token`]
+/// reads them together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCredential {
+    pub credential: CredentialRecord,
+    /// The credential names a grant and that grant is missing or revoked.
+    pub grant_revoked: bool,
+    /// The client the credential names exists (false when it names none).
+    pub client_exists: bool,
+    /// The account the credential names, when it exists.
+    pub account: Option<AccountRecord>,
+}
+
 /// One issued credential. `digest` is the SHA-256 (keyed where the value is short) of the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRecord {

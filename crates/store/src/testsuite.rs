@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             grant_revoke_kills_only_its_credentials,
             credential_insert_find_and_conflict,
             credential_insert_once,
+            credential_find_live_token_reads_grant_client_and_account,
             credential_and_session_bulk_inserts_are_all_or_none,
             credential_consume_exactly_once,
             credential_consume_refuses_wrong_kind_expired_revoked,
@@ -67,6 +68,7 @@ macro_rules! conformance_tests {
             credential_list_live_by_account_oldest_first,
             credential_sweep_in_bounded_batches,
             session_create_and_find_by_cookie,
+            session_find_signed_in_reads_the_account,
             session_rotate_cookie,
             session_rotate_cookie_race,
             session_touch_second_factor_and_get,
@@ -1266,8 +1268,98 @@ pub async fn credential_sweep_in_bounded_batches(store: Arc<dyn Store>) {
     }
 }
 
+pub async fn credential_find_live_token_reads_grant_client_and_account(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    let owner = seed_account(store.as_ref(), "acct-owner").await;
+    let project = ProjectRecord {
+        id: "proj-t".to_owned(),
+        name: "Tokens".to_owned(),
+        owner_account_id: owner.id.clone(),
+        verified: false,
+        created_at: NOW,
+    };
+    store.projects().add(&project).await.expect("add project");
+    let client = ClientRecord {
+        client_id: "client-t".to_owned(),
+        project_id: "proj-t".to_owned(),
+        kind: "web".to_owned(),
+        name: "Token app".to_owned(),
+        secret_digest: None,
+        settings: "{}".to_owned(),
+        created_at: NOW,
+    };
+    store.projects().add_client(&client).await.expect("add client");
+    let user = seed_account(store.as_ref(), "acct-user").await;
+    let live_grant =
+        store.grants().upsert(&grant("grant-t", "acct-user", "client-t", "oauth2", "email")).await;
+    let live_grant = live_grant.expect("grant");
+
+    // A user's token: grant live, client there, account read in the same statement.
+    let mut user_token = credential("tok-user", CredentialKind::AccessToken, NOW, 3600);
+    user_token.account_id = Some(user.id.clone());
+    user_token.grant_id = Some(live_grant.id.clone());
+    user_token.client_id = Some("client-t".to_owned());
+    user_token.scopes = "email".to_owned();
+    seed_credential(store.as_ref(), &user_token).await;
+    let found =
+        credentials.find_live_token("tok-user", NOW + 1).await.expect("find").expect("live");
+    assert_eq!(found.credential, user_token);
+    assert!(!found.grant_revoked);
+    assert!(found.client_exists);
+    assert_eq!(found.account, Some(user.clone()));
+
+    // A client's own token: no grant, no account.
+    let mut own = credential("tok-client", CredentialKind::AccessToken, NOW, 3600);
+    own.client_id = Some("client-t".to_owned());
+    seed_credential(store.as_ref(), &own).await;
+    let found = credentials.find_live_token("tok-client", NOW).await.expect("find").expect("live");
+    assert!(!found.grant_revoked && found.client_exists && found.account.is_none());
+
+    // A client id that leads nowhere (the client was deleted) is reported as gone.
+    let mut orphan = credential("tok-orphan", CredentialKind::AccessToken, NOW, 3600);
+    orphan.client_id = Some("client-missing".to_owned());
+    seed_credential(store.as_ref(), &orphan).await;
+    let found = credentials.find_live_token("tok-orphan", NOW).await.expect("find").expect("live");
+    assert!(!found.grant_revoked && !found.client_exists && found.account.is_none());
+
+    // Dead or unknown tokens are not found; a revoked grant is reported.
+    assert_eq!(credentials.find_live_token("tok-user", NOW + 3600).await.expect("expired"), None);
+    assert_eq!(credentials.find_live_token("tok-unknown", NOW).await.expect("unknown"), None);
+    let mut other = credential("tok-other", CredentialKind::AccessToken, NOW, 3600);
+    other.grant_id = Some(live_grant.id.clone());
+    other.client_id = Some("client-t".to_owned());
+    seed_credential(store.as_ref(), &other).await;
+    credentials.revoke("tok-client", NOW + 1).await.expect("revoke");
+    assert_eq!(credentials.find_live_token("tok-client", NOW + 2).await.expect("revoked"), None);
+    store.grants().revoke(&live_grant.id, NOW + 3).await.expect("revoke grant");
+    assert_eq!(
+        credentials.find_live_token("tok-other", NOW + 4).await.expect("grant revoked"),
+        None,
+        "revoking the grant revoked its credentials"
+    );
+    let mut late = credential("tok-late", CredentialKind::AccessToken, NOW + 5, 3600);
+    late.grant_id = Some(live_grant.id.clone());
+    seed_credential(store.as_ref(), &late).await;
+    let found = credentials.find_live_token("tok-late", NOW + 5).await.expect("find").expect("row");
+    assert!(found.grant_revoked, "a token of a revoked grant says so");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sessions
+
+pub async fn session_find_signed_in_reads_the_account(store: Arc<dyn Store>) {
+    let sessions = store.sessions();
+    let account = seed_account(store.as_ref(), "acct-1").await;
+    let record = seed_session(store.as_ref(), "sess-1", "acct-1", NOW).await;
+    assert_eq!(
+        sessions.find_signed_in("sess-1-cookie", NOW + 1).await.expect("find"),
+        Some((record.clone(), account.clone()))
+    );
+    assert_eq!(sessions.find_signed_in("unknown", NOW).await.expect("unknown"), None);
+    assert_eq!(sessions.find_signed_in("sess-1-cookie", NOW + 3600).await.expect("expired"), None);
+    sessions.revoke("sess-1", NOW + 2).await.expect("revoke");
+    assert_eq!(sessions.find_signed_in("sess-1-cookie", NOW + 3).await.expect("revoked"), None);
+}
 
 pub async fn session_create_and_find_by_cookie(store: Arc<dyn Store>) {
     let sessions = store.sessions();

@@ -259,32 +259,23 @@ pub async fn inspect(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<Tok
         return Ok(None);
     }
     let digest = tessera_crypto::digest::token_digest(token);
-    let Some(record) = ctx.store.credentials().find_live(&digest, ctx.now()).await? else {
+    let Some(live) = ctx.store.credentials().find_live_token(&digest, ctx.now()).await? else {
         return Ok(None);
     };
+    let record = live.credential;
     let wanted = record.kind == CredentialKind::AccessToken
         || (refresh && record.kind == CredentialKind::RefreshToken);
-    if !wanted {
+    // A revoked grant's tokens are dead; so are a deleted client's, grant or not (client
+    // credentials, service accounts), and a disabled or deleted account's.
+    if !wanted || live.grant_revoked || !live.client_exists {
         return Ok(None);
     }
-    if let Some(grant_id) = &record.grant_id {
-        let grant = ctx.store.grants().get(grant_id).await?;
-        if grant.is_none_or(|it| it.revoked_at.is_some()) {
-            return Ok(None);
-        }
-    }
-    // A deleted client's tokens die with it, grant or not (client credentials, service accounts).
-    let client_id = record.client_id.clone().unwrap_or_default();
-    if ctx.store.projects().get_client(&client_id).await?.is_none() {
-        return Ok(None);
-    }
-    let account = match &record.account_id {
-        Some(id) => match ctx.store.accounts().get(id).await? {
-            Some(account) if account_usable(&account) => Some(account),
-            _ => return Ok(None),
-        },
-        None => None,
+    let account = match (&record.account_id, live.account) {
+        (None, _) => None,
+        (Some(_), Some(account)) if account_usable(&account) => Some(account),
+        (Some(_), _) => return Ok(None),
     };
+    let client_id = record.client_id.clone().unwrap_or_default();
     let offline = Remembered::parse(&record.data).offline;
     Ok(Some(TokenInfo {
         kind: record.kind,
