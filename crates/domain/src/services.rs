@@ -174,6 +174,9 @@ pub fn covers(registered: &str, requested: &str) -> bool {
 /// Resolves requested scopes (deduplicated, in request order); any unknown scope fails the whole
 /// request, naming it.
 pub async fn resolve(ctx: &Ctx, requested: &[String]) -> Result<Vec<ScopeInfo>> {
+    if requested.iter().all(|scope| BUILTIN_SCOPES.iter().any(|(name, _)| name == scope)) {
+        return resolve_with(&[], requested);
+    }
     let services = ctx.store.services().list().await?;
     resolve_with(&services, requested)
 }

@@ -164,7 +164,7 @@ pub async fn jwt_bearer(ctx: &Ctx, assertion: &str) -> Outcome<Issued> {
     }
     let scope = grants::normalize_scopes(scopes.iter().map(String::as_str));
     let subject = Subject { account_id: None, client_id: client.id(), grant_id: None };
-    let access = tokens::access_token(ctx, subject, &scope, false).await?;
+    let access = tokens::access_token(ctx, &client, subject, &scope, false).await?;
     Ok(Issued {
         access_token: Some(access),
         expires_in: ACCESS_TOKEN_TTL_SECS,

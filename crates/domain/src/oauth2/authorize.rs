@@ -233,7 +233,7 @@ pub async fn approve(
     }
     let mut access = None;
     if req.response_type.token {
-        let token = tokens::access_token(ctx, subject, &scope_text, false).await?;
+        let token = tokens::access_token(ctx, &target.client, subject, &scope_text, false).await?;
         params.push(("access_token", token.clone()));
         params.push(("token_type", "Bearer".to_owned()));
         params.push(("expires_in", ACCESS_TOKEN_TTL_SECS.to_string()));

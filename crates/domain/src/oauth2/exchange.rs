@@ -47,7 +47,7 @@ pub(crate) async fn issue(
     let scope = grants::normalize_scopes(scopes.iter().map(String::as_str));
     let subject =
         Subject { account_id: Some(&account.id), client_id: client.id(), grant_id: Some(grant_id) };
-    let access = tokens::access_token(ctx, subject, &scope, remembered.offline).await?;
+    let access = tokens::access_token(ctx, client, subject, &scope, remembered.offline).await?;
     let refresh_token = if refresh {
         Some(tokens::refresh_token(ctx, subject, &scope, remembered.auth_time).await?)
     } else {
@@ -262,7 +262,7 @@ pub async fn client_credentials(
     }
     let scope = grants::normalize_scopes(req.scopes.iter().map(String::as_str));
     let subject = Subject { account_id: None, client_id: client.id(), grant_id: None };
-    let access = tokens::access_token(ctx, subject, &scope, false).await?;
+    let access = tokens::access_token(ctx, client, subject, &scope, false).await?;
     Ok(Issued {
         access_token: Some(access),
         expires_in: ACCESS_TOKEN_TTL_SECS,
