@@ -94,6 +94,20 @@ where
     Ok(())
 }
 
+/// Inserts `rows` inside the open transaction `tx`, [`ROWS_PER_INSERT`] to a statement.
+pub(crate) async fn insert_credentials(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    rows: &[&CredentialRecord],
+) -> Result<()> {
+    const OP: &str = "insert credentials";
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let query = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert_sql(chunk.len())));
+        let query = chunk.iter().fold(query, |query, row| bind_credential(query, row));
+        query.execute(&mut **tx).await.map_err(insert(OP))?;
+    }
+    Ok(())
+}
+
 fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
     let kind: String = get(row, "kind")?;
     Ok(CredentialRecord {
@@ -117,17 +131,19 @@ fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
 #[async_trait]
 impl CredentialStore for SqlStore {
     async fn insert(&self, credential: &CredentialRecord) -> Result<()> {
-        insert_credential(&self.write, credential).await.map_err(insert("insert credential"))
+        match &self.inserts {
+            Some(queue) => queue.insert(credential.clone()).await,
+            None => insert_credential(&self.write, credential)
+                .await
+                .map_err(insert("insert credential")),
+        }
     }
 
     async fn insert_many(&self, credentials: &[CredentialRecord]) -> Result<()> {
         const OP: &str = "insert credentials";
         let mut tx = self.begin(OP).await?;
-        for chunk in credentials.chunks(ROWS_PER_INSERT) {
-            let query = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert_sql(chunk.len())));
-            let query = chunk.iter().fold(query, bind_credential);
-            query.execute(&mut *tx).await.map_err(insert(OP))?;
-        }
+        let rows: Vec<&CredentialRecord> = credentials.iter().collect();
+        insert_credentials(&mut tx, &rows).await?;
         tx.commit().await.map_err(backend(OP))
     }
 

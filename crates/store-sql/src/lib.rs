@@ -27,6 +27,7 @@ mod credentials;
 mod directory;
 mod error;
 mod grants;
+mod group_commit;
 mod keys;
 mod services;
 mod sessions;
@@ -86,6 +87,8 @@ pub struct SqlStore {
     read: AnyPool,
     /// The pool for statements that write and for transactions (one connection on SQLite).
     write: AnyPool,
+    /// On SQLite, credential inserts commit in groups through this queue.
+    inserts: Option<std::sync::Arc<group_commit::InsertQueue>>,
 }
 
 impl SqlStore {
@@ -107,7 +110,9 @@ impl SqlStore {
                     .await
                     .map_err(backend("connect sqlite reader"))?;
                 tracing::debug!(readers = max, "connected to sqlite");
-                Ok(SqlStore { backend: Backend::Sqlite, read, write })
+                let inserts =
+                    Some(std::sync::Arc::new(group_commit::InsertQueue::start(write.clone())));
+                Ok(SqlStore { backend: Backend::Sqlite, read, write, inserts })
             }
             "postgres" | "postgresql" => {
                 let pool = AnyPoolOptions::new()
@@ -117,7 +122,12 @@ impl SqlStore {
                     .await
                     .map_err(backend("connect postgres"))?;
                 tracing::debug!(connections = max, "connected to postgres");
-                Ok(SqlStore { backend: Backend::Postgres, read: pool.clone(), write: pool })
+                Ok(SqlStore {
+                    backend: Backend::Postgres,
+                    read: pool.clone(),
+                    write: pool,
+                    inserts: None,
+                })
             }
             // The URL itself is not echoed: it may carry a password.
             _ => Err(StoreError::Backend("unsupported database URL scheme".to_owned())),

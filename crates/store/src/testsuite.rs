@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             grant_revoke_kills_only_its_credentials,
             credential_insert_find_and_conflict,
             credential_insert_once,
+            credential_concurrent_inserts_each_get_their_own_answer,
             credential_find_live_token_reads_grant_client_and_account,
             credential_and_session_bulk_inserts_are_all_or_none,
             credential_consume_exactly_once,
@@ -877,6 +878,39 @@ pub async fn grant_revoke_kills_only_its_credentials(store: Arc<dyn Store>) {
 
 // ---------------------------------------------------------------------------------------------
 // Credentials
+
+/// Many inserts at once (which a store may commit together) succeed or fail one by one: a
+/// duplicate among them is refused and its neighbours are still stored.
+pub async fn credential_concurrent_inserts_each_get_their_own_answer(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_credential(store.as_ref(), &credential("taken", CredentialKind::AccessToken, NOW, 60))
+        .await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(40));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let digest = if i == 17 { "taken".to_owned() } else { format!("many-{i}") };
+            let mut record = credential(&digest, CredentialKind::AccessToken, NOW, 60);
+            record.account_id = Some("acct-1".to_owned());
+            barrier.wait().await;
+            (digest, store.credentials().insert(&record).await)
+        }));
+    }
+    for task in tasks {
+        let (digest, outcome) = task.await.expect("insert task panicked");
+        if digest == "taken" {
+            assert!(matches!(outcome, Err(StoreError::Conflict("credential"))), "{outcome:?}");
+        } else {
+            outcome.expect("insert");
+            let stored = store.credentials().find_live(&digest, NOW).await.expect("find");
+            assert_eq!(stored.and_then(|it| it.account_id).as_deref(), Some("acct-1"), "{digest}");
+        }
+    }
+    let taken = store.credentials().find_live("taken", NOW).await.expect("find").expect("kept");
+    assert_eq!(taken.account_id, None, "the first insert of a digest wins");
+}
 
 pub async fn credential_insert_find_and_conflict(store: Arc<dyn Store>) {
     let credentials = store.credentials();
