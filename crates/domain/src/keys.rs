@@ -44,17 +44,22 @@ fn new_record(ctx: &Ctx, alg: KeyAlg, state: KeyState) -> Result<KeyRecord> {
     })
 }
 
-/// Makes sure an active key and a published next key exist. Returns true when it created any.
+/// The algorithms the ring holds keys for: RS256 signs ID tokens (what every OpenID Connect client
+/// accepts), ES256 signs RFC 9068 access tokens (thirty times cheaper to sign).
+pub const RING_ALGS: [KeyAlg; 2] = [KeyAlg::Rs256, KeyAlg::Es256];
+
+/// Makes sure each algorithm of [`RING_ALGS`] has an active key and a published next key.
+/// Returns true when it created any.
 pub async fn ensure(ctx: &Ctx) -> Result<bool> {
     let keys = ctx.store.keys().list().await?;
     let mut created = false;
-    if !keys.iter().any(|it| it.state == KeyState::Active) {
-        ctx.store.keys().insert(&new_record(ctx, KeyAlg::Rs256, KeyState::Active)?).await?;
-        created = true;
-    }
-    if !keys.iter().any(|it| it.state == KeyState::Next) {
-        ctx.store.keys().insert(&new_record(ctx, KeyAlg::Rs256, KeyState::Next)?).await?;
-        created = true;
+    for alg in RING_ALGS {
+        for state in [KeyState::Active, KeyState::Next] {
+            if !keys.iter().any(|it| it.state == state && it.alg == alg.as_str()) {
+                ctx.store.keys().insert(&new_record(ctx, alg, state)?).await?;
+                created = true;
+            }
+        }
     }
     if created {
         ctx.key_ring.forget();
@@ -67,18 +72,24 @@ pub async fn list(ctx: &Ctx) -> Result<Vec<KeyRecord>> {
     Ok(ctx.store.keys().list().await?)
 }
 
-/// Retires the active key, promotes the published next key, and publishes a new next key.
+/// For each algorithm: retires the active key, promotes the published next key, and publishes a
+/// new next key.
 pub async fn rotate(ctx: &Ctx, actor: &Actor) -> Result<()> {
     ensure(ctx).await?;
     let keys = ctx.store.keys().list().await?;
     let now = ctx.now();
-    for key in keys.iter().filter(|it| it.state == KeyState::Active) {
-        ctx.store.keys().set_state(&key.kid, KeyState::Retired, now).await?;
+    for alg in RING_ALGS {
+        let of_alg = |state: KeyState| {
+            keys.iter().filter(move |it| it.state == state && it.alg == alg.as_str())
+        };
+        for key in of_alg(KeyState::Active) {
+            ctx.store.keys().set_state(&key.kid, KeyState::Retired, now).await?;
+        }
+        for key in of_alg(KeyState::Next) {
+            ctx.store.keys().set_state(&key.kid, KeyState::Active, now).await?;
+        }
+        ctx.store.keys().insert(&new_record(ctx, alg, KeyState::Next)?).await?;
     }
-    for key in keys.iter().filter(|it| it.state == KeyState::Next) {
-        ctx.store.keys().set_state(&key.kid, KeyState::Active, now).await?;
-    }
-    ctx.store.keys().insert(&new_record(ctx, KeyAlg::Rs256, KeyState::Next)?).await?;
     ctx.key_ring.forget();
     audit::record(ctx, "keys.rotate", None, actor, "", json!({})).await
 }
@@ -101,21 +112,24 @@ pub const RING_TTL: Duration = Duration::from_secs(5);
 /// made-up key ids cannot turn every request into a store read.
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(1);
 
+/// The key that signs now for one algorithm, opened; or why there is none.
+type Signer = std::result::Result<(KeyRecord, Arc<SigningKey>), String>;
+
 /// The key ring as this process last read it.
 pub struct Ring {
     pub records: Vec<KeyRecord>,
-    /// The key that signs now (the most recently activated active RS256 key), opened; or why
-    /// there is none.
-    signer: std::result::Result<(KeyRecord, Arc<SigningKey>), String>,
+    /// Per algorithm of [`RING_ALGS`], the most recently activated active key.
+    signers: Vec<(KeyAlg, Signer)>,
     loaded: Instant,
 }
 
 impl Ring {
-    /// The active key and its opened private half.
-    pub fn signer(&self) -> Result<(&KeyRecord, &SigningKey)> {
-        match &self.signer {
-            Ok((record, key)) => Ok((record, key)),
-            Err(why) => Err(Error::Internal(why.clone())),
+    /// The active key of `alg` and its opened private half.
+    pub fn signer(&self, alg: KeyAlg) -> Result<(&KeyRecord, &SigningKey)> {
+        match self.signers.iter().find(|(it, _)| *it == alg).map(|(_, signer)| signer) {
+            Some(Ok((record, key))) => Ok((record, key)),
+            Some(Err(why)) => Err(Error::Internal(why.clone())),
+            None => Err(Error::Internal(format!("no {alg} key in the ring"))),
         }
     }
 
@@ -167,16 +181,22 @@ pub async fn ring_knowing(ctx: &Ctx, kid: &str) -> Result<Arc<Ring>> {
 async fn reload(ctx: &Ctx) -> Result<Arc<Ring>> {
     let generation = ctx.key_ring.generation.load(Ordering::SeqCst);
     let records = ctx.store.keys().list().await?;
-    let signer = records
+    let signers = RING_ALGS
         .iter()
-        .filter(|it| it.state == KeyState::Active && it.alg == "RS256")
-        .max_by_key(|it| it.activated_at.unwrap_or(it.created_at))
-        .ok_or_else(|| "no active RS256 signing key".to_owned())
-        .and_then(|record| match open(ctx, record) {
-            Ok(key) => Ok((record.clone(), Arc::new(key))),
-            Err(err) => Err(err.to_string()),
-        });
-    let ring = Arc::new(Ring { records, signer, loaded: Instant::now() });
+        .map(|&alg| {
+            let signer = records
+                .iter()
+                .filter(|it| it.state == KeyState::Active && it.alg == alg.as_str())
+                .max_by_key(|it| it.activated_at.unwrap_or(it.created_at))
+                .ok_or_else(|| format!("no active {alg} signing key"))
+                .and_then(|record| match open(ctx, record) {
+                    Ok(key) => Ok((record.clone(), Arc::new(key))),
+                    Err(err) => Err(err.to_string()),
+                });
+            (alg, signer)
+        })
+        .collect();
+    let ring = Arc::new(Ring { records, signers, loaded: Instant::now() });
     if let Ok(mut current) = ctx.key_ring.current.write()
         && ctx.key_ring.generation.load(Ordering::SeqCst) == generation
     {

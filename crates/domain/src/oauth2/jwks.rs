@@ -13,14 +13,21 @@ use crate::{Ctx, Result, keys};
 /// signing, so rotations at least this far apart never leave a cache without the signing key.
 pub const MAX_AGE_SECS: i64 = 3600;
 
-/// One RSA public key as a JWK.
+/// One public key as a JWK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedKey {
     pub kid: String,
     pub alg: String,
-    /// base64url modulus and exponent.
-    pub n: String,
-    pub e: String,
+    pub material: KeyMaterial,
+}
+
+/// The key-type members of a JWK, base64url.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMaterial {
+    /// `kty: RSA`: modulus and exponent.
+    Rsa { n: String, e: String },
+    /// `kty: EC`, `crv: P-256`: the point's coordinates.
+    P256 { x: String, y: String },
 }
 
 /// Whether a key belongs in the published set at `now`.
@@ -49,16 +56,21 @@ pub async fn published(ctx: &Ctx) -> Result<Vec<PublishedKey>> {
     });
     Ok(records
         .iter()
-        .filter(|it| it.alg == "RS256")
         .filter_map(|it| {
             let der = STANDARD.decode(&it.public_der).ok()?;
-            let (n, e) = rsa_components(&der)?;
-            Some(PublishedKey {
-                kid: it.kid.clone(),
-                alg: it.alg.clone(),
-                n: URL_SAFE_NO_PAD.encode(n),
-                e: URL_SAFE_NO_PAD.encode(e),
-            })
+            let material = match it.alg.as_str() {
+                "RS256" => {
+                    let (n, e) = rsa_components(&der)?;
+                    KeyMaterial::Rsa { n: URL_SAFE_NO_PAD.encode(n), e: URL_SAFE_NO_PAD.encode(e) }
+                }
+                // The uncompressed SEC1 point: 0x04 || x || y.
+                "ES256" if der.len() == 65 && der[0] == 4 => KeyMaterial::P256 {
+                    x: URL_SAFE_NO_PAD.encode(&der[1..33]),
+                    y: URL_SAFE_NO_PAD.encode(&der[33..65]),
+                },
+                _ => return None,
+            };
+            Some(PublishedKey { kid: it.kid.clone(), alg: it.alg.clone(), material })
         })
         .collect())
 }

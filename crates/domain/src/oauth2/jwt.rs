@@ -1,4 +1,4 @@
-//! Compact JWS with RS256 over our own key ring, the one place that signs and verifies tokens.
+//! Compact JWS (RS256, ES256) over our own key ring, the one place that signs and verifies tokens.
 //!
 //! Hand-rolled on `tessera_crypto::keys` rather than `jsonwebtoken`: the keys already live in
 //! aws-lc-rs form (sealed PKCS#8, PKCS#1 public halves), the algorithm always comes from the key
@@ -13,11 +13,16 @@ use tessera_crypto::keys::KeyAlg;
 use super::jwks;
 use crate::{Ctx, Error, Result, keys};
 
-/// Signs `claims` with the active key; `typ` goes into the header (`JWT`, `at+jwt`).
+/// Signs `claims` with the active RS256 key (ID tokens); `typ` goes into the header.
 pub async fn sign(ctx: &Ctx, typ: &str, claims: &Value) -> Result<String> {
+    sign_with(ctx, KeyAlg::Rs256, typ, claims).await
+}
+
+/// Signs `claims` with the active key of `alg`; `typ` goes into the header (`JWT`, `at+jwt`).
+pub async fn sign_with(ctx: &Ctx, alg: KeyAlg, typ: &str, claims: &Value) -> Result<String> {
     let ring = keys::ring(ctx).await?;
-    let (record, key) = ring.signer()?;
-    let header = json!({ "alg": "RS256", "kid": record.kid, "typ": typ });
+    let (record, key) = ring.signer(alg)?;
+    let header = json!({ "alg": alg.as_str(), "kid": record.kid, "typ": typ });
     let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
     input.push('.');
     input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
@@ -73,14 +78,17 @@ pub async fn verify(ctx: &Ctx, token: &str) -> Result<Result<(Value, Value), Rej
         return Ok(Err(Rejected::UnknownKey));
     };
     // The algorithm is the key's, never the header's; a header that disagrees is refused.
-    if record.alg != "RS256" || header.get("alg").and_then(Value::as_str) != Some("RS256") {
+    let Ok(alg) = KeyAlg::parse(&record.alg) else {
+        return Ok(Err(Rejected::UnknownKey));
+    };
+    if header.get("alg").and_then(Value::as_str) != Some(alg.as_str()) {
         return Ok(Err(Rejected::BadSignature));
     }
     let Ok(public) = STANDARD.decode(&record.public_der) else {
         return Ok(Err(Rejected::UnknownKey));
     };
     let input_len = header_b64.len() + 1 + claims_b64.len();
-    if !tessera_crypto::keys::verify(KeyAlg::Rs256, &public, &token.as_bytes()[..input_len], &sig) {
+    if !tessera_crypto::keys::verify(alg, &public, &token.as_bytes()[..input_len], &sig) {
         return Ok(Err(Rejected::BadSignature));
     }
     if claims.get("iss").and_then(Value::as_str) != Some(&*ctx.public_url) {

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tessera_crypto::keys::KeyAlg;
 use tessera_store::{AccountRecord, AccountState, CredentialKind, CredentialRecord};
 
 use super::clients::Client;
@@ -125,7 +126,7 @@ pub async fn access_token(
             "exp": now + ACCESS_TOKEN_TTL_SECS,
             "jti": jti,
         });
-        let token = jwt::sign(ctx, "at+jwt", &claims).await?;
+        let token = jwt::sign_with(ctx, KeyAlg::Es256, "at+jwt", &claims).await?;
         let digest = tessera_crypto::digest::token_digest(&token);
         (token, digest)
     } else {

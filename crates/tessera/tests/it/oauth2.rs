@@ -579,12 +579,23 @@ async fn id_tokens_verify_independently_against_the_published_keys() {
     let cache = certs.headers["cache-control"].to_str().unwrap().to_owned();
     assert!(cache.contains("max-age=3600"), "{cache}");
     let keys = certs.json["keys"].as_array().unwrap().clone();
-    assert_eq!(keys.len(), 2, "the active key and the next one: {keys:?}");
+    assert_eq!(keys.len(), 4, "the active key and the next one of each algorithm: {keys:?}");
+    let rsa: Vec<Value> = keys.iter().filter(|it| it["kty"] == "RSA").cloned().collect();
+    assert_eq!(rsa.len(), 2, "{keys:?}");
     for key in &keys {
-        assert_eq!(key["kty"], "RSA");
-        assert_eq!(key["alg"], "RS256");
         assert_eq!(key["use"], "sig");
-        assert_eq!(key["e"], "AQAB");
+        if key["kty"] == "RSA" {
+            assert_eq!(key["alg"], "RS256");
+            assert_eq!(key["e"], "AQAB");
+        } else {
+            assert_eq!(key["kty"], "EC", "{key}");
+            assert_eq!(key["alg"], "ES256");
+            assert_eq!(key["crv"], "P-256");
+            for coordinate in ["x", "y"] {
+                let bytes = URL_SAFE_NO_PAD.decode(key[coordinate].as_str().unwrap()).unwrap();
+                assert_eq!(bytes.len(), 32, "{key}");
+            }
+        }
     }
 
     let path = auth_path(&web.id, WEB_REDIRECT, "openid email", "&nonce=n-0S6_WzA2Mj");
@@ -627,13 +638,14 @@ async fn id_tokens_verify_independently_against_the_published_keys() {
             .await;
     assert_eq!(bad.status, 400);
 
-    // Google's X.509 map: the same kids, each a self-signed certificate over the same modulus.
+    // Google's X.509 map: the RSA kids (what ID tokens are signed with), each a self-signed
+    // certificate over the same modulus.
     let v1 = get_json(&env.url("/oauth2/v1/certs"), None).await;
     assert_eq!(v1.status, 200);
     assert!(v1.headers["cache-control"].to_str().unwrap().contains("max-age=3600"));
     let map = v1.json.as_object().unwrap();
-    assert_eq!(map.len(), keys.len());
-    for key in &keys {
+    assert_eq!(map.len(), rsa.len());
+    for key in &rsa {
         let pem = map[key["kid"].as_str().unwrap()].as_str().unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
         let body: String = pem.lines().filter(|it| !it.starts_with("-----")).collect();
@@ -654,7 +666,7 @@ async fn id_tokens_verify_independently_against_the_published_keys() {
         .iter()
         .map(|it| it["kid"].as_str().unwrap())
         .collect();
-    assert_eq!(kids.len(), 3);
+    assert_eq!(kids.len(), 6, "each algorithm: retired, active, next");
     assert!(kids.contains(&header["kid"].as_str().unwrap()), "retired key still published");
     let info = get_json(&env.url(&format!("/oauth2/v3/tokeninfo?id_token={id_token}")), None).await;
     assert_eq!(info.status, 200, "tokens signed before the rotation still verify");
@@ -677,6 +689,30 @@ fn verify_rs256(token: &str, keys: &[Value]) -> (Value, Value) {
     public
         .verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &sig)
         .expect("signature verifies against the published key");
+    (header, claims)
+}
+
+/// An ES256 JWS check that shares nothing with the server's code: the point comes from the JWK's
+/// `x` and `y` and aws-lc-rs checks the fixed-length ECDSA signature.
+fn verify_es256(token: &str, keys: &[Value]) -> (Value, Value) {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let kid = header["kid"].as_str().expect("kid in the header");
+    let key = keys.iter().find(|it| it["kid"] == kid).expect("kid is published");
+    assert_eq!(key["crv"], "P-256");
+    let mut point = vec![4u8];
+    point.extend(URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap());
+    point.extend(URL_SAFE_NO_PAD.decode(key["y"].as_str().unwrap()).unwrap());
+    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+        &point,
+    )
+    .verify(signed.as_bytes(), &sig)
+    .expect("signature verifies against the published key");
     (header, claims)
 }
 
@@ -1487,8 +1523,9 @@ async fn jwt_access_tokens_verify_offline_and_still_die_with_their_grant() {
     let access = text(&tokens.json, "access_token");
     let keys =
         get_json(&env.url("/oauth2/v3/certs"), None).await.json["keys"].as_array().unwrap().clone();
-    let (header, claims) = verify_rs256(&access, &keys);
+    let (header, claims) = verify_es256(&access, &keys);
     assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
     assert_eq!(claims["iss"], env.base.as_str());
     assert_eq!(claims["client_id"], gw.id.as_str());
     assert_eq!(claims["sub"], tessera_domain::accounts::subject(&account.id));
@@ -1530,7 +1567,7 @@ async fn jwt_access_tokens_verify_offline_and_still_die_with_their_grant() {
     let info =
         get_json(&env.url(&format!("/tokeninfo?access_token={}", urlencode(&access))), None).await;
     assert_eq!(info.status, 400);
-    verify_rs256(&access, &keys);
+    verify_es256(&access, &keys);
 }
 
 #[tokio::test]

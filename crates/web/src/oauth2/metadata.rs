@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use tessera_domain::oauth2::jwks;
+use tessera_domain::oauth2::jwks::{self, KeyMaterial};
 
 use crate::AppState;
 use crate::error::PageError;
@@ -73,7 +73,14 @@ async fn jwks_get(State(state): State<AppState>) -> Result<Response, PageError> 
     let keys = jwks::published(&state.ctx).await?;
     let keys: Vec<Value> = keys
         .into_iter()
-        .map(|it| json!({ "kty": "RSA", "alg": it.alg, "use": "sig", "kid": it.kid, "n": it.n, "e": it.e }))
+        .map(|it| match it.material {
+            KeyMaterial::Rsa { n, e } => {
+                json!({ "kty": "RSA", "alg": it.alg, "use": "sig", "kid": it.kid, "n": n, "e": e })
+            }
+            KeyMaterial::P256 { x, y } => json!({
+                "kty": "EC", "alg": it.alg, "use": "sig", "kid": it.kid, "crv": "P-256", "x": x, "y": y
+            }),
+        })
         .collect();
     Ok(public_json(&json!({ "keys": keys }), jwks::MAX_AGE_SECS))
 }
