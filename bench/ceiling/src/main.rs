@@ -8,8 +8,9 @@
 //! tessera-bench-ceiling canary --millis N [--threads T] RSA-2048 signatures/s (the CPU canary), JSON
 //! ```
 //!
-//! The token mint authenticates a client_credentials request and signs an RS256 JWT, with no
-//! store: the part of tessera's token endpoint that no amount of engineering removes.
+//! The token mint authenticates a client_credentials request and signs an ES256 JWT (the algorithm
+//! of tessera's RFC 9068 access tokens), with no store: the part of tessera's token endpoint that
+//! no amount of engineering removes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -81,7 +82,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 struct Mint {
-    key: RsaKeyPair,
+    key: EcdsaKeyPair,
     rng: SystemRandom,
     issuer: String,
     /// One Argon2id hash per core at a time.
@@ -91,7 +92,7 @@ struct Mint {
 
 async fn serve(listen: SocketAddr, cores: usize) -> anyhow::Result<()> {
     let mint = Arc::new(Mint {
-        key: RsaKeyPair::generate(KeySize::Rsa2048)?,
+        key: EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)?,
         rng: SystemRandom::new(),
         issuer: format!("http://{listen}"),
         hash_permits: tokio::sync::Semaphore::new(cores),
@@ -206,7 +207,7 @@ fn mint_jwt(mint: &Mint, req: &TokenRequest) -> anyhow::Result<String> {
     let mut jti = [0u8; 16];
     mint.rng.fill(&mut jti)?;
     let now = unix_now();
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"at+jwt","kid":"ceiling"}"#);
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"at+jwt","kid":"ceiling"}"#);
     let claims = json!({
         "iss": mint.issuer,
         "sub": req.client_id,
@@ -218,10 +219,9 @@ fn mint_jwt(mint: &Mint, req: &TokenRequest) -> anyhow::Result<String> {
         "jti": URL_SAFE_NO_PAD.encode(jti),
     });
     let mut jwt = format!("{header}.{}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?));
-    let mut sig = vec![0u8; mint.key.public_modulus_len()];
-    mint.key.sign(&signature::RSA_PKCS1_SHA256, &mint.rng, jwt.as_bytes(), &mut sig)?;
+    let sig = mint.key.sign(&mint.rng, jwt.as_bytes())?;
     jwt.push('.');
-    jwt.push_str(&URL_SAFE_NO_PAD.encode(sig));
+    jwt.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
     Ok(jwt)
 }
 

@@ -357,6 +357,9 @@ fn missing_fixture_reason(plan: &Plan, fixtures: &Fixtures) -> Option<String> {
         if missing.iter().any(|m| m == "client_id" || m == "client_secret" || m == "redirect_uri") {
             "the `admin dev seed` output has no `oauth_client` {client_id, client_secret, redirect_uri} for the OAuth scenarios"
             .to_owned()
+        } else if missing.iter().any(|m| m.starts_with("jwt_client")) {
+            "the `admin dev seed` output has no `jwt_client` {client_id, client_secret} (a client with JWT access tokens)"
+                .to_owned()
         } else {
             format!("no fixture for {}", missing.join(", "))
         },

@@ -119,6 +119,10 @@ fn p_access_token(plan: Plan) -> Plan {
 // --- requests shared by both (the token endpoint's form bodies) ---
 
 const CLIENT_CREDENTIALS: &str = "grant_type=client_credentials&client_id={client_id}&client_secret={client_secret}&resource={resource}";
+/// tessera's client whose access tokens are RFC 9068 JWTs (ES256), like the peer's.
+const CLIENT_CREDENTIALS_JWT: &str = "grant_type=client_credentials&client_id={jwt_client_id}&client_secret={jwt_client_secret}&resource={resource}";
+const INTROSPECT_JWT: &str =
+    "token={access_token}&client_id={jwt_client_id}&client_secret={jwt_client_secret}";
 const REFRESH: &str = "grant_type=refresh_token&refresh_token={refresh_token}&client_id={client_id}&client_secret={client_secret}";
 const INTROSPECT: &str = "token={access_token}&client_id={client_id}&client_secret={client_secret}";
 
@@ -143,7 +147,7 @@ pub(crate) fn ceilings() -> Vec<(&'static str, &'static str, Plan)> {
         ),
         (
             "ceiling_token",
-            "ceiling: RS256 token mint, no store",
+            "ceiling: ES256 token mint, no store",
             Plan::main(Req::post("/token", CLIENT_CREDENTIALS)),
         ),
         (
@@ -164,11 +168,14 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             .peer(Plan::main(Req::get("/jwks")))
             .cluster()
             .ceiling("ceiling_hello"),
-        Scenario::new("client_credentials", "POST /o/oauth2/token client_credentials (JWT)", Plan::main(Req::post(T_TOKEN, CLIENT_CREDENTIALS)))
+        Scenario::new("client_credentials", "POST /o/oauth2/token client_credentials (ES256 JWT)", Plan::main(Req::post(T_TOKEN, CLIENT_CREDENTIALS_JWT)))
             .peer(Plan::main(Req::post(P_TOKEN, CLIENT_CREDENTIALS)))
             .cluster()
             .ceiling("ceiling_token")
-            .note("peer: ES256 JWT access token via a resource indicator"),
+            .note("both issue ES256 RFC 9068 access tokens (the peer through a resource indicator); tessera also stores each one so that it can be revoked at once"),
+        Scenario::new("client_credentials_opaque", "POST /o/oauth2/token client_credentials (opaque token)", Plan::main(Req::post(T_TOKEN, CLIENT_CREDENTIALS)))
+            .ceiling("ceiling_token")
+            .note("tessera's default: a 256-bit random token, stored"),
         Scenario::new("refresh", "POST /o/oauth2/token refresh_token (rotation + RS256 ID token)", t_user_tokens(Plan::main(refresh(T_TOKEN))))
             .peer(Plan::main(refresh(P_TOKEN)).setup(
                 Req::get("/bench/refresh-token").capture(Capture::Json { field: "refresh_token", var: "refresh_token" }),
@@ -195,6 +202,14 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         Scenario::new("introspection", "POST /oauth2/introspect (opaque token)", t_user_tokens(Plan::main(Req::post("/oauth2/introspect", INTROSPECT))))
             .peer(p_access_token(Plan::main(Req::post("/token/introspection", INTROSPECT))))
             .ceiling("ceiling_form"),
+        Scenario::new(
+            "introspection_jwt",
+            "POST /oauth2/introspect (ES256 JWT access token)",
+            Plan::main(Req::post("/oauth2/introspect", INTROSPECT_JWT))
+                .setup(Req::post(T_TOKEN, CLIENT_CREDENTIALS_JWT).capture(Capture::Json { field: "access_token", var: "access_token" })),
+        )
+        .ceiling("ceiling_form")
+        .note("signature, then the same one-statement lookup as an opaque token (revocation, grant, client)"),
         Scenario::new(
             "userinfo",
             "GET /oauth2/v3/userinfo",
@@ -271,6 +286,8 @@ mod tests {
         let known = [
             "client_id",
             "client_secret",
+            "jwt_client_id",
+            "jwt_client_secret",
             "redirect_uri",
             "resource",
             "code_verifier",

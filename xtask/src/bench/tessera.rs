@@ -27,6 +27,9 @@ pub(crate) struct Seed {
     /// Optional: a confidential OAuth client for the token scenarios (they are skipped without it).
     #[serde(default)]
     pub(crate) oauth_client: Option<OAuthClient>,
+    /// Optional: a confidential client whose access tokens are ES256 JWTs.
+    #[serde(default)]
+    pub(crate) jwt_client: Option<OAuthClient>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -51,6 +54,10 @@ impl Seed {
                 "redirect_uri",
                 c.redirect_uri.clone().unwrap_or_else(|| super::peer::REDIRECT_URI.into()),
             );
+        }
+        if let Some(c) = &self.jwt_client {
+            f.set("jwt_client_id", c.client_id.clone());
+            f.set("jwt_client_secret", c.client_secret.clone());
         }
         f
     }

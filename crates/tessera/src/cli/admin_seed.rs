@@ -13,14 +13,16 @@ pub(crate) const BENCH_EMAIL: &str = "bench@example.test";
 pub(crate) const BENCH_PASSWORD: &str = "bench-password-1";
 const BENCH_PROJECT: &str = "Bench";
 const BENCH_CLIENT: &str = "Bench client";
+const BENCH_JWT_CLIENT: &str = "Bench JWT client";
 const BENCH_REDIRECT: &str = "http://127.0.0.1/bench/callback";
 const BENCH_SERVICE: &str = "cl";
 const BENCH_SCOPE: &str = "https://calendar.example.test/feeds/";
 const BATCH: u64 = 5_000;
 
 /// Seeds `sessions` live sessions and `credentials` opaque access tokens for the bench account, a
-/// confidential OAuth client already allowed `openid email` by that account, and a ClientLogin
-/// service `cl`; returns up to 1000 sample session cookies and the client's credentials.
+/// confidential OAuth client already allowed `openid email` by that account, a second one whose
+/// access tokens are JWTs, and a ClientLogin service `cl`; returns up to 1000 sample session
+/// cookies and the clients' credentials.
 pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::Result<Value> {
     let account = match tessera_domain::accounts::find_by_email(ctx, BENCH_EMAIL).await {
         Ok(account) => account,
@@ -37,6 +39,7 @@ pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::
         }
     };
     let oauth_client = oauth_client(ctx, &account.id).await?;
+    let jwt_client = jwt_client(ctx).await?;
     if tessera_domain::services::get(ctx, BENCH_SERVICE).await.is_err() {
         let new = tessera_domain::services::NewService {
             name: BENCH_SERVICE.to_owned(),
@@ -111,6 +114,7 @@ pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::
         "cookie_name": "TSID",
         "session_cookies": samples,
         "oauth_client": oauth_client,
+        "jwt_client": jwt_client,
     }))
 }
 
@@ -130,6 +134,20 @@ fn filler_digest(ctx: &Ctx, index: u64, total: u64) -> String {
 /// The bench project's confidential client, with a fresh secret on every seeding, allowed
 /// `openid email` by the bench account so the authorization request needs no consent page.
 async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
+    let (client_id, secret) = confidential_client(ctx, BENCH_CLIENT, false).await?;
+    let scopes = ["openid".to_owned(), "email".to_owned()];
+    tessera_domain::grants::grant(ctx, account_id, &client_id, "oauth2", &scopes, "").await?;
+    Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
+}
+
+/// A second confidential client of the bench project whose access tokens are RFC 9068 JWTs.
+async fn jwt_client(ctx: &Ctx) -> anyhow::Result<Value> {
+    let (client_id, secret) = confidential_client(ctx, BENCH_JWT_CLIENT, true).await?;
+    Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
+}
+
+/// The bench project's web client called `name`, created on first use, with a fresh secret.
+async fn confidential_client(ctx: &Ctx, name: &str, jwt: bool) -> anyhow::Result<(String, String)> {
     let project = match ctx
         .store
         .projects()
@@ -143,27 +161,20 @@ async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
         }
     };
     let existing = clients::list(ctx, &project.id).await?;
-    let (client_id, secret) = match existing.iter().find(|it| it.record.name == BENCH_CLIENT) {
-        Some(client) => {
-            let secret = clients::rotate_secret(ctx, &client.record.client_id, &Actor::Cli).await?;
-            (client.record.client_id.clone(), secret)
-        }
-        None => {
-            let new = NewClient {
-                kind: ClientKind::Web,
-                name: BENCH_CLIENT.to_owned(),
-                redirect_uris: vec![BENCH_REDIRECT.to_owned()],
-                android_package: None,
-                android_cert_sha1: None,
-                allow_implicit: false,
-                jwt_access_tokens: false,
-            };
-            let created = clients::create(ctx, &project, new, &Actor::Cli).await?;
-            let secret = created.secret.ok_or_else(|| format_err!("a web client has a secret"))?;
-            (created.client.record.client_id, secret)
-        }
+    if let Some(client) = existing.iter().find(|it| it.record.name == name) {
+        let secret = clients::rotate_secret(ctx, &client.record.client_id, &Actor::Cli).await?;
+        return Ok((client.record.client_id.clone(), secret));
+    }
+    let new = NewClient {
+        kind: ClientKind::Web,
+        name: name.to_owned(),
+        redirect_uris: vec![BENCH_REDIRECT.to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: jwt,
     };
-    let scopes = ["openid".to_owned(), "email".to_owned()];
-    tessera_domain::grants::grant(ctx, account_id, &client_id, "oauth2", &scopes, "").await?;
-    Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
+    let created = clients::create(ctx, &project, new, &Actor::Cli).await?;
+    let secret = created.secret.ok_or_else(|| format_err!("a web client has a secret"))?;
+    Ok((created.client.record.client_id, secret))
 }
