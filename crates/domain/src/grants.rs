@@ -25,6 +25,13 @@ pub async fn grant(
     ip: &str,
 ) -> Result<GrantRecord> {
     let now = ctx.now();
+    // Asked again for what it already holds (an app signing its user in once more): nothing to
+    // record, and no audit line saying that access was given.
+    if let Some(live) = find_live(ctx, account_id, client_id, protocol).await?
+        && scopes.iter().all(|scope| live.scopes.split(' ').any(|held| held == scope))
+    {
+        return Ok(live);
+    }
     let record = GrantRecord {
         id: ctx.new_id(),
         account_id: account_id.to_owned(),
@@ -39,6 +46,19 @@ pub async fn grant(
     audit::record(ctx, "grant.create", Some(account_id), &Actor::Account, ip, json!({ "grant": stored.id, "client": client_id, "protocol": protocol, "scopes": stored.scopes }))
         .await?;
     Ok(stored)
+}
+
+/// How stale a grant's "last used" time may get before a use writes it again.
+pub const TOUCH_AFTER_SECS: i64 = 300;
+
+/// Records that the grant was just used, at most once per [`TOUCH_AFTER_SECS`]: the account
+/// page shows the day, and a write per token would serialise every token endpoint on it.
+pub async fn touch(ctx: &Ctx, grant: &GrantRecord) -> Result<()> {
+    let now = ctx.now();
+    if grant.last_used_at.is_none_or(|at| now - at >= TOUCH_AFTER_SECS) {
+        ctx.store.grants().touch(&grant.id, now).await?;
+    }
+    Ok(())
 }
 
 /// The live grant of this account to this client through this protocol, if any.

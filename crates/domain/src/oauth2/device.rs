@@ -247,15 +247,15 @@ pub async fn poll(ctx: &Ctx, client: &Client, device_code: &str) -> Outcome<Issu
         return Err(oauth(ErrorCode::InvalidGrant, "The account is not available."));
     };
     let grant_id = decision.grant_id.clone().unwrap_or_default();
-    let live = ctx.store.grants().get(&grant_id).await?.is_some_and(|it| it.revoked_at.is_none());
-    if !live || !super::tokens::account_usable(&account) {
+    let grant = ctx.store.grants().get(&grant_id).await?.filter(|it| it.revoked_at.is_none());
+    let Some(grant) = grant.filter(|_| super::tokens::account_usable(&account)) else {
         return Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked."));
-    }
+    };
     let scopes: Vec<String> =
         device.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect();
     let remembered =
         Remembered { offline: true, auth_time: answer.auth_time, ..Remembered::default() };
-    exchange::issue(ctx, client, &account, &grant_id, &scopes, true, &remembered).await
+    exchange::issue(ctx, client, &account, &grant, &scopes, true, &remembered).await
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use tessera_proto_oauth2::grants::{
     authorization_code, client_credentials, refresh_token, token_exchange,
 };
 use tessera_proto_oauth2::pkce::{self, Method};
-use tessera_store::{AccountRecord, CredentialKind, CredentialRecord};
+use tessera_store::{AccountRecord, CredentialKind, CredentialRecord, GrantRecord};
 
 use super::clients::{Client, ClientKind};
 use super::cross_client::{self, Refused};
@@ -28,9 +28,10 @@ async fn live_account(ctx: &Ctx, record: &CredentialRecord) -> Outcome<AccountRe
     }
 }
 
-async fn grant_is_live(ctx: &Ctx, grant_id: Option<&str>) -> Outcome<bool> {
-    let Some(grant_id) = grant_id else { return Ok(false) };
-    Ok(ctx.store.grants().get(grant_id).await?.is_some_and(|it| it.revoked_at.is_none()))
+/// The credential's grant, if it is live.
+async fn live_grant(ctx: &Ctx, grant_id: Option<&str>) -> Outcome<Option<GrantRecord>> {
+    let Some(grant_id) = grant_id else { return Ok(None) };
+    Ok(ctx.store.grants().get(grant_id).await?.filter(|it| it.revoked_at.is_none()))
 }
 
 /// Issues the access token, and the refresh and ID tokens when asked.
@@ -39,20 +40,29 @@ pub(crate) async fn issue(
     ctx: &Ctx,
     client: &Client,
     account: &AccountRecord,
-    grant_id: &str,
+    grant: &GrantRecord,
     scopes: &[String],
     refresh: bool,
     remembered: &Remembered,
 ) -> Outcome<Issued> {
     let scope = grants::normalize_scopes(scopes.iter().map(String::as_str));
-    let subject =
-        Subject { account_id: Some(&account.id), client_id: client.id(), grant_id: Some(grant_id) };
-    let access = tokens::access_token(ctx, client, subject, &scope, remembered.offline).await?;
-    let refresh_token = if refresh {
-        Some(tokens::refresh_token(ctx, subject, &scope, remembered.auth_time).await?)
-    } else {
-        None
+    let subject = Subject {
+        account_id: Some(&account.id),
+        client_id: client.id(),
+        grant_id: Some(&grant.id),
     };
+    // Issued side by side, so that a store that commits concurrent inserts together (SQLite's
+    // group commit) writes both rows in one transaction.
+    let access = tokens::access_token(ctx, client, subject, &scope, remembered.offline);
+    let refresh_token = async {
+        match refresh {
+            true => {
+                tokens::refresh_token(ctx, subject, &scope, remembered.auth_time).await.map(Some)
+            }
+            false => Ok(None),
+        }
+    };
+    let (access, refresh_token) = tokio::try_join!(access, refresh_token)?;
     let id_token = if scopes.iter().any(|it| it == "openid") {
         let claims = IdTokenClaims {
             account,
@@ -68,7 +78,7 @@ pub(crate) async fn issue(
     } else {
         None
     };
-    ctx.store.grants().touch(grant_id, ctx.now()).await?;
+    grants::touch(ctx, grant).await?;
     Ok(Issued {
         access_token: Some(access),
         expires_in: ACCESS_TOKEN_TTL_SECS,
@@ -151,16 +161,15 @@ pub async fn authorization_code(
         }
         (None, None) => {}
     }
-    if !grant_is_live(ctx, record.grant_id.as_deref()).await? {
+    let Some(grant) = live_grant(ctx, record.grant_id.as_deref()).await? else {
         return Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked."));
-    }
+    };
     let account = live_account(ctx, &record).await?;
-    let grant_id = record.grant_id.clone().unwrap_or_default();
     issue(
         ctx,
         client,
         &account,
-        &grant_id,
+        &grant,
         &scopes_of(&record.scopes),
         remembered.offline,
         &remembered,
@@ -203,9 +212,9 @@ pub async fn refresh(
             None => return Err(invalid()),
         }
     };
-    if !grant_is_live(ctx, record.grant_id.as_deref()).await? {
+    let Some(grant) = live_grant(ctx, record.grant_id.as_deref()).await? else {
         return Err(invalid());
-    }
+    };
     let granted = scopes_of(&record.scopes);
     let scopes = match &req.scopes {
         None => granted.clone(),
@@ -223,14 +232,13 @@ pub async fn refresh(
         }
     };
     let account = live_account(ctx, &record).await?;
-    let grant_id = record.grant_id.clone().unwrap_or_default();
     let remembered = Remembered { offline: true, ..Remembered::parse(&record.data) };
-    let mut issued = issue(ctx, client, &account, &grant_id, &scopes, false, &remembered).await?;
+    let mut issued = issue(ctx, client, &account, &grant, &scopes, false, &remembered).await?;
     if rotate {
         let subject = Subject {
             account_id: Some(&account.id),
             client_id: client.id(),
-            grant_id: Some(&grant_id),
+            grant_id: Some(&grant.id),
         };
         issued.refresh_token =
             Some(tokens::refresh_token(ctx, subject, &record.scopes, remembered.auth_time).await?);
