@@ -15,6 +15,7 @@ use tessera_store::{CredentialRecord, Result, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::credentials::{insert_credential, insert_credentials};
+use crate::Backend;
 use crate::error::{backend, insert};
 
 /// The most inserts one transaction takes.
@@ -73,6 +74,6 @@ async fn commit_together(write: &AnyPool, jobs: &[Job]) -> Result<()> {
     const OP: &str = "insert credentials";
     let mut tx = write.begin_with("BEGIN IMMEDIATE").await.map_err(backend(OP))?;
     let rows: Vec<&CredentialRecord> = jobs.iter().map(|(credential, _)| credential).collect();
-    insert_credentials(&mut tx, &rows).await?;
+    insert_credentials(&mut tx, Backend::Sqlite, &rows).await?;
     tx.commit().await.map_err(backend(OP))
 }
