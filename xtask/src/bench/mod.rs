@@ -186,6 +186,9 @@ struct Mode {
     growth: Vec<u64>,
     /// The longest a growth step may take to seed (projected from the previous step's rate).
     seed_budget: Duration,
+    /// Unmeasured load before a growth step's runs: right after seeding gigabytes, the first
+    /// seconds go to page faults and to the kernel writing the seed out, not to validation.
+    growth_warmup: Duration,
     sessions: u64,
     starts: usize,
 }
@@ -205,6 +208,7 @@ impl Mode {
                 crypto: Duration::from_millis(300),
                 growth: vec![10_000, 100_000],
                 seed_budget: Duration::from_secs(60),
+                growth_warmup: Duration::from_millis(200),
                 sessions: 10_000,
                 starts: 5,
             }
@@ -221,6 +225,7 @@ impl Mode {
                 crypto: Duration::from_millis(1500),
                 growth: vec![10_000, 1_000_000, 10_000_000],
                 seed_budget: Duration::from_secs(8 * 60),
+                growth_warmup: Duration::from_secs(10),
                 sessions: 100_000,
                 starts: 5,
             }
@@ -1002,6 +1007,10 @@ async fn growth(
         let dir = scratch.join(format!("growth-{n}"));
         let (seed, took) = t.seed(&dir, None, 1000, n).await?;
         seed_rate = Some(took.as_secs_f64() / (n + 1000) as f64);
+        // Written out before the server starts, so that writeback does not run during the runs.
+        if let Err(e) = Command::new("sync").status().await {
+            eprintln!("bench: sync after seeding failed: {e}");
+        }
         let (server, _) = t
             .start("tessera (growth)", &dir, None, &logs.join(format!("tessera-growth-{n}.log")))
             .await?;
@@ -1011,7 +1020,8 @@ async fn growth(
             &plan,
             report.settings.growth_concurrency,
         );
-        let result = load::measure(vec![target], &env.mode.cfg).await.pop();
+        let cfg = LoadConfig { warmup: env.mode.growth_warmup, ..env.mode.cfg.clone() };
+        let result = load::measure(vec![target], &cfg).await.pop();
         server.stop().await;
         let db_bytes = procs::dir_size(&dir);
         let _ = std::fs::remove_dir_all(&dir);
