@@ -14,8 +14,8 @@ use sqlx::AnyPool;
 use tessera_store::{CredentialRecord, Result, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::credentials::{insert_credential, insert_credentials};
 use crate::Backend;
+use crate::credentials::{insert_credential, insert_credentials};
 use crate::error::{backend, insert};
 
 /// The most inserts one transaction takes.
