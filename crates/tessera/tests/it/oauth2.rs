@@ -672,41 +672,40 @@ async fn id_tokens_verify_independently_against_the_published_keys() {
     assert_eq!(info.status, 200, "tokens signed before the rotation still verify");
 }
 
-/// An RS256 JWS check that shares nothing with the server's code: the key comes from the JWKS as
-/// modulus and exponent and aws-lc-rs checks the PKCS#1 v1.5 signature.
-fn verify_rs256(token: &str, keys: &[Value]) -> (Value, Value) {
+/// A compact JWS taken apart for a check that shares nothing with the server's code: its header
+/// and claims, the published key its `kid` names, the signed bytes and the signature.
+fn split_jws<'k>(token: &str, keys: &'k [Value]) -> (Value, Value, &'k Value, String, Vec<u8>) {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     let kid = header["kid"].as_str().expect("kid in the header");
     let key = keys.iter().find(|it| it["kid"] == kid).expect("kid is published");
+    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    (header, claims, key, format!("{}.{}", parts[0], parts[1]), sig)
+}
+
+/// RS256: the key comes from the JWKS as modulus and exponent and aws-lc-rs checks the PKCS#1
+/// v1.5 signature.
+fn verify_rs256(token: &str, keys: &[Value]) -> (Value, Value) {
+    let (header, claims, key, signed, sig) = split_jws(token, keys);
     let n = URL_SAFE_NO_PAD.decode(key["n"].as_str().unwrap()).unwrap();
     let e = URL_SAFE_NO_PAD.decode(key["e"].as_str().unwrap()).unwrap();
     let public = aws_lc_rs::signature::RsaPublicKeyComponents { n: &n, e: &e };
-    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-    let signed = format!("{}.{}", parts[0], parts[1]);
     public
         .verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &sig)
         .expect("signature verifies against the published key");
     (header, claims)
 }
 
-/// An ES256 JWS check that shares nothing with the server's code: the point comes from the JWK's
-/// `x` and `y` and aws-lc-rs checks the fixed-length ECDSA signature.
+/// ES256: the point comes from the JWK's `x` and `y` and aws-lc-rs checks the fixed-length ECDSA
+/// signature.
 fn verify_es256(token: &str, keys: &[Value]) -> (Value, Value) {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3);
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    let kid = header["kid"].as_str().expect("kid in the header");
-    let key = keys.iter().find(|it| it["kid"] == kid).expect("kid is published");
+    let (header, claims, key, signed, sig) = split_jws(token, keys);
     assert_eq!(key["crv"], "P-256");
     let mut point = vec![4u8];
     point.extend(URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap());
     point.extend(URL_SAFE_NO_PAD.decode(key["y"].as_str().unwrap()).unwrap());
-    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-    let signed = format!("{}.{}", parts[0], parts[1]);
     aws_lc_rs::signature::UnparsedPublicKey::new(
         &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
         &point,
