@@ -403,6 +403,18 @@ fn check(req: &Req, resp: &Response) -> Result<(), String> {
     }
 }
 
+/// Runs `plan` once on one connection (setup, pre and main requests, all checked) and returns
+/// the variables it ended with: fixtures and captures.
+pub(crate) async fn run_once(
+    addr: SocketAddr,
+    plan: &Plan,
+    fixtures: &Fixtures,
+) -> Result<HashMap<String, String>, String> {
+    let mut worker = Worker::new(0, addr, Arc::new(plan.clone()), fixtures);
+    worker.iterate().await?;
+    Ok(worker.vars)
+}
+
 /// What one connection saw during one timed phase.
 #[derive(Default)]
 struct Tally {

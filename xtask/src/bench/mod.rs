@@ -513,6 +513,36 @@ async fn build_ceiling(root: &Path, dev: bool) -> anyhow::Result<PathBuf> {
     Ok(target.join(folder).join("tessera-bench-ceiling"))
 }
 
+/// `tessera_client::IdTokenVerifier` verifying one of tessera's RS256 ID tokens in process, one
+/// task per core: the client library's rate beside the raw RS256 verify limit.
+async fn verifier_rate(t: &Tessera, side: &Side, env: &Env) -> anyhow::Result<report::CryptoOp> {
+    let addr = side.addrs[0];
+    let exchange = scenarios::scenarios()
+        .into_iter()
+        .find(|it| it.name == "code_exchange")
+        .context("no code_exchange scenario")?;
+    let vars = load::run_once(addr, &exchange.tessera, &side.fixtures)
+        .await
+        .map_err(|e| anyhow::anyhow!("getting an ID token: {e}"))?;
+    let token = vars.get("id_token").context("the code exchange gave no id_token")?;
+    let audience = vars.get("client_id").context("no client_id fixture")?;
+    let mut cmd = Command::new(&t.verify_rate);
+    cmd.args(["--issuer", &format!("http://{addr}"), "--audience", audience, "--token", token]);
+    cmd.args(["--millis", &env.mode.crypto.as_millis().to_string()]);
+    cmd.args(["--threads", &env.cores.to_string()]);
+    let (ok, out, err) = procs::output(cmd, Duration::from_secs(120)).await?;
+    if !ok {
+        bail!("verify_rate failed: {err}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).context("the verify_rate output")?;
+    Ok(report::CryptoOp {
+        name: report::ID_TOKEN_VERIFIER.to_owned(),
+        ops_per_sec: v["ops_per_sec"].as_f64().context("no ops_per_sec")?,
+        cpu_us_per_op: v["cpu_us_per_op"].as_f64(),
+    })
+}
+
 /// Raw operations per second on `threads` threads (all of them, or `only` one).
 async fn crypto(
     bin: &Path,
@@ -852,6 +882,13 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             }
         }
         report.scenarios.push(rep);
+    }
+    if let (Some(t), Some(side), true) = (&tessera, &env.tessera, want_crypto) {
+        say(started, "crypto: IdTokenVerifier in process");
+        match verifier_rate(t, side, &env).await {
+            Ok(op) => report.crypto.push(op),
+            Err(e) => report.failures.push(format!("IdTokenVerifier rate: {e:#}")),
+        }
     }
     servers.stop_all().await;
     if let Some(s) = ceiling_server {

@@ -203,6 +203,13 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             .peer(p_access_token(Plan::main(Req::post("/token/introspection", INTROSPECT))))
             .ceiling("ceiling_form"),
         Scenario::new(
+            "tokeninfo_jwt",
+            "GET /oauth2/v3/tokeninfo (ES256 JWT access token)",
+            Plan::main(Req::get("/oauth2/v3/tokeninfo?access_token={access_token}"))
+                .setup(Req::post(T_TOKEN, CLIENT_CREDENTIALS_JWT).capture(Capture::Json { field: "access_token", var: "access_token" })),
+        )
+        .note("a client's own token: signature, then the one-statement lookup"),
+        Scenario::new(
             "introspection_jwt",
             "POST /oauth2/introspect (ES256 JWT access token)",
             Plan::main(Req::post("/oauth2/introspect", INTROSPECT_JWT))

@@ -65,6 +65,8 @@ impl Seed {
 
 pub(crate) struct Tessera {
     pub(crate) bin: PathBuf,
+    /// `tessera-client`'s example that measures in-process ID-token verification.
+    pub(crate) verify_rate: PathBuf,
 }
 
 impl Tessera {
@@ -75,11 +77,14 @@ impl Tessera {
         dev: bool,
     ) -> anyhow::Result<Tessera> {
         let (flags, folder) = super::profile(dev);
-        eprintln!("bench: cargo build {} -p tessera", flags.join(" "));
+        eprintln!(
+            "bench: cargo build {} -p tessera -p tessera-client --bins --example verify_rate",
+            flags.join(" ")
+        );
         let status = Command::new(super::cargo())
             .arg("build")
             .args(flags)
-            .args(["-p", "tessera"])
+            .args(["-p", "tessera", "-p", "tessera-client", "--bins", "--example", "verify_rate"])
             .current_dir(root)
             .status()
             .await
@@ -88,10 +93,13 @@ impl Tessera {
             bail!("cargo build -p tessera failed ({status})");
         }
         let bin = target_dir.join(folder).join("tessera");
-        if !bin.exists() {
-            bail!("the build made no {}", bin.display());
+        let verify_rate = target_dir.join(folder).join("examples").join("verify_rate");
+        for made in [&bin, &verify_rate] {
+            if !made.exists() {
+                bail!("the build made no {}", made.display());
+            }
         }
-        Ok(Tessera { bin })
+        Ok(Tessera { bin, verify_rate })
     }
 
     fn admin(&self, data_dir: &Path, database_url: Option<&str>) -> Command {
