@@ -96,6 +96,27 @@ fn t_exchange() -> Req {
     )
 }
 
+/// Setup for the user-token scenarios of the client whose access tokens are ES256 JWTs.
+fn t_user_jwt_tokens(plan: Plan) -> Plan {
+    plan.setup(
+        Req::get(
+            "/o/oauth2/v2/auth?response_type=code&client_id={jwt_client_id}&redirect_uri={redirect_uri}\
+             &scope=openid%20email&state=bench&code_challenge={code_challenge}&code_challenge_method=S256",
+        )
+        .header("cookie", "{cookie_name}={session_cookie}")
+        .expect(&[302, 303])
+        .capture(Capture::Location { param: "code", var: "code" }),
+    )
+    .setup(
+        Req::post(
+            T_TOKEN,
+            "grant_type=authorization_code&code={code}&code_verifier={code_verifier}&redirect_uri={redirect_uri}\
+             &client_id={jwt_client_id}&client_secret={jwt_client_secret}",
+        )
+        .capture(Capture::Json { field: "access_token", var: "access_token" }),
+    )
+}
+
 /// Setup for the user-token scenarios: a code, then its exchange for tokens.
 fn t_user_tokens(plan: Plan) -> Plan {
     plan.setup(t_authorize()).setup(
@@ -223,6 +244,12 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             t_user_tokens(Plan::main(Req::get("/oauth2/v3/userinfo").header("authorization", "Bearer {access_token}"))),
         )
         .peer(p_access_token(Plan::main(Req::get("/me").header("authorization", "Bearer {access_token}")))),
+        Scenario::new(
+            "userinfo_jwt",
+            "GET /oauth2/v3/userinfo (ES256 JWT access token)",
+            t_user_jwt_tokens(Plan::main(Req::get("/oauth2/v3/userinfo").header("authorization", "Bearer {access_token}"))),
+        )
+        .note("a person's JWT access token from the code flow: signature, then the one-statement lookup"),
         Scenario::new(
             "session",
             "GET /accounts/ListAccounts (session-cookie validation)",

@@ -21,7 +21,7 @@ const BATCH: u64 = 5_000;
 
 /// Seeds `sessions` live sessions and `credentials` opaque access tokens for the bench account, a
 /// confidential OAuth client already allowed `openid email` by that account, a second one whose
-/// access tokens are JWTs, and a ClientLogin service `cl`; returns up to 1000 sample session
+/// access tokens are JWTs (allowed the same), and a ClientLogin service `cl`; returns up to 1000 sample session
 /// cookies and the clients' credentials.
 pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::Result<Value> {
     let account = match tessera_domain::accounts::find_by_email(ctx, BENCH_EMAIL).await {
@@ -39,7 +39,7 @@ pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::
         }
     };
     let oauth_client = oauth_client(ctx, &account.id).await?;
-    let jwt_client = jwt_client(ctx).await?;
+    let jwt_client = jwt_client(ctx, &account.id).await?;
     if tessera_domain::services::get(ctx, BENCH_SERVICE).await.is_err() {
         let new = tessera_domain::services::NewService {
             name: BENCH_SERVICE.to_owned(),
@@ -140,9 +140,12 @@ async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
     Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
 }
 
-/// A second confidential client of the bench project whose access tokens are RFC 9068 JWTs.
-async fn jwt_client(ctx: &Ctx) -> anyhow::Result<Value> {
+/// A second confidential client of the bench project whose access tokens are RFC 9068 JWTs, also
+/// allowed `openid email` by the bench account.
+async fn jwt_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
     let (client_id, secret) = confidential_client(ctx, BENCH_JWT_CLIENT, true).await?;
+    let scopes = ["openid".to_owned(), "email".to_owned()];
+    tessera_domain::grants::grant(ctx, account_id, &client_id, "oauth2", &scopes, "").await?;
     Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
 }
 

@@ -334,4 +334,29 @@ async fn dev_seed_writes_working_fixtures() {
         "{}",
         res.location()
     );
+
+    // The second client issues ES256 JWT access tokens and is pre-approved too.
+    let jwt_client = &fixtures["jwt_client"];
+    let jwt_id = jwt_client["client_id"].as_str().unwrap();
+    let res = reqwest::Client::new()
+        .post(env.url("/o/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", jwt_id),
+            ("client_secret", jwt_client["client_secret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let header = access.split('.').next().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
+    let res = b.get(&auth.replace(client["client_id"].as_str().unwrap(), jwt_id)).await;
+    assert!(matches!(res.status, 302 | 303), "{} {}", res.status, res.body);
 }
