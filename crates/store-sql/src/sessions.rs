@@ -80,24 +80,6 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
-    async fn find_by_cookie(&self, digest: &str, now: Timestamp) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query(
-            "SELECT s.id, s.account_id, s.created_at, s.auth_time, s.last_seen_at, s.expires_at, \
-             s.revoked_at, s.persistent, s.second_factor, s.user_agent, s.ip \
-             FROM credentials c JOIN sessions s ON s.id = c.session_id \
-             WHERE c.digest = $1 AND c.kind = $2 \
-             AND c.revoked_at IS NULL AND c.consumed_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $3) \
-             AND s.revoked_at IS NULL AND s.expires_at > $3",
-        )
-        .bind(digest)
-        .bind(CredentialKind::Session.as_str())
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(backend("find session by cookie"))?;
-        row.as_ref().map(session_from_row).transpose()
-    }
-
     async fn find_signed_in(
         &self,
         digest: &str,

@@ -176,15 +176,17 @@ pub trait SessionStore: Send + Sync {
     async fn create(&self, session: &SessionRecord, cookie: &CredentialRecord) -> Result<()>;
     /// Creates many sessions with their cookies in one transaction; all or none.
     async fn create_many(&self, sessions: &[(SessionRecord, CredentialRecord)]) -> Result<()>;
-    /// The live session whose live cookie credential has this digest.
-    async fn find_by_cookie(&self, digest: &str, now: Timestamp) -> Result<Option<SessionRecord>>;
-    /// [`SessionStore::find_by_cookie`] with the session's account, in one statement: every
-    /// signed-in page asks this.
+    /// The live session whose live cookie credential has this digest, with the session's
+    /// account, in one statement: every signed-in page asks this.
     async fn find_signed_in(
         &self,
         digest: &str,
         now: Timestamp,
     ) -> Result<Option<(SessionRecord, AccountRecord)>>;
+    /// [`SessionStore::find_signed_in`] without the account.
+    async fn find_by_cookie(&self, digest: &str, now: Timestamp) -> Result<Option<SessionRecord>> {
+        Ok(self.find_signed_in(digest, now).await?.map(|(session, _)| session))
+    }
     /// Replaces the session's cookie credential (revoking the old one) and returns false if the old
     /// one was not live.
     async fn rotate_cookie(
