@@ -142,8 +142,12 @@ impl Ring {
 #[derive(Default)]
 pub struct RingCache {
     current: RwLock<Option<Arc<Ring>>>,
+    /// The copy before it went stale, whose opened keys a reload reuses.
+    last: RwLock<Option<Arc<Ring>>>,
     /// Bumped by every local change, so that a read that began before it is not kept.
     generation: AtomicU64,
+    /// One reload at a time: requests that find the copy stale together wait for one store read.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl RingCache {
@@ -165,7 +169,7 @@ impl RingCache {
 pub async fn ring(ctx: &Ctx) -> Result<Arc<Ring>> {
     match ctx.key_ring.cached(RING_TTL) {
         Some(ring) => Ok(ring),
-        None => reload(ctx).await,
+        None => reload(ctx, RING_TTL).await,
     }
 }
 
@@ -175,11 +179,29 @@ pub async fn ring_knowing(ctx: &Ctx, kid: &str) -> Result<Arc<Ring>> {
     if ring.get(kid).is_some() || ring.loaded.elapsed() < UNKNOWN_KID_RELOAD {
         return Ok(ring);
     }
-    reload(ctx).await
+    reload(ctx, UNKNOWN_KID_RELOAD).await
 }
 
-async fn reload(ctx: &Ctx) -> Result<Arc<Ring>> {
+/// Reads the ring from the store, unless another request did so while this one waited its turn
+/// (a copy younger than `fresh` is taken as it is). Keys already opened are reused.
+async fn reload(ctx: &Ctx, fresh: Duration) -> Result<Arc<Ring>> {
+    let _turn = ctx.key_ring.reloading.lock().await;
+    if let Some(ring) = ctx.key_ring.cached(fresh.min(UNKNOWN_KID_RELOAD)) {
+        return Ok(ring);
+    }
     let generation = ctx.key_ring.generation.load(Ordering::SeqCst);
+    let previous = ctx.key_ring.last.read().ok().and_then(|it| it.clone());
+    let opened = |record: &KeyRecord| {
+        previous.as_ref().and_then(|ring| {
+            ring.signers.iter().find_map(|(_, signer)| {
+                signer
+                    .as_ref()
+                    .ok()
+                    .filter(|(it, _)| it.kid == record.kid)
+                    .map(|(_, key)| Arc::clone(key))
+            })
+        })
+    };
     let records = ctx.store.keys().list().await?;
     let signers = RING_ALGS
         .iter()
@@ -189,9 +211,12 @@ async fn reload(ctx: &Ctx) -> Result<Arc<Ring>> {
                 .filter(|it| it.state == KeyState::Active && it.alg == alg.as_str())
                 .max_by_key(|it| it.activated_at.unwrap_or(it.created_at))
                 .ok_or_else(|| format!("no active {alg} signing key"))
-                .and_then(|record| match open(ctx, record) {
-                    Ok(key) => Ok((record.clone(), Arc::new(key))),
-                    Err(err) => Err(err.to_string()),
+                .and_then(|record| match opened(record) {
+                    Some(key) => Ok((record.clone(), key)),
+                    None => match open(ctx, record) {
+                        Ok(key) => Ok((record.clone(), Arc::new(key))),
+                        Err(err) => Err(err.to_string()),
+                    },
                 });
             (alg, signer)
         })
@@ -201,6 +226,9 @@ async fn reload(ctx: &Ctx) -> Result<Arc<Ring>> {
         && ctx.key_ring.generation.load(Ordering::SeqCst) == generation
     {
         *current = Some(Arc::clone(&ring));
+    }
+    if let Ok(mut last) = ctx.key_ring.last.write() {
+        *last = Some(Arc::clone(&ring));
     }
     Ok(ring)
 }
