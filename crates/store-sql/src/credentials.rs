@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use sqlx::Any;
 use sqlx::any::AnyRow;
 use tessera_store::{
-    CredentialKind, CredentialRecord, CredentialStore, LiveCredential, Result, StoreError,
-    Timestamp,
+    CredentialKind, CredentialRecord, CredentialStore, LiveCredential, Redemption, Result,
+    StoreError, Timestamp,
 };
 
 use crate::accounts::{JOINED_NAMES, account_from_named_row};
-use crate::error::{backend, insert};
+use crate::error::{backend, backend as backend_error, insert};
 use crate::{AnyQuery, Backend, SqlStore, count_u64, get};
 
 macro_rules! credential_columns {
@@ -113,6 +113,89 @@ pub(crate) async fn insert_credentials(
         query.execute(&mut **tx).await.map_err(insert(OP))?;
     }
     Ok(())
+}
+
+/// Within the open write transaction `tx`: serialises capped inserts for one account, client and
+/// kind (PostgreSQL; SQLite transactions are serial already).
+async fn lock_cap(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    backend: Backend,
+    account_id: &str,
+    client_id: &str,
+    kind: CredentialKind,
+) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(format!("cap\n{account_id}\n{client_id}\n{}", kind.as_str()))
+            .execute(&mut **tx)
+            .await
+            .map_err(backend_error("lock credential cap"))?;
+    }
+    Ok(())
+}
+
+/// Within the open write transaction `tx`: revokes the live credentials of `kind` of this account
+/// and client beyond the newest `cap`, newest by insertion order.
+async fn enforce_cap(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    backend: Backend,
+    account_id: &str,
+    client_id: &str,
+    kind: CredentialKind,
+    cap: u32,
+    now: Timestamp,
+) -> Result<u64> {
+    let sql = match backend {
+        Backend::Sqlite => concat!(
+            "UPDATE credentials SET revoked_at = $4 WHERE rowid IN (\
+             SELECT rowid FROM credentials WHERE account_id = $1 AND client_id = $2 AND kind = $3 \
+             AND ",
+            live_at!("$4"),
+            " ORDER BY rowid DESC LIMIT -1 OFFSET $5)"
+        ),
+        Backend::Postgres => concat!(
+            "UPDATE credentials SET revoked_at = $4 WHERE digest IN (\
+             SELECT digest FROM credentials WHERE account_id = $1 AND client_id = $2 AND kind = $3 \
+             AND ",
+            live_at!("$4"),
+            " ORDER BY seq DESC OFFSET $5)"
+        ),
+    };
+    let done = sqlx::query(sql)
+        .bind(account_id.to_owned())
+        .bind(client_id.to_owned())
+        .bind(kind.as_str())
+        .bind(now)
+        .bind(i64::from(cap))
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_error("enforce credential cap"))?;
+    Ok(done.rows_affected())
+}
+
+/// Inserts `credential` inside `tx` and, with a cap, enforces it for the credential's account,
+/// client and kind.
+async fn insert_in_tx(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    backend: Backend,
+    credential: &CredentialRecord,
+    cap: Option<u32>,
+    now: Timestamp,
+) -> Result<u64> {
+    let capped = match (cap, &credential.account_id, &credential.client_id) {
+        (Some(cap), Some(account_id), Some(client_id)) => Some((cap, account_id, client_id)),
+        _ => None,
+    };
+    if let Some((_, account_id, client_id)) = capped {
+        lock_cap(tx, backend, account_id, client_id, credential.kind).await?;
+    }
+    insert_credential(&mut **tx, credential).await.map_err(insert("insert credential"))?;
+    match capped {
+        Some((cap, account_id, client_id)) => {
+            enforce_cap(tx, backend, account_id, client_id, credential.kind, cap, now).await
+        }
+        None => Ok(0),
+    }
 }
 
 fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
@@ -329,6 +412,70 @@ impl CredentialStore for SqlStore {
             .await
             .map_err(backend("count credentials"))?;
         Ok(count_u64(get(&row, "n")?))
+    }
+
+    async fn insert_capped(&self, credential: &CredentialRecord, cap: u32) -> Result<u64> {
+        const OP: &str = "insert capped credential";
+        let mut tx = self.begin(OP).await?;
+        let now = credential.created_at;
+        let revoked = insert_in_tx(&mut tx, self.backend, credential, Some(cap), now).await?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(revoked)
+    }
+
+    async fn redeem(
+        &self,
+        redemption: &Redemption<'_>,
+        now: Timestamp,
+    ) -> Result<Option<CredentialRecord>> {
+        const OP: &str = "redeem credential";
+        let mut tx = self.begin(OP).await?;
+        let rows = sqlx::query(concat!(
+            "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 \
+             AND client_id = $4 AND ",
+            live_at!("$3"),
+            " AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g \
+             WHERE g.id = credentials.grant_id AND g.revoked_at IS NULL)) RETURNING ",
+            credential_columns!()
+        ))
+        .bind(redemption.digest.to_owned())
+        .bind(redemption.kind.as_str())
+        .bind(now)
+        .bind(redemption.client_id.to_owned())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend(OP))?;
+        let Some(consumed) = rows.first().map(credential_from_row).transpose()? else {
+            tx.rollback().await.map_err(backend(OP))?;
+            return Ok(None);
+        };
+        for credential in redemption.issue {
+            let cap =
+                redemption.cap.and_then(|(kind, cap)| (kind == credential.kind).then_some(cap));
+            insert_in_tx(&mut tx, self.backend, credential, cap, now).await?;
+        }
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(Some(consumed))
+    }
+
+    async fn revoke_by_account(
+        &self,
+        account_id: &str,
+        kinds: &[CredentialKind],
+        now: Timestamp,
+    ) -> Result<u64> {
+        let mut revoked = 0;
+        for kind in kinds {
+            let query = sqlx::query(
+                "UPDATE credentials SET revoked_at = $3 WHERE account_id = $1 AND kind = $2 \
+                 AND revoked_at IS NULL",
+            )
+            .bind(account_id.to_owned())
+            .bind(kind.as_str())
+            .bind(now);
+            revoked += self.write_rows("revoke credentials by account", query).await?;
+        }
+        Ok(revoked)
     }
 }
 

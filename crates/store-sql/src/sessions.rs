@@ -155,6 +155,14 @@ impl SessionStore for SqlStore {
         self.update_one("set session second factor", query).await
     }
 
+    async fn reauthenticated(&self, id: &str, now: Timestamp) -> Result<()> {
+        let query =
+            sqlx::query("UPDATE sessions SET auth_time = $2 WHERE id = $1 AND auth_time < $2")
+                .bind(id)
+                .bind(now);
+        self.write_rows("set session auth time", query).await.map(|_| ())
+    }
+
     async fn get(&self, id: &str) -> Result<Option<SessionRecord>> {
         let row =
             sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"))

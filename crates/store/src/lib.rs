@@ -168,6 +168,28 @@ pub trait CredentialStore: Send + Sync {
     /// Deletes at most `batch` rows that expired, or were revoked or consumed, before `cutoff`.
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64>;
     async fn count(&self) -> Result<u64>;
+    /// Inserts `credential`, then revokes the live credentials of its kind, account and client
+    /// beyond the newest `cap` in insertion order (never by time, which ties), in one transaction
+    /// that runs one at a time with every other capped insert for the same account, client and
+    /// kind, so that the cap holds under concurrency. Returns how many were revoked. A credential
+    /// without an account or client is inserted uncapped.
+    async fn insert_capped(&self, credential: &CredentialRecord, cap: u32) -> Result<u64>;
+    /// Consumes the live single-use credential `digest` of `kind` if it was issued to `client_id`
+    /// and its grant (if it names one) is live, and writes `issue` (capped as asked) in the same
+    /// transaction: either both happen or neither. `None` when nothing was consumed.
+    async fn redeem(
+        &self,
+        redemption: &Redemption<'_>,
+        now: Timestamp,
+    ) -> Result<Option<CredentialRecord>>;
+    /// Revokes the account's live credentials of these kinds (a password change ends what the
+    /// password made).
+    async fn revoke_by_account(
+        &self,
+        account_id: &str,
+        kinds: &[CredentialKind],
+        now: Timestamp,
+    ) -> Result<u64>;
 }
 
 #[async_trait]
@@ -197,6 +219,8 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<bool>;
     async fn touch(&self, id: &str, now: Timestamp) -> Result<()>;
     async fn set_second_factor(&self, id: &str, now: Timestamp) -> Result<()>;
+    /// Records that the password was checked again in this session just now (`auth_time`).
+    async fn reauthenticated(&self, id: &str, now: Timestamp) -> Result<()>;
     async fn get(&self, id: &str) -> Result<Option<SessionRecord>>;
     async fn list_live_by_account(
         &self,

@@ -283,6 +283,20 @@ impl CredentialRecord {
     }
 }
 
+/// Redeeming a single-use credential (an authorization code, a rotated refresh token) together with
+/// the credentials it buys, as [`crate::CredentialStore::redeem`] writes them in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Redemption<'a> {
+    pub digest: &'a str,
+    pub kind: CredentialKind,
+    /// The client the credential must have been issued to.
+    pub client_id: &'a str,
+    /// Written only if the credential was consumed.
+    pub issue: &'a [CredentialRecord],
+    /// Applies the per-account-per-client cap to the issued credentials of this kind.
+    pub cap: Option<(CredentialKind, u32)>,
+}
+
 /// One signed-in account in one browser (or one device login later).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

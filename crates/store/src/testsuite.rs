@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
     CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectBranding,
-    ProjectRecord, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
+    ProjectRecord, Redemption, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
 };
 
 /// The future one case runs as.
@@ -68,6 +68,12 @@ macro_rules! conformance_tests {
             credential_touch_revoke_and_revoke_by,
             credential_list_live_by_account_oldest_first,
             credential_sweep_in_bounded_batches,
+            credential_cap_keeps_the_newest_by_insertion,
+            credential_cap_holds_under_concurrency,
+            credential_redeem_is_all_or_nothing,
+            credential_redeem_race_has_one_winner,
+            credential_revoke_by_account_kinds,
+            session_reauthenticated_moves_auth_time_forward,
             session_create_and_find_by_cookie,
             session_find_signed_in_reads_the_account,
             session_rotate_cookie,
@@ -1875,4 +1881,216 @@ pub async fn credential_and_session_bulk_inserts_are_all_or_none(store: Arc<dyn 
     let found =
         store.sessions().find_by_cookie("bulk-c-49", NOW).await.expect("find").expect("a session");
     assert_eq!(found.id, "bulk-s-49");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caps, redemption, account-wide revocation
+
+fn refresh_token(digest: &str, account: &str, client: &str, now: Timestamp) -> CredentialRecord {
+    let mut record = CredentialRecord::new(digest.to_owned(), CredentialKind::RefreshToken, now);
+    record.account_id = Some(account.to_owned());
+    record.client_id = Some(client.to_owned());
+    record
+}
+
+async fn live_digests(store: &dyn Store, account: &str, kind: CredentialKind) -> Vec<String> {
+    let mut live: Vec<String> = store
+        .credentials()
+        .list_live_by_account(account, kind, NOW + 1)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|it| it.digest)
+        .collect();
+    live.sort();
+    live
+}
+
+pub async fn credential_cap_keeps_the_newest_by_insertion(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    // Twenty within one second, with digests whose order is the reverse of insertion: a tie broken
+    // by digest would keep the wrong ones.
+    for i in 0..20 {
+        let digest = format!("rt-{:02}", 99 - i);
+        let revoked = store
+            .credentials()
+            .insert_capped(&refresh_token(&digest, "acct-1", "client-a", NOW), 10)
+            .await
+            .expect("insert capped");
+        assert_eq!(revoked, u64::from(i >= 10), "insert {i} revokes exactly the oldest");
+    }
+    seed_credential(store.as_ref(), &refresh_token("other-client", "acct-1", "client-b", NOW))
+        .await;
+    let live = live_digests(store.as_ref(), "acct-1", CredentialKind::RefreshToken).await;
+    let mut expected: Vec<String> = (10..20).map(|i| format!("rt-{:02}", 99 - i)).collect();
+    expected.push("other-client".to_owned());
+    expected.sort();
+    assert_eq!(live, expected, "the newest ten of client-a, and client-b's own");
+}
+
+pub async fn credential_cap_holds_under_concurrency(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let record = refresh_token(&format!("burst-{i:02}"), "acct-1", "client-a", NOW);
+            store.credentials().insert_capped(&record, 10).await.expect("insert capped")
+        }));
+    }
+    let mut revoked = 0;
+    for task in tasks {
+        revoked += task.await.expect("task");
+    }
+    assert_eq!(revoked, 10);
+    assert_eq!(
+        live_digests(store.as_ref(), "acct-1", CredentialKind::RefreshToken).await.len(),
+        10
+    );
+}
+
+fn code_for(grant: Option<&str>) -> CredentialRecord {
+    let mut code = credential("code-1", CredentialKind::AuthorizationCode, NOW, 600);
+    code.account_id = Some("acct-1".to_owned());
+    code.client_id = Some("client-a".to_owned());
+    code.grant_id = grant.map(str::to_owned);
+    code
+}
+
+pub async fn credential_redeem_is_all_or_nothing(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    store
+        .grants()
+        .upsert(&grant("g-1", "acct-1", "client-a", "oauth2", "email"))
+        .await
+        .expect("grant");
+    seed_credential(store.as_ref(), &code_for(Some("g-1"))).await;
+    let mut access = credential("at-1", CredentialKind::AccessToken, NOW, 3600);
+    access.account_id = Some("acct-1".to_owned());
+    access.client_id = Some("client-a".to_owned());
+    access.grant_id = Some("g-1".to_owned());
+    let refresh = CredentialRecord {
+        grant_id: Some("g-1".to_owned()),
+        ..refresh_token("rt-1", "acct-1", "client-a", NOW)
+    };
+    let issue = [access.clone(), refresh.clone()];
+    let redemption = |client_id| Redemption {
+        digest: "code-1",
+        kind: CredentialKind::AuthorizationCode,
+        client_id,
+        issue: &issue,
+        cap: Some((CredentialKind::RefreshToken, 10)),
+    };
+    // Another client's attempt consumes nothing and writes nothing.
+    assert_eq!(
+        store.credentials().redeem(&redemption("client-b"), NOW + 1).await.expect("redeem"),
+        None
+    );
+    assert!(is_live(store.as_ref(), "code-1", NOW + 1).await, "the code survives a wrong client");
+    assert!(!is_live(store.as_ref(), "at-1", NOW + 1).await);
+    let won = store.credentials().redeem(&redemption("client-a"), NOW + 1).await.expect("redeem");
+    assert_eq!(won.map(|it| it.digest), Some("code-1".to_owned()));
+    assert!(is_live(store.as_ref(), "at-1", NOW + 2).await);
+    assert!(is_live(store.as_ref(), "rt-1", NOW + 2).await);
+    // Spent: nothing more is written (a duplicate digest would fail the statement otherwise).
+    assert_eq!(
+        store.credentials().redeem(&redemption("client-a"), NOW + 2).await.expect("redeem"),
+        None
+    );
+    // A code whose grant was revoked is not consumed.
+    let mut second = code_for(Some("g-1"));
+    second.digest = "code-2".to_owned();
+    seed_credential(store.as_ref(), &second).await;
+    store.grants().revoke("g-1", NOW + 3).await.expect("revoke grant");
+    let mut after = code_for(Some("g-1"));
+    after.digest = "code-3".to_owned();
+    seed_credential(store.as_ref(), &after).await;
+    let none: [CredentialRecord; 0] = [];
+    let attempt = Redemption {
+        digest: "code-3",
+        kind: CredentialKind::AuthorizationCode,
+        client_id: "client-a",
+        issue: &none,
+        cap: None,
+    };
+    assert_eq!(store.credentials().redeem(&attempt, NOW + 4).await.expect("redeem"), None);
+    assert!(is_live(store.as_ref(), "code-3", NOW + 4).await, "refused without being consumed");
+}
+
+pub async fn credential_redeem_race_has_one_winner(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_credential(store.as_ref(), &code_for(None)).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let mut access =
+                credential(&format!("race-at-{i}"), CredentialKind::AccessToken, NOW, 60);
+            access.client_id = Some("client-a".to_owned());
+            let issue = [access];
+            let redemption = Redemption {
+                digest: "code-1",
+                kind: CredentialKind::AuthorizationCode,
+                client_id: "client-a",
+                issue: &issue,
+                cap: None,
+            };
+            barrier.wait().await;
+            store.credentials().redeem(&redemption, NOW + 1).await.expect("redeem").is_some()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(winners, 1);
+    let mut issued = 0;
+    for i in 0..20 {
+        issued += usize::from(is_live(store.as_ref(), &format!("race-at-{i}"), NOW + 2).await);
+    }
+    assert_eq!(issued, 1, "only the winner's tokens were written");
+}
+
+pub async fn credential_revoke_by_account_kinds(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_account(store.as_ref(), "acct-2").await;
+    let of = |digest: &str, kind, account: &str| {
+        let mut record = CredentialRecord::new(digest.to_owned(), kind, NOW);
+        record.account_id = Some(account.to_owned());
+        record
+    };
+    seed_credential(store.as_ref(), &of("asp", CredentialKind::AppPassword, "acct-1")).await;
+    seed_credential(store.as_ref(), &of("sid", CredentialKind::ClientLoginSid, "acct-1")).await;
+    seed_credential(store.as_ref(), &of("rt", CredentialKind::RefreshToken, "acct-1")).await;
+    seed_credential(store.as_ref(), &of("asp-2", CredentialKind::AppPassword, "acct-2")).await;
+    let revoked = store
+        .credentials()
+        .revoke_by_account(
+            "acct-1",
+            &[CredentialKind::AppPassword, CredentialKind::ClientLoginSid],
+            NOW + 1,
+        )
+        .await
+        .expect("revoke by account");
+    assert_eq!(revoked, 2);
+    assert!(!is_live(store.as_ref(), "asp", NOW + 2).await);
+    assert!(!is_live(store.as_ref(), "sid", NOW + 2).await);
+    assert!(is_live(store.as_ref(), "rt", NOW + 2).await);
+    assert!(is_live(store.as_ref(), "asp-2", NOW + 2).await);
+}
+
+pub async fn session_reauthenticated_moves_auth_time_forward(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    seed_session(store.as_ref(), "s-1", "acct-1", NOW).await;
+    store.sessions().reauthenticated("s-1", NOW + 100).await.expect("reauthenticated");
+    let session = store.sessions().get("s-1").await.expect("get").expect("exists");
+    assert_eq!(session.auth_time, NOW + 100);
+    store.sessions().reauthenticated("s-1", NOW + 50).await.expect("older is ignored");
+    let session = store.sessions().get("s-1").await.expect("get").expect("exists");
+    assert_eq!(session.auth_time, NOW + 100);
 }
