@@ -1,8 +1,7 @@
 //! Accounts: create, disable, delete, re-enable, passwords with transparent re-hash, profile.
 
 use serde_json::json;
-use tessera_crypto::password::Verification;
-use tessera_store::{AccountRecord, AccountState, DomainRecord};
+use tessera_store::{AccountRecord, AccountState, CredentialKind, DomainRecord};
 
 use crate::audit::{self, Actor};
 use crate::{Ctx, Error, Result};
@@ -209,12 +208,25 @@ pub async fn set_admin(
     audit::record(ctx, "account.admin", Some(&account.id), actor, ip, json!({"admin": admin})).await
 }
 
-/// Sets a new password; every other session of the account is signed out.
+/// The credentials a password made, which a password change revokes: whoever knew the old
+/// password must not stay in through them. (OAuth grants do not depend on the password.)
+pub const PASSWORD_DERIVED: [CredentialKind; 5] = [
+    CredentialKind::AppPassword,
+    CredentialKind::ClientLoginSid,
+    CredentialKind::ClientLoginLsid,
+    CredentialKind::ClientLoginAuth,
+    CredentialKind::MasterToken,
+];
+
+/// Sets a new password (a change or an administrator's reset). Every other session of the account
+/// is signed out and every password-derived credential revoked ([`PASSWORD_DERIVED`]); with
+/// `remove_apps`, every grant (connected app) is revoked too.
 pub async fn set_password(
     ctx: &Ctx,
     account: &AccountRecord,
     password: String,
     keep_session: Option<&str>,
+    remove_apps: bool,
     actor: &Actor,
     ip: &str,
 ) -> Result<()> {
@@ -231,42 +243,29 @@ pub async fn set_password(
             ctx.store.sessions().revoke(&session.id, now).await?;
         }
     }
-    audit::record(ctx, "password.change", Some(&account.id), actor, ip, json!({})).await
-}
-
-/// Checks a password against the account's hash (or against a dummy hash when there is no account,
-/// so both cost the same), and upgrades the stored hash when the cost settings changed.
-pub async fn check_password(
-    ctx: &Ctx,
-    account: Option<&AccountRecord>,
-    password: &str,
-) -> Result<bool> {
-    let password = password.to_owned();
-    let Some(hash) = account.and_then(|it| it.password_hash.clone()) else {
-        ctx.hash_work(move |hasher| hasher.verify_dummy(&password)).await?;
-        return Ok(false);
-    };
-    let candidate = password.clone();
-    let stored = hash.clone();
-    let verdict = ctx.hash_work(move |hasher| hasher.verify(&stored, &candidate)).await?;
-    match verdict {
-        Verification::Invalid => Ok(false),
-        Verification::Valid => Ok(true),
-        Verification::ValidNeedsRehash => {
-            if let Some(account) = account {
-                let rng = ctx.rng.clone();
-                let rehash =
-                    ctx.hash_work(move |hasher| hasher.hash(rng.as_ref(), &password)).await?;
-                if let Ok(new_hash) = rehash {
-                    ctx.store
-                        .accounts()
-                        .replace_password_hash(&account.id, &hash, &new_hash, ctx.now())
-                        .await?;
-                }
+    if let Some(session) = keep_session {
+        // The password was just entered in this session.
+        ctx.store.sessions().reauthenticated(session, now).await?;
+    }
+    let revoked =
+        ctx.store.credentials().revoke_by_account(&account.id, &PASSWORD_DERIVED, now).await?;
+    let mut apps = 0;
+    if remove_apps {
+        for grant in ctx.store.grants().list_by_account(&account.id).await? {
+            if grant.revoked_at.is_none() && ctx.store.grants().revoke(&grant.id, now).await? {
+                apps += 1;
             }
-            Ok(true)
         }
     }
+    audit::record(
+        ctx,
+        "password.change",
+        Some(&account.id),
+        actor,
+        ip,
+        json!({ "revoked_credentials": revoked, "removed_apps": apps }),
+    )
+    .await
 }
 
 pub async fn add_domain(ctx: &Ctx, name: &str, actor: &Actor) -> Result<DomainRecord> {

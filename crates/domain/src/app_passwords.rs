@@ -5,9 +5,10 @@ use serde_json::json;
 use tessera_store::{AccountRecord, CredentialKind, CredentialRecord};
 
 use crate::audit::{self, Actor};
+use crate::credentials::AppPasswordData;
 use crate::{Ctx, Error, Result};
 
-const LEN: usize = 16;
+pub(crate) const LEN: usize = 16;
 
 /// One app password as the account page lists it.
 #[derive(Debug, Clone)]
@@ -19,7 +20,7 @@ pub struct Listed {
     pub last_used_at: Option<i64>,
 }
 
-fn digest(ctx: &Ctx, letters: &str) -> String {
+pub(crate) fn digest(ctx: &Ctx, letters: &str) -> String {
     ctx.pepper.keyed_digest("app-password", letters.as_bytes())
 }
 
@@ -33,7 +34,7 @@ pub async fn create(ctx: &Ctx, account: &AccountRecord, name: &str, ip: &str) ->
     let now = ctx.now();
     let mut record = CredentialRecord::new(digest(ctx, &letters), CredentialKind::AppPassword, now);
     record.account_id = Some(account.id.clone());
-    record.data = json!({ "name": name }).to_string();
+    record.data = crate::credentials::encode(&AppPasswordData { name: name.to_owned() })?;
     ctx.store.credentials().insert(&record).await?;
     audit::record(
         ctx,
@@ -57,10 +58,10 @@ pub async fn list(ctx: &Ctx, account_id: &str) -> Result<Vec<Listed>> {
     Ok(records
         .into_iter()
         .map(|it| {
-            let data: serde_json::Value = serde_json::from_str(&it.data).unwrap_or_default();
+            let data: AppPasswordData = crate::credentials::data(&it);
             Listed {
                 id: it.digest,
-                name: data["name"].as_str().unwrap_or_default().to_owned(),
+                name: data.name,
                 created_at: it.created_at,
                 last_used_at: it.last_used_at,
             }
@@ -81,37 +82,4 @@ pub async fn revoke(ctx: &Ctx, account_id: &str, id: &str, ip: &str) -> Result<(
         json!({ "name": entry.name }),
     )
     .await
-}
-
-/// The same work as [`verify`] when there is no account, so callers that must not reveal whether
-/// an account exists (ClientLogin) cost the same either way.
-pub async fn verify_dummy(ctx: &Ctx, candidate: &str) -> Result<()> {
-    let letters: String =
-        candidate.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
-    if letters.len() != LEN || !letters.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Ok(());
-    }
-    ctx.store.credentials().find_live(&digest(ctx, &letters), ctx.now()).await?;
-    Ok(())
-}
-
-/// Whether `candidate` is a live app password of this account; records its use.
-pub async fn verify(ctx: &Ctx, account: &AccountRecord, candidate: &str) -> Result<bool> {
-    let letters: String =
-        candidate.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
-    if letters.len() != LEN || !letters.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Ok(false);
-    }
-    let digest = digest(ctx, &letters);
-    let now = ctx.now();
-    let Some(record) = ctx.store.credentials().find_live(&digest, now).await? else {
-        return Ok(false);
-    };
-    if record.kind != CredentialKind::AppPassword
-        || record.account_id.as_deref() != Some(account.id.as_str())
-    {
-        return Ok(false);
-    }
-    ctx.store.credentials().touch(&digest, now).await?;
-    Ok(true)
 }

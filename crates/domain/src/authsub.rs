@@ -10,10 +10,13 @@ use serde_json::json;
 use tessera_crypto::authsub::{CertKey, parse_cert_pem, verify_rsa_sha1};
 use tessera_crypto::digest::{sha256_hex, token_digest};
 use tessera_proto_authsub::{AuthSubRequest, append_token, host_of, parse_signed_data, same_url};
-use tessera_store::{AccountRecord, ClientRecord, CredentialKind, CredentialRecord, ProjectRecord};
+use tessera_store::{
+    AccountRecord, ClientRecord, CredentialKind, CredentialRecord, ProjectRecord, Redemption,
+};
 
 use crate::audit::{self, Actor};
 use crate::caller::{CallerError, RequestFacts};
+use crate::credentials::{self, AuthSubData};
 use crate::services::{self, ScopeInfo};
 use crate::{Ctx, Error, Result, accounts, grants};
 
@@ -22,8 +25,8 @@ pub const CLIENT_KIND: &str = "authsub";
 /// How long a single-use token waits to be used or upgraded (unconfirmed upstream; our choice).
 pub const SINGLE_USE_TTL_SECS: i64 = 10 * 60;
 /// Live session tokens one account may hold for one application; issuing one more revokes the
-/// oldest (by issue time, ties broken by digest order).
-pub const MAX_SESSION_TOKENS: usize = 10;
+/// oldest, in issue order (the one per-app cap, `credentials::issue_capped`).
+pub const MAX_SESSION_TOKENS: u32 = credentials::PER_APP_CAP;
 /// A signed request's timestamp may be this far from our clock, either way.
 pub const SIGNATURE_WINDOW_SECS: i64 = 300;
 
@@ -271,12 +274,11 @@ pub async fn approve(
     record.client_id = Some(prepared.client_id.clone());
     record.scopes = grants::normalize_scopes(scopes.iter().map(String::as_str));
     record.expires_at = Some(now + SINGLE_USE_TTL_SECS);
-    record.data = json!({
-        "session": prepared.request.session,
-        "secure": prepared.request.secure,
-        "target": tessera_proto_authsub::target_of(&prepared.request.next),
-    })
-    .to_string();
+    record.data = credentials::encode(&AuthSubData {
+        session: prepared.request.session,
+        secure: prepared.request.secure,
+        target: tessera_proto_authsub::target_of(&prepared.request.next),
+    })?;
     ctx.store.credentials().insert(&record).await?;
     Ok(append_token(&prepared.request.next, &token))
 }
@@ -285,6 +287,8 @@ pub async fn approve(
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub record: CredentialRecord,
+    /// The token's account, read with it by the one validator.
+    pub account: Option<AccountRecord>,
     pub secure: bool,
     pub session_allowed: bool,
     pub target: String,
@@ -318,19 +322,17 @@ pub async fn check(
         return Ok(Err(CallerError::Invalid));
     }
     let digest = token_digest(presented.token);
-    let now = ctx.now();
-    let Some(record) = ctx.store.credentials().find_live(&digest, now).await? else {
+    let kinds = [CredentialKind::AuthsubSingleUse, CredentialKind::AuthsubSession];
+    let Some(valid) = credentials::find_valid(ctx, presented.token, &kinds).await? else {
         return Ok(Err(CallerError::Invalid));
     };
-    if !matches!(record.kind, CredentialKind::AuthsubSingleUse | CredentialKind::AuthsubSession) {
-        return Ok(Err(CallerError::Invalid));
-    }
-    let data: serde_json::Value = serde_json::from_str(&record.data).unwrap_or_default();
+    let data: AuthSubData = credentials::data(&valid.record);
     let checked = Checked {
-        secure: data["secure"].as_bool().unwrap_or(false),
-        session_allowed: data["session"].as_bool().unwrap_or(false),
-        target: data["target"].as_str().unwrap_or_default().to_owned(),
-        record,
+        secure: data.secure,
+        session_allowed: data.session,
+        target: data.target,
+        record: valid.record,
+        account: valid.account,
     };
     if checked.secure
         && let Err(err) =
@@ -405,38 +407,31 @@ pub async fn upgrade(
     if checked.record.kind != CredentialKind::AuthsubSingleUse || !checked.session_allowed {
         return Ok(Err(UpgradeRefused::NotUpgradeable));
     }
-    let now = ctx.now();
-    let Some(single) = ctx
-        .store
-        .credentials()
-        .consume(&checked.record.digest, CredentialKind::AuthsubSingleUse, now)
-        .await?
-    else {
+    let single = &checked.record;
+    let Some(client_id) = single.client_id.as_deref() else {
         return Ok(Err(UpgradeRefused::Caller(CallerError::Invalid)));
     };
-    let account_id = single.account_id.clone().unwrap_or_default();
-    let existing: Vec<CredentialRecord> = ctx
-        .store
-        .credentials()
-        .list_live_by_account(&account_id, CredentialKind::AuthsubSession, now)
-        .await?
-        .into_iter()
-        .filter(|it| it.client_id == single.client_id)
-        .collect();
-    let excess = (existing.len() + 1).saturating_sub(MAX_SESSION_TOKENS);
-    for old in existing.iter().take(excess) {
-        ctx.store.credentials().revoke(&old.digest, now).await?;
-    }
     let (token, digest) = ctx.new_token();
-    let mut record = CredentialRecord::new(digest, CredentialKind::AuthsubSession, now);
+    let mut record = CredentialRecord::new(digest, CredentialKind::AuthsubSession, ctx.now());
     record.account_id = single.account_id.clone();
     record.grant_id = single.grant_id.clone();
     record.client_id = single.client_id.clone();
     record.scopes = single.scopes.clone();
-    record.data = json!({ "secure": checked.secure, "target": checked.target }).to_string();
-    ctx.store.credentials().insert(&record).await?;
-    if let Some(grant_id) = &single.grant_id {
-        ctx.store.grants().touch(grant_id, now).await?;
+    record.data = credentials::encode(&AuthSubData {
+        session: false,
+        secure: checked.secure,
+        target: checked.target.clone(),
+    })?;
+    // The single-use token is spent and the session token written (with the cap) together.
+    let redemption = Redemption {
+        digest: &single.digest,
+        kind: CredentialKind::AuthsubSingleUse,
+        client_id,
+        issue: std::slice::from_ref(&record),
+        cap: Some((CredentialKind::AuthsubSession, MAX_SESSION_TOKENS)),
+    };
+    if ctx.store.credentials().redeem(&redemption, ctx.now()).await?.is_none() {
+        return Ok(Err(UpgradeRefused::Caller(CallerError::Invalid)));
     }
     Ok(Ok(token))
 }

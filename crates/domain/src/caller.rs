@@ -1,33 +1,16 @@
 //! "Who is calling, for which client, with which scopes?" — the one question every resource
 //! server asks, answered here for every `Authorization` scheme: `Bearer` (OAuth 2.0), `OAuth`
-//! (1.0a), `AuthSub`, `GoogleLogin auth=` (ClientLogin) and `key=` (API keys). The web layer's
-//! extractor, tokeninfo and introspection all call `resolve`.
+//! (1.0a), `AuthSub`, `GoogleLogin auth=` (ClientLogin) and `key=` (API keys).
+//!
+//! [`parse_authorization`] is the one parser of `Authorization` header values; every credential it
+//! yields is checked by the one validator, `credentials::find_valid`.
 
-use tessera_store::CredentialKind;
+use tessera_store::{AccountRecord, CredentialKind};
 
+use crate::credentials::{self, ClientLoginData, Valid};
 use crate::{Ctx, Result};
 
-/// Which protocol the caller used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    OAuth2,
-    OAuth1,
-    AuthSub,
-    ClientLogin,
-    ApiKey,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::OAuth2 => "oauth2",
-            Protocol::OAuth1 => "oauth1",
-            Protocol::AuthSub => "authsub",
-            Protocol::ClientLogin => "clientlogin",
-            Protocol::ApiKey => "api_key",
-        }
-    }
-}
+pub use crate::credentials::Protocol;
 
 /// The answer: who, through which client, allowed what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +24,33 @@ pub struct Caller {
     /// The ClientLogin service the credential was issued for, where that is how access is scoped.
     pub service: Option<String>,
     pub kind: CredentialKind,
+    pub issued_at: i64,
     pub expires_at: Option<i64>,
+    /// The account, as read with the credential (it may be used: the validator checked).
+    pub account: Option<AccountRecord>,
 }
 
 impl Caller {
     /// Whether the caller may reach `scope_or_url`: a granted scope equals it or is a prefix of it.
     pub fn allows(&self, scope_or_url: &str) -> bool {
         self.scopes.iter().any(|granted| crate::services::covers(granted, scope_or_url))
+    }
+
+    fn from_valid(protocol: Protocol, valid: Valid, service: Option<String>) -> Caller {
+        let scopes = valid.scopes().to_vec();
+        let record = valid.record;
+        Caller {
+            protocol,
+            account_id: record.account_id,
+            client_id: record.client_id,
+            grant_id: record.grant_id,
+            scopes,
+            service,
+            kind: record.kind,
+            issued_at: record.created_at,
+            expires_at: record.expires_at,
+            account: valid.account,
+        }
     }
 }
 
@@ -120,6 +123,10 @@ pub fn parse_authorization(header: &str) -> Result<Presented, CallerError> {
                 .ok_or(CallerError::Malformed)?;
             Ok(Presented::GoogleLogin(auth))
         }
+        // Chromium and some old clients send `OAuth <access token>`: a bearer token by another name.
+        "oauth" if !rest.is_empty() && !rest.contains([' ', '=', ',']) => {
+            Ok(Presented::Bearer(rest.to_owned()))
+        }
         "oauth" => {
             let params = parse_params(rest)?;
             let decoded = params
@@ -180,8 +187,10 @@ pub struct RequestFacts {
     pub url: String,
 }
 
-/// Resolves a presented credential to its caller. Schemes a deployment does not serve yet answer
-/// `Unsupported`.
+/// Resolves a presented credential to its caller through the one validator
+/// ([`credentials::find_valid`]): a disabled or deleted account, a revoked grant, a deleted
+/// client or a switched-off protocol refuse it here as everywhere. Schemes a deployment does not
+/// serve yet answer `Unsupported`.
 pub async fn resolve(
     ctx: &Ctx,
     presented: &Presented,
@@ -220,19 +229,8 @@ async fn authsub(
     {
         return Ok(Err(CallerError::Invalid));
     }
-    if let Some(grant_id) = &record.grant_id {
-        ctx.store.grants().touch(grant_id, ctx.now()).await?;
-    }
-    Ok(Ok(Caller {
-        protocol: Protocol::AuthSub,
-        account_id: record.account_id.clone(),
-        client_id: record.client_id.clone(),
-        grant_id: record.grant_id.clone(),
-        scopes: checked.scopes(),
-        service: None,
-        kind: record.kind,
-        expires_at: record.expires_at,
-    }))
+    let valid = Valid { record: checked.record, account: checked.account };
+    Ok(Ok(Caller::from_valid(Protocol::AuthSub, valid, None)))
 }
 
 /// A ClientLogin `Auth` token, valid for the one service it was issued for.
@@ -240,24 +238,13 @@ async fn google_login(ctx: &Ctx, auth: &str) -> Result<Result<Caller, CallerErro
     if auth.len() > 4096 {
         return Ok(Err(CallerError::Malformed));
     }
-    let digest = tessera_crypto::digest::token_digest(auth);
-    let Some(record) = ctx.store.credentials().find_live(&digest, ctx.now()).await? else {
+    let Some(valid) =
+        credentials::find_valid(ctx, auth, &[CredentialKind::ClientLoginAuth]).await?
+    else {
         return Ok(Err(CallerError::Invalid));
     };
-    if record.kind != CredentialKind::ClientLoginAuth {
-        return Ok(Err(CallerError::Invalid));
-    }
-    let data: serde_json::Value = serde_json::from_str(&record.data).unwrap_or_default();
-    Ok(Ok(Caller {
-        protocol: Protocol::ClientLogin,
-        account_id: record.account_id,
-        client_id: record.client_id,
-        grant_id: record.grant_id,
-        scopes: record.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect(),
-        service: data["service"].as_str().map(str::to_owned),
-        kind: record.kind,
-        expires_at: record.expires_at,
-    }))
+    let service = credentials::data::<ClientLoginData>(&valid.record).service;
+    Ok(Ok(Caller::from_valid(Protocol::ClientLogin, valid, Some(service))))
 }
 
 /// An OAuth 2.0 access token, opaque or JWT: a live `access_token` credential.
@@ -265,36 +252,10 @@ async fn bearer(ctx: &Ctx, token: &str) -> Result<Result<Caller, CallerError>> {
     if token.len() > 4096 {
         return Ok(Err(CallerError::Malformed));
     }
-    // JWT access tokens (RFC 9068) are registered by digest like opaque ones, so a revoked grant
-    // stops them here too; their signature is checked first, so forgeries never reach the store.
-    if token.split('.').count() == 3 {
-        match crate::oauth2::jwt::verify(ctx, token).await? {
-            Ok((header, _)) if header.get("typ").and_then(|it| it.as_str()) == Some("at+jwt") => {}
-            _ => return Ok(Err(CallerError::Invalid)),
-        }
+    match crate::oauth2::tokens::validate_access_token(ctx, token, false).await? {
+        Some(valid) => Ok(Ok(Caller::from_valid(Protocol::OAuth2, valid, None))),
+        None => Ok(Err(CallerError::Invalid)),
     }
-    let digest = tessera_crypto::digest::token_digest(token);
-    let Some(record) = ctx.store.credentials().find_live(&digest, ctx.now()).await? else {
-        return Ok(Err(CallerError::Invalid));
-    };
-    if record.kind != CredentialKind::AccessToken {
-        return Ok(Err(CallerError::Invalid));
-    }
-    // Tokens of a deleted client stop at once, also those without a grant (client credentials).
-    let client_id = record.client_id.as_deref().unwrap_or_default();
-    if ctx.store.projects().get_client(client_id).await?.is_none() {
-        return Ok(Err(CallerError::Invalid));
-    }
-    Ok(Ok(Caller {
-        protocol: Protocol::OAuth2,
-        account_id: record.account_id,
-        client_id: record.client_id,
-        grant_id: record.grant_id,
-        scopes: record.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect(),
-        service: None,
-        kind: record.kind,
-        expires_at: record.expires_at,
-    }))
 }
 
 #[cfg(test)]
@@ -350,6 +311,10 @@ mod tests {
                 ("oauth_consumer_key".to_owned(), "example.com".to_owned()),
                 ("oauth_signature".to_owned(), "a+b=".to_owned())
             ])
+        );
+        assert_eq!(
+            parse_authorization("OAuth ya29.abc").unwrap(),
+            Presented::Bearer("ya29.abc".to_owned())
         );
         assert_eq!(parse_authorization(""), Err(CallerError::Missing));
         assert_eq!(parse_authorization("Basic abc"), Err(CallerError::Unsupported));

@@ -4,10 +4,12 @@
 //! `DisplayUnlockCaptcha` lets one client IP through without one for a few minutes.
 
 use serde_json::json;
-use tessera_store::{AccountState, CredentialKind, CredentialRecord};
+use tessera_store::{AccountRecord, AccountState, CredentialKind, CredentialRecord};
 
 use crate::audit::{self, Actor};
-use crate::{Ctx, Error, Result, accounts, app_passwords, captcha, grants, services, signin};
+use crate::credentials::{self, ClientLoginData};
+use crate::password::{self, Checked};
+use crate::{Ctx, Error, Result, captcha, grants, services};
 
 /// How long an unlock from `DisplayUnlockCaptcha` lets the next ClientLogin skip the CAPTCHA.
 pub const UNLOCK_TTL_SECS: i64 = 10 * 60;
@@ -62,15 +64,19 @@ pub struct Issued {
     pub auth: String,
 }
 
-fn unlock_key(ip: &str) -> String {
-    format!("clientlogin:unlock:{ip}")
-}
-
 /// `DisplayUnlockCaptcha` was solved: the next ClientLogin from `ip` within
 /// [`UNLOCK_TTL_SECS`] skips the CAPTCHA (once).
 pub async fn unlock(ctx: &Ctx, account_id: &str, ip: &str) -> Result<()> {
-    ctx.store.counters().hit(&unlock_key(ip), UNLOCK_TTL_SECS, ctx.now()).await?;
+    password::unlock(ctx, ip, UNLOCK_TTL_SECS).await?;
     audit::record(ctx, "clientlogin.unlock", Some(account_id), &Actor::Account, ip, json!({})).await
+}
+
+fn fits_google(account: &AccountRecord) -> bool {
+    account.domain.is_none()
+}
+
+fn fits_hosted(account: &AccountRecord) -> bool {
+    account.domain.is_some()
 }
 
 pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
@@ -83,79 +89,51 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         return Ok(Err(Refusal::ServiceDisabled));
     }
     let ip = login.ip.as_str();
-    if signin::captcha_needed(ctx, &login.email, ip).await? {
-        let unlocked = ctx.store.counters().peek(&unlock_key(ip), ctx.now()).await? > 0;
-        if unlocked {
-            ctx.store.counters().clear(&unlock_key(ip)).await?;
-        } else {
-            let solved = match &login.captcha {
-                Some((token, answer)) => captcha::check(ctx, token, answer).await?,
-                None => false,
-            };
-            if !solved {
-                if login.captcha.is_some() {
-                    signin::count_failure(ctx, &login.email, ip).await?;
-                }
-                let token = captcha::issue(ctx).await?.token;
-                return Ok(Err(Refusal::CaptchaRequired { token }));
-            }
-        }
-    }
-    let account = match accounts::find_by_email(ctx, &login.email).await {
-        Ok(account) => Some(account),
-        Err(Error::NotFound) => None,
-        Err(err) => return Err(err),
+    let fits: fn(&AccountRecord) -> bool = match login.account_kind {
+        AccountKind::HostedOrGoogle => |_| true,
+        AccountKind::Google => fits_google,
+        AccountKind::Hosted => fits_hosted,
     };
-    let account = account.filter(|it| match login.account_kind {
-        AccountKind::HostedOrGoogle => true,
-        AccountKind::Google => it.domain.is_none(),
-        AccountKind::Hosted => it.domain.is_some(),
-    });
-    // Argon2id runs whether or not the account exists, so both failures cost the same.
-    let password_ok = accounts::check_password(ctx, account.as_ref(), &login.password).await?;
-    let app_password_ok = match (&account, password_ok) {
-        (Some(account), false) => app_passwords::verify(ctx, account, &login.password).await?,
-        (None, _) => {
-            app_passwords::verify_dummy(ctx, &login.password).await?;
-            false
+    let checked = password::check(
+        ctx,
+        password::Attempt {
+            email: &login.email,
+            password: &login.password,
+            captcha: login
+                .captcha
+                .as_ref()
+                .map(|(token, answer)| (token.as_str(), answer.as_str())),
+            ip,
+            accept: password::Accept::PasswordOrAppPassword,
+            fits,
+            unlockable: true,
+            event: "clientlogin",
+        },
+    )
+    .await?;
+    let (account, via) = match checked {
+        Checked::Ok { account, via } => (account, via),
+        Checked::CaptchaRequired { .. } => {
+            let token = captcha::issue(ctx).await?.token;
+            return Ok(Err(Refusal::CaptchaRequired { token }));
         }
-        (Some(_), true) => false,
-    };
-    let account = match account {
-        Some(account) if account.totp_secret_enc.is_some() && password_ok => {
-            audit::record(
-                ctx,
-                "clientlogin.failure",
-                Some(&account.id),
-                &Actor::Account,
-                ip,
-                json!({ "reason": "needs_app_password" }),
-            )
-            .await?;
-            return Ok(Err(Refusal::BadAuthentication { second_factor: true }));
+        // The budget is per account; ClientLogin has no code of its own for it, and a distinct
+        // answer would tell a guesser which passwords were never tried.
+        Checked::Throttled => return Ok(Err(Refusal::BadAuthentication { second_factor: false })),
+        Checked::BadCredentials { second_factor } => {
+            return Ok(Err(Refusal::BadAuthentication { second_factor }));
         }
-        Some(account) if password_ok || app_password_ok => account,
-        account => {
-            signin::count_failure(ctx, &login.email, ip).await?;
-            let reason = if account.is_some() { "bad_password" } else { "unknown_account" };
-            audit::record(
-                ctx,
-                "clientlogin.failure",
-                account.as_ref().map(|it| it.id.as_str()),
-                &Actor::Account,
-                ip,
-                json!({ "reason": reason }),
-            )
-            .await?;
-            return Ok(Err(Refusal::BadAuthentication { second_factor: false }));
+        Checked::Refused { account } => {
+            return Ok(Err(match account.state {
+                AccountState::Deleted => Refusal::AccountDeleted,
+                _ => Refusal::AccountDisabled,
+            }));
         }
     };
     let refusal = match account.state {
-        AccountState::Active => None,
         AccountState::EmailUnverified => Some(Refusal::NotVerified),
         AccountState::MustAcceptTerms => Some(Refusal::TermsNotAgreed),
-        AccountState::Disabled => Some(Refusal::AccountDisabled),
-        AccountState::Deleted => Some(Refusal::AccountDeleted),
+        AccountState::Active | AccountState::Disabled | AccountState::Deleted => None,
     };
     if let Some(refusal) = refusal {
         audit::record(
@@ -169,7 +147,7 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         .await?;
         return Ok(Err(refusal));
     }
-    signin::clear_failures(ctx, &login.email).await?;
+    let app_password_ok = via == password::Via::AppPassword;
     let client_id = login
         .source
         .as_deref()
@@ -179,7 +157,7 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         service.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect();
     let grant = grants::grant(ctx, &account.id, &client_id, "clientlogin", &scopes, ip).await?;
     let now = ctx.now();
-    let data = json!({ "service": service.name }).to_string();
+    let data = credentials::encode(&ClientLoginData { service: service.name.clone() })?;
     let issue = |kind: CredentialKind, ttl: i64| {
         let (token, digest) = ctx.new_token();
         let mut record = CredentialRecord::new(digest, kind, now);

@@ -10,13 +10,16 @@ pub mod audit;
 pub mod authsub;
 pub mod caller;
 pub mod captcha;
+pub mod claims;
 pub mod clientlogin;
 pub mod clock;
+pub mod credentials;
 pub mod csrf;
 pub mod grants;
 pub mod keys;
 pub mod legacy;
 pub mod oauth2;
+pub mod password;
 pub mod projects;
 pub mod redirect;
 pub mod services;
@@ -57,6 +60,16 @@ pub struct Policy {
     pub setup_ttl_secs: i64,
     /// How many accounts one browser may have signed in at once.
     pub max_accounts_per_browser: usize,
+    /// Failures from one network (IPv4 /24, IPv6 /64) in one window before a CAPTCHA is required.
+    pub captcha_after_network_failures: u32,
+    /// Failures against one account in one window after which its password may be tried at most
+    /// once per [`Policy::guess_interval_secs`], whatever CAPTCHAs are solved or addresses used.
+    pub guess_budget_after_failures: u32,
+    pub guess_interval_secs: i64,
+    /// How recently the password must have been entered for sensitive account changes.
+    pub reauth_window_secs: i64,
+    /// Protocols switched off by configuration; their credentials stop working everywhere.
+    pub disabled_protocols: Vec<credentials::Protocol>,
 }
 
 impl Default for Policy {
@@ -75,6 +88,11 @@ impl Default for Policy {
             csrf_ttl_secs: 2 * 3600,
             setup_ttl_secs: 24 * 3600,
             max_accounts_per_browser: 10,
+            captcha_after_network_failures: 60,
+            guess_budget_after_failures: 20,
+            guess_interval_secs: 60,
+            reauth_window_secs: 5 * 60,
+            disabled_protocols: Vec::new(),
         }
     }
 }

@@ -1,14 +1,19 @@
-//! Password sign-in with brute-force defence: failure counters per email and per client IP live in
-//! the store (so every node sees them), and past a threshold a CAPTCHA must be solved before the
-//! password is even checked. Unknown accounts cost the same Argon2id run as known ones, and the
-//! answer does not say which it was.
+//! Browser sign-in: the password through the one pipeline (`password::check`, which holds the
+//! CAPTCHA, the failure counters and the guessing budget), then a session or, for 2-step accounts,
+//! a pending sign-in that waits for a code. Each pending sign-in gets [`MAX_CODE_ATTEMPTS`] codes,
+//! counted before they are checked.
 
 use serde_json::json;
 use tessera_store::{AccountRecord, AccountState, CredentialKind, CredentialRecord, SessionRecord};
 
 use crate::audit::{self, Actor};
+use crate::credentials::{self, PendingSignInData};
+use crate::password::{self, Checked};
 use crate::sessions::ClientInfo;
-use crate::{Ctx, Error, Result, accounts, captcha, sessions, totp};
+use crate::{Ctx, Result, sessions, totp};
+
+/// 2-step codes one pending sign-in may try; the next ends it.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
 
 /// What the person typed.
 #[derive(Debug, Clone)]
@@ -46,109 +51,52 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     BadCredentials,
+    /// The account's guessing budget is spent for now; try again in a minute.
+    Throttled,
     Disabled,
     Deleted,
 }
 
-fn email_key(ctx: &Ctx, email: &str) -> String {
-    let normal = email.trim().to_lowercase();
-    format!("signin:email:{}", &ctx.pepper.keyed_digest("signin-email", normal.as_bytes())[..32])
-}
-
-fn ip_key(ip: &str) -> String {
-    format!("signin:ip:{ip}")
-}
-
-/// Whether this email or IP has failed often enough that a CAPTCHA comes first.
-pub async fn captcha_needed(ctx: &Ctx, email: &str, ip: &str) -> Result<bool> {
-    let now = ctx.now();
-    let by_email = ctx.store.counters().peek(&email_key(ctx, email), now).await?;
-    let by_ip = ctx.store.counters().peek(&ip_key(ip), now).await?;
-    Ok(by_email >= ctx.policy.captcha_after_account_failures
-        || by_ip >= ctx.policy.captcha_after_ip_failures)
-}
-
-/// Counts a failure against the email and the client IP.
-pub async fn count_failure(ctx: &Ctx, email: &str, ip: &str) -> Result<()> {
-    let now = ctx.now();
-    let window = ctx.policy.failure_window_secs;
-    ctx.store.counters().hit(&email_key(ctx, email), window, now).await?;
-    ctx.store.counters().hit(&ip_key(ip), window, now).await?;
-    Ok(())
-}
-
-pub async fn clear_failures(ctx: &Ctx, email: &str) -> Result<()> {
-    Ok(ctx.store.counters().clear(&email_key(ctx, email)).await?)
-}
-
+/// Checks the password through the one pipeline, then starts the session or the 2-step step.
 pub async fn sign_in(ctx: &Ctx, attempt: Attempt) -> Result<Outcome> {
     let ip = attempt.client.ip.clone();
-    if captcha_needed(ctx, &attempt.email, &ip).await? {
-        match &attempt.captcha {
-            None => return Ok(Outcome::CaptchaRequired { wrong: false }),
-            Some((token, answer)) => {
-                if !captcha::check(ctx, token, answer).await? {
-                    count_failure(ctx, &attempt.email, &ip).await?;
-                    metrics::counter!("tessera_signin_total", "outcome" => "captcha_wrong")
-                        .increment(1);
-                    return Ok(Outcome::CaptchaRequired { wrong: true });
-                }
-            }
-        }
-    }
-    let account = match accounts::find_by_email(ctx, &attempt.email).await {
-        Ok(account) => Some(account),
-        Err(Error::NotFound) => None,
-        Err(err) => return Err(err),
-    };
-    let password_ok = accounts::check_password(ctx, account.as_ref(), &attempt.password).await?;
-    let account = match (account, password_ok) {
-        (Some(account), true) => account,
-        (account, _) => {
-            count_failure(ctx, &attempt.email, &ip).await?;
-            let reason = if account.is_some() { "bad_password" } else { "unknown_account" };
-            metrics::counter!("tessera_signin_total", "outcome" => "bad_credentials").increment(1);
-            audit::record(
-                ctx,
-                "signin.failure",
-                account.as_ref().map(|it| it.id.as_str()),
-                &Actor::Account,
-                &ip,
-                json!({ "reason": reason }),
-            )
-            .await?;
-            return Ok(Outcome::Failed(Failure::BadCredentials));
-        }
-    };
-    match account.state {
-        AccountState::Disabled | AccountState::Deleted => {
-            let failure = if account.state == AccountState::Disabled {
-                Failure::Disabled
-            } else {
-                Failure::Deleted
+    let checked = password::check(
+        ctx,
+        password::Attempt {
+            email: &attempt.email,
+            password: &attempt.password,
+            captcha: attempt
+                .captcha
+                .as_ref()
+                .map(|(token, answer)| (token.as_str(), answer.as_str())),
+            ip: &ip,
+            accept: password::Accept::Password,
+            fits: |_| true,
+            unlockable: false,
+            event: "signin",
+        },
+    )
+    .await?;
+    let account = match checked {
+        Checked::Ok { account, .. } => account,
+        Checked::CaptchaRequired { wrong } => return Ok(Outcome::CaptchaRequired { wrong }),
+        Checked::Throttled => return Ok(Outcome::Failed(Failure::Throttled)),
+        Checked::BadCredentials { .. } => return Ok(Outcome::Failed(Failure::BadCredentials)),
+        Checked::Refused { account } => {
+            let failure = match account.state {
+                AccountState::Deleted => Failure::Deleted,
+                _ => Failure::Disabled,
             };
-            metrics::counter!("tessera_signin_total", "outcome" => "disabled").increment(1);
-            audit::record(
-                ctx,
-                "signin.failure",
-                Some(&account.id),
-                &Actor::Account,
-                &ip,
-                json!({ "reason": account.state.as_str() }),
-            )
-            .await?;
             return Ok(Outcome::Failed(failure));
         }
-        AccountState::Active | AccountState::EmailUnverified | AccountState::MustAcceptTerms => (),
-    }
-    clear_failures(ctx, &attempt.email).await?;
+    };
     if account.totp_secret_enc.is_some() {
         let now = ctx.now();
         let (pending, digest) = ctx.new_token();
         let mut record = CredentialRecord::new(digest, CredentialKind::PendingSignIn, now);
         record.account_id = Some(account.id.clone());
         record.expires_at = Some(now + ctx.policy.pending_sign_in_ttl_secs);
-        record.data = json!({ "persistent": attempt.persistent }).to_string();
+        record.data = credentials::encode(&PendingSignInData { persistent: attempt.persistent })?;
         ctx.store.credentials().insert(&record).await?;
         metrics::counter!("tessera_signin_total", "outcome" => "second_factor").increment(1);
         return Ok(Outcome::SecondFactor { account, pending });
@@ -209,13 +157,19 @@ pub async fn second_factor(
     };
     let digest = tessera_crypto::digest::token_digest(pending);
     let failures_key = format!("signin:2sv:{}", &digest[..32]);
+    // Every code is counted before it is checked, so a burst of parallel guesses cannot all be
+    // checked before the first failures are seen: past the limit the pending sign-in ends.
+    let n = ctx
+        .store
+        .counters()
+        .hit(&failures_key, ctx.policy.pending_sign_in_ttl_secs, ctx.now())
+        .await?;
+    if n > MAX_CODE_ATTEMPTS {
+        ctx.store.credentials().revoke(&digest, ctx.now()).await?;
+        return Ok(SecondFactorOutcome::Restart);
+    }
     if !totp::verify(ctx, &account, code).await? {
-        let n = ctx
-            .store
-            .counters()
-            .hit(&failures_key, ctx.policy.pending_sign_in_ttl_secs, ctx.now())
-            .await?;
-        count_failure(ctx, &account.email, &client.ip).await?;
+        password::count_failure(ctx, &account.email, &client.ip).await?;
         audit::record(
             ctx,
             "signin.failure",
@@ -225,7 +179,7 @@ pub async fn second_factor(
             json!({ "reason": "bad_code" }),
         )
         .await?;
-        if n >= 5 {
+        if n >= MAX_CODE_ATTEMPTS {
             ctx.store.credentials().revoke(&digest, ctx.now()).await?;
             return Ok(SecondFactorOutcome::Restart);
         }
@@ -236,8 +190,7 @@ pub async fn second_factor(
     else {
         return Ok(SecondFactorOutcome::Restart);
     };
-    let data: serde_json::Value = serde_json::from_str(&record.data).unwrap_or_default();
-    let persistent = data["persistent"].as_bool().unwrap_or(false);
+    let persistent = credentials::data::<PendingSignInData>(&record).persistent;
     let (token, session) = sessions::create(ctx, &account, persistent, true, client).await?;
     metrics::counter!("tessera_signin_total", "outcome" => "success").increment(1);
     audit::record(

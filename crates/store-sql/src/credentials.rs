@@ -270,7 +270,7 @@ impl CredentialStore for SqlStore {
         let row = sqlx::query(concat!(
             "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, c.scopes, \
              c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, c.last_used_at, \
-             g.id AS g_id, g.revoked_at AS g_revoked_at, k.client_id AS k_client_id, ",
+             g.id AS g_id, g.revoked_at AS g_revoked_at, g.last_used_at AS g_last_used_at, k.client_id AS k_client_id, ",
             joined_account_columns!(),
             " FROM credentials c \
              LEFT JOIN grants g ON g.id = c.grant_id \
@@ -288,6 +288,7 @@ impl CredentialStore for SqlStore {
         let credential = credential_from_row(&row)?;
         let grant_id: Option<String> = get(&row, "g_id")?;
         let grant_revoked_at: Option<Timestamp> = get(&row, "g_revoked_at")?;
+        let grant_last_used_at: Option<Timestamp> = get(&row, "g_last_used_at")?;
         let client: Option<String> = get(&row, "k_client_id")?;
         let account_id: Option<String> = get(&row, "a_id")?;
         let account = match account_id {
@@ -297,6 +298,7 @@ impl CredentialStore for SqlStore {
         Ok(Some(LiveCredential {
             grant_revoked: credential.grant_id.is_some()
                 && (grant_id.is_none() || grant_revoked_at.is_some()),
+            grant_last_used_at,
             client_exists: client.is_some(),
             account,
             credential,

@@ -236,6 +236,8 @@ pub struct LiveCredential {
     pub credential: CredentialRecord,
     /// The credential names a grant and that grant is missing or revoked.
     pub grant_revoked: bool,
+    /// When the credential's grant was last used, if it names a live grant.
+    pub grant_last_used_at: Option<Timestamp>,
     /// The client the credential names exists (false when it names none).
     pub client_exists: bool,
     /// The account the credential names, when it exists.

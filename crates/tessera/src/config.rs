@@ -53,6 +53,11 @@ pub struct PasswordConfig {
 pub struct SigninConfig {
     pub captcha_after_account_failures: u32,
     pub captcha_after_ip_failures: u32,
+    /// Failures from one network (IPv4 /24, IPv6 /64) before a CAPTCHA is required.
+    pub captcha_after_network_failures: u32,
+    /// Failures against one account after which it may be guessed once per `guess_interval_secs`.
+    pub guess_budget_after_failures: u32,
+    pub guess_interval_secs: i64,
     pub failure_window_secs: i64,
     pub session_ttl_secs: i64,
     pub persistent_session_ttl_secs: i64,
@@ -66,6 +71,17 @@ pub struct SigninConfig {
 pub struct LegacyConfig {
     pub authsub: bool,
     pub clientlogin: bool,
+}
+
+impl LegacyConfig {
+    /// The protocols switched off here; their credentials stop working everywhere.
+    fn disabled_protocols(&self) -> Vec<tessera_domain::credentials::Protocol> {
+        use tessera_domain::credentials::Protocol;
+        [(Protocol::AuthSub, self.authsub), (Protocol::ClientLogin, self.clientlogin)]
+            .into_iter()
+            .filter_map(|(protocol, on)| (!on).then_some(protocol))
+            .collect()
+    }
 }
 
 impl Default for LegacyConfig {
@@ -126,6 +142,9 @@ impl Default for SigninConfig {
         SigninConfig {
             captcha_after_account_failures: policy.captcha_after_account_failures,
             captcha_after_ip_failures: policy.captcha_after_ip_failures,
+            captcha_after_network_failures: policy.captcha_after_network_failures,
+            guess_budget_after_failures: policy.guess_budget_after_failures,
+            guess_interval_secs: policy.guess_interval_secs,
             failure_window_secs: policy.failure_window_secs,
             session_ttl_secs: policy.session_ttl_secs,
             persistent_session_ttl_secs: policy.persistent_session_ttl_secs,
@@ -238,6 +257,11 @@ impl RawConfig {
                 "signin: failure_window_secs ≥ 1 and session TTLs ≥ 60 seconds"
             ));
         }
+        if s.guess_interval_secs < 1 || s.guess_budget_after_failures < 1 {
+            return Err(format_err!(
+                "signin: guess_budget_after_failures and guess_interval_secs must be positive"
+            ));
+        }
         for prefix in &s.continue_prefixes {
             let url = url::Url::parse(prefix)
                 .map_err(|_| format_err!("signin.continue_prefixes: {prefix:?} is not a URL"))?;
@@ -269,7 +293,11 @@ impl RawConfig {
             min_password_len: p.min_length as usize,
             captcha_after_account_failures: s.captcha_after_account_failures,
             captcha_after_ip_failures: s.captcha_after_ip_failures,
+            captcha_after_network_failures: s.captcha_after_network_failures,
+            guess_budget_after_failures: s.guess_budget_after_failures,
+            guess_interval_secs: s.guess_interval_secs,
             failure_window_secs: s.failure_window_secs,
+            disabled_protocols: self.legacy.disabled_protocols(),
             session_ttl_secs: s.session_ttl_secs,
             persistent_session_ttl_secs: s.persistent_session_ttl_secs,
             ..Policy::default()

@@ -7,18 +7,15 @@ use tessera_proto_oauth2::grants::{
     authorization_code, client_credentials, refresh_token, token_exchange,
 };
 use tessera_proto_oauth2::pkce::{self, Method};
-use tessera_store::{AccountRecord, CredentialKind, CredentialRecord, GrantRecord};
+use tessera_store::{AccountRecord, CredentialKind, CredentialRecord, GrantRecord, Redemption};
 
 use super::clients::{Client, ClientKind};
 use super::cross_client::{self, Refused};
 use super::tokens::{self, IdTokenClaims, Issued, Remembered, Subject};
-use super::{ACCESS_TOKEN_TTL_SECS, ErrorCode, Outcome, oauth};
+use super::{ACCESS_TOKEN_TTL_SECS, ErrorCode, Failure, Outcome, oauth};
 use crate::audit::{self, Actor};
+use crate::credentials::{self, Scopes};
 use crate::{Ctx, grants, services};
-
-fn scopes_of(text: &str) -> Vec<String> {
-    text.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect()
-}
 
 async fn live_account(ctx: &Ctx, record: &CredentialRecord) -> Outcome<AccountRecord> {
     let id = record.account_id.as_deref().unwrap_or_default();
@@ -34,9 +31,15 @@ async fn live_grant(ctx: &Ctx, grant_id: Option<&str>) -> Outcome<Option<GrantRe
     Ok(ctx.store.grants().get(grant_id).await?.filter(|it| it.revoked_at.is_none()))
 }
 
-/// Issues the access token, and the refresh and ID tokens when asked.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn issue(
+/// What a grant of tokens will answer, and the rows to write for it.
+pub(crate) struct Prepared {
+    pub(crate) issued: Issued,
+    pub(crate) rows: Vec<CredentialRecord>,
+}
+
+/// Builds the access token, and the refresh and ID tokens when asked, without writing anything:
+/// the caller stores the rows ([`store`]) or writes them in a redemption's transaction.
+async fn prepare(
     ctx: &Ctx,
     client: &Client,
     account: &AccountRecord,
@@ -44,25 +47,25 @@ pub(crate) async fn issue(
     scopes: &[String],
     refresh: bool,
     remembered: &Remembered,
-) -> Outcome<Issued> {
+) -> Outcome<Prepared> {
     let scope = grants::normalize_scopes(scopes.iter().map(String::as_str));
     let subject = Subject {
         account_id: Some(&account.id),
         client_id: client.id(),
         grant_id: Some(&grant.id),
     };
-    // Issued side by side, so that a store that commits concurrent inserts together (SQLite's
-    // group commit) writes both rows in one transaction.
-    let access = tokens::access_token(ctx, client, subject, &scope, remembered.offline);
-    let refresh_token = async {
-        match refresh {
-            true => {
-                tokens::refresh_token(ctx, subject, &scope, remembered.auth_time).await.map(Some)
-            }
-            false => Ok(None),
+    let (access, access_row) =
+        tokens::access_token_row(ctx, client, subject, &scope, remembered.offline).await?;
+    let mut rows = vec![access_row];
+    let refresh_token = match refresh {
+        true => {
+            let (token, row) =
+                tokens::refresh_token_row(ctx, subject, &scope, remembered.auth_time)?;
+            rows.push(row);
+            Some(token)
         }
+        false => None,
     };
-    let (access, refresh_token) = tokio::try_join!(access, refresh_token)?;
     let id_token = if scopes.iter().any(|it| it == "openid") {
         let claims = IdTokenClaims {
             account,
@@ -78,14 +81,71 @@ pub(crate) async fn issue(
     } else {
         None
     };
-    grants::touch(ctx, grant).await?;
-    Ok(Issued {
+    let issued = Issued {
         access_token: Some(access),
         expires_in: ACCESS_TOKEN_TTL_SECS,
         scope,
         refresh_token,
         id_token,
-    })
+    };
+    Ok(Prepared { issued, rows })
+}
+
+/// Writes prepared rows: side by side, so that a store that commits concurrent inserts together
+/// (SQLite's group commit) writes them in one transaction; refresh tokens under their cap.
+async fn store(ctx: &Ctx, rows: &[CredentialRecord]) -> crate::Result<()> {
+    async fn write(ctx: &Ctx, row: &CredentialRecord) -> crate::Result<()> {
+        match row.kind {
+            CredentialKind::RefreshToken => credentials::issue_capped(ctx, row).await,
+            _ => Ok(ctx.store.credentials().insert(row).await?),
+        }
+    }
+    match rows {
+        [first, second] => tokio::try_join!(write(ctx, first), write(ctx, second)).map(|_| ()),
+        _ => {
+            for row in rows {
+                write(ctx, row).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Issues the access token, and the refresh and ID tokens when asked, for a grant that needs no
+/// redemption (device flow, confidential refresh).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn issue(
+    ctx: &Ctx,
+    client: &Client,
+    account: &AccountRecord,
+    grant: &GrantRecord,
+    scopes: &[String],
+    refresh: bool,
+    remembered: &Remembered,
+) -> Outcome<Issued> {
+    let prepared = prepare(ctx, client, account, grant, scopes, refresh, remembered).await?;
+    store(ctx, &prepared.rows).await?;
+    grants::touch(ctx, grant).await?;
+    Ok(prepared.issued)
+}
+
+/// Consumes `digest` and writes what it buys in one transaction; `None` when another request
+/// consumed it first (or its grant was revoked meanwhile).
+async fn redeem(
+    ctx: &Ctx,
+    digest: &str,
+    kind: CredentialKind,
+    client: &Client,
+    prepared: &Prepared,
+) -> crate::Result<Option<CredentialRecord>> {
+    let redemption = Redemption {
+        digest,
+        kind,
+        client_id: client.id(),
+        issue: &prepared.rows,
+        cap: Some((CredentialKind::RefreshToken, credentials::PER_APP_CAP)),
+    };
+    Ok(ctx.store.credentials().redeem(&redemption, ctx.now()).await?)
 }
 
 async fn revoke_grant(ctx: &Ctx, record: &CredentialRecord, event: &str, ip: &str) -> Outcome<()> {
@@ -104,6 +164,11 @@ async fn revoke_grant(ctx: &Ctx, record: &CredentialRecord, event: &str, ip: &st
     Ok(())
 }
 
+/// RFC 6749 §4.1.3. The code is read first and every binding checked (client, redirect URI,
+/// PKCE) before anything changes, so a wrong request leaves the code to its rightful client; then
+/// the code is consumed and the tokens written in one transaction, so exactly one of two racing
+/// redemptions answers with tokens. A spent code presented again by its client revokes the grant
+/// (§4.1.2).
 pub async fn authorization_code(
     ctx: &Ctx,
     client: &Client,
@@ -112,21 +177,24 @@ pub async fn authorization_code(
 ) -> Outcome<Issued> {
     let digest = tessera_crypto::digest::token_digest(&req.code);
     let now = ctx.now();
-    let Some(record) =
-        ctx.store.credentials().consume(&digest, CredentialKind::AuthorizationCode, now).await?
+    let expired = || oauth(ErrorCode::InvalidGrant, "Malformed auth code or the code expired.");
+    let Some(record) = ctx
+        .store
+        .credentials()
+        .get(&digest)
+        .await?
+        .filter(|it| it.kind == CredentialKind::AuthorizationCode)
     else {
-        // A spent code presented again: someone has a copy. Revoke what it issued (RFC 6749 §4.1.2).
-        if let Some(spent) = ctx.store.credentials().get(&digest).await?
-            && spent.kind == CredentialKind::AuthorizationCode
-            && spent.consumed_at.is_some()
-        {
-            revoke_grant(ctx, &spent, "oauth2.code_replay", ip).await?;
-            return Err(oauth(ErrorCode::InvalidGrant, "Code was already redeemed."));
-        }
-        return Err(oauth(ErrorCode::InvalidGrant, "Malformed auth code or the code expired."));
+        return Err(expired());
     };
     if record.client_id.as_deref() != Some(client.id()) {
         return Err(oauth(ErrorCode::InvalidGrant, "The code was issued to another client."));
+    }
+    if record.consumed_at.is_some() {
+        return Err(replayed(ctx, &record, ip).await?);
+    }
+    if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
+        return Err(expired());
     }
     let remembered = Remembered::parse(&record.data);
     let redirect_ok = match (&req.redirect_uri, remembered.redirect_sent) {
@@ -165,18 +233,29 @@ pub async fn authorization_code(
         return Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked."));
     };
     let account = live_account(ctx, &record).await?;
-    issue(
-        ctx,
-        client,
-        &account,
-        &grant,
-        &scopes_of(&record.scopes),
-        remembered.offline,
-        &remembered,
-    )
-    .await
+    let scopes = Scopes::parse(&record.scopes).to_vec();
+    let prepared =
+        prepare(ctx, client, &account, &grant, &scopes, remembered.offline, &remembered).await?;
+    if redeem(ctx, &digest, CredentialKind::AuthorizationCode, client, &prepared).await?.is_none() {
+        // Lost a race: the other redemption has the tokens, and this one is the replay.
+        return match ctx.store.credentials().get(&digest).await? {
+            Some(spent) if spent.consumed_at.is_some() => Err(replayed(ctx, &spent, ip).await?),
+            _ => Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked.")),
+        };
+    }
+    grants::touch(ctx, &grant).await?;
+    Ok(prepared.issued)
 }
 
+/// A spent code presented again by its client: someone has a copy, so what it issued goes.
+async fn replayed(ctx: &Ctx, spent: &CredentialRecord, ip: &str) -> Outcome<Failure> {
+    revoke_grant(ctx, spent, "oauth2.code_replay", ip).await?;
+    Ok(oauth(ErrorCode::InvalidGrant, "Code was already redeemed."))
+}
+
+/// RFC 6749 §6. Public clients get a new refresh token each time and the old one is spent in the
+/// same transaction; one presented again means two parties hold it, so the whole grant goes
+/// (RFC 9700 §4.14.2). Confidential clients keep theirs.
 pub async fn refresh(
     ctx: &Ctx,
     client: &Client,
@@ -193,31 +272,24 @@ pub async fn refresh(
     {
         return Err(invalid());
     }
-    // Public clients get a new refresh token each time and the old one is spent; one presented
-    // again means two parties hold it, so the whole grant goes (RFC 9700 §4.14.2).
     let rotate = client.is_public();
-    let record = if rotate {
-        match ctx.store.credentials().consume(&digest, CredentialKind::RefreshToken, now).await? {
-            Some(record) => record,
-            None => {
-                if found.consumed_at.is_some() || found.revoked_at.is_none() {
-                    revoke_grant(ctx, &found, "oauth2.refresh_reuse", ip).await?;
-                }
-                return Err(invalid());
-            }
-        }
-    } else {
-        match ctx.store.credentials().find_live(&digest, now).await? {
-            Some(record) => record,
-            None => return Err(invalid()),
-        }
+    if rotate && found.consumed_at.is_some() {
+        revoke_grant(ctx, &found, "oauth2.refresh_reuse", ip).await?;
+        return Err(invalid());
+    }
+    let Some(valid) =
+        credentials::find_valid(ctx, &req.refresh_token, &[CredentialKind::RefreshToken]).await?
+    else {
+        return Err(invalid());
     };
+    let record = valid.record;
+    let Some(account) = valid.account else { return Err(invalid()) };
     let Some(grant) = live_grant(ctx, record.grant_id.as_deref()).await? else {
         return Err(invalid());
     };
-    let granted = scopes_of(&record.scopes);
+    let granted = Scopes::parse(&record.scopes);
     let scopes = match &req.scopes {
-        None => granted.clone(),
+        None => granted.to_vec(),
         Some(asked) => {
             if let Some(extra) = asked.iter().find(|it| !granted.contains(it)) {
                 return Err(oauth(
@@ -231,21 +303,30 @@ pub async fn refresh(
             asked.clone()
         }
     };
-    let account = live_account(ctx, &record).await?;
     let remembered = Remembered { offline: true, ..Remembered::parse(&record.data) };
-    let mut issued = issue(ctx, client, &account, &grant, &scopes, false, &remembered).await?;
+    let mut prepared = prepare(ctx, client, &account, &grant, &scopes, false, &remembered).await?;
     if rotate {
+        // The new refresh token keeps the whole grant's scopes, whatever this request narrowed.
         let subject = Subject {
             account_id: Some(&account.id),
             client_id: client.id(),
             grant_id: Some(&grant.id),
         };
-        issued.refresh_token =
-            Some(tokens::refresh_token(ctx, subject, &record.scopes, remembered.auth_time).await?);
+        let (token, row) =
+            tokens::refresh_token_row(ctx, subject, &record.scopes, remembered.auth_time)?;
+        prepared.rows.push(row);
+        prepared.issued.refresh_token = Some(token);
+        if redeem(ctx, &digest, CredentialKind::RefreshToken, client, &prepared).await?.is_none() {
+            // A concurrent rotation spent it first: two parties hold this token.
+            revoke_grant(ctx, &found, "oauth2.refresh_reuse", ip).await?;
+            return Err(invalid());
+        }
     } else {
+        store(ctx, &prepared.rows).await?;
         ctx.store.credentials().touch(&digest, now).await?;
     }
-    Ok(issued)
+    grants::touch(ctx, &grant).await?;
+    Ok(prepared.issued)
 }
 
 /// A confidential client acting as itself: an access token with no account and no grant.

@@ -6,11 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tessera_crypto::keys::KeyAlg;
-use tessera_store::{AccountRecord, AccountState, CredentialKind, CredentialRecord};
+use tessera_store::{AccountRecord, CredentialKind, CredentialRecord};
 
 use super::clients::Client;
 use super::{ACCESS_TOKEN_TTL_SECS, CODE_TTL_SECS, ID_TOKEN_TTL_SECS, jwt};
-use crate::{Ctx, Error, Result, accounts};
+use crate::credentials::{self, Scopes, Valid};
+use crate::{Ctx, Error, Result, accounts, claims};
 
 /// What the token endpoint answers on success.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +100,7 @@ pub async fn code(
 }
 
 /// An access token for `subject`, whose client is `client`: opaque, or an RFC 9068 JWT when the
-/// client asks for those.
+/// client asks for those. Issued at once.
 pub async fn access_token(
     ctx: &Ctx,
     client: &Client,
@@ -107,6 +108,19 @@ pub async fn access_token(
     scopes: &str,
     offline: bool,
 ) -> Result<String> {
+    let (token, record) = access_token_row(ctx, client, subject, scopes, offline).await?;
+    ctx.store.credentials().insert(&record).await?;
+    Ok(token)
+}
+
+/// [`access_token`]'s token and row, not yet stored (a redemption writes it in its transaction).
+pub async fn access_token_row(
+    ctx: &Ctx,
+    client: &Client,
+    subject: Subject<'_>,
+    scopes: &str,
+    offline: bool,
+) -> Result<(String, CredentialRecord)> {
     let now = ctx.now();
     let (token, digest) = if client.settings.jwt_access_tokens {
         // RFC 9068. The row below still makes it revocable at our own endpoints; a resource
@@ -135,42 +149,39 @@ pub async fn access_token(
     let mut record = row(digest, CredentialKind::AccessToken, subject, scopes, now);
     record.expires_at = Some(now + ACCESS_TOKEN_TTL_SECS);
     record.data = Remembered { offline, ..Remembered::default() }.to_json()?;
-    ctx.store.credentials().insert(&record).await?;
-    Ok(token)
+    Ok((token, record))
 }
 
-/// Live refresh tokens one account may hold for one client.
-pub const MAX_REFRESH_TOKENS_PER_CLIENT: usize = 10;
+pub use crate::credentials::account_usable;
 
-/// A refresh token: no expiry, dies with its grant; an account's eleventh for one client revokes
-/// the oldest.
+/// Live refresh tokens one account may hold for one client: the eleventh revokes the oldest.
+pub const MAX_REFRESH_TOKENS_PER_CLIENT: u32 = credentials::PER_APP_CAP;
+
+/// A refresh token's row (no expiry; dies with its grant) and the token itself, not yet stored.
+pub fn refresh_token_row(
+    ctx: &Ctx,
+    subject: Subject<'_>,
+    scopes: &str,
+    auth_time: Option<i64>,
+) -> Result<(String, CredentialRecord)> {
+    let (token, digest) = secret(ctx, "1/");
+    let record = CredentialRecord {
+        data: Remembered { offline: true, auth_time, ..Remembered::default() }.to_json()?,
+        ..row(digest, CredentialKind::RefreshToken, subject, scopes, ctx.now())
+    };
+    Ok((token, record))
+}
+
+/// Issues a refresh token under Google's cap of [`MAX_REFRESH_TOKENS_PER_CLIENT`] per account and
+/// client, the oldest (by issue order) revoked atomically with the insert.
 pub async fn refresh_token(
     ctx: &Ctx,
     subject: Subject<'_>,
     scopes: &str,
     auth_time: Option<i64>,
 ) -> Result<String> {
-    let (token, digest) = secret(ctx, "1/");
-    let record = CredentialRecord {
-        data: Remembered { offline: true, auth_time, ..Remembered::default() }.to_json()?,
-        ..row(digest, CredentialKind::RefreshToken, subject, scopes, ctx.now())
-    };
-    ctx.store.credentials().insert(&record).await?;
-    // Google's rule: at most this many live refresh tokens per account and client; the oldest go.
-    if let Some(account_id) = subject.account_id {
-        let live: Vec<CredentialRecord> = ctx
-            .store
-            .credentials()
-            .list_live_by_account(account_id, CredentialKind::RefreshToken, ctx.now())
-            .await?
-            .into_iter()
-            .filter(|it| it.client_id.as_deref() == Some(subject.client_id))
-            .collect();
-        let excess = live.len().saturating_sub(MAX_REFRESH_TOKENS_PER_CLIENT);
-        for old in live.iter().take(excess) {
-            ctx.store.credentials().revoke(&old.digest, ctx.now()).await?;
-        }
-    }
+    let (token, record) = refresh_token_row(ctx, subject, scopes, auth_time)?;
+    credentials::issue_capped(ctx, &record).await?;
     Ok(token)
 }
 
@@ -215,18 +226,18 @@ pub fn id_token_claims(ctx: &Ctx, input: &IdTokenClaims<'_>) -> Value {
     if let Some(code) = input.code {
         claims.insert("c_hash".into(), json!(half_hash(code)));
     }
-    let has = |scope: &str| input.scopes.iter().any(|it| it == scope);
-    if has("email") {
-        claims.insert("email".into(), json!(input.account.email));
-        claims.insert(
-            "email_verified".into(),
-            json!(input.account.state != AccountState::EmailUnverified),
-        );
+    let released = claims::release(
+        input.account,
+        &Scopes::from_names(input.scopes.iter().map(String::as_str)),
+    );
+    if let Some((email, verified)) = released.email {
+        claims.insert("email".into(), json!(email));
+        claims.insert("email_verified".into(), json!(verified));
     }
-    if has("profile") && !input.account.name.is_empty() {
-        claims.insert("name".into(), json!(input.account.name));
+    if let Some(name) = released.name {
+        claims.insert("name".into(), json!(name));
     }
-    if let Some(domain) = &input.account.domain {
+    if let Some(domain) = released.hosted_domain {
         claims.insert("hd".into(), json!(domain));
     }
     Value::Object(claims)
@@ -255,45 +266,45 @@ impl TokenInfo {
     }
 }
 
-/// Looks up a live access token (or, with `refresh`, also a refresh token) of a live grant.
-pub async fn inspect(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<TokenInfo>> {
+/// The one validation of OAuth 2.0 access tokens (and, with `refresh`, refresh tokens): a
+/// JWT-shaped token must carry our signature and `typ: at+jwt` before its digest is looked up;
+/// then [`credentials::find_valid`] decides, like for every other credential.
+pub async fn validate_access_token(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<Valid>> {
     if token.is_empty() || token.len() > 4096 {
         return Ok(None);
     }
-    let digest = tessera_crypto::digest::token_digest(token);
-    let Some(live) = ctx.store.credentials().find_live_token(&digest, ctx.now()).await? else {
-        return Ok(None);
-    };
-    let record = live.credential;
-    let wanted = record.kind == CredentialKind::AccessToken
-        || (refresh && record.kind == CredentialKind::RefreshToken);
-    // A revoked grant's tokens are dead; so are a deleted client's, grant or not (client
-    // credentials, service accounts), and a disabled or deleted account's.
-    if !wanted || live.grant_revoked || !live.client_exists {
-        return Ok(None);
+    // JWT access tokens (RFC 9068) are registered by digest like opaque ones, so a revoked grant
+    // stops them too; their signature is checked first, so forgeries never reach the store.
+    if token.split('.').count() == 3 {
+        match jwt::verify(ctx, token).await? {
+            Ok((header, _)) if header.get("typ").and_then(|it| it.as_str()) == Some("at+jwt") => {}
+            _ => return Ok(None),
+        }
     }
-    let account = match (&record.account_id, live.account) {
-        (None, _) => None,
-        (Some(_), Some(account)) if account_usable(&account) => Some(account),
-        (Some(_), _) => return Ok(None),
+    let kinds: &[CredentialKind] = match refresh {
+        true => &[CredentialKind::AccessToken, CredentialKind::RefreshToken],
+        false => &[CredentialKind::AccessToken],
     };
-    let client_id = record.client_id.clone().unwrap_or_default();
+    credentials::find_valid(ctx, token, kinds).await
+}
+
+/// Looks up a live access token (or, with `refresh`, also a refresh token) through the one
+/// validator, as tokeninfo and introspection describe it.
+pub async fn inspect(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<TokenInfo>> {
+    let Some(valid) = validate_access_token(ctx, token, refresh).await? else { return Ok(None) };
+    let scopes = valid.scopes().to_vec();
+    let record = valid.record;
     let offline = Remembered::parse(&record.data).offline;
     Ok(Some(TokenInfo {
         kind: record.kind,
-        account,
-        client_id,
+        account: valid.account,
+        client_id: record.client_id.clone().unwrap_or_default(),
         grant_id: record.grant_id,
-        scopes: record.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect(),
+        scopes,
         issued_at: record.created_at,
         expires_at: record.expires_at,
         offline,
     }))
-}
-
-/// Whether tokens of this account may still be used.
-pub fn account_usable(account: &AccountRecord) -> bool {
-    matches!(account.state, AccountState::Active | AccountState::EmailUnverified)
 }
 
 #[cfg(test)]

@@ -571,8 +571,10 @@ async fn account(ctx: &Ctx, json_mode: bool, command: &AccountCommand) -> anyhow
             }
             let account = find(ctx, email).await?;
             let password = super::read_password_stdin()?;
-            tessera_domain::accounts::set_password(ctx, &account, password, None, &actor, "")
-                .await?;
+            tessera_domain::accounts::set_password(
+                ctx, &account, password, None, false, &actor, "",
+            )
+            .await?;
             print(json_mode, &json!({ "email": account.email, "password_changed": true }), || {
                 format!("password of {} changed", account.email)
             });

@@ -247,7 +247,7 @@ async fn clientlogin_failures_are_byte_exact() {
             clientlogin(&env, &login("alice@example.com", "nope-nope")).await.body,
             "Error=BadAuthentication\n"
         );
-        tessera_domain::signin::clear_failures(env.ctx(), "alice@example.com").await.unwrap();
+        tessera_domain::password::clear_failures(env.ctx(), "alice@example.com").await.unwrap();
     }
     let help_page = env.browser().get("/accounts/ClientLoginHelp?Error=NotVerified").await;
     assert_eq!(help_page.status, 200);

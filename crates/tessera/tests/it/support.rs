@@ -276,3 +276,29 @@ impl Browser {
 pub fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// Whether `candidate` works as an app password of `account`, asked through the one password
+/// pipeline as ClientLogin asks it.
+pub async fn app_password_works(
+    env: &TestEnv,
+    account: &tessera_domain::store::AccountRecord,
+    candidate: &str,
+) -> bool {
+    let attempt = tessera_domain::password::Attempt {
+        email: &account.email,
+        password: candidate,
+        captcha: None,
+        ip: "198.51.100.200",
+        accept: tessera_domain::password::Accept::PasswordOrAppPassword,
+        fits: |_| true,
+        unlockable: false,
+        event: "test",
+    };
+    matches!(
+        tessera_domain::password::check(env.ctx(), attempt).await.unwrap(),
+        tessera_domain::password::Checked::Ok {
+            via: tessera_domain::password::Via::AppPassword,
+            ..
+        }
+    )
+}

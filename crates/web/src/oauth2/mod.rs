@@ -116,17 +116,14 @@ pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The bearer token of a resource request: `Authorization: Bearer …` (or Chromium's
-/// `OAuth …` without parameters), else `access_token` from the parameters.
+/// `OAuth …` without parameters), read by the one parser, else `access_token` from the
+/// parameters.
 pub(crate) fn bearer_token(headers: &HeaderMap, params: &Params) -> Option<String> {
     if let Some(value) = authorization(headers) {
-        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
-        let rest = rest.trim();
-        let plain = !rest.is_empty() && !rest.contains([' ', '=', ',']);
-        if (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth")) && plain
-        {
-            return Some(rest.to_owned());
-        }
-        return None;
+        return match tessera_domain::caller::parse_authorization(value) {
+            Ok(tessera_domain::caller::Presented::Bearer(token)) => Some(token),
+            _ => None,
+        };
     }
     params.get("access_token").map(str::to_owned)
 }

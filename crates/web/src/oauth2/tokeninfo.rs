@@ -8,6 +8,7 @@ use axum::response::Response;
 use axum::routing::get;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
+use tessera_domain::credentials::Scopes;
 use tessera_domain::oauth2::{jwt, tokens};
 
 use super::{all_params, bearer_token, json_no_store};
@@ -77,13 +78,12 @@ async fn access_token_info(state: &AppState, token: &str) -> tessera_domain::Res
     }
     body.insert("access_type".into(), json!(if info.offline { "offline" } else { "online" }));
     if let Some(account) = &info.account {
-        let sub = tessera_domain::accounts::subject(&account.id);
-        body.insert("user_id".into(), json!(sub));
-        body.insert("sub".into(), json!(sub));
-        if info.scopes.iter().any(|it| it == "email") {
-            let verified = tokens::account_usable(account)
-                && account.state != tessera_domain::store::AccountState::EmailUnverified;
-            body.insert("email".into(), json!(account.email));
+        let scopes = Scopes::from_names(info.scopes.iter().map(String::as_str));
+        let released = tessera_domain::claims::release(account, &scopes);
+        body.insert("user_id".into(), json!(released.sub));
+        body.insert("sub".into(), json!(released.sub));
+        if let Some((email, verified)) = released.email {
+            body.insert("email".into(), json!(email));
             body.insert("verified_email".into(), json!(verified));
             body.insert("email_verified".into(), json!(verified));
         }

@@ -10,7 +10,7 @@ use axum::routing::get;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 use tessera_domain::oauth2::tokens;
-use tessera_domain::store::AccountState;
+use tessera_domain::credentials::Scopes;
 
 use super::{all_params, bearer_token, json_no_store};
 use crate::AppState;
@@ -79,8 +79,8 @@ async fn userinfo(
         }
     };
     let Some(account) = info.account else { return unauthorized(Some("invalid_token")) };
-    let has = |scope: &str| info.scopes.iter().any(|it| it == scope);
-    if !(has("openid") || has("email") || has("profile")) {
+    let scopes = Scopes::from_names(info.scopes.iter().map(String::as_str));
+    if !["openid", "email", "profile"].iter().any(|it| scopes.contains(it)) {
         let mut res =
             json_no_store(StatusCode::FORBIDDEN, &json!({ "error": "insufficient_scope" }));
         res.headers_mut().insert(
@@ -89,18 +89,17 @@ async fn userinfo(
         );
         return res;
     }
-    let sub = tessera_domain::accounts::subject(&account.id);
-    let verified = account.state != AccountState::EmailUnverified;
+    let released = tessera_domain::claims::release(&account, &scopes);
     let mut out = Map::new();
-    out.insert(if oidc { "sub" } else { "id" }.into(), json!(sub));
-    if has("email") {
-        out.insert("email".into(), json!(account.email));
+    out.insert(if oidc { "sub" } else { "id" }.into(), json!(released.sub));
+    if let Some((email, verified)) = released.email {
+        out.insert("email".into(), json!(email));
         out.insert(if oidc { "email_verified" } else { "verified_email" }.into(), json!(verified));
     }
-    if has("profile") && !account.name.is_empty() {
-        out.insert("name".into(), json!(account.name));
+    if let Some(name) = released.name {
+        out.insert("name".into(), json!(name));
     }
-    if let Some(domain) = &account.domain {
+    if let Some(domain) = released.hosted_domain {
         out.insert("hd".into(), json!(domain));
     }
     json_no_store(StatusCode::OK, &Value::Object(out))

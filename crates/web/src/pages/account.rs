@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 use tessera_domain::audit::Actor;
+use tessera_domain::password::Confirmed;
 use tessera_domain::sessions::SignedIn;
 
 use super::{Client, check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
@@ -303,6 +304,19 @@ async fn or_show(
     }
 }
 
+/// Sensitive changes (app passwords, 2-step settings) need the password entered in the last few
+/// minutes, or again now in the form's `confirm` field.
+async fn recent_password(state: &AppState, form: &AccountForm) -> tessera_domain::Result<()> {
+    tessera_domain::password::confirm_recent(
+        &state.ctx,
+        &form.me.session,
+        &form.me.account,
+        form.fields.get("confirm").unwrap_or_default(),
+        &form.client.ip,
+    )
+    .await
+}
+
 async fn profile_post(
     State(state): State<AppState>,
     form: AccountForm,
@@ -324,23 +338,28 @@ async fn password_post(
 ) -> Result<Response, PageError> {
     let ctx = &state.ctx;
     let account = tessera_domain::accounts::get(ctx, &form.me.account.id).await?;
-    let res = match tessera_domain::accounts::check_password(
+    let res = match tessera_domain::password::confirm(
         ctx,
-        Some(&account),
+        &account,
         &form.fields.text("current"),
+        &form.client.ip,
     )
     .await?
     {
-        false => {
+        Confirmed::Wrong => {
             Err(tessera_domain::Error::Invalid("Your current password is not right.".to_owned()))
         }
-        true => {
+        Confirmed::Throttled => Err(tessera_domain::Error::Invalid(
+            "Too many wrong passwords. Try again later.".to_owned(),
+        )),
+        Confirmed::Yes => {
             let keep = Some(form.me.session.id.as_str());
             tessera_domain::accounts::set_password(
                 ctx,
                 &account,
                 form.fields.text("new"),
                 keep,
+                form.fields.get("remove_apps") == Some("1"),
                 &Actor::Account,
                 &form.client.ip,
             )
@@ -354,6 +373,9 @@ async fn totp_start_post(
     State(state): State<AppState>,
     form: AccountForm,
 ) -> Result<Response, PageError> {
+    if let Err(err) = recent_password(&state, &form).await {
+        return or_show(&state, &form, Err(err), "").await;
+    }
     let enrollment = tessera_domain::totp::start(&state.ctx, &form.me.account, &state.brand)?;
     totp_page(&state, &form.headers, form.index, enrollment, None)
 }
@@ -411,6 +433,9 @@ async fn totp_disable_post(
     State(state): State<AppState>,
     form: AccountForm,
 ) -> Result<Response, PageError> {
+    if let Err(err) = recent_password(&state, &form).await {
+        return or_show(&state, &form, Err(err), "").await;
+    }
     let res = tessera_domain::totp::disable(
         &state.ctx,
         &form.me.account,
@@ -425,6 +450,9 @@ async fn app_password_post(
     State(state): State<AppState>,
     form: AccountForm,
 ) -> Result<Response, PageError> {
+    if let Err(err) = recent_password(&state, &form).await {
+        return or_show(&state, &form, Err(err), "").await;
+    }
     let name = form.fields.text("name");
     match tessera_domain::app_passwords::create(
         &state.ctx,

@@ -250,10 +250,14 @@ async fn service_login_auth_post(
         Outcome::Failed(failure) => {
             let error = match failure {
                 Failure::BadCredentials => "Wrong email or password. Try again.",
+                Failure::Throttled => {
+                    "Too many failed attempts for this account. Wait a minute and try again."
+                }
                 Failure::Disabled => "This account has been disabled.",
                 Failure::Deleted => "This account has been deleted.",
             };
-            let with_captcha = signin::captcha_needed(&state.ctx, &email, &client.ip).await?;
+            let with_captcha =
+                tessera_domain::password::captcha_needed(&state.ctx, &email, &client.ip).await?;
             signin_form(&state, &headers, failed(error, with_captcha), StatusCode::OK).await
         }
     }
