@@ -122,6 +122,17 @@ pub async fn register(
     Registration::from_client(client).ok_or_else(|| Error::Internal("registration".into()))
 }
 
+/// Removes the registration of `domain` and revokes every grant to it, so every token it holds
+/// stops at once.
+pub async fn unregister(ctx: &Ctx, domain: &str, actor: &Actor) -> Result<()> {
+    registration(ctx, domain).await?.ok_or(Error::NotFound)?;
+    for grant in ctx.store.grants().list_live_by_client(domain).await? {
+        ctx.store.grants().revoke(&grant.id, ctx.now()).await?;
+    }
+    ctx.store.projects().delete_client(domain).await?;
+    audit::record(ctx, "authsub.unregister", None, actor, "", json!({ "domain": domain })).await
+}
+
 async fn first_admin(ctx: &Ctx) -> Result<AccountRecord> {
     let mut offset = 0;
     loop {

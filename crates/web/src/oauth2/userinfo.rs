@@ -9,8 +9,8 @@ use axum::response::Response;
 use axum::routing::get;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
-use tessera_domain::oauth2::tokens;
 use tessera_domain::credentials::Scopes;
+use tessera_domain::oauth2::tokens;
 
 use super::{all_params, bearer_token, json_no_store};
 use crate::AppState;

@@ -137,6 +137,8 @@ fn event_text(event: &str) -> String {
     match event {
         "signin.success" => "Signed in",
         "signin.failure" => "Failed sign-in attempt",
+        "clientlogin.failure" => "Failed sign-in attempt from an installed app",
+        "reauth.failure" => "Wrong password entered to confirm a change",
         "signout" => "Signed out",
         "password.change" => "Password changed",
         "2sv.enable" => "2-step verification turned on",
