@@ -1,12 +1,14 @@
-//! The token endpoint's grants: authorization code (single use; a replay revokes the grant),
+//! The token endpoint's grant dispatch ([`token`]) and its grants: authorization code (single use; a replay revokes the grant),
 //! refresh token (rotated with reuse detection for public clients), client credentials and token
 //! exchange for cross-client ID tokens.
 
 use serde_json::json;
+use tessera_proto_oauth2::client_auth;
 use tessera_proto_oauth2::grants::{
     authorization_code, client_credentials, refresh_token, token_exchange,
 };
 use tessera_proto_oauth2::pkce::{self, Method};
+use tessera_proto_oauth2::token::TokenRequest;
 use tessera_store::{AccountRecord, CredentialKind, CredentialRecord, GrantRecord, Redemption};
 
 use super::clients::{Client, ClientKind};
@@ -29,6 +31,28 @@ async fn live_account(ctx: &Ctx, record: &CredentialRecord) -> Outcome<AccountRe
 async fn live_grant(ctx: &Ctx, grant_id: Option<&str>) -> Outcome<Option<GrantRecord>> {
     let Some(grant_id) = grant_id else { return Ok(None) };
     Ok(ctx.store.grants().get(grant_id).await?.filter(|it| it.revoked_at.is_none()))
+}
+
+/// The token endpoint (RFC 6749 §3.2): authenticates the client and runs the one grant the
+/// request names. A service account's assertion (`jwt-bearer`) is its own authentication.
+pub async fn token(
+    ctx: &Ctx,
+    presented: Option<&client_auth::Presented>,
+    request: &TokenRequest,
+    ip: &str,
+) -> Outcome<Issued> {
+    if let TokenRequest::JwtBearer(req) = request {
+        return super::assertion::jwt_bearer(ctx, &req.assertion).await;
+    }
+    let client = super::clients::authenticate(ctx, presented).await?;
+    match request {
+        TokenRequest::AuthorizationCode(req) => authorization_code(ctx, &client, req, ip).await,
+        TokenRequest::RefreshToken(req) => refresh(ctx, &client, req, ip).await,
+        TokenRequest::ClientCredentials(req) => client_credentials(ctx, &client, req).await,
+        TokenRequest::TokenExchange(req) => token_exchange(ctx, &client, req).await,
+        TokenRequest::DeviceCode(req) => super::device::poll(ctx, &client, &req.device_code).await,
+        TokenRequest::JwtBearer(req) => super::assertion::jwt_bearer(ctx, &req.assertion).await,
+    }
 }
 
 /// What a grant of tokens will answer, and the rows to write for it.

@@ -249,3 +249,100 @@ async fn two_nodes_on_one_postgres_share_protocol_credentials() {
     drop(b);
     drop_database(&name).await;
 }
+
+/// A code redeemed on two nodes at once gives tokens exactly once; refresh tokens issued on both
+/// nodes within one second keep the newest ten, and a refresh works on either node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_race_for_one_code_and_share_the_refresh_cap() {
+    use tessera_domain::oauth2::clients;
+    use tessera_domain::oauth2::tokens::{self, Remembered, Subject};
+
+    let Some((url, name)) = fresh_database().await else { return };
+    let kek =
+        tessera_crypto::kek::Kek::generate(&tessera_crypto::random::SystemRng::new()).to_base64();
+    let a = node(&url, &kek).await;
+    let b = node(&url, &kek).await;
+    let m = crate::core::mint(&a).await;
+    let client = clients::load(a.ctx(), &m.client_id).await.unwrap().unwrap();
+    let scopes: Vec<String> = vec!["openid".into(), "email".into()];
+    for round in 0..5 {
+        // Each round's replays revoke the grant (RFC 6749 §4.1.2): give it again first.
+        let grant = tessera_domain::grants::grant(
+            a.ctx(),
+            &m.account.id,
+            &m.client_id,
+            "oauth2",
+            &scopes,
+            "",
+        )
+        .await
+        .unwrap();
+        let subject = Subject {
+            account_id: Some(&m.account.id),
+            client_id: client.id(),
+            grant_id: Some(&grant.id),
+        };
+        let remembered = Remembered { offline: true, ..Remembered::default() };
+        let code = tokens::code(a.ctx(), subject, "email openid", &remembered).await.unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+            let (code, id, secret) = (code.clone(), m.client_id.clone(), m.client_secret.clone());
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let res = reqwest::Client::new()
+                    .post(format!("{base}/o/oauth2/token"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "authorization_code"), ("code", code.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                (status, res.json::<serde_json::Value>().await.unwrap())
+            }));
+        }
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            assert!(status == 200 || status == 400, "{status} {body}");
+            match status {
+                200 => winners.push(body),
+                _ => losers.push(body),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {losers:?}");
+    }
+    let grant =
+        tessera_domain::grants::grant(a.ctx(), &m.account.id, &m.client_id, "oauth2", &scopes, "")
+            .await
+            .unwrap();
+    let subject = Subject {
+        account_id: Some(&m.account.id),
+        client_id: client.id(),
+        grant_id: Some(&grant.id),
+    };
+    let mut issued = Vec::new();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        issued
+            .push(tokens::refresh_token(node.ctx(), subject, "email openid", None).await.unwrap());
+    }
+    for (i, token) in issued.iter().enumerate() {
+        assert_eq!(tokens::inspect(b.ctx(), token, true).await.unwrap().is_some(), i >= 10, "{i}");
+    }
+    for (node, token) in [(&a, &issued[18]), (&b, &issued[19])] {
+        let res = reqwest::Client::new()
+            .post(node.url("/o/oauth2/token"))
+            .basic_auth(&m.client_id, Some(&m.client_secret))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    drop((a, b));
+    drop_database(&name).await;
+}

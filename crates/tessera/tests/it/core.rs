@@ -16,19 +16,19 @@ const CAL: &str = "http://www.example.com/calendar/feeds/";
 const PASSWORD: &str = "correct horse 1";
 
 /// Every credential kind a client presents, minted for one account.
-struct Minted {
-    client_id: String,
-    client_secret: String,
+pub(crate) struct Minted {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
     /// A second client of the same project that introspects.
-    resource_id: String,
-    resource_secret: String,
-    access: String,
-    jwt_access: String,
-    refresh: String,
-    clientlogin_auth: String,
-    authsub_session: String,
-    authsub_single: String,
-    account: tessera_store::AccountRecord,
+    pub(crate) resource_id: String,
+    pub(crate) resource_secret: String,
+    pub(crate) access: String,
+    pub(crate) jwt_access: String,
+    pub(crate) refresh: String,
+    pub(crate) clientlogin_auth: String,
+    pub(crate) authsub_session: String,
+    pub(crate) authsub_single: String,
+    pub(crate) account: tessera_store::AccountRecord,
 }
 
 async fn new_client(
@@ -49,7 +49,7 @@ async fn new_client(
     clients::create(env.ctx(), project, new, &Actor::Cli).await.unwrap()
 }
 
-async fn mint(env: &TestEnv) -> Minted {
+pub(crate) async fn mint(env: &TestEnv) -> Minted {
     let ctx = env.ctx();
     let account = env.account("ann@example.test", PASSWORD).await;
     let admin = env.account("admin@example.test", PASSWORD).await;
@@ -863,4 +863,33 @@ async fn failures_count_per_network_as_well_as_per_address() {
             .await
             .unwrap()
     );
+}
+
+#[tokio::test]
+async fn sealed_secrets_open_only_with_the_key_and_only_on_their_own_row() {
+    use tessera_domain::credentials::{self, SealedSecretData};
+    use tessera_store::CredentialRecord;
+
+    let env = TestEnv::start().await;
+    let ctx = env.ctx();
+    let (token, digest) = ctx.new_token();
+    let secret = b"an oauth token secret";
+    let mut record = CredentialRecord::new(digest.clone(), CredentialKind::Oauth1AccessToken, T0);
+    let sealed = credentials::seal(ctx, record.kind, &digest, secret).unwrap();
+    record.data = credentials::encode(&SealedSecretData { sealed_secret: sealed.clone() }).unwrap();
+    ctx.store.credentials().insert(&record).await.unwrap();
+    let stored = ctx.store.credentials().get(&digest).await.unwrap().unwrap();
+    assert!(!stored.data.contains("oauth token secret"), "never in the clear");
+    assert!(!stored.data.contains(&token));
+    assert_eq!(credentials::open(ctx, &stored).unwrap(), secret);
+    // Moved to another row, it does not open; nor under another key-encryption key.
+    let mut moved = stored.clone();
+    moved.digest = "another-row".to_owned();
+    assert!(credentials::open(ctx, &moved).is_err());
+    let other = tessera_crypto::kek::Kek::from_bytes([7; 32]);
+    let aad =
+        format!("credential-secret\n{}\n{digest}", CredentialKind::Oauth1AccessToken.as_str());
+    assert!(other.open(aad.as_bytes(), &sealed).is_err());
+    // Kinds that keep digests only refuse to seal.
+    assert!(credentials::seal(ctx, CredentialKind::AccessToken, &digest, secret).is_err());
 }

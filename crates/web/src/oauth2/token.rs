@@ -8,10 +8,10 @@ use axum::response::Response;
 use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
+use tessera_domain::oauth2::exchange;
 use tessera_domain::oauth2::tokens::Issued;
-use tessera_domain::oauth2::{Outcome, assertion, clients, device, exchange};
 use tessera_proto_oauth2::client_auth;
-use tessera_proto_oauth2::token::{self, TokenRequest};
+use tessera_proto_oauth2::token;
 
 use super::{authorization, failure, form_params, json_no_store, oauth_error};
 use crate::AppState;
@@ -43,35 +43,9 @@ async fn token_post(
         Ok(request) => request,
         Err(err) => return oauth_error(&err),
     };
-    match grant(&state, presented.as_ref(), &request, &client.ip).await {
+    match exchange::token(&state.ctx, presented.as_ref(), &request, &client.ip).await {
         Ok(issued) => json_no_store(StatusCode::OK, &render(&issued)),
         Err(err) => failure(err),
-    }
-}
-
-async fn grant(
-    state: &AppState,
-    presented: Option<&client_auth::Presented>,
-    request: &TokenRequest,
-    ip: &str,
-) -> Outcome<Issued> {
-    let ctx = &state.ctx;
-    // A service account's assertion is its own authentication.
-    if let TokenRequest::JwtBearer(req) = request {
-        return assertion::jwt_bearer(ctx, &req.assertion).await;
-    }
-    let client = clients::authenticate(ctx, presented).await?;
-    match request {
-        TokenRequest::AuthorizationCode(req) => {
-            exchange::authorization_code(ctx, &client, req, ip).await
-        }
-        TokenRequest::RefreshToken(req) => exchange::refresh(ctx, &client, req, ip).await,
-        TokenRequest::ClientCredentials(req) => {
-            exchange::client_credentials(ctx, &client, req).await
-        }
-        TokenRequest::TokenExchange(req) => exchange::token_exchange(ctx, &client, req).await,
-        TokenRequest::DeviceCode(req) => device::poll(ctx, &client, &req.device_code).await,
-        TokenRequest::JwtBearer(req) => assertion::jwt_bearer(ctx, &req.assertion).await,
     }
 }
 
