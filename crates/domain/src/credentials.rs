@@ -191,7 +191,12 @@ pub struct SealedSecretData {
 
 /// The kinds allowed to keep a sealed secret.
 pub fn keeps_sealed_secret(kind: CredentialKind) -> bool {
-    matches!(kind, CredentialKind::Oauth1RequestToken | CredentialKind::Oauth1AccessToken)
+    matches!(
+        kind,
+        CredentialKind::Oauth1RequestToken
+            | CredentialKind::Oauth1AccessToken
+            | CredentialKind::OpenIdAssociation
+    )
 }
 
 fn sealed_aad(kind: CredentialKind, digest: &str) -> Vec<u8> {

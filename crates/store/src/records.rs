@@ -169,12 +169,14 @@ pub enum CredentialKind {
     Ubertoken,
     MasterToken,
     PushRegistration,
+    /// An OpenID 2.0 association; its MAC key is a sealed secret.
+    OpenIdAssociation,
     /// Any other replay-cache entry (signature nonces, JWT `jti`).
     Nonce,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 21] = [
+    pub const ALL: [CredentialKind; 22] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
@@ -195,6 +197,7 @@ impl CredentialKind {
         CredentialKind::Ubertoken,
         CredentialKind::MasterToken,
         CredentialKind::PushRegistration,
+        CredentialKind::OpenIdAssociation,
         CredentialKind::Nonce,
     ];
 
@@ -220,6 +223,7 @@ impl CredentialKind {
             CredentialKind::Ubertoken => "ubertoken",
             CredentialKind::MasterToken => "master_token",
             CredentialKind::PushRegistration => "push_registration",
+            CredentialKind::OpenIdAssociation => "openid_association",
             CredentialKind::Nonce => "nonce",
         }
     }
