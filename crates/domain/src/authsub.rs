@@ -307,7 +307,7 @@ pub struct Checked {
 
 impl Checked {
     pub fn scopes(&self) -> Vec<String> {
-        self.record.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect()
+        credentials::Scopes::parse(&self.record.scopes).to_vec()
     }
 }
 

@@ -153,8 +153,7 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         .as_deref()
         .map(|it| it.chars().take(200).collect::<String>())
         .unwrap_or_else(|| ANONYMOUS_SOURCE.to_owned());
-    let scopes: Vec<String> =
-        service.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect();
+    let scopes = credentials::Scopes::parse(&service.scopes).to_vec();
     let grant = grants::grant(ctx, &account.id, &client_id, "clientlogin", &scopes, ip).await?;
     let now = ctx.now();
     let data = credentials::encode(&ClientLoginData { service: service.name.clone() })?;

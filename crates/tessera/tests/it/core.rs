@@ -893,3 +893,32 @@ async fn sealed_secrets_open_only_with_the_key_and_only_on_their_own_row() {
     // Kinds that keep digests only refuse to seal.
     assert!(credentials::seal(ctx, CredentialKind::AccessToken, &digest, secret).is_err());
 }
+
+#[tokio::test]
+async fn a_successful_sign_in_does_not_reset_the_address_count() {
+    let env = TestEnv::with_config(|c| {
+        c.signin.captcha_after_account_failures = 1_000_000;
+        c.signin.captcha_after_ip_failures = 3;
+    })
+    .await;
+    env.account("mine@example.test", PASSWORD).await;
+    let ctx = env.ctx();
+    for i in 0..3 {
+        let email = format!("victim{i}@example.test");
+        tessera_domain::password::check(ctx, attempt(&email, "guess", "203.0.113.9"))
+            .await
+            .unwrap();
+    }
+    // The attacker signs in to an account of their own from the same address…
+    let own =
+        tessera_domain::password::check(ctx, attempt("mine@example.test", PASSWORD, "203.0.113.9"))
+            .await
+            .unwrap();
+    assert!(matches!(own, tessera_domain::password::Checked::CaptchaRequired { .. }));
+    // …and the address still needs a CAPTCHA for anyone.
+    assert!(
+        tessera_domain::password::captcha_needed(ctx, "victim9@example.test", "203.0.113.9")
+            .await
+            .unwrap()
+    );
+}
