@@ -208,7 +208,7 @@ pub async fn prepare(ctx: &Ctx, request: AuthSubRequest) -> Result<Prepared> {
             return Err(Error::Invalid(format!("AuthSub cannot grant the scope {}.", info.scope)));
         };
         let service = services::get(ctx, name).await?;
-        if !services::accepts(&service, "authsub") {
+        if !services::accepts(&service, credentials::Protocol::AuthSub) {
             return Err(Error::Invalid(format!(
                 "{} does not accept AuthSub.",
                 service.display_name
@@ -275,8 +275,15 @@ pub async fn approve(
         return Err(Error::Forbidden);
     }
     let scopes: Vec<String> = prepared.scopes.iter().map(|it| it.scope.clone()).collect();
-    let grant =
-        grants::grant(ctx, &account.id, &prepared.client_id, "authsub", &scopes, ip).await?;
+    let grant = grants::grant(
+        ctx,
+        &account.id,
+        &prepared.client_id,
+        credentials::Protocol::AuthSub.as_str(),
+        &scopes,
+        ip,
+    )
+    .await?;
     let now = ctx.now();
     let (token, digest) = ctx.new_token();
     let mut record = CredentialRecord::new(digest, CredentialKind::AuthsubSingleUse, now);

@@ -85,7 +85,7 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         Err(Error::NotFound) => return Ok(Err(Refusal::Unknown)),
         Err(err) => return Err(err),
     };
-    if !services::accepts(&service, "clientlogin") {
+    if !services::accepts(&service, credentials::Protocol::ClientLogin) {
         return Ok(Err(Refusal::ServiceDisabled));
     }
     let ip = login.ip.as_str();
@@ -154,7 +154,15 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         .map(|it| it.chars().take(200).collect::<String>())
         .unwrap_or_else(|| ANONYMOUS_SOURCE.to_owned());
     let scopes = credentials::Scopes::parse(&service.scopes).to_vec();
-    let grant = grants::grant(ctx, &account.id, &client_id, "clientlogin", &scopes, ip).await?;
+    let grant = grants::grant(
+        ctx,
+        &account.id,
+        &client_id,
+        credentials::Protocol::ClientLogin.as_str(),
+        &scopes,
+        ip,
+    )
+    .await?;
     let now = ctx.now();
     let data = credentials::encode(&ClientLoginData { service: service.name.clone() })?;
     let issue = |kind: CredentialKind, ttl: i64| {

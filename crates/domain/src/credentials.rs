@@ -41,7 +41,7 @@ impl Protocol {
     pub const SERVICE_PROTOCOLS: [Protocol; 2] = [Protocol::AuthSub, Protocol::ClientLogin];
 
     /// The name stored in grants and service records.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Protocol::OAuth2 => "oauth2",
             Protocol::OAuth1 => "oauth1",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::{Ctx, Result, accounts};
 
 /// Protocols this report covers.
-pub const PROTOCOLS: [&str; 2] = ["authsub", "clientlogin"];
+pub const PROTOCOLS: [&str; 2] = crate::services::LEGACY_PROTOCOLS;
 
 /// One application's use of one protocol.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

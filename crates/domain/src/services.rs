@@ -6,10 +6,12 @@ use serde_json::json;
 use tessera_store::ServiceRecord;
 
 use crate::audit::{self, Actor};
+use crate::credentials::Protocol;
 use crate::{Ctx, Error, Result};
 
 /// Legacy protocols a service can accept.
-pub const LEGACY_PROTOCOLS: [&str; 3] = ["authsub", "clientlogin", "oauth1"];
+pub const LEGACY_PROTOCOLS: [&str; 2] =
+    [Protocol::SERVICE_PROTOCOLS[0].as_str(), Protocol::SERVICE_PROTOCOLS[1].as_str()];
 
 /// Default lifetime of ClientLogin `Auth` tokens: 14 days.
 pub const DEFAULT_CLIENTLOGIN_TTL_SECS: i64 = 14 * 86_400;
@@ -108,7 +110,8 @@ pub async fn add(ctx: &Ctx, new: NewService, actor: &Actor) -> Result<ServiceRec
         .unwrap_or_else(|| LEGACY_PROTOCOLS.iter().map(|it| (*it).to_owned()).collect());
     if let Some(bad) = protocols.iter().find(|it| !LEGACY_PROTOCOLS.contains(&it.as_str())) {
         return Err(Error::Invalid(format!(
-            "{bad} is not a legacy protocol (authsub, clientlogin, oauth1)."
+            "{bad} is not a protocol a service can accept here (accepted: {}).",
+            LEGACY_PROTOCOLS.join(", ")
         )));
     }
     let record = ServiceRecord {
@@ -138,8 +141,8 @@ pub async fn get(ctx: &Ctx, name: &str) -> Result<ServiceRecord> {
 }
 
 /// Whether the service accepts a legacy protocol.
-pub fn accepts(service: &ServiceRecord, protocol: &str) -> bool {
-    service.protocols.split(' ').any(|it| it == protocol)
+pub fn accepts(service: &ServiceRecord, protocol: Protocol) -> bool {
+    service.protocols.split(' ').any(|it| it == protocol.as_str())
 }
 
 /// The service owning `scope` (the longest matching prefix), if any.

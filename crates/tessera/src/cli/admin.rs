@@ -217,7 +217,7 @@ enum ServiceCommand {
         /// Lifetime of ClientLogin Auth tokens, in seconds (default 14 days).
         #[arg(long)]
         clientlogin_ttl_secs: Option<i64>,
-        /// Legacy protocols it accepts (repeat; default authsub, clientlogin and oauth1).
+        /// Legacy protocols it accepts (repeat; authsub or clientlogin; default both).
         #[arg(long = "protocol")]
         protocols: Vec<String>,
     },

@@ -130,7 +130,7 @@ fn admin_accounts_domains_projects_keys_and_audit() {
     assert_eq!(code, 0, "{err}");
     let service: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(service["clientlogin_ttl_secs"], 14 * 86_400);
-    assert_eq!(service["protocols"], serde_json::json!(["authsub", "clientlogin", "oauth1"]));
+    assert_eq!(service["protocols"], serde_json::json!(["authsub", "clientlogin"]));
     let (code, _, err) = tessera(
         d,
         &["admin", "service", "add", "Bad Name", "--display-name", "x", "--scope", "https://x/"],
@@ -138,6 +138,25 @@ fn admin_accounts_domains_projects_keys_and_audit() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("service name"), "{err}");
+    // Only protocols that exist may be turned on.
+    let (code, _, err) = tessera(
+        d,
+        &[
+            "admin",
+            "service",
+            "add",
+            "later",
+            "--display-name",
+            "x",
+            "--scope",
+            "https://x/",
+            "--protocol",
+            "oauth1",
+        ],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("accepted: authsub, clientlogin"), "{err}");
     let (code, _, err) = tessera(
         d,
         &[

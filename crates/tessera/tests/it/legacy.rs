@@ -202,7 +202,7 @@ async fn clientlogin_accepts_every_request_shape() {
 async fn clientlogin_failures_are_byte_exact() {
     let env = TestEnv::start().await;
     service(&env, "cl", CAL, None).await;
-    service(&env, "oauthonly", "http://only.example.com/", Some(&["oauth1"])).await;
+    service(&env, "oauthonly", "http://only.example.com/", Some(&["authsub"])).await;
     let account = env.account("alice@example.com", "north23AZ").await;
     let help = |code: &str| format!("{}/accounts/ClientLoginHelp?Error={code}", env.base);
 
