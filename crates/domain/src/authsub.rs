@@ -9,7 +9,9 @@
 use serde_json::json;
 use tessera_crypto::authsub::{CertKey, parse_cert_pem, verify_rsa_sha1};
 use tessera_crypto::digest::{sha256_hex, token_digest};
-use tessera_proto_authsub::{AuthSubRequest, append_token, host_of, parse_signed_data, same_url};
+use tessera_proto_authsub::{
+    AuthSubRequest, append_token, host_of, parse_signed_data, same_url, under_prefix,
+};
 use tessera_store::{AccountRecord, ClientRecord, CredentialKind, CredentialRecord, ProjectRecord};
 
 use crate::audit::{self, Actor};
@@ -183,8 +185,9 @@ pub struct Prepared {
     pub services: Vec<String>,
 }
 
-/// Checks an access request: known scopes whose services accept AuthSub, `next` inside the
-/// registered prefix for registered domains, and `secure=1` only for registrations with a
+/// Checks an access request: known scopes whose services accept AuthSub, `next` (normalized, free
+/// of dot segments and control characters: the parser saw to that) inside the registered prefix
+/// for registered domains, and `secure=1` only for registrations with a
 /// certificate.
 pub async fn prepare(ctx: &Ctx, request: AuthSubRequest) -> Result<Prepared> {
     let scopes = services::resolve(ctx, &request.scopes).await?;
@@ -208,7 +211,7 @@ pub async fn prepare(ctx: &Ctx, request: AuthSubRequest) -> Result<Prepared> {
     let registered = registration_for_host(ctx, &host).await?;
     let (client_id, name) = match &registered {
         Some(reg) => {
-            if !request.next.starts_with(&reg.next_prefix) {
+            if !under_prefix(&request.next, &reg.next_prefix) {
                 return Err(Error::Invalid(format!(
                     "{} may only return to addresses under {}.",
                     reg.domain, reg.next_prefix
