@@ -9,6 +9,7 @@ mod account;
 mod browser;
 mod cli;
 mod cluster;
+mod interaction;
 mod interop;
 mod legacy;
 mod oauth2;
