@@ -14,6 +14,7 @@ pub mod clientlogin;
 pub mod clock;
 pub mod csrf;
 pub mod grants;
+pub mod interaction;
 pub mod keys;
 pub mod legacy;
 pub mod oauth2;
