@@ -17,6 +17,9 @@ use super::clients::{Client, ClientKind};
 use super::exchange;
 use super::tokens::{Issued, Remembered};
 use super::{ErrorCode, Outcome, PROTOCOL, oauth};
+use crate::interaction::{
+    self, Applicant, Asks, Choice, Choosing, Decision, Memory, Refusal, Request, Step,
+};
 use crate::services::{self, ScopeInfo};
 use crate::sessions::SignedIn;
 use crate::{Ctx, Error, Result, grants};
@@ -197,37 +200,85 @@ async fn find(ctx: &Ctx, user_code: &str) -> Result<Option<Pending>> {
     Ok(Some(Pending { client, project, scopes, row }))
 }
 
-/// Records the person's answer: the request moves from pending to approved (naming the account
-/// and the grant) or denied, once. The check of the user code counts as in [`lookup`]. False when
-/// the code is not pending any more.
+/// What the device flow asks of the interaction flow: the account of the `/device` pages'
+/// `authuser` (the first signed-in account when absent or unreadable).
+pub fn asks(authuser: Option<&str>) -> Asks {
+    let index = authuser.and_then(|it| it.parse::<usize>().ok()).unwrap_or(0);
+    Asks { authuser: Some(index.to_string()), ..Asks::default() }
+}
+
+/// The signed-in account that enters codes and answers, or `None`: sign in first.
+pub fn account<'a>(signed_in: &'a [SignedIn], asks: &Asks) -> Option<(usize, &'a SignedIn)> {
+    match interaction::choose(signed_in, asks, Choosing::Fitting) {
+        Choice::Account(index) => Some((index, &signed_in[index])),
+        _ => None,
+    }
+}
+
+impl Pending {
+    /// The request as the interaction flow sees it: the person typed the code, so the consent page
+    /// shows what the device gets every time; nothing is remembered.
+    pub fn interaction(&self, asks: Asks) -> Request {
+        Request {
+            protocol: PROTOCOL,
+            client_id: self.client.id().to_owned(),
+            applicant: Applicant::Client {
+                name: self.client.record.name.clone(),
+                project: self.project.clone(),
+            },
+            scopes: self.scopes.clone(),
+            asks,
+            choosing: Choosing::Fitting,
+            memory: Memory::Never,
+        }
+    }
+}
+
+/// What became of the person's answer.
+#[derive(Debug, Clone)]
+pub enum Answered {
+    /// Recorded; the device hears it at its next poll.
+    Recorded(Decision),
+    /// The code is not pending any more (answered already, expired, or unknown).
+    Gone,
+    /// The flow needs something else first (the account signed out meanwhile).
+    Step(Step),
+}
+
+/// Records the person's answer through the interaction flow (Allow records the grant) and moves
+/// the request from pending to approved (naming the account and the grant) or denied, once. The
+/// check of the user code counts as in [`lookup`].
 pub async fn decide(
     ctx: &Ctx,
-    signed: &SignedIn,
+    signed_in: &[SignedIn],
+    asks: &Asks,
     user_code: &str,
-    allow: bool,
+    decision: Decision,
     ip: &str,
-) -> Result<bool> {
-    let Some(pending) = lookup(ctx, &signed.account.id, user_code).await? else {
-        return Ok(false);
+) -> Result<Answered> {
+    let Some((_, signed)) = account(signed_in, asks) else {
+        return Ok(Answered::Step(Step::SignIn { another: !signed_in.is_empty() }));
     };
-    let Some(mut data) = Data::of(&pending.row) else { return Ok(false) };
+    let Some(pending) = lookup(ctx, &signed.account.id, user_code).await? else {
+        return Ok(Answered::Gone);
+    };
+    let Some(mut data) = Data::of(&pending.row) else { return Ok(Answered::Gone) };
+    let request = pending.interaction(asks.clone());
     let mut to = CredentialTransition {
         data: String::new(),
         account_id: None,
         grant_id: None,
         consume: false,
     };
-    if allow {
-        let scopes: Vec<String> = pending.scopes.iter().map(|it| it.scope.clone()).collect();
-        let grant =
-            grants::grant(ctx, &signed.account.id, pending.client.id(), PROTOCOL, &scopes, ip)
-                .await?;
-        data.state = State::Approved;
-        data.auth_time = Some(signed.session.auth_time);
-        to.account_id = Some(signed.account.id.clone());
-        to.grant_id = Some(grant.id);
-    } else {
-        data.state = State::Denied;
+    match interaction::decide(ctx, &request, signed_in, decision, ip).await? {
+        Step::Approved(approved) => {
+            data.state = State::Approved;
+            data.auth_time = Some(approved.signed.session.auth_time);
+            to.account_id = Some(approved.signed.account.id.clone());
+            to.grant_id = Some(approved.grant.id);
+        }
+        Step::Refused(Refusal::Denied) => data.state = State::Denied,
+        step => return Ok(Answered::Step(step)),
     }
     to.data = data.to_json()?;
     let moved = ctx
@@ -241,7 +292,10 @@ pub async fn decide(
             ctx.now(),
         )
         .await?;
-    Ok(moved.is_some())
+    Ok(match moved {
+        Some(_) => Answered::Recorded(decision),
+        None => Answered::Gone,
+    })
 }
 
 /// One poll from the device.
