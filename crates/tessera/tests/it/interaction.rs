@@ -250,3 +250,242 @@ async fn a_device_request_is_one_row_answered_once() {
     assert_eq!(again["error"], "invalid_grant", "the device hears the answer once");
     assert_eq!(credentials.count().await.unwrap(), after, "a poll adds no row");
 }
+
+const WEB_REDIRECT: &str = "https://app.example/cb";
+const CAL: &str = "http://www.example.com/calendar/feeds/";
+
+/// A web client of the device client's project, a hosted-domain account `dee@corp.example`, and a
+/// calendar service AuthSub may reach.
+async fn more_setup(env: &TestEnv) -> String {
+    let project = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
+    let new = NewClient {
+        kind: ClientKind::Web,
+        name: "Photo Printer Web".to_owned(),
+        redirect_uris: vec![WEB_REDIRECT.to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let web = clients::create(env.ctx(), &project, new, &Actor::Cli).await.unwrap();
+    tessera_domain::accounts::add_domain(env.ctx(), "corp.example", &Actor::Cli).await.unwrap();
+    let dee = tessera_domain::accounts::NewAccount {
+        email: "dee@corp.example".to_owned(),
+        name: "Dee".to_owned(),
+        domain: Some("corp.example".to_owned()),
+        password: Some(PASSWORD.to_owned()),
+        is_admin: false,
+        state: tessera_store::AccountState::Active,
+    };
+    tessera_domain::accounts::create(env.ctx(), dee, &Actor::Cli, "").await.unwrap();
+    let calendar = tessera_domain::services::NewService {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: vec![CAL.to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), calendar, &Actor::Cli).await.unwrap();
+    web.client.record.client_id
+}
+
+fn auth_path(client_id: &str, extra: &str) -> String {
+    format!(
+        "/o/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope=email&state=s{extra}",
+        urlencode(client_id),
+        urlencode(WEB_REDIRECT)
+    )
+}
+
+fn authsub_path(extra: &str) -> String {
+    format!(
+        "/accounts/AuthSubRequest?next={}&scope={}&session=1{extra}",
+        urlencode("http://app.example.com/cb"),
+        urlencode(CAL)
+    )
+}
+
+fn param(location: &str, name: &str) -> Option<String> {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The consent page every protocol shows: its form, its buttons, the account; what it says of
+/// the application depends on whether a project or a site asks.
+fn assert_consent_page(page: &Page, action: &str, email: &str) {
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(&format!("<form method=\"post\" action=\"{action}\">")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"allow\">Allow</button>"), "{}", page.body);
+    assert!(page.body.contains("id=\"deny\">Deny</button>"), "{}", page.body);
+    assert!(page.body.contains("Signed in as "), "{}", page.body);
+    assert!(page.body.contains(email), "{}", page.body);
+    assert!(!page.csrf().is_empty());
+}
+
+#[tokio::test]
+async fn one_consent_page_for_every_protocol() {
+    let (env, mut browser, tv) = device_setup().await;
+    let web = more_setup(&env).await;
+    let oauth = browser.get(&auth_path(&web, "")).await;
+    assert_consent_page(&oauth, "/o/oauth2/approval", "ann@example.test");
+    assert!(oauth.body.contains("Photo Printer Web wants to access your account"));
+    assert!(oauth.body.contains("See your email address"), "scopes in words");
+    assert!(oauth.body.contains("has not been verified"));
+    let csp = oauth.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("img-src 'self' data: https:"), "a project's logo may show: {csp}");
+
+    let (_, user_code) = start(&env, &tv).await;
+    let csrf = csrf(&mut browser).await;
+    let device = browser
+        .post("/device", &[("csrf", &csrf), ("authuser", "0"), ("user_code", &user_code)])
+        .await;
+    assert_consent_page(&device, "/device/approve", "ann@example.test");
+    assert!(device.body.contains("Living room TV wants to access your account"));
+    assert!(device.body.contains("See your email address"));
+    assert_eq!(device.headers["content-security-policy"], oauth.headers["content-security-policy"]);
+
+    let authsub = browser.get(&authsub_path("")).await;
+    assert_consent_page(&authsub, "/accounts/AuthSubRequest", "ann@example.test");
+    assert!(authsub.body.contains("app.example.com wants access to your account"));
+    assert!(authsub.body.contains("This application is not registered."));
+    assert!(authsub.body.contains("<li>Calendar</li>"), "the services in words");
+    assert!(authsub.body.contains(&format!("<code>{CAL}</code>")), "and the exact scopes");
+    assert!(authsub.body.contains("Access lasts until you remove it"));
+    let csp = authsub.headers["content-security-policy"].to_str().unwrap();
+    assert!(!csp.contains("https:"), "no image from elsewhere on a site's page: {csp}");
+}
+
+/// The device flow always asks (the person typed a code and confirms what the device gets), and
+/// what they allowed counts for the whole project afterwards, as any OAuth 2.0 consent does.
+#[tokio::test]
+async fn device_consent_is_always_asked_and_remembered_for_the_project() {
+    let (env, mut browser, tv) = device_setup().await;
+    let web = more_setup(&env).await;
+    // Consent to the web client first.
+    let page = browser.get(&auth_path(&web, "")).await;
+    let answered = browser
+        .post(
+            "/o/oauth2/approval",
+            &[
+                ("csrf", &page.csrf()),
+                ("request", &page.input("request").unwrap()),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(answered.status, 303);
+    assert!(param(answered.location(), "code").is_some());
+    // The device of the same project still asks.
+    let (device_code, user_code) = start(&env, &tv).await;
+    let csrf = csrf(&mut browser).await;
+    let shown = browser
+        .post("/device", &[("csrf", &csrf), ("authuser", "0"), ("user_code", &user_code)])
+        .await;
+    assert_consent_page(&shown, "/device/approve", "ann@example.test");
+    let done = browser
+        .post(
+            "/device/approve",
+            &[
+                ("csrf", &shown.csrf()),
+                ("request", &shown.input("request").unwrap()),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert!(done.body.contains("device-done"), "{}", done.body);
+    env.clock.advance(5);
+    assert_eq!(poll(&env, &tv, &device_code).await.0, 200);
+    // prompt=none: the web client answers at once; prompt=consent asks again.
+    let none = browser.get(&auth_path(&web, "&prompt=none")).await;
+    assert_eq!(none.status, 302);
+    assert!(param(none.location(), "code").is_some(), "{}", none.location());
+    let forced = browser.get(&auth_path(&web, "&prompt=consent")).await;
+    assert_consent_page(&forced, "/o/oauth2/approval", "ann@example.test");
+}
+
+/// Several accounts in one browser: `login_hint` and `authuser` pick one, `hd` passes over the
+/// others (or, for AuthSub, refuses the one named), `prompt=select_account` and AuthSub without
+/// `authuser` go to the chooser, and immediate mode answers without a page.
+#[tokio::test]
+async fn the_answering_account_is_chosen_the_same_way_everywhere() {
+    let (env, mut browser, _) = device_setup().await;
+    let web = more_setup(&env).await;
+    let mut stranger = env.browser();
+    let none = stranger.get(&auth_path(&web, "&prompt=none")).await;
+    assert_eq!(param(none.location(), "error").as_deref(), Some("login_required"));
+    // Only ann (no hosted domain) is signed in: hd=corp.example needs another account.
+    let corp = browser.get(&auth_path(&web, "&hd=corp.example")).await;
+    assert!(
+        corp.location().starts_with("/accounts/ServiceLogin?add=1&continue="),
+        "{}",
+        corp.location()
+    );
+    let corp_none = browser.get(&auth_path(&web, "&hd=corp.example&prompt=none")).await;
+    assert_eq!(param(corp_none.location(), "error").as_deref(), Some("interaction_required"));
+    let consent_none = browser.get(&auth_path(&web, "&prompt=none")).await;
+    assert_eq!(param(consent_none.location(), "error").as_deref(), Some("consent_required"));
+
+    assert_eq!(browser.sign_in("dee@corp.example", PASSWORD).await.status, 303);
+    let hinted = browser.get(&auth_path(&web, "&login_hint=dee%40corp.example")).await;
+    assert_consent_page(&hinted, "/o/oauth2/approval", "dee@corp.example");
+    assert!(hinted.input("request").unwrap().contains("authuser=1"));
+    let first = browser.get(&auth_path(&web, "")).await;
+    assert_consent_page(&first, "/o/oauth2/approval", "ann@example.test");
+    let corp = browser.get(&auth_path(&web, "&hd=corp.example")).await;
+    assert_consent_page(&corp, "/o/oauth2/approval", "dee@corp.example");
+    let choose = browser.get(&auth_path(&web, "&prompt=select_account")).await;
+    assert_eq!(choose.status, 302);
+    assert!(
+        choose.location().starts_with("/accounts/ServiceLogin?continue="),
+        "{}",
+        choose.location()
+    );
+
+    // AuthSub: two accounts and no authuser go to the chooser; authuser picks.
+    let chooser = browser.get(&authsub_path("")).await;
+    assert_eq!(chooser.status, 302);
+    assert!(chooser.location().starts_with("/accounts/ServiceLogin?continue="));
+    let second = browser.get(&authsub_path("&authuser=1")).await;
+    assert_consent_page(&second, "/accounts/AuthSubRequest", "dee@corp.example");
+    // The account named is outside hd: a page offering another, and Allow is refused; Deny is
+    // always possible and grants nothing.
+    let wrong = browser.get(&authsub_path("&hd=corp.example&authuser=0")).await;
+    assert_eq!(wrong.status, 403);
+    assert!(
+        wrong.body.contains("asked for an account of corp.example; ann@example.test is not one.")
+    );
+    let query = format!(
+        "next={}&scope={}&session=1&hd=corp.example",
+        urlencode("http://app.example.com/cb"),
+        urlencode(CAL)
+    );
+    for (action, status) in [("allow", 403), ("deny", 200)] {
+        let csrf = csrf(&mut browser).await;
+        let res = browser
+            .post(
+                "/accounts/AuthSubRequest",
+                &[("csrf", &csrf), ("authuser", "0"), ("query", &query), ("action", action)],
+            )
+            .await;
+        assert_eq!(res.status, status, "{action}: {}", res.body);
+        assert!(res.location().is_empty());
+    }
+    let ann = env.ctx().store.accounts().find_by_email("ann@example.test").await.unwrap().unwrap();
+    assert!(tessera_domain::grants::connected(env.ctx(), &ann.id).await.unwrap().is_empty());
+    let csrf = csrf(&mut browser).await;
+    let allowed = browser
+        .post(
+            "/accounts/AuthSubRequest",
+            &[("csrf", &csrf), ("authuser", "1"), ("query", &query), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(allowed.status, 303, "{}", allowed.body);
+    assert!(allowed.location().starts_with("http://app.example.com/cb?token="));
+}
