@@ -9,7 +9,9 @@
 use serde_json::json;
 use tessera_crypto::authsub::{CertKey, parse_cert_pem, verify_rsa_sha1};
 use tessera_crypto::digest::{sha256_hex, token_digest};
-use tessera_proto_authsub::{AuthSubRequest, append_token, host_of, parse_signed_data, same_url};
+use tessera_proto_authsub::{
+    AuthSubRequest, append_token, host_of, parse_signed_data, same_url, under_prefix,
+};
 use tessera_store::{
     AccountRecord, ClientRecord, CredentialKind, CredentialRecord, ProjectRecord, Redemption,
 };
@@ -17,11 +19,14 @@ use tessera_store::{
 use crate::audit::{self, Actor};
 use crate::caller::{CallerError, RequestFacts};
 use crate::credentials::{self, AuthSubData};
+use crate::interaction::{Applicant, Approved, Asks, Choosing, Memory, Request};
 use crate::services::{self, ScopeInfo};
 use crate::{Ctx, Error, Result, accounts, grants};
 
 /// The client kind of AuthSub registrations.
 pub const CLIENT_KIND: &str = "authsub";
+/// The grant protocol AuthSub grants are recorded under.
+pub const PROTOCOL: &str = credentials::Protocol::AuthSub.as_str();
 /// How long a single-use token waits to be used or upgraded (unconfirmed upstream; our choice).
 pub const SINGLE_USE_TTL_SECS: i64 = 10 * 60;
 /// Live session tokens one account may hold for one application; issuing one more revokes the
@@ -197,8 +202,9 @@ pub struct Prepared {
     pub services: Vec<String>,
 }
 
-/// Checks an access request: known scopes whose services accept AuthSub, `next` inside the
-/// registered prefix for registered domains, and `secure=1` only for registrations with a
+/// Checks an access request: known scopes whose services accept AuthSub, `next` (normalized, free
+/// of dot segments and control characters: the parser saw to that) inside the registered prefix
+/// for registered domains, and `secure=1` only for registrations with a
 /// certificate.
 pub async fn prepare(ctx: &Ctx, request: AuthSubRequest) -> Result<Prepared> {
     let scopes = services::resolve(ctx, &request.scopes).await?;
@@ -222,7 +228,7 @@ pub async fn prepare(ctx: &Ctx, request: AuthSubRequest) -> Result<Prepared> {
     let registered = registration_for_host(ctx, &host).await?;
     let (client_id, name) = match &registered {
         Some(reg) => {
-            if !request.next.starts_with(&reg.next_prefix) {
+            if !under_prefix(&request.next, &reg.next_prefix) {
                 return Err(Error::Invalid(format!(
                     "{} may only return to addresses under {}.",
                     reg.domain, reg.next_prefix
@@ -255,42 +261,44 @@ pub async fn prepare(ctx: &Ctx, request: AuthSubRequest) -> Result<Prepared> {
     })
 }
 
-/// Whether the account may answer this request (`hd` names a hosted domain the account is in).
-pub fn account_fits(prepared: &Prepared, account: &AccountRecord) -> bool {
-    match prepared.request.hd.as_deref() {
-        None | Some("default") => true,
-        Some(hd) => account.domain.as_deref().is_some_and(|it| it.eq_ignore_ascii_case(hd)),
+/// The request as the interaction flow sees it: consent is asked every time, several signed-in
+/// accounts without `authuser` go to the chooser, and `hd` (other than `default`) names the hosted
+/// domain the account must be in.
+pub fn interaction(prepared: &Prepared, authuser: Option<String>) -> Request {
+    let request = &prepared.request;
+    Request {
+        protocol: PROTOCOL,
+        client_id: prepared.client_id.clone(),
+        applicant: Applicant::Site {
+            name: prepared.name.clone(),
+            registered: prepared.registered,
+            return_host: host_of(&request.next).unwrap_or_default(),
+            services: prepared.services.clone(),
+            lasting: request.session,
+            signed: request.secure,
+        },
+        scopes: prepared.scopes.clone(),
+        asks: Asks {
+            authuser,
+            hd: request.hd.clone().filter(|it| it != "default"),
+            ..Asks::default()
+        },
+        choosing: Choosing::Named,
+        memory: Memory::Never,
     }
 }
 
-/// The person allowed access: records the grant, issues a single-use token, and returns `next`
-/// with `token=` appended.
-pub async fn approve(
-    ctx: &Ctx,
-    account: &AccountRecord,
-    prepared: &Prepared,
-    ip: &str,
-) -> Result<String> {
-    if !account_fits(prepared, account) {
-        return Err(Error::Forbidden);
-    }
-    let scopes: Vec<String> = prepared.scopes.iter().map(|it| it.scope.clone()).collect();
-    let grant = grants::grant(
-        ctx,
-        &account.id,
-        &prepared.client_id,
-        credentials::Protocol::AuthSub.as_str(),
-        &scopes,
-        ip,
-    )
-    .await?;
+/// The person allowed access (the flow recorded the grant): issues a single-use token, and returns
+/// `next` with `token=` appended.
+pub async fn approve(ctx: &Ctx, approved: &Approved, prepared: &Prepared) -> Result<String> {
     let now = ctx.now();
     let (token, digest) = ctx.new_token();
     let mut record = CredentialRecord::new(digest, CredentialKind::AuthsubSingleUse, now);
-    record.account_id = Some(account.id.clone());
-    record.grant_id = Some(grant.id);
+    record.account_id = Some(approved.signed.account.id.clone());
+    record.grant_id = Some(approved.grant.id.clone());
     record.client_id = Some(prepared.client_id.clone());
-    record.scopes = grants::normalize_scopes(scopes.iter().map(String::as_str));
+    let scopes = prepared.scopes.iter().map(|it| it.scope.as_str());
+    record.scopes = grants::normalize_scopes(scopes);
     record.expires_at = Some(now + SINGLE_USE_TTL_SECS);
     record.data = credentials::encode(&AuthSubData {
         session: prepared.request.session,

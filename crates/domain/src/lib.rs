@@ -16,6 +16,7 @@ pub mod clock;
 pub mod credentials;
 pub mod csrf;
 pub mod grants;
+pub mod interaction;
 pub mod keys;
 pub mod legacy;
 pub mod oauth2;

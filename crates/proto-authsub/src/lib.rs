@@ -5,6 +5,8 @@
 /// Parameters of `AuthSubRequest`, read leniently (see [`parse_request`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSubRequest {
+    /// Normalized (the WHATWG URL serialization): what is compared with a registered prefix is
+    /// exactly where the person is sent, and it is always safe in a `Location` header.
     pub next: String,
     /// Space-separated in the query (`%20` or `+`), split here; never empty.
     pub scopes: Vec<String>,
@@ -21,6 +23,12 @@ pub enum RequestError {
     MissingNext,
     #[error("The `next` address must be an absolute http or https URL.")]
     BadNext,
+    #[error("The `next` address must not contain control characters.")]
+    ControlInNext,
+    #[error(
+        "The `next` address must not contain dot segments (`.` or `..`, also percent-encoded)."
+    )]
+    DotSegmentInNext,
     #[error("The request names no scope.")]
     MissingScope,
     #[error("`{0}` must be 0 or 1.")]
@@ -62,6 +70,14 @@ fn flag(pairs: &[(String, String)], name: &'static str) -> Result<bool, RequestE
 pub fn parse_request(query: &str) -> Result<AuthSubRequest, RequestError> {
     let pairs = query_pairs(query);
     let next = get(&pairs, "next").filter(|it| !it.is_empty()).ok_or(RequestError::MissingNext)?;
+    // A URL parser drops tabs and line breaks and resolves dot segments: the raw text is checked
+    // first, so that what passes is what the parsed URL says.
+    if next.chars().any(char::is_control) {
+        return Err(RequestError::ControlInNext);
+    }
+    if has_dot_segment(next) {
+        return Err(RequestError::DotSegmentInNext);
+    }
     let parsed = url::Url::parse(next).map_err(|_| RequestError::BadNext)?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(RequestError::BadNext);
@@ -72,13 +88,36 @@ pub fn parse_request(query: &str) -> Result<AuthSubRequest, RequestError> {
         return Err(RequestError::MissingScope);
     }
     Ok(AuthSubRequest {
-        next: next.to_owned(),
+        next: parsed.into(),
         scopes,
         session: flag(&pairs, "session")?,
         secure: flag(&pairs, "secure")?,
         hd: get(&pairs, "hd").filter(|it| !it.is_empty()).map(str::to_owned),
         hl: get(&pairs, "hl").filter(|it| !it.is_empty()).map(str::to_owned),
     })
+}
+
+/// Whether the path of the raw URL `next` has a `.` or `..` segment, spelled out or
+/// percent-encoded, between `/` or `\` (which parsers read as `/` in http(s) URLs), also
+/// percent-encoded.
+fn has_dot_segment(next: &str) -> bool {
+    let after_scheme = next.split_once(':').map_or(next, |(_, rest)| rest);
+    let authority_and_path = after_scheme.trim_start_matches(['/', '\\']);
+    let end = authority_and_path.find(['?', '#']).unwrap_or(authority_and_path.len());
+    let Some(start) = authority_and_path[..end].find(['/', '\\']) else { return false };
+    // Decoded before splitting: an application behind `next` may read `%2F` as a separator.
+    let path = percent_encoding::percent_decode_str(&authority_and_path[start..end]);
+    path.decode_utf8_lossy().split(['/', '\\']).any(|segment| segment == "." || segment == "..")
+}
+
+/// Whether the normalized `next` lies under a registration's `prefix`, itself compared in its
+/// normalized form (so `https://app.example` means `https://app.example/`, not
+/// `https://app.example.evil/`).
+pub fn under_prefix(next: &str, prefix: &str) -> bool {
+    match url::Url::parse(prefix) {
+        Ok(prefix) => next.starts_with(prefix.as_str()),
+        Err(_) => false,
+    }
 }
 
 /// `next` with `token=<token>` appended: `&` when it already has a query, else `?`; inserted before
@@ -214,6 +253,54 @@ mod tests {
     }
 
     #[test]
+    fn next_is_normalized_and_refused_with_dot_segments_or_control_characters() {
+        let next = |raw: &str| {
+            let encoded =
+                percent_encoding::utf8_percent_encode(raw, percent_encoding::NON_ALPHANUMERIC);
+            parse_request(&format!("scope=x&next={encoded}")).map(|it| it.next)
+        };
+        assert_eq!(
+            next("HTTP://App.Example:80/cb?q=%41#f").unwrap(),
+            "http://app.example/cb?q=%41#f"
+        );
+        assert_eq!(next("https://app.example").unwrap(), "https://app.example/");
+        for bad in [
+            "https://app.example/cb/../../other",
+            "https://app.example/cb/%2e%2e/other",
+            "https://app.example/cb/%2E./other",
+            "https://app.example/cb/.%2E",
+            "https://app.example/cb/./other",
+            "https://app.example/cb/..%5Cother",
+            "https://app.example/cb%2F..%2Fother",
+            "https:app.example/..",
+            "https://app.example\\cb\\..\\other",
+        ] {
+            assert_eq!(next(bad), Err(RequestError::DotSegmentInNext), "{bad}");
+        }
+        // Dots elsewhere are no path segments.
+        assert!(next("https://app.example/a..b/.x/?p=/../#/..").is_ok());
+        for bad in [
+            "https://app.example/cb\n",
+            "https://app.example/cb\u{7f}",
+            "https://app.example/\tcb",
+            "https://app.example/cb\r\nSet-Cookie:x",
+            "https://app.example/\u{85}",
+        ] {
+            assert_eq!(next(bad), Err(RequestError::ControlInNext), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_compared_normalized() {
+        assert!(under_prefix("https://app.example/cb/x", "https://app.example/cb/"));
+        assert!(under_prefix("https://app.example/cb/x", "HTTPS://APP.example:443/cb/"));
+        assert!(under_prefix("https://app.example/x", "https://app.example"));
+        assert!(!under_prefix("https://app.example.evil/x", "https://app.example"));
+        assert!(!under_prefix("https://app.example/other", "https://app.example/cb/"));
+        assert!(!under_prefix("https://app.example/cb/x", "not a url"));
+    }
+
+    #[test]
     fn appends_the_token_keeping_next_intact() {
         assert_eq!(append_token("http://a.example/cb", "T"), "http://a.example/cb?token=T");
         assert_eq!(
@@ -274,6 +361,29 @@ mod tests {
             let suffix = format!("token={token}");
             prop_assert!(out.ends_with(&suffix));
             prop_assert_eq!(out.matches('?').count(), 1);
+        }
+
+        #[test]
+        fn an_accepted_next_is_normalized_header_safe_and_free_of_dot_segments(raw in "\\PC{0,60}", path in "[a-zA-Z0-9%./\\\\]{0,30}") {
+            for next in [raw.clone(), format!("https://app.example/{path}")] {
+                let query = format!("scope=x&next={}", percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC));
+                if let Ok(req) = parse_request(&query) {
+                    let reparsed = url::Url::parse(&req.next).unwrap();
+                    prop_assert_eq!(reparsed.as_str(), req.next.as_str());
+                    prop_assert!(req.next.bytes().all(|b| b.is_ascii_graphic()));
+                    prop_assert!(!has_dot_segment(&req.next));
+                    prop_assert!(!has_dot_segment(&next));
+                    let resolved = url::Url::parse(&next).unwrap();
+                    prop_assert_eq!(resolved.as_str(), req.next.as_str(), "the raw next names the URL it is normalized to");
+                }
+            }
+        }
+
+        #[test]
+        fn dot_segments_are_refused_however_spelled(before in "[a-z]{1,8}", dots in prop::sample::select(vec![".", "..", "%2e", "%2E", "%2e%2e", ".%2E", "%2E.", "%2e%2E"]), sep in prop::sample::select(vec!["/", "\\", "%2F", "%5c"]), after in "[a-z]{0,8}", query in "(\\?[a-z=/.]{0,10})?") {
+            let next = format!("https://app.example/{before}{sep}{dots}{sep}{after}{query}");
+            let encoded = percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC).to_string();
+            prop_assert_eq!(parse_request(&format!("next={encoded}&scope=x")), Err(RequestError::DotSegmentInNext));
         }
 
         #[test]

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use sqlx::Any;
 use sqlx::any::AnyRow;
 use tessera_store::{
-    CredentialKind, CredentialRecord, CredentialStore, LiveCredential, Redemption, Result,
-    StoreError, Timestamp,
+    CredentialKind, CredentialRecord, CredentialStore, CredentialTransition, LiveCredential,
+    Redemption, Result, StoreError, Timestamp,
 };
 
 use crate::accounts::{JOINED_NAMES, account_from_named_row};
@@ -478,6 +478,38 @@ impl CredentialStore for SqlStore {
             revoked += self.write_rows("revoke credentials by account", query).await?;
         }
         Ok(revoked)
+    }
+
+    async fn transition(
+        &self,
+        digest: &str,
+        kind: CredentialKind,
+        from: &str,
+        to: &CredentialTransition,
+        now: Timestamp,
+    ) -> Result<Option<CredentialRecord>> {
+        // Like `consume`: the state read by the caller is part of the condition, so whichever
+        // connection runs first moves it and every other finds the row in another state.
+        let rows = sqlx::query(concat!(
+            "UPDATE credentials SET data = $5, account_id = COALESCE($6, account_id), ",
+            "grant_id = COALESCE($7, grant_id), consumed_at = COALESCE($8, consumed_at) ",
+            "WHERE digest = $1 AND kind = $2 AND data = $4 AND ",
+            live_at!("$3"),
+            " RETURNING ",
+            credential_columns!()
+        ))
+        .bind(digest)
+        .bind(kind.as_str())
+        .bind(now)
+        .bind(from)
+        .bind(to.data.clone())
+        .bind(to.account_id.clone())
+        .bind(to.grant_id.clone())
+        .bind(to.consume.then_some(now))
+        .fetch_all(&self.write)
+        .await
+        .map_err(backend("transition credential"))?;
+        rows.first().map(credential_from_row).transpose()
     }
 }
 

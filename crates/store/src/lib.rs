@@ -190,6 +190,18 @@ pub trait CredentialStore: Send + Sync {
         kinds: &[CredentialKind],
         now: Timestamp,
     ) -> Result<u64>;
+    /// Moves a live credential of `kind` whose `data` is exactly `from` to the state `to`, in one
+    /// conditional `UPDATE … WHERE data = from`: of several concurrent moves out of one state,
+    /// exactly one wins. Returns the credential as it is now, or `None` when it does not exist, is
+    /// of another kind, is not live at `now`, or is no longer in the state `from`.
+    async fn transition(
+        &self,
+        digest: &str,
+        kind: CredentialKind,
+        from: &str,
+        to: &CredentialTransition,
+        now: Timestamp,
+    ) -> Result<Option<CredentialRecord>>;
 }
 
 #[async_trait]

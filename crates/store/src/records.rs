@@ -396,3 +396,17 @@ pub struct AuditFilter {
     pub since: Option<Timestamp>,
     pub limit: u32,
 }
+
+/// Where [`crate::CredentialStore::transition`] moves a credential whose state changes in place
+/// (a device code: pending, then approved or denied, then redeemed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialTransition {
+    /// The kind-specific data of the new state.
+    pub data: String,
+    /// The account the credential names from now on; `None` keeps the one it names.
+    pub account_id: Option<String>,
+    /// The grant the credential names from now on; `None` keeps the one it names.
+    pub grant_id: Option<String>,
+    /// Marks the credential consumed: the state is final and the credential no longer live.
+    pub consume: bool,
+}

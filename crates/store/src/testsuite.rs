@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
-    CredentialRecord, DomainRecord, GrantRecord, KeyRecord, KeyState, ProjectBranding,
-    ProjectRecord, Redemption, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
+    CredentialRecord, CredentialTransition, DomainRecord, GrantRecord, KeyRecord, KeyState,
+    ProjectBranding, ProjectRecord, Redemption, ServiceRecord, SessionRecord, Store, StoreError,
+    Timestamp,
 };
 
 /// The future one case runs as.
@@ -87,6 +88,8 @@ macro_rules! conformance_tests {
             audit_filters_newest_first,
             counters_fixed_windows,
             counters_concurrent_hits,
+            credential_transition_moves_the_state_once,
+            credential_transition_race_50,
         }
     };
 }
@@ -2093,4 +2096,124 @@ pub async fn session_reauthenticated_moves_auth_time_forward(store: Arc<dyn Stor
     store.sessions().reauthenticated("s-1", NOW + 50).await.expect("older is ignored");
     let session = store.sessions().get("s-1").await.expect("get").expect("exists");
     assert_eq!(session.auth_time, NOW + 100);
+}
+
+/// A move to `data`, keeping the account and grant, not consuming.
+fn to_state(data: &str) -> CredentialTransition {
+    CredentialTransition { data: data.to_owned(), account_id: None, grant_id: None, consume: false }
+}
+
+pub async fn credential_transition_moves_the_state_once(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    seed_account(store.as_ref(), "acct-device").await;
+    store
+        .grants()
+        .upsert(&grant("grant-device", "acct-device", "tv", "oauth2", "email"))
+        .await
+        .expect("grant");
+    let mut device = credential("device-1", CredentialKind::DeviceCode, NOW, 600);
+    device.client_id = Some("tv".to_owned());
+    device.data = r#"{"state":"pending"}"#.to_owned();
+    seed_credential(store.as_ref(), &device).await;
+    let approve = CredentialTransition {
+        data: r#"{"state":"approved"}"#.to_owned(),
+        account_id: Some("acct-device".to_owned()),
+        grant_id: Some("grant-device".to_owned()),
+        consume: false,
+    };
+
+    // Another state, another kind, an unknown digest: nothing moves.
+    for (digest, kind, from) in [
+        ("device-1", CredentialKind::DeviceCode, r#"{"state":"denied"}"#),
+        ("device-1", CredentialKind::AuthorizationCode, r#"{"state":"pending"}"#),
+        ("missing", CredentialKind::DeviceCode, r#"{"state":"pending"}"#),
+    ] {
+        let moved = credentials.transition(digest, kind, from, &approve, NOW + 1).await;
+        assert_eq!(moved.expect("transition"), None, "{digest} {kind:?} {from}");
+    }
+    assert_eq!(credentials.get("device-1").await.expect("get"), Some(device.clone()));
+
+    let approved = credentials
+        .transition("device-1", CredentialKind::DeviceCode, &device.data, &approve, NOW + 1)
+        .await
+        .expect("approve")
+        .expect("moved");
+    let mut expected = device.clone();
+    expected.data = approve.data.clone();
+    expected.account_id = Some("acct-device".to_owned());
+    expected.grant_id = Some("grant-device".to_owned());
+    assert_eq!(approved, expected);
+    assert!(is_live(store.as_ref(), "device-1", NOW + 1).await, "still live after a move");
+    assert_eq!(
+        credentials
+            .transition("device-1", CredentialKind::DeviceCode, &device.data, &approve, NOW + 2)
+            .await
+            .expect("again"),
+        None,
+        "the state it moved from is gone"
+    );
+
+    // The final move keeps the account and grant and consumes the credential.
+    let redeem = CredentialTransition { consume: true, ..to_state(r#"{"state":"redeemed"}"#) };
+    let redeemed = credentials
+        .transition("device-1", CredentialKind::DeviceCode, &approve.data, &redeem, NOW + 3)
+        .await
+        .expect("redeem")
+        .expect("moved");
+    expected.data = redeem.data.clone();
+    expected.consumed_at = Some(NOW + 3);
+    assert_eq!(redeemed, expected);
+    assert!(!is_live(store.as_ref(), "device-1", NOW + 3).await);
+    assert_eq!(
+        credentials
+            .transition("device-1", CredentialKind::DeviceCode, &redeem.data, &approve, NOW + 4)
+            .await
+            .expect("after consumption"),
+        None,
+        "a consumed credential does not move"
+    );
+    // Expired and revoked credentials do not move either.
+    let mut late = credential("device-2", CredentialKind::DeviceCode, NOW, 60);
+    late.data = "pending".to_owned();
+    seed_credential(store.as_ref(), &late).await;
+    let moved = credentials
+        .transition("device-2", CredentialKind::DeviceCode, "pending", &to_state("x"), NOW + 60)
+        .await;
+    assert_eq!(moved.expect("expired"), None);
+    assert!(credentials.revoke("device-2", NOW + 1).await.expect("revoke"));
+    let moved = credentials
+        .transition("device-2", CredentialKind::DeviceCode, "pending", &to_state("x"), NOW + 2)
+        .await;
+    assert_eq!(moved.expect("revoked"), None);
+}
+
+/// Fifty concurrent moves out of one state, each to a state of its own: one wins, and the row
+/// holds the winner's state.
+pub async fn credential_transition_race_50(store: Arc<dyn Store>) {
+    let mut device = credential("race-device", CredentialKind::DeviceCode, NOW, 600);
+    device.data = "pending".to_owned();
+    seed_credential(store.as_ref(), &device).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let to = to_state(&format!("decided-{i}"));
+            store
+                .credentials()
+                .transition("race-device", CredentialKind::DeviceCode, "pending", &to, NOW + 1)
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(moved) = task.await.expect("task").expect("transition") {
+            winners.push(moved);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of 50 moves wins");
+    let now = store.credentials().get("race-device").await.expect("get").expect("row");
+    assert_eq!(now.data, winners[0].data);
 }

@@ -1,7 +1,9 @@
 //! The authorization endpoint's decisions: is the client and redirect URI registered, is the
-//! request acceptable, which signed-in account answers, does the person need to see the consent
-//! page, and what goes back to the client once they allowed it.
+//! request acceptable, what it asks of the interaction flow (`crate::interaction` chooses the
+//! account, asks for a fresh sign-in or consent and records the grant), and what goes back to the
+//! client once it is allowed.
 
+use tessera_proto_oauth2::Params;
 use tessera_proto_oauth2::authorize::{self as proto, AuthorizeRequest};
 use tessera_proto_oauth2::pkce::Method;
 use tessera_proto_oauth2::redirect_uri;
@@ -10,8 +12,8 @@ use tessera_store::ProjectRecord;
 use super::clients::{self, Client, ClientKind};
 use super::tokens::{self, IdTokenClaims, Remembered, Subject};
 use super::{ACCESS_TOKEN_TTL_SECS, ErrorCode, OAuthError, PROTOCOL};
+use crate::interaction::{Applicant, Approved, Asks, Choosing, Memory, Refusal, Request};
 use crate::services::{self, ScopeInfo};
-use crate::sessions::SignedIn;
 use crate::{Ctx, Error, Result, grants};
 
 /// A client and redirect URI that passed registration checks: from here on errors may redirect.
@@ -99,89 +101,67 @@ pub async fn check(
     }
 }
 
-/// Which signed-in account answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
-    /// This `authuser` index.
-    Account(usize),
-    /// Nobody suitable is signed in: sign someone in first.
-    SignIn,
-    /// Several could answer and the request asks to choose.
-    Choose,
+/// The request as the interaction flow sees it: remembered consent per project, accounts
+/// chosen by `authuser`, `hd`, `login_hint` and `prompt=select_account`.
+pub fn interaction(target: &Target, req: &AuthorizeRequest, scopes: Vec<ScopeInfo>) -> Request {
+    Request {
+        protocol: PROTOCOL,
+        client_id: target.client.id().to_owned(),
+        applicant: Applicant::Client {
+            name: target.client.record.name.clone(),
+            project: target.project.clone(),
+        },
+        scopes,
+        asks: Asks {
+            authuser: req.authuser.clone(),
+            hd: req.hd.clone(),
+            login_hint: req.login_hint.clone(),
+            select_account: req.prompt.select_account,
+            login: req.prompt.login,
+            max_age: req.max_age,
+            consent: req.prompt.consent,
+            immediate: req.prompt.none,
+        },
+        choosing: Choosing::Fitting,
+        memory: Memory::PerProject,
+    }
 }
 
-/// `authuser` picks the account; `hd` restricts to a hosted domain (`*`: any hosted domain);
-/// `login_hint` prefers the account with that email; `prompt=select_account` asks to choose.
-pub fn select(signed_in: &[SignedIn], req: &AuthorizeRequest) -> Selection {
-    let fits = |it: &SignedIn| match req.hd.as_deref() {
-        None => true,
-        Some("*") => it.account.domain.is_some(),
-        Some(hd) => it.account.domain.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(hd)),
+/// The error an immediate or denied request answers (OpenID Connect Core §3.1.2.6). A request
+/// whose signed-in accounts do not do answers `interaction_required`, the code it always had.
+pub fn refusal(refusal: Refusal) -> OAuthError {
+    let (code, text) = match refusal {
+        Refusal::LoginRequired => {
+            (ErrorCode::LoginRequired, "The person must sign in or choose an account.")
+        }
+        Refusal::AccountSelectionRequired => {
+            (ErrorCode::InteractionRequired, "The person must sign in or choose an account.")
+        }
+        Refusal::FreshLoginRequired => (ErrorCode::LoginRequired, "A fresh sign-in is required."),
+        Refusal::ConsentRequired => (ErrorCode::ConsentRequired, "Consent is required."),
+        Refusal::Denied => (ErrorCode::AccessDenied, "The person denied the request."),
     };
-    if let Some(authuser) = req.authuser.as_deref() {
-        return match authuser.parse::<usize>().ok().and_then(|i| signed_in.get(i).map(|it| (i, it)))
-        {
-            Some((index, it)) if fits(it) => Selection::Account(index),
-            _ => Selection::SignIn,
-        };
-    }
-    let candidates: Vec<usize> =
-        signed_in.iter().enumerate().filter(|(_, it)| fits(it)).map(|(i, _)| i).collect();
-    if candidates.is_empty() {
-        return Selection::SignIn;
-    }
-    if let Some(hint) = req.login_hint.as_deref() {
-        let hinted = candidates.iter().find(|i| {
-            let account = &signed_in[**i].account;
-            account.email.eq_ignore_ascii_case(hint)
-                || crate::accounts::subject(&account.id) == hint
-        });
-        if let Some(index) = hinted {
-            return Selection::Account(*index);
-        }
-    }
-    if req.prompt.select_account {
-        return Selection::Choose;
-    }
-    Selection::Account(candidates[0])
+    OAuthError::new(code, text)
 }
 
-/// Whether the person must sign in again first: `prompt=login`, or a sign-in older than `max_age`.
-pub fn needs_fresh_login(ctx: &Ctx, signed: &SignedIn, req: &AuthorizeRequest) -> bool {
-    let age = ctx.now() - signed.session.auth_time;
-    req.prompt.login || req.max_age.is_some_and(|max| age > max)
-}
-
-/// Whether the person must see the consent page. A grant counts for its whole project
-/// (cross-client identity): scopes granted to any client of the project need no new consent.
-pub async fn needs_consent(
-    ctx: &Ctx,
-    account_id: &str,
-    target: &Target,
-    req: &AuthorizeRequest,
-) -> Result<bool> {
-    if req.prompt.consent {
-        return Ok(true);
-    }
-    let mut granted: Vec<String> = Vec::new();
-    for grant in ctx.store.grants().list_by_account(account_id).await? {
-        if grant.revoked_at.is_some() || grant.protocol != PROTOCOL {
-            continue;
-        }
-        let same_project = if grant.client_id == target.client.id() {
-            true
-        } else {
-            ctx.store
-                .projects()
-                .get_client(&grant.client_id)
-                .await?
-                .is_some_and(|it| it.project_id == target.project.id)
-        };
-        if same_project {
-            granted.extend(grant.scopes.split(' ').map(str::to_owned));
+/// Where the browser comes back to after signing in: this request without `authuser` (the
+/// chooser and the sign-in add it), and after a fresh sign-in also without what asked for one
+/// (`prompt=login`, `max_age`), since that sign-in met it.
+pub fn again(ctx: &Ctx, params: &Params, fresh_login: bool) -> String {
+    let mut again = params.without(&["authuser"]);
+    if fresh_login {
+        let prompt: Vec<&str> = params
+            .get("prompt")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|it| !it.is_empty() && *it != "login")
+            .collect();
+        again = params.without(&["authuser", "max_age", "prompt"]);
+        if !prompt.is_empty() {
+            again = again.with("prompt", &prompt.join(" "));
         }
     }
-    Ok(!req.scopes.iter().all(|scope| granted.contains(scope)))
+    format!("{}/o/oauth2/auth?{}", ctx.public_url, again.encode())
 }
 
 /// What goes back to the client.
@@ -192,17 +172,16 @@ pub struct Answer {
     pub code: Option<String>,
 }
 
-/// The person allowed the request (now or earlier): record the grant, issue the code and/or tokens.
+/// The person allowed the request (now or earlier; the flow recorded the grant): issue the code
+/// and/or tokens.
 pub async fn approve(
     ctx: &Ctx,
-    signed: &SignedIn,
+    approved: &Approved,
     target: &Target,
     req: &AuthorizeRequest,
-    ip: &str,
 ) -> Result<Answer> {
-    let account = &signed.account;
-    let grant =
-        grants::grant(ctx, &account.id, target.client.id(), PROTOCOL, &req.scopes, ip).await?;
+    let account = &approved.signed.account;
+    let grant = &approved.grant;
     let scopes: Vec<String> = if req.include_granted_scopes {
         grant.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect()
     } else {
@@ -214,7 +193,7 @@ pub async fn approve(
         client_id: target.client.id(),
         grant_id: Some(&grant.id),
     };
-    let auth_time = Some(signed.session.auth_time);
+    let auth_time = Some(approved.signed.session.auth_time);
     let mut params: Vec<(&'static str, String)> = Vec::new();
     let mut code = None;
     if req.response_type.code {

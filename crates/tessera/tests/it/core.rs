@@ -113,14 +113,7 @@ pub(crate) async fn mint(env: &TestEnv) -> Minted {
     .unwrap();
     let mut authsub_tokens = Vec::new();
     for _ in 0..2 {
-        let query = format!(
-            "next=https://app.example/cb/x&scope={}&session=1",
-            crate::support::urlencode(CAL)
-        );
-        let request = tessera_proto_authsub::parse_request(&query).unwrap();
-        let prepared = tessera_domain::authsub::prepare(ctx, request).await.unwrap();
-        let next = tessera_domain::authsub::approve(ctx, &account, &prepared, "").await.unwrap();
-        authsub_tokens.push(next.rsplit_once("token=").unwrap().1.to_owned());
+        authsub_tokens.push(authsub_single(env, &account).await);
     }
     let presented = tessera_domain::authsub::Presented {
         token: &authsub_tokens[0],
@@ -145,6 +138,31 @@ pub(crate) async fn mint(env: &TestEnv) -> Minted {
         authsub_single: authsub_tokens.remove(1),
         account,
     }
+}
+
+/// A single-use AuthSub token for `account`, asked and allowed through the interaction flow.
+pub(crate) async fn authsub_single(
+    env: &TestEnv,
+    account: &tessera_store::AccountRecord,
+) -> String {
+    use tessera_domain::interaction::{self, Decision, Step};
+    let ctx = env.ctx();
+    let query =
+        format!("next=https://app.example/cb/x&scope={}&session=1", crate::support::urlencode(CAL));
+    let request = tessera_proto_authsub::parse_request(&query).unwrap();
+    let prepared = tessera_domain::authsub::prepare(ctx, request).await.unwrap();
+    let client = tessera_domain::sessions::ClientInfo { ip: "".into(), user_agent: "t".into() };
+    let (token, session) =
+        tessera_domain::sessions::create(ctx, account, false, false, &client).await.unwrap();
+    let signed = tessera_domain::sessions::SignedIn { token, session, account: account.clone() };
+    let flow = tessera_domain::authsub::interaction(&prepared, None);
+    let Step::Approved(approved) =
+        interaction::decide(ctx, &flow, &[signed], Decision::Allow, "").await.unwrap()
+    else {
+        panic!("not approved");
+    };
+    let next = tessera_domain::authsub::approve(ctx, &approved, &prepared).await.unwrap();
+    next.rsplit_once("token=").unwrap().1.to_owned()
 }
 
 async fn caller(env: &TestEnv, authorization: &str) -> u16 {
@@ -336,12 +354,8 @@ async fn fresh(env: &TestEnv, old: Minted) -> Minted {
         grant_id: Some(&grant.id),
     };
     let refresh = tokens::refresh_token(ctx, subject, "email openid", None).await.unwrap();
-    let query =
-        format!("next=https://app.example/cb/x&scope={}&session=1", crate::support::urlencode(CAL));
-    let request = tessera_proto_authsub::parse_request(&query).unwrap();
-    let prepared = tessera_domain::authsub::prepare(ctx, request).await.unwrap();
-    let next = tessera_domain::authsub::approve(ctx, &account, &prepared, "").await.unwrap();
-    Minted { refresh, authsub_single: next.rsplit_once("token=").unwrap().1.to_owned(), ..old }
+    let authsub_single = authsub_single(env, &account).await;
+    Minted { refresh, authsub_single, ..old }
 }
 
 #[tokio::test]
@@ -428,14 +442,7 @@ async fn twenty_parallel_authsub_upgrades_leave_ten_session_tokens() {
     let ctx = env.ctx();
     let mut singles = Vec::new();
     for _ in 0..20 {
-        let query = format!(
-            "next=https://app.example/cb/x&scope={}&session=1",
-            crate::support::urlencode(CAL)
-        );
-        let request = tessera_proto_authsub::parse_request(&query).unwrap();
-        let prepared = tessera_domain::authsub::prepare(ctx, request).await.unwrap();
-        let next = tessera_domain::authsub::approve(ctx, &m.account, &prepared, "").await.unwrap();
-        singles.push(next.rsplit_once("token=").unwrap().1.to_owned());
+        singles.push(authsub_single(&env, &m.account).await);
     }
     let mut tasks = Vec::new();
     for single in singles {

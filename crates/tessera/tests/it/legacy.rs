@@ -1284,3 +1284,95 @@ fn legacy_switches_come_from_the_file_and_the_environment() {
     std::fs::write(&path, "[legacy]\noauth1 = false\n").unwrap();
     assert!(tessera::RawConfig::load(Some(&path), std::iter::empty()).is_err());
 }
+
+/// A registered `next` prefix held against `..`: the raw `next` started with the prefix while the
+/// URL it named (after the browser resolved the dot segments) was outside it.
+#[tokio::test]
+async fn authsub_next_with_dot_segments_is_refused() {
+    let env = TestEnv::start().await;
+    service(&env, "cl", CAL, None).await;
+    env.account("alice@example.com", "north23AZ").await;
+    tessera_domain::authsub::register(
+        env.ctx(),
+        "app.example.com",
+        "https://app.example.com/cb/",
+        None,
+        Some("alice@example.com"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let request = |next: &str| {
+        format!("/accounts/AuthSubRequest?next={}&scope={}", urlencode(next), urlencode(CAL))
+    };
+    for next in [
+        "https://app.example.com/cb/../../other",
+        "https://app.example.com/cb/%2e%2e/%2E%2E/other",
+        "https://app.example.com/cb/.%2e/other",
+        "https://app.example.com/cb/..\\..\\other",
+        "https://app.example.com/cb/./x",
+        "http://unregistered.example.net/a/../b",
+    ] {
+        let page = b.get(&request(next)).await;
+        assert_eq!(page.status, 400, "{next}: {}", page.body);
+        assert!(page.body.contains("dot segments"), "{next}: {}", page.body);
+        assert!(page.location().is_empty());
+    }
+    // The prefix is compared with the normalized URL: case and default ports do not matter.
+    let query = format!(
+        "next={}&scope={}",
+        urlencode("HTTPS://App.Example.com:443/cb/done?x=%41"),
+        urlencode(CAL)
+    );
+    let location = allow(&env, &mut b, &query).await;
+    assert!(location.starts_with("https://app.example.com/cb/done?x=%41&token="), "{location}");
+    // Outside the prefix once normalized: refused.
+    let page = b.get(&request("https://app.example.com/cbx")).await;
+    assert_eq!(page.status, 400);
+}
+
+/// A raw LF or DEL in `next` passed the parsed-URL check, then went into `Location` raw: a 500
+/// after Allow. Control characters are refused with a page, on the GET and on the POST.
+#[tokio::test]
+async fn authsub_next_with_control_characters_is_refused() {
+    let env = TestEnv::start().await;
+    service(&env, "cl", CAL, None).await;
+    env.account("alice@example.com", "north23AZ").await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let good = format!("next={}&scope={}", urlencode("http://app.example.com/cb"), urlencode(CAL));
+    for next in [
+        "http://app.example.com/cb\nSet-Cookie: x=1",
+        "http://app.example.com/cb\u{7f}",
+        "http://app.example.com/c\tb",
+        "http://app.example.com/cb\r",
+    ] {
+        let query = format!("next={}&scope={}", urlencode(next), urlencode(CAL));
+        let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
+        assert_eq!(page.status, 400, "{next:?}: {}", page.body);
+        assert!(page.body.contains("control characters"), "{next:?}: {}", page.body);
+        // A forged POST with the same query: the same page, never a 500 or a redirect.
+        let form = b.get(&format!("/accounts/AuthSubRequest?{good}")).await;
+        let res = b
+            .post(
+                "/accounts/AuthSubRequest",
+                &[
+                    ("csrf", &form.csrf()),
+                    ("authuser", "0"),
+                    ("query", &query),
+                    ("action", "allow"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, 400, "{next:?}: {}", res.body);
+        assert!(res.location().is_empty());
+    }
+    let account =
+        env.ctx().store.accounts().find_by_email("alice@example.com").await.unwrap().unwrap();
+    assert!(
+        tessera_domain::grants::connected(env.ctx(), &account.id).await.unwrap().is_empty(),
+        "nothing was granted"
+    );
+}

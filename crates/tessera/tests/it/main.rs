@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod core;
+mod interaction;
 mod interop;
 mod legacy;
 mod oauth2;

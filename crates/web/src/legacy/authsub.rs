@@ -10,11 +10,13 @@ use axum::routing::get;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use tessera_domain::authsub::{self, Prepared, UpgradeRefused};
 use tessera_domain::caller::{self, CallerError, Presented};
+use tessera_domain::interaction::{self, Decision, Step};
 
 use super::{authorization, request_facts, text};
 use crate::error::PageError;
 use crate::forms::Form;
-use crate::pages::{Client, check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
+use crate::pages::consent::{self, Post};
+use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
 pub(super) fn router() -> Router<AppState> {
@@ -31,23 +33,6 @@ pub(super) fn router() -> Router<AppState> {
 
 pub(crate) fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-#[derive(Template)]
-#[template(path = "authsub_access.html")]
-struct AccessPage<'a> {
-    brand: &'a str,
-    csrf: String,
-    query: String,
-    authuser: usize,
-    email: String,
-    name: String,
-    registered: bool,
-    next_host: String,
-    services: Vec<String>,
-    scopes: Vec<String>,
-    session: bool,
-    secure: bool,
 }
 
 #[derive(Template)]
@@ -76,55 +61,19 @@ async fn request_get(
     State(state): State<AppState>,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
+    Client(client): Client,
 ) -> Result<Response, PageError> {
     let raw = uri.query().unwrap_or_default();
     let query = without_authuser(raw);
     let prepared = prepared(&state, &query).await?;
-    let here = format!("{}/accounts/AuthSubRequest?{query}", state.ctx.public_url);
     let accounts = signed_in(&state, &headers).await?;
     let authuser = tessera_proto_authsub::query_pairs(raw)
         .into_iter()
         .find(|(k, _)| k == "authuser")
         .map(|(_, v)| v);
-    let chosen = match (&authuser, accounts.len()) {
-        (None, n) if n > 1 => None,
-        _ => pick(&accounts, authuser.as_deref()),
-    };
-    let Some((index, who)) = chosen else {
-        // Not signed in, or several accounts: ServiceLogin signs in or shows the chooser, whose
-        // links come back here with `authuser=N`.
-        return Ok(redirect(&format!("/accounts/ServiceLogin?continue={}", encode(&here)), false));
-    };
-    if !authsub::account_fits(&prepared, &who.account) {
-        let hd = prepared.request.hd.clone().unwrap_or_default();
-        let page = MessagePage {
-            brand: &state.brand,
-            heading: "Use another account",
-            message: format!(
-                "This application asked for an account of {hd}; {} is not one.",
-                who.account.email
-            ),
-            link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(&here)),
-            link_text: "Sign in with another account",
-        };
-        return Ok(render::page(StatusCode::FORBIDDEN, &page));
-    }
-    let (csrf, set_cookie) = csrf_for_page(&state, &headers);
-    let page = AccessPage {
-        brand: &state.brand,
-        csrf,
-        query,
-        authuser: index,
-        email: who.account.email.clone(),
-        name: prepared.name.clone(),
-        registered: prepared.registered,
-        next_host: tessera_proto_authsub::host_of(&prepared.request.next).unwrap_or_default(),
-        services: prepared.services.clone(),
-        scopes: prepared.scopes.iter().map(|it| it.scope.clone()).collect(),
-        session: prepared.request.session,
-        secure: prepared.request.secure,
-    };
-    Ok(with_cookies(render::page(StatusCode::OK, &page), set_cookie))
+    let request = authsub::interaction(&prepared, authuser);
+    let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;
+    render(&state, &headers, &prepared, &query, step, false).await
 }
 
 async fn request_post(
@@ -134,23 +83,82 @@ async fn request_post(
     Form(fields): Form,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &headers, fields.get("csrf")).await?;
-    let prepared = prepared(&state, fields.get("query").unwrap_or_default()).await?;
+    let query = fields.get("query").unwrap_or_default();
+    let prepared = prepared(&state, query).await?;
     let accounts = signed_in(&state, &headers).await?;
-    let Some((_, who)) = pick(&accounts, fields.get("authuser")) else {
-        return Err(PageError::bad_request("You are no longer signed in. Go back and try again."));
+    let decision = match fields.get("action") {
+        Some("allow") => Decision::Allow,
+        _ => Decision::Deny,
     };
-    if fields.get("action") != Some("allow") {
-        let page = MessagePage {
-            brand: &state.brand,
-            heading: "Access denied",
-            message: format!("{} was not given access to your account.", prepared.name),
-            link: "/account".to_owned(),
-            link_text: "Go to your account",
-        };
-        return Ok(render::page(StatusCode::OK, &page));
+    let request = authsub::interaction(&prepared, fields.get("authuser").map(str::to_owned));
+    let step = interaction::decide(&state.ctx, &request, &accounts, decision, &client.ip).await?;
+    render(&state, &headers, &prepared, query, step, true).await
+}
+
+/// AuthSub's rendering of a step of the interaction flow.
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    prepared: &Prepared,
+    query: &str,
+    step: Step,
+    after_post: bool,
+) -> Result<Response, PageError> {
+    let here = format!("{}/accounts/AuthSubRequest?{query}", state.ctx.public_url);
+    match step {
+        Step::SignIn { .. } | Step::ChooseAccount if after_post => {
+            Err(PageError::bad_request("You are no longer signed in. Go back and try again."))
+        }
+        // Not signed in, or several accounts: ServiceLogin signs in or shows the chooser, whose
+        // links come back here with `authuser=N`.
+        Step::SignIn { .. } | Step::ChooseAccount => {
+            Ok(redirect(&format!("/accounts/ServiceLogin?continue={}", encode(&here)), false))
+        }
+        Step::Reauthenticate { email, .. } => {
+            let to = format!(
+                "/accounts/ServiceLogin?add=1&Email={}&continue={}",
+                encode(&email),
+                encode(&here)
+            );
+            Ok(redirect(&to, after_post))
+        }
+        Step::WrongAccount { .. } if after_post => Err(tessera_domain::Error::Forbidden.into()),
+        Step::WrongAccount { email, hd } => {
+            let page = MessagePage {
+                brand: &state.brand,
+                heading: "Use another account",
+                message: format!(
+                    "This application asked for an account of {hd}; {email} is not one."
+                ),
+                link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(&here)),
+                link_text: "Sign in with another account",
+            };
+            Ok(render::page(StatusCode::FORBIDDEN, &page))
+        }
+        Step::Consent(view) => {
+            let post = Post {
+                action: "/accounts/AuthSubRequest",
+                button: "action",
+                hidden: vec![("authuser", view.authuser.to_string()), ("query", query.to_owned())],
+            };
+            Ok(consent::page(state, headers, *view, post))
+        }
+        Step::Approved(approved) => {
+            let location = authsub::approve(&state.ctx, &approved, prepared).await?;
+            Ok(redirect(&location, after_post))
+        }
+        // Deny shows our page and never goes to `next` (docs/legacy.md).
+        Step::Refused(_) => {
+            let page = MessagePage {
+                brand: &state.brand,
+                heading: "Access denied",
+                message: format!("{} was not given access to your account.", prepared.name),
+                link: "/account".to_owned(),
+                link_text: "Go to your account",
+            };
+            Ok(render::page(StatusCode::OK, &page))
+        }
     }
-    let location = authsub::approve(&state.ctx, &who.account, &prepared, &client.ip).await?;
-    Ok(redirect(&location, true))
 }
 
 /// The 401 every gdata client understands: `WWW-Authenticate` present, Google's HTML body.

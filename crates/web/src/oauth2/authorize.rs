@@ -10,8 +10,9 @@ use axum::extract::{OriginalUri, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
-use tessera_domain::oauth2::authorize::{self, Answer, Selection, Target};
-use tessera_domain::oauth2::{ErrorCode, OAuthError};
+use tessera_domain::interaction::{self, Decision, Step};
+use tessera_domain::oauth2::OAuthError;
+use tessera_domain::oauth2::authorize::{self, Answer, Target};
 use tessera_proto_oauth2::Params;
 use tessera_proto_oauth2::authorize::{self as proto, AuthorizeRequest};
 use tessera_proto_oauth2::redirect_uri::{self, Destination};
@@ -19,7 +20,8 @@ use tessera_proto_oauth2::response::{self, ResponseMode};
 
 use crate::error::PageError;
 use crate::forms::Form;
-use crate::pages::{Client, check_csrf, csrf_for_page, redirect, signed_in, with_cookies};
+use crate::pages::consent::{self, Post};
+use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
 pub(super) fn router() -> Router<AppState> {
@@ -27,24 +29,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/o/oauth2/auth", get(authorize_get))
         .route("/o/oauth2/v2/auth", get(authorize_get))
         .route("/o/oauth2/approval", post(approval_post))
-}
-
-/// The consent page, for the authorization endpoint and the device flow alike.
-#[derive(Template)]
-#[template(path = "consent.html")]
-pub(super) struct ConsentPage<'a> {
-    pub(super) brand: &'a str,
-    pub(super) action: &'a str,
-    pub(super) app: String,
-    pub(super) project: String,
-    pub(super) verified: bool,
-    pub(super) homepage: Option<String>,
-    pub(super) support: Option<String>,
-    pub(super) logo: Option<String>,
-    pub(super) email: String,
-    pub(super) scopes: Vec<String>,
-    pub(super) csrf: String,
-    pub(super) request: String,
 }
 
 #[derive(Template)]
@@ -65,54 +49,6 @@ struct FormPostPage<'a> {
     fields: Vec<(&'static str, String)>,
 }
 
-/// Consent pages may show the project's logo from its own https address; nothing else changes
-/// from the default policy.
-const CONSENT_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data: https:; base-uri 'none'; frame-ancestors 'none'";
-
-pub(super) fn consent_response(page: &impl askama::Template) -> Response {
-    let mut res = render::page(StatusCode::OK, page);
-    res.headers_mut()
-        .insert(http::header::CONTENT_SECURITY_POLICY, http::HeaderValue::from_static(CONSENT_CSP));
-    res
-}
-
-/// The consent screen's names: the project's product name when set, else the client's name.
-pub(super) struct Branding {
-    pub(super) app: String,
-    pub(super) homepage: Option<String>,
-    pub(super) support: Option<String>,
-    pub(super) logo: Option<String>,
-}
-
-impl Branding {
-    pub(super) async fn load(
-        state: &AppState,
-        project_id: &str,
-        client_name: &str,
-    ) -> Result<Branding, PageError> {
-        let branding = tessera_domain::projects::branding(&state.ctx, project_id).await?;
-        let set = |value: &str| (!value.is_empty()).then(|| value.to_owned());
-        Ok(match branding {
-            Some(it) => Branding {
-                app: set(&it.product_name).unwrap_or_else(|| client_name.to_owned()),
-                homepage: set(&it.homepage),
-                support: set(&it.support_email),
-                logo: set(&it.logo_url),
-            },
-            None => {
-                Branding { app: client_name.to_owned(), homepage: None, support: None, logo: None }
-            }
-        })
-    }
-}
-
-/// What the person decided on the consent page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    Allow,
-    Deny,
-}
-
 async fn authorize_get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -129,11 +65,7 @@ async fn approval_post(
     Form(form): Form,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &headers, form.get("csrf")).await?;
-    let decision = match form.get("decision") {
-        Some("allow") => Decision::Allow,
-        Some("deny") => Decision::Deny,
-        _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
-    };
+    let decision = consent::decision(form.get("decision"))?;
     handle(&state, &headers, form.get("request").unwrap_or_default(), &client.ip, Some(decision))
         .await
 }
@@ -171,84 +103,36 @@ async fn handle(
         Err(err) => return fail(err),
     };
     let accounts = signed_in(state, headers).await?;
-    let index = match authorize::select(&accounts, &req) {
-        Selection::Account(index) => index,
-        Selection::SignIn | Selection::Choose if req.prompt.none => {
-            let code = if accounts.is_empty() {
-                ErrorCode::LoginRequired
-            } else {
-                ErrorCode::InteractionRequired
-            };
-            return fail(OAuthError::new(code, "The person must sign in or choose an account."));
-        }
-        selection => {
-            let again = format!(
-                "{}/o/oauth2/auth?{}",
-                ctx.public_url,
-                params.without(&["authuser"]).encode()
-            );
-            let add =
-                if selection == Selection::SignIn && !accounts.is_empty() { "add=1&" } else { "" };
-            let to = format!("/accounts/ServiceLogin?{add}continue={}", encode(&again));
-            return Ok(redirect(&to, after_post));
-        }
+    let request = authorize::interaction(&target, &req, scopes);
+    let step = match decision {
+        None => interaction::start(ctx, &request, &accounts, ip).await?,
+        Some(decision) => interaction::decide(ctx, &request, &accounts, decision, ip).await?,
     };
-    let signed = &accounts[index];
-    if decision.is_none() && authorize::needs_fresh_login(ctx, signed, &req) {
-        if req.prompt.none {
-            return fail(OAuthError::new(ErrorCode::LoginRequired, "A fresh sign-in is required."));
-        }
-        // After this sign-in the requirement is met: the request comes back without it.
-        let prompt: Vec<&str> = params
-            .get("prompt")
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|it| !it.is_empty() && *it != "login")
-            .collect();
-        let mut again = params.without(&["authuser", "max_age", "prompt"]);
-        if !prompt.is_empty() {
-            again = again.with("prompt", &prompt.join(" "));
-        }
-        let again = format!("{}/o/oauth2/auth?{}", ctx.public_url, again.encode());
-        let to = format!(
-            "/accounts/ServiceLogin?add=1&Email={}&continue={}",
-            encode(&signed.account.email),
-            encode(&again)
-        );
-        return Ok(redirect(&to, after_post));
-    }
-    let decision = match decision {
-        Some(decision) => decision,
-        None if authorize::needs_consent(ctx, &signed.account.id, &target, &req).await? => {
-            if req.prompt.none {
-                return fail(OAuthError::new(ErrorCode::ConsentRequired, "Consent is required."));
-            }
-            let (csrf, set) = csrf_for_page(state, headers);
-            let branding =
-                Branding::load(state, &target.project.id, &target.client.record.name).await?;
-            let page = ConsentPage {
-                brand: &state.brand,
+    let sign_in = |add: bool, email: Option<&str>, fresh_login: bool| {
+        let again = encode(&authorize::again(ctx, &params, fresh_login));
+        let add = if add { "add=1&" } else { "" };
+        let email = email.map(|it| format!("Email={}&", encode(it))).unwrap_or_default();
+        redirect(&format!("/accounts/ServiceLogin?{add}{email}continue={again}"), after_post)
+    };
+    match step {
+        Step::SignIn { another } => Ok(sign_in(another, None, false)),
+        Step::ChooseAccount | Step::WrongAccount { .. } => Ok(sign_in(false, None, false)),
+        Step::Reauthenticate { email, .. } => Ok(sign_in(true, Some(&email), true)),
+        Step::Consent(view) => {
+            let request = params.with("authuser", &view.authuser.to_string()).encode();
+            let post = Post {
                 action: "/o/oauth2/approval",
-                app: branding.app,
-                project: target.project.name.clone(),
-                verified: target.project.verified,
-                homepage: branding.homepage,
-                support: branding.support,
-                logo: branding.logo,
-                email: signed.account.email.clone(),
-                scopes: scopes.into_iter().map(|it| it.description).collect(),
-                csrf,
-                request: params.with("authuser", &index.to_string()).encode(),
+                button: "decision",
+                hidden: vec![("request", request)],
             };
-            return Ok(with_cookies(consent_response(&page), set));
+            Ok(consent::page(state, headers, *view, post))
         }
-        None => Decision::Allow,
-    };
-    if decision == Decision::Deny {
-        return fail(OAuthError::new(ErrorCode::AccessDenied, "The person denied the request."));
+        Step::Approved(approved) => {
+            let answer = authorize::approve(ctx, &approved, &target, &req).await?;
+            Ok(respond(state, &target, &req, answer, after_post))
+        }
+        Step::Refused(refusal) => fail(authorize::refusal(refusal)),
     }
-    let answer = authorize::approve(ctx, signed, &target, &req, ip).await?;
-    Ok(respond(state, &target, &req, answer, after_post))
 }
 
 fn encode(text: &str) -> String {

@@ -9,13 +9,17 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
+use tessera_domain::interaction::{self, Decision, Step};
+use tessera_domain::oauth2::device::Answered;
 use tessera_domain::oauth2::{clients, device};
+use tessera_domain::sessions::SignedIn;
 use tessera_proto_oauth2::{OAuthError, Params, client_auth, split_scopes};
 
 use super::{authorization, failure, form_params, json_no_store, oauth_error};
 use crate::error::PageError;
 use crate::forms::{self, Form};
-use crate::pages::{Client, check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
+use crate::pages::consent::{self, Post};
+use crate::pages::{Client, check_csrf, csrf_for_page, redirect, signed_in, with_cookies};
 use crate::{AppState, render};
 
 pub(super) fn router() -> Router<AppState> {
@@ -96,76 +100,116 @@ async fn device_get(
 ) -> Result<Response, PageError> {
     let query = forms::query(&uri)?;
     let accounts = signed_in(&state, &headers).await?;
-    let Some((authuser, signed)) = pick(&accounts, query.get("authuser")) else {
+    let Some((authuser, signed)) = device::account(&accounts, &device::asks(query.get("authuser")))
+    else {
         return Ok(sign_in_first(&state, uri.query().unwrap_or_default()));
     };
-    let (csrf, set) = csrf_for_page(&state, &headers);
+    let user_code = query.get("user_code").unwrap_or_default().chars().take(20).collect();
+    Ok(device_page(&state, &headers, StatusCode::OK, authuser, signed, user_code, Ok(None)))
+}
+
+/// The `/device` page: the code form, or what became of an answer; `Err` is an error to show.
+fn device_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    authuser: usize,
+    signed: &SignedIn,
+    user_code: String,
+    done: Result<Option<&'static str>, String>,
+) -> Response {
+    let (csrf, set) = csrf_for_page(state, headers);
+    let (done, error) = match done {
+        Ok(done) => (done, None),
+        Err(error) => (None, Some(error)),
+    };
     let page = DevicePage {
         brand: &state.brand,
         csrf,
         authuser,
-        email: signed.account.email,
-        user_code: query.get("user_code").unwrap_or_default().chars().take(20).collect(),
-        error: None,
-        done: None,
+        email: signed.account.email.clone(),
+        user_code,
+        error,
+        done,
     };
-    Ok(with_cookies(render::page(StatusCode::OK, &page), set))
+    with_cookies(render::page(status, &page), set)
 }
+
+const NOT_VALID: &str = "That code is not valid or has expired.";
 
 /// The person typed a user code: show what the device asks for.
 async fn device_post(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Client(client): Client,
     Form(form): Form,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &headers, form.get("csrf")).await?;
     let accounts = signed_in(&state, &headers).await?;
-    let Some((authuser, signed)) = pick(&accounts, form.get("authuser")) else {
+    let asks = device::asks(form.get("authuser"));
+    let Some((authuser, signed)) = device::account(&accounts, &asks) else {
         return Ok(sign_in_first(&state, ""));
     };
     let user_code: String = form.get("user_code").unwrap_or_default().chars().take(20).collect();
-    let (csrf, set) = csrf_for_page(&state, &headers);
-    let found = device::lookup(&state.ctx, &signed.account.id, &user_code).await;
-    let pending = match found {
+    let pending = match device::lookup(&state.ctx, &signed.account.id, &user_code).await {
         Ok(Some(pending)) => pending,
-        Ok(None) | Err(tessera_domain::Error::Invalid(_)) => {
-            let error = match found {
-                Err(err) => err.to_string(),
-                _ => "That code is not valid or has expired. Check it and try again.".to_owned(),
-            };
-            let page = DevicePage {
-                brand: &state.brand,
-                csrf,
+        Ok(None) => {
+            let error = format!("{NOT_VALID} Check it and try again.");
+            let status = StatusCode::BAD_REQUEST;
+            return Ok(device_page(
+                &state,
+                &headers,
+                status,
                 authuser,
-                email: signed.account.email,
+                signed,
                 user_code,
-                error: Some(error),
-                done: None,
-            };
-            return Ok(with_cookies(render::page(StatusCode::BAD_REQUEST, &page), set));
+                Err(error),
+            ));
+        }
+        Err(tessera_domain::Error::Invalid(error)) => {
+            let status = StatusCode::BAD_REQUEST;
+            return Ok(device_page(
+                &state,
+                &headers,
+                status,
+                authuser,
+                signed,
+                user_code,
+                Err(error),
+            ));
         }
         Err(err) => return Err(err.into()),
     };
-    let request =
-        Params::from_pairs([("authuser", authuser.to_string()), ("user_code", user_code)]);
-    let branding =
-        super::authorize::Branding::load(&state, &pending.project.id, &pending.client.record.name)
-            .await?;
-    let page = super::authorize::ConsentPage {
-        brand: &state.brand,
-        action: "/device/approve",
-        app: branding.app,
-        project: pending.project.name.clone(),
-        verified: pending.project.verified,
-        homepage: branding.homepage,
-        support: branding.support,
-        logo: branding.logo,
-        email: signed.account.email.clone(),
-        scopes: pending.scopes.into_iter().map(|it| it.description).collect(),
-        csrf,
-        request: request.encode(),
-    };
-    Ok(with_cookies(super::authorize::consent_response(&page), set))
+    let request = pending.interaction(asks);
+    let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;
+    Ok(render_step(&state, &headers, step, authuser, &user_code))
+}
+
+/// The device flow's rendering of a step of the interaction flow.
+fn render_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    step: Step,
+    authuser: usize,
+    user_code: &str,
+) -> Response {
+    match step {
+        Step::Consent(view) => {
+            let request = Params::from_pairs([
+                ("authuser", authuser.to_string()),
+                ("user_code", user_code.to_owned()),
+            ]);
+            let post = Post {
+                action: "/device/approve",
+                button: "decision",
+                hidden: vec![("request", request.encode())],
+            };
+            consent::page(state, headers, *view, post)
+        }
+        // Nothing is remembered and nothing is immediate here: the flow asks for consent, or for
+        // a sign-in when the account went meanwhile.
+        _ => sign_in_first(state, ""),
+    }
 }
 
 async fn approve_post(
@@ -177,30 +221,26 @@ async fn approve_post(
     check_csrf(&state, &headers, form.get("csrf")).await?;
     let request = Params::parse(form.get("request").unwrap_or_default().as_bytes())
         .map_err(|err: OAuthError| PageError::bad_request(&err.description))?;
-    let allow = match form.get("decision") {
-        Some("allow") => true,
-        Some("deny") => false,
-        _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
-    };
+    let decision = consent::decision(form.get("decision"))?;
     let accounts = signed_in(&state, &headers).await?;
-    let Some((authuser, signed)) = pick(&accounts, request.get("authuser")) else {
+    let asks = device::asks(request.get("authuser"));
+    let Some((authuser, signed)) = device::account(&accounts, &asks) else {
         return Ok(sign_in_first(&state, ""));
     };
     let user_code = request.get("user_code").unwrap_or_default();
-    let recorded = device::decide(&state.ctx, &signed, user_code, allow, &client.ip).await?;
-    let (csrf, set) = csrf_for_page(&state, &headers);
-    let page = DevicePage {
-        brand: &state.brand,
-        csrf,
-        authuser,
-        email: signed.account.email,
-        user_code: String::new(),
-        error: (!recorded).then(|| "That code is not valid or has expired.".to_owned()),
-        done: recorded.then_some(if allow {
-            "Done. You may return to your device."
-        } else {
-            "Access denied. The device was told."
-        }),
+    let answered =
+        device::decide(&state.ctx, &accounts, &asks, user_code, decision, &client.ip).await;
+    let (status, done) = match answered {
+        Ok(Answered::Recorded(Decision::Allow)) => {
+            (StatusCode::OK, Ok(Some("Done. You may return to your device.")))
+        }
+        Ok(Answered::Recorded(Decision::Deny)) => {
+            (StatusCode::OK, Ok(Some("Access denied. The device was told.")))
+        }
+        Ok(Answered::Gone) => (StatusCode::OK, Err(NOT_VALID.to_owned())),
+        Ok(Answered::Step(_)) => return Ok(sign_in_first(&state, "")),
+        Err(tessera_domain::Error::Invalid(error)) => (StatusCode::BAD_REQUEST, Err(error)),
+        Err(err) => return Err(err.into()),
     };
-    Ok(with_cookies(render::page(StatusCode::OK, &page), set))
+    Ok(device_page(&state, &headers, status, authuser, signed, String::new(), done))
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod account;
 pub(crate) mod assets;
+pub(crate) mod consent;
 pub(crate) mod console;
 pub(crate) mod setup;
 pub(crate) mod signin;
