@@ -179,6 +179,24 @@ fn parse_params(text: &str) -> Result<Vec<(String, String)>, CallerError> {
     Ok(out)
 }
 
+/// `Basic` credentials (RFC 7617): `Ok(None)` when the header names another scheme, `Err` when it
+/// says `Basic` but is not base64 of `user:password` in UTF-8. The parts are returned as sent;
+/// OAuth 2.0 form-decodes them (RFC 6749 §2.3.1).
+pub fn parse_basic(header: &str) -> Result<Option<(String, String)>, CallerError> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| CallerError::Malformed)?;
+    let text = String::from_utf8(raw).map_err(|_| CallerError::Malformed)?;
+    let (user, password) = text.split_once(':').ok_or(CallerError::Malformed)?;
+    Ok(Some((user.to_owned(), password.to_owned())))
+}
+
 /// Facts about the request that some schemes sign (AuthSub secure tokens, OAuth 1.0a).
 #[derive(Debug, Clone, Default)]
 pub struct RequestFacts {
@@ -262,6 +280,17 @@ async fn bearer(ctx: &Ctx, token: &str) -> Result<Result<Caller, CallerError>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn basic_credentials_are_split_once() {
+        assert_eq!(
+            parse_basic("Basic YTpiOmM=").unwrap(),
+            Some(("a".to_owned(), "b:c".to_owned()))
+        );
+        assert_eq!(parse_basic("Bearer x").unwrap(), None);
+        assert_eq!(parse_basic("basic !!!"), Err(CallerError::Malformed));
+        assert_eq!(parse_basic("Basic bm9jb2xvbg=="), Err(CallerError::Malformed));
+    }
 
     #[test]
     fn parses_every_scheme() {

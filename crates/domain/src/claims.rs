@@ -1,7 +1,8 @@
 //! The one rule for what an account releases to a client: ID tokens, userinfo and tokeninfo all
-//! render from [`release`], each in its own names, so the three never disagree about who may see
+//! render from [`release`] through [`Released::render_into`], each in its own names, so the three never disagree about who may see
 //! an email address, whether it counts as verified, a name or a hosted domain.
 
+use serde_json::{Map, Value, json};
 use tessera_store::{AccountRecord, AccountState};
 
 use crate::accounts;
@@ -30,6 +31,61 @@ pub fn release(account: &AccountRecord, scopes: &Scopes) -> Released {
         name: (scopes.contains("profile") && !account.name.is_empty())
             .then(|| account.name.clone()),
         hosted_domain: account.domain.clone(),
+    }
+}
+
+/// Where the released facts are rendered, each in its own names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// ID tokens and `/oauth2/v3/userinfo`: `sub`, `email`, `email_verified`, `name`, `hd`.
+    OpenIdConnect,
+    /// Google's `Userinfoplus` (`/oauth2/v2/userinfo`): `id`, `email`, `verified_email`, `name`,
+    /// `hd`.
+    Userinfoplus,
+    /// tokeninfo, where old and new client libraries read different names: `user_id` and `sub`,
+    /// `email`, `verified_email` and `email_verified`; no name or domain.
+    TokenInfo,
+}
+
+impl Released {
+    /// Adds the released facts to `out` in the names of `names`.
+    pub fn render_into(&self, names: Names, out: &mut Map<String, Value>) {
+        match names {
+            Names::OpenIdConnect => {
+                out.insert("sub".into(), json!(self.sub));
+            }
+            Names::Userinfoplus => {
+                out.insert("id".into(), json!(self.sub));
+            }
+            Names::TokenInfo => {
+                out.insert("user_id".into(), json!(self.sub));
+                out.insert("sub".into(), json!(self.sub));
+            }
+        }
+        if let Some((email, verified)) = &self.email {
+            out.insert("email".into(), json!(email));
+            match names {
+                Names::OpenIdConnect => {
+                    out.insert("email_verified".into(), json!(verified));
+                }
+                Names::Userinfoplus => {
+                    out.insert("verified_email".into(), json!(verified));
+                }
+                Names::TokenInfo => {
+                    out.insert("verified_email".into(), json!(verified));
+                    out.insert("email_verified".into(), json!(verified));
+                }
+            }
+        }
+        if names == Names::TokenInfo {
+            return;
+        }
+        if let Some(name) = &self.name {
+            out.insert("name".into(), json!(name));
+        }
+        if let Some(domain) = &self.hosted_domain {
+            out.insert("hd".into(), json!(domain));
+        }
     }
 }
 

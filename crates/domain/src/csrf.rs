@@ -74,3 +74,66 @@ pub async fn check(ctx: &Ctx, binding: &str, token: &str) -> Result<Result<(), R
     }
     Ok(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::testing::TestCtx;
+
+    const BROWSER: &str = "csrf-cookie-of-this-browser";
+
+    #[tokio::test]
+    async fn a_token_works_once_in_its_browser_until_it_expires() {
+        let t = TestCtx::new().await;
+        let token = issue(&t.ctx, BROWSER);
+        assert_eq!(
+            check(&t.ctx, "another-browser", &token).await.unwrap(),
+            Err(Refusal::WrongBrowser)
+        );
+        assert_eq!(check(&t.ctx, BROWSER, &token).await.unwrap(), Ok(()));
+        assert_eq!(check(&t.ctx, BROWSER, &token).await.unwrap(), Err(Refusal::Replayed));
+
+        let late = issue(&t.ctx, BROWSER);
+        t.advance(t.ctx.policy.csrf_ttl_secs - 1);
+        let in_time = issue(&t.ctx, BROWSER);
+        assert_eq!(check(&t.ctx, BROWSER, &in_time).await.unwrap(), Ok(()));
+        t.advance(1);
+        assert_eq!(check(&t.ctx, BROWSER, &late).await.unwrap(), Err(Refusal::Expired));
+    }
+
+    #[tokio::test]
+    async fn tampered_and_malformed_tokens_are_refused() {
+        let t = TestCtx::new().await;
+        let token = issue(&t.ctx, BROWSER);
+        assert_eq!(check(&t.ctx, "", &token).await.unwrap(), Err(Refusal::Malformed));
+        for junk in ["", "!!!", "AAAA", &"A".repeat(201)] {
+            assert_eq!(check(&t.ctx, BROWSER, junk).await.unwrap(), Err(Refusal::Malformed));
+        }
+        // Pushing the expiry out breaks the MAC.
+        let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&token).unwrap();
+        raw[7] ^= 0x01;
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        assert_eq!(check(&t.ctx, BROWSER, &forged).await.unwrap(), Err(Refusal::WrongBrowser));
+        assert_eq!(
+            check(&t.ctx, BROWSER, &token).await.unwrap(),
+            Ok(()),
+            "the real one still works"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_the_same_token_passes_once() {
+        let t = TestCtx::new().await;
+        let token = issue(&t.ctx, BROWSER);
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (ctx, token) = (t.ctx.clone(), token.clone());
+            burst.spawn(async move { check(&ctx, BROWSER, &token).await.unwrap() });
+        }
+        let answers = burst.join_all().await;
+        assert_eq!(answers.iter().filter(|it| it.is_ok()).count(), 1);
+        assert!(answers.iter().filter(|it| it.is_err()).all(|it| *it == Err(Refusal::Replayed)));
+    }
+}

@@ -120,3 +120,110 @@ pub async fn revoke(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use tessera_store::{AuditFilter, CredentialKind, CredentialRecord};
+
+    use super::*;
+    use crate::testing::TestCtx;
+
+    const CLIENT: &str = "123-test.apps.tessera";
+
+    /// The account grants `scopes` to the test client through `protocol`.
+    async fn give(t: &TestCtx, account_id: &str, protocol: &str, scopes: &[&str]) -> GrantRecord {
+        let scopes: Vec<String> = scopes.iter().map(|it| (*it).to_owned()).collect();
+        grant(&t.ctx, account_id, CLIENT, protocol, &scopes, "").await.unwrap()
+    }
+
+    async fn audit_events(t: &TestCtx, event: &str) -> usize {
+        let filter = AuditFilter { account_id: None, since: None, limit: 1000 };
+        let events = t.ctx.store.audit().list(&filter).await.unwrap();
+        events.iter().filter(|it| it.event == event).count()
+    }
+
+    #[test]
+    fn scopes_are_sorted_and_deduplicated() {
+        assert_eq!(normalize_scopes(["email", "openid", "", "email"]), "email openid");
+        assert_eq!(normalize_scopes([]), "");
+    }
+
+    #[tokio::test]
+    async fn asking_again_for_held_scopes_records_nothing() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let first = give(&t, alice.id(), "oauth2", &["openid", "email"]).await;
+        assert_eq!(first.scopes, "email openid");
+        assert_eq!(audit_events(&t, "grant.create").await, 1);
+        t.advance(60);
+        let again = give(&t, alice.id(), "oauth2", &["email"]).await;
+        assert_eq!(again.id, first.id);
+        assert_eq!(again.scopes, "email openid");
+        assert_eq!(audit_events(&t, "grant.create").await, 1, "no second audit line");
+    }
+
+    #[tokio::test]
+    async fn a_wider_ask_widens_the_live_grant() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let first = give(&t, alice.id(), "oauth2", &["openid"]).await;
+        let wider = give(&t, alice.id(), "oauth2", &["profile", "email"]).await;
+        assert_eq!(wider.id, first.id, "one grant per account, client and protocol");
+        assert_eq!(wider.scopes, "email openid profile", "the union, not the last ask");
+        let live = find_live(&t.ctx, alice.id(), CLIENT, "oauth2").await.unwrap().unwrap();
+        assert_eq!(live.scopes, "email openid profile");
+        // Another protocol's grant to the same client is its own.
+        let legacy = give(&t, alice.id(), "authsub", &["feeds"]).await;
+        assert_ne!(legacy.id, first.id);
+        assert_eq!(audit_events(&t, "grant.create").await, 3);
+    }
+
+    #[tokio::test]
+    async fn revoking_kills_every_credential_of_the_grant_and_only_the_owner_may() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let mallory = t.account("mallory@example.test").create().await;
+        let g = give(&t, alice.id(), "oauth2", &["email"]).await;
+        let mut digests = Vec::new();
+        for kind in [CredentialKind::AccessToken, CredentialKind::RefreshToken] {
+            let (_, digest) = t.ctx.new_token();
+            let mut credential = CredentialRecord::new(digest.clone(), kind, t.now());
+            credential.account_id = Some(alice.id().to_owned());
+            credential.grant_id = Some(g.id.clone());
+            credential.client_id = Some(CLIENT.to_owned());
+            t.ctx.store.credentials().insert(&credential).await.unwrap();
+            digests.push(digest);
+        }
+        let not_hers = revoke(&t.ctx, mallory.id(), &g.id, &Actor::Account, "").await;
+        assert!(matches!(not_hers, Err(Error::NotFound)), "{not_hers:?}");
+        assert!(find_live(&t.ctx, alice.id(), CLIENT, "oauth2").await.unwrap().is_some());
+
+        t.advance(10);
+        revoke(&t.ctx, alice.id(), &g.id, &Actor::Account, "").await.unwrap();
+        for digest in &digests {
+            let live = t.ctx.store.credentials().find_live(digest, t.now()).await.unwrap();
+            assert!(live.is_none(), "a credential of a revoked grant works no more");
+        }
+        assert!(find_live(&t.ctx, alice.id(), CLIENT, "oauth2").await.unwrap().is_none());
+        assert!(connected(&t.ctx, alice.id()).await.unwrap().is_empty());
+        assert_eq!(audit_events(&t, "grant.revoke").await, 1);
+        // Asking again after a revocation starts a new grant.
+        let fresh = give(&t, alice.id(), "oauth2", &["email"]).await;
+        assert_ne!(fresh.id, g.id);
+    }
+
+    #[tokio::test]
+    async fn touch_writes_at_most_once_per_interval() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let g = give(&t, alice.id(), "oauth2", &["email"]).await;
+        t.advance(TOUCH_AFTER_SECS - 1);
+        touch(&t.ctx, &g).await.unwrap();
+        let stored = t.ctx.store.grants().get(&g.id).await.unwrap().unwrap();
+        assert_eq!(stored.last_used_at, g.last_used_at, "too soon to write");
+        t.advance(1);
+        touch(&t.ctx, &g).await.unwrap();
+        let stored = t.ctx.store.grants().get(&g.id).await.unwrap().unwrap();
+        assert_eq!(stored.last_used_at, Some(t.now()));
+    }
+}

@@ -3,14 +3,14 @@
 //!
 //! Every token endpoint signs or verifies, so the ring is read from the store once and kept, with
 //! the active key already opened ([`ring`]). A change made through this process is seen at once;
-//! one made by another node (or the admin CLI) within [`RING_TTL`]. That delay is harmless by
+//! one made by another node (or the admin CLI) within [`RING_TTL_SECS`] of the [`Ctx`] clock, which
+//! also dates each copy (the domain reads no clock of its own). That delay is harmless by
 //! construction: a next key is published a whole rotation before it signs, a retired key stays
 //! published until its tokens expire, and a token naming a key this process has not seen makes it
 //! read the ring again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::json;
@@ -105,12 +105,13 @@ pub fn open(ctx: &Ctx, record: &KeyRecord) -> Result<SigningKey> {
     SigningKey::from_pkcs8(alg, &der).map_err(|err| Error::Internal(err.to_string()))
 }
 
-/// How long a process signs and verifies with its copy of the ring before reading it again.
-pub const RING_TTL: Duration = Duration::from_secs(5);
+/// How long (in seconds of the [`Ctx`] clock) a process signs and verifies with its copy of the
+/// ring before reading it again.
+pub const RING_TTL_SECS: i64 = 5;
 
-/// A token naming a key this process does not know re-reads the ring at most this often, so that
-/// made-up key ids cannot turn every request into a store read.
-const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(1);
+/// A token naming a key this process does not know re-reads the ring at most once in this many
+/// seconds, so that made-up key ids cannot turn every request into a store read.
+pub const UNKNOWN_KID_RELOAD_SECS: i64 = 1;
 
 /// The key that signs now for one algorithm, opened; or why there is none.
 type Signer = std::result::Result<(KeyRecord, Arc<SigningKey>), String>;
@@ -120,7 +121,8 @@ pub struct Ring {
     pub records: Vec<KeyRecord>,
     /// Per algorithm of [`RING_ALGS`], the most recently activated active key.
     signers: Vec<(KeyAlg, Signer)>,
-    loaded: Instant,
+    /// When this copy was read, by the [`Ctx`] clock (unix seconds).
+    loaded: i64,
 }
 
 impl Ring {
@@ -135,6 +137,12 @@ impl Ring {
 
     pub fn get(&self, kid: &str) -> Option<&KeyRecord> {
         self.records.iter().find(|it| it.kid == kid)
+    }
+
+    /// Whether this copy was read less than `max_age` seconds before `now`. A copy dated after
+    /// `now` (the clock was set back) is not fresh: it is read again rather than kept for ever.
+    fn fresh(&self, now: i64, max_age: i64) -> bool {
+        (0..max_age).contains(&now.saturating_sub(self.loaded))
     }
 }
 
@@ -159,34 +167,35 @@ impl RingCache {
         }
     }
 
-    fn cached(&self, max_age: Duration) -> Option<Arc<Ring>> {
+    fn cached(&self, now: i64, max_age: i64) -> Option<Arc<Ring>> {
         let current = self.current.read().ok()?;
-        current.as_ref().filter(|ring| ring.loaded.elapsed() < max_age).cloned()
+        current.as_ref().filter(|ring| ring.fresh(now, max_age)).cloned()
     }
 }
 
 /// The key ring, from this process's copy while it is fresh.
 pub async fn ring(ctx: &Ctx) -> Result<Arc<Ring>> {
-    match ctx.key_ring.cached(RING_TTL) {
+    match ctx.key_ring.cached(ctx.now(), RING_TTL_SECS) {
         Some(ring) => Ok(ring),
-        None => reload(ctx, RING_TTL).await,
+        None => reload(ctx, RING_TTL_SECS).await,
     }
 }
 
 /// The key ring, read again first when it does not know `kid` and was not read a moment ago.
 pub async fn ring_knowing(ctx: &Ctx, kid: &str) -> Result<Arc<Ring>> {
     let ring = ring(ctx).await?;
-    if ring.get(kid).is_some() || ring.loaded.elapsed() < UNKNOWN_KID_RELOAD {
+    if ring.get(kid).is_some() || ring.fresh(ctx.now(), UNKNOWN_KID_RELOAD_SECS) {
         return Ok(ring);
     }
-    reload(ctx, UNKNOWN_KID_RELOAD).await
+    reload(ctx, UNKNOWN_KID_RELOAD_SECS).await
 }
 
 /// Reads the ring from the store, unless another request did so while this one waited its turn
 /// (a copy younger than `fresh` is taken as it is). Keys already opened are reused.
-async fn reload(ctx: &Ctx, fresh: Duration) -> Result<Arc<Ring>> {
+async fn reload(ctx: &Ctx, fresh: i64) -> Result<Arc<Ring>> {
     let _turn = ctx.key_ring.reloading.lock().await;
-    if let Some(ring) = ctx.key_ring.cached(fresh.min(UNKNOWN_KID_RELOAD)) {
+    let now = ctx.now();
+    if let Some(ring) = ctx.key_ring.cached(now, fresh.min(UNKNOWN_KID_RELOAD_SECS)) {
         return Ok(ring);
     }
     let generation = ctx.key_ring.generation.load(Ordering::SeqCst);
@@ -221,7 +230,7 @@ async fn reload(ctx: &Ctx, fresh: Duration) -> Result<Arc<Ring>> {
             (alg, signer)
         })
         .collect();
-    let ring = Arc::new(Ring { records, signers, loaded: Instant::now() });
+    let ring = Arc::new(Ring { records, signers, loaded: now });
     if let Ok(mut current) = ctx.key_ring.current.write()
         && ctx.key_ring.generation.load(Ordering::SeqCst) == generation
     {
@@ -231,4 +240,98 @@ async fn reload(ctx: &Ctx, fresh: Duration) -> Result<Arc<Ring>> {
         *last = Some(Arc::clone(&ring));
     }
     Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestCtx;
+
+    /// A key another node wrote: in the store, but this process was not told.
+    async fn insert_elsewhere(t: &TestCtx) -> KeyRecord {
+        let record = new_record(&t.ctx, KeyAlg::Es256, KeyState::Next).unwrap();
+        t.ctx.store.keys().insert(&record).await.unwrap();
+        record
+    }
+
+    #[tokio::test]
+    async fn another_nodes_change_is_seen_once_the_copy_is_five_seconds_old() {
+        let t = TestCtx::new().await;
+        ensure(&t.ctx).await.unwrap();
+        let first = ring(&t.ctx).await.unwrap();
+        assert_eq!(first.records.len(), 4, "an active and a next key per algorithm");
+        let elsewhere = insert_elsewhere(&t).await;
+        t.advance(RING_TTL_SECS - 1);
+        let kept = ring(&t.ctx).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &kept), "the copy is kept while fresh");
+        assert!(kept.get(&elsewhere.kid).is_none());
+        t.advance(1);
+        let reread = ring(&t.ctx).await.unwrap();
+        assert!(reread.get(&elsewhere.kid).is_some(), "read again after {RING_TTL_SECS} s");
+        assert_eq!(reread.records.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_local_change_is_seen_at_once() {
+        let t = TestCtx::new().await;
+        ensure(&t.ctx).await.unwrap();
+        let before = ring(&t.ctx).await.unwrap();
+        let (active, _) = before.signer(KeyAlg::Rs256).unwrap();
+        let active = active.kid.clone();
+        rotate(&t.ctx, &Actor::Cli).await.unwrap();
+        let after = ring(&t.ctx).await.unwrap();
+        assert_eq!(after.records.len(), 6, "retired, active and next per algorithm");
+        let (now_active, _) = after.signer(KeyAlg::Rs256).unwrap();
+        assert_ne!(now_active.kid, active, "the clock did not move, the rotation shows anyway");
+        assert_eq!(after.get(&active).map(|it| it.state), Some(KeyState::Retired));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_rereads_at_most_once_a_second() {
+        let t = TestCtx::new().await;
+        ensure(&t.ctx).await.unwrap();
+        let first = ring(&t.ctx).await.unwrap();
+        let elsewhere = insert_elsewhere(&t).await;
+        // Within the second the copy was read: not again, whatever kid a token names.
+        let same = ring_knowing(&t.ctx, &elsewhere.kid).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &same));
+        t.advance(UNKNOWN_KID_RELOAD_SECS);
+        let reread = ring_knowing(&t.ctx, &elsewhere.kid).await.unwrap();
+        assert!(reread.get(&elsewhere.kid).is_some(), "a second later the kid is looked up");
+        // A made-up kid right after that read does not read again.
+        let made_up = ring_knowing(&t.ctx, "no-such-kid").await.unwrap();
+        assert!(Arc::ptr_eq(&reread, &made_up));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_unknown_kids_reads_the_store_once() {
+        let t = TestCtx::new().await;
+        ensure(&t.ctx).await.unwrap();
+        let first = ring(&t.ctx).await.unwrap();
+        let elsewhere = insert_elsewhere(&t).await;
+        t.advance(UNKNOWN_KID_RELOAD_SECS);
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let ctx = t.ctx.clone();
+            let kid = if i % 2 == 0 { elsewhere.kid.clone() } else { format!("made-up-{i}") };
+            burst.spawn(async move { ring_knowing(&ctx, &kid).await.unwrap() });
+        }
+        let rings: Vec<Arc<Ring>> = burst.join_all().await;
+        // Every store read makes a new copy: one copy shared by all means one read.
+        let reread = &rings[0];
+        assert!(!Arc::ptr_eq(reread, &first));
+        assert!(reread.get(&elsewhere.kid).is_some());
+        assert!(rings.iter().all(|it| Arc::ptr_eq(it, reread)), "one reload for the whole burst");
+    }
+
+    #[tokio::test]
+    async fn a_clock_set_back_does_not_keep_the_copy_for_ever() {
+        let t = TestCtx::new().await;
+        ensure(&t.ctx).await.unwrap();
+        ring(&t.ctx).await.unwrap();
+        let elsewhere = insert_elsewhere(&t).await;
+        t.advance(-60);
+        let reread = ring(&t.ctx).await.unwrap();
+        assert!(reread.get(&elsewhere.kid).is_some());
+    }
 }

@@ -28,6 +28,8 @@ pub mod sessions;
 pub mod setup;
 pub mod signin;
 pub mod sweep;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod totp;
 
 use std::sync::Arc;

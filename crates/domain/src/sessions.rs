@@ -171,3 +171,93 @@ pub async fn sign_out(ctx: &Ctx, signed_in: &[SignedIn], ip: &str) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestCtx;
+
+    fn browser() -> ClientInfo {
+        ClientInfo { ip: "192.0.2.7".to_owned(), user_agent: "test".to_owned() }
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_when_its_lifetime_does() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let (token, session) =
+            create(&t.ctx, &alice.record, false, false, &browser()).await.unwrap();
+        assert_eq!(session.expires_at, t.now() + t.ctx.policy.session_ttl_secs);
+        let signed_in = load(&t.ctx, &token).await.unwrap();
+        assert_eq!(signed_in.len(), 1);
+        assert_eq!(signed_in[0].account.id, alice.record.id);
+        t.advance(t.ctx.policy.session_ttl_secs - 1);
+        assert_eq!(load(&t.ctx, &token).await.unwrap().len(), 1, "live until the last second");
+        t.advance(1);
+        assert!(load(&t.ctx, &token).await.unwrap().is_empty(), "expired");
+        assert!(list_for_account(&t.ctx, alice.id()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_persistent_session_outlives_a_plain_one() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let bob = t.account("bob@example.test").create().await;
+        let (plain, _) = create(&t.ctx, &alice.record, false, false, &browser()).await.unwrap();
+        let (kept, _) = create(&t.ctx, &bob.record, true, false, &browser()).await.unwrap();
+        let cookie = cookie_value([plain.as_str(), kept.as_str()]);
+        assert_eq!(load(&t.ctx, &cookie).await.unwrap().len(), 2);
+        t.advance(t.ctx.policy.session_ttl_secs);
+        let left = load(&t.ctx, &cookie).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].account.id, bob.record.id);
+        t.advance(t.ctx.policy.persistent_session_ttl_secs - t.ctx.policy.session_ttl_secs);
+        assert!(load(&t.ctx, &cookie).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rotation_retires_the_old_tokens() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let (old, _) = create(&t.ctx, &alice.record, false, false, &browser()).await.unwrap();
+        let signed_in = load(&t.ctx, &old).await.unwrap();
+        let fresh = rotate(&t.ctx, &signed_in).await.unwrap();
+        assert_eq!(fresh.len(), 1);
+        assert_ne!(fresh[0], old);
+        assert!(load(&t.ctx, &old).await.unwrap().is_empty(), "a planted token is useless now");
+        assert_eq!(load(&t.ctx, &fresh[0]).await.unwrap().len(), 1);
+        // Rotating the stale list again gives nothing: the old token is not live.
+        assert!(rotate(&t.ctx, &signed_in).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn disabled_accounts_and_junk_tokens_are_dropped() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let (token, _) = create(&t.ctx, &alice.record, false, false, &browser()).await.unwrap();
+        let junk = cookie_value(["short", "not a token at all!!!!!!!!!!", token.as_str(), &token]);
+        assert_eq!(load(&t.ctx, &junk).await.unwrap().len(), 1, "junk skipped, repeats once");
+        // Straight in the store, sessions left alive: `load` itself refuses the account.
+        t.ctx
+            .store
+            .accounts()
+            .set_state(alice.id(), AccountState::Disabled, t.now())
+            .await
+            .unwrap();
+        assert!(load(&t.ctx, &token).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_revokes_a_session() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let mallory = t.account("mallory@example.test").create().await;
+        let (token, session) =
+            create(&t.ctx, &alice.record, false, false, &browser()).await.unwrap();
+        let refused = revoke(&t.ctx, mallory.id(), &session.id, &Actor::Account, "").await;
+        assert!(matches!(refused, Err(Error::NotFound)), "{refused:?}");
+        assert_eq!(load(&t.ctx, &token).await.unwrap().len(), 1);
+        revoke(&t.ctx, alice.id(), &session.id, &Actor::Account, "").await.unwrap();
+        assert!(load(&t.ctx, &token).await.unwrap().is_empty());
+    }
+}

@@ -108,3 +108,86 @@ pub fn reopen(
         sealed: sealed.to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use tessera_crypto::totp::STEP_SECONDS;
+
+    use super::*;
+    use crate::testing::TestCtx;
+
+    #[tokio::test]
+    async fn a_code_is_accepted_once() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").two_step().create().await;
+        // The enrolment's proof used the code of this step: it is spent already.
+        assert!(!verify(&t.ctx, &alice.record, &alice.totp_code(t.now())).await.unwrap());
+        t.advance(STEP_SECONDS);
+        let code = alice.totp_code(t.now());
+        assert!(verify(&t.ctx, &alice.record, &code).await.unwrap());
+        assert!(!verify(&t.ctx, &alice.record, &code).await.unwrap(), "replayed");
+        // Nor can an older step's code come back once a newer one was used.
+        t.advance(STEP_SECONDS);
+        let newer = alice.totp_code(t.now());
+        let older = alice.totp_code(t.now() - STEP_SECONDS);
+        assert!(verify(&t.ctx, &alice.record, &newer).await.unwrap());
+        assert!(!verify(&t.ctx, &alice.record, &older).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_the_same_code_signs_in_once() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").two_step().create().await;
+        t.advance(STEP_SECONDS);
+        let code = alice.totp_code(t.now());
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (ctx, account, code) = (t.ctx.clone(), alice.record.clone(), code.clone());
+            burst.spawn(async move { verify(&ctx, &account, &code).await.unwrap() });
+        }
+        let accepted = burst.join_all().await.into_iter().filter(|it| *it).count();
+        assert_eq!(accepted, 1);
+    }
+
+    #[tokio::test]
+    async fn skew_is_one_step_either_side() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").two_step().create().await;
+        t.advance(10 * STEP_SECONDS);
+        let now = t.now();
+        assert!(
+            !verify(&t.ctx, &alice.record, &alice.totp_code(now + 2 * STEP_SECONDS)).await.unwrap()
+        );
+        assert!(verify(&t.ctx, &alice.record, &alice.totp_code(now - STEP_SECONDS)).await.unwrap());
+        assert!(verify(&t.ctx, &alice.record, &alice.totp_code(now + STEP_SECONDS)).await.unwrap());
+        assert!(!verify(&t.ctx, &alice.record, "12345").await.unwrap(), "not six digits");
+        assert!(!verify(&t.ctx, &alice.record, "abcdef").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn enrolment_needs_the_right_code_and_this_accounts_form() {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let bob = t.account("bob@example.test").create().await;
+        let enrollment = start(&t.ctx, &alice.record, "tessera").unwrap();
+        let secret = TotpSecret::from_base32(&enrollment.secret_base32).unwrap();
+        let wrong = format!(
+            "{:06}",
+            (secret.code_at_time(t.now()).parse::<u32>().unwrap() + 1) % 1_000_000
+        );
+        let refused = confirm(&t.ctx, &alice.record, &enrollment.sealed, &wrong, "").await;
+        assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
+        // Bob cannot confirm Alice's enrolment form, even with the right code.
+        let code = secret.code_at_time(t.now());
+        let stolen = confirm(&t.ctx, &bob.record, &enrollment.sealed, &code, "").await;
+        assert!(matches!(stolen, Err(Error::Invalid(_))), "{stolen:?}");
+        confirm(&t.ctx, &alice.record, &enrollment.sealed, &code, "").await.unwrap();
+        let alice = crate::accounts::get(&t.ctx, &alice.record.id).await.unwrap();
+        assert!(alice.totp_secret_enc.is_some());
+        assert!(!alice.totp_secret_enc.as_deref().unwrap().contains(&enrollment.secret_base32));
+        disable(&t.ctx, &alice, &Actor::Account, "").await.unwrap();
+        let alice = crate::accounts::get(&t.ctx, &alice.id).await.unwrap();
+        t.advance(STEP_SECONDS);
+        assert!(!verify(&t.ctx, &alice, &secret.code_at_time(t.now())).await.unwrap());
+    }
+}

@@ -2,6 +2,9 @@
 //! string of secure tokens, and the byte-exact bodies of `AuthSubSessionToken`, `AuthSubTokenInfo`
 //! and the 401/403 pages. No HTTP framework and no storage here.
 
+#[cfg(test)]
+mod wire_tests;
+
 /// Parameters of `AuthSubRequest`, read leniently (see [`parse_request`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSubRequest {

@@ -2,6 +2,9 @@
 //! GET query) and the byte-exact `text/plain` answers: `SID`/`LSID`/`Auth` lines on success,
 //! `Error=` first on failure (legacy-auth.md §2). No HTTP framework and no storage here.
 
+#[cfg(test)]
+mod wire_tests;
+
 /// `accountType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountType {

@@ -3,9 +3,6 @@
 //! decoded again here), `client_secret_post`, `private_key_jwt` (RFC 7523) and public clients that
 //! only name themselves. Using two methods at once is refused.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
 use crate::params::form_decode;
 use crate::{OAuthError, Params};
 
@@ -32,9 +29,21 @@ pub struct Presented {
     pub method: Method,
 }
 
-/// The client's credentials from the `Authorization` header and the body, if it sent any.
+/// `Basic` credentials as the one `Authorization` parser split them, still form-encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    pub user: String,
+    pub password: String,
+}
+
+/// The error for a `Basic` header that is not base64 of `id:secret`.
+pub fn malformed_basic() -> OAuthError {
+    OAuthError::invalid_client("Malformed Basic credentials.")
+}
+
+/// The client's credentials from `Basic` authentication and the body, if it sent any.
 pub fn extract(
-    authorization: Option<&str>,
+    basic: Option<BasicCredentials>,
     params: &Params,
 ) -> Result<Option<Presented>, OAuthError> {
     let body_id = params.get("client_id");
@@ -44,20 +53,17 @@ pub fn extract(
         (Some(JWT_BEARER_ASSERTION), Some(assertion)) => Some(assertion.to_owned()),
         _ => return Err(OAuthError::invalid_client("Unsupported client assertion.")),
     };
-    if let Some(header) = authorization {
-        let (scheme, value) = header.trim().split_once(' ').unwrap_or((header, ""));
-        if scheme.eq_ignore_ascii_case("basic") {
-            if body_secret.is_some() || assertion.is_some() {
-                return Err(OAuthError::invalid_request(
-                    "Use one client authentication method, not several.",
-                ));
-            }
-            let (client_id, secret) = basic(value.trim())?;
-            if body_id.is_some_and(|it| it != client_id) {
-                return Err(OAuthError::invalid_client("The client_id values disagree."));
-            }
-            return Ok(Some(Presented { client_id, method: Method::Basic { secret } }));
+    if let Some(credentials) = basic {
+        if body_secret.is_some() || assertion.is_some() {
+            return Err(OAuthError::invalid_request(
+                "Use one client authentication method, not several.",
+            ));
         }
+        let (client_id, secret) = form_decoded(&credentials)?;
+        if body_id.is_some_and(|it| it != client_id) {
+            return Err(OAuthError::invalid_client("The client_id values disagree."));
+        }
+        return Ok(Some(Presented { client_id, method: Method::Basic { secret } }));
     }
     let Some(client_id) = body_id else {
         return if assertion.is_some() || body_secret.is_some() {
@@ -79,15 +85,12 @@ pub fn extract(
     Ok(Some(Presented { client_id: client_id.to_owned(), method }))
 }
 
-/// Decodes `base64(form(client_id) ":" form(secret))`.
-fn basic(value: &str) -> Result<(String, String), OAuthError> {
-    let bad = || OAuthError::invalid_client("Malformed Basic credentials.");
-    let raw = STANDARD.decode(value).map_err(|_| bad())?;
-    let colon = raw.iter().position(|b| *b == b':').ok_or_else(bad)?;
-    let client_id = form_decode(&raw[..colon]).ok_or_else(bad)?;
-    let secret = form_decode(&raw[colon + 1..]).ok_or_else(bad)?;
+/// Form-decodes `form(client_id)` and `form(secret)` (RFC 6749 §2.3.1).
+fn form_decoded(credentials: &BasicCredentials) -> Result<(String, String), OAuthError> {
+    let client_id = form_decode(credentials.user.as_bytes()).ok_or_else(malformed_basic)?;
+    let secret = form_decode(credentials.password.as_bytes()).ok_or_else(malformed_basic)?;
     if client_id.is_empty() {
-        return Err(bad());
+        return Err(malformed_basic());
     }
     Ok((client_id, secret))
 }
@@ -96,14 +99,13 @@ fn basic(value: &str) -> Result<(String, String), OAuthError> {
 mod tests {
     use super::*;
 
-    fn header(id: &str, secret: &str) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    fn header(id: &str, secret: &str) -> Option<BasicCredentials> {
+        Some(BasicCredentials { user: id.to_owned(), password: secret.to_owned() })
     }
 
     #[test]
     fn basic_credentials_are_form_decoded() {
-        let found =
-            extract(Some(&header("a%3Ab", "s%2Bt+u%25")), &Params::default()).unwrap().unwrap();
+        let found = extract(header("a%3Ab", "s%2Bt+u%25"), &Params::default()).unwrap().unwrap();
         assert_eq!(found.client_id, "a:b");
         assert_eq!(found.method, Method::Basic { secret: "s+t u%".to_owned() });
     }
@@ -118,12 +120,12 @@ mod tests {
         let public = Params::from_pairs([("client_id", "c")]);
         assert_eq!(extract(None, &public).unwrap().unwrap().method, Method::None);
         assert_eq!(extract(None, &Params::default()).unwrap(), None);
-        assert!(extract(Some(&header("c", "s")), &post).is_err());
+        assert!(extract(header("c", "s"), &post).is_err());
         let other = Params::from_pairs([("client_id", "d")]);
         assert_eq!(
-            extract(Some(&header("c", "s")), &other).unwrap_err().code,
+            extract(header("c", "s"), &other).unwrap_err().code,
             crate::ErrorCode::InvalidClient
         );
-        assert!(extract(Some("Basic !!!"), &Params::default()).is_err());
+        assert!(extract(header("", "s"), &Params::default()).is_err(), "an empty client id");
     }
 }

@@ -5,6 +5,9 @@
 //! Nothing here knows HTTP frameworks, storage or time: it turns parameters into typed requests
 //! (or RFC 6749 errors) and typed answers back into parameters. The domain decides.
 
+#[cfg(test)]
+mod wire_tests;
+
 pub mod authorize;
 pub mod client_auth;
 pub mod error;

@@ -138,6 +138,7 @@ impl TestDatabase {
     }
 
     /// Drops the database, best effort: a failure is reported, never raised.
+    #[allow(clippy::print_stderr)]
     async fn drop_database(self) {
         let dropped = async {
             let mut admin = sqlx::AnyConnection::connect(&self.admin_url).await?;

@@ -10,16 +10,10 @@ fn main() -> ExitCode {
     let args = cli::Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tessera: starting the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return cli::fail(format_args!("starting the runtime: {err}")),
     };
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("tessera: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => cli::fail(format_args!("{err:#}")),
     }
 }

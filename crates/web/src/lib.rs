@@ -3,6 +3,7 @@
 //!
 //! Handlers extract, call the domain, and render; they make no decisions of their own.
 
+mod caller;
 mod cookies;
 mod error;
 mod forms;

@@ -4,14 +4,14 @@
 //! until it expires.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use tessera_crypto::keys::KeyAlg;
 use tessera_store::{CredentialKind, CredentialRecord};
 
 use super::clients::{self, Client, ClientKind};
 use super::tokens::{self, Issued, Subject};
-use super::{ACCESS_TOKEN_TTL_SECS, ErrorCode, Outcome, oauth};
+use super::{ACCESS_TOKEN_TTL_SECS, ErrorCode, Outcome, jwt, oauth};
 use crate::{Ctx, Error, grants, services};
 
 /// Longest accepted `exp - iat` (Google: one hour).
@@ -35,40 +35,34 @@ fn audiences(ctx: &Ctx) -> Vec<String> {
     ]
 }
 
-/// Decodes and checks an assertion signed by `client`: signature with one of its keys (the
-/// algorithm is the key's), audience, lifetime, and one-time use.
+/// What client assertions may be signed with: the only algorithm client keys are registered with.
+const ASSERTION_ALG: KeyAlg = KeyAlg::Rs256;
+
+/// Decodes and checks an assertion signed by `client`: signature with one of its keys (through
+/// [`jwt::Jws::verify`], the algorithm being the key record's), audience, lifetime, and one-time use.
 async fn verify(ctx: &Ctx, client: &Client, assertion: &str) -> Outcome<Value> {
     let bad = |text: &str| oauth(ErrorCode::InvalidGrant, text);
-    let mut parts = assertion.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Some(jws) = jwt::Jws::parse(assertion) else {
         return Err(bad("Malformed assertion."));
     };
-    let decode = |part: &str| -> Option<Value> {
-        serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(part).ok()?)
-            .ok()
-            .filter(Value::is_object)
-    };
-    let (Some(header), Some(claims), Ok(sig)) = (decode(h), decode(c), URL_SAFE_NO_PAD.decode(s))
-    else {
-        return Err(bad("Malformed assertion."));
-    };
-    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+    if jws.header_alg() != Some(ASSERTION_ALG.as_str()) {
         return Err(bad("Assertions are signed with RS256."));
     }
-    let kid = header.get("kid").and_then(Value::as_str);
-    let signed = &assertion.as_bytes()[..h.len() + 1 + c.len()];
+    let kid = jws.kid();
     let verified = client
         .settings
         .keys
         .iter()
-        .filter(|key| key.alg == "RS256" && kid.is_none_or(|kid| kid == key.kid))
-        .filter_map(|key| STANDARD.decode(&key.public_der).ok())
-        .any(|public| tessera_crypto::keys::verify(KeyAlg::Rs256, &public, signed, &sig));
+        .filter(|key| kid.is_none_or(|kid| kid == key.kid))
+        .filter_map(|key| {
+            let alg = KeyAlg::parse(&key.alg).ok()?;
+            Some((alg, STANDARD.decode(&key.public_der).ok()?))
+        })
+        .any(|(alg, public)| jws.verify(alg, &public));
     if !verified {
         return Err(bad("Invalid JWT Signature."));
     }
+    let claims = jws.claims;
     let now = ctx.now();
     let (Some(iat), Some(exp)) =
         (claims.get("iat").and_then(Value::as_i64), claims.get("exp").and_then(Value::as_i64))
@@ -124,11 +118,7 @@ pub async fn client_assertion(ctx: &Ctx, client: &Client, assertion: &str) -> Ou
 
 /// The service-account grant: the assertion names the account (`iss`) and the scopes.
 pub async fn jwt_bearer(ctx: &Ctx, assertion: &str) -> Outcome<Issued> {
-    let unverified = assertion
-        .split('.')
-        .nth(1)
-        .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+    let unverified = jwt::unverified_claims(assertion);
     let iss = unverified
         .as_ref()
         .and_then(|it| it.get("iss"))

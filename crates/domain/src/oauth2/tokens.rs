@@ -209,7 +209,6 @@ pub fn id_token_claims(ctx: &Ctx, input: &IdTokenClaims<'_>) -> Value {
     let now = ctx.now();
     let mut claims = Map::new();
     claims.insert("iss".into(), json!(&*ctx.public_url));
-    claims.insert("sub".into(), json!(accounts::subject(&input.account.id)));
     claims.insert("aud".into(), json!(input.audience));
     claims.insert("azp".into(), json!(input.authorized_party));
     claims.insert("iat".into(), json!(now));
@@ -230,16 +229,7 @@ pub fn id_token_claims(ctx: &Ctx, input: &IdTokenClaims<'_>) -> Value {
         input.account,
         &Scopes::from_names(input.scopes.iter().map(String::as_str)),
     );
-    if let Some((email, verified)) = released.email {
-        claims.insert("email".into(), json!(email));
-        claims.insert("email_verified".into(), json!(verified));
-    }
-    if let Some(name) = released.name {
-        claims.insert("name".into(), json!(name));
-    }
-    if let Some(domain) = released.hosted_domain {
-        claims.insert("hd".into(), json!(domain));
-    }
+    released.render_into(claims::Names::OpenIdConnect, &mut claims);
     Value::Object(claims)
 }
 

@@ -1,5 +1,7 @@
 //! Command-line parsing and the commands themselves. The only module that prints.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod admin;
 mod admin_seed;
 mod token;
@@ -89,6 +91,12 @@ fn init_logging(config: &Config) {
         "json" => builder.json().try_init(),
         _ => builder.try_init(),
     };
+}
+
+/// Says on stderr why the command could not run, and fails.
+pub(crate) fn fail(why: std::fmt::Arguments<'_>) -> ExitCode {
+    eprintln!("tessera: {why}");
+    ExitCode::FAILURE
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,8 @@ use sqlx::{AssertSqlSafe, Connection as _};
 use crate::support::{TestEnv, test_config};
 
 /// A fresh database on the test server, dropped by the caller.
+// A test that cannot run says so where the person running the suite looks.
+#[allow(clippy::print_stderr)]
 async fn fresh_database() -> Option<(String, String)> {
     let Ok(admin_url) = std::env::var("TESSERA_TEST_DATABASE_URL") else {
         eprintln!("SKIPPED: two-node PostgreSQL tests (TESSERA_TEST_DATABASE_URL unset)");

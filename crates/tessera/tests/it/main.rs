@@ -5,6 +5,7 @@
 mod support;
 
 mod account;
+mod architecture;
 #[cfg(feature = "browser")]
 mod browser;
 mod cli;

@@ -85,5 +85,5 @@ pub(crate) fn request_facts(
 }
 
 pub(crate) fn authorization(headers: &HeaderMap) -> &str {
-    headers.get(header::AUTHORIZATION).and_then(|it| it.to_str().ok()).unwrap_or_default()
+    crate::caller::authorization(headers).unwrap_or_default()
 }

@@ -15,7 +15,7 @@ use tessera_domain::oauth2::{clients, device};
 use tessera_domain::sessions::SignedIn;
 use tessera_proto_oauth2::{OAuthError, Params, client_auth, split_scopes};
 
-use super::{authorization, failure, form_params, json_no_store, oauth_error};
+use super::{failure, form_params, json_no_store, oauth_error};
 use crate::error::PageError;
 use crate::forms::{self, Form};
 use crate::pages::consent::{self, Post};
@@ -35,7 +35,11 @@ async fn code_post(State(state): State<AppState>, headers: HeaderMap, body: Byte
         Ok(params) => params,
         Err(err) => return oauth_error(&err),
     };
-    let presented = match client_auth::extract(authorization(&headers), &params) {
+    let basic = match crate::caller::client_basic(&headers) {
+        Ok(basic) => basic,
+        Err(err) => return oauth_error(&err),
+    };
+    let presented = match client_auth::extract(basic, &params) {
         Ok(presented) => presented,
         Err(err) => return oauth_error(&err),
     };

@@ -12,7 +12,7 @@ use tessera_domain::oauth2::{Failure, clients, tokens};
 use tessera_domain::store::CredentialKind;
 use tessera_proto_oauth2::{client_auth, introspection};
 
-use super::{authorization, failure, form_params, json_no_store, oauth_error};
+use super::{failure, form_params, json_no_store, oauth_error};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -28,7 +28,11 @@ async fn introspect_post(
         Ok(params) => params,
         Err(err) => return oauth_error(&err),
     };
-    let presented = match client_auth::extract(authorization(&headers), &params) {
+    let basic = match crate::caller::client_basic(&headers) {
+        Ok(basic) => basic,
+        Err(err) => return oauth_error(&err),
+    };
+    let presented = match client_auth::extract(basic, &params) {
         Ok(presented) => presented,
         Err(err) => return oauth_error(&err),
     };

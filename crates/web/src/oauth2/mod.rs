@@ -111,17 +111,13 @@ pub(crate) fn all_params(
     Params::parse(raw.as_bytes())
 }
 
-pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).and_then(|it| it.to_str().ok())
-}
-
 /// The bearer token of a resource request: `Authorization: Bearer …` (or Chromium's
 /// `OAuth …` without parameters), read by the one parser, else `access_token` from the
 /// parameters.
 pub(crate) fn bearer_token(headers: &HeaderMap, params: &Params) -> Option<String> {
-    if let Some(value) = authorization(headers) {
-        return match tessera_domain::caller::parse_authorization(value) {
-            Ok(tessera_domain::caller::Presented::Bearer(token)) => Some(token),
+    if crate::caller::authorization(headers).is_some() {
+        return match crate::caller::presented(headers) {
+            Some(tessera_domain::caller::Presented::Bearer(token)) => Some(token),
             _ => None,
         };
     }

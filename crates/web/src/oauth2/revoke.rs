@@ -13,7 +13,7 @@ use tessera_domain::oauth2::revoke::{self, Revoked};
 use tessera_domain::oauth2::{Failure, clients};
 use tessera_proto_oauth2::{client_auth, revocation};
 
-use super::{all_params, authorization, failure, json_no_store, oauth_error};
+use super::{all_params, failure, json_no_store, oauth_error};
 use crate::AppState;
 use crate::pages::Client;
 
@@ -38,7 +38,11 @@ async fn revoke_any(
         Ok(request) => request,
         Err(err) => return oauth_error(&err),
     };
-    let presented = match client_auth::extract(authorization(&headers), &params) {
+    let basic = match crate::caller::client_basic(&headers) {
+        Ok(basic) => basic,
+        Err(err) => return oauth_error(&err),
+    };
+    let presented = match client_auth::extract(basic, &params) {
         Ok(presented) => presented,
         Err(err) => return oauth_error(&err),
     };

@@ -13,7 +13,7 @@ use tessera_domain::oauth2::tokens::Issued;
 use tessera_proto_oauth2::client_auth;
 use tessera_proto_oauth2::token;
 
-use super::{authorization, failure, form_params, json_no_store, oauth_error};
+use super::{failure, form_params, json_no_store, oauth_error};
 use crate::AppState;
 use crate::pages::Client;
 
@@ -35,7 +35,11 @@ async fn token_post(
         Ok(params) => params,
         Err(err) => return oauth_error(&err),
     };
-    let presented = match client_auth::extract(authorization(&headers), &params) {
+    let basic = match crate::caller::client_basic(&headers) {
+        Ok(basic) => basic,
+        Err(err) => return oauth_error(&err),
+    };
+    let presented = match client_auth::extract(basic, &params) {
         Ok(presented) => presented,
         Err(err) => return oauth_error(&err),
     };

@@ -80,13 +80,7 @@ async fn access_token_info(state: &AppState, token: &str) -> tessera_domain::Res
     if let Some(account) = &info.account {
         let scopes = Scopes::from_names(info.scopes.iter().map(String::as_str));
         let released = tessera_domain::claims::release(account, &scopes);
-        body.insert("user_id".into(), json!(released.sub));
-        body.insert("sub".into(), json!(released.sub));
-        if let Some((email, verified)) = released.email {
-            body.insert("email".into(), json!(email));
-            body.insert("verified_email".into(), json!(verified));
-            body.insert("email_verified".into(), json!(verified));
-        }
+        released.render_into(tessera_domain::claims::Names::TokenInfo, &mut body);
     }
     Ok(Some(Value::Object(body)))
 }

@@ -9,6 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
+use tessera_domain::claims::Names;
 use tessera_domain::credentials::Scopes;
 use tessera_domain::oauth2::tokens;
 
@@ -90,17 +91,8 @@ async fn userinfo(
         return res;
     }
     let released = tessera_domain::claims::release(&account, &scopes);
+    let names = if oidc { Names::OpenIdConnect } else { Names::Userinfoplus };
     let mut out = Map::new();
-    out.insert(if oidc { "sub" } else { "id" }.into(), json!(released.sub));
-    if let Some((email, verified)) = released.email {
-        out.insert("email".into(), json!(email));
-        out.insert(if oidc { "email_verified" } else { "verified_email" }.into(), json!(verified));
-    }
-    if let Some(name) = released.name {
-        out.insert("name".into(), json!(name));
-    }
-    if let Some(domain) = released.hosted_domain {
-        out.insert("hd".into(), json!(domain));
-    }
+    released.render_into(names, &mut out);
     json_no_store(StatusCode::OK, &Value::Object(out))
 }
