@@ -49,9 +49,6 @@ pub struct Challenge {
     /// The answer spoken over noise: a WAV file (RIFF, PCM, 8 kHz, mono, 8 bits), a few seconds
     /// and a few tens of kilobytes long.
     pub wav: Vec<u8>,
-    /// The answer spelled out, for example `"k as in kilo, seven"`; on its way out, as a script
-    /// reads it as easily as a person.
-    pub spoken: String,
 }
 
 impl std::fmt::Debug for Challenge {
@@ -91,7 +88,7 @@ pub fn challenge_for(answer: &str, rng: &dyn Rng) -> Result<Challenge, CryptoErr
     }
     let png = render(answer)?;
     let wav = audio::render(answer, rng).ok_or(CryptoError::Captcha)?;
-    Ok(Challenge { answer: answer.to_owned(), png, wav, spoken: spoken(answer) })
+    Ok(Challenge { answer: answer.to_owned(), png, wav })
 }
 
 /// Renders `answer` as a distorted PNG.
@@ -111,53 +108,6 @@ fn render(answer: &str) -> Result<Vec<u8>, CryptoError> {
         .view(WIDTH, HEIGHT)
         .apply_filter(Dots::new(8).min_radius(3).max_radius(6));
     image.as_png().ok_or(CryptoError::Captcha)
-}
-
-/// Spells `answer` out: letters with their NATO phonetic word, digits as words.
-#[must_use]
-pub fn spoken(answer: &str) -> String {
-    answer
-        .chars()
-        .map(|c| match word(c) {
-            Some(w) if c.is_ascii_digit() => w.to_owned(),
-            Some(w) => format!("{c} as in {w}"),
-            None => c.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn word(c: char) -> Option<&'static str> {
-    const LETTERS: [&str; 26] = [
-        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
-        "juliett", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
-        "sierra", "tango", "uniform", "victor", "whiskey", "x-ray", "yankee", "zulu",
-    ];
-    const DIGITS: [&str; 10] =
-        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
-    match c {
-        'a'..='z' => LETTERS.get((u32::from(c) - u32::from('a')) as usize).copied(),
-        '0'..='9' => DIGITS.get((u32::from(c) - u32::from('0')) as usize).copied(),
-        _ => None,
-    }
-}
-
-/// Reads a spelled-out answer back (`"h as in hotel, seven"` → `"h7"`): what a person does when
-/// listening to it, and what tests do to solve a challenge through its accessible form.
-#[must_use]
-pub fn answer_from_spoken(spoken: &str) -> Option<String> {
-    let mut out = String::new();
-    for part in spoken.split(',').map(str::trim) {
-        match part.split_once(" as in ") {
-            Some((letter, _)) if letter.len() == 1 => out.push_str(letter),
-            Some(_) => return None,
-            None => {
-                let digit = ('0'..='9').find(|d| word(*d) == Some(part))?;
-                out.push(digit);
-            }
-        }
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 /// Normalises a user's answer for comparison: trims, lowercases and drops all whitespace.
@@ -581,8 +531,8 @@ mod tests {
             assert!(wav.len() < 64 * 1024, "{answer}: {} bytes", wav.len());
             // Loud but never clipped, centred on silence.
             let data = &wav[44..];
-            assert!(data.iter().any(|&s| s > 230 || s < 26), "{answer} is quiet");
-            assert!(data.iter().all(|&s| s > 0 && s < 255), "{answer} clips");
+            assert!(data.iter().any(|s| !(26..=230).contains(s)), "{answer} is quiet");
+            assert!(data.iter().all(|s| (1..255).contains(s)), "{answer} clips");
             let mean = data.iter().map(|&s| f64::from(s)).sum::<f64>() / data.len() as f64;
             assert!((120.0..136.0).contains(&mean), "{answer}: mean {mean}");
         }
@@ -680,22 +630,6 @@ mod tests {
         let mut overlong = wav.clone();
         overlong[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(audio::parse(&overlong).is_none());
-    }
-
-    #[test]
-    fn spoken_answers_read_back() {
-        for answer in ["h7k2m", "abcdef", "23456z"] {
-            assert_eq!(answer_from_spoken(&spoken(answer)).as_deref(), Some(answer));
-        }
-        assert_eq!(answer_from_spoken("nonsense"), None);
-        assert_eq!(answer_from_spoken(""), None);
-    }
-
-    #[test]
-    fn spoken_format() {
-        assert_eq!(spoken("h7k2m"), "h as in hotel, seven, k as in kilo, two, m as in mike");
-        assert_eq!(spoken("x9"), "x as in x-ray, nine");
-        assert_eq!(spoken(""), "");
     }
 
     #[test]

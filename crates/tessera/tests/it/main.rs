@@ -7,6 +7,7 @@ mod support;
 mod account;
 #[cfg(feature = "browser")]
 mod browser;
+mod captcha;
 mod cli;
 mod cluster;
 mod interop;
