@@ -1,48 +1,58 @@
-//! CAPTCHA challenges: an image (and a spelled-out alternative for people who cannot see it) whose
-//! answer is kept only as a keyed digest; each challenge is answered at most once.
+//! CAPTCHA challenges: a picture and a spoken recording of the same characters, rendered when the
+//! challenge is issued; the answer is kept only as a keyed digest, and each challenge takes one
+//! guess.
 
 use base64::Engine as _;
-use serde_json::json;
+use base64::engine::general_purpose::STANDARD;
+use tessera_crypto::captcha::Challenge;
 use tessera_store::{CredentialKind, CredentialRecord};
 
-use crate::{Ctx, Result};
+use crate::{Ctx, Result, credentials};
 
-/// A challenge ready to show: the token goes in the form, the image is fetched by token.
+/// The longest token or answer looked at; anything longer is wrong without a store lookup.
+const MAX_INPUT: usize = 100;
+
+/// A challenge ready to show: the token goes in the form, the picture and the recording are
+/// fetched by token.
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub token: String,
 }
 
+/// Draws a fresh challenge and stores it.
 pub async fn issue(ctx: &Ctx) -> Result<Issued> {
     let challenge = tessera_crypto::captcha::new_challenge(ctx.rng.as_ref())
         .map_err(|err| crate::Error::Internal(err.to_string()))?;
+    issue_challenge(ctx, &challenge).await
+}
+
+/// Stores a rendered challenge under a new token: the picture and the recording as they are, the
+/// answer only as its keyed digest. Pages go through [`issue`], which draws the answer at random;
+/// tests that must know an answer render one with `tessera_crypto::captcha::challenge_for`.
+pub async fn issue_challenge(ctx: &Ctx, challenge: &Challenge) -> Result<Issued> {
     let (token, digest) = ctx.new_token();
     let now = ctx.now();
     let mut record = CredentialRecord::new(digest, CredentialKind::Captcha, now);
     record.expires_at = Some(now + ctx.policy.captcha_ttl_secs);
-    let answer = ctx.pepper.keyed_digest(
-        "captcha",
-        tessera_crypto::captcha::normalize_answer(&challenge.answer).as_bytes(),
-    );
-    record.data = json!({
-        "answer": answer,
-        "png": base64::engine::general_purpose::STANDARD.encode(&challenge.png),
-        "spoken": challenge.spoken,
-    })
-    .to_string();
+    record.data = credentials::encode(&CaptchaData {
+        answer: answer_digest(ctx, &challenge.answer),
+        png: STANDARD.encode(&challenge.png),
+        audio: STANDARD.encode(&challenge.wav),
+    })?;
     ctx.store.credentials().insert(&record).await?;
     Ok(Issued { token })
 }
 
-/// What the challenge looks like, while it is unanswered.
+/// What the challenge looks and sounds like, while it is unanswered.
 #[derive(Debug, Clone)]
 pub struct Picture {
     pub png: Vec<u8>,
-    pub spoken: String,
+    /// The characters spoken, as a WAV file; empty for a challenge stored without one.
+    pub wav: Vec<u8>,
 }
 
 pub async fn picture(ctx: &Ctx, token: &str) -> Result<Option<Picture>> {
-    if token.len() > 100 {
+    if token.len() > MAX_INPUT {
         return Ok(None);
     }
     let digest = tessera_crypto::digest::token_digest(token);
@@ -52,18 +62,15 @@ pub async fn picture(ctx: &Ctx, token: &str) -> Result<Option<Picture>> {
     if record.kind != CredentialKind::Captcha {
         return Ok(None);
     }
-    let data: serde_json::Value = serde_json::from_str(&record.data).unwrap_or_default();
-    let png = data["png"]
-        .as_str()
-        .and_then(|it| base64::engine::general_purpose::STANDARD.decode(it).ok())
-        .unwrap_or_default();
-    let spoken = data["spoken"].as_str().unwrap_or_default().to_owned();
-    Ok(Some(Picture { png, spoken }))
+    let data: CaptchaData = credentials::data(&record);
+    let bytes = |text: &str| STANDARD.decode(text).unwrap_or_default();
+    Ok(Some(Picture { png: bytes(&data.png), wav: bytes(&data.audio) }))
 }
 
-/// Checks an answer. The challenge is used up whatever the answer, so each one gets one guess.
+/// Checks an answer. The challenge is consumed first, in one conditional update, whatever the
+/// answer: each challenge gets one guess, however many arrive at once and on whichever node.
 pub async fn check(ctx: &Ctx, token: &str, answer: &str) -> Result<bool> {
-    if token.len() > 100 || answer.len() > 100 {
+    if token.len() > MAX_INPUT {
         return Ok(false);
     }
     let digest = tessera_crypto::digest::token_digest(token);
@@ -72,10 +79,25 @@ pub async fn check(ctx: &Ctx, token: &str, answer: &str) -> Result<bool> {
     else {
         return Ok(false);
     };
-    let data: serde_json::Value = serde_json::from_str(&record.data).unwrap_or_default();
-    let expected = data["answer"].as_str().unwrap_or_default();
-    let given = ctx
-        .pepper
-        .keyed_digest("captcha", tessera_crypto::captcha::normalize_answer(answer).as_bytes());
+    if answer.len() > MAX_INPUT {
+        return Ok(false);
+    }
+    let expected = credentials::data::<CaptchaData>(&record).answer;
+    let given = answer_digest(ctx, answer);
     Ok(!expected.is_empty() && tessera_crypto::digest::ct_eq(expected.as_bytes(), given.as_bytes()))
+}
+
+/// A challenge's data: the answer as its keyed digest, the picture and the recording.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct CaptchaData {
+    #[serde(default)]
+    answer: String,
+    #[serde(default)]
+    png: String,
+    #[serde(default)]
+    audio: String,
+}
+
+fn answer_digest(ctx: &Ctx, answer: &str) -> String {
+    ctx.pepper.keyed_digest("captcha", tessera_crypto::captcha::normalize_answer(answer).as_bytes())
 }

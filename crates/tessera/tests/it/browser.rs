@@ -195,7 +195,7 @@ async fn account_chooser_switches_between_accounts() {
 }
 
 #[tokio::test]
-async fn captcha_appears_with_a_loaded_image() {
+async fn captcha_appears_with_a_loaded_image_and_recording() {
     let env = TestEnv::with_config(|c| c.signin.captcha_after_account_failures = 2).await;
     env.account("cap@example.test", "password-1").await;
     let chrome = Chrome::start().await;
@@ -212,6 +212,37 @@ async fn captcha_appears_with_a_loaded_image() {
         .await
         .unwrap();
     assert_eq!(width, serde_json::json!(220), "the CAPTCHA image loaded");
+    // The recording loads and decodes in the page: its policy lets media in, and Chromium reads
+    // the WAV.
+    let label = chrome
+        .client
+        .execute(
+            "return document.querySelector('fieldset audio').getAttribute('aria-label')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(label.as_str().unwrap().starts_with("CAPTCHA recording"), "{label}");
+    let duration = chrome
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const audio = document.querySelector('fieldset audio');
+             audio.addEventListener('loadedmetadata', () => done(audio.duration));
+             audio.addEventListener('error', () => done('error ' + audio.error.code));
+             audio.load();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let secs =
+        duration.as_f64().unwrap_or_else(|| panic!("the recording did not load: {duration}"));
+    assert!((2.5..8.0).contains(&secs), "{secs} s");
+    chrome
+        .client
+        .find(Locator::LinkText("Listen to the characters (WAV recording)"))
+        .await
+        .unwrap();
     chrome.close().await;
 }
 

@@ -9,7 +9,7 @@ use crate::support::{TestEnv, test_config};
 /// A fresh database on the test server, dropped by the caller.
 // A test that cannot run says so where the person running the suite looks.
 #[allow(clippy::print_stderr)]
-async fn fresh_database() -> Option<(String, String)> {
+pub(crate) async fn fresh_database() -> Option<(String, String)> {
     let Ok(admin_url) = std::env::var("TESSERA_TEST_DATABASE_URL") else {
         eprintln!("SKIPPED: two-node PostgreSQL tests (TESSERA_TEST_DATABASE_URL unset)");
         return None;
@@ -25,7 +25,7 @@ async fn fresh_database() -> Option<(String, String)> {
     Some((format!("{base}/{name}"), name))
 }
 
-async fn drop_database(name: &str) {
+pub(crate) async fn drop_database(name: &str) {
     let admin_url = std::env::var("TESSERA_TEST_DATABASE_URL").unwrap();
     let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
     let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))

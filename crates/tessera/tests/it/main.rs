@@ -8,6 +8,7 @@ mod account;
 mod architecture;
 #[cfg(feature = "browser")]
 mod browser;
+mod captcha;
 mod cli;
 mod cluster;
 mod core;

@@ -1,6 +1,6 @@
 //! Browser sign-in over HTTP: password, CSRF, CAPTCHA, 2-step, chooser, sign-out, redirects, restarts.
 
-use crate::support::{Browser, TestEnv, urlencode};
+use crate::support::{TestEnv, urlencode};
 
 #[tokio::test]
 async fn health_ready_and_metrics() {
@@ -201,14 +201,6 @@ async fn csrf_is_required_bound_to_the_browser_and_single_use() {
     assert_eq!(res.status, 400);
 }
 
-/// Reads the CAPTCHA's answer through its spelled-out alternative, as a screen-reader user would.
-async fn solve_captcha(b: &mut Browser, token: &str) -> String {
-    let text = b.get(&format!("/accounts/Captcha?ctoken={token}&format=text")).await;
-    assert_eq!(text.status, 200);
-    let spoken = text.body.trim().trim_start_matches("The characters are: ").to_owned();
-    tessera_crypto::captcha::answer_from_spoken(&spoken).unwrap()
-}
-
 #[tokio::test]
 async fn captcha_appears_after_repeated_failures_and_gates_the_password() {
     let env = TestEnv::with_config(|c| c.signin.captcha_after_account_failures = 3).await;
@@ -227,10 +219,29 @@ async fn captcha_appears_after_repeated_failures_and_gates_the_password() {
     let image = b.get(&format!("/accounts/Captcha?ctoken={token}")).await;
     assert_eq!(image.status, 200);
     assert_eq!(image.headers.get("content-type").unwrap(), "image/png");
+    let audio = b.get(&format!("/accounts/Captcha?ctoken={token}&format=audio")).await;
+    assert_eq!(audio.status, 200);
+    assert_eq!(audio.headers.get("content-type").unwrap(), "audio/wav");
 
-    // A wrong answer uses the challenge up.
-    let answer = solve_captcha(&mut b, &token).await;
+    // A wrong answer uses the challenge up (the page's, and one whose answer the test knows).
+    let (known, answer) = crate::captcha::known_challenge(&env).await;
     let csrf = res.csrf();
+    let wrong = b
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &csrf),
+                ("Email", "dave@example.test"),
+                ("Passwd", "right password"),
+                ("logintoken", &token),
+                ("logincaptcha", "zzzzzz"),
+            ],
+        )
+        .await;
+    assert!(wrong.body.contains("did not match"), "{}", wrong.body);
+    assert_eq!(b.get(&format!("/accounts/Captcha?ctoken={token}")).await.status, 404);
+    let token = known;
+    let csrf = wrong.csrf();
     let wrong = b
         .post(
             "/accounts/ServiceLoginAuth",
@@ -260,8 +271,8 @@ async fn captcha_appears_after_repeated_failures_and_gates_the_password() {
     assert_eq!(b.get(&format!("/accounts/Captcha?ctoken={token}")).await.status, 404);
 
     // A fresh challenge answered right lets the password through.
-    let token = reuse.input("logintoken").unwrap();
-    let answer = solve_captcha(&mut b, &token).await;
+    assert!(reuse.input("logintoken").is_some());
+    let (token, answer) = crate::captcha::known_challenge(&env).await;
     let ok = b
         .post(
             "/accounts/ServiceLoginAuth",

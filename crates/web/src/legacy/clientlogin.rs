@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::response::Response;
 use axum::routing::get;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use tessera_domain::clientlogin::{self, AccountKind, Login, Refusal};
 use tessera_proto_clientlogin::{
     self as wire, AccountType, ErrorCode, ErrorExtras, ParseError, error_body, success_body,
@@ -216,7 +216,14 @@ async fn unlock_page(
     };
     let page =
         UnlockPage { brand: &state.brand, csrf, email, authuser, captcha_token, error, done };
-    Ok(with_cookies(render::page(StatusCode::OK, &page), set_cookie))
+    let mut res = render::page(StatusCode::OK, &page);
+    if !done {
+        res.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::pages::signin::CAPTCHA_PAGE_CSP),
+        );
+    }
+    Ok(with_cookies(res, set_cookie))
 }
 
 fn sign_in_first(state: &AppState, uri: &http::Uri) -> Response {
@@ -265,7 +272,7 @@ async fn unlock_post(
             &headers,
             who.account.email,
             index,
-            Some("Those were not the characters in the picture. Try this one."),
+            Some("Those were not the characters in the picture and the recording. Try this one."),
             false,
         )
         .await;

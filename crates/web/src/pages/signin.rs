@@ -97,6 +97,7 @@ async fn signin_form(
         true => Some(tessera_domain::captcha::issue(&state.ctx).await?.token),
         false => None,
     };
+    let with_captcha = captcha_token.is_some();
     let page = SignInPage {
         brand: &state.brand,
         csrf,
@@ -106,7 +107,12 @@ async fn signin_form(
         captcha_token,
         persistent: view.persistent,
     };
-    Ok(with_cookies(render::page(status, &page), set_cookie))
+    let mut res = render::page(status, &page);
+    if with_captcha {
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CAPTCHA_PAGE_CSP));
+    }
+    Ok(with_cookies(res, set_cookie))
 }
 
 /// `continue` with `authuser=N` added when it points at this server (other hosts get it unchanged).
@@ -434,22 +440,44 @@ async fn list_accounts(
         .into_response())
 }
 
-/// The CAPTCHA picture (`?ctoken=`), or its spelled-out form with `format=text`.
+/// The content security policy of a page that shows a CAPTCHA: the default one, plus
+/// `media-src 'self'` so that its `<audio>` element can play the recording.
+pub(crate) const CAPTCHA_PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The CAPTCHA picture (`?ctoken=`), or the characters spoken (`&format=audio`, a WAV file).
 async fn captcha_get(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, PageError> {
     let query = forms::query(&uri)?;
+    // The format is checked before the token, so that the answer does not depend on whether the
+    // challenge is live.
+    let audio = match query.get("format") {
+        None | Some("image") => false,
+        Some("audio") => true,
+        Some("text") => {
+            return Err(PageError::bad_request(
+                "The characters are no longer given as text. Use format=audio to hear them.",
+            ));
+        }
+        Some(_) => {
+            return Err(PageError::bad_request(
+                "Unknown format: use format=audio to hear the characters, or leave format out for the picture.",
+            ));
+        }
+    };
     let token = query.get_any(&["ctoken", "token"]).unwrap_or_default();
     let Some(picture) = tessera_domain::captcha::picture(&state.ctx, token).await? else {
         return Err(PageError::not_found());
     };
     let no_store = (header::CACHE_CONTROL, "no-store");
-    if query.get("format") == Some("text") {
-        let body = format!("The characters are: {}\n", picture.spoken);
-        return Ok(
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), no_store], body).into_response()
-        );
+    match audio {
+        // A challenge stored before recordings were made has none.
+        true if picture.wav.is_empty() => Err(PageError::not_found()),
+        true => {
+            let name = (header::CONTENT_DISPOSITION, "inline; filename=\"captcha.wav\"");
+            Ok(([(header::CONTENT_TYPE, "audio/wav"), no_store, name], picture.wav).into_response())
+        }
+        false => Ok(([(header::CONTENT_TYPE, "image/png"), no_store], picture.png).into_response()),
     }
-    Ok(([(header::CONTENT_TYPE, "image/png"), no_store], picture.png).into_response())
 }
