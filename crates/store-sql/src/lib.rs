@@ -29,6 +29,7 @@ mod error;
 mod grants;
 mod group_commit;
 mod keys;
+mod server_state;
 mod services;
 mod sessions;
 
@@ -318,5 +319,17 @@ impl Store for SqlStore {
 
     fn counters(&self) -> &dyn CounterStore {
         self
+    }
+
+    async fn heartbeat(&self, now: tessera_store::Timestamp) -> Result<()> {
+        self.write_heartbeat(now).await
+    }
+
+    async fn kek_check(&self) -> Result<Option<String>> {
+        self.read_kek_check().await
+    }
+
+    async fn init_kek_check(&self, sealed: &str, now: tessera_store::Timestamp) -> Result<String> {
+        self.insert_kek_check(sealed, now).await
     }
 }

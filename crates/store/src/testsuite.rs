@@ -81,6 +81,7 @@ macro_rules! conformance_tests {
             audit_filters_newest_first,
             counters_fixed_windows,
             counters_concurrent_hits,
+            heartbeat_writes_and_kek_check_is_set_once,
         }
     };
 }
@@ -1875,4 +1876,29 @@ pub async fn credential_and_session_bulk_inserts_are_all_or_none(store: Arc<dyn 
     let found =
         store.sessions().find_by_cookie("bulk-c-49", NOW).await.expect("find").expect("a session");
     assert_eq!(found.id, "bulk-s-49");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server state
+
+pub async fn heartbeat_writes_and_kek_check_is_set_once(store: Arc<dyn Store>) {
+    store.heartbeat(NOW).await.expect("first heartbeat");
+    store.heartbeat(NOW + 1).await.expect("heartbeat over the previous one");
+    assert_eq!(store.kek_check().await.expect("read"), None);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.init_kek_check(&format!("v1.check-{i}"), NOW).await.expect("init")
+        }));
+    }
+    let mut stored = BTreeSet::new();
+    for task in tasks {
+        stored.insert(task.await.expect("task"));
+    }
+    assert_eq!(stored.len(), 1, "every contender sees the one value that was stored: {stored:?}");
+    let winner = stored.into_iter().next().expect("one value");
+    assert!(winner.starts_with("v1.check-"), "{winner}");
+    assert_eq!(store.kek_check().await.expect("read").as_deref(), Some(winner.as_str()));
+    assert_eq!(store.init_kek_check("v1.other", NOW + 5).await.expect("init again"), winner);
 }
