@@ -33,21 +33,22 @@ impl Clock for SystemClock {
     }
 }
 
-/// Opens (and migrates) the configured store.
+/// Opens (and migrates) the configured store. The embedded database lives in the data directory,
+/// which is created readable by its owner only (0700), as are the database files (0600).
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
-    let url = match &config.database_url {
-        Some(url) => url.clone(),
-        None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("creating data directory {}", config.data_dir.display())
-            })?;
-            SqlStore::sqlite_path_url(&config.data_dir.join("tessera.db"))
-        }
-    };
     let opts = ConnectOptions { max_connections: config.raw.store.max_connections };
-    let store = SqlStore::connect(&url, &opts)
-        .await
-        .map_err(|err| format_err!("opening the database: {err}"))?;
+    let store = match &config.database_url {
+        Some(url) => SqlStore::connect(url, &opts).await,
+        None => {
+            create_private_dir(&config.data_dir)?;
+            warn_if_shared(&config.data_dir);
+            let path = config.data_dir.join("tessera.db");
+            let store = SqlStore::connect_sqlite_file(&path, &opts).await;
+            warn_if_shared(&path);
+            store
+        }
+    }
+    .map_err(|err| format_err!("opening the database: {err}"))?;
     store.migrate().await.map_err(|err| format_err!("migrating the database: {err}"))?;
     Ok(store)
 }
@@ -66,12 +67,40 @@ pub fn load_kek(config: &Config, rng: &dyn Rng) -> anyhow::Result<Kek> {
     if path.exists() {
         return read_kek_file(&path);
     }
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
-        .with_context(|| format!("creating {}", path.display()))?;
+    create_private_dir(path.parent().unwrap_or(Path::new(".")))?;
     let kek = Kek::generate(rng);
     write_private(&path, kek.to_base64().as_bytes())?;
     tracing::info!(target: "tessera::startup", path = %path.display(), "generated a new key-encryption key");
     Ok(kek)
+}
+
+/// Creates a directory (and any missing parents) that only its owner may enter; an existing
+/// directory keeps its mode.
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path).with_context(|| format!("creating directory {}", path.display()))
+}
+
+/// Warns when a data file or directory made by an earlier version is open to group or others.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let fix = if meta.is_dir() { "chmod 700" } else { "chmod 600" };
+            tracing::warn!(target: "tessera::startup", path = %path.display(), "readable by group or others; restrict it ({fix})");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn read_kek_file(path: &Path) -> anyhow::Result<Kek> {

@@ -12,5 +12,6 @@ mod cluster;
 mod interop;
 mod legacy;
 mod oauth2;
+mod ops;
 mod robustness;
 mod signin;
