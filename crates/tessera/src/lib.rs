@@ -194,14 +194,19 @@ pub struct StartOptions {
     pub listener: Option<tokio::net::TcpListener>,
     /// Sweep expired credentials in the background.
     pub sweeper: bool,
+    /// A store the caller opened (tests wrap one to make it fail); the configured one when `None`.
+    pub store: Option<Arc<dyn Store>>,
 }
 
 impl Server {
     pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Server> {
-        let store = open_store(config).await?;
+        let store: Arc<dyn Store> = match opts.store {
+            Some(store) => store,
+            None => Arc::new(open_store(config).await?),
+        };
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let rng: Arc<dyn Rng> = Arc::new(SystemRng::new());
-        let ctx = context(config, Arc::new(store), clock, rng)?;
+        let ctx = context(config, store, clock, rng)?;
         tessera_domain::keys::ensure(&ctx)
             .await
             .map_err(|err| format_err!("preparing signing keys: {err}"))?;

@@ -19,15 +19,18 @@ async fn healthz_get() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the store answers.
+/// Ready when the store answers and can write: a node whose database is full or read-only would
+/// otherwise stay in the load balancer while every sign-in fails.
 async fn readyz_get(State(state): State<AppState>) -> Response {
-    match state.ctx.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(err) => {
-            tracing::warn!(target: "tessera::http", error = %err, "store not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n").into_response()
-        }
+    if let Err(err) = state.ctx.store.ping().await {
+        tracing::warn!(target: "tessera::http", error = %err, "store not reachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n").into_response();
     }
+    if let Err(err) = state.ctx.store.heartbeat(state.ctx.now()).await {
+        tracing::warn!(target: "tessera::http", error = %err, "store cannot write");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store cannot write\n").into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 async fn metrics_get(State(state): State<AppState>) -> Response {

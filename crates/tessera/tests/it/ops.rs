@@ -2,6 +2,10 @@
 //! key-encryption-key check at start, access to `/metrics`, the default public URL, and the
 //! connection limits and timeouts of the HTTP server.
 
+use std::sync::Arc;
+
+use tessera_store::{Store, StoreError, Timestamp};
+
 use crate::support::{TestEnv, test_config};
 
 #[cfg(unix)]
@@ -28,4 +32,78 @@ async fn data_directory_and_database_files_are_private() {
     for file in ["tessera.db", "tessera.db-wal", "tessera.db-shm", "kek"] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
+}
+
+/// A store whose database answers but refuses every write, as on a full disk: the heartbeat fails
+/// and everything else goes to the real store.
+struct CannotWrite(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Store for CannotWrite {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    async fn ping(&self) -> tessera_store::Result<()> {
+        self.0.ping().await
+    }
+    fn accounts(&self) -> &dyn tessera_store::AccountStore {
+        self.0.accounts()
+    }
+    fn domains(&self) -> &dyn tessera_store::DomainStore {
+        self.0.domains()
+    }
+    fn projects(&self) -> &dyn tessera_store::ProjectStore {
+        self.0.projects()
+    }
+    fn grants(&self) -> &dyn tessera_store::GrantStore {
+        self.0.grants()
+    }
+    fn credentials(&self) -> &dyn tessera_store::CredentialStore {
+        self.0.credentials()
+    }
+    fn sessions(&self) -> &dyn tessera_store::SessionStore {
+        self.0.sessions()
+    }
+    fn keys(&self) -> &dyn tessera_store::KeyStore {
+        self.0.keys()
+    }
+    fn audit(&self) -> &dyn tessera_store::AuditStore {
+        self.0.audit()
+    }
+    fn counters(&self) -> &dyn tessera_store::CounterStore {
+        self.0.counters()
+    }
+    fn services(&self) -> &dyn tessera_store::ServiceStore {
+        self.0.services()
+    }
+    async fn heartbeat(&self, _now: Timestamp) -> tessera_store::Result<()> {
+        Err(StoreError::Backend("heartbeat: database or disk is full".to_owned()))
+    }
+    async fn kek_check(&self) -> tessera_store::Result<Option<String>> {
+        self.0.kek_check().await
+    }
+    async fn init_kek_check(&self, sealed: &str, now: Timestamp) -> tessera_store::Result<String> {
+        self.0.init_kek_check(sealed, now).await
+    }
+}
+
+/// Issue 10: `/readyz` is 503 while the store answers reads but cannot write, and 200 when it can.
+#[tokio::test]
+async fn readyz_reports_a_store_that_cannot_write() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.browser().get("/readyz").await.status, 200);
+
+    let dir = tempfile::tempdir().unwrap();
+    let raw = test_config(dir.path());
+    let config = raw.validate().unwrap();
+    let store: Arc<dyn Store> = Arc::new(tessera::open_store(&config).await.unwrap());
+    let opts = tessera::StartOptions {
+        store: Some(Arc::new(CannotWrite(store))),
+        ..tessera::StartOptions::default()
+    };
+    let env = TestEnv::start_raw(raw, dir, opts).await;
+    let mut b = env.browser();
+    assert_eq!(b.get("/healthz").await.status, 200, "alive");
+    let ready = b.get("/readyz").await;
+    assert_eq!((ready.status, ready.body.as_str()), (503, "store cannot write\n"));
 }
