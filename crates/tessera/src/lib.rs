@@ -149,6 +149,42 @@ pub fn context(
         .map_err(|err| format_err!("password settings: {err}"))
 }
 
+/// The additional data and the plaintext of the key-encryption-key check value.
+const KEK_CHECK_AAD: &[u8] = b"tessera/kek-check/v1";
+const KEK_CHECK_TEXT: &[u8] = b"tessera key-encryption key check";
+
+/// Refuses to go on with a key-encryption key other than the one that sealed this database's
+/// secrets, which would start, report ready, and then fail every signature. The first start stores
+/// a constant sealed with its key (`Store::init_kek_check`); every later start opens it. A database
+/// from before the check value existed is checked against its signing keys first.
+pub async fn check_kek(ctx: &Ctx, config: &Config) -> anyhow::Result<()> {
+    let source = match (config.raw.kek.as_str(), config.raw.kek_file.as_str()) {
+        ("", "") => format!("the key file {}", config.data_dir.join("kek").display()),
+        ("", file) => format!("the key file {file}"),
+        _ => "the configured kek".to_owned(),
+    };
+    let mismatch = || {
+        format_err!(
+            "kek mismatch: the key-encryption key from {source} is not the one this database's \
+             keys were sealed with; start with the key the database was created with"
+        )
+    };
+    let store_err = |err: tessera_store::StoreError| format_err!("checking the kek: {err}");
+    if let Some(sealed) = ctx.store.kek_check().await.map_err(store_err)? {
+        return ctx.kek.open(KEK_CHECK_AAD, &sealed).map(drop).map_err(|_| mismatch());
+    }
+    for record in ctx.store.keys().list().await.map_err(store_err)? {
+        tessera_domain::keys::open(ctx, &record).map_err(|_| mismatch())?;
+    }
+    let sealed = ctx
+        .kek
+        .seal(ctx.rng.as_ref(), KEK_CHECK_AAD, KEK_CHECK_TEXT)
+        .map_err(|err| format_err!("sealing the kek check value: {err}"))?;
+    // Another node starting at the same moment may have stored its own value first.
+    let stored = ctx.store.init_kek_check(&sealed, ctx.now()).await.map_err(store_err)?;
+    ctx.kek.open(KEK_CHECK_AAD, &stored).map(drop).map_err(|_| mismatch())
+}
+
 /// The process-wide Prometheus recorder (installed once; servers in one process share it).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -207,6 +243,7 @@ impl Server {
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let rng: Arc<dyn Rng> = Arc::new(SystemRng::new());
         let ctx = context(config, store, clock, rng)?;
+        check_kek(&ctx, config).await?;
         tessera_domain::keys::ensure(&ctx)
             .await
             .map_err(|err| format_err!("preparing signing keys: {err}"))?;

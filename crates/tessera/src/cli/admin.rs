@@ -302,6 +302,7 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
         Arc::new(tessera::SystemClock),
         Arc::new(SystemRng::new()),
     )?;
+    tessera::check_kek(&ctx, config).await?;
     let json_mode = args.json;
     let actor = Actor::Cli;
     match &args.command {

@@ -107,3 +107,58 @@ async fn readyz_reports_a_store_that_cannot_write() {
     let ready = b.get("/readyz").await;
     assert_eq!((ready.status, ready.body.as_str()), (503, "store cannot write\n"));
 }
+
+fn kek(byte: u8) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [byte; 32])
+}
+
+async fn start_err(raw: &tessera::RawConfig) -> String {
+    let config = raw.validate().unwrap();
+    match tessera::Server::start(&config, tessera::StartOptions::default()).await {
+        Ok(_) => panic!("the server started"),
+        Err(err) => format!("{err:#}"),
+    }
+}
+
+/// Issue 10: a node whose key-encryption key differs from the one that sealed the database refuses
+/// to start, naming the mismatch, instead of failing every signature later.
+#[tokio::test]
+async fn a_different_kek_refuses_to_start() {
+    let mut env = TestEnv::with_config(|raw| raw.kek = kek(1)).await;
+    env.server.take().unwrap().stop().await.unwrap();
+    let mut raw = env.raw.clone();
+    raw.listen = "127.0.0.1:0".to_owned();
+    raw.kek = kek(2);
+    let err = start_err(&raw).await;
+    assert!(err.contains("kek mismatch") && err.contains("the configured kek"), "{err}");
+    // The right key still starts, and signs.
+    let env = env.restart(|raw| raw.kek = kek(1)).await;
+    assert_eq!(env.browser().get("/oauth2/v3/certs").await.status, 200);
+}
+
+/// The same for the generated key file, and for a database from before the check value existed
+/// (its signing keys are opened instead, and the check value is written then).
+#[tokio::test]
+async fn a_replaced_kek_file_or_a_database_without_check_value_refuses_to_start() {
+    let mut env = TestEnv::start().await;
+    env.server.take().unwrap().stop().await.unwrap();
+    let key_file = env.dir.path().join("kek");
+    let original = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::write(&key_file, kek(3)).unwrap();
+    let mut raw = env.raw.clone();
+    raw.listen = "127.0.0.1:0".to_owned();
+    let err = start_err(&raw).await;
+    assert!(err.contains("kek mismatch") && err.contains(&key_file.display().to_string()), "{err}");
+
+    let db = tessera_store_sql::SqlStore::sqlite_path_url(&env.dir.path().join("tessera.db"));
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db).await.unwrap();
+    sqlx::query("DELETE FROM server_state").execute(&mut conn).await.unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    let err = start_err(&raw).await;
+    assert!(err.contains("kek mismatch"), "the signing keys do not open: {err}");
+
+    std::fs::write(&key_file, original).unwrap();
+    let env = env.restart(|_| ()).await;
+    assert!(env.ctx().store.kek_check().await.unwrap().is_some(), "written again");
+}
