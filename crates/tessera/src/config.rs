@@ -3,6 +3,7 @@
 //! with parsed URLs and resolved paths, naming the key in every complaint.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, format_err};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ pub struct RawConfig {
     pub signin: SigninConfig,
     pub store: StoreConfig,
     pub legacy: LegacyConfig,
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +76,33 @@ impl Default for LegacyConfig {
     }
 }
 
+/// `[http]`: connection limits and timeouts of the HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// How long a client has to send a whole request head.
+    pub header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout_ms: u64,
+    /// How long a request may take, reading its body included, before it is answered 503.
+    pub request_timeout_ms: u64,
+    pub max_connections: u32,
+    /// Per IPv4 address or IPv6 /64; behind a reverse proxy every connection has its address.
+    pub max_connections_per_address: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            request_timeout_ms: 30_000,
+            max_connections: 1024,
+            max_connections_per_address: 256,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -97,6 +126,7 @@ impl Default for RawConfig {
             signin: SigninConfig::default(),
             store: StoreConfig::default(),
             legacy: LegacyConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -255,6 +285,34 @@ impl RawConfig {
                 "store: max_connections, sweep_batch and sweep_interval_secs must be positive"
             ));
         }
+        let h = &self.http;
+        for (key, ms) in [
+            ("header_read_timeout_ms", h.header_read_timeout_ms),
+            ("idle_timeout_ms", h.idle_timeout_ms),
+            ("request_timeout_ms", h.request_timeout_ms),
+        ] {
+            if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+                return Err(format_err!(
+                    "http.{key}: must be between 1 and {MAX_TIMEOUT_MS} milliseconds"
+                ));
+            }
+        }
+        if h.max_connections < 1 {
+            return Err(format_err!("http.max_connections: must be at least 1"));
+        }
+        if !(1..=h.max_connections).contains(&h.max_connections_per_address) {
+            return Err(format_err!(
+                "http.max_connections_per_address: must be between 1 and http.max_connections ({})",
+                h.max_connections
+            ));
+        }
+        let limits = tessera_web::ConnLimits {
+            header_read_timeout: Duration::from_millis(h.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(h.idle_timeout_ms),
+            max_connections: h.max_connections as usize,
+            max_connections_per_address: h.max_connections_per_address as usize,
+        };
+        let request_timeout = Duration::from_millis(h.request_timeout_ms);
         if !self.kek.is_empty() {
             tessera_crypto::kek::Kek::parse(&self.kek)
                 .map_err(|_| format_err!("kek: must be base64 of exactly 32 bytes"))?;
@@ -274,9 +332,21 @@ impl RawConfig {
             persistent_session_ttl_secs: s.persistent_session_ttl_secs,
             ..Policy::default()
         };
-        Ok(Config { raw: self.clone(), listen, public_url, data_dir, database_url, policy })
+        Ok(Config {
+            raw: self.clone(),
+            listen,
+            public_url,
+            data_dir,
+            database_url,
+            policy,
+            limits,
+            request_timeout,
+        })
     }
 }
+
+/// The longest `[http]` timeout accepted: an hour.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// Checked settings.
 #[derive(Debug, Clone)]
@@ -287,6 +357,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub policy: Policy,
+    /// Connection limits and timeouts of the listeners (`[http]`).
+    pub limits: tessera_web::ConnLimits,
+    pub request_timeout: Duration,
 }
 
 fn merge(base: &mut toml::Value, top: toml::Value) {
@@ -415,5 +488,32 @@ mod tests {
         assert!(raw.validate().unwrap_err().to_string().starts_with("listen:"));
         let raw = RawConfig { database_url: "mysql://x".to_owned(), ..RawConfig::default() };
         assert!(raw.validate().unwrap_err().to_string().starts_with("database_url:"));
+    }
+
+    #[test]
+    fn http_limits_load_and_are_checked() {
+        let raw = RawConfig::load(
+            None,
+            env(&[
+                ("TESSERA_HTTP_MAX_CONNECTIONS", "4096"),
+                ("TESSERA_HTTP_IDLE_TIMEOUT_MS", "500"),
+            ]),
+        )
+        .unwrap();
+        let config = raw.validate().unwrap();
+        assert_eq!(config.limits.max_connections, 4096);
+        assert_eq!(config.limits.idle_timeout, Duration::from_millis(500));
+        assert_eq!(config.limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        let bad = |edit: fn(&mut HttpConfig)| {
+            let mut raw = RawConfig::default();
+            edit(&mut raw.http);
+            raw.validate().unwrap_err().to_string()
+        };
+        assert!(bad(|h| h.idle_timeout_ms = 0).starts_with("http.idle_timeout_ms:"));
+        assert!(bad(|h| h.request_timeout_ms = 3_600_001).starts_with("http.request_timeout_ms:"));
+        assert!(bad(|h| h.max_connections = 0).starts_with("http.max_connections:"));
+        let err = bad(|h| h.max_connections_per_address = h.max_connections + 1);
+        assert!(err.starts_with("http.max_connections_per_address:"), "{err}");
     }
 }

@@ -267,6 +267,7 @@ impl Server {
             authsub: config.raw.legacy.authsub,
             clientlogin: config.raw.legacy.clientlogin,
         };
+        state.request_timeout = config.request_timeout;
         let app = tessera_web::router(state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         if opts.sweeper {
@@ -276,13 +277,13 @@ impl Server {
                 config.raw.store.sweep_batch,
             );
         }
+        let limits = config.limits;
         let task = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .context("serving")
+            tessera_web::serve(listener, app, limits, async move {
+                let _ = rx.await;
+            })
+            .await;
+            Ok(())
         });
         Ok(Server { addr, ctx, report, shutdown: Some(tx), task })
     }

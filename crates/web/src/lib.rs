@@ -12,13 +12,16 @@ mod middleware;
 mod oauth2;
 mod pages;
 mod render;
+mod serve;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 pub use legacy::Legacy;
 use metrics_exporter_prometheus::PrometheusHandle;
 pub use pages::assets::STYLESHEET;
+pub use serve::{ConnLimits, serve};
 use tessera_domain::Ctx;
 
 /// What every handler can reach.
@@ -34,6 +37,8 @@ pub struct AppState {
     pub continue_prefixes: Arc<[String]>,
     /// Which legacy protocols (AuthSub, ClientLogin) this deployment serves.
     pub legacy: Legacy,
+    /// How long a request may take, reading its body included, before it is answered 503.
+    pub request_timeout: Duration,
 }
 
 impl AppState {
@@ -46,6 +51,7 @@ impl AppState {
             brand: "tessera".into(),
             continue_prefixes: Arc::from(Vec::new()),
             legacy: Legacy::default(),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -58,6 +64,10 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth2::router())
         .merge(legacy::router(state.legacy))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.request_timeout,
+            middleware::request_timeout,
+        ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::observe))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))

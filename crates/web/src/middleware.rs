@@ -1,9 +1,9 @@
 //! Layers around every request: request ids, one log line and metrics per request, security headers.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -61,6 +61,27 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
         tracing::info!(target: "tessera::http", %method, route, status, micros, request_id, "request");
     }
     res
+}
+
+/// Answers 503 when the handler (reading the body included) has not answered within `limit`, so a
+/// slow request body or a stuck handler cannot hold a connection and its worker for ever.
+pub(crate) async fn request_timeout(
+    State(limit): State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            let mut res =
+                (StatusCode::SERVICE_UNAVAILABLE, "the request took too long\n").into_response();
+            res.extensions_mut().insert(crate::error::Internal(format!(
+                "no answer within the request timeout ({} ms)",
+                limit.as_millis()
+            )));
+            res
+        }
+    }
 }
 
 /// Headers for every response: no framing, no sniffing, no referrer (pages may carry tokens), and a

@@ -2,9 +2,15 @@
 //! key-encryption-key check at start, access to `/metrics`, the default public URL, and the
 //! connection limits and timeouts of the HTTP server.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_store::{Store, StoreError, Timestamp};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::timeout;
 
 use crate::support::{TestEnv, test_config};
 
@@ -161,4 +167,253 @@ async fn a_replaced_kek_file_or_a_database_without_check_value_refuses_to_start(
     std::fs::write(&key_file, original).unwrap();
     let env = env.restart(|_| ()).await;
     assert!(env.ctx().store.kek_check().await.unwrap().is_some(), "written again");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection limits and timeouts (issue 4)
+
+/// The failure guard of every wait below: a passing test never comes near it.
+const GUARD: Duration = Duration::from_secs(30);
+
+fn server_addr(env: &TestEnv) -> SocketAddr {
+    env.base.trim_start_matches("http://").parse().unwrap()
+}
+
+/// Connects to the server from a loopback address of our choice (all of 127/8 is local).
+async fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// Waits until the server closes the connection (end of stream or reset); returns what it sent.
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    timeout(GUARD, read_to_close(stream)).await.expect("the server closes it")
+}
+
+async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+    out
+}
+
+/// Reads one response to a request for `/healthz` (`ok\n`, 3 bytes) and leaves the connection open.
+async fn read_healthz(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !(out.ends_with(b"\r\n\r\nok\n")) {
+        let n = timeout(GUARD, stream.read(&mut chunk)).await.expect("an answer").unwrap();
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8(out).unwrap()
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: tessera.test\r\n\r\n";
+
+/// One connection of a burst: connects, then either sees the server close it at once (false), or
+/// is still open when `go` fires and then gets a request answered (true).
+async fn burst_member(
+    source: Ipv4Addr,
+    server: SocketAddr,
+    mut go: watch::Receiver<bool>,
+    closed: mpsc::Sender<()>,
+) -> bool {
+    let mut stream = connect_from(source, server).await;
+    let mut byte = [0u8; 1];
+    let was_closed = tokio::select! {
+        read = stream.read(&mut byte) => {
+            assert!(matches!(read, Ok(0) | Err(_)), "the server sent something unasked");
+            true
+        }
+        _ = go.wait_for(|go| *go) => false,
+    };
+    if was_closed {
+        closed.send(()).await.unwrap();
+        return false;
+    }
+    stream.write_all(HEALTHZ).await.unwrap();
+    assert!(read_healthz(&mut stream).await.starts_with("HTTP/1.1 200 OK\r\n"));
+    true
+}
+
+/// Opens one connection per source address at once; waits until `refused` of them were closed by
+/// the server, then has the others send a request. Returns how many were closed and answered.
+async fn burst(env: &TestEnv, sources: &[Ipv4Addr], refused: usize) -> (usize, usize) {
+    let (go_tx, go_rx) = watch::channel(false);
+    let (closed_tx, mut closed_rx) = mpsc::channel(sources.len());
+    let server = server_addr(env);
+    let members: Vec<_> = sources
+        .iter()
+        .map(|source| tokio::spawn(burst_member(*source, server, go_rx.clone(), closed_tx.clone())))
+        .collect();
+    for _ in 0..refused {
+        timeout(GUARD, closed_rx.recv()).await.expect("the connections over the cap are closed");
+    }
+    go_tx.send(true).unwrap();
+    let mut answered = 0;
+    for member in members {
+        answered += usize::from(member.await.unwrap());
+    }
+    (sources.len() - answered, answered)
+}
+
+/// A connection beyond the per-address cap is closed as it is accepted; the others are served.
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_closed() {
+    let env = TestEnv::with_config(|raw| raw.http.max_connections_per_address = 8).await;
+    let sources = vec![Ipv4Addr::new(127, 0, 0, 2); 20];
+    assert_eq!(burst(&env, &sources, 12).await, (12, 8));
+    // Another address is not affected while those are open, nor is this one once they are closed.
+    let sources = vec![Ipv4Addr::new(127, 0, 0, 3); 8];
+    assert_eq!(burst(&env, &sources, 0).await, (0, 8));
+}
+
+/// A connection beyond the global cap is closed as it is accepted, whatever its address.
+#[tokio::test]
+async fn connections_over_the_global_cap_are_closed() {
+    let env = TestEnv::with_config(|raw| {
+        raw.http.max_connections = 8;
+        raw.http.max_connections_per_address = 8;
+    })
+    .await;
+    let sources: Vec<_> = (0..20).map(|i| Ipv4Addr::new(127, 0, 1, 10 + i)).collect();
+    assert_eq!(burst(&env, &sources, 12).await, (12, 8));
+}
+
+/// A slow-loris of 2,000 connections from twenty addresses (half send part of a request line,
+/// half nothing) does not keep a normal client from being served: each address gets 50
+/// connections, the other 1,000 are closed at once. Stopping the server closes the 1,000 it holds
+/// without waiting for their timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_loris_of_2000_connections_does_not_stop_normal_clients() {
+    let mut env = TestEnv::with_config(|raw| {
+        raw.http.max_connections = 1500;
+        raw.http.max_connections_per_address = 50;
+        raw.http.header_read_timeout_ms = 600_000;
+    })
+    .await;
+    let server = server_addr(&env);
+    let (connected_tx, mut connected_rx) = mpsc::channel(2000);
+    let (closed_tx, mut closed_rx) = mpsc::channel(2000);
+    let mut held = Vec::new();
+    // In waves of 200, so that the kernel's accept queue (1,024) never overflows: a connection
+    // dropped there would only be retried by TCP seconds later.
+    for wave in 0..40u32 {
+        for i in wave * 50..(wave + 1) * 50 {
+            let source = Ipv4Addr::new(127, 0, 2, 10 + (i % 20) as u8);
+            let (connected, closed) = (connected_tx.clone(), closed_tx.clone());
+            held.push(tokio::spawn(async move {
+                let mut stream = connect_from(source, server).await;
+                if i % 2 == 0 {
+                    let _ = stream.write_all(b"GET /accounts/ServiceLogin HT").await;
+                }
+                connected.send(()).await.unwrap();
+                read_to_close(&mut stream).await;
+                closed.send(()).await.unwrap();
+                // Kept until the end: a port given back at once could be taken again for a
+                // connection the server still remembers (TIME_WAIT), which TCP retries seconds later.
+                stream
+            }));
+        }
+        for _ in 0..50 {
+            timeout(GUARD, connected_rx.recv()).await.expect("connected");
+        }
+    }
+    for _ in 0..1000 {
+        timeout(GUARD, closed_rx.recv()).await.expect("1,000 over the per-address cap are closed");
+    }
+    let res = timeout(GUARD, reqwest::get(env.url("/healthz"))).await.expect("served").unwrap();
+    assert_eq!(res.status(), 200);
+    let mut b = env.browser();
+    assert_eq!(timeout(GUARD, b.get("/accounts/ServiceLogin")).await.unwrap().status, 200);
+    assert!(closed_rx.try_recv().is_err(), "no more were closed than the cap demands");
+
+    timeout(GUARD, env.server.take().unwrap().stop()).await.expect("stops promptly").unwrap();
+    let mut streams = Vec::new();
+    for task in held {
+        streams.push(timeout(GUARD, task).await.expect("every held connection is closed").unwrap());
+    }
+}
+
+/// Header-read timeout: a connection that sends nothing, or part of a request line, is closed; so
+/// is a kept-alive connection whose next request head does not complete. Idle timeout: a
+/// kept-alive connection that sends nothing after its answer is closed.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_after_their_timeouts() {
+    let env = TestEnv::with_config(|raw| {
+        raw.http.header_read_timeout_ms = 100;
+        raw.http.idle_timeout_ms = 600_000;
+    })
+    .await;
+    let server = server_addr(&env);
+    let mut silent = TcpStream::connect(server).await.unwrap();
+    let mut partial = TcpStream::connect(server).await.unwrap();
+    partial.write_all(b"GET /healthz HT").await.unwrap();
+    assert!(until_closed(&mut silent).await.is_empty());
+    assert!(until_closed(&mut partial).await.is_empty());
+    let mut kept = TcpStream::connect(server).await.unwrap();
+    kept.write_all(HEALTHZ).await.unwrap();
+    assert!(read_healthz(&mut kept).await.starts_with("HTTP/1.1 200 OK\r\n"));
+    kept.write_all(b"GET /heal").await.unwrap();
+    assert!(until_closed(&mut kept).await.is_empty(), "the second head timed out");
+
+    let env = TestEnv::with_config(|raw| {
+        raw.http.header_read_timeout_ms = 600_000;
+        raw.http.idle_timeout_ms = 100;
+    })
+    .await;
+    let mut kept = TcpStream::connect(server_addr(&env)).await.unwrap();
+    kept.write_all(HEALTHZ).await.unwrap();
+    assert!(read_healthz(&mut kept).await.starts_with("HTTP/1.1 200 OK\r\n"));
+    kept.write_all(HEALTHZ).await.unwrap();
+    assert!(read_healthz(&mut kept).await.starts_with("HTTP/1.1 200 OK\r\n"), "kept alive");
+    assert!(until_closed(&mut kept).await.is_empty(), "closed when idle");
+}
+
+/// Request timeout: a request whose body does not arrive is answered 503 and logged as such.
+#[tokio::test]
+async fn a_request_that_takes_too_long_is_answered_503() {
+    let env = TestEnv::with_config(|raw| raw.http.request_timeout_ms = 100).await;
+    let mut stream = TcpStream::connect(server_addr(&env)).await.unwrap();
+    stream
+        .write_all(
+            b"POST /accounts/ClientLogin HTTP/1.1\r\nHost: tessera.test\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nEmail=",
+        )
+        .await
+        .unwrap();
+    let answer = String::from_utf8(until_closed(&mut stream).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nthe request took too long\n"), "{answer}");
+}
+
+/// Stopping the server closes idle connections but answers a request in flight first.
+#[tokio::test]
+async fn stopping_answers_the_request_in_flight() {
+    let mut env = TestEnv::start().await;
+    let server = server_addr(&env);
+    let mut idle = TcpStream::connect(server).await.unwrap();
+    idle.write_all(HEALTHZ).await.unwrap();
+    read_healthz(&mut idle).await;
+    let body = "Email=a%40example.test&Passwd=x&service=nope";
+    let mut busy = TcpStream::connect(server).await.unwrap();
+    let head = format!(
+        "POST /accounts/ClientLogin HTTP/1.1\r\nHost: tessera.test\r\nExpect: 100-continue\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    busy.write_all(head.as_bytes()).await.unwrap();
+    // The interim answer comes when the handler starts reading the body: the request is in flight.
+    let mut interim = [0u8; 25];
+    timeout(GUARD, busy.read_exact(&mut interim)).await.unwrap().unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+
+    let stopping = tokio::spawn(env.server.take().unwrap().stop());
+    assert!(until_closed(&mut idle).await.is_empty(), "the idle connection is closed");
+    busy.write_all(body.as_bytes()).await.unwrap();
+    let answer = String::from_utf8(until_closed(&mut busy).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403 Access Forbidden\r\n"), "{answer}");
+    assert!(answer.contains("\r\n\r\nError=Unknown\n"), "{answer}");
+    timeout(GUARD, stopping).await.expect("stopped").unwrap().unwrap();
 }
