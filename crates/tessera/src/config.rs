@@ -29,6 +29,7 @@ pub struct RawConfig {
     pub store: StoreConfig,
     pub legacy: LegacyConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +75,17 @@ impl Default for LegacyConfig {
     fn default() -> LegacyConfig {
         LegacyConfig { authsub: true, clientlogin: true }
     }
+}
+
+/// `[metrics]`: where `/metrics` is served and who may read it. With neither key set it is not
+/// served at all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// An address of its own for `/metrics` (e.g. `127.0.0.1:9464`); empty: the main listener.
+    pub listen: String,
+    /// A bearer token scrapers must send; empty: none (then only `listen` serves metrics).
+    pub token: String,
 }
 
 /// `[http]`: connection limits and timeouts of the HTTP server.
@@ -127,6 +139,7 @@ impl Default for RawConfig {
             store: StoreConfig::default(),
             legacy: LegacyConfig::default(),
             http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -313,6 +326,26 @@ impl RawConfig {
             max_connections_per_address: h.max_connections_per_address as usize,
         };
         let request_timeout = Duration::from_millis(h.request_timeout_ms);
+        let metrics_listen = match self.metrics.listen.as_str() {
+            "" => None,
+            text => {
+                let addr: std::net::SocketAddr = text
+                    .parse()
+                    .map_err(|_| format_err!("metrics.listen: {text:?} is not an address:port"))?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(format_err!("metrics.listen: must differ from listen"));
+                }
+                Some(addr)
+            }
+        };
+        let token = &self.metrics.token;
+        if !token.is_empty()
+            && (!(16..=256).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(format_err!(
+                "metrics.token: must be 16 to 256 visible ASCII characters (no spaces)"
+            ));
+        }
         if !self.kek.is_empty() {
             tessera_crypto::kek::Kek::parse(&self.kek)
                 .map_err(|_| format_err!("kek: must be base64 of exactly 32 bytes"))?;
@@ -341,6 +374,7 @@ impl RawConfig {
             policy,
             limits,
             request_timeout,
+            metrics_listen,
         })
     }
 }
@@ -360,6 +394,8 @@ pub struct Config {
     /// Connection limits and timeouts of the listeners (`[http]`).
     pub limits: tessera_web::ConnLimits,
     pub request_timeout: Duration,
+    /// A listener of its own for `/metrics`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn merge(base: &mut toml::Value, top: toml::Value) {
@@ -488,6 +524,34 @@ mod tests {
         assert!(raw.validate().unwrap_err().to_string().starts_with("listen:"));
         let raw = RawConfig { database_url: "mysql://x".to_owned(), ..RawConfig::default() };
         assert!(raw.validate().unwrap_err().to_string().starts_with("database_url:"));
+    }
+
+    #[test]
+    fn metrics_keys_are_checked() {
+        let config = RawConfig::load(
+            None,
+            env(&[
+                ("TESSERA_METRICS_LISTEN", "127.0.0.1:9464"),
+                ("TESSERA_METRICS_TOKEN", "scrape-token-0123456789"),
+            ]),
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(config.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let mut raw = RawConfig::default();
+        raw.metrics.listen = "nowhere".to_owned();
+        assert!(raw.validate().unwrap_err().to_string().starts_with("metrics.listen:"));
+        raw.metrics.listen = raw.listen.clone();
+        assert!(raw.validate().unwrap_err().to_string().starts_with("metrics.listen:"));
+        let mut raw = RawConfig::default();
+        for token in ["short", "has a space in the middle", &"x".repeat(257)] {
+            raw.metrics.token = token.to_owned();
+            assert!(
+                raw.validate().unwrap_err().to_string().starts_with("metrics.token:"),
+                "{token}"
+            );
+        }
     }
 
     #[test]

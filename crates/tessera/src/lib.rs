@@ -214,6 +214,8 @@ pub struct StartReport {
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own (`metrics.listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub ctx: Ctx,
     pub report: StartReport,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -268,6 +270,28 @@ impl Server {
             clientlogin: config.raw.legacy.clientlogin,
         };
         state.request_timeout = config.request_timeout;
+        let token = match config.raw.metrics.token.as_str() {
+            "" => None,
+            token => Some(tessera_web::MetricsAccess::Token(token.into())),
+        };
+        let metrics = match config.metrics_listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("metrics.listen: listening on {listen}"))?;
+                let mut state = state.clone();
+                state.metrics_access = token.clone().unwrap_or(tessera_web::MetricsAccess::Open);
+                Some((listener, tessera_web::metrics_router(state)))
+            }
+            None => None,
+        };
+        let metrics_addr = match &metrics {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        };
+        if metrics.is_none() {
+            state.metrics_access = token.unwrap_or_default();
+        }
         let app = tessera_web::router(state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         if opts.sweeper {
@@ -279,13 +303,25 @@ impl Server {
         }
         let limits = config.limits;
         let task = tokio::spawn(async move {
-            tessera_web::serve(listener, app, limits, async move {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            let signal = async move {
+                // A dropped `Server` stops serving too.
                 let _ = rx.await;
-            })
-            .await;
+                let _ = stop_tx.send(true);
+            };
+            let main = tessera_web::serve(listener, app, limits, stopped(stop_rx.clone()));
+            let metrics = async move {
+                if let Some((listener, app)) = metrics {
+                    tessera_web::serve(listener, app, limits, stopped(stop_rx)).await;
+                }
+            };
+            tokio::join!(signal, main, metrics);
             Ok(())
         });
-        Ok(Server { addr, ctx, report, shutdown: Some(tx), task })
+        Ok(Server { addr, metrics_addr, ctx, report, shutdown: Some(tx), task })
     }
 
     /// Stops accepting, lets requests in flight finish, and waits.

@@ -163,7 +163,13 @@ fn print_welcome(config: &Config, server: &Server) {
         println!(
             "  {base}/accounts/ListAccounts      the accounts signed in in this browser (JSON)"
         );
-        println!("  {base}/metrics                    Prometheus metrics");
+        match (server.metrics_addr, config.raw.metrics.token.is_empty()) {
+            (Some(addr), _) => println!("  http://{addr}/metrics        Prometheus metrics"),
+            (None, false) => println!(
+                "  {base}/metrics                    Prometheus metrics (with the metrics.token as bearer token)"
+            ),
+            (None, true) => (),
+        }
         println!(
             "  {base}/console                    the developer console (projects and clients)"
         );

@@ -417,3 +417,66 @@ async fn stopping_answers_the_request_in_flight() {
     assert!(answer.contains("\r\n\r\nError=Unknown\n"), "{answer}");
     timeout(GUARD, stopping).await.expect("stopped").unwrap().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Metrics (issue 10)
+
+const SCRAPE_TOKEN: &str = "scrape-token-0123456789";
+
+async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res.headers().get("www-authenticate").map(|it| it.to_str().unwrap().to_owned());
+    if status == 401 {
+        assert_eq!(challenge.as_deref(), Some("Bearer realm=\"metrics\""));
+    }
+    (status, res.text().await.unwrap())
+}
+
+/// `/metrics` is not served to whoever reaches the port unless configured: by default it is a 404;
+/// with `metrics.token` it needs that bearer token.
+#[tokio::test]
+async fn metrics_are_off_by_default_and_behind_a_token_when_set() {
+    let env = TestEnv::start().await;
+    assert_eq!(scrape(&env.url("/metrics"), None).await.0, 404);
+    assert_eq!(scrape(&env.url("/metrics"), Some(SCRAPE_TOKEN)).await.0, 404);
+
+    let env = TestEnv::with_config(|raw| raw.metrics.token = SCRAPE_TOKEN.to_owned()).await;
+    env.browser().get("/accounts/ServiceLogin").await;
+    let url = env.url("/metrics");
+    assert_eq!(scrape(&url, None).await.0, 401);
+    assert_eq!(scrape(&url, Some("scrape-token-012345678")).await.0, 401);
+    assert_eq!(scrape(&url, Some("scrape-token-01234567890")).await.0, 401);
+    let (status, body) = scrape(&url, Some(SCRAPE_TOKEN)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("tessera_http_requests_total"), "{body}");
+}
+
+/// With `metrics.listen`, `/metrics` is served there (with the token too when one is set) and no
+/// longer on the main listener.
+#[tokio::test]
+async fn metrics_on_a_listener_of_their_own() {
+    let env = TestEnv::with_config(|raw| raw.metrics.listen = "127.0.0.1:0".to_owned()).await;
+    let metrics = env.server.as_ref().unwrap().metrics_addr.unwrap();
+    assert_ne!(metrics, server_addr(&env));
+    assert_eq!(scrape(&env.url("/metrics"), None).await.0, 404);
+    let (status, body) = scrape(&format!("http://{metrics}/metrics"), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("tessera_http_connections_open"), "{body}");
+    assert_eq!(scrape(&format!("http://{metrics}/account"), None).await.0, 404, "only metrics");
+
+    let env = TestEnv::with_config(|raw| {
+        raw.metrics.listen = "127.0.0.1:0".to_owned();
+        raw.metrics.token = SCRAPE_TOKEN.to_owned();
+    })
+    .await;
+    let metrics = env.server.as_ref().unwrap().metrics_addr.unwrap();
+    assert_eq!(scrape(&env.url("/metrics"), Some(SCRAPE_TOKEN)).await.0, 404);
+    let url = format!("http://{metrics}/metrics");
+    assert_eq!(scrape(&url, None).await.0, 401);
+    assert_eq!(scrape(&url, Some(SCRAPE_TOKEN)).await.0, 200);
+}
