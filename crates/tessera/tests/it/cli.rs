@@ -263,6 +263,7 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
     assert_eq!(res.status, 303);
     let cookie = b.jar["TSID"].clone();
     assert_eq!(b.get("/account").await.status, 200);
+    assert_eq!(b.get("/no/such/page?access_token=query-secret-42").await.status, 404);
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().await.unwrap();
@@ -275,6 +276,9 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
     assert!(stderr.contains("signin.success"), "{stderr}");
     assert!(!stderr.contains("rae-secret-password"), "password in logs");
     assert!(!stderr.contains(&cookie), "session cookie in logs");
+    let unmatched = stderr.lines().find(|it| it.contains("/no/such/page")).unwrap_or_default();
+    assert!(unmatched.contains("unmatched"), "the unknown path is logged: {stderr}");
+    assert!(!stderr.contains("query-secret-42"), "query string in logs");
     let setup_token = banner.split("/setup?token=").nth(1).unwrap().trim();
     assert!(!stderr.contains(setup_token), "setup token in logs");
 }
