@@ -128,7 +128,7 @@ impl Default for RawConfig {
         RawConfig {
             version: 1,
             listen: "127.0.0.1:8080".to_owned(),
-            public_url: "http://localhost:8080".to_owned(),
+            public_url: String::new(),
             data_dir: "./tessera-data".to_owned(),
             database_url: String::new(),
             kek: String::new(),
@@ -229,18 +229,23 @@ impl RawConfig {
             .listen
             .parse()
             .map_err(|_| format_err!("listen: {:?} is not an address:port", self.listen))?;
-        let public = url::Url::parse(&self.public_url)
-            .map_err(|_| format_err!("public_url: {:?} is not a URL", self.public_url))?;
-        if !matches!(public.scheme(), "http" | "https")
-            || public.host_str().is_none()
-            || public.query().is_some()
-            || public.fragment().is_some()
-        {
-            return Err(format_err!(
-                "public_url: must be an http(s) URL without query or fragment"
-            ));
-        }
-        let public_url = self.public_url.trim_end_matches('/').to_owned();
+        let public_url_from_listen = self.public_url.is_empty();
+        let public_url = if public_url_from_listen {
+            local_url(listen)
+        } else {
+            let public = url::Url::parse(&self.public_url)
+                .map_err(|_| format_err!("public_url: {:?} is not a URL", self.public_url))?;
+            if !matches!(public.scheme(), "http" | "https")
+                || public.host_str().is_none()
+                || public.query().is_some()
+                || public.fragment().is_some()
+            {
+                return Err(format_err!(
+                    "public_url: must be an http(s) URL without query or fragment"
+                ));
+            }
+            self.public_url.trim_end_matches('/').to_owned()
+        };
         let data_dir = PathBuf::from(&self.data_dir);
         let database_url = match self.database_url.as_str() {
             "" => None,
@@ -369,6 +374,7 @@ impl RawConfig {
             raw: self.clone(),
             listen,
             public_url,
+            public_url_from_listen,
             data_dir,
             database_url,
             policy,
@@ -379,6 +385,30 @@ impl RawConfig {
     }
 }
 
+impl Config {
+    /// The settings of a server bound to `addr`: without a configured public URL, the URL to open
+    /// is that address's (a port chosen by the system included).
+    pub fn bound_to(&self, addr: std::net::SocketAddr) -> Config {
+        let mut config = self.clone();
+        if config.public_url_from_listen {
+            config.public_url = local_url(addr);
+        }
+        config
+    }
+}
+
+/// The URL a person on this machine opens to reach a server listening on `addr`: the loopback
+/// address when it listens on every interface.
+pub fn local_url(addr: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+}
+
 /// The longest `[http]` timeout accepted: an hour.
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
@@ -387,7 +417,10 @@ const MAX_TIMEOUT_MS: u64 = 3_600_000;
 pub struct Config {
     pub raw: RawConfig,
     pub listen: std::net::SocketAddr,
+    /// The configured public URL, or when none is configured the URL of the listen address.
     pub public_url: String,
+    /// No public URL is configured: a server takes the URL of the address it actually bound.
+    pub public_url_from_listen: bool,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub policy: Policy,
@@ -524,6 +557,33 @@ mod tests {
         assert!(raw.validate().unwrap_err().to_string().starts_with("listen:"));
         let raw = RawConfig { database_url: "mysql://x".to_owned(), ..RawConfig::default() };
         assert!(raw.validate().unwrap_err().to_string().starts_with("database_url:"));
+    }
+
+    #[test]
+    fn the_default_public_url_is_the_listen_address() {
+        let config = RawConfig::default().validate().unwrap();
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert!(config.public_url_from_listen);
+        let with = |listen: &str| {
+            RawConfig { listen: listen.to_owned(), ..RawConfig::default() }.validate().unwrap()
+        };
+        assert_eq!(with("0.0.0.0:9000").public_url, "http://127.0.0.1:9000");
+        assert_eq!(with("[::]:9000").public_url, "http://[::1]:9000");
+        assert_eq!(with("[::1]:9000").public_url, "http://[::1]:9000");
+        let config = with("127.0.0.1:0");
+        assert_eq!(
+            config.bound_to("127.0.0.1:41234".parse().unwrap()).public_url,
+            "http://127.0.0.1:41234"
+        );
+        let raw =
+            RawConfig { public_url: "https://id.example.com/".to_owned(), ..RawConfig::default() };
+        let config = raw.validate().unwrap();
+        assert_eq!(config.public_url, "https://id.example.com");
+        assert!(!config.public_url_from_listen);
+        assert_eq!(
+            config.bound_to("127.0.0.1:41234".parse().unwrap()).public_url,
+            "https://id.example.com"
+        );
     }
 
     #[test]

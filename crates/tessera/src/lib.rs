@@ -238,6 +238,17 @@ pub struct StartOptions {
 
 impl Server {
     pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Server> {
+        let listener = match opts.listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("listening on {}", config.listen))?,
+        };
+        let addr = listener.local_addr()?;
+        let config = &config.bound_to(addr);
+        if config.public_url_from_listen && config.listen.ip().is_unspecified() {
+            tracing::warn!(target: "tessera::startup", public_url = %config.public_url, "no public_url is configured: links and the token issuer name this machine's loopback address");
+        }
         let store: Arc<dyn Store> = match opts.store {
             Some(store) => store,
             None => Arc::new(open_store(config).await?),
@@ -256,13 +267,6 @@ impl Server {
         report.setup_link = tessera_domain::setup::link_if_needed(&ctx)
             .await
             .map_err(|err| format_err!("setup link: {err}"))?;
-        let listener = match opts.listener {
-            Some(listener) => listener,
-            None => tokio::net::TcpListener::bind(config.listen)
-                .await
-                .with_context(|| format!("listening on {}", config.listen))?,
-        };
-        let addr = listener.local_addr()?;
         let mut state = tessera_web::AppState::new(ctx.clone(), metrics_handle());
         state.continue_prefixes = config.raw.signin.continue_prefixes.clone().into();
         state.legacy = tessera_web::Legacy {

@@ -126,7 +126,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let config = load_config(&args, None, None)?;
             println!("configuration is valid");
             println!("  listen      {}", config.listen);
-            println!("  public_url  {}", config.public_url);
+            match config.public_url_from_listen {
+                true => println!("  public_url  {} (the listen address)", config.public_url),
+                false => println!("  public_url  {}", config.public_url),
+            }
             match &config.database_url {
                 Some(_) => println!("  database    postgresql"),
                 None => println!("  database    sqlite in {}", config.data_dir.display()),
@@ -145,8 +148,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn print_welcome(config: &Config, server: &Server) {
-    let base = &config.public_url;
+    let base = &*server.ctx.public_url;
     println!("tessera is listening on http://{} (public URL {base})", server.addr);
+    println!("Open {base}/accounts/ServiceLogin to sign in.");
     if let Some(link) = &server.report.setup_link {
         println!();
         println!("No administrator exists yet. Create one with this one-time link:");

@@ -258,6 +258,10 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
         }
     }
     assert!(!addr.is_empty(), "{banner}");
+    // No public URL is configured: every link names the address it listens on.
+    assert!(banner.contains(&format!("(public URL http://{addr})")), "{banner}");
+    assert!(banner.contains(&format!("Open http://{addr}/accounts/ServiceLogin")), "{banner}");
+    assert!(banner.contains(&format!("  http://{addr}/setup?token=")), "{banner}");
     let mut b = crate::support::Browser::new(&format!("http://{addr}"));
     let res = b.sign_in("rae@example.test", "rae-secret-password").await;
     assert_eq!(res.status, 303);

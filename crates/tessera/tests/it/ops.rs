@@ -480,3 +480,28 @@ async fn metrics_on_a_listener_of_their_own() {
     assert_eq!(scrape(&url, None).await.0, 401);
     assert_eq!(scrape(&url, Some(SCRAPE_TOKEN)).await.0, 200);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The default public URL (issue 11)
+
+/// Without a configured public URL the server names the address it listens on (here a port the
+/// system chose), so a person who signs in there stays there, cookie and all.
+#[tokio::test]
+async fn without_a_public_url_sign_in_stays_on_the_listen_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = test_config(dir.path());
+    raw.listen = "127.0.0.1:0".to_owned();
+    assert_eq!(raw.public_url, "", "no public URL by default");
+    let clock = Arc::new(tessera_domain::FixedClock::new(crate::support::T0));
+    let opts = tessera::StartOptions { clock: Some(clock.clone()), ..Default::default() };
+    let server = tessera::Server::start(&raw.validate().unwrap(), opts).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    assert_eq!(&*server.ctx.public_url, base);
+    let env = TestEnv { server: Some(server), clock, dir, base: base.clone(), raw };
+    env.account("rio@example.test", "password-1").await;
+    let mut b = env.browser();
+    let res = b.sign_in("rio@example.test", "password-1").await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), format!("{base}/account?authuser=0"));
+    assert_eq!(b.get(res.location()).await.status, 200, "signed in at the same address");
+}
