@@ -204,9 +204,33 @@ fn print_welcome(config: &Config, server: &Server) {
             demo.device_client_id
         );
         println!("  then open {base}/device and enter the user code");
+        println!();
+        println!(
+            "ClientLogin and AuthSub with the demo service {} (scope {}):",
+            demo.service, demo.service_scope
+        );
+        println!(
+            "  curl -d Email={} -d Passwd={} -d service={} -d source=tessera-demo {base}/accounts/ClientLogin",
+            percent_encode(&demo.email),
+            percent_encode(&demo.password),
+            demo.service
+        );
+        println!(
+            "  then: curl -H 'Content-Type: application/json' -d '{{\"authorization\": \"GoogleLogin auth=AUTH\"}}' {base}/accounts/caller"
+        );
+        println!(
+            "  {base}/accounts/AuthSubRequest?next={}&scope={}&session=1",
+            percent_encode(&demo.authsub_next),
+            percent_encode(&demo.service_scope)
+        );
+        println!(
+            "  then, with the token= of the address Allow leads to: curl -H 'Authorization: AuthSub token=\"TOKEN\"' {base}/accounts/AuthSubSessionToken"
+        );
+        println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
         );
+
         println!("  tessera admin account list --data-dir {}", config.data_dir.display());
         println!(
             "  tessera admin audit --account {} --data-dir {}",

@@ -505,3 +505,25 @@ async fn without_a_public_url_sign_in_stays_on_the_listen_address() {
     assert_eq!(res.location(), format!("{base}/account?authuser=0"));
     assert_eq!(b.get(res.location()).await.status, 200, "signed in at the same address");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The demo (issue 12)
+
+/// The demo seeds one service that accepts both legacy protocols tessera serves, and seeding
+/// again changes nothing. (`cli::demo_try_it_clientlogin_and_authsub_work_as_printed` runs what it
+/// prints.)
+#[tokio::test]
+async fn the_demo_seeds_one_service_for_authsub_and_clientlogin() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = test_config(dir.path());
+    let opts = tessera::StartOptions { demo: true, ..Default::default() };
+    let env = TestEnv::start_raw(raw, dir, opts).await;
+    let again = tessera::demo::seed(env.ctx()).await.unwrap();
+    let services = env.ctx().store.services().list().await.unwrap();
+    assert_eq!(services.len(), 1);
+    assert_eq!(
+        (services[0].name.as_str(), services[0].scopes.as_str()),
+        ("cl", again.service_scope.as_str())
+    );
+    assert_eq!(services[0].protocols, "authsub clientlogin");
+}
