@@ -527,3 +527,36 @@ async fn the_demo_seeds_one_service_for_authsub_and_clientlogin() {
     );
     assert_eq!(services[0].protocols, "authsub clientlogin");
 }
+
+/// The serve loop hands every request its peer address (`ConnectInfo`): sessions record it.
+#[tokio::test]
+async fn the_peer_address_reaches_the_handlers() {
+    let env = TestEnv::start().await;
+    let account = env.account("ip@example.test", "password-1").await;
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 7]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = http.get(env.url("/accounts/ServiceLogin")).send().await.unwrap();
+    let cookie =
+        form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = form.text().await.unwrap();
+    let csrf = crate::support::Page { status: 200, headers: Default::default(), body: page }.csrf();
+    let res = http
+        .post(env.url("/accounts/ServiceLoginAuth"))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf.as_str()), ("Email", "ip@example.test"), ("Passwd", "password-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let sessions = env
+        .ctx()
+        .store
+        .sessions()
+        .list_live_by_account(&account.id, crate::support::T0)
+        .await
+        .unwrap();
+    assert_eq!(sessions.iter().map(|it| it.ip.as_str()).collect::<Vec<_>>(), ["127.0.0.7"]);
+}
