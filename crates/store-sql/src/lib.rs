@@ -29,6 +29,7 @@ mod error;
 mod grants;
 mod group_commit;
 mod keys;
+mod server_state;
 mod services;
 mod sessions;
 
@@ -134,6 +135,14 @@ impl SqlStore {
         }
     }
 
+    /// Opens the SQLite database file at `path`, creating it first when it does not exist. A new
+    /// file is created readable and writable by its owner only (mode 0600 on Unix) before SQLite
+    /// opens it, because SQLite gives the `-wal` and `-shm` files the mode of the database file.
+    pub async fn connect_sqlite_file(path: &Path, opts: &ConnectOptions) -> Result<SqlStore> {
+        create_private_file(path)?;
+        SqlStore::connect(&SqlStore::sqlite_path_url(path), opts).await
+    }
+
     /// Applies the embedded migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<()> {
         let migrator = match self.backend {
@@ -210,6 +219,22 @@ impl SqlStore {
             Backend::Postgres => self.write.begin().await,
         }
         .map_err(backend(op))
+    }
+}
+
+/// Creates an empty file only its owner may read and write; an existing file is left as it is.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(StoreError::Backend(format!("create the database file: {err}"))),
     }
 }
 
@@ -318,5 +343,17 @@ impl Store for SqlStore {
 
     fn counters(&self) -> &dyn CounterStore {
         self
+    }
+
+    async fn heartbeat(&self, now: tessera_store::Timestamp) -> Result<()> {
+        self.write_heartbeat(now).await
+    }
+
+    async fn kek_check(&self) -> Result<Option<String>> {
+        self.read_kek_check().await
+    }
+
+    async fn init_kek_check(&self, sealed: &str, now: tessera_store::Timestamp) -> Result<String> {
+        self.insert_kek_check(sealed, now).await
     }
 }

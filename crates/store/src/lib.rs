@@ -46,6 +46,15 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self) -> &dyn AuditStore;
     fn counters(&self) -> &dyn CounterStore;
     fn services(&self) -> &dyn ServiceStore;
+    /// Writes one small row, so that readiness fails when the database answers but cannot write
+    /// (a full disk, a read-only file or replica).
+    async fn heartbeat(&self, now: Timestamp) -> Result<()>;
+    /// The key-encryption-key check value: a constant sealed with the key-encryption key by the
+    /// first start, which every later start opens to prove it holds the same key.
+    async fn kek_check(&self) -> Result<Option<String>>;
+    /// Stores `sealed` as the check value unless one is stored already, and returns the stored
+    /// value (another node's when it got there first).
+    async fn init_kek_check(&self, sealed: &str, now: Timestamp) -> Result<String>;
 }
 
 #[async_trait]

@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             counters_concurrent_hits,
             credential_transition_moves_the_state_once,
             credential_transition_race_50,
+            heartbeat_writes_and_kek_check_is_set_once,
         }
     };
 }
@@ -2216,4 +2217,29 @@ pub async fn credential_transition_race_50(store: Arc<dyn Store>) {
     assert_eq!(winners.len(), 1, "exactly one of 50 moves wins");
     let now = store.credentials().get("race-device").await.expect("get").expect("row");
     assert_eq!(now.data, winners[0].data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server state
+
+pub async fn heartbeat_writes_and_kek_check_is_set_once(store: Arc<dyn Store>) {
+    store.heartbeat(NOW).await.expect("first heartbeat");
+    store.heartbeat(NOW + 1).await.expect("heartbeat over the previous one");
+    assert_eq!(store.kek_check().await.expect("read"), None);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.init_kek_check(&format!("v1.check-{i}"), NOW).await.expect("init")
+        }));
+    }
+    let mut stored = BTreeSet::new();
+    for task in tasks {
+        stored.insert(task.await.expect("task"));
+    }
+    assert_eq!(stored.len(), 1, "every contender sees the one value that was stored: {stored:?}");
+    let winner = stored.into_iter().next().expect("one value");
+    assert!(winner.starts_with("v1.check-"), "{winner}");
+    assert_eq!(store.kek_check().await.expect("read").as_deref(), Some(winner.as_str()));
+    assert_eq!(store.init_kek_check("v1.other", NOW + 5).await.expect("init again"), winner);
 }

@@ -3,6 +3,7 @@
 //! with parsed URLs and resolved paths, naming the key in every complaint.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, format_err};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub struct RawConfig {
     pub signin: SigninConfig,
     pub store: StoreConfig,
     pub legacy: LegacyConfig,
+    pub http: HttpConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +93,44 @@ impl Default for LegacyConfig {
     }
 }
 
+/// `[metrics]`: where `/metrics` is served and who may read it. With neither key set it is not
+/// served at all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// An address of its own for `/metrics` (e.g. `127.0.0.1:9464`); empty: the main listener.
+    pub listen: String,
+    /// A bearer token scrapers must send; empty: none (then only `listen` serves metrics).
+    pub token: String,
+}
+
+/// `[http]`: connection limits and timeouts of the HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// How long a client has to send a whole request head.
+    pub header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout_ms: u64,
+    /// How long a request may take, reading its body included, before it is answered 503.
+    pub request_timeout_ms: u64,
+    pub max_connections: u32,
+    /// Per IPv4 address or IPv6 /64; behind a reverse proxy every connection has its address.
+    pub max_connections_per_address: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            request_timeout_ms: 30_000,
+            max_connections: 1024,
+            max_connections_per_address: 256,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -103,7 +144,7 @@ impl Default for RawConfig {
         RawConfig {
             version: 1,
             listen: "127.0.0.1:8080".to_owned(),
-            public_url: "http://localhost:8080".to_owned(),
+            public_url: String::new(),
             data_dir: "./tessera-data".to_owned(),
             database_url: String::new(),
             kek: String::new(),
@@ -113,6 +154,8 @@ impl Default for RawConfig {
             signin: SigninConfig::default(),
             store: StoreConfig::default(),
             legacy: LegacyConfig::default(),
+            http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -205,18 +248,23 @@ impl RawConfig {
             .listen
             .parse()
             .map_err(|_| format_err!("listen: {:?} is not an address:port", self.listen))?;
-        let public = url::Url::parse(&self.public_url)
-            .map_err(|_| format_err!("public_url: {:?} is not a URL", self.public_url))?;
-        if !matches!(public.scheme(), "http" | "https")
-            || public.host_str().is_none()
-            || public.query().is_some()
-            || public.fragment().is_some()
-        {
-            return Err(format_err!(
-                "public_url: must be an http(s) URL without query or fragment"
-            ));
-        }
-        let public_url = self.public_url.trim_end_matches('/').to_owned();
+        let public_url_from_listen = self.public_url.is_empty();
+        let public_url = if public_url_from_listen {
+            local_url(listen)
+        } else {
+            let public = url::Url::parse(&self.public_url)
+                .map_err(|_| format_err!("public_url: {:?} is not a URL", self.public_url))?;
+            if !matches!(public.scheme(), "http" | "https")
+                || public.host_str().is_none()
+                || public.query().is_some()
+                || public.fragment().is_some()
+            {
+                return Err(format_err!(
+                    "public_url: must be an http(s) URL without query or fragment"
+                ));
+            }
+            self.public_url.trim_end_matches('/').to_owned()
+        };
         let data_dir = PathBuf::from(&self.data_dir);
         let database_url = match self.database_url.as_str() {
             "" => None,
@@ -279,6 +327,54 @@ impl RawConfig {
                 "store: max_connections, sweep_batch and sweep_interval_secs must be positive"
             ));
         }
+        let h = &self.http;
+        for (key, ms) in [
+            ("header_read_timeout_ms", h.header_read_timeout_ms),
+            ("idle_timeout_ms", h.idle_timeout_ms),
+            ("request_timeout_ms", h.request_timeout_ms),
+        ] {
+            if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+                return Err(format_err!(
+                    "http.{key}: must be between 1 and {MAX_TIMEOUT_MS} milliseconds"
+                ));
+            }
+        }
+        if h.max_connections < 1 {
+            return Err(format_err!("http.max_connections: must be at least 1"));
+        }
+        if !(1..=h.max_connections).contains(&h.max_connections_per_address) {
+            return Err(format_err!(
+                "http.max_connections_per_address: must be between 1 and http.max_connections ({})",
+                h.max_connections
+            ));
+        }
+        let limits = tessera_web::ConnLimits {
+            header_read_timeout: Duration::from_millis(h.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(h.idle_timeout_ms),
+            max_connections: h.max_connections as usize,
+            max_connections_per_address: h.max_connections_per_address as usize,
+        };
+        let request_timeout = Duration::from_millis(h.request_timeout_ms);
+        let metrics_listen = match self.metrics.listen.as_str() {
+            "" => None,
+            text => {
+                let addr: std::net::SocketAddr = text
+                    .parse()
+                    .map_err(|_| format_err!("metrics.listen: {text:?} is not an address:port"))?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(format_err!("metrics.listen: must differ from listen"));
+                }
+                Some(addr)
+            }
+        };
+        let token = &self.metrics.token;
+        if !token.is_empty()
+            && (!(16..=256).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(format_err!(
+                "metrics.token: must be 16 to 256 visible ASCII characters (no spaces)"
+            ));
+        }
         if !self.kek.is_empty() {
             tessera_crypto::kek::Kek::parse(&self.kek)
                 .map_err(|_| format_err!("kek: must be base64 of exactly 32 bytes"))?;
@@ -302,19 +398,65 @@ impl RawConfig {
             persistent_session_ttl_secs: s.persistent_session_ttl_secs,
             ..Policy::default()
         };
-        Ok(Config { raw: self.clone(), listen, public_url, data_dir, database_url, policy })
+        Ok(Config {
+            raw: self.clone(),
+            listen,
+            public_url,
+            public_url_from_listen,
+            data_dir,
+            database_url,
+            policy,
+            limits,
+            request_timeout,
+            metrics_listen,
+        })
     }
 }
+
+impl Config {
+    /// The settings of a server bound to `addr`: without a configured public URL, the URL to open
+    /// is that address's (a port chosen by the system included).
+    pub fn bound_to(&self, addr: std::net::SocketAddr) -> Config {
+        let mut config = self.clone();
+        if config.public_url_from_listen {
+            config.public_url = local_url(addr);
+        }
+        config
+    }
+}
+
+/// The URL a person on this machine opens to reach a server listening on `addr`: the loopback
+/// address when it listens on every interface.
+pub fn local_url(addr: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+}
+
+/// The longest `[http]` timeout accepted: an hour.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// Checked settings.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub raw: RawConfig,
     pub listen: std::net::SocketAddr,
+    /// The configured public URL, or when none is configured the URL of the listen address.
     pub public_url: String,
+    /// No public URL is configured: a server takes the URL of the address it actually bound.
+    pub public_url_from_listen: bool,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub policy: Policy,
+    /// Connection limits and timeouts of the listeners (`[http]`).
+    pub limits: tessera_web::ConnLimits,
+    pub request_timeout: Duration,
+    /// A listener of its own for `/metrics`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn merge(base: &mut toml::Value, top: toml::Value) {
@@ -443,5 +585,87 @@ mod tests {
         assert!(raw.validate().unwrap_err().to_string().starts_with("listen:"));
         let raw = RawConfig { database_url: "mysql://x".to_owned(), ..RawConfig::default() };
         assert!(raw.validate().unwrap_err().to_string().starts_with("database_url:"));
+    }
+
+    #[test]
+    fn the_default_public_url_is_the_listen_address() {
+        let config = RawConfig::default().validate().unwrap();
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert!(config.public_url_from_listen);
+        let with = |listen: &str| {
+            RawConfig { listen: listen.to_owned(), ..RawConfig::default() }.validate().unwrap()
+        };
+        assert_eq!(with("0.0.0.0:9000").public_url, "http://127.0.0.1:9000");
+        assert_eq!(with("[::]:9000").public_url, "http://[::1]:9000");
+        assert_eq!(with("[::1]:9000").public_url, "http://[::1]:9000");
+        let config = with("127.0.0.1:0");
+        assert_eq!(
+            config.bound_to("127.0.0.1:41234".parse().unwrap()).public_url,
+            "http://127.0.0.1:41234"
+        );
+        let raw =
+            RawConfig { public_url: "https://id.example.com/".to_owned(), ..RawConfig::default() };
+        let config = raw.validate().unwrap();
+        assert_eq!(config.public_url, "https://id.example.com");
+        assert!(!config.public_url_from_listen);
+        assert_eq!(
+            config.bound_to("127.0.0.1:41234".parse().unwrap()).public_url,
+            "https://id.example.com"
+        );
+    }
+
+    #[test]
+    fn metrics_keys_are_checked() {
+        let config = RawConfig::load(
+            None,
+            env(&[
+                ("TESSERA_METRICS_LISTEN", "127.0.0.1:9464"),
+                ("TESSERA_METRICS_TOKEN", "scrape-token-0123456789"),
+            ]),
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(config.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let mut raw = RawConfig::default();
+        raw.metrics.listen = "nowhere".to_owned();
+        assert!(raw.validate().unwrap_err().to_string().starts_with("metrics.listen:"));
+        raw.metrics.listen = raw.listen.clone();
+        assert!(raw.validate().unwrap_err().to_string().starts_with("metrics.listen:"));
+        let mut raw = RawConfig::default();
+        for token in ["short", "has a space in the middle", &"x".repeat(257)] {
+            raw.metrics.token = token.to_owned();
+            assert!(
+                raw.validate().unwrap_err().to_string().starts_with("metrics.token:"),
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_limits_load_and_are_checked() {
+        let raw = RawConfig::load(
+            None,
+            env(&[
+                ("TESSERA_HTTP_MAX_CONNECTIONS", "4096"),
+                ("TESSERA_HTTP_IDLE_TIMEOUT_MS", "500"),
+            ]),
+        )
+        .unwrap();
+        let config = raw.validate().unwrap();
+        assert_eq!(config.limits.max_connections, 4096);
+        assert_eq!(config.limits.idle_timeout, Duration::from_millis(500));
+        assert_eq!(config.limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        let bad = |edit: fn(&mut HttpConfig)| {
+            let mut raw = RawConfig::default();
+            edit(&mut raw.http);
+            raw.validate().unwrap_err().to_string()
+        };
+        assert!(bad(|h| h.idle_timeout_ms = 0).starts_with("http.idle_timeout_ms:"));
+        assert!(bad(|h| h.request_timeout_ms = 3_600_001).starts_with("http.request_timeout_ms:"));
+        assert!(bad(|h| h.max_connections = 0).starts_with("http.max_connections:"));
+        let err = bad(|h| h.max_connections_per_address = h.max_connections + 1);
+        assert!(err.starts_with("http.max_connections_per_address:"), "{err}");
     }
 }

@@ -1,11 +1,13 @@
-//! `--demo`: an account, a hosted domain and a project to try every flow at once. Running it again
-//! finds what it made before and changes nothing.
+//! `--demo`: an account, a hosted domain, a project with OAuth clients and a service for AuthSub
+//! and ClientLogin, to try every flow at once. Running it again finds what it made before and
+//! changes nothing.
 
 use serde::Serialize;
 use tessera_domain::Ctx;
 use tessera_domain::accounts::NewAccount;
 use tessera_domain::audit::Actor;
 use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+use tessera_domain::services::NewService;
 use tessera_store::AccountState;
 
 pub const DEMO_EMAIL: &str = "demo@example.test";
@@ -15,6 +17,13 @@ pub const DEMO_PROJECT: &str = "Demo project";
 
 pub const DEMO_WEB_CLIENT: &str = "Demo web app";
 pub const DEMO_DEVICE_CLIENT: &str = "Demo TV app";
+
+/// The service ClientLogin names (`service=cl`, Google's calendar service name) and the scope
+/// prefix AuthSub asks for.
+pub const DEMO_SERVICE: &str = "cl";
+pub const DEMO_SERVICE_SCOPE: &str = "https://calendar.example.test/feeds/";
+/// The legacy protocols the demo service accepts: every one tessera serves.
+pub const DEMO_SERVICE_PROTOCOLS: [&str; 2] = ["authsub", "clientlogin"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoInfo {
@@ -26,6 +35,11 @@ pub struct DemoInfo {
     pub web_redirect_uri: String,
     pub web_client_secret: Option<String>,
     pub device_client_id: String,
+    /// The service ClientLogin and AuthSub use, the scope AuthSub asks for, and the page AuthSub
+    /// returns to (where the token can be read off the address bar).
+    pub service: String,
+    pub service_scope: String,
+    pub authsub_next: String,
 }
 
 pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
@@ -75,6 +89,17 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
             clients::create(ctx, &project, new, &Actor::System).await?.client.record.client_id
         }
     };
+    if ctx.store.services().get(DEMO_SERVICE).await.map_err(tessera_domain::Error::from)?.is_none()
+    {
+        let new = NewService {
+            name: DEMO_SERVICE.to_owned(),
+            display_name: "Calendar (demo)".to_owned(),
+            scopes: vec![DEMO_SERVICE_SCOPE.to_owned()],
+            clientlogin_ttl_secs: None,
+            protocols: Some(DEMO_SERVICE_PROTOCOLS.map(str::to_owned).to_vec()),
+        };
+        tessera_domain::services::add(ctx, new, &Actor::System).await?;
+    }
     Ok(DemoInfo {
         email: DEMO_EMAIL.to_owned(),
         password: DEMO_PASSWORD.to_owned(),
@@ -83,6 +108,9 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
         web_redirect_uri,
         web_client_secret,
         device_client_id,
+        service: DEMO_SERVICE.to_owned(),
+        service_scope: DEMO_SERVICE_SCOPE.to_owned(),
+        authsub_next: format!("{}/account", ctx.public_url),
     })
 }
 

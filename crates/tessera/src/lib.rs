@@ -33,21 +33,22 @@ impl Clock for SystemClock {
     }
 }
 
-/// Opens (and migrates) the configured store.
+/// Opens (and migrates) the configured store. The embedded database lives in the data directory,
+/// which is created readable by its owner only (0700), as are the database files (0600).
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
-    let url = match &config.database_url {
-        Some(url) => url.clone(),
-        None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("creating data directory {}", config.data_dir.display())
-            })?;
-            SqlStore::sqlite_path_url(&config.data_dir.join("tessera.db"))
-        }
-    };
     let opts = ConnectOptions { max_connections: config.raw.store.max_connections };
-    let store = SqlStore::connect(&url, &opts)
-        .await
-        .map_err(|err| format_err!("opening the database: {err}"))?;
+    let store = match &config.database_url {
+        Some(url) => SqlStore::connect(url, &opts).await,
+        None => {
+            create_private_dir(&config.data_dir)?;
+            warn_if_shared(&config.data_dir);
+            let path = config.data_dir.join("tessera.db");
+            let store = SqlStore::connect_sqlite_file(&path, &opts).await;
+            warn_if_shared(&path);
+            store
+        }
+    }
+    .map_err(|err| format_err!("opening the database: {err}"))?;
     store.migrate().await.map_err(|err| format_err!("migrating the database: {err}"))?;
     Ok(store)
 }
@@ -66,12 +67,40 @@ pub fn load_kek(config: &Config, rng: &dyn Rng) -> anyhow::Result<Kek> {
     if path.exists() {
         return read_kek_file(&path);
     }
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
-        .with_context(|| format!("creating {}", path.display()))?;
+    create_private_dir(path.parent().unwrap_or(Path::new(".")))?;
     let kek = Kek::generate(rng);
     write_private(&path, kek.to_base64().as_bytes())?;
     tracing::info!(target: "tessera::startup", path = %path.display(), "generated a new key-encryption key");
     Ok(kek)
+}
+
+/// Creates a directory (and any missing parents) that only its owner may enter; an existing
+/// directory keeps its mode.
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path).with_context(|| format!("creating directory {}", path.display()))
+}
+
+/// Warns when a data file or directory made by an earlier version is open to group or others.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let fix = if meta.is_dir() { "chmod 700" } else { "chmod 600" };
+            tracing::warn!(target: "tessera::startup", path = %path.display(), "readable by group or others; restrict it ({fix})");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn read_kek_file(path: &Path) -> anyhow::Result<Kek> {
@@ -120,6 +149,42 @@ pub fn context(
         .map_err(|err| format_err!("password settings: {err}"))
 }
 
+/// The additional data and the plaintext of the key-encryption-key check value.
+const KEK_CHECK_AAD: &[u8] = b"tessera/kek-check/v1";
+const KEK_CHECK_TEXT: &[u8] = b"tessera key-encryption key check";
+
+/// Refuses to go on with a key-encryption key other than the one that sealed this database's
+/// secrets, which would start, report ready, and then fail every signature. The first start stores
+/// a constant sealed with its key (`Store::init_kek_check`); every later start opens it. A database
+/// from before the check value existed is checked against its signing keys first.
+pub async fn check_kek(ctx: &Ctx, config: &Config) -> anyhow::Result<()> {
+    let source = match (config.raw.kek.as_str(), config.raw.kek_file.as_str()) {
+        ("", "") => format!("the key file {}", config.data_dir.join("kek").display()),
+        ("", file) => format!("the key file {file}"),
+        _ => "the configured kek".to_owned(),
+    };
+    let mismatch = || {
+        format_err!(
+            "kek mismatch: the key-encryption key from {source} is not the one this database's \
+             keys were sealed with; start with the key the database was created with"
+        )
+    };
+    let store_err = |err: tessera_store::StoreError| format_err!("checking the kek: {err}");
+    if let Some(sealed) = ctx.store.kek_check().await.map_err(store_err)? {
+        return ctx.kek.open(KEK_CHECK_AAD, &sealed).map(drop).map_err(|_| mismatch());
+    }
+    for record in ctx.store.keys().list().await.map_err(store_err)? {
+        tessera_domain::keys::open(ctx, &record).map_err(|_| mismatch())?;
+    }
+    let sealed = ctx
+        .kek
+        .seal(ctx.rng.as_ref(), KEK_CHECK_AAD, KEK_CHECK_TEXT)
+        .map_err(|err| format_err!("sealing the kek check value: {err}"))?;
+    // Another node starting at the same moment may have stored its own value first.
+    let stored = ctx.store.init_kek_check(&sealed, ctx.now()).await.map_err(store_err)?;
+    ctx.kek.open(KEK_CHECK_AAD, &stored).map(drop).map_err(|_| mismatch())
+}
+
 /// The process-wide Prometheus recorder (installed once; servers in one process share it).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -149,6 +214,8 @@ pub struct StartReport {
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own (`metrics.listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub ctx: Ctx,
     pub report: StartReport,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -165,14 +232,31 @@ pub struct StartOptions {
     pub listener: Option<tokio::net::TcpListener>,
     /// Sweep expired credentials in the background.
     pub sweeper: bool,
+    /// A store the caller opened (tests wrap one to make it fail); the configured one when `None`.
+    pub store: Option<Arc<dyn Store>>,
 }
 
 impl Server {
     pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Server> {
-        let store = open_store(config).await?;
+        let listener = match opts.listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("listening on {}", config.listen))?,
+        };
+        let addr = listener.local_addr()?;
+        let config = &config.bound_to(addr);
+        if config.public_url_from_listen && config.listen.ip().is_unspecified() {
+            tracing::warn!(target: "tessera::startup", public_url = %config.public_url, "no public_url is configured: links and the token issuer name this machine's loopback address");
+        }
+        let store: Arc<dyn Store> = match opts.store {
+            Some(store) => store,
+            None => Arc::new(open_store(config).await?),
+        };
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let rng: Arc<dyn Rng> = Arc::new(SystemRng::new());
-        let ctx = context(config, Arc::new(store), clock, rng)?;
+        let ctx = context(config, store, clock, rng)?;
+        check_kek(&ctx, config).await?;
         tessera_domain::keys::ensure(&ctx)
             .await
             .map_err(|err| format_err!("preparing signing keys: {err}"))?;
@@ -183,19 +267,35 @@ impl Server {
         report.setup_link = tessera_domain::setup::link_if_needed(&ctx)
             .await
             .map_err(|err| format_err!("setup link: {err}"))?;
-        let listener = match opts.listener {
-            Some(listener) => listener,
-            None => tokio::net::TcpListener::bind(config.listen)
-                .await
-                .with_context(|| format!("listening on {}", config.listen))?,
-        };
-        let addr = listener.local_addr()?;
         let mut state = tessera_web::AppState::new(ctx.clone(), metrics_handle());
         state.continue_prefixes = config.raw.signin.continue_prefixes.clone().into();
         state.legacy = tessera_web::Legacy {
             authsub: config.raw.legacy.authsub,
             clientlogin: config.raw.legacy.clientlogin,
         };
+        state.request_timeout = config.request_timeout;
+        let token = match config.raw.metrics.token.as_str() {
+            "" => None,
+            token => Some(tessera_web::MetricsAccess::Token(token.into())),
+        };
+        let metrics = match config.metrics_listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("metrics.listen: listening on {listen}"))?;
+                let mut state = state.clone();
+                state.metrics_access = token.clone().unwrap_or(tessera_web::MetricsAccess::Open);
+                Some((listener, tessera_web::metrics_router(state)))
+            }
+            None => None,
+        };
+        let metrics_addr = match &metrics {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        };
+        if metrics.is_none() {
+            state.metrics_access = token.unwrap_or_default();
+        }
         let app = tessera_web::router(state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         if opts.sweeper {
@@ -205,15 +305,27 @@ impl Server {
                 config.raw.store.sweep_batch,
             );
         }
+        let limits = config.limits;
         let task = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .context("serving")
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            let signal = async move {
+                // A dropped `Server` stops serving too.
+                let _ = rx.await;
+                let _ = stop_tx.send(true);
+            };
+            let main = tessera_web::serve(listener, app, limits, stopped(stop_rx.clone()));
+            let metrics = async move {
+                if let Some((listener, app)) = metrics {
+                    tessera_web::serve(listener, app, limits, stopped(stop_rx)).await;
+                }
+            };
+            tokio::join!(signal, main, metrics);
+            Ok(())
         });
-        Ok(Server { addr, ctx, report, shutdown: Some(tx), task })
+        Ok(Server { addr, metrics_addr, ctx, report, shutdown: Some(tx), task })
     }
 
     /// Stops accepting, lets requests in flight finish, and waits.

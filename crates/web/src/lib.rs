@@ -13,13 +13,17 @@ mod middleware;
 mod oauth2;
 mod pages;
 mod render;
+mod serve;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+pub use health::MetricsAccess;
 pub use legacy::Legacy;
 use metrics_exporter_prometheus::PrometheusHandle;
 pub use pages::assets::STYLESHEET;
+pub use serve::{ConnLimits, serve};
 use tessera_domain::Ctx;
 
 /// What every handler can reach.
@@ -35,6 +39,10 @@ pub struct AppState {
     pub continue_prefixes: Arc<[String]>,
     /// Which legacy protocols (AuthSub, ClientLogin) this deployment serves.
     pub legacy: Legacy,
+    /// How long a request may take, reading its body included, before it is answered 503.
+    pub request_timeout: Duration,
+    /// Who may read `/metrics` through this state's router.
+    pub metrics_access: MetricsAccess,
 }
 
 impl AppState {
@@ -47,8 +55,23 @@ impl AppState {
             brand: "tessera".into(),
             continue_prefixes: Arc::from(Vec::new()),
             legacy: Legacy::default(),
+            request_timeout: Duration::from_secs(30),
+            metrics_access: MetricsAccess::Off,
         }
     }
+}
+
+/// `/metrics` alone, for a listener of its own (with the request timeout, security headers and
+/// panic catcher of the main router, but no request log: scrapes would fill it).
+pub fn metrics_router(state: AppState) -> Router {
+    health::metrics_router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.request_timeout,
+            middleware::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+        .with_state(state)
 }
 
 /// The whole HTTP surface.
@@ -59,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth2::router())
         .merge(legacy::router(state.legacy))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.request_timeout,
+            middleware::request_timeout,
+        ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::observe))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))

@@ -1,9 +1,9 @@
 //! Layers around every request: request ids, one log line and metrics per request, security headers.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -34,11 +34,10 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         req.headers_mut().insert(REQUEST_ID, value);
     }
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|it| it.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let matched = req.extensions().get::<MatchedPath>().map(|it| it.as_str().to_owned());
+    // Metrics keep the one label `unmatched`; the log line says which path it was.
+    let path = matched.is_none().then(|| unmatched_path(req.uri()));
+    let route = matched.unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
     let mut res = next.run(req).await;
     let elapsed = started.elapsed();
@@ -56,11 +55,50 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
             .get::<crate::error::Internal>()
             .map(|it| it.0.clone())
             .unwrap_or_default();
-        tracing::error!(target: "tessera::http", %method, route, status, micros, request_id, detail, "request failed");
+        tracing::error!(target: "tessera::http", %method, route, path = path.as_deref(), status, micros, request_id, detail, "request failed");
     } else {
-        tracing::info!(target: "tessera::http", %method, route, status, micros, request_id, "request");
+        tracing::info!(target: "tessera::http", %method, route, path = path.as_deref(), status, micros, request_id, "request");
     }
     res
+}
+
+/// The most bytes of an unmatched request's path that its log line carries.
+const LOGGED_PATH_MAX: usize = 200;
+
+/// What the log line of a request that matched no route says about its target: the path as sent
+/// (percent-encoded, so no control characters), never the query string, which may hold tokens,
+/// cut after [`LOGGED_PATH_MAX`] bytes.
+fn unmatched_path(uri: &http::Uri) -> String {
+    let path = uri.path();
+    if path.len() <= LOGGED_PATH_MAX {
+        return path.to_owned();
+    }
+    let mut end = LOGGED_PATH_MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
+}
+
+/// Answers 503 when the handler (reading the body included) has not answered within `limit`, so a
+/// slow request body or a stuck handler cannot hold a connection and its worker for ever.
+pub(crate) async fn request_timeout(
+    State(limit): State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            let mut res =
+                (StatusCode::SERVICE_UNAVAILABLE, "the request took too long\n").into_response();
+            res.extensions_mut().insert(crate::error::Internal(format!(
+                "no answer within the request timeout ({} ms)",
+                limit.as_millis()
+            )));
+            res
+        }
+    }
 }
 
 /// Headers for every response: no framing, no sniffing, no referrer (pages may carry tokens), and a
@@ -90,4 +128,23 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
 pub(crate) fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
     tracing::error!(target: "tessera::http", "handler panicked");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmatched_paths_are_logged_without_query_and_capped() {
+        let uri: http::Uri = "/no/such/page?access_token=secret&x=1".parse().unwrap();
+        assert_eq!(unmatched_path(&uri), "/no/such/page");
+        let uri: http::Uri = "http://tessera.test/wp-login.php?pwd=secret".parse().unwrap();
+        assert_eq!(unmatched_path(&uri), "/wp-login.php");
+        let uri: http::Uri = "/caf%C3%A9/%0d%0aInjected: 1".replace(' ', "%20").parse().unwrap();
+        assert_eq!(unmatched_path(&uri), "/caf%C3%A9/%0d%0aInjected:%201");
+        let long = format!("/{}", "a".repeat(500));
+        let uri: http::Uri = format!("{long}?q=1").parse().unwrap();
+        let logged = unmatched_path(&uri);
+        assert_eq!(logged, format!("{}…", &long[..LOGGED_PATH_MAX]));
+    }
 }

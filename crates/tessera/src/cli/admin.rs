@@ -204,6 +204,11 @@ enum LegacyCommand {
     Usage,
 }
 
+/// The legacy protocols tessera serves, which a service may accept. (The store knows `oauth1`
+/// too, for when OAuth 1.0 is served; until then a service accepting it would promise a protocol
+/// no endpoint speaks.)
+const SERVED_PROTOCOLS: [&str; 2] = tessera_domain::services::LEGACY_PROTOCOLS;
+
 #[derive(Debug, Subcommand)]
 enum ServiceCommand {
     /// Register a service: a ClientLogin service name and the scope prefixes it owns.
@@ -217,8 +222,8 @@ enum ServiceCommand {
         /// Lifetime of ClientLogin Auth tokens, in seconds (default 14 days).
         #[arg(long)]
         clientlogin_ttl_secs: Option<i64>,
-        /// Legacy protocols it accepts (repeat; authsub or clientlogin; default both).
-        #[arg(long = "protocol")]
+        /// A legacy protocol it accepts (repeat; default both).
+        #[arg(long = "protocol", value_parser = SERVED_PROTOCOLS)]
         protocols: Vec<String>,
     },
     List,
@@ -302,6 +307,7 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
         Arc::new(tessera::SystemClock),
         Arc::new(SystemRng::new()),
     )?;
+    tessera::check_kek(&ctx, config).await?;
     let json_mode = args.json;
     let actor = Actor::Cli;
     match &args.command {
@@ -362,7 +368,10 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 display_name: display_name.clone(),
                 scopes: scopes.clone(),
                 clientlogin_ttl_secs: *clientlogin_ttl_secs,
-                protocols: (!protocols.is_empty()).then(|| protocols.clone()),
+                protocols: Some(match protocols.is_empty() {
+                    true => SERVED_PROTOCOLS.map(str::to_owned).to_vec(),
+                    false => protocols.clone(),
+                }),
             };
             let service = tessera_domain::services::add(&ctx, new, &actor).await?;
             print(json_mode, &service_json(&service), || {

@@ -134,7 +134,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let config = load_config(&args, None, None)?;
             println!("configuration is valid");
             println!("  listen      {}", config.listen);
-            println!("  public_url  {}", config.public_url);
+            match config.public_url_from_listen {
+                true => println!("  public_url  {} (the listen address)", config.public_url),
+                false => println!("  public_url  {}", config.public_url),
+            }
             match &config.database_url {
                 Some(_) => println!("  database    postgresql"),
                 None => println!("  database    sqlite in {}", config.data_dir.display()),
@@ -153,8 +156,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn print_welcome(config: &Config, server: &Server) {
-    let base = &config.public_url;
+    let base = &*server.ctx.public_url;
     println!("tessera is listening on http://{} (public URL {base})", server.addr);
+    println!("Open {base}/accounts/ServiceLogin to sign in.");
     if let Some(link) = &server.report.setup_link {
         println!();
         println!("No administrator exists yet. Create one with this one-time link:");
@@ -171,7 +175,13 @@ fn print_welcome(config: &Config, server: &Server) {
         println!(
             "  {base}/accounts/ListAccounts      the accounts signed in in this browser (JSON)"
         );
-        println!("  {base}/metrics                    Prometheus metrics");
+        match (server.metrics_addr, config.raw.metrics.token.is_empty()) {
+            (Some(addr), _) => println!("  http://{addr}/metrics        Prometheus metrics"),
+            (None, false) => println!(
+                "  {base}/metrics                    Prometheus metrics (with the metrics.token as bearer token)"
+            ),
+            (None, true) => (),
+        }
         println!(
             "  {base}/console                    the developer console (projects and clients)"
         );
@@ -202,9 +212,33 @@ fn print_welcome(config: &Config, server: &Server) {
             demo.device_client_id
         );
         println!("  then open {base}/device and enter the user code");
+        println!();
+        println!(
+            "ClientLogin and AuthSub with the demo service {} (scope {}):",
+            demo.service, demo.service_scope
+        );
+        println!(
+            "  curl -d Email={} -d Passwd={} -d service={} -d source=tessera-demo {base}/accounts/ClientLogin",
+            percent_encode(&demo.email),
+            percent_encode(&demo.password),
+            demo.service
+        );
+        println!(
+            "  then: curl -H 'Content-Type: application/json' -d '{{\"authorization\": \"GoogleLogin auth=AUTH\"}}' {base}/accounts/caller"
+        );
+        println!(
+            "  {base}/accounts/AuthSubRequest?next={}&scope={}&session=1",
+            percent_encode(&demo.authsub_next),
+            percent_encode(&demo.service_scope)
+        );
+        println!(
+            "  then, with the token= of the address Allow leads to: curl -H 'Authorization: AuthSub token=\"TOKEN\"' {base}/accounts/AuthSubSessionToken"
+        );
+        println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
         );
+
         println!("  tessera admin account list --data-dir {}", config.data_dir.display());
         println!(
             "  tessera admin audit --account {} --data-dir {}",

@@ -131,6 +131,45 @@ fn admin_accounts_domains_projects_keys_and_audit() {
     let service: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(service["clientlogin_ttl_secs"], 14 * 86_400);
     assert_eq!(service["protocols"], serde_json::json!(["authsub", "clientlogin"]));
+    // OAuth 1.0 is not served (yet): a service cannot accept it.
+    let (code, _, err) = tessera(
+        d,
+        &[
+            "admin",
+            "service",
+            "add",
+            "mail",
+            "--display-name",
+            "Mail",
+            "--scope",
+            "https://mail.example.test/feeds/",
+            "--protocol",
+            "oauth1",
+        ],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("'oauth1'") && err.contains("authsub, clientlogin"), "{err}");
+    let (code, out, err) = tessera(
+        d,
+        &[
+            "admin",
+            "service",
+            "add",
+            "mail",
+            "--display-name",
+            "Mail",
+            "--scope",
+            "https://mail.example.test/feeds/",
+            "--protocol",
+            "clientlogin",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let service: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(service["protocols"], serde_json::json!(["clientlogin"]));
     let (code, _, err) = tessera(
         d,
         &["admin", "service", "add", "Bad Name", "--display-name", "x", "--scope", "https://x/"],
@@ -138,25 +177,7 @@ fn admin_accounts_domains_projects_keys_and_audit() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("service name"), "{err}");
-    // Only protocols that exist may be turned on.
-    let (code, _, err) = tessera(
-        d,
-        &[
-            "admin",
-            "service",
-            "add",
-            "later",
-            "--display-name",
-            "x",
-            "--scope",
-            "https://x/",
-            "--protocol",
-            "oauth1",
-        ],
-        None,
-    );
-    assert_ne!(code, 0);
-    assert!(err.contains("accepted: authsub, clientlogin"), "{err}");
+
     let (code, _, err) = tessera(
         d,
         &[
@@ -277,11 +298,16 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
         }
     }
     assert!(!addr.is_empty(), "{banner}");
+    // No public URL is configured: every link names the address it listens on.
+    assert!(banner.contains(&format!("(public URL http://{addr})")), "{banner}");
+    assert!(banner.contains(&format!("Open http://{addr}/accounts/ServiceLogin")), "{banner}");
+    assert!(banner.contains(&format!("  http://{addr}/setup?token=")), "{banner}");
     let mut b = crate::support::Browser::new(&format!("http://{addr}"));
     let res = b.sign_in("rae@example.test", "rae-secret-password").await;
     assert_eq!(res.status, 303);
     let cookie = b.jar["TSID"].clone();
     assert_eq!(b.get("/account").await.status, 200);
+    assert_eq!(b.get("/no/such/page?access_token=query-secret-42").await.status, 404);
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().await.unwrap();
@@ -294,6 +320,9 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
     assert!(stderr.contains("signin.success"), "{stderr}");
     assert!(!stderr.contains("rae-secret-password"), "password in logs");
     assert!(!stderr.contains(&cookie), "session cookie in logs");
+    let unmatched = stderr.lines().find(|it| it.contains("/no/such/page")).unwrap_or_default();
+    assert!(unmatched.contains("unmatched"), "the unknown path is logged: {stderr}");
+    assert!(!stderr.contains("query-secret-42"), "query string in logs");
     let setup_token = banner.split("/setup?token=").nth(1).unwrap().trim();
     assert!(!stderr.contains(setup_token), "setup token in logs");
 }
@@ -378,4 +407,119 @@ async fn dev_seed_writes_working_fixtures() {
     assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
     let res = b.get(&auth.replace(client["client_id"].as_str().unwrap(), jwt_id)).await;
     assert!(matches!(res.status, 302 | 303), "{} {}", res.status, res.body);
+}
+
+/// `serve --demo` prints a ClientLogin `curl` and an AuthSub URL; both work as printed against the
+/// demo (its service accepts both protocols), and so do the follow-up commands.
+#[tokio::test]
+async fn demo_try_it_clientlogin_and_authsub_work_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TESSERA_LOG", "warn")
+        .env_remove("TESSERA_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        let done = line.contains("tessera admin audit");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    let line = |needle: &str| {
+        printed
+            .iter()
+            .map(|it| it.trim())
+            .find(|it| it.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}: {text}"))
+            .to_owned()
+    };
+    let base = line("Open http://")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/accounts/ServiceLogin")
+        .to_owned();
+    let credentials = line("Sign in as");
+    let words: Vec<&str> = credentials.split_whitespace().collect();
+    let (email, password) = (words[words.len() - 4], words[words.len() - 1]);
+
+    // ClientLogin: `curl -d K=V … URL` is a urlencoded POST of the -d values.
+    let curl = line("/accounts/ClientLogin");
+    let words: Vec<&str> = curl.split_whitespace().collect();
+    assert_eq!(words[0], "curl", "{curl}");
+    let body: Vec<&str> = words.windows(2).filter(|it| it[0] == "-d").map(|it| it[1]).collect();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(*words.last().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer = res.text().await.unwrap();
+    let auth = answer
+        .lines()
+        .find_map(|it| it.strip_prefix("Auth="))
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(answer.starts_with("SID=") && answer.contains("\nLSID="), "{answer}");
+    assert!(line("/accounts/caller").contains("GoogleLogin auth=AUTH"), "{text}");
+    let found: serde_json::Value = http
+        .post(format!("{base}/accounts/caller"))
+        .json(&serde_json::json!({ "authorization": format!("GoogleLogin auth={auth}") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (found["protocol"].as_str(), found["service"].as_str()),
+        (Some("clientlogin"), Some("cl")),
+        "{found}"
+    );
+
+    // AuthSub: the printed URL, signed in as the demo account, then Allow.
+    let request = line("/accounts/AuthSubRequest?");
+    assert!(request.starts_with(&format!("{base}/accounts/AuthSubRequest?")), "{request}");
+    let mut b = crate::support::Browser::new(&base);
+    assert_eq!(b.sign_in(email, password).await.status, 303);
+    let page = b.get(&request).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let query = page
+        .input("query")
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%");
+    let res = b
+        .post(
+            "/accounts/AuthSubRequest",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let token = res
+        .location()
+        .strip_prefix(&format!("{base}/account?token="))
+        .unwrap_or_else(|| panic!("{}", res.location()));
+    let exchange = line("/accounts/AuthSubSessionToken");
+    assert!(exchange.contains("-H 'Authorization: AuthSub token=\"TOKEN\"'"), "{exchange}");
+    let res = http
+        .get(format!("{base}/accounts/AuthSubSessionToken"))
+        .header("authorization", format!("AuthSub token=\"{token}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().starts_with("Token="));
 }

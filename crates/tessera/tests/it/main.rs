@@ -16,5 +16,6 @@ mod interaction;
 mod interop;
 mod legacy;
 mod oauth2;
+mod ops;
 mod robustness;
 mod signin;

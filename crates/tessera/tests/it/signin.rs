@@ -4,12 +4,23 @@ use crate::support::{TestEnv, urlencode};
 
 #[tokio::test]
 async fn health_ready_and_metrics() {
-    let env = TestEnv::start().await;
+    let env =
+        TestEnv::with_config(|raw| raw.metrics.token = "scrape-token-0123456789".to_owned()).await;
     let mut b = env.browser();
     assert_eq!(b.get("/healthz").await.status, 200);
     assert_eq!(b.get("/readyz").await.status, 200);
     b.get("/accounts/ServiceLogin").await;
-    let metrics = b.get("/metrics").await;
+    let res = reqwest::Client::new()
+        .get(env.url("/metrics"))
+        .bearer_auth("scrape-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let metrics = crate::support::Page {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    };
     assert_eq!(metrics.status, 200);
     assert!(metrics.body.contains("tessera_http_requests_total"), "{}", metrics.body);
     assert!(metrics.body.contains("route=\"/accounts/ServiceLogin\""), "{}", metrics.body);
