@@ -77,12 +77,7 @@ async fn metrics_get(State(state): State<AppState>, headers: HeaderMap) -> Respo
 /// Whether the request carries `Authorization: Bearer <token>`, compared in constant time (over
 /// digests, so that not even the length is compared early).
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|it| it.to_str().ok())
-        .and_then(|it| it.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, given)| given.trim())
+    let Some(tessera_domain::caller::Presented::Bearer(given)) = crate::caller::presented(headers)
     else {
         return false;
     };
