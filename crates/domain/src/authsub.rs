@@ -26,7 +26,7 @@ use crate::{Ctx, Error, Result, accounts, grants};
 /// The client kind of AuthSub registrations.
 pub const CLIENT_KIND: &str = "authsub";
 /// The grant protocol AuthSub grants are recorded under.
-pub const PROTOCOL: &str = credentials::Protocol::AuthSub.as_str();
+pub const PROTOCOL: credentials::Protocol = credentials::Protocol::AuthSub;
 /// How long a single-use token waits to be used or upgraded (unconfirmed upstream; our choice).
 pub const SINGLE_USE_TTL_SECS: i64 = 10 * 60;
 /// Live session tokens one account may hold for one application; issuing one more revokes the

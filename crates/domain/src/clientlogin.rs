@@ -158,7 +158,7 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         ctx,
         &account.id,
         &client_id,
-        credentials::Protocol::ClientLogin.as_str(),
+        credentials::Protocol::ClientLogin,
         &scopes,
         ip,
     )

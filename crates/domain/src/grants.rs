@@ -5,6 +5,7 @@ use serde_json::json;
 use tessera_store::GrantRecord;
 
 use crate::audit::{self, Actor};
+use crate::credentials::Protocol;
 use crate::{Ctx, Error, Result};
 
 /// Sorted, de-duplicated, space-separated.
@@ -20,7 +21,7 @@ pub async fn grant(
     ctx: &Ctx,
     account_id: &str,
     client_id: &str,
-    protocol: &str,
+    protocol: Protocol,
     scopes: &[String],
     ip: &str,
 ) -> Result<GrantRecord> {
@@ -36,14 +37,14 @@ pub async fn grant(
         id: ctx.new_id(),
         account_id: account_id.to_owned(),
         client_id: client_id.to_owned(),
-        protocol: protocol.to_owned(),
+        protocol: protocol.as_str().to_owned(),
         scopes: normalize_scopes(scopes.iter().map(String::as_str)),
         created_at: now,
         last_used_at: Some(now),
         revoked_at: None,
     };
     let stored = ctx.store.grants().upsert(&record).await?;
-    audit::record(ctx, "grant.create", Some(account_id), &Actor::Account, ip, json!({ "grant": stored.id, "client": client_id, "protocol": protocol, "scopes": stored.scopes }))
+    audit::record(ctx, "grant.create", Some(account_id), &Actor::Account, ip, json!({ "grant": stored.id, "client": client_id, "protocol": protocol.as_str(), "scopes": stored.scopes }))
         .await?;
     Ok(stored)
 }
@@ -66,12 +67,12 @@ pub async fn find_live(
     ctx: &Ctx,
     account_id: &str,
     client_id: &str,
-    protocol: &str,
+    protocol: Protocol,
 ) -> Result<Option<GrantRecord>> {
     let grants = ctx.store.grants().list_by_account(account_id).await?;
-    Ok(grants
-        .into_iter()
-        .find(|it| it.revoked_at.is_none() && it.client_id == client_id && it.protocol == protocol))
+    Ok(grants.into_iter().find(|it| {
+        it.revoked_at.is_none() && it.client_id == client_id && it.protocol == protocol.as_str()
+    }))
 }
 
 /// One line of the account page's "connected apps".
@@ -131,7 +132,12 @@ mod tests {
     const CLIENT: &str = "123-test.apps.tessera";
 
     /// The account grants `scopes` to the test client through `protocol`.
-    async fn give(t: &TestCtx, account_id: &str, protocol: &str, scopes: &[&str]) -> GrantRecord {
+    async fn give(
+        t: &TestCtx,
+        account_id: &str,
+        protocol: Protocol,
+        scopes: &[&str],
+    ) -> GrantRecord {
         let scopes: Vec<String> = scopes.iter().map(|it| (*it).to_owned()).collect();
         grant(&t.ctx, account_id, CLIENT, protocol, &scopes, "").await.unwrap()
     }
@@ -152,11 +158,11 @@ mod tests {
     async fn asking_again_for_held_scopes_records_nothing() {
         let t = TestCtx::new().await;
         let alice = t.account("alice@example.test").create().await;
-        let first = give(&t, alice.id(), "oauth2", &["openid", "email"]).await;
+        let first = give(&t, alice.id(), Protocol::OAuth2, &["openid", "email"]).await;
         assert_eq!(first.scopes, "email openid");
         assert_eq!(audit_events(&t, "grant.create").await, 1);
         t.advance(60);
-        let again = give(&t, alice.id(), "oauth2", &["email"]).await;
+        let again = give(&t, alice.id(), Protocol::OAuth2, &["email"]).await;
         assert_eq!(again.id, first.id);
         assert_eq!(again.scopes, "email openid");
         assert_eq!(audit_events(&t, "grant.create").await, 1, "no second audit line");
@@ -166,14 +172,14 @@ mod tests {
     async fn a_wider_ask_widens_the_live_grant() {
         let t = TestCtx::new().await;
         let alice = t.account("alice@example.test").create().await;
-        let first = give(&t, alice.id(), "oauth2", &["openid"]).await;
-        let wider = give(&t, alice.id(), "oauth2", &["profile", "email"]).await;
+        let first = give(&t, alice.id(), Protocol::OAuth2, &["openid"]).await;
+        let wider = give(&t, alice.id(), Protocol::OAuth2, &["profile", "email"]).await;
         assert_eq!(wider.id, first.id, "one grant per account, client and protocol");
         assert_eq!(wider.scopes, "email openid profile", "the union, not the last ask");
-        let live = find_live(&t.ctx, alice.id(), CLIENT, "oauth2").await.unwrap().unwrap();
+        let live = find_live(&t.ctx, alice.id(), CLIENT, Protocol::OAuth2).await.unwrap().unwrap();
         assert_eq!(live.scopes, "email openid profile");
         // Another protocol's grant to the same client is its own.
-        let legacy = give(&t, alice.id(), "authsub", &["feeds"]).await;
+        let legacy = give(&t, alice.id(), Protocol::AuthSub, &["feeds"]).await;
         assert_ne!(legacy.id, first.id);
         assert_eq!(audit_events(&t, "grant.create").await, 3);
     }
@@ -183,7 +189,7 @@ mod tests {
         let t = TestCtx::new().await;
         let alice = t.account("alice@example.test").create().await;
         let mallory = t.account("mallory@example.test").create().await;
-        let g = give(&t, alice.id(), "oauth2", &["email"]).await;
+        let g = give(&t, alice.id(), Protocol::OAuth2, &["email"]).await;
         let mut digests = Vec::new();
         for kind in [CredentialKind::AccessToken, CredentialKind::RefreshToken] {
             let (_, digest) = t.ctx.new_token();
@@ -196,7 +202,7 @@ mod tests {
         }
         let not_hers = revoke(&t.ctx, mallory.id(), &g.id, &Actor::Account, "").await;
         assert!(matches!(not_hers, Err(Error::NotFound)), "{not_hers:?}");
-        assert!(find_live(&t.ctx, alice.id(), CLIENT, "oauth2").await.unwrap().is_some());
+        assert!(find_live(&t.ctx, alice.id(), CLIENT, Protocol::OAuth2).await.unwrap().is_some());
 
         t.advance(10);
         revoke(&t.ctx, alice.id(), &g.id, &Actor::Account, "").await.unwrap();
@@ -204,11 +210,11 @@ mod tests {
             let live = t.ctx.store.credentials().find_live(digest, t.now()).await.unwrap();
             assert!(live.is_none(), "a credential of a revoked grant works no more");
         }
-        assert!(find_live(&t.ctx, alice.id(), CLIENT, "oauth2").await.unwrap().is_none());
+        assert!(find_live(&t.ctx, alice.id(), CLIENT, Protocol::OAuth2).await.unwrap().is_none());
         assert!(connected(&t.ctx, alice.id()).await.unwrap().is_empty());
         assert_eq!(audit_events(&t, "grant.revoke").await, 1);
         // Asking again after a revocation starts a new grant.
-        let fresh = give(&t, alice.id(), "oauth2", &["email"]).await;
+        let fresh = give(&t, alice.id(), Protocol::OAuth2, &["email"]).await;
         assert_ne!(fresh.id, g.id);
     }
 
@@ -216,7 +222,7 @@ mod tests {
     async fn touch_writes_at_most_once_per_interval() {
         let t = TestCtx::new().await;
         let alice = t.account("alice@example.test").create().await;
-        let g = give(&t, alice.id(), "oauth2", &["email"]).await;
+        let g = give(&t, alice.id(), Protocol::OAuth2, &["email"]).await;
         t.advance(TOUCH_AFTER_SECS - 1);
         touch(&t.ctx, &g).await.unwrap();
         let stored = t.ctx.store.grants().get(&g.id).await.unwrap().unwrap();

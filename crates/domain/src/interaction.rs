@@ -24,8 +24,8 @@ use crate::{Ctx, Result, grants};
 /// A request of any protocol, as the flow sees it.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// The protocol the grant is recorded under (`oauth2`, `authsub`, …).
-    pub protocol: &'static str,
+    /// The protocol the grant is recorded under.
+    pub protocol: crate::credentials::Protocol,
     /// The client the grant names (an OAuth client id, an AuthSub domain or host).
     pub client_id: String,
     pub applicant: Applicant,
@@ -339,7 +339,7 @@ async fn needs_consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<bo
     };
     let mut granted: Vec<String> = Vec::new();
     for grant in ctx.store.grants().list_by_account(&signed.account.id).await? {
-        if grant.revoked_at.is_some() || grant.protocol != req.protocol {
+        if grant.revoked_at.is_some() || grant.protocol != req.protocol.as_str() {
             continue;
         }
         let same_project = if grant.client_id == req.client_id {

@@ -21,7 +21,7 @@ pub mod tokens;
 pub use tessera_proto_oauth2::{ErrorCode, OAuthError};
 
 /// The grant protocol name OAuth 2.0 grants are recorded under.
-pub const PROTOCOL: &str = crate::credentials::Protocol::OAuth2.as_str();
+pub const PROTOCOL: crate::credentials::Protocol = crate::credentials::Protocol::OAuth2;
 
 /// Lifetimes (OAuth 2.0 §3.9 of the protocol notes).
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 3600;

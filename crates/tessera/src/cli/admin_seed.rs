@@ -136,7 +136,15 @@ fn filler_digest(ctx: &Ctx, index: u64, total: u64) -> String {
 async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
     let (client_id, secret) = confidential_client(ctx, BENCH_CLIENT, false).await?;
     let scopes = ["openid".to_owned(), "email".to_owned()];
-    tessera_domain::grants::grant(ctx, account_id, &client_id, "oauth2", &scopes, "").await?;
+    tessera_domain::grants::grant(
+        ctx,
+        account_id,
+        &client_id,
+        tessera_domain::credentials::Protocol::OAuth2,
+        &scopes,
+        "",
+    )
+    .await?;
     Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
 }
 
@@ -145,7 +153,15 @@ async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
 async fn jwt_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
     let (client_id, secret) = confidential_client(ctx, BENCH_JWT_CLIENT, true).await?;
     let scopes = ["openid".to_owned(), "email".to_owned()];
-    tessera_domain::grants::grant(ctx, account_id, &client_id, "oauth2", &scopes, "").await?;
+    tessera_domain::grants::grant(
+        ctx,
+        account_id,
+        &client_id,
+        tessera_domain::credentials::Protocol::OAuth2,
+        &scopes,
+        "",
+    )
+    .await?;
     Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
 }
 

@@ -165,7 +165,7 @@ async fn connected_apps_are_listed_and_removing_one_kills_its_credentials() {
         ctx,
         &account.id,
         "calendar-sync.example",
-        "authsub",
+        tessera_domain::credentials::Protocol::AuthSub,
         &["https://cal.example/feeds/".to_owned()],
         "",
     )
@@ -201,10 +201,16 @@ async fn connected_apps_are_listed_and_removing_one_kills_its_credentials() {
     assert!(page.body.contains("Access removed from an app"));
     // Someone else's grant id is not found.
     let other = env.account("vic@example.test", "password-1").await;
-    let theirs =
-        tessera_domain::grants::grant(ctx, &other.id, "x", "oauth2", &["openid".to_owned()], "")
-            .await
-            .unwrap();
+    let theirs = tessera_domain::grants::grant(
+        ctx,
+        &other.id,
+        "x",
+        tessera_domain::credentials::Protocol::OAuth2,
+        &["openid".to_owned()],
+        "",
+    )
+    .await
+    .unwrap();
     let res = b
         .post(
             "/account/apps/revoke",

@@ -174,7 +174,7 @@ async fn two_nodes_on_one_postgres_share_protocol_credentials() {
         a.ctx(),
         &account.id,
         &client_id,
-        "oauth2",
+        tessera_domain::credentials::Protocol::OAuth2,
         &["openid".to_owned(), "email".to_owned()],
         "",
     )
@@ -273,7 +273,7 @@ async fn two_nodes_race_for_one_code_and_share_the_refresh_cap() {
             a.ctx(),
             &m.account.id,
             &m.client_id,
-            "oauth2",
+            tessera_domain::credentials::Protocol::OAuth2,
             &scopes,
             "",
         )
@@ -317,10 +317,16 @@ async fn two_nodes_race_for_one_code_and_share_the_refresh_cap() {
         }
         assert_eq!(winners.len(), 1, "round {round}: {losers:?}");
     }
-    let grant =
-        tessera_domain::grants::grant(a.ctx(), &m.account.id, &m.client_id, "oauth2", &scopes, "")
-            .await
-            .unwrap();
+    let grant = tessera_domain::grants::grant(
+        a.ctx(),
+        &m.account.id,
+        &m.client_id,
+        tessera_domain::credentials::Protocol::OAuth2,
+        &scopes,
+        "",
+    )
+    .await
+    .unwrap();
     let subject = Subject {
         account_id: Some(&m.account.id),
         client_id: client.id(),

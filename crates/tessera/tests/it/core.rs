@@ -65,10 +65,16 @@ pub(crate) async fn mint(env: &TestEnv) -> Minted {
     let mut tokens_of = Vec::new();
     for created in [&web, &jwt_client] {
         let client = &created.client;
-        let grant =
-            tessera_domain::grants::grant(ctx, &account.id, client.id(), "oauth2", &scopes, "")
-                .await
-                .unwrap();
+        let grant = tessera_domain::grants::grant(
+            ctx,
+            &account.id,
+            client.id(),
+            tessera_domain::credentials::Protocol::OAuth2,
+            &scopes,
+            "",
+        )
+        .await
+        .unwrap();
         let subject = Subject {
             account_id: Some(&account.id),
             client_id: client.id(),
@@ -322,7 +328,7 @@ async fn every_credential_at_every_endpoint_dies_with_its_account_grant_or_clien
                     ctx,
                     &m.account.id,
                     "Matrix-App-1",
-                    "clientlogin",
+                    tessera_domain::credentials::Protocol::ClientLogin,
                 )
                 .await
                 .unwrap()
@@ -344,10 +350,15 @@ async fn fresh(env: &TestEnv, old: Minted) -> Minted {
     let ctx = env.ctx();
     let account = old.account.clone();
     let client = clients::load(ctx, &old.client_id).await.unwrap().unwrap();
-    let grant = tessera_domain::grants::find_live(ctx, &account.id, &old.client_id, "oauth2")
-        .await
-        .unwrap()
-        .unwrap();
+    let grant = tessera_domain::grants::find_live(
+        ctx,
+        &account.id,
+        &old.client_id,
+        tessera_domain::credentials::Protocol::OAuth2,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let subject = Subject {
         account_id: Some(&account.id),
         client_id: client.id(),
@@ -380,10 +391,15 @@ async fn twenty_refresh_tokens_in_one_second_leave_the_newest_ten() {
     let m = mint(&env).await;
     let ctx = env.ctx();
     let client = clients::load(ctx, &m.client_id).await.unwrap().unwrap();
-    let grant = tessera_domain::grants::find_live(ctx, &m.account.id, &m.client_id, "oauth2")
-        .await
-        .unwrap()
-        .unwrap();
+    let grant = tessera_domain::grants::find_live(
+        ctx,
+        &m.account.id,
+        &m.client_id,
+        tessera_domain::credentials::Protocol::OAuth2,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let subject = Subject {
         account_id: Some(&m.account.id),
         client_id: client.id(),
@@ -478,10 +494,15 @@ async fn a_code_redeemed_by_the_wrong_client_stays_good_for_the_right_one() {
     let m = mint(&env).await;
     let ctx = env.ctx();
     let client = clients::load(ctx, &m.client_id).await.unwrap().unwrap();
-    let grant = tessera_domain::grants::find_live(ctx, &m.account.id, &m.client_id, "oauth2")
-        .await
-        .unwrap()
-        .unwrap();
+    let grant = tessera_domain::grants::find_live(
+        ctx,
+        &m.account.id,
+        &m.client_id,
+        tessera_domain::credentials::Protocol::OAuth2,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let subject = Subject {
         account_id: Some(&m.account.id),
         client_id: client.id(),
@@ -525,10 +546,15 @@ async fn racing_code_redemptions_have_exactly_one_winner() {
         let m = mint(&env).await;
         let ctx = env.ctx();
         let client = clients::load(ctx, &m.client_id).await.unwrap().unwrap();
-        let grant = tessera_domain::grants::find_live(ctx, &m.account.id, &m.client_id, "oauth2")
-            .await
-            .unwrap()
-            .unwrap();
+        let grant = tessera_domain::grants::find_live(
+            ctx,
+            &m.account.id,
+            &m.client_id,
+            tessera_domain::credentials::Protocol::OAuth2,
+        )
+        .await
+        .unwrap()
+        .unwrap();
         let subject = Subject {
             account_id: Some(&m.account.id),
             client_id: client.id(),

@@ -131,7 +131,7 @@ async fn clientlogin_issues_three_lines_and_the_auth_token_resolves() {
         env.ctx(),
         &account.id,
         "Example-CalApp-1.0",
-        "clientlogin",
+        tessera_domain::credentials::Protocol::ClientLogin,
     )
     .await
     .unwrap()
@@ -730,11 +730,15 @@ async fn at_most_ten_session_tokens_per_account_and_app() {
     let page = b.get("/account").await;
     let account =
         env.ctx().store.accounts().find_by_email("alice@example.com").await.unwrap().unwrap();
-    let grant =
-        tessera_domain::grants::find_live(env.ctx(), &account.id, "app.example.com", "authsub")
-            .await
-            .unwrap()
-            .unwrap();
+    let grant = tessera_domain::grants::find_live(
+        env.ctx(),
+        &account.id,
+        "app.example.com",
+        tessera_domain::credentials::Protocol::AuthSub,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let res = b
         .post(
             "/account/apps/revoke",
