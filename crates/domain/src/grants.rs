@@ -5,7 +5,7 @@ use serde_json::json;
 use tessera_store::GrantRecord;
 
 use crate::audit::{self, Actor};
-use crate::credentials::Protocol;
+use crate::credentials::{Protocol, Scopes};
 use crate::{Ctx, Error, Result};
 
 /// Sorted, de-duplicated, space-separated.
@@ -29,7 +29,7 @@ pub async fn grant(
     // Asked again for what it already holds (an app signing its user in once more): nothing to
     // record, and no audit line saying that access was given.
     if let Some(live) = find_live(ctx, account_id, client_id, protocol).await?
-        && scopes.iter().all(|scope| live.scopes.split(' ').any(|held| held == scope))
+        && scopes.iter().all(|scope| Scopes::parse(&live.scopes).contains(scope))
     {
         return Ok(live);
     }

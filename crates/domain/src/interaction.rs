@@ -352,7 +352,7 @@ async fn needs_consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<bo
                 .is_some_and(|it| it.project_id == project.id)
         };
         if same_project {
-            granted.extend(grant.scopes.split(' ').map(str::to_owned));
+            granted.extend(crate::credentials::Scopes::parse(&grant.scopes).to_vec());
         }
     }
     Ok(!req.scopes.iter().all(|it| granted.contains(&it.scope)))

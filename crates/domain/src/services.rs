@@ -150,9 +150,8 @@ pub fn owner<'a>(services: &'a [ServiceRecord], scope: &str) -> Option<&'a Servi
     services
         .iter()
         .filter_map(|service| {
-            service
-                .scopes
-                .split(' ')
+            crate::credentials::Scopes::parse(&service.scopes)
+                .iter()
                 .filter(|prefix| covers(prefix, scope))
                 .map(str::len)
                 .max()

@@ -183,7 +183,7 @@ pub async fn approve(
     let account = &approved.signed.account;
     let grant = &approved.grant;
     let scopes: Vec<String> = if req.include_granted_scopes {
-        grant.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect()
+        crate::credentials::Scopes::parse(&grant.scopes).to_vec()
     } else {
         req.scopes.clone()
     };

@@ -194,8 +194,7 @@ async fn find(ctx: &Ctx, user_code: &str) -> Result<Option<Pending>> {
     let Some(project) = ctx.store.projects().get(&client.record.project_id).await? else {
         return Ok(None);
     };
-    let requested: Vec<String> =
-        row.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect();
+    let requested: Vec<String> = crate::credentials::Scopes::parse(&row.scopes).to_vec();
     let scopes = services::resolve(ctx, &requested).await?;
     Ok(Some(Pending { client, project, scopes, row }))
 }
@@ -363,8 +362,7 @@ pub async fn poll(ctx: &Ctx, client: &Client, device_code: &str) -> Outcome<Issu
     let Some(grant) = grant.filter(|_| super::tokens::account_usable(&account)) else {
         return Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked."));
     };
-    let scopes: Vec<String> =
-        row.scopes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect();
+    let scopes: Vec<String> = crate::credentials::Scopes::parse(&row.scopes).to_vec();
     let remembered =
         Remembered { offline: true, auth_time: data.auth_time, ..Remembered::default() };
     exchange::issue(ctx, client, &account, &grant, &scopes, true, &remembered).await
