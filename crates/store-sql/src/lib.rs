@@ -20,6 +20,45 @@ macro_rules! joined_account_columns {
     };
 }
 
+/// The condition a `credentials` row meets while it is live at `$now`, for statements that reach
+/// the row through a key (its digest) and not through the live listing by account: `$t` is the
+/// table's alias with its dot, or `""`; `$now` is the placeholder of the time.
+///
+/// `COALESCE(revoked_at, consumed_at) IS NULL` means `revoked_at IS NULL AND consumed_at IS NULL`,
+/// in a form that PostgreSQL's planner neither serves from an index nor uses to prove the
+/// predicate of the partial index `credentials_account_kind_live_idx`. With the plain form, on a
+/// table without statistics (never analyzed: autovacuum off, or a bulk load just before) the
+/// planner guesses `IS NULL` to be rare, takes that partial index for a handful of rows, and then
+/// reads every live credential on every token check. This form leaves the primary key as the only
+/// path; `plans.rs` checks it.
+macro_rules! live_by_key {
+    ($t:literal, $now:literal) => {
+        concat!(
+            "COALESCE(",
+            $t,
+            "revoked_at, ",
+            $t,
+            "consumed_at) IS NULL AND (",
+            $t,
+            "expires_at IS NULL OR ",
+            $t,
+            "expires_at > ",
+            $now,
+            ")"
+        )
+    };
+}
+
+/// `revoked_at IS NULL` for statements that reach `credentials` rows through their grant or
+/// session, in a form no index serves: the plain form lets a planner without statistics intersect
+/// the grant's few rows with every unrevoked row of `credentials_revoked_idx` (see
+/// [`live_by_key!`]).
+macro_rules! unrevoked_by_key {
+    () => {
+        "(revoked_at IS NULL) IS TRUE"
+    };
+}
+
 mod accounts;
 mod audit;
 mod counters;
@@ -29,6 +68,8 @@ mod error;
 mod grants;
 mod group_commit;
 mod keys;
+#[cfg(test)]
+mod plans;
 mod services;
 mod sessions;
 
