@@ -31,7 +31,8 @@ use tessera::Tessera;
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
-                         [--concurrency N] [--loadgen-threads N] [--no-tessera] [--write-docs]
+                         [--concurrency N] [--loadgen-threads N] [--no-tessera] [--no-postgres]
+                         [--write-docs]
 
   --quick            a few seconds per scenario, 10k/100k credentials (the test suite's smoke run)
   --dev              build tessera and the ceilings in the dev profile: a smoke test of the
@@ -41,10 +42,16 @@ usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
   --concurrency N    connections per target (default 32; password scenarios use 2 per core)
   --loadgen-threads  threads of the load generator (default 1)
   --no-tessera       peer, ceilings and crypto only (for working on the harness itself)
+  --no-postgres      tessera on SQLite only, even where PostgreSQL answers
   --write-docs       put the report into docs/benchmarks.md even if the run is partial
-  env TESSERA_BENCH_DATABASE_URL=postgres://...  also run tessera on PostgreSQL, 1 and 2 processes";
+  tessera also runs on PostgreSQL, with 1 and 2 processes on one database, when a server answers
+  on 127.0.0.1:5432 (as postgres, trust authentication) or TESSERA_BENCH_DATABASE_URL names one";
 
 const SECTIONS: [&str; 4] = ["ceilings", "crypto", "resources", "growth"];
+
+/// The PostgreSQL server the harness uses when one answers on its usual local port and no
+/// `TESSERA_BENCH_DATABASE_URL` names another; the database only hosts `CREATE DATABASE`.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Debug, PartialEq)]
 struct Options {
@@ -55,6 +62,7 @@ struct Options {
     concurrency: usize,
     loadgen_threads: usize,
     no_tessera: bool,
+    no_postgres: bool,
     write_docs: bool,
     help: bool,
 }
@@ -69,6 +77,7 @@ impl Options {
             concurrency: 32,
             loadgen_threads: 1,
             no_tessera: false,
+            no_postgres: false,
             write_docs: false,
             help: false,
         };
@@ -88,6 +97,7 @@ impl Options {
                 "--quick" => o.quick = true,
                 "--dev" => o.dev = true,
                 "--no-tessera" => o.no_tessera = true,
+                "--no-postgres" => o.no_postgres = true,
                 "--write-docs" => o.write_docs = true,
                 "-h" | "--help" => o.help = true,
                 "--only" => {
@@ -442,33 +452,60 @@ impl Servers {
     }
 }
 
-/// A fresh PostgreSQL database next to the one `url` names (psql, CREATE DATABASE), if possible.
-async fn pg_fresh(url: &str) -> (String, Option<String>, Option<String>) {
+/// Where tessera runs on PostgreSQL: the server's URL, and whether it was named
+/// (`TESSERA_BENCH_DATABASE_URL`) or found on the usual local port.
+struct Postgres {
+    url: String,
+    explicit: bool,
+}
+
+/// The PostgreSQL server to run on: the one `TESSERA_BENCH_DATABASE_URL` names, else a local one
+/// if something answers on 127.0.0.1:5432; none with `--no-postgres`.
+async fn postgres_choice(opts: &Options) -> Option<Postgres> {
+    if opts.no_postgres {
+        return None;
+    }
+    if let Ok(url) = std::env::var("TESSERA_BENCH_DATABASE_URL") {
+        return Some(Postgres { url, explicit: true });
+    }
+    let connect = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], 5432)));
+    let answers = matches!(tokio::time::timeout(Duration::from_secs(1), connect).await, Ok(Ok(_)));
+    answers.then(|| Postgres { url: LOCAL_POSTGRES.to_owned(), explicit: false })
+}
+
+/// A fresh PostgreSQL database next to the one `url` names (psql, CREATE DATABASE): its URL and
+/// name, or why there is none.
+async fn pg_fresh(url: &str) -> Result<(String, String), String> {
     let name = format!("tessera_bench_{}", std::process::id());
     let mut cmd = Command::new("psql");
     cmd.args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", &format!("CREATE DATABASE {name}")]);
     match procs::output(cmd, Duration::from_secs(60)).await {
         Ok((true, _, _)) => match with_database(url, &name) {
-            Some(fresh) => (fresh, Some(name), None),
-            None => (
-                url.to_owned(),
-                Some(name),
-                Some("could not rewrite the database URL; using it as given".into()),
-            ),
+            Some(fresh) => Ok((fresh, name)),
+            None => {
+                pg_drop(url, &name).await;
+                Err("could not rewrite the database URL".into())
+            }
         },
-        Ok((false, _, err)) => (
-            url.to_owned(),
-            None,
-            Some(format!(
-                "could not create a fresh database ({}); using TESSERA_BENCH_DATABASE_URL as given",
-                err.trim()
-            )),
-        ),
-        Err(e) => (
-            url.to_owned(),
-            None,
-            Some(format!("no psql ({e:#}); using TESSERA_BENCH_DATABASE_URL as given")),
-        ),
+        Ok((false, _, err)) => Err(format!("could not create a fresh database ({})", err.trim())),
+        Err(e) => Err(format!("no psql ({e:#})")),
+    }
+}
+
+/// The server's version and the settings that decide its plans and commit costs.
+async fn pg_describe(url: &str) -> Option<String> {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        url,
+        "-Atc",
+        "SELECT current_setting('server_version') || ' (autovacuum ' || \
+         current_setting('autovacuum') || ', synchronous_commit ' || \
+         current_setting('synchronous_commit') || ', max_connections ' || \
+         current_setting('max_connections') || ')'",
+    ]);
+    match procs::output(cmd, Duration::from_secs(30)).await {
+        Ok((true, out, _)) if !out.trim().is_empty() => Some(out.trim().to_owned()),
+        _ => None,
     }
 }
 
@@ -711,6 +748,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     }
 
     let mut servers = Servers(Vec::new());
+    let postgres = if want_tessera { postgres_choice(&opts).await } else { None };
     let mut pg_cleanup: Option<(String, String)> = None;
     let mut env = Env {
         cores,
@@ -749,17 +787,32 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
                 env.tessera_absent = Some("tessera did not start (see the failures above)".into());
             }
         }
-        // And on PostgreSQL, one and two processes, when asked.
-        if let (Ok(url), true) =
-            (std::env::var("TESSERA_BENCH_DATABASE_URL"), env.tessera.is_some())
-        {
-            let (url_fresh, created, note) = pg_fresh(&url).await;
-            if let Some(n) = note {
-                report.notes.push(format!("PostgreSQL: {n}"));
-            }
-            if let Some(db) = created {
-                pg_cleanup = Some((url.clone(), db));
-            }
+        // And on PostgreSQL, one and two processes on one database.
+        let url_fresh = match (&postgres, env.tessera.is_some()) {
+            (Some(pg), true) => match pg_fresh(&pg.url).await {
+                Ok((fresh, db)) => {
+                    pg_cleanup = Some((pg.url.clone(), db));
+                    Some(fresh)
+                }
+                Err(reason) if pg.explicit => {
+                    report.notes.push(format!(
+                        "PostgreSQL: {reason}; using TESSERA_BENCH_DATABASE_URL as given"
+                    ));
+                    Some(pg.url.clone())
+                }
+                Err(reason) => {
+                    let line = format!(
+                        "POSTGRESQL NOT RUN: a server answers on 127.0.0.1:5432, but {reason} \
+                         (set TESSERA_BENCH_DATABASE_URL to name one)"
+                    );
+                    eprintln!("\n!!!!!!!! {line}\n");
+                    report.notes.push(line);
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let (Some(server), Some(url_fresh)) = (&postgres, url_fresh) {
             let dir = scratch.join("tessera-pg");
             let pg = async {
                 let (seed, _) = t.seed(&dir, Some(&url_fresh), 1000, 1000).await?;
@@ -792,7 +845,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             }
             report.versions.push((
                 "PostgreSQL".into(),
-                sys::version_of("psql", &["--version"]).await.unwrap_or_else(|| "?".into()),
+                pg_describe(&server.url).await.unwrap_or_else(|| "?".into()),
             ));
         }
     }
@@ -1100,6 +1153,7 @@ mod tests {
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--out"]).is_err());
         assert!(parse(&["--concurrency", "0"]).is_err());
+        assert!(parse(&["--no-postgres"])?.no_postgres && !all.no_postgres);
         Ok(())
     }
 
