@@ -208,6 +208,19 @@ pub(crate) struct Report {
 pub(crate) const FLAT_P99: f64 = 1.5;
 pub(crate) const IDLE_RSS_GOAL: u64 = 20 * 1024 * 1024;
 pub(crate) const READY_GOAL_MS: f64 = 100.0;
+/// The latency check: a tessera endpoint whose p50 exceeds this at [`SLOW_CONNECTIONS`]
+/// connections is queueing behind something (a lock, a write on a read path, a small pool).
+pub(crate) const SLOW_P50_US: u32 = 20_000;
+pub(crate) const SLOW_CONNECTIONS: usize = 32;
+
+/// One tessera run the latency check flags.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SlowRun {
+    pub(crate) scenario: String,
+    pub(crate) system: System,
+    pub(crate) p50_us: u32,
+    pub(crate) rps: f64,
+}
 
 impl Report {
     pub(crate) fn scenario(&self, name: &str) -> Option<&ScenarioReport> {
@@ -228,6 +241,36 @@ impl Report {
             .get(System::Ceiling)
             .or_else(|| self.scenario(s.ceiling.as_deref()?)?.get(System::Ceiling))?;
         stats::ratio(ceiling.cpu_us_per_req?, s.get(System::Tessera)?.cpu_us_per_req?)
+    }
+
+    /// tessera's runs at [`SLOW_CONNECTIONS`] connections (how many there were) and those whose
+    /// p50 exceeds [`SLOW_P50_US`].
+    pub(crate) fn slow_runs(&self) -> (usize, Vec<SlowRun>) {
+        let mut checked = 0;
+        let mut slow = Vec::new();
+        for s in &self.scenarios {
+            for r in &s.results {
+                let tessera =
+                    matches!(r.system, System::Tessera | System::TesseraPg | System::TesseraPg2);
+                let Some(l) = r.result.as_ref().filter(|l| l.concurrency == SLOW_CONNECTIONS)
+                else {
+                    continue;
+                };
+                if !tessera {
+                    continue;
+                }
+                checked += 1;
+                if l.p50_us > SLOW_P50_US {
+                    slow.push(SlowRun {
+                        scenario: s.name.clone(),
+                        system: r.system,
+                        p50_us: l.p50_us,
+                        rps: l.rps,
+                    });
+                }
+            }
+        }
+        (checked, slow)
     }
 
     /// Fills `targets` from the measurements.
@@ -408,6 +451,8 @@ pub(crate) fn render_markdown(r: &Report) -> String {
         };
         let _ = writeln!(w, "| {} | {} | {st} |", cell(&t.target), cell(&t.measured));
     }
+
+    render_latency_check(w, r);
 
     let ran: Vec<&ScenarioReport> =
         r.scenarios.iter().filter(|s| s.outcome == Outcome::Ran).collect();
@@ -618,6 +663,40 @@ pub(crate) fn render_markdown(r: &Report) -> String {
         }
     }
     md
+}
+
+/// The latency check: every tessera endpoint whose p50 exceeds the limit at 32 connections.
+fn render_latency_check(w: &mut String, r: &Report) {
+    let (checked, slow) = r.slow_runs();
+    let _ = writeln!(
+        w,
+        "\n## Latency check (tessera p50 ≤ {} at {SLOW_CONNECTIONS} connections)\n",
+        fmt_us(u64::from(SLOW_P50_US))
+    );
+    if checked == 0 {
+        let _ = writeln!(w, "Not measured: no tessera run at {SLOW_CONNECTIONS} connections.");
+    } else if slow.is_empty() {
+        let _ =
+            writeln!(w, "All {checked} tessera runs at {SLOW_CONNECTIONS} connections are within.");
+    } else {
+        let _ = writeln!(
+            w,
+            "**{} of {checked} tessera runs at {SLOW_CONNECTIONS} connections exceed it** \
+             (requests queue behind something: row locks, a write on a read path, a small pool):\n\n\
+             | scenario | system | p50 | req/s |\n|---|---|---:|---:|",
+            slow.len()
+        );
+        for s in &slow {
+            let _ = writeln!(
+                w,
+                "| {} | {} | **{}** | {} |",
+                s.scenario,
+                s.system.label(),
+                fmt_us(u64::from(s.p50_us)),
+                fmt_rate(s.rps)
+            );
+        }
+    }
 }
 
 /// Data-dir bytes per million credentials: the growth from the smallest step when there is one
@@ -835,6 +914,46 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap_or_default();
         assert_eq!(json["scenarios"][3]["outcome"]["status"], "skipped");
         assert_eq!(json["scenarios"][0]["results"][1]["system"], "peer");
+    }
+
+    #[test]
+    fn slow_endpoints_are_flagged() {
+        let mut r = sample();
+        let md = render_markdown(&r);
+        assert!(md.contains("All 3 tessera runs at 32 connections are within."), "{md}");
+        let mut slow = load("pg", 64.0, 496_000, 900_000);
+        slow.concurrency = 32;
+        r.scenarios[2].results.push(SystemResult {
+            system: System::TesseraPg,
+            result: Some(slow),
+            error: None,
+        });
+        // Fewer connections (a scenario's own limit) are not what the check is about.
+        let mut few = load("pg", 64.0, 90_000, 900_000);
+        few.concurrency = 10;
+        r.scenarios[0].results.push(SystemResult {
+            system: System::TesseraPg2,
+            result: Some(few),
+            error: None,
+        });
+        let (checked, flagged) = r.slow_runs();
+        assert_eq!(checked, 4);
+        assert_eq!(
+            flagged,
+            [SlowRun {
+                scenario: "refresh".into(),
+                system: System::TesseraPg,
+                p50_us: 496_000,
+                rps: 64.0
+            }]
+        );
+        let md = render_markdown(&r);
+        for needle in [
+            "**1 of 4 tessera runs at 32 connections exceed it**",
+            "| refresh | tessera (PostgreSQL) | **496.00 ms** | 64.0 |",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in:\n{md}");
+        }
     }
 
     #[test]
