@@ -11,6 +11,7 @@ mod peer;
 mod procs;
 mod report;
 mod scenarios;
+mod statements;
 mod stats;
 mod sys;
 mod tessera;
@@ -37,7 +38,8 @@ usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
   --quick            a few seconds per scenario, 10k/100k credentials (the test suite's smoke run)
   --dev              build tessera and the ceilings in the dev profile: a smoke test of the
                      harness itself (the test suite's), never a measurement
-  --only NAMES       scenarios by name, or sections: ceilings, crypto, resources, growth
+  --only NAMES       scenarios by name, or sections: ceilings, crypto, resources, growth,
+                     statements (SQL statements per request of the scenarios run)
   --out DIR          where report.md, report.json and the logs go (default: bench-out/)
   --concurrency N    connections per target (default 32; password scenarios use 2 per core)
   --loadgen-threads  threads of the load generator (default 1)
@@ -47,7 +49,7 @@ usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
   tessera also runs on PostgreSQL, with 1 and 2 processes on one database, when a server answers
   on 127.0.0.1:5432 (as postgres, trust authentication) or TESSERA_BENCH_DATABASE_URL names one";
 
-const SECTIONS: [&str; 4] = ["ceilings", "crypto", "resources", "growth"];
+const SECTIONS: [&str; 5] = ["ceilings", "crypto", "resources", "growth", "statements"];
 
 /// The PostgreSQL server the harness uses when one answers on its usual local port and no
 /// `TESSERA_BENCH_DATABASE_URL` names another; the database only hosts `CREATE DATABASE`.
@@ -750,6 +752,8 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     let mut servers = Servers(Vec::new());
     let postgres = if want_tessera { postgres_choice(&opts).await } else { None };
     let mut pg_cleanup: Option<(String, String)> = None;
+    // The data directory and database URL of tessera on PostgreSQL, once it runs.
+    let mut pg_run: Option<(PathBuf, String)> = None;
     let mut env = Env {
         cores,
         concurrency: opts.concurrency,
@@ -827,6 +831,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             .await;
             match pg {
                 Ok((seed, a, b)) => {
+                    pg_run = Some((dir.clone(), url_fresh.clone()));
                     env.tessera_pg = Some(Side::of(&[&a], seed.fixtures()));
                     match b {
                         Ok((b, _)) => {
@@ -935,6 +940,40 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             }
         }
         report.scenarios.push(rep);
+    }
+    if let (Some(t), true) = (&tessera, opts.wants("statements")) {
+        let ran: Vec<(&str, &Plan)> = chosen
+            .iter()
+            .filter(|sc| {
+                report.scenarios.iter().any(|r| r.name == sc.name && r.outcome == Outcome::Ran)
+            })
+            .map(|sc| (sc.name, &sc.tessera))
+            .collect();
+        let backends = [
+            ("SQLite", env.tessera.as_ref(), Some((scratch.join("tessera"), None))),
+            ("PostgreSQL", env.tessera_pg.as_ref(), pg_run.clone().map(|(d, u)| (d, Some(u)))),
+        ];
+        for (backend, side, run) in backends {
+            let (Some(side), Some((dir, url)), false) = (side, run, ran.is_empty()) else {
+                continue;
+            };
+            say(started, &format!("statements per request on {backend}"));
+            let log = logs.join(format!("tessera-statements-{}.log", backend.to_lowercase()));
+            match statements::count_all(
+                t,
+                backend,
+                &dir,
+                url.as_deref(),
+                &log,
+                &ran,
+                &side.fixtures,
+            )
+            .await
+            {
+                Ok(counts) => report.statements.extend(counts),
+                Err(e) => report.failures.push(format!("statements on {backend}: {e:#}")),
+            }
+        }
     }
     if let (Some(t), Some(side), true) = (&tessera, &env.tessera, want_crypto) {
         say(started, "crypto: IdTokenVerifier in process");
@@ -1154,6 +1193,7 @@ mod tests {
         assert!(parse(&["--out"]).is_err());
         assert!(parse(&["--concurrency", "0"]).is_err());
         assert!(parse(&["--no-postgres"])?.no_postgres && !all.no_postgres);
+        assert!(parse(&["--only", "refresh,statements"])?.wants("statements"));
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::load::LoadResult;
+use super::statements::{self, StatementCount};
 use super::stats::{self, fmt_bytes, fmt_count, fmt_pct, fmt_rate, fmt_ratio, fmt_us};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -197,6 +198,8 @@ pub(crate) struct Report {
     pub(crate) scenarios: Vec<ScenarioReport>,
     pub(crate) resources: Resources,
     pub(crate) growth: Vec<GrowthStep>,
+    /// SQL statements per measured request, by scenario and backend.
+    pub(crate) statements: Vec<StatementCount>,
     pub(crate) targets: Vec<TargetRow>,
     /// Loud lines: something the reader must know (a part that could not run).
     pub(crate) notes: Vec<String>,
@@ -637,6 +640,8 @@ pub(crate) fn render_markdown(r: &Report) -> String {
         }
     }
 
+    render_statements(w, r);
+
     let skipped: Vec<&ScenarioReport> =
         r.scenarios.iter().filter(|s| s.outcome != Outcome::Ran).collect();
     if !skipped.is_empty() {
@@ -696,6 +701,66 @@ fn render_latency_check(w: &mut String, r: &Report) {
                 fmt_rate(s.rps)
             );
         }
+    }
+}
+
+/// SQL statements per measured request, one row per scenario, one column per backend.
+fn render_statements(w: &mut String, r: &Report) {
+    if r.statements.is_empty() {
+        return;
+    }
+    let backends: Vec<&str> = ["SQLite", "PostgreSQL"]
+        .into_iter()
+        .filter(|b| r.statements.iter().any(|c| c.backend == *b))
+        .collect();
+    let _ = writeln!(
+        w,
+        "\n## SQL statements per request\n\n\
+         Counted from sqlx's statement log (`TESSERA_LOG={}`) of a separate tessera process on \
+         the same database: {} measured requests per scenario, one connection, after the \
+         scenario's setup and `pre` requests; median (range if they differ). `BEGIN` and `COMMIT` \
+         count as statements. The statements listed are the last request's on {}.\n",
+        statements::LOG_FILTER,
+        statements::ITERATIONS,
+        backends.last().copied().unwrap_or("–"),
+    );
+    let header: Vec<String> = backends.iter().map(|b| format!("{b} statements")).collect();
+    let _ = writeln!(
+        w,
+        "| scenario | {} | writes | statements |\n|---|{}---:|---|",
+        header.join(" | "),
+        "---:|".repeat(backends.len())
+    );
+    let mut names: Vec<&str> = Vec::new();
+    for c in &r.statements {
+        if !names.contains(&c.scenario.as_str()) {
+            names.push(&c.scenario);
+        }
+    }
+    for name in names {
+        let of = |backend: &str| {
+            r.statements.iter().find(|c| c.scenario == name && c.backend == backend)
+        };
+        let cells: Vec<String> = backends
+            .iter()
+            .map(|b| match of(b) {
+                Some(StatementCount { error: Some(e), .. }) => format!("failed: {}", cell(e)),
+                Some(c) => match (c.median(), c.range()) {
+                    (Some(m), Some((lo, hi))) if lo != hi => format!("{m} ({lo}–{hi})"),
+                    (Some(m), _) => format!("{m}"),
+                    _ => "–".into(),
+                },
+                None => "–".into(),
+            })
+            .collect();
+        let last = backends.last().and_then(|b| of(b)).filter(|c| c.error.is_none());
+        let _ = writeln!(
+            w,
+            "| {name} | {} | {} | {} |",
+            cells.join(" | "),
+            last.map_or("–".into(), |c| c.writes().to_string()),
+            last.map_or("–".into(), |c| cell(&c.last.join("; "))),
+        );
     }
 }
 
@@ -917,7 +982,7 @@ mod tests {
     }
 
     #[test]
-    fn slow_endpoints_are_flagged() {
+    fn slow_endpoints_and_statements_are_reported() {
         let mut r = sample();
         let md = render_markdown(&r);
         assert!(md.contains("All 3 tessera runs at 32 connections are within."), "{md}");
@@ -947,10 +1012,35 @@ mod tests {
                 rps: 64.0
             }]
         );
+        r.statements = vec![
+            StatementCount {
+                scenario: "refresh".into(),
+                backend: "SQLite".into(),
+                per_request: vec![7, 6, 6],
+                last: vec!["SELECT credentials".into()],
+                error: None,
+            },
+            StatementCount {
+                scenario: "refresh".into(),
+                backend: "PostgreSQL".into(),
+                per_request: vec![6, 6],
+                last: vec!["SELECT credentials".into(), "INSERT credentials".into()],
+                error: None,
+            },
+            StatementCount {
+                scenario: "session".into(),
+                backend: "PostgreSQL".into(),
+                error: Some("GET /x: expected [200], got 500".into()),
+                ..StatementCount::default()
+            },
+        ];
         let md = render_markdown(&r);
         for needle in [
             "**1 of 4 tessera runs at 32 connections exceed it**",
             "| refresh | tessera (PostgreSQL) | **496.00 ms** | 64.0 |",
+            "| scenario | SQLite statements | PostgreSQL statements | writes | statements |",
+            "| refresh | 6 (6–7) | 6 | 1 | SELECT credentials; INSERT credentials |",
+            "| session | – | failed: GET /x: expected [200], got 500 | – | – |",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in:\n{md}");
         }
