@@ -181,12 +181,7 @@ fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
 #[async_trait]
 impl CredentialStore for SqlStore {
     async fn insert(&self, credential: &CredentialRecord) -> Result<()> {
-        match &self.inserts {
-            Some(queue) => queue.insert(credential.clone()).await,
-            None => insert_credential(&self.write, credential)
-                .await
-                .map_err(insert("insert credential")),
-        }
+        self.inserts.insert(credential.clone()).await
     }
 
     async fn insert_many(&self, credentials: &[CredentialRecord]) -> Result<()> {

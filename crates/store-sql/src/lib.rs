@@ -128,8 +128,8 @@ pub struct SqlStore {
     read: AnyPool,
     /// The pool for statements that write and for transactions (one connection on SQLite).
     write: AnyPool,
-    /// On SQLite, credential inserts commit in groups through this queue.
-    inserts: Option<std::sync::Arc<group_commit::InsertQueue>>,
+    /// Credential inserts commit in groups through this queue.
+    inserts: std::sync::Arc<group_commit::InsertQueue>,
 }
 
 impl SqlStore {
@@ -151,9 +151,13 @@ impl SqlStore {
                     .await
                     .map_err(backend("connect sqlite reader"))?;
                 tracing::debug!(readers = max, "connected to sqlite");
-                let inserts =
-                    Some(std::sync::Arc::new(group_commit::InsertQueue::start(write.clone())));
-                Ok(SqlStore { backend: Backend::Sqlite, read, write, inserts })
+                let inserts = group_commit::InsertQueue::start(write.clone(), Backend::Sqlite);
+                Ok(SqlStore {
+                    backend: Backend::Sqlite,
+                    read,
+                    write,
+                    inserts: std::sync::Arc::new(inserts),
+                })
             }
             "postgres" | "postgresql" => {
                 let pool = AnyPoolOptions::new()
@@ -163,11 +167,12 @@ impl SqlStore {
                     .await
                     .map_err(backend("connect postgres"))?;
                 tracing::debug!(connections = max, "connected to postgres");
+                let inserts = group_commit::InsertQueue::start(pool.clone(), Backend::Postgres);
                 Ok(SqlStore {
                     backend: Backend::Postgres,
                     read: pool.clone(),
                     write: pool,
-                    inserts: None,
+                    inserts: std::sync::Arc::new(inserts),
                 })
             }
             // The URL itself is not echoed: it may carry a password.
@@ -243,14 +248,21 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Opens a transaction on the writer pool: `BEGIN IMMEDIATE` on SQLite, so that the write lock
-    /// is taken up front, and a plain `BEGIN` on PostgreSQL.
+    /// Opens a transaction on the writer pool (see [`begin_on`]).
     async fn begin(&self, op: &'static str) -> Result<Transaction<'static, Any>> {
-        match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.write.begin().await,
-        }
-        .map_err(backend(op))
+        begin_on(&self.write, self.backend).await.map_err(backend(op))
+    }
+}
+
+/// Opens a transaction on `pool`: `BEGIN IMMEDIATE` on SQLite, so that the write lock is taken up
+/// front, and a plain `BEGIN` on PostgreSQL.
+async fn begin_on(
+    pool: &AnyPool,
+    kind: Backend,
+) -> std::result::Result<Transaction<'static, Any>, sqlx::Error> {
+    match kind {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
     }
 }
 
