@@ -39,7 +39,8 @@ usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
   --dev              build tessera and the ceilings in the dev profile: a smoke test of the
                      harness itself (the test suite's), never a measurement
   --only NAMES       scenarios by name, or sections: ceilings, crypto, resources, growth,
-                     statements (SQL statements per request of the scenarios run)
+                     statements (SQL statements per request of the scenarios run; of every
+                     scenario, without load, when no scenario is named)
   --out DIR          where report.md, report.json and the logs go (default: bench-out/)
   --concurrency N    connections per target (default 32; password scenarios use 2 per core)
   --loadgen-threads  threads of the load generator (default 1)
@@ -683,8 +684,11 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
 
     let chosen: Vec<Scenario> =
         scenarios::scenarios().into_iter().filter(|s| opts.wants(s.name)).collect();
-    let want_tessera =
-        !opts.no_tessera && (!chosen.is_empty() || opts.wants("resources") || opts.wants("growth"));
+    let want_tessera = !opts.no_tessera
+        && (!chosen.is_empty()
+            || opts.wants("resources")
+            || opts.wants("growth")
+            || opts.wants("statements"));
     let want_peer = chosen.iter().any(|s| s.peer.is_some());
     let ceiling_names: BTreeSet<&str> = scenarios::ceilings()
         .iter()
@@ -942,13 +946,19 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
         report.scenarios.push(rep);
     }
     if let (Some(t), true) = (&tessera, opts.wants("statements")) {
-        let ran: Vec<(&str, &Plan)> = chosen
-            .iter()
-            .filter(|sc| {
-                report.scenarios.iter().any(|r| r.name == sc.name && r.outcome == Outcome::Ran)
-            })
-            .map(|sc| (sc.name, &sc.tessera))
-            .collect();
+        // The scenarios that ran, or every scenario when none was named (`--only statements`).
+        let every = scenarios::scenarios();
+        let ran: Vec<(&str, &Plan)> = if chosen.is_empty() {
+            every.iter().map(|sc| (sc.name, &sc.tessera)).collect()
+        } else {
+            chosen
+                .iter()
+                .filter(|sc| {
+                    report.scenarios.iter().any(|r| r.name == sc.name && r.outcome == Outcome::Ran)
+                })
+                .map(|sc| (sc.name, &sc.tessera))
+                .collect()
+        };
         let backends = [
             ("SQLite", env.tessera.as_ref(), Some((scratch.join("tessera"), None))),
             ("PostgreSQL", env.tessera_pg.as_ref(), pg_run.clone().map(|(d, u)| (d, Some(u)))),
