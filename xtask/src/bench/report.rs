@@ -718,8 +718,9 @@ fn render_statements(w: &mut String, r: &Report) {
         "\n## SQL statements per request\n\n\
          Counted from sqlx's statement log (`TESSERA_LOG={}`) of a separate tessera process on \
          the same database: {} measured requests per scenario, one connection, after the \
-         scenario's setup and `pre` requests; median (range if they differ). `BEGIN` and `COMMIT` \
-         count as statements. The statements listed are the last request's on {}.\n",
+         scenario's setup and `pre` requests; median (range if they differ). Statements that read \
+         or write rows; transaction control is not counted. The statements listed are the last \
+         request's on {}.\n",
         statements::LOG_FILTER,
         statements::ITERATIONS,
         backends.last().copied().unwrap_or("–"),

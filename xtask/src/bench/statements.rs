@@ -2,9 +2,10 @@
 //! request, and which, counted from sqlx's own statement log.
 //!
 //! A separate tessera process serves the database under test with
-//! `TESSERA_LOG=warn,sqlx::query=debug`, so that sqlx logs one line per statement it runs
-//! (`BEGIN` and `COMMIT` included; a pool's connection check is a protocol message, not a
-//! statement, and is not logged). One connection runs the scenario's setup, then
+//! `TESSERA_LOG=warn,sqlx::query=debug`, so that sqlx logs one line per statement it runs. Only
+//! statements that read or write rows are counted: sqlx logs transaction control unevenly (a
+//! PostgreSQL `COMMIT`, never a `BEGIN`, nothing of SQLite's), and a pool's connection check is a
+//! protocol message that it does not log at all. One connection runs the scenario's setup, then
 //! [`ITERATIONS`] times its `pre` requests and its measured request; the lines the log gained
 //! while the measured request ran are that request's statements. Each step waits [`SETTLE`] before
 //! the log is read, so that statements of the request before cannot land in the count; a
@@ -123,7 +124,8 @@ fn statements_since(log: &Path, from: u64) -> Vec<String> {
     String::from_utf8_lossy(&bytes[start..]).lines().filter_map(statement_of_line).collect()
 }
 
-/// The statement a `sqlx::query` log line is about, described; `None` for any other line.
+/// The statement a `sqlx::query` log line is about, described; `None` for any other line and
+/// for transaction control.
 pub(crate) fn statement_of_line(line: &str) -> Option<String> {
     if !line.contains("sqlx::query") {
         return None;
@@ -131,7 +133,11 @@ pub(crate) fn statement_of_line(line: &str) -> Option<String> {
     let text = quoted_field(line, "db.statement=")
         .filter(|s| !s.trim().is_empty())
         .or_else(|| quoted_field(line, "summary="))?;
-    Some(describe(&text))
+    let described = describe(&text);
+    let control = ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
+        .iter()
+        .any(|verb| described.split(' ').next() == Some(verb));
+    (!control).then_some(described)
 }
 
 /// The value of `name"…"` in a log line, with the escapes a Debug-formatted string carries.
@@ -152,7 +158,7 @@ fn quoted_field(line: &str, name: &str) -> Option<String> {
     None
 }
 
-/// `SELECT credentials, grants`, `INSERT credentials`, `UPDATE grants`, `BEGIN`: the verb and the
+/// `SELECT credentials, grants`, `INSERT credentials`, `UPDATE grants`: the verb and the
 /// tables a statement reads or writes, in the order it names them.
 pub(crate) fn describe(sql: &str) -> String {
     let words: Vec<&str> = sql.split_whitespace().collect();
@@ -187,7 +193,7 @@ mod tests {
             Some("SELECT credentials, grants, accounts")
         );
         let commit = r#"2026-12-03T09:31:23.529429Z DEBUG sqlx::query: summary="COMMIT" db.statement="" rows_affected=0"#;
-        assert_eq!(statement_of_line(commit).as_deref(), Some("COMMIT"));
+        assert_eq!(statement_of_line(commit), None, "transaction control is not counted");
         let insert = r#"x DEBUG sqlx::query: summary="INSERT INTO credentials …" db.statement="\n\nINSERT INTO credentials (digest) VALUES ($1) ON CONFLICT (digest) DO NOTHING\n" rows_affected=1"#;
         assert_eq!(statement_of_line(insert).as_deref(), Some("INSERT credentials"));
         let nested = "UPDATE credentials SET revoked_at = $2 WHERE session_id IN (SELECT id FROM sessions WHERE account_id = $1)";
