@@ -29,8 +29,10 @@ macro_rules! insert_credential_sql {
     };
 }
 
-/// The condition a credential row meets while it is live at `$now`; the statement binds `$now`
-/// under the number given to the macro.
+/// The condition a credential row meets while it is live at `$now`, for the listing of an
+/// account's live credentials, which the partial index `credentials_account_kind_live_idx` serves
+/// (statements that find a row by its key use [`live_by_key!`]); the statement binds `$now` under
+/// the number given to the macro.
 macro_rules! live_at {
     ($now:literal) => {
         concat!(
@@ -40,6 +42,48 @@ macro_rules! live_at {
         )
     };
 }
+
+/// A live credential by its digest.
+pub(crate) const FIND_LIVE: &str = concat!(
+    "SELECT ",
+    credential_columns!(),
+    " FROM credentials WHERE digest = $1 AND ",
+    live_by_key!("", "$2")
+);
+
+/// A live credential by its digest, with what validating it needs from its grant, client and
+/// account, in one statement.
+pub(crate) const FIND_LIVE_TOKEN: &str = concat!(
+    "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, c.scopes, \
+     c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, c.last_used_at, \
+     g.id AS g_id, g.revoked_at AS g_revoked_at, g.last_used_at AS g_last_used_at, \
+     k.client_id AS k_client_id, ",
+    joined_account_columns!(),
+    " FROM credentials c \
+     LEFT JOIN grants g ON g.id = c.grant_id \
+     LEFT JOIN clients k ON k.client_id = c.client_id \
+     LEFT JOIN accounts a ON a.id = c.account_id \
+     WHERE c.digest = $1 AND ",
+    live_by_key!("c.", "$2")
+);
+
+/// Spends a live single-use credential of the given kind, returning it.
+pub(crate) const CONSUME: &str = concat!(
+    "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 AND ",
+    live_by_key!("", "$3"),
+    " RETURNING ",
+    credential_columns!()
+);
+
+/// Revokes every unrevoked credential of a grant.
+pub(crate) const REVOKE_BY_GRANT: &str =
+    concat!("UPDATE credentials SET revoked_at = $2 WHERE grant_id = $1 AND ", unrevoked_by_key!());
+
+/// Revokes every unrevoked credential of a session.
+pub(crate) const REVOKE_BY_SESSION: &str = concat!(
+    "UPDATE credentials SET revoked_at = $2 WHERE session_id = $1 AND ",
+    unrevoked_by_key!()
+);
 
 /// Binds every column of `credential` in the order of `credential_columns!`.
 fn bind_credential(query: AnyQuery, credential: &CredentialRecord) -> AnyQuery {
@@ -221,12 +265,7 @@ fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
 #[async_trait]
 impl CredentialStore for SqlStore {
     async fn insert(&self, credential: &CredentialRecord) -> Result<()> {
-        match &self.inserts {
-            Some(queue) => queue.insert(credential.clone()).await,
-            None => insert_credential(&self.write, credential)
-                .await
-                .map_err(insert("insert credential")),
-        }
+        self.inserts.insert(credential.clone()).await
     }
 
     async fn insert_many(&self, credentials: &[CredentialRecord]) -> Result<()> {
@@ -248,17 +287,12 @@ impl CredentialStore for SqlStore {
     }
 
     async fn find_live(&self, digest: &str, now: Timestamp) -> Result<Option<CredentialRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            credential_columns!(),
-            " FROM credentials WHERE digest = $1 AND ",
-            live_at!("$2")
-        ))
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(backend("find live credential"))?;
+        let row = sqlx::query(FIND_LIVE)
+            .bind(digest)
+            .bind(now)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("find live credential"))?;
         row.as_ref().map(credential_from_row).transpose()
     }
 
@@ -267,23 +301,12 @@ impl CredentialStore for SqlStore {
         digest: &str,
         now: Timestamp,
     ) -> Result<Option<LiveCredential>> {
-        let row = sqlx::query(concat!(
-            "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, c.scopes, \
-             c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, c.last_used_at, \
-             g.id AS g_id, g.revoked_at AS g_revoked_at, g.last_used_at AS g_last_used_at, k.client_id AS k_client_id, ",
-            joined_account_columns!(),
-            " FROM credentials c \
-             LEFT JOIN grants g ON g.id = c.grant_id \
-             LEFT JOIN clients k ON k.client_id = c.client_id \
-             LEFT JOIN accounts a ON a.id = c.account_id \
-             WHERE c.digest = $1 AND c.revoked_at IS NULL AND c.consumed_at IS NULL \
-             AND (c.expires_at IS NULL OR c.expires_at > $2)"
-        ))
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(backend("find live token"))?;
+        let row = sqlx::query(FIND_LIVE_TOKEN)
+            .bind(digest)
+            .bind(now)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("find live token"))?;
         let Some(row) = row else { return Ok(None) };
         let credential = credential_from_row(&row)?;
         let grant_id: Option<String> = get(&row, "g_id")?;
@@ -326,18 +349,13 @@ impl CredentialStore for SqlStore {
     ) -> Result<Option<CredentialRecord>> {
         // One conditional statement: whichever connection runs it first wins, every other sees a
         // row that is no longer live and changes nothing.
-        let rows = sqlx::query(concat!(
-            "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 AND ",
-            live_at!("$3"),
-            " RETURNING ",
-            credential_columns!()
-        ))
-        .bind(digest)
-        .bind(kind.as_str())
-        .bind(now)
-        .fetch_all(&self.write)
-        .await
-        .map_err(backend("consume credential"))?;
+        let rows = sqlx::query(CONSUME)
+            .bind(digest)
+            .bind(kind.as_str())
+            .bind(now)
+            .fetch_all(&self.write)
+            .await
+            .map_err(backend("consume credential"))?;
         rows.first().map(credential_from_row).transpose()
     }
 
@@ -358,20 +376,12 @@ impl CredentialStore for SqlStore {
     }
 
     async fn revoke_by_grant(&self, grant_id: &str, now: Timestamp) -> Result<u64> {
-        let query = sqlx::query(
-            "UPDATE credentials SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(grant_id)
-        .bind(now);
+        let query = sqlx::query(REVOKE_BY_GRANT).bind(grant_id).bind(now);
         self.write_rows("revoke credentials by grant", query).await
     }
 
     async fn revoke_by_session(&self, session_id: &str, now: Timestamp) -> Result<u64> {
-        let query = sqlx::query(
-            "UPDATE credentials SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(session_id)
-        .bind(now);
+        let query = sqlx::query(REVOKE_BY_SESSION).bind(session_id).bind(now);
         self.write_rows("revoke credentials by session", query).await
     }
 
@@ -435,7 +445,7 @@ impl CredentialStore for SqlStore {
         let rows = sqlx::query(concat!(
             "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 \
              AND client_id = $4 AND ",
-            live_at!("$3"),
+            live_by_key!("", "$3"),
             " AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g \
              WHERE g.id = credentials.grant_id AND g.revoked_at IS NULL)) RETURNING ",
             credential_columns!()
@@ -494,7 +504,7 @@ impl CredentialStore for SqlStore {
             "UPDATE credentials SET data = $5, account_id = COALESCE($6, account_id), ",
             "grant_id = COALESCE($7, grant_id), consumed_at = COALESCE($8, consumed_at) ",
             "WHERE digest = $1 AND kind = $2 AND data = $4 AND ",
-            live_at!("$3"),
+            live_by_key!("", "$3"),
             " RETURNING ",
             credential_columns!()
         ))

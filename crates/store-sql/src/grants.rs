@@ -179,7 +179,7 @@ impl GrantStore for SqlStore {
         self.revoke_with_credentials(
             "revoke grant",
             "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            "UPDATE credentials SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+            crate::credentials::REVOKE_BY_GRANT,
             id,
             now,
         )

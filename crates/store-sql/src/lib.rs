@@ -20,6 +20,45 @@ macro_rules! joined_account_columns {
     };
 }
 
+/// The condition a `credentials` row meets while it is live at `$now`, for statements that reach
+/// the row through a key (its digest) and not through the live listing by account: `$t` is the
+/// table's alias with its dot, or `""`; `$now` is the placeholder of the time.
+///
+/// `COALESCE(revoked_at, consumed_at) IS NULL` means `revoked_at IS NULL AND consumed_at IS NULL`,
+/// in a form that PostgreSQL's planner neither serves from an index nor uses to prove the
+/// predicate of the partial index `credentials_account_kind_live_idx`. With the plain form, on a
+/// table without statistics (never analyzed: autovacuum off, or a bulk load just before) the
+/// planner guesses `IS NULL` to be rare, takes that partial index for a handful of rows, and then
+/// reads every live credential on every token check. This form leaves the primary key as the only
+/// path; `plans.rs` checks it.
+macro_rules! live_by_key {
+    ($t:literal, $now:literal) => {
+        concat!(
+            "COALESCE(",
+            $t,
+            "revoked_at, ",
+            $t,
+            "consumed_at) IS NULL AND (",
+            $t,
+            "expires_at IS NULL OR ",
+            $t,
+            "expires_at > ",
+            $now,
+            ")"
+        )
+    };
+}
+
+/// `revoked_at IS NULL` for statements that reach `credentials` rows through their grant or
+/// session, in a form no index serves: the plain form lets a planner without statistics intersect
+/// the grant's few rows with every unrevoked row of `credentials_revoked_idx` (see
+/// [`live_by_key!`]).
+macro_rules! unrevoked_by_key {
+    () => {
+        "(revoked_at IS NULL) IS TRUE"
+    };
+}
+
 mod accounts;
 mod audit;
 mod counters;
@@ -29,6 +68,8 @@ mod error;
 mod grants;
 mod group_commit;
 mod keys;
+#[cfg(test)]
+mod plans;
 mod server_state;
 mod services;
 mod sessions;
@@ -88,8 +129,8 @@ pub struct SqlStore {
     read: AnyPool,
     /// The pool for statements that write and for transactions (one connection on SQLite).
     write: AnyPool,
-    /// On SQLite, credential inserts commit in groups through this queue.
-    inserts: Option<std::sync::Arc<group_commit::InsertQueue>>,
+    /// Credential inserts commit in groups through this queue.
+    inserts: std::sync::Arc<group_commit::InsertQueue>,
 }
 
 impl SqlStore {
@@ -111,23 +152,26 @@ impl SqlStore {
                     .await
                     .map_err(backend("connect sqlite reader"))?;
                 tracing::debug!(readers = max, "connected to sqlite");
-                let inserts =
-                    Some(std::sync::Arc::new(group_commit::InsertQueue::start(write.clone())));
-                Ok(SqlStore { backend: Backend::Sqlite, read, write, inserts })
+                let inserts = group_commit::InsertQueue::start(write.clone(), Backend::Sqlite);
+                Ok(SqlStore {
+                    backend: Backend::Sqlite,
+                    read,
+                    write,
+                    inserts: std::sync::Arc::new(inserts),
+                })
             }
             "postgres" | "postgresql" => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(max)
-                    .acquire_timeout(Duration::from_secs(30))
+                let pool = postgres_pool_options(max)
                     .connect(url)
                     .await
                     .map_err(backend("connect postgres"))?;
                 tracing::debug!(connections = max, "connected to postgres");
+                let inserts = group_commit::InsertQueue::start(pool.clone(), Backend::Postgres);
                 Ok(SqlStore {
                     backend: Backend::Postgres,
                     read: pool.clone(),
                     write: pool,
-                    inserts: None,
+                    inserts: std::sync::Arc::new(inserts),
                 })
             }
             // The URL itself is not echoed: it may carry a password.
@@ -211,14 +255,21 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Opens a transaction on the writer pool: `BEGIN IMMEDIATE` on SQLite, so that the write lock
-    /// is taken up front, and a plain `BEGIN` on PostgreSQL.
+    /// Opens a transaction on the writer pool (see [`begin_on`]).
     async fn begin(&self, op: &'static str) -> Result<Transaction<'static, Any>> {
-        match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.write.begin().await,
-        }
-        .map_err(backend(op))
+        begin_on(&self.write, self.backend).await.map_err(backend(op))
+    }
+}
+
+/// Opens a transaction on `pool`: `BEGIN IMMEDIATE` on SQLite, so that the write lock is taken up
+/// front, and a plain `BEGIN` on PostgreSQL.
+async fn begin_on(
+    pool: &AnyPool,
+    kind: Backend,
+) -> std::result::Result<Transaction<'static, Any>, sqlx::Error> {
+    match kind {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
     }
 }
 
@@ -255,6 +306,29 @@ fn sqlite_pool_options(max: u32, read_only: bool) -> AnyPoolOptions {
                     sqlx::query("PRAGMA query_only = ON").execute(&mut *conn).await?;
                 }
                 Ok(())
+            })
+        })
+}
+
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its way out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Pool options for PostgreSQL. sqlx pings every connection it hands out by default: one more
+/// round trip to the server per statement, which a one-statement token check pays twice over.
+/// Here only a connection that sat idle for [`PING_AFTER_IDLE`] is pinged, which is where a
+/// connection the server dropped (a restart, an idle timeout) is found; a connection in steady use
+/// proves itself with every statement.
+fn postgres_pool_options(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
             })
         })
 }

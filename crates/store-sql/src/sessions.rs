@@ -7,7 +7,7 @@ use tessera_store::{
 };
 
 use crate::accounts::{JOINED_NAMES, account_from_named_row};
-use crate::credentials::insert_credential;
+use crate::credentials::{REVOKE_BY_SESSION, insert_credential};
 use crate::error::{backend, insert};
 use crate::{SqlStore, bool_int, count_u64, get, get_bool};
 
@@ -17,6 +17,33 @@ macro_rules! session_columns {
          second_factor, user_agent, ip"
     };
 }
+
+/// The signed-in session and its account for a live session cookie, in one statement.
+pub(crate) const FIND_SIGNED_IN: &str = concat!(
+    "SELECT s.id, s.account_id, s.created_at, s.auth_time, s.last_seen_at, s.expires_at, \
+     s.revoked_at, s.persistent, s.second_factor, s.user_agent, s.ip, ",
+    joined_account_columns!(),
+    " FROM credentials c JOIN sessions s ON s.id = c.session_id \
+     JOIN accounts a ON a.id = s.account_id \
+     WHERE c.digest = $1 AND c.kind = $2 AND ",
+    live_by_key!("c.", "$3"),
+    " AND s.revoked_at IS NULL AND s.expires_at > $3"
+);
+
+/// Revokes a live session cookie, returning its session and account.
+pub(crate) const REVOKE_COOKIE: &str = concat!(
+    "UPDATE credentials SET revoked_at = $3 \
+     WHERE digest = $1 AND kind = $2 AND session_id IS NOT NULL AND ",
+    live_by_key!("", "$3"),
+    " RETURNING session_id, account_id"
+);
+
+/// Revokes the unrevoked credentials of every session of an account.
+pub(crate) const REVOKE_BY_ACCOUNT_SESSIONS: &str = concat!(
+    "UPDATE credentials SET revoked_at = $2 WHERE ",
+    unrevoked_by_key!(),
+    " AND session_id IN (SELECT id FROM sessions WHERE account_id = $1)"
+);
 
 fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
     Ok(SessionRecord {
@@ -85,22 +112,13 @@ impl SessionStore for SqlStore {
         digest: &str,
         now: Timestamp,
     ) -> Result<Option<(SessionRecord, AccountRecord)>> {
-        let row = sqlx::query(concat!(
-            "SELECT s.id, s.account_id, s.created_at, s.auth_time, s.last_seen_at, s.expires_at, \
-             s.revoked_at, s.persistent, s.second_factor, s.user_agent, s.ip, ",
-            joined_account_columns!(),
-            " FROM credentials c JOIN sessions s ON s.id = c.session_id \
-             JOIN accounts a ON a.id = s.account_id \
-             WHERE c.digest = $1 AND c.kind = $2 \
-             AND c.revoked_at IS NULL AND c.consumed_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $3) \
-             AND s.revoked_at IS NULL AND s.expires_at > $3"
-        ))
-        .bind(digest)
-        .bind(CredentialKind::Session.as_str())
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(backend("find signed-in session"))?;
+        let row = sqlx::query(FIND_SIGNED_IN)
+            .bind(digest)
+            .bind(CredentialKind::Session.as_str())
+            .bind(now)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("find signed-in session"))?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some((session_from_row(&row)?, account_from_named_row(&row, &JOINED_NAMES)?)))
     }
@@ -113,18 +131,13 @@ impl SessionStore for SqlStore {
     ) -> Result<bool> {
         const OP: &str = "rotate session cookie";
         let mut tx = self.begin(OP).await?;
-        let revoked = sqlx::query(
-            "UPDATE credentials SET revoked_at = $3 \
-             WHERE digest = $1 AND kind = $2 AND session_id IS NOT NULL \
-             AND revoked_at IS NULL AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > $3) \
-             RETURNING session_id, account_id",
-        )
-        .bind(old_digest)
-        .bind(CredentialKind::Session.as_str())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend(OP))?;
+        let revoked = sqlx::query(REVOKE_COOKIE)
+            .bind(old_digest)
+            .bind(CredentialKind::Session.as_str())
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
         let Some(old) = revoked.first() else {
             tx.rollback().await.map_err(backend(OP))?;
             return Ok(false);
@@ -196,7 +209,7 @@ impl SessionStore for SqlStore {
         self.revoke_with_credentials(
             "revoke session",
             "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            "UPDATE credentials SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL",
+            REVOKE_BY_SESSION,
             id,
             now,
         )
@@ -214,15 +227,12 @@ impl SessionStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(backend(OP))?;
-        sqlx::query(
-            "UPDATE credentials SET revoked_at = $2 WHERE revoked_at IS NULL \
-             AND session_id IN (SELECT id FROM sessions WHERE account_id = $1)",
-        )
-        .bind(account_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend(OP))?;
+        sqlx::query(REVOKE_BY_ACCOUNT_SESSIONS)
+            .bind(account_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(done.rows_affected())
     }

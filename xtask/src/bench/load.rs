@@ -341,6 +341,12 @@ impl Worker {
 
     /// One iteration; the latency of the measured request.
     async fn iterate(&mut self) -> Result<Duration, String> {
+        self.before_main().await?;
+        self.send_main().await
+    }
+
+    /// The first half of an iteration: setup if needed, the next cycled values, `pre` requests.
+    async fn before_main(&mut self) -> Result<(), String> {
         let plan = Arc::clone(&self.plan);
         if self.needs_setup {
             for req in &plan.setup {
@@ -357,6 +363,12 @@ impl Worker {
         for req in &plan.pre {
             self.exchange(req).await?;
         }
+        Ok(())
+    }
+
+    /// The second half of an iteration: the measured request, checked; its latency.
+    async fn send_main(&mut self) -> Result<Duration, String> {
+        let plan = Arc::clone(&self.plan);
         let main = &plan.main;
         let cacheable = plan.pre.is_empty() && main.captures.is_empty() && self.cycles.is_empty();
         let bytes = match self.cached_main.take() {
@@ -413,6 +425,25 @@ pub(crate) async fn run_once(
     let mut worker = Worker::new(0, addr, Arc::new(plan.clone()), fixtures);
     worker.iterate().await?;
     Ok(worker.vars)
+}
+
+/// One connection driven a step at a time, to observe the server around the measured request
+/// alone (the statement counts): [`Stepper::before_main`] runs the setup (the first time) and the
+/// `pre` requests, [`Stepper::main`] the measured request.
+pub(crate) struct Stepper(Worker);
+
+impl Stepper {
+    pub(crate) fn new(addr: SocketAddr, plan: &Plan, fixtures: &Fixtures) -> Stepper {
+        Stepper(Worker::new(0, addr, Arc::new(plan.clone()), fixtures))
+    }
+
+    pub(crate) async fn before_main(&mut self) -> Result<(), String> {
+        self.0.before_main().await
+    }
+
+    pub(crate) async fn main(&mut self) -> Result<(), String> {
+        self.0.send_main().await.map(drop)
+    }
 }
 
 /// What one connection saw during one timed phase.

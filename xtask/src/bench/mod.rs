@@ -11,6 +11,7 @@ mod peer;
 mod procs;
 mod report;
 mod scenarios;
+mod statements;
 mod stats;
 mod sys;
 mod tessera;
@@ -31,20 +32,29 @@ use tessera::Tessera;
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
-                         [--concurrency N] [--loadgen-threads N] [--no-tessera] [--write-docs]
+                         [--concurrency N] [--loadgen-threads N] [--no-tessera] [--no-postgres]
+                         [--write-docs]
 
   --quick            a few seconds per scenario, 10k/100k credentials (the test suite's smoke run)
   --dev              build tessera and the ceilings in the dev profile: a smoke test of the
                      harness itself (the test suite's), never a measurement
-  --only NAMES       scenarios by name, or sections: ceilings, crypto, resources, growth
+  --only NAMES       scenarios by name, or sections: ceilings, crypto, resources, growth,
+                     statements (SQL statements per request of the scenarios run; of every
+                     scenario, without load, when no scenario is named)
   --out DIR          where report.md, report.json and the logs go (default: bench-out/)
   --concurrency N    connections per target (default 32; password scenarios use 2 per core)
   --loadgen-threads  threads of the load generator (default 1)
   --no-tessera       peer, ceilings and crypto only (for working on the harness itself)
+  --no-postgres      tessera on SQLite only, even where PostgreSQL answers
   --write-docs       put the report into docs/benchmarks.md even if the run is partial
-  env TESSERA_BENCH_DATABASE_URL=postgres://...  also run tessera on PostgreSQL, 1 and 2 processes";
+  tessera also runs on PostgreSQL, with 1 and 2 processes on one database, when a server answers
+  on 127.0.0.1:5432 (as postgres, trust authentication) or TESSERA_BENCH_DATABASE_URL names one";
 
-const SECTIONS: [&str; 4] = ["ceilings", "crypto", "resources", "growth"];
+const SECTIONS: [&str; 5] = ["ceilings", "crypto", "resources", "growth", "statements"];
+
+/// The PostgreSQL server the harness uses when one answers on its usual local port and no
+/// `TESSERA_BENCH_DATABASE_URL` names another; the database only hosts `CREATE DATABASE`.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Debug, PartialEq)]
 struct Options {
@@ -55,6 +65,7 @@ struct Options {
     concurrency: usize,
     loadgen_threads: usize,
     no_tessera: bool,
+    no_postgres: bool,
     write_docs: bool,
     help: bool,
 }
@@ -69,6 +80,7 @@ impl Options {
             concurrency: 32,
             loadgen_threads: 1,
             no_tessera: false,
+            no_postgres: false,
             write_docs: false,
             help: false,
         };
@@ -88,6 +100,7 @@ impl Options {
                 "--quick" => o.quick = true,
                 "--dev" => o.dev = true,
                 "--no-tessera" => o.no_tessera = true,
+                "--no-postgres" => o.no_postgres = true,
                 "--write-docs" => o.write_docs = true,
                 "-h" | "--help" => o.help = true,
                 "--only" => {
@@ -442,33 +455,60 @@ impl Servers {
     }
 }
 
-/// A fresh PostgreSQL database next to the one `url` names (psql, CREATE DATABASE), if possible.
-async fn pg_fresh(url: &str) -> (String, Option<String>, Option<String>) {
+/// Where tessera runs on PostgreSQL: the server's URL, and whether it was named
+/// (`TESSERA_BENCH_DATABASE_URL`) or found on the usual local port.
+struct Postgres {
+    url: String,
+    explicit: bool,
+}
+
+/// The PostgreSQL server to run on: the one `TESSERA_BENCH_DATABASE_URL` names, else a local one
+/// if something answers on 127.0.0.1:5432; none with `--no-postgres`.
+async fn postgres_choice(opts: &Options) -> Option<Postgres> {
+    if opts.no_postgres {
+        return None;
+    }
+    if let Ok(url) = std::env::var("TESSERA_BENCH_DATABASE_URL") {
+        return Some(Postgres { url, explicit: true });
+    }
+    let connect = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], 5432)));
+    let answers = matches!(tokio::time::timeout(Duration::from_secs(1), connect).await, Ok(Ok(_)));
+    answers.then(|| Postgres { url: LOCAL_POSTGRES.to_owned(), explicit: false })
+}
+
+/// A fresh PostgreSQL database next to the one `url` names (psql, CREATE DATABASE): its URL and
+/// name, or why there is none.
+async fn pg_fresh(url: &str) -> Result<(String, String), String> {
     let name = format!("tessera_bench_{}", std::process::id());
     let mut cmd = Command::new("psql");
     cmd.args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", &format!("CREATE DATABASE {name}")]);
     match procs::output(cmd, Duration::from_secs(60)).await {
         Ok((true, _, _)) => match with_database(url, &name) {
-            Some(fresh) => (fresh, Some(name), None),
-            None => (
-                url.to_owned(),
-                Some(name),
-                Some("could not rewrite the database URL; using it as given".into()),
-            ),
+            Some(fresh) => Ok((fresh, name)),
+            None => {
+                pg_drop(url, &name).await;
+                Err("could not rewrite the database URL".into())
+            }
         },
-        Ok((false, _, err)) => (
-            url.to_owned(),
-            None,
-            Some(format!(
-                "could not create a fresh database ({}); using TESSERA_BENCH_DATABASE_URL as given",
-                err.trim()
-            )),
-        ),
-        Err(e) => (
-            url.to_owned(),
-            None,
-            Some(format!("no psql ({e:#}); using TESSERA_BENCH_DATABASE_URL as given")),
-        ),
+        Ok((false, _, err)) => Err(format!("could not create a fresh database ({})", err.trim())),
+        Err(e) => Err(format!("no psql ({e:#})")),
+    }
+}
+
+/// The server's version and the settings that decide its plans and commit costs.
+async fn pg_describe(url: &str) -> Option<String> {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        url,
+        "-Atc",
+        "SELECT current_setting('server_version') || ' (autovacuum ' || \
+         current_setting('autovacuum') || ', synchronous_commit ' || \
+         current_setting('synchronous_commit') || ', max_connections ' || \
+         current_setting('max_connections') || ')'",
+    ]);
+    match procs::output(cmd, Duration::from_secs(30)).await {
+        Ok((true, out, _)) if !out.trim().is_empty() => Some(out.trim().to_owned()),
+        _ => None,
     }
 }
 
@@ -644,8 +684,11 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
 
     let chosen: Vec<Scenario> =
         scenarios::scenarios().into_iter().filter(|s| opts.wants(s.name)).collect();
-    let want_tessera =
-        !opts.no_tessera && (!chosen.is_empty() || opts.wants("resources") || opts.wants("growth"));
+    let want_tessera = !opts.no_tessera
+        && (!chosen.is_empty()
+            || opts.wants("resources")
+            || opts.wants("growth")
+            || opts.wants("statements"));
     let want_peer = chosen.iter().any(|s| s.peer.is_some());
     let ceiling_names: BTreeSet<&str> = scenarios::ceilings()
         .iter()
@@ -711,7 +754,10 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     }
 
     let mut servers = Servers(Vec::new());
+    let postgres = if want_tessera { postgres_choice(&opts).await } else { None };
     let mut pg_cleanup: Option<(String, String)> = None;
+    // The data directory and database URL of tessera on PostgreSQL, once it runs.
+    let mut pg_run: Option<(PathBuf, String)> = None;
     let mut env = Env {
         cores,
         concurrency: opts.concurrency,
@@ -749,17 +795,32 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
                 env.tessera_absent = Some("tessera did not start (see the failures above)".into());
             }
         }
-        // And on PostgreSQL, one and two processes, when asked.
-        if let (Ok(url), true) =
-            (std::env::var("TESSERA_BENCH_DATABASE_URL"), env.tessera.is_some())
-        {
-            let (url_fresh, created, note) = pg_fresh(&url).await;
-            if let Some(n) = note {
-                report.notes.push(format!("PostgreSQL: {n}"));
-            }
-            if let Some(db) = created {
-                pg_cleanup = Some((url.clone(), db));
-            }
+        // And on PostgreSQL, one and two processes on one database.
+        let url_fresh = match (&postgres, env.tessera.is_some()) {
+            (Some(pg), true) => match pg_fresh(&pg.url).await {
+                Ok((fresh, db)) => {
+                    pg_cleanup = Some((pg.url.clone(), db));
+                    Some(fresh)
+                }
+                Err(reason) if pg.explicit => {
+                    report.notes.push(format!(
+                        "PostgreSQL: {reason}; using TESSERA_BENCH_DATABASE_URL as given"
+                    ));
+                    Some(pg.url.clone())
+                }
+                Err(reason) => {
+                    let line = format!(
+                        "POSTGRESQL NOT RUN: a server answers on 127.0.0.1:5432, but {reason} \
+                         (set TESSERA_BENCH_DATABASE_URL to name one)"
+                    );
+                    eprintln!("\n!!!!!!!! {line}\n");
+                    report.notes.push(line);
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let (Some(server), Some(url_fresh)) = (&postgres, url_fresh) {
             let dir = scratch.join("tessera-pg");
             let pg = async {
                 let (seed, _) = t.seed(&dir, Some(&url_fresh), 1000, 1000).await?;
@@ -774,6 +835,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             .await;
             match pg {
                 Ok((seed, a, b)) => {
+                    pg_run = Some((dir.clone(), url_fresh.clone()));
                     env.tessera_pg = Some(Side::of(&[&a], seed.fixtures()));
                     match b {
                         Ok((b, _)) => {
@@ -792,7 +854,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             }
             report.versions.push((
                 "PostgreSQL".into(),
-                sys::version_of("psql", &["--version"]).await.unwrap_or_else(|| "?".into()),
+                pg_describe(&server.url).await.unwrap_or_else(|| "?".into()),
             ));
         }
     }
@@ -882,6 +944,46 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             }
         }
         report.scenarios.push(rep);
+    }
+    if let (Some(t), true) = (&tessera, opts.wants("statements")) {
+        // The scenarios that ran, or every scenario when none was named (`--only statements`).
+        let every = scenarios::scenarios();
+        let ran: Vec<(&str, &Plan)> = if chosen.is_empty() {
+            every.iter().map(|sc| (sc.name, &sc.tessera)).collect()
+        } else {
+            chosen
+                .iter()
+                .filter(|sc| {
+                    report.scenarios.iter().any(|r| r.name == sc.name && r.outcome == Outcome::Ran)
+                })
+                .map(|sc| (sc.name, &sc.tessera))
+                .collect()
+        };
+        let backends = [
+            ("SQLite", env.tessera.as_ref(), Some((scratch.join("tessera"), None))),
+            ("PostgreSQL", env.tessera_pg.as_ref(), pg_run.clone().map(|(d, u)| (d, Some(u)))),
+        ];
+        for (backend, side, run) in backends {
+            let (Some(side), Some((dir, url)), false) = (side, run, ran.is_empty()) else {
+                continue;
+            };
+            say(started, &format!("statements per request on {backend}"));
+            let log = logs.join(format!("tessera-statements-{}.log", backend.to_lowercase()));
+            match statements::count_all(
+                t,
+                backend,
+                &dir,
+                url.as_deref(),
+                &log,
+                &ran,
+                &side.fixtures,
+            )
+            .await
+            {
+                Ok(counts) => report.statements.extend(counts),
+                Err(e) => report.failures.push(format!("statements on {backend}: {e:#}")),
+            }
+        }
     }
     if let (Some(t), Some(side), true) = (&tessera, &env.tessera, want_crypto) {
         say(started, "crypto: IdTokenVerifier in process");
@@ -1100,6 +1202,8 @@ mod tests {
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--out"]).is_err());
         assert!(parse(&["--concurrency", "0"]).is_err());
+        assert!(parse(&["--no-postgres"])?.no_postgres && !all.no_postgres);
+        assert!(parse(&["--only", "refresh,statements"])?.wants("statements"));
         Ok(())
     }
 

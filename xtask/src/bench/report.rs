@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::load::LoadResult;
+use super::statements::{self, StatementCount};
 use super::stats::{self, fmt_bytes, fmt_count, fmt_pct, fmt_rate, fmt_ratio, fmt_us};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -197,6 +198,8 @@ pub(crate) struct Report {
     pub(crate) scenarios: Vec<ScenarioReport>,
     pub(crate) resources: Resources,
     pub(crate) growth: Vec<GrowthStep>,
+    /// SQL statements per measured request, by scenario and backend.
+    pub(crate) statements: Vec<StatementCount>,
     pub(crate) targets: Vec<TargetRow>,
     /// Loud lines: something the reader must know (a part that could not run).
     pub(crate) notes: Vec<String>,
@@ -208,6 +211,19 @@ pub(crate) struct Report {
 pub(crate) const FLAT_P99: f64 = 1.5;
 pub(crate) const IDLE_RSS_GOAL: u64 = 20 * 1024 * 1024;
 pub(crate) const READY_GOAL_MS: f64 = 100.0;
+/// The latency check: a tessera endpoint whose p50 exceeds this at [`SLOW_CONNECTIONS`]
+/// connections is queueing behind something (a lock, a write on a read path, a small pool).
+pub(crate) const SLOW_P50_US: u32 = 20_000;
+pub(crate) const SLOW_CONNECTIONS: usize = 32;
+
+/// One tessera run the latency check flags.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SlowRun {
+    pub(crate) scenario: String,
+    pub(crate) system: System,
+    pub(crate) p50_us: u32,
+    pub(crate) rps: f64,
+}
 
 impl Report {
     pub(crate) fn scenario(&self, name: &str) -> Option<&ScenarioReport> {
@@ -228,6 +244,36 @@ impl Report {
             .get(System::Ceiling)
             .or_else(|| self.scenario(s.ceiling.as_deref()?)?.get(System::Ceiling))?;
         stats::ratio(ceiling.cpu_us_per_req?, s.get(System::Tessera)?.cpu_us_per_req?)
+    }
+
+    /// tessera's runs at [`SLOW_CONNECTIONS`] connections (how many there were) and those whose
+    /// p50 exceeds [`SLOW_P50_US`].
+    pub(crate) fn slow_runs(&self) -> (usize, Vec<SlowRun>) {
+        let mut checked = 0;
+        let mut slow = Vec::new();
+        for s in &self.scenarios {
+            for r in &s.results {
+                let tessera =
+                    matches!(r.system, System::Tessera | System::TesseraPg | System::TesseraPg2);
+                let Some(l) = r.result.as_ref().filter(|l| l.concurrency == SLOW_CONNECTIONS)
+                else {
+                    continue;
+                };
+                if !tessera {
+                    continue;
+                }
+                checked += 1;
+                if l.p50_us > SLOW_P50_US {
+                    slow.push(SlowRun {
+                        scenario: s.name.clone(),
+                        system: r.system,
+                        p50_us: l.p50_us,
+                        rps: l.rps,
+                    });
+                }
+            }
+        }
+        (checked, slow)
     }
 
     /// Fills `targets` from the measurements.
@@ -408,6 +454,8 @@ pub(crate) fn render_markdown(r: &Report) -> String {
         };
         let _ = writeln!(w, "| {} | {} | {st} |", cell(&t.target), cell(&t.measured));
     }
+
+    render_latency_check(w, r);
 
     let ran: Vec<&ScenarioReport> =
         r.scenarios.iter().filter(|s| s.outcome == Outcome::Ran).collect();
@@ -592,6 +640,8 @@ pub(crate) fn render_markdown(r: &Report) -> String {
         }
     }
 
+    render_statements(w, r);
+
     let skipped: Vec<&ScenarioReport> =
         r.scenarios.iter().filter(|s| s.outcome != Outcome::Ran).collect();
     if !skipped.is_empty() {
@@ -618,6 +668,101 @@ pub(crate) fn render_markdown(r: &Report) -> String {
         }
     }
     md
+}
+
+/// The latency check: every tessera endpoint whose p50 exceeds the limit at 32 connections.
+fn render_latency_check(w: &mut String, r: &Report) {
+    let (checked, slow) = r.slow_runs();
+    let _ = writeln!(
+        w,
+        "\n## Latency check (tessera p50 ≤ {} at {SLOW_CONNECTIONS} connections)\n",
+        fmt_us(u64::from(SLOW_P50_US))
+    );
+    if checked == 0 {
+        let _ = writeln!(w, "Not measured: no tessera run at {SLOW_CONNECTIONS} connections.");
+    } else if slow.is_empty() {
+        let _ =
+            writeln!(w, "All {checked} tessera runs at {SLOW_CONNECTIONS} connections are within.");
+    } else {
+        let _ = writeln!(
+            w,
+            "**{} of {checked} tessera runs at {SLOW_CONNECTIONS} connections exceed it** \
+             (requests queue behind something: row locks, a write on a read path, a small pool):\n\n\
+             | scenario | system | p50 | req/s |\n|---|---|---:|---:|",
+            slow.len()
+        );
+        for s in &slow {
+            let _ = writeln!(
+                w,
+                "| {} | {} | **{}** | {} |",
+                s.scenario,
+                s.system.label(),
+                fmt_us(u64::from(s.p50_us)),
+                fmt_rate(s.rps)
+            );
+        }
+    }
+}
+
+/// SQL statements per measured request, one row per scenario, one column per backend.
+fn render_statements(w: &mut String, r: &Report) {
+    if r.statements.is_empty() {
+        return;
+    }
+    let backends: Vec<&str> = ["SQLite", "PostgreSQL"]
+        .into_iter()
+        .filter(|b| r.statements.iter().any(|c| c.backend == *b))
+        .collect();
+    let _ = writeln!(
+        w,
+        "\n## SQL statements per request\n\n\
+         Counted from sqlx's statement log (`TESSERA_LOG={}`) of a separate tessera process on \
+         the same database: {} measured requests per scenario, one connection, after the \
+         scenario's setup and `pre` requests; median (range if they differ). Statements that read \
+         or write rows; transaction control is not counted. The statements listed are the last \
+         request's on {}.\n",
+        statements::LOG_FILTER,
+        statements::ITERATIONS,
+        backends.last().copied().unwrap_or("–"),
+    );
+    let header: Vec<String> = backends.iter().map(|b| format!("{b} statements")).collect();
+    let _ = writeln!(
+        w,
+        "| scenario | {} | writes | statements |\n|---|{}---:|---|",
+        header.join(" | "),
+        "---:|".repeat(backends.len())
+    );
+    let mut names: Vec<&str> = Vec::new();
+    for c in &r.statements {
+        if !names.contains(&c.scenario.as_str()) {
+            names.push(&c.scenario);
+        }
+    }
+    for name in names {
+        let of = |backend: &str| {
+            r.statements.iter().find(|c| c.scenario == name && c.backend == backend)
+        };
+        let cells: Vec<String> = backends
+            .iter()
+            .map(|b| match of(b) {
+                Some(StatementCount { error: Some(e), .. }) => format!("failed: {}", cell(e)),
+                Some(c) => match (c.median(), c.range()) {
+                    (Some(m), Some((lo, hi))) if lo != hi => format!("{m} ({lo}–{hi})"),
+                    (Some(m), _) => format!("{m}"),
+                    _ => "–".into(),
+                },
+                None => "–".into(),
+            })
+            .collect();
+        let last = backends.last().and_then(|b| of(b)).filter(|c| c.error.is_none());
+        let _ = writeln!(
+            w,
+            "| {name} | {} | {} | {} |",
+            cells.join(" | "),
+            last.map_or("–".into(), |c| c.writes().to_string()),
+            last.map_or("–".into(), |c| cell(&c.last.join("; "))),
+        );
+    }
 }
 
 /// Data-dir bytes per million credentials: the growth from the smallest step when there is one
@@ -835,6 +980,71 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap_or_default();
         assert_eq!(json["scenarios"][3]["outcome"]["status"], "skipped");
         assert_eq!(json["scenarios"][0]["results"][1]["system"], "peer");
+    }
+
+    #[test]
+    fn slow_endpoints_and_statements_are_reported() {
+        let mut r = sample();
+        let md = render_markdown(&r);
+        assert!(md.contains("All 3 tessera runs at 32 connections are within."), "{md}");
+        let mut slow = load("pg", 64.0, 496_000, 900_000);
+        slow.concurrency = 32;
+        r.scenarios[2].results.push(SystemResult {
+            system: System::TesseraPg,
+            result: Some(slow),
+            error: None,
+        });
+        // Fewer connections (a scenario's own limit) are not what the check is about.
+        let mut few = load("pg", 64.0, 90_000, 900_000);
+        few.concurrency = 10;
+        r.scenarios[0].results.push(SystemResult {
+            system: System::TesseraPg2,
+            result: Some(few),
+            error: None,
+        });
+        let (checked, flagged) = r.slow_runs();
+        assert_eq!(checked, 4);
+        assert_eq!(
+            flagged,
+            [SlowRun {
+                scenario: "refresh".into(),
+                system: System::TesseraPg,
+                p50_us: 496_000,
+                rps: 64.0
+            }]
+        );
+        r.statements = vec![
+            StatementCount {
+                scenario: "refresh".into(),
+                backend: "SQLite".into(),
+                per_request: vec![7, 6, 6],
+                last: vec!["SELECT credentials".into()],
+                error: None,
+            },
+            StatementCount {
+                scenario: "refresh".into(),
+                backend: "PostgreSQL".into(),
+                per_request: vec![6, 6],
+                last: vec!["SELECT credentials".into(), "INSERT credentials".into()],
+                error: None,
+            },
+            StatementCount {
+                scenario: "session".into(),
+                backend: "PostgreSQL".into(),
+                error: Some("GET /x: expected [200], got 500".into()),
+                ..StatementCount::default()
+            },
+        ];
+        let md = render_markdown(&r);
+        for needle in [
+            "**1 of 4 tessera runs at 32 connections exceed it**",
+            "| refresh | tessera (PostgreSQL) | **496.00 ms** | 64.0 |",
+            "| scenario | SQLite statements | PostgreSQL statements | writes | statements |",
+            "| refresh | 6 (6–7) | 6 | 1 | SELECT credentials; INSERT credentials |",
+            "| session | – | failed: GET /x: expected [200], got 500 | – | – |",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in:\n{md}");
+        }
     }
 
     #[test]

@@ -188,17 +188,24 @@ impl Tessera {
         database_url: Option<&str>,
         log: &Path,
     ) -> anyhow::Result<(Server, Duration)> {
+        self.start_with_env(label, data_dir, database_url, log, &[]).await
+    }
+
+    /// [`Tessera::start`] with environment variables set for the server (e.g. `TESSERA_LOG`).
+    pub(crate) async fn start_with_env(
+        &self,
+        label: &str,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Server, Duration)> {
         std::fs::create_dir_all(data_dir)?;
         let port = procs::free_port()?;
-        Server::start(
-            label,
-            self.serve_cmd(data_dir, port, database_url),
-            procs::loopback(port),
-            log,
-            "/readyz",
-            Duration::from_secs(60),
-        )
-        .await
+        let mut cmd = self.serve_cmd(data_dir, port, database_url);
+        cmd.envs(env.iter().copied());
+        Server::start(label, cmd, procs::loopback(port), log, "/readyz", Duration::from_secs(60))
+            .await
     }
 }
 

@@ -1,0 +1,105 @@
+//! PostgreSQL plans of the statements that reach credentials through a key, on a table that was
+//! never analyzed: each must go through its key's index, never scan the live or unrevoked rows.
+//!
+//! Runs when `TESSERA_TEST_DATABASE_URL` names a server, in a database of its own that it drops
+//! afterwards. Autovacuum is switched off for the credentials table, so the planner has no
+//! statistics whatever the server's settings, as on a server without autovacuum.
+
+use std::hash::{BuildHasher, RandomState};
+
+use sqlx::{AssertSqlSafe, Connection, Row};
+use tessera_store::{CredentialKind, CredentialRecord, CredentialStore};
+
+use crate::credentials::{CONSUME, FIND_LIVE, FIND_LIVE_TOKEN, REVOKE_BY_GRANT, REVOKE_BY_SESSION};
+use crate::sessions::{FIND_SIGNED_IN, REVOKE_BY_ACCOUNT_SESSIONS, REVOKE_COOKIE};
+use crate::{ConnectOptions, SqlStore};
+
+/// Live credentials in the table: enough that reading all of them is visible in a plan's cost.
+const ROWS: usize = 5000;
+
+/// Indexes that serve the listing and the sweep, never a look-up by key.
+const WRONG_PATHS: [&str; 3] =
+    ["credentials_account_kind_live_idx", "credentials_revoked_idx", "Seq Scan on credentials"];
+
+/// Each statement, arguments for `EXECUTE` (the planner infers the parameter types), and the
+/// index it must use.
+const STATEMENTS: [(&str, &str, &str, &str); 8] = [
+    ("find_live", FIND_LIVE, "('d-1', 5)", "credentials_pkey"),
+    ("find_live_token", FIND_LIVE_TOKEN, "('d-1', 5)", "credentials_pkey"),
+    ("consume", CONSUME, "('d-1', 'authorization_code', 5)", "credentials_pkey"),
+    ("find_signed_in", FIND_SIGNED_IN, "('d-1', 'session', 5)", "credentials_pkey"),
+    ("rotate_cookie", REVOKE_COOKIE, "('d-1', 'session', 5)", "credentials_pkey"),
+    ("revoke_by_grant", REVOKE_BY_GRANT, "('g-1', 5)", "credentials_grant_idx"),
+    ("revoke_by_session", REVOKE_BY_SESSION, "('s-1', 5)", "credentials_session_idx"),
+    ("revoke_all_for_account", REVOKE_BY_ACCOUNT_SESSIONS, "('a-1', 5)", "credentials_session_idx"),
+];
+
+#[tokio::test]
+async fn key_lookups_use_the_key_without_statistics() {
+    let Ok(admin_url) = std::env::var("TESSERA_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: PostgreSQL plan checks (TESSERA_TEST_DATABASE_URL unset)");
+        return;
+    };
+    let name = format!("tessera_plans_{:016x}", RandomState::new().hash_one(std::process::id()));
+    let mut url = url::Url::parse(&admin_url).expect("valid database URL");
+    url.set_path(&format!("/{name}"));
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.expect("connect to the server");
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+
+    let outcome = tokio::spawn(check_plans(url.to_string())).await;
+
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+async fn check_plans(url: String) {
+    let store = SqlStore::connect(&url, &ConnectOptions::default()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    sqlx::raw_sql("ALTER TABLE credentials SET (autovacuum_enabled = false)")
+        .execute(&store.write)
+        .await
+        .expect("switch autovacuum off for credentials");
+    let rows: Vec<CredentialRecord> = (0..ROWS)
+        .map(|i| {
+            let mut row =
+                CredentialRecord::new(format!("d-{i}"), CredentialKind::AccessToken, 1_000);
+            row.expires_at = Some(1_000_000);
+            row
+        })
+        .collect();
+    store.insert_many(&rows).await.expect("insert credentials");
+
+    let mut conn = store.write.acquire().await.expect("a connection");
+    let mut failures = Vec::new();
+    for (what, sql, args, index) in STATEMENTS {
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            let script = format!(
+                "SET plan_cache_mode = {mode}; PREPARE checked AS {sql}; \
+                 EXPLAIN EXECUTE checked {args}; DEALLOCATE checked"
+            );
+            let plan: Vec<String> = sqlx::raw_sql(AssertSqlSafe(script))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"))
+                .iter()
+                .filter_map(|row| row.try_get::<String, _>(0).ok())
+                .collect();
+            let plan = plan.join("\n");
+            if !plan.contains(index) || WRONG_PATHS.iter().any(|wrong| plan.contains(wrong)) {
+                failures.push(format!("{what} ({mode}) does not go through {index}:\n{plan}"));
+            }
+        }
+    }
+    drop(conn);
+    store.close().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
