@@ -69,7 +69,7 @@ mod grants;
 mod group_commit;
 mod keys;
 #[cfg(test)]
-mod plans;
+mod plans_tests;
 mod server_state;
 mod services;
 mod sessions;

@@ -289,16 +289,16 @@ pub async fn refresh(
     let digest = tessera_crypto::digest::token_digest(&req.refresh_token);
     let now = ctx.now();
     let invalid = || oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked.");
-    let Some(found) = ctx.store.credentials().get(&digest).await? else {
-        return Err(invalid());
-    };
-    if found.kind != CredentialKind::RefreshToken || found.client_id.as_deref() != Some(client.id())
-    {
-        return Err(invalid());
-    }
     let rotate = client.is_public();
-    if rotate && found.consumed_at.is_some() {
-        revoke_grant(ctx, &found, "oauth2.refresh_reuse", ip).await?;
+    // Only rotated tokens can be spent, so only they need the row whatever its state: one
+    // presented again after rotation is a reuse.
+    if rotate
+        && let Some(spent) = ctx.store.credentials().get(&digest).await?
+        && spent.kind == CredentialKind::RefreshToken
+        && spent.client_id.as_deref() == Some(client.id())
+        && spent.consumed_at.is_some()
+    {
+        revoke_grant(ctx, &spent, "oauth2.refresh_reuse", ip).await?;
         return Err(invalid());
     }
     let Some(valid) =
@@ -307,6 +307,9 @@ pub async fn refresh(
         return Err(invalid());
     };
     let record = valid.record;
+    if record.client_id.as_deref() != Some(client.id()) {
+        return Err(invalid());
+    }
     let Some(account) = valid.account else { return Err(invalid()) };
     let Some(grant) = live_grant(ctx, record.grant_id.as_deref()).await? else {
         return Err(invalid());
@@ -342,12 +345,16 @@ pub async fn refresh(
         prepared.issued.refresh_token = Some(token);
         if redeem(ctx, &digest, CredentialKind::RefreshToken, client, &prepared).await?.is_none() {
             // A concurrent rotation spent it first: two parties hold this token.
-            revoke_grant(ctx, &found, "oauth2.refresh_reuse", ip).await?;
+            revoke_grant(ctx, &record, "oauth2.refresh_reuse", ip).await?;
             return Err(invalid());
         }
     } else {
         store(ctx, &prepared.rows).await?;
-        ctx.store.credentials().touch(&digest, now).await?;
+        // Its last use shows on the account page by the day: written at most every few minutes,
+        // not on every refresh.
+        if record.last_used_at.is_none_or(|at| now - at >= grants::TOUCH_AFTER_SECS) {
+            ctx.store.credentials().touch(&digest, now).await?;
+        }
     }
     grants::touch(ctx, &grant).await?;
     Ok(prepared.issued)
