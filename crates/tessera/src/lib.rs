@@ -44,7 +44,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
             SqlStore::sqlite_path_url(&config.data_dir.join("tessera.db"))
         }
     };
-    let opts = ConnectOptions { max_connections: config.raw.store.max_connections };
+    let opts = ConnectOptions {
+        max_connections: config.raw.store.max_connections,
+        ..ConnectOptions::default()
+    };
     let store = SqlStore::connect(&url, &opts)
         .await
         .map_err(|err| format_err!("opening the database: {err}"))?;
