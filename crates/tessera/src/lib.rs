@@ -46,7 +46,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     };
     let opts = ConnectOptions {
         max_connections: config.raw.store.max_connections,
-        ..ConnectOptions::default()
+        sync_every_commit: config.raw.store.sync_issuance,
     };
     let store = SqlStore::connect(&url, &opts)
         .await
