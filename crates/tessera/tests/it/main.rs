@@ -10,6 +10,8 @@ mod browser;
 mod cli;
 mod cluster;
 mod core;
+#[cfg(unix)]
+mod durability;
 mod interop;
 mod legacy;
 mod oauth2;
