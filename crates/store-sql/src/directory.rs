@@ -172,26 +172,19 @@ impl ProjectStore for SqlStore {
     }
 
     async fn update_client(&self, client: &ClientRecord) -> Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE clients SET name = $2, secret_digest = $3, settings = $4 WHERE client_id = $1",
         )
         .bind(client.client_id.as_str())
         .bind(client.name.as_str())
         .bind(client.secret_digest.as_deref())
-        .bind(client.settings.as_str())
-        .execute(&self.write)
-        .await
-        .map_err(backend("update client"))?;
-        Ok(done.rows_affected() > 0)
+        .bind(client.settings.as_str());
+        Ok(self.write_rows("update client", query).await? > 0)
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(&self.write)
-            .await
-            .map_err(backend("delete client"))?;
-        Ok(done.rows_affected() > 0)
+        let query = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id);
+        Ok(self.write_rows("delete client", query).await? > 0)
     }
 
     async fn set_branding(&self, branding: &ProjectBranding) -> Result<()> {

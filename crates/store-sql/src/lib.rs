@@ -8,6 +8,12 @@
 //! single-connection writer pool for every statement that writes (and every transaction, opened
 //! with `BEGIN IMMEDIATE`), and a read-only reader pool for the rest. On PostgreSQL one pool serves
 //! both roles.
+//!
+//! SQLite runs in WAL mode with `synchronous = NORMAL`: a commit is in the operating system's hands
+//! when the statement returns, so it survives the process being killed, and it reaches the disk at
+//! the next checkpoint. The writes that take access away ([`SYNCED_WRITES`]) are synced before they
+//! return, so they also survive a power loss; [`ConnectOptions::sync_every_commit`] does the same
+//! for every commit.
 
 /// The columns of `accounts a`, each named `a_…` so that a join can read them beside another
 /// table's; decoded by `accounts::account_from_named_row` with `accounts::JOINED_NAMES`.
@@ -75,11 +81,14 @@ mod services;
 mod sessions;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, SqlSafeStr as _, Transaction};
 use tessera_store::{
     AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
     ProjectStore, Result, ServiceStore, SessionStore, Store, StoreError,
@@ -92,7 +101,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The pragmas every SQLite connection gets, the busy timeout first so that switching to WAL waits
-/// for other connections instead of failing.
+/// for other connections instead of failing. The writer's `synchronous` level follows them.
 const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA busy_timeout = 5000",
     "PRAGMA journal_mode = WAL",
@@ -100,18 +109,58 @@ const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA foreign_keys = ON",
 ];
 
-/// How the pools are sized.
+/// The writes that take access away (revocations, sign-outs, password changes, account disables,
+/// changes to 2-step or admin rights, and to a client's secret or keys), named by the operation
+/// the store runs them under; a new write of this sort is named here. On SQLite each one commits
+/// with `synchronous = FULL`: the WAL is synced before the caller is answered, so an acknowledged
+/// revocation survives a power loss and not only a crash. They are rare next to issuance, so the
+/// extra sync costs little overall.
+const SYNCED_WRITES: [&str; 13] = [
+    "revoke credential",
+    "revoke credentials by grant",
+    "revoke credentials by session",
+    "revoke credentials by account",
+    "revoke grant",
+    "revoke session",
+    "revoke all sessions of account",
+    "set account state",
+    "set account admin",
+    "set password hash",
+    "set totp",
+    "update client",
+    "delete client",
+];
+
+/// How the pools are sized and how SQLite syncs.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Connections in the PostgreSQL pool, or in the SQLite reader pool (the SQLite writer pool
     /// always has exactly one).
     pub max_connections: u32,
+    /// SQLite only: sync every commit (`synchronous = FULL`), issued tokens and sessions included,
+    /// so that nothing acknowledged is lost to a power loss. When false (the default) only the
+    /// writes that take access away are synced; the rest survive a crash of the process but may be
+    /// lost with the last moments before a power loss. PostgreSQL commits as the server is
+    /// configured (`synchronous_commit`) either way.
+    pub sync_every_commit: bool,
 }
 
 impl Default for ConnectOptions {
     fn default() -> ConnectOptions {
-        ConnectOptions { max_connections: 10 }
+        ConnectOptions { max_connections: 10, sync_every_commit: false }
     }
+}
+
+/// How the one SQLite writer connection syncs its commits.
+#[derive(Debug, Default)]
+struct WriterSync {
+    /// Every commit is synced: the writer runs at `synchronous = FULL` from the start.
+    every_commit: bool,
+    /// The writer was raised to `FULL` for a synced write; it goes back to `NORMAL` when the
+    /// connection is released, before anyone else can use it.
+    raised: AtomicBool,
+    /// How many synced writes were started at `FULL`.
+    synced: AtomicU64,
 }
 
 /// Which database a store talks to.
@@ -131,6 +180,8 @@ pub struct SqlStore {
     write: AnyPool,
     /// Credential inserts commit in groups through this queue.
     inserts: std::sync::Arc<group_commit::InsertQueue>,
+    /// On SQLite, how the writer syncs.
+    sync: Option<Arc<WriterSync>>,
 }
 
 impl SqlStore {
@@ -142,22 +193,31 @@ impl SqlStore {
         let max = opts.max_connections.max(1);
         match scheme {
             "sqlite" => {
+                let sync = Arc::new(WriterSync {
+                    every_commit: opts.sync_every_commit,
+                    ..WriterSync::default()
+                });
                 // The writer connects first so that it is the one switching the file to WAL.
-                let write = sqlite_pool_options(1, false)
+                let write = sqlite_writer_options(sync.clone())
                     .connect(url)
                     .await
                     .map_err(backend("connect sqlite writer"))?;
-                let read = sqlite_pool_options(max, true)
+                let read = sqlite_pool_options(max, Some("PRAGMA query_only = ON"))
                     .connect(url)
                     .await
                     .map_err(backend("connect sqlite reader"))?;
-                tracing::debug!(readers = max, "connected to sqlite");
+                tracing::debug!(
+                    readers = max,
+                    sync_every_commit = sync.every_commit,
+                    "connected to sqlite"
+                );
                 let inserts = group_commit::InsertQueue::start(write.clone(), Backend::Sqlite);
                 Ok(SqlStore {
                     backend: Backend::Sqlite,
                     read,
                     write,
                     inserts: std::sync::Arc::new(inserts),
+                    sync: Some(sync),
                 })
             }
             "postgres" | "postgresql" => {
@@ -172,6 +232,7 @@ impl SqlStore {
                     read: pool.clone(),
                     write: pool,
                     inserts: std::sync::Arc::new(inserts),
+                    sync: None,
                 })
             }
             // The URL itself is not echoed: it may carry a password.
@@ -223,10 +284,31 @@ impl SqlStore {
         self.read.close().await;
     }
 
-    /// Runs a writing statement on the writer pool and returns how many rows it changed.
+    /// Runs a writing statement on the writer pool and returns how many rows it changed; a synced
+    /// write ([`SYNCED_WRITES`]) is on disk when this returns.
     async fn write_rows(&self, op: &'static str, query: AnyQuery) -> Result<u64> {
-        let done = query.execute(&self.write).await.map_err(backend(op))?;
+        let done = match self.synced_writer(op).await? {
+            Some(mut conn) => query.execute(&mut *conn).await,
+            None => query.execute(&self.write).await,
+        }
+        .map_err(backend(op))?;
         Ok(done.rows_affected())
+    }
+
+    /// For a synced write on SQLite whose writer does not already sync every commit: the writer
+    /// connection, raised to `synchronous = FULL` until it is released. `None` when the writer pool
+    /// can be used as it is.
+    async fn synced_writer(&self, op: &'static str) -> Result<Option<PoolConnection<Any>>> {
+        let Some(sync) = &self.sync else { return Ok(None) };
+        if sync.every_commit || !SYNCED_WRITES.contains(&op) {
+            return Ok(None);
+        }
+        let mut conn = self.write.acquire().await.map_err(backend(op))?;
+        // Marked before the pragma runs, so that even a cancelled raise is undone on release.
+        sync.raised.store(true, Ordering::Release);
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await.map_err(backend(op))?;
+        sync.synced.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(conn))
     }
 
     /// Runs an update of one row by its key and fails with `NotFound` when no row matched.
@@ -255,9 +337,20 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Opens a transaction on the writer pool (see [`begin_on`]).
+    /// Opens a transaction on the writer pool: `BEGIN IMMEDIATE` on SQLite, so that the write lock
+    /// is taken up front, and a plain `BEGIN` on PostgreSQL. The commit of a synced write
+    /// ([`SYNCED_WRITES`]) is on disk when it returns.
     async fn begin(&self, op: &'static str) -> Result<Transaction<'static, Any>> {
-        begin_on(&self.write, self.backend).await.map_err(backend(op))
+        match self.backend {
+            Backend::Sqlite => match self.synced_writer(op).await? {
+                Some(conn) => {
+                    Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await
+                }
+                None => self.write.begin_with("BEGIN IMMEDIATE").await,
+            },
+            Backend::Postgres => self.write.begin().await,
+        }
+        .map_err(backend(op))
     }
 }
 
@@ -289,21 +382,19 @@ fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
-/// Pool options for one SQLite pool; reader connections are made read-only. A connection to a
-/// local file does not go stale, so it is not pinged before each use (a ping is one more trip to
-/// the connection's worker thread, as costly as the statement itself).
-fn sqlite_pool_options(max: u32, read_only: bool) -> AnyPoolOptions {
+/// Pool options for one SQLite pool: every connection gets [`SQLITE_PRAGMAS`] and then `last`, if
+/// any (readers are made read-only with it). A connection to a local file does not go stale, so it
+/// is not pinged before each use (a ping is one more trip to the connection's worker thread, as
+/// costly as the statement itself).
+fn sqlite_pool_options(max: u32, last: Option<&'static str>) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
         .test_before_acquire(false)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                for pragma in SQLITE_PRAGMAS {
-                    sqlx::query(pragma).execute(&mut *conn).await?;
-                }
-                if read_only {
-                    sqlx::query("PRAGMA query_only = ON").execute(&mut *conn).await?;
+                for pragma in SQLITE_PRAGMAS.iter().chain(&last) {
+                    sqlx::query(*pragma).execute(&mut *conn).await?;
                 }
                 Ok(())
             })
@@ -331,6 +422,21 @@ fn postgres_pool_options(max: u32) -> AnyPoolOptions {
                 Ok(true)
             })
         })
+}
+
+/// Pool options for the one SQLite writer connection: at `synchronous = FULL` when every commit is
+/// synced; otherwise at `NORMAL`, and put back there on release whenever a synced write raised it.
+fn sqlite_writer_options(sync: Arc<WriterSync>) -> AnyPoolOptions {
+    let last = sync.every_commit.then_some("PRAGMA synchronous = FULL");
+    sqlite_pool_options(1, last).after_release(move |conn, _meta| {
+        let sync = sync.clone();
+        Box::pin(async move {
+            if sync.raised.swap(false, Ordering::AcqRel) {
+                sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+            }
+            Ok(true)
+        })
+    })
 }
 
 /// A runtime query with its arguments bound.
@@ -429,5 +535,162 @@ impl Store for SqlStore {
 
     async fn init_kek_check(&self, sealed: &str, now: tessera_store::Timestamp) -> Result<String> {
         self.insert_kek_check(sealed, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_store::testsuite::{NOW, credential, grant, is_live, seed_account, seed_session};
+    use tessera_store::{AccountState, ClientRecord, CredentialKind, ProjectRecord};
+
+    use super::*;
+
+    async fn sqlite(dir: &Path, sync_every_commit: bool) -> SqlStore {
+        let url = SqlStore::sqlite_path_url(&dir.join("sync.db"));
+        let opts = ConnectOptions { sync_every_commit, ..ConnectOptions::default() };
+        let store = SqlStore::connect(&url, &opts).await.expect("connect sqlite");
+        store.migrate().await.expect("migrate sqlite");
+        store
+    }
+
+    /// The writer's `PRAGMA synchronous`: 1 is NORMAL, 2 is FULL. Acquiring the one writer
+    /// connection waits until the last user's release has run.
+    async fn writer_level(store: &SqlStore) -> i64 {
+        let row = sqlx::query("PRAGMA synchronous").fetch_one(&store.write).await.expect("pragma");
+        sqlx::Row::try_get::<i64, _>(&row, 0).expect("level")
+    }
+
+    fn synced(store: &SqlStore) -> u64 {
+        store.sync.as_ref().expect("sqlite").synced.load(Ordering::Relaxed)
+    }
+
+    /// The write just made was the `n`-th synced one, and the writer is back at NORMAL after it.
+    async fn ran_synced(store: &SqlStore, n: u64, op: &str) {
+        assert!(SYNCED_WRITES.contains(&op), "{op}");
+        assert_eq!(synced(store), n, "{op} ran at FULL");
+        assert_eq!(writer_level(store).await, 1, "the writer is back at NORMAL after {op}");
+    }
+
+    fn client(client_id: &str) -> ClientRecord {
+        ClientRecord {
+            client_id: client_id.to_owned(),
+            project_id: "proj".to_owned(),
+            kind: "web".to_owned(),
+            name: "Web app".to_owned(),
+            secret_digest: Some("digest-of-secret".to_owned()),
+            settings: "{}".to_owned(),
+            created_at: NOW,
+        }
+    }
+
+    /// Every write that takes access away runs at FULL, once, and leaves the writer at NORMAL for
+    /// the writes after it; the other writes never raise it.
+    #[tokio::test]
+    async fn writes_that_take_access_away_are_synced_and_others_are_not() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = sqlite(dir.path(), false).await;
+        let s: &dyn Store = &store;
+        seed_account(s, "acct").await;
+        s.projects()
+            .add(&ProjectRecord {
+                id: "proj".to_owned(),
+                name: "Project".to_owned(),
+                owner_account_id: "acct".to_owned(),
+                verified: false,
+                created_at: NOW,
+            })
+            .await
+            .expect("add project");
+        s.projects().add_client(&client("client")).await.expect("add client");
+        s.grants()
+            .upsert(&grant("grant", "acct", "client", "oauth2", "email"))
+            .await
+            .expect("grant");
+        seed_session(s, "session", "acct", NOW).await;
+        let mut token = credential("token", CredentialKind::AccessToken, NOW, 3600);
+        token.account_id = Some("acct".to_owned());
+        s.credentials().insert(&token).await.expect("insert");
+        s.credentials().touch("token", NOW + 1).await.expect("touch");
+        assert_eq!((synced(&store), writer_level(&store).await), (0, 1), "issuance is not raised");
+
+        let credentials = s.credentials();
+        assert!(credentials.revoke("token", NOW).await.unwrap());
+        ran_synced(&store, 1, "revoke credential").await;
+        credentials.revoke_by_grant("grant", NOW).await.unwrap();
+        ran_synced(&store, 2, "revoke credentials by grant").await;
+        credentials.revoke_by_session("session", NOW).await.unwrap();
+        ran_synced(&store, 3, "revoke credentials by session").await;
+        credentials.revoke_by_account("acct", &[CredentialKind::AccessToken], NOW).await.unwrap();
+        ran_synced(&store, 4, "revoke credentials by account").await;
+        assert!(s.grants().revoke("grant", NOW).await.unwrap());
+        ran_synced(&store, 5, "revoke grant").await;
+        assert!(s.sessions().revoke("session", NOW).await.unwrap());
+        ran_synced(&store, 6, "revoke session").await;
+        s.sessions().revoke_all_for_account("acct", NOW).await.unwrap();
+        ran_synced(&store, 7, "revoke all sessions of account").await;
+        s.accounts().set_state("acct", AccountState::Disabled, NOW).await.unwrap();
+        ran_synced(&store, 8, "set account state").await;
+        s.accounts().set_admin("acct", true, NOW).await.unwrap();
+        ran_synced(&store, 9, "set account admin").await;
+        s.accounts().set_password_hash("acct", Some("hash"), NOW).await.unwrap();
+        ran_synced(&store, 10, "set password hash").await;
+        s.accounts().set_totp("acct", Some("sealed"), NOW).await.unwrap();
+        ran_synced(&store, 11, "set totp").await;
+        assert!(s.projects().update_client(&client("client")).await.unwrap());
+        ran_synced(&store, 12, "update client").await;
+        assert!(s.projects().delete_client("client").await.unwrap());
+        ran_synced(&store, 13, "delete client").await;
+        assert_eq!(SYNCED_WRITES.len(), 13, "every synced write is checked above");
+        s.accounts().set_name("acct", "Renamed", NOW).await.expect("set name");
+        assert_eq!(synced(&store), SYNCED_WRITES.len() as u64, "other writes are not raised");
+        store.close().await;
+    }
+
+    /// A burst of revocations racing a burst of issues: each revocation is synced, every issue
+    /// and revocation lands, and the writer ends at NORMAL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revocations_racing_issues_are_each_synced() {
+        const N: usize = 50;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = sqlite(dir.path(), false).await;
+        for i in 0..N {
+            let old = credential(&format!("old-{i}"), CredentialKind::AccessToken, NOW, 3600);
+            store.credentials().insert(&old).await.expect("insert");
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let revoker = store.clone();
+            tasks.spawn(async move {
+                assert!(revoker.credentials().revoke(&format!("old-{i}"), NOW).await.unwrap());
+            });
+            let issuer = store.clone();
+            tasks.spawn(async move {
+                let new = credential(&format!("new-{i}"), CredentialKind::AccessToken, NOW, 3600);
+                issuer.credentials().insert(&new).await.unwrap();
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.expect("task");
+        }
+        assert_eq!(synced(&store), N as u64);
+        assert_eq!(writer_level(&store).await, 1);
+        for i in 0..N {
+            assert!(!is_live(&store, &format!("old-{i}"), NOW + 1).await);
+            assert!(is_live(&store, &format!("new-{i}"), NOW + 1).await);
+        }
+        store.close().await;
+    }
+
+    /// With every commit synced the writer stays at FULL and nothing needs raising.
+    #[tokio::test]
+    async fn sync_every_commit_keeps_the_writer_at_full() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = sqlite(dir.path(), true).await;
+        assert_eq!(writer_level(&store).await, 2);
+        let token = credential("token", CredentialKind::AccessToken, NOW, 3600);
+        store.credentials().insert(&token).await.expect("insert");
+        assert!(store.credentials().revoke("token", NOW).await.expect("revoke"));
+        assert_eq!((synced(&store), writer_level(&store).await), (0, 2));
+        store.close().await;
     }
 }

@@ -137,6 +137,10 @@ pub struct StoreConfig {
     pub max_connections: u32,
     pub sweep_interval_secs: u64,
     pub sweep_batch: u32,
+    /// SQLite: sync every commit to disk before answering, issued tokens and sessions included, so
+    /// that they survive a power loss too. Revocations, password changes, account disables and
+    /// sign-outs are synced either way; PostgreSQL follows the server's `synchronous_commit`.
+    pub sync_issuance: bool,
 }
 
 impl Default for RawConfig {
@@ -198,7 +202,12 @@ impl Default for SigninConfig {
 
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
-        StoreConfig { max_connections: 8, sweep_interval_secs: 600, sweep_batch: 1000 }
+        StoreConfig {
+            max_connections: 8,
+            sweep_interval_secs: 600,
+            sweep_batch: 1000,
+            sync_issuance: false,
+        }
     }
 }
 
@@ -566,6 +575,17 @@ mod tests {
         assert_eq!(raw.database_url, "postgres://x/y");
         let config = raw.validate().unwrap();
         assert_eq!(config.policy.session_ttl_secs, 900);
+    }
+
+    #[test]
+    fn issuance_is_not_synced_unless_asked() {
+        assert!(!RawConfig::load(None, env(&[])).unwrap().store.sync_issuance);
+        let raw = RawConfig::load(None, env(&[("TESSERA_STORE_SYNC_ISSUANCE", "true")])).unwrap();
+        assert!(raw.store.sync_issuance);
+        let err = RawConfig::load(None, env(&[("TESSERA_STORE_SYNC_ISSUANCE", "sometimes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TESSERA_STORE_SYNC_ISSUANCE"), "{err}");
     }
 
     #[test]

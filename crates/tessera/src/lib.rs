@@ -36,7 +36,10 @@ impl Clock for SystemClock {
 /// Opens (and migrates) the configured store. The embedded database lives in the data directory,
 /// which is created readable by its owner only (0700), as are the database files (0600).
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
-    let opts = ConnectOptions { max_connections: config.raw.store.max_connections };
+    let opts = ConnectOptions {
+        max_connections: config.raw.store.max_connections,
+        sync_every_commit: config.raw.store.sync_issuance,
+    };
     let store = match &config.database_url {
         Some(url) => SqlStore::connect(url, &opts).await,
         None => {

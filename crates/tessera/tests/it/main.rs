@@ -12,6 +12,8 @@ mod captcha;
 mod cli;
 mod cluster;
 mod core;
+#[cfg(unix)]
+mod durability;
 mod interaction;
 mod interop;
 mod legacy;
