@@ -71,7 +71,12 @@ impl TestCtx {
     pub async fn with_policy(edit: impl FnOnce(&mut Policy)) -> TestCtx {
         let dir = tempfile::tempdir().unwrap();
         let url = SqlStore::sqlite_path_url(&dir.path().join("test.db"));
-        let store = SqlStore::connect(&url, &ConnectOptions { max_connections: 2, ..ConnectOptions::default() }).await.unwrap();
+        let store = SqlStore::connect(
+            &url,
+            &ConnectOptions { max_connections: 2, ..ConnectOptions::default() },
+        )
+        .await
+        .unwrap();
         store.migrate().await.unwrap();
         let clock = Arc::new(FixedClock::new(T0));
         let mut policy = Policy { password: CHEAP_PASSWORD_PARAMS, ..Policy::default() };

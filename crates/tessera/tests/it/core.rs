@@ -171,6 +171,25 @@ pub(crate) async fn authsub_single(
     next.rsplit_once("token=").unwrap().1.to_owned()
 }
 
+/// The minted web client and its live OAuth 2.0 grant.
+async fn web_client_and_grant(
+    env: &TestEnv,
+    m: &Minted,
+) -> (clients::Client, tessera_store::GrantRecord) {
+    let ctx = env.ctx();
+    let client = clients::load(ctx, &m.client_id).await.unwrap().unwrap();
+    let grant = tessera_domain::grants::find_live(
+        ctx,
+        &m.account.id,
+        &m.client_id,
+        tessera_domain::credentials::Protocol::OAuth2,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    (client, grant)
+}
+
 async fn caller(env: &TestEnv, authorization: &str) -> u16 {
     reqwest::Client::new()
         .post(env.url("/accounts/caller"))
@@ -390,16 +409,7 @@ async fn twenty_refresh_tokens_in_one_second_leave_the_newest_ten() {
     let env = TestEnv::start().await;
     let m = mint(&env).await;
     let ctx = env.ctx();
-    let client = clients::load(ctx, &m.client_id).await.unwrap().unwrap();
-    let grant = tessera_domain::grants::find_live(
-        ctx,
-        &m.account.id,
-        &m.client_id,
-        tessera_domain::credentials::Protocol::OAuth2,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (client, grant) = web_client_and_grant(&env, &m).await;
     let subject = Subject {
         account_id: Some(&m.account.id),
         client_id: client.id(),
@@ -493,16 +503,7 @@ async fn a_code_redeemed_by_the_wrong_client_stays_good_for_the_right_one() {
     let env = TestEnv::start().await;
     let m = mint(&env).await;
     let ctx = env.ctx();
-    let client = clients::load(ctx, &m.client_id).await.unwrap().unwrap();
-    let grant = tessera_domain::grants::find_live(
-        ctx,
-        &m.account.id,
-        &m.client_id,
-        tessera_domain::credentials::Protocol::OAuth2,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (client, grant) = web_client_and_grant(&env, &m).await;
     let subject = Subject {
         account_id: Some(&m.account.id),
         client_id: client.id(),
@@ -545,16 +546,7 @@ async fn racing_code_redemptions_have_exactly_one_winner() {
         let env = TestEnv::start().await;
         let m = mint(&env).await;
         let ctx = env.ctx();
-        let client = clients::load(ctx, &m.client_id).await.unwrap().unwrap();
-        let grant = tessera_domain::grants::find_live(
-            ctx,
-            &m.account.id,
-            &m.client_id,
-            tessera_domain::credentials::Protocol::OAuth2,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let (client, grant) = web_client_and_grant(&env, &m).await;
         let subject = Subject {
             account_id: Some(&m.account.id),
             client_id: client.id(),
