@@ -8,12 +8,9 @@ use crate::audit::{self, Actor};
 use crate::credentials::{Protocol, Scopes};
 use crate::{Ctx, Error, Result};
 
-/// Sorted, de-duplicated, space-separated.
+/// Sorted, de-duplicated, space-separated (the store's form of [`Scopes`]).
 pub fn normalize_scopes<'a>(scopes: impl IntoIterator<Item = &'a str>) -> String {
-    let mut scopes: Vec<&str> = scopes.into_iter().filter(|it| !it.is_empty()).collect();
-    scopes.sort_unstable();
-    scopes.dedup();
-    scopes.join(" ")
+    Scopes::from_names(scopes).joined()
 }
 
 /// Records (or widens) the grant of `scopes` to `client_id` by this account through `protocol`.

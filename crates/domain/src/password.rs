@@ -78,14 +78,18 @@ pub enum Checked {
     Refused { account: AccountRecord },
 }
 
-fn email_key(ctx: &Ctx, email: &str) -> String {
+/// The email as counters name it: a keyed digest of its normal form, never the address.
+fn email_tag(ctx: &Ctx, email: &str) -> String {
     let normal = email.trim().to_lowercase();
-    format!("signin:email:{}", &ctx.pepper.keyed_digest("signin-email", normal.as_bytes())[..32])
+    ctx.pepper.keyed_digest("signin-email", normal.as_bytes())[..32].to_owned()
+}
+
+fn email_key(ctx: &Ctx, email: &str) -> String {
+    format!("signin:email:{}", email_tag(ctx, email))
 }
 
 fn budget_key(ctx: &Ctx, email: &str) -> String {
-    let normal = email.trim().to_lowercase();
-    format!("signin:budget:{}", &ctx.pepper.keyed_digest("signin-email", normal.as_bytes())[..32])
+    format!("signin:budget:{}", email_tag(ctx, email))
 }
 
 fn ip_key(ip: &str) -> String {
