@@ -411,6 +411,22 @@ pub fn base_string_uri(scheme: &str, authority: &str, path: &str) -> String {
     format!("{scheme}://{host}{path}")
 }
 
+/// Splits an absolute URL as the client addressed it into scheme, authority, path and raw query,
+/// without normalizing anything (the base string covers the path exactly as requested).
+pub fn split_url(url: &str) -> Option<(&str, &str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = rest.split('#').next().unwrap_or_default();
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = match before_query.find('/') {
+        Some(at) => (&before_query[..at], &before_query[at..]),
+        None => (before_query, ""),
+    };
+    if scheme.is_empty() || authority.is_empty() {
+        return None;
+    }
+    Some((scheme, authority, path, query))
+}
+
 /// The normalized request parameters (RFC 5849 §3.4.1.3.2): names and values encoded, sorted by
 /// name then value in byte order, joined as `name=value` with `&` (`=` kept for empty values).
 pub fn normalized_params(params: &[(String, String)]) -> String {
@@ -565,6 +581,16 @@ mod tests {
         assert_eq!(base_string_uri("https", "example.com:80", "/"), "https://example.com:80/");
         assert_eq!(base_string_uri("https", "[::1]:443", "/"), "https://[::1]/");
         assert_eq!(base_string_uri("https", "[::1]:8443", "/"), "https://[::1]:8443/");
+    }
+
+    #[test]
+    fn urls_split_without_normalizing() {
+        assert_eq!(
+            split_url("https://H.example:8443/a%2Fb/../c?x=1&y#f"),
+            Some(("https", "H.example:8443", "/a%2Fb/../c", "x=1&y"))
+        );
+        assert_eq!(split_url("http://h.example"), Some(("http", "h.example", "", "")));
+        assert_eq!(split_url("/relative"), None);
     }
 
     #[test]
