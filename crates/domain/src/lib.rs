@@ -19,6 +19,7 @@ pub mod grants;
 pub mod interaction;
 pub mod keys;
 pub mod legacy;
+pub mod oauth1;
 pub mod oauth2;
 pub mod password;
 pub mod projects;
