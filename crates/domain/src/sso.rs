@@ -261,10 +261,12 @@ pub async fn issue_from_sid_lsid(
     let (Some(sid), Some(lsid)) = (sid, lsid) else {
         return Ok(Err(Refusal::BadAuthentication));
     };
+    let sid_login = credentials::data::<credentials::ClientLoginData>(&sid.record).login;
+    let lsid_login = credentials::data::<credentials::ClientLoginData>(&lsid.record).login;
     let same_login = sid.record.account_id.is_some()
         && sid.record.account_id == lsid.record.account_id
-        && sid.record.grant_id == lsid.record.grant_id
-        && sid.record.created_at == lsid.record.created_at;
+        && !sid_login.is_empty()
+        && sid_login == lsid_login;
     if !same_login {
         return Ok(Err(Refusal::BadAuthentication));
     }
@@ -292,22 +294,28 @@ pub async fn issue_from_sid_lsid(
 /// buys one ubertoken hanging from the token's grant.
 pub async fn issue_from_access_token(
     ctx: &Ctx,
-    caller: &crate::caller::Caller,
+    access_token: &str,
     source: &str,
     ip: &str,
 ) -> Result<Result<String, Refusal>> {
-    let (Some(account_id), true) = (&caller.account_id, caller.allows(&oauth_login_scope(ctx)))
+    let Some(valid) =
+        crate::oauth2::tokens::validate_access_token(ctx, access_token, false).await?
     else {
         return Ok(Err(Refusal::BadAuthentication));
     };
-    let token = issue_ubertoken(ctx, account_id, caller.grant_id.as_deref(), source).await?;
+    let (Some(account_id), true) =
+        (valid.record.account_id.clone(), valid.scopes().covers(&oauth_login_scope(ctx)))
+    else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    let token = issue_ubertoken(ctx, &account_id, valid.record.grant_id.as_deref(), source).await?;
     audit::record(
         ctx,
         "sso.oauth_login",
-        Some(account_id),
+        Some(&account_id),
         &Actor::Account,
         ip,
-        json!({ "client": caller.client_id }),
+        json!({ "client": valid.record.client_id }),
     )
     .await?;
     Ok(Ok(token))
@@ -350,6 +358,16 @@ pub async fn sign_in_with_ubertoken(
     )
     .await?;
     Ok(Ok((account, session_token, session)))
+}
+
+/// Every registered service's web prefixes, with `extra` (the configured `continue` prefixes):
+/// where a plain `continue` (`Logout`, `TokenAuth` without `service`) may go.
+pub async fn continue_prefixes(ctx: &Ctx, extra: &[String]) -> Result<Vec<String>> {
+    let mut out = extra.to_vec();
+    for service in services::list(ctx).await? {
+        out.extend(services::web_prefixes(&service));
+    }
+    Ok(out)
 }
 
 /// Where a service hears of a sign-out.
