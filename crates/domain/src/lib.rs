@@ -28,6 +28,7 @@ pub mod services;
 pub mod sessions;
 pub mod setup;
 pub mod signin;
+pub mod sso;
 pub mod sweep;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -21,3 +21,4 @@ mod oauth2;
 mod ops;
 mod robustness;
 mod signin;
+mod sso;
