@@ -386,8 +386,9 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
             });
         }
         AdminCommand::Consumer(AuthsubCommand::Add { domain, next_prefix, hmac, cert, owner }) => {
-            let next_prefix =
-                next_prefix.clone().unwrap_or_else(|| format!("https://{}/", domain.to_lowercase()));
+            let next_prefix = next_prefix
+                .clone()
+                .unwrap_or_else(|| format!("https://{}/", domain.to_lowercase()));
             let pem = match cert {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
