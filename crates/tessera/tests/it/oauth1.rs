@@ -48,7 +48,7 @@ async fn setup(env: &TestEnv) -> Consumer {
 
 /// The `Authorization: OAuth …` header for a request: `oauth` are the protocol parameters (without
 /// the signature), `extra` the query and form pairs the signature also covers.
-fn sign(
+pub(crate) fn sign(
     method: &str,
     url: &str,
     oauth: &[(&str, &str)],
