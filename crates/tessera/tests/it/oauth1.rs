@@ -425,3 +425,47 @@ async fn deny_returns_the_token_alone_and_kills_it() {
         b.get(&format!("/accounts/OAuthAuthorizeToken?oauth_token={}", urlencode(&token))).await;
     assert_eq!(again.status, 400);
 }
+
+#[tokio::test]
+async fn administrators_mint_a_consumer_secret_on_the_domains_page() {
+    let env = TestEnv::start().await;
+    let new = NewService {
+        name: "cl".to_owned(),
+        display_name: "cl service".to_owned(),
+        scopes: vec![CAL.to_owned()],
+        clientlogin_ttl_secs: Some(3600),
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    let root = env.account("root@example.com", "root-password-1").await;
+    tessera_domain::accounts::set_admin(env.ctx(), &root, true, &Actor::Cli, "").await.unwrap();
+    let mut b = env.browser();
+    b.sign_in("root@example.com", "root-password-1").await;
+    let page = b.get("/accounts/ManageDomains").await;
+    assert!(page.body.contains("name=\"hmac\""));
+    let ok = b
+        .post(
+            "/accounts/ManageDomains",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("domain", CONSUMER),
+                ("next_prefix", "http://app.example.com/"),
+                ("cert", ""),
+                ("hmac", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let secret = ok
+        .body
+        .split_once("consumer secret (shown once): ")
+        .unwrap()
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect::<String>();
+    assert_eq!(secret.len(), 24, "{}", ok.body);
+    let consumer = Consumer { key: CONSUMER.to_owned(), secret };
+    request_token(&env, &consumer, "n1").await;
+}
