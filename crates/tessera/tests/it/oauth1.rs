@@ -469,3 +469,69 @@ async fn administrators_mint_a_consumer_secret_on_the_domains_page() {
     let consumer = Consumer { key: CONSUMER.to_owned(), secret };
     request_token(&env, &consumer, "n1").await;
 }
+
+#[tokio::test]
+async fn oob_shows_the_verifier_and_the_anonymous_consumer_signs_with_anonymous() {
+    let env = TestEnv::start().await;
+    setup(&env).await;
+    // The anonymous consumer's row belongs to an administrator.
+    let alice =
+        tessera_domain::accounts::find_by_email(env.ctx(), "alice@example.com").await.unwrap();
+    tessera_domain::accounts::set_admin(env.ctx(), &alice, true, &Actor::Cli, "").await.unwrap();
+    let anonymous = Consumer { key: "anonymous".to_owned(), secret: "anonymous".to_owned() };
+    let url = env.url(&format!(
+        "/accounts/OAuthGetRequestToken?scope={}&xoauth_displayname=Example%20App",
+        urlencode(CAL)
+    ));
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "GET",
+        &url,
+        &[
+            ("oauth_callback", "oob"),
+            ("oauth_consumer_key", "anonymous"),
+            ("oauth_nonce", "n1"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+        ],
+        &[],
+        &anonymous.secret,
+        "",
+    );
+    let page = send("GET", &url, &header, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = form_value(&page.body, "oauth_token");
+    let secret = form_value(&page.body, "oauth_token_secret");
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let page =
+        b.get(&format!("/accounts/OAuthAuthorizeToken?oauth_token={}", urlencode(&token))).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Example App"), "{}", page.body);
+    assert!(page.body.contains("This application is not registered."), "{}", page.body);
+    let query = page
+        .input("query")
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%");
+    let res = b
+        .post(
+            "/accounts/OAuthAuthorizeToken",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let verifier = res
+        .body
+        .split_once("Example App: ")
+        .unwrap()
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect::<String>();
+    assert_eq!(verifier.len(), 24, "{}", res.body);
+    let (url, header, form) = exchange_request(&env, &anonymous, &token, &secret, &verifier, "n2");
+    let page = send("POST", &url, &header, Some(&form)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+}
