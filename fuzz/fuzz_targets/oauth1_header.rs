@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &str| {
-    let _ = tessera_proto_oauth1::parse_header(data);
+    let _ = tessera_proto_oauth1::parse_header_params(data);
 });

@@ -850,4 +850,68 @@ mod tests {
         );
         assert_eq!(resolve(&t.ctx, &stale).await.unwrap().err(), Some(CallerError::Invalid));
     }
+
+    #[tokio::test]
+    async fn eleven_parallel_exchanges_leave_ten_access_tokens() {
+        let t = TestCtx::new().await;
+        let admin = t.account("admin@example.test").admin().create().await;
+        authsub::register(
+            &t.ctx,
+            "www.example.com",
+            "https://www.example.com/",
+            None,
+            None,
+            &Actor::Cli,
+        )
+        .await
+        .unwrap();
+        let secret = mint_consumer_secret(&t.ctx, "www.example.com", &Actor::Cli).await.unwrap();
+        let grant = crate::grants::grant(
+            &t.ctx,
+            admin.id(),
+            "www.example.com",
+            PROTOCOL,
+            &["https://www.example.com/feeds/".to_owned()],
+            "",
+        )
+        .await
+        .unwrap();
+        let scopes = Scopes::parse("https://www.example.com/feeds/");
+        let now = t.now().to_string();
+        let url = format!("{}/accounts/OAuthGetAccessToken", t.ctx.public_url);
+        let mut tasks = Vec::new();
+        for i in 0..11 {
+            let token =
+                authorized_request_token(&t.ctx, "www.example.com", &scopes, admin.id(), &grant.id)
+                    .await
+                    .unwrap();
+            let nonce = format!("burst-{i}");
+            let incoming = signed_incoming(
+                "POST",
+                &url,
+                &[
+                    ("oauth_consumer_key", "www.example.com"),
+                    ("oauth_nonce", &nonce),
+                    ("oauth_signature_method", "HMAC-SHA1"),
+                    ("oauth_timestamp", &now),
+                    ("oauth_token", &token),
+                ],
+                &secret,
+                "",
+            );
+            let ctx = t.ctx.clone();
+            tasks.push(tokio::spawn(async move { access_token(&ctx, &incoming).await }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap().unwrap();
+        }
+        let live = t
+            .ctx
+            .store
+            .credentials()
+            .list_live_by_account(admin.id(), CredentialKind::Oauth1AccessToken, t.now())
+            .await
+            .unwrap();
+        assert_eq!(live.len(), credentials::PER_APP_CAP as usize);
+    }
 }

@@ -13,6 +13,10 @@ fn check(body: &str, expect: Expect) {
     expect.assert_eq(&shown.join("\n"));
 }
 
+fn parse_header(header: &str) -> Option<Result<Vec<(String, String)>, Problem>> {
+    Some(parse_header_params(header.strip_prefix("OAuth")?))
+}
+
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }

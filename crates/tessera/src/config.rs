@@ -74,22 +74,29 @@ pub struct SigninConfig {
 pub struct LegacyConfig {
     pub authsub: bool,
     pub clientlogin: bool,
+    /// OAuth 1.0a (`OAuthGetRequestToken`, `OAuthAuthorizeToken`, `OAuthGetAccessToken` and
+    /// OAuth-signed resource calls).
+    pub oauth1: bool,
 }
 
 impl LegacyConfig {
     /// The protocols switched off here; their credentials stop working everywhere.
     fn disabled_protocols(&self) -> Vec<tessera_domain::credentials::Protocol> {
         use tessera_domain::credentials::Protocol;
-        [(Protocol::AuthSub, self.authsub), (Protocol::ClientLogin, self.clientlogin)]
-            .into_iter()
-            .filter_map(|(protocol, on)| (!on).then_some(protocol))
-            .collect()
+        [
+            (Protocol::AuthSub, self.authsub),
+            (Protocol::ClientLogin, self.clientlogin),
+            (Protocol::OAuth1, self.oauth1),
+        ]
+        .into_iter()
+        .filter_map(|(protocol, on)| (!on).then_some(protocol))
+        .collect()
     }
 }
 
 impl Default for LegacyConfig {
     fn default() -> LegacyConfig {
-        LegacyConfig { authsub: true, clientlogin: true }
+        LegacyConfig { authsub: true, clientlogin: true, oauth1: true }
     }
 }
 

@@ -23,6 +23,8 @@ pub const DEMO_DEVICE_CLIENT: &str = "Demo TV app";
 pub const DEMO_SERVICE: &str = "cl";
 pub const DEMO_SERVICE_SCOPE: &str = "https://calendar.example.test/feeds/";
 /// The legacy protocols the demo service accepts: every one tessera serves.
+/// The demo OAuth 1.0 consumer: a registered domain with an HMAC secret.
+pub const DEMO_OAUTH1_CONSUMER: &str = "oauth1-demo.example";
 pub const DEMO_SERVICE_PROTOCOLS: [&str; 2] = ["authsub", "clientlogin"];
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +42,10 @@ pub struct DemoInfo {
     pub service: String,
     pub service_scope: String,
     pub authsub_next: String,
+    /// The OAuth 1.0 consumer key (a registered domain) and its HMAC secret (known only on the run
+    /// that made it).
+    pub oauth1_consumer: String,
+    pub oauth1_secret: Option<String>,
 }
 
 pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
@@ -100,7 +106,29 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
         };
         tessera_domain::services::add(ctx, new, &Actor::System).await?;
     }
+    let oauth1_secret = if tessera_domain::authsub::registration(ctx, DEMO_OAUTH1_CONSUMER)
+        .await?
+        .is_none()
+    {
+        tessera_domain::authsub::register(
+            ctx,
+            DEMO_OAUTH1_CONSUMER,
+            &format!("https://{DEMO_OAUTH1_CONSUMER}/"),
+            None,
+            Some(DEMO_EMAIL),
+            &Actor::System,
+        )
+        .await?;
+        Some(
+            tessera_domain::oauth1::mint_consumer_secret(ctx, DEMO_OAUTH1_CONSUMER, &Actor::System)
+                .await?,
+        )
+    } else {
+        None
+    };
     Ok(DemoInfo {
+        oauth1_consumer: DEMO_OAUTH1_CONSUMER.to_owned(),
+        oauth1_secret,
         email: DEMO_EMAIL.to_owned(),
         password: DEMO_PASSWORD.to_owned(),
         project: DEMO_PROJECT.to_owned(),

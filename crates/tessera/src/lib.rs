@@ -284,6 +284,7 @@ impl Server {
         state.legacy = tessera_web::Legacy {
             authsub: config.raw.legacy.authsub,
             clientlogin: config.raw.legacy.clientlogin,
+            oauth1: config.raw.legacy.oauth1,
         };
         state.request_timeout = config.request_timeout;
         let token = match config.raw.metrics.token.as_str() {

@@ -93,7 +93,12 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 
 /// The query string's fields, parsed the same strict way.
 pub(crate) fn query(uri: &http::Uri) -> Result<Fields, PageError> {
-    Fields::parse(uri.query().unwrap_or_default().as_bytes())
+    query_fields(uri.query().unwrap_or_default())
+}
+
+/// A raw query's fields, parsed the same strict way.
+pub(crate) fn query_fields(raw: &str) -> Result<Fields, PageError> {
+    Fields::parse(raw.as_bytes())
         .map_err(|_| PageError::bad_request("The address has a malformed query."))
 }
 

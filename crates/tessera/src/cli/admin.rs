@@ -38,8 +38,10 @@ enum AdminCommand {
     Keys(KeysCommand),
     #[command(subcommand)]
     Service(ServiceCommand),
-    #[command(subcommand)]
-    Authsub(AuthsubCommand),
+    /// Consumers: one registration of a domain serves AuthSub and OAuth 1.0 (`authsub` is an
+    /// alias).
+    #[command(subcommand, alias = "authsub")]
+    Consumer(AuthsubCommand),
     #[command(subcommand)]
     Legacy(LegacyCommand),
     /// Security events, newest first.
@@ -184,12 +186,17 @@ enum ClientCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuthsubCommand {
-    /// Register an AuthSub application: its domain, the prefix its `next` URLs must start with,
-    /// and optionally its X.509 certificate (PEM, RSA of at least 1024 bits) for secure tokens.
+    /// Register a consumer (an AuthSub application and OAuth 1.0 consumer): its domain, the
+    /// prefix its AuthSub `next` URLs must start with (default `https://DOMAIN/`), optionally its
+    /// X.509 certificate (PEM, RSA of at least 1024 bits) for secure AuthSub tokens and RSA-SHA1,
+    /// and with `--hmac` an OAuth 1.0 HMAC-SHA1 consumer secret, printed once.
     Add {
         domain: String,
         #[arg(long)]
-        next_prefix: String,
+        next_prefix: Option<String>,
+        /// Mint an HMAC-SHA1 consumer secret (shown once; kept sealed).
+        #[arg(long)]
+        hmac: bool,
         #[arg(long)]
         cert: Option<std::path::PathBuf>,
         /// The account owning the registration's project (default: the first administrator).
@@ -395,7 +402,10 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 format!("added service {} ({})", service.name, service.scopes)
             });
         }
-        AdminCommand::Authsub(AuthsubCommand::Add { domain, next_prefix, cert, owner }) => {
+        AdminCommand::Consumer(AuthsubCommand::Add { domain, next_prefix, hmac, cert, owner }) => {
+            let next_prefix = next_prefix
+                .clone()
+                .unwrap_or_else(|| format!("https://{}/", domain.to_lowercase()));
             let pem = match cert {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
@@ -406,15 +416,27 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
             let reg = tessera_domain::authsub::register(
                 &ctx,
                 domain,
-                next_prefix,
+                &next_prefix,
                 pem.as_deref(),
                 owner.as_deref(),
                 &actor,
             )
             .await?;
-            let value = json!({ "domain": reg.domain, "next_prefix": reg.next_prefix, "secure": reg.cert_pem.is_some(), "created_at": reg.created_at });
+            let secret = if *hmac {
+                Some(tessera_domain::oauth1::mint_consumer_secret(&ctx, &reg.domain, &actor).await?)
+            } else {
+                None
+            };
+            let value = json!({ "domain": reg.domain, "next_prefix": reg.next_prefix, "secure": reg.cert_pem.is_some(), "consumer_secret": secret, "created_at": reg.created_at });
             print(json_mode, &value, || {
-                format!("registered {} (next under {})", reg.domain, reg.next_prefix)
+                let mut out = format!("registered {} (next under {})", reg.domain, reg.next_prefix);
+                if let Some(secret) = &secret {
+                    out.push_str(&format!(
+                        "\nOAuth 1.0 consumer key: {}\nconsumer secret (shown once): {secret}",
+                        reg.domain
+                    ));
+                }
+                out
             });
         }
         AdminCommand::Legacy(LegacyCommand::Usage) => {

@@ -234,6 +234,16 @@ fn print_welcome(config: &Config, server: &Server) {
         println!(
             "  then, with the token= of the address Allow leads to: curl -H 'Authorization: AuthSub token=\"TOKEN\"' {base}/accounts/AuthSubSessionToken"
         );
+        if let Some(secret) = &demo.oauth1_secret {
+            println!(
+                "OAuth 1.0a (HMAC-SHA1): consumer key {}, consumer secret {secret} (shown once)",
+                demo.oauth1_consumer
+            );
+            println!(
+                "  try it: sign GET {base}/accounts/OAuthGetRequestToken?scope={} with oauth_callback=oob, then open {base}/accounts/OAuthAuthorizeToken?oauth_token=TOKEN",
+                percent_encode(&demo.service_scope)
+            );
+        }
         println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"

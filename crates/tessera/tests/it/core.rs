@@ -28,6 +28,9 @@ pub(crate) struct Minted {
     pub(crate) clientlogin_auth: String,
     pub(crate) authsub_session: String,
     pub(crate) authsub_single: String,
+    /// An OAuth 1.0a access token of the consumer `app.example` (the AuthSub registration), its
+    /// secret and the consumer's HMAC secret.
+    pub(crate) oauth1: (String, String, String),
     pub(crate) account: tessera_store::AccountRecord,
 }
 
@@ -131,7 +134,9 @@ pub(crate) async fn mint(env: &TestEnv) -> Minted {
         .await
         .unwrap()
         .unwrap();
+    let oauth1 = oauth1_access(env, &account).await;
     Minted {
+        oauth1,
         client_id: web.client.id().to_owned(),
         client_secret: web.secret.clone().unwrap(),
         resource_id: resource.client.id().to_owned(),
@@ -144,6 +149,68 @@ pub(crate) async fn mint(env: &TestEnv) -> Minted {
         authsub_single: authsub_tokens.remove(1),
         account,
     }
+}
+
+/// An OAuth 1.0a access token for `account` at the consumer `app.example`: a grant, a request
+/// token authorized for it, and the signed exchange.
+async fn oauth1_access(
+    env: &TestEnv,
+    account: &tessera_store::AccountRecord,
+) -> (String, String, String) {
+    let ctx = env.ctx();
+    let consumer_secret =
+        tessera_domain::oauth1::mint_consumer_secret(ctx, "app.example", &Actor::Cli)
+            .await
+            .unwrap();
+    let grant = tessera_domain::grants::grant(
+        ctx,
+        &account.id,
+        "app.example",
+        tessera_domain::credentials::Protocol::OAuth1,
+        &[CAL.to_owned()],
+        "",
+    )
+    .await
+    .unwrap();
+    let scopes = tessera_domain::credentials::Scopes::parse(CAL);
+    let request = tessera_domain::oauth1::authorized_request_token(
+        ctx,
+        "app.example",
+        &scopes,
+        &account.id,
+        &grant.id,
+    )
+    .await
+    .unwrap();
+    let url = env.url("/accounts/OAuthGetAccessToken");
+    let header = oauth1_header("POST", &url, "app.example", &consumer_secret, &request, "");
+    let res =
+        reqwest::Client::new().post(&url).header("authorization", header).send().await.unwrap();
+    let body = res.text().await.unwrap();
+    let pairs = tessera_proto_oauth1::parse_form(&body).unwrap();
+    (pairs[0].1.clone(), pairs[1].1.clone(), consumer_secret)
+}
+
+/// An `Authorization: OAuth` header signing `method url` with HMAC-SHA1, a fresh nonce each time.
+fn oauth1_header(
+    method: &str,
+    url: &str,
+    consumer: &str,
+    consumer_secret: &str,
+    token: &str,
+    token_secret: &str,
+) -> String {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
+    let timestamp = T0.to_string();
+    let oauth = [
+        ("oauth_consumer_key", consumer),
+        ("oauth_nonce", nonce.as_str()),
+        ("oauth_signature_method", "HMAC-SHA1"),
+        ("oauth_timestamp", timestamp.as_str()),
+        ("oauth_token", token),
+    ];
+    crate::oauth1::sign(method, url, &oauth, &[], consumer_secret, token_secret)
 }
 
 /// A single-use AuthSub token for `account`, asked and allowed through the interaction flow.
@@ -264,6 +331,15 @@ async fn matrix(env: &TestEnv, m: &Minted) -> Vec<(&'static str, bool)> {
             get(env, "/accounts/AuthSubTokenInfo", Some(&header)).await == 200,
         ));
     }
+    let (token, secret, consumer_secret) = &m.oauth1;
+    let header = oauth1_header("GET", CAL, "app.example", consumer_secret, token, secret);
+    out.push(("oauth1@caller", caller(env, &header).await == 200));
+    let info = env.url("/accounts/AuthSubTokenInfo");
+    let header = oauth1_header("GET", &info, "app.example", consumer_secret, token, secret);
+    out.push((
+        "oauth1@tokeninfo",
+        get(env, "/accounts/AuthSubTokenInfo", Some(&header)).await == 200,
+    ));
     out.push((
         "session@caller",
         caller(env, &format!("AuthSub token=\"{}\"", m.authsub_session)).await == 200,
@@ -397,8 +473,12 @@ async fn switched_off_protocols_stop_their_tokens_everywhere() {
         .restart(|c| {
             c.legacy.clientlogin = false;
             c.legacy.authsub = false;
+            c.legacy.oauth1 = false;
         })
         .await;
+    let (token, secret, consumer_secret) = &m.oauth1;
+    let header = oauth1_header("GET", CAL, "app.example", consumer_secret, token, secret);
+    assert_eq!(caller(&env, &header).await, 401);
     assert_eq!(caller(&env, &format!("GoogleLogin auth={}", m.clientlogin_auth)).await, 401);
     assert_eq!(caller(&env, &format!("AuthSub token=\"{}\"", m.authsub_session)).await, 401);
     assert_eq!(caller(&env, &format!("Bearer {}", m.access)).await, 200, "OAuth 2.0 stays on");

@@ -1282,6 +1282,12 @@ fn legacy_switches_come_from_the_file_and_the_environment() {
     let raw = tessera::RawConfig::load(None, env.into_iter()).unwrap();
     assert!(raw.legacy.authsub && !raw.legacy.clientlogin);
     std::fs::write(&path, "[legacy]\noauth1 = false\n").unwrap();
+    let raw = tessera::RawConfig::load(Some(&path), std::iter::empty()).unwrap();
+    assert!(raw.legacy.authsub && raw.legacy.clientlogin && !raw.legacy.oauth1);
+    let env = [("TESSERA_LEGACY_OAUTH1".to_owned(), "false".to_owned())];
+    assert!(!tessera::RawConfig::load(None, env.into_iter()).unwrap().legacy.oauth1);
+    // Unknown switches are still refused.
+    std::fs::write(&path, "[legacy]\nopenid9 = false\n").unwrap();
     assert!(tessera::RawConfig::load(Some(&path), std::iter::empty()).is_err());
 }
 

@@ -17,6 +17,7 @@ mod durability;
 mod interaction;
 mod interop;
 mod legacy;
+mod oauth1;
 mod oauth2;
 mod ops;
 mod robustness;

@@ -577,7 +577,15 @@ async fn demo_mode_seeds_an_account_that_signs_in() {
     assert_eq!(b.sign_in(&demo.email, &demo.password).await.status, 303);
     let account = tessera_domain::accounts::find_by_email(env.ctx(), &demo.email).await.unwrap();
     assert_eq!(account.domain.as_deref(), Some("example.test"));
-    assert_eq!(tessera_domain::projects::list(env.ctx()).await.unwrap().len(), 1);
+    // The demo project, and the project of the demo OAuth 1.0 consumer's registration.
+    assert_eq!(tessera_domain::projects::list(env.ctx()).await.unwrap().len(), 2);
+    assert_eq!(demo.oauth1_secret.as_deref().map(str::len), Some(24));
+    assert!(
+        tessera_domain::authsub::registration(env.ctx(), &demo.oauth1_consumer)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]

@@ -241,12 +241,33 @@ async fn session_token(
     })
 }
 
+/// Whether the `Authorization` header says `OAuth` with parameters: the OAuth 1.0a variants of
+/// `AuthSubTokenInfo` and `AuthSubRevokeToken` answer it.
+fn oauth_signed(headers: &HeaderMap) -> bool {
+    matches!(caller::parse_authorization(authorization(headers)), Ok(Presented::OAuth1(_)))
+}
+
 async fn token_info(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
+    body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
+    if oauth_signed(&headers) {
+        let incoming = match super::oauth1::incoming(&state, &method, &uri, &headers, &body) {
+            Ok(incoming) => incoming,
+            Err(err) => return Ok(super::oauth1::problem(&state, &err)),
+        };
+        return Ok(match tessera_domain::oauth1::token_info(&state.ctx, &incoming).await? {
+            Ok((target, scopes, secure)) => text(
+                StatusCode::OK,
+                None,
+                tessera_proto_authsub::token_info_body(&target, &scopes, secure),
+            ),
+            Err(err) => super::oauth1::problem(&state, &err),
+        });
+    }
     let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
     let presented = fields.presented();
     let facts = request_facts(&state, &method, &uri, &headers);
@@ -270,7 +291,20 @@ async fn revoke_token(
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     Client(client): Client,
+    body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
+    if oauth_signed(&headers) {
+        let incoming = match super::oauth1::incoming(&state, &method, &uri, &headers, &body) {
+            Ok(incoming) => incoming,
+            Err(err) => return Ok(super::oauth1::problem(&state, &err)),
+        };
+        return Ok(
+            match tessera_domain::oauth1::revoke(&state.ctx, &incoming, &client.ip).await? {
+                Ok(()) => text(StatusCode::OK, None, String::new()),
+                Err(err) => super::oauth1::problem(&state, &err),
+            },
+        );
+    }
     let Some(fields) = Fields::read(&headers) else { return Ok(unauthorized(&state)) };
     let presented = fields.presented();
     let facts = request_facts(&state, &method, &uri, &headers);

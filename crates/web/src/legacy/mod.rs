@@ -1,11 +1,12 @@
 //! The legacy account protocols over HTTP: AuthSub (`authsub.rs`), ClientLogin with its unlock
 //! page and help page (`clientlogin.rs`), and the JSON caller check resource servers ask
-//! (`caller.rs`), and the administrators' AuthSub registration page (`registration.rs`).
+//! (`caller.rs`), OAuth 1.0a (`oauth1.rs`), and the administrators' AuthSub registration page (`registration.rs`).
 //! The protocol endpoints answer under `/accounts/<Name>` and `/<Name>`.
 
 mod authsub;
 mod caller;
 mod clientlogin;
+mod oauth1;
 mod registration;
 
 use axum::Router;
@@ -20,11 +21,12 @@ use crate::AppState;
 pub struct Legacy {
     pub authsub: bool,
     pub clientlogin: bool,
+    pub oauth1: bool,
 }
 
 impl Default for Legacy {
     fn default() -> Legacy {
-        Legacy { authsub: true, clientlogin: true }
+        Legacy { authsub: true, clientlogin: true, oauth1: true }
     }
 }
 
@@ -35,6 +37,9 @@ pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
     }
     if legacy.clientlogin {
         router = router.merge(clientlogin::router());
+    }
+    if legacy.oauth1 {
+        router = router.merge(oauth1::router());
     }
     router
 }

@@ -1,6 +1,6 @@
 //! `/accounts/ManageDomains`: administrators register AuthSub applications in the browser (the
-//! same rules as `tessera admin authsub add`): a domain, its `next` prefix and an optional PEM
-//! certificate for secure tokens.
+//! same rules as `tessera admin consumer add`): a domain, its `next` prefix, an optional PEM
+//! certificate for secure tokens and RSA-SHA1, and optionally an OAuth 1.0 HMAC consumer secret.
 
 use askama::Template;
 use axum::Router;
@@ -126,7 +126,17 @@ async fn domains_post(
     .await;
     match res {
         Ok(reg) => {
-            let notice = format!("Registered {}.", reg.domain);
+            let mut notice = format!("Registered {}.", reg.domain);
+            if fields.get("hmac") == Some("1") {
+                let actor = Actor::Admin(who.account.id.clone());
+                let secret =
+                    tessera_domain::oauth1::mint_consumer_secret(&state.ctx, &reg.domain, &actor)
+                        .await?;
+                notice.push_str(&format!(
+                    " OAuth 1.0 consumer key: {}; consumer secret (shown once): {secret}",
+                    reg.domain
+                ));
+            }
             page(&state, &headers, index, None, Some(notice), Default::default()).await
         }
         Err(tessera_domain::Error::Invalid(message) | tessera_domain::Error::Conflict(message)) => {

@@ -1,0 +1,537 @@
+//! OAuth 1.0a end to end on a real server: the three-legged dance with HMAC-SHA1 (header, query
+//! and form parameters), the consent page, the exchange once (also under a parallel burst),
+//! resource calls through the caller check, OAuth-signed revocation, and the refusals (replayed
+//! nonce, stale timestamp, wrong signature, unknown consumer).
+
+use serde_json::{Value, json};
+use tessera_domain::audit::Actor;
+use tessera_domain::services::NewService;
+
+use crate::support::{Browser, Page, TestEnv, urlencode};
+
+const CAL: &str = "http://www.example.com/calendar/feeds/";
+const CONSUMER: &str = "app.example.com";
+const CALLBACK: &str = "http://app.example.com/cb?x=1";
+
+struct Consumer {
+    key: String,
+    secret: String,
+}
+
+/// A service whose scope OAuth 1.0 may grant, an administrator, and a registered consumer with an
+/// HMAC secret.
+async fn setup(env: &TestEnv) -> Consumer {
+    let new = NewService {
+        name: "cl".to_owned(),
+        display_name: "cl service".to_owned(),
+        scopes: vec![CAL.to_owned()],
+        clientlogin_ttl_secs: Some(3600),
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    env.account("alice@example.com", "north23AZ").await;
+    tessera_domain::authsub::register(
+        env.ctx(),
+        CONSUMER,
+        "http://app.example.com/",
+        None,
+        Some("alice@example.com"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let secret = tessera_domain::oauth1::mint_consumer_secret(env.ctx(), CONSUMER, &Actor::Cli)
+        .await
+        .unwrap();
+    Consumer { key: CONSUMER.to_owned(), secret }
+}
+
+/// The `Authorization: OAuth …` header for a request: `oauth` are the protocol parameters (without
+/// the signature), `extra` the query and form pairs the signature also covers.
+pub(crate) fn sign(
+    method: &str,
+    url: &str,
+    oauth: &[(&str, &str)],
+    extra: &[(&str, &str)],
+    consumer_secret: &str,
+    token_secret: &str,
+) -> String {
+    let (scheme, authority, path, query) = tessera_proto_oauth1::split_url(url).unwrap();
+    let mut all: Vec<(String, String)> =
+        oauth.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    all.extend(tessera_proto_oauth1::parse_form(query).unwrap());
+    let uri = tessera_proto_oauth1::base_string_uri(scheme, authority, path);
+    let base = tessera_proto_oauth1::base_string(method, &uri, &all);
+    let key = format!(
+        "{}&{}",
+        tessera_proto_oauth1::encode(consumer_secret),
+        tessera_proto_oauth1::encode(token_secret)
+    );
+    let signature = tessera_crypto::oauth1::hmac_sha1_base64(&key, &base);
+    let mut header = String::from("OAuth realm=\"\"");
+    for (k, v) in oauth.iter().copied().chain([("oauth_signature", signature.as_str())]) {
+        header.push_str(&format!(
+            ", {}=\"{}\"",
+            tessera_proto_oauth1::encode(k),
+            tessera_proto_oauth1::encode(v)
+        ));
+    }
+    header
+}
+
+async fn send(method: &str, url: &str, authorization: &str, form: Option<&str>) -> Page {
+    let client = reqwest::Client::new();
+    let mut req = match method {
+        "POST" => client.post(url),
+        _ => client.get(url),
+    }
+    .header("authorization", authorization);
+    if let Some(form) = form {
+        req = req
+            .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8;")
+            .body(form.to_owned());
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    Page { status, headers, body: res.text().await.unwrap() }
+}
+
+fn form_value(body: &str, name: &str) -> String {
+    tessera_proto_oauth1::parse_form(body)
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{name} in {body}"))
+}
+
+async fn request_token(env: &TestEnv, consumer: &Consumer, nonce: &str) -> (String, String) {
+    let url = env.url(&format!("/accounts/OAuthGetRequestToken?scope={}", urlencode(CAL)));
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "GET",
+        &url,
+        &[
+            ("oauth_callback", CALLBACK),
+            ("oauth_consumer_key", &consumer.key),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+            ("oauth_version", "1.0"),
+        ],
+        &[],
+        &consumer.secret,
+        "",
+    );
+    let page = send("GET", &url, &header, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.headers["content-type"], "text/plain; charset=UTF-8");
+    let keys: Vec<String> =
+        tessera_proto_oauth1::parse_form(&page.body).unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["oauth_token", "oauth_token_secret", "oauth_callback_confirmed"]);
+    assert!(page.body.ends_with("&oauth_callback_confirmed=true"), "{}", page.body);
+    (form_value(&page.body, "oauth_token"), form_value(&page.body, "oauth_token_secret"))
+}
+
+/// Signs in, allows on the consent page, and returns the verifier from the callback.
+async fn authorize(env: &TestEnv, b: &mut Browser, token: &str) -> String {
+    let path = format!("/accounts/OAuthAuthorizeToken?oauth_token={}&hd=default", urlencode(token));
+    let page = b.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("app.example.com"), "{}", page.body);
+    let query = page
+        .input("query")
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%");
+    let res = b
+        .post(
+            "/accounts/OAuthAuthorizeToken",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let location = res.location().to_owned();
+    let prefix =
+        format!("{CALLBACK}&oauth_token={}&oauth_verifier=", tessera_proto_oauth1::encode(token));
+    assert!(location.starts_with(&prefix), "{location}");
+    let _ = env;
+    form_value(location.split_once('?').unwrap().1, "oauth_verifier")
+}
+
+fn exchange_request(
+    env: &TestEnv,
+    consumer: &Consumer,
+    token: &str,
+    secret: &str,
+    verifier: &str,
+    nonce: &str,
+) -> (String, String, String) {
+    let url = env.url("/accounts/OAuthGetAccessToken");
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "POST",
+        &url,
+        &[
+            ("oauth_consumer_key", &consumer.key),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+            ("oauth_token", token),
+        ],
+        &[("oauth_verifier", verifier)],
+        &consumer.secret,
+        secret,
+    );
+    (url, header, format!("oauth_verifier={}", urlencode(verifier)))
+}
+
+async fn caller(env: &TestEnv, authorization: &str, url: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(env.url("/accounts/caller"))
+        .json(&json!({ "authorization": authorization, "method": "GET", "url": url }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+fn resource_header(
+    consumer: &Consumer,
+    url: &str,
+    token: &str,
+    secret: &str,
+    nonce: &str,
+    now: i64,
+) -> String {
+    sign(
+        "GET",
+        url,
+        &[
+            ("oauth_consumer_key", &consumer.key),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now.to_string()),
+            ("oauth_token", token),
+            ("oauth_version", "1.0"),
+        ],
+        &[],
+        &consumer.secret,
+        secret,
+    )
+}
+
+trait NowSecs {
+    fn now_secs(&self) -> i64;
+}
+
+impl NowSecs for tessera_domain::FixedClock {
+    fn now_secs(&self) -> i64 {
+        tessera_domain::Clock::now(self)
+    }
+}
+
+#[tokio::test]
+async fn three_legged_flow_with_hmac_sha1() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let (token, secret) = request_token(&env, &consumer, "n-request").await;
+    assert!(token.starts_with("4/"), "{token}");
+    assert_eq!(secret.len(), 24);
+
+    let mut b = env.browser();
+    // Not signed in: the sign-in page first, then back here.
+    let first = b.get(&format!("/OAuthAuthorizeToken?oauth_token={}", urlencode(&token))).await;
+    assert_eq!(first.status, 302);
+    assert!(first.location().starts_with("/accounts/ServiceLogin?continue="));
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(&env, &mut b, &token).await;
+
+    // A wrong verifier is refused and spends nothing.
+    let (url, header, _) = exchange_request(&env, &consumer, &token, &secret, "wrong", "n-x0");
+    let refused = send("POST", &url, &header, Some("oauth_verifier=wrong")).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.starts_with("verifier_invalid\n"));
+    assert!(refused.headers["www-authenticate"].to_str().unwrap().starts_with("OAuth realm="));
+
+    let (url, header, form) = exchange_request(&env, &consumer, &token, &secret, &verifier, "n-x1");
+    let page = send("POST", &url, &header, Some(&form)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let keys: Vec<String> =
+        tessera_proto_oauth1::parse_form(&page.body).unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["oauth_token", "oauth_token_secret"]);
+    let access = form_value(&page.body, "oauth_token");
+    let access_secret = form_value(&page.body, "oauth_token_secret");
+    assert!(access.starts_with("1/"));
+
+    // The request token is spent.
+    let (url, header, form) = exchange_request(&env, &consumer, &token, &secret, &verifier, "n-x2");
+    let again = send("POST", &url, &header, Some(&form)).await;
+    assert_eq!(again.status, 401, "{}", again.body);
+    assert!(again.body.starts_with("token_rejected\n"));
+
+    // Resource calls through the caller check.
+    let feed = format!("{CAL}default/private/full?max-results=5");
+    let now = env.clock.now_secs();
+    let header = resource_header(&consumer, &feed, &access, &access_secret, "r1", now);
+    let (status, found) = caller(&env, &header, &feed).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["protocol"], "oauth1");
+    assert_eq!(found["client_id"], CONSUMER);
+    assert_eq!(found["kind"], "oauth1_access_token");
+    assert_eq!(found["scopes"], json!([CAL]));
+    // Replayed nonce.
+    assert_eq!(caller(&env, &header, &feed).await.0, 401);
+    // Wrong token secret: a bad signature.
+    let header = resource_header(&consumer, &feed, &access, "nope", "r2", now);
+    assert_eq!(caller(&env, &header, &feed).await.0, 403);
+    // Signed for another URL.
+    let header = resource_header(&consumer, &feed, &access, &access_secret, "r3", now);
+    assert_eq!(caller(&env, &header, &format!("{CAL}other")).await.0, 403);
+    // A stale timestamp.
+    let header = resource_header(&consumer, &feed, &access, &access_secret, "r4", now - 301);
+    assert_eq!(caller(&env, &header, &feed).await.0, 401);
+
+    // The account page lists the grant.
+    let account_page = b.get("/account").await;
+    assert!(account_page.body.contains("<td>oauth1</td>"), "{}", account_page.body);
+
+    // AuthSubTokenInfo and AuthSubRevokeToken signed with OAuth.
+    let info_url = env.url("/accounts/AuthSubTokenInfo");
+    let header = resource_header(&consumer, &info_url, &access, &access_secret, "r5", now);
+    let info = send("GET", &info_url, &header, None).await;
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.body, format!("Target={CONSUMER}\nScope={CAL}\nSecure=false\n"));
+    let revoke_url = env.url("/accounts/AuthSubRevokeToken");
+    let header = resource_header(&consumer, &revoke_url, &access, &access_secret, "r6", now);
+    let revoked = send("GET", &revoke_url, &header, None).await;
+    assert_eq!((revoked.status, revoked.body.as_str()), (200, ""));
+    let header = resource_header(&consumer, &feed, &access, &access_secret, "r7", now);
+    assert_eq!(caller(&env, &header, &feed).await.0, 401);
+}
+
+#[tokio::test]
+async fn refusals_carry_the_problem_word() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let url = env.url(&format!("/OAuthGetRequestToken?scope={}", urlencode(CAL)));
+    let now = env.clock.now_secs();
+    let params = |nonce: &'static str, key: &'static str, at: i64| {
+        vec![
+            ("oauth_callback".to_owned(), "oob".to_owned()),
+            ("oauth_consumer_key".to_owned(), key.to_owned()),
+            ("oauth_nonce".to_owned(), nonce.to_owned()),
+            ("oauth_signature_method".to_owned(), "HMAC-SHA1".to_owned()),
+            ("oauth_timestamp".to_owned(), at.to_string()),
+        ]
+    };
+    let header_for = |params: &[(String, String)], secret: &str| {
+        let borrowed: Vec<(&str, &str)> =
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        sign("GET", &url, &borrowed, &[], secret, "")
+    };
+    // Wrong secret: 400 signature_invalid with our base string.
+    let page = send("GET", &url, &header_for(&params("a", CONSUMER, now), "wrong"), None).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.starts_with("signature_invalid\nbase_string:GET&http%3A%2F%2F127.0.0.1"));
+    // Stale.
+    let stale = header_for(&params("b", CONSUMER, now - 301), &consumer.secret);
+    let page = send("GET", &url, &stale, None).await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.starts_with("timestamp_refused\n"));
+    // Unknown consumer.
+    let page = send("GET", &url, &header_for(&params("c", "nobody.example", now), "x"), None).await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.starts_with("consumer_key_unknown\n"));
+    // Replay.
+    let good = header_for(&params("d", CONSUMER, now), &consumer.secret);
+    assert_eq!(send("GET", &url, &good, None).await.status, 200);
+    let page = send("GET", &url, &good, None).await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.starts_with("nonce_used\n"));
+    // No scope.
+    let bare = env.url("/OAuthGetRequestToken");
+    let borrowed: Vec<(String, String)> = params("e", CONSUMER, now);
+    let borrowed: Vec<(&str, &str)> =
+        borrowed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let page =
+        send("GET", &bare, &sign("GET", &bare, &borrowed, &[], &consumer.secret, ""), None).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.starts_with("parameter_absent\n"), "{}", page.body);
+    // A protocol parameter twice (header and query).
+    let twice = format!("{url}&oauth_nonce=f");
+    let page = send("GET", &twice, &good, None).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.starts_with("parameter_rejected\n"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_access_exchange_happens_once_under_a_parallel_burst() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let (token, secret) = request_token(&env, &consumer, "n-request").await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(&env, &mut b, &token).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (url, header, form) =
+            exchange_request(&env, &consumer, &token, &secret, &verifier, &format!("burst-{i}"));
+        tasks.push(tokio::spawn(async move { send("POST", &url, &header, Some(&form)).await }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        let page = task.await.unwrap();
+        match page.status {
+            200 => ok += 1,
+            401 => assert!(page.body.starts_with("token_rejected\n"), "{}", page.body),
+            other => panic!("{other}: {}", page.body),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn deny_returns_the_token_alone_and_kills_it() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    // Deny: back to the callback with the token only; the token is dead.
+    let (token, _) = request_token(&env, &consumer, "n1").await;
+    let page =
+        b.get(&format!("/accounts/OAuthAuthorizeToken?oauth_token={}", urlencode(&token))).await;
+    let query = page
+        .input("query")
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%");
+    let res = b
+        .post(
+            "/accounts/OAuthAuthorizeToken",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query), ("action", "deny")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        res.location(),
+        format!("{CALLBACK}&oauth_token={}", tessera_proto_oauth1::encode(&token))
+    );
+    let again =
+        b.get(&format!("/accounts/OAuthAuthorizeToken?oauth_token={}", urlencode(&token))).await;
+    assert_eq!(again.status, 400);
+}
+
+#[tokio::test]
+async fn administrators_mint_a_consumer_secret_on_the_domains_page() {
+    let env = TestEnv::start().await;
+    let new = NewService {
+        name: "cl".to_owned(),
+        display_name: "cl service".to_owned(),
+        scopes: vec![CAL.to_owned()],
+        clientlogin_ttl_secs: Some(3600),
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    let root = env.account("root@example.com", "root-password-1").await;
+    tessera_domain::accounts::set_admin(env.ctx(), &root, true, &Actor::Cli, "").await.unwrap();
+    let mut b = env.browser();
+    b.sign_in("root@example.com", "root-password-1").await;
+    let page = b.get("/accounts/ManageDomains").await;
+    assert!(page.body.contains("name=\"hmac\""));
+    let ok = b
+        .post(
+            "/accounts/ManageDomains",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("domain", CONSUMER),
+                ("next_prefix", "http://app.example.com/"),
+                ("cert", ""),
+                ("hmac", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let secret = ok
+        .body
+        .split_once("consumer secret (shown once): ")
+        .unwrap()
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect::<String>();
+    assert_eq!(secret.len(), 24, "{}", ok.body);
+    let consumer = Consumer { key: CONSUMER.to_owned(), secret };
+    request_token(&env, &consumer, "n1").await;
+}
+
+#[tokio::test]
+async fn oob_shows_the_verifier_and_the_anonymous_consumer_signs_with_anonymous() {
+    let env = TestEnv::start().await;
+    setup(&env).await;
+    // The anonymous consumer's row belongs to an administrator.
+    let alice =
+        tessera_domain::accounts::find_by_email(env.ctx(), "alice@example.com").await.unwrap();
+    tessera_domain::accounts::set_admin(env.ctx(), &alice, true, &Actor::Cli, "").await.unwrap();
+    let anonymous = Consumer { key: "anonymous".to_owned(), secret: "anonymous".to_owned() };
+    let url = env.url(&format!(
+        "/accounts/OAuthGetRequestToken?scope={}&xoauth_displayname=Example%20App",
+        urlencode(CAL)
+    ));
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "GET",
+        &url,
+        &[
+            ("oauth_callback", "oob"),
+            ("oauth_consumer_key", "anonymous"),
+            ("oauth_nonce", "n1"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+        ],
+        &[],
+        &anonymous.secret,
+        "",
+    );
+    let page = send("GET", &url, &header, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = form_value(&page.body, "oauth_token");
+    let secret = form_value(&page.body, "oauth_token_secret");
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let page =
+        b.get(&format!("/accounts/OAuthAuthorizeToken?oauth_token={}", urlencode(&token))).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Example App"), "{}", page.body);
+    assert!(page.body.contains("This application is not registered."), "{}", page.body);
+    let query = page
+        .input("query")
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%");
+    let res = b
+        .post(
+            "/accounts/OAuthAuthorizeToken",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &query), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let verifier = res
+        .body
+        .split_once("Example App: ")
+        .unwrap()
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect::<String>();
+    assert_eq!(verifier.len(), 24, "{}", res.body);
+    let (url, header, form) = exchange_request(&env, &anonymous, &token, &secret, &verifier, "n2");
+    let page = send("POST", &url, &header, Some(&form)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+}

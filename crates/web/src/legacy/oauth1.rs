@@ -1,0 +1,296 @@
+//! OAuth 1.0a over HTTP: `OAuthGetRequestToken` and `OAuthGetAccessToken` (GET or POST; the
+//! parameters in the `Authorization: OAuth` header, the query or a urlencoded body), and the
+//! browser's `OAuthAuthorizeToken` (sign-in, the one consent page, then the callback with
+//! `oauth_token` and `oauth_verifier`, or the verifier shown for `oob`). Errors are `text/plain`
+//! with the `oauth_problem` word first; 401s carry `WWW-Authenticate: OAuth`.
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use tessera_domain::caller::{self, Presented};
+use tessera_domain::interaction::{self, Decision, Step};
+use tessera_domain::oauth1::{self, Answer, Incoming, Pending};
+use tessera_proto_oauth1::Problem;
+
+use super::{authorization, request_facts, text};
+use crate::error::PageError;
+use crate::forms::{self, Form};
+use crate::pages::consent::{self, Post};
+use crate::pages::{Client, check_csrf, redirect, signed_in};
+use crate::{AppState, render};
+
+pub(super) fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for prefix in ["/accounts", ""] {
+        router = router
+            .route(
+                &format!("{prefix}/OAuthGetRequestToken"),
+                get(request_token).post(request_token),
+            )
+            .route(&format!("{prefix}/OAuthGetAccessToken"), get(access_token).post(access_token))
+            .route(
+                &format!("{prefix}/OAuthAuthorizeToken"),
+                get(authorize_get).post(authorize_post),
+            );
+    }
+    router
+}
+
+/// A refused signed request: the problem's status, its body, and on a 401 the challenge.
+pub(crate) fn problem(state: &AppState, problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut res = text(status, None, problem.body());
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = format!(
+            "OAuth realm=\"{}\", oauth_problem=\"{}\"",
+            state.ctx.public_url,
+            problem.word()
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    res
+}
+
+/// The signed request as the engine takes it: the header's `OAuth` pairs (read by the one
+/// parser), the URL the client addressed, and a urlencoded body's pairs.
+pub(crate) fn incoming(
+    state: &AppState,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Incoming, Problem> {
+    let header = match caller::parse_authorization(authorization(headers)) {
+        Ok(Presented::OAuth1(pairs)) => pairs,
+        Err(caller::CallerError::Malformed) => {
+            return Err(Problem::ParameterRejected("Authorization".to_owned()));
+        }
+        _ => Vec::new(),
+    };
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|it| it.to_str().ok()).unwrap_or_default();
+    let mime = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let form = if mime == "application/x-www-form-urlencoded" && !body.is_empty() {
+        let body =
+            std::str::from_utf8(body).map_err(|_| Problem::ParameterRejected("body".to_owned()))?;
+        tessera_proto_oauth1::parse_form(body)?
+    } else {
+        Vec::new()
+    };
+    Ok(Incoming { facts: request_facts(state, method, uri, headers), header, form })
+}
+
+async fn request_token(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let incoming = match incoming(&state, &method, &uri, &headers, &body) {
+        Ok(incoming) => incoming,
+        Err(err) => return Ok(problem(&state, &err)),
+    };
+    Ok(match oauth1::request_token(&state.ctx, &incoming).await? {
+        Ok((token, secret)) => {
+            text(StatusCode::OK, None, tessera_proto_oauth1::request_token_body(&token, &secret))
+        }
+        Err(err) => problem(&state, &err),
+    })
+}
+
+async fn access_token(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let incoming = match incoming(&state, &method, &uri, &headers, &body) {
+        Ok(incoming) => incoming,
+        Err(err) => return Ok(problem(&state, &err)),
+    };
+    Ok(match oauth1::access_token(&state.ctx, &incoming).await? {
+        Ok((token, secret)) => {
+            text(StatusCode::OK, None, tessera_proto_oauth1::access_token_body(&token, &secret))
+        }
+        Err(err) => problem(&state, &err),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    brand: &'a str,
+    heading: &'a str,
+    message: String,
+    link: String,
+    link_text: &'a str,
+}
+
+/// The authorization page's own parameters, from its query (GET) or the consent form's copy of it.
+struct Asked {
+    query: String,
+    token: String,
+    callback: Option<String>,
+    hd: Option<String>,
+}
+
+fn asked(query: &str) -> Result<Asked, PageError> {
+    let fields = forms::query_fields(query)?;
+    let token = fields
+        .get("oauth_token")
+        .filter(|it| !it.is_empty())
+        .ok_or_else(|| PageError::bad_request("The request token is missing."))?
+        .to_owned();
+    let kept: Vec<String> =
+        query.split('&').filter(|it| !it.starts_with("authuser=")).map(str::to_owned).collect();
+    Ok(Asked {
+        query: kept.join("&"),
+        token,
+        callback: fields.get("oauth_callback").map(str::to_owned),
+        hd: fields.get("hd").map(str::to_owned),
+    })
+}
+
+async fn pending(state: &AppState, asked: &Asked) -> Result<Pending, PageError> {
+    oauth1::pending(&state.ctx, &asked.token, asked.callback.as_deref())
+        .await?
+        .ok_or_else(|| PageError::bad_request("The request token is invalid."))
+}
+
+async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Client(client): Client,
+) -> Result<Response, PageError> {
+    let raw = uri.query().unwrap_or_default();
+    let asked = asked(raw)?;
+    let pending = pending(&state, &asked).await?;
+    let accounts = signed_in(&state, &headers).await?;
+    let authuser = forms::query_fields(raw)?.get("authuser").map(str::to_owned);
+    let request = oauth1::interaction(&pending, authuser, asked.hd.clone());
+    let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;
+    render_step(&state, &headers, &pending, &asked, step, false).await
+}
+
+async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Client(client): Client,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, fields.get("csrf")).await?;
+    let asked = asked(fields.get("query").unwrap_or_default())?;
+    let pending = pending(&state, &asked).await?;
+    let accounts = signed_in(&state, &headers).await?;
+    let decision = match fields.get("action") {
+        Some("allow") => Decision::Allow,
+        _ => Decision::Deny,
+    };
+    let request =
+        oauth1::interaction(&pending, fields.get("authuser").map(str::to_owned), asked.hd.clone());
+    let step = interaction::decide(&state.ctx, &request, &accounts, decision, &client.ip).await?;
+    render_step(&state, &headers, &pending, &asked, step, true).await
+}
+
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+async fn render_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    pending: &Pending,
+    asked: &Asked,
+    step: Step,
+    after_post: bool,
+) -> Result<Response, PageError> {
+    let here = format!("{}/accounts/OAuthAuthorizeToken?{}", state.ctx.public_url, asked.query);
+    match step {
+        Step::SignIn { .. } | Step::ChooseAccount if after_post => {
+            Err(PageError::bad_request("You are no longer signed in. Go back and try again."))
+        }
+        Step::SignIn { .. } | Step::ChooseAccount => {
+            Ok(redirect(&format!("/accounts/ServiceLogin?continue={}", encode(&here)), false))
+        }
+        Step::Reauthenticate { email, .. } => {
+            let to = format!(
+                "/accounts/ServiceLogin?add=1&Email={}&continue={}",
+                encode(&email),
+                encode(&here)
+            );
+            Ok(redirect(&to, after_post))
+        }
+        Step::WrongAccount { .. } if after_post => Err(tessera_domain::Error::Forbidden.into()),
+        Step::WrongAccount { email, hd } => {
+            let page = MessagePage {
+                brand: &state.brand,
+                heading: "Use another account",
+                message: format!(
+                    "This application asked for an account of {hd}; {email} is not one."
+                ),
+                link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(&here)),
+                link_text: "Sign in with another account",
+            };
+            Ok(render::page(StatusCode::FORBIDDEN, &page))
+        }
+        Step::Consent(view) => {
+            let post = Post {
+                action: "/accounts/OAuthAuthorizeToken",
+                button: "action",
+                hidden: vec![
+                    ("authuser", view.authuser.to_string()),
+                    ("query", asked.query.clone()),
+                ],
+            };
+            Ok(consent::page(state, headers, *view, post))
+        }
+        Step::Approved(approved) => match oauth1::approve(&state.ctx, &approved, pending).await? {
+            Some(answer) => Ok(answer_response(state, answer, pending, after_post)),
+            None => Err(PageError::bad_request("The request token is invalid.")),
+        },
+        Step::Refused(_) => {
+            let answer = oauth1::deny(&state.ctx, pending).await?;
+            Ok(answer_response(state, answer, pending, after_post))
+        }
+    }
+}
+
+fn answer_response(
+    state: &AppState,
+    answer: Answer,
+    pending: &Pending,
+    after_post: bool,
+) -> Response {
+    match answer {
+        Answer::Redirect(location) => redirect(&location, after_post),
+        Answer::ShowVerifier(verifier) => {
+            let page = MessagePage {
+                brand: &state.brand,
+                heading: "Access granted",
+                message: format!("Type this verification code into {}: {verifier}", pending.name),
+                link: "/account".to_owned(),
+                link_text: "Go to your account",
+            };
+            render::page(StatusCode::OK, &page)
+        }
+        Answer::DeniedOob => {
+            let page = MessagePage {
+                brand: &state.brand,
+                heading: "Access denied",
+                message: format!("{} was not given access to your account.", pending.name),
+                link: "/account".to_owned(),
+                link_text: "Go to your account",
+            };
+            render::page(StatusCode::OK, &page).into_response()
+        }
+    }
+}
