@@ -20,6 +20,7 @@ pub mod interaction;
 pub mod keys;
 pub mod legacy;
 pub mod oauth2;
+pub mod openid2;
 pub mod password;
 pub mod projects;
 pub mod redirect;

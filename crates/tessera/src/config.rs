@@ -68,28 +68,33 @@ pub struct SigninConfig {
     pub continue_prefixes: Vec<String>,
 }
 
-/// `[legacy]`: switches the 2012-era account protocols off per deployment (both on by default).
+/// `[legacy]`: switches the 2012-era account protocols off per deployment (all on by default).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LegacyConfig {
     pub authsub: bool,
     pub clientlogin: bool,
+    pub openid2: bool,
 }
 
 impl LegacyConfig {
     /// The protocols switched off here; their credentials stop working everywhere.
     fn disabled_protocols(&self) -> Vec<tessera_domain::credentials::Protocol> {
         use tessera_domain::credentials::Protocol;
-        [(Protocol::AuthSub, self.authsub), (Protocol::ClientLogin, self.clientlogin)]
-            .into_iter()
-            .filter_map(|(protocol, on)| (!on).then_some(protocol))
-            .collect()
+        [
+            (Protocol::AuthSub, self.authsub),
+            (Protocol::ClientLogin, self.clientlogin),
+            (Protocol::OpenId2, self.openid2),
+        ]
+        .into_iter()
+        .filter_map(|(protocol, on)| (!on).then_some(protocol))
+        .collect()
     }
 }
 
 impl Default for LegacyConfig {
     fn default() -> LegacyConfig {
-        LegacyConfig { authsub: true, clientlogin: true }
+        LegacyConfig { authsub: true, clientlogin: true, openid2: true }
     }
 }
 

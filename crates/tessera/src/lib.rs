@@ -275,6 +275,7 @@ impl Server {
         state.legacy = tessera_web::Legacy {
             authsub: config.raw.legacy.authsub,
             clientlogin: config.raw.legacy.clientlogin,
+            openid2: config.raw.legacy.openid2,
         };
         state.request_timeout = config.request_timeout;
         let token = match config.raw.metrics.token.as_str() {

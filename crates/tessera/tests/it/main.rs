@@ -18,6 +18,7 @@ mod interaction;
 mod interop;
 mod legacy;
 mod oauth2;
+mod openid2;
 mod ops;
 mod robustness;
 mod signin;

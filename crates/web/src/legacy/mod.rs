@@ -1,11 +1,12 @@
 //! The legacy account protocols over HTTP: AuthSub (`authsub.rs`), ClientLogin with its unlock
-//! page and help page (`clientlogin.rs`), and the JSON caller check resource servers ask
+//! page and help page (`clientlogin.rs`), the OpenID 2.0 provider (`openid2.rs`), and the JSON caller check resource servers ask
 //! (`caller.rs`), and the administrators' AuthSub registration page (`registration.rs`).
 //! The protocol endpoints answer under `/accounts/<Name>` and `/<Name>`.
 
 mod authsub;
 mod caller;
 mod clientlogin;
+mod openid2;
 mod registration;
 
 use axum::Router;
@@ -20,11 +21,12 @@ use crate::AppState;
 pub struct Legacy {
     pub authsub: bool,
     pub clientlogin: bool,
+    pub openid2: bool,
 }
 
 impl Default for Legacy {
     fn default() -> Legacy {
-        Legacy { authsub: true, clientlogin: true }
+        Legacy { authsub: true, clientlogin: true, openid2: true }
     }
 }
 
@@ -35,6 +37,9 @@ pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
     }
     if legacy.clientlogin {
         router = router.merge(clientlogin::router());
+    }
+    if legacy.openid2 {
+        router = router.merge(openid2::router());
     }
     router
 }
