@@ -523,3 +523,81 @@ async fn switched_off_by_configuration() {
     let env = TestEnv::with_config(|raw| raw.legacy.openid2 = false).await;
     assert_eq!(reqwest::get(env.url("/accounts/o8/id")).await.unwrap().status(), 404);
 }
+
+/// The python-openid package in `target/py` (installed by `cargo xtask ci`, or here when missing);
+/// `None` when python3 is absent.
+#[allow(clippy::print_stderr)]
+async fn python_openid() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py");
+    if tokio::process::Command::new("python3").arg("--version").output().await.is_err() {
+        eprintln!("SKIPPED: python-openid interop (python3 is absent)");
+        return None;
+    }
+    if !dir.join("openid").exists() {
+        let out = tokio::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&dir)
+            .arg("python3-openid")
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Some(dir)
+}
+
+#[tokio::test]
+async fn python_openid_relying_party_verifies_a_real_assertion() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let Some(py) = python_openid().await else { return };
+    let env = TestEnv::start().await;
+    // The relying party checks response nonces against its own clock (±5 h).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    env.clock.set(now.as_secs() as i64);
+    env.account("alice@example.com", "north23AZ").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/openid2_rp.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&env.base)
+        .env("PYTHONPATH", &py)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next_line().await.unwrap().unwrap_or_default();
+    assert!(url.starts_with(&env.url("/accounts/o8/ud?")), "{url}");
+    let query = url.split_once('?').unwrap().1.to_owned();
+    let mut b = env.browser();
+    let here = format!("{}/accounts/o8/ud?{query}", env.base);
+    let signed = b.sign_in_to("alice@example.com", "north23AZ", &here).await;
+    assert_eq!(signed.status, 303);
+    let consent = b.get(&format!("/accounts/o8/ud?{query}")).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let allowed = b
+        .post(
+            "/accounts/o8/approve",
+            &[
+                ("csrf", &consent.csrf()),
+                ("authuser", "0"),
+                ("hd", ""),
+                ("query", &consent.input("query").unwrap()),
+                ("action", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(allowed.status, 303, "{}", allowed.body);
+    let back = allowed.location().to_owned();
+    assert!(back.starts_with("http://rp.example.test/return?session=abc&openid."), "{back}");
+    stdin.write_all(format!("{back}\n").as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+    let verdict = lines.next_line().await.unwrap().unwrap_or_default();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("ok {}", env.url("/accounts/o8/id?id="));
+    assert!(verdict.starts_with(&expected), "{verdict} {stderr}");
+    assert!(verdict.ends_with(" alice@example.com"), "{verdict}");
+}
