@@ -429,12 +429,14 @@ pub async fn prepare(
     let mut hybrid = None;
     if let Some(asked) = &request.hybrid
         && let Some(consumer) = &asked.consumer
+        && hybrid_consumer_allowed(ctx, consumer, &request.realm).await?
     {
         let requested: Vec<String> =
             Scopes::parse(&asked.scope).iter().map(str::to_owned).collect();
         // Scopes nobody serves make the hybrid part invalid, not the sign-in.
         if let Ok(scopes) = services::resolve(ctx, &requested).await
             && !scopes.is_empty()
+            && oauth1_serves(ctx, &scopes).await?
         {
             for info in &scopes {
                 let words = match &info.service {
@@ -505,17 +507,50 @@ pub fn negative(prepared: &Prepared) -> String {
     wire::indirect_url(&prepared.request.return_to, &[("ns", wire::NS_OPENID2), ("mode", mode)])
 }
 
-/// The OAuth 1.0a side of the hybrid: a request token already authorized for this account,
-/// consumer and scopes, or `None` when it cannot be issued (the assertion then carries
-/// `ns.ext2` alone, which says the OAuth part was declined).
+/// The hybrid's consumer must be a registered OAuth consumer (its key is its domain) whose
+/// domain covers the realm's host (the hybrid spec: authorised for `openid.realm`).
+async fn hybrid_consumer_allowed(ctx: &Ctx, consumer: &str, realm: &wire::Realm) -> Result<bool> {
+    if !credentials::protocol_enabled(ctx, Protocol::OAuth1) {
+        return Ok(false);
+    }
+    let Some(found) = crate::oauth1::consumer(ctx, consumer).await? else { return Ok(false) };
+    let host = realm.host();
+    Ok(found.registered && (host == found.key || host.ends_with(&format!(".{}", found.key))))
+}
+
+/// Every scope belongs to a service that accepts OAuth 1.0a.
+async fn oauth1_serves(ctx: &Ctx, scopes: &[ScopeInfo]) -> Result<bool> {
+    for info in scopes {
+        let Some(name) = &info.service else { return Ok(false) };
+        if !services::accepts(&services::get(ctx, name).await?, Protocol::OAuth1) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The OAuth 1.0a side of the hybrid: an OAuth 1.0a grant to the consumer for the approved
+/// scopes (so "Remove access" names the consumer) and a request token already authorized through
+/// it, with an empty secret and no verifier, exchanged once at `OAuthGetAccessToken`.
 async fn hybrid_request_token(
-    _ctx: &Ctx,
-    _account: &AccountRecord,
-    _hybrid: &Hybrid,
-    _realm: &str,
+    ctx: &Ctx,
+    account: &AccountRecord,
+    hybrid: &Hybrid,
 ) -> Result<Option<String>> {
-    // The OAuth 1.0a engine's `authorized_request_token` is called here once it exists.
-    Ok(None)
+    let scopes: Vec<String> = hybrid.scopes.iter().map(|it| it.scope.clone()).collect();
+    let grant =
+        crate::grants::grant(ctx, &account.id, &hybrid.consumer, Protocol::OAuth1, &scopes, "")
+            .await?;
+    let scopes = Scopes::from_names(scopes.iter().map(String::as_str));
+    let token = crate::oauth1::authorized_request_token(
+        ctx,
+        &hybrid.consumer,
+        &scopes,
+        &account.id,
+        &grant.id,
+    )
+    .await?;
+    Ok(Some(token))
 }
 
 /// The person allowed (now or earlier; the flow recorded the grant): the signed positive
@@ -574,7 +609,7 @@ pub async fn assert(ctx: &Ctx, approved: &Approved, prepared: &Prepared) -> Resu
         let a = wire::OAUTH_ALIAS;
         extensions.push((format!("ns.{a}"), wire::NS_OAUTH.to_owned()));
         if let Some(hybrid) = &prepared.hybrid
-            && let Some(token) = hybrid_request_token(ctx, account, hybrid, &prepared.realm).await?
+            && let Some(token) = hybrid_request_token(ctx, account, hybrid).await?
         {
             let scope: Vec<&str> = hybrid.scopes.iter().map(|it| it.scope.as_str()).collect();
             extensions.push((format!("{a}.request_token"), token));

@@ -117,6 +117,11 @@ impl Realm {
         format!("{}://{star}{}{port}{}", self.scheme, self.host, self.path)
     }
 
+    /// The realm's host (without the wildcard).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     pub fn is_https(&self) -> bool {
         self.scheme == "https"
     }

@@ -591,7 +591,8 @@ async fn python_openid_relying_party_verifies_a_real_assertion() {
         .await;
     assert_eq!(allowed.status, 303, "{}", allowed.body);
     let back = allowed.location().to_owned();
-    assert!(back.starts_with("http://rp.example.test/return?session=abc&openid."), "{back}");
+    assert!(back.starts_with("http://rp.example.test/return?session=abc&"), "{back}");
+    assert!(back.contains("&openid.mode=id_res&"), "{back}");
     stdin.write_all(format!("{back}\n").as_bytes()).await.unwrap();
     stdin.flush().await.unwrap();
     let verdict = lines.next_line().await.unwrap().unwrap_or_default();
