@@ -146,8 +146,7 @@ fn mac_of(assoc: AssocType) -> Mac {
 }
 
 /// The pair we suggest when a request's pair is not offered.
-fn unsupported(https: bool) -> Direct {
-    let _ = https;
+fn unsupported() -> Direct {
     Direct {
         ok: false,
         body: wire::unsupported_body(
@@ -161,11 +160,11 @@ fn unsupported(https: bool) -> Direct {
 async fn associate(ctx: &Ctx, message: &Message, https: bool) -> Result<Direct> {
     let request = match wire::parse_associate(message) {
         Ok(request) => request,
-        Err(AssociateError::Unsupported) => return Ok(unsupported(https)),
+        Err(AssociateError::Unsupported) => return Ok(unsupported()),
         Err(AssociateError::Malformed(text)) => return Ok(direct_error(text)),
     };
     if request.session_type == SessionType::NoEncryption && !https {
-        return Ok(unsupported(https));
+        return Ok(unsupported());
     }
     let mut mac_key = vec![0u8; request.assoc_type.key_len()];
     ctx.rng.fill(&mut mac_key);
@@ -406,12 +405,10 @@ pub async fn prepare(
     };
     if let Some(identity) = &request.identity
         && !request.identifier_select()
+        && (request.claimed_id.as_deref() != Some(identity.as_str())
+            || !identity.starts_with(&endpoint.id_base))
     {
-        if request.claimed_id.as_deref() != Some(identity.as_str())
-            || !identity.starts_with(&endpoint.id_base)
-        {
-            return Ok(Err(refuse("This provider does not assert that identifier.")));
-        }
+        return Ok(Err(refuse("This provider does not assert that identifier.")));
     }
     let mut names = vec!["openid".to_owned()];
     let mut services = vec!["Know who you are (an identifier for this site only)".to_owned()];
@@ -518,11 +515,15 @@ async fn hybrid_consumer_allowed(ctx: &Ctx, consumer: &str, realm: &wire::Realm)
     Ok(found.registered && (host == found.key || host.ends_with(&format!(".{}", found.key))))
 }
 
-/// Every scope belongs to a service that accepts OAuth 1.0a.
+/// Every scope belongs to a service OAuth 1.0 may be granted for: one that accepts OAuth 1.0 or
+/// AuthSub (the OAuth 1.0a engine's rule for its own request tokens).
 async fn oauth1_serves(ctx: &Ctx, scopes: &[ScopeInfo]) -> Result<bool> {
     for info in scopes {
         let Some(name) = &info.service else { return Ok(false) };
-        if !services::accepts(&services::get(ctx, name).await?, Protocol::OAuth1) {
+        let service = services::get(ctx, name).await?;
+        if !services::accepts(&service, Protocol::OAuth1)
+            && !services::accepts(&service, Protocol::AuthSub)
+        {
             return Ok(false);
         }
     }

@@ -551,7 +551,9 @@ async fn python_openid_relying_party_verifies_a_real_assertion() {
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
     let Some(py) = python_openid().await else { return };
     let env = TestEnv::start().await;
-    // The relying party checks response nonces against its own clock (±5 h).
+    // The relying party checks response nonces against its own (real) clock, ±5 h: the server's
+    // fixed clock is set to the real time for this test only.
+    #[allow(clippy::disallowed_methods)]
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     env.clock.set(now.as_secs() as i64);
     env.account("alice@example.com", "north23AZ").await;
@@ -601,4 +603,137 @@ async fn python_openid_relying_party_verifies_a_real_assertion() {
     let expected = format!("ok {}", env.url("/accounts/o8/id?id="));
     assert!(verdict.starts_with(&expected), "{verdict} {stderr}");
     assert!(verdict.ends_with(" alice@example.com"), "{verdict}");
+}
+
+/// A request to `OAuthGetAccessToken` with the hybrid's token, signed with `consumer_secret&`
+/// (an empty token secret) and without `oauth_verifier`.
+fn access_token_request(
+    env: &TestEnv,
+    token: &str,
+    consumer_secret: &str,
+    nonce: &str,
+) -> tessera_domain::oauth1::Incoming {
+    let url = env.url("/accounts/OAuthGetAccessToken");
+    let now = env.ctx().now().to_string();
+    let params = [
+        ("oauth_consumer_key", "rp.example.com"),
+        ("oauth_nonce", nonce),
+        ("oauth_signature_method", "HMAC-SHA1"),
+        ("oauth_timestamp", now.as_str()),
+        ("oauth_token", token),
+        ("oauth_version", "1.0"),
+    ];
+    let mut header: Vec<(String, String)> =
+        params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let (scheme, authority, path, _) = tessera_proto_oauth1::split_url(&url).unwrap();
+    let uri = tessera_proto_oauth1::base_string_uri(scheme, authority, path);
+    let base = tessera_proto_oauth1::base_string("POST", &uri, &header);
+    let key = format!("{}&", tessera_proto_oauth1::encode(consumer_secret));
+    header.push((
+        "oauth_signature".to_owned(),
+        tessera_crypto::oauth1::hmac_sha1_base64(&key, &base),
+    ));
+    tessera_domain::oauth1::Incoming {
+        facts: tessera_domain::caller::RequestFacts { method: "POST".to_owned(), url },
+        header,
+        form: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn hybrid_assertion_carries_an_authorized_request_token_exchanged_once() {
+    let env = TestEnv::start().await;
+    let actor = tessera_domain::audit::Actor::Cli;
+    env.account("alice@example.com", "north23AZ").await;
+    let scope = "https://docs.example.com/feeds/";
+    let new = tessera_domain::services::NewService {
+        name: "docs".to_owned(),
+        display_name: "Documents".to_owned(),
+        scopes: vec![scope.to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &actor).await.unwrap();
+    tessera_domain::authsub::register(
+        env.ctx(),
+        "rp.example.com",
+        "https://rp.example.com/",
+        None,
+        Some("alice@example.com"),
+        &actor,
+    )
+    .await
+    .unwrap();
+    let secret = tessera_domain::oauth1::mint_consumer_secret(env.ctx(), "rp.example.com", &actor)
+        .await
+        .unwrap();
+    let assoc = associate(&env, false).await;
+    let mut query = checkid("checkid_setup", Some(&assoc.handle), RETURN_TO, REALM);
+    query.push_str(&format!(
+        "&openid.ns.oauth={}&openid.oauth.consumer=rp.example.com&openid.oauth.scope={}",
+        urlencode_all(tessera_proto_openid2::NS_OAUTH),
+        urlencode_all(scope)
+    ));
+    let mut b = env.browser();
+    let here = format!("{}/accounts/o8/ud?{query}", env.base);
+    b.sign_in_to("alice@example.com", "north23AZ", &here).await;
+    let consent = b.get(&format!("/accounts/o8/ud?{query}")).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("<li>Documents</li>"), "{}", consent.body);
+    let allowed = b
+        .post(
+            "/accounts/o8/approve",
+            &[
+                ("csrf", &consent.csrf()),
+                ("authuser", "0"),
+                ("hd", ""),
+                ("query", &consent.input("query").unwrap()),
+                ("action", "allow"),
+            ],
+        )
+        .await;
+    let fields = response_fields(allowed.location());
+    assert_eq!(fields["ns.ext2"], tessera_proto_openid2::NS_OAUTH);
+    assert_eq!(fields["ext2.scope"], scope);
+    let token = fields["ext2.request_token"].clone();
+    let signed: Vec<&str> = fields["signed"].split(',').collect();
+    for key in ["ns.ext2", "ext2.request_token", "ext2.scope"] {
+        assert!(signed.contains(&key), "{key} unsigned");
+    }
+    assert!(signature_checks(&fields, &assoc));
+
+    // The consumer exchanges it once, with an empty token secret and no verifier.
+    let first = tessera_domain::oauth1::access_token(
+        env.ctx(),
+        &access_token_request(&env, &token, &secret, "n1"),
+    )
+    .await
+    .unwrap();
+    let (access, access_secret) = first.expect("the hybrid token is exchanged");
+    assert!(!access.is_empty() && !access_secret.is_empty());
+    let again = tessera_domain::oauth1::access_token(
+        env.ctx(),
+        &access_token_request(&env, &token, &secret, "n2"),
+    )
+    .await
+    .unwrap();
+    assert!(again.is_err());
+
+    // An unknown consumer: the assertion says the OAuth part was declined (ns.ext2 alone).
+    let mut query = checkid("checkid_immediate", Some(&assoc.handle), RETURN_TO, REALM);
+    query.push_str(&format!(
+        "&openid.ns.oauth={}&openid.oauth.consumer=evil.example&openid.oauth.scope={}",
+        urlencode_all(tessera_proto_openid2::NS_OAUTH),
+        urlencode_all(scope)
+    ));
+    let res = b.get(&format!("/accounts/o8/ud?{query}")).await;
+    let fields = response_fields(res.location());
+    assert_eq!(fields["mode"], "id_res");
+    assert_eq!(fields["ns.ext2"], tessera_proto_openid2::NS_OAUTH);
+    assert!(!fields.contains_key("ext2.request_token"));
+    assert!(signature_checks(&fields, &assoc));
+}
+
+fn urlencode_all(text: &str) -> String {
+    crate::support::urlencode(text)
 }
