@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: the whole test suite, as CI and the README run it.
 //!
 //! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
-//!    `chromium-driver` for the browser tests),
+//!    `chromium-driver` for the browser tests, python3-openid in `target/py` for the OpenID 2.0
+//!    interop test),
 //! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
 //!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
@@ -31,6 +32,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if browser {
         ensure_chromium()?;
     }
+    ensure_python_openid();
     let pg = ensure_postgres();
     if lint {
         cargo(&["fmt", "--all", "--", "--check"], &[])?;
@@ -143,6 +145,21 @@ fn ensure_chromium() -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Installs python-openid into `target/py` for the OpenID 2.0 interop test (an independent relying
+/// party), when python3 is there and the package is not yet.
+fn ensure_python_openid() {
+    if !have("python3") || std::path::Path::new("target/py/openid").exists() {
+        return;
+    }
+    eprintln!("installing python3-openid into target/py for the OpenID 2.0 interop test");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--target", "target/py", "python3-openid"])
+        .status();
+    if !status.is_ok_and(|it| it.success()) {
+        eprintln!("\n*** could not install python3-openid; the interop test will try again ***\n");
+    }
 }
 
 fn is_root() -> bool {

@@ -14,6 +14,7 @@ mod hex;
 pub mod kek;
 pub mod keys;
 pub mod oauth1;
+pub mod openid;
 pub mod password;
 pub mod qr;
 pub mod random;

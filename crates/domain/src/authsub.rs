@@ -276,6 +276,7 @@ pub fn interaction(prepared: &Prepared, authuser: Option<String>) -> Request {
             services: prepared.services.clone(),
             lasting: request.session,
             signed: request.secure,
+            realm: None,
         },
         scopes: prepared.scopes.clone(),
         asks: Asks {

@@ -26,15 +26,17 @@ pub enum Protocol {
     AuthSub,
     ClientLogin,
     ApiKey,
+    OpenId2,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::OAuth2,
         Protocol::OAuth1,
         Protocol::AuthSub,
         Protocol::ClientLogin,
         Protocol::ApiKey,
+        Protocol::OpenId2,
     ];
 
     /// The legacy protocols a service may accept (`ServiceRecord::protocols`) that exist today.
@@ -48,6 +50,7 @@ impl Protocol {
             Protocol::AuthSub => "authsub",
             Protocol::ClientLogin => "clientlogin",
             Protocol::ApiKey => "api_key",
+            Protocol::OpenId2 => "openid2",
         }
     }
 
@@ -72,6 +75,7 @@ impl Protocol {
             CredentialKind::ClientLoginAuth
             | CredentialKind::ClientLoginSid
             | CredentialKind::ClientLoginLsid => Some(Protocol::ClientLogin),
+            CredentialKind::OpenIdAssociation => Some(Protocol::OpenId2),
             _ => None,
         }
     }
@@ -191,6 +195,20 @@ pub struct SealedSecretData {
     /// The secret sealed by [`seal`] under the key-encryption key, bound to the row's digest.
     #[serde(default)]
     pub sealed_secret: String,
+}
+
+/// An OpenID 2.0 association's data: its MAC key sealed (read by [`open`] like any
+/// [`SealedSecretData`]), its MAC and whether it is private (made by us for a relying party
+/// without an association, checked only through `check_authentication`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenIdAssociationData {
+    #[serde(default)]
+    pub sealed_secret: String,
+    /// `HMAC-SHA1` or `HMAC-SHA256`.
+    #[serde(default)]
+    pub assoc_type: String,
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// The kinds allowed to keep a sealed secret.

@@ -1,5 +1,5 @@
 //! The one interaction flow every browser-facing protocol runs (the OAuth 2.0 authorization
-//! endpoint, the device flow's approval page, `AuthSubRequest`; OAuth 1.0a and OpenID 2.0 next):
+//! endpoint, the device flow's approval page, `AuthSubRequest`, OpenID 2.0's `checkid_*`; OAuth 1.0a next):
 //! which signed-in account answers, whether it must sign in again, whether the person sees the
 //! consent page, and what their answer records.
 //!
@@ -55,6 +55,8 @@ pub enum Applicant {
         lasting: bool,
         /// The application signs each request with its registered key (secure AuthSub).
         signed: bool,
+        /// The realm the person signs in to (OpenID 2.0), shown as the site asking.
+        realm: Option<String>,
     },
 }
 
@@ -96,6 +98,9 @@ pub enum Choosing {
 pub enum Memory {
     /// Scopes granted to any client of the applicant's project need no new consent.
     PerProject,
+    /// Scopes granted before through the same protocol to the same client (an OpenID 2.0 realm)
+    /// need no new consent.
+    PerClient,
     /// Every request shows the consent page (a person typing a device's code confirms what the
     /// device gets; AuthSub always asked).
     Never,
@@ -174,6 +179,7 @@ pub enum About {
         services: Vec<String>,
         lasting: bool,
         signed: bool,
+        realm: Option<String>,
     },
 }
 
@@ -333,6 +339,13 @@ fn needs_fresh_login(ctx: &Ctx, signed: &SignedIn, asks: &Asks) -> bool {
 
 /// Whether the person must see the consent page.
 async fn needs_consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<bool> {
+    if req.memory == Memory::PerClient && !req.asks.consent {
+        let granted = grants::find_live(ctx, &signed.account.id, &req.client_id, req.protocol)
+            .await?
+            .map(|it| crate::credentials::Scopes::parse(&it.scopes))
+            .unwrap_or_default();
+        return Ok(!req.scopes.iter().all(|it| granted.contains(&it.scope)));
+    }
     let project = match (&req.memory, &req.applicant) {
         (Memory::PerProject, Applicant::Client { project, .. }) if !req.asks.consent => project,
         _ => return Ok(true),
@@ -386,13 +399,14 @@ async fn consent_view(
             };
             (app, about)
         }
-        Applicant::Site { name, registered, return_host, services, lasting, signed } => {
+        Applicant::Site { name, registered, return_host, services, lasting, signed, realm } => {
             let about = About::Site {
                 registered: *registered,
                 return_host: return_host.clone(),
                 services: services.clone(),
                 lasting: *lasting,
                 signed: *signed,
+                realm: realm.clone(),
             };
             (name.clone(), about)
         }

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod legacy;
 pub mod oauth1;
 pub mod oauth2;
+pub mod openid2;
 pub mod password;
 pub mod projects;
 pub mod redirect;

@@ -522,6 +522,7 @@ pub fn interaction(pending: &Pending, authuser: Option<String>, hd: Option<Strin
             services: pending.services.clone(),
             lasting: true,
             signed: true,
+            realm: None,
         },
         scopes: pending.scopes.clone(),
         asks: Asks { authuser, hd: hd.filter(|it| it != "default"), ..Asks::default() },

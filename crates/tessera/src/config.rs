@@ -68,7 +68,7 @@ pub struct SigninConfig {
     pub continue_prefixes: Vec<String>,
 }
 
-/// `[legacy]`: switches the 2012-era account protocols off per deployment (both on by default).
+/// `[legacy]`: switches the 2012-era account protocols off per deployment (all on by default).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LegacyConfig {
@@ -77,6 +77,7 @@ pub struct LegacyConfig {
     /// OAuth 1.0a (`OAuthGetRequestToken`, `OAuthAuthorizeToken`, `OAuthGetAccessToken` and
     /// OAuth-signed resource calls).
     pub oauth1: bool,
+    pub openid2: bool,
 }
 
 impl LegacyConfig {
@@ -87,6 +88,7 @@ impl LegacyConfig {
             (Protocol::AuthSub, self.authsub),
             (Protocol::ClientLogin, self.clientlogin),
             (Protocol::OAuth1, self.oauth1),
+            (Protocol::OpenId2, self.openid2),
         ]
         .into_iter()
         .filter_map(|(protocol, on)| (!on).then_some(protocol))
@@ -96,7 +98,7 @@ impl LegacyConfig {
 
 impl Default for LegacyConfig {
     fn default() -> LegacyConfig {
-        LegacyConfig { authsub: true, clientlogin: true, oauth1: true }
+        LegacyConfig { authsub: true, clientlogin: true, oauth1: true, openid2: true }
     }
 }
 

@@ -285,6 +285,7 @@ impl Server {
             authsub: config.raw.legacy.authsub,
             clientlogin: config.raw.legacy.clientlogin,
             oauth1: config.raw.legacy.oauth1,
+            openid2: config.raw.legacy.openid2,
         };
         state.request_timeout = config.request_timeout;
         let token = match config.raw.metrics.token.as_str() {

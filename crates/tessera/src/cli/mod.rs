@@ -244,6 +244,16 @@ fn print_welcome(config: &Config, server: &Server) {
                 percent_encode(&demo.service_scope)
             );
         }
+        if config.raw.legacy.openid2 {
+            println!();
+            println!("OpenID 2.0: the identifier {base}/accounts/o8/id");
+            println!(
+                "  try it: give that identifier to any OpenID 2.0 relying party, or open the XRDS with"
+            );
+            println!(
+                "  curl -H 'Accept: application/xrds+xml' {base}/accounts/o8/id   (endpoint {base}/accounts/o8/ud)"
+            );
+        }
         println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"

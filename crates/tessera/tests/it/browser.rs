@@ -340,3 +340,43 @@ async fn authsub_sign_in_and_allow() {
     assert!(chrome.text().await.contains("127.0.0.1 (not registered)"));
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn openid2_sign_in_and_allow() {
+    let env = TestEnv::start().await;
+    env.account("openid@example.test", "password-1").await;
+    let return_to = format!("{}/account?from=rp", env.base);
+    let realm = format!("{}/", env.base);
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("openid.ns", tessera_proto_openid2::NS_OPENID2)
+        .append_pair("openid.mode", "checkid_setup")
+        .append_pair("openid.claimed_id", tessera_proto_openid2::IDENTIFIER_SELECT)
+        .append_pair("openid.identity", tessera_proto_openid2::IDENTIFIER_SELECT)
+        .append_pair("openid.return_to", &return_to)
+        .append_pair("openid.realm", &realm)
+        .append_pair("openid.ns.ax", tessera_proto_openid2::NS_AX)
+        .append_pair("openid.ax.mode", "fetch_request")
+        .append_pair("openid.ax.type.email", "http://axschema.org/contact/email")
+        .append_pair("openid.ax.required", "email");
+    let chrome = Chrome::start().await;
+    chrome.client.goto(&format!("{}/accounts/o8/ud?{}", env.base, query.finish())).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/accounts/ServiceLogin");
+    chrome.fill("Email", "openid@example.test").await;
+    chrome.fill("Passwd", "password-1").await;
+    chrome.click_button("Sign in").await;
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/accounts/o8/ud");
+    let text = chrome.text().await;
+    assert!(text.contains(&format!("Sign in to {realm}")), "{text}");
+    assert!(text.contains("See your email address"), "{text}");
+    chrome.click_button("Allow").await;
+    let landed = chrome.client.current_url().await.unwrap();
+    assert_eq!(landed.path(), "/account");
+    let fields: std::collections::BTreeMap<String, String> =
+        landed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert_eq!(fields["from"], "rp");
+    assert_eq!(fields["openid.mode"], "id_res");
+    assert_eq!(fields["openid.ext1.value.email"], "openid@example.test");
+    assert!(fields["openid.claimed_id"].starts_with(&format!("{}/accounts/o8/id?id=", env.base)));
+    chrome.close().await;
+}

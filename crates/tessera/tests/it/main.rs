@@ -19,6 +19,7 @@ mod interop;
 mod legacy;
 mod oauth1;
 mod oauth2;
+mod openid2;
 mod ops;
 mod robustness;
 mod signin;

@@ -1,12 +1,14 @@
 //! The legacy account protocols over HTTP: AuthSub (`authsub.rs`), ClientLogin with its unlock
-//! page and help page (`clientlogin.rs`), and the JSON caller check resource servers ask
-//! (`caller.rs`), OAuth 1.0a (`oauth1.rs`), and the administrators' AuthSub registration page (`registration.rs`).
+//! page and help page (`clientlogin.rs`), OAuth 1.0a (`oauth1.rs`), the OpenID 2.0 provider
+//! (`openid2.rs`), the JSON caller check resource servers ask (`caller.rs`), and the
+//! administrators' registration page (`registration.rs`).
 //! The protocol endpoints answer under `/accounts/<Name>` and `/<Name>`.
 
 mod authsub;
 mod caller;
 mod clientlogin;
 mod oauth1;
+mod openid2;
 mod registration;
 
 use axum::Router;
@@ -22,11 +24,12 @@ pub struct Legacy {
     pub authsub: bool,
     pub clientlogin: bool,
     pub oauth1: bool,
+    pub openid2: bool,
 }
 
 impl Default for Legacy {
     fn default() -> Legacy {
-        Legacy { authsub: true, clientlogin: true, oauth1: true }
+        Legacy { authsub: true, clientlogin: true, oauth1: true, openid2: true }
     }
 }
 
@@ -40,6 +43,9 @@ pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
     }
     if legacy.oauth1 {
         router = router.merge(oauth1::router());
+    }
+    if legacy.openid2 {
+        router = router.merge(openid2::router());
     }
     router
 }

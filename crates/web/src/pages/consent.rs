@@ -1,5 +1,5 @@
 //! The one consent page. Every protocol's "allow this application?" screen (the OAuth 2.0
-//! authorization endpoint, the device flow, AuthSubRequest) is built here from the domain's
+//! authorization endpoint, the device flow, AuthSubRequest, OpenID 2.0 sign-in) is built here from the domain's
 //! `interaction::ConsentView`; no other module makes one.
 
 use askama::Template;
@@ -36,6 +36,8 @@ struct SitePart {
     services: Vec<String>,
     lasting: bool,
     signed: bool,
+    /// The OpenID 2.0 realm signed in to.
+    realm: Option<String>,
 }
 
 #[derive(Template)]
@@ -82,10 +84,10 @@ pub(crate) fn page(
             Some(ProjectPart { name, verified, homepage, support, logo }),
             None,
         ),
-        About::Site { registered, return_host, services, lasting, signed } => (
+        About::Site { registered, return_host, services, lasting, signed, realm } => (
             view.scopes.into_iter().map(|it| it.scope).collect(),
             None,
-            Some(SitePart { registered, return_host, services, lasting, signed }),
+            Some(SitePart { registered, return_host, services, lasting, signed, realm }),
         ),
     };
     let with_logo_policy = project.is_some();
