@@ -235,6 +235,20 @@ fn print_welcome(config: &Config, server: &Server) {
             "  then, with the token= of the address Allow leads to: curl -H 'Authorization: AuthSub token=\"TOKEN\"' {base}/accounts/AuthSubSessionToken"
         );
         println!();
+        println!("Web single sign-on across two hosts with the example feeds services:");
+        for (name, public) in &demo.web_services {
+            let listen = public.trim_start_matches("http://");
+            println!(
+                "  cargo run -p tessera-example-feeds -- --accounts {base} --service {name} --listen {listen}"
+            );
+        }
+        for (name, public) in &demo.web_services {
+            println!("  {public}/    ({name}: sign in at one, then open the other: no password)");
+        }
+        println!(
+            "  sign out at either (its link goes to {base}/accounts/Logout?continue=…): both are signed out"
+        );
+        println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
         );
