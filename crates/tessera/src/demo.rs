@@ -113,7 +113,7 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
                 display_name: format!("Feeds ({name})"),
                 scopes: vec![format!("{public}/api/")],
                 clientlogin_ttl_secs: None,
-                protocols: None,
+                protocols: Some(Vec::new()),
             };
             tessera_domain::services::add(ctx, new, &Actor::System).await?;
             let web = tessera_domain::services::ServiceWeb {
