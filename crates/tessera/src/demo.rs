@@ -22,10 +22,14 @@ pub const DEMO_DEVICE_CLIENT: &str = "Demo TV app";
 /// prefix AuthSub asks for.
 pub const DEMO_SERVICE: &str = "cl";
 pub const DEMO_SERVICE_SCOPE: &str = "https://calendar.example.test/feeds/";
-/// The legacy protocols the demo service accepts: every one tessera serves.
 /// The demo OAuth 1.0 consumer: a registered domain with an HMAC secret.
 pub const DEMO_OAUTH1_CONSUMER: &str = "oauth1-demo.example";
+/// The legacy protocols the demo service accepts: every one tessera serves.
 pub const DEMO_SERVICE_PROTOCOLS: [&str; 2] = ["authsub", "clientlogin"];
+/// The two example web services (`tessera-example-feeds`) registered for web sign-on, each on a
+/// loopback address of its own, so that signing in at one and opening the other crosses hosts.
+pub const DEMO_WEB_SERVICES: [(&str, &str); 2] =
+    [("feeds-a", "http://127.0.0.2:8081"), ("feeds-b", "http://127.0.0.3:8082")];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoInfo {
@@ -46,6 +50,8 @@ pub struct DemoInfo {
     /// that made it).
     pub oauth1_consumer: String,
     pub oauth1_secret: Option<String>,
+    /// The example web services: name and public URL.
+    pub web_services: Vec<(String, String)>,
 }
 
 pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
@@ -126,6 +132,24 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
     } else {
         None
     };
+    for (name, public) in DEMO_WEB_SERVICES {
+        if ctx.store.services().get(name).await.map_err(tessera_domain::Error::from)?.is_none() {
+            let new = NewService {
+                name: name.to_owned(),
+                display_name: format!("Feeds ({name})"),
+                scopes: vec![format!("{public}/api/")],
+                clientlogin_ttl_secs: None,
+                protocols: Some(Vec::new()),
+            };
+            tessera_domain::services::add(ctx, new, &Actor::System).await?;
+            let web = tessera_domain::services::ServiceWeb {
+                prefixes: vec![format!("{public}/")],
+                logout_url: Some(format!("{public}/sso/logout")),
+                backchannel_logout_url: Some(format!("{public}/sso/backchannel")),
+            };
+            tessera_domain::services::set_web(ctx, name, web, &Actor::System).await?;
+        }
+    }
     Ok(DemoInfo {
         oauth1_consumer: DEMO_OAUTH1_CONSUMER.to_owned(),
         oauth1_secret,
@@ -139,6 +163,10 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
         service: DEMO_SERVICE.to_owned(),
         service_scope: DEMO_SERVICE_SCOPE.to_owned(),
         authsub_next: format!("{}/account", ctx.public_url),
+        web_services: DEMO_WEB_SERVICES
+            .iter()
+            .map(|(name, public)| ((*name).to_owned(), (*public).to_owned()))
+            .collect(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod id_token;
 pub mod layer;
 pub mod oauth2;
 mod secret;
+pub mod sso;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use secret::Secret;

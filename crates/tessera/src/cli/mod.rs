@@ -255,6 +255,20 @@ fn print_welcome(config: &Config, server: &Server) {
             );
         }
         println!();
+        println!("Web single sign-on across two hosts with the example feeds services:");
+        for (name, public) in &demo.web_services {
+            let listen = public.trim_start_matches("http://");
+            println!(
+                "  cargo run -p tessera-example-feeds -- --accounts {base} --service {name} --listen {listen}"
+            );
+        }
+        for (name, public) in &demo.web_services {
+            println!("  {public}/    ({name}: sign in at one, then open the other: no password)");
+        }
+        println!(
+            "  sign out at either (its link goes to {base}/accounts/Logout?continue=…): both are signed out"
+        );
+        println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
         );

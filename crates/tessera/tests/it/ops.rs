@@ -519,7 +519,14 @@ async fn the_demo_seeds_one_service_for_authsub_and_clientlogin() {
     let opts = tessera::StartOptions { demo: true, ..Default::default() };
     let env = TestEnv::start_raw(raw, dir, opts).await;
     let again = tessera::demo::seed(env.ctx()).await.unwrap();
-    let services = env.ctx().store.services().list().await.unwrap();
+    let all = env.ctx().store.services().list().await.unwrap();
+    // Besides it, only the two example web services (web sign-on, no legacy protocol).
+    let (services, web): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|it| !it.protocols.is_empty());
+    assert_eq!(
+        web.iter().map(|it| (it.name.as_str(), it.web_prefixes.as_str())).collect::<Vec<_>>(),
+        [("feeds-a", "http://127.0.0.2:8081/"), ("feeds-b", "http://127.0.0.3:8082/")]
+    );
     assert_eq!(services.len(), 1);
     assert_eq!(
         (services[0].name.as_str(), services[0].scopes.as_str()),

@@ -411,3 +411,107 @@ async fn two_nodes_on_postgres_redeem_an_ubertoken_once() {
     drop(b);
     crate::cluster::drop_database(&name).await;
 }
+
+/// A small "feeds" service on `host` behind the client library's layer: its one page greets the
+/// signed-in account.
+async fn feeds_service(env: &TestEnv, name: &str, host: &str) -> String {
+    use tessera_client::sso::{SsoConfig, SsoLayer, SsoUser};
+    let listener = tokio::net::TcpListener::bind(format!("{host}:0")).await.unwrap();
+    let public = format!("http://{host}:{}", listener.local_addr().unwrap().port());
+    let web = ServiceWeb {
+        logout_url: Some(format!("{public}/sso/logout")),
+        backchannel_logout_url: Some(format!("{public}/sso/backchannel")),
+        ..ServiceWeb::default()
+    };
+    web_service(env, name, &format!("{public}/"), web).await;
+    let mut config = SsoConfig::new(&env.base, name, &public);
+    config.cookie_name = format!("{}SID", name.replace('-', "").to_uppercase());
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|axum::Extension(user): axum::Extension<SsoUser>| async move {
+                format!("feeds for {}", user.email)
+            }),
+        )
+        .route("/sso/logout", axum::routing::get(|| async { "" }))
+        .route("/sso/backchannel", axum::routing::post(|| async { "" }))
+        .layer(SsoLayer::new(config));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    public
+}
+
+/// Follows redirects across hosts the way a browser does, returning the last page.
+async fn follow(browser: &mut Browser, mut url: String) -> (Page, usize) {
+    let mut hops = 0;
+    loop {
+        let page = browser.get(&url).await;
+        if !matches!(page.status, 302 | 303) || hops > 10 {
+            return (page, hops);
+        }
+        let next = page.location().to_owned();
+        url = if next.starts_with('/') { env_join(&browser.base, &next) } else { next };
+        hops += 1;
+    }
+}
+
+fn env_join(base: &str, path: &str) -> String {
+    format!("{base}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_feeds_services_on_two_hosts_share_one_sign_in_and_one_sign_out() {
+    let env = TestEnv::start().await;
+    env.account("alice@example.test", "password-1").await;
+    let a = feeds_service(&env, "feeds-a", "127.0.0.2").await;
+    let b = feeds_service(&env, "feeds-b", "127.0.0.3").await;
+    let mut browser = env.browser();
+
+    // At A: sent to sign in, then back with a session of A's own.
+    let (form, _) = follow(&mut browser, format!("{a}/")).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let back = form.input("continue").unwrap();
+    let signed = browser
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &form.csrf()),
+                ("continue", &back),
+                ("Email", "alice@example.test"),
+                ("Passwd", "password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, 303);
+    let (page, _) = follow(&mut browser, signed.location().to_owned()).await;
+    assert_eq!(page.body, "feeds for alice@example.test");
+    assert!(browser.jar.contains_key("FEEDSASID"));
+
+    // At B, another host: signed in without a password.
+    let (page, hops) = follow(&mut browser, format!("{b}/")).await;
+    assert_eq!(page.body, "feeds for alice@example.test");
+    assert_eq!(hops, 3, "B → ServiceLogin → B?auth= → B");
+
+    // Sign out at B: tessera's sign-out page loads each service's logout URL.
+    let (out, _) = follow(
+        &mut browser,
+        format!("{}/accounts/Logout?continue={}", env.base, urlencode(&format!("{b}/"))),
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let images: Vec<String> = out
+        .body
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|it| it.split('"').next())
+        .map(crate::support::html_unescape)
+        .filter(|it| it.contains("/sso/logout"))
+        .collect();
+    assert_eq!(images.len(), 2, "{}", out.body);
+    for image in images {
+        assert_eq!(browser.get(&image).await.status, 200);
+    }
+    // Signed out at A as well: A sends the browser to sign in, and tessera asks for a password.
+    let (page, _) = follow(&mut browser, format!("{a}/")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.input("continue").is_some_and(|it| it.contains("ServiceLogin")), "{}", page.body);
+}
