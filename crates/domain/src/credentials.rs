@@ -26,15 +26,18 @@ pub enum Protocol {
     AuthSub,
     ClientLogin,
     ApiKey,
+    /// Android device login (`/auth`): master tokens and the device grants they hang from.
+    Device,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::OAuth2,
         Protocol::OAuth1,
         Protocol::AuthSub,
         Protocol::ClientLogin,
         Protocol::ApiKey,
+        Protocol::Device,
     ];
 
     /// The legacy protocols a service may accept (`ServiceRecord::protocols`) that exist today.
@@ -48,6 +51,7 @@ impl Protocol {
             Protocol::AuthSub => "authsub",
             Protocol::ClientLogin => "clientlogin",
             Protocol::ApiKey => "api_key",
+            Protocol::Device => "device",
         }
     }
 
@@ -72,6 +76,7 @@ impl Protocol {
             CredentialKind::ClientLoginAuth
             | CredentialKind::ClientLoginSid
             | CredentialKind::ClientLoginLsid => Some(Protocol::ClientLogin),
+            CredentialKind::MasterToken => Some(Protocol::Device),
             _ => None,
         }
     }

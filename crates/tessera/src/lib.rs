@@ -177,6 +177,9 @@ pub async fn check_kek(ctx: &Ctx, config: &Config) -> anyhow::Result<()> {
         return ctx.kek.open(KEK_CHECK_AAD, &sealed).map(drop).map_err(|_| mismatch());
     }
     for record in ctx.store.keys().list().await.map_err(store_err)? {
+        if record.alg == tessera_domain::device::PASSWD_KEY_ALG {
+            continue;
+        }
         tessera_domain::keys::open(ctx, &record).map_err(|_| mismatch())?;
     }
     let sealed = ctx
@@ -263,6 +266,11 @@ impl Server {
         tessera_domain::keys::ensure(&ctx)
             .await
             .map_err(|err| format_err!("preparing signing keys: {err}"))?;
+        if config.raw.device.enabled {
+            tessera_domain::device::ensure_key(&ctx)
+                .await
+                .map_err(|err| format_err!("preparing the device password key: {err}"))?;
+        }
         let mut report = StartReport::default();
         if opts.demo {
             report.demo = Some(demo::seed(&ctx).await?);
@@ -275,6 +283,7 @@ impl Server {
         state.legacy = tessera_web::Legacy {
             authsub: config.raw.legacy.authsub,
             clientlogin: config.raw.legacy.clientlogin,
+            device: config.raw.device.enabled,
         };
         state.request_timeout = config.request_timeout;
         let token = match config.raw.metrics.token.as_str() {

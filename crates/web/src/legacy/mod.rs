@@ -1,11 +1,12 @@
 //! The legacy account protocols over HTTP: AuthSub (`authsub.rs`), ClientLogin with its unlock
-//! page and help page (`clientlogin.rs`), and the JSON caller check resource servers ask
+//! page and help page (`clientlogin.rs`), Android device login (`device.rs`), and the JSON caller check resource servers ask
 //! (`caller.rs`), and the administrators' AuthSub registration page (`registration.rs`).
 //! The protocol endpoints answer under `/accounts/<Name>` and `/<Name>`.
 
 mod authsub;
 mod caller;
 mod clientlogin;
+mod device;
 mod registration;
 
 use axum::Router;
@@ -20,11 +21,13 @@ use crate::AppState;
 pub struct Legacy {
     pub authsub: bool,
     pub clientlogin: bool,
+    /// Android device login (`[device] enabled`).
+    pub device: bool,
 }
 
 impl Default for Legacy {
     fn default() -> Legacy {
-        Legacy { authsub: true, clientlogin: true }
+        Legacy { authsub: true, clientlogin: true, device: true }
     }
 }
 
@@ -35,6 +38,9 @@ pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
     }
     if legacy.clientlogin {
         router = router.merge(clientlogin::router());
+    }
+    if legacy.device {
+        router = router.merge(device::router());
     }
     router
 }
