@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: the whole test suite, as CI and the README run it.
 //!
 //! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
-//!    `chromium-driver` for the browser tests),
+//!    `chromium-driver` for the browser tests; `gpsoauth` from PyPI into `target/py` for the
+//!    device-login interop test, when `python3` is present),
 //! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
 //!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
@@ -31,6 +32,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if browser {
         ensure_chromium()?;
     }
+    ensure_gpsoauth();
     let pg = ensure_postgres();
     if lint {
         cargo(&["fmt", "--all", "--", "--check"], &[])?;
@@ -143,6 +145,25 @@ fn ensure_chromium() -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Installs the Python `gpsoauth` client into `target/py` (the device-login interop test puts it
+/// on `sys.path`). Without `python3` the test skips itself loudly.
+fn ensure_gpsoauth() {
+    if !have("python3") {
+        eprintln!("\n*** no python3: the gpsoauth interop test will be skipped ***\n");
+        return;
+    }
+    if std::path::Path::new("target/py/gpsoauth").is_dir() {
+        return;
+    }
+    eprintln!("installing gpsoauth into target/py for the device-login interop test");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--target", "target/py", "gpsoauth"])
+        .status();
+    if !status.is_ok_and(|it| it.success()) {
+        eprintln!("\n*** could not install gpsoauth; its interop test will fail ***\n");
+    }
 }
 
 fn is_root() -> bool {

@@ -59,7 +59,14 @@ fn new_key_record(ctx: &Ctx) -> Result<KeyRecord> {
 async fn passwd_keys(ctx: &Ctx) -> Result<Vec<KeyRecord>> {
     let mut keys: Vec<KeyRecord> =
         ctx.store.keys().list().await?.into_iter().filter(|it| it.alg == PASSWD_KEY_ALG).collect();
-    keys.sort_by_key(|it| std::cmp::Reverse(it.activated_at.unwrap_or(it.created_at)));
+    // The active key first, then retired keys, most recently retired first.
+    keys.sort_by_key(|it| {
+        (
+            it.state != KeyState::Active,
+            std::cmp::Reverse(it.retired_at),
+            std::cmp::Reverse(it.activated_at.unwrap_or(it.created_at)),
+        )
+    });
     Ok(keys)
 }
 

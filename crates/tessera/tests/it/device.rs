@@ -14,11 +14,11 @@ const PASSWORD: &str = "north23AZ";
 const ANDROID_ID: &str = "3a5f0b7c9d1e2f40";
 const PACKAGE: &str = "com.example.notes";
 const SIG: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
-const SCOPE: &str = "https://notes.example/auth/notes";
+pub(crate) const SCOPE: &str = "https://notes.example/auth/notes";
 
-struct Setup {
-    env: TestEnv,
-    account: tessera_store::AccountRecord,
+pub(crate) struct Setup {
+    pub(crate) env: TestEnv,
+    pub(crate) account: tessera_store::AccountRecord,
     android: String,
     web: String,
     web_secret: String,
@@ -74,22 +74,22 @@ async fn setup_on(env: TestEnv) -> Setup {
     Setup { env, account, android, web, web_secret: web_secret.unwrap(), other_web }
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     setup_on(TestEnv::start().await).await
 }
 
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     lines: Vec<(String, String)>,
 }
 
 impl Answer {
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.lines.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
-async fn post(env: &TestEnv, fields: &[(&str, &str)]) -> Answer {
+pub(crate) async fn post(env: &TestEnv, fields: &[(&str, &str)]) -> Answer {
     let body: String =
         form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
     let res = reqwest::Client::new()
@@ -383,7 +383,7 @@ async fn token_for(s: &Setup, master: &str, service: &str, sig: &str) -> Answer 
 }
 
 /// Everything one device holds: its master token and one token of each stored type.
-async fn device_tokens(s: &Setup) -> Vec<(String, CredentialKind)> {
+pub(crate) async fn device_tokens(s: &Setup) -> Vec<(String, CredentialKind)> {
     let env = &s.env;
     let login = master_login(env, "alice@example.com", PASSWORD).await;
     let master = master(&login);
@@ -461,6 +461,7 @@ async fn switched_off_device_login_stops_master_tokens() {
 async fn key_rotation_keeps_the_previous_key_for_a_while() {
     let s = setup().await;
     let old = published_key(&s.env).await;
+    s.env.clock.advance(60);
     tessera_domain::device::rotate_key(s.env.ctx(), &Actor::Cli).await.unwrap();
     let new = published_key(&s.env).await;
     assert_ne!(old, new);
@@ -478,6 +479,7 @@ async fn key_rotation_keeps_the_previous_key_for_a_while() {
     };
     master(&login(blob_for(&old)).await);
     master(&login(blob_for(&new)).await);
+    s.env.clock.advance(60);
     tessera_domain::device::rotate_key(s.env.ctx(), &Actor::Cli).await.unwrap();
     assert_eq!(login(blob_for(&old)).await.get("Error"), Some("BadAuthentication"));
     master(&login(blob_for(&new)).await);
@@ -508,4 +510,51 @@ async fn device_login_on_postgres() {
     }
     drop(s);
     crate::cluster::drop_database(&name).await;
+}
+
+/// The gpsoauth library (PyPI), with our key and URL swapped in, signs a device in and gets an
+/// `oauth2:` token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)]
+async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
+    let have_python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|it| it.status.success());
+    if !have_python {
+        eprintln!("SKIPPED: gpsoauth interop (no python3)");
+        return;
+    }
+    let site = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/py");
+    if !std::path::Path::new(site).join("gpsoauth").is_dir() {
+        let status = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target", site, "gpsoauth"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pip install gpsoauth");
+    }
+    let s = setup().await;
+    let key = base64::engine::general_purpose::STANDARD.encode(published_key(&s.env).await);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/interop/gpsoauth_client.py");
+    let service = format!("oauth2:{SCOPE}");
+    let args = [
+        script.to_owned(),
+        site.to_owned(),
+        s.env.url("/auth"),
+        key,
+        "alice@example.com".to_owned(),
+        PASSWORD.to_owned(),
+        ANDROID_ID.to_owned(),
+        service,
+        PACKAGE.to_owned(),
+        SIG.to_owned(),
+    ];
+    let output = tokio::process::Command::new("python3").args(&args).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let master = json["master"]["Token"].as_str().unwrap();
+    assert!(master.starts_with("aas_et/"), "{json}");
+    assert_eq!(json["master"]["Email"], "alice@example.com");
+    let auth = json["token"]["Auth"].as_str().unwrap_or_else(|| panic!("{json}"));
+    assert!(live(&s.env, auth, CredentialKind::AccessToken).await);
 }
