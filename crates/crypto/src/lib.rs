@@ -13,6 +13,7 @@ pub mod error;
 mod hex;
 pub mod kek;
 pub mod keys;
+pub mod oauth1;
 pub mod passwd_key;
 pub mod password;
 pub mod qr;

@@ -138,7 +138,7 @@ pub async fn unregister(ctx: &Ctx, domain: &str, actor: &Actor) -> Result<()> {
     audit::record(ctx, "authsub.unregister", None, actor, "", json!({ "domain": domain })).await
 }
 
-async fn first_admin(ctx: &Ctx) -> Result<AccountRecord> {
+pub(crate) async fn first_admin(ctx: &Ctx) -> Result<AccountRecord> {
     let mut offset = 0;
     loop {
         let page = accounts::list(ctx, offset, 100).await?;

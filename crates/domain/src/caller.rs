@@ -127,24 +127,9 @@ pub fn parse_authorization(header: &str) -> Result<Presented, CallerError> {
         "oauth" if !rest.is_empty() && !rest.contains([' ', '=', ',']) => {
             Ok(Presented::Bearer(rest.to_owned()))
         }
-        "oauth" => {
-            let params = parse_params(rest)?;
-            let decoded = params
-                .into_iter()
-                .map(|(k, v)| {
-                    let k = percent_encoding::percent_decode_str(&k)
-                        .decode_utf8()
-                        .map_err(|_| CallerError::Malformed)?
-                        .into_owned();
-                    let v = percent_encoding::percent_decode_str(&v)
-                        .decode_utf8()
-                        .map_err(|_| CallerError::Malformed)?
-                        .into_owned();
-                    Ok((k, v))
-                })
-                .collect::<Result<Vec<_>, CallerError>>()?;
-            Ok(Presented::OAuth1(decoded))
-        }
+        "oauth" => tessera_proto_oauth1::parse_header_params(rest)
+            .map(Presented::OAuth1)
+            .map_err(|_| CallerError::Malformed),
         _ => Err(CallerError::Unsupported),
     }
 }
@@ -226,6 +211,7 @@ pub async fn resolve(
             authsub(ctx, presented, request).await
         }
         Presented::GoogleLogin(auth) => google_login(ctx, auth).await,
+        Presented::OAuth1(params) => oauth1(ctx, params, request).await,
         _ => Ok(Err(CallerError::Unsupported)),
     }
 }
@@ -249,6 +235,23 @@ async fn authsub(
     }
     let valid = Valid { record: checked.record, account: checked.account };
     Ok(Ok(Caller::from_valid(Protocol::AuthSub, valid, None)))
+}
+
+/// An OAuth 1.0a access token: the request the resource server saw (method, URL with its query,
+/// the header's parameters) must carry a valid signature by its consumer and token secret.
+async fn oauth1(
+    ctx: &Ctx,
+    params: &[(String, String)],
+    request: &RequestFacts,
+) -> Result<Result<Caller, CallerError>> {
+    let incoming = crate::oauth1::Incoming {
+        facts: request.clone(),
+        header: params.to_vec(),
+        form: Vec::new(),
+    };
+    Ok(crate::oauth1::resolve(ctx, &incoming)
+        .await?
+        .map(|valid| Caller::from_valid(Protocol::OAuth1, valid, None)))
 }
 
 /// A ClientLogin `Auth` token, valid for the one service it was issued for.

@@ -164,7 +164,10 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
     )
     .await?;
     let now = ctx.now();
-    let data = credentials::encode(&ClientLoginData { service: service.name.clone() })?;
+    let data = credentials::encode(&ClientLoginData {
+        service: service.name.clone(),
+        login: ctx.new_id(),
+    })?;
     let issue = |kind: CredentialKind, ttl: i64| {
         let (token, digest) = ctx.new_token();
         let mut record = CredentialRecord::new(digest, kind, now);

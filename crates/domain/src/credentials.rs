@@ -167,6 +167,10 @@ pub struct ClientLoginData {
     /// The service the `Auth` token is good for.
     #[serde(default)]
     pub service: String,
+    /// Which login issued it: the SID, LSID and Auth of one ClientLogin answer share it (web
+    /// sign-on's `IssueAuthToken` wants a SID and LSID of the same login).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub login: String,
 }
 
 /// A pending 2-step sign-in's data.

@@ -182,7 +182,7 @@ pub enum Refusal {
     InvalidAudience,
     /// The app (package and certificate) is not a registered Android client.
     Unregistered,
-    /// Not offered by this server (yet): `weblogin:`, the web sign-in token exchange.
+    /// Not offered by this server (yet): the web sign-in token exchange.
     ServiceUnavailable,
 }
 
@@ -305,12 +305,15 @@ async fn master_login(
     ctx.store.credentials().insert(&record).await?;
 
     let session_ttl = ctx.policy.persistent_session_ttl_secs;
+    // SID, LSID and Auth of one answer share a login, as ClientLogin's do.
+    let login = ctx.new_id();
     let sid = issue_clientlogin(
         ctx,
         &account,
         &device.id,
         CredentialKind::ClientLoginSid,
         "",
+        &login,
         session_ttl,
     )
     .await?;
@@ -320,6 +323,7 @@ async fn master_login(
         &device.id,
         CredentialKind::ClientLoginLsid,
         "",
+        &login,
         session_ttl,
     )
     .await?;
@@ -351,6 +355,7 @@ async fn master_login(
             &device.id,
             CredentialKind::ClientLoginAuth,
             &found.name,
+            &login,
             found.clientlogin_ttl_secs,
         )
         .await?;
@@ -384,6 +389,7 @@ async fn issue_clientlogin(
     device_grant: &str,
     kind: CredentialKind,
     service: &str,
+    login: &str,
     ttl: i64,
 ) -> Result<String> {
     let now = ctx.now();
@@ -392,7 +398,10 @@ async fn issue_clientlogin(
     record.account_id = Some(account.id.clone());
     record.grant_id = Some(device_grant.to_owned());
     record.client_id = Some("android".to_owned());
-    record.data = credentials::encode(&ClientLoginData { service: service.to_owned() })?;
+    record.data = credentials::encode(&ClientLoginData {
+        service: service.to_owned(),
+        login: login.to_owned(),
+    })?;
     record.expires_at = Some(now + ttl);
     if !service.is_empty() {
         let found = services::get(ctx, service).await?;
@@ -467,6 +476,7 @@ async fn service_token(
                 &device_grant,
                 CredentialKind::ClientLoginAuth,
                 &found.name,
+                &ctx.new_id(),
                 found.clientlogin_ttl_secs,
             )
             .await?;
@@ -590,9 +600,54 @@ async fn service_token(
                 ],
             }))
         }
-        // Needs the MergeSession bridge of web sign-in; not offered yet.
-        Service::WebLogin(_) => Ok(Err(Refusal::ServiceUnavailable)),
+        Service::WebLogin(args) => {
+            let ubertoken =
+                crate::sso::issue_ubertoken(ctx, &account.id, Some(&device_grant), WEBLOGIN_SOURCE)
+                    .await?;
+            let url = weblogin_url(ctx, &ubertoken, &args);
+            audit_token(ctx, &account, ip, "weblogin", WEBLOGIN_SOURCE).await?;
+            Ok(Ok(Answer { lines: vec![("issueAdvice", "auto".to_owned()), ("Auth", url)] }))
+        }
     }
+}
+
+/// The `source` of ubertokens minted for `weblogin:` URLs.
+pub const WEBLOGIN_SOURCE: &str = "AndroidWeblogin";
+
+/// `<public>/accounts/MergeSession?uberauth=…&source=AndroidWeblogin&<args>`: loaded in a browser,
+/// it signs the account in and goes on to `continue` (microG's `url=` names the page instead;
+/// without either, the account page). `MergeSession` validates `continue` as always.
+fn weblogin_url(ctx: &Ctx, ubertoken: &str, args: &str) -> String {
+    let enc = |it: &str| {
+        percent_encoding::utf8_percent_encode(it, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let mut extra: Vec<String> = Vec::new();
+    let mut has_continue = false;
+    for pair in args.split('&').filter(|it| !it.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "continue" => {
+                has_continue = true;
+                extra.push(pair.to_owned());
+            }
+            "service" => extra.push(pair.to_owned()),
+            "url" if !value.is_empty() => {
+                let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                has_continue = true;
+                extra.push(format!("continue={}", enc(&decoded)));
+            }
+            _ => {}
+        }
+    }
+    if !has_continue {
+        extra.push(format!("continue={}", enc(&format!("{}/account", ctx.public_url))));
+    }
+    format!(
+        "{}/accounts/MergeSession?uberauth={}&source={WEBLOGIN_SOURCE}&{}",
+        ctx.public_url,
+        enc(ubertoken),
+        extra.join("&")
+    )
 }
 
 async fn app_client(ctx: &Ctx, request: &tessera_proto_device::Request) -> Result<Option<Client>> {

@@ -20,6 +20,7 @@ pub mod grants;
 pub mod interaction;
 pub mod keys;
 pub mod legacy;
+pub mod oauth1;
 pub mod oauth2;
 pub mod password;
 pub mod projects;
@@ -28,6 +29,7 @@ pub mod services;
 pub mod sessions;
 pub mod setup;
 pub mod signin;
+pub mod sso;
 pub mod sweep;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

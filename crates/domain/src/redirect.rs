@@ -49,6 +49,12 @@ fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
+/// Whether the absolute URL `url` lies under the registered `prefix` (same origin, the path
+/// continues the prefix's).
+pub fn under_registered_prefix(prefix: &str, url: &str) -> bool {
+    Url::parse(url).is_ok_and(|parsed| registered_prefix_matches(prefix, &parsed, parsed.as_str()))
+}
+
 fn registered_prefix_matches(prefix: &str, url: &Url, text: &str) -> bool {
     let Ok(registered) = Url::parse(prefix) else { return false };
     // The origin must match exactly, and the path must continue the registered path.

@@ -121,6 +121,9 @@ pub async fn add(ctx: &Ctx, new: NewService, actor: &Actor) -> Result<ServiceRec
         clientlogin_ttl_secs: ttl,
         protocols: protocols.join(" "),
         created_at: ctx.now(),
+        web_prefixes: String::new(),
+        logout_url: String::new(),
+        backchannel_logout_url: String::new(),
     };
     ctx.store.services().add(&record).await.map_err(|err| match err {
         tessera_store::StoreError::Conflict(_) => {
@@ -138,6 +141,87 @@ pub async fn list(ctx: &Ctx) -> Result<Vec<ServiceRecord>> {
 
 pub async fn get(ctx: &Ctx, name: &str) -> Result<ServiceRecord> {
     ctx.store.services().get(name).await?.ok_or(Error::NotFound)
+}
+
+/// A service's web sign-on settings as an administrator gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceWeb {
+    /// URL prefixes a `continue` may start with (`https://feeds.example/`); empty: no web sign-on.
+    pub prefixes: Vec<String>,
+    /// Front-channel logout: loaded by the browser on the sign-out page.
+    pub logout_url: Option<String>,
+    /// Back-channel logout: tessera POSTs each sign-out to it.
+    pub backchannel_logout_url: Option<String>,
+}
+
+/// An absolute http(s) URL without userinfo or fragment (a logout endpoint).
+fn valid_endpoint(url: &str) -> bool {
+    url.len() <= 512
+        && !url.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        && url::Url::parse(url).is_ok_and(|it| {
+            matches!(it.scheme(), "http" | "https")
+                && it.host_str().is_some()
+                && it.username().is_empty()
+                && it.password().is_none()
+                && it.fragment().is_none()
+        })
+}
+
+/// A web prefix: an endpoint URL without query whose path ends with `/`, so that a prefix never
+/// covers a sibling path (`https://a.example/app/` does not cover `https://a.example/appx`).
+pub fn valid_web_prefix(prefix: &str) -> bool {
+    valid_endpoint(prefix)
+        && url::Url::parse(prefix).is_ok_and(|it| {
+            it.query().is_none() && it.path().ends_with('/') && it.as_str() == prefix
+        })
+}
+
+/// Sets where a service's web sign-on may return to and where its sign-outs go.
+pub async fn set_web(
+    ctx: &Ctx,
+    name: &str,
+    web: ServiceWeb,
+    actor: &Actor,
+) -> Result<ServiceRecord> {
+    get(ctx, name).await?;
+    if web.prefixes.len() > 20 {
+        return Err(Error::Invalid("A service has at most 20 web prefixes.".to_owned()));
+    }
+    for prefix in &web.prefixes {
+        if !valid_web_prefix(prefix) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not a web prefix: an absolute http(s) URL ending in '/', without query, fragment or userinfo, written as it normalizes (e.g. https://feeds.example/).",
+                prefix.chars().take(200).collect::<String>()
+            )));
+        }
+    }
+    for url in [&web.logout_url, &web.backchannel_logout_url].into_iter().flatten() {
+        if !valid_endpoint(url) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not a logout URL: an absolute http(s) URL without fragment or userinfo.",
+                url.chars().take(200).collect::<String>()
+            )));
+        }
+    }
+    let prefixes = web.prefixes.join(" ");
+    let logout = web.logout_url.unwrap_or_default();
+    let backchannel = web.backchannel_logout_url.unwrap_or_default();
+    ctx.store.services().set_web(name, &prefixes, &logout, &backchannel).await?;
+    audit::record(
+        ctx,
+        "service.web",
+        None,
+        actor,
+        "",
+        json!({ "service": name, "prefixes": prefixes, "logout_url": logout, "backchannel_logout_url": backchannel }),
+    )
+    .await?;
+    get(ctx, name).await
+}
+
+/// The service's web prefixes.
+pub fn web_prefixes(service: &ServiceRecord) -> Vec<String> {
+    service.web_prefixes.split(' ').filter(|it| !it.is_empty()).map(str::to_owned).collect()
 }
 
 /// Whether the service accepts a legacy protocol.
@@ -228,6 +312,9 @@ mod tests {
             clientlogin_ttl_secs: DEFAULT_CLIENTLOGIN_TTL_SECS,
             protocols: "authsub clientlogin oauth1".to_owned(),
             created_at: 0,
+            web_prefixes: String::new(),
+            logout_url: String::new(),
+            backchannel_logout_url: String::new(),
         }
     }
 
@@ -264,7 +351,33 @@ mod tests {
         assert!(err.to_string().contains("Unknown scope"));
     }
 
+    #[test]
+    fn web_prefixes_are_normalized_directories() {
+        assert!(valid_web_prefix("https://feeds.example/"));
+        assert!(valid_web_prefix("http://127.0.0.2:8080/app/"));
+        for bad in [
+            "https://feeds.example",
+            "https://feeds.example/app",
+            "https://feeds.example/?q=1",
+            "https://feeds.example/#x",
+            "https://u@feeds.example/",
+            "ftp://feeds.example/",
+            "https://FEEDS.example/",
+            "/app/",
+            "",
+        ] {
+            assert!(!valid_web_prefix(bad), "{bad:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn web_prefix_check_never_panics(s in "\\PC{0,60}") {
+            if valid_web_prefix(&s) {
+                prop_assert!(s.ends_with('/'));
+            }
+        }
+
         #[test]
         fn resolve_never_panics(scopes in proptest::collection::vec("\\PC{0,40}", 0..5)) {
             let services = [service("cl", "https://cal.example/feeds/")];

@@ -9,7 +9,7 @@ use crate::{SqlStore, get};
 
 macro_rules! columns {
     () => {
-        "name, display_name, scopes, clientlogin_ttl_secs, protocols, created_at"
+        "name, display_name, scopes, clientlogin_ttl_secs, protocols, created_at, web_prefixes, logout_url, backchannel_logout_url"
     };
 }
 
@@ -21,6 +21,9 @@ fn service_from_row(row: &AnyRow) -> Result<ServiceRecord> {
         clientlogin_ttl_secs: get(row, "clientlogin_ttl_secs")?,
         protocols: get(row, "protocols")?,
         created_at: get(row, "created_at")?,
+        web_prefixes: get(row, "web_prefixes")?,
+        logout_url: get(row, "logout_url")?,
+        backchannel_logout_url: get(row, "backchannel_logout_url")?,
     })
 }
 
@@ -30,7 +33,7 @@ impl ServiceStore for SqlStore {
         sqlx::query(concat!(
             "INSERT INTO services (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(service.name.as_str())
         .bind(service.display_name.as_str())
@@ -38,6 +41,9 @@ impl ServiceStore for SqlStore {
         .bind(service.clientlogin_ttl_secs)
         .bind(service.protocols.as_str())
         .bind(service.created_at)
+        .bind(service.web_prefixes.as_str())
+        .bind(service.logout_url.as_str())
+        .bind(service.backchannel_logout_url.as_str())
         .execute(&self.write)
         .await
         .map_err(insert("add service"))?;
@@ -67,6 +73,26 @@ impl ServiceStore for SqlStore {
             sqlx::query("UPDATE services SET protocols = $1 WHERE name = $2")
                 .bind(protocols.to_owned())
                 .bind(name.to_owned()),
+        )
+        .await
+    }
+
+    async fn set_web(
+        &self,
+        name: &str,
+        web_prefixes: &str,
+        logout_url: &str,
+        backchannel_logout_url: &str,
+    ) -> Result<()> {
+        self.update_one(
+            "set service web sign-on",
+            sqlx::query(
+                "UPDATE services SET web_prefixes = $1, logout_url = $2, backchannel_logout_url = $3 WHERE name = $4",
+            )
+            .bind(web_prefixes.to_owned())
+            .bind(logout_url.to_owned())
+            .bind(backchannel_logout_url.to_owned())
+            .bind(name.to_owned()),
         )
         .await
     }

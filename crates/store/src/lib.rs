@@ -122,6 +122,15 @@ pub trait ServiceStore: Send + Sync {
     async fn list(&self) -> Result<Vec<ServiceRecord>>;
     /// Replaces the set of legacy protocols the service accepts.
     async fn set_protocols(&self, name: &str, protocols: &str) -> Result<()>;
+    /// Sets the web sign-on settings (`web_prefixes`, `logout_url`, `backchannel_logout_url`);
+    /// `NotFound` for an unknown service.
+    async fn set_web(
+        &self,
+        name: &str,
+        web_prefixes: &str,
+        logout_url: &str,
+        backchannel_logout_url: &str,
+    ) -> Result<()>;
 }
 
 #[async_trait]

@@ -123,6 +123,13 @@ pub struct ServiceRecord {
     /// Space-separated legacy protocols it accepts: `authsub clientlogin oauth1`.
     pub protocols: String,
     pub created_at: Timestamp,
+    /// Web single sign-on: space-separated URL prefixes a `continue` may start with for this
+    /// service (its web base URLs); empty when the service takes no web sign-in.
+    pub web_prefixes: String,
+    /// Front-channel logout: a URL the sign-out page loads in the browser; empty for none.
+    pub logout_url: String,
+    /// Back-channel logout: a URL tessera POSTs sign-outs to; empty for none.
+    pub backchannel_logout_url: String,
 }
 
 /// That account allowed that client those scopes, whatever protocol asked.
@@ -166,7 +173,10 @@ pub enum CredentialKind {
     ClientLoginAuth,
     ClientLoginSid,
     ClientLoginLsid,
+    /// Web single sign-on: a one-time token that signs a browser in (`TokenAuth`, `MergeSession`).
     Ubertoken,
+    /// Web single sign-on: the one-time `auth=` token a service receives after `ServiceLogin`.
+    ServiceAuth,
     MasterToken,
     PushRegistration,
     /// An OpenID 2.0 association; its MAC key is a sealed secret.
@@ -176,7 +186,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 22] = [
+    pub const ALL: [CredentialKind; 23] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
@@ -195,6 +205,7 @@ impl CredentialKind {
         CredentialKind::ClientLoginSid,
         CredentialKind::ClientLoginLsid,
         CredentialKind::Ubertoken,
+        CredentialKind::ServiceAuth,
         CredentialKind::MasterToken,
         CredentialKind::PushRegistration,
         CredentialKind::OpenIdAssociation,
@@ -221,6 +232,7 @@ impl CredentialKind {
             CredentialKind::ClientLoginSid => "clientlogin_sid",
             CredentialKind::ClientLoginLsid => "clientlogin_lsid",
             CredentialKind::Ubertoken => "ubertoken",
+            CredentialKind::ServiceAuth => "service_auth",
             CredentialKind::MasterToken => "master_token",
             CredentialKind::PushRegistration => "push_registration",
             CredentialKind::OpenIdAssociation => "openid_association",

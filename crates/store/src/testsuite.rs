@@ -523,6 +523,9 @@ pub async fn services_add_get_list_and_protocols(store: Arc<dyn Store>) {
         clientlogin_ttl_secs: 14 * 86_400,
         protocols: "authsub clientlogin oauth1".to_owned(),
         created_at: NOW,
+        web_prefixes: String::new(),
+        logout_url: String::new(),
+        backchannel_logout_url: String::new(),
     };
     let mail = ServiceRecord {
         name: "mail".to_owned(),
@@ -542,6 +545,20 @@ pub async fn services_add_get_list_and_protocols(store: Arc<dyn Store>) {
     services.set_protocols("cl", "oauth1").await.expect("set protocols");
     assert_eq!(services.get("cl").await.expect("get").expect("exists").protocols, "oauth1");
     assert!(matches!(services.set_protocols("nope", "").await, Err(StoreError::NotFound)));
+    services
+        .set_web(
+            "cl",
+            "https://cal.example.test/ https://cal2.example.test/app/",
+            "https://cal.example.test/logout",
+            "https://cal.example.test/bc",
+        )
+        .await
+        .expect("set web");
+    let got = services.get("cl").await.expect("get").expect("exists");
+    assert_eq!(got.web_prefixes, "https://cal.example.test/ https://cal2.example.test/app/");
+    assert_eq!(got.logout_url, "https://cal.example.test/logout");
+    assert_eq!(got.backchannel_logout_url, "https://cal.example.test/bc");
+    assert!(matches!(services.set_web("nope", "", "", "").await, Err(StoreError::NotFound)));
 }
 
 pub async fn projects_and_clients(store: Arc<dyn Store>) {

@@ -137,6 +137,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     }
     let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    // The key seals what the database holds: it must be on disk before anything is sealed with
+    // it, and so must the directory entry that names it.
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|it| !it.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|it| it.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
+    }
     Ok(())
 }
 

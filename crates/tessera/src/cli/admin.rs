@@ -226,6 +226,20 @@ enum ServiceCommand {
         #[arg(long = "protocol", value_parser = SERVED_PROTOCOLS)]
         protocols: Vec<String>,
     },
+    /// Set a service's web sign-on: where `continue` may return to and where sign-outs go
+    /// (replaces what was set; no --prefix switches web sign-on off).
+    Web {
+        name: String,
+        /// A URL prefix a `continue` may start with, ending in '/' (repeat for several).
+        #[arg(long = "prefix")]
+        prefixes: Vec<String>,
+        /// Front-channel logout URL, loaded by the browser on the sign-out page.
+        #[arg(long)]
+        logout_url: Option<String>,
+        /// Back-channel logout URL, to which tessera POSTs each sign-out.
+        #[arg(long)]
+        backchannel_logout_url: Option<String>,
+    },
     List,
 }
 
@@ -270,6 +284,9 @@ fn service_json(service: &tessera_store::ServiceRecord) -> Value {
         "scopes": service.scopes.split(' ').collect::<Vec<_>>(),
         "clientlogin_ttl_secs": service.clientlogin_ttl_secs,
         "protocols": service.protocols.split(' ').filter(|it| !it.is_empty()).collect::<Vec<_>>(),
+        "web_prefixes": tessera_domain::services::web_prefixes(service),
+        "logout_url": service.logout_url,
+        "backchannel_logout_url": service.backchannel_logout_url,
     })
 }
 
@@ -409,6 +426,25 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                     .map(|it| format!("{}  {}  {} accounts", it.protocol, it.name, it.accounts))
                     .collect::<Vec<_>>()
                     .join("\n")
+            });
+        }
+        AdminCommand::Service(ServiceCommand::Web {
+            name,
+            prefixes,
+            logout_url,
+            backchannel_logout_url,
+        }) => {
+            let web = tessera_domain::services::ServiceWeb {
+                prefixes: prefixes.clone(),
+                logout_url: logout_url.clone(),
+                backchannel_logout_url: backchannel_logout_url.clone(),
+            };
+            let service = tessera_domain::services::set_web(&ctx, name, web, &actor).await?;
+            print(json_mode, &service_json(&service), || {
+                format!(
+                    "service {} signs in on the web under [{}]",
+                    service.name, service.web_prefixes
+                )
             });
         }
         AdminCommand::Service(ServiceCommand::List) => {

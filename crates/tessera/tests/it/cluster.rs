@@ -33,7 +33,7 @@ pub(crate) async fn drop_database(name: &str) {
         .await;
 }
 
-async fn node(database_url: &str, kek: &str) -> TestEnv {
+pub(crate) async fn node(database_url: &str, kek: &str) -> TestEnv {
     let dir = tempfile::tempdir().unwrap();
     let mut raw = test_config(dir.path());
     raw.database_url = database_url.to_owned();

@@ -558,3 +558,27 @@ async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
     let auth = json["token"]["Auth"].as_str().unwrap_or_else(|| panic!("{json}"));
     assert!(live(&s.env, auth, CredentialKind::AccessToken).await);
 }
+
+/// `weblogin:` answers a MergeSession URL that signs a fresh browser in once and goes on to
+/// `continue`.
+#[tokio::test]
+async fn weblogin_urls_sign_a_fresh_browser_in_once() {
+    let s = setup().await;
+    let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
+    let continue_to = s.env.url("/account");
+    let service =
+        format!("weblogin:service=notes&continue={}", crate::support::urlencode(&continue_to));
+    let answer = token(&s.env, &master, &service, SIG, false).await;
+    let url = answer.get("Auth").unwrap_or_else(|| panic!("{:?}", answer.lines)).to_owned();
+    assert!(url.starts_with(&s.env.url("/accounts/MergeSession?uberauth=")), "{url}");
+    let path = url.strip_prefix(&s.env.base).unwrap().to_owned();
+    let mut browser = s.env.browser();
+    let page = browser.get(&path).await;
+    assert!(matches!(page.status, 302 | 303), "{} {}", page.status, page.body);
+    assert_eq!(page.location(), continue_to);
+    let account = browser.get("/account").await;
+    assert_eq!(account.status, 200);
+    assert!(account.body.contains("alice@example.com"));
+    let again = s.env.browser().get(&path).await;
+    assert!(!matches!(again.status, 302 | 303) || again.location() != continue_to);
+}

@@ -22,3 +22,4 @@ mod oauth2;
 mod ops;
 mod robustness;
 mod signin;
+mod sso;

@@ -8,6 +8,7 @@ pub(crate) mod consent;
 pub(crate) mod console;
 pub(crate) mod setup;
 pub(crate) mod signin;
+pub(crate) mod sso;
 
 use std::net::SocketAddr;
 
@@ -27,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/static/tessera.css", get(assets::stylesheet_get))
         .merge(signin::router())
+        .merge(sso::router())
         .merge(account::router())
         .merge(setup::router())
         .merge(console::router())

@@ -144,9 +144,35 @@ async fn service_login_get(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, PageError> {
     let query = forms::query(&uri)?;
-    let continue_url = safe_continue(&state, query.get("continue"));
     let accounts = signed_in(&state, &headers).await?;
     let adding = query.get("add").is_some();
+    // Web sign-on: `service` names a service with web sign-on; a `continue` outside its prefixes
+    // is refused, never followed.
+    let target = match query.get("service") {
+        Some(service) => {
+            let continue_input = query.get("continue").unwrap_or_default();
+            match tessera_domain::sso::target(&state.ctx, service, continue_input).await? {
+                Ok(target) => Some(target),
+                Err(tessera_domain::sso::Refusal::BadContinue) => {
+                    return Err(PageError::bad_request(
+                        "This sign-in link does not lead back to the service it names.",
+                    ));
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    if let (Some(target), false) = (&target, adding)
+        && let Some(res) =
+            super::sso::service_hop(&state, &accounts, target, query.get("authuser")).await?
+    {
+        return Ok(res);
+    }
+    let continue_url = match &target {
+        Some(target) => super::sso::service_login_url(&state, target, None),
+        None => safe_continue(&state, query.get("continue")),
+    };
     if !accounts.is_empty() && !adding {
         let entries = accounts
             .iter()
@@ -154,7 +180,10 @@ async fn service_login_get(
             .map(|(index, it)| ChooserEntry {
                 name: it.account.name.clone(),
                 email: it.account.email.clone(),
-                href: continue_for(&state, &continue_url, index),
+                href: match &target {
+                    Some(target) => super::sso::service_login_url(&state, target, Some(index)),
+                    None => continue_for(&state, &continue_url, index),
+                },
             })
             .collect();
         let add_href = format!(
@@ -278,6 +307,22 @@ async fn finish_sign_in(
     token: &str,
     continue_url: &str,
 ) -> Result<Response, PageError> {
+    let (set, index) = join_browser(state, headers, account, session, token).await?;
+    let mut res = with_cookies(redirect(&continue_for(state, continue_url, index), true), set);
+    signin_header(&mut res, account, index);
+    Ok(res)
+}
+
+/// Adds a new session to the browser's cookie: a session of the same account is replaced, every
+/// other token is rotated (so that a token planted before the sign-in is useless after it).
+/// Answers the `Set-Cookie` lines and the new account's `authuser` index.
+pub(crate) async fn join_browser(
+    state: &AppState,
+    headers: &HeaderMap,
+    account: &AccountRecord,
+    session: &SessionRecord,
+    token: &str,
+) -> Result<(Vec<String>, usize), PageError> {
     let mut before = signed_in(state, headers).await?;
     for same in before.iter().filter(|it| it.account.id == account.id) {
         tessera_domain::sessions::replace(&state.ctx, &same.session.id).await?;
@@ -292,11 +337,15 @@ async fn finish_sign_in(
         true => cookies::Life::Seconds(state.ctx.policy.persistent_session_ttl_secs),
         false => cookies::Life::Browser,
     };
-    let set = [
+    let set = vec![
         cookies::set(cookies::SESSION, &value, life, state.secure_cookies),
         cookies::set(cookies::PENDING, "", cookies::Life::Expired, state.secure_cookies),
     ];
-    let mut res = with_cookies(redirect(&continue_for(state, continue_url, index), true), set);
+    Ok((set, index))
+}
+
+/// The `google-accounts-signin` header naming the account just signed in and its index.
+pub(crate) fn signin_header(res: &mut Response, account: &AccountRecord, index: usize) {
     let signin_header = format!(
         "email=\"{}\", obfuscatedid=\"{}\", sessionindex={index}",
         account.email,
@@ -305,7 +354,6 @@ async fn finish_sign_in(
     if let Ok(value) = HeaderValue::from_str(&signin_header) {
         res.headers_mut().insert("google-accounts-signin", value);
     }
-    Ok(res)
 }
 
 async fn second_factor_get(
@@ -391,18 +439,18 @@ async fn logout_get(
     let query = forms::query(&uri)?;
     let accounts = signed_in(&state, &headers).await?;
     tessera_domain::sessions::sign_out(&state.ctx, &accounts, &client.ip).await?;
+    let sessions: Vec<SessionRecord> = accounts.iter().map(|it| it.session.clone()).collect();
+    let notices = tessera_domain::sso::logout_notices(&state.ctx, &sessions).await?;
+    let prefixes =
+        tessera_domain::sso::continue_prefixes(&state.ctx, &state.continue_prefixes).await?;
     let location = query
         .get("continue")
         .and_then(|it| {
-            tessera_domain::redirect::validate_continue(
-                &state.ctx.public_url,
-                &state.continue_prefixes,
-                it,
-            )
+            tessera_domain::redirect::validate_continue(&state.ctx.public_url, &prefixes, it)
         })
         .unwrap_or_else(|| "/accounts/ServiceLogin".to_owned());
     let set = [cookies::set(cookies::SESSION, "", cookies::Life::Expired, state.secure_cookies)];
-    Ok(with_cookies(redirect(&location, false), set))
+    Ok(with_cookies(super::sso::signed_out(&state, notices, &location), set))
 }
 
 /// `["gaia.l.a.r", [["gaia.l.a", 1, name, email, photo, 1, 1, 0, 0, 1, id], …]]` in session order.

@@ -1,0 +1,413 @@
+//! Web single sign-on: `ServiceLogin` with `service=` hops to the service with a one-time `auth=`
+//! token its back end redeems once at `ServiceAuthCheck`; `IssueAuthToken`, `TokenAuth` and
+//! `MergeSession` move a sign-in into a browser with a one-time ubertoken; `Logout` tells every
+//! service. The services here are played by the test: two host names (127.0.0.2, 127.0.0.3).
+
+use tessera_domain::audit::Actor;
+use tessera_domain::services::{self, NewService, ServiceWeb};
+
+use crate::support::{Browser, Page, TestEnv, urlencode};
+
+const A: &str = "http://127.0.0.2:9/app/";
+const B: &str = "http://127.0.0.3:9/";
+
+async fn web_service(env: &TestEnv, name: &str, prefix: &str, web: ServiceWeb) {
+    let new = NewService {
+        name: name.to_owned(),
+        display_name: name.to_uppercase(),
+        scopes: vec![format!("{prefix}api/")],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    let web = ServiceWeb { prefixes: vec![prefix.to_owned()], ..web };
+    services::set_web(env.ctx(), name, web, &Actor::Cli).await.unwrap();
+}
+
+async fn two_services(env: &TestEnv) {
+    web_service(env, "feeds-a", A, ServiceWeb::default()).await;
+    web_service(env, "feeds-b", B, ServiceWeb::default()).await;
+}
+
+fn service_login(service: &str, continue_url: &str) -> String {
+    format!("/accounts/ServiceLogin?service={service}&continue={}", urlencode(continue_url))
+}
+
+fn auth_of(location: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "auth")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no auth= in {location}"))
+}
+
+/// What a service's back end does with the `auth=` it got at `location`.
+async fn check(env: &TestEnv, service: &str, location: &str) -> Page {
+    let mut backend = Browser::new(&env.base);
+    backend
+        .post(
+            "/accounts/ServiceAuthCheck",
+            &[("auth", &auth_of(location)), ("service", service), ("continue", location)],
+        )
+        .await
+}
+
+fn line<'a>(body: &'a str, key: &str) -> &'a str {
+    body.lines().find_map(|it| it.strip_prefix(&format!("{key}="))).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn signed_in_at_one_service_is_signed_in_at_another_host_without_a_password() {
+    let env = TestEnv::start().await;
+    two_services(&env).await;
+    env.account("alice@example.test", "password-1").await;
+    let mut browser = env.browser();
+
+    // Service A sends the anonymous browser to ServiceLogin: a sign-in form coming back here.
+    let form = browser.get(&service_login("feeds-a", &format!("{A}inbox?x=1"))).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let back = form.input("continue").unwrap();
+    assert!(back.contains("/accounts/ServiceLogin?service=feeds%2Da&continue="), "{back}");
+    let signed = browser
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &form.csrf()),
+                ("continue", &back),
+                ("Email", "alice@example.test"),
+                ("Passwd", "password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let hop = browser.get(signed.location()).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    let location = hop.location().to_owned();
+    assert!(location.starts_with(&format!("{A}inbox?x=1&auth=")), "{location}");
+    assert_eq!(hop.headers.get("referrer-policy").unwrap(), "no-referrer");
+
+    // A's back end redeems it once.
+    let user = check(&env, "feeds-a", &location).await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(line(&user.body, "email"), "alice@example.test");
+    let session_a = line(&user.body, "session").to_owned();
+    let replay = check(&env, "feeds-a", &location).await;
+    assert_eq!((replay.status, replay.body.as_str()), (403, "Error=BadAuthentication\n"));
+
+    // Service B on another host: straight back with a token, no password asked.
+    let hop = browser.get(&service_login("feeds-b", B)).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    let location = hop.location().to_owned();
+    assert!(location.starts_with(&format!("{B}?auth=")), "{location}");
+    let user = check(&env, "feeds-b", &location).await;
+    assert_eq!(line(&user.body, "email"), "alice@example.test");
+    let session_b = line(&user.body, "session");
+    assert!(!session_b.is_empty() && session_b != session_a, "a handle per service");
+
+    // A token is bound to its service: B's token does not work for A.
+    let hop = browser.get(&service_login("feeds-b", B)).await;
+    let stolen = check(&env, "feeds-a", hop.location()).await;
+    assert_eq!(stolen.status, 403);
+    assert_eq!(check(&env, "feeds-b", hop.location()).await.status, 403, "used up");
+
+    // Expired after a minute.
+    let hop = browser.get(&service_login("feeds-b", B)).await;
+    env.clock.advance(tessera_domain::sso::SERVICE_AUTH_TTL_SECS);
+    assert_eq!(check(&env, "feeds-b", hop.location()).await.status, 403);
+}
+
+#[tokio::test]
+async fn hostile_continue_urls_are_refused() {
+    let env = TestEnv::start().await;
+    two_services(&env).await;
+    env.account("alice@example.test", "password-1").await;
+    let mut browser = env.browser();
+    browser.sign_in("alice@example.test", "password-1").await;
+    for bad in [
+        "http://evil.example/",
+        "http://127.0.0.2:9/appx",
+        "http://127.0.0.2:9/",
+        "http://127.0.0.2:9@evil.example/app/",
+        "http://127.0.0.2:9/app/../../x",
+        "//evil.example/app/",
+        "javascript:alert(1)",
+        "http://127.0.0.3:9/",
+        "/account",
+        &env.url("/account"),
+        "",
+    ] {
+        let res = browser.get(&service_login("feeds-a", bad)).await;
+        assert_eq!(res.status, 400, "{bad:?}: {}", res.body);
+        assert!(res.location().is_empty());
+    }
+    // TokenAuth checks `continue` before it uses the ubertoken up.
+    let account = env.ctx().store.accounts().find_by_email("alice@example.test").await.unwrap();
+    let token = tessera_domain::sso::issue_ubertoken(env.ctx(), &account.unwrap().id, None, "t")
+        .await
+        .unwrap();
+    let mut fresh = env.browser();
+    for bad in ["http://evil.example/", "//evil.example/"] {
+        let res = fresh
+            .get(&format!("/accounts/TokenAuth?auth={token}&continue={}", urlencode(bad)))
+            .await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=Unknown\n"), "{bad}");
+    }
+    let res = fresh
+        .get(&format!(
+            "/accounts/TokenAuth?auth={token}&service=feeds-a&continue={}",
+            urlencode("http://evil.example/app/")
+        ))
+        .await;
+    assert_eq!(res.status, 403);
+    let res = fresh.get(&format!("/accounts/TokenAuth?auth={token}&continue=%2Faccount")).await;
+    assert_eq!(res.status, 302, "{}", res.body);
+    assert!(fresh.jar.contains_key("TSID"));
+}
+
+/// A ClientLogin SID + LSID pair of `email`, for service `cl`.
+async fn client_login(env: &TestEnv, email: &str, password: &str) -> (String, String) {
+    if services::get(env.ctx(), "cl").await.is_err() {
+        let new = NewService {
+            name: "cl".to_owned(),
+            display_name: "Calendar".to_owned(),
+            scopes: vec!["https://calendar.example.test/feeds/".to_owned()],
+            clientlogin_ttl_secs: None,
+            protocols: None,
+        };
+        services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    }
+    let mut app = Browser::new(&env.base);
+    let res = app
+        .post(
+            "/accounts/ClientLogin",
+            &[("Email", email), ("Passwd", password), ("service", "cl"), ("source", "test")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    (line(&res.body, "SID").to_owned(), line(&res.body, "LSID").to_owned())
+}
+
+#[tokio::test]
+async fn a_second_account_joins_through_issue_auth_token_and_merge_session() {
+    let env = TestEnv::start().await;
+    two_services(&env).await;
+    env.account("alice@example.test", "password-1").await;
+    env.account("bob@example.test", "password-2").await;
+    let mut browser = env.browser();
+    browser.sign_in("alice@example.test", "password-1").await;
+    let before = browser.jar.get("TSID").cloned().unwrap();
+
+    // The SID alone buys nothing, nor two halves of different logins.
+    let (sid, lsid) = client_login(&env, "bob@example.test", "password-2").await;
+    let (other_sid, _) = client_login(&env, "bob@example.test", "password-2").await;
+    let mut app = Browser::new(&env.base);
+    let res = app.post("/accounts/IssueAuthToken", &[("SID", &sid), ("service", "gaia")]).await;
+    assert_eq!((res.status, res.body.as_str()), (403, "Error=BadAuthentication\n"));
+    let res = app.post("/accounts/IssueAuthToken", &[("SID", &other_sid), ("LSID", &lsid)]).await;
+    assert_eq!(res.status, 403);
+    let res = app
+        .post(
+            "/IssueAuthToken",
+            &[("SID", &sid), ("LSID", &lsid), ("service", "gaia"), ("Session", "false")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let uber = res.body.clone();
+    assert!(!uber.contains('\n') && !uber.contains('='), "a bare token: {uber:?}");
+    let again = app.post("/accounts/IssueAuthToken", &[("SID", &sid), ("LSID", &lsid)]).await;
+    assert_eq!(again.status, 403, "the pair is used up");
+
+    // MergeSession adds bob to alice's browser; every token in the cookie is new.
+    let merged = browser
+        .get(&format!(
+            "/MergeSession?source=test&uberauth={uber}&continue={}",
+            urlencode(&env.url("/account"))
+        ))
+        .await;
+    assert_eq!(merged.status, 302, "{}", merged.body);
+    let after = browser.jar.get("TSID").cloned().unwrap();
+    assert_eq!(after.split('.').count(), 2);
+    assert!(!after.contains(before.as_str()), "rotated: no fixation");
+    assert!(
+        merged
+            .headers
+            .get("google-accounts-signin")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("sessionindex=1")
+    );
+    let list = browser.post("/ListAccounts?json=standard", &[]).await;
+    assert!(list.body.contains("alice@example.test") && list.body.contains("bob@example.test"));
+    let replay =
+        env.browser().get(&format!("/MergeSession?uberauth={uber}&continue=%2Faccount")).await;
+    assert_eq!(replay.status, 403, "an ubertoken signs in once");
+
+    // Two accounts: ServiceLogin shows the chooser; the choice goes to the service.
+    let chooser = browser.get(&service_login("feeds-a", A)).await;
+    assert_eq!(chooser.status, 200);
+    assert!(chooser.body.contains("bob@example.test") && chooser.body.contains("authuser=1"));
+    let hop = browser.get(&format!("{}&authuser=1", service_login("feeds-a", A))).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    let user = check(&env, "feeds-a", hop.location()).await;
+    assert_eq!(line(&user.body, "email"), "bob@example.test");
+
+    // MergeSession with args= and a service: the hop carries an auth= token for the service.
+    let (sid, lsid) = client_login(&env, "alice@example.test", "password-1").await;
+    let uber = app.post("/accounts/IssueAuthToken", &[("SID", &sid), ("LSID", &lsid)]).await.body;
+    let args = urlencode(&format!("service=feeds-b&continue={}", urlencode(B)));
+    let mut fresh = env.browser();
+    let hop = fresh.get(&format!("/accounts/MergeSession?uberauth={uber}&args={args}")).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    let user = check(&env, "feeds-b", hop.location()).await;
+    assert_eq!(line(&user.body, "email"), "alice@example.test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parallel_burst_redeems_each_token_once() {
+    let env = TestEnv::start().await;
+    two_services(&env).await;
+    let alice = env.account("alice@example.test", "password-1").await;
+    let token =
+        tessera_domain::sso::issue_ubertoken(env.ctx(), &alice.id, None, "t").await.unwrap();
+    let url = env.url(&format!("/accounts/TokenAuth?auth={token}&continue=%2Faccount"));
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let burst = (0..16).map(|_| {
+        let http = http.clone();
+        let url = url.clone();
+        tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+    });
+    let statuses: Vec<u16> = futures_statuses(burst).await;
+    assert_eq!(statuses.iter().filter(|it| **it == 302).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|it| **it == 403).count(), 15, "{statuses:?}");
+
+    let mut browser = env.browser();
+    browser.sign_in("alice@example.test", "password-1").await;
+    let hop = browser.get(&service_login("feeds-a", A)).await;
+    let form = [
+        ("auth".to_owned(), auth_of(hop.location())),
+        ("service".to_owned(), "feeds-a".to_owned()),
+        ("continue".to_owned(), hop.location().to_owned()),
+    ];
+    let check_url = env.url("/accounts/ServiceAuthCheck");
+    let burst = (0..16).map(|_| {
+        let http = http.clone();
+        let url = check_url.clone();
+        let form = form.clone();
+        tokio::spawn(
+            async move { http.post(url).form(&form).send().await.unwrap().status().as_u16() },
+        )
+    });
+    let statuses = futures_statuses(burst).await;
+    assert_eq!(statuses.iter().filter(|it| **it == 200).count(), 1, "{statuses:?}");
+}
+
+async fn futures_statuses(
+    handles: impl IntoIterator<Item = tokio::task::JoinHandle<u16>>,
+) -> Vec<u16> {
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+/// A service's back-channel logout endpoint, played by the test: each POST body on a channel.
+async fn backchannel_endpoint() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/logout",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.3:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://127.0.0.3:{port}/logout"), rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_tells_every_service_front_and_back_channel() {
+    let env = TestEnv::start().await;
+    let (backchannel, mut notices) = backchannel_endpoint().await;
+    let front = ServiceWeb { logout_url: Some(format!("{A}logout")), ..ServiceWeb::default() };
+    web_service(&env, "feeds-a", A, front).await;
+    let back = ServiceWeb { backchannel_logout_url: Some(backchannel), ..ServiceWeb::default() };
+    web_service(&env, "feeds-b", B, back).await;
+    env.account("alice@example.test", "password-1").await;
+    let mut browser = env.browser();
+    browser.sign_in("alice@example.test", "password-1").await;
+    let at_a =
+        check(&env, "feeds-a", browser.get(&service_login("feeds-a", A)).await.location()).await;
+    let at_b =
+        check(&env, "feeds-b", browser.get(&service_login("feeds-b", B)).await.location()).await;
+
+    // Sign-out (started at B, which sends the browser to Logout with its continue).
+    let page = browser.get(&format!("/accounts/Logout?continue={}", urlencode(B))).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let img = format!("{A}logout?session={}", line(&at_a.body, "session"));
+    assert!(
+        page.body.contains(&img.replace('&', "&amp;")) || page.body.contains(&img),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("url={B}")), "{}", page.body);
+    let csp = page.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("img-src 'self' data: http://127.0.0.2:9;"), "{csp}");
+    assert!(!browser.jar.contains_key("TSID"));
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), notices.recv())
+        .await
+        .expect("a back-channel notice")
+        .unwrap();
+    assert_eq!(body, format!("session={}", line(&at_b.body, "session")));
+
+    // Signed out everywhere: a service sending the browser back gets the sign-in form.
+    let again = browser.get(&service_login("feeds-a", A)).await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("Passwd") || again.body.contains("password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres_redeem_an_ubertoken_once() {
+    let Some((url, name)) = crate::cluster::fresh_database().await else { return };
+    let kek =
+        tessera_crypto::kek::Kek::generate(&tessera_crypto::random::SystemRng::new()).to_base64();
+    let a = crate::cluster::node(&url, &kek).await;
+    let b = crate::cluster::node(&url, &kek).await;
+    a.account("pg@example.test", "password-1").await;
+    let (sid, lsid) = client_login(&a, "pg@example.test", "password-1").await;
+    let mut app = Browser::new(&a.base);
+    let uber = app.post("/accounts/IssueAuthToken", &[("SID", &sid), ("LSID", &lsid)]).await.body;
+    // Minted on A, redeemed on B; then a replay on A fails.
+    let mut browser = b.browser();
+    let res = browser.get(&format!("/accounts/TokenAuth?auth={uber}&continue=%2Faccount")).await;
+    assert_eq!(res.status, 302, "{}", res.body);
+    let replay =
+        a.browser().get(&format!("/accounts/TokenAuth?auth={uber}&continue=%2Faccount")).await;
+    assert_eq!(replay.status, 403);
+
+    // A race on both nodes: one winner.
+    let account = a.ctx().store.accounts().find_by_email("pg@example.test").await.unwrap().unwrap();
+    let token =
+        tessera_domain::sso::issue_ubertoken(a.ctx(), &account.id, None, "t").await.unwrap();
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let burst = (0..16).map(|i| {
+        let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+        let url = format!("{base}/accounts/TokenAuth?auth={token}&continue=%2Faccount");
+        let http = http.clone();
+        tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+    });
+    let statuses = futures_statuses(burst).await;
+    assert_eq!(statuses.iter().filter(|it| **it == 302).count(), 1, "{statuses:?}");
+    drop(a);
+    drop(b);
+    crate::cluster::drop_database(&name).await;
+}
