@@ -1,8 +1,8 @@
 //! `cargo xtask ci`: the whole test suite, as CI and the README run it.
 //!
 //! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
-//!    `chromium-driver` for the browser tests, python3-openid in `target/py` for the OpenID 2.0
-//!    interop test),
+//!    `chromium-driver` for the browser tests; python3-openid and gpsoauth from PyPI into
+//!    `target/py` for the interop tests, when `python3` is present),
 //! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
 //!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
@@ -32,7 +32,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if browser {
         ensure_chromium()?;
     }
-    ensure_python_openid();
+    ensure_python_packages();
     let pg = ensure_postgres();
     if lint {
         cargo(&["fmt", "--all", "--", "--check"], &[])?;
@@ -147,18 +147,33 @@ fn ensure_chromium() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs python-openid into `target/py` for the OpenID 2.0 interop test (an independent relying
-/// party), when python3 is there and the package is not yet.
-fn ensure_python_openid() {
-    if !have("python3") || std::path::Path::new("target/py/openid").exists() {
+/// The Python packages the interop tests import from `target/py`: the directory each installs
+/// and its name on PyPI (python-openid: an independent OpenID 2.0 relying party; gpsoauth: an
+/// independent device-login client).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("openid", "python3-openid"), ("gpsoauth", "gpsoauth")];
+
+/// Installs the missing [`PYTHON_PACKAGES`] into `target/py` in one `pip` run. Without `python3`
+/// the interop tests skip themselves loudly.
+fn ensure_python_packages() {
+    if !have("python3") {
+        eprintln!("\n*** no python3: the Python interop tests will be skipped ***\n");
         return;
     }
-    eprintln!("installing python3-openid into target/py for the OpenID 2.0 interop test");
+    let missing: Vec<&str> = PYTHON_PACKAGES
+        .iter()
+        .filter(|(dir, _)| !std::path::Path::new("target/py").join(dir).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    eprintln!("installing {} into target/py for the interop tests", missing.join(", "));
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--target", "target/py", "python3-openid"])
+        .args(["-m", "pip", "install", "--quiet", "--upgrade", "--target", "target/py"])
+        .args(&missing)
         .status();
     if !status.is_ok_and(|it| it.success()) {
-        eprintln!("\n*** could not install python3-openid; the interop test will try again ***\n");
+        eprintln!("\n*** could not install {}; their interop tests will fail ***\n", missing.join(", "));
     }
 }
 

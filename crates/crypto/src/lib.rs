@@ -15,6 +15,7 @@ pub mod kek;
 pub mod keys;
 pub mod oauth1;
 pub mod openid;
+pub mod passwd_key;
 pub mod password;
 pub mod qr;
 pub mod random;

@@ -249,6 +249,8 @@ pub async fn set_password(
     }
     let revoked =
         ctx.store.credentials().revoke_by_account(&account.id, &PASSWORD_DERIVED, now).await?;
+    // Devices signed in with the old password, and every token minted through them.
+    let devices = crate::device::revoke_all(ctx, &account.id).await?;
     let mut apps = 0;
     if remove_apps {
         for grant in ctx.store.grants().list_by_account(&account.id).await? {
@@ -263,7 +265,7 @@ pub async fn set_password(
         Some(&account.id),
         actor,
         ip,
-        json!({ "revoked_credentials": revoked, "removed_apps": apps }),
+        json!({ "revoked_credentials": revoked, "removed_apps": apps, "devices": devices }),
     )
     .await
 }

@@ -27,6 +27,8 @@ pub enum Protocol {
     ClientLogin,
     ApiKey,
     OpenId2,
+    /// Android device login (`/auth`): master tokens and the device grants they hang from.
+    Device,
 }
 
 impl Protocol {
@@ -37,6 +39,7 @@ impl Protocol {
         Protocol::ClientLogin,
         Protocol::ApiKey,
         Protocol::OpenId2,
+        Protocol::Device,
     ];
 
     /// The legacy protocols a service may accept (`ServiceRecord::protocols`) that exist today.
@@ -51,6 +54,7 @@ impl Protocol {
             Protocol::ClientLogin => "clientlogin",
             Protocol::ApiKey => "api_key",
             Protocol::OpenId2 => "openid2",
+            Protocol::Device => "device",
         }
     }
 
@@ -76,6 +80,7 @@ impl Protocol {
             | CredentialKind::ClientLoginSid
             | CredentialKind::ClientLoginLsid => Some(Protocol::ClientLogin),
             CredentialKind::OpenIdAssociation => Some(Protocol::OpenId2),
+            CredentialKind::MasterToken => Some(Protocol::Device),
             _ => None,
         }
     }

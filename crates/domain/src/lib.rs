@@ -15,6 +15,7 @@ pub mod clientlogin;
 pub mod clock;
 pub mod credentials;
 pub mod csrf;
+pub mod device;
 pub mod grants;
 pub mod interaction;
 pub mod keys;
@@ -76,6 +77,9 @@ pub struct Policy {
     pub reauth_window_secs: i64,
     /// Protocols switched off by configuration; their credentials stop working everywhere.
     pub disabled_protocols: Vec<credentials::Protocol>,
+    /// Device login accepts a plain `Passwd` over http too (`[device] plain_passwd`); otherwise
+    /// only over https, and `EncryptedPasswd` always.
+    pub device_plain_passwd: bool,
 }
 
 impl Default for Policy {
@@ -99,6 +103,7 @@ impl Default for Policy {
             guess_interval_secs: 60,
             reauth_window_secs: 5 * 60,
             disabled_protocols: Vec::new(),
+            device_plain_passwd: false,
         }
     }
 }

@@ -28,6 +28,7 @@ pub struct RawConfig {
     pub signin: SigninConfig,
     pub store: StoreConfig,
     pub legacy: LegacyConfig,
+    pub device: DeviceConfig,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
 }
@@ -102,6 +103,22 @@ impl Default for LegacyConfig {
     }
 }
 
+/// `[device]`: Android device login (`POST /auth`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Serve `/auth`; off, master tokens stop working everywhere.
+    pub enabled: bool,
+    /// Accept a plain `Passwd` when the public URL is http (always accepted over https).
+    pub plain_passwd: bool,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> DeviceConfig {
+        DeviceConfig { enabled: true, plain_passwd: false }
+    }
+}
+
 /// `[metrics]`: where `/metrics` is served and who may read it. With neither key set it is not
 /// served at all.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -167,6 +184,7 @@ impl Default for RawConfig {
             signin: SigninConfig::default(),
             store: StoreConfig::default(),
             legacy: LegacyConfig::default(),
+            device: DeviceConfig::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -411,7 +429,14 @@ impl RawConfig {
             guess_budget_after_failures: s.guess_budget_after_failures,
             guess_interval_secs: s.guess_interval_secs,
             failure_window_secs: s.failure_window_secs,
-            disabled_protocols: self.legacy.disabled_protocols(),
+            disabled_protocols: {
+                let mut off = self.legacy.disabled_protocols();
+                if !self.device.enabled {
+                    off.push(tessera_domain::credentials::Protocol::Device);
+                }
+                off
+            },
+            device_plain_passwd: self.device.plain_passwd,
             session_ttl_secs: s.session_ttl_secs,
             persistent_session_ttl_secs: s.persistent_session_ttl_secs,
             ..Policy::default()

@@ -17,6 +17,11 @@ pub const DEMO_PROJECT: &str = "Demo project";
 
 pub const DEMO_WEB_CLIENT: &str = "Demo web app";
 pub const DEMO_DEVICE_CLIENT: &str = "Demo TV app";
+/// The demo Android app: its client name, package and signing-certificate SHA-1 (made up).
+pub const DEMO_ANDROID_CLIENT: &str = "Demo Android app";
+pub const DEMO_ANDROID_PACKAGE: &str = "com.example.tessera.demo";
+pub const DEMO_ANDROID_CERT_SHA1: &str =
+    "DE:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22";
 
 /// The service ClientLogin names (`service=cl`, Google's calendar service name) and the scope
 /// prefix AuthSub asks for.
@@ -41,6 +46,10 @@ pub struct DemoInfo {
     pub web_redirect_uri: String,
     pub web_client_secret: Option<String>,
     pub device_client_id: String,
+    /// The Android client, for device login's per-service tokens.
+    pub android_client_id: String,
+    pub android_package: String,
+    pub android_cert_sha1: String,
     /// The service ClientLogin and AuthSub use, the scope AuthSub asks for, and the page AuthSub
     /// returns to (where the token can be read off the address bar).
     pub service: String,
@@ -98,6 +107,18 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
         Some(client) => client.record.client_id.clone(),
         None => {
             let new = new_client(ClientKind::Device, DEMO_DEVICE_CLIENT, Vec::new());
+            clients::create(ctx, &project, new, &Actor::System).await?.client.record.client_id
+        }
+    };
+    let android = existing.iter().find(|it| it.record.name == DEMO_ANDROID_CLIENT);
+    let android_client_id = match android {
+        Some(client) => client.record.client_id.clone(),
+        None => {
+            let new = NewClient {
+                android_package: Some(DEMO_ANDROID_PACKAGE.to_owned()),
+                android_cert_sha1: Some(DEMO_ANDROID_CERT_SHA1.to_owned()),
+                ..new_client(ClientKind::Android, DEMO_ANDROID_CLIENT, Vec::new())
+            };
             clients::create(ctx, &project, new, &Actor::System).await?.client.record.client_id
         }
     };
@@ -160,6 +181,9 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
         web_redirect_uri,
         web_client_secret,
         device_client_id,
+        android_client_id,
+        android_package: DEMO_ANDROID_PACKAGE.to_owned(),
+        android_cert_sha1: DEMO_ANDROID_CERT_SHA1.replace(':', "").to_ascii_lowercase(),
         service: DEMO_SERVICE.to_owned(),
         service_scope: DEMO_SERVICE_SCOPE.to_owned(),
         authsub_next: format!("{}/account", ctx.public_url),

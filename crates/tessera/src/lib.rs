@@ -186,6 +186,9 @@ pub async fn check_kek(ctx: &Ctx, config: &Config) -> anyhow::Result<()> {
         return ctx.kek.open(KEK_CHECK_AAD, &sealed).map(drop).map_err(|_| mismatch());
     }
     for record in ctx.store.keys().list().await.map_err(store_err)? {
+        if record.alg == tessera_domain::device::PASSWD_KEY_ALG {
+            continue;
+        }
         tessera_domain::keys::open(ctx, &record).map_err(|_| mismatch())?;
     }
     let sealed = ctx
@@ -272,6 +275,11 @@ impl Server {
         tessera_domain::keys::ensure(&ctx)
             .await
             .map_err(|err| format_err!("preparing signing keys: {err}"))?;
+        if config.raw.device.enabled {
+            tessera_domain::device::ensure_key(&ctx)
+                .await
+                .map_err(|err| format_err!("preparing the device password key: {err}"))?;
+        }
         let mut report = StartReport::default();
         if opts.demo {
             report.demo = Some(demo::seed(&ctx).await?);
@@ -286,6 +294,7 @@ impl Server {
             clientlogin: config.raw.legacy.clientlogin,
             oauth1: config.raw.legacy.oauth1,
             openid2: config.raw.legacy.openid2,
+            device: config.raw.device.enabled,
         };
         state.request_timeout = config.request_timeout;
         let token = match config.raw.metrics.token.as_str() {

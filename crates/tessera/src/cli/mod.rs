@@ -270,6 +270,23 @@ fn print_welcome(config: &Config, server: &Server) {
         );
         println!();
         println!(
+            "Android device login (the demo Android app {}, package {}):",
+            demo.android_client_id, demo.android_package
+        );
+        println!(
+            "  password key (base64, clients encrypt EncryptedPasswd to it): {base}/auth/passwd_key"
+        );
+        println!(
+            "  master login (plain Passwd needs https or [device] plain_passwd = true): curl -d Email={} -d Passwd={} -d service=ac2dm -d androidId=3a5f0b7c9d1e2f40 {base}/auth",
+            percent_encode(&demo.email),
+            percent_encode(&demo.password)
+        );
+        println!(
+            "  then, with its Token=: curl -d Token=TOKEN -d androidId=3a5f0b7c9d1e2f40 -d app={} -d client_sig={} -d has_permission=1 --data-urlencode 'service=oauth2:email' {base}/auth",
+            demo.android_package, demo.android_cert_sha1
+        );
+        println!();
+        println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
         );
 

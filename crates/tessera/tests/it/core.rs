@@ -1027,3 +1027,96 @@ async fn a_successful_sign_in_does_not_reset_the_address_count() {
             .unwrap()
     );
 }
+
+/// The credentials a device holds, at every endpoint that accepts each: refused once the account
+/// is disabled or deleted, the device revoked, or device login switched off.
+#[tokio::test]
+async fn device_credentials_at_every_endpoint_die_with_account_device_or_switch() {
+    async fn device_matrix(
+        env: &TestEnv,
+        held: &[(String, CredentialKind)],
+    ) -> Vec<(String, bool)> {
+        let url = format!("{}/x", crate::device::SCOPE);
+        let mut out = Vec::new();
+        for (secret, kind) in held {
+            let row = match kind {
+                CredentialKind::MasterToken => {
+                    // What `/auth` asks before it mints anything.
+                    let found = tessera_domain::credentials::find_valid(
+                        env.ctx(),
+                        secret,
+                        &[CredentialKind::MasterToken],
+                    )
+                    .await
+                    .unwrap();
+                    ("master@auth", found.is_some())
+                }
+                CredentialKind::ClientLoginAuth => {
+                    let status = reqwest::Client::new()
+                        .post(env.url("/accounts/caller"))
+                        .json(&json!({ "authorization": format!("GoogleLogin auth={secret}"), "method": "GET", "url": url }))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    ("clientlogin@caller", status == 200)
+                }
+                CredentialKind::AccessToken => {
+                    let status = reqwest::Client::new()
+                        .post(env.url("/accounts/caller"))
+                        .json(&json!({ "authorization": format!("Bearer {secret}"), "method": "GET", "url": url }))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    out.push(("access@caller".to_owned(), status == 200));
+                    let info =
+                        get(env, &format!("/oauth2/v3/tokeninfo?access_token={secret}"), None)
+                            .await;
+                    ("access@tokeninfo", info == 200)
+                }
+                _ => continue,
+            };
+            out.push((row.0.to_owned(), row.1));
+        }
+        out
+    }
+    for gone in ["disabled", "deleted", "device revoked", "switched off"] {
+        let s = crate::device::setup().await;
+        let held = crate::device::device_tokens(&s).await;
+        let before = device_matrix(&s.env, &held).await;
+        assert_eq!(before.len(), 4, "{before:?}");
+        assert!(before.iter().all(|(_, ok)| *ok), "{gone}: before {before:?}");
+        let ctx = s.env.ctx();
+        let env = match gone {
+            "disabled" | "deleted" => {
+                let state =
+                    if gone == "disabled" { AccountState::Disabled } else { AccountState::Deleted };
+                tessera_domain::accounts::set_state(ctx, &s.account, state, &Actor::Cli, "")
+                    .await
+                    .unwrap();
+                s.env
+            }
+            "device revoked" => {
+                let device = &tessera_domain::device::devices(ctx, &s.account.id).await.unwrap()[0];
+                tessera_domain::grants::revoke(
+                    ctx,
+                    &s.account.id,
+                    &device.grant_id,
+                    &Actor::Account,
+                    "",
+                )
+                .await
+                .unwrap();
+                s.env
+            }
+            _ => s.env.restart(|raw| raw.device.enabled = false).await,
+        };
+        let after = device_matrix(&env, &held).await;
+        let working: Vec<_> = after
+            .iter()
+            .filter(|(name, ok)| *ok && (gone != "switched off" || name.starts_with("master")))
+            .collect();
+        assert!(working.is_empty(), "{gone}: still accepted: {working:?}");
+    }
+}

@@ -12,6 +12,7 @@ mod captcha;
 mod cli;
 mod cluster;
 mod core;
+mod device;
 #[cfg(unix)]
 mod durability;
 mod interaction;

@@ -1,12 +1,13 @@
 //! The legacy account protocols over HTTP: AuthSub (`authsub.rs`), ClientLogin with its unlock
 //! page and help page (`clientlogin.rs`), OAuth 1.0a (`oauth1.rs`), the OpenID 2.0 provider
-//! (`openid2.rs`), the JSON caller check resource servers ask (`caller.rs`), and the
-//! administrators' registration page (`registration.rs`).
+//! (`openid2.rs`), Android device login (`device.rs`), the JSON caller check resource servers
+//! ask (`caller.rs`), and the administrators' registration page (`registration.rs`).
 //! The protocol endpoints answer under `/accounts/<Name>` and `/<Name>`.
 
 mod authsub;
 mod caller;
 mod clientlogin;
+mod device;
 mod oauth1;
 mod openid2;
 mod registration;
@@ -25,11 +26,13 @@ pub struct Legacy {
     pub clientlogin: bool,
     pub oauth1: bool,
     pub openid2: bool,
+    /// Android device login (`[device] enabled`).
+    pub device: bool,
 }
 
 impl Default for Legacy {
     fn default() -> Legacy {
-        Legacy { authsub: true, clientlogin: true, oauth1: true, openid2: true }
+        Legacy { authsub: true, clientlogin: true, oauth1: true, openid2: true, device: true }
     }
 }
 
@@ -46,6 +49,9 @@ pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
     }
     if legacy.openid2 {
         router = router.merge(openid2::router());
+    }
+    if legacy.device {
+        router = router.merge(device::router());
     }
     router
 }
