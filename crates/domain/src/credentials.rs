@@ -32,7 +32,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 6] = [
+    pub const ALL: [Protocol; 7] = [
         Protocol::OAuth2,
         Protocol::OAuth1,
         Protocol::AuthSub,
