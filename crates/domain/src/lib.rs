@@ -73,6 +73,10 @@ pub struct Policy {
     pub reauth_window_secs: i64,
     /// Protocols switched off by configuration; their credentials stop working everywhere.
     pub disabled_protocols: Vec<credentials::Protocol>,
+    /// Every client's authorization requests must be pushed first (RFC 9126 §5).
+    pub require_par: bool,
+    /// The token endpoint asks DPoP proofs for a server nonce (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 impl Default for Policy {
@@ -96,6 +100,8 @@ impl Default for Policy {
             guess_interval_secs: 60,
             reauth_window_secs: 5 * 60,
             disabled_protocols: Vec::new(),
+            require_par: false,
+            dpop_nonce: false,
         }
     }
 }

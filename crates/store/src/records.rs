@@ -173,10 +173,12 @@ pub enum CredentialKind {
     OpenIdAssociation,
     /// Any other replay-cache entry (signature nonces, JWT `jti`).
     Nonce,
+    /// A pushed authorization request (RFC 9126): its parameters, for one use by its client.
+    PushedAuthorizationRequest,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 22] = [
+    pub const ALL: [CredentialKind; 23] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
@@ -199,6 +201,7 @@ impl CredentialKind {
         CredentialKind::PushRegistration,
         CredentialKind::OpenIdAssociation,
         CredentialKind::Nonce,
+        CredentialKind::PushedAuthorizationRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -225,6 +228,7 @@ impl CredentialKind {
             CredentialKind::PushRegistration => "push_registration",
             CredentialKind::OpenIdAssociation => "openid_association",
             CredentialKind::Nonce => "nonce",
+            CredentialKind::PushedAuthorizationRequest => "pushed_authorization_request",
         }
     }
 

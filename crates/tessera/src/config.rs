@@ -28,6 +28,7 @@ pub struct RawConfig {
     pub signin: SigninConfig,
     pub store: StoreConfig,
     pub legacy: LegacyConfig,
+    pub oauth2: OAuth2Config,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
 }
@@ -91,6 +92,16 @@ impl Default for LegacyConfig {
     fn default() -> LegacyConfig {
         LegacyConfig { authsub: true, clientlogin: true }
     }
+}
+
+/// `[oauth2]`: deployment-wide OAuth 2.0 hardening switches (both off by default).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth2Config {
+    /// Every client must push its authorization requests first (RFC 9126).
+    pub require_par: bool,
+    /// DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 /// `[metrics]`: where `/metrics` is served and who may read it. With neither key set it is not
@@ -158,6 +169,7 @@ impl Default for RawConfig {
             signin: SigninConfig::default(),
             store: StoreConfig::default(),
             legacy: LegacyConfig::default(),
+            oauth2: OAuth2Config::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -403,6 +415,8 @@ impl RawConfig {
             guess_interval_secs: s.guess_interval_secs,
             failure_window_secs: s.failure_window_secs,
             disabled_protocols: self.legacy.disabled_protocols(),
+            require_par: self.oauth2.require_par,
+            dpop_nonce: self.oauth2.dpop_nonce,
             session_ttl_secs: s.session_ttl_secs,
             persistent_session_ttl_secs: s.persistent_session_ttl_secs,
             ..Policy::default()

@@ -15,6 +15,8 @@ pub mod device;
 pub mod exchange;
 pub mod jwks;
 pub mod jwt;
+pub mod par;
+pub mod request_object;
 pub mod revoke;
 pub mod tokens;
 

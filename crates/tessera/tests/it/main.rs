@@ -14,6 +14,7 @@ mod cluster;
 mod core;
 #[cfg(unix)]
 mod durability;
+mod hardening;
 mod interaction;
 mod interop;
 mod legacy;

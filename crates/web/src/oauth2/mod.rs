@@ -7,6 +7,7 @@ mod authorize;
 mod device;
 mod introspect;
 mod metadata;
+mod par;
 mod revoke;
 mod token;
 mod tokeninfo;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(authorize::router())
         .merge(token::router())
+        .merge(par::router())
         .merge(device::router())
         .merge(tokeninfo::router())
         .merge(userinfo::router())
