@@ -237,6 +237,7 @@ pub async fn approve(
             nonce: req.nonce.clone(),
             auth_time,
             offline: req.offline,
+            jkt: None,
         };
         let issued = tokens::code(ctx, subject, &scope_text, &remembered).await?;
         params.push(("code", issued.clone()));

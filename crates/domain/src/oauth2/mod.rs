@@ -12,6 +12,7 @@ pub mod authorize;
 pub mod clients;
 pub mod cross_client;
 pub mod device;
+pub mod dpop;
 pub mod exchange;
 pub mod jwks;
 pub mod jwt;

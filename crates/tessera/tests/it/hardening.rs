@@ -140,6 +140,10 @@ pub async fn pushed_code(env: &TestEnv, browser: &mut Browser, app: &App) -> Str
     assert_eq!(pushed.status, 201, "{}", pushed.json);
     let request_uri = pushed.json["request_uri"].as_str().unwrap().to_owned();
     let page = browser.get(&by_uri(&app.id, &request_uri)).await;
+    if page.status == 302 {
+        // Consent remembered from an earlier run.
+        return param(page.location(), "code").unwrap();
+    }
     let answered = consent(browser, &page).await;
     assert_eq!(answered.status, 303, "{}", answered.body);
     param(answered.location(), "code").unwrap()
@@ -371,4 +375,143 @@ async fn signed_request_objects_are_the_request_and_unsigned_ones_are_refused() 
         assert_eq!(pushed.status, 400, "{}", pushed.json);
         assert_eq!(pushed.json["error"], "invalid_request_object");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DPoP (RFC 9449)
+// ---------------------------------------------------------------------------------------------
+
+use tessera_client::dpop::DpopSigner;
+
+const NOW: u64 = crate::support::T0 as u64;
+
+async fn get_with(url: &str, authorization: &str, proof: Option<&str>) -> Reply {
+    let mut req = reqwest::Client::new().get(url).header("Authorization", authorization);
+    if let Some(proof) = proof {
+        req = req.header("DPoP", proof);
+    }
+    reply(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn dpop_bound_tokens_need_their_proof_at_every_endpoint() {
+    let (env, mut browser, app, _) = setup().await;
+    let discovery = reqwest::get(env.url("/.well-known/openid-configuration")).await.unwrap();
+    let discovery: Value = discovery.json().await.unwrap();
+    assert_eq!(discovery["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA", "RS256"]));
+
+    let key = DpopSigner::generate().unwrap();
+    let code = pushed_code(&env, &mut browser, &app).await;
+    let proof = key.proof("POST", &env.url("/token"), None, None, NOW).unwrap();
+    let tokens = exchange(&env, &app, &code, Some(&proof)).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.json);
+    assert_eq!(tokens.json["token_type"], "DPoP");
+    let token = tokens.json["access_token"].as_str().unwrap().to_owned();
+
+    // userinfo: the proof with ath, never as a plain bearer token, never a proof used twice.
+    let userinfo = env.url("/oauth2/v3/userinfo");
+    let bearer = get_with(&userinfo, &format!("Bearer {token}"), None).await;
+    assert_eq!(bearer.status, 401);
+    let proof = key.proof("GET", &userinfo, Some(&token), None, NOW).unwrap();
+    let ok = get_with(&userinfo, &format!("DPoP {token}"), Some(&proof)).await;
+    assert_eq!(ok.status, 200, "{}", ok.json);
+    assert_eq!(ok.json["email"], "ann@example.test");
+    let replayed = get_with(&userinfo, &format!("DPoP {token}"), Some(&proof)).await;
+    assert_eq!(replayed.status, 401, "a proof is accepted once");
+    let no_ath = key.proof("GET", &userinfo, None, None, NOW).unwrap();
+    assert_eq!(get_with(&userinfo, &format!("DPoP {token}"), Some(&no_ath)).await.status, 401);
+    let stranger = DpopSigner::generate().unwrap();
+    let foreign = stranger.proof("GET", &userinfo, Some(&token), None, NOW).unwrap();
+    assert_eq!(get_with(&userinfo, &format!("DPoP {token}"), Some(&foreign)).await.status, 401);
+    let wrong_url = key.proof("GET", &env.url("/oauth2/v2/userinfo"), Some(&token), None, NOW);
+    let wrong_url = get_with(&userinfo, &format!("DPoP {token}"), Some(&wrong_url.unwrap())).await;
+    assert_eq!(wrong_url.status, 401);
+
+    // tokeninfo answers the binding; as a bearer token it is refused.
+    let tokeninfo = env.url("/oauth2/v3/tokeninfo");
+    let proof = key.proof("GET", &tokeninfo, Some(&token), None, NOW).unwrap();
+    let info = get_with(&tokeninfo, &format!("DPoP {token}"), Some(&proof)).await;
+    assert_eq!(info.status, 200, "{}", info.json);
+    assert_eq!(info.json["cnf"]["jkt"], key.jkt());
+    assert_eq!(get_with(&tokeninfo, &format!("Bearer {token}"), None).await.status, 400);
+
+    // Introspection tells the resource server the binding.
+    let introspected = post_form(
+        &env.url("/oauth2/introspect"),
+        Some((&app.id, &app.secret)),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(introspected.json["active"], true, "{}", introspected.json);
+    assert_eq!(introspected.json["token_type"], "DPoP");
+    assert_eq!(introspected.json["cnf"]["jkt"], key.jkt());
+
+    // The caller check for resource servers.
+    let api = "https://api.example/photos?page=2";
+    let ask = |authorization: String, dpop: Option<String>| {
+        let url = env.url("/accounts/caller");
+        async move {
+            let body = json!({ "authorization": authorization, "method": "GET", "url": api, "dpop": dpop });
+            reply(reqwest::Client::new().post(url).json(&body).send().await.unwrap()).await
+        }
+    };
+    let proof = key.proof("GET", api, Some(&token), None, NOW).unwrap();
+    let found = ask(format!("DPoP {token}"), Some(proof)).await;
+    assert_eq!(found.status, 200, "{}", found.json);
+    assert_eq!(found.json["client_id"], app.id);
+    assert_eq!(ask(format!("Bearer {token}"), None).await.status, 401);
+    assert_eq!(ask(format!("DPoP {token}"), None).await.status, 401);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_bad_proofs_with_protocol_errors() {
+    let (env, mut browser, app, _) = setup().await;
+    let key = DpopSigner::generate().unwrap();
+    let code = pushed_code(&env, &mut browser, &app).await;
+    let url = env.url("/token");
+    let bad = [
+        key.proof("GET", &url, None, None, NOW).unwrap(),
+        key.proof("POST", &env.url("/o/oauth2/token"), None, None, NOW).unwrap(),
+        key.proof("POST", &url, None, None, NOW - 3600).unwrap(),
+        key.proof("POST", &url, None, None, NOW + 3600).unwrap(),
+        "not.a.proof".to_owned(),
+        "e30.e30.".to_owned(),
+    ];
+    for proof in bad {
+        let refused = exchange(&env, &app, &code, Some(&proof)).await;
+        assert_eq!(refused.status, 400, "{proof}: {}", refused.json);
+        assert_eq!(refused.json["error"], "invalid_dpop_proof", "{proof}");
+    }
+    // The code was left alone; a proof used once is not accepted again.
+    let proof = key.proof("POST", &url, None, None, NOW).unwrap();
+    assert_eq!(exchange(&env, &app, &code, Some(&proof)).await.status, 200);
+    let code = pushed_code(&env, &mut browser, &app).await;
+    let replayed = exchange(&env, &app, &code, Some(&proof)).await;
+    assert_eq!(replayed.status, 400);
+    assert_eq!(replayed.json["error"], "invalid_dpop_proof");
+}
+
+#[tokio::test]
+async fn server_nonces_are_asked_for_and_accepted_on_any_node() {
+    let (env, mut browser, app, _) = setup_with(|raw| raw.oauth2.dpop_nonce = true).await;
+    let key = DpopSigner::generate().unwrap();
+    let code = pushed_code(&env, &mut browser, &app).await;
+    let url = env.url("/token");
+    let first = key.proof("POST", &url, None, None, NOW).unwrap();
+    let asked = exchange(&env, &app, &code, Some(&first)).await;
+    assert_eq!(asked.status, 400, "{}", asked.json);
+    assert_eq!(asked.json["error"], "use_dpop_nonce");
+    let nonce = asked.headers["dpop-nonce"].to_str().unwrap().to_owned();
+    let wrong = key.proof("POST", &url, None, Some("made-up"), NOW).unwrap();
+    assert_eq!(exchange(&env, &app, &code, Some(&wrong)).await.json["error"], "use_dpop_nonce");
+    let proof = key.proof("POST", &url, None, Some(&nonce), NOW).unwrap();
+    let tokens = exchange(&env, &app, &code, Some(&proof)).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.json);
+    assert_eq!(tokens.json["token_type"], "DPoP");
+    // The nonce is derived from the shared key and the time: still good in the next period.
+    env.clock.advance(tessera_domain::oauth2::dpop::NONCE_PERIOD_SECS);
+    let late = crate::support::T0 as u64 + tessera_domain::oauth2::dpop::NONCE_PERIOD_SECS as u64;
+    let code = pushed_code(&env, &mut browser, &app).await;
+    let proof = key.proof("POST", &url, None, Some(&nonce), late).unwrap();
+    assert_eq!(exchange(&env, &app, &code, Some(&proof)).await.status, 200);
 }

@@ -46,6 +46,7 @@ async fn discovery_get(State(state): State<AppState>) -> Response {
         "request_parameter_supported": true,
         "request_uri_parameter_supported": false,
         "request_object_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "dpop_signing_alg_values_supported": tessera_domain::oauth2::dpop::ALGS,
         "userinfo_endpoint": format!("{base}/oauth2/v3/userinfo"),
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/oauth2/introspect"),
