@@ -515,3 +515,29 @@ async fn server_nonces_are_asked_for_and_accepted_on_any_node() {
     let proof = key.proof("POST", &url, None, Some(&nonce), late).unwrap();
     assert_eq!(exchange(&env, &app, &code, Some(&proof)).await.status, 200);
 }
+
+/// A `request_uri` naming an address (RFC 9101 by reference) is never fetched: it is refused
+/// before anything connects, so it cannot reach internal services; request objects naming key
+/// URLs (`jku`, `x5u`) are verified with registered keys only.
+#[tokio::test]
+async fn request_uris_and_key_urls_never_make_the_server_fetch() {
+    let (env, mut browser, app, _) = setup().await;
+    let internal = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    internal.set_nonblocking(true).unwrap();
+    let target = format!("http://{}/secret", internal.local_addr().unwrap());
+    let page = browser.get(&by_uri(&app.id, &target)).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("invalid_request_uri"), "{}", page.body);
+    let (pair, _) = register_key(&env, &app).await;
+    let header = json!({ "alg": "RS256", "kid": "elsewhere", "jku": target, "x5u": target });
+    let object = sign_rs256(&pair, &header, &json!({ "response_type": "code" }));
+    let path =
+        format!("/o/oauth2/auth?client_id={}&request={}", urlencode(&app.id), urlencode(&object));
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    let accepted = internal.accept();
+    assert!(
+        matches!(&accepted, Err(err) if err.kind() == std::io::ErrorKind::WouldBlock),
+        "the server connected to {target}"
+    );
+}
