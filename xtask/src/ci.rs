@@ -11,8 +11,11 @@
 //! 4. runs the benchmark harness once as a smoke test (`bench --quick --dev` on a few scenarios):
 //!    it must run and produce numbers; no speed is asserted.
 //!
+//! 5. runs every fuzz target briefly (`fuzz --smoke`: the kept corpus and regressions replayed,
+//!    then a few seconds of fuzzing each).
+//!
 //! `--no-lint` skips fmt and clippy; `--no-browser` skips the browser tests; `--no-bench` skips
-//! the harness smoke test.
+//! the harness smoke test; `--no-fuzz` skips the fuzz smoke.
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
@@ -29,6 +32,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let lint = !args.iter().any(|it| it == "--no-lint");
     let browser = !args.iter().any(|it| it == "--no-browser");
     let bench = !args.iter().any(|it| it == "--no-bench");
+    let fuzz = !args.iter().any(|it| it == "--no-fuzz");
     if browser {
         ensure_chromium()?;
     }
@@ -71,6 +75,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     if bench {
         bench_smoke()?;
+    }
+    if fuzz {
+        crate::fuzz::run(&["--smoke".to_owned()])?;
     }
     Ok(())
 }

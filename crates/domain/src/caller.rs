@@ -58,6 +58,8 @@ impl Caller {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presented {
     Bearer(String),
+    /// `DPoP <access token>` (RFC 9449 §7.1): the request's `DPoP` header must prove its key.
+    Dpop(String),
     /// `AuthSub token="…"`, with the secure-token signature fields when present.
     AuthSub {
         token: String,
@@ -101,6 +103,12 @@ pub fn parse_authorization(header: &str) -> Result<Presented, CallerError> {
                 return Err(CallerError::Malformed);
             }
             Ok(Presented::Bearer(rest.to_owned()))
+        }
+        "dpop" => {
+            if rest.is_empty() || rest.contains(' ') {
+                return Err(CallerError::Malformed);
+            }
+            Ok(Presented::Dpop(rest.to_owned()))
         }
         "authsub" => {
             let params = parse_params(rest)?;
@@ -188,6 +196,8 @@ pub struct RequestFacts {
     pub method: String,
     /// The full request URL as the client addressed it (scheme, host, port, path, query).
     pub url: String,
+    /// The `DPoP` header's proof, if the request carried exactly one.
+    pub dpop_proof: Option<String>,
 }
 
 /// Resolves a presented credential to its caller through the one validator
@@ -201,6 +211,7 @@ pub async fn resolve(
 ) -> Result<Result<Caller, CallerError>> {
     match presented {
         Presented::Bearer(token) => bearer(ctx, token).await,
+        Presented::Dpop(token) => dpop(ctx, token, request).await,
         Presented::AuthSub { token, sigalg, data, sig } => {
             let presented = crate::authsub::Presented {
                 token,
@@ -273,7 +284,38 @@ async fn bearer(ctx: &Ctx, token: &str) -> Result<Result<Caller, CallerError>> {
     if token.len() > 4096 {
         return Ok(Err(CallerError::Malformed));
     }
-    match crate::oauth2::tokens::validate_access_token(ctx, token, false).await? {
+    let presentation = crate::oauth2::tokens::Presentation::Bearer;
+    match crate::oauth2::tokens::validate_access_token(ctx, token, false, presentation).await? {
+        Some(valid) => Ok(Ok(Caller::from_valid(Protocol::OAuth2, valid, None))),
+        None => Ok(Err(CallerError::Invalid)),
+    }
+}
+
+/// A DPoP-bound access token with its proof: the proof must be of this request and token, and the
+/// token bound to the proof's key (the validator's binding check).
+async fn dpop(
+    ctx: &Ctx,
+    token: &str,
+    request: &RequestFacts,
+) -> Result<Result<Caller, CallerError>> {
+    if token.len() > 4096 {
+        return Ok(Err(CallerError::Malformed));
+    }
+    let Some(proof) = request.dpop_proof.as_deref() else {
+        return Ok(Err(CallerError::Invalid));
+    };
+    let url = request.url.split(['?', '#']).next().unwrap_or_default();
+    let expected = crate::oauth2::dpop::Expected {
+        method: &request.method,
+        url,
+        access_token: Some(token),
+        nonce: false,
+    };
+    let Ok(jkt) = crate::oauth2::dpop::check(ctx, proof, &expected).await? else {
+        return Ok(Err(CallerError::Invalid));
+    };
+    let presentation = crate::oauth2::tokens::Presentation::Dpop(&jkt);
+    match crate::oauth2::tokens::validate_access_token(ctx, token, false, presentation).await? {
         Some(valid) => Ok(Ok(Caller::from_valid(Protocol::OAuth2, valid, None))),
         None => Ok(Err(CallerError::Invalid)),
     }
@@ -348,6 +390,11 @@ mod tests {
             parse_authorization("OAuth ya29.abc").unwrap(),
             Presented::Bearer("ya29.abc".to_owned())
         );
+        assert_eq!(
+            parse_authorization("DPoP Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU").unwrap(),
+            Presented::Dpop("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU".to_owned())
+        );
+        assert_eq!(parse_authorization("DPoP a b"), Err(CallerError::Malformed));
         assert_eq!(parse_authorization(""), Err(CallerError::Missing));
         assert_eq!(parse_authorization("Basic abc"), Err(CallerError::Unsupported));
         assert_eq!(

@@ -80,6 +80,10 @@ pub struct Policy {
     /// Device login accepts a plain `Passwd` over http too (`[device] plain_passwd`); otherwise
     /// only over https, and `EncryptedPasswd` always.
     pub device_plain_passwd: bool,
+    /// Every client's authorization requests must be pushed first (RFC 9126 §5).
+    pub require_par: bool,
+    /// The token endpoint asks DPoP proofs for a server nonce (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 impl Default for Policy {
@@ -104,6 +108,8 @@ impl Default for Policy {
             reauth_window_secs: 5 * 60,
             disabled_protocols: Vec::new(),
             device_plain_passwd: false,
+            require_par: false,
+            dpop_nonce: false,
         }
     }
 }

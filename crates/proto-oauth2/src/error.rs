@@ -22,6 +22,14 @@ pub enum ErrorCode {
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
+    /// RFC 9101 §6.2: the `request_uri` is unknown, expired, used or not the client's.
+    InvalidRequestUri,
+    /// RFC 9101 §6.2: the request object does not verify or is malformed.
+    InvalidRequestObject,
+    /// RFC 9449 §5: the DPoP proof is missing, malformed or does not verify.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the server wants a proof carrying its nonce.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -45,6 +53,10 @@ impl ErrorCode {
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
+            ErrorCode::InvalidRequestObject => "invalid_request_object",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 

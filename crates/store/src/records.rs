@@ -183,6 +183,8 @@ pub enum CredentialKind {
     OpenIdAssociation,
     /// Any other replay-cache entry (signature nonces, JWT `jti`).
     Nonce,
+    /// A pushed authorization request (RFC 9126): its parameters, for one use by its client.
+    PushedAuthorizationRequest,
 }
 
 impl CredentialKind {
@@ -210,6 +212,7 @@ impl CredentialKind {
         CredentialKind::PushRegistration,
         CredentialKind::OpenIdAssociation,
         CredentialKind::Nonce,
+        CredentialKind::PushedAuthorizationRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -237,6 +240,7 @@ impl CredentialKind {
             CredentialKind::PushRegistration => "push_registration",
             CredentialKind::OpenIdAssociation => "openid_association",
             CredentialKind::Nonce => "nonce",
+            CredentialKind::PushedAuthorizationRequest => "pushed_authorization_request",
         }
     }
 

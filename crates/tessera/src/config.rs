@@ -29,6 +29,7 @@ pub struct RawConfig {
     pub store: StoreConfig,
     pub legacy: LegacyConfig,
     pub device: DeviceConfig,
+    pub oauth2: OAuth2Config,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
 }
@@ -119,6 +120,16 @@ impl Default for DeviceConfig {
     }
 }
 
+/// `[oauth2]`: deployment-wide OAuth 2.0 hardening switches (both off by default).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth2Config {
+    /// Every client must push its authorization requests first (RFC 9126).
+    pub require_par: bool,
+    /// DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).
+    pub dpop_nonce: bool,
+}
+
 /// `[metrics]`: where `/metrics` is served and who may read it. With neither key set it is not
 /// served at all.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -185,6 +196,7 @@ impl Default for RawConfig {
             store: StoreConfig::default(),
             legacy: LegacyConfig::default(),
             device: DeviceConfig::default(),
+            oauth2: OAuth2Config::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -437,6 +449,8 @@ impl RawConfig {
                 off
             },
             device_plain_passwd: self.device.plain_passwd,
+            require_par: self.oauth2.require_par,
+            dpop_nonce: self.oauth2.dpop_nonce,
             session_ttl_secs: s.session_ttl_secs,
             persistent_session_ttl_secs: s.persistent_session_ttl_secs,
             ..Policy::default()

@@ -26,3 +26,14 @@ pub(crate) fn client_basic(headers: &HeaderMap) -> Result<Option<BasicCredential
         Err(_) => Err(tessera_proto_oauth2::client_auth::malformed_basic()),
     }
 }
+
+/// The `DPoP` header's proof (RFC 9449 §4.1): `Ok(None)` without one, `Err` when there are several
+/// or it is not text.
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<Option<String>, ()> {
+    let mut values = headers.get_all("dpop").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value.to_str().map(|it| Some(it.to_owned())).map_err(|_| ()),
+        (Some(_), Some(_)) => Err(()),
+    }
+}

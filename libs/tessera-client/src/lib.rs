@@ -6,6 +6,7 @@ pub mod authsub;
 pub mod client_login;
 mod clock;
 pub mod discovery;
+pub mod dpop;
 pub mod id_token;
 pub mod layer;
 pub mod oauth2;

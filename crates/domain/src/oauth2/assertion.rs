@@ -157,6 +157,7 @@ pub async fn jwt_bearer(ctx: &Ctx, assertion: &str) -> Outcome<Issued> {
     let access = tokens::access_token(ctx, &client, subject, &scope, false).await?;
     Ok(Issued {
         access_token: Some(access),
+        token_type: "Bearer",
         expires_in: ACCESS_TOKEN_TTL_SECS,
         scope,
         refresh_token: None,

@@ -24,6 +24,33 @@ pub struct Target {
     /// The URI the answer goes to (the one sent, or the only registered one).
     pub redirect_uri: String,
     pub redirect_sent: bool,
+    /// The pushed request (RFC 9126) this request runs, by its row's digest.
+    pub pushed: Option<String>,
+}
+
+/// The request the query describes: a pushed one (`request_uri`), a signed request object
+/// (`request`) or the query itself, and the pushed request's digest when there is one. Errors
+/// here are shown on a page: the client and redirect URI are not checked yet.
+pub async fn unwrap(
+    ctx: &Ctx,
+    query: &Params,
+) -> Result<std::result::Result<(Params, Option<String>), OAuthError>> {
+    match super::par::resolve(ctx, query).await? {
+        Err(err) => Ok(Err(err)),
+        Ok(Some(resolved)) => Ok(Ok((resolved.params, Some(resolved.digest)))),
+        Ok(None) => Ok(super::request_object::unwrap(ctx, query).await?.map(|it| (it, None))),
+    }
+}
+
+/// Uses up the pushed request this answer comes from: `Err` when another answer already did.
+pub async fn use_pushed(ctx: &Ctx, target: &Target) -> Result<std::result::Result<(), OAuthError>> {
+    match &target.pushed {
+        Some(digest) if !super::par::consume(ctx, digest).await? => Ok(Err(OAuthError::new(
+            ErrorCode::InvalidRequestUri,
+            "The request_uri was already used.",
+        ))),
+        _ => Ok(Ok(())),
+    }
 }
 
 /// Checks `client_id` and `redirect_uri`. `Err(text)` is shown on a page, never redirected
@@ -55,7 +82,7 @@ pub async fn target(ctx: &Ctx, wire: &proto::Target) -> Result<Result<Target, St
     let Some(project) = ctx.store.projects().get(&client.record.project_id).await? else {
         return Ok(Err("invalid_client: The OAuth client was not found.".to_owned()));
     };
-    Ok(Ok(Target { client, project, redirect_uri, redirect_sent }))
+    Ok(Ok(Target { client, project, redirect_uri, redirect_sent, pushed: None }))
 }
 
 /// Checks the rest of the request against the client's registration; the scopes in words.
@@ -65,6 +92,11 @@ pub async fn check(
     req: &AuthorizeRequest,
 ) -> Result<Result<Vec<ScopeInfo>, OAuthError>> {
     let settings = &target.client.settings;
+    if target.pushed.is_none() && super::par::required(ctx, &target.client) {
+        return Ok(Err(OAuthError::invalid_request(
+            "This client must push its authorization requests first (PAR).",
+        )));
+    }
     if req.response_type.is_implicit() && !settings.allow_implicit {
         return Ok(Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -205,6 +237,7 @@ pub async fn approve(
             nonce: req.nonce.clone(),
             auth_time,
             offline: req.offline,
+            jkt: None,
         };
         let issued = tokens::code(ctx, subject, &scope_text, &remembered).await?;
         params.push(("code", issued.clone()));

@@ -73,6 +73,10 @@ pub struct ClientSettings {
     /// Upper-case hex with colons, as `keytool` prints it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub android_cert_sha1: Option<String>,
+    /// The authorization endpoint accepts this client's requests only pushed first (RFC 9126
+    /// §6, `require_pushed_authorization_requests`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
     /// Public keys the client signs assertions with (service accounts, `private_key_jwt`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<ClientKey>,

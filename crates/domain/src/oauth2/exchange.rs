@@ -35,20 +35,25 @@ async fn live_grant(ctx: &Ctx, grant_id: Option<&str>) -> Outcome<Option<GrantRe
 
 /// The token endpoint (RFC 6749 §3.2): authenticates the client and runs the one grant the
 /// request names. A service account's assertion (`jwt-bearer`) is its own authentication.
+/// `jkt` is the thumbprint of the key of a checked DPoP proof: the access token (and a public
+/// client's refresh token) it issues is bound to that key.
 pub async fn token(
     ctx: &Ctx,
     presented: Option<&client_auth::Presented>,
     request: &TokenRequest,
     ip: &str,
+    jkt: Option<&str>,
 ) -> Outcome<Issued> {
     if let TokenRequest::JwtBearer(req) = request {
         return super::assertion::jwt_bearer(ctx, &req.assertion).await;
     }
     let client = super::clients::authenticate(ctx, presented).await?;
     match request {
-        TokenRequest::AuthorizationCode(req) => authorization_code(ctx, &client, req, ip).await,
-        TokenRequest::RefreshToken(req) => refresh(ctx, &client, req, ip).await,
-        TokenRequest::ClientCredentials(req) => client_credentials(ctx, &client, req).await,
+        TokenRequest::AuthorizationCode(req) => {
+            authorization_code(ctx, &client, req, ip, jkt).await
+        }
+        TokenRequest::RefreshToken(req) => refresh(ctx, &client, req, ip, jkt).await,
+        TokenRequest::ClientCredentials(req) => client_credentials(ctx, &client, req, jkt).await,
         TokenRequest::TokenExchange(req) => token_exchange(ctx, &client, req).await,
         TokenRequest::DeviceCode(req) => super::device::poll(ctx, &client, &req.device_code).await,
         TokenRequest::JwtBearer(req) => super::assertion::jwt_bearer(ctx, &req.assertion).await,
@@ -78,13 +83,16 @@ async fn prepare(
         client_id: client.id(),
         grant_id: Some(&grant.id),
     };
+    let jkt = remembered.jkt.as_deref();
     let (access, access_row) =
-        tokens::access_token_row(ctx, client, subject, &scope, remembered.offline).await?;
+        tokens::access_token_row(ctx, client, subject, &scope, remembered.offline, jkt).await?;
     let mut rows = vec![access_row];
     let refresh_token = match refresh {
         true => {
+            // RFC 9449 §5: a public client's refresh token is bound to its key too.
+            let bound = jkt.filter(|_| client.is_public());
             let (token, row) =
-                tokens::refresh_token_row(ctx, subject, &scope, remembered.auth_time)?;
+                tokens::refresh_token_row(ctx, subject, &scope, remembered.auth_time, bound)?;
             rows.push(row);
             Some(token)
         }
@@ -107,6 +115,7 @@ async fn prepare(
     };
     let issued = Issued {
         access_token: Some(access),
+        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ACCESS_TOKEN_TTL_SECS,
         scope,
         refresh_token,
@@ -198,6 +207,7 @@ pub async fn authorization_code(
     client: &Client,
     req: &authorization_code::Request,
     ip: &str,
+    jkt: Option<&str>,
 ) -> Outcome<Issued> {
     let digest = tessera_crypto::digest::token_digest(&req.code);
     let now = ctx.now();
@@ -220,7 +230,7 @@ pub async fn authorization_code(
     if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
         return Err(expired());
     }
-    let remembered = Remembered::parse(&record.data);
+    let remembered = Remembered { jkt: jkt.map(str::to_owned), ..Remembered::parse(&record.data) };
     let redirect_ok = match (&req.redirect_uri, remembered.redirect_sent) {
         (Some(uri), _) => remembered.redirect_uri.as_deref() == Some(uri.as_str()),
         (None, sent) => !sent,
@@ -285,6 +295,7 @@ pub async fn refresh(
     client: &Client,
     req: &refresh_token::Request,
     ip: &str,
+    jkt: Option<&str>,
 ) -> Outcome<Issued> {
     let digest = tessera_crypto::digest::token_digest(&req.refresh_token);
     let now = ctx.now();
@@ -330,7 +341,17 @@ pub async fn refresh(
             asked.clone()
         }
     };
-    let remembered = Remembered { offline: true, ..Remembered::parse(&record.data) };
+    let stored = Remembered::parse(&record.data);
+    // A refresh token bound to a DPoP key is used only with a proof of that key.
+    if let Some(bound) = stored.jkt.as_deref()
+        && !jkt.is_some_and(|jkt| tessera_crypto::digest::ct_eq(jkt.as_bytes(), bound.as_bytes()))
+    {
+        return Err(oauth(
+            ErrorCode::InvalidGrant,
+            "This refresh token is bound to a DPoP key; send a proof of that key.",
+        ));
+    }
+    let remembered = Remembered { offline: true, jkt: jkt.map(str::to_owned), ..stored };
     let mut prepared = prepare(ctx, client, &account, &grant, &scopes, false, &remembered).await?;
     if rotate {
         // The new refresh token keeps the whole grant's scopes, whatever this request narrowed.
@@ -339,8 +360,13 @@ pub async fn refresh(
             client_id: client.id(),
             grant_id: Some(&grant.id),
         };
-        let (token, row) =
-            tokens::refresh_token_row(ctx, subject, &record.scopes, remembered.auth_time)?;
+        let (token, row) = tokens::refresh_token_row(
+            ctx,
+            subject,
+            &record.scopes,
+            remembered.auth_time,
+            remembered.jkt.as_deref(),
+        )?;
         prepared.rows.push(row);
         prepared.issued.refresh_token = Some(token);
         if redeem(ctx, &digest, CredentialKind::RefreshToken, client, &prepared).await?.is_none() {
@@ -365,6 +391,7 @@ pub async fn client_credentials(
     ctx: &Ctx,
     client: &Client,
     req: &client_credentials::Request,
+    jkt: Option<&str>,
 ) -> Outcome<Issued> {
     if !matches!(client.kind, ClientKind::Web | ClientKind::ServiceAccount) {
         return Err(oauth(
@@ -382,9 +409,10 @@ pub async fn client_credentials(
     }
     let scope = grants::normalize_scopes(req.scopes.iter().map(String::as_str));
     let subject = Subject { account_id: None, client_id: client.id(), grant_id: None };
-    let access = tokens::access_token(ctx, client, subject, &scope, false).await?;
+    let access = tokens::access_token_bound(ctx, client, subject, &scope, false, jkt).await?;
     Ok(Issued {
         access_token: Some(access),
+        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ACCESS_TOKEN_TTL_SECS,
         scope,
         refresh_token: None,
@@ -439,6 +467,7 @@ pub async fn token_exchange(
     let id_token = tokens::id_token(ctx, &claims).await?;
     Ok(Issued {
         access_token: None,
+        token_type: "N_A",
         expires_in: super::ID_TOKEN_TTL_SECS,
         scope: grants::normalize_scopes(info.scopes.iter().map(String::as_str)),
         refresh_token: None,

@@ -12,9 +12,12 @@ pub mod authorize;
 pub mod clients;
 pub mod cross_client;
 pub mod device;
+pub mod dpop;
 pub mod exchange;
 pub mod jwks;
 pub mod jwt;
+pub mod par;
+pub mod request_object;
 pub mod revoke;
 pub mod tokens;
 

@@ -17,6 +17,8 @@ use crate::{Ctx, Error, Result, accounts, claims};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issued {
     pub access_token: Option<String>,
+    /// `Bearer`, or `DPoP` when the access token is bound to the proof's key (RFC 9449 §5).
+    pub token_type: &'static str,
     pub expires_in: i64,
     /// The granted set, space-separated.
     pub scope: String,
@@ -42,6 +44,9 @@ pub struct Remembered {
     pub auth_time: Option<i64>,
     #[serde(default)]
     pub offline: bool,
+    /// The thumbprint of the DPoP key the token is bound to (RFC 9449 §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 impl Remembered {
@@ -108,7 +113,19 @@ pub async fn access_token(
     scopes: &str,
     offline: bool,
 ) -> Result<String> {
-    let (token, record) = access_token_row(ctx, client, subject, scopes, offline).await?;
+    access_token_bound(ctx, client, subject, scopes, offline, None).await
+}
+
+/// [`access_token`], bound to the DPoP key with thumbprint `jkt` when there is one.
+pub async fn access_token_bound(
+    ctx: &Ctx,
+    client: &Client,
+    subject: Subject<'_>,
+    scopes: &str,
+    offline: bool,
+    jkt: Option<&str>,
+) -> Result<String> {
+    let (token, record) = access_token_row(ctx, client, subject, scopes, offline, jkt).await?;
     ctx.store.credentials().insert(&record).await?;
     Ok(token)
 }
@@ -120,6 +137,7 @@ pub async fn access_token_row(
     subject: Subject<'_>,
     scopes: &str,
     offline: bool,
+    jkt: Option<&str>,
 ) -> Result<(String, CredentialRecord)> {
     let now = ctx.now();
     let (token, digest) = if client.settings.jwt_access_tokens {
@@ -130,7 +148,7 @@ pub async fn access_token_row(
             Some(id) => accounts::subject(id),
             None => subject.client_id.to_owned(),
         };
-        let claims = json!({
+        let mut claims = json!({
             "iss": &*ctx.public_url,
             "sub": sub,
             "aud": subject.client_id,
@@ -140,6 +158,9 @@ pub async fn access_token_row(
             "exp": now + ACCESS_TOKEN_TTL_SECS,
             "jti": jti,
         });
+        if let Some(jkt) = jkt {
+            claims["cnf"] = json!({ "jkt": jkt });
+        }
         let token = jwt::sign_with(ctx, KeyAlg::Es256, "at+jwt", &claims).await?;
         let digest = tessera_crypto::digest::token_digest(&token);
         (token, digest)
@@ -148,7 +169,8 @@ pub async fn access_token_row(
     };
     let mut record = row(digest, CredentialKind::AccessToken, subject, scopes, now);
     record.expires_at = Some(now + ACCESS_TOKEN_TTL_SECS);
-    record.data = Remembered { offline, ..Remembered::default() }.to_json()?;
+    let jkt = jkt.map(str::to_owned);
+    record.data = Remembered { offline, jkt, ..Remembered::default() }.to_json()?;
     Ok((token, record))
 }
 
@@ -163,10 +185,12 @@ pub fn refresh_token_row(
     subject: Subject<'_>,
     scopes: &str,
     auth_time: Option<i64>,
+    jkt: Option<&str>,
 ) -> Result<(String, CredentialRecord)> {
     let (token, digest) = secret(ctx, "1/");
+    let jkt = jkt.map(str::to_owned);
     let record = CredentialRecord {
-        data: Remembered { offline: true, auth_time, ..Remembered::default() }.to_json()?,
+        data: Remembered { offline: true, auth_time, jkt, ..Remembered::default() }.to_json()?,
         ..row(digest, CredentialKind::RefreshToken, subject, scopes, ctx.now())
     };
     Ok((token, record))
@@ -180,7 +204,7 @@ pub async fn refresh_token(
     scopes: &str,
     auth_time: Option<i64>,
 ) -> Result<String> {
-    let (token, record) = refresh_token_row(ctx, subject, scopes, auth_time)?;
+    let (token, record) = refresh_token_row(ctx, subject, scopes, auth_time, None)?;
     credentials::issue_capped(ctx, &record).await?;
     Ok(token)
 }
@@ -248,6 +272,8 @@ pub struct TokenInfo {
     pub issued_at: i64,
     pub expires_at: Option<i64>,
     pub offline: bool,
+    /// The DPoP key thumbprint the token is bound to (`cnf.jkt`).
+    pub jkt: Option<String>,
 }
 
 impl TokenInfo {
@@ -256,10 +282,30 @@ impl TokenInfo {
     }
 }
 
+/// How an access token was presented, which decides whether a DPoP-bound one is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presentation<'a> {
+    /// `Authorization: Bearer` or a parameter: only unbound tokens.
+    Bearer,
+    /// `Authorization: DPoP` with a proof (already checked) of the key with this thumbprint: only
+    /// tokens bound to that key.
+    Dpop(&'a str),
+    /// Introspection by a resource server, which checks the proof itself: either, answered with
+    /// the binding.
+    Introspection,
+}
+
 /// The one validation of OAuth 2.0 access tokens (and, with `refresh`, refresh tokens): a
 /// JWT-shaped token must carry our signature and `typ: at+jwt` before its digest is looked up;
-/// then [`credentials::find_valid`] decides, like for every other credential.
-pub async fn validate_access_token(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<Valid>> {
+/// then [`credentials::find_valid`] decides, like for every other credential, and the token's DPoP
+/// binding must fit how it was presented: a bound token is never accepted as a plain bearer token,
+/// nor with another key's proof, and an unbound one never under `DPoP`.
+pub async fn validate_access_token(
+    ctx: &Ctx,
+    token: &str,
+    refresh: bool,
+    presentation: Presentation<'_>,
+) -> Result<Option<Valid>> {
     if token.is_empty() || token.len() > 4096 {
         return Ok(None);
     }
@@ -275,16 +321,37 @@ pub async fn validate_access_token(ctx: &Ctx, token: &str, refresh: bool) -> Res
         true => &[CredentialKind::AccessToken, CredentialKind::RefreshToken],
         false => &[CredentialKind::AccessToken],
     };
-    credentials::find_valid(ctx, token, kinds).await
+    let Some(valid) = credentials::find_valid(ctx, token, kinds).await? else { return Ok(None) };
+    let bound = Remembered::parse(&valid.record.data).jkt;
+    let fits = match (presentation, bound.as_deref()) {
+        (Presentation::Introspection, _) | (Presentation::Bearer, None) => true,
+        (Presentation::Dpop(jkt), Some(bound)) => {
+            tessera_crypto::digest::ct_eq(jkt.as_bytes(), bound.as_bytes())
+        }
+        (Presentation::Bearer, Some(_)) | (Presentation::Dpop(_), None) => false,
+    };
+    Ok(fits.then_some(valid))
 }
 
-/// Looks up a live access token (or, with `refresh`, also a refresh token) through the one
-/// validator, as tokeninfo and introspection describe it.
+/// Looks up a live access token (or, with `refresh`, also a refresh token) presented as a plain
+/// bearer token, through the one validator, as tokeninfo and userinfo describe it.
 pub async fn inspect(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<TokenInfo>> {
-    let Some(valid) = validate_access_token(ctx, token, refresh).await? else { return Ok(None) };
+    inspect_presented(ctx, token, refresh, Presentation::Bearer).await
+}
+
+/// [`inspect`] for a token presented some other way (DPoP, introspection).
+pub async fn inspect_presented(
+    ctx: &Ctx,
+    token: &str,
+    refresh: bool,
+    presentation: Presentation<'_>,
+) -> Result<Option<TokenInfo>> {
+    let Some(valid) = validate_access_token(ctx, token, refresh, presentation).await? else {
+        return Ok(None);
+    };
     let scopes = valid.scopes().to_vec();
     let record = valid.record;
-    let offline = Remembered::parse(&record.data).offline;
+    let remembered = Remembered::parse(&record.data);
     Ok(Some(TokenInfo {
         kind: record.kind,
         account: valid.account,
@@ -293,7 +360,8 @@ pub async fn inspect(ctx: &Ctx, token: &str, refresh: bool) -> Result<Option<Tok
         scopes,
         issued_at: record.created_at,
         expires_at: record.expires_at,
-        offline,
+        offline: remembered.offline,
+        jkt: remembered.jkt,
     }))
 }
 

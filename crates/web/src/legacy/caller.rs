@@ -26,6 +26,9 @@ struct Question {
     method: String,
     #[serde(default)]
     url: String,
+    /// The `DPoP` proof the resource request carried, for `DPoP` access tokens.
+    #[serde(default)]
+    dpop: Option<String>,
 }
 
 fn refusal(err: &CallerError) -> Response {
@@ -53,7 +56,11 @@ async fn caller_post(State(state): State<AppState>, body: Bytes) -> Result<Respo
         Ok(presented) => presented,
         Err(err) => return Ok(refusal(&err)),
     };
-    let facts = RequestFacts { method: question.method.to_ascii_uppercase(), url: question.url };
+    let facts = RequestFacts {
+        method: question.method.to_ascii_uppercase(),
+        url: question.url,
+        dpop_proof: question.dpop,
+    };
     match caller::resolve(&state.ctx, &presented, &facts).await? {
         Ok(found) => Ok(axum::Json(json!({
             "protocol": found.protocol.as_str(),

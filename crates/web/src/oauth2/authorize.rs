@@ -80,12 +80,16 @@ async fn handle(
 ) -> Result<Response, PageError> {
     let ctx = &state.ctx;
     let after_post = decision.is_some();
-    let params = Params::parse(query.as_bytes())
+    let outer = Params::parse(query.as_bytes())
         .map_err(|err| PageError::bad_request(&format!("invalid_request: {}", err.description)))?;
+    let (params, pushed) = authorize::unwrap(ctx, &outer)
+        .await?
+        .map_err(|err| PageError::bad_request(&format!("{}: {}", err.code, err.description)))?;
     let wire = proto::target(&params)
         .map_err(|err| PageError::bad_request(&format!("{}: {}", err.code, err.description)))?;
-    let target =
+    let mut target =
         authorize::target(ctx, &wire).await?.map_err(|text| PageError::bad_request(&text))?;
+    target.pushed = pushed;
     let req = match proto::parse(&params) {
         Ok(req) => req,
         Err(err) => {
@@ -109,7 +113,7 @@ async fn handle(
         Some(decision) => interaction::decide(ctx, &request, &accounts, decision, ip).await?,
     };
     let sign_in = |add: bool, email: Option<&str>, fresh_login: bool| {
-        let again = encode(&authorize::again(ctx, &params, fresh_login));
+        let again = encode(&authorize::again(ctx, &outer, fresh_login));
         let add = if add { "add=1&" } else { "" };
         let email = email.map(|it| format!("Email={}&", encode(it))).unwrap_or_default();
         redirect(&format!("/accounts/ServiceLogin?{add}{email}continue={again}"), after_post)
@@ -119,7 +123,7 @@ async fn handle(
         Step::ChooseAccount | Step::WrongAccount { .. } => Ok(sign_in(false, None, false)),
         Step::Reauthenticate { email, .. } => Ok(sign_in(true, Some(&email), true)),
         Step::Consent(view) => {
-            let request = params.with("authuser", &view.authuser.to_string()).encode();
+            let request = outer.with("authuser", &view.authuser.to_string()).encode();
             let post = Post {
                 action: "/o/oauth2/approval",
                 button: "decision",
@@ -128,6 +132,9 @@ async fn handle(
             Ok(consent::page(state, headers, *view, post))
         }
         Step::Approved(approved) => {
+            if let Err(err) = authorize::use_pushed(ctx, &target).await? {
+                return fail(err);
+            }
             let answer = authorize::approve(ctx, &approved, &target, &req).await?;
             Ok(respond(state, &target, &req, answer, after_post))
         }

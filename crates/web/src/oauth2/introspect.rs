@@ -50,7 +50,8 @@ async fn introspect_post(
         }
         Err(err) => return failure(err),
     };
-    let info = match tokens::inspect(ctx, &request.token, true).await {
+    let presentation = tokens::Presentation::Introspection;
+    let info = match tokens::inspect_presented(ctx, &request.token, true, presentation).await {
         Ok(info) => info,
         Err(err) => return failure(Failure::Domain(err)),
     };
@@ -70,8 +71,15 @@ async fn introspect_post(
     out.insert("aud".into(), json!(info.client_id));
     out.insert("iss".into(), json!(&*ctx.public_url));
     out.insert("iat".into(), json!(info.issued_at));
-    let kind = if info.kind == CredentialKind::RefreshToken { "refresh_token" } else { "Bearer" };
+    let kind = match (info.kind, &info.jkt) {
+        (CredentialKind::RefreshToken, _) => "refresh_token",
+        (_, Some(_)) => "DPoP",
+        (_, None) => "Bearer",
+    };
     out.insert("token_type".into(), json!(kind));
+    if let Some(jkt) = &info.jkt {
+        out.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
     if let Some(exp) = info.expires_at {
         out.insert("exp".into(), json!(exp));
     }

@@ -7,6 +7,7 @@ mod authorize;
 mod device;
 mod introspect;
 mod metadata;
+mod par;
 mod revoke;
 mod token;
 mod tokeninfo;
@@ -17,7 +18,7 @@ use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use tessera_domain::oauth2::{Failure, OAuthError};
+use tessera_domain::oauth2::{Failure, OAuthError, dpop, tokens};
 use tessera_proto_oauth2::Params;
 
 use crate::AppState;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(authorize::router())
         .merge(token::router())
+        .merge(par::router())
         .merge(device::router())
         .merge(tokeninfo::router())
         .merge(userinfo::router())
@@ -111,15 +113,54 @@ pub(crate) fn all_params(
     Params::parse(raw.as_bytes())
 }
 
-/// The bearer token of a resource request: `Authorization: Bearer …` (or Chromium's
-/// `OAuth …` without parameters), read by the one parser, else `access_token` from the
-/// parameters.
-pub(crate) fn bearer_token(headers: &HeaderMap, params: &Params) -> Option<String> {
-    if crate::caller::authorization(headers).is_some() {
-        return match crate::caller::presented(headers) {
-            Some(tessera_domain::caller::Presented::Bearer(token)) => Some(token),
-            _ => None,
-        };
+/// The access token of a resource request and the DPoP key it was proven with, if any.
+pub(crate) struct AccessToken {
+    pub(crate) token: String,
+    pub(crate) jkt: Option<String>,
+}
+
+impl AccessToken {
+    /// How the validator should take it: a DPoP-bound token only with its key's proof.
+    pub(crate) fn presentation(&self) -> tokens::Presentation<'_> {
+        match &self.jkt {
+            Some(jkt) => tokens::Presentation::Dpop(jkt),
+            None => tokens::Presentation::Bearer,
+        }
     }
-    params.get("access_token").map(str::to_owned)
+}
+
+/// The access token of a resource request: `Authorization: Bearer …` (or Chromium's `OAuth …`
+/// without parameters), `Authorization: DPoP …` with a `DPoP` proof of this request and token
+/// (RFC 9449 §7), read by the one parser, else `access_token` from the parameters. `None` when
+/// there is none, or the DPoP proof does not hold.
+pub(crate) async fn access_token(
+    state: &AppState,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    params: &Params,
+) -> tessera_domain::Result<Option<AccessToken>> {
+    use tessera_domain::caller::Presented;
+    if crate::caller::authorization(headers).is_none() {
+        let token = params.get("access_token").map(str::to_owned);
+        return Ok(token.map(|token| AccessToken { token, jkt: None }));
+    }
+    match crate::caller::presented(headers) {
+        Some(Presented::Bearer(token)) => Ok(Some(AccessToken { token, jkt: None })),
+        Some(Presented::Dpop(token)) => {
+            let Ok(Some(proof)) = crate::caller::dpop_proof(headers) else { return Ok(None) };
+            let url = format!("{}{}", state.ctx.public_url, uri.path());
+            let expected = dpop::Expected {
+                method: method.as_str(),
+                url: &url,
+                access_token: Some(&token),
+                nonce: false,
+            };
+            match dpop::check(&state.ctx, &proof, &expected).await? {
+                Ok(jkt) => Ok(Some(AccessToken { token, jkt: Some(jkt) })),
+                Err(_) => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
 }

@@ -3,13 +3,13 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::response::Response;
 use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
-use tessera_domain::oauth2::exchange;
 use tessera_domain::oauth2::tokens::Issued;
+use tessera_domain::oauth2::{ErrorCode, OAuthError, dpop, exchange};
 use tessera_proto_oauth2::client_auth;
 use tessera_proto_oauth2::token;
 
@@ -28,6 +28,7 @@ pub(super) fn router() -> Router<AppState> {
 async fn token_post(
     State(state): State<AppState>,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     Client(client): Client,
     body: Bytes,
 ) -> Response {
@@ -47,10 +48,52 @@ async fn token_post(
         Ok(request) => request,
         Err(err) => return oauth_error(&err),
     };
-    match exchange::token(&state.ctx, presented.as_ref(), &request, &client.ip).await {
-        Ok(issued) => json_no_store(StatusCode::OK, &render(&issued)),
-        Err(err) => failure(err),
+    let ctx = &state.ctx;
+    let jkt = match crate::caller::dpop_proof(&headers) {
+        Ok(None) => None,
+        Ok(Some(proof)) => {
+            let url = format!("{}{}", ctx.public_url, uri.path());
+            let expected = dpop::Expected {
+                method: "POST",
+                url: &url,
+                access_token: None,
+                nonce: ctx.policy.dpop_nonce,
+            };
+            match dpop::check(ctx, &proof, &expected).await {
+                Ok(Ok(jkt)) => Some(jkt),
+                Ok(Err(dpop::Refusal::NonceRequired)) => {
+                    let err = OAuthError::new(
+                        ErrorCode::UseDpopNonce,
+                        dpop::Refusal::NonceRequired.to_string(),
+                    );
+                    return with_nonce(&state, oauth_error(&err));
+                }
+                Ok(Err(refusal)) => {
+                    let err = OAuthError::new(ErrorCode::InvalidDpopProof, refusal.to_string());
+                    return with_nonce(&state, oauth_error(&err));
+                }
+                Err(err) => return failure(err.into()),
+            }
+        }
+        Err(()) => {
+            let err = OAuthError::new(ErrorCode::InvalidDpopProof, "Send one DPoP proof.");
+            return oauth_error(&err);
+        }
+    };
+    match exchange::token(ctx, presented.as_ref(), &request, &client.ip, jkt.as_deref()).await {
+        Ok(issued) => with_nonce(&state, json_no_store(StatusCode::OK, &render(&issued))),
+        Err(err) => with_nonce(&state, failure(err)),
     }
+}
+
+/// The next nonce for DPoP proofs (RFC 9449 §8), when the deployment asks for them.
+fn with_nonce(state: &AppState, mut res: Response) -> Response {
+    if state.ctx.policy.dpop_nonce
+        && let Ok(value) = http::HeaderValue::from_str(&dpop::nonce(&state.ctx))
+    {
+        res.headers_mut().insert("dpop-nonce", value);
+    }
+    res
 }
 
 fn render(issued: &Issued) -> Value {
@@ -58,7 +101,7 @@ fn render(issued: &Issued) -> Value {
     match &issued.access_token {
         Some(token) => {
             body.insert("access_token".into(), json!(token));
-            body.insert("token_type".into(), json!("Bearer"));
+            body.insert("token_type".into(), json!(issued.token_type));
         }
         None => {
             // Token exchange: the ID token is the issued token (RFC 8693 §2.2.1).

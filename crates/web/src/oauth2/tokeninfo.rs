@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use tessera_domain::credentials::Scopes;
 use tessera_domain::oauth2::{jwt, tokens};
 
-use super::{all_params, bearer_token, json_no_store};
+use super::{AccessToken, access_token, all_params, json_no_store};
 use crate::AppState;
 use crate::error::Internal;
 
@@ -32,6 +32,7 @@ fn invalid() -> Response {
 
 async fn tokeninfo(
     State(state): State<AppState>,
+    method: http::Method,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     body: Bytes,
@@ -42,9 +43,27 @@ async fn tokeninfo(
             &json!({ "error": "invalid_request", "error_description": "Malformed parameters" }),
         );
     };
-    let outcome = match (params.get("id_token"), bearer_token(&headers, &params)) {
-        (Some(id_token), None) => id_token_info(&state, id_token).await,
-        (None, Some(access_token)) => access_token_info(&state, &access_token).await,
+    let presented = match params.get("id_token") {
+        Some(_) if crate::caller::authorization(&headers).is_some() => return invalid(),
+        Some(_) => None,
+        None => match access_token(&state, &method, &uri, &headers, &params).await {
+            Ok(Some(token)) => Some(token),
+            Ok(None) => return invalid(),
+            Err(err) => {
+                let mut res = json_no_store(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({ "error": "server_error" }),
+                );
+                res.extensions_mut().insert(Internal(err.to_string()));
+                return res;
+            }
+        },
+    };
+    let outcome = match (params.get("id_token"), presented) {
+        (Some(id_token), None) if !params.contains("access_token") => {
+            id_token_info(&state, id_token).await
+        }
+        (None, Some(token)) => access_token_info(&state, &token).await,
         _ => return invalid(),
     };
     match outcome {
@@ -61,9 +80,16 @@ async fn tokeninfo(
     }
 }
 
-async fn access_token_info(state: &AppState, token: &str) -> tessera_domain::Result<Option<Value>> {
+async fn access_token_info(
+    state: &AppState,
+    token: &AccessToken,
+) -> tessera_domain::Result<Option<Value>> {
     let ctx = &state.ctx;
-    let Some(info) = tokens::inspect(ctx, token, false).await? else { return Ok(None) };
+    let presentation = token.presentation();
+    let Some(info) = tokens::inspect_presented(ctx, &token.token, false, presentation).await?
+    else {
+        return Ok(None);
+    };
     let now = ctx.now();
     let mut body = Map::new();
     // v1 names and v3 names side by side: old and new client libraries read different ones.
@@ -77,6 +103,10 @@ async fn access_token_info(state: &AppState, token: &str) -> tessera_domain::Res
         body.insert("expires_in".into(), json!(info.expires_in(now).unwrap_or(0)));
     }
     body.insert("access_type".into(), json!(if info.offline { "offline" } else { "online" }));
+    if let Some(jkt) = &info.jkt {
+        body.insert("token_type".into(), json!("DPoP"));
+        body.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
     if let Some(account) = &info.account {
         let scopes = Scopes::from_names(info.scopes.iter().map(String::as_str));
         let released = tessera_domain::claims::release(account, &scopes);

@@ -13,7 +13,7 @@ use tessera_domain::claims::Names;
 use tessera_domain::credentials::Scopes;
 use tessera_domain::oauth2::tokens;
 
-use super::{all_params, bearer_token, json_no_store};
+use super::{access_token, all_params, json_no_store};
 use crate::AppState;
 use crate::error::Internal;
 
@@ -27,20 +27,22 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn userinfo_v3(
     State(state): State<AppState>,
+    method: http::Method,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> Response {
-    userinfo(&state, &headers, &uri, &body, true).await
+    userinfo(&state, &method, &headers, &uri, &body, true).await
 }
 
 async fn userinfo_v2(
     State(state): State<AppState>,
+    method: http::Method,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> Response {
-    userinfo(&state, &headers, &uri, &body, false).await
+    userinfo(&state, &method, &headers, &uri, &body, false).await
 }
 
 fn unauthorized(error: Option<&str>) -> Response {
@@ -60,14 +62,31 @@ fn unauthorized(error: Option<&str>) -> Response {
 
 async fn userinfo(
     state: &AppState,
+    method: &http::Method,
     headers: &HeaderMap,
     uri: &http::Uri,
     body: &Bytes,
     oidc: bool,
 ) -> Response {
     let params = all_params(uri, headers, body).unwrap_or_default();
-    let Some(token) = bearer_token(headers, &params) else { return unauthorized(None) };
-    let info = match tokens::inspect(&state.ctx, &token, false).await {
+    let token = match access_token(state, method, uri, headers, &params).await {
+        Ok(Some(token)) => token,
+        Ok(None) if crate::caller::authorization(headers).is_some() => {
+            return unauthorized(Some("invalid_token"));
+        }
+        Ok(None) => return unauthorized(None),
+        Err(err) => {
+            let mut res = json_no_store(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": "server_error" }),
+            );
+            res.extensions_mut().insert(Internal(err.to_string()));
+            return res;
+        }
+    };
+    let presentation = token.presentation();
+    let info = match tokens::inspect_presented(&state.ctx, &token.token, false, presentation).await
+    {
         Ok(Some(info)) => info,
         Ok(None) => return unauthorized(Some("invalid_token")),
         Err(err) => {
