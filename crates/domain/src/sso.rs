@@ -299,7 +299,13 @@ pub async fn issue_from_access_token(
     ip: &str,
 ) -> Result<Result<String, Refusal>> {
     let Some(valid) =
-        crate::oauth2::tokens::validate_access_token(ctx, access_token, false).await?
+        crate::oauth2::tokens::validate_access_token(
+            ctx,
+            access_token,
+            false,
+            crate::oauth2::tokens::Presentation::Bearer,
+        )
+        .await?
     else {
         return Ok(Err(Refusal::BadAuthentication));
     };

@@ -188,7 +188,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 23] = [
+    pub const ALL: [CredentialKind; 24] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,

@@ -634,7 +634,11 @@ fn access_token_request(
         tessera_crypto::oauth1::hmac_sha1_base64(&key, &base),
     ));
     tessera_domain::oauth1::Incoming {
-        facts: tessera_domain::caller::RequestFacts { method: "POST".to_owned(), url },
+        facts: tessera_domain::caller::RequestFacts {
+            method: "POST".to_owned(),
+            url,
+            dpop_proof: None,
+        },
         header,
         form: Vec::new(),
     }
