@@ -22,6 +22,7 @@ pub mod legacy;
 pub mod oauth2;
 pub mod password;
 pub mod projects;
+pub mod push;
 pub mod redirect;
 pub mod services;
 pub mod sessions;
@@ -73,6 +74,8 @@ pub struct Policy {
     pub reauth_window_secs: i64,
     /// Protocols switched off by configuration; their credentials stop working everywhere.
     pub disabled_protocols: Vec<credentials::Protocol>,
+    /// Push messaging quotas and storage limits.
+    pub push: push::PushPolicy,
 }
 
 impl Default for Policy {
@@ -96,6 +99,7 @@ impl Default for Policy {
             guess_interval_secs: 60,
             reauth_window_secs: 5 * 60,
             disabled_protocols: Vec::new(),
+            push: push::PushPolicy::default(),
         }
     }
 }
