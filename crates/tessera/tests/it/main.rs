@@ -19,5 +19,6 @@ mod interop;
 mod legacy;
 mod oauth2;
 mod ops;
+mod push;
 mod robustness;
 mod signin;
