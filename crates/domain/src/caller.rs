@@ -95,6 +95,15 @@ pub fn parse_authorization(header: &str) -> Result<Presented, CallerError> {
     if header.is_empty() || header.len() > 8192 {
         return Err(if header.is_empty() { CallerError::Missing } else { CallerError::Malformed });
     }
+    // GCM senders: `Authorization: key=<API key>` (no scheme word).
+    if let Some(key) =
+        header.get(..4).filter(|it| it.eq_ignore_ascii_case("key=")).map(|_| &header[4..])
+    {
+        if key.is_empty() || key.contains([' ', ',', '"']) {
+            return Err(CallerError::Malformed);
+        }
+        return Ok(Presented::ApiKey(key.to_owned()));
+    }
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     let rest = rest.trim();
     match scheme.to_ascii_lowercase().as_str() {
@@ -395,6 +404,11 @@ mod tests {
             Presented::Dpop("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU".to_owned())
         );
         assert_eq!(parse_authorization("DPoP a b"), Err(CallerError::Malformed));
+        assert_eq!(
+            parse_authorization("key=AIzaSyExample").unwrap(),
+            Presented::ApiKey("AIzaSyExample".to_owned())
+        );
+        assert_eq!(parse_authorization("key="), Err(CallerError::Malformed));
         assert_eq!(parse_authorization(""), Err(CallerError::Missing));
         assert_eq!(parse_authorization("Basic abc"), Err(CallerError::Unsupported));
         assert_eq!(

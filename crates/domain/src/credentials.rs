@@ -29,10 +29,12 @@ pub enum Protocol {
     OpenId2,
     /// Android device login (`/auth`): master tokens and the device grants they hang from.
     Device,
+    /// C2DM and GCM push messaging: registration ids.
+    Push,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 7] = [
+    pub const ALL: [Protocol; 8] = [
         Protocol::OAuth2,
         Protocol::OAuth1,
         Protocol::AuthSub,
@@ -40,6 +42,7 @@ impl Protocol {
         Protocol::ApiKey,
         Protocol::OpenId2,
         Protocol::Device,
+        Protocol::Push,
     ];
 
     /// The legacy protocols a service may accept (`ServiceRecord::protocols`) that exist today.
@@ -55,6 +58,7 @@ impl Protocol {
             Protocol::ApiKey => "api_key",
             Protocol::OpenId2 => "openid2",
             Protocol::Device => "device",
+            Protocol::Push => "push",
         }
     }
 
@@ -81,6 +85,8 @@ impl Protocol {
             | CredentialKind::ClientLoginLsid => Some(Protocol::ClientLogin),
             CredentialKind::OpenIdAssociation => Some(Protocol::OpenId2),
             CredentialKind::MasterToken => Some(Protocol::Device),
+            CredentialKind::PushApiKey => Some(Protocol::ApiKey),
+            CredentialKind::PushRegistration => Some(Protocol::Push),
             _ => None,
         }
     }
@@ -187,6 +193,37 @@ pub struct PendingSignInData {
 /// An app password's data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppPasswordData {
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A push registration's data: which app on which device, and who may send to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushRegistrationData {
+    /// The install id the device registered with (later: the device credential's device).
+    #[serde(default)]
+    pub device: String,
+    /// The app's package name.
+    #[serde(default)]
+    pub app: String,
+    /// Lowercase hex SHA-1 of the app's signing certificate, or empty.
+    #[serde(default)]
+    pub cert: String,
+    /// The sender ids (project ids) allowed to send, sorted.
+    #[serde(default)]
+    pub senders: Vec<String>,
+    /// False once the app unregistered: sends answer `NotRegistered` until it registers again.
+    #[serde(default)]
+    pub registered: bool,
+}
+
+/// A push API key's data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushApiKeyData {
+    /// The project whose sender id the key sends as.
+    #[serde(default)]
+    pub project_id: String,
+    /// What the key's owner called it.
     #[serde(default)]
     pub name: String,
 }

@@ -25,6 +25,7 @@ pub mod oauth2;
 pub mod openid2;
 pub mod password;
 pub mod projects;
+pub mod push;
 pub mod redirect;
 pub mod services;
 pub mod sessions;
@@ -84,6 +85,8 @@ pub struct Policy {
     pub require_par: bool,
     /// The token endpoint asks DPoP proofs for a server nonce (RFC 9449 §8).
     pub dpop_nonce: bool,
+    /// Push messaging quotas and storage limits.
+    pub push: push::PushPolicy,
 }
 
 impl Default for Policy {
@@ -110,6 +113,7 @@ impl Default for Policy {
             device_plain_passwd: false,
             require_par: false,
             dpop_nonce: false,
+            push: push::PushPolicy::default(),
         }
     }
 }

@@ -76,6 +76,7 @@ mod group_commit;
 mod keys;
 #[cfg(test)]
 mod plans_tests;
+mod push;
 mod server_state;
 mod services;
 mod sessions;
@@ -91,7 +92,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, SqlSafeStr as _, Transaction};
 use tessera_store::{
     AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
-    ProjectStore, Result, ServiceStore, SessionStore, Store, StoreError,
+    ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
 };
 
 use crate::error::backend;
@@ -522,6 +523,10 @@ impl Store for SqlStore {
     }
 
     fn counters(&self) -> &dyn CounterStore {
+        self
+    }
+
+    fn push(&self) -> &dyn PushStore {
         self
     }
 

@@ -46,6 +46,7 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self) -> &dyn AuditStore;
     fn counters(&self) -> &dyn CounterStore;
     fn services(&self) -> &dyn ServiceStore;
+    fn push(&self) -> &dyn PushStore;
     /// Writes one small row, so that readiness fails when the database answers but cannot write
     /// (a full disk, a read-only file or replica).
     async fn heartbeat(&self, now: Timestamp) -> Result<()>;
@@ -288,4 +289,35 @@ pub trait CounterStore: Send + Sync {
     /// The count in the current window, 0 when the window has passed.
     async fn peek(&self, key: &str, now: Timestamp) -> Result<u32>;
     async fn clear(&self, key: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait PushStore: Send + Sync {
+    /// Stores `message` for its registration, in one transaction that runs one at a time with
+    /// every other enqueue for the same registration: first drops the registration's expired
+    /// messages; a message with a collapse key replaces the stored one with the same key, and a
+    /// new key beyond `limits.max_collapse_keys` drops the message of the oldest key; a message
+    /// without one beyond `limits.max_non_collapsible` discards everything stored (and itself)
+    /// and leaves one `DeletedMessages` notice (whose id is `message.id`) counting them all,
+    /// including those an earlier notice stood for.
+    async fn enqueue(
+        &self,
+        message: &PushMessageRecord,
+        limits: PushLimits,
+        now: Timestamp,
+    ) -> Result<Enqueued>;
+    /// The registration's stored messages that have not expired at `now`, oldest first.
+    async fn pending(
+        &self,
+        registration: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PushMessageRecord>>;
+    /// Removes an acknowledged message; false when it was not stored (acknowledged already,
+    /// expired and swept, or another registration's).
+    async fn ack(&self, registration: &str, id: &str) -> Result<bool>;
+    /// Drops every stored message of the registration (it unregistered).
+    async fn clear(&self, registration: &str) -> Result<u64>;
+    /// Deletes at most `batch` messages that expired before `cutoff`.
+    async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64>;
 }

@@ -178,7 +178,10 @@ pub enum CredentialKind {
     /// Web single sign-on: the one-time `auth=` token a service receives after `ServiceLogin`.
     ServiceAuth,
     MasterToken,
+    /// A push registration id: one app on one device, and the senders that may reach it.
     PushRegistration,
+    /// A project's API key for sending push messages (`Authorization: key=…`).
+    PushApiKey,
     /// An OpenID 2.0 association; its MAC key is a sealed secret.
     OpenIdAssociation,
     /// Any other replay-cache entry (signature nonces, JWT `jti`).
@@ -188,7 +191,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 24] = [
+    pub const ALL: [CredentialKind; 25] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
@@ -210,6 +213,7 @@ impl CredentialKind {
         CredentialKind::ServiceAuth,
         CredentialKind::MasterToken,
         CredentialKind::PushRegistration,
+        CredentialKind::PushApiKey,
         CredentialKind::OpenIdAssociation,
         CredentialKind::Nonce,
         CredentialKind::PushedAuthorizationRequest,
@@ -238,6 +242,7 @@ impl CredentialKind {
             CredentialKind::ServiceAuth => "service_auth",
             CredentialKind::MasterToken => "master_token",
             CredentialKind::PushRegistration => "push_registration",
+            CredentialKind::PushApiKey => "push_api_key",
             CredentialKind::OpenIdAssociation => "openid_association",
             CredentialKind::Nonce => "nonce",
             CredentialKind::PushedAuthorizationRequest => "pushed_authorization_request",
@@ -425,4 +430,69 @@ pub struct CredentialTransition {
     pub grant_id: Option<String>,
     /// Marks the credential consumed: the state is final and the credential no longer live.
     pub consume: bool,
+}
+
+/// What a stored push message is: a message from a sender, or the notice that replaced every
+/// stored message of a device when too many waited (`message_type=deleted_messages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushMessageKind {
+    Message,
+    DeletedMessages,
+}
+
+impl PushMessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushMessageKind::Message => "message",
+            PushMessageKind::DeletedMessages => "deleted_messages",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PushMessageKind> {
+        [PushMessageKind::Message, PushMessageKind::DeletedMessages]
+            .into_iter()
+            .find(|it| it.as_str() == s)
+    }
+}
+
+/// A push message stored for one registration until its device acknowledges it or it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushMessageRecord {
+    /// The message id the sender was answered with; the device de-duplicates by it.
+    pub id: String,
+    /// The digest of the registration id it goes to.
+    pub registration: String,
+    /// The sender id (project id) it came from.
+    pub sender: String,
+    pub kind: PushMessageKind,
+    /// A newer message with the same key replaces this one while both wait.
+    pub collapse_key: Option<String>,
+    /// What the device receives (JSON text; never a credential).
+    pub payload: String,
+    pub delay_while_idle: bool,
+    /// For a `DeletedMessages` notice: how many messages it stands for.
+    pub total_deleted: u64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The storage limits per registration that [`crate::PushStore::enqueue`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushLimits {
+    /// Distinct collapse keys stored at once; a new key beyond them drops the oldest key's message.
+    pub max_collapse_keys: u32,
+    /// Messages without a collapse key stored at once; one more discards everything stored and
+    /// leaves one `DeletedMessages` notice.
+    pub max_non_collapsible: u32,
+}
+
+/// What [`crate::PushStore::enqueue`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored; `replaced` messages with the same collapse key (or the oldest collapse key, over
+    /// the limit) were dropped.
+    Stored { replaced: u64 },
+    /// Too many non-collapsible messages: all stored messages and this one were discarded and one
+    /// notice now stands for `total_deleted` of them.
+    Overflowed { total_deleted: u64 },
 }

@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
-    CredentialRecord, CredentialTransition, DomainRecord, GrantRecord, KeyRecord, KeyState,
-    ProjectBranding, ProjectRecord, Redemption, ServiceRecord, SessionRecord, Store, StoreError,
-    Timestamp,
+    CredentialRecord, CredentialTransition, DomainRecord, Enqueued, GrantRecord, KeyRecord,
+    KeyState, ProjectBranding, ProjectRecord, PushLimits, PushMessageKind, PushMessageRecord,
+    Redemption, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
 };
 
 /// The future one case runs as.
@@ -91,6 +91,10 @@ macro_rules! conformance_tests {
             credential_transition_moves_the_state_once,
             credential_transition_race_50,
             heartbeat_writes_and_kek_check_is_set_once,
+            push_collapse_key_replaces_and_keys_are_capped,
+            push_overflow_leaves_one_notice,
+            push_pending_ack_clear_and_expiry,
+            push_enqueue_burst_keeps_the_cap,
         }
     };
 }
@@ -2259,4 +2263,120 @@ pub async fn heartbeat_writes_and_kek_check_is_set_once(store: Arc<dyn Store>) {
     assert!(winner.starts_with("v1.check-"), "{winner}");
     assert_eq!(store.kek_check().await.expect("read").as_deref(), Some(winner.as_str()));
     assert_eq!(store.init_kek_check("v1.other", NOW + 5).await.expect("init again"), winner);
+}
+
+const PUSH_LIMITS: PushLimits = PushLimits { max_collapse_keys: 4, max_non_collapsible: 100 };
+
+fn push_message(id: &str, registration: &str, collapse_key: Option<&str>) -> PushMessageRecord {
+    PushMessageRecord {
+        id: id.to_owned(),
+        registration: registration.to_owned(),
+        sender: "sender-1".to_owned(),
+        kind: PushMessageKind::Message,
+        collapse_key: collapse_key.map(str::to_owned),
+        payload: format!("{{\"n\":\"{id}\"}}"),
+        delay_while_idle: false,
+        total_deleted: 0,
+        created_at: NOW,
+        expires_at: NOW + 100,
+    }
+}
+
+async fn pending_ids(store: &dyn Store, registration: &str, now: Timestamp) -> Vec<String> {
+    let pending = store.push().pending(registration, now, 1000).await.expect("pending");
+    pending.into_iter().map(|it| it.id).collect()
+}
+
+pub async fn push_collapse_key_replaces_and_keys_are_capped(store: Arc<dyn Store>) {
+    let push = store.push();
+    let enqueue = |id: &'static str, key: Option<&'static str>| {
+        let message = push_message(id, "reg-a", key);
+        async move { push.enqueue(&message, PUSH_LIMITS, NOW).await.expect("enqueue") }
+    };
+    assert_eq!(enqueue("m1", Some("score")).await, Enqueued::Stored { replaced: 0 });
+    assert_eq!(enqueue("m2", Some("score")).await, Enqueued::Stored { replaced: 1 });
+    assert_eq!(enqueue("m3", None).await, Enqueued::Stored { replaced: 0 });
+    assert_eq!(pending_ids(store.as_ref(), "reg-a", NOW).await, ["m2", "m3"]);
+    for (id, key) in [("k2", "b"), ("k3", "c"), ("k4", "d")] {
+        assert_eq!(enqueue(id, Some(key)).await, Enqueued::Stored { replaced: 0 });
+    }
+    // A fifth key drops the oldest key's message ("score").
+    assert_eq!(enqueue("k5", Some("e")).await, Enqueued::Stored { replaced: 1 });
+    assert_eq!(pending_ids(store.as_ref(), "reg-a", NOW).await, ["m3", "k2", "k3", "k4", "k5"]);
+    assert!(pending_ids(store.as_ref(), "reg-b", NOW).await.is_empty());
+}
+
+pub async fn push_overflow_leaves_one_notice(store: Arc<dyn Store>) {
+    let push = store.push();
+    push.enqueue(&push_message("c", "reg-a", Some("k")), PUSH_LIMITS, NOW).await.expect("enqueue");
+    for i in 0..100 {
+        let got = push
+            .enqueue(&push_message(&format!("m{i}"), "reg-a", None), PUSH_LIMITS, NOW)
+            .await
+            .expect("enqueue");
+        assert_eq!(got, Enqueued::Stored { replaced: 0 });
+    }
+    let got = push.enqueue(&push_message("m100", "reg-a", None), PUSH_LIMITS, NOW).await;
+    assert_eq!(got.expect("enqueue"), Enqueued::Overflowed { total_deleted: 102 });
+    let pending = push.pending("reg-a", NOW, 1000).await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].kind, PushMessageKind::DeletedMessages);
+    assert_eq!(pending[0].id, "m100");
+    assert_eq!(pending[0].total_deleted, 102);
+    // Later messages wait behind the notice; another overflow adds to its count.
+    for i in 0..100 {
+        push.enqueue(&push_message(&format!("n{i}"), "reg-a", None), PUSH_LIMITS, NOW)
+            .await
+            .expect("enqueue");
+    }
+    let got = push.enqueue(&push_message("n100", "reg-a", None), PUSH_LIMITS, NOW).await;
+    assert_eq!(got.expect("enqueue"), Enqueued::Overflowed { total_deleted: 203 });
+    assert_eq!(pending_ids(store.as_ref(), "reg-a", NOW).await, ["n100"]);
+}
+
+pub async fn push_pending_ack_clear_and_expiry(store: Arc<dyn Store>) {
+    let push = store.push();
+    let mut short = push_message("short", "reg-a", None);
+    short.expires_at = NOW + 10;
+    push.enqueue(&short, PUSH_LIMITS, NOW).await.expect("enqueue");
+    push.enqueue(&push_message("long", "reg-a", None), PUSH_LIMITS, NOW).await.expect("enqueue");
+    push.enqueue(&push_message("other", "reg-b", None), PUSH_LIMITS, NOW).await.expect("enqueue");
+    let pending = push.pending("reg-a", NOW, 10).await.expect("pending");
+    assert_eq!(pending[0], short);
+    assert_eq!(pending_ids(store.as_ref(), "reg-a", NOW + 10).await, ["long"]);
+    assert_eq!(push.pending("reg-a", NOW, 1).await.expect("pending").len(), 1);
+    assert!(!push.ack("reg-b", "long").await.expect("ack"), "another registration's message");
+    assert!(push.ack("reg-a", "long").await.expect("ack"));
+    assert!(!push.ack("reg-a", "long").await.expect("ack"), "acknowledged once");
+    assert_eq!(push.sweep(NOW + 11, 10).await.expect("sweep"), 1);
+    assert!(pending_ids(store.as_ref(), "reg-a", NOW).await.is_empty());
+    assert_eq!(push.clear("reg-b").await.expect("clear"), 1);
+    assert!(pending_ids(store.as_ref(), "reg-b", NOW).await.is_empty());
+}
+
+pub async fn push_enqueue_burst_keeps_the_cap(store: Arc<dyn Store>) {
+    let limits = PushLimits { max_collapse_keys: 4, max_non_collapsible: 5 };
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = (i % 3 == 0).then(|| format!("k{}", i % 9));
+                let mut message = push_message(&format!("m{i}"), "reg-a", None);
+                message.collapse_key = key;
+                store.push().enqueue(&message, limits, NOW).await.expect("enqueue")
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let pending = store.push().pending("reg-a", NOW, 1000).await.expect("pending");
+    let keys: BTreeSet<_> = pending.iter().filter_map(|it| it.collapse_key.clone()).collect();
+    let keyed = pending.iter().filter(|it| it.collapse_key.is_some()).count();
+    assert!(keys.len() <= 4 && keyed == keys.len(), "one message per key, at most four keys");
+    let plain = pending
+        .iter()
+        .filter(|it| it.collapse_key.is_none() && it.kind == PushMessageKind::Message)
+        .count();
+    assert!(plain <= 5, "{plain} non-collapsible messages stored");
 }

@@ -12,6 +12,7 @@ mod legacy;
 mod middleware;
 mod oauth2;
 mod pages;
+mod push;
 mod render;
 mod serve;
 
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(oauth2::router())
         .merge(legacy::router(state.legacy))
+        .merge(push::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.request_timeout,

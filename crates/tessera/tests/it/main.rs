@@ -23,6 +23,7 @@ mod oauth1;
 mod oauth2;
 mod openid2;
 mod ops;
+mod push;
 mod robustness;
 mod signin;
 mod sso;

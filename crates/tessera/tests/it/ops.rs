@@ -73,6 +73,9 @@ impl Store for CannotWrite {
     fn keys(&self) -> &dyn tessera_store::KeyStore {
         self.0.keys()
     }
+    fn push(&self) -> &dyn tessera_store::PushStore {
+        self.0.push()
+    }
     fn audit(&self) -> &dyn tessera_store::AuditStore {
         self.0.audit()
     }

@@ -1,0 +1,149 @@
+//! Push messaging over HTTP: device registration (`/c2dm/register3`), C2DM send (`/c2dm/send`)
+//! and GCM send (`/gcm/send`, JSON or plain text). Handlers extract, call `domain::push` and
+//! render the bodies `proto-push` writes.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tessera_domain::push::{self, Api};
+use tessera_proto_push::{self as wire, Target};
+
+use crate::AppState;
+use crate::error::PageError;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/c2dm/register3", post(register))
+        .route("/c2dm/send", post(c2dm_send))
+        .route("/gcm/send", post(gcm_send))
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn json(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"))],
+        wire::UNAUTHORIZED_BODY,
+    )
+        .into_response()
+}
+
+async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response, PageError> {
+    let ctx = &state.ctx;
+    let request = match wire::parse_register(&wire::urlencoded_pairs(&body)) {
+        Ok(request) => request,
+        Err(code) => return Ok(text(StatusCode::OK, wire::register_error_body(code))),
+    };
+    let Some(device) = push::authenticate_device(ctx, &request.device).await? else {
+        let code = wire::RegisterError::AuthenticationFailed;
+        return Ok(text(StatusCode::OK, wire::register_error_body(code)));
+    };
+    Ok(match push::register(ctx, &device, &request).await? {
+        Ok(_) if request.delete => text(StatusCode::OK, wire::unregister_body(&request.app)),
+        Ok(id) => text(StatusCode::OK, wire::register_body(&id)),
+        Err(code) => text(StatusCode::OK, wire::register_error_body(code)),
+    })
+}
+
+async fn sender(
+    state: &AppState,
+    api: Api,
+    headers: &HeaderMap,
+) -> Result<Option<push::Sender>, PageError> {
+    let Some(presented) = crate::caller::presented(headers) else { return Ok(None) };
+    Ok(push::authenticate_sender(&state.ctx, api, &presented).await?)
+}
+
+async fn c2dm_send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let Some(sender) = sender(&state, Api::C2dm, &headers).await? else {
+        return Ok(unauthorized());
+    };
+    let (id, message) = match wire::parse_c2dm_send(&wire::urlencoded_pairs(&body)) {
+        Ok(parsed) => parsed,
+        Err(Ok(code)) => {
+            return Ok(text(StatusCode::OK, wire::c2dm_body(&wire::Outcome::Failed(code))));
+        }
+        Err(Err(bad)) => return Ok(text(StatusCode::BAD_REQUEST, bad.body())),
+    };
+    let outcomes = push::send(&state.ctx, &sender, &[id], &message, None).await?;
+    let outcome = outcomes
+        .into_iter()
+        .next()
+        .unwrap_or(wire::Outcome::Failed(wire::SendError::InternalServerError));
+    Ok(text(StatusCode::OK, wire::c2dm_body(&outcome)))
+}
+
+async fn gcm_send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let Some(sender) = sender(&state, Api::Gcm, &headers).await? else {
+        return Ok(unauthorized());
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|it| it.to_str().ok())
+        .is_some_and(|it| it.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    let parsed = if is_json {
+        wire::parse_gcm_json(&body)
+    } else {
+        wire::parse_gcm_form(&wire::urlencoded_pairs(&body))
+    };
+    let send = match parsed {
+        Ok(send) => send,
+        Err(bad) => return Ok(text(StatusCode::BAD_REQUEST, bad.body())),
+    };
+    let ids = match send.target {
+        Target::Registrations(ids) => ids,
+        Target::Topic(_) => {
+            let bad = wire::BadRequest::InvalidTo("topics are not served yet".to_owned());
+            return Ok(text(StatusCode::BAD_REQUEST, bad.body()));
+        }
+    };
+    if !is_json && ids.is_empty() {
+        let outcome =
+            wire::Outcome::Failed(send.problem.unwrap_or(wire::SendError::MissingRegistration));
+        return Ok(text(StatusCode::OK, wire::gcm_text_body(&outcome)));
+    }
+    let outcomes = push::send(&state.ctx, &sender, &ids, &send.message, send.problem).await?;
+    if is_json {
+        Ok(json(wire::gcm_json_body(push::multicast_id(&state.ctx), &outcomes)))
+    } else {
+        let outcome = outcomes
+            .into_iter()
+            .next()
+            .unwrap_or(wire::Outcome::Failed(wire::SendError::InternalServerError));
+        Ok(text(StatusCode::OK, wire::gcm_text_body(&outcome)))
+    }
+}
