@@ -180,7 +180,10 @@ fn ensure_python_packages() {
         .args(&missing)
         .status();
     if !status.is_ok_and(|it| it.success()) {
-        eprintln!("\n*** could not install {}; their interop tests will fail ***\n", missing.join(", "));
+        eprintln!(
+            "\n*** could not install {}; their interop tests will fail ***\n",
+            missing.join(", ")
+        );
     }
 }
 

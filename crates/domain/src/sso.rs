@@ -298,14 +298,13 @@ pub async fn issue_from_access_token(
     source: &str,
     ip: &str,
 ) -> Result<Result<String, Refusal>> {
-    let Some(valid) =
-        crate::oauth2::tokens::validate_access_token(
-            ctx,
-            access_token,
-            false,
-            crate::oauth2::tokens::Presentation::Bearer,
-        )
-        .await?
+    let Some(valid) = crate::oauth2::tokens::validate_access_token(
+        ctx,
+        access_token,
+        false,
+        crate::oauth2::tokens::Presentation::Bearer,
+    )
+    .await?
     else {
         return Ok(Err(Refusal::BadAuthentication));
     };
