@@ -2,7 +2,6 @@
 //! Allow / Deny), and the server-to-server `AuthSubSessionToken`, `AuthSubTokenInfo` and
 //! `AuthSubRevokeToken`, which read the token from `Authorization: AuthSub …`.
 
-use askama::Template;
 use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +14,8 @@ use tessera_domain::interaction::{self, Decision, Step};
 use super::{authorization, request_facts, text};
 use crate::error::PageError;
 use crate::forms::Form;
-use crate::pages::consent::{self, Post};
-use crate::pages::{Client, check_csrf, redirect, signed_in};
+use crate::pages::consent::{self, Next};
+use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
 pub(super) fn router() -> Router<AppState> {
@@ -29,20 +28,6 @@ pub(super) fn router() -> Router<AppState> {
             .route(&format!("{prefix}/AuthSubRevokeToken"), get(revoke_token).post(revoke_token));
     }
     router
-}
-
-pub(crate) fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage<'a> {
-    brand: &'a str,
-    heading: &'a str,
-    message: String,
-    link: String,
-    link_text: &'a str,
 }
 
 /// The request as a page error: an unknown scope, a `next` outside the registration, and so on.
@@ -105,50 +90,23 @@ async fn render(
     after_post: bool,
 ) -> Result<Response, PageError> {
     let here = format!("{}/accounts/AuthSubRequest?{query}", state.ctx.public_url);
-    match step {
-        Step::SignIn { .. } | Step::ChooseAccount if after_post => {
-            Err(PageError::bad_request("You are no longer signed in. Go back and try again."))
-        }
-        // Not signed in, or several accounts: ServiceLogin signs in or shows the chooser, whose
-        // links come back here with `authuser=N`.
-        Step::SignIn { .. } | Step::ChooseAccount => {
-            Ok(redirect(&format!("/accounts/ServiceLogin?continue={}", encode(&here)), false))
-        }
-        Step::Reauthenticate { email, .. } => {
-            let to = format!(
-                "/accounts/ServiceLogin?add=1&Email={}&continue={}",
-                encode(&email),
-                encode(&here)
-            );
-            Ok(redirect(&to, after_post))
-        }
-        Step::WrongAccount { .. } if after_post => Err(tessera_domain::Error::Forbidden.into()),
-        Step::WrongAccount { email, hd } => {
-            let page = MessagePage {
-                brand: &state.brand,
-                heading: "Use another account",
-                message: format!(
-                    "This application asked for an account of {hd}; {email} is not one."
-                ),
-                link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(&here)),
-                link_text: "Sign in with another account",
-            };
-            Ok(render::page(StatusCode::FORBIDDEN, &page))
-        }
-        Step::Consent(view) => {
-            let post = Post {
-                action: "/accounts/AuthSubRequest",
-                button: "action",
-                hidden: vec![("authuser", view.authuser.to_string()), ("query", query.to_owned())],
-            };
-            Ok(consent::page(state, headers, *view, post))
-        }
-        Step::Approved(approved) => {
+    let hidden = vec![("query", query.to_owned())];
+    match consent::person_step(
+        state,
+        headers,
+        step,
+        &here,
+        after_post,
+        "/accounts/AuthSubRequest",
+        hidden,
+    )? {
+        Next::Shown(response) => Ok(response),
+        Next::Approved(approved) => {
             let location = authsub::approve(&state.ctx, &approved, prepared).await?;
             Ok(redirect(&location, after_post))
         }
         // Deny shows our page and never goes to `next` (docs/legacy.md).
-        Step::Refused(_) => {
+        Next::Refused => {
             let page = MessagePage {
                 brand: &state.brand,
                 heading: "Access denied",

@@ -232,7 +232,7 @@ fn sign_in_first(state: &AppState, uri: &http::Uri) -> Response {
         state.ctx.public_url,
         uri.path_and_query().map(|it| it.as_str()).unwrap_or("/")
     );
-    redirect(&format!("/accounts/ServiceLogin?continue={}", super::authsub::encode(&here)), false)
+    redirect(&format!("/accounts/ServiceLogin?continue={}", crate::pages::encode(&here)), false)
 }
 
 async fn unlock_get(

@@ -4,7 +4,6 @@
 //! `oauth_token` and `oauth_verifier`, or the verifier shown for `oob`). Errors are `text/plain`
 //! with the `oauth_problem` word first; 401s carry `WWW-Authenticate: OAuth`.
 
-use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
@@ -19,8 +18,8 @@ use tessera_proto_oauth1::Problem;
 use super::{authorization, request_facts, text};
 use crate::error::PageError;
 use crate::forms::{self, Form};
-use crate::pages::consent::{self, Post};
-use crate::pages::{Client, check_csrf, redirect, signed_in};
+use crate::pages::consent::{self, Next};
+use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
 pub(super) fn router() -> Router<AppState> {
@@ -124,16 +123,6 @@ async fn access_token(
     })
 }
 
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage<'a> {
-    brand: &'a str,
-    heading: &'a str,
-    message: String,
-    link: String,
-    link_text: &'a str,
-}
-
 /// The authorization page's own parameters, from its query (GET) or the consent form's copy of it.
 struct Asked {
     query: String,
@@ -201,10 +190,6 @@ async fn authorize_post(
     render_step(&state, &headers, &pending, &asked, step, true).await
 }
 
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 async fn render_step(
     state: &AppState,
     headers: &HeaderMap,
@@ -214,50 +199,15 @@ async fn render_step(
     after_post: bool,
 ) -> Result<Response, PageError> {
     let here = format!("{}/accounts/OAuthAuthorizeToken?{}", state.ctx.public_url, asked.query);
-    match step {
-        Step::SignIn { .. } | Step::ChooseAccount if after_post => {
-            Err(PageError::bad_request("You are no longer signed in. Go back and try again."))
-        }
-        Step::SignIn { .. } | Step::ChooseAccount => {
-            Ok(redirect(&format!("/accounts/ServiceLogin?continue={}", encode(&here)), false))
-        }
-        Step::Reauthenticate { email, .. } => {
-            let to = format!(
-                "/accounts/ServiceLogin?add=1&Email={}&continue={}",
-                encode(&email),
-                encode(&here)
-            );
-            Ok(redirect(&to, after_post))
-        }
-        Step::WrongAccount { .. } if after_post => Err(tessera_domain::Error::Forbidden.into()),
-        Step::WrongAccount { email, hd } => {
-            let page = MessagePage {
-                brand: &state.brand,
-                heading: "Use another account",
-                message: format!(
-                    "This application asked for an account of {hd}; {email} is not one."
-                ),
-                link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(&here)),
-                link_text: "Sign in with another account",
-            };
-            Ok(render::page(StatusCode::FORBIDDEN, &page))
-        }
-        Step::Consent(view) => {
-            let post = Post {
-                action: "/accounts/OAuthAuthorizeToken",
-                button: "action",
-                hidden: vec![
-                    ("authuser", view.authuser.to_string()),
-                    ("query", asked.query.clone()),
-                ],
-            };
-            Ok(consent::page(state, headers, *view, post))
-        }
-        Step::Approved(approved) => match oauth1::approve(&state.ctx, &approved, pending).await? {
+    let hidden = vec![("query", asked.query.clone())];
+    let action = "/accounts/OAuthAuthorizeToken";
+    match consent::person_step(state, headers, step, &here, after_post, action, hidden)? {
+        Next::Shown(response) => Ok(response),
+        Next::Approved(approved) => match oauth1::approve(&state.ctx, &approved, pending).await? {
             Some(answer) => Ok(answer_response(state, answer, pending, after_post)),
             None => Err(PageError::bad_request("The request token is invalid.")),
         },
-        Step::Refused(_) => {
+        Next::Refused => {
             let answer = oauth1::deny(&state.ctx, pending).await?;
             Ok(answer_response(state, answer, pending, after_post))
         }

@@ -18,7 +18,7 @@ use tessera_proto_openid2::{Message, query_pairs};
 use super::text;
 use crate::error::PageError;
 use crate::forms::Form;
-use crate::pages::consent::{self, Post};
+use crate::pages::consent::{self, Next};
 use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
@@ -259,10 +259,6 @@ async fn approve_post(
     render(&state, &headers, &prepared, query, step, true).await
 }
 
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 /// Sends the browser to the relying party: a redirect, or a self-submitting form when the URL
 /// would be too long.
 fn to_relying_party(state: &AppState, url: &str, after_post: bool) -> Response {
@@ -290,38 +286,22 @@ async fn render(
     let op = &prepared.endpoint.op_endpoint;
     let joiner = if op.contains('?') { '&' } else { '?' };
     let here = format!("{op}{joiner}{query}");
-    match step {
-        Step::SignIn { .. } | Step::ChooseAccount if after_post => {
-            Err(PageError::bad_request("You are no longer signed in. Go back and try again."))
-        }
-        Step::SignIn { .. } | Step::ChooseAccount => {
-            Ok(redirect(&format!("/accounts/ServiceLogin?continue={}", encode(&here)), false))
-        }
-        Step::Reauthenticate { email, .. } => {
-            let to = format!(
-                "/accounts/ServiceLogin?add=1&Email={}&continue={}",
-                encode(&email),
-                encode(&here)
-            );
-            Ok(redirect(&to, after_post))
-        }
-        Step::WrongAccount { .. } => Err(tessera_domain::Error::Forbidden.into()),
-        Step::Consent(view) => {
-            let post = Post {
-                action: "/accounts/o8/approve",
-                button: "action",
-                hidden: vec![
-                    ("authuser", view.authuser.to_string()),
-                    ("hd", prepared.endpoint.hd.clone().unwrap_or_default()),
-                    ("query", query.to_owned()),
-                ],
-            };
-            Ok(consent::page(state, headers, *view, post))
-        }
-        Step::Approved(approved) => {
+    let hidden =
+        vec![("hd", prepared.endpoint.hd.clone().unwrap_or_default()), ("query", query.to_owned())];
+    match consent::person_step(
+        state,
+        headers,
+        step,
+        &here,
+        after_post,
+        "/accounts/o8/approve",
+        hidden,
+    )? {
+        Next::Shown(response) => Ok(response),
+        Next::Approved(approved) => {
             let url = openid2::assert(&state.ctx, &approved, prepared).await?;
             Ok(to_relying_party(state, &url, after_post))
         }
-        Step::Refused(_) => Ok(redirect(&openid2::negative(prepared), after_post)),
+        Next::Refused => Ok(redirect(&openid2::negative(prepared), after_post)),
     }
 }

@@ -21,7 +21,7 @@ use tessera_proto_oauth2::response::{self, ResponseMode};
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, Post};
-use crate::pages::{Client, check_csrf, redirect, signed_in};
+use crate::pages::{Client, check_csrf, encode, redirect, signed_in};
 use crate::{AppState, render};
 
 pub(super) fn router() -> Router<AppState> {
@@ -140,10 +140,6 @@ async fn handle(
         }
         Step::Refused(refusal) => fail(authorize::refusal(refusal)),
     }
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn respond(

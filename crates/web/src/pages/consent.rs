@@ -5,10 +5,10 @@
 use askama::Template;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use tessera_domain::interaction::{About, ConsentView, Decision};
+use tessera_domain::interaction::{About, Approved, ConsentView, Decision, Step};
 
 use crate::error::PageError;
-use crate::pages::{csrf_for_page, with_cookies};
+use crate::pages::{MessagePage, csrf_for_page, encode, redirect, with_cookies};
 use crate::{AppState, render};
 
 /// Where the page's Allow / Deny goes, and what the protocol needs back with it.
@@ -109,4 +109,72 @@ pub(crate) fn page(
             .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONSENT_CSP));
     }
     with_cookies(res, set_cookie)
+}
+
+/// What is left of a step of the one interaction flow once the person's part is shown: the
+/// protocol answers an approval or a refusal its own way.
+pub(crate) enum Next {
+    Shown(Response),
+    Approved(Box<Approved>),
+    Refused,
+}
+
+/// Shows the person's part of `step` the same way for every browser-facing protocol that resumes
+/// at an address of its own (`here`, absolute): signing in or choosing an account goes through
+/// ServiceLogin and comes back to `here`; a wrong hosted-domain account gets a page offering
+/// another; consent is [`page`], posted to `action` with `authuser` and then `hidden`.
+/// `after_post`: the step answers the consent form, so a sign-in that vanished meanwhile is an
+/// error rather than a new round.
+pub(crate) fn person_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    step: Step,
+    here: &str,
+    after_post: bool,
+    action: &'static str,
+    hidden: Vec<(&'static str, String)>,
+) -> Result<Next, PageError> {
+    let shown = match step {
+        Step::SignIn { .. } | Step::ChooseAccount if after_post => {
+            return Err(PageError::bad_request(
+                "You are no longer signed in. Go back and try again.",
+            ));
+        }
+        // Not signed in, or several accounts: ServiceLogin signs in or shows the chooser, whose
+        // links come back here with `authuser=N`.
+        Step::SignIn { .. } | Step::ChooseAccount => {
+            redirect(&format!("/accounts/ServiceLogin?continue={}", encode(here)), false)
+        }
+        Step::Reauthenticate { email, .. } => {
+            let to = format!(
+                "/accounts/ServiceLogin?add=1&Email={}&continue={}",
+                encode(&email),
+                encode(here)
+            );
+            redirect(&to, after_post)
+        }
+        Step::WrongAccount { .. } if after_post => {
+            return Err(tessera_domain::Error::Forbidden.into());
+        }
+        Step::WrongAccount { email, hd } => {
+            let page = MessagePage {
+                brand: &state.brand,
+                heading: "Use another account",
+                message: format!(
+                    "This application asked for an account of {hd}; {email} is not one."
+                ),
+                link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(here)),
+                link_text: "Sign in with another account",
+            };
+            render::page(StatusCode::FORBIDDEN, &page)
+        }
+        Step::Consent(view) => {
+            let mut fields = vec![("authuser", view.authuser.to_string())];
+            fields.extend(hidden);
+            page(state, headers, *view, Post { action, button: "action", hidden: fields })
+        }
+        Step::Approved(approved) => return Ok(Next::Approved(approved)),
+        Step::Refused(_) => return Ok(Next::Refused),
+    };
+    Ok(Next::Shown(shown))
 }

@@ -20,6 +20,8 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, header};
 use tessera_domain::sessions::{ClientInfo, SignedIn};
 
+use askama::Template;
+
 use crate::error::PageError;
 use crate::{AppState, cookies};
 
@@ -149,4 +151,20 @@ pub(crate) fn safe_continue(state: &AppState, input: Option<&str>) -> String {
 pub(crate) fn pick(signed_in: &[SignedIn], authuser: Option<&str>) -> Option<(usize, SignedIn)> {
     let index: usize = authuser.and_then(|it| it.parse().ok()).unwrap_or(0);
     signed_in.get(index).cloned().map(|it| (index, it))
+}
+
+/// Percent-encodes `text` for a query value.
+pub(crate) fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A page with a heading, one sentence and one link (`message.html`).
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage<'a> {
+    pub(crate) brand: &'a str,
+    pub(crate) heading: &'a str,
+    pub(crate) message: String,
+    pub(crate) link: String,
+    pub(crate) link_text: &'a str,
 }
