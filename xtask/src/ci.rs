@@ -1,8 +1,9 @@
 //! `cargo xtask ci`: the whole test suite, as CI and the README run it.
 //!
 //! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
-//!    `chromium-driver` for the browser tests, python3-openid in `target/py` for the OpenID 2.0
-//!    interop test),
+//!    `chromium-driver` for the browser tests, python3-openid and oauthlib (with `cryptography` and
+//!    `PyJWT` for its RSA-SHA1 signer) in `target/py` for the OpenID 2.0 and OAuth 1.0a interop
+//!    tests),
 //! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
 //!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
@@ -32,7 +33,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if browser {
         ensure_chromium()?;
     }
-    ensure_python_openid();
+    ensure_python_packages();
     let pg = ensure_postgres();
     if lint {
         cargo(&["fmt", "--all", "--", "--check"], &[])?;
@@ -147,18 +148,32 @@ fn ensure_chromium() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs python-openid into `target/py` for the OpenID 2.0 interop test (an independent relying
-/// party), when python3 is there and the package is not yet.
-fn ensure_python_openid() {
-    if !have("python3") || std::path::Path::new("target/py/openid").exists() {
+/// The Python packages the interop tests use (pip name, import directory): python-openid as an
+/// independent OpenID 2.0 relying party, oauthlib (its RSA-SHA1 signer needs `cryptography` and
+/// `PyJWT`) as an independent OAuth 1.0a consumer.
+const PYTHON_PACKAGES: [(&str, &str); 4] = [
+    ("python3-openid", "openid"),
+    ("oauthlib", "oauthlib"),
+    ("cryptography", "cryptography"),
+    ("PyJWT", "jwt"),
+];
+
+/// Installs the interop tests' Python packages into `target/py` in one pip call, when python3 is
+/// there and one of them is not yet.
+fn ensure_python_packages() {
+    let dir = std::path::Path::new("target/py");
+    if !have("python3") || PYTHON_PACKAGES.iter().all(|(_, module)| dir.join(module).exists()) {
         return;
     }
-    eprintln!("installing python3-openid into target/py for the OpenID 2.0 interop test");
+    eprintln!("installing python3-openid and oauthlib into target/py for the interop tests");
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--target", "target/py", "python3-openid"])
+        .args(["-m", "pip", "install", "--quiet", "--target", "target/py"])
+        .args(PYTHON_PACKAGES.iter().map(|(package, _)| *package))
         .status();
     if !status.is_ok_and(|it| it.success()) {
-        eprintln!("\n*** could not install python3-openid; the interop test will try again ***\n");
+        eprintln!(
+            "\n*** could not install the Python packages; the interop tests will try again ***\n"
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 //! OAuth 1.0a end to end on a real server: the three-legged dance with HMAC-SHA1 (header, query
 //! and form parameters), the consent page, the exchange once (also under a parallel burst),
 //! resource calls through the caller check, OAuth-signed revocation, and the refusals (replayed
-//! nonce, stale timestamp, wrong signature, unknown consumer).
+//! nonce, stale timestamp, wrong signature, unknown consumer), and oauthlib as an independent
+//! consumer (HMAC-SHA1 and RSA-SHA1).
 
 use serde_json::{Value, json};
 use tessera_domain::audit::Actor;
@@ -534,4 +535,93 @@ async fn oob_shows_the_verifier_and_the_anonymous_consumer_signs_with_anonymous(
     let (url, header, form) = exchange_request(&env, &anonymous, &token, &secret, &verifier, "n2");
     let page = send("POST", &url, &header, Some(&form)).await;
     assert_eq!(page.status, 200, "{}", page.body);
+}
+
+/// Runs `tests/interop/oauth1_client.py` (oauthlib's `Client`) through the three-legged dance
+/// with `method`; this side approves on the consent page in between.
+async fn oauthlib_dance(env: &TestEnv, py: &std::path::Path, method: &str, secret: &str) -> Value {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let feed = format!("{CAL}default/private/full");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/oauth1_client.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([env.base.as_str(), method, CONSUMER, secret, CAL, feed.as_str()])
+        .env("PYTHONPATH", py)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let token = lines.next_line().await.unwrap().unwrap_or_default();
+    if !token.starts_with("4/") {
+        let out = child.wait_with_output().await.unwrap();
+        panic!("{token} {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(env, &mut b, &token).await;
+    stdin.write_all(format!("{verifier}\n").as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+    let access = lines.next_line().await.unwrap().unwrap_or_default();
+    let checked = lines.next_line().await.unwrap().unwrap_or_default();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(access.starts_with("1/"), "{access} {stderr}");
+    let (status, body) = checked.split_once(' ').unwrap_or_else(|| panic!("{checked} {stderr}"));
+    assert_eq!(status, "200", "{body}");
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn oauthlib_consumer_completes_the_dance_with_hmac_sha1_and_rsa_sha1() {
+    let Some(py) = crate::support::python_packages("oauthlib").await else { return };
+    let env = TestEnv::start().await;
+    // oauthlib stamps requests with its own (real) clock: the server's fixed clock is set to the
+    // real time for this test only.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    env.clock.set(now.as_secs() as i64);
+    let dir = env.dir.path();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem"])
+        .args(["-out", "cert.pem", "-days", "30", "-subj", "/CN=app.example.com"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new = NewService {
+        name: "cl".to_owned(),
+        display_name: "cl service".to_owned(),
+        scopes: vec![CAL.to_owned()],
+        clientlogin_ttl_secs: Some(3600),
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    env.account("alice@example.com", "north23AZ").await;
+    let pem = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    tessera_domain::authsub::register(
+        env.ctx(),
+        CONSUMER,
+        "http://app.example.com/",
+        Some(&pem),
+        Some("alice@example.com"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let secret = tessera_domain::oauth1::mint_consumer_secret(env.ctx(), CONSUMER, &Actor::Cli)
+        .await
+        .unwrap();
+
+    let key = dir.join("key.pem").to_string_lossy().into_owned();
+    for (method, secret) in [("HMAC-SHA1", secret.as_str()), ("RSA-SHA1", key.as_str())] {
+        let found = oauthlib_dance(&env, &py, method, secret).await;
+        assert_eq!(found["protocol"], "oauth1", "{method}");
+        assert_eq!(found["client_id"], CONSUMER);
+        assert_eq!(found["kind"], "oauth1_access_token");
+        assert_eq!(found["scopes"], json!([CAL]));
+    }
 }

@@ -524,32 +524,10 @@ async fn switched_off_by_configuration() {
     assert_eq!(reqwest::get(env.url("/accounts/o8/id")).await.unwrap().status(), 404);
 }
 
-/// The python-openid package in `target/py` (installed by `cargo xtask ci`, or here when missing);
-/// `None` when python3 is absent.
-#[allow(clippy::print_stderr)]
-async fn python_openid() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py");
-    if tokio::process::Command::new("python3").arg("--version").output().await.is_err() {
-        eprintln!("SKIPPED: python-openid interop (python3 is absent)");
-        return None;
-    }
-    if !dir.join("openid").exists() {
-        let out = tokio::process::Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--target"])
-            .arg(&dir)
-            .arg("python3-openid")
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    Some(dir)
-}
-
 #[tokio::test]
 async fn python_openid_relying_party_verifies_a_real_assertion() {
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
-    let Some(py) = python_openid().await else { return };
+    let Some(py) = crate::support::python_packages("python-openid").await else { return };
     let env = TestEnv::start().await;
     // The relying party checks response nonces against its own (real) clock, ±5 h: the server's
     // fixed clock is set to the real time for this test only.
