@@ -8,6 +8,7 @@ mod clock;
 pub mod discovery;
 pub mod id_token;
 pub mod layer;
+pub mod oauth1;
 pub mod oauth2;
 mod secret;
 

@@ -1,8 +1,8 @@
 //! OAuth 1.0a end to end on a real server: the three-legged dance with HMAC-SHA1 (header, query
 //! and form parameters), the consent page, the exchange once (also under a parallel burst),
 //! resource calls through the caller check, OAuth-signed revocation, and the refusals (replayed
-//! nonce, stale timestamp, wrong signature, unknown consumer), and oauthlib as an independent
-//! consumer (HMAC-SHA1 and RSA-SHA1).
+//! nonce, stale timestamp, wrong signature, unknown consumer), oauthlib as an independent
+//! consumer (HMAC-SHA1 and RSA-SHA1), and the dance driven by `tessera-client`.
 
 use serde_json::{Value, json};
 use tessera_domain::audit::Actor;
@@ -624,4 +624,52 @@ async fn oauthlib_consumer_completes_the_dance_with_hmac_sha1_and_rsa_sha1() {
         assert_eq!(found["kind"], "oauth1_access_token");
         assert_eq!(found["scopes"], json!([CAL]));
     }
+}
+
+#[tokio::test]
+async fn tessera_client_drives_the_three_legged_dance() {
+    use tessera_client::oauth1::{
+        Consumer as ClientConsumer, OAuth1Client, OAuth1Error, SignatureMethod,
+    };
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let clock = std::sync::Arc::new(tessera_client::ManualClock::at_unix(
+        u64::try_from(env.clock.now_secs()).unwrap(),
+    ));
+    let client = OAuth1Client::new(
+        url::Url::parse(&env.base).unwrap(),
+        ClientConsumer {
+            key: consumer.key.clone(),
+            method: SignatureMethod::HmacSha1(tessera_client::Secret::new(consumer.secret.clone())),
+        },
+    )
+    .with_clock(clock);
+    let request = client.request_token(&[CAL], CALLBACK).await.unwrap();
+    assert!(request.token.expose().starts_with("4/"));
+    let authorize_url = client.authorize_url(&request, Some("default")).unwrap();
+    assert_eq!(
+        authorize_url.as_str(),
+        env.url(&format!(
+            "/accounts/OAuthAuthorizeToken?oauth_token={}&hd=default",
+            urlencode(request.token.expose())
+        ))
+    );
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(&env, &mut b, request.token.expose()).await;
+    let access = client.access_token(&request, Some(&verifier)).await.unwrap();
+    assert!(access.token.expose().starts_with("1/"));
+    match client.access_token(&request, Some(&verifier)).await {
+        Err(OAuth1Error::Rejected { status: 401, problem }) => {
+            assert_eq!(problem, "token_rejected")
+        }
+        other => panic!("{other:?}"),
+    }
+    let feed = format!("{CAL}default/private/full?max-results=5");
+    let header =
+        client.authorization_header("GET", &url::Url::parse(&feed).unwrap(), &access).unwrap();
+    let (status, found) = caller(&env, &header, &feed).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["client_id"], CONSUMER);
+    assert_eq!(found["kind"], "oauth1_access_token");
 }
