@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod authsub;
+pub mod caller_check;
 pub mod client_login;
 mod clock;
 pub mod discovery;

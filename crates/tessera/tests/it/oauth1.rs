@@ -2,7 +2,8 @@
 //! and form parameters), the consent page, the exchange once (also under a parallel burst),
 //! resource calls through the caller check, OAuth-signed revocation, and the refusals (replayed
 //! nonce, stale timestamp, wrong signature, unknown consumer), oauthlib as an independent
-//! consumer (HMAC-SHA1 and RSA-SHA1), and the dance driven by `tessera-client`.
+//! consumer (HMAC-SHA1 and RSA-SHA1), and the dance driven by `tessera-client`
+//! with its tower layer in front of a resource server.
 
 use serde_json::{Value, json};
 use tessera_domain::audit::Actor;
@@ -648,11 +649,16 @@ async fn tessera_client_drives_the_three_legged_dance() {
     assert!(request.token.expose().starts_with("4/"));
     let authorize_url = client.authorize_url(&request, Some("default")).unwrap();
     assert_eq!(
-        authorize_url.as_str(),
-        env.url(&format!(
-            "/accounts/OAuthAuthorizeToken?oauth_token={}&hd=default",
-            urlencode(request.token.expose())
-        ))
+        authorize_url.as_str().split_once('?').unwrap().0,
+        env.url("/accounts/OAuthAuthorizeToken")
+    );
+    let query: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
+    assert_eq!(
+        query,
+        [
+            ("oauth_token".to_owned(), request.token.expose().to_owned()),
+            ("hd".to_owned(), "default".to_owned())
+        ]
     );
     let mut b = env.browser();
     b.sign_in("alice@example.com", "north23AZ").await;
@@ -672,4 +678,40 @@ async fn tessera_client_drives_the_three_legged_dance() {
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["client_id"], CONSUMER);
     assert_eq!(found["kind"], "oauth1_access_token");
+
+    // A resource server behind the tower layer, published as www.example.com.
+    let layer = tessera_client::caller_check::OAuth1CallerLayer::new(
+        &url::Url::parse(&env.base).unwrap(),
+        url::Url::parse("http://www.example.com/").unwrap(),
+    )
+    .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/calendar/feeds/default/private/full",
+            axum::routing::get(
+                |axum::Extension(who): axum::Extension<tessera_client::layer::Caller>| async move {
+                    format!("{} {}", who.client_id.unwrap_or_default(), who.scopes.join(" "))
+                },
+            ),
+        )
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let path = "/calendar/feeds/default/private/full?max-results=5";
+    let header =
+        client.authorization_header("GET", &url::Url::parse(&feed).unwrap(), &access).unwrap();
+    let served = send("GET", &format!("{resource}{path}"), &header, None).await;
+    assert_eq!((served.status, served.body.as_str()), (200, format!("{CONSUMER} {CAL}").as_str()));
+    // The same signed request again: its nonce is spent.
+    let replayed = send("GET", &format!("{resource}{path}"), &header, None).await;
+    assert_eq!(replayed.status, 401);
+    assert_eq!(replayed.headers["www-authenticate"], "OAuth realm=\"\"");
+    // Signed for another URL.
+    let other = url::Url::parse(&format!("{CAL}other")).unwrap();
+    let header = client.authorization_header("GET", &other, &access).unwrap();
+    assert_eq!(send("GET", &format!("{resource}{path}"), &header, None).await.status, 401);
+    // No OAuth header at all.
+    let bare = reqwest::get(format!("{resource}{path}")).await.unwrap();
+    assert_eq!(bare.status(), 401);
 }
