@@ -188,6 +188,20 @@ pub struct RequestFacts {
     pub method: String,
     /// The full request URL as the client addressed it (scheme, host, port, path, query).
     pub url: String,
+    /// The request's `application/x-www-form-urlencoded` body pairs, which an OAuth 1.0a
+    /// signature covers (and which may carry the OAuth parameters themselves); empty otherwise.
+    pub form: Vec<(String, String)>,
+}
+
+/// The presented credential of a request without an `Authorization` header whose OAuth 1.0a
+/// parameters travel in its form body or query (RFC 5849 §3.5.2, §3.5.3): `None` when neither
+/// carries `oauth_signature`.
+pub fn oauth1_without_header(request: &RequestFacts) -> Option<Presented> {
+    let query = request.url.split_once('?').map(|(_, query)| query).unwrap_or_default();
+    let in_query = tessera_proto_oauth1::parse_form(query)
+        .is_ok_and(|pairs| pairs.iter().any(|(k, _)| k == "oauth_signature"));
+    let in_form = request.form.iter().any(|(k, _)| k == "oauth_signature");
+    (in_query || in_form).then(|| Presented::OAuth1(Vec::new()))
 }
 
 /// Resolves a presented credential to its caller through the one validator
@@ -247,7 +261,7 @@ async fn oauth1(
     let incoming = crate::oauth1::Incoming {
         facts: request.clone(),
         header: params.to_vec(),
-        form: Vec::new(),
+        form: request.form.clone(),
     };
     Ok(crate::oauth1::resolve(ctx, &incoming)
         .await?

@@ -732,7 +732,11 @@ mod tests {
             tessera_crypto::oauth1::hmac_sha1_base64(&key, &base),
         ));
         Incoming {
-            facts: RequestFacts { method: method.to_owned(), url: url.to_owned() },
+            facts: RequestFacts {
+                method: method.to_owned(),
+                url: url.to_owned(),
+                form: Vec::new(),
+            },
             header,
             form: Vec::new(),
         }

@@ -715,3 +715,93 @@ async fn tessera_client_drives_the_three_legged_dance() {
     let bare = reqwest::get(format!("{resource}{path}")).await.unwrap();
     assert_eq!(bare.status(), 401);
 }
+
+/// `/accounts/caller` with the resource request's form body.
+async fn caller_with_form(
+    env: &TestEnv,
+    authorization: &str,
+    url: &str,
+    form: &str,
+) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(env.url("/accounts/caller"))
+        .json(
+            &json!({ "authorization": authorization, "method": "POST", "url": url, "form": form }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn resource_calls_with_oauth_parameters_in_the_form_body() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let (token, secret) = request_token(&env, &consumer, "n-request").await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(&env, &mut b, &token).await;
+    let (url, header, form) = exchange_request(&env, &consumer, &token, &secret, &verifier, "n-x");
+    let page = send("POST", &url, &header, Some(&form)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let access = form_value(&page.body, "oauth_token");
+    let access_secret = form_value(&page.body, "oauth_token_secret");
+    let feed = format!("{CAL}default/private/full");
+    let now = env.clock.now_secs().to_string();
+    let body_form = |nonce: &str, extra: &[(&str, &str)]| {
+        let oauth = [
+            ("oauth_consumer_key", consumer.key.as_str()),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", now.as_str()),
+            ("oauth_token", access.as_str()),
+            ("oauth_version", "1.0"),
+        ];
+        let signed = sign("POST", &feed, &oauth, extra, &consumer.secret, &access_secret);
+        let signature = signed.rsplit_once("oauth_signature=\"").unwrap().1.trim_end_matches('"');
+        let signature = tessera_proto_oauth1::parse_form(&format!("s={signature}")).unwrap();
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in oauth.iter().chain(extra) {
+            out.append_pair(k, v);
+        }
+        out.append_pair("oauth_signature", &signature[0].1);
+        out.finish()
+    };
+
+    // Every OAuth parameter in the body, no Authorization header.
+    let body = body_form("f1", &[("title", "New event")]);
+    let (status, found) = caller_with_form(&env, "", &feed, &body).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["kind"], "oauth1_access_token");
+    assert_eq!(found["client_id"], CONSUMER);
+    // Replayed.
+    assert_eq!(caller_with_form(&env, "", &feed, &body).await.0, 401);
+    // A body pair changed after signing.
+    let tampered = body_form("f2", &[("title", "New event")]).replace("New+event", "Other");
+    assert_eq!(caller_with_form(&env, "", &feed, &tampered).await.0, 403);
+    // Neither a header nor OAuth parameters.
+    let (status, found) = caller_with_form(&env, "", &feed, "title=x").await;
+    assert_eq!((status, found["error"].as_str()), (401, Some("missing_credentials")));
+    // A malformed body.
+    assert_eq!(caller_with_form(&env, "", &feed, "a=%zz").await.0, 401);
+
+    // A header signature that covers the form body: the body must be forwarded.
+    let header = sign(
+        "POST",
+        &feed,
+        &[
+            ("oauth_consumer_key", &consumer.key),
+            ("oauth_nonce", "h1"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+            ("oauth_token", &access),
+            ("oauth_version", "1.0"),
+        ],
+        &[("title", "New event")],
+        &consumer.secret,
+        &access_secret,
+    );
+    assert_eq!(caller_with_form(&env, &header, &feed, "title=New+event").await.0, 200);
+}

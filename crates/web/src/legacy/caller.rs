@@ -21,11 +21,16 @@ pub(super) fn router() -> Router<AppState> {
 
 #[derive(serde::Deserialize)]
 struct Question {
+    #[serde(default)]
     authorization: String,
     #[serde(default)]
     method: String,
     #[serde(default)]
     url: String,
+    /// The request's body when it is `application/x-www-form-urlencoded` (OAuth 1.0a signs its
+    /// pairs, and may carry its parameters there instead of the header).
+    #[serde(default)]
+    form: String,
 }
 
 fn refusal(err: &CallerError) -> Response {
@@ -49,11 +54,21 @@ async fn caller_post(State(state): State<AppState>, body: Bytes) -> Result<Respo
         )
             .into_response());
     };
+    let Ok(form) = tessera_proto_oauth1::parse_form(&question.form) else {
+        return Ok(refusal(&CallerError::Malformed));
+    };
+    let facts =
+        RequestFacts { method: question.method.to_ascii_uppercase(), url: question.url, form };
     let presented = match caller::parse_authorization(&question.authorization) {
         Ok(presented) => presented,
+        Err(CallerError::Missing) if question.authorization.trim().is_empty() => {
+            match caller::oauth1_without_header(&facts) {
+                Some(presented) => presented,
+                None => return Ok(refusal(&CallerError::Missing)),
+            }
+        }
         Err(err) => return Ok(refusal(&err)),
     };
-    let facts = RequestFacts { method: question.method.to_ascii_uppercase(), url: question.url };
     match caller::resolve(&state.ctx, &presented, &facts).await? {
         Ok(found) => Ok(axum::Json(json!({
             "protocol": found.protocol.as_str(),

@@ -92,7 +92,11 @@ pub(crate) fn request_facts(
         .filter(|it| !it.is_empty() && !it.contains(['/', ' ', '@']))
         .unwrap_or(public_host);
     let path = uri.path_and_query().map(|it| it.as_str()).unwrap_or("/");
-    RequestFacts { method: method.as_str().to_owned(), url: format!("{scheme}://{host}{path}") }
+    RequestFacts {
+        method: method.as_str().to_owned(),
+        url: format!("{scheme}://{host}{path}"),
+        form: Vec::new(),
+    }
 }
 
 pub(crate) fn authorization(headers: &HeaderMap) -> &str {
