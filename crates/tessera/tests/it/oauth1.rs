@@ -805,3 +805,26 @@ async fn resource_calls_with_oauth_parameters_in_the_form_body() {
     );
     assert_eq!(caller_with_form(&env, &header, &feed, "title=New+event").await.0, 200);
 }
+
+#[tokio::test]
+async fn btmpl_mobile_shows_the_compact_consent_page() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let (token, _) = request_token(&env, &consumer, "n-request").await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let base =
+        format!("/accounts/OAuthAuthorizeToken?oauth_token={}&hd=default", urlencode(&token));
+    let full = b.get(&base).await;
+    assert_eq!(full.status, 200, "{}", full.body);
+    assert!(!full.body.contains("id=\"compact\""), "{}", full.body);
+    assert!(full.body.contains("Exact scopes"), "{}", full.body);
+    let mobile = b.get(&format!("{base}&btmpl=mobile")).await;
+    assert_eq!(mobile.status, 200, "{}", mobile.body);
+    assert!(mobile.body.contains("<div class=\"compact\" id=\"compact\">"), "{}", mobile.body);
+    assert!(!mobile.body.contains("Exact scopes"), "{}", mobile.body);
+    assert!(mobile.body.contains("app.example.com") && mobile.body.contains("id=\"allow\""));
+    // The same one consent flow: allowing from the compact page reaches the callback.
+    let verifier = authorize(&env, &mut b, &token).await;
+    assert!(!verifier.is_empty());
+}

@@ -140,6 +140,8 @@ struct Asked {
     token: String,
     callback: Option<String>,
     hd: Option<String>,
+    /// `btmpl=mobile`: the compact consent page.
+    compact: bool,
 }
 
 fn asked(query: &str) -> Result<Asked, PageError> {
@@ -156,6 +158,7 @@ fn asked(query: &str) -> Result<Asked, PageError> {
         token,
         callback: fields.get("oauth_callback").map(str::to_owned),
         hd: fields.get("hd").map(str::to_owned),
+        compact: fields.get("btmpl") == Some("mobile"),
     })
 }
 
@@ -251,7 +254,7 @@ async fn render_step(
                     ("query", asked.query.clone()),
                 ],
             };
-            Ok(consent::page(state, headers, *view, post))
+            Ok(consent::page_variant(state, headers, *view, post, asked.compact))
         }
         Step::Approved(approved) => match oauth1::approve(&state.ctx, &approved, pending).await? {
             Some(answer) => Ok(answer_response(state, answer, pending, after_post)),

@@ -55,6 +55,9 @@ struct ConsentPage<'a> {
     scopes: Vec<String>,
     project: Option<ProjectPart>,
     site: Option<SitePart>,
+    /// The compact variant for small screens (OAuth 1.0a's `btmpl=mobile`): the same choice with
+    /// the optional detail left out.
+    compact: bool,
 }
 
 /// Pages about a project may show its logo from its own https address; nothing else changes
@@ -76,6 +79,17 @@ pub(crate) fn page(
     headers: &HeaderMap,
     view: ConsentView,
     post: Post,
+) -> Response {
+    page_variant(state, headers, view, post, false)
+}
+
+/// The consent page for `view`, compact (for small screens) when `compact`.
+pub(crate) fn page_variant(
+    state: &AppState,
+    headers: &HeaderMap,
+    view: ConsentView,
+    post: Post,
+    compact: bool,
 ) -> Response {
     let (csrf, set_cookie) = csrf_for_page(state, headers);
     let (scopes, project, site) = match view.about {
@@ -102,6 +116,7 @@ pub(crate) fn page(
         scopes,
         project,
         site,
+        compact,
     };
     let mut res = render::page(StatusCode::OK, &page);
     if with_logo_policy {
