@@ -15,14 +15,14 @@ const CAL: &str = "http://www.example.com/calendar/feeds/";
 const CONSUMER: &str = "app.example.com";
 const CALLBACK: &str = "http://app.example.com/cb?x=1";
 
-struct Consumer {
-    key: String,
-    secret: String,
+pub(crate) struct Consumer {
+    pub(crate) key: String,
+    pub(crate) secret: String,
 }
 
 /// A service whose scope OAuth 1.0 may grant, an administrator, and a registered consumer with an
 /// HMAC secret.
-async fn setup(env: &TestEnv) -> Consumer {
+pub(crate) async fn setup(env: &TestEnv) -> Consumer {
     let new = NewService {
         name: "cl".to_owned(),
         display_name: "cl service".to_owned(),
@@ -81,7 +81,7 @@ pub(crate) fn sign(
     header
 }
 
-async fn send(method: &str, url: &str, authorization: &str, form: Option<&str>) -> Page {
+pub(crate) async fn send(method: &str, url: &str, authorization: &str, form: Option<&str>) -> Page {
     let client = reqwest::Client::new();
     let mut req = match method {
         "POST" => client.post(url),
@@ -99,7 +99,7 @@ async fn send(method: &str, url: &str, authorization: &str, form: Option<&str>) 
     Page { status, headers, body: res.text().await.unwrap() }
 }
 
-fn form_value(body: &str, name: &str) -> String {
+pub(crate) fn form_value(body: &str, name: &str) -> String {
     tessera_proto_oauth1::parse_form(body)
         .unwrap()
         .into_iter()
