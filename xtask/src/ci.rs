@@ -1,8 +1,9 @@
 //! `cargo xtask ci`: the whole test suite, as CI and the README run it.
 //!
 //! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
-//!    `chromium-driver` for the browser tests; python3-openid and gpsoauth from PyPI into
-//!    `target/py` for the interop tests, when `python3` is present),
+//!    `chromium-driver` for the browser tests; python3-openid, oauthlib (with `cryptography` and
+//!    `PyJWT` for its RSA-SHA1 signer) and gpsoauth from PyPI into `target/py` for the interop
+//!    tests, when `python3` is present),
 //! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
 //!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
@@ -155,9 +156,16 @@ fn ensure_chromium() -> anyhow::Result<()> {
 }
 
 /// The Python packages the interop tests import from `target/py`: the directory each installs
-/// and its name on PyPI (python-openid: an independent OpenID 2.0 relying party; gpsoauth: an
-/// independent device-login client).
-const PYTHON_PACKAGES: &[(&str, &str)] = &[("openid", "python3-openid"), ("gpsoauth", "gpsoauth")];
+/// and its name on PyPI (python-openid: an independent OpenID 2.0 relying party; oauthlib, whose
+/// RSA-SHA1 signer needs `cryptography` and `PyJWT`: an independent OAuth 1.0a consumer; gpsoauth:
+/// an independent device-login client).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("openid", "python3-openid"),
+    ("oauthlib", "oauthlib"),
+    ("cryptography", "cryptography"),
+    ("jwt", "PyJWT"),
+    ("gpsoauth", "gpsoauth"),
+];
 
 /// Installs the missing [`PYTHON_PACKAGES`] into `target/py` in one `pip` run. Without `python3`
 /// the interop tests skip themselves loudly.

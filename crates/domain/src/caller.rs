@@ -207,6 +207,20 @@ pub struct RequestFacts {
     pub url: String,
     /// The `DPoP` header's proof, if the request carried exactly one.
     pub dpop_proof: Option<String>,
+    /// The request's `application/x-www-form-urlencoded` body pairs, which an OAuth 1.0a
+    /// signature covers (and which may carry the OAuth parameters themselves); empty otherwise.
+    pub form: Vec<(String, String)>,
+}
+
+/// The presented credential of a request without an `Authorization` header whose OAuth 1.0a
+/// parameters travel in its form body or query (RFC 5849 §3.5.2, §3.5.3): `None` when neither
+/// carries `oauth_signature`.
+pub fn oauth1_without_header(request: &RequestFacts) -> Option<Presented> {
+    let query = request.url.split_once('?').map(|(_, query)| query).unwrap_or_default();
+    let in_query = tessera_proto_oauth1::parse_form(query)
+        .is_ok_and(|pairs| pairs.iter().any(|(k, _)| k == "oauth_signature"));
+    let in_form = request.form.iter().any(|(k, _)| k == "oauth_signature");
+    (in_query || in_form).then(|| Presented::OAuth1(Vec::new()))
 }
 
 /// Resolves a presented credential to its caller through the one validator
@@ -267,7 +281,7 @@ async fn oauth1(
     let incoming = crate::oauth1::Incoming {
         facts: request.clone(),
         header: params.to_vec(),
-        form: Vec::new(),
+        form: request.form.clone(),
     };
     Ok(crate::oauth1::resolve(ctx, &incoming)
         .await?

@@ -736,6 +736,7 @@ mod tests {
                 method: method.to_owned(),
                 url: url.to_owned(),
                 dpop_proof: None,
+                form: Vec::new(),
             },
             header,
             form: Vec::new(),

@@ -3,12 +3,14 @@
 #![deny(missing_docs)]
 
 pub mod authsub;
+pub mod caller_check;
 pub mod client_login;
 mod clock;
 pub mod discovery;
 pub mod dpop;
 pub mod id_token;
 pub mod layer;
+pub mod oauth1;
 pub mod oauth2;
 mod secret;
 pub mod sso;

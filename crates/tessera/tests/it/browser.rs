@@ -1,6 +1,6 @@
 //! Page tests in headless Chromium (Debian's `chromium` and `chromium-driver`), driven over
 //! WebDriver: sign-in, 2-step, the account chooser, the CAPTCHA and the account page, as a person
-//! clicks through them.
+//! clicks through them; and the consent steps of OAuth 2.0, AuthSub, OpenID 2.0 and OAuth 1.0a.
 
 use std::process::Stdio;
 
@@ -378,5 +378,59 @@ async fn openid2_sign_in_and_allow() {
     assert_eq!(fields["openid.mode"], "id_res");
     assert_eq!(fields["openid.ext1.value.email"], "openid@example.test");
     assert!(fields["openid.claimed_id"].starts_with(&format!("{}/accounts/o8/id?id=", env.base)));
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn oauth1_authorize_step_in_a_real_browser() {
+    use crate::oauth1::{form_value, send, setup, sign};
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let cal = "http://www.example.com/calendar/feeds/";
+    let url = env
+        .url(&format!("/accounts/OAuthGetRequestToken?scope={}", crate::support::urlencode(cal)));
+    let now = tessera_domain::Clock::now(&*env.clock).to_string();
+    let header = sign(
+        "GET",
+        &url,
+        &[
+            ("oauth_callback", "oob"),
+            ("oauth_consumer_key", &consumer.key),
+            ("oauth_nonce", "b1"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+        ],
+        &[],
+        &consumer.secret,
+        "",
+    );
+    let page = send("GET", &url, &header, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = form_value(&page.body, "oauth_token");
+    let chrome = Chrome::start().await;
+    let authorize = format!(
+        "{}/accounts/OAuthAuthorizeToken?oauth_token={}",
+        env.base,
+        crate::support::urlencode(&token)
+    );
+    chrome.client.goto(&authorize).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/accounts/ServiceLogin");
+    chrome.fill("Email", "alice@example.com").await;
+    chrome.fill("Passwd", "north23AZ").await;
+    chrome.click_button("Sign in").await;
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/accounts/OAuthAuthorizeToken");
+    let text = chrome.text().await;
+    assert!(text.contains("app.example.com wants access to your account"), "{text}");
+    assert!(text.contains("cl service"), "{text}");
+    chrome.click_button("Allow").await;
+    let text = chrome.text().await;
+    let verifier: String = text
+        .split_once("app.example.com: ")
+        .unwrap_or_else(|| panic!("{text}"))
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert_eq!(verifier.len(), 24, "{text}");
     chrome.close().await;
 }

@@ -293,7 +293,9 @@ async fn form(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-/// Each (kind, endpoint) pair: whether the credential works there now.
+/// Each (kind, endpoint) pair: whether the credential works there now. OpenID 2.0 associations
+/// have no row: they belong to no account, grant or client (a MAC key shared with an anonymous
+/// relying party), so none of the ends below applies to them; they end by expiry.
 async fn matrix(env: &TestEnv, m: &Minted) -> Vec<(&'static str, bool)> {
     let resource = (m.resource_id.as_str(), m.resource_secret.as_str());
     let mut out = Vec::new();

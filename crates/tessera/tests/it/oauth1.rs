@@ -1,7 +1,9 @@
 //! OAuth 1.0a end to end on a real server: the three-legged dance with HMAC-SHA1 (header, query
 //! and form parameters), the consent page, the exchange once (also under a parallel burst),
 //! resource calls through the caller check, OAuth-signed revocation, and the refusals (replayed
-//! nonce, stale timestamp, wrong signature, unknown consumer).
+//! nonce, stale timestamp, wrong signature, unknown consumer), oauthlib as an independent
+//! consumer (HMAC-SHA1 and RSA-SHA1), and the dance driven by `tessera-client`
+//! with its tower layer in front of a resource server.
 
 use serde_json::{Value, json};
 use tessera_domain::audit::Actor;
@@ -13,14 +15,14 @@ const CAL: &str = "http://www.example.com/calendar/feeds/";
 const CONSUMER: &str = "app.example.com";
 const CALLBACK: &str = "http://app.example.com/cb?x=1";
 
-struct Consumer {
-    key: String,
-    secret: String,
+pub(crate) struct Consumer {
+    pub(crate) key: String,
+    pub(crate) secret: String,
 }
 
 /// A service whose scope OAuth 1.0 may grant, an administrator, and a registered consumer with an
 /// HMAC secret.
-async fn setup(env: &TestEnv) -> Consumer {
+pub(crate) async fn setup(env: &TestEnv) -> Consumer {
     let new = NewService {
         name: "cl".to_owned(),
         display_name: "cl service".to_owned(),
@@ -79,7 +81,7 @@ pub(crate) fn sign(
     header
 }
 
-async fn send(method: &str, url: &str, authorization: &str, form: Option<&str>) -> Page {
+pub(crate) async fn send(method: &str, url: &str, authorization: &str, form: Option<&str>) -> Page {
     let client = reqwest::Client::new();
     let mut req = match method {
         "POST" => client.post(url),
@@ -97,7 +99,7 @@ async fn send(method: &str, url: &str, authorization: &str, form: Option<&str>) 
     Page { status, headers, body: res.text().await.unwrap() }
 }
 
-fn form_value(body: &str, name: &str) -> String {
+pub(crate) fn form_value(body: &str, name: &str) -> String {
     tessera_proto_oauth1::parse_form(body)
         .unwrap()
         .into_iter()
@@ -534,4 +536,295 @@ async fn oob_shows_the_verifier_and_the_anonymous_consumer_signs_with_anonymous(
     let (url, header, form) = exchange_request(&env, &anonymous, &token, &secret, &verifier, "n2");
     let page = send("POST", &url, &header, Some(&form)).await;
     assert_eq!(page.status, 200, "{}", page.body);
+}
+
+/// Runs `tests/interop/oauth1_client.py` (oauthlib's `Client`) through the three-legged dance
+/// with `method`; this side approves on the consent page in between.
+async fn oauthlib_dance(env: &TestEnv, py: &std::path::Path, method: &str, secret: &str) -> Value {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let feed = format!("{CAL}default/private/full");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/oauth1_client.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([env.base.as_str(), method, CONSUMER, secret, CAL, feed.as_str()])
+        .env("PYTHONPATH", py)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let token = lines.next_line().await.unwrap().unwrap_or_default();
+    if !token.starts_with("4/") {
+        let out = child.wait_with_output().await.unwrap();
+        panic!("{token} {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(env, &mut b, &token).await;
+    stdin.write_all(format!("{verifier}\n").as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+    let access = lines.next_line().await.unwrap().unwrap_or_default();
+    let checked = lines.next_line().await.unwrap().unwrap_or_default();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(access.starts_with("1/"), "{access} {stderr}");
+    let (status, body) = checked.split_once(' ').unwrap_or_else(|| panic!("{checked} {stderr}"));
+    assert_eq!(status, "200", "{body}");
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn oauthlib_consumer_completes_the_dance_with_hmac_sha1_and_rsa_sha1() {
+    let Some(py) = crate::support::python_packages("oauthlib").await else { return };
+    let env = TestEnv::start().await;
+    // oauthlib stamps requests with its own (real) clock: the server's fixed clock is set to the
+    // real time for this test only.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    env.clock.set(now.as_secs() as i64);
+    let dir = env.dir.path();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem"])
+        .args(["-out", "cert.pem", "-days", "30", "-subj", "/CN=app.example.com"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new = NewService {
+        name: "cl".to_owned(),
+        display_name: "cl service".to_owned(),
+        scopes: vec![CAL.to_owned()],
+        clientlogin_ttl_secs: Some(3600),
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    env.account("alice@example.com", "north23AZ").await;
+    let pem = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    tessera_domain::authsub::register(
+        env.ctx(),
+        CONSUMER,
+        "http://app.example.com/",
+        Some(&pem),
+        Some("alice@example.com"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let secret = tessera_domain::oauth1::mint_consumer_secret(env.ctx(), CONSUMER, &Actor::Cli)
+        .await
+        .unwrap();
+
+    let key = dir.join("key.pem").to_string_lossy().into_owned();
+    for (method, secret) in [("HMAC-SHA1", secret.as_str()), ("RSA-SHA1", key.as_str())] {
+        let found = oauthlib_dance(&env, &py, method, secret).await;
+        assert_eq!(found["protocol"], "oauth1", "{method}");
+        assert_eq!(found["client_id"], CONSUMER);
+        assert_eq!(found["kind"], "oauth1_access_token");
+        assert_eq!(found["scopes"], json!([CAL]));
+    }
+}
+
+#[tokio::test]
+async fn tessera_client_drives_the_three_legged_dance() {
+    use tessera_client::oauth1::{
+        Consumer as ClientConsumer, OAuth1Client, OAuth1Error, SignatureMethod,
+    };
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let clock = std::sync::Arc::new(tessera_client::ManualClock::at_unix(
+        u64::try_from(env.clock.now_secs()).unwrap(),
+    ));
+    let client = OAuth1Client::new(
+        url::Url::parse(&env.base).unwrap(),
+        ClientConsumer {
+            key: consumer.key.clone(),
+            method: SignatureMethod::HmacSha1(tessera_client::Secret::new(consumer.secret.clone())),
+        },
+    )
+    .with_clock(clock);
+    let request = client.request_token(&[CAL], CALLBACK).await.unwrap();
+    assert!(request.token.expose().starts_with("4/"));
+    let authorize_url = client.authorize_url(&request, Some("default")).unwrap();
+    assert_eq!(
+        authorize_url.as_str().split_once('?').unwrap().0,
+        env.url("/accounts/OAuthAuthorizeToken")
+    );
+    let query: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
+    assert_eq!(
+        query,
+        [
+            ("oauth_token".to_owned(), request.token.expose().to_owned()),
+            ("hd".to_owned(), "default".to_owned())
+        ]
+    );
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(&env, &mut b, request.token.expose()).await;
+    let access = client.access_token(&request, Some(&verifier)).await.unwrap();
+    assert!(access.token.expose().starts_with("1/"));
+    match client.access_token(&request, Some(&verifier)).await {
+        Err(OAuth1Error::Rejected { status: 401, problem }) => {
+            assert_eq!(problem, "token_rejected")
+        }
+        other => panic!("{other:?}"),
+    }
+    let feed = format!("{CAL}default/private/full?max-results=5");
+    let header =
+        client.authorization_header("GET", &url::Url::parse(&feed).unwrap(), &access).unwrap();
+    let (status, found) = caller(&env, &header, &feed).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["client_id"], CONSUMER);
+    assert_eq!(found["kind"], "oauth1_access_token");
+
+    // A resource server behind the tower layer, published as www.example.com.
+    let layer = tessera_client::caller_check::OAuth1CallerLayer::new(
+        &url::Url::parse(&env.base).unwrap(),
+        url::Url::parse("http://www.example.com/").unwrap(),
+    )
+    .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/calendar/feeds/default/private/full",
+            axum::routing::get(
+                |axum::Extension(who): axum::Extension<tessera_client::layer::Caller>| async move {
+                    format!("{} {}", who.client_id.unwrap_or_default(), who.scopes.join(" "))
+                },
+            ),
+        )
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let path = "/calendar/feeds/default/private/full?max-results=5";
+    let header =
+        client.authorization_header("GET", &url::Url::parse(&feed).unwrap(), &access).unwrap();
+    let served = send("GET", &format!("{resource}{path}"), &header, None).await;
+    assert_eq!((served.status, served.body.as_str()), (200, format!("{CONSUMER} {CAL}").as_str()));
+    // The same signed request again: its nonce is spent.
+    let replayed = send("GET", &format!("{resource}{path}"), &header, None).await;
+    assert_eq!(replayed.status, 401);
+    assert_eq!(replayed.headers["www-authenticate"], "OAuth realm=\"\"");
+    // Signed for another URL.
+    let other = url::Url::parse(&format!("{CAL}other")).unwrap();
+    let header = client.authorization_header("GET", &other, &access).unwrap();
+    assert_eq!(send("GET", &format!("{resource}{path}"), &header, None).await.status, 401);
+    // No OAuth header at all.
+    let bare = reqwest::get(format!("{resource}{path}")).await.unwrap();
+    assert_eq!(bare.status(), 401);
+}
+
+/// `/accounts/caller` with the resource request's form body.
+async fn caller_with_form(
+    env: &TestEnv,
+    authorization: &str,
+    url: &str,
+    form: &str,
+) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(env.url("/accounts/caller"))
+        .json(
+            &json!({ "authorization": authorization, "method": "POST", "url": url, "form": form }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn resource_calls_with_oauth_parameters_in_the_form_body() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let (token, secret) = request_token(&env, &consumer, "n-request").await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let verifier = authorize(&env, &mut b, &token).await;
+    let (url, header, form) = exchange_request(&env, &consumer, &token, &secret, &verifier, "n-x");
+    let page = send("POST", &url, &header, Some(&form)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let access = form_value(&page.body, "oauth_token");
+    let access_secret = form_value(&page.body, "oauth_token_secret");
+    let feed = format!("{CAL}default/private/full");
+    let now = env.clock.now_secs().to_string();
+    let body_form = |nonce: &str, extra: &[(&str, &str)]| {
+        let oauth = [
+            ("oauth_consumer_key", consumer.key.as_str()),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", now.as_str()),
+            ("oauth_token", access.as_str()),
+            ("oauth_version", "1.0"),
+        ];
+        let signed = sign("POST", &feed, &oauth, extra, &consumer.secret, &access_secret);
+        let signature = signed.rsplit_once("oauth_signature=\"").unwrap().1.trim_end_matches('"');
+        let signature = tessera_proto_oauth1::parse_form(&format!("s={signature}")).unwrap();
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in oauth.iter().chain(extra) {
+            out.append_pair(k, v);
+        }
+        out.append_pair("oauth_signature", &signature[0].1);
+        out.finish()
+    };
+
+    // Every OAuth parameter in the body, no Authorization header.
+    let body = body_form("f1", &[("title", "New event")]);
+    let (status, found) = caller_with_form(&env, "", &feed, &body).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["kind"], "oauth1_access_token");
+    assert_eq!(found["client_id"], CONSUMER);
+    // Replayed.
+    assert_eq!(caller_with_form(&env, "", &feed, &body).await.0, 401);
+    // A body pair changed after signing.
+    let tampered = body_form("f2", &[("title", "New event")]).replace("New+event", "Other");
+    assert_eq!(caller_with_form(&env, "", &feed, &tampered).await.0, 403);
+    // Neither a header nor OAuth parameters.
+    let (status, found) = caller_with_form(&env, "", &feed, "title=x").await;
+    assert_eq!((status, found["error"].as_str()), (401, Some("missing_credentials")));
+    // A malformed body.
+    assert_eq!(caller_with_form(&env, "", &feed, "a=%zz").await.0, 401);
+
+    // A header signature that covers the form body: the body must be forwarded.
+    let header = sign(
+        "POST",
+        &feed,
+        &[
+            ("oauth_consumer_key", &consumer.key),
+            ("oauth_nonce", "h1"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+            ("oauth_token", &access),
+            ("oauth_version", "1.0"),
+        ],
+        &[("title", "New event")],
+        &consumer.secret,
+        &access_secret,
+    );
+    assert_eq!(caller_with_form(&env, &header, &feed, "title=New+event").await.0, 200);
+}
+
+#[tokio::test]
+async fn btmpl_mobile_shows_the_compact_consent_page() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let (token, _) = request_token(&env, &consumer, "n-request").await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let base =
+        format!("/accounts/OAuthAuthorizeToken?oauth_token={}&hd=default", urlencode(&token));
+    let full = b.get(&base).await;
+    assert_eq!(full.status, 200, "{}", full.body);
+    assert!(!full.body.contains("id=\"compact\""), "{}", full.body);
+    assert!(full.body.contains("Exact scopes"), "{}", full.body);
+    let mobile = b.get(&format!("{base}&btmpl=mobile")).await;
+    assert_eq!(mobile.status, 200, "{}", mobile.body);
+    assert!(mobile.body.contains("<div class=\"compact\" id=\"compact\">"), "{}", mobile.body);
+    assert!(!mobile.body.contains("Exact scopes"), "{}", mobile.body);
+    assert!(mobile.body.contains("app.example.com") && mobile.body.contains("id=\"allow\""));
+    // The same one consent flow: allowing from the compact page reaches the callback.
+    let verifier = authorize(&env, &mut b, &token).await;
+    assert!(!verifier.is_empty());
 }

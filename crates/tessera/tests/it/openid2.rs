@@ -524,32 +524,10 @@ async fn switched_off_by_configuration() {
     assert_eq!(reqwest::get(env.url("/accounts/o8/id")).await.unwrap().status(), 404);
 }
 
-/// The python-openid package in `target/py` (installed by `cargo xtask ci`, or here when missing);
-/// `None` when python3 is absent.
-#[allow(clippy::print_stderr)]
-async fn python_openid() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py");
-    if tokio::process::Command::new("python3").arg("--version").output().await.is_err() {
-        eprintln!("SKIPPED: python-openid interop (python3 is absent)");
-        return None;
-    }
-    if !dir.join("openid").exists() {
-        let out = tokio::process::Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--target"])
-            .arg(&dir)
-            .arg("python3-openid")
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    Some(dir)
-}
-
 #[tokio::test]
 async fn python_openid_relying_party_verifies_a_real_assertion() {
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
-    let Some(py) = python_openid().await else { return };
+    let Some(py) = crate::support::python_packages("python-openid").await else { return };
     let env = TestEnv::start().await;
     // The relying party checks response nonces against its own (real) clock, ±5 h: the server's
     // fixed clock is set to the real time for this test only.
@@ -605,43 +583,35 @@ async fn python_openid_relying_party_verifies_a_real_assertion() {
     assert!(verdict.ends_with(" alice@example.com"), "{verdict}");
 }
 
-/// A request to `OAuthGetAccessToken` with the hybrid's token, signed with `consumer_secret&`
-/// (an empty token secret) and without `oauth_verifier`.
-fn access_token_request(
+/// `POST /accounts/OAuthGetAccessToken` with the hybrid's token, signed with `consumer_secret&`
+/// (an empty token secret) and without `oauth_verifier`: the status and body.
+async fn exchange_over_http(
     env: &TestEnv,
     token: &str,
     consumer_secret: &str,
     nonce: &str,
-) -> tessera_domain::oauth1::Incoming {
+) -> (u16, String) {
     let url = env.url("/accounts/OAuthGetAccessToken");
     let now = env.ctx().now().to_string();
-    let params = [
-        ("oauth_consumer_key", "rp.example.com"),
-        ("oauth_nonce", nonce),
-        ("oauth_signature_method", "HMAC-SHA1"),
-        ("oauth_timestamp", now.as_str()),
-        ("oauth_token", token),
-        ("oauth_version", "1.0"),
-    ];
-    let mut header: Vec<(String, String)> =
-        params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let (scheme, authority, path, _) = tessera_proto_oauth1::split_url(&url).unwrap();
-    let uri = tessera_proto_oauth1::base_string_uri(scheme, authority, path);
-    let base = tessera_proto_oauth1::base_string("POST", &uri, &header);
-    let key = format!("{}&", tessera_proto_oauth1::encode(consumer_secret));
-    header.push((
-        "oauth_signature".to_owned(),
-        tessera_crypto::oauth1::hmac_sha1_base64(&key, &base),
-    ));
-    tessera_domain::oauth1::Incoming {
-        facts: tessera_domain::caller::RequestFacts {
-            method: "POST".to_owned(),
-            url,
-            dpop_proof: None,
-        },
-        header,
-        form: Vec::new(),
-    }
+    let header = crate::oauth1::sign(
+        "POST",
+        &url,
+        &[
+            ("oauth_consumer_key", "rp.example.com"),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", now.as_str()),
+            ("oauth_token", token),
+            ("oauth_version", "1.0"),
+        ],
+        &[],
+        consumer_secret,
+        "",
+    );
+    let res =
+        reqwest::Client::new().post(&url).header("authorization", header).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -706,22 +676,16 @@ async fn hybrid_assertion_carries_an_authorized_request_token_exchanged_once() {
     }
     assert!(signature_checks(&fields, &assoc));
 
-    // The consumer exchanges it once, with an empty token secret and no verifier.
-    let first = tessera_domain::oauth1::access_token(
-        env.ctx(),
-        &access_token_request(&env, &token, &secret, "n1"),
-    )
-    .await
-    .unwrap();
-    let (access, access_secret) = first.expect("the hybrid token is exchanged");
-    assert!(!access.is_empty() && !access_secret.is_empty());
-    let again = tessera_domain::oauth1::access_token(
-        env.ctx(),
-        &access_token_request(&env, &token, &secret, "n2"),
-    )
-    .await
-    .unwrap();
-    assert!(again.is_err());
+    // The consumer exchanges it once over HTTP, with an empty token secret and no verifier.
+    let (status, body) = exchange_over_http(&env, &token, &secret, "n1").await;
+    assert_eq!(status, 200, "{body}");
+    let answer = tessera_proto_oauth1::parse_form(&body).unwrap();
+    let keys: Vec<&str> = answer.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["oauth_token", "oauth_token_secret"]);
+    assert!(answer[0].1.starts_with("1/") && !answer[1].1.is_empty(), "{body}");
+    let (status, body) = exchange_over_http(&env, &token, &secret, "n2").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.starts_with("token_rejected\n"), "{body}");
 
     // An unknown consumer: the assertion says the OAuth part was declined (ns.ext2 alone).
     let mut query = checkid("checkid_immediate", Some(&assoc.handle), RETURN_TO, REALM);

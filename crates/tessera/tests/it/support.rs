@@ -302,3 +302,34 @@ pub async fn app_password_works(
         }
     )
 }
+
+/// The interop tests' Python packages (pip name, import directory); `cargo xtask ci` installs the
+/// same list.
+const PYTHON_PACKAGES: [(&str, &str); 4] = [
+    ("python3-openid", "openid"),
+    ("oauthlib", "oauthlib"),
+    ("cryptography", "cryptography"),
+    ("PyJWT", "jwt"),
+];
+
+/// `target/py` with python-openid and oauthlib (installed by `cargo xtask ci`, or here when
+/// missing); `None`, said loudly, when python3 is absent.
+#[allow(clippy::print_stderr)]
+pub async fn python_packages(what: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py");
+    if tokio::process::Command::new("python3").arg("--version").output().await.is_err() {
+        eprintln!("SKIPPED: {what} interop (python3 is absent)");
+        return None;
+    }
+    if !PYTHON_PACKAGES.iter().all(|(_, module)| dir.join(module).exists()) {
+        let out = tokio::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&dir)
+            .args(PYTHON_PACKAGES.iter().map(|(package, _)| *package))
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Some(dir)
+}

@@ -14,7 +14,7 @@ use tessera_domain::interaction::{self, Decision, Step};
 use super::{authorization, request_facts, text};
 use crate::error::PageError;
 use crate::forms::Form;
-use crate::pages::consent::{self, Next};
+use crate::pages::consent::{self, ConsentForm, Next};
 use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
@@ -90,16 +90,12 @@ async fn render(
     after_post: bool,
 ) -> Result<Response, PageError> {
     let here = format!("{}/accounts/AuthSubRequest?{query}", state.ctx.public_url);
-    let hidden = vec![("query", query.to_owned())];
-    match consent::person_step(
-        state,
-        headers,
-        step,
-        &here,
-        after_post,
-        "/accounts/AuthSubRequest",
-        hidden,
-    )? {
+    let form = ConsentForm {
+        action: "/accounts/AuthSubRequest",
+        hidden: vec![("query", query.to_owned())],
+        compact: false,
+    };
+    match consent::person_step(state, headers, step, &here, after_post, form)? {
         Next::Shown(response) => Ok(response),
         Next::Approved(approved) => {
             let location = authsub::approve(&state.ctx, &approved, prepared).await?;

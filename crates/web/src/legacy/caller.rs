@@ -21,6 +21,7 @@ pub(super) fn router() -> Router<AppState> {
 
 #[derive(serde::Deserialize)]
 struct Question {
+    #[serde(default)]
     authorization: String,
     #[serde(default)]
     method: String,
@@ -29,6 +30,10 @@ struct Question {
     /// The `DPoP` proof the resource request carried, for `DPoP` access tokens.
     #[serde(default)]
     dpop: Option<String>,
+    /// The request's body when it is `application/x-www-form-urlencoded` (OAuth 1.0a signs its
+    /// pairs, and may carry its parameters there instead of the header).
+    #[serde(default)]
+    form: String,
 }
 
 fn refusal(err: &CallerError) -> Response {
@@ -52,14 +57,24 @@ async fn caller_post(State(state): State<AppState>, body: Bytes) -> Result<Respo
         )
             .into_response());
     };
-    let presented = match caller::parse_authorization(&question.authorization) {
-        Ok(presented) => presented,
-        Err(err) => return Ok(refusal(&err)),
+    let Ok(form) = tessera_proto_oauth1::parse_form(&question.form) else {
+        return Ok(refusal(&CallerError::Malformed));
     };
     let facts = RequestFacts {
         method: question.method.to_ascii_uppercase(),
         url: question.url,
         dpop_proof: question.dpop,
+        form,
+    };
+    let presented = match caller::parse_authorization(&question.authorization) {
+        Ok(presented) => presented,
+        Err(CallerError::Missing) if question.authorization.trim().is_empty() => {
+            match caller::oauth1_without_header(&facts) {
+                Some(presented) => presented,
+                None => return Ok(refusal(&CallerError::Missing)),
+            }
+        }
+        Err(err) => return Ok(refusal(&err)),
     };
     match caller::resolve(&state.ctx, &presented, &facts).await? {
         Ok(found) => Ok(axum::Json(json!({

@@ -102,6 +102,7 @@ pub(crate) fn request_facts(
         method: method.as_str().to_owned(),
         url: format!("{scheme}://{host}{path}"),
         dpop_proof: crate::caller::dpop_proof(headers).ok().flatten(),
+        form: Vec::new(),
     }
 }
 

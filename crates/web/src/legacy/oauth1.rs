@@ -18,7 +18,7 @@ use tessera_proto_oauth1::Problem;
 use super::{authorization, request_facts, text};
 use crate::error::PageError;
 use crate::forms::{self, Form};
-use crate::pages::consent::{self, Next};
+use crate::pages::consent::{self, ConsentForm, Next};
 use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
@@ -129,6 +129,8 @@ struct Asked {
     token: String,
     callback: Option<String>,
     hd: Option<String>,
+    /// `btmpl=mobile`: the compact consent page.
+    compact: bool,
 }
 
 fn asked(query: &str) -> Result<Asked, PageError> {
@@ -145,6 +147,7 @@ fn asked(query: &str) -> Result<Asked, PageError> {
         token,
         callback: fields.get("oauth_callback").map(str::to_owned),
         hd: fields.get("hd").map(str::to_owned),
+        compact: fields.get("btmpl") == Some("mobile"),
     })
 }
 
@@ -199,9 +202,12 @@ async fn render_step(
     after_post: bool,
 ) -> Result<Response, PageError> {
     let here = format!("{}/accounts/OAuthAuthorizeToken?{}", state.ctx.public_url, asked.query);
-    let hidden = vec![("query", asked.query.clone())];
-    let action = "/accounts/OAuthAuthorizeToken";
-    match consent::person_step(state, headers, step, &here, after_post, action, hidden)? {
+    let form = ConsentForm {
+        action: "/accounts/OAuthAuthorizeToken",
+        hidden: vec![("query", asked.query.clone())],
+        compact: asked.compact,
+    };
+    match consent::person_step(state, headers, step, &here, after_post, form)? {
         Next::Shown(response) => Ok(response),
         Next::Approved(approved) => match oauth1::approve(&state.ctx, &approved, pending).await? {
             Some(answer) => Ok(answer_response(state, answer, pending, after_post)),

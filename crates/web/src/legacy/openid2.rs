@@ -18,7 +18,7 @@ use tessera_proto_openid2::{Message, query_pairs};
 use super::text;
 use crate::error::PageError;
 use crate::forms::Form;
-use crate::pages::consent::{self, Next};
+use crate::pages::consent::{self, ConsentForm, Next};
 use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
@@ -286,17 +286,15 @@ async fn render(
     let op = &prepared.endpoint.op_endpoint;
     let joiner = if op.contains('?') { '&' } else { '?' };
     let here = format!("{op}{joiner}{query}");
-    let hidden =
-        vec![("hd", prepared.endpoint.hd.clone().unwrap_or_default()), ("query", query.to_owned())];
-    match consent::person_step(
-        state,
-        headers,
-        step,
-        &here,
-        after_post,
-        "/accounts/o8/approve",
-        hidden,
-    )? {
+    let form = ConsentForm {
+        action: "/accounts/o8/approve",
+        hidden: vec![
+            ("hd", prepared.endpoint.hd.clone().unwrap_or_default()),
+            ("query", query.to_owned()),
+        ],
+        compact: false,
+    };
+    match consent::person_step(state, headers, step, &here, after_post, form)? {
         Next::Shown(response) => Ok(response),
         Next::Approved(approved) => {
             let url = openid2::assert(&state.ctx, &approved, prepared).await?;

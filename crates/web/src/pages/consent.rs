@@ -55,6 +55,9 @@ struct ConsentPage<'a> {
     scopes: Vec<String>,
     project: Option<ProjectPart>,
     site: Option<SitePart>,
+    /// The compact variant for small screens (OAuth 1.0a's `btmpl=mobile`): the same choice with
+    /// the optional detail left out.
+    compact: bool,
 }
 
 /// Pages about a project may show its logo from its own https address; nothing else changes
@@ -76,6 +79,17 @@ pub(crate) fn page(
     headers: &HeaderMap,
     view: ConsentView,
     post: Post,
+) -> Response {
+    page_variant(state, headers, view, post, false)
+}
+
+/// The consent page for `view`, compact (for small screens) when `compact`.
+pub(crate) fn page_variant(
+    state: &AppState,
+    headers: &HeaderMap,
+    view: ConsentView,
+    post: Post,
+    compact: bool,
 ) -> Response {
     let (csrf, set_cookie) = csrf_for_page(state, headers);
     let (scopes, project, site) = match view.about {
@@ -102,6 +116,7 @@ pub(crate) fn page(
         scopes,
         project,
         site,
+        compact,
     };
     let mut res = render::page(StatusCode::OK, &page);
     if with_logo_policy {
@@ -109,6 +124,14 @@ pub(crate) fn page(
             .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONSENT_CSP));
     }
     with_cookies(res, set_cookie)
+}
+
+/// Where a protocol's consent form goes: its action, the hidden fields after `authuser`, and
+/// whether the page is the compact variant.
+pub(crate) struct ConsentForm {
+    pub(crate) action: &'static str,
+    pub(crate) hidden: Vec<(&'static str, String)>,
+    pub(crate) compact: bool,
 }
 
 /// What is left of a step of the one interaction flow once the person's part is shown: the
@@ -122,7 +145,7 @@ pub(crate) enum Next {
 /// Shows the person's part of `step` the same way for every browser-facing protocol that resumes
 /// at an address of its own (`here`, absolute): signing in or choosing an account goes through
 /// ServiceLogin and comes back to `here`; a wrong hosted-domain account gets a page offering
-/// another; consent is [`page`], posted to `action` with `authuser` and then `hidden`.
+/// another; consent is [`page_variant`], posted as `form` says.
 /// `after_post`: the step answers the consent form, so a sign-in that vanished meanwhile is an
 /// error rather than a new round.
 pub(crate) fn person_step(
@@ -131,8 +154,7 @@ pub(crate) fn person_step(
     step: Step,
     here: &str,
     after_post: bool,
-    action: &'static str,
-    hidden: Vec<(&'static str, String)>,
+    form: ConsentForm,
 ) -> Result<Next, PageError> {
     let shown = match step {
         Step::SignIn { .. } | Step::ChooseAccount if after_post => {
@@ -170,8 +192,9 @@ pub(crate) fn person_step(
         }
         Step::Consent(view) => {
             let mut fields = vec![("authuser", view.authuser.to_string())];
-            fields.extend(hidden);
-            page(state, headers, *view, Post { action, button: "action", hidden: fields })
+            fields.extend(form.hidden);
+            let post = Post { action: form.action, button: "action", hidden: fields };
+            page_variant(state, headers, *view, post, form.compact)
         }
         Step::Approved(approved) => return Ok(Next::Approved(approved)),
         Step::Refused(_) => return Ok(Next::Refused),
