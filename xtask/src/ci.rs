@@ -3,7 +3,8 @@
 //! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
 //!    `chromium-driver` for the browser tests; python3-openid, oauthlib (with `cryptography` and
 //!    `PyJWT` for its RSA-SHA1 signer) and gpsoauth from PyPI into `target/py` for the interop
-//!    tests, when `python3` is present),
+//!    tests, when `python3` is present; oauth4webapi from npm into `target/node`, when `node` and
+//!    `npm` are present),
 //! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
 //!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
@@ -38,6 +39,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         ensure_chromium()?;
     }
     ensure_python_packages();
+    ensure_node_packages();
     let pg = ensure_postgres();
     if lint {
         cargo(&["fmt", "--all", "--", "--check"], &[])?;
@@ -185,6 +187,38 @@ fn ensure_python_packages() {
     eprintln!("installing {} into target/py for the interop tests", missing.join(", "));
     let status = Command::new("python3")
         .args(["-m", "pip", "install", "--quiet", "--upgrade", "--target", "target/py"])
+        .args(&missing)
+        .status();
+    if !status.is_ok_and(|it| it.success()) {
+        eprintln!(
+            "\n*** could not install {}; their interop tests will fail ***\n",
+            missing.join(", ")
+        );
+    }
+}
+
+/// The npm packages the interop tests load from `target/node` (oauth4webapi: an independent
+/// OAuth 2.0 client with PAR and DPoP).
+const NODE_PACKAGES: &[&str] = &["oauth4webapi"];
+
+/// Installs the missing [`NODE_PACKAGES`] into `target/node` in one `npm` run. Without `node`
+/// or `npm` the interop tests skip themselves loudly.
+fn ensure_node_packages() {
+    if !have("node") || !have("npm") {
+        eprintln!("\n*** no node or npm: the Node.js interop tests will be skipped ***\n");
+        return;
+    }
+    let missing: Vec<&str> = NODE_PACKAGES
+        .iter()
+        .filter(|it| !std::path::Path::new("target/node/node_modules").join(it).exists())
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    eprintln!("installing {} into target/node for the interop tests", missing.join(", "));
+    let status = Command::new("npm")
+        .args(["install", "--silent", "--prefix", "target/node"])
         .args(&missing)
         .status();
     if !status.is_ok_and(|it| it.success()) {

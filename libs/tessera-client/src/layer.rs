@@ -1,5 +1,7 @@
-//! A `tower::Layer` for resource servers: resolves `Authorization: Bearer` tokens through RFC 7662
-//! introspection and hands the handler a typed [`Caller`].
+//! A `tower::Layer` for resource servers: resolves `Authorization: Bearer` and
+//! `Authorization: DPoP` tokens through RFC 7662 introspection and hands the handler a typed
+//! [`Caller`]. A DPoP-bound token (introspection's `cnf.jkt`) is accepted only with the `DPoP`
+//! scheme and a valid proof of its key (RFC 9449 §7).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use tower::{Layer, Service};
 
@@ -36,7 +40,8 @@ impl Caller {
 
 #[derive(Debug, Clone)]
 enum Resolution {
-    Active(Caller),
+    /// The caller, and the thumbprint of the key the token is bound to, if any.
+    Active(Caller, Option<String>),
     Inactive,
 }
 
@@ -70,17 +75,26 @@ impl Shared {
         }
         let introspection = self.client.introspect(token, Some(TokenTypeHint::AccessToken)).await?;
         let expires_at = introspection.exp.map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
+        let jkt = introspection
+            .extra
+            .get("cnf")
+            .and_then(|cnf| cnf.get("jkt"))
+            .and_then(|jkt| jkt.as_str())
+            .map(str::to_owned);
         let resolution = match introspection.active && expires_at.is_none_or(|exp| now < exp) {
-            true => Resolution::Active(Caller {
-                subject: introspection.sub.clone(),
-                client_id: introspection.client_id.clone(),
-                scopes: introspection.scopes(),
-                expires_at,
-            }),
+            true => Resolution::Active(
+                Caller {
+                    subject: introspection.sub.clone(),
+                    client_id: introspection.client_id.clone(),
+                    scopes: introspection.scopes(),
+                    expires_at,
+                },
+                jkt,
+            ),
             false => Resolution::Inactive,
         };
         let mut until = now + self.ttl;
-        if let (Resolution::Active(_), Some(exp)) = (&resolution, expires_at) {
+        if let (Resolution::Active(..), Some(exp)) = (&resolution, expires_at) {
             until = until.min(exp);
         }
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -193,16 +207,31 @@ where
         let shared = self.shared.clone();
         let required_scopes = self.required_scopes.clone();
         Box::pin(async move {
-            let Some(token) = bearer_token(req.headers()) else {
+            let Some((scheme, token)) = access_token(req.headers()) else {
                 return Ok(challenge(None));
             };
+            let proof = match scheme {
+                Scheme::Bearer => None,
+                Scheme::Dpop => {
+                    let now = shared.clock.now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                    match dpop_proof(&req, &token, now.as_secs()) {
+                        Some(jkt) => Some(jkt),
+                        None => return Ok(challenge(Some("invalid_dpop_proof"))),
+                    }
+                }
+            };
             match shared.resolve(&token).await {
-                Ok(Resolution::Active(caller))
+                // A bound token needs the proof of its key; an unbound one is no DPoP token.
+                Ok(Resolution::Active(_, bound)) if bound != proof => match scheme {
+                    Scheme::Bearer => Ok(challenge(Some("invalid_token"))),
+                    Scheme::Dpop => Ok(challenge(Some("invalid_dpop_token"))),
+                },
+                Ok(Resolution::Active(caller, _))
                     if !required_scopes.iter().all(|scope| caller.has_scope(scope)) =>
                 {
                     Ok(insufficient_scope(&required_scopes))
                 }
-                Ok(Resolution::Active(caller)) => {
+                Ok(Resolution::Active(caller, _)) => {
                     req.extensions_mut().insert(caller);
                     inner.call(req).await
                 }
@@ -217,17 +246,121 @@ where
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header (scheme matched case-insensitively, RFC 6750 §2.1).
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The token of an `Authorization: Bearer <token>` or `Authorization: DPoP <token>` header
+/// (scheme matched case-insensitively, RFC 6750 §2.1, RFC 9449 §7.1).
+fn access_token(headers: &HeaderMap) -> Option<(Scheme, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+    let scheme = match scheme {
+        it if it.eq_ignore_ascii_case("bearer") => Scheme::Bearer,
+        it if it.eq_ignore_ascii_case("dpop") => Scheme::Dpop,
+        _ => return None,
+    };
+    (!token.is_empty()).then(|| (scheme, token.to_owned()))
+}
+
+#[cfg(test)]
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    access_token(headers).filter(|(scheme, _)| *scheme == Scheme::Bearer).map(|(_, token)| token)
+}
+
+/// How far a proof's `iat` may be from the layer's clock, seconds.
+const PROOF_LEEWAY: u64 = 300;
+
+fn b64_json(part: &str) -> Option<serde_json::Value> {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+}
+
+fn sha256_b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
+/// Checks the request's single `DPoP` header as a resource server must (RFC 9449 §4.3, §7.1): an
+/// ES256 `dpop+jwt` signed by the key in its header, `htm` and `htu` naming this request, a
+/// recent `iat` and `ath` the digest of `token`. The key's RFC 7638 thumbprint.
+fn dpop_proof<B>(req: &Request<B>, token: &str, now: u64) -> Option<String> {
+    let mut values = req.headers().get_all("dpop").iter();
+    let proof = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let mut parts = proof.split('.');
+    let (head, body, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header = b64_json(head)?;
+    let claims = b64_json(body)?;
+    if header["typ"] != "dpop+jwt" || header["alg"] != "ES256" {
+        return None;
+    }
+    let jwk = &header["jwk"];
+    if jwk["kty"] != "EC" || jwk["crv"] != "P-256" {
+        return None;
+    }
+    let (x, y) = (jwk["x"].as_str()?, jwk["y"].as_str()?);
+    let mut point = vec![4u8];
+    point.extend(URL_SAFE_NO_PAD.decode(x).ok()?);
+    point.extend(URL_SAFE_NO_PAD.decode(y).ok()?);
+    if point.len() != 65 {
+        return None;
+    }
+    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+        &point,
+    );
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    key.verify(format!("{head}.{body}").as_bytes(), &sig).ok()?;
+    if claims["htm"].as_str()? != req.method().as_str() || claims["jti"].as_str()?.is_empty() {
+        return None;
+    }
+    let iat = claims["iat"].as_u64()?;
+    if iat.abs_diff(now) > PROOF_LEEWAY || claims["ath"].as_str()? != sha256_b64(token.as_bytes()) {
+        return None;
+    }
+    if !htu_matches(claims["htu"].as_str()?, req) {
+        return None;
+    }
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    Some(sha256_b64(canonical.as_bytes()))
+}
+
+/// Whether `htu` names this request's URL without query and fragment. Behind a tower stack the
+/// request usually carries only a path, so then the path must match and the authority must be
+/// the `Host` header's.
+fn htu_matches<B>(htu: &str, req: &Request<B>) -> bool {
+    let Ok(htu) = htu.parse::<http::Uri>() else { return false };
+    let uri = req.uri();
+    if htu.path() != uri.path() {
+        return false;
+    }
+    let authority = match uri.authority() {
+        Some(it) => it.as_str().to_owned(),
+        None => match req.headers().get(header::HOST).and_then(|it| it.to_str().ok()) {
+            Some(host) => host.to_owned(),
+            None => return false,
+        },
+    };
+    htu.authority().is_some_and(|it| it.as_str().eq_ignore_ascii_case(&authority))
+        && uri.scheme().is_none_or(|scheme| htu.scheme() == Some(scheme))
 }
 
 fn challenge<B: Default>(error: Option<&'static str>) -> Response<B> {
     let value = match error {
         Some("invalid_token") => HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        Some("invalid_dpop_token") => {
+            HeaderValue::from_static("DPoP algs=\"ES256\", error=\"invalid_token\"")
+        }
+        Some("invalid_dpop_proof") => {
+            HeaderValue::from_static("DPoP algs=\"ES256\", error=\"invalid_dpop_proof\"")
+        }
         _ => HeaderValue::from_static("Bearer"),
     };
     let mut res = Response::new(B::default());

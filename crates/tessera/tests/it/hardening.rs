@@ -541,3 +541,88 @@ async fn request_uris_and_key_urls_never_make_the_server_fetch() {
         "the server connected to {target}"
     );
 }
+
+/// oauth4webapi's entry file in `target/node` (installed by `cargo xtask ci`, or here when
+/// missing); `None` when node or npm is absent.
+#[allow(clippy::print_stderr)]
+async fn oauth4webapi() -> Option<std::path::PathBuf> {
+    let prefix = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/node");
+    let entry = prefix.join("node_modules/oauth4webapi/build/index.js");
+    if tokio::process::Command::new("node").arg("--version").output().await.is_err() {
+        eprintln!("SKIPPED: oauth4webapi interop (node is absent)");
+        return None;
+    }
+    if !entry.exists() {
+        let out = tokio::process::Command::new("npm")
+            .args(["install", "--silent", "--prefix"])
+            .arg(&prefix)
+            .arg("oauth4webapi")
+            .output()
+            .await;
+        match out {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!("npm install oauth4webapi: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(_) => {
+                eprintln!("SKIPPED: oauth4webapi interop (npm is absent)");
+                return None;
+            }
+        }
+    }
+    Some(entry)
+}
+
+async fn run_node(entry: &std::path::Path, args: &[&str]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/par_dpop.mjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .env("OAUTH4WEBAPI", entry)
+        .output()
+        .await
+        .expect("node runs the interop client");
+    assert!(
+        out.status.success(),
+        "oauth4webapi {}: {}{}",
+        args[0],
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// An independent client (oauth4webapi) discovers the issuer, pushes a PKCE request, exchanges
+/// the code with a DPoP proof and calls userinfo with the bound token.
+#[tokio::test]
+async fn oauth4webapi_runs_par_pkce_and_dpop() {
+    let Some(entry) = oauth4webapi().await else { return };
+    let (env, mut browser, app, _) = setup().await;
+    // The library stamps its DPoP proofs and checks the ID token with the wall clock, so the
+    // server's clock is set to it (and the browser signs in again at that time).
+    #[allow(clippy::disallowed_methods)]
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    env.clock.set(wall.as_secs() as i64);
+    let signed = browser.sign_in("ann@example.test", PASSWORD).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let issuer = env.url("");
+    let common = [issuer.as_str(), app.id.as_str(), app.secret.as_str(), REDIRECT];
+    let mut args = vec!["push"];
+    args.extend_from_slice(&common);
+    let pushed = run_node(&entry, &args).await;
+    let authorize = pushed["authorize"].as_str().unwrap();
+    let path = authorize.strip_prefix(issuer.trim_end_matches('/')).unwrap();
+    let page = browser.get(path).await;
+    let answered = consent(&mut browser, &page).await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    let callback = answered.location().to_owned();
+
+    let mut args = vec!["exchange"];
+    args.extend_from_slice(&common);
+    for field in ["verifier", "state", "nonce"] {
+        args.push(pushed[field].as_str().unwrap());
+    }
+    args.insert(5, &callback);
+    let done = run_node(&entry, &args).await;
+    assert_eq!(done["token_type"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("dpop"));
+    assert_eq!(done["userinfo"]["email"], "ann@example.test", "{done}");
+    assert_eq!(done["userinfo"]["sub"], done["sub"]);
+}

@@ -166,3 +166,84 @@ async fn required_scopes_are_enforced() {
         Some("Bearer error=\"insufficient_scope\", scope=\"read admin\"")
     );
 }
+
+async fn call_dpop(
+    app: &axum::Router,
+    scheme: &str,
+    token: &str,
+    proofs: &[String],
+) -> (StatusCode, Option<String>) {
+    let mut req = Request::builder()
+        .uri("/whoami")
+        .header(header::HOST, "api.example.test")
+        .header(header::AUTHORIZATION, format!("{scheme} {token}"));
+    for proof in proofs {
+        req = req.header("DPoP", proof);
+    }
+    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let challenge =
+        res.headers().get(header::WWW_AUTHENTICATE).map(|it| it.to_str().unwrap().to_owned());
+    (res.status(), challenge)
+}
+
+/// A DPoP-bound token passes only with the `DPoP` scheme and a proof of its own key for this
+/// request (RFC 9449 §7); an unbound token is no DPoP token.
+#[tokio::test]
+async fn dpop_bound_tokens_need_a_proof_of_their_key() {
+    use tessera_client::dpop::DpopSigner;
+    let provider = Provider::start().await;
+    let signer = DpopSigner::generate().unwrap();
+    let thief = DpopSigner::generate().unwrap();
+    provider.state.active.lock().unwrap().insert("bound".into(), FAR_EXP);
+    provider.state.active.lock().unwrap().insert("plain".into(), FAR_EXP);
+    provider.state.bound.lock().unwrap().insert("bound".into(), signer.jkt());
+    let app = app(provider.client().await, Arc::new(ManualClock::at_unix(T0)));
+    let url = "https://api.example.test/whoami";
+    let proof = |signer: &DpopSigner, method: &str, url: &str, token: &str, iat: u64| {
+        signer.proof(method, url, Some(token), None, iat).unwrap()
+    };
+
+    let good = proof(&signer, "GET", url, "bound", T0);
+    assert_eq!(
+        call_dpop(&app, "DPoP", "bound", std::slice::from_ref(&good)).await,
+        (StatusCode::OK, None)
+    );
+    let with_query = proof(&signer, "GET", &format!("{url}?x=1"), "bound", T0 + 10);
+    assert_eq!(call_dpop(&app, "dpop", "bound", &[with_query]).await.0, StatusCode::OK);
+
+    let bad_proof = Some("DPoP algs=\"ES256\", error=\"invalid_dpop_proof\"".to_owned());
+    let refused = [
+        vec![],
+        vec![good.clone(), good.clone()],
+        vec![proof(&signer, "POST", url, "bound", T0)],
+        vec![proof(&signer, "GET", "https://other.example.test/whoami", "bound", T0)],
+        vec![proof(&signer, "GET", "https://api.example.test/other", "bound", T0)],
+        vec![proof(&signer, "GET", url, "another token", T0)],
+        vec![proof(&signer, "GET", url, "bound", T0 - 301)],
+        vec![format!("{}x", &good[..good.len() - 2])],
+        vec!["not a jwt".to_owned()],
+    ];
+    for proofs in refused {
+        assert_eq!(
+            call_dpop(&app, "DPoP", "bound", &proofs).await,
+            (StatusCode::UNAUTHORIZED, bad_proof.clone()),
+            "{proofs:?}"
+        );
+    }
+    // Another key's valid proof, the bound token as a bearer token, an unbound token with DPoP.
+    let stolen = proof(&thief, "GET", url, "bound", T0);
+    let wrong_key = call_dpop(&app, "DPoP", "bound", &[stolen]).await;
+    let invalid = Some("DPoP algs=\"ES256\", error=\"invalid_token\"".to_owned());
+    assert_eq!(wrong_key, (StatusCode::UNAUTHORIZED, invalid.clone()));
+    let as_bearer = call_dpop(&app, "Bearer", "bound", &[]).await;
+    assert_eq!(
+        as_bearer,
+        (StatusCode::UNAUTHORIZED, Some("Bearer error=\"invalid_token\"".into()))
+    );
+    let plain = proof(&signer, "GET", url, "plain", T0);
+    assert_eq!(
+        call_dpop(&app, "DPoP", "plain", &[plain]).await,
+        (StatusCode::UNAUTHORIZED, invalid)
+    );
+    assert_eq!(call_dpop(&app, "Bearer", "plain", &[]).await, (StatusCode::OK, None));
+}

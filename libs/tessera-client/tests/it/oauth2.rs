@@ -36,6 +36,8 @@ pub struct ProviderState {
     pub introspections: AtomicUsize,
     /// Tokens the introspection endpoint reports as active, with their `exp`.
     pub active: Mutex<HashMap<String, u64>>,
+    /// Active tokens bound to a DPoP key: the key's thumbprint (`cnf.jkt`).
+    pub bound: Mutex<HashMap<String, String>>,
 }
 
 pub struct Provider {
@@ -177,11 +179,17 @@ async fn introspect(
     state.introspections.fetch_add(1, Ordering::SeqCst);
     let token = form.get("token").cloned().unwrap_or_default();
     match state.active.lock().unwrap().get(&token) {
-        Some(exp) => Json(json!({
-            "active": true, "scope": "read write", "client_id": "android-app", "sub": "user-1",
-            "exp": exp, "token_type": "Bearer",
-        }))
-        .into_response(),
+        Some(exp) => {
+            let mut body = json!({
+                "active": true, "scope": "read write", "client_id": "android-app", "sub": "user-1",
+                "exp": exp, "token_type": "Bearer",
+            });
+            if let Some(jkt) = state.bound.lock().unwrap().get(&token) {
+                body["cnf"] = json!({ "jkt": jkt });
+                body["token_type"] = json!("DPoP");
+            }
+            Json(body).into_response()
+        }
         None => Json(json!({"active": false})).into_response(),
     }
 }
