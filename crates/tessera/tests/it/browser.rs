@@ -380,3 +380,15 @@ async fn openid2_sign_in_and_allow() {
     assert!(fields["openid.claimed_id"].starts_with(&format!("{}/accounts/o8/id?id=", env.base)));
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn a_device_weblogin_url_signs_chromium_in() {
+    let s = crate::device::setup().await;
+    let url = crate::device::weblogin_url(&s).await;
+    let chrome = Chrome::start().await;
+    chrome.client.goto(&url).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/account");
+    let text = chrome.text().await;
+    assert!(text.contains("Your account") && text.contains("alice@example.com"), "{text}");
+    chrome.close().await;
+}

@@ -659,3 +659,15 @@ async fn a_weblogin_url_signs_in_once_under_a_parallel_burst() {
     }
     assert_eq!(signed_in, 1);
 }
+
+/// A master login for the test account and the `weblogin:` MergeSession URL it buys, going on to
+/// `/account`.
+#[cfg_attr(not(feature = "browser"), allow(dead_code))]
+pub(crate) async fn weblogin_url(s: &Setup) -> String {
+    let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
+    let continue_to = s.env.url("/account");
+    let service =
+        format!("weblogin:service=notes&continue={}", crate::support::urlencode(&continue_to));
+    let answer = token(&s.env, &master, &service, SIG, false).await;
+    answer.get("Auth").unwrap_or_else(|| panic!("{:?}", answer.lines)).to_owned()
+}
