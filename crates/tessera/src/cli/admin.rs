@@ -38,6 +38,9 @@ enum AdminCommand {
     Keys(KeysCommand),
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Android device login.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Consumers: one registration of a domain serves AuthSub and OAuth 1.0 (`authsub` is an
     /// alias).
     #[command(subcommand, alias = "authsub")]
@@ -255,6 +258,13 @@ enum KeysCommand {
     List,
     /// Retire the signing key, promote the published next key, publish a new next key.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Retire the password-encryption key and publish a new one; the retired key keeps opening
+    /// passwords for a while.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -509,6 +519,12 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 .unwrap_or_default();
             print(json_mode, &json!({ "active": active }), || {
                 format!("rotated; active key is {active}")
+            });
+        }
+        AdminCommand::Device(DeviceCommand::RotateKey) => {
+            tessera_domain::device::rotate_key(&ctx, &actor).await?;
+            print(json_mode, &json!({ "rotated": true }), || {
+                "rotated the device login key".to_owned()
             });
         }
         AdminCommand::Audit { account, since, limit } => {

@@ -434,3 +434,15 @@ async fn oauth1_authorize_step_in_a_real_browser() {
     assert_eq!(verifier.len(), 24, "{text}");
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn a_device_weblogin_url_signs_chromium_in() {
+    let s = crate::device::setup().await;
+    let url = crate::device::weblogin_url(&s).await;
+    let chrome = Chrome::start().await;
+    chrome.client.goto(&url).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/account");
+    let text = chrome.text().await;
+    assert!(text.contains("Your account") && text.contains("alice@example.com"), "{text}");
+    chrome.close().await;
+}

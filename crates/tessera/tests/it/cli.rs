@@ -217,6 +217,9 @@ fn admin_accounts_domains_projects_keys_and_audit() {
         next,
         "the published key becomes active"
     );
+    let (code, out, _) = tessera(d, &["admin", "device", "rotate-key", "--json"], None);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["rotated"], true);
 
     let (code, out, _) = tessera(
         d,

@@ -582,3 +582,92 @@ async fn weblogin_urls_sign_a_fresh_browser_in_once() {
     let again = s.env.browser().get(&path).await;
     assert!(!matches!(again.status, 302 | 303) || again.location() != continue_to);
 }
+
+/// A one-time code handed to the device is redeemed by exactly one of a parallel burst of
+/// token-endpoint requests.
+#[tokio::test]
+async fn a_server_code_redeems_once_under_a_parallel_burst() {
+    let s = setup().await;
+    let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
+    let service = format!("oauth2:server:client_id:{}:api_scope:{SCOPE}", s.web);
+    let code = token(&s.env, &master, &service, SIG, true).await;
+    let code = code.get("Auth").unwrap_or_else(|| panic!("{:?}", code.lines)).to_owned();
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (http, url) = (http.clone(), s.env.url("/o/oauth2/token"));
+        let (code, web, secret) = (code.clone(), s.web.clone(), s.web_secret.clone());
+        tasks.spawn(async move {
+            let res = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("client_id", web.as_str()),
+                    ("client_secret", secret.as_str()),
+                    ("redirect_uri", ""),
+                ])
+                .send()
+                .await
+                .unwrap();
+            res.status().as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        statuses.push(joined.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|it| **it == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|it| matches!(it, 200 | 400)), "{statuses:?}");
+}
+
+/// A `weblogin:` MergeSession URL opened by a parallel burst signs exactly one browser in.
+#[tokio::test]
+async fn a_weblogin_url_signs_in_once_under_a_parallel_burst() {
+    let s = setup().await;
+    let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
+    let continue_to = s.env.url("/account");
+    let service =
+        format!("weblogin:service=notes&continue={}", crate::support::urlencode(&continue_to));
+    let answer = token(&s.env, &master, &service, SIG, false).await;
+    let url = answer.get("Auth").unwrap_or_else(|| panic!("{:?}", answer.lines)).to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let url = url.clone();
+        let continue_to = continue_to.clone();
+        tasks.spawn(async move {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let res = http.get(url).send().await.unwrap();
+            let status = res.status().as_u16();
+            assert!(status < 500, "{status}");
+            let location = res
+                .headers()
+                .get("location")
+                .and_then(|it| it.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let cookie = res.headers().get_all("set-cookie").iter().count() > 0;
+            matches!(status, 302 | 303) && location == continue_to && cookie
+        });
+    }
+    let mut signed_in = 0;
+    while let Some(joined) = tasks.join_next().await {
+        signed_in += usize::from(joined.unwrap());
+    }
+    assert_eq!(signed_in, 1);
+}
+
+/// A master login for the test account and the `weblogin:` MergeSession URL it buys, going on to
+/// `/account`.
+#[cfg_attr(not(feature = "browser"), allow(dead_code))]
+pub(crate) async fn weblogin_url(s: &Setup) -> String {
+    let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
+    let continue_to = s.env.url("/account");
+    let service =
+        format!("weblogin:service=notes&continue={}", crate::support::urlencode(&continue_to));
+    let answer = token(&s.env, &master, &service, SIG, false).await;
+    answer.get("Auth").unwrap_or_else(|| panic!("{:?}", answer.lines)).to_owned()
+}
