@@ -183,26 +183,10 @@ pub struct Send {
     pub problem: Option<SendError>,
 }
 
-/// Decodes `application/x-www-form-urlencoded` bytes leniently (`+` is a space, bad UTF-8 replaced),
-/// as C2DM and GCM plain-text senders write them.
-pub fn urlencoded_pairs(raw: &[u8]) -> Vec<(String, String)> {
-    raw.split(|b| *b == b'&')
-        .filter(|it| !it.is_empty())
-        .map(|pair| {
-            let (k, v) = match pair.iter().position(|b| *b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &b""[..]),
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(raw: &[u8]) -> String {
-    let spaced: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
-    String::from_utf8_lossy(&percent_encoding::percent_decode(&spaced).collect::<Vec<u8>>())
-        .into_owned()
-}
+/// Decodes `application/x-www-form-urlencoded` bytes leniently (`+` is a space, bad UTF-8
+/// replaced), as C2DM and GCM plain-text senders write them: the same lenient reading as
+/// ClientLogin's, so it is that crate's one decoder.
+pub use tessera_proto_clientlogin::urlencoded_pairs;
 
 /// The fields of a form send, each at most once.
 struct FormFields {
