@@ -743,8 +743,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_hybrid_token_is_exchanged_once_with_an_empty_secret_and_no_verifier() {
+    /// A registered HMAC consumer `www.example.com`, an administrator and the administrator's
+    /// OAuth 1.0 grant to it for the feeds scope.
+    async fn consumer_with_grant()
+    -> (TestCtx, crate::testing::TestAccount, String, crate::store::GrantRecord, Scopes) {
         let t = TestCtx::new().await;
         let admin = t.account("admin@example.test").admin().create().await;
         authsub::register(
@@ -769,6 +771,12 @@ mod tests {
         .await
         .unwrap();
         let scopes = Scopes::parse("https://www.example.com/feeds/");
+        (t, admin, secret, grant, scopes)
+    }
+
+    #[tokio::test]
+    async fn a_hybrid_token_is_exchanged_once_with_an_empty_secret_and_no_verifier() {
+        let (t, admin, secret, grant, scopes) = consumer_with_grant().await;
         let token =
             authorized_request_token(&t.ctx, "www.example.com", &scopes, admin.id(), &grant.id)
                 .await
@@ -859,30 +867,7 @@ mod tests {
 
     #[tokio::test]
     async fn eleven_parallel_exchanges_leave_ten_access_tokens() {
-        let t = TestCtx::new().await;
-        let admin = t.account("admin@example.test").admin().create().await;
-        authsub::register(
-            &t.ctx,
-            "www.example.com",
-            "https://www.example.com/",
-            None,
-            None,
-            &Actor::Cli,
-        )
-        .await
-        .unwrap();
-        let secret = mint_consumer_secret(&t.ctx, "www.example.com", &Actor::Cli).await.unwrap();
-        let grant = crate::grants::grant(
-            &t.ctx,
-            admin.id(),
-            "www.example.com",
-            PROTOCOL,
-            &["https://www.example.com/feeds/".to_owned()],
-            "",
-        )
-        .await
-        .unwrap();
-        let scopes = Scopes::parse("https://www.example.com/feeds/");
+        let (t, admin, secret, grant, scopes) = consumer_with_grant().await;
         let now = t.now().to_string();
         let url = format!("{}/accounts/OAuthGetAccessToken", t.ctx.public_url);
         let mut tasks = Vec::new();
