@@ -151,62 +151,88 @@ fn nonce_ok(ctx: &Ctx, presented: &str) -> bool {
         .any(|it| tessera_crypto::digest::ct_eq(nonce_at(ctx, it).as_bytes(), presented.as_bytes()))
 }
 
-/// Checks a `DPoP` header value against the request; the key's thumbprint when it holds.
+/// What a proof that verified says: its key's thumbprint, `jti`, `iat` and server nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    pub jkt: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nonce: Option<String>,
+}
+
+/// Parses a `DPoP` header value and checks all that needs no state: the JWS and its key, `htm`,
+/// `htu`, `iat` within [`IAT_WINDOW_SECS`] of `now`, `ath`. The nonce and the `jti` replay check
+/// are [`check`]'s.
+pub fn verify_proof(
+    proof: &str,
+    expected: &Expected<'_>,
+    now: i64,
+) -> std::result::Result<Proof, Refusal> {
+    use Refusal::Invalid;
+    if proof.len() > 8192 {
+        return Err(Invalid("The DPoP proof is too large."));
+    }
+    let Some(jws) = jwt::Jws::parse(proof) else {
+        return Err(Invalid("The DPoP proof is not a compact JWS."));
+    };
+    if jws.header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+        return Err(Invalid("The DPoP proof's typ must be dpop+jwt."));
+    }
+    let Some((alg, public, jkt)) = jws.header.get("jwk").and_then(public_key) else {
+        return Err(Invalid("The DPoP proof's jwk is not a supported public key."));
+    };
+    if !jws.verify(alg, &public) {
+        return Err(Invalid("The DPoP proof's signature does not verify."));
+    }
+    let claims = &jws.claims;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let Some(jti) = text("jti").filter(|it| !it.is_empty() && it.len() <= 256) else {
+        return Err(Invalid("The DPoP proof needs a jti."));
+    };
+    if text("htm") != Some(expected.method) {
+        return Err(Invalid("The DPoP proof's htm is not this request's method."));
+    }
+    let htu = text("htu").map(|it| it.split(['?', '#']).next().unwrap_or_default());
+    if htu != Some(expected.url) {
+        return Err(Invalid("The DPoP proof's htu is not this request's URL."));
+    }
+    let Some(iat) = claims.get("iat").and_then(Value::as_i64) else {
+        return Err(Invalid("The DPoP proof needs an iat."));
+    };
+    if iat.abs_diff(now) > IAT_WINDOW_SECS.unsigned_abs() {
+        return Err(Invalid("The DPoP proof's iat is too far from now."));
+    }
+    match (expected.access_token, text("ath")) {
+        (Some(token), Some(ath_claim)) if ath_claim == ath(token) => {}
+        (Some(_), _) => return Err(Invalid("The DPoP proof's ath is not this token's.")),
+        (None, _) => {}
+    }
+    Ok(Proof { jkt, jti: jti.to_owned(), iat, nonce: text("nonce").map(str::to_owned) })
+}
+
+/// Checks a `DPoP` header value against the request ([`verify_proof`]), the server nonce when
+/// asked, and records the `jti`; the key's thumbprint when it holds.
 pub async fn check(
     ctx: &Ctx,
     proof: &str,
     expected: &Expected<'_>,
 ) -> Result<std::result::Result<String, Refusal>> {
-    use Refusal::Invalid;
-    if proof.len() > 8192 {
-        return Ok(Err(Invalid("The DPoP proof is too large.")));
-    }
-    let Some(jws) = jwt::Jws::parse(proof) else {
-        return Ok(Err(Invalid("The DPoP proof is not a compact JWS.")));
-    };
-    if jws.header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
-        return Ok(Err(Invalid("The DPoP proof's typ must be dpop+jwt.")));
-    }
-    let Some((alg, public, jkt)) = jws.header.get("jwk").and_then(public_key) else {
-        return Ok(Err(Invalid("The DPoP proof's jwk is not a supported public key.")));
-    };
-    if !jws.verify(alg, &public) {
-        return Ok(Err(Invalid("The DPoP proof's signature does not verify.")));
-    }
-    let claims = &jws.claims;
-    let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let Some(jti) = text("jti").filter(|it| !it.is_empty() && it.len() <= 256) else {
-        return Ok(Err(Invalid("The DPoP proof needs a jti.")));
-    };
-    if text("htm") != Some(expected.method) {
-        return Ok(Err(Invalid("The DPoP proof's htm is not this request's method.")));
-    }
-    let htu = text("htu").map(|it| it.split(['?', '#']).next().unwrap_or_default());
-    if htu != Some(expected.url) {
-        return Ok(Err(Invalid("The DPoP proof's htu is not this request's URL.")));
-    }
     let now = ctx.now();
-    let Some(iat) = claims.get("iat").and_then(Value::as_i64) else {
-        return Ok(Err(Invalid("The DPoP proof needs an iat.")));
+    let proof = match verify_proof(proof, expected, now) {
+        Ok(proof) => proof,
+        Err(refusal) => return Ok(Err(refusal)),
     };
-    if (iat - now).abs() > IAT_WINDOW_SECS {
-        return Ok(Err(Invalid("The DPoP proof's iat is too far from now.")));
-    }
-    match (expected.access_token, text("ath")) {
-        (Some(token), Some(ath_claim)) if ath_claim == ath(token) => {}
-        (Some(_), _) => return Ok(Err(Invalid("The DPoP proof's ath is not this token's."))),
-        (None, _) => {}
-    }
-    if expected.nonce && !text("nonce").is_some_and(|it| nonce_ok(ctx, it)) {
+    if expected.nonce && !proof.nonce.as_deref().is_some_and(|it| nonce_ok(ctx, it)) {
         return Ok(Err(Refusal::NonceRequired));
     }
-    let digest = tessera_crypto::digest::sha256_hex(format!("{jkt}\0{jti}").as_bytes());
+    let digest =
+        tessera_crypto::digest::sha256_hex(format!("{}\0{}", proof.jkt, proof.jti).as_bytes());
     let mut seen = CredentialRecord::new(format!("dpop-jti:{digest}"), CredentialKind::Nonce, now);
-    seen.expires_at = Some(now.max(iat) + IAT_WINDOW_SECS + 1);
+    seen.expires_at = Some(now.max(proof.iat) + IAT_WINDOW_SECS + 1);
     if !ctx.store.credentials().insert_once(&seen).await? {
-        return Ok(Err(Invalid("The DPoP proof was already used.")));
+        return Ok(Err(Refusal::Invalid("The DPoP proof was already used.")));
     }
-    Ok(Ok(jkt))
+    Ok(Ok(proof.jkt))
 }
 
 #[cfg(test)]
@@ -243,6 +269,55 @@ mod tests {
             public_key(&serde_json::json!({ "kty": "EC", "crv": "P-384", "x": x, "y": x }))
                 .is_none()
         );
+    }
+
+    /// A proof signed by a fresh ES256 key with `claims`.
+    fn signed(claims: &Value) -> String {
+        let key = tessera_crypto::keys::SigningKey::generate(KeyAlg::Es256).unwrap();
+        let point = key.ec_public_point().unwrap();
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        let header = serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let rng = tessera_crypto::random::FixedRng::new(b"dpop");
+        let sig = key.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    const URL: &str = "https://accounts.example/token";
+
+    fn post(iat: Value) -> Value {
+        serde_json::json!({ "jti": "j", "htm": "POST", "htu": URL, "iat": iat })
+    }
+
+    #[test]
+    fn the_stateless_checks_read_every_claim() {
+        let expected = Expected { method: "POST", url: URL, access_token: None, nonce: false };
+        let now = 1_700_000_000;
+        let proof = verify_proof(&signed(&post(now.into())), &expected, now).unwrap();
+        assert_eq!((proof.jti.as_str(), proof.iat, proof.nonce), ("j", now, None));
+        assert_eq!(proof.jkt.len(), 43);
+        let late = verify_proof(&signed(&post((now - IAT_WINDOW_SECS - 1).into())), &expected, now);
+        assert_eq!(late, Err(Refusal::Invalid("The DPoP proof's iat is too far from now.")));
+        let bound = Expected { access_token: Some("token"), ..expected };
+        assert!(verify_proof(&signed(&post(now.into())), &bound, now).is_err(), "ath is needed");
+    }
+
+    /// Regression: an `iat` at the ends of `i64` once overflowed `iat - now` (a panic in debug
+    /// builds) after the signature had verified.
+    #[test]
+    fn extreme_iats_are_refused_without_overflow() {
+        let expected = Expected { method: "POST", url: URL, access_token: None, nonce: false };
+        for (iat, now) in [(i64::MIN, 1_700_000_000), (i64::MAX, -1), (i64::MIN, i64::MAX)] {
+            let refused = verify_proof(&signed(&post(iat.into())), &expected, now);
+            assert_eq!(refused, Err(Refusal::Invalid("The DPoP proof's iat is too far from now.")));
+        }
     }
 
     proptest! {
