@@ -1,7 +1,2 @@
 #![no_main]
-
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &str| {
-    let _ = tessera_proto_oauth1::parse_header_params(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_fuzz_targets::oauth1_header(data));

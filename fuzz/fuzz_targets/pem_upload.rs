@@ -1,7 +1,2 @@
-//! X.509 certificate and public-key PEM uploads (AuthSub registrations, service-account keys).
 #![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = tessera_crypto::authsub::parse_cert_pem(data);
-    let _ = tessera_crypto::authsub::parse_rsa_public_pem(data, 1024);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_fuzz_targets::pem_upload(data));

@@ -15,7 +15,6 @@ mod core;
 mod device;
 #[cfg(unix)]
 mod durability;
-mod fuzz_corpus;
 mod hardening;
 mod interaction;
 mod interop;
