@@ -116,8 +116,9 @@ pub async fn client_assertion(ctx: &Ctx, client: &Client, assertion: &str) -> Ou
     Ok(())
 }
 
-/// The service-account grant: the assertion names the account (`iss`) and the scopes.
-pub async fn jwt_bearer(ctx: &Ctx, assertion: &str) -> Outcome<Issued> {
+/// The service-account grant: the assertion names the account (`iss`) and the scopes. With a
+/// checked DPoP proof (`jkt`, its key's thumbprint) the access token is bound to that key.
+pub async fn jwt_bearer(ctx: &Ctx, assertion: &str, jkt: Option<&str>) -> Outcome<Issued> {
     let unverified = jwt::unverified_claims(assertion);
     let iss = unverified
         .as_ref()
@@ -154,10 +155,10 @@ pub async fn jwt_bearer(ctx: &Ctx, assertion: &str) -> Outcome<Issued> {
     }
     let scope = grants::normalize_scopes(scopes.iter().map(String::as_str));
     let subject = Subject { account_id: None, client_id: client.id(), grant_id: None };
-    let access = tokens::access_token(ctx, &client, subject, &scope, false).await?;
+    let access = tokens::access_token_bound(ctx, &client, subject, &scope, false, jkt).await?;
     Ok(Issued {
         access_token: Some(access),
-        token_type: "Bearer",
+        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ACCESS_TOKEN_TTL_SECS,
         scope,
         refresh_token: None,

@@ -297,8 +297,14 @@ pub async fn decide(
     })
 }
 
-/// One poll from the device.
-pub async fn poll(ctx: &Ctx, client: &Client, device_code: &str) -> Outcome<Issued> {
+/// One poll from the device. `jkt` is the thumbprint of a checked DPoP proof's key: the tokens it
+/// issues are bound to that key as for the other grants.
+pub async fn poll(
+    ctx: &Ctx,
+    client: &Client,
+    device_code: &str,
+    jkt: Option<&str>,
+) -> Outcome<Issued> {
     let unknown = || oauth(ErrorCode::InvalidGrant, "Unknown device code.");
     let used = || oauth(ErrorCode::InvalidGrant, "The device code was already used.");
     let Some(user_code) = user_code_of(&ctx.pepper, device_code) else { return Err(unknown()) };
@@ -363,8 +369,12 @@ pub async fn poll(ctx: &Ctx, client: &Client, device_code: &str) -> Outcome<Issu
         return Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked."));
     };
     let scopes: Vec<String> = crate::credentials::Scopes::parse(&row.scopes).to_vec();
-    let remembered =
-        Remembered { offline: true, auth_time: data.auth_time, ..Remembered::default() };
+    let remembered = Remembered {
+        offline: true,
+        auth_time: data.auth_time,
+        jkt: jkt.map(str::to_owned),
+        ..Remembered::default()
+    };
     exchange::issue(ctx, client, &account, &grant, &scopes, true, &remembered).await
 }
 

@@ -45,7 +45,7 @@ pub async fn token(
     jkt: Option<&str>,
 ) -> Outcome<Issued> {
     if let TokenRequest::JwtBearer(req) = request {
-        return super::assertion::jwt_bearer(ctx, &req.assertion).await;
+        return super::assertion::jwt_bearer(ctx, &req.assertion, jkt).await;
     }
     let client = super::clients::authenticate(ctx, presented).await?;
     match request {
@@ -55,8 +55,12 @@ pub async fn token(
         TokenRequest::RefreshToken(req) => refresh(ctx, &client, req, ip, jkt).await,
         TokenRequest::ClientCredentials(req) => client_credentials(ctx, &client, req, jkt).await,
         TokenRequest::TokenExchange(req) => token_exchange(ctx, &client, req).await,
-        TokenRequest::DeviceCode(req) => super::device::poll(ctx, &client, &req.device_code).await,
-        TokenRequest::JwtBearer(req) => super::assertion::jwt_bearer(ctx, &req.assertion).await,
+        TokenRequest::DeviceCode(req) => {
+            super::device::poll(ctx, &client, &req.device_code, jkt).await
+        }
+        TokenRequest::JwtBearer(req) => {
+            super::assertion::jwt_bearer(ctx, &req.assertion, jkt).await
+        }
     }
 }
 

@@ -463,6 +463,187 @@ async fn dpop_bound_tokens_need_their_proof_at_every_endpoint() {
     assert_eq!(ask(format!("DPoP {token}"), None).await.status, 401);
 }
 
+/// A token request carrying a fresh proof of `key` (the form is the grant's).
+async fn token_with_proof(env: &TestEnv, key: &DpopSigner, fields: &[(&str, &str)]) -> Reply {
+    let proof = key.proof("POST", &env.url("/token"), None, None, NOW).unwrap();
+    let req = reqwest::Client::new().post(env.url("/token")).header("DPoP", proof).form(fields);
+    reply(req.send().await.unwrap()).await
+}
+
+/// A DPoP-bound token at tokeninfo and the caller check: refused as a plain bearer token,
+/// accepted with the `DPoP` scheme and a proof carrying `ath`.
+async fn bound_to(env: &TestEnv, key: &DpopSigner, token: &str) {
+    let tokeninfo = env.url("/oauth2/v3/tokeninfo");
+    assert_eq!(get_with(&tokeninfo, &format!("Bearer {token}"), None).await.status, 400);
+    let proof = key.proof("GET", &tokeninfo, Some(token), None, NOW).unwrap();
+    let info = get_with(&tokeninfo, &format!("DPoP {token}"), Some(&proof)).await;
+    assert_eq!(info.status, 200, "{}", info.json);
+    assert_eq!(info.json["cnf"]["jkt"], key.jkt());
+    let api = "https://api.example/v1/things";
+    let ask = |authorization: String, dpop: Option<String>| {
+        let url = env.url("/accounts/caller");
+        async move {
+            let body = json!({ "authorization": authorization, "method": "GET", "url": api, "dpop": dpop });
+            reply(reqwest::Client::new().post(url).json(&body).send().await.unwrap()).await
+        }
+    };
+    assert_eq!(ask(format!("Bearer {token}"), None).await.status, 401);
+    let proof = key.proof("GET", api, Some(token), None, NOW).unwrap();
+    assert_eq!(ask(format!("DPoP {token}"), Some(proof)).await.status, 200);
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The device-code grant binds what it issues to the key of the redeeming poll's proof.
+#[tokio::test]
+async fn the_device_code_grant_binds_its_tokens_to_the_dpop_key() {
+    let (env, mut browser, _, _) = setup().await;
+    let project = tessera_domain::projects::find_by_name(env.ctx(), "Printer").await.unwrap();
+    let new = NewClient {
+        kind: ClientKind::Device,
+        name: "Living room TV".to_owned(),
+        redirect_uris: Vec::new(),
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let tv = clients::create(env.ctx(), &project, new, &Actor::Cli).await.unwrap();
+    let tv = tv.client.record.client_id;
+    let started = post_form(
+        &env.url("/o/oauth2/device/code"),
+        None,
+        &[("client_id", &tv), ("scope", "email")],
+    )
+    .await;
+    assert_eq!(started.status, 200, "{}", started.json);
+    let device_code = started.json["device_code"].as_str().unwrap().to_owned();
+    let user_code = started.json["user_code"].as_str().unwrap().to_owned();
+    let page = browser.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let shown = browser
+        .post("/device", &[("csrf", &page.csrf()), ("authuser", "0"), ("user_code", &user_code)])
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let request = shown.input("request").unwrap();
+    let allowed = browser
+        .post(
+            "/device/approve",
+            &[("csrf", &shown.csrf()), ("request", &request), ("decision", "allow")],
+        )
+        .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+
+    let key = DpopSigner::generate().unwrap();
+    let fields = [("grant_type", DEVICE_GRANT), ("client_id", &tv), ("device_code", &device_code)];
+    let tokens = token_with_proof(&env, &key, &fields).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.json);
+    assert_eq!(tokens.json["token_type"], "DPoP");
+    let token = tokens.json["access_token"].as_str().unwrap().to_owned();
+    let userinfo = env.url("/oauth2/v3/userinfo");
+    assert_eq!(get_with(&userinfo, &format!("Bearer {token}"), None).await.status, 401);
+    let proof = key.proof("GET", &userinfo, Some(&token), None, NOW).unwrap();
+    let me = get_with(&userinfo, &format!("DPoP {token}"), Some(&proof)).await;
+    assert_eq!(me.status, 200, "{}", me.json);
+    assert_eq!(me.json["email"], "ann@example.test");
+    bound_to(&env, &key, &token).await;
+
+    // The device is a public client: its refresh token is bound to the key as well.
+    let refresh = tokens.json["refresh_token"].as_str().unwrap().to_owned();
+    let fields = [("grant_type", "refresh_token"), ("client_id", &tv), ("refresh_token", &refresh)];
+    let plain = post_form(&env.url("/token"), None, &fields).await;
+    assert_eq!(plain.status, 400, "{}", plain.json);
+    let stranger = DpopSigner::generate().unwrap();
+    assert_eq!(token_with_proof(&env, &stranger, &fields).await.status, 400);
+    let renewed = token_with_proof(&env, &key, &fields).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.json);
+    assert_eq!(renewed.json["token_type"], "DPoP");
+}
+
+/// The service-account grant (RFC 7523) binds its access token to the proof's key.
+#[tokio::test]
+async fn the_jwt_bearer_grant_binds_its_token_to_the_dpop_key() {
+    let (env, _, _, _) = setup().await;
+    let service = tessera_domain::services::NewService {
+        name: "push".to_owned(),
+        display_name: "Push".to_owned(),
+        scopes: vec!["https://push.example/".to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), service, &Actor::Cli).await.unwrap();
+    let project = tessera_domain::projects::find_by_name(env.ctx(), "Printer").await.unwrap();
+    let new = NewClient {
+        kind: ClientKind::ServiceAccount,
+        name: "Sender".to_owned(),
+        redirect_uris: Vec::new(),
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let sa = clients::create(env.ctx(), &project, new, &Actor::Cli).await.unwrap();
+    let sa = sa.client.record.client_id;
+    let (kid, pem) = clients::add_key(env.ctx(), &sa, &Actor::Cli).await.unwrap();
+    let der: String = pem.lines().filter(|it| !it.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(der).unwrap();
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let t0 = crate::support::T0;
+    let assertion = |jti: &str| {
+        let claims = json!({
+            "iss": sa, "scope": "https://push.example/", "aud": env.url("/token"),
+            "iat": t0, "exp": t0 + 3600, "jti": jti,
+        });
+        sign_rs256(&pair, &json!({ "alg": "RS256", "typ": "JWT", "kid": kid }), &claims)
+    };
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let key = DpopSigner::generate().unwrap();
+    let first = assertion("j1");
+    let tokens =
+        token_with_proof(&env, &key, &[("grant_type", grant), ("assertion", &first)]).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.json);
+    assert_eq!(tokens.json["token_type"], "DPoP");
+    let token = tokens.json["access_token"].as_str().unwrap().to_owned();
+    bound_to(&env, &key, &token).await;
+    // Without a proof the grant still answers a bearer token, unbound.
+    let plain = post_form(
+        &env.url("/token"),
+        None,
+        &[("grant_type", grant), ("assertion", &assertion("j2"))],
+    )
+    .await;
+    assert_eq!(plain.status, 200, "{}", plain.json);
+    assert_eq!(plain.json["token_type"], "Bearer");
+}
+
+/// Sixteen userinfo calls carrying one proof at once: exactly one is answered (the store's
+/// `insert_once` of the proof's `jti`), the others are refused.
+#[tokio::test]
+async fn a_burst_of_one_dpop_proof_is_accepted_exactly_once() {
+    let (env, mut browser, app, _) = setup().await;
+    let key = DpopSigner::generate().unwrap();
+    let code = pushed_code(&env, &mut browser, &app).await;
+    let proof = key.proof("POST", &env.url("/token"), None, None, NOW).unwrap();
+    let tokens = exchange(&env, &app, &code, Some(&proof)).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.json);
+    let token = tokens.json["access_token"].as_str().unwrap().to_owned();
+    let userinfo = env.url("/oauth2/v3/userinfo");
+    let proof = key.proof("GET", &userinfo, Some(&token), None, NOW).unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let (url, authorization, proof) =
+            (userinfo.clone(), format!("DPoP {token}"), proof.clone());
+        calls.push(tokio::spawn(async move { get_with(&url, &authorization, Some(&proof)).await }));
+    }
+    let mut answered = 0;
+    for call in calls {
+        let done = call.await.unwrap();
+        assert!(matches!(done.status, 200 | 401), "{}: {}", done.status, done.json);
+        answered += usize::from(done.status == 200);
+    }
+    assert_eq!(answered, 1);
+}
+
 #[tokio::test]
 async fn the_token_endpoint_refuses_bad_proofs_with_protocol_errors() {
     let (env, mut browser, app, _) = setup().await;
