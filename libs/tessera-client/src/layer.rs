@@ -1,7 +1,8 @@
 //! A `tower::Layer` for resource servers: resolves `Authorization: Bearer` and
 //! `Authorization: DPoP` tokens through RFC 7662 introspection and hands the handler a typed
 //! [`Caller`]. A DPoP-bound token (introspection's `cnf.jkt`) is accepted only with the `DPoP`
-//! scheme and a valid proof of its key (RFC 9449 §7).
+//! scheme and a valid proof of its key (RFC 9449 §7), each proof once: its `jti` is kept in a
+//! bounded cache for the proof's `iat` window, so a replayed proof is refused here too.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,6 +60,9 @@ struct Shared {
     clock: Arc<dyn Clock>,
     /// Keyed by SHA-256 of the token, so the raw token is never kept.
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    /// The accepted DPoP proofs (SHA-256 of key thumbprint and `jti`) until their `iat` window
+    /// closes, in Unix seconds: a proof is accepted once. At most `max_entries`.
+    proofs: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 impl Shared {
@@ -109,6 +113,28 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Records a proof of key `jkt` with `jti` issued at `iat`; false when it was seen before (a
+    /// replay), or when the cache is full of proofs still inside their window: a live `jti` is
+    /// never forgotten, so at capacity new proofs are refused until old ones expire.
+    fn first_use(&self, jkt: &str, jti: &str, iat: u64, now: u64) -> bool {
+        let key = digest(&format!("{jkt}\0{jti}"));
+        let until = iat.max(now).saturating_add(PROOF_LEEWAY);
+        let mut seen = self.proofs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.get(&key).is_some_and(|until| now <= *until) {
+            return false;
+        }
+        if seen.len() >= self.max_entries {
+            seen.retain(|_, until| now <= *until);
+            if seen.len() >= self.max_entries {
+                return false;
+            }
+        }
+        seen.insert(key, until);
+        true
+    }
+}
+
 fn digest(token: &str) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut key = [0u8; 32];
@@ -127,6 +153,10 @@ fn digest(token: &str) -> [u8; 32] {
 ///
 /// Results are cached for a short TTL (default 30 s, never past the token's `exp`), keyed by the
 /// token's SHA-256 digest. The layer never logs tokens.
+///
+/// A DPoP proof is accepted once: its key and `jti` are remembered (as a digest) until its `iat`
+/// leaves the five-minute window, in a cache of at most `max_entries` proofs; when it is full of
+/// live proofs, new ones are refused (`invalid_dpop_proof`) rather than a live one forgotten.
 #[derive(Debug, Clone)]
 pub struct IntrospectionLayer {
     shared: Arc<Shared>,
@@ -152,6 +182,7 @@ impl IntrospectionLayer {
             max_entries: max_entries.max(1),
             clock,
             cache: Mutex::new(HashMap::new()),
+            proofs: Mutex::new(HashMap::new()),
         };
         Self { shared: Arc::new(shared), required_scopes: Arc::from([]) }
     }
@@ -210,22 +241,29 @@ where
             let Some((scheme, token)) = access_token(req.headers()) else {
                 return Ok(challenge(None));
             };
+            let now = shared.clock.now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
             let proof = match scheme {
                 Scheme::Bearer => None,
-                Scheme::Dpop => {
-                    let now = shared.clock.now().duration_since(UNIX_EPOCH).unwrap_or_default();
-                    match dpop_proof(&req, &token, now.as_secs()) {
-                        Some(jkt) => Some(jkt),
-                        None => return Ok(challenge(Some("invalid_dpop_proof"))),
-                    }
-                }
+                Scheme::Dpop => match dpop_proof(&req, &token, now) {
+                    Some(proof) => Some(proof),
+                    None => return Ok(challenge(Some("invalid_dpop_proof"))),
+                },
             };
+            let jkt = proof.as_ref().map(|it| it.jkt.clone());
             match shared.resolve(&token).await {
                 // A bound token needs the proof of its key; an unbound one is no DPoP token.
-                Ok(Resolution::Active(_, bound)) if bound != proof => match scheme {
+                Ok(Resolution::Active(_, bound)) if bound != jkt => match scheme {
                     Scheme::Bearer => Ok(challenge(Some("invalid_token"))),
                     Scheme::Dpop => Ok(challenge(Some("invalid_dpop_token"))),
                 },
+                // Recorded only for a live token of that key, so strangers cannot fill the cache.
+                Ok(Resolution::Active(..))
+                    if proof
+                        .as_ref()
+                        .is_some_and(|it| !shared.first_use(&it.jkt, &it.jti, it.iat, now)) =>
+                {
+                    Ok(challenge(Some("invalid_dpop_proof")))
+                }
                 Ok(Resolution::Active(caller, _))
                     if !required_scopes.iter().all(|scope| caller.has_scope(scope)) =>
                 {
@@ -282,10 +320,17 @@ fn sha256_b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
+/// A proof that verified: its key's RFC 7638 thumbprint, `jti` and `iat`.
+struct Proof {
+    jkt: String,
+    jti: String,
+    iat: u64,
+}
+
 /// Checks the request's single `DPoP` header as a resource server must (RFC 9449 §4.3, §7.1): an
 /// ES256 `dpop+jwt` signed by the key in its header, `htm` and `htu` naming this request, a
-/// recent `iat` and `ath` the digest of `token`. The key's RFC 7638 thumbprint.
-fn dpop_proof<B>(req: &Request<B>, token: &str, now: u64) -> Option<String> {
+/// recent `iat` and `ath` the digest of `token`. Whether its `jti` is new is [`Shared::first_use`]'s.
+fn dpop_proof<B>(req: &Request<B>, token: &str, now: u64) -> Option<Proof> {
     let mut values = req.headers().get_all("dpop").iter();
     let proof = values.next()?.to_str().ok()?;
     if values.next().is_some() {
@@ -318,7 +363,8 @@ fn dpop_proof<B>(req: &Request<B>, token: &str, now: u64) -> Option<String> {
     );
     let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
     key.verify(format!("{head}.{body}").as_bytes(), &sig).ok()?;
-    if claims["htm"].as_str()? != req.method().as_str() || claims["jti"].as_str()?.is_empty() {
+    let jti = claims["jti"].as_str()?;
+    if claims["htm"].as_str()? != req.method().as_str() || jti.is_empty() || jti.len() > 256 {
         return None;
     }
     let iat = claims["iat"].as_u64()?;
@@ -329,7 +375,7 @@ fn dpop_proof<B>(req: &Request<B>, token: &str, now: u64) -> Option<String> {
         return None;
     }
     let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    Some(sha256_b64(canonical.as_bytes()))
+    Some(Proof { jkt: sha256_b64(canonical.as_bytes()), jti: jti.to_owned(), iat })
 }
 
 /// Whether `htu` names this request's URL without query and fragment. Behind a tower stack the

@@ -247,3 +247,77 @@ async fn dpop_bound_tokens_need_a_proof_of_their_key() {
     );
     assert_eq!(call_dpop(&app, "Bearer", "plain", &[]).await, (StatusCode::OK, None));
 }
+
+/// A proof is accepted once by the resource server too (RFC 9449 §11.1): its `jti` is kept for the
+/// `iat` window in a bounded cache, which refuses new proofs rather than forget a live one.
+#[tokio::test]
+async fn a_dpop_proof_is_accepted_once_and_the_jti_cache_is_bounded() {
+    use tessera_client::dpop::DpopSigner;
+    let provider = Provider::start().await;
+    let signer = DpopSigner::generate().unwrap();
+    provider.state.active.lock().unwrap().insert("bound".into(), FAR_EXP);
+    provider.state.bound.lock().unwrap().insert("bound".into(), signer.jkt());
+    let clock = Arc::new(ManualClock::at_unix(T0));
+    let layer = IntrospectionLayer::with_options(
+        provider.client().await,
+        Duration::from_secs(30),
+        2,
+        clock.clone(),
+    );
+    let app = axum::Router::new().route("/whoami", get(whoami)).layer(layer);
+    let url = "https://api.example.test/whoami";
+    let proof = |iat: u64| signer.proof("GET", url, Some("bound"), None, iat).unwrap();
+    let replay = Some("DPoP algs=\"ES256\", error=\"invalid_dpop_proof\"".to_owned());
+
+    let first = proof(T0);
+    assert_eq!(
+        call_dpop(&app, "DPoP", "bound", std::slice::from_ref(&first)).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(
+        call_dpop(&app, "DPoP", "bound", std::slice::from_ref(&first)).await,
+        (StatusCode::UNAUTHORIZED, replay.clone()),
+        "the same proof twice"
+    );
+    // A second fresh proof fills the cache (two entries); a third is refused while both live.
+    assert_eq!(call_dpop(&app, "DPoP", "bound", &[proof(T0)]).await.0, StatusCode::OK);
+    assert_eq!(
+        call_dpop(&app, "DPoP", "bound", &[proof(T0)]).await,
+        (StatusCode::UNAUTHORIZED, replay.clone()),
+        "a full cache refuses rather than forgets"
+    );
+    // Past the window the old proofs are dropped; the first one is stale anyway.
+    clock.advance(Duration::from_secs(301));
+    let later = proof(T0 + 301);
+    assert_eq!(
+        call_dpop(&app, "DPoP", "bound", std::slice::from_ref(&later)).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(call_dpop(&app, "DPoP", "bound", &[later]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call_dpop(&app, "DPoP", "bound", &[first]).await.0, StatusCode::UNAUTHORIZED);
+}
+
+/// Sixteen requests carrying one proof at once: exactly one gets through.
+#[tokio::test]
+async fn a_burst_of_one_dpop_proof_lets_exactly_one_request_through() {
+    use tessera_client::dpop::DpopSigner;
+    let provider = Provider::start().await;
+    let signer = DpopSigner::generate().unwrap();
+    provider.state.active.lock().unwrap().insert("bound".into(), FAR_EXP);
+    provider.state.bound.lock().unwrap().insert("bound".into(), signer.jkt());
+    let app = app(provider.client().await, Arc::new(ManualClock::at_unix(T0)));
+    let proof =
+        signer.proof("GET", "https://api.example.test/whoami", Some("bound"), None, T0).unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let (app, proof) = (app.clone(), proof.clone());
+        calls.push(tokio::spawn(async move { call_dpop(&app, "DPoP", "bound", &[proof]).await }));
+    }
+    let mut passed = 0;
+    for call in calls {
+        let (status, _) = call.await.unwrap();
+        assert!(matches!(status, StatusCode::OK | StatusCode::UNAUTHORIZED), "{status}");
+        passed += usize::from(status == StatusCode::OK);
+    }
+    assert_eq!(passed, 1);
+}
