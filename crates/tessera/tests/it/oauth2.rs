@@ -563,6 +563,44 @@ async fn public_refresh_tokens_rotate_and_reuse_revokes_the_grant() {
     }
 }
 
+/// Sixteen refreshes racing with one rotating refresh token: exactly one is answered, and since
+/// the others show that two parties hold it, the whole grant goes, the winner's new token too.
+#[tokio::test]
+async fn a_burst_of_refreshes_with_one_rotating_token_has_one_winner_and_revokes_the_grant() {
+    let (env, mut browser, _, _) = setup().await;
+    let p = tessera_domain::projects::find_by_name(env.ctx(), "Photo Printer").await.unwrap();
+    let native = client(&env, &p, ClientKind::Installed, "Native", &["http://127.0.0.1/cb"]).await;
+    let redirect = "http://127.0.0.1:40000/cb";
+    let path = auth_path(
+        &native.id,
+        redirect,
+        "email",
+        &format!("&access_type=offline&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+    );
+    let code = param(&authorize(&mut browser, &path).await, "code").unwrap();
+    let tokens = exchange(&env, &native, &code, redirect, Some(VERIFIER)).await;
+    let rt = text(&tokens.json, "refresh_token");
+    let mut racing = Vec::new();
+    for _ in 0..16 {
+        let (url, id, rt) = (env.url("/token"), native.id.clone(), rt.clone());
+        racing.push(tokio::spawn(async move {
+            let fields =
+                [("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &id)];
+            post_form(&url, None, &fields).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for race in racing {
+        let done = race.await.unwrap();
+        match done.status {
+            200 => winners.push(text(&done.json, "refresh_token")),
+            _ => assert_eq!(done.json["error"], "invalid_grant", "{}", done.json),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one refresh wins");
+    assert_eq!(refresh(&env, &native, &winners[0]).await.json["error"], "invalid_grant");
+}
+
 #[tokio::test]
 async fn id_tokens_verify_independently_against_the_published_keys() {
     let (env, mut browser, account, web) = setup().await;
