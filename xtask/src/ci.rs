@@ -13,8 +13,8 @@
 //! 4. runs the benchmark harness once as a smoke test (`bench --quick --dev` on a few scenarios):
 //!    it must run and produce numbers; no speed is asserted.
 //!
-//! The fuzz targets' kept corpora are replayed by a test of the suite
-//! (`fuzz_corpus::every_kept_corpus_replays_without_a_panic`); `--fuzz` also runs `fuzz --smoke`
+//! Every fuzz target runs in the suite without instrumentation (`crates/fuzz-targets/tests/smoke.rs`:
+//! its kept corpus and a seeded mutation smoke); `--fuzz` also runs `fuzz --smoke`
 //! (builds the instrumented fuzz crate, more than 13 minutes from a clean checkout on 2 cores, then
 //! a few seconds of fuzzing per target). `cargo xtask fuzz` is the fuzzer.
 //!

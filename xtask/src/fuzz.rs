@@ -1,4 +1,7 @@
 //! `cargo xtask fuzz`: runs every fuzz target of the `fuzz/` crate (cargo-fuzz layout, libFuzzer).
+//! Each target is one call into `crates/fuzz-targets`, which holds its body; the normal test suite
+//! runs the same functions uninstrumented over the kept corpus and a seeded mutation smoke
+//! (`crates/fuzz-targets/tests/smoke.rs`). This is the coverage-guided run.
 //!
 //! The targets are read from `fuzz/Cargo.toml` (each `[[bin]]`), so a target added there runs here
 //! without touching this file. Each run reads the seeds and regressions kept in the repository
