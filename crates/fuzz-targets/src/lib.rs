@@ -11,9 +11,12 @@
 
 use tessera_proto_openid2 as openid2;
 
+/// A target's body: the fuzzer's bytes in, nothing out; a panic is a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target by its name in `fuzz/Cargo.toml` (`[[bin]]` name = the file name under
 /// `fuzz/fuzz_targets/` = the corpus directory under `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("oauth2_params", oauth2_params),
     ("authorization_header", authorization_header),
     ("jws", jws),

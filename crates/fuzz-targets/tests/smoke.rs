@@ -3,11 +3,12 @@
 //! a seeded mutation smoke — a few thousand inputs per target made from the corpus by bit flips,
 //! byte and token inserts, deletions, duplications and splices, the same on every run. A panic
 //! fails the test with the input. `cargo xtask fuzz` is the coverage-guided fuzzer.
+#![allow(clippy::unwrap_used)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use tessera_fuzz_targets::TARGETS;
+use tessera_fuzz_targets::{TARGETS, Target};
 
 /// Mutated inputs per target in the smoke.
 const MUTATIONS: usize = 8000;
@@ -37,7 +38,7 @@ fn kept(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// Runs one input; the panic's text when it panics.
-fn survives(run: fn(&[u8]), data: &[u8]) -> Result<(), String> {
+fn survives(run: Target, data: &[u8]) -> Result<(), String> {
     catch_unwind(AssertUnwindSafe(|| run(data))).map_err(|panic| {
         panic
             .downcast_ref::<String>()
