@@ -250,3 +250,31 @@ fn the_mutations_are_the_same_on_every_run() {
     assert_ne!(made(SEED), made(SEED + 1));
     assert!(made(SEED).iter().any(|it| it != b"a=1&b=2"), "the smoke mutates");
 }
+
+/// The DPoP seeds are real proofs, so mutations start past the signature: the first two verify
+/// for the requests the target checks them against, the stale one fails on its `iat` only.
+#[test]
+fn the_dpop_proof_seeds_verify_as_the_target_checks_them() {
+    use tessera_domain::oauth2::dpop::{Expected, Refusal, verify_proof};
+    const NOW: i64 = 1_700_000_000;
+    let seed =
+        |name: &str| std::fs::read_to_string(fuzz_dir().join("corpus/dpop_proof").join(name));
+    let token = Expected {
+        method: "POST",
+        url: "https://accounts.example/token",
+        access_token: None,
+        nonce: false,
+    };
+    let userinfo = Expected {
+        method: "GET",
+        url: "https://accounts.example/oauth2/v3/userinfo",
+        access_token: Some("ya29.token"),
+        nonce: false,
+    };
+    assert!(verify_proof(&seed("token_es256").unwrap(), &token, NOW).is_ok());
+    assert!(verify_proof(&seed("userinfo_eddsa").unwrap(), &userinfo, NOW).is_ok());
+    assert_eq!(
+        verify_proof(&seed("stale").unwrap(), &token, NOW),
+        Err(Refusal::Invalid("The DPoP proof's iat is too far from now."))
+    );
+}
