@@ -14,6 +14,7 @@ const PASSWORD: &str = "north23AZ";
 const ANDROID_ID: &str = "3a5f0b7c9d1e2f40";
 const PACKAGE: &str = "com.example.notes";
 const SIG: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
+pub(crate) const ANDROID_ID_WEB: &str = "77aa00bb11cc22dd";
 pub(crate) const SCOPE: &str = "https://notes.example/auth/notes";
 
 pub(crate) struct Setup {
@@ -513,18 +514,17 @@ async fn device_login_on_postgres() {
     crate::cluster::drop_database(&name).await;
 }
 
-/// The gpsoauth library (PyPI), with our key and URL swapped in, signs a device in and gets an
-/// `oauth2:` token.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// `target/py` with gpsoauth from PyPI (installed by `cargo xtask ci`, or here when missing);
+/// `None`, said loudly, when python3 is absent.
 #[allow(clippy::print_stderr)]
-async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
+fn gpsoauth_site() -> Option<&'static str> {
     let have_python = std::process::Command::new("python3")
         .arg("--version")
         .output()
         .is_ok_and(|it| it.status.success());
     if !have_python {
         eprintln!("SKIPPED: gpsoauth interop (no python3)");
-        return;
+        return None;
     }
     let site = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/py");
     if !std::path::Path::new(site).join("gpsoauth").is_dir() {
@@ -534,6 +534,14 @@ async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
             .unwrap();
         assert!(status.success(), "pip install gpsoauth");
     }
+    Some(site)
+}
+
+/// The gpsoauth library (PyPI), with our key and URL swapped in, signs a device in and gets an
+/// `oauth2:` token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
+    let Some(site) = gpsoauth_site() else { return };
     let s = setup().await;
     let key = base64::engine::general_purpose::STANDARD.encode(published_key(&s.env).await);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/interop/gpsoauth_client.py");
@@ -814,7 +822,7 @@ fn setup_cookie(page: &crate::support::Page) -> (String, String) {
     (value, line)
 }
 
-async fn exchange(env: &TestEnv, token: &str, android_id: &str) -> Answer {
+pub(crate) async fn exchange(env: &TestEnv, token: &str, android_id: &str) -> Answer {
     post(
         env,
         &[
@@ -852,7 +860,7 @@ async fn a_web_sign_in_token_signs_a_device_in_exactly_once() {
     assert!(!row.data.contains(&token));
 
     // microG's exchange: no Email, which the answer names.
-    let answer = exchange(env, &token, "77aa00bb11cc22dd").await;
+    let answer = exchange(env, &token, ANDROID_ID_WEB).await;
     let token_of_device = master(&answer);
     let master_token = token_of_device.clone();
     assert!(master_token.starts_with("aas_et/"));
@@ -868,17 +876,17 @@ async fn a_web_sign_in_token_signs_a_device_in_exactly_once() {
         "bound to its device"
     );
     let mut fields = vec![("EncryptedPasswd", token_of_device.as_str()), ("service", "notes")];
-    fields.push(("androidId", "77aa00bb11cc22dd"));
+    fields.push(("androidId", ANDROID_ID_WEB));
     assert!(post(env, &fields).await.get("Auth").is_some());
     let devices = tessera_domain::device::devices(env.ctx(), &s.account.id).await.unwrap();
     assert_eq!(devices.len(), 1);
     assert_eq!(
         (devices[0].android_id.as_str(), devices[0].country.as_str()),
-        ("77aa00bb11cc22dd", "de")
+        (ANDROID_ID_WEB, "de")
     );
 
     // Used up.
-    let again = exchange(env, &token, "77aa00bb11cc22dd").await;
+    let again = exchange(env, &token, ANDROID_ID_WEB).await;
     assert_eq!((again.status, again.get("Error")), (403, Some("BadAuthentication")));
     // Not a master token, and a master token is not a web sign-in token.
     assert_eq!(
@@ -1179,4 +1187,42 @@ async fn token_requests_racing_sign_out_everywhere_get_nothing_that_survives() {
         assert!(!accepted(&s.env, auth).await, "{auth} survived");
     }
     assert!(!live(&s.env, &master, CredentialKind::MasterToken).await);
+}
+
+/// gpsoauth's `exchange_token` trades the `oauth_token` of a web sign-in for a master token, which
+/// then buys an `oauth2:` token; the same `oauth_token` does not work twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpsoauth_exchanges_a_web_sign_in_token() {
+    let Some(site) = gpsoauth_site() else { return };
+    let s = setup().await;
+    let (oauth_token, _) = web_sign_in_token(&s.env, &mut s.env.browser()).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/interop/gpsoauth_exchange.py");
+    let run = |oauth_token: String| {
+        let args = [
+            script.to_owned(),
+            site.to_owned(),
+            s.env.url("/auth"),
+            "alice@example.com".to_owned(),
+            oauth_token,
+            ANDROID_ID.to_owned(),
+            format!("oauth2:{SCOPE}"),
+            PACKAGE.to_owned(),
+            SIG.to_owned(),
+        ];
+        async move {
+            let output =
+                tokio::process::Command::new("python3").args(&args).output().await.unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        }
+    };
+    let json = run(oauth_token.clone()).await;
+    let master = json["master"]["Token"].as_str().unwrap_or_else(|| panic!("{json}"));
+    assert!(master.starts_with("aas_et/"), "{json}");
+    assert_eq!(json["master"]["Email"], "alice@example.com");
+    assert!(live(&s.env, master, CredentialKind::MasterToken).await);
+    let auth = json["token"]["Auth"].as_str().unwrap_or_else(|| panic!("{json}"));
+    assert!(live(&s.env, auth, CredentialKind::AccessToken).await);
+    let again = run(oauth_token).await;
+    assert_eq!(again["master"]["Error"], "BadAuthentication", "{again}");
 }
