@@ -790,7 +790,7 @@ async fn signing_a_device_out_on_the_page_kills_its_master_and_minted_tokens() {
 
 /// A web sign-in (`/EmbeddedSetup`) with a cookie-keeping client: sign in through the sign-in
 /// page, come back, get the `oauth_token` cookie. Returns the token and its `Set-Cookie` line.
-async fn web_sign_in_token(
+pub(crate) async fn web_sign_in_token(
     env: &TestEnv,
     browser: &mut crate::support::Browser,
 ) -> (String, String) {
