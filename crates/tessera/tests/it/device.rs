@@ -805,7 +805,7 @@ pub(crate) async fn web_sign_in_token(
     assert!(matches!(signed.status, 302 | 303), "{}", signed.body);
     // Back with the account chosen (`authuser`).
     assert!(signed.location().starts_with(&back), "{}", signed.location());
-    let page = browser.get(&signed.location().to_owned()).await;
+    let page = browser.get(signed.location()).await;
     assert_eq!(page.status, 200, "{}", page.body);
     setup_cookie(&page)
 }
