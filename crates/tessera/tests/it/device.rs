@@ -940,7 +940,28 @@ async fn the_web_sign_in_page_wants_a_recent_password() {
 
 #[tokio::test]
 async fn sixteen_parallel_exchanges_of_one_web_sign_in_token_make_one_master_token() {
-    let s = setup().await;
+    exchange_burst(&setup().await).await;
+}
+
+/// The exchange burst and the sign-out race on PostgreSQL, where requests really run in parallel
+/// transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_sign_in_exchange_and_sign_out_race_on_postgres() {
+    let Some((url, name)) = crate::cluster::fresh_database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = test_config(dir.path());
+    raw.database_url = url;
+    let env = TestEnv::start_raw(raw, dir, tessera::StartOptions::default()).await;
+    assert_eq!(env.ctx().store.backend(), "postgres");
+    let s = setup_on(env).await;
+    exchange_burst(&s).await;
+    sign_out_race(&s).await;
+    drop(s);
+    crate::cluster::drop_database(&name).await;
+}
+
+/// Sixteen parallel `/auth` exchanges of one web sign-in token: exactly one master token.
+async fn exchange_burst(s: &Setup) {
     let (token, _) = web_sign_in_token(&s.env, &mut s.env.browser()).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16 {
@@ -1136,7 +1157,11 @@ async fn signing_out_everywhere_ends_every_kind_of_sign_in() {
 /// afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_requests_racing_sign_out_everywhere_get_nothing_that_survives() {
-    let s = setup().await;
+    sign_out_race(&setup().await).await;
+}
+
+/// Sixteen per-service token requests (ClientLogin and `oauth2:`) racing "sign out everywhere".
+async fn sign_out_race(s: &Setup) {
     let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
     // Consent for the app first, so `oauth2:` requests mint.
     assert!(

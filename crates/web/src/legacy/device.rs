@@ -67,7 +67,9 @@ async fn auth(
                     ErrorExtras {
                         url: Some(url),
                         detail: Some(
-                            "To access your account, you must sign in on the web.".to_owned(),
+                            "To access your account, you must sign in on the web. Touch Next to start \
+                             browser sign-in."
+                                .to_owned(),
                         ),
                         ..ErrorExtras::default()
                     },
