@@ -290,7 +290,7 @@ async fn master_login(
             }));
         }
     };
-    sign_device_in(ctx, input, &account, service, "password").await
+    sign_device_in(ctx, input, &account, service, None).await
 }
 
 /// `ACCESS_TOKEN=1`: the `oauth_token` a web sign-in set (§2.5) signs the device in, exactly once:
@@ -325,7 +325,7 @@ async fn setup_exchange(
     if consumed.is_none() {
         return Ok(Err(Refusal::BadAuthentication));
     }
-    sign_device_in(ctx, input, &account, service, "web").await
+    sign_device_in(ctx, input, &account, service, valid.record.grant_id.as_deref()).await
 }
 
 /// Issues a web sign-in token for the account that just signed in on the web (`EmbeddedSetup`),
@@ -372,12 +372,18 @@ pub fn setup_request(ctx: &Ctx, authuser: Option<String>) -> crate::interaction:
 
 /// After the person proved who they are (password, app password, or a web sign-in token): the
 /// device grant, the master token, SID/LSID and the answer of a master login.
+///
+/// `setup_grant`: the grant of the web sign-in token spent. Once everything is written it is read
+/// again: if it was revoked meanwhile ("sign out everywhere" racing the exchange), the new device
+/// is revoked too and the answer is `BadAuthentication`. With [`revoke_all`]'s second pass, which
+/// lists the grants again after it revoked the setup grant, no device born of a token issued
+/// before the sign-out survives it.
 async fn sign_device_in(
     ctx: &Ctx,
     input: &Input,
     account: &AccountRecord,
     service: Service,
-    via: &str,
+    setup_grant: Option<&str>,
 ) -> Result<std::result::Result<Answer, Refusal>> {
     let request = &input.request;
     let ip = input.ip.as_str();
@@ -465,7 +471,16 @@ async fn sign_device_in(
         .await?;
         lines.push(("Auth", auth));
     }
+    if let Some(setup_grant) = setup_grant {
+        let live =
+            ctx.store.grants().get(setup_grant).await?.is_some_and(|it| it.revoked_at.is_none());
+        if !live {
+            ctx.store.grants().revoke(&device.id, ctx.now()).await?;
+            return Ok(Err(Refusal::BadAuthentication));
+        }
+    }
     metrics::counter!("tessera_device_login_total").increment(1);
+    let via = if setup_grant.is_some() { "web" } else { "password" };
     audit::record(
         ctx,
         "device.login",
@@ -874,16 +889,20 @@ pub async fn revoke(ctx: &Ctx, account_id: &str, grant_id: &str, ip: &str) -> Re
 }
 
 /// Signs every device of the account out: each device grant (and the web sign-in grant) and
-/// everything minted through them.
+/// everything minted through them. Two passes: the second lists the grants again, after the
+/// first revoked the web sign-in grant, and so catches a device an exchange created meanwhile
+/// (see [`sign_device_in`]).
 pub async fn revoke_all(ctx: &Ctx, account_id: &str) -> Result<u64> {
     let now = ctx.now();
     let mut revoked = 0;
-    for grant in ctx.store.grants().list_by_account(account_id).await? {
-        if grant.revoked_at.is_none()
-            && grant.protocol == Protocol::Device.as_str()
-            && ctx.store.grants().revoke(&grant.id, now).await?
-        {
-            revoked += 1;
+    for _pass in 0..2 {
+        for grant in ctx.store.grants().list_by_account(account_id).await? {
+            if grant.revoked_at.is_none()
+                && grant.protocol == Protocol::Device.as_str()
+                && ctx.store.grants().revoke(&grant.id, now).await?
+            {
+                revoked += 1;
+            }
         }
     }
     Ok(revoked)

@@ -1160,13 +1160,45 @@ async fn token_requests_racing_sign_out_everywhere_get_nothing_that_survives() {
     sign_out_race(&setup().await).await;
 }
 
-/// Sixteen per-service token requests (ClientLogin and `oauth2:`) racing "sign out everywhere".
+/// Sixteen per-service token requests (ClientLogin and `oauth2:`) and four exchanges of web
+/// sign-in tokens issued before, racing "sign out everywhere".
 async fn sign_out_race(s: &Setup) {
     let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
     // Consent for the app first, so `oauth2:` requests mint.
     assert!(
         token(&s.env, &master, &format!("oauth2:{SCOPE}"), SIG, true).await.get("Auth").is_some()
     );
+    let mut browser = s.env.browser();
+    let mut setup_tokens = Vec::new();
+    for _ in 0..4 {
+        setup_tokens.push(web_sign_in_token(&s.env, &mut browser).await.0);
+    }
+    let mut exchanges = tokio::task::JoinSet::new();
+    for (i, setup_token) in setup_tokens.into_iter().enumerate() {
+        let url = s.env.url("/auth");
+        exchanges.spawn(async move {
+            let android_id = format!("{:016x}", 0xabc0 + i);
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("ACCESS_TOKEN", "1"),
+                    ("Token", setup_token.as_str()),
+                    ("service", "ac2dm"),
+                    ("androidId", android_id.as_str()),
+                ])
+                .finish();
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().as_u16() < 500);
+            let text = res.text().await.unwrap();
+            let lines = tessera_proto_device::parse_body(&text).unwrap();
+            lines.into_iter().find(|(k, _)| k == "Token").map(|(_, v)| v)
+        });
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16 {
         let (master, url) = (master.clone(), s.env.url("/auth"));
@@ -1207,11 +1239,18 @@ async fn sign_out_race(s: &Setup) {
     while let Some(joined) = tasks.join_next().await {
         minted.extend(joined.unwrap());
     }
+    let mut masters = vec![master];
+    while let Some(joined) = exchanges.join_next().await {
+        masters.extend(joined.unwrap());
+    }
     signout.await.unwrap().unwrap();
     for auth in &minted {
         assert!(!accepted(&s.env, auth).await, "{auth} survived");
     }
-    assert!(!live(&s.env, &master, CredentialKind::MasterToken).await);
+    for master in &masters {
+        assert!(!live(&s.env, master, CredentialKind::MasterToken).await, "{master} survived");
+    }
+    assert!(tessera_domain::device::devices(s.env.ctx(), &s.account.id).await.unwrap().is_empty());
 }
 
 /// gpsoauth's `exchange_token` trades the `oauth_token` of a web sign-in for a master token, which
