@@ -210,17 +210,72 @@ pub async fn set_admin(
 
 /// The credentials a password made, which a password change revokes: whoever knew the old
 /// password must not stay in through them. (OAuth grants do not depend on the password.)
-pub const PASSWORD_DERIVED: [CredentialKind; 5] = [
+pub const PASSWORD_DERIVED: [CredentialKind; 6] = [
     CredentialKind::AppPassword,
     CredentialKind::ClientLoginSid,
     CredentialKind::ClientLoginLsid,
     CredentialKind::ClientLoginAuth,
     CredentialKind::MasterToken,
+    CredentialKind::DeviceSetupToken,
 ];
 
+/// The credentials that keep the account signed in somewhere, which "sign out everywhere" revokes
+/// besides sessions and devices. App passwords stay: they are passwords the person made and
+/// revokes one by one, not sign-ins.
+pub const SIGNED_IN_ELSEWHERE: [CredentialKind; 7] = [
+    CredentialKind::ClientLoginSid,
+    CredentialKind::ClientLoginLsid,
+    CredentialKind::ClientLoginAuth,
+    CredentialKind::MasterToken,
+    CredentialKind::DeviceSetupToken,
+    CredentialKind::Ubertoken,
+    CredentialKind::ServiceAuth,
+];
+
+/// What [`end_sign_ins`] revoked, for the audit line.
+struct Ended {
+    sessions: u64,
+    credentials: u64,
+    devices: u64,
+    apps: u64,
+}
+
+/// Ends the account's sign-ins, the one path of a password change and of "sign out everywhere":
+/// first every device grant (so a token minted meanwhile through a device is born dead), then the
+/// live credentials of `kinds`, then every browser session but `keep_session`, and with
+/// `remove_apps` every remaining grant (connected apps).
+async fn end_sign_ins(
+    ctx: &Ctx,
+    account_id: &str,
+    kinds: &[CredentialKind],
+    keep_session: Option<&str>,
+    remove_apps: bool,
+) -> Result<Ended> {
+    let devices = crate::device::revoke_all(ctx, account_id).await?;
+    let now = ctx.now();
+    let credentials = ctx.store.credentials().revoke_by_account(account_id, kinds, now).await?;
+    let mut sessions = 0;
+    for session in ctx.store.sessions().list_live_by_account(account_id, now).await? {
+        if Some(session.id.as_str()) != keep_session
+            && ctx.store.sessions().revoke(&session.id, now).await?
+        {
+            sessions += 1;
+        }
+    }
+    let mut apps = 0;
+    if remove_apps {
+        for grant in ctx.store.grants().list_by_account(account_id).await? {
+            if grant.revoked_at.is_none() && ctx.store.grants().revoke(&grant.id, now).await? {
+                apps += 1;
+            }
+        }
+    }
+    Ok(Ended { sessions, credentials, devices, apps })
+}
+
 /// Sets a new password (a change or an administrator's reset). Every other session of the account
-/// is signed out and every password-derived credential revoked ([`PASSWORD_DERIVED`]); with
-/// `remove_apps`, every grant (connected app) is revoked too.
+/// is signed out, every device and every password-derived credential revoked
+/// ([`PASSWORD_DERIVED`]); with `remove_apps`, every grant (connected app) is revoked too.
 pub async fn set_password(
     ctx: &Ctx,
     account: &AccountRecord,
@@ -238,26 +293,11 @@ pub async fn set_password(
         .map_err(|err| Error::Internal(err.to_string()))?;
     let now = ctx.now();
     ctx.store.accounts().set_password_hash(&account.id, Some(&hash), now).await?;
-    for session in ctx.store.sessions().list_live_by_account(&account.id, now).await? {
-        if Some(session.id.as_str()) != keep_session {
-            ctx.store.sessions().revoke(&session.id, now).await?;
-        }
-    }
+    let ended =
+        end_sign_ins(ctx, &account.id, &PASSWORD_DERIVED, keep_session, remove_apps).await?;
     if let Some(session) = keep_session {
         // The password was just entered in this session.
         ctx.store.sessions().reauthenticated(session, now).await?;
-    }
-    let revoked =
-        ctx.store.credentials().revoke_by_account(&account.id, &PASSWORD_DERIVED, now).await?;
-    // Devices signed in with the old password, and every token minted through them.
-    let devices = crate::device::revoke_all(ctx, &account.id).await?;
-    let mut apps = 0;
-    if remove_apps {
-        for grant in ctx.store.grants().list_by_account(&account.id).await? {
-            if grant.revoked_at.is_none() && ctx.store.grants().revoke(&grant.id, now).await? {
-                apps += 1;
-            }
-        }
     }
     audit::record(
         ctx,
@@ -265,7 +305,30 @@ pub async fn set_password(
         Some(&account.id),
         actor,
         ip,
-        json!({ "revoked_credentials": revoked, "removed_apps": apps, "devices": devices }),
+        json!({ "revoked_credentials": ended.credentials, "removed_apps": ended.apps, "devices": ended.devices }),
+    )
+    .await
+}
+
+/// "Sign out everywhere": every browser session (this one too), every device and what it minted,
+/// every ClientLogin and web sign-on credential ([`SIGNED_IN_ELSEWHERE`]); with `remove_apps`,
+/// every connected app as well. The caller has confirmed the password
+/// (`password::confirm_recent`).
+pub async fn sign_out_everywhere(
+    ctx: &Ctx,
+    account: &AccountRecord,
+    remove_apps: bool,
+    actor: &Actor,
+    ip: &str,
+) -> Result<()> {
+    let ended = end_sign_ins(ctx, &account.id, &SIGNED_IN_ELSEWHERE, None, remove_apps).await?;
+    audit::record(
+        ctx,
+        "signout.everywhere",
+        Some(&account.id),
+        actor,
+        ip,
+        json!({ "sessions": ended.sessions, "revoked_credentials": ended.credentials, "removed_apps": ended.apps, "devices": ended.devices }),
     )
     .await
 }

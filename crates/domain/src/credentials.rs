@@ -84,7 +84,9 @@ impl Protocol {
             | CredentialKind::ClientLoginSid
             | CredentialKind::ClientLoginLsid => Some(Protocol::ClientLogin),
             CredentialKind::OpenIdAssociation => Some(Protocol::OpenId2),
-            CredentialKind::MasterToken => Some(Protocol::Device),
+            CredentialKind::MasterToken | CredentialKind::DeviceSetupToken => {
+                Some(Protocol::Device)
+            }
             CredentialKind::PushApiKey => Some(Protocol::ApiKey),
             CredentialKind::PushRegistration => Some(Protocol::Push),
             _ => None,

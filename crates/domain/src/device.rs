@@ -11,6 +11,11 @@
 //! kills all of them in one transaction, and [`credentials::find_valid`] refuses each of them once
 //! the device grant is gone. Consent per app is remembered separately, as the app's OAuth 2.0 grant
 //! (the same memory the browser flow keeps).
+//!
+//! **Web sign-in** (`EmbeddedSetup`, §1.13 and §2.5 of the reference): a browser page signs the
+//! person in through the one interaction flow and sets a one-time `oauth_token` cookie
+//! ([`CredentialKind::DeviceSetupToken`], [`SETUP_TOKEN_TTL_SECS`]); the device sends it with
+//! `ACCESS_TOKEN=1` and gets the answer of a master login, once.
 
 use base64::Engine as _;
 use serde_json::json;
@@ -31,6 +36,13 @@ use crate::{Ctx, Error, Result, accounts, captcha, grants, services};
 pub const PASSWD_KEY_ALG: &str = "RSA1024-OAEP-SHA1";
 /// The master token's prefix, as Google's (clients treat it as opaque).
 pub const MASTER_TOKEN_PREFIX: &str = "aas_et/";
+/// The web sign-in token's prefix (the `oauth_token` cookie), as Google's.
+pub const SETUP_TOKEN_PREFIX: &str = "oauth2_4/";
+/// How long a web sign-in token may wait for its device: long enough to type on a phone, short
+/// enough that a cookie left behind in a browser is soon worthless.
+pub const SETUP_TOKEN_TTL_SECS: i64 = 600;
+/// The client id of the grant web sign-in tokens hang from (one per account; not a device).
+pub const SETUP_CLIENT_ID: &str = "android-setup";
 
 fn key_aad(kid: &str) -> Vec<u8> {
     format!("device-passwd-key:{kid}").into_bytes()
@@ -165,7 +177,8 @@ pub fn device_client_id(android_id: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     BadAuthentication,
-    /// A 2-step account sent its password: sign in on the web (and make an app password).
+    /// A 2-step account sent its password: sign in on the web (`EmbeddedSetup`), then exchange
+    /// the token it sets (`ACCESS_TOKEN=1`).
     NeedsBrowser {
         url: String,
     },
@@ -182,8 +195,6 @@ pub enum Refusal {
     InvalidAudience,
     /// The app (package and certificate) is not a registered Android client.
     Unregistered,
-    /// Not offered by this server (yet): the web sign-in token exchange.
-    ServiceUnavailable,
 }
 
 /// An answer: the lines after the status, in order.
@@ -204,13 +215,12 @@ pub struct Input {
 /// Handles one `/auth` request.
 pub async fn auth(ctx: &Ctx, input: Input) -> Result<std::result::Result<Answer, Refusal>> {
     let request = &input.request;
-    if request.access_token {
-        // The web sign-in token exchange (§2.5) is not offered.
-        return Ok(Err(Refusal::ServiceUnavailable));
-    }
     let Ok(service) = tessera_proto_device::parse_service(&request.service) else {
         return Ok(Err(Refusal::BadRequest));
     };
+    if request.access_token {
+        return setup_exchange(ctx, &input, service).await;
+    }
     // A master token in `Token`, or (gpsoauth) in `EncryptedPasswd` when that is no blob.
     let blob = request.encrypted_passwd.as_deref().and_then(tessera_proto_device::encrypted_blob);
     let master = request.token.clone().or_else(|| {
@@ -280,11 +290,111 @@ async fn master_login(
             }));
         }
     };
+    sign_device_in(ctx, input, &account, service, None).await
+}
+
+/// `ACCESS_TOKEN=1`: the `oauth_token` a web sign-in set (§2.5) signs the device in, exactly once:
+/// the validator checks its grant and account, the store's atomic consume picks one winner.
+async fn setup_exchange(
+    ctx: &Ctx,
+    input: &Input,
+    service: Service,
+) -> Result<std::result::Result<Answer, Refusal>> {
+    let request = &input.request;
+    let Some(token) = request.token.as_deref().filter(|it| it.starts_with(SETUP_TOKEN_PREFIX))
+    else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    let Some(valid) =
+        credentials::find_valid(ctx, token, &[CredentialKind::DeviceSetupToken]).await?
+    else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    let Some(account) = valid.account else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    // microG sends no `Email` and reads it from the answer; gpsoauth sends the one it was given.
+    if request.email.as_deref().is_some_and(|it| !it.trim().eq_ignore_ascii_case(&account.email)) {
+        return Ok(Err(Refusal::BadAuthentication));
+    }
+    let consumed = ctx
+        .store
+        .credentials()
+        .consume(&valid.record.digest, CredentialKind::DeviceSetupToken, ctx.now())
+        .await?;
+    if consumed.is_none() {
+        return Ok(Err(Refusal::BadAuthentication));
+    }
+    sign_device_in(ctx, input, &account, service, valid.record.grant_id.as_deref()).await
+}
+
+/// Issues a web sign-in token for the account that just signed in on the web (`EmbeddedSetup`),
+/// hanging from the setup grant the interaction flow recorded, so that revoking it (signing out
+/// everywhere) kills an unused token.
+pub async fn issue_setup_token(ctx: &Ctx, account_id: &str, grant_id: &str) -> Result<String> {
+    let now = ctx.now();
+    let token = format!("{SETUP_TOKEN_PREFIX}{}", ctx.new_token().0);
+    let mut record = CredentialRecord::new(
+        tessera_crypto::digest::token_digest(&token),
+        CredentialKind::DeviceSetupToken,
+        now,
+    );
+    record.account_id = Some(account_id.to_owned());
+    record.grant_id = Some(grant_id.to_owned());
+    record.expires_at = Some(now + SETUP_TOKEN_TTL_SECS);
+    ctx.store.credentials().insert(&record).await?;
+    Ok(token)
+}
+
+/// The interaction-flow request of a web sign-in: the person signs in (or picks an account) and
+/// must have entered the password within the re-authentication window, since what follows is a
+/// token that never expires; nothing is asked beyond that (no scopes, so no consent page).
+pub fn setup_request(ctx: &Ctx, authuser: Option<String>) -> crate::interaction::Request {
+    use crate::interaction::{Applicant, Asks, Choosing, Memory, Request};
+    Request {
+        protocol: Protocol::Device,
+        client_id: SETUP_CLIENT_ID.to_owned(),
+        applicant: Applicant::Site {
+            name: "Android device sign-in".to_owned(),
+            registered: true,
+            return_host: String::new(),
+            services: Vec::new(),
+            lasting: true,
+            signed: false,
+            realm: None,
+        },
+        scopes: Vec::new(),
+        asks: Asks { authuser, max_age: Some(ctx.policy.reauth_window_secs), ..Asks::default() },
+        choosing: Choosing::Named,
+        memory: Memory::PerClient,
+    }
+}
+
+/// After the person proved who they are (password, app password, or a web sign-in token): the
+/// device grant, the master token, SID/LSID and the answer of a master login.
+///
+/// `setup_grant`: the grant of the web sign-in token spent. Once everything is written it is read
+/// again: if it was revoked meanwhile ("sign out everywhere" racing the exchange), the new device
+/// is revoked too and the answer is `BadAuthentication`. With [`revoke_all`]'s second pass, which
+/// lists the grants again after it revoked the setup grant, no device born of a token issued
+/// before the sign-out survives it.
+async fn sign_device_in(
+    ctx: &Ctx,
+    input: &Input,
+    account: &AccountRecord,
+    service: Service,
+    setup_grant: Option<&str>,
+) -> Result<std::result::Result<Answer, Refusal>> {
+    let request = &input.request;
+    let ip = input.ip.as_str();
     match account.state {
         AccountState::EmailUnverified => return Ok(Err(Refusal::NotVerified)),
         AccountState::MustAcceptTerms => return Ok(Err(Refusal::TermsNotAgreed)),
+        AccountState::Disabled => return Ok(Err(Refusal::AccountDisabled)),
+        AccountState::Deleted => return Ok(Err(Refusal::AccountDeleted)),
         _ => {}
     }
+    let account = account.clone();
     let android_id = request.android_id.clone().unwrap_or_default();
     let device =
         grants::grant(ctx, &account.id, &device_client_id(&android_id), Protocol::Device, &[], ip)
@@ -361,26 +471,35 @@ async fn master_login(
         .await?;
         lines.push(("Auth", auth));
     }
+    if let Some(setup_grant) = setup_grant {
+        let live =
+            ctx.store.grants().get(setup_grant).await?.is_some_and(|it| it.revoked_at.is_none());
+        if !live {
+            ctx.store.grants().revoke(&device.id, ctx.now()).await?;
+            return Ok(Err(Refusal::BadAuthentication));
+        }
+    }
     metrics::counter!("tessera_device_login_total").increment(1);
+    let via = if setup_grant.is_some() { "web" } else { "password" };
     audit::record(
         ctx,
         "device.login",
         Some(&account.id),
         &Actor::Account,
         ip,
-        json!({ "device": android_id, "grant": device.id }),
+        json!({ "device": android_id, "grant": device.id, "via": via }),
     )
     .await?;
     Ok(Ok(Answer { lines }))
 }
 
+/// Where a 2-step account signs its device in: the web sign-in page, whose token the device then
+/// exchanges (`ACCESS_TOKEN=1`), as clients do after `NeedsBrowser`.
 fn needs_browser_url(ctx: &Ctx, email: &str) -> String {
-    let continue_to = format!("{}/account", ctx.public_url);
     let enc = |it: &str| {
         percent_encoding::utf8_percent_encode(it, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
-    let query = format!("Email={}&continue={}", enc(email), enc(&continue_to));
-    format!("{}/signin?{query}", ctx.public_url)
+    format!("{}/EmbeddedSetup?Email={}", ctx.public_url, enc(email))
 }
 
 async fn issue_clientlogin(
@@ -454,10 +573,9 @@ async fn service_token(
     if request.email.as_deref().is_some_and(|it| !it.trim().eq_ignore_ascii_case(&account.email)) {
         return Ok(Err(Refusal::BadAuthentication));
     }
+    // The device's "last use" is its grant's, which the validator above keeps (at most one write
+    // per [`grants::TOUCH_AFTER_SECS`]); nothing more is written per request.
     let now = ctx.now();
-    if valid.record.last_used_at.is_none_or(|at| now - at >= grants::TOUCH_AFTER_SECS) {
-        ctx.store.credentials().touch(&valid.record.digest, now).await?;
-    }
     match service {
         Service::ClientLogin(name) => {
             let found = match services::get(ctx, &name).await {
@@ -712,39 +830,79 @@ async fn audit_token(
 pub struct Device {
     pub grant_id: String,
     pub android_id: String,
+    /// What the newest master token of the device recorded at its login (empty when not sent).
+    pub country: String,
+    pub lang: String,
+    pub sdk_version: String,
+    /// The first sign-in of the device.
     pub first_used: i64,
+    /// The last use of the device or of a token minted through it, to [`grants::TOUCH_AFTER_SECS`]:
+    /// the validator's grant touch, no write of its own.
     pub last_used: Option<i64>,
 }
 
-/// The account's devices: each live device grant.
+/// The account's devices: each live device grant, oldest first.
 pub async fn devices(ctx: &Ctx, account_id: &str) -> Result<Vec<Device>> {
     let prefix = device_client_id("");
-    Ok(ctx
+    let masters = ctx
+        .store
+        .credentials()
+        .list_live_by_account(account_id, CredentialKind::MasterToken, ctx.now())
+        .await?;
+    let mut out: Vec<Device> = ctx
         .store
         .grants()
         .list_by_account(account_id)
         .await?
         .into_iter()
         .filter(|it| it.revoked_at.is_none() && it.protocol == Protocol::Device.as_str())
-        .map(|it| Device {
-            android_id: it.client_id.strip_prefix(&prefix).unwrap_or(&it.client_id).to_owned(),
-            grant_id: it.id,
-            first_used: it.created_at,
-            last_used: it.last_used_at,
+        .filter_map(|it| {
+            let android_id = it.client_id.strip_prefix(&prefix)?.to_owned();
+            let bound: MasterTokenData = masters
+                .iter()
+                .rev()
+                .find(|m| m.grant_id.as_deref() == Some(it.id.as_str()))
+                .map(credentials::data)
+                .unwrap_or_default();
+            Some(Device {
+                android_id,
+                country: bound.device_country,
+                lang: bound.lang,
+                sdk_version: bound.sdk_version,
+                grant_id: it.id,
+                first_used: it.created_at,
+                last_used: it.last_used_at,
+            })
         })
-        .collect())
+        .collect();
+    out.sort_by_key(|it| it.first_used);
+    Ok(out)
 }
 
-/// Signs every device of the account out: each device grant and everything minted through it.
+/// "Sign out this device": revokes the device grant of the account and so every token minted
+/// through it. `NotFound` for a grant that is not one of the account's devices.
+pub async fn revoke(ctx: &Ctx, account_id: &str, grant_id: &str, ip: &str) -> Result<()> {
+    if !devices(ctx, account_id).await?.iter().any(|it| it.grant_id == grant_id) {
+        return Err(Error::NotFound);
+    }
+    grants::revoke(ctx, account_id, grant_id, &Actor::Account, ip).await
+}
+
+/// Signs every device of the account out: each device grant (and the web sign-in grant) and
+/// everything minted through them. Two passes: the second lists the grants again, after the
+/// first revoked the web sign-in grant, and so catches a device an exchange created meanwhile
+/// (see [`sign_device_in`]).
 pub async fn revoke_all(ctx: &Ctx, account_id: &str) -> Result<u64> {
     let now = ctx.now();
     let mut revoked = 0;
-    for grant in ctx.store.grants().list_by_account(account_id).await? {
-        if grant.revoked_at.is_none()
-            && grant.protocol == Protocol::Device.as_str()
-            && ctx.store.grants().revoke(&grant.id, now).await?
-        {
-            revoked += 1;
+    for _pass in 0..2 {
+        for grant in ctx.store.grants().list_by_account(account_id).await? {
+            if grant.revoked_at.is_none()
+                && grant.protocol == Protocol::Device.as_str()
+                && ctx.store.grants().revoke(&grant.id, now).await?
+            {
+                revoked += 1;
+            }
         }
     }
     Ok(revoked)

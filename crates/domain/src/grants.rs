@@ -84,7 +84,11 @@ pub struct ConnectedApp {
 pub async fn connected(ctx: &Ctx, account_id: &str) -> Result<Vec<ConnectedApp>> {
     let grants = ctx.store.grants().list_by_account(account_id).await?;
     let mut out = Vec::new();
-    for grant in grants.into_iter().filter(|it| it.revoked_at.is_none()) {
+    // Devices have a section of their own (`device::devices`).
+    for grant in grants
+        .into_iter()
+        .filter(|it| it.revoked_at.is_none() && it.protocol != Protocol::Device.as_str())
+    {
         let client = ctx.store.projects().get_client(&grant.client_id).await?;
         let (name, registered) = match client {
             Some(client) => (client.name, true),

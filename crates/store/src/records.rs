@@ -178,6 +178,9 @@ pub enum CredentialKind {
     /// Web single sign-on: the one-time `auth=` token a service receives after `ServiceLogin`.
     ServiceAuth,
     MasterToken,
+    /// Android device sign-in on the web (`EmbeddedSetup`): the one-time `oauth_token` cookie a
+    /// device exchanges for a master token (`ACCESS_TOKEN=1`).
+    DeviceSetupToken,
     /// A push registration id: one app on one device, and the senders that may reach it.
     PushRegistration,
     /// A project's API key for sending push messages (`Authorization: key=…`).
@@ -191,7 +194,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 25] = [
+    pub const ALL: [CredentialKind; 26] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
@@ -212,6 +215,7 @@ impl CredentialKind {
         CredentialKind::Ubertoken,
         CredentialKind::ServiceAuth,
         CredentialKind::MasterToken,
+        CredentialKind::DeviceSetupToken,
         CredentialKind::PushRegistration,
         CredentialKind::PushApiKey,
         CredentialKind::OpenIdAssociation,
@@ -241,6 +245,7 @@ impl CredentialKind {
             CredentialKind::Ubertoken => "ubertoken",
             CredentialKind::ServiceAuth => "service_auth",
             CredentialKind::MasterToken => "master_token",
+            CredentialKind::DeviceSetupToken => "device_setup_token",
             CredentialKind::PushRegistration => "push_registration",
             CredentialKind::PushApiKey => "push_api_key",
             CredentialKind::OpenIdAssociation => "openid_association",

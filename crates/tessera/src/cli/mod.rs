@@ -285,6 +285,10 @@ fn print_welcome(config: &Config, server: &Server) {
             "  then, with its Token=: curl -d Token=TOKEN -d androidId=3a5f0b7c9d1e2f40 -d app={} -d client_sig={} -d has_permission=1 --data-urlencode 'service=oauth2:email' {base}/auth",
             demo.android_package, demo.android_cert_sha1
         );
+        println!(
+            "  or sign in on the web at {base}/EmbeddedSetup; with its oauth_token cookie (one use, 10 minutes): curl --data-urlencode Token=COOKIE -d ACCESS_TOKEN=1 -d service=ac2dm -d androidId=3a5f0b7c9d1e2f40 {base}/auth"
+        );
+        println!("  devices, and \"Sign out everywhere\": {base}/account");
         println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"

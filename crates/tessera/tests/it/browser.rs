@@ -446,3 +446,31 @@ async fn a_device_weblogin_url_signs_chromium_in() {
     assert!(text.contains("Your account") && text.contains("alice@example.com"), "{text}");
     chrome.close().await;
 }
+
+/// The web sign-in for a device: `/EmbeddedSetup` sends Chromium through the sign-in page and
+/// back, and ends with the `oauth_token` cookie, which `/auth` exchanges for a master token once.
+#[tokio::test]
+async fn embedded_setup_signs_chromium_in_and_leaves_the_device_token() {
+    let s = crate::device::setup().await;
+    let chrome = Chrome::start().await;
+    chrome.client.goto(&s.env.url("/EmbeddedSetup")).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/accounts/ServiceLogin");
+    chrome.fill("Email", "alice@example.com").await;
+    chrome.fill("Passwd", "north23AZ").await;
+    chrome.click_button("Sign in").await;
+    assert_eq!(chrome.client.current_url().await.unwrap().path(), "/EmbeddedSetup");
+    let text = chrome.text().await;
+    assert!(
+        text.contains("Your device is signing in") && text.contains("alice@example.com"),
+        "{text}"
+    );
+    let cookie = chrome.client.get_named_cookie("oauth_token").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    let token = cookie.value().to_owned();
+    chrome.close().await;
+    let answer = crate::device::exchange(&s.env, &token, crate::device::ANDROID_ID_WEB).await;
+    assert_eq!(answer.get("Email"), Some("alice@example.com"));
+    assert!(answer.get("Token").is_some_and(|it| it.starts_with("aas_et/")));
+    let again = crate::device::exchange(&s.env, &token, crate::device::ANDROID_ID_WEB).await;
+    assert_eq!(again.get("Error"), Some("BadAuthentication"));
+}

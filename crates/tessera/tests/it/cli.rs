@@ -525,4 +525,33 @@ async fn demo_try_it_clientlogin_and_authsub_work_as_printed() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().starts_with("Token="));
+
+    // Android device login: the web sign-in line, as printed, with the demo account signed in.
+    assert!(line("/auth/passwd_key").contains(&format!("{base}/auth/passwd_key")), "{text}");
+    let key = http.get(format!("{base}/auth/passwd_key")).send().await.unwrap();
+    assert_eq!(key.status(), 200);
+    let web = line("/EmbeddedSetup");
+    let page = b.get(&format!("{base}/EmbeddedSetup")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cookie = b.jar.get("oauth_token").cloned().unwrap_or_else(|| panic!("{:?}", page.headers));
+    let words: Vec<&str> = web.split(": ").nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(words[0], "curl", "{web}");
+    let body: Vec<String> = words
+        .windows(2)
+        .filter(|it| matches!(it[0], "-d" | "--data-urlencode"))
+        .map(|it| it[1].replace("COOKIE", &crate::support::urlencode(&cookie)))
+        .collect();
+    let res = http
+        .post(*words.last().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer = res.text().await.unwrap();
+    assert!(
+        answer.contains("\nToken=aas_et/") && answer.contains(&format!("\nEmail={email}\n")),
+        "{answer}"
+    );
 }

@@ -1122,3 +1122,72 @@ async fn device_credentials_at_every_endpoint_die_with_account_device_or_switch(
         assert!(working.is_empty(), "{gone}: still accepted: {working:?}");
     }
 }
+
+/// The web sign-in token (`oauth_token`, exchanged with `ACCESS_TOKEN=1`) at the one endpoint
+/// that accepts it: refused once the account is disabled or deleted, the account signed out
+/// everywhere, its password changed, or device login switched off.
+#[tokio::test]
+async fn web_sign_in_tokens_die_with_account_sign_out_password_or_switch() {
+    /// What `/auth` asks before it consumes anything (the endpoint itself uses the token up
+    /// when it works, so it is asked only after).
+    async fn valid(env: &TestEnv, token: &str) -> bool {
+        tessera_domain::credentials::find_valid(
+            env.ctx(),
+            token,
+            &[CredentialKind::DeviceSetupToken],
+        )
+        .await
+        .unwrap()
+        .is_some()
+    }
+    for gone in ["disabled", "deleted", "signed out everywhere", "password changed", "switched off"]
+    {
+        let s = crate::device::setup().await;
+        let (token, _) = crate::device::web_sign_in_token(&s.env, &mut s.env.browser()).await;
+        assert!(valid(&s.env, &token).await, "{gone}: before");
+        let ctx = s.env.ctx();
+        let env = match gone {
+            "disabled" | "deleted" => {
+                let state =
+                    if gone == "disabled" { AccountState::Disabled } else { AccountState::Deleted };
+                tessera_domain::accounts::set_state(ctx, &s.account, state, &Actor::Cli, "")
+                    .await
+                    .unwrap();
+                s.env
+            }
+            "signed out everywhere" => {
+                tessera_domain::accounts::sign_out_everywhere(
+                    ctx,
+                    &s.account,
+                    false,
+                    &Actor::Cli,
+                    "",
+                )
+                .await
+                .unwrap();
+                s.env
+            }
+            "password changed" => {
+                tessera_domain::accounts::set_password(
+                    ctx,
+                    &s.account,
+                    "another-password-9".to_owned(),
+                    None,
+                    false,
+                    &Actor::Cli,
+                    "",
+                )
+                .await
+                .unwrap();
+                s.env
+            }
+            _ => s.env.restart(|raw| raw.device.enabled = false).await,
+        };
+        assert!(!valid(&env, &token).await, "{gone}: still valid");
+        if gone != "switched off" {
+            let answer = crate::device::exchange(&env, &token, crate::device::ANDROID_ID_WEB).await;
+            assert_eq!(answer.get("Error"), Some("BadAuthentication"), "{gone}");
+            assert!(answer.get("Token").is_none(), "{gone}");
+        }
+    }
+}

@@ -14,6 +14,7 @@ const PASSWORD: &str = "north23AZ";
 const ANDROID_ID: &str = "3a5f0b7c9d1e2f40";
 const PACKAGE: &str = "com.example.notes";
 const SIG: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
+pub(crate) const ANDROID_ID_WEB: &str = "77aa00bb11cc22dd";
 pub(crate) const SCOPE: &str = "https://notes.example/auth/notes";
 
 pub(crate) struct Setup {
@@ -260,7 +261,8 @@ async fn two_step_accounts_need_the_browser_or_an_app_password() {
     assert_eq!(answer.status, 403);
     assert_eq!(answer.get("Error"), Some("NeedsBrowser"));
     let url = answer.get("Url").unwrap();
-    assert!(url.starts_with(&s.env.url("/signin?")), "{url}");
+    // The web sign-in page, whose token the device then exchanges (`ACCESS_TOKEN=1`).
+    assert!(url.starts_with(&s.env.url("/EmbeddedSetup?Email=alice%40example")), "{url}");
     assert!(answer.get("ErrorDetail").is_some());
     let asp = tessera_domain::app_passwords::create(ctx, &account, "phone", "").await.unwrap();
     master(&master_login(&s.env, "alice@example.com", &asp).await);
@@ -512,18 +514,17 @@ async fn device_login_on_postgres() {
     crate::cluster::drop_database(&name).await;
 }
 
-/// The gpsoauth library (PyPI), with our key and URL swapped in, signs a device in and gets an
-/// `oauth2:` token.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// `target/py` with gpsoauth from PyPI (installed by `cargo xtask ci`, or here when missing);
+/// `None`, said loudly, when python3 is absent.
 #[allow(clippy::print_stderr)]
-async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
+fn gpsoauth_site() -> Option<&'static str> {
     let have_python = std::process::Command::new("python3")
         .arg("--version")
         .output()
         .is_ok_and(|it| it.status.success());
     if !have_python {
         eprintln!("SKIPPED: gpsoauth interop (no python3)");
-        return;
+        return None;
     }
     let site = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/py");
     if !std::path::Path::new(site).join("gpsoauth").is_dir() {
@@ -533,6 +534,14 @@ async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
             .unwrap();
         assert!(status.success(), "pip install gpsoauth");
     }
+    Some(site)
+}
+
+/// The gpsoauth library (PyPI), with our key and URL swapped in, signs a device in and gets an
+/// `oauth2:` token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpsoauth_signs_in_and_gets_an_oauth2_token() {
+    let Some(site) = gpsoauth_site() else { return };
     let s = setup().await;
     let key = base64::engine::general_purpose::STANDARD.encode(published_key(&s.env).await);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/interop/gpsoauth_client.py");
@@ -670,4 +679,614 @@ pub(crate) async fn weblogin_url(s: &Setup) -> String {
         format!("weblogin:service=notes&continue={}", crate::support::urlencode(&continue_to));
     let answer = token(&s.env, &master, &service, SIG, false).await;
     answer.get("Auth").unwrap_or_else(|| panic!("{:?}", answer.lines)).to_owned()
+}
+
+/// The `<tr>` of the account page's device table that names `android_id`.
+fn device_row(body: &str, android_id: &str) -> Option<String> {
+    let at = body.find(&format!("<code>{android_id}</code>"))?;
+    let start = body[..at].rfind("<tr>")?;
+    let end = body[at..].find("</tr>")? + at;
+    Some(body[start..end].to_owned())
+}
+
+/// A browser signed in to the test account at the account page.
+async fn signed_in_browser(env: &TestEnv) -> crate::support::Browser {
+    let mut browser = env.browser();
+    let res = browser.sign_in("alice@example.com", PASSWORD).await;
+    assert!(matches!(res.status, 302 | 303), "{} {}", res.status, res.body);
+    browser
+}
+
+/// Whether `/accounts/caller` (what a resource server asks) accepts `authorization`.
+async fn accepted(env: &TestEnv, authorization: &str) -> bool {
+    reqwest::Client::new()
+        .post(env.url("/accounts/caller"))
+        .json(&serde_json::json!({
+            "authorization": authorization, "method": "GET", "url": format!("{SCOPE}/x")
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 200
+}
+
+#[tokio::test]
+async fn the_account_page_lists_each_device_and_its_last_use() {
+    let s = setup().await;
+    let env = &s.env;
+    let master = master(&master_login(env, "alice@example.com", PASSWORD).await);
+    let mut browser = signed_in_browser(env).await;
+    let page = browser.get("/account").await;
+    assert!(page.body.contains("<h2 id=\"devices\">Devices</h2>"));
+    let row = device_row(&page.body, ANDROID_ID).unwrap_or_else(|| panic!("{}", page.body));
+    assert!(row.contains("country us, language en, Android SDK 17"), "{row}");
+    assert_eq!(row.matches("2026-11-21 00:00 UTC").count(), 2, "first and last use: {row}");
+    assert!(row.contains("Sign out this device"), "{row}");
+    // A device is not a connected app.
+    let apps = &page.body
+        [page.body.find("id=\"apps\"").unwrap()..page.body.find("id=\"devices\"").unwrap()];
+    assert!(!apps.contains(ANDROID_ID), "{apps}");
+
+    // A token request ten minutes later moves "last used"; another a minute after that writes
+    // nothing (the grant's touch happens at most once per five minutes).
+    env.clock.advance(600);
+    assert!(token(env, &master, "notes", SIG, false).await.get("Auth").is_some());
+    let row = device_row(&browser.get("/account").await.body, ANDROID_ID).unwrap();
+    assert!(row.contains("2026-11-21 00:00 UTC") && row.contains("2026-11-21 00:10 UTC"), "{row}");
+    env.clock.advance(60);
+    assert!(token(env, &master, "notes", SIG, false).await.get("Auth").is_some());
+    let device = &tessera_domain::device::devices(env.ctx(), &s.account.id).await.unwrap()[0];
+    assert_eq!(device.last_used, Some(T0 + 600));
+    env.clock.advance(300);
+    assert!(token(env, &master, "notes", SIG, false).await.get("Auth").is_some());
+    let device = &tessera_domain::device::devices(env.ctx(), &s.account.id).await.unwrap()[0];
+    assert_eq!(device.last_used, Some(T0 + 960));
+}
+
+#[tokio::test]
+async fn signing_a_device_out_on_the_page_kills_its_master_and_minted_tokens() {
+    let s = setup().await;
+    let env = &s.env;
+    let master = master(&master_login(env, "alice@example.com", PASSWORD).await);
+    let access = token(env, &master, &format!("oauth2:{SCOPE}"), SIG, true).await;
+    let access = access.get("Auth").unwrap().to_owned();
+    assert!(accepted(env, &format!("Bearer {access}")).await);
+    let mut browser = signed_in_browser(env).await;
+    let page = browser.get("/account").await;
+    let grant = page.input("device").unwrap();
+    // Without the CSRF token nothing happens.
+    let forged =
+        browser.post("/account/devices/revoke", &[("authuser", "0"), ("device", &grant)]).await;
+    assert_eq!(forged.status, 400);
+    assert!(accepted(env, &format!("Bearer {access}")).await);
+    // Another account's grant id is not a device of this one.
+    let csrf = page.csrf();
+    let res = browser
+        .post("/account/devices/revoke", &[("csrf", &csrf), ("authuser", "0"), ("device", "nope")])
+        .await;
+    assert_eq!(res.status, 404, "{}", res.body);
+    let page = browser.get("/account").await;
+    let res = browser
+        .post(
+            "/account/devices/revoke",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("device", &grant)],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(res.location().ends_with("done=device-revoked"), "{}", res.location());
+    let page = browser.get("/account").await;
+    assert!(device_row(&page.body, ANDROID_ID).is_none());
+    assert!(page.body.contains("No device is signed in"));
+    let again = token(env, &master, "notes", SIG, false).await;
+    assert_eq!(again.get("Error"), Some("BadAuthentication"));
+    assert!(!accepted(env, &format!("Bearer {access}")).await);
+    let info = reqwest::get(env.url(&format!("/oauth2/v3/tokeninfo?access_token={access}")))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(info, 400);
+}
+
+/// A web sign-in (`/EmbeddedSetup`) with a cookie-keeping client: sign in through the sign-in
+/// page, come back, get the `oauth_token` cookie. Returns the token and its `Set-Cookie` line.
+pub(crate) async fn web_sign_in_token(
+    env: &TestEnv,
+    browser: &mut crate::support::Browser,
+) -> (String, String) {
+    let first = browser.get("/EmbeddedSetup?Email=alice%40example.com").await;
+    if first.status == 200 {
+        return setup_cookie(&first);
+    }
+    assert_eq!(first.status, 302, "{}", first.body);
+    assert!(first.location().starts_with("/accounts/ServiceLogin?"), "{}", first.location());
+    let back = env.url("/EmbeddedSetup?Email=alice%40example.com");
+    let signed = browser.sign_in_to("alice@example.com", PASSWORD, &back).await;
+    assert!(matches!(signed.status, 302 | 303), "{}", signed.body);
+    // Back with the account chosen (`authuser`).
+    assert!(signed.location().starts_with(&back), "{}", signed.location());
+    let page = browser.get(signed.location()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    setup_cookie(&page)
+}
+
+fn setup_cookie(page: &crate::support::Page) -> (String, String) {
+    let line = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|it| it.to_str().unwrap().to_owned())
+        .find(|it| it.starts_with("oauth_token="))
+        .unwrap_or_else(|| panic!("no oauth_token cookie: {:?}", page.headers));
+    let value = line.split(';').next().unwrap().strip_prefix("oauth_token=").unwrap().to_owned();
+    (value, line)
+}
+
+pub(crate) async fn exchange(env: &TestEnv, token: &str, android_id: &str) -> Answer {
+    post(
+        env,
+        &[
+            ("accountType", "HOSTED_OR_GOOGLE"),
+            ("has_permission", "1"),
+            ("add_account", "1"),
+            ("ACCESS_TOKEN", "1"),
+            ("Token", token),
+            ("service", "ac2dm"),
+            ("source", "android"),
+            ("androidId", android_id),
+            ("device_country", "de"),
+            ("lang", "de_DE"),
+            ("sdk_version", "30"),
+            ("get_accountid", "1"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_web_sign_in_token_signs_a_device_in_exactly_once() {
+    let s = setup().await;
+    let env = &s.env;
+    let mut browser = env.browser();
+    let (token, line) = web_sign_in_token(env, &mut browser).await;
+    assert!(token.starts_with("oauth2_4/"), "{token}");
+    for flag in ["Path=/", "HttpOnly", "Max-Age=600"] {
+        assert!(line.contains(flag), "{line}");
+    }
+    // Stored as a digest only.
+    let digest = tessera_crypto::digest::token_digest(&token);
+    let row = env.ctx().store.credentials().get(&digest).await.unwrap().unwrap();
+    assert_eq!(row.kind, CredentialKind::DeviceSetupToken);
+    assert!(!row.data.contains(&token));
+
+    // microG's exchange: no Email, which the answer names.
+    let answer = exchange(env, &token, ANDROID_ID_WEB).await;
+    let token_of_device = master(&answer);
+    let master_token = token_of_device.clone();
+    assert!(master_token.starts_with("aas_et/"));
+    assert_eq!(answer.get("Email"), Some("alice@example.com"));
+    assert!(answer.get("SID").is_some() && answer.get("LSID").is_some());
+    assert_eq!(answer.get("services"), Some("notes"));
+    assert_eq!(
+        answer.get("accountId"),
+        Some(tessera_domain::accounts::subject(&s.account.id).as_str())
+    );
+    assert!(
+        token_for(&s, &master_token, "notes", SIG).await.get("Auth").is_none(),
+        "bound to its device"
+    );
+    let mut fields = vec![("EncryptedPasswd", token_of_device.as_str()), ("service", "notes")];
+    fields.push(("androidId", ANDROID_ID_WEB));
+    assert!(post(env, &fields).await.get("Auth").is_some());
+    let devices = tessera_domain::device::devices(env.ctx(), &s.account.id).await.unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(
+        (devices[0].android_id.as_str(), devices[0].country.as_str()),
+        (ANDROID_ID_WEB, "de")
+    );
+
+    // Used up.
+    let again = exchange(env, &token, ANDROID_ID_WEB).await;
+    assert_eq!((again.status, again.get("Error")), (403, Some("BadAuthentication")));
+    // Not a master token, and a master token is not a web sign-in token.
+    assert_eq!(
+        exchange(env, &master_token, ANDROID_ID).await.get("Error"),
+        Some("BadAuthentication")
+    );
+    let (other, _) = web_sign_in_token(env, &mut browser).await;
+    let wrong = post(env, &[("EncryptedPasswd", other.as_str()), ("service", "notes")]).await;
+    assert_eq!(wrong.get("Error"), Some("BadAuthentication"));
+    // gpsoauth sends the Email it was given: it must be the token's account.
+    let mismatch = post(
+        env,
+        &[
+            ("ACCESS_TOKEN", "1"),
+            ("Token", &other),
+            ("Email", "bob@example.com"),
+            ("service", "ac2dm"),
+        ],
+    )
+    .await;
+    assert_eq!(mismatch.get("Error"), Some("BadAuthentication"));
+    master(&exchange(env, &other, ANDROID_ID).await);
+}
+
+#[tokio::test]
+async fn the_web_sign_in_page_wants_a_recent_password() {
+    let s = setup().await;
+    let env = &s.env;
+    let mut browser = signed_in_browser(env).await;
+    // Signed in just now: straight to the token.
+    let page = browser.get("/EmbeddedSetup").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.headers.get("cache-control").unwrap(), "no-store");
+    setup_cookie(&page);
+    // Signed in six minutes ago: the password again first.
+    env.clock.advance(360);
+    let page = browser.get("/embedded/setup/android").await;
+    assert_eq!(page.status, 302, "{}", page.body);
+    assert!(
+        page.location().starts_with("/accounts/ServiceLogin?add=1&Email=alice%40example"),
+        "{}",
+        page.location()
+    );
+    assert!(
+        page.headers
+            .get_all("set-cookie")
+            .iter()
+            .all(|it| !it.to_str().unwrap().starts_with("oauth_token="))
+    );
+}
+
+#[tokio::test]
+async fn sixteen_parallel_exchanges_of_one_web_sign_in_token_make_one_master_token() {
+    exchange_burst(&setup().await).await;
+}
+
+/// The exchange burst and the sign-out race on PostgreSQL, where requests really run in parallel
+/// transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_sign_in_exchange_and_sign_out_race_on_postgres() {
+    let Some((url, name)) = crate::cluster::fresh_database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = test_config(dir.path());
+    raw.database_url = url;
+    let env = TestEnv::start_raw(raw, dir, tessera::StartOptions::default()).await;
+    assert_eq!(env.ctx().store.backend(), "postgres");
+    let s = setup_on(env).await;
+    exchange_burst(&s).await;
+    sign_out_race(&s).await;
+    drop(s);
+    crate::cluster::drop_database(&name).await;
+}
+
+/// Sixteen parallel `/auth` exchanges of one web sign-in token: exactly one master token.
+async fn exchange_burst(s: &Setup) {
+    let (token, _) = web_sign_in_token(&s.env, &mut s.env.browser()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (token, url) = (token.clone(), s.env.url("/auth"));
+        tasks.spawn(async move {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("ACCESS_TOKEN", "1"),
+                    ("Token", token.as_str()),
+                    ("service", "ac2dm"),
+                    ("androidId", &format!("{i:016x}")),
+                ])
+                .finish();
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let text = res.text().await.unwrap();
+            let lines = tessera_proto_device::parse_body(&text).unwrap();
+            lines.into_iter().find(|(k, _)| k == "Token").map(|(_, v)| v)
+        });
+    }
+    let mut masters = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        masters.extend(joined.unwrap());
+    }
+    assert_eq!(masters.len(), 1, "{masters:?}");
+    assert!(live(&s.env, &masters[0], CredentialKind::MasterToken).await);
+    assert_eq!(tessera_domain::device::devices(s.env.ctx(), &s.account.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn expired_tokens_and_disabled_accounts_are_refused() {
+    let s = setup().await;
+    let env = &s.env;
+    let mut browser = env.browser();
+    let (late, _) = web_sign_in_token(env, &mut browser).await;
+    env.clock.advance(tessera_domain::device::SETUP_TOKEN_TTL_SECS + 1);
+    let answer = exchange(env, &late, ANDROID_ID).await;
+    assert_eq!((answer.status, answer.get("Error")), (403, Some("BadAuthentication")));
+
+    let (token, _) = web_sign_in_token(env, &mut browser).await;
+    tessera_domain::accounts::set_state(
+        env.ctx(),
+        &s.account,
+        tessera_store::AccountState::Disabled,
+        &Actor::Cli,
+        "",
+    )
+    .await
+    .unwrap();
+    let answer = exchange(env, &token, ANDROID_ID).await;
+    assert_eq!((answer.status, answer.get("Error")), (403, Some("BadAuthentication")));
+    assert!(answer.get("Token").is_none());
+}
+
+/// A ClientLogin login of the test account (no device): SID, LSID and an `Auth` for `notes`.
+async fn client_login(env: &TestEnv) -> (String, String, String) {
+    let res = env
+        .browser()
+        .post(
+            "/accounts/ClientLogin",
+            &[
+                ("Email", "alice@example.com"),
+                ("Passwd", PASSWORD),
+                ("service", "notes"),
+                ("source", "test"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let line = |key: &str| {
+        res.body
+            .lines()
+            .find_map(|it| it.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key}: {}", res.body))
+            .to_owned()
+    };
+    (line("SID"), line("LSID"), line("Auth"))
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_kind_of_sign_in() {
+    let s = setup().await;
+    let env = &s.env;
+    let held = device_tokens(&s).await;
+    let master = held[1].0.clone();
+    let (sid, lsid, cl_auth) = client_login(env).await;
+    let (sid2, lsid2, _) = client_login(env).await;
+    let weblogin = weblogin_url(&s).await;
+    let weblogin = weblogin.strip_prefix(&env.base).unwrap().to_owned();
+    let mut other = signed_in_browser(env).await;
+    let (setup_token, _) = web_sign_in_token(env, &mut other).await;
+    let mut browser = signed_in_browser(env).await;
+    assert!(accepted(env, &format!("GoogleLogin auth={cl_auth}")).await);
+    for secret in [&sid, &sid2] {
+        assert!(live(env, secret, CredentialKind::ClientLoginSid).await);
+    }
+    for secret in [&lsid, &lsid2] {
+        assert!(live(env, secret, CredentialKind::ClientLoginLsid).await);
+    }
+
+    // Six minutes later the password is asked again, and a wrong one changes nothing.
+    env.clock.advance(360);
+    let page = browser.get("/account").await;
+    assert!(page.body.contains("Sign out everywhere"));
+    let res = browser
+        .post("/account/signout-everywhere", &[("csrf", &page.csrf()), ("authuser", "0")])
+        .await;
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert!(res.body.contains("Enter your password"), "{}", res.body);
+    let page = browser.get("/account").await;
+    let res = browser
+        .post(
+            "/account/signout-everywhere",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("confirm", "wrong-password")],
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(live(env, &master, CredentialKind::MasterToken).await);
+    assert_eq!(other.get("/account").await.status, 200);
+
+    let page = browser.get("/account").await;
+    let res = browser
+        .post(
+            "/account/signout-everywhere",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("confirm", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), "/accounts/ServiceLogin?continue=%2Faccount");
+
+    // Browsers: this one and the other.
+    for b in [&mut browser, &mut other] {
+        let res = b.get("/account").await;
+        assert_eq!(res.status, 302);
+        assert!(res.location().starts_with("/accounts/ServiceLogin"), "{}", res.location());
+    }
+    // The device: its master token and what it minted.
+    let again = token(env, &master, "notes", SIG, false).await;
+    assert_eq!(again.get("Error"), Some("BadAuthentication"));
+    for (secret, kind) in &held {
+        let auth = match kind {
+            CredentialKind::ClientLoginAuth => format!("GoogleLogin auth={secret}"),
+            CredentialKind::AccessToken => format!("Bearer {secret}"),
+            _ => continue,
+        };
+        assert!(!accepted(env, &auth).await, "{kind:?}");
+    }
+    // ClientLogin: Auth at the resource, SID and LSID at IssueAuthToken.
+    assert!(!accepted(env, &format!("GoogleLogin auth={cl_auth}")).await);
+    for (sid, lsid) in [(&sid, &lsid), (&sid2, &lsid2)] {
+        let res = env
+            .browser()
+            .post("/accounts/IssueAuthToken", &[("SID", sid), ("LSID", lsid), ("service", "gaia")])
+            .await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=BadAuthentication\n"));
+    }
+    // Web sign-on: the unused MergeSession URL signs nobody in.
+    let mut fresh = env.browser();
+    let res = fresh.get(&weblogin).await;
+    assert!(!(matches!(res.status, 302 | 303) && res.location().ends_with("/account")), "{res:?}");
+    assert_eq!(fresh.get("/account").await.status, 302);
+    // The unused web sign-in token.
+    assert_eq!(
+        exchange(env, &setup_token, ANDROID_ID).await.get("Error"),
+        Some("BadAuthentication")
+    );
+    // Connected apps stay unless asked: the app's consent is remembered.
+    let apps = tessera_domain::grants::connected(env.ctx(), &s.account.id).await.unwrap();
+    assert!(apps.iter().any(|it| it.grant.protocol == "oauth2"), "{apps:?}");
+    let events =
+        tessera_domain::audit::list(env.ctx(), Some(&s.account.id), None, 5).await.unwrap();
+    assert!(events.iter().any(|it| it.event == "signout.everywhere"));
+
+    // With "also remove connected apps" (the password change's option, the same code path).
+    let mut browser = signed_in_browser(env).await;
+    let page = browser.get("/account").await;
+    let res = browser
+        .post(
+            "/account/signout-everywhere",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("remove_apps", "1")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(tessera_domain::grants::connected(env.ctx(), &s.account.id).await.unwrap().is_empty());
+}
+
+/// Per-service token requests racing "sign out everywhere": whatever they got, nothing works
+/// afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_racing_sign_out_everywhere_get_nothing_that_survives() {
+    sign_out_race(&setup().await).await;
+}
+
+/// Sixteen per-service token requests (ClientLogin and `oauth2:`) and four exchanges of web
+/// sign-in tokens issued before, racing "sign out everywhere".
+async fn sign_out_race(s: &Setup) {
+    let master = master(&master_login(&s.env, "alice@example.com", PASSWORD).await);
+    // Consent for the app first, so `oauth2:` requests mint.
+    assert!(
+        token(&s.env, &master, &format!("oauth2:{SCOPE}"), SIG, true).await.get("Auth").is_some()
+    );
+    let mut browser = s.env.browser();
+    let mut setup_tokens = Vec::new();
+    for _ in 0..4 {
+        setup_tokens.push(web_sign_in_token(&s.env, &mut browser).await.0);
+    }
+    let mut exchanges = tokio::task::JoinSet::new();
+    for (i, setup_token) in setup_tokens.into_iter().enumerate() {
+        let url = s.env.url("/auth");
+        exchanges.spawn(async move {
+            let android_id = format!("{:016x}", 0xabc0 + i);
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("ACCESS_TOKEN", "1"),
+                    ("Token", setup_token.as_str()),
+                    ("service", "ac2dm"),
+                    ("androidId", android_id.as_str()),
+                ])
+                .finish();
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().as_u16() < 500);
+            let text = res.text().await.unwrap();
+            let lines = tessera_proto_device::parse_body(&text).unwrap();
+            lines.into_iter().find(|(k, _)| k == "Token").map(|(_, v)| v)
+        });
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (master, url) = (master.clone(), s.env.url("/auth"));
+        tasks.spawn(async move {
+            let service = if i % 2 == 0 { "notes".to_owned() } else { format!("oauth2:{SCOPE}") };
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("Token", master.as_str()),
+                    ("service", service.as_str()),
+                    ("androidId", ANDROID_ID),
+                    ("app", PACKAGE),
+                    ("client_sig", SIG),
+                ])
+                .finish();
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().as_u16() < 500);
+            let text = res.text().await.unwrap();
+            let lines = tessera_proto_device::parse_body(&text).unwrap();
+            let auth = lines.into_iter().find(|(k, _)| k == "Auth").map(|(_, v)| v);
+            auth.map(|it| {
+                if i % 2 == 0 { format!("GoogleLogin auth={it}") } else { format!("Bearer {it}") }
+            })
+        });
+    }
+    let ctx = s.env.ctx().clone();
+    let account = s.account.clone();
+    let signout = tokio::spawn(async move {
+        tessera_domain::accounts::sign_out_everywhere(&ctx, &account, false, &Actor::Account, "")
+            .await
+    });
+    let mut minted = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        minted.extend(joined.unwrap());
+    }
+    let mut masters = vec![master];
+    while let Some(joined) = exchanges.join_next().await {
+        masters.extend(joined.unwrap());
+    }
+    signout.await.unwrap().unwrap();
+    for auth in &minted {
+        assert!(!accepted(&s.env, auth).await, "{auth} survived");
+    }
+    for master in &masters {
+        assert!(!live(&s.env, master, CredentialKind::MasterToken).await, "{master} survived");
+    }
+    assert!(tessera_domain::device::devices(s.env.ctx(), &s.account.id).await.unwrap().is_empty());
+}
+
+/// gpsoauth's `exchange_token` trades the `oauth_token` of a web sign-in for a master token, which
+/// then buys an `oauth2:` token; the same `oauth_token` does not work twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpsoauth_exchanges_a_web_sign_in_token() {
+    let Some(site) = gpsoauth_site() else { return };
+    let s = setup().await;
+    let (oauth_token, _) = web_sign_in_token(&s.env, &mut s.env.browser()).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/interop/gpsoauth_exchange.py");
+    let run = |oauth_token: String| {
+        let args = [
+            script.to_owned(),
+            site.to_owned(),
+            s.env.url("/auth"),
+            "alice@example.com".to_owned(),
+            oauth_token,
+            ANDROID_ID.to_owned(),
+            format!("oauth2:{SCOPE}"),
+            PACKAGE.to_owned(),
+            SIG.to_owned(),
+        ];
+        async move {
+            let output =
+                tokio::process::Command::new("python3").args(&args).output().await.unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        }
+    };
+    let json = run(oauth_token.clone()).await;
+    let master = json["master"]["Token"].as_str().unwrap_or_else(|| panic!("{json}"));
+    assert!(master.starts_with("aas_et/"), "{json}");
+    assert_eq!(json["master"]["Email"], "alice@example.com");
+    assert!(live(&s.env, master, CredentialKind::MasterToken).await);
+    let auth = json["token"]["Auth"].as_str().unwrap_or_else(|| panic!("{json}"));
+    assert!(live(&s.env, auth, CredentialKind::AccessToken).await);
+    let again = run(oauth_token).await;
+    assert_eq!(again["master"]["Error"], "BadAuthentication", "{again}");
 }

@@ -1,5 +1,6 @@
-//! The account page: profile, password, 2-step verification, app passwords, sessions and recent
-//! security events, for the account chosen by `authuser`.
+//! The account page: profile, password, 2-step verification, app passwords, connected apps,
+//! devices, sessions ("sign out everywhere") and recent security events, for the account chosen
+//! by `authuser`.
 
 use askama::Template;
 use axum::Router;
@@ -28,6 +29,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/account/app-passwords/revoke", post(app_password_revoke_post))
         .route("/account/sessions/revoke", post(session_revoke_post))
         .route("/account/apps/revoke", post(app_revoke_post))
+        .route("/account/devices/revoke", post(device_revoke_post))
+        .route("/account/signout-everywhere", post(sign_out_everywhere_post))
 }
 
 struct OtherAccount {
@@ -49,6 +52,15 @@ struct AppRow {
     scopes: String,
     protocol: String,
     created: String,
+    last_used: String,
+}
+
+struct DeviceRow {
+    id: String,
+    android_id: String,
+    /// Country, language and SDK level as the device sent them at sign-in, when it did.
+    details: String,
+    first: String,
     last_used: String,
 }
 
@@ -82,6 +94,7 @@ struct AccountPage<'a> {
     totp_on: bool,
     app_passwords: Vec<AppPasswordRow>,
     apps: Vec<AppRow>,
+    devices: Vec<DeviceRow>,
     sessions: Vec<SessionRow>,
     events: Vec<EventRow>,
 }
@@ -129,6 +142,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "asp-revoked" => Some("The app password was revoked."),
         "session-revoked" => Some("That session was signed out."),
         "app-revoked" => Some("The app no longer has access to your account."),
+        "device-revoked" => Some("That device was signed out."),
         _ => None,
     }
 }
@@ -149,6 +163,8 @@ fn event_text(event: &str) -> String {
         "profile.change" => "Profile changed",
         "grant.create" => "Access given to an app",
         "grant.revoke" => "Access removed from an app",
+        "device.login" => "A device signed in",
+        "signout.everywhere" => "Signed out everywhere",
         "account.create" => "Account created",
         other => other,
     }
@@ -193,6 +209,29 @@ async fn account_page(
                 .unwrap_or_else(|| "never".to_owned()),
         })
         .collect();
+    let devices = tessera_domain::device::devices(ctx, &account.id)
+        .await?
+        .into_iter()
+        .map(|it| {
+            let details = [
+                ("country", it.country.as_str()),
+                ("language", it.lang.as_str()),
+                ("Android SDK", it.sdk_version.as_str()),
+            ]
+            .iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| format!("{name} {value}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+            DeviceRow {
+                id: it.grant_id,
+                android_id: it.android_id,
+                details,
+                first: render::datetime(it.first_used),
+                last_used: it.last_used.map(render::datetime).unwrap_or_else(|| "never".to_owned()),
+            }
+        })
+        .collect();
     let sessions = tessera_domain::sessions::list_for_account(ctx, &account.id)
         .await?
         .into_iter()
@@ -230,6 +269,7 @@ async fn account_page(
         totp_on: account.totp_secret_enc.is_some(),
         app_passwords,
         apps,
+        devices,
         sessions,
         events,
     };
@@ -519,4 +559,38 @@ async fn app_revoke_post(
     )
     .await;
     or_show(&state, &form, res, "app-revoked").await
+}
+
+async fn device_revoke_post(
+    State(state): State<AppState>,
+    form: AccountForm,
+) -> Result<Response, PageError> {
+    let res = tessera_domain::device::revoke(
+        &state.ctx,
+        &form.me.account.id,
+        &form.fields.text("device"),
+        &form.client.ip,
+    )
+    .await;
+    or_show(&state, &form, res, "device-revoked").await
+}
+
+/// "Sign out everywhere", once the password is confirmed (entered in the last few minutes, or in
+/// the form now). This browser's session ends too: the person lands on the sign-in page.
+async fn sign_out_everywhere_post(
+    State(state): State<AppState>,
+    form: AccountForm,
+) -> Result<Response, PageError> {
+    if let Err(err) = recent_password(&state, &form).await {
+        return or_show(&state, &form, Err(err), "").await;
+    }
+    tessera_domain::accounts::sign_out_everywhere(
+        &state.ctx,
+        &form.me.account,
+        form.fields.get("remove_apps") == Some("1"),
+        &Actor::Account,
+        &form.client.ip,
+    )
+    .await?;
+    Ok(redirect("/accounts/ServiceLogin?continue=%2Faccount", true))
 }
