@@ -182,6 +182,9 @@ pub enum CredentialKind {
     PushRegistration,
     /// A project's API key for sending push messages (`Authorization: key=…`).
     PushApiKey,
+    /// A push install credential: the device credential of an app without an account, handed
+    /// out once by its first registration; revoking it is revoking the device.
+    PushInstall,
     /// An OpenID 2.0 association; its MAC key is a sealed secret.
     OpenIdAssociation,
     /// Any other replay-cache entry (signature nonces, JWT `jti`).
@@ -191,7 +194,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 25] = [
+    pub const ALL: [CredentialKind; 26] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
@@ -214,6 +217,7 @@ impl CredentialKind {
         CredentialKind::MasterToken,
         CredentialKind::PushRegistration,
         CredentialKind::PushApiKey,
+        CredentialKind::PushInstall,
         CredentialKind::OpenIdAssociation,
         CredentialKind::Nonce,
         CredentialKind::PushedAuthorizationRequest,
@@ -243,6 +247,7 @@ impl CredentialKind {
             CredentialKind::MasterToken => "master_token",
             CredentialKind::PushRegistration => "push_registration",
             CredentialKind::PushApiKey => "push_api_key",
+            CredentialKind::PushInstall => "push_install",
             CredentialKind::OpenIdAssociation => "openid_association",
             CredentialKind::Nonce => "nonce",
             CredentialKind::PushedAuthorizationRequest => "pushed_authorization_request",
