@@ -11,10 +11,12 @@
 use tessera_proto_push::{self as wire, Message, Outcome, RegisterError, SendError};
 use tessera_store::{
     CredentialKind, CredentialRecord, CredentialTransition, Enqueued, PushLimits, PushMessageKind,
-    PushMessageRecord,
+    PushMessageRecord, PushSignal,
 };
 
 use crate::caller::{self, Presented, RequestFacts};
+
+pub mod delivery;
 use crate::credentials::{self, PushApiKeyData, PushRegistrationData};
 use crate::{Ctx, Result, projects};
 
@@ -504,6 +506,14 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
         return Ok(Outcome::Failed(SendError::DeviceQuotaExceeded));
     }
     if message.ttl() == 0 {
+        // Now or never: handed to the connections open right now, never stored.
+        let frame = delivery::message_frame(id, &message_id, &payload(from, message));
+        let signal = PushSignal::Now {
+            registration: digest,
+            frame,
+            hold_while_idle: message.delay_while_idle,
+        };
+        ctx.push.signal(&signal).await;
         return Ok(Outcome::Accepted { message_id, canonical: None });
     }
     let record = PushMessageRecord {
@@ -525,6 +535,8 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
     match ctx.store.push().enqueue(&record, limits, ctx.now()).await? {
         Enqueued::Stored { .. } | Enqueued::Overflowed { .. } => {}
     }
+    // Stored first; then the node holding the device's connection is woken.
+    ctx.push.signal(&PushSignal::Stored { registration: record.registration }).await;
     Ok(Outcome::Accepted { message_id, canonical: None })
 }
 
@@ -543,19 +555,21 @@ pub async fn pending(ctx: &Ctx, registration_id: &str, limit: u32) -> Result<Vec
     let stored = ctx.store.push().pending(&digest, ctx.now(), limit).await?;
     Ok(stored
         .into_iter()
-        .map(|it| Pending {
-            payload: match it.kind {
-                PushMessageKind::Message => it.payload,
-                PushMessageKind::DeletedMessages => serde_json::json!({
-                    "from": it.sender,
-                    "message_type": "deleted_messages",
-                    "total_deleted": it.total_deleted.to_string(),
-                })
-                .to_string(),
-            },
-            message_id: it.id,
-        })
+        .map(|it| Pending { payload: device_payload(&it), message_id: it.id })
         .collect())
+}
+
+/// What the device receives for a stored message, as JSON text.
+fn device_payload(record: &PushMessageRecord) -> String {
+    match record.kind {
+        PushMessageKind::Message => record.payload.clone(),
+        PushMessageKind::DeletedMessages => serde_json::json!({
+            "from": record.sender,
+            "message_type": "deleted_messages",
+            "total_deleted": record.total_deleted.to_string(),
+        })
+        .to_string(),
+    }
 }
 
 /// Acknowledges a delivered message; false when it was not waiting (acknowledged already).
