@@ -72,6 +72,13 @@ pub enum Presented {
     /// `OAuth k="v", …` parameters, percent-decoded.
     OAuth1(Vec<(String, String)>),
     ApiKey(String),
+    /// `AidLogin <device id>:<device credential>`: a push device (its Android ID with its master
+    /// token, or its install id with its install credential). The credential may be empty: a
+    /// device that has none yet.
+    AidLogin {
+        device: String,
+        secret: String,
+    },
 }
 
 /// Why a caller was not accepted. `Malformed` and `Invalid` are 401s; `BadSignature` is a 403.
@@ -143,6 +150,16 @@ pub fn parse_authorization(header: &str) -> Result<Presented, CallerError> {
         // Chromium and some old clients send `OAuth <access token>`: a bearer token by another name.
         "oauth" if !rest.is_empty() && !rest.contains([' ', '=', ',']) => {
             Ok(Presented::Bearer(rest.to_owned()))
+        }
+        "aidlogin" => {
+            let (device, secret) = rest.split_once(':').ok_or(CallerError::Malformed)?;
+            let device_ok = !device.is_empty()
+                && device.len() <= 64
+                && device.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !device_ok || secret.contains([' ', ',', '"']) {
+                return Err(CallerError::Malformed);
+            }
+            Ok(Presented::AidLogin { device: device.to_owned(), secret: secret.to_owned() })
         }
         "oauth" => tessera_proto_oauth1::parse_header_params(rest)
             .map(Presented::OAuth1)
@@ -421,6 +438,24 @@ mod tests {
         assert_eq!(
             parse_authorization("key=AIzaSyExample").unwrap(),
             Presented::ApiKey("AIzaSyExample".to_owned())
+        );
+        assert_eq!(
+            parse_authorization("AidLogin 3864729817263546172:aas_et/AKpp:x").unwrap(),
+            Presented::AidLogin {
+                device: "3864729817263546172".to_owned(),
+                secret: "aas_et/AKpp:x".to_owned()
+            }
+        );
+        assert_eq!(
+            parse_authorization("AidLogin 42:").unwrap(),
+            Presented::AidLogin { device: "42".to_owned(), secret: String::new() }
+        );
+        assert_eq!(parse_authorization("AidLogin :x"), Err(CallerError::Malformed));
+        assert_eq!(parse_authorization("AidLogin 42"), Err(CallerError::Malformed));
+        assert_eq!(
+            parse_authorization("AidLogin 4 2:x"),
+            Err(CallerError::Malformed),
+            "the device id is one word"
         );
         assert_eq!(parse_authorization("key="), Err(CallerError::Malformed));
         assert_eq!(parse_authorization(""), Err(CallerError::Missing));

@@ -88,7 +88,7 @@ impl Protocol {
                 Some(Protocol::Device)
             }
             CredentialKind::PushApiKey => Some(Protocol::ApiKey),
-            CredentialKind::PushRegistration => Some(Protocol::Push),
+            CredentialKind::PushRegistration | CredentialKind::PushInstall => Some(Protocol::Push),
             _ => None,
         }
     }
@@ -202,7 +202,7 @@ pub struct AppPasswordData {
 /// A push registration's data: which app on which device, and who may send to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PushRegistrationData {
-    /// The install id the device registered with (later: the device credential's device).
+    /// The device id the device registered with (its Android ID or install id).
     #[serde(default)]
     pub device: String,
     /// The app's package name.
@@ -217,6 +217,10 @@ pub struct PushRegistrationData {
     /// False once the app unregistered: sends answer `NotRegistered` until it registers again.
     #[serde(default)]
     pub registered: bool,
+    /// For a device without an account: the digest of its install credential, which must be
+    /// live for the registration to be (a master-token device's registrations carry its grant).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub install: String,
 }
 
 /// A push API key's data.

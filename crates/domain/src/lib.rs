@@ -135,6 +135,8 @@ pub struct Ctx {
     pub public_url: Arc<str>,
     /// This process's copy of the signing key ring.
     pub key_ring: Arc<keys::RingCache>,
+    /// This node's push connections and how nodes wake each other.
+    pub push: Arc<push::delivery::Hub>,
 }
 
 impl Ctx {
@@ -161,6 +163,7 @@ impl Ctx {
             policy: Arc::new(policy),
             public_url: public_url.trim_end_matches('/').into(),
             key_ring: Arc::default(),
+            push: Arc::default(),
         })
     }
 

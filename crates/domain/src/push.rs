@@ -11,10 +11,12 @@
 use tessera_proto_push::{self as wire, Message, Outcome, RegisterError, SendError};
 use tessera_store::{
     CredentialKind, CredentialRecord, CredentialTransition, Enqueued, PushLimits, PushMessageKind,
-    PushMessageRecord,
+    PushMessageRecord, PushSignal,
 };
 
 use crate::caller::{self, Presented, RequestFacts};
+
+pub mod delivery;
 use crate::credentials::{self, PushApiKeyData, PushRegistrationData};
 use crate::{Ctx, Result, projects};
 
@@ -52,25 +54,182 @@ impl Default for PushPolicy {
     }
 }
 
-/// The device a registration request comes from.
+/// Install credentials start with this.
+pub const INSTALL_PREFIX: &str = "pi/";
+
+/// What a device's registrations hang from: revoking it is revoking the device, and every
+/// registration id made through it then answers `NotRegistered`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchor {
+    /// The device grant of an Android device login (its master token's grant).
+    Grant { grant_id: String, account_id: String },
+    /// The digest of an install credential (an app without an account).
+    Install { digest: String },
+}
+
+impl Anchor {
+    fn label(&self) -> String {
+        match self {
+            Anchor::Grant { grant_id, .. } => format!("grant:{grant_id}"),
+            Anchor::Install { digest } => format!("install:{digest}"),
+        }
+    }
+}
+
+/// An authenticated device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
-    /// The install id the device names itself by.
+    /// The device id it presented (`AidLogin <device id>:…`): its Android ID or install id.
+    pub id: String,
+    pub anchor: Anchor,
+}
+
+/// An install credential's data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushInstallData {
+    /// The install id the credential was handed out for; the device presents it with the secret.
+    #[serde(default)]
     pub install_id: String,
 }
 
-/// The hook where the device credential (the device's master token) is to be checked: today
-/// every device is an anonymous install, named by the install id it sends, and nothing proves it.
-/// Wiring the device credential here makes every registration belong to an authenticated device.
-pub async fn authenticate_device(_ctx: &Ctx, install_id: &str) -> Result<Option<Device>> {
-    Ok(Some(Device { install_id: install_id.to_owned() }))
+/// The one place a push device proves itself: `device` with its master token (Android device
+/// login; the token's Android ID must be `device`) or with its install credential (handed out by
+/// [`new_install`] for `device`). Both go through the one validator, so a revoked device grant,
+/// a disabled account or a revoked install credential refuse here.
+pub async fn authenticate_device(ctx: &Ctx, device: &str, secret: &str) -> Result<Option<Device>> {
+    if secret.starts_with(crate::device::MASTER_TOKEN_PREFIX) {
+        let Some(valid) =
+            credentials::find_valid(ctx, secret, &[CredentialKind::MasterToken]).await?
+        else {
+            return Ok(None);
+        };
+        let bound: crate::device::MasterTokenData = credentials::data(&valid.record);
+        let (Some(grant_id), Some(account_id)) = (valid.record.grant_id, valid.record.account_id)
+        else {
+            return Ok(None);
+        };
+        if bound.android_id != device {
+            return Ok(None);
+        }
+        return Ok(Some(Device {
+            id: device.to_owned(),
+            anchor: Anchor::Grant { grant_id, account_id },
+        }));
+    }
+    if secret.starts_with(INSTALL_PREFIX) {
+        let Some(valid) =
+            credentials::find_valid(ctx, secret, &[CredentialKind::PushInstall]).await?
+        else {
+            return Ok(None);
+        };
+        let bound: PushInstallData = credentials::data(&valid.record);
+        if bound.install_id != device {
+            return Ok(None);
+        }
+        return Ok(Some(Device {
+            id: device.to_owned(),
+            anchor: Anchor::Install { digest: valid.record.digest },
+        }));
+    }
+    Ok(None)
 }
 
-/// The registration id of `app` on `device`: the same every time they register.
+/// Hands out an install credential for `install_id` (an app without an account, registering for
+/// the first time). It is shown once; the store keeps its digest.
+pub async fn new_install(ctx: &Ctx, install_id: &str) -> Result<(Device, String)> {
+    let (token, _) = ctx.new_token();
+    let secret = format!("{INSTALL_PREFIX}{token}");
+    let digest = tessera_crypto::digest::token_digest(&secret);
+    let mut record = CredentialRecord::new(digest.clone(), CredentialKind::PushInstall, ctx.now());
+    record.data = credentials::encode(&PushInstallData { install_id: install_id.to_owned() })?;
+    ctx.store.credentials().insert(&record).await?;
+    Ok((Device { id: install_id.to_owned(), anchor: Anchor::Install { digest } }, secret))
+}
+
+/// Revokes an install credential, and with it the device: its registration ids answer
+/// `NotRegistered` and its connections are refused. False when it was not a live install.
+pub async fn revoke_install(ctx: &Ctx, secret: &str) -> Result<bool> {
+    let digest = tessera_crypto::digest::token_digest(secret);
+    match ctx.store.credentials().find_live(&digest, ctx.now()).await? {
+        Some(record) if record.kind == CredentialKind::PushInstall => {
+            Ok(ctx.store.credentials().revoke(&digest, ctx.now()).await?)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The registration id of `app` on `device`: the same every time they register through the
+/// same device grant or install credential.
 fn registration_id(ctx: &Ctx, device: &Device, app: &str) -> String {
-    let input = format!("{}\n{app}", device.install_id);
+    let input = format!("{}\n{app}", device.anchor.label());
     let digest = ctx.pepper.keyed_digest("push-registration", input.as_bytes());
     format!("{REGISTRATION_PREFIX}{digest}")
+}
+
+/// What a registration id names.
+#[derive(Debug, Clone)]
+pub(crate) enum Lookup {
+    /// Registered, and its device is live.
+    Live { record: Box<CredentialRecord>, data: Box<PushRegistrationData> },
+    /// Known, but unregistered or its device was revoked.
+    NotRegistered,
+    /// Not a registration id of ours.
+    Unknown,
+}
+
+/// Looks a registration id up through the one validator: its device grant (master-token devices)
+/// is checked with it, and an install device's credential must still be live.
+pub(crate) async fn lookup(ctx: &Ctx, id: &str) -> Result<Lookup> {
+    if !id.starts_with(REGISTRATION_PREFIX) || id.len() > 256 {
+        return Ok(Lookup::Unknown);
+    }
+    let Some(valid) = credentials::find_valid(ctx, id, &[CredentialKind::PushRegistration]).await?
+    else {
+        let digest = tessera_crypto::digest::token_digest(id);
+        return Ok(match ctx.store.credentials().get(&digest).await? {
+            Some(record) if record.kind == CredentialKind::PushRegistration => {
+                Lookup::NotRegistered
+            }
+            _ => Lookup::Unknown,
+        });
+    };
+    let data: PushRegistrationData = credentials::data(&valid.record);
+    if !data.registered {
+        return Ok(Lookup::NotRegistered);
+    }
+    if !data.install.is_empty() {
+        let live = ctx.store.credentials().find_live(&data.install, ctx.now()).await?;
+        if live.is_none_or(|it| it.kind != CredentialKind::PushInstall) {
+            return Ok(Lookup::NotRegistered);
+        }
+    }
+    Ok(Lookup::Live { record: Box::new(valid.record), data: Box::new(data) })
+}
+
+/// A first registration from a device without a credential: hands out an install credential for
+/// the request's `device` field (after the senders are checked, so a refused registration leaves
+/// nothing behind) and registers with it. Answers the registration id and the credential.
+pub async fn register_new_install(
+    ctx: &Ctx,
+    request: &wire::Register,
+) -> Result<Result<(String, String), RegisterError>> {
+    if request.delete {
+        return Ok(Err(RegisterError::AuthenticationFailed));
+    }
+    if let Err(code) = check_senders(ctx, &request.senders).await? {
+        return Ok(Err(code));
+    }
+    let (device, secret) = new_install(ctx, &request.device).await?;
+    Ok(register(ctx, &device, request).await?.map(|id| (id, secret)))
+}
+
+async fn check_senders(ctx: &Ctx, senders: &[String]) -> Result<Result<(), RegisterError>> {
+    for sender in senders {
+        if ctx.store.projects().get(sender).await?.is_none() {
+            return Ok(Err(RegisterError::InvalidSender));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Registers (or, with `delete`, unregisters) an app on a device. Answers the registration id;
@@ -84,24 +243,30 @@ pub async fn register(
         unregister(ctx, device, &request.app).await?;
         return Ok(Ok(String::new()));
     }
-    for sender in &request.senders {
-        if ctx.store.projects().get(sender).await?.is_none() {
-            return Ok(Err(RegisterError::InvalidSender));
-        }
+    if let Err(code) = check_senders(ctx, &request.senders).await? {
+        return Ok(Err(code));
     }
     let id = registration_id(ctx, device, &request.app);
     let digest = tessera_crypto::digest::token_digest(&id);
     let wanted = PushRegistrationData {
-        device: device.install_id.clone(),
+        device: device.id.clone(),
         app: request.app.clone(),
         cert: request.cert.clone(),
         senders: request.senders.clone(),
         registered: true,
+        install: match &device.anchor {
+            Anchor::Install { digest } => digest.clone(),
+            Anchor::Grant { .. } => String::new(),
+        },
     };
     let text = credentials::encode(&wanted)?;
     let mut record =
         CredentialRecord::new(digest.clone(), CredentialKind::PushRegistration, ctx.now());
     record.data = text.clone();
+    if let Anchor::Grant { grant_id, account_id } = &device.anchor {
+        record.grant_id = Some(grant_id.clone());
+        record.account_id = Some(account_id.clone());
+    }
     // A concurrent registration of the same app may move the row between our read and our write;
     // each round either finds it as wanted or moves it there from the state it read.
     for _ in 0..4 {
@@ -316,17 +481,11 @@ pub async fn send(
 
 async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Result<Outcome> {
     let policy = ctx.policy.push;
-    if !id.starts_with(REGISTRATION_PREFIX) || id.len() > 256 {
-        return Ok(Outcome::Failed(SendError::InvalidRegistration));
-    }
-    let Some(valid) = credentials::find_valid(ctx, id, &[CredentialKind::PushRegistration]).await?
-    else {
-        return Ok(Outcome::Failed(SendError::InvalidRegistration));
+    let (record, registration) = match lookup(ctx, id).await? {
+        Lookup::Live { record, data } => (*record, *data),
+        Lookup::NotRegistered => return Ok(Outcome::Failed(SendError::NotRegistered)),
+        Lookup::Unknown => return Ok(Outcome::Failed(SendError::InvalidRegistration)),
     };
-    let registration: PushRegistrationData = credentials::data(&valid.record);
-    if !registration.registered {
-        return Ok(Outcome::Failed(SendError::NotRegistered));
-    }
     let Some(from) = registration.senders.iter().find(|it| sender.sender_ids.contains(it)) else {
         return Ok(Outcome::Failed(SendError::MismatchSenderId));
     };
@@ -337,7 +496,7 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
     if message.dry_run {
         return Ok(Outcome::Accepted { message_id, canonical: None });
     }
-    let digest = valid.record.digest;
+    let digest = record.digest;
     if over_quota(ctx, &format!("push:sender:{}", sender.quota_key), policy.sender_per_minute)
         .await?
     {
@@ -347,6 +506,14 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
         return Ok(Outcome::Failed(SendError::DeviceQuotaExceeded));
     }
     if message.ttl() == 0 {
+        // Now or never: handed to the connections open right now, never stored.
+        let frame = delivery::message_frame(id, &message_id, &payload(from, message));
+        let signal = PushSignal::Now {
+            registration: digest,
+            frame,
+            hold_while_idle: message.delay_while_idle,
+        };
+        ctx.push.signal(&signal).await;
         return Ok(Outcome::Accepted { message_id, canonical: None });
     }
     let record = PushMessageRecord {
@@ -368,6 +535,8 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
     match ctx.store.push().enqueue(&record, limits, ctx.now()).await? {
         Enqueued::Stored { .. } | Enqueued::Overflowed { .. } => {}
     }
+    // Stored first; then the node holding the device's connection is woken.
+    ctx.push.signal(&PushSignal::Stored { registration: record.registration }).await;
     Ok(Outcome::Accepted { message_id, canonical: None })
 }
 
@@ -386,19 +555,21 @@ pub async fn pending(ctx: &Ctx, registration_id: &str, limit: u32) -> Result<Vec
     let stored = ctx.store.push().pending(&digest, ctx.now(), limit).await?;
     Ok(stored
         .into_iter()
-        .map(|it| Pending {
-            payload: match it.kind {
-                PushMessageKind::Message => it.payload,
-                PushMessageKind::DeletedMessages => serde_json::json!({
-                    "from": it.sender,
-                    "message_type": "deleted_messages",
-                    "total_deleted": it.total_deleted.to_string(),
-                })
-                .to_string(),
-            },
-            message_id: it.id,
-        })
+        .map(|it| Pending { payload: device_payload(&it), message_id: it.id })
         .collect())
+}
+
+/// What the device receives for a stored message, as JSON text.
+fn device_payload(record: &PushMessageRecord) -> String {
+    match record.kind {
+        PushMessageKind::Message => record.payload.clone(),
+        PushMessageKind::DeletedMessages => serde_json::json!({
+            "from": record.sender,
+            "message_type": "deleted_messages",
+            "total_deleted": record.total_deleted.to_string(),
+        })
+        .to_string(),
+    }
 }
 
 /// Acknowledges a delivered message; false when it was not waiting (acknowledged already).
@@ -431,7 +602,7 @@ mod tests {
     async fn registration_is_stable_and_unregistration_answers_not_registered() {
         let t = TestCtx::new().await;
         let sender_id = project(&t).await;
-        let device = Device { install_id: "3864729817263546172".to_owned() };
+        let (device, _) = new_install(&t.ctx, "3864729817263546172").await.expect("install");
         let first = register(&t.ctx, &device, &request("com.example.a", "d", &[&sender_id]))
             .await
             .expect("register")
@@ -488,7 +659,7 @@ mod tests {
         let mine = project(&t).await;
         t.account("other@example.com").create().await;
         let theirs = t.project("Theirs", "other@example.com").await.id;
-        let device = Device { install_id: "1".to_owned() };
+        let (device, _) = new_install(&t.ctx, "1").await.expect("install");
         let id = register(&t.ctx, &device, &request("com.example.a", "1", &[&theirs]))
             .await
             .expect("register")
@@ -507,5 +678,136 @@ mod tests {
                 .expect("auth")
                 .is_none()
         );
+    }
+
+    /// A master token as Android device login issues it: on the device grant of `android_id`.
+    async fn master_token(t: &TestCtx, email: &str, android_id: &str) -> (String, String) {
+        let account = t.account(email).create().await;
+        let grant = crate::grants::grant(
+            &t.ctx,
+            account.id(),
+            &crate::device::device_client_id(android_id),
+            crate::credentials::Protocol::Device,
+            &[],
+            "",
+        )
+        .await
+        .expect("grant");
+        let token = format!("{}{}", crate::device::MASTER_TOKEN_PREFIX, t.ctx.new_token().0);
+        let mut record = CredentialRecord::new(
+            tessera_crypto::digest::token_digest(&token),
+            CredentialKind::MasterToken,
+            t.now(),
+        );
+        record.account_id = Some(account.id().to_owned());
+        record.grant_id = Some(grant.id.clone());
+        record.data = credentials::encode(&crate::device::MasterTokenData {
+            android_id: android_id.to_owned(),
+            ..Default::default()
+        })
+        .expect("data");
+        t.ctx.store.credentials().insert(&record).await.expect("insert");
+        (token, grant.id)
+    }
+
+    async fn api_sender(t: &TestCtx, project_id: &str) -> Sender {
+        let key = create_api_key(&t.ctx, project_id, "server").await.expect("key");
+        authenticate_sender(&t.ctx, Api::Gcm, &Presented::ApiKey(key))
+            .await
+            .expect("auth")
+            .expect("sender")
+    }
+
+    #[tokio::test]
+    async fn a_master_token_device_registers_and_its_revocation_answers_not_registered() {
+        let t = TestCtx::new().await;
+        let sender_id = project(&t).await;
+        let (token, grant_id) = master_token(&t, "phone@example.com", "3864729817263546172").await;
+        assert_eq!(
+            authenticate_device(&t.ctx, "1111", &token).await.expect("auth"),
+            None,
+            "another Android ID"
+        );
+        assert_eq!(
+            authenticate_device(&t.ctx, "3864729817263546172", "aas_et/nope").await.expect("auth"),
+            None
+        );
+        let device = authenticate_device(&t.ctx, "3864729817263546172", &token)
+            .await
+            .expect("auth")
+            .expect("device");
+        let id = register(&t.ctx, &device, &request("com.example.a", "d", &[&sender_id]))
+            .await
+            .expect("register")
+            .expect("registered");
+        let sender = api_sender(&t, &sender_id).await;
+        let message = Message::default();
+        let sent =
+            send(&t.ctx, &sender, std::slice::from_ref(&id), &message, None).await.expect("send");
+        assert!(matches!(sent[0], Outcome::Accepted { .. }));
+
+        let account = t.ctx.store.grants().get(&grant_id).await.expect("get").expect("grant");
+        crate::grants::revoke(
+            &t.ctx,
+            &account.account_id,
+            &grant_id,
+            &crate::audit::Actor::Account,
+            "",
+        )
+        .await
+        .expect("revoke");
+        assert_eq!(
+            authenticate_device(&t.ctx, "3864729817263546172", &token).await.expect("auth"),
+            None
+        );
+        let sent = send(&t.ctx, &sender, &[id], &message, None).await.expect("send");
+        assert_eq!(sent, [Outcome::Failed(SendError::NotRegistered)]);
+    }
+
+    #[tokio::test]
+    async fn an_install_credential_is_the_device_until_it_is_revoked() {
+        let t = TestCtx::new().await;
+        let sender_id = project(&t).await;
+        let (id, secret) =
+            register_new_install(&t.ctx, &request("com.example.a", "77", &[&sender_id]))
+                .await
+                .expect("register")
+                .expect("registered");
+        assert!(secret.starts_with(INSTALL_PREFIX));
+        assert_eq!(
+            authenticate_device(&t.ctx, "78", &secret).await.expect("auth"),
+            None,
+            "another install id"
+        );
+        let device =
+            authenticate_device(&t.ctx, "77", &secret).await.expect("auth").expect("device");
+        let again = register(&t.ctx, &device, &request("com.example.a", "77", &[&sender_id]))
+            .await
+            .expect("register")
+            .expect("registered");
+        assert_eq!(again, id, "the same install and app: the same id");
+        // Another first registration with the same install id is another device.
+        let (other, _) =
+            register_new_install(&t.ctx, &request("com.example.a", "77", &[&sender_id]))
+                .await
+                .expect("register")
+                .expect("registered");
+        assert_ne!(other, id);
+        assert_eq!(
+            register_new_install(&t.ctx, &request("com.example.a", "77", &["nope"]))
+                .await
+                .expect("register"),
+            Err(RegisterError::InvalidSender)
+        );
+
+        let sender = api_sender(&t, &sender_id).await;
+        assert!(revoke_install(&t.ctx, &secret).await.expect("revoke"));
+        assert!(!revoke_install(&t.ctx, &secret).await.expect("revoke"), "once");
+        assert_eq!(authenticate_device(&t.ctx, "77", &secret).await.expect("auth"), None);
+        let sent = send(&t.ctx, &sender, &[id, other.clone()], &Message::default(), None)
+            .await
+            .expect("send");
+        assert_eq!(sent[0], Outcome::Failed(SendError::NotRegistered));
+        assert!(matches!(sent[1], Outcome::Accepted { .. }));
     }
 }

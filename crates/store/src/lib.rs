@@ -291,6 +291,32 @@ pub trait CounterStore: Send + Sync {
     async fn clear(&self, key: &str) -> Result<()>;
 }
 
+/// A push delivery signal to the node(s) holding a device's connection. It carries no secret:
+/// registrations are named by their digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushSignal {
+    /// Messages were stored for the registration: its connections should read the store again.
+    Stored { registration: String },
+    /// A now-or-never message (time to live 0), never stored: the frame itself, for connections
+    /// open right now; `hold_while_idle` drops it for a device that reported idle.
+    Now { registration: String, frame: String, hold_while_idle: bool },
+}
+
+/// What receives push signals on a node: its connection registry.
+pub trait PushSignalSink: Send + Sync {
+    fn dispatch(&self, signal: PushSignal);
+    /// Signals may have been lost (the wake-up path was interrupted): every connection reads the
+    /// store again.
+    fn resync(&self);
+}
+
+/// Wakes the node(s) holding a device's connection. The message is stored before a `Stored`
+/// signal is sent, so a lost signal delays a delivery but never loses a message.
+#[async_trait]
+pub trait Wakeup: Send + Sync {
+    async fn signal(&self, signal: &PushSignal) -> Result<()>;
+}
+
 #[async_trait]
 pub trait PushStore: Send + Sync {
     /// Stores `message` for its registration, in one transaction that runs one at a time with

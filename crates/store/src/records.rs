@@ -185,6 +185,9 @@ pub enum CredentialKind {
     PushRegistration,
     /// A project's API key for sending push messages (`Authorization: key=…`).
     PushApiKey,
+    /// A push install credential: the device credential of an app without an account, handed
+    /// out once by its first registration; revoking it is revoking the device.
+    PushInstall,
     /// An OpenID 2.0 association; its MAC key is a sealed secret.
     OpenIdAssociation,
     /// Any other replay-cache entry (signature nonces, JWT `jti`).
@@ -218,6 +221,7 @@ impl CredentialKind {
         CredentialKind::DeviceSetupToken,
         CredentialKind::PushRegistration,
         CredentialKind::PushApiKey,
+        CredentialKind::PushInstall,
         CredentialKind::OpenIdAssociation,
         CredentialKind::Nonce,
         CredentialKind::PushedAuthorizationRequest,
@@ -248,6 +252,7 @@ impl CredentialKind {
             CredentialKind::DeviceSetupToken => "device_setup_token",
             CredentialKind::PushRegistration => "push_registration",
             CredentialKind::PushApiKey => "push_api_key",
+            CredentialKind::PushInstall => "push_install",
             CredentialKind::OpenIdAssociation => "openid_association",
             CredentialKind::Nonce => "nonce",
             CredentialKind::PushedAuthorizationRequest => "pushed_authorization_request",

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tessera_domain::caller::Presented;
 use tessera_domain::push::{self, Api};
 use tessera_proto_push::{self as wire, Target};
 
@@ -54,15 +55,46 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response, PageError> {
+/// The response header that hands a device without an account its install credential, once.
+pub(crate) const INSTALL_CREDENTIAL_HEADER: &str = "x-install-credential";
+
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let ctx = &state.ctx;
     let request = match wire::parse_register(&wire::urlencoded_pairs(&body)) {
         Ok(request) => request,
         Err(code) => return Ok(text(StatusCode::OK, wire::register_error_body(code))),
     };
-    let Some(device) = push::authenticate_device(ctx, &request.device).await? else {
+    let refused = || {
         let code = wire::RegisterError::AuthenticationFailed;
-        return Ok(text(StatusCode::OK, wire::register_error_body(code)));
+        text(StatusCode::OK, wire::register_error_body(code))
+    };
+    let presented = crate::caller::presented(&headers);
+    let secret = match (&presented, crate::caller::authorization(&headers)) {
+        (None, None) => None,
+        (Some(Presented::AidLogin { device, secret }), _) if *device == request.device => {
+            Some(secret.as_str()).filter(|it| !it.is_empty())
+        }
+        _ => return Ok(refused()),
+    };
+    let Some(secret) = secret else {
+        // A device without a credential: its first registration hands it one.
+        return Ok(match push::register_new_install(ctx, &request).await? {
+            Ok((id, credential)) => {
+                let mut response = text(StatusCode::OK, wire::register_body(&id));
+                if let Ok(value) = HeaderValue::from_str(&credential) {
+                    response.headers_mut().insert(INSTALL_CREDENTIAL_HEADER, value);
+                }
+                response
+            }
+            Err(code) => text(StatusCode::OK, wire::register_error_body(code)),
+        });
+    };
+    let Some(device) = push::authenticate_device(ctx, &request.device, secret).await? else {
+        return Ok(refused());
     };
     Ok(match push::register(ctx, &device, &request).await? {
         Ok(_) if request.delete => text(StatusCode::OK, wire::unregister_body(&request.app)),

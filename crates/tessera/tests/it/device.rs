@@ -10,8 +10,8 @@ use tessera_store::CredentialKind;
 
 use crate::support::{T0, TestEnv, test_config};
 
-const PASSWORD: &str = "north23AZ";
-const ANDROID_ID: &str = "3a5f0b7c9d1e2f40";
+pub(crate) const PASSWORD: &str = "north23AZ";
+pub(crate) const ANDROID_ID: &str = "3a5f0b7c9d1e2f40";
 const PACKAGE: &str = "com.example.notes";
 const SIG: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
 pub(crate) const ANDROID_ID_WEB: &str = "77aa00bb11cc22dd";
@@ -118,7 +118,7 @@ async fn encrypted(env: &TestEnv, email: &str, password: &str) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(blob)
 }
 
-async fn master_login(env: &TestEnv, email: &str, password: &str) -> Answer {
+pub(crate) async fn master_login(env: &TestEnv, email: &str, password: &str) -> Answer {
     let blob = encrypted(env, email, password).await;
     post(
         env,
@@ -157,7 +157,7 @@ async fn token(env: &TestEnv, master: &str, service: &str, sig: &str, permission
     post(env, &fields).await
 }
 
-fn master(answer: &Answer) -> String {
+pub(crate) fn master(answer: &Answer) -> String {
     assert_eq!(answer.status, 200, "{:?}", answer.lines);
     answer.get("Token").unwrap().to_owned()
 }

@@ -28,6 +28,22 @@ async fn gcm_json(env: &TestEnv, auth: &str, body: String) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// A `register3` request: the body, and the install credential header when one was handed out.
+async fn register(env: &TestEnv, auth: Option<&str>, body: &str) -> (String, Option<String>) {
+    let mut req = reqwest::Client::new()
+        .post(env.url("/c2dm/register3"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    if let Some(auth) = auth {
+        req = req.header("authorization", auth);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let install =
+        res.headers().get("x-install-credential").map(|it| it.to_str().unwrap().to_owned());
+    (res.text().await.unwrap(), install)
+}
+
 #[tokio::test]
 async fn register_send_and_errors() {
     let env = TestEnv::start().await;
@@ -40,11 +56,19 @@ async fn register_send_and_errors() {
     let auth = format!("key={key}");
 
     let body = format!("app=com.example.notes&device=3864729817263546172&sender={}", project.id);
-    let (status, text) = form(&env, "/c2dm/register3", None, &body).await;
-    assert_eq!(status, 200);
+    let (text, install) = register(&env, None, &body).await;
     let id = text.strip_prefix("token=").unwrap().trim_end().to_owned();
     assert!(id.starts_with("APA91b") && !id.contains('='));
-    assert_eq!(form(&env, "/c2dm/register3", None, &body).await.1, text, "same id again");
+    let install = install.expect("a first registration hands out an install credential");
+    let device = format!("AidLogin 3864729817263546172:{install}");
+    assert_eq!(register(&env, Some(&device), &body).await, (text.clone(), None), "same id again");
+    // The credential is bound to its install id, and nothing else proves a device.
+    let other = body.replace("device=3864729817263546172", "device=42");
+    let refused = ("Error=AUTHENTICATION_FAILED\n".to_owned(), None);
+    assert_eq!(register(&env, Some(&format!("AidLogin 42:{install}")), &other).await, refused);
+    assert_eq!(register(&env, Some(&device), &other).await, refused, "device field and header");
+    assert_eq!(register(&env, Some("AidLogin 42:pi/forged"), &other).await, refused);
+    assert_eq!(register(&env, Some("Bearer abc"), &other).await, refused);
     let (_, text) =
         form(&env, "/c2dm/register3", None, "app=a&device=1&sender=no-such-project").await;
     assert_eq!(text, "Error=INVALID_SENDER\n");
@@ -87,7 +111,41 @@ async fn register_send_and_errors() {
     assert!(text.starts_with("id=0:"), "{text}");
 
     let body = "app=com.example.notes&device=3864729817263546172&delete=true";
-    assert_eq!(form(&env, "/c2dm/register3", None, body).await.1, "deleted=com.example.notes\n");
+    assert_eq!(register(&env, None, body).await.0, "Error=AUTHENTICATION_FAILED\n");
+    assert_eq!(register(&env, Some(&device), body).await.0, "deleted=com.example.notes\n");
     let (_, text) = form(&env, "/gcm/send", Some(&auth), &format!("registration_id={id}")).await;
     assert_eq!(text, "Error=NotRegistered\n");
+}
+
+#[tokio::test]
+async fn a_device_registers_with_its_master_token_and_dies_with_its_grant() {
+    let s = crate::device::setup().await;
+    let env = &s.env;
+    let project =
+        tessera_domain::projects::create(env.ctx(), "Pushy", "alice@example.com", &Actor::Cli)
+            .await
+            .unwrap();
+    let key = tessera_domain::push::create_api_key(env.ctx(), &project.id, "server").await.unwrap();
+    let master = crate::device::master(
+        &crate::device::master_login(env, "alice@example.com", crate::device::PASSWORD).await,
+    );
+    let android_id = crate::device::ANDROID_ID;
+    let device = format!("AidLogin {android_id}:{master}");
+    let body = format!("app=com.example.notes&device={android_id}&sender={}", project.id);
+    let (text, install) = register(env, Some(&device), &body).await;
+    assert_eq!(install, None, "a master-token device needs no install credential");
+    let id = text.strip_prefix("token=").unwrap().trim_end().to_owned();
+    assert_eq!(register(env, Some(&device), &body).await.0, text);
+    let send = format!("registration_id={id}&data.a=1");
+    let auth = format!("key={key}");
+    let (status, text) = form(env, "/gcm/send", Some(&auth), &send).await;
+    assert_eq!(status, 200);
+    assert!(text.starts_with("id=0:"), "{text}");
+
+    let grant = &tessera_domain::device::devices(env.ctx(), &s.account.id).await.unwrap()[0];
+    tessera_domain::grants::revoke(env.ctx(), &s.account.id, &grant.grant_id, &Actor::Account, "")
+        .await
+        .unwrap();
+    assert_eq!(form(env, "/gcm/send", Some(&auth), &send).await.1, "Error=NotRegistered\n");
+    assert_eq!(register(env, Some(&device), &body).await.0, "Error=AUTHENTICATION_FAILED\n");
 }

@@ -1,0 +1,825 @@
+//! Delivery to connected devices, whatever carries the frames (the web layer's WebSocket or
+//! server-sent events): the node's connection registry, the wake-up signal between nodes, and one
+//! [`Connection`] per connected device that decides which frames go out.
+//!
+//! The store is the truth: a message is stored before anyone is woken, every delivery reads what
+//! is stored, and a message leaves the store only when the device acknowledges it. A wake-up only
+//! says "look again"; a lost one delays a message until the next wake-up, acknowledgement timeout
+//! or reconnect, and never loses it. Delivery is at least once: a message not acknowledged within
+//! [`DeliveryPolicy::ack_timeout_secs`] is sent again, and every reconnect sends again everything
+//! stored; the message id lets the device drop a repeat.
+//!
+//! Time comes from the `Ctx` clock only: the transport calls [`Connection::tick`] now and then,
+//! and the connection decides from the clock whether to ping, close or resend.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tessera_store::{PushMessageRecord, PushSignal, PushSignalSink, Wakeup};
+use tokio::sync::Notify;
+
+use super::{Anchor, Device, Lookup};
+use crate::{Ctx, Result};
+
+/// The limits of the delivery connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// Connections one device may hold at once (on this node).
+    pub max_connections_per_device: u32,
+    /// Registration ids one connection may carry.
+    pub max_registrations: usize,
+    /// A delivered message not acknowledged within this is sent again.
+    pub ack_timeout_secs: i64,
+    /// The server pings a connection that has been quiet this long.
+    pub ping_interval_secs: i64,
+    /// A connection the device has not been heard on for this long is closed.
+    pub dead_after_secs: i64,
+    /// The largest frame a device may send.
+    pub max_frame_bytes: usize,
+    /// Stored messages read per registration and delivery.
+    pub batch: u32,
+    /// Now-or-never frames queued for one connection before more are dropped.
+    pub max_queued_now: usize,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> DeliveryPolicy {
+        DeliveryPolicy {
+            max_connections_per_device: 4,
+            max_registrations: 100,
+            ack_timeout_secs: 60,
+            ping_interval_secs: 30,
+            dead_after_secs: 90,
+            max_frame_bytes: 4096,
+            batch: 100,
+            max_queued_now: 64,
+        }
+    }
+}
+
+/// What one connection has been signalled and not yet looked at.
+#[derive(Debug, Default)]
+struct Signals {
+    /// Registrations (digests) with newly stored messages.
+    stored: HashSet<String>,
+    /// Now-or-never frames: registration digest, frame, held while the device is idle.
+    now: VecDeque<(String, String, bool)>,
+    /// Look at every registration again.
+    resync: bool,
+}
+
+/// One connection's mailbox in the registry.
+#[derive(Debug)]
+struct Inbox {
+    id: u64,
+    device: String,
+    registrations: Vec<String>,
+    signals: Mutex<Signals>,
+    notify: Notify,
+}
+
+impl Inbox {
+    fn signals(&self) -> std::sync::MutexGuard<'_, Signals> {
+        self.signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    by_registration: HashMap<String, Vec<Arc<Inbox>>>,
+    per_device: HashMap<String, u32>,
+    all: HashMap<u64, Arc<Inbox>>,
+}
+
+/// The connections this node holds, by registration. One per node; signals from any node reach
+/// it through [`PushSignalSink`].
+#[derive(Debug, Default)]
+pub struct Registry {
+    next_id: AtomicU64,
+    connections: Mutex<Connections>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
+        self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a connection unless the device holds `limit` already.
+    fn attach(&self, device: &str, registrations: Vec<String>, limit: u32) -> Option<Arc<Inbox>> {
+        let mut connections = self.lock();
+        let held = connections.per_device.get(device).copied().unwrap_or(0);
+        if held >= limit {
+            return None;
+        }
+        let inbox = Arc::new(Inbox {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            device: device.to_owned(),
+            registrations,
+            signals: Mutex::new(Signals { resync: true, ..Signals::default() }),
+            notify: Notify::new(),
+        });
+        connections.per_device.insert(device.to_owned(), held + 1);
+        for registration in &inbox.registrations {
+            connections
+                .by_registration
+                .entry(registration.clone())
+                .or_default()
+                .push(inbox.clone());
+        }
+        connections.all.insert(inbox.id, inbox.clone());
+        Some(inbox)
+    }
+
+    fn detach(&self, inbox: &Inbox) {
+        let mut connections = self.lock();
+        if connections.all.remove(&inbox.id).is_none() {
+            return;
+        }
+        for registration in &inbox.registrations {
+            if let Some(list) = connections.by_registration.get_mut(registration) {
+                list.retain(|it| it.id != inbox.id);
+                if list.is_empty() {
+                    connections.by_registration.remove(registration);
+                }
+            }
+        }
+        if let Some(held) = connections.per_device.get_mut(&inbox.device) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                connections.per_device.remove(&inbox.device);
+            }
+        }
+    }
+
+    /// Connections open on this node.
+    pub fn len(&self) -> usize {
+        self.lock().all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PushSignalSink for Registry {
+    fn dispatch(&self, signal: PushSignal) {
+        let (registration, now) = match signal {
+            PushSignal::Stored { registration } => (registration, None),
+            PushSignal::Now { registration, frame, hold_while_idle } => {
+                (registration, Some((frame, hold_while_idle)))
+            }
+        };
+        let inboxes = self.lock().by_registration.get(&registration).cloned().unwrap_or_default();
+        for inbox in inboxes {
+            {
+                let mut signals = inbox.signals();
+                match &now {
+                    None => {
+                        signals.stored.insert(registration.clone());
+                    }
+                    Some((frame, hold)) => {
+                        if signals.now.len() >= DeliveryPolicy::default().max_queued_now {
+                            continue;
+                        }
+                        signals.now.push_back((registration.clone(), frame.clone(), *hold));
+                    }
+                }
+            }
+            inbox.notify.notify_one();
+        }
+    }
+
+    fn resync(&self) {
+        let inboxes: Vec<Arc<Inbox>> = self.lock().all.values().cloned().collect();
+        for inbox in inboxes {
+            inbox.signals().resync = true;
+            inbox.notify.notify_one();
+        }
+    }
+}
+
+/// The wake-up of one node alone: signals go straight to its own registry.
+#[derive(Debug)]
+pub struct InProcessWakeup {
+    registry: Arc<Registry>,
+}
+
+impl InProcessWakeup {
+    pub fn new(registry: Arc<Registry>) -> InProcessWakeup {
+        InProcessWakeup { registry }
+    }
+}
+
+#[async_trait::async_trait]
+impl Wakeup for InProcessWakeup {
+    async fn signal(&self, signal: &PushSignal) -> tessera_store::Result<()> {
+        self.registry.dispatch(signal.clone());
+        Ok(())
+    }
+}
+
+/// The node's delivery state: its registry and how it wakes the node holding a connection.
+pub struct Hub {
+    pub registry: Arc<Registry>,
+    wakeup: RwLock<Arc<dyn Wakeup>>,
+    pub policy: DeliveryPolicy,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("registry", &self.registry).finish_non_exhaustive()
+    }
+}
+
+impl Default for Hub {
+    /// One node: the in-process wake-up.
+    fn default() -> Hub {
+        let registry = Arc::new(Registry::default());
+        Hub {
+            wakeup: RwLock::new(Arc::new(InProcessWakeup::new(registry.clone()))),
+            registry,
+            policy: DeliveryPolicy::default(),
+        }
+    }
+}
+
+impl Hub {
+    /// Replaces the wake-up (several nodes: one that reaches every node's registry).
+    pub fn set_wakeup(&self, wakeup: Arc<dyn Wakeup>) {
+        *self.wakeup.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wakeup;
+    }
+
+    /// Sends a signal; a failure is logged, not returned: what was stored stays stored and is
+    /// delivered at the next wake-up, acknowledgement timeout or reconnect.
+    pub async fn signal(&self, signal: &PushSignal) {
+        let wakeup = self.wakeup.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Err(err) = wakeup.signal(signal).await {
+            tracing::warn!(target: "tessera::push", error = %err, "push wake-up failed");
+        }
+    }
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The device credential was refused.
+    Unauthorized,
+    /// No registration ids, or more than [`DeliveryPolicy::max_registrations`].
+    BadRequest,
+    /// A registration id that is not live or not this device's.
+    NotRegistered(String),
+    /// The device holds [`DeliveryPolicy::max_connections_per_device`] connections already.
+    TooManyConnections,
+}
+
+/// What the transport should do after [`Connection::tick`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Nothing,
+    /// Send a ping (the device answers with anything: a pong, a frame).
+    Ping,
+    /// The device has not been heard for too long: close.
+    Close,
+}
+
+/// What a frame from the device asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Send this frame back.
+    Reply(String),
+    Nothing,
+    /// Not a frame of the protocol (or too large): close.
+    Malformed,
+}
+
+/// One connected device. Dropping it leaves the registry.
+pub struct Connection {
+    ctx: Ctx,
+    device: Device,
+    /// Registration id and digest, in the order the device named them.
+    registrations: Vec<(String, String)>,
+    inbox: Arc<Inbox>,
+    /// Delivered, not yet acknowledged: message id → (registration digest, when sent).
+    sent: HashMap<String, (String, i64)>,
+    idle: bool,
+    last_heard: i64,
+    last_ping: i64,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.ctx.push.registry.detach(&self.inbox);
+    }
+}
+
+/// Whether a registration was made by `device`.
+fn owns(
+    device: &Device,
+    record: &tessera_store::CredentialRecord,
+    data: &crate::credentials::PushRegistrationData,
+) -> bool {
+    match &device.anchor {
+        Anchor::Grant { grant_id, .. } => record.grant_id.as_deref() == Some(grant_id.as_str()),
+        Anchor::Install { digest } => data.install == *digest,
+    }
+}
+
+/// Opens a connection for the device `device_id` proving itself with `secret`, carrying
+/// `registration_ids` (each live and made by this device). What is stored for them goes out
+/// first, at the first [`Connection::pump`].
+pub async fn connect(
+    ctx: &Ctx,
+    device_id: &str,
+    secret: &str,
+    registration_ids: &[String],
+) -> Result<std::result::Result<Connection, Refusal>> {
+    let policy = ctx.push.policy;
+    if registration_ids.is_empty() || registration_ids.len() > policy.max_registrations {
+        return Ok(Err(Refusal::BadRequest));
+    }
+    let Some(device) = super::authenticate_device(ctx, device_id, secret).await? else {
+        return Ok(Err(Refusal::Unauthorized));
+    };
+    let mut registrations: Vec<(String, String)> = Vec::with_capacity(registration_ids.len());
+    for id in registration_ids {
+        let Lookup::Live { record, data } = super::lookup(ctx, id).await? else {
+            return Ok(Err(Refusal::NotRegistered(id.clone())));
+        };
+        if !owns(&device, &record, &data) {
+            return Ok(Err(Refusal::NotRegistered(id.clone())));
+        }
+        if !registrations.iter().any(|(_, digest)| *digest == record.digest) {
+            registrations.push((id.clone(), record.digest));
+        }
+    }
+    let digests = registrations.iter().map(|(_, digest)| digest.clone()).collect();
+    let Some(inbox) = ctx.push.registry.attach(
+        &device.anchor.label(),
+        digests,
+        policy.max_connections_per_device,
+    ) else {
+        return Ok(Err(Refusal::TooManyConnections));
+    };
+    let now = ctx.now();
+    Ok(Ok(Connection {
+        ctx: ctx.clone(),
+        device,
+        registrations,
+        inbox,
+        sent: HashMap::new(),
+        idle: false,
+        last_heard: now,
+        last_ping: now,
+    }))
+}
+
+/// The frame a device receives for a message: the stored payload's fields (`from`,
+/// `collapse_key`, `data`, `notification`; or `message_type` and `total_deleted`) with `type`,
+/// `message_id` and `registration_id`, as one JSON object with its keys sorted.
+pub fn message_frame(registration_id: &str, message_id: &str, payload: &str) -> String {
+    let mut object = match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Object(object)) => object,
+        _ => serde_json::Map::new(),
+    };
+    object.insert("type".to_owned(), "message".into());
+    object.insert("message_id".to_owned(), message_id.into());
+    object.insert("registration_id".to_owned(), registration_id.into());
+    serde_json::Value::Object(object).to_string()
+}
+
+impl Connection {
+    /// The device this connection is for.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Waits until something was signalled for this connection (call [`Connection::pump`] then).
+    pub async fn signalled(&self) {
+        self.inbox.notify.notified().await;
+    }
+
+    /// The frames to send now: now-or-never messages signalled, newly stored messages, messages
+    /// whose acknowledgement is overdue, and (after connecting, a resync or the device turning
+    /// active) everything stored.
+    pub async fn pump(&mut self) -> Result<Vec<String>> {
+        let (mut stored, now_frames, resync) = {
+            let mut signals = self.inbox.signals();
+            let taken = std::mem::take(&mut *signals);
+            (taken.stored, taken.now, taken.resync)
+        };
+        let now = self.ctx.now();
+        let timeout = self.ctx.push.policy.ack_timeout_secs;
+        if resync {
+            stored.extend(self.registrations.iter().map(|(_, digest)| digest.clone()));
+        }
+        stored.extend(
+            self.sent
+                .values()
+                .filter(|(_, at)| now - *at >= timeout)
+                .map(|(digest, _)| digest.clone()),
+        );
+        let mut frames = Vec::new();
+        for (_, frame, hold) in now_frames {
+            if !(hold && self.idle) {
+                frames.push(frame);
+            }
+        }
+        let order: Vec<(String, String)> = self
+            .registrations
+            .iter()
+            .filter(|(_, digest)| stored.contains(digest))
+            .cloned()
+            .collect();
+        for (id, digest) in order {
+            self.deliver(&id, &digest, now, &mut frames).await?;
+        }
+        Ok(frames)
+    }
+
+    async fn deliver(
+        &mut self,
+        id: &str,
+        digest: &str,
+        now: i64,
+        frames: &mut Vec<String>,
+    ) -> Result<()> {
+        let policy = self.ctx.push.policy;
+        let records: Vec<PushMessageRecord> =
+            self.ctx.store.push().pending(digest, now, policy.batch).await?;
+        // What was acknowledged elsewhere or expired is no longer waited for.
+        let waiting: HashSet<&str> = records.iter().map(|it| it.id.as_str()).collect();
+        self.sent.retain(|message, (of, _)| of != digest || waiting.contains(message.as_str()));
+        for record in &records {
+            if record.delay_while_idle && self.idle {
+                continue;
+            }
+            if self.sent.get(&record.id).is_some_and(|(_, at)| now - at < policy.ack_timeout_secs) {
+                continue;
+            }
+            frames.push(message_frame(id, &record.id, &super::device_payload(record)));
+            self.sent.insert(record.id.clone(), (digest.to_owned(), now));
+        }
+        Ok(())
+    }
+
+    /// The device was heard from (any frame, a pong).
+    pub fn heard(&mut self) {
+        self.last_heard = self.ctx.now();
+    }
+
+    /// A text frame from the device: `{"type":"ack","message_id":"…"}`, `{"type":"idle"}`,
+    /// `{"type":"active"}` or `{"type":"ping"}`.
+    pub async fn receive(&mut self, text: &str) -> Result<Received> {
+        self.heard();
+        if text.len() > self.ctx.push.policy.max_frame_bytes {
+            return Ok(Received::Malformed);
+        }
+        let Ok(serde_json::Value::Object(frame)) = serde_json::from_str(text) else {
+            return Ok(Received::Malformed);
+        };
+        match frame.get("type").and_then(|it| it.as_str()) {
+            Some("ack") => {
+                let Some(message_id) = frame.get("message_id").and_then(|it| it.as_str()) else {
+                    return Ok(Received::Malformed);
+                };
+                if let Some((digest, _)) = self.sent.remove(message_id) {
+                    self.ctx.store.push().ack(&digest, message_id).await?;
+                }
+                Ok(Received::Nothing)
+            }
+            Some("idle") => {
+                self.idle = true;
+                Ok(Received::Nothing)
+            }
+            Some("active") => {
+                if self.idle {
+                    self.idle = false;
+                    self.inbox.signals().resync = true;
+                    self.inbox.notify.notify_one();
+                }
+                Ok(Received::Nothing)
+            }
+            Some("ping") => Ok(Received::Reply(r#"{"type":"pong"}"#.to_owned())),
+            _ => Ok(Received::Malformed),
+        }
+    }
+
+    /// Liveness and redelivery by the clock: close a connection not heard from for
+    /// [`DeliveryPolicy::dead_after_secs`], ping a quiet one, and wake this connection when an
+    /// acknowledgement is overdue.
+    pub fn tick(&mut self) -> Tick {
+        let now = self.ctx.now();
+        let policy = self.ctx.push.policy;
+        if now - self.last_heard >= policy.dead_after_secs {
+            return Tick::Close;
+        }
+        if self.sent.values().any(|(_, at)| now - at >= policy.ack_timeout_secs) {
+            self.inbox.notify.notify_one();
+        }
+        if now - self.last_heard >= policy.ping_interval_secs
+            && now - self.last_ping >= policy.ping_interval_secs
+        {
+            self.last_ping = now;
+            return Tick::Ping;
+        }
+        Tick::Nothing
+    }
+}
+
+/// Acknowledges a message for a device outside a connection (the server-sent events fallback
+/// posts its acknowledgements): the registration must be live and the device's.
+pub async fn ack(
+    ctx: &Ctx,
+    device: &Device,
+    registration_id: &str,
+    message_id: &str,
+) -> Result<bool> {
+    let Lookup::Live { record, data } = super::lookup(ctx, registration_id).await? else {
+        return Ok(false);
+    };
+    if !owns(device, &record, &data) {
+        return Ok(false);
+    }
+    Ok(ctx.store.push().ack(&record.digest, message_id).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_proto_push::{Message, Outcome};
+
+    use super::*;
+    use crate::push::{self, Api, Sender};
+    use crate::testing::TestCtx;
+
+    struct Fixture {
+        t: TestCtx,
+        sender: Sender,
+        id: String,
+        secret: String,
+    }
+
+    async fn fixture() -> Fixture {
+        let t = TestCtx::new().await;
+        t.account("owner@example.com").create().await;
+        let project = t.project("Pushy", "owner@example.com").await.id;
+        let register = tessera_proto_push::Register {
+            app: "com.example.a".to_owned(),
+            device: "77".to_owned(),
+            senders: vec![project.clone()],
+            cert: String::new(),
+            delete: false,
+        };
+        let (id, secret) = push::register_new_install(&t.ctx, &register)
+            .await
+            .expect("register")
+            .expect("registered");
+        let key = push::create_api_key(&t.ctx, &project, "server").await.expect("key");
+        let sender =
+            push::authenticate_sender(&t.ctx, Api::Gcm, &crate::caller::Presented::ApiKey(key))
+                .await
+                .expect("auth")
+                .expect("sender");
+        Fixture { t, sender, id, secret }
+    }
+
+    fn message(data: &str, ttl: Option<u32>, delay_while_idle: bool) -> Message {
+        Message {
+            data: vec![("text".to_owned(), data.to_owned())],
+            time_to_live: ttl,
+            delay_while_idle,
+            ..Message::default()
+        }
+    }
+
+    impl Fixture {
+        async fn send(&self, message: &Message) -> String {
+            let sent = push::send(
+                &self.t.ctx,
+                &self.sender,
+                std::slice::from_ref(&self.id),
+                message,
+                None,
+            )
+            .await
+            .expect("send");
+            match &sent[0] {
+                Outcome::Accepted { message_id, .. } => message_id.clone(),
+                other => panic!("{other:?}"),
+            }
+        }
+
+        async fn connect(&self) -> Connection {
+            connect(&self.t.ctx, "77", &self.secret, std::slice::from_ref(&self.id))
+                .await
+                .expect("connect")
+                .expect("connected")
+        }
+    }
+
+    fn texts(frames: &[String]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|it| {
+                let frame: serde_json::Value = serde_json::from_str(it).expect("json");
+                frame["data"]["text"].as_str().expect("text").to_owned()
+            })
+            .collect()
+    }
+
+    async fn ack(connection: &mut Connection, frame: &str) {
+        let frame: serde_json::Value = serde_json::from_str(frame).expect("json");
+        let text =
+            serde_json::json!({ "type": "ack", "message_id": frame["message_id"] }).to_string();
+        assert_eq!(connection.receive(&text).await.expect("ack"), Received::Nothing);
+    }
+
+    #[tokio::test]
+    async fn stored_messages_go_first_and_stay_until_acknowledged() {
+        let f = fixture().await;
+        let first = f.send(&message("one", None, false)).await;
+        f.send(&message("two", None, true)).await;
+        let mut connection = f.connect().await;
+        let frames = connection.pump().await.expect("pump");
+        assert_eq!(texts(&frames), ["one", "two"], "delay_while_idle does not hold on connect");
+        let frame: serde_json::Value = serde_json::from_str(&frames[0]).expect("json");
+        assert_eq!(frame["type"], "message");
+        assert_eq!(frame["message_id"], first.as_str());
+        assert_eq!(frame["registration_id"], f.id.as_str());
+        assert!(frame["from"].is_string());
+        ack(&mut connection, &frames[0]).await;
+        assert!(connection.pump().await.expect("pump").is_empty(), "nothing new");
+
+        // Not acknowledged in time: sent again.
+        f.t.advance(f.t.ctx.push.policy.ack_timeout_secs);
+        connection.heard();
+        assert_eq!(connection.tick(), Tick::Nothing, "heard from just now: no ping");
+        assert_eq!(texts(&connection.pump().await.expect("pump")), ["two"]);
+        // A reconnect sends again whatever is stored.
+        drop(connection);
+        assert!(f.t.ctx.push.registry.is_empty());
+        let mut connection = f.connect().await;
+        let frames = connection.pump().await.expect("pump");
+        assert_eq!(texts(&frames), ["two"]);
+        ack(&mut connection, &frames[0]).await;
+        assert!(push::pending(&f.t.ctx, &f.id, 10).await.expect("pending").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connected_device_is_woken_and_now_or_never_needs_a_connection() {
+        let f = fixture().await;
+        // TTL 0 with nobody connected: accepted, never stored, never delivered.
+        f.send(&message("never", Some(0), false)).await;
+        assert!(push::pending(&f.t.ctx, &f.id, 10).await.expect("pending").is_empty());
+        let mut connection = f.connect().await;
+        assert!(connection.pump().await.expect("pump").is_empty());
+
+        f.send(&message("live", None, false)).await;
+        connection.signalled().await;
+        assert_eq!(texts(&connection.pump().await.expect("pump")), ["live"]);
+        f.send(&message("now", Some(0), false)).await;
+        connection.signalled().await;
+        let frames = connection.pump().await.expect("pump");
+        assert_eq!(texts(&frames), ["now"]);
+        let frame: serde_json::Value = serde_json::from_str(&frames[0]).expect("json");
+        assert_eq!(frame["registration_id"], f.id.as_str());
+        assert_eq!(
+            push::pending(&f.t.ctx, &f.id, 10).await.expect("pending").len(),
+            1,
+            "only `live`"
+        );
+    }
+
+    #[tokio::test]
+    async fn delay_while_idle_holds_until_the_device_is_active() {
+        let f = fixture().await;
+        let mut connection = f.connect().await;
+        assert!(connection.pump().await.expect("pump").is_empty());
+        assert_eq!(
+            connection.receive(r#"{"type":"idle"}"#).await.expect("idle"),
+            Received::Nothing
+        );
+        f.send(&message("held", None, true)).await;
+        f.send(&message("now-held", Some(0), true)).await;
+        f.send(&message("urgent", None, false)).await;
+        assert_eq!(texts(&connection.pump().await.expect("pump")), ["urgent"]);
+        assert_eq!(
+            connection.receive(r#"{"type":"active"}"#).await.expect("active"),
+            Received::Nothing
+        );
+        connection.signalled().await;
+        assert_eq!(
+            texts(&connection.pump().await.expect("pump")),
+            ["held"],
+            "a TTL 0 message held is gone"
+        );
+        assert_eq!(
+            connection.receive(r#"{"type":"ping"}"#).await.expect("ping"),
+            Received::Reply(r#"{"type":"pong"}"#.to_owned())
+        );
+        for bad in ["", "[]", r#"{"type":"ack"}"#, r#"{"type":"dance"}"#, &"x".repeat(5000)] {
+            assert_eq!(connection.receive(bad).await.expect("frame"), Received::Malformed, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn liveness_follows_the_clock() {
+        let f = fixture().await;
+        let mut connection = f.connect().await;
+        let policy = f.t.ctx.push.policy;
+        assert_eq!(connection.tick(), Tick::Nothing);
+        f.t.advance(policy.ping_interval_secs);
+        assert_eq!(connection.tick(), Tick::Ping);
+        assert_eq!(connection.tick(), Tick::Nothing, "one ping per interval");
+        connection.heard();
+        f.t.advance(policy.dead_after_secs - 1);
+        assert_eq!(connection.tick(), Tick::Ping);
+        f.t.advance(1);
+        assert_eq!(connection.tick(), Tick::Close);
+    }
+
+    #[tokio::test]
+    async fn connections_are_refused_for_strangers_and_beyond_the_limit() {
+        let f = fixture().await;
+        let ctx = &f.t.ctx;
+        let ids = std::slice::from_ref(&f.id);
+        assert_eq!(
+            connect(ctx, "77", "pi/forged", ids).await.expect("connect").err(),
+            Some(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            connect(ctx, "78", &f.secret, ids).await.expect("connect").err(),
+            Some(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            connect(ctx, "77", &f.secret, &[]).await.expect("connect").err(),
+            Some(Refusal::BadRequest)
+        );
+        // Another install's registration is not this device's.
+        let register = tessera_proto_push::Register {
+            app: "com.example.a".to_owned(),
+            device: "77".to_owned(),
+            senders: f.sender.sender_ids.clone(),
+            cert: String::new(),
+            delete: false,
+        };
+        let (other, _) = push::register_new_install(ctx, &register)
+            .await
+            .expect("register")
+            .expect("registered");
+        assert_eq!(
+            connect(ctx, "77", &f.secret, std::slice::from_ref(&other))
+                .await
+                .expect("connect")
+                .err(),
+            Some(Refusal::NotRegistered(other))
+        );
+        let limit = ctx.push.policy.max_connections_per_device as usize;
+        let mut held = Vec::new();
+        for _ in 0..limit {
+            held.push(f.connect().await);
+        }
+        assert_eq!(
+            connect(ctx, "77", &f.secret, ids).await.expect("connect").err(),
+            Some(Refusal::TooManyConnections)
+        );
+        held.pop();
+        held.push(f.connect().await);
+        // A revoked install is refused, and its connections stop being fed.
+        assert!(push::revoke_install(ctx, &f.secret).await.expect("revoke"));
+        assert_eq!(
+            connect(ctx, "77", &f.secret, ids).await.expect("connect").err(),
+            Some(Refusal::Unauthorized)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_parallel_burst_of_connections_gets_exactly_the_limit() {
+        let f = Arc::new(fixture().await);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let f = f.clone();
+            tasks.push(tokio::spawn(async move {
+                connect(&f.t.ctx, "77", &f.secret, std::slice::from_ref(&f.id))
+                    .await
+                    .expect("connect")
+            }));
+        }
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(connection) => held.push(connection),
+                Err(refusal) => {
+                    assert_eq!(refusal, Refusal::TooManyConnections);
+                    refused += 1;
+                }
+            }
+        }
+        let limit = f.t.ctx.push.policy.max_connections_per_device as usize;
+        assert_eq!((held.len(), refused), (limit, 16 - limit));
+        assert_eq!(f.t.ctx.push.registry.len(), limit);
+        held.clear();
+        assert!(f.t.ctx.push.registry.is_empty());
+    }
+}
