@@ -197,7 +197,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 26] = [
+    pub const ALL: [CredentialKind; 27] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
