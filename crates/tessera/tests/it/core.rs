@@ -192,7 +192,7 @@ async fn oauth1_access(
 }
 
 /// An `Authorization: OAuth` header signing `method url` with HMAC-SHA1, a fresh nonce each time.
-fn oauth1_header(
+pub(crate) fn oauth1_header(
     method: &str,
     url: &str,
     consumer: &str,

@@ -15,6 +15,7 @@ mod core;
 mod device;
 #[cfg(unix)]
 mod durability;
+mod feeds;
 mod fuzz_corpus;
 mod hardening;
 mod interaction;
