@@ -159,6 +159,36 @@ pub async fn issue_service_auth(
     Ok(with_auth(&target.continue_url, &token))
 }
 
+/// `passive` on `ServiceLogin` (and `CheckCookie`, which is always passive): answer without
+/// showing a page. `true` takes a session of any age; a number of seconds takes one whose password
+/// was checked no longer ago than that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passive {
+    Any,
+    MaxAge(i64),
+}
+
+impl Passive {
+    /// `true` or a number of seconds; anything else (`false`, empty, garbage) is not passive.
+    pub fn parse(value: &str) -> Option<Passive> {
+        match value {
+            "true" => Some(Passive::Any),
+            digits if !digits.is_empty() && digits.len() <= 10 => {
+                digits.parse::<u32>().ok().map(|it| Passive::MaxAge(i64::from(it)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a signed-in browser session is recent enough to be used without a page.
+    pub fn allows(self, ctx: &Ctx, session: &SessionRecord) -> bool {
+        match self {
+            Passive::Any => true,
+            Passive::MaxAge(secs) => ctx.now() - session.auth_time <= secs,
+        }
+    }
+}
+
 /// Who a redeemed `auth=` token signs in at a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceUser {
@@ -495,6 +525,16 @@ mod tests {
             .find(|(k, _)| k == AUTH_PARAM)
             .map(|(_, v)| v.into_owned())
             .unwrap()
+    }
+
+    #[test]
+    fn passive_is_true_or_a_number_of_seconds() {
+        assert_eq!(Passive::parse("true"), Some(Passive::Any));
+        assert_eq!(Passive::parse("300"), Some(Passive::MaxAge(300)));
+        assert_eq!(Passive::parse("0"), Some(Passive::MaxAge(0)));
+        for not in ["", "false", "TRUE", "-5", "1e3", "99999999999", " 5"] {
+            assert_eq!(Passive::parse(not), None, "{not:?}");
+        }
     }
 
     #[tokio::test]

@@ -166,7 +166,7 @@ async fn hostile_continue_urls_are_refused() {
 }
 
 /// A ClientLogin SID + LSID pair of `email`, for service `cl`.
-async fn client_login(env: &TestEnv, email: &str, password: &str) -> (String, String) {
+pub(crate) async fn client_login(env: &TestEnv, email: &str, password: &str) -> (String, String) {
     if services::get(env.ctx(), "cl").await.is_err() {
         let new = NewService {
             name: "cl".to_owned(),
@@ -514,4 +514,76 @@ async fn two_feeds_services_on_two_hosts_share_one_sign_in_and_one_sign_out() {
     let (page, _) = follow(&mut browser, format!("{a}/")).await;
     assert_eq!(page.status, 200);
     assert!(page.input("continue").is_some_and(|it| it.contains("ServiceLogin")), "{}", page.body);
+}
+
+#[tokio::test]
+async fn check_cookie_and_passive_sign_in_answer_without_a_page() {
+    let env = TestEnv::start().await;
+    two_services(&env).await;
+    env.account("alice@example.test", "password-1").await;
+    env.account("bob@example.test", "password-2").await;
+    let mut browser = env.browser();
+    let here = format!("{A}x?y=1");
+    let passive = |value: &str| format!("{}&passive={value}", service_login("feeds-a", &here));
+    let check_cookie =
+        format!("/accounts/CheckCookie?service=feeds-a&continue={}", urlencode(&here));
+
+    // Anonymous: straight back to the service, without a token and without a page.
+    for path in [passive("true"), passive("300"), check_cookie.clone()] {
+        let res = browser.get(&path).await;
+        assert_eq!((res.status, res.location()), (302, here.as_str()), "{path}");
+    }
+    // `false` or garbage is not passive: the sign-in form.
+    for value in ["false", "soon"] {
+        let res = browser.get(&passive(value)).await;
+        assert_eq!(res.status, 200, "{value}");
+        assert!(res.input("csrf").is_some());
+    }
+    // A hostile continue is refused on a page, passive or not.
+    let hostile =
+        format!("/CheckCookie?service=feeds-a&continue={}", urlencode("http://evil.example/"));
+    let res = browser.get(&hostile).await;
+    assert_eq!(res.status, 400);
+    assert!(res.location().is_empty());
+    // Without a service: `continue` either way (this server or a registered prefix), else the
+    // account page.
+    let res = browser.get("/CheckCookie?continue=%2Faccount").await;
+    assert_eq!((res.status, res.location()), (302, env.url("/account").as_str()));
+    let res =
+        browser.get(&format!("/CheckCookie?continue={}", urlencode("http://evil.example/"))).await;
+    assert_eq!((res.status, res.location()), (302, env.url("/account").as_str()));
+
+    // Signed in: the service gets an `auth=` token for the account, no page shown.
+    browser.sign_in("alice@example.test", "password-1").await;
+    for path in [check_cookie.clone(), passive("true"), passive("60")] {
+        let res = browser.get(&path).await;
+        assert_eq!(res.status, 302, "{path}: {}", res.body);
+        assert!(res.location().starts_with(&format!("{here}&auth=")), "{}", res.location());
+        let user = check(&env, "feeds-a", res.location()).await;
+        assert_eq!(line(&user.body, "email"), "alice@example.test");
+    }
+    let res = browser.get("/accounts/CheckCookie?continue=%2Faccount").await;
+    assert_eq!(res.location(), env.url("/account?authuser=0"));
+
+    // A number of seconds: a sign-in older than that is not used.
+    env.clock.advance(600);
+    let res = browser.get(&passive("300")).await;
+    assert_eq!((res.status, res.location()), (302, here.as_str()));
+    let res = browser.get(&passive("900")).await;
+    assert!(res.location().contains("&auth="), "{}", res.location());
+
+    // Two accounts: the first unless `authuser` names another; never the chooser.
+    browser.sign_in("bob@example.test", "password-2").await;
+    let res = browser.get(&check_cookie).await;
+    assert_eq!(
+        line(&check(&env, "feeds-a", res.location()).await.body, "email"),
+        "alice@example.test"
+    );
+    let res = browser.get(&format!("{check_cookie}&authuser=1")).await;
+    assert_eq!(
+        line(&check(&env, "feeds-a", res.location()).await.body, "email"),
+        "bob@example.test"
+    );
+    let res = browser.get(&format!("{check_cookie}&authuser=7")).await;
+    assert_eq!((res.status, res.location()), (302, here.as_str()));
 }

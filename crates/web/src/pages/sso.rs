@@ -66,6 +66,31 @@ fn refusal(refusal: &Refusal) -> Response {
     })
 }
 
+/// A refusal of a browser step (`TokenAuth`, `MergeSession`): a person navigating (`Accept` names
+/// `text/html`) gets a page saying what went wrong; a program gets the `Error=` body.
+fn browser_refusal(headers: &HeaderMap, it: &Refusal) -> Response {
+    let navigating = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|it| it.to_str().ok())
+        .any(|it| it.contains("text/html"));
+    if !navigating {
+        return refusal(it);
+    }
+    let message = match it {
+        Refusal::BadAuthentication => {
+            "This sign-in link has already been used or has expired. Sign in again from the application or service that sent you here."
+        }
+        Refusal::ServiceDisabled => {
+            "The service this sign-in link names does not take web sign-in."
+        }
+        Refusal::Unknown | Refusal::BadContinue => {
+            "This sign-in link does not lead back to a registered service."
+        }
+    };
+    axum::response::IntoResponse::into_response(PageError::forbidden(message))
+}
+
 fn unavailable(err: tessera_domain::Error, what: &str) -> Response {
     let mut res = failure(ErrorCode::ServiceUnavailable);
     res.extensions_mut().insert(crate::error::Internal(format!("{what}: {err:?}")));
@@ -220,17 +245,17 @@ async fn token_auth(
         pairs.extend(extra);
     }
     let Some(token) = param(&pairs, "uberauth").or_else(|| param(&pairs, "auth")) else {
-        return Ok(failure(ErrorCode::BadAuthentication));
+        return Ok(browser_refusal(&headers, &Refusal::BadAuthentication));
     };
     let Some(continue_input) = param(&pairs, "continue") else {
-        return Ok(failure(ErrorCode::Unknown));
+        return Ok(browser_refusal(&headers, &Refusal::Unknown));
     };
     // Where the browser goes is checked before the token is used up.
     let target = match param(&pairs, "service") {
         Some(service) => match sso::target(&state.ctx, service, continue_input).await? {
             Ok(target) => Some(target),
             Err(Refusal::Unknown | Refusal::ServiceDisabled) => None,
-            Err(it) => return Ok(refusal(&it)),
+            Err(it) => return Ok(browser_refusal(&headers, &it)),
         },
         None => None,
     };
@@ -242,13 +267,13 @@ async fn token_auth(
             continue_input,
         ) {
             Some(url) => Some(url),
-            None => return Ok(failure(ErrorCode::Unknown)),
+            None => return Ok(browser_refusal(&headers, &Refusal::BadContinue)),
         },
     };
     let (account, session_token, session) =
         match sso::sign_in_with_ubertoken(&state.ctx, token, &client).await? {
             Ok(it) => it,
-            Err(it) => return Ok(refusal(&it)),
+            Err(it) => return Ok(browser_refusal(&headers, &it)),
         };
     let (set, index) =
         super::signin::join_browser(&state, &headers, &account, &session, &session_token).await?;
