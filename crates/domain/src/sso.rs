@@ -320,14 +320,12 @@ pub async fn issue_from_sid_lsid(
     Ok(Ok(token))
 }
 
-/// `OAuthLogin?issueuberauth=1`: an OAuth 2.0 access token that carries the `OAuthLogin` scope
-/// buys one ubertoken hanging from the token's grant.
-pub async fn issue_from_access_token(
+/// The account, grant and client of an OAuth 2.0 access token that carries the `OAuthLogin`
+/// scope (checked through the one validator: its grant, client and account must be live).
+async fn oauth_login_holder(
     ctx: &Ctx,
     access_token: &str,
-    source: &str,
-    ip: &str,
-) -> Result<Result<String, Refusal>> {
+) -> Result<Option<(String, Option<String>, Option<String>)>> {
     let Some(valid) = crate::oauth2::tokens::validate_access_token(
         ctx,
         access_token,
@@ -336,24 +334,80 @@ pub async fn issue_from_access_token(
     )
     .await?
     else {
-        return Ok(Err(Refusal::BadAuthentication));
+        return Ok(None);
     };
-    let (Some(account_id), true) =
-        (valid.record.account_id.clone(), valid.scopes().covers(&oauth_login_scope(ctx)))
+    match (valid.record.account_id.clone(), valid.scopes().covers(&oauth_login_scope(ctx))) {
+        (Some(account_id), true) => {
+            Ok(Some((account_id, valid.record.grant_id.clone(), valid.record.client_id.clone())))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `OAuthLogin?issueuberauth=1`: an OAuth 2.0 access token that carries the `OAuthLogin` scope
+/// buys one ubertoken hanging from the token's grant.
+pub async fn issue_from_access_token(
+    ctx: &Ctx,
+    access_token: &str,
+    source: &str,
+    ip: &str,
+) -> Result<Result<String, Refusal>> {
+    let Some((account_id, grant_id, client_id)) = oauth_login_holder(ctx, access_token).await?
     else {
         return Ok(Err(Refusal::BadAuthentication));
     };
-    let token = issue_ubertoken(ctx, &account_id, valid.record.grant_id.as_deref(), source).await?;
+    let token = issue_ubertoken(ctx, &account_id, grant_id.as_deref(), source).await?;
     audit::record(
         ctx,
         "sso.oauth_login",
         Some(&account_id),
         &Actor::Account,
         ip,
-        json!({ "client": valid.record.client_id }),
+        json!({ "client": client_id }),
     )
     .await?;
     Ok(Ok(token))
+}
+
+/// `OAuthLogin` without `issueuberauth`: an OAuth 2.0 access token that carries the `OAuthLogin`
+/// scope buys ClientLogin's SID, LSID and `Auth` for `service` (a registered service that takes
+/// ClientLogin), all three hanging from the token's grant and client, so removing that access
+/// ends them.
+pub async fn client_login_from_access_token(
+    ctx: &Ctx,
+    access_token: &str,
+    service: &str,
+    ip: &str,
+) -> Result<Result<crate::clientlogin::Issued, Refusal>> {
+    let Some((account_id, Some(grant_id), Some(client_id))) =
+        oauth_login_holder(ctx, access_token).await?
+    else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    let service = match services::get(ctx, service).await {
+        Ok(service) => service,
+        Err(Error::NotFound) => return Ok(Err(Refusal::Unknown)),
+        Err(err) => return Err(err),
+    };
+    if !services::accepts(&service, credentials::Protocol::ClientLogin) {
+        return Ok(Err(Refusal::ServiceDisabled));
+    }
+    let Some(grant) = ctx.store.grants().get(&grant_id).await? else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    let issued =
+        crate::clientlogin::issue(ctx, &account_id, &service, &grant_id, &client_id, &grant.scopes)
+            .await?;
+    audit::record(
+        ctx,
+        "sso.oauth_login",
+        Some(&account_id),
+        &Actor::Account,
+        ip,
+        json!({ "client": client_id, "service": service.name }),
+    )
+    .await?;
+    Ok(Ok(issued))
 }
 
 /// The scope an access token needs for `OAuthLogin`: this server's `/accounts/OAuthLogin` URL

@@ -587,3 +587,168 @@ async fn check_cookie_and_passive_sign_in_answer_without_a_page() {
     let res = browser.get(&format!("{check_cookie}&authuser=7")).await;
     assert_eq!((res.status, res.location()), (302, here.as_str()));
 }
+
+/// An OAuth 2.0 access token of `account` for a fresh client, carrying `scope`; and its grant.
+async fn access_token_with(
+    env: &TestEnv,
+    account: &tessera_store::AccountRecord,
+    scope: &str,
+) -> (String, tessera_store::GrantRecord) {
+    use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+    let ctx = env.ctx();
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("Browser {}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let project =
+        tessera_domain::projects::create(ctx, &name, &account.email, &Actor::Cli).await.unwrap();
+    let new = NewClient {
+        kind: ClientKind::Installed,
+        name: "Browser".to_owned(),
+        redirect_uris: vec!["urn:ietf:wg:oauth:2.0:oob".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let created = clients::create(ctx, &project, new, &Actor::Cli).await.unwrap();
+    let grant = tessera_domain::grants::grant(
+        ctx,
+        &account.id,
+        created.client.id(),
+        tessera_domain::credentials::Protocol::OAuth2,
+        &[scope.to_owned()],
+        "",
+    )
+    .await
+    .unwrap();
+    let subject = tessera_domain::oauth2::tokens::Subject {
+        account_id: Some(&account.id),
+        client_id: created.client.id(),
+        grant_id: Some(&grant.id),
+    };
+    let token =
+        tessera_domain::oauth2::tokens::access_token(ctx, &created.client, subject, scope, false)
+            .await
+            .unwrap();
+    (token, grant)
+}
+
+async fn oauth_login(
+    env: &TestEnv,
+    query: &str,
+    authorization: Option<&str>,
+    form: &[(&str, &str)],
+) -> Page {
+    let mut req = reqwest::Client::new().post(env.url(&format!("/accounts/OAuthLogin?{query}")));
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    let res = req.form(form).send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    Page { status, headers, body: res.text().await.unwrap() }
+}
+
+async fn caller_status(env: &TestEnv, authorization: &str) -> u16 {
+    reqwest::Client::new()
+        .post(env.url("/accounts/caller"))
+        .json(&serde_json::json!({ "authorization": authorization, "method": "GET", "url": "http://www.example.com/" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn oauth_login_answers_an_ubertoken_or_sid_lsid_auth_for_either_spelling() {
+    let env = TestEnv::start().await;
+    let alice = env.account("alice@example.test", "password-1").await;
+    let scope = tessera_domain::sso::oauth_login_scope(env.ctx());
+    let (token, grant) = access_token_with(&env, &alice, &scope).await;
+    let (narrow, _) = access_token_with(&env, &alice, "email").await;
+    // The ClientLogin service the SID/LSID/Auth lines are for.
+    client_login(&env, "alice@example.test", "password-1").await;
+
+    assert_eq!(oauth_login(&env, "issueuberauth=1", None, &[]).await.status, 401);
+    for spelling in ["Bearer", "OAuth"] {
+        let header = format!("{spelling} {token}");
+        // Ubertoken, which signs a browser in once.
+        let uber = oauth_login(&env, "issueuberauth=1&source=test", Some(&header), &[]).await;
+        assert_eq!(uber.status, 200, "{spelling}: {}", uber.body);
+        assert!(!uber.body.contains('\n'));
+        let mut browser = env.browser();
+        let res = browser
+            .get(&format!("/accounts/TokenAuth?auth={}&continue=%2Faccount", uber.body))
+            .await;
+        assert_eq!(res.status, 302, "{}", res.body);
+        // SID/LSID/Auth for a service: the Auth works at the caller check, and the pair buys an
+        // ubertoken at IssueAuthToken.
+        let lines =
+            oauth_login(&env, "", Some(&header), &[("service", "cl"), ("source", "test")]).await;
+        assert_eq!(lines.status, 200, "{spelling}: {}", lines.body);
+        let (sid, lsid, auth) =
+            (line(&lines.body, "SID"), line(&lines.body, "LSID"), line(&lines.body, "Auth"));
+        assert!(!sid.is_empty() && !lsid.is_empty() && !auth.is_empty(), "{}", lines.body);
+        assert_eq!(caller_status(&env, &format!("GoogleLogin auth={auth}")).await, 200);
+        let mut app = Browser::new(&env.base);
+        let res = app.post("/accounts/IssueAuthToken", &[("SID", sid), ("LSID", lsid)]).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    let header = format!("Bearer {token}");
+    // Services: `gaia` (the default), unknown ones: Error=Unknown.
+    for service in [None, Some("gaia"), Some("nope")] {
+        let form: Vec<(&str, &str)> = service.map(|it| ("service", it)).into_iter().collect();
+        let res = oauth_login(&env, "", Some(&header), &form).await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=Unknown\n"), "{service:?}");
+    }
+    // A token without the OAuthLogin scope, a garbage token, an OAuth 1.0a header.
+    for bad in [format!("Bearer {narrow}"), "Bearer nope".to_owned(), format!("OAuth {narrow}")] {
+        for query in ["issueuberauth=1", "service=cl"] {
+            let res = oauth_login(&env, query, Some(&bad), &[]).await;
+            assert_eq!(
+                (res.status, res.body.as_str()),
+                (403, "Error=BadAuthentication\n"),
+                "{bad}"
+            );
+        }
+    }
+    let res =
+        oauth_login(&env, "issueuberauth=1", Some("OAuth oauth_consumer_key=\"a\""), &[]).await;
+    assert_eq!(res.status, 401);
+
+    // What it minted hangs from the token's grant: removing the access ends them all.
+    let lines = oauth_login(&env, "service=cl", Some(&header), &[]).await;
+    let auth = line(&lines.body, "Auth").to_owned();
+    let uber = oauth_login(&env, "issueuberauth=1", Some(&header), &[]).await.body;
+    tessera_domain::grants::revoke(env.ctx(), &alice.id, &grant.id, &Actor::Account, "")
+        .await
+        .unwrap();
+    assert_eq!(caller_status(&env, &format!("GoogleLogin auth={auth}")).await, 401);
+    let res =
+        env.browser().get(&format!("/accounts/TokenAuth?auth={uber}&continue=%2Faccount")).await;
+    assert_eq!(res.status, 403);
+    for query in ["issueuberauth=1", "service=cl"] {
+        let res = oauth_login(&env, query, Some(&header), &[]).await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=BadAuthentication\n"), "{query}");
+    }
+
+    // A disabled account: refused, and what it had minted is dead.
+    let (token, _) = access_token_with(&env, &alice, &scope).await;
+    let header = format!("OAuth {token}");
+    let lines = oauth_login(&env, "service=cl", Some(&header), &[]).await;
+    let auth = line(&lines.body, "Auth").to_owned();
+    tessera_domain::accounts::set_state(
+        env.ctx(),
+        &alice,
+        tessera_store::AccountState::Disabled,
+        &Actor::Cli,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(caller_status(&env, &format!("GoogleLogin auth={auth}")).await, 401);
+    for query in ["issueuberauth=1", "service=cl"] {
+        let res = oauth_login(&env, query, Some(&header), &[]).await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=BadAuthentication\n"), "{query}");
+    }
+}

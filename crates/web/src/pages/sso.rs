@@ -1,6 +1,6 @@
 //! Web single sign-on: the service hop of `ServiceLogin` (`auth=` tokens), the back-end check a
 //! service redeems them at (`ServiceAuthCheck`), `IssueAuthToken`, `TokenAuth`, `MergeSession`,
-//! `OAuthLogin?issueuberauth=1`, and the sign-out notices of `Logout`. Served under `/accounts`
+//! `OAuthLogin` (an ubertoken, or SID/LSID/Auth), and the sign-out notices of `Logout`. Served under `/accounts`
 //! and at the root. Programmatic answers are ClientLogin-style text (`Error=<Code>` on `403`).
 
 use askama::Template;
@@ -196,8 +196,10 @@ async fn issue_auth_token(
     }
 }
 
-/// `OAuthLogin?issueuberauth=1` with `Authorization: Bearer <access token>` (scope
-/// `<issuer>/accounts/OAuthLogin`): the bare ubertoken.
+/// `OAuthLogin` with `Authorization: Bearer <access token>` or `Authorization: OAuth <access
+/// token>` (the one parser reads both; scope `<issuer>/accounts/OAuthLogin`): with
+/// `issueuberauth=1` the bare ubertoken; otherwise ClientLogin's `SID=`, `LSID=` and `Auth=` lines
+/// for `service` (a registered service that takes ClientLogin).
 async fn oauth_login(
     State(state): State<AppState>,
     method: Method,
@@ -215,13 +217,19 @@ async fn oauth_login(
             error_body(ErrorCode::BadAuthentication, &ErrorExtras::default()),
         );
     };
-    if param(&pairs, "issueuberauth") != Some("1") {
-        // The SID/LSID/Auth answer is not served: cookies come only through ubertokens.
-        return failure(ErrorCode::Unknown);
-    }
     let source = param(&pairs, "source").unwrap_or_default();
-    match sso::issue_from_access_token(&state.ctx, &token, source, &client.ip).await {
-        Ok(Ok(token)) => text(StatusCode::OK, None, token),
+    if param(&pairs, "issueuberauth") == Some("1") {
+        return match sso::issue_from_access_token(&state.ctx, &token, source, &client.ip).await {
+            Ok(Ok(token)) => text(StatusCode::OK, None, token),
+            Ok(Err(it)) => refusal(&it),
+            Err(err) => unavailable(err, "oauth login"),
+        };
+    }
+    let service = param(&pairs, "service").unwrap_or(sso::GAIA_SERVICE);
+    match sso::client_login_from_access_token(&state.ctx, &token, service, &client.ip).await {
+        Ok(Ok(issued)) => {
+            text(StatusCode::OK, None, wire::success_body(&issued.sid, &issued.lsid, &issued.auth))
+        }
         Ok(Err(it)) => refusal(&it),
         Err(err) => unavailable(err, "oauth login"),
     }
