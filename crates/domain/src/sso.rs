@@ -232,6 +232,10 @@ pub async fn check_service_auth(
     {
         return Ok(Err(Refusal::BadAuthentication));
     }
+    // The service must still take web sign-on at that URL (its prefixes may have changed).
+    if target(ctx, service, &bound.continue_url).await?.is_err() {
+        return Ok(Err(Refusal::BadAuthentication));
+    }
     let Some(session) = ctx.store.sessions().get(&session_id).await? else {
         return Ok(Err(Refusal::BadAuthentication));
     };
