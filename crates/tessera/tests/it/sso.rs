@@ -752,3 +752,99 @@ async fn oauth_login_answers_an_ubertoken_or_sid_lsid_auth_for_either_spelling()
         assert_eq!((res.status, res.body.as_str()), (403, "Error=BadAuthentication\n"), "{query}");
     }
 }
+
+#[tokio::test]
+async fn administrators_set_a_services_web_sign_on_in_the_console() {
+    let env = TestEnv::start().await;
+    let admin = env.account("admin@example.test", "password-1").await;
+    tessera_domain::accounts::set_admin(env.ctx(), &admin, true, &Actor::Cli, "").await.unwrap();
+    env.account("dev@example.test", "password-2").await;
+    let new = NewService {
+        name: "feeds-a".to_owned(),
+        display_name: "Feeds A".to_owned(),
+        scopes: vec![format!("{A}api/")],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    let mut browser = env.browser();
+    browser.sign_in("admin@example.test", "password-1").await;
+    let page = browser.get("/console").await;
+    assert!(page.body.contains("Web sign-on of services") && page.body.contains("feeds-a"));
+    let save = |csrf: String, prefixes: &str, logout: &str, back: &str| {
+        vec![
+            ("csrf".to_owned(), csrf),
+            ("authuser".to_owned(), "0".to_owned()),
+            ("service".to_owned(), "feeds-a".to_owned()),
+            ("prefixes".to_owned(), prefixes.to_owned()),
+            ("logout_url".to_owned(), logout.to_owned()),
+            ("backchannel_logout_url".to_owned(), back.to_owned()),
+        ]
+    };
+
+    // Created: two prefixes and both logout URLs, checked as the CLI checks them.
+    let fields = save(
+        page.csrf(),
+        &format!("{A}\r\n{B}\r\n"),
+        &format!("{A}sso/logout"),
+        &format!("{A}sso/backchannel"),
+    );
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = browser.post("/console/services/web", &pairs).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let service = services::get(env.ctx(), "feeds-a").await.unwrap();
+    assert_eq!(services::web_prefixes(&service), [A, B]);
+    assert_eq!(service.logout_url, format!("{A}sso/logout"));
+    assert_eq!(service.backchannel_logout_url, format!("{A}sso/backchannel"));
+    let hop = browser.get(&service_login("feeds-a", &format!("{B}x"))).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    assert!(hop.location().starts_with(&format!("{B}x?auth=")));
+    let page = browser.get("/console").await;
+    assert!(page.body.contains(&format!("{A}sso/backchannel")), "{}", page.body);
+
+    // Edited with bad values: the CLI's messages, nothing changed.
+    for (prefixes, logout, message) in [
+        ("https://feeds.example/app", "", "is not a web prefix"),
+        ("https://user@feeds.example/", "", "is not a web prefix"),
+        (A, "javascript:alert(1)", "is not a logout URL"),
+    ] {
+        let csrf = browser.get("/console").await.csrf();
+        let fields = save(csrf, prefixes, logout, "");
+        let pairs: Vec<(&str, &str)> =
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let res = browser.post("/console/services/web", &pairs).await;
+        assert_eq!(res.status, 400, "{prefixes}");
+        assert!(res.body.contains(message), "{}", res.body);
+    }
+    assert_eq!(services::web_prefixes(&services::get(env.ctx(), "feeds-a").await.unwrap()), [A, B]);
+    // A forged form is refused.
+    let mut fields = save(String::new(), A, "", "");
+    fields[0].1 = "forged".to_owned();
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(browser.post("/console/services/web", &pairs).await.status, 400);
+
+    // No prefix: web sign-on off, and ServiceLogin falls back to the plain sign-in.
+    let csrf = browser.get("/console").await.csrf();
+    let fields = save(csrf, "", "", "");
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(browser.post("/console/services/web", &pairs).await.status, 303);
+    let service = services::get(env.ctx(), "feeds-a").await.unwrap();
+    assert!(service.web_prefixes.is_empty() && service.logout_url.is_empty());
+    let res = browser.get(&service_login("feeds-a", &format!("{B}x"))).await;
+    assert!(!res.location().contains("auth="), "{}", res.location());
+
+    // Not an administrator: no such section, and the form is refused.
+    let mut dev = env.browser();
+    dev.sign_in("dev@example.test", "password-2").await;
+    let page = dev.get("/console").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Web sign-on of services"));
+    let res = dev
+        .post(
+            "/console/services/web",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("service", "feeds-a"), ("prefixes", A)],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert!(services::get(env.ctx(), "feeds-a").await.unwrap().web_prefixes.is_empty());
+}
