@@ -393,7 +393,9 @@ pub async fn client_login_from_access_token(
         Err(Error::NotFound) => return Ok(Err(Refusal::Unknown)),
         Err(err) => return Err(err),
     };
-    if !services::accepts(&service, credentials::Protocol::ClientLogin) {
+    if !services::accepts(&service, credentials::Protocol::ClientLogin)
+        || !credentials::protocol_enabled(ctx, credentials::Protocol::ClientLogin)
+    {
         return Ok(Err(Refusal::ServiceDisabled));
     }
     let Some(grant) = ctx.store.grants().get(&grant_id).await? else {

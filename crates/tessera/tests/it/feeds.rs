@@ -61,65 +61,86 @@ async fn get_feed(url: &str, authorization: Option<&str>) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_feeds_api_accepts_every_legacy_token_through_the_one_caller_check() {
+/// A server with every legacy token kind minted for one account (the credential matrix's set) and
+/// the feeds service whose API covers their calendar scope (service `cl`).
+struct Setup {
+    env: TestEnv,
+    minted: crate::core::Minted,
+    feeds: String,
+    url: String,
+    /// What the API answers that account.
+    me: String,
+}
+
+async fn setup() -> Setup {
     let env = TestEnv::start().await;
     let minted = crate::core::mint(&env).await;
-    // Its API covers the calendar scope the matrix tokens carry (service `cl`).
     let feeds = start(&env, "cl", "127.0.0.2", Some(CAL)).await;
     let url = format!("{feeds}/api/feed");
     let me = format!("feed for {}\n", tessera_domain::accounts::subject(&minted.account.id));
+    Setup { env, minted, feeds, url, me }
+}
 
-    // ClientLogin.
-    let google = format!("GoogleLogin auth={}", minted.clientlogin_auth);
-    assert_eq!(get_feed(&url, Some(&google)).await, (200, me.clone()));
-    // AuthSub session token.
-    let authsub = format!("AuthSub token=\"{}\"", minted.authsub_session);
-    assert_eq!(get_feed(&url, Some(&authsub)).await, (200, me.clone()));
-    // OAuth 1.0a, signed for this service's URL; the nonce is spent, so a replay is refused.
-    let (token, token_secret, consumer_secret) = &minted.oauth1;
-    let signed = crate::core::oauth1_header(
-        "GET",
-        &url,
-        "app.example",
-        consumer_secret,
-        token,
-        token_secret,
-    );
-    assert_eq!(get_feed(&url, Some(&signed)).await, (200, me.clone()));
-    assert_eq!(get_feed(&url, Some(&signed)).await.0, 401, "nonce replayed");
-    let elsewhere = crate::core::oauth1_header(
-        "GET",
-        &format!("{feeds}/api/other"),
-        "app.example",
-        consumer_secret,
-        token,
-        token_secret,
-    );
-    assert_eq!(get_feed(&url, Some(&elsewhere)).await.0, 401, "signed for another URL");
-    // OAuth 2.0 Bearer with the calendar scope; the matrix's openid/email token lacks it.
-    let bearer = bearer_with_scope(&env, &minted.account, CAL).await;
-    assert_eq!(get_feed(&url, Some(&format!("Bearer {bearer}"))).await, (200, me.clone()));
-    let narrow = format!("Bearer {}", minted.access);
-    assert_eq!(get_feed(&url, Some(&narrow)).await.0, 403, "scope does not cover the feed");
-
-    // No credentials, an unknown scheme, garbage tokens: refused with a challenge.
-    assert_eq!(get_feed(&url, None).await.0, 401);
-    assert_eq!(get_feed(&url, Some("GoogleLogin auth=nope")).await.0, 401);
-    assert_eq!(get_feed(&url, Some("Bearer nope")).await.0, 401);
-    // A disabled account's tokens die at the service too.
+/// After the account is disabled, `authorization` is refused at the service too.
+async fn dies_with_the_account(s: &Setup, authorization: &str) {
     tessera_domain::accounts::set_state(
-        env.ctx(),
-        &minted.account,
+        s.env.ctx(),
+        &s.minted.account,
         tessera_store::AccountState::Disabled,
         &Actor::Cli,
         "",
     )
     .await
     .unwrap();
-    for value in [google, authsub, format!("Bearer {bearer}")] {
-        assert_eq!(get_feed(&url, Some(&value)).await.0, 401, "{value}");
-    }
+    assert_eq!(get_feed(&s.url, Some(authorization)).await.0, 401, "{authorization}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feeds_api_takes_a_clientlogin_auth_token() {
+    let s = setup().await;
+    let google = format!("GoogleLogin auth={}", s.minted.clientlogin_auth);
+    assert_eq!(get_feed(&s.url, Some(&google)).await, (200, s.me.clone()));
+    assert_eq!(get_feed(&s.url, Some("GoogleLogin auth=nope")).await.0, 401);
+    // No credentials at all: a challenge.
+    assert_eq!(get_feed(&s.url, None).await.0, 401);
+    dies_with_the_account(&s, &google).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feeds_api_takes_an_authsub_token() {
+    let s = setup().await;
+    let authsub = format!("AuthSub token=\"{}\"", s.minted.authsub_session);
+    assert_eq!(get_feed(&s.url, Some(&authsub)).await, (200, s.me.clone()));
+    assert_eq!(get_feed(&s.url, Some("AuthSub token=\"nope\"")).await.0, 401);
+    dies_with_the_account(&s, &authsub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feeds_api_takes_an_oauth1_signed_request() {
+    let s = setup().await;
+    // Signed for this service's URL; the nonce is spent, so a replay is refused.
+    let (token, token_secret, consumer_secret) = &s.minted.oauth1;
+    let sign = |url: &str| {
+        crate::core::oauth1_header("GET", url, "app.example", consumer_secret, token, token_secret)
+    };
+    let signed = sign(&s.url);
+    assert_eq!(get_feed(&s.url, Some(&signed)).await, (200, s.me.clone()));
+    assert_eq!(get_feed(&s.url, Some(&signed)).await.0, 401, "nonce replayed");
+    let elsewhere = sign(&format!("{}/api/other", s.feeds));
+    assert_eq!(get_feed(&s.url, Some(&elsewhere)).await.0, 401, "signed for another URL");
+    dies_with_the_account(&s, &sign(&s.url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feeds_api_takes_an_oauth2_bearer_token_that_covers_it() {
+    let s = setup().await;
+    let bearer = format!("Bearer {}", bearer_with_scope(&s.env, &s.minted.account, CAL).await);
+    assert_eq!(get_feed(&s.url, Some(&bearer)).await, (200, s.me.clone()));
+    // The matrix's openid/email token is valid but does not cover the feed.
+    let narrow = format!("Bearer {}", s.minted.access);
+    assert_eq!(get_feed(&s.url, Some(&narrow)).await.0, 403, "scope does not cover the feed");
+    assert_eq!(get_feed(&s.url, Some("Bearer nope")).await.0, 401);
+    dies_with_the_account(&s, &bearer).await;
 }
 
 /// An OAuth 2.0 access token for `account` carrying `scope`, from a client of a fresh project.
