@@ -848,3 +848,24 @@ async fn administrators_set_a_services_web_sign_on_in_the_console() {
     assert_eq!(res.status, 403);
     assert!(services::get(env.ctx(), "feeds-a").await.unwrap().web_prefixes.is_empty());
 }
+
+#[tokio::test]
+async fn oauth_login_mints_no_clientlogin_lines_when_clientlogin_is_switched_off() {
+    let env = TestEnv::with_config(|raw| raw.legacy.clientlogin = false).await;
+    let alice = env.account("alice@example.test", "password-1").await;
+    let new = NewService {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: vec!["https://calendar.example.test/feeds/".to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    let scope = tessera_domain::sso::oauth_login_scope(env.ctx());
+    let (token, _) = access_token_with(&env, &alice, &scope).await;
+    let header = format!("Bearer {token}");
+    let res = oauth_login(&env, "service=cl", Some(&header), &[]).await;
+    assert_eq!((res.status, res.body.as_str()), (403, "Error=ServiceDisabled\n"));
+    // The ubertoken answer does not depend on ClientLogin.
+    assert_eq!(oauth_login(&env, "issueuberauth=1", Some(&header), &[]).await.status, 200);
+}
