@@ -4,7 +4,7 @@
 //! `DisplayUnlockCaptcha` lets one client IP through without one for a few minutes.
 
 use serde_json::json;
-use tessera_store::{AccountRecord, AccountState, CredentialKind, CredentialRecord};
+use tessera_store::{AccountRecord, AccountState, CredentialKind, CredentialRecord, ServiceRecord};
 
 use crate::audit::{self, Actor};
 use crate::credentials::{self, ClientLoginData};
@@ -163,31 +163,7 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         ip,
     )
     .await?;
-    let now = ctx.now();
-    let data = credentials::encode(&ClientLoginData {
-        service: service.name.clone(),
-        login: ctx.new_id(),
-    })?;
-    let issue = |kind: CredentialKind, ttl: i64| {
-        let (token, digest) = ctx.new_token();
-        let mut record = CredentialRecord::new(digest, kind, now);
-        record.account_id = Some(account.id.clone());
-        record.grant_id = Some(grant.id.clone());
-        record.client_id = Some(client_id.clone());
-        record.scopes = grant.scopes.clone();
-        record.data = data.clone();
-        record.expires_at = Some(now + ttl);
-        (token, record)
-    };
-    let session_ttl = ctx.policy.persistent_session_ttl_secs;
-    let (sid, sid_record) = issue(CredentialKind::ClientLoginSid, session_ttl);
-    let (lsid, lsid_record) = issue(CredentialKind::ClientLoginLsid, session_ttl);
-    let (auth, mut auth_record) =
-        issue(CredentialKind::ClientLoginAuth, service.clientlogin_ttl_secs);
-    auth_record.scopes = grants::normalize_scopes(scopes.iter().map(String::as_str));
-    for record in [&sid_record, &lsid_record, &auth_record] {
-        ctx.store.credentials().insert(record).await?;
-    }
+    let issued = issue(ctx, &account.id, &service, &grant.id, &client_id, &grant.scopes).await?;
     metrics::counter!("tessera_clientlogin_total", "service" => service.name.clone()).increment(1);
     audit::record(
         ctx,
@@ -198,5 +174,45 @@ pub async fn login(ctx: &Ctx, login: Login) -> Result<Result<Issued, Refusal>> {
         json!({ "service": service.name, "source": client_id, "app_password": app_password_ok }),
     )
     .await?;
-    Ok(Ok(Issued { sid, lsid, auth }))
+    Ok(Ok(issued))
+}
+
+/// Mints the SID, LSID (one login: they carry a shared login id) and `Auth` for `service`, each
+/// hanging from `grant_id` and `client_id`; SID and LSID carry `grant_scopes`, `Auth` the
+/// service's scopes. The one issue of ClientLogin's three lines (`ClientLogin`, `OAuthLogin`).
+pub async fn issue(
+    ctx: &Ctx,
+    account_id: &str,
+    service: &ServiceRecord,
+    grant_id: &str,
+    client_id: &str,
+    grant_scopes: &str,
+) -> Result<Issued> {
+    let now = ctx.now();
+    let data = credentials::encode(&ClientLoginData {
+        service: service.name.clone(),
+        login: ctx.new_id(),
+    })?;
+    let issue = |kind: CredentialKind, ttl: i64| {
+        let (token, digest) = ctx.new_token();
+        let mut record = CredentialRecord::new(digest, kind, now);
+        record.account_id = Some(account_id.to_owned());
+        record.grant_id = Some(grant_id.to_owned());
+        record.client_id = Some(client_id.to_owned());
+        record.scopes = grant_scopes.to_owned();
+        record.data = data.clone();
+        record.expires_at = Some(now + ttl);
+        (token, record)
+    };
+    let session_ttl = ctx.policy.persistent_session_ttl_secs;
+    let (sid, sid_record) = issue(CredentialKind::ClientLoginSid, session_ttl);
+    let (lsid, lsid_record) = issue(CredentialKind::ClientLoginLsid, session_ttl);
+    let (auth, mut auth_record) =
+        issue(CredentialKind::ClientLoginAuth, service.clientlogin_ttl_secs);
+    let scopes = credentials::Scopes::parse(&service.scopes).to_vec();
+    auth_record.scopes = grants::normalize_scopes(scopes.iter().map(String::as_str));
+    for record in [&sid_record, &lsid_record, &auth_record] {
+        ctx.store.credentials().insert(record).await?;
+    }
+    Ok(Issued { sid, lsid, auth })
 }

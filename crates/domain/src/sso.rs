@@ -159,6 +159,36 @@ pub async fn issue_service_auth(
     Ok(with_auth(&target.continue_url, &token))
 }
 
+/// `passive` on `ServiceLogin` (and `CheckCookie`, which is always passive): answer without
+/// showing a page. `true` takes a session of any age; a number of seconds takes one whose password
+/// was checked no longer ago than that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passive {
+    Any,
+    MaxAge(i64),
+}
+
+impl Passive {
+    /// `true` or a number of seconds; anything else (`false`, empty, garbage) is not passive.
+    pub fn parse(value: &str) -> Option<Passive> {
+        match value {
+            "true" => Some(Passive::Any),
+            digits if !digits.is_empty() && digits.len() <= 10 => {
+                digits.parse::<u32>().ok().map(|it| Passive::MaxAge(i64::from(it)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a signed-in browser session is recent enough to be used without a page.
+    pub fn allows(self, ctx: &Ctx, session: &SessionRecord) -> bool {
+        match self {
+            Passive::Any => true,
+            Passive::MaxAge(secs) => ctx.now() - session.auth_time <= secs,
+        }
+    }
+}
+
 /// Who a redeemed `auth=` token signs in at a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceUser {
@@ -200,6 +230,10 @@ pub async fn check_service_auth(
     if bound.service != service
         || Some(bound.continue_url.as_str()) != without_auth(continue_url).as_deref()
     {
+        return Ok(Err(Refusal::BadAuthentication));
+    }
+    // The service must still take web sign-on at that URL (its prefixes may have changed).
+    if target(ctx, service, &bound.continue_url).await?.is_err() {
         return Ok(Err(Refusal::BadAuthentication));
     }
     let Some(session) = ctx.store.sessions().get(&session_id).await? else {
@@ -290,14 +324,12 @@ pub async fn issue_from_sid_lsid(
     Ok(Ok(token))
 }
 
-/// `OAuthLogin?issueuberauth=1`: an OAuth 2.0 access token that carries the `OAuthLogin` scope
-/// buys one ubertoken hanging from the token's grant.
-pub async fn issue_from_access_token(
+/// The account, grant and client of an OAuth 2.0 access token that carries the `OAuthLogin`
+/// scope (checked through the one validator: its grant, client and account must be live).
+async fn oauth_login_holder(
     ctx: &Ctx,
     access_token: &str,
-    source: &str,
-    ip: &str,
-) -> Result<Result<String, Refusal>> {
+) -> Result<Option<(String, Option<String>, Option<String>)>> {
     let Some(valid) = crate::oauth2::tokens::validate_access_token(
         ctx,
         access_token,
@@ -306,24 +338,82 @@ pub async fn issue_from_access_token(
     )
     .await?
     else {
-        return Ok(Err(Refusal::BadAuthentication));
+        return Ok(None);
     };
-    let (Some(account_id), true) =
-        (valid.record.account_id.clone(), valid.scopes().covers(&oauth_login_scope(ctx)))
+    match (valid.record.account_id.clone(), valid.scopes().covers(&oauth_login_scope(ctx))) {
+        (Some(account_id), true) => {
+            Ok(Some((account_id, valid.record.grant_id.clone(), valid.record.client_id.clone())))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `OAuthLogin?issueuberauth=1`: an OAuth 2.0 access token that carries the `OAuthLogin` scope
+/// buys one ubertoken hanging from the token's grant.
+pub async fn issue_from_access_token(
+    ctx: &Ctx,
+    access_token: &str,
+    source: &str,
+    ip: &str,
+) -> Result<Result<String, Refusal>> {
+    let Some((account_id, grant_id, client_id)) = oauth_login_holder(ctx, access_token).await?
     else {
         return Ok(Err(Refusal::BadAuthentication));
     };
-    let token = issue_ubertoken(ctx, &account_id, valid.record.grant_id.as_deref(), source).await?;
+    let token = issue_ubertoken(ctx, &account_id, grant_id.as_deref(), source).await?;
     audit::record(
         ctx,
         "sso.oauth_login",
         Some(&account_id),
         &Actor::Account,
         ip,
-        json!({ "client": valid.record.client_id }),
+        json!({ "client": client_id }),
     )
     .await?;
     Ok(Ok(token))
+}
+
+/// `OAuthLogin` without `issueuberauth`: an OAuth 2.0 access token that carries the `OAuthLogin`
+/// scope buys ClientLogin's SID, LSID and `Auth` for `service` (a registered service that takes
+/// ClientLogin), all three hanging from the token's grant and client, so removing that access
+/// ends them.
+pub async fn client_login_from_access_token(
+    ctx: &Ctx,
+    access_token: &str,
+    service: &str,
+    ip: &str,
+) -> Result<Result<crate::clientlogin::Issued, Refusal>> {
+    let Some((account_id, Some(grant_id), Some(client_id))) =
+        oauth_login_holder(ctx, access_token).await?
+    else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    let service = match services::get(ctx, service).await {
+        Ok(service) => service,
+        Err(Error::NotFound) => return Ok(Err(Refusal::Unknown)),
+        Err(err) => return Err(err),
+    };
+    if !services::accepts(&service, credentials::Protocol::ClientLogin)
+        || !credentials::protocol_enabled(ctx, credentials::Protocol::ClientLogin)
+    {
+        return Ok(Err(Refusal::ServiceDisabled));
+    }
+    let Some(grant) = ctx.store.grants().get(&grant_id).await? else {
+        return Ok(Err(Refusal::BadAuthentication));
+    };
+    let issued =
+        crate::clientlogin::issue(ctx, &account_id, &service, &grant_id, &client_id, &grant.scopes)
+            .await?;
+    audit::record(
+        ctx,
+        "sso.oauth_login",
+        Some(&account_id),
+        &Actor::Account,
+        ip,
+        json!({ "client": client_id, "service": service.name }),
+    )
+    .await?;
+    Ok(Ok(issued))
 }
 
 /// The scope an access token needs for `OAuthLogin`: this server's `/accounts/OAuthLogin` URL
@@ -495,6 +585,16 @@ mod tests {
             .find(|(k, _)| k == AUTH_PARAM)
             .map(|(_, v)| v.into_owned())
             .unwrap()
+    }
+
+    #[test]
+    fn passive_is_true_or_a_number_of_seconds() {
+        assert_eq!(Passive::parse("true"), Some(Passive::Any));
+        assert_eq!(Passive::parse("300"), Some(Passive::MaxAge(300)));
+        assert_eq!(Passive::parse("0"), Some(Passive::MaxAge(0)));
+        for not in ["", "false", "TRUE", "-5", "1e3", "99999999999", " 5"] {
+            assert_eq!(Passive::parse(not), None, "{not:?}");
+        }
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ struct Shared {
     http: reqwest::Client,
     check: Url,
     public_base: Url,
+    /// Forward every `Authorization` scheme, not only `OAuth`.
+    every_scheme: bool,
 }
 
 /// What the caller check says.
@@ -98,7 +100,21 @@ impl OAuth1CallerLayer {
             server.set_path(&path);
         }
         let check = server.join("accounts/caller")?;
-        Ok(Self { shared: Arc::new(Shared { http, check, public_base }) })
+        Ok(Self { shared: Arc::new(Shared { http, check, public_base, every_scheme: false }) })
+    }
+
+    /// The same layer forwarding every `Authorization` scheme the caller check knows, not only
+    /// `OAuth`: ClientLogin's `GoogleLogin auth=`, `AuthSub token=` (secure tokens sign the
+    /// forwarded method and URL), OAuth 1.0a and OAuth 2.0 `Bearer`. A resource server that still
+    /// serves legacy clients checks all of them through the one caller check with this layer.
+    pub fn accepting_every_scheme(self) -> Self {
+        let shared = Shared {
+            http: self.shared.http.clone(),
+            check: self.shared.check.clone(),
+            public_base: self.shared.public_base.clone(),
+            every_scheme: true,
+        };
+        Self { shared: Arc::new(shared) }
     }
 }
 
@@ -138,7 +154,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            let Some(authorization) = oauth_authorization(req.headers()) else {
+            let authorization = match shared.every_scheme {
+                true => any_authorization(req.headers()),
+                false => oauth_authorization(req.headers()),
+            };
+            let Some(authorization) = authorization else {
                 return Ok(challenge());
             };
             let path = req.uri().path_and_query().map_or("/", |it| it.as_str());
@@ -169,6 +189,13 @@ fn oauth_authorization(headers: &HeaderMap) -> Option<String> {
     (scheme.eq_ignore_ascii_case("oauth") && !rest.trim().is_empty()).then(|| value.to_owned())
 }
 
+/// The whole `Authorization` value, whatever its scheme, when it has credentials after it.
+fn any_authorization(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (_, rest) = value.split_once(' ')?;
+    (!rest.trim().is_empty()).then(|| value.to_owned())
+}
+
 fn challenge<B: Default>() -> Response<B> {
     let mut res = Response::new(B::default());
     *res.status_mut() = StatusCode::UNAUTHORIZED;
@@ -192,6 +219,12 @@ mod tests {
         let signed = "oauth oauth_consumer_key=\"a\", oauth_signature=\"b\"";
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static(signed));
         assert_eq!(oauth_authorization(&headers).as_deref(), Some(signed));
+        assert_eq!(any_authorization(&headers).as_deref(), Some(signed));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("GoogleLogin auth=x"));
+        assert_eq!(any_authorization(&headers).as_deref(), Some("GoogleLogin auth=x"));
+        assert_eq!(oauth_authorization(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer  "));
+        assert_eq!(any_authorization(&headers), None);
         let res: Response<()> = challenge();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "OAuth realm=\"\"");

@@ -2,7 +2,8 @@
 //! tessera's `ServiceLogin`, redeems the one-time `auth=` token they come back with (once, at
 //! `ServiceAuthCheck`), keeps a session cookie of the service's own, hands handlers the signed-in
 //! [`SsoUser`], and ends sessions when tessera says so (front channel: a `GET` of the logout path
-//! with `session=`; back channel: a `POST` of `session=` to the back-channel path).
+//! with `session=`; back channel: a `POST` of `session=` to the back-channel path). Sessions live in
+//! an [`SsoSessionStore`]: in memory by default, or the service's own.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -73,12 +74,65 @@ pub enum SsoError {
     Transport(#[from] reqwest::Error),
 }
 
+/// What a session store answers: its own failure (the layer then answers `503`).
+pub type StoreResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+/// The future a session store's methods return.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
+
+/// Where [`SsoLayer`] keeps the service's sessions. [`MemorySessions`] (the default) keeps them in
+/// the process's memory, so a restart signs everyone out of the service and two instances behind
+/// one host name do not share them; a service that needs either implements this over its own
+/// database and passes it to [`SsoLayer::with_store`].
+///
+/// Sessions are keyed by the SHA-256 digest of the session cookie (base64url), never by the cookie
+/// itself, so a copy of the store signs nobody in.
+pub trait SsoSessionStore: std::fmt::Debug + Send + Sync + 'static {
+    /// Keeps `user` under `key`.
+    fn insert<'a>(&'a self, key: &'a str, user: &'a SsoUser) -> StoreFuture<'a, ()>;
+    /// The user kept under `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<SsoUser>>;
+    /// Ends every session whose tessera handle ([`SsoUser::session`]) is `handle` (a sign-out).
+    fn end_handle<'a>(&'a self, handle: &'a str) -> StoreFuture<'a, ()>;
+}
+
+/// The in-memory [`SsoSessionStore`].
+#[derive(Debug, Default)]
+pub struct MemorySessions {
+    sessions: Mutex<HashMap<String, SsoUser>>,
+}
+
+impl SsoSessionStore for MemorySessions {
+    fn insert<'a>(&'a self, key: &'a str, user: &'a SsoUser) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.sessions.lock().map_err(|_| "poisoned")?.insert(key.to_owned(), user.clone());
+            Ok(())
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<SsoUser>> {
+        Box::pin(async move { Ok(self.sessions.lock().map_err(|_| "poisoned")?.get(key).cloned()) })
+    }
+
+    fn end_handle<'a>(&'a self, handle: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.sessions.lock().map_err(|_| "poisoned")?.retain(|_, user| user.session != handle);
+            Ok(())
+        })
+    }
+}
+
+/// The store key of a session cookie value.
+fn session_key(cookie: &str) -> String {
+    use base64::Engine as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cookie.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
 #[derive(Debug)]
 struct Shared {
     config: SsoConfig,
     http: reqwest::Client,
-    /// Cookie value → user. Only this process's memory: a restart signs everyone out here.
-    sessions: Mutex<HashMap<String, SsoUser>>,
+    sessions: Arc<dyn SsoSessionStore>,
 }
 
 impl Shared {
@@ -106,18 +160,16 @@ impl Shared {
         })
     }
 
-    fn end_session(&self, handle: &str) {
+    async fn end_session(&self, handle: &str) -> StoreResult<()> {
         if handle.is_empty() {
-            return;
+            return Ok(());
         }
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.retain(|_, user| user.session != handle);
-        }
+        self.sessions.end_handle(handle).await
     }
 
-    fn user(&self, headers: &HeaderMap) -> Option<SsoUser> {
-        let value = cookie(headers, &self.config.cookie_name)?;
-        self.sessions.lock().ok()?.get(value).cloned()
+    async fn user(&self, headers: &HeaderMap) -> StoreResult<Option<SsoUser>> {
+        let Some(value) = cookie(headers, &self.config.cookie_name) else { return Ok(None) };
+        self.sessions.get(&session_key(value)).await
     }
 }
 
@@ -155,14 +207,19 @@ pub struct SsoLayer {
 }
 
 impl SsoLayer {
-    /// A layer for the service `config` describes.
+    /// A layer for the service `config` describes, keeping its sessions in memory.
     pub fn new(config: SsoConfig) -> SsoLayer {
+        SsoLayer::with_store(config, Arc::new(MemorySessions::default()))
+    }
+
+    /// A layer keeping its sessions in `store`.
+    pub fn with_store(config: SsoConfig, store: Arc<dyn SsoSessionStore>) -> SsoLayer {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        SsoLayer { shared: Arc::new(Shared { config, http, sessions: Mutex::default() }) }
+        SsoLayer { shared: Arc::new(Shared { config, http, sessions: store }) }
     }
 
     /// Where tessera's sign-out should send the browser back to, e.g. after the service's own
@@ -239,13 +296,19 @@ where
                 if let Ok(body) = body {
                     let body = body.to_bytes();
                     let text = String::from_utf8_lossy(&body);
-                    shared.end_session(&query_param(&text, "session").unwrap_or_default());
+                    let handle = query_param(&text, "session").unwrap_or_default();
+                    if shared.end_session(&handle).await.is_err() {
+                        return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, &[]));
+                    }
                 }
                 return Ok(respond(StatusCode::OK, &[]));
             }
             // Front channel: the sign-out page loads `logout_path?session=<handle>`.
             if path == config.logout_path {
-                shared.end_session(&query_param(&query, "session").unwrap_or_default());
+                let handle = query_param(&query, "session").unwrap_or_default();
+                if shared.end_session(&handle).await.is_err() {
+                    return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, &[]));
+                }
                 let expired = format!("{}=; Path=/; Max-Age=0; HttpOnly", config.cookie_name);
                 return Ok(respond(StatusCode::OK, &[(header::SET_COOKIE, expired)]));
             }
@@ -259,8 +322,8 @@ where
                 if value.is_empty() {
                     return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, &[]));
                 }
-                if let Ok(mut sessions) = shared.sessions.lock() {
-                    sessions.insert(value.clone(), user);
+                if shared.sessions.insert(&session_key(&value), &user).await.is_err() {
+                    return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, &[]));
                 }
                 let mut set =
                     format!("{}={value}; Path=/; HttpOnly; SameSite=Lax", config.cookie_name);
@@ -273,12 +336,13 @@ where
                     &[(header::SET_COOKIE, set), (header::LOCATION, clean)],
                 ));
             }
-            match shared.user(req.headers()) {
-                Some(user) => {
+            match shared.user(req.headers()).await {
+                Err(_) => Ok(respond(StatusCode::SERVICE_UNAVAILABLE, &[])),
+                Ok(Some(user)) => {
                     req.extensions_mut().insert(user);
                     inner.call(req).await
                 }
-                None => {
+                Ok(None) => {
                     let login = format!(
                         "{}/accounts/ServiceLogin?service={}&continue={}",
                         config.accounts_url,
@@ -321,5 +385,26 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("a=1; SSOSID=v"));
         assert_eq!(cookie(&headers, "SSOSID"), Some("v"));
+    }
+
+    #[tokio::test]
+    async fn memory_sessions_are_keyed_by_digest_and_end_by_handle() {
+        let store = MemorySessions::default();
+        let user = |email: &str, session: &str| SsoUser {
+            subject: "s".to_owned(),
+            email: email.to_owned(),
+            name: String::new(),
+            session: session.to_owned(),
+        };
+        let key = session_key("cookie-1");
+        assert_ne!(key, "cookie-1");
+        assert_eq!(key, session_key("cookie-1"));
+        store.insert(&key, &user("a@x", "h1")).await.unwrap();
+        store.insert(&session_key("cookie-2"), &user("b@x", "h2")).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap().unwrap().email, "a@x");
+        assert!(store.get("cookie-1").await.unwrap().is_none(), "not by the cookie itself");
+        store.end_handle("h1").await.unwrap();
+        assert!(store.get(&key).await.unwrap().is_none());
+        assert!(store.get(&session_key("cookie-2")).await.unwrap().is_some());
     }
 }

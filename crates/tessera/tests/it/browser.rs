@@ -1,6 +1,7 @@
 //! Page tests in headless Chromium (Debian's `chromium` and `chromium-driver`), driven over
 //! WebDriver: sign-in, 2-step, the account chooser, the CAPTCHA and the account page, as a person
-//! clicks through them; and the consent steps of OAuth 2.0, AuthSub, OpenID 2.0 and OAuth 1.0a.
+//! clicks through them; the consent steps of OAuth 2.0, AuthSub, OpenID 2.0 and OAuth 1.0a; and web
+//! single sign-on across two example feeds services on two host names.
 
 use std::process::Stdio;
 
@@ -97,6 +98,43 @@ impl Chrome {
             tokio::task::yield_now().await;
         }
         panic!("the page did not finish loading");
+    }
+
+    /// Waits until the browser shows a complete document at a URL `done` accepts (a meta refresh,
+    /// say). Each step asks the browser; the loop is bounded.
+    async fn wait_for_url(&self, done: impl Fn(&url::Url) -> bool) -> url::Url {
+        for _ in 0..100_000 {
+            let url = self.client.current_url().await.unwrap();
+            if done(&url) {
+                let state =
+                    self.client.execute("return document.readyState", vec![]).await.unwrap();
+                if state == "complete" {
+                    return url;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the browser never got there");
+    }
+
+    /// Waits until every image of the page has finished loading (or failed to).
+    async fn wait_for_images(&self) {
+        for _ in 0..100_000 {
+            let done = self
+                .client
+                .execute("return Array.from(document.images).every((it) => it.complete)", vec![])
+                .await
+                .unwrap();
+            if done == serde_json::json!(true) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the images never finished loading");
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
     }
 
     async fn text(&self) -> String {
@@ -473,4 +511,121 @@ async fn embedded_setup_signs_chromium_in_and_leaves_the_device_token() {
     assert!(answer.get("Token").is_some_and(|it| it.starts_with("aas_et/")));
     let again = crate::device::exchange(&s.env, &token, crate::device::ANDROID_ID_WEB).await;
     assert_eq!(again.get("Error"), Some("BadAuthentication"));
+}
+
+/// Two example feeds services on two loopback host names (127.0.0.2, 127.0.0.3, cross-site to
+/// each other and to the accounts server on 127.0.0.1), each behind the client library's layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_sign_on_across_two_hosts_and_sign_out_everywhere() {
+    let env = TestEnv::start().await;
+    env.account("alice@example.test", "password-1").await;
+    env.account("bob@example.test", "password-2").await;
+    let a = crate::feeds::start(&env, "feeds-a", "127.0.0.2", None).await;
+    let b = crate::feeds::start(&env, "feeds-b", "127.0.0.3", None).await;
+    let chrome = Chrome::start().await;
+
+    // At A, anonymous: tessera asks for a password, then A has a session of its own.
+    chrome.client.goto(&format!("{a}/")).await.unwrap();
+    assert_eq!(chrome.path().await, "/accounts/ServiceLogin");
+    chrome.fill("Email", "alice@example.test").await;
+    chrome.fill("Passwd", "password-1").await;
+    chrome.click_button("Sign in").await;
+    assert_eq!(chrome.client.current_url().await.unwrap().as_str(), format!("{a}/"));
+    assert!(chrome.text().await.contains("Signed in as alice@example.test"));
+
+    // At B, another host: signed in without a password, and no auth= left in the address.
+    chrome.client.goto(&format!("{b}/")).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().as_str(), format!("{b}/"));
+    assert!(chrome.text().await.contains("Signed in as alice@example.test"));
+
+    // Sign out at B: tessera's page tells every service (front channel), then goes back to B,
+    // which sends the browser to sign in again.
+    chrome.click_link("Sign out everywhere").await;
+    assert_eq!(chrome.path().await, "/accounts/Logout");
+    assert!(chrome.text().await.contains("You are signed out"));
+    chrome.wait_for_images().await;
+    let back = chrome.wait_for_url(|url| url.path() == "/accounts/ServiceLogin").await;
+    assert!(back.query().unwrap_or_default().contains("service=feeds-b"), "{back}");
+    chrome.client.find(Locator::Id("Passwd")).await.unwrap();
+    // Signed out at A too.
+    chrome.client.goto(&format!("{a}/")).await.unwrap();
+    assert_eq!(chrome.path().await, "/accounts/ServiceLogin");
+    assert!(!chrome.text().await.contains("Choose an account"));
+
+    // Alice signs in again at A; bob's sign-in from an installed application (ClientLogin, then
+    // IssueAuthToken) joins the browser through MergeSession and lands at A as bob.
+    chrome.fill("Email", "alice@example.test").await;
+    chrome.fill("Passwd", "password-1").await;
+    chrome.click_button("Sign in").await;
+    assert!(chrome.text().await.contains("Signed in as alice@example.test"));
+    let uber = ubertoken(&env, "bob@example.test", "password-2").await;
+    let merge = format!(
+        "{}/accounts/MergeSession?source=test&uberauth={uber}&service=feeds-a&continue={}",
+        env.base,
+        crate::support::urlencode(&format!("{a}/"))
+    );
+    chrome.client.goto(&merge).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().as_str(), format!("{a}/"));
+    assert!(chrome.text().await.contains("Signed in as bob@example.test"));
+
+    // At B with two accounts: the chooser; alice is picked there.
+    chrome.client.goto(&format!("{b}/")).await.unwrap();
+    assert!(chrome.text().await.contains("Choose an account"));
+    let mut alice = None;
+    for link in chrome.client.find_all(Locator::Css(".chooser a")).await.unwrap() {
+        if link.text().await.unwrap().contains("alice@example.test") {
+            alice = Some(link);
+        }
+    }
+    chrome.click_and_wait(alice.expect("alice in the chooser")).await;
+    assert_eq!(chrome.client.current_url().await.unwrap().as_str(), format!("{b}/"));
+    assert!(chrome.text().await.contains("Signed in as alice@example.test"));
+
+    // The same ubertoken again: a page that says so, no redirect, no server error.
+    chrome.client.goto(&merge).await.unwrap();
+    assert_eq!(chrome.path().await, "/accounts/MergeSession");
+    let text = chrome.text().await;
+    assert!(text.contains("already been used or has expired"), "{text}");
+
+    // Hostile continue URLs: refused on a page, never followed, and the ubertoken not used up.
+    let fresh = ubertoken(&env, "bob@example.test", "password-2").await;
+    for hostile in ["http://evil.example/", &format!("{b}/"), "javascript:alert(1)"] {
+        let url = format!(
+            "{}/accounts/MergeSession?uberauth={fresh}&service=feeds-a&continue={}",
+            env.base,
+            crate::support::urlencode(hostile)
+        );
+        chrome.client.goto(&url).await.unwrap();
+        assert_eq!(chrome.path().await, "/accounts/MergeSession", "{hostile}");
+        let text = chrome.text().await;
+        assert!(text.contains("does not lead back to a registered service"), "{hostile}: {text}");
+        let url = format!(
+            "{}/accounts/ServiceLogin?service=feeds-a&continue={}",
+            env.base,
+            crate::support::urlencode(hostile)
+        );
+        chrome.client.goto(&url).await.unwrap();
+        assert_eq!(chrome.path().await, "/accounts/ServiceLogin", "{hostile}");
+        let text = chrome.text().await;
+        assert!(text.contains("does not lead back to the service it names"), "{hostile}: {text}");
+    }
+    let merge = format!(
+        "{}/accounts/MergeSession?uberauth={fresh}&service=feeds-a&continue={}",
+        env.base,
+        crate::support::urlencode(&format!("{a}/"))
+    );
+    chrome.client.goto(&merge).await.unwrap();
+    assert_eq!(chrome.client.current_url().await.unwrap().as_str(), format!("{a}/"));
+    assert!(chrome.text().await.contains("Signed in as bob@example.test"));
+    chrome.close().await;
+}
+
+/// An ubertoken of `email`, as an installed application gets one: ClientLogin's SID and LSID
+/// traded at `IssueAuthToken`.
+async fn ubertoken(env: &TestEnv, email: &str, password: &str) -> String {
+    let (sid, lsid) = crate::sso::client_login(env, email, password).await;
+    let mut app = crate::support::Browser::new(&env.base);
+    let res = app.post("/accounts/IssueAuthToken", &[("SID", &sid), ("LSID", &lsid)]).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.body
 }

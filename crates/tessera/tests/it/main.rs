@@ -15,6 +15,7 @@ mod core;
 mod device;
 #[cfg(unix)]
 mod durability;
+mod feeds;
 mod hardening;
 mod interaction;
 mod interop;

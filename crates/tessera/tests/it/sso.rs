@@ -166,7 +166,7 @@ async fn hostile_continue_urls_are_refused() {
 }
 
 /// A ClientLogin SID + LSID pair of `email`, for service `cl`.
-async fn client_login(env: &TestEnv, email: &str, password: &str) -> (String, String) {
+pub(crate) async fn client_login(env: &TestEnv, email: &str, password: &str) -> (String, String) {
     if services::get(env.ctx(), "cl").await.is_err() {
         let new = NewService {
             name: "cl".to_owned(),
@@ -514,4 +514,358 @@ async fn two_feeds_services_on_two_hosts_share_one_sign_in_and_one_sign_out() {
     let (page, _) = follow(&mut browser, format!("{a}/")).await;
     assert_eq!(page.status, 200);
     assert!(page.input("continue").is_some_and(|it| it.contains("ServiceLogin")), "{}", page.body);
+}
+
+#[tokio::test]
+async fn check_cookie_and_passive_sign_in_answer_without_a_page() {
+    let env = TestEnv::start().await;
+    two_services(&env).await;
+    env.account("alice@example.test", "password-1").await;
+    env.account("bob@example.test", "password-2").await;
+    let mut browser = env.browser();
+    let here = format!("{A}x?y=1");
+    let passive = |value: &str| format!("{}&passive={value}", service_login("feeds-a", &here));
+    let check_cookie =
+        format!("/accounts/CheckCookie?service=feeds-a&continue={}", urlencode(&here));
+
+    // Anonymous: straight back to the service, without a token and without a page.
+    for path in [passive("true"), passive("300"), check_cookie.clone()] {
+        let res = browser.get(&path).await;
+        assert_eq!((res.status, res.location()), (302, here.as_str()), "{path}");
+    }
+    // `false` or garbage is not passive: the sign-in form.
+    for value in ["false", "soon"] {
+        let res = browser.get(&passive(value)).await;
+        assert_eq!(res.status, 200, "{value}");
+        assert!(res.input("csrf").is_some());
+    }
+    // A hostile continue is refused on a page, passive or not.
+    let hostile =
+        format!("/CheckCookie?service=feeds-a&continue={}", urlencode("http://evil.example/"));
+    let res = browser.get(&hostile).await;
+    assert_eq!(res.status, 400);
+    assert!(res.location().is_empty());
+    // Without a service: `continue` either way (this server or a registered prefix), else the
+    // account page.
+    let res = browser.get("/CheckCookie?continue=%2Faccount").await;
+    assert_eq!((res.status, res.location()), (302, env.url("/account").as_str()));
+    let res =
+        browser.get(&format!("/CheckCookie?continue={}", urlencode("http://evil.example/"))).await;
+    assert_eq!((res.status, res.location()), (302, env.url("/account").as_str()));
+
+    // Signed in: the service gets an `auth=` token for the account, no page shown.
+    browser.sign_in("alice@example.test", "password-1").await;
+    for path in [check_cookie.clone(), passive("true"), passive("60")] {
+        let res = browser.get(&path).await;
+        assert_eq!(res.status, 302, "{path}: {}", res.body);
+        assert!(res.location().starts_with(&format!("{here}&auth=")), "{}", res.location());
+        let user = check(&env, "feeds-a", res.location()).await;
+        assert_eq!(line(&user.body, "email"), "alice@example.test");
+    }
+    let res = browser.get("/accounts/CheckCookie?continue=%2Faccount").await;
+    assert_eq!(res.location(), env.url("/account?authuser=0"));
+
+    // A number of seconds: a sign-in older than that is not used.
+    env.clock.advance(600);
+    let res = browser.get(&passive("300")).await;
+    assert_eq!((res.status, res.location()), (302, here.as_str()));
+    let res = browser.get(&passive("900")).await;
+    assert!(res.location().contains("&auth="), "{}", res.location());
+
+    // Two accounts: the first unless `authuser` names another; never the chooser.
+    browser.sign_in("bob@example.test", "password-2").await;
+    let res = browser.get(&check_cookie).await;
+    assert_eq!(
+        line(&check(&env, "feeds-a", res.location()).await.body, "email"),
+        "alice@example.test"
+    );
+    let res = browser.get(&format!("{check_cookie}&authuser=1")).await;
+    assert_eq!(
+        line(&check(&env, "feeds-a", res.location()).await.body, "email"),
+        "bob@example.test"
+    );
+    let res = browser.get(&format!("{check_cookie}&authuser=7")).await;
+    assert_eq!((res.status, res.location()), (302, here.as_str()));
+}
+
+/// An OAuth 2.0 access token of `account` for a fresh client, carrying `scope`; and its grant.
+async fn access_token_with(
+    env: &TestEnv,
+    account: &tessera_store::AccountRecord,
+    scope: &str,
+) -> (String, tessera_store::GrantRecord) {
+    use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+    let ctx = env.ctx();
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("Browser {}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let project =
+        tessera_domain::projects::create(ctx, &name, &account.email, &Actor::Cli).await.unwrap();
+    let new = NewClient {
+        kind: ClientKind::Installed,
+        name: "Browser".to_owned(),
+        redirect_uris: vec!["urn:ietf:wg:oauth:2.0:oob".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let created = clients::create(ctx, &project, new, &Actor::Cli).await.unwrap();
+    let grant = tessera_domain::grants::grant(
+        ctx,
+        &account.id,
+        created.client.id(),
+        tessera_domain::credentials::Protocol::OAuth2,
+        &[scope.to_owned()],
+        "",
+    )
+    .await
+    .unwrap();
+    let subject = tessera_domain::oauth2::tokens::Subject {
+        account_id: Some(&account.id),
+        client_id: created.client.id(),
+        grant_id: Some(&grant.id),
+    };
+    let token =
+        tessera_domain::oauth2::tokens::access_token(ctx, &created.client, subject, scope, false)
+            .await
+            .unwrap();
+    (token, grant)
+}
+
+async fn oauth_login(
+    env: &TestEnv,
+    query: &str,
+    authorization: Option<&str>,
+    form: &[(&str, &str)],
+) -> Page {
+    let mut req = reqwest::Client::new().post(env.url(&format!("/accounts/OAuthLogin?{query}")));
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    let res = req.form(form).send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    Page { status, headers, body: res.text().await.unwrap() }
+}
+
+async fn caller_status(env: &TestEnv, authorization: &str) -> u16 {
+    reqwest::Client::new()
+        .post(env.url("/accounts/caller"))
+        .json(&serde_json::json!({ "authorization": authorization, "method": "GET", "url": "http://www.example.com/" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn oauth_login_answers_an_ubertoken_or_sid_lsid_auth_for_either_spelling() {
+    let env = TestEnv::start().await;
+    let alice = env.account("alice@example.test", "password-1").await;
+    let scope = tessera_domain::sso::oauth_login_scope(env.ctx());
+    let (token, grant) = access_token_with(&env, &alice, &scope).await;
+    let (narrow, _) = access_token_with(&env, &alice, "email").await;
+    // The ClientLogin service the SID/LSID/Auth lines are for.
+    client_login(&env, "alice@example.test", "password-1").await;
+
+    assert_eq!(oauth_login(&env, "issueuberauth=1", None, &[]).await.status, 401);
+    for spelling in ["Bearer", "OAuth"] {
+        let header = format!("{spelling} {token}");
+        // Ubertoken, which signs a browser in once.
+        let uber = oauth_login(&env, "issueuberauth=1&source=test", Some(&header), &[]).await;
+        assert_eq!(uber.status, 200, "{spelling}: {}", uber.body);
+        assert!(!uber.body.contains('\n'));
+        let mut browser = env.browser();
+        let res = browser
+            .get(&format!("/accounts/TokenAuth?auth={}&continue=%2Faccount", uber.body))
+            .await;
+        assert_eq!(res.status, 302, "{}", res.body);
+        // SID/LSID/Auth for a service: the Auth works at the caller check, and the pair buys an
+        // ubertoken at IssueAuthToken.
+        let lines =
+            oauth_login(&env, "", Some(&header), &[("service", "cl"), ("source", "test")]).await;
+        assert_eq!(lines.status, 200, "{spelling}: {}", lines.body);
+        let (sid, lsid, auth) =
+            (line(&lines.body, "SID"), line(&lines.body, "LSID"), line(&lines.body, "Auth"));
+        assert!(!sid.is_empty() && !lsid.is_empty() && !auth.is_empty(), "{}", lines.body);
+        assert_eq!(caller_status(&env, &format!("GoogleLogin auth={auth}")).await, 200);
+        let mut app = Browser::new(&env.base);
+        let res = app.post("/accounts/IssueAuthToken", &[("SID", sid), ("LSID", lsid)]).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    let header = format!("Bearer {token}");
+    // Services: `gaia` (the default), unknown ones: Error=Unknown.
+    for service in [None, Some("gaia"), Some("nope")] {
+        let form: Vec<(&str, &str)> = service.map(|it| ("service", it)).into_iter().collect();
+        let res = oauth_login(&env, "", Some(&header), &form).await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=Unknown\n"), "{service:?}");
+    }
+    // A token without the OAuthLogin scope, a garbage token, an OAuth 1.0a header.
+    for bad in [format!("Bearer {narrow}"), "Bearer nope".to_owned(), format!("OAuth {narrow}")] {
+        for query in ["issueuberauth=1", "service=cl"] {
+            let res = oauth_login(&env, query, Some(&bad), &[]).await;
+            assert_eq!(
+                (res.status, res.body.as_str()),
+                (403, "Error=BadAuthentication\n"),
+                "{bad}"
+            );
+        }
+    }
+    let res =
+        oauth_login(&env, "issueuberauth=1", Some("OAuth oauth_consumer_key=\"a\""), &[]).await;
+    assert_eq!(res.status, 401);
+
+    // What it minted hangs from the token's grant: removing the access ends them all.
+    let lines = oauth_login(&env, "service=cl", Some(&header), &[]).await;
+    let auth = line(&lines.body, "Auth").to_owned();
+    let uber = oauth_login(&env, "issueuberauth=1", Some(&header), &[]).await.body;
+    tessera_domain::grants::revoke(env.ctx(), &alice.id, &grant.id, &Actor::Account, "")
+        .await
+        .unwrap();
+    assert_eq!(caller_status(&env, &format!("GoogleLogin auth={auth}")).await, 401);
+    let res =
+        env.browser().get(&format!("/accounts/TokenAuth?auth={uber}&continue=%2Faccount")).await;
+    assert_eq!(res.status, 403);
+    for query in ["issueuberauth=1", "service=cl"] {
+        let res = oauth_login(&env, query, Some(&header), &[]).await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=BadAuthentication\n"), "{query}");
+    }
+
+    // A disabled account: refused, and what it had minted is dead.
+    let (token, _) = access_token_with(&env, &alice, &scope).await;
+    let header = format!("OAuth {token}");
+    let lines = oauth_login(&env, "service=cl", Some(&header), &[]).await;
+    let auth = line(&lines.body, "Auth").to_owned();
+    tessera_domain::accounts::set_state(
+        env.ctx(),
+        &alice,
+        tessera_store::AccountState::Disabled,
+        &Actor::Cli,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(caller_status(&env, &format!("GoogleLogin auth={auth}")).await, 401);
+    for query in ["issueuberauth=1", "service=cl"] {
+        let res = oauth_login(&env, query, Some(&header), &[]).await;
+        assert_eq!((res.status, res.body.as_str()), (403, "Error=BadAuthentication\n"), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn administrators_set_a_services_web_sign_on_in_the_console() {
+    let env = TestEnv::start().await;
+    let admin = env.account("admin@example.test", "password-1").await;
+    tessera_domain::accounts::set_admin(env.ctx(), &admin, true, &Actor::Cli, "").await.unwrap();
+    env.account("dev@example.test", "password-2").await;
+    let new = NewService {
+        name: "feeds-a".to_owned(),
+        display_name: "Feeds A".to_owned(),
+        scopes: vec![format!("{A}api/")],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    let mut browser = env.browser();
+    browser.sign_in("admin@example.test", "password-1").await;
+    let page = browser.get("/console").await;
+    assert!(page.body.contains("Web sign-on of services") && page.body.contains("feeds-a"));
+    let save = |csrf: String, prefixes: &str, logout: &str, back: &str| {
+        vec![
+            ("csrf".to_owned(), csrf),
+            ("authuser".to_owned(), "0".to_owned()),
+            ("service".to_owned(), "feeds-a".to_owned()),
+            ("prefixes".to_owned(), prefixes.to_owned()),
+            ("logout_url".to_owned(), logout.to_owned()),
+            ("backchannel_logout_url".to_owned(), back.to_owned()),
+        ]
+    };
+
+    // Created: two prefixes and both logout URLs, checked as the CLI checks them.
+    let fields = save(
+        page.csrf(),
+        &format!("{A}\r\n{B}\r\n"),
+        &format!("{A}sso/logout"),
+        &format!("{A}sso/backchannel"),
+    );
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = browser.post("/console/services/web", &pairs).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let service = services::get(env.ctx(), "feeds-a").await.unwrap();
+    assert_eq!(services::web_prefixes(&service), [A, B]);
+    assert_eq!(service.logout_url, format!("{A}sso/logout"));
+    assert_eq!(service.backchannel_logout_url, format!("{A}sso/backchannel"));
+    let hop = browser.get(&service_login("feeds-a", &format!("{B}x"))).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    assert!(hop.location().starts_with(&format!("{B}x?auth=")));
+    let page = browser.get("/console").await;
+    assert!(page.body.contains(&format!("{A}sso/backchannel")), "{}", page.body);
+
+    // Edited with bad values: the CLI's messages, nothing changed.
+    for (prefixes, logout, message) in [
+        ("https://feeds.example/app", "", "is not a web prefix"),
+        ("https://user@feeds.example/", "", "is not a web prefix"),
+        (A, "javascript:alert(1)", "is not a logout URL"),
+    ] {
+        let csrf = browser.get("/console").await.csrf();
+        let fields = save(csrf, prefixes, logout, "");
+        let pairs: Vec<(&str, &str)> =
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let res = browser.post("/console/services/web", &pairs).await;
+        assert_eq!(res.status, 400, "{prefixes}");
+        assert!(res.body.contains(message), "{}", res.body);
+    }
+    assert_eq!(services::web_prefixes(&services::get(env.ctx(), "feeds-a").await.unwrap()), [A, B]);
+    // A forged form is refused.
+    let mut fields = save(String::new(), A, "", "");
+    fields[0].1 = "forged".to_owned();
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(browser.post("/console/services/web", &pairs).await.status, 400);
+
+    // No prefix: web sign-on off, and ServiceLogin falls back to the plain sign-in.
+    let csrf = browser.get("/console").await.csrf();
+    let fields = save(csrf, "", "", "");
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(browser.post("/console/services/web", &pairs).await.status, 303);
+    let service = services::get(env.ctx(), "feeds-a").await.unwrap();
+    assert!(service.web_prefixes.is_empty() && service.logout_url.is_empty());
+    let res = browser.get(&service_login("feeds-a", &format!("{B}x"))).await;
+    assert!(!res.location().contains("auth="), "{}", res.location());
+
+    // Not an administrator: no such section, and the form is refused.
+    let mut dev = env.browser();
+    dev.sign_in("dev@example.test", "password-2").await;
+    let page = dev.get("/console").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Web sign-on of services"));
+    let res = dev
+        .post(
+            "/console/services/web",
+            &[("csrf", &page.csrf()), ("authuser", "0"), ("service", "feeds-a"), ("prefixes", A)],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert!(services::get(env.ctx(), "feeds-a").await.unwrap().web_prefixes.is_empty());
+}
+
+#[tokio::test]
+async fn oauth_login_mints_no_clientlogin_lines_when_clientlogin_is_switched_off() {
+    let env = TestEnv::with_config(|raw| raw.legacy.clientlogin = false).await;
+    let alice = env.account("alice@example.test", "password-1").await;
+    let new = NewService {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: vec!["https://calendar.example.test/feeds/".to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    let scope = tessera_domain::sso::oauth_login_scope(env.ctx());
+    let (token, _) = access_token_with(&env, &alice, &scope).await;
+    let header = format!("Bearer {token}");
+    let res = oauth_login(&env, "service=cl", Some(&header), &[]).await;
+    assert_eq!((res.status, res.body.as_str()), (403, "Error=ServiceDisabled\n"));
+    // The ubertoken answer does not depend on ClientLogin.
+    assert_eq!(oauth_login(&env, "issueuberauth=1", Some(&header), &[]).await.status, 200);
 }

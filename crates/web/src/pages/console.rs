@@ -1,5 +1,7 @@
-//! The developer console: the signed-in account's projects and their OAuth 2.0 clients. Secrets
-//! and private keys are shown once, on the page that answers the POST that made them.
+//! The developer console: the signed-in account's projects and their OAuth 2.0 clients; for
+//! administrators, the web sign-on settings of every service (web prefixes, front- and back-channel
+//! logout URLs, through `services::set_web`, as `tessera admin service web`). Secrets and private
+//! keys are shown once, on the page that answers the POST that made them.
 
 use askama::Template;
 use axum::Router;
@@ -28,6 +30,16 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/clients/keys/upload", post(key_change_post))
         .route("/console/clients/keys/remove", post(key_change_post))
         .route("/console/clients/delete", post(delete_post))
+        .route("/console/services/web", post(service_web_post))
+}
+
+/// A service's web sign-on settings, as the form shows them.
+struct ServiceRow {
+    name: String,
+    display_name: String,
+    prefixes: String,
+    logout_url: String,
+    backchannel_logout_url: String,
 }
 
 struct ClientRow {
@@ -66,6 +78,8 @@ struct ConsolePage<'a> {
     authuser: usize,
     email: String,
     projects: Vec<ProjectRow>,
+    /// Every service, for administrators; empty otherwise.
+    services: Vec<ServiceRow>,
     reveal: Option<Reveal>,
     error: Option<String>,
 }
@@ -110,8 +124,23 @@ async fn render_console(
             clients,
         });
     }
+    let services = match me.account.is_admin {
+        true => tessera_domain::services::list(ctx)
+            .await?
+            .into_iter()
+            .map(|it| ServiceRow {
+                prefixes: tessera_domain::services::web_prefixes(&it).join("\n"),
+                name: it.name,
+                display_name: it.display_name,
+                logout_url: it.logout_url,
+                backchannel_logout_url: it.backchannel_logout_url,
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     let (csrf, set) = csrf_for_page(state, headers);
     let page = ConsolePage {
+        services,
         brand: &state.brand,
         csrf,
         authuser,
@@ -353,5 +382,35 @@ async fn delete_post(
         Ok(None)
     }
     .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+/// Sets a service's web sign-on (administrators only): the prefixes, one a line (none switches web
+/// sign-on off), and the logout URLs (empty for none). The same domain function and checks as
+/// `tessera admin service web`.
+async fn service_web_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    if !me.account.is_admin {
+        return Err(PageError::forbidden("Only administrators change how services sign in."));
+    }
+    let optional =
+        |name: &str| Some(fields.text(name).trim().to_owned()).filter(|it| !it.is_empty());
+    let web = tessera_domain::services::ServiceWeb {
+        prefixes: uris(&fields.text("prefixes")),
+        logout_url: optional("logout_url"),
+        backchannel_logout_url: optional("backchannel_logout_url"),
+    };
+    let res = tessera_domain::services::set_web(
+        &state.ctx,
+        &fields.text("service"),
+        web,
+        &Actor::Account,
+    )
+    .await
+    .map(|_| None);
     finish(&state, &headers, (authuser, me), res).await
 }

@@ -25,6 +25,7 @@ pub(crate) fn router() -> Router<AppState> {
                 get(service_login_get).post(service_login_auth_post),
             )
             .route(&format!("{prefix}/AddSession"), get(add_session_get))
+            .route(&format!("{prefix}/CheckCookie"), get(service_login_get))
             .route(
                 &format!("{prefix}/ServiceLoginAuth"),
                 axum::routing::post(service_login_auth_post),
@@ -163,6 +164,15 @@ async fn service_login_get(
         }
         None => None,
     };
+    // `passive` (and `CheckCookie`, always passive): never a page; signed in (recently enough) goes
+    // on as signed in, anything else goes back to `continue` without a sign-in.
+    let passive = match uri.path().ends_with("/CheckCookie") {
+        true => Some(tessera_domain::sso::Passive::Any),
+        false => query.get("passive").and_then(tessera_domain::sso::Passive::parse),
+    };
+    if let Some(passive) = passive {
+        return passive_answer(&state, &accounts, target.as_ref(), &query, passive).await;
+    }
     if let (Some(target), false) = (&target, adding)
         && let Some(res) =
             super::sso::service_hop(&state, &accounts, target, query.get("authuser")).await?
@@ -201,6 +211,42 @@ async fn service_login_get(
     let email = query.get("Email").unwrap_or_default().chars().take(254).collect();
     let view = FormView { continue_url, email, ..FormView::default() };
     signin_form(&state, &headers, view, StatusCode::OK).await
+}
+
+/// The answer of a passive `ServiceLogin` or of `CheckCookie`: with a web sign-on service, the
+/// account named by `authuser` (default the first) goes to the service with an `auth=` token when
+/// its sign-in is recent enough for `passive`, else the browser goes to `continue` without one;
+/// without a service, the browser goes to `continue` (this server's pages, a configured prefix or a
+/// registered web prefix) either way.
+async fn passive_answer(
+    state: &AppState,
+    accounts: &[tessera_domain::sessions::SignedIn],
+    target: Option<&tessera_domain::sso::Target>,
+    query: &forms::Fields,
+    passive: tessera_domain::sso::Passive,
+) -> Result<Response, PageError> {
+    let chosen = super::pick(accounts, query.get("authuser"))
+        .filter(|(_, it)| passive.allows(&state.ctx, &it.session));
+    let location = match (target, chosen) {
+        (Some(target), Some((_, it))) => {
+            tessera_domain::sso::issue_service_auth(&state.ctx, &it, target).await?
+        }
+        (Some(target), None) => target.continue_url.clone(),
+        (None, chosen) => {
+            let prefixes =
+                tessera_domain::sso::continue_prefixes(&state.ctx, &state.continue_prefixes)
+                    .await?;
+            let valid = query.get("continue").and_then(|it| {
+                tessera_domain::redirect::validate_continue(&state.ctx.public_url, &prefixes, it)
+            });
+            let location = valid.unwrap_or_else(|| format!("{}/account", state.ctx.public_url));
+            match chosen {
+                Some((index, _)) => continue_for(state, &location, index),
+                None => location,
+            }
+        }
+    };
+    Ok(redirect(&location, false))
 }
 
 async fn add_session_get(

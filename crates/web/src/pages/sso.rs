@@ -1,6 +1,6 @@
 //! Web single sign-on: the service hop of `ServiceLogin` (`auth=` tokens), the back-end check a
 //! service redeems them at (`ServiceAuthCheck`), `IssueAuthToken`, `TokenAuth`, `MergeSession`,
-//! `OAuthLogin?issueuberauth=1`, and the sign-out notices of `Logout`. Served under `/accounts`
+//! `OAuthLogin` (an ubertoken, or SID/LSID/Auth), and the sign-out notices of `Logout`. Served under `/accounts`
 //! and at the root. Programmatic answers are ClientLogin-style text (`Error=<Code>` on `403`).
 
 use askama::Template;
@@ -64,6 +64,31 @@ fn refusal(refusal: &Refusal) -> Response {
         Refusal::ServiceDisabled => ErrorCode::ServiceDisabled,
         Refusal::Unknown | Refusal::BadContinue => ErrorCode::Unknown,
     })
+}
+
+/// A refusal of a browser step (`TokenAuth`, `MergeSession`): a person navigating (`Accept` names
+/// `text/html`) gets a page saying what went wrong; a program gets the `Error=` body.
+fn browser_refusal(headers: &HeaderMap, it: &Refusal) -> Response {
+    let navigating = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|it| it.to_str().ok())
+        .any(|it| it.contains("text/html"));
+    if !navigating {
+        return refusal(it);
+    }
+    let message = match it {
+        Refusal::BadAuthentication => {
+            "This sign-in link has already been used or has expired. Sign in again from the application or service that sent you here."
+        }
+        Refusal::ServiceDisabled => {
+            "The service this sign-in link names does not take web sign-in."
+        }
+        Refusal::Unknown | Refusal::BadContinue => {
+            "This sign-in link does not lead back to a registered service."
+        }
+    };
+    axum::response::IntoResponse::into_response(PageError::forbidden(message))
 }
 
 fn unavailable(err: tessera_domain::Error, what: &str) -> Response {
@@ -171,8 +196,10 @@ async fn issue_auth_token(
     }
 }
 
-/// `OAuthLogin?issueuberauth=1` with `Authorization: Bearer <access token>` (scope
-/// `<issuer>/accounts/OAuthLogin`): the bare ubertoken.
+/// `OAuthLogin` with `Authorization: Bearer <access token>` or `Authorization: OAuth <access
+/// token>` (the one parser reads both; scope `<issuer>/accounts/OAuthLogin`): with
+/// `issueuberauth=1` the bare ubertoken; otherwise ClientLogin's `SID=`, `LSID=` and `Auth=` lines
+/// for `service` (a registered service that takes ClientLogin).
 async fn oauth_login(
     State(state): State<AppState>,
     method: Method,
@@ -190,13 +217,19 @@ async fn oauth_login(
             error_body(ErrorCode::BadAuthentication, &ErrorExtras::default()),
         );
     };
-    if param(&pairs, "issueuberauth") != Some("1") {
-        // The SID/LSID/Auth answer is not served: cookies come only through ubertokens.
-        return failure(ErrorCode::Unknown);
-    }
     let source = param(&pairs, "source").unwrap_or_default();
-    match sso::issue_from_access_token(&state.ctx, &token, source, &client.ip).await {
-        Ok(Ok(token)) => text(StatusCode::OK, None, token),
+    if param(&pairs, "issueuberauth") == Some("1") {
+        return match sso::issue_from_access_token(&state.ctx, &token, source, &client.ip).await {
+            Ok(Ok(token)) => text(StatusCode::OK, None, token),
+            Ok(Err(it)) => refusal(&it),
+            Err(err) => unavailable(err, "oauth login"),
+        };
+    }
+    let service = param(&pairs, "service").unwrap_or(sso::GAIA_SERVICE);
+    match sso::client_login_from_access_token(&state.ctx, &token, service, &client.ip).await {
+        Ok(Ok(issued)) => {
+            text(StatusCode::OK, None, wire::success_body(&issued.sid, &issued.lsid, &issued.auth))
+        }
         Ok(Err(it)) => refusal(&it),
         Err(err) => unavailable(err, "oauth login"),
     }
@@ -220,17 +253,17 @@ async fn token_auth(
         pairs.extend(extra);
     }
     let Some(token) = param(&pairs, "uberauth").or_else(|| param(&pairs, "auth")) else {
-        return Ok(failure(ErrorCode::BadAuthentication));
+        return Ok(browser_refusal(&headers, &Refusal::BadAuthentication));
     };
     let Some(continue_input) = param(&pairs, "continue") else {
-        return Ok(failure(ErrorCode::Unknown));
+        return Ok(browser_refusal(&headers, &Refusal::Unknown));
     };
     // Where the browser goes is checked before the token is used up.
     let target = match param(&pairs, "service") {
         Some(service) => match sso::target(&state.ctx, service, continue_input).await? {
             Ok(target) => Some(target),
             Err(Refusal::Unknown | Refusal::ServiceDisabled) => None,
-            Err(it) => return Ok(refusal(&it)),
+            Err(it) => return Ok(browser_refusal(&headers, &it)),
         },
         None => None,
     };
@@ -242,13 +275,13 @@ async fn token_auth(
             continue_input,
         ) {
             Some(url) => Some(url),
-            None => return Ok(failure(ErrorCode::Unknown)),
+            None => return Ok(browser_refusal(&headers, &Refusal::BadContinue)),
         },
     };
     let (account, session_token, session) =
         match sso::sign_in_with_ubertoken(&state.ctx, token, &client).await? {
             Ok(it) => it,
-            Err(it) => return Ok(refusal(&it)),
+            Err(it) => return Ok(browser_refusal(&headers, &it)),
         };
     let (set, index) =
         super::signin::join_browser(&state, &headers, &account, &session, &session_token).await?;
