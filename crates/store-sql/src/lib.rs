@@ -116,8 +116,9 @@ const SQLITE_PRAGMAS: [&str; 4] = [
 /// with `synchronous = FULL`: the WAL is synced before the caller is answered, so an acknowledged
 /// revocation survives a power loss and not only a crash. They are rare next to issuance, so the
 /// extra sync costs little overall.
-const SYNCED_WRITES: [&str; 13] = [
+const SYNCED_WRITES: [&str; 14] = [
     "revoke credential",
+    "revoke domain grant",
     "revoke credentials by grant",
     "revoke credentials by session",
     "revoke credentials by account",
