@@ -1109,7 +1109,12 @@ async fn tessera_client_signs_two_legged_requests_through_the_tower_layer() {
     let header = signer
         .authorization_header("GET", &published, &SignRequest::default(), now, "tc-2")
         .unwrap();
-    assert_eq!(send("GET", &format!("{resource}{other}"), &header, None).await.status, 401);
+    let refused = send("GET", &format!("{resource}{other}"), &header, None).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.headers["www-authenticate"],
+        "OAuth realm=\"\", oauth_problem=\"permission_denied\""
+    );
 }
 
 #[tokio::test]
