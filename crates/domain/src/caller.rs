@@ -23,7 +23,9 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// The ClientLogin service the credential was issued for, where that is how access is scoped.
     pub service: Option<String>,
-    pub kind: CredentialKind,
+    /// The credential presented; `None` for a two-legged OAuth 1.0 call, which presents none
+    /// (the consumer acts for `xoauth_requestor_id` under its domain's authorization).
+    pub kind: Option<CredentialKind>,
     pub issued_at: i64,
     pub expires_at: Option<i64>,
     /// The account, as read with the credential (it may be used: the validator checked).
@@ -46,7 +48,7 @@ impl Caller {
             grant_id: record.grant_id,
             scopes,
             service,
-            kind: record.kind,
+            kind: Some(record.kind),
             issued_at: record.created_at,
             expires_at: record.expires_at,
             account: valid.account,
@@ -94,6 +96,9 @@ pub enum CallerError {
     BadSignature,
     #[error("this scheme is not accepted here")]
     Unsupported,
+    /// An OAuth 1.0 refusal that names its `oauth_problem` word (two-legged calls).
+    #[error("refused: {0}")]
+    OAuth1Problem(&'static str),
 }
 
 /// Parses an `Authorization` header value. Parameter values may be quoted or bare.
@@ -300,9 +305,21 @@ async fn oauth1(
         header: params.to_vec(),
         form: request.form.clone(),
     };
-    Ok(crate::oauth1::resolve(ctx, &incoming)
-        .await?
-        .map(|valid| Caller::from_valid(Protocol::OAuth1, valid, None)))
+    Ok(crate::oauth1::resolve(ctx, &incoming).await?.map(|resolved| match resolved {
+        crate::oauth1::Resolved::Token(valid) => Caller::from_valid(Protocol::OAuth1, valid, None),
+        crate::oauth1::Resolved::Requestor { grant, account } => Caller {
+            protocol: Protocol::OAuth1,
+            account_id: Some(account.id.clone()),
+            client_id: Some(grant.client_id),
+            grant_id: None,
+            scopes: credentials::Scopes::parse(&grant.scopes).to_vec(),
+            service: None,
+            kind: None,
+            issued_at: grant.created_at,
+            expires_at: None,
+            account: Some(account),
+        },
+    }))
 }
 
 /// A ClientLogin `Auth` token, valid for the one service it was issued for.

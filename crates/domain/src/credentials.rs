@@ -387,6 +387,58 @@ pub async fn find_valid(
     Ok(Some(Valid { record: live.credential, account }))
 }
 
+/// Why a two-legged OAuth 1.0 request may not act for its requestor (see
+/// [`find_valid_requestor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestorRefused {
+    /// OAuth 1.0 is switched off.
+    ProtocolOff,
+    /// `xoauth_requestor_id` is not `user@domain`.
+    Malformed,
+    /// The domain's administrator has not authorized this consumer, or revoked it.
+    NotAuthorized,
+    /// The consumer is no longer registered.
+    ConsumerGone,
+    /// No such account, or it is disabled or deleted, or not of that domain.
+    Account,
+}
+
+/// The one validator's two-legged case: a domain-wide OAuth 1.0 authorization has no credential
+/// to present, so what [`find_valid`] checks for a token is checked here for the requestor
+/// (`user@domain`) and consumer of a signed request: the protocol is switched on, the domain's
+/// authorization of the consumer is live, the consumer is still registered, and the account
+/// exists, may be used and belongs to that domain.
+pub async fn find_valid_requestor(
+    ctx: &Ctx,
+    consumer_key: &str,
+    requestor: &str,
+) -> Result<Result<(tessera_store::DomainGrantRecord, AccountRecord), RequestorRefused>> {
+    if !protocol_enabled(ctx, Protocol::OAuth1) {
+        return Ok(Err(RequestorRefused::ProtocolOff));
+    }
+    let Some((local, domain)) = requestor.rsplit_once('@') else {
+        return Ok(Err(RequestorRefused::Malformed));
+    };
+    if local.is_empty() || domain.is_empty() || requestor.len() > 320 {
+        return Ok(Err(RequestorRefused::Malformed));
+    }
+    let domain = domain.to_ascii_lowercase();
+    let Some(grant) = ctx.store.grants().find_live_domain(&domain, consumer_key).await? else {
+        return Ok(Err(RequestorRefused::NotAuthorized));
+    };
+    if ctx.store.projects().get_client(consumer_key).await?.is_none() {
+        return Ok(Err(RequestorRefused::ConsumerGone));
+    }
+    let Some(account) = ctx.store.accounts().find_by_email(requestor).await? else {
+        return Ok(Err(RequestorRefused::Account));
+    };
+    let of_domain = account.domain.as_deref().is_some_and(|it| it.eq_ignore_ascii_case(&domain));
+    if !account_usable(&account) || !of_domain {
+        return Ok(Err(RequestorRefused::Account));
+    }
+    Ok(Ok((grant, account)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,11 +17,14 @@ use serde_json::json;
 use tessera_crypto::authsub::{CertKey, parse_cert_pem};
 use tessera_crypto::digest::{ct_eq, sha256_hex, token_digest};
 use tessera_proto_oauth1::{Problem, SignatureMethod, Signed};
-use tessera_store::{CredentialKind, CredentialRecord, CredentialTransition, Redemption};
+use tessera_store::{
+    AccountRecord, CredentialKind, CredentialRecord, CredentialTransition, DomainGrantRecord,
+    Redemption,
+};
 
 use crate::audit::{self, Actor};
 use crate::caller::{CallerError, RequestFacts};
-use crate::credentials::{self, Protocol, Scopes, Valid};
+use crate::credentials::{self, Protocol, RequestorRefused, Scopes, Valid};
 use crate::interaction::{Applicant, Approved, Asks, Choosing, Memory, Request};
 use crate::services::{self, ScopeInfo};
 use crate::{Ctx, Error, Result, authsub};
@@ -653,18 +656,177 @@ pub async fn access_token(ctx: &Ctx, incoming: &Incoming) -> Checked<(String, St
     Ok(Ok((token, secret)))
 }
 
-/// A resource call signed with an access token (three-legged), or by a domain consumer on behalf
-/// of `xoauth_requestor_id` (two-legged, not served yet: refused).
-pub async fn resolve(ctx: &Ctx, incoming: &Incoming) -> Result<Result<Valid, CallerError>> {
-    match verify(ctx, incoming, &[CredentialKind::Oauth1AccessToken]).await? {
-        Ok(Verified { token: Some(valid), .. }) => Ok(Ok(valid)),
-        Ok(Verified { token: None, .. }) => Ok(Err(CallerError::Invalid)),
-        Err(Problem::SignatureInvalid { .. }) => Ok(Err(CallerError::BadSignature)),
+/// Who a resource call acts for.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// Three-legged: the access token the request was signed with, through the one validator.
+    Token(Valid),
+    /// Two-legged: the account named by `xoauth_requestor_id`, under its domain's authorization
+    /// of the consumer.
+    Requestor { grant: DomainGrantRecord, account: AccountRecord },
+}
+
+/// A resource call signed with an access token (three-legged), or by a registered consumer on
+/// behalf of `xoauth_requestor_id=user@domain` without a token (two-legged, empty token secret).
+/// A two-legged call is accepted only while the domain's administrator's authorization of the
+/// consumer is live and its scopes cover the resource URL, and the account exists, may be used
+/// and belongs to that domain ([`credentials::find_valid_requestor`]); its refusals name their
+/// `oauth_problem`. Signature, timestamp and nonce rules are the three-legged ones.
+pub async fn resolve(ctx: &Ctx, incoming: &Incoming) -> Result<Result<Resolved, CallerError>> {
+    let verified = match verify(ctx, incoming, &[CredentialKind::Oauth1AccessToken]).await? {
+        Ok(verified) => verified,
+        Err(problem) if two_legged(incoming) => return Ok(Err(refusal(&problem))),
+        Err(Problem::SignatureInvalid { .. }) => return Ok(Err(CallerError::BadSignature)),
         Err(Problem::ParameterAbsent(_) | Problem::ParameterRejected(_)) => {
-            Ok(Err(CallerError::Malformed))
+            return Ok(Err(CallerError::Malformed));
         }
-        Err(_) => Ok(Err(CallerError::Invalid)),
+        Err(_) => return Ok(Err(CallerError::Invalid)),
+    };
+    if let Some(valid) = verified.token {
+        return Ok(Ok(Resolved::Token(valid)));
     }
+    let Some(requestor) = verified.signed.get("xoauth_requestor_id") else {
+        return Ok(Err(CallerError::Invalid));
+    };
+    if !verified.consumer.registered {
+        return Ok(Err(refusal(&Problem::PermissionDenied)));
+    }
+    let found =
+        match credentials::find_valid_requestor(ctx, &verified.consumer.key, requestor).await? {
+            Ok(found) => found,
+            Err(RequestorRefused::Malformed) => {
+                let rejected = Problem::ParameterRejected("xoauth_requestor_id".to_owned());
+                return Ok(Err(refusal(&rejected)));
+            }
+            Err(RequestorRefused::ConsumerGone) => {
+                return Ok(Err(refusal(&Problem::ConsumerKeyUnknown)));
+            }
+            Err(
+                RequestorRefused::ProtocolOff
+                | RequestorRefused::NotAuthorized
+                | RequestorRefused::Account,
+            ) => return Ok(Err(refusal(&Problem::PermissionDenied))),
+        };
+    let (grant, account) = found;
+    if !Scopes::parse(&grant.scopes).covers(&incoming.facts.url) {
+        return Ok(Err(refusal(&Problem::PermissionDenied)));
+    }
+    Ok(Ok(Resolved::Requestor { grant, account }))
+}
+
+/// Whether a resource call is two-legged: it names `xoauth_requestor_id` and no `oauth_token`.
+fn two_legged(incoming: &Incoming) -> bool {
+    let query = incoming.facts.url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let query = tessera_proto_oauth1::parse_form(query).unwrap_or_default();
+    let all = || incoming.header.iter().chain(&query).chain(&incoming.form);
+    all().any(|(k, _)| k == "xoauth_requestor_id") && !all().any(|(k, _)| k == "oauth_token")
+}
+
+fn refusal(problem: &Problem) -> CallerError {
+    CallerError::OAuth1Problem(problem.word())
+}
+
+/// A domain-wide OAuth 1.0 authorization as the pages and the command line show it.
+pub type DomainGrant = DomainGrantRecord;
+
+/// Checks that `by` (an account acting through a page; `None` for the command line) administers
+/// `domain`: an administrator whose account belongs to that domain.
+fn check_domain_admin(domain: &str, by: Option<&AccountRecord>) -> Result<()> {
+    match by {
+        None => Ok(()),
+        Some(account)
+            if account.is_admin
+                && account.domain.as_deref().is_some_and(|it| it.eq_ignore_ascii_case(domain)) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(Error::Forbidden),
+    }
+}
+
+/// Two-legged OAuth: the administrator of the hosted `domain` (`by`, or the command line) lets the
+/// registered consumer `consumer_key` act for any account of the domain within `scopes` (scopes
+/// OAuth 1.0 may be granted). Authorizing again replaces the scopes.
+pub async fn authorize_domain(
+    ctx: &Ctx,
+    domain: &str,
+    consumer_key: &str,
+    scopes: &[String],
+    by: Option<&AccountRecord>,
+    actor: &Actor,
+) -> Result<DomainGrant> {
+    let domain = domain.trim().to_ascii_lowercase();
+    check_domain_admin(&domain, by)?;
+    if ctx.store.domains().get(&domain).await?.is_none() {
+        return Err(Error::Invalid(format!("{domain} is not a hosted domain.")));
+    }
+    match consumer(ctx, consumer_key).await? {
+        Some(found) if found.registered => {}
+        _ => {
+            return Err(Error::Invalid(format!(
+                "{consumer_key} is not a registered OAuth 1.0 consumer."
+            )));
+        }
+    }
+    let scopes = match grantable(ctx, scopes).await? {
+        Ok((scopes, _)) => Scopes::from_names(scopes.iter().map(|it| it.scope.as_str())),
+        Err(_) => {
+            return Err(Error::Invalid(
+                "Name one or more scopes of services that accept OAuth 1.0 or AuthSub.".to_owned(),
+            ));
+        }
+    };
+    let record = DomainGrantRecord {
+        id: ctx.new_id(),
+        domain: domain.clone(),
+        client_id: consumer_key.to_owned(),
+        scopes: scopes.joined(),
+        granted_by: by.map(|it| it.id.clone()).unwrap_or_default(),
+        created_at: ctx.now(),
+        revoked_at: None,
+    };
+    let stored = ctx.store.grants().upsert_domain(&record).await?;
+    audit::record(
+        ctx,
+        "oauth1.domain_authorized",
+        by.map(|it| it.id.as_str()),
+        actor,
+        "",
+        json!({ "domain": domain, "consumer": consumer_key, "scopes": stored.scopes }),
+    )
+    .await?;
+    Ok(stored)
+}
+
+/// Revokes the domain's authorization of `consumer_key`; false when there was none.
+pub async fn deauthorize_domain(
+    ctx: &Ctx,
+    domain: &str,
+    consumer_key: &str,
+    by: Option<&AccountRecord>,
+    actor: &Actor,
+) -> Result<bool> {
+    let domain = domain.trim().to_ascii_lowercase();
+    check_domain_admin(&domain, by)?;
+    let revoked = ctx.store.grants().revoke_domain(&domain, consumer_key, ctx.now()).await?;
+    if revoked {
+        audit::record(
+            ctx,
+            "oauth1.domain_deauthorized",
+            by.map(|it| it.id.as_str()),
+            actor,
+            "",
+            json!({ "domain": domain, "consumer": consumer_key }),
+        )
+        .await?;
+    }
+    Ok(revoked)
+}
+
+/// A domain's two-legged authorizations (revoked ones too, oldest first), or every domain's.
+pub async fn domain_grants(ctx: &Ctx, domain: Option<&str>) -> Result<Vec<DomainGrant>> {
+    let domain = domain.map(|it| it.trim().to_ascii_lowercase());
+    Ok(ctx.store.grants().list_domain(domain.as_deref()).await?)
 }
 
 /// `AuthSubRevokeToken` signed with an OAuth access token: revokes it.
@@ -826,7 +988,9 @@ mod tests {
             &secret,
             &access_secret,
         );
-        let valid = resolve(&t.ctx, &call).await.unwrap().unwrap();
+        let Resolved::Token(valid) = resolve(&t.ctx, &call).await.unwrap().unwrap() else {
+            panic!("three-legged")
+        };
         assert_eq!(valid.record.grant_id.as_deref(), Some(grant.id.as_str()));
         // The same request again: its nonce was used.
         assert_eq!(resolve(&t.ctx, &call).await.unwrap().err(), Some(CallerError::Invalid));

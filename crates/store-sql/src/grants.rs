@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use tessera_store::{GrantRecord, GrantStore, Result, StoreError, Timestamp};
+use tessera_store::{DomainGrantRecord, GrantRecord, GrantStore, Result, StoreError, Timestamp};
 
 use crate::error::{backend, insert};
 use crate::{SqlStore, get};
@@ -13,6 +13,24 @@ macro_rules! grant_columns {
     () => {
         "id, account_id, client_id, protocol, scopes, created_at, last_used_at, revoked_at"
     };
+}
+
+macro_rules! domain_grant_columns {
+    () => {
+        "id, domain, client_id, scopes, granted_by, created_at, revoked_at"
+    };
+}
+
+fn domain_grant_from_row(row: &AnyRow) -> Result<DomainGrantRecord> {
+    Ok(DomainGrantRecord {
+        id: get(row, "id")?,
+        domain: get(row, "domain")?,
+        client_id: get(row, "client_id")?,
+        scopes: get(row, "scopes")?,
+        granted_by: get(row, "granted_by")?,
+        created_at: get(row, "created_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
 }
 
 /// How many times an upsert starts over after losing a race to a concurrent writer.
@@ -184,6 +202,78 @@ impl GrantStore for SqlStore {
             now,
         )
         .await
+    }
+
+    async fn upsert_domain(&self, grant: &DomainGrantRecord) -> Result<DomainGrantRecord> {
+        const OP: &str = "upsert domain grant";
+        // One statement: the partial unique index decides between insert and replace, so
+        // concurrent upserts leave one live row.
+        let rows = sqlx::query(concat!(
+            "INSERT INTO oauth1_domain_grants (",
+            domain_grant_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, NULL) \
+             ON CONFLICT (domain, client_id) WHERE revoked_at IS NULL DO UPDATE \
+             SET scopes = excluded.scopes, granted_by = excluded.granted_by, \
+             created_at = excluded.created_at RETURNING ",
+            domain_grant_columns!()
+        ))
+        .bind(grant.id.as_str())
+        .bind(grant.domain.as_str())
+        .bind(grant.client_id.as_str())
+        .bind(scope_union([grant.scopes.as_str()]))
+        .bind(grant.granted_by.as_str())
+        .bind(grant.created_at)
+        .fetch_all(&self.write)
+        .await
+        .map_err(insert(OP))?;
+        rows.first()
+            .map(domain_grant_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::Backend(format!("{OP}: no row returned")))
+    }
+
+    async fn find_live_domain(
+        &self,
+        domain: &str,
+        client_id: &str,
+    ) -> Result<Option<DomainGrantRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            domain_grant_columns!(),
+            " FROM oauth1_domain_grants \
+             WHERE domain = $1 AND client_id = $2 AND revoked_at IS NULL"
+        ))
+        .bind(domain)
+        .bind(client_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(backend("find domain grant"))?;
+        row.as_ref().map(domain_grant_from_row).transpose()
+    }
+
+    async fn list_domain(&self, domain: Option<&str>) -> Result<Vec<DomainGrantRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            domain_grant_columns!(),
+            " FROM oauth1_domain_grants WHERE ($1 = '' OR domain = $1) \
+             ORDER BY domain, created_at, id"
+        ))
+        .bind(domain.unwrap_or_default())
+        .fetch_all(&self.read)
+        .await
+        .map_err(backend("list domain grants"))?;
+        rows.iter().map(domain_grant_from_row).collect()
+    }
+
+    async fn revoke_domain(&self, domain: &str, client_id: &str, now: Timestamp) -> Result<bool> {
+        let query = sqlx::query(
+            "UPDATE oauth1_domain_grants SET revoked_at = $3 \
+             WHERE domain = $1 AND client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(domain)
+        .bind(client_id)
+        .bind(now);
+        Ok(self.write_rows("revoke domain grant", query).await? > 0)
     }
 }
 

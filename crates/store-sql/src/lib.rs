@@ -116,8 +116,9 @@ const SQLITE_PRAGMAS: [&str; 4] = [
 /// with `synchronous = FULL`: the WAL is synced before the caller is answered, so an acknowledged
 /// revocation survives a power loss and not only a crash. They are rare next to issuance, so the
 /// extra sync costs little overall.
-const SYNCED_WRITES: [&str; 13] = [
+const SYNCED_WRITES: [&str; 14] = [
     "revoke credential",
+    "revoke domain grant",
     "revoke credentials by grant",
     "revoke credentials by session",
     "revoke credentials by account",
@@ -645,7 +646,19 @@ mod tests {
         ran_synced(&store, 12, "update client").await;
         assert!(s.projects().delete_client("client").await.unwrap());
         ran_synced(&store, 13, "delete client").await;
-        assert_eq!(SYNCED_WRITES.len(), 13, "every synced write is checked above");
+        let authorization = tessera_store::DomainGrantRecord {
+            id: "dg".to_owned(),
+            domain: "corp.example".to_owned(),
+            client_id: "client".to_owned(),
+            scopes: "email".to_owned(),
+            granted_by: String::new(),
+            created_at: NOW,
+            revoked_at: None,
+        };
+        s.grants().upsert_domain(&authorization).await.expect("authorize domain");
+        assert!(s.grants().revoke_domain("corp.example", "client", NOW).await.unwrap());
+        ran_synced(&store, 14, "revoke domain grant").await;
+        assert_eq!(SYNCED_WRITES.len(), 14, "every synced write is checked above");
         s.accounts().set_name("acct", "Renamed", NOW).await.expect("set name");
         assert_eq!(synced(&store), SYNCED_WRITES.len() as u64, "other writes are not raised");
         store.close().await;

@@ -146,6 +146,19 @@ pub trait GrantStore: Send + Sync {
     async fn touch(&self, id: &str, now: Timestamp) -> Result<()>;
     /// Marks the grant revoked and revokes every credential derived from it, in one transaction.
     async fn revoke(&self, id: &str, now: Timestamp) -> Result<bool>;
+    /// Creates the live domain-wide authorization of `grant.domain` for `grant.client_id`, or
+    /// replaces the scopes, author and time of the live one. Returns it as stored.
+    async fn upsert_domain(&self, grant: &DomainGrantRecord) -> Result<DomainGrantRecord>;
+    /// The live domain-wide authorization of `domain` for `client_id`.
+    async fn find_live_domain(
+        &self,
+        domain: &str,
+        client_id: &str,
+    ) -> Result<Option<DomainGrantRecord>>;
+    /// A domain's authorizations, revoked ones too, oldest first; every domain's for `None`.
+    async fn list_domain(&self, domain: Option<&str>) -> Result<Vec<DomainGrantRecord>>;
+    /// Revokes the live domain-wide authorization of `domain` for `client_id`.
+    async fn revoke_domain(&self, domain: &str, client_id: &str, now: Timestamp) -> Result<bool>;
 }
 
 #[async_trait]

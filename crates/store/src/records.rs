@@ -147,6 +147,24 @@ pub struct GrantRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A domain-wide OAuth 1.0 authorization (two-legged OAuth): the administrator of a hosted domain
+/// let a consumer act, within `scopes`, for any account of the domain (`xoauth_requestor_id`).
+/// Its subject is the domain, not one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainGrantRecord {
+    pub id: String,
+    /// The hosted domain, lowercase.
+    pub domain: String,
+    /// The consumer key (a registered consumer's client id).
+    pub client_id: String,
+    /// Space-separated, sorted, without duplicates.
+    pub scopes: String,
+    /// The administrator's account id, or empty when the command line authorized it.
+    pub granted_by: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// What a credential is. One table holds them all; the kind says which protocol reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialKind {

@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
-    CredentialRecord, CredentialTransition, DomainRecord, Enqueued, GrantRecord, KeyRecord,
-    KeyState, ProjectBranding, ProjectRecord, PushLimits, PushMessageKind, PushMessageRecord,
-    Redemption, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
+    CredentialRecord, CredentialTransition, DomainGrantRecord, DomainRecord, Enqueued, GrantRecord,
+    KeyRecord, KeyState, ProjectBranding, ProjectRecord, PushLimits, PushMessageKind,
+    PushMessageRecord, Redemption, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
 };
 
 /// The future one case runs as.
@@ -58,6 +58,8 @@ macro_rules! conformance_tests {
             grant_touch_get_and_list,
             grant_list_live_by_client,
             grant_revoke_kills_only_its_credentials,
+            domain_grant_upsert_find_list_revoke,
+            domain_grant_concurrent_upserts_keep_one_live,
             credential_insert_find_and_conflict,
             credential_insert_once,
             credential_concurrent_inserts_each_get_their_own_answer,
@@ -2379,4 +2381,69 @@ pub async fn push_enqueue_burst_keeps_the_cap(store: Arc<dyn Store>) {
         .filter(|it| it.collapse_key.is_none() && it.kind == PushMessageKind::Message)
         .count();
     assert!(plain <= 5, "{plain} non-collapsible messages stored");
+}
+
+fn domain_grant(id: &str, domain: &str, client_id: &str, scopes: &str) -> DomainGrantRecord {
+    DomainGrantRecord {
+        id: id.to_owned(),
+        domain: domain.to_owned(),
+        client_id: client_id.to_owned(),
+        scopes: scopes.to_owned(),
+        granted_by: "acct-admin".to_owned(),
+        created_at: NOW,
+        revoked_at: None,
+    }
+}
+
+pub async fn domain_grant_upsert_find_list_revoke(store: Arc<dyn Store>) {
+    let grants = store.grants();
+    let first = grants
+        .upsert_domain(&domain_grant("dg-1", "corp.example", "app.example", "b a a"))
+        .await
+        .expect("insert");
+    assert_eq!((first.id.as_str(), first.scopes.as_str()), ("dg-1", "a b"));
+    // Authorizing again replaces the scopes of the live row.
+    let mut again = domain_grant("dg-2", "corp.example", "app.example", "c");
+    again.created_at = NOW + 5;
+    let replaced = grants.upsert_domain(&again).await.expect("replace");
+    assert_eq!((replaced.id.as_str(), replaced.scopes.as_str()), ("dg-1", "c"));
+    assert_eq!(replaced.created_at, NOW + 5);
+    grants
+        .upsert_domain(&domain_grant("dg-3", "other.example", "app.example", "a"))
+        .await
+        .expect("other domain");
+    let live = grants.find_live_domain("corp.example", "app.example").await.expect("find");
+    assert_eq!(live.map(|it| it.id), Some("dg-1".to_owned()));
+    assert!(grants.find_live_domain("corp.example", "nobody").await.expect("none").is_none());
+
+    assert!(grants.revoke_domain("corp.example", "app.example", NOW + 9).await.expect("revoke"));
+    assert!(!grants.revoke_domain("corp.example", "app.example", NOW + 9).await.expect("twice"));
+    assert!(grants.find_live_domain("corp.example", "app.example").await.expect("gone").is_none());
+    // A new authorization after the revocation is a new row; the old one stays listed.
+    grants
+        .upsert_domain(&domain_grant("dg-4", "corp.example", "app.example", "d"))
+        .await
+        .expect("new");
+    let listed = grants.list_domain(Some("corp.example")).await.expect("list");
+    let ids: Vec<_> = listed.iter().map(|it| (it.id.as_str(), it.revoked_at)).collect();
+    assert_eq!(ids, [("dg-4", None), ("dg-1", Some(NOW + 9))]);
+    assert_eq!(grants.list_domain(None).await.expect("all").len(), 3);
+}
+
+pub async fn domain_grant_concurrent_upserts_keep_one_live(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let grant = domain_grant(&format!("dg-{i}"), "corp.example", "app.example", "a");
+            store.grants().upsert_domain(&grant).await.expect("upsert")
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.expect("join").id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every upsert answers the one live row");
+    assert_eq!(store.grants().list_domain(Some("corp.example")).await.expect("list").len(), 1);
 }

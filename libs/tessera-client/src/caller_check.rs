@@ -35,7 +35,15 @@ struct Found {
 
 enum Resolution {
     Active(Caller),
-    Refused,
+    /// Refused, with the `oauth_problem` word the caller check named, if it named one.
+    Refused(Option<String>),
+}
+
+/// A refusal's body: the `oauth_problem` word of a two-legged refusal.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Refusal {
+    #[serde(default)]
+    oauth_problem: Option<String>,
 }
 
 impl Shared {
@@ -50,7 +58,12 @@ impl Shared {
         let res = self.http.post(self.check.clone()).json(&question).send().await?;
         let status = res.status().as_u16();
         if matches!(status, 400 | 401 | 403) {
-            return Ok(Resolution::Refused);
+            let refusal: Refusal = res.json().await.unwrap_or_default();
+            // Only a plain word goes into the challenge.
+            let problem = refusal.oauth_problem.filter(|it| {
+                !it.is_empty() && it.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            });
+            return Ok(Resolution::Refused(problem));
         }
         let found: Found = res.error_for_status()?.json().await?;
         Ok(Resolution::Active(Caller {
@@ -67,8 +80,9 @@ impl Shared {
 /// spends its nonce.
 ///
 /// * No `OAuth` authorization: `401` with `WWW-Authenticate: OAuth realm=""`.
-/// * Refused (bad signature, unknown or revoked token, replayed nonce, stale timestamp): `401`
-///   with the same challenge.
+/// * Refused (bad signature, unknown or revoked token, replayed nonce, stale timestamp, a
+///   two-legged call the domain did not authorize): `401` with the same challenge, plus
+///   `oauth_problem="…"` when the caller check named one.
 /// * Caller check unavailable: `503`.
 /// * Otherwise the request goes on with a [`Caller`] in its extensions.
 ///
@@ -159,11 +173,11 @@ where
                 false => oauth_authorization(req.headers()),
             };
             let Some(authorization) = authorization else {
-                return Ok(challenge());
+                return Ok(challenge(None));
             };
             let path = req.uri().path_and_query().map_or("/", |it| it.as_str());
             let Ok(url) = shared.public_base.join(path.trim_start_matches('/')) else {
-                return Ok(challenge());
+                return Ok(challenge(None));
             };
             let method = req.method().as_str().to_owned();
             match shared.resolve(&authorization, &method, url.as_str()).await {
@@ -171,7 +185,7 @@ where
                     req.extensions_mut().insert(caller);
                     inner.call(req).await
                 }
-                Ok(Resolution::Refused) => Ok(challenge()),
+                Ok(Resolution::Refused(problem)) => Ok(challenge(problem.as_deref())),
                 Err(_) => {
                     let mut res = Response::new(ResBody::default());
                     *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -196,11 +210,16 @@ fn any_authorization(headers: &HeaderMap) -> Option<String> {
     (!rest.trim().is_empty()).then(|| value.to_owned())
 }
 
-fn challenge<B: Default>() -> Response<B> {
+fn challenge<B: Default>(problem: Option<&str>) -> Response<B> {
     let mut res = Response::new(B::default());
     *res.status_mut() = StatusCode::UNAUTHORIZED;
-    res.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("OAuth realm=\"\""));
+    let value = match problem {
+        Some(problem) => format!("OAuth realm=\"\", oauth_problem=\"{problem}\""),
+        None => "OAuth realm=\"\"".to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
     res
 }
 
@@ -225,8 +244,13 @@ mod tests {
         assert_eq!(oauth_authorization(&headers), None);
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer  "));
         assert_eq!(any_authorization(&headers), None);
-        let res: Response<()> = challenge();
+        let res: Response<()> = challenge(None);
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "OAuth realm=\"\"");
+        let res: Response<()> = challenge(Some("permission_denied"));
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            "OAuth realm=\"\", oauth_problem=\"permission_denied\""
+        );
     }
 }

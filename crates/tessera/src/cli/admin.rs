@@ -206,6 +206,19 @@ enum AuthsubCommand {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Two-legged OAuth 1.0: let a registered consumer act for every account of a hosted domain
+    /// (`xoauth_requestor_id=user@DOMAIN`) within the scopes given; again replaces the scopes.
+    AuthorizeDomain {
+        domain: String,
+        consumer: String,
+        /// A scope (a URL prefix of a service accepting OAuth 1.0 or AuthSub); repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// Revoke a domain's two-legged authorization of a consumer.
+    DeauthorizeDomain { domain: String, consumer: String },
+    /// The two-legged authorizations of one domain, or of all, revoked ones too.
+    DomainGrants { domain: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -447,6 +460,45 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                     ));
                 }
                 out
+            });
+        }
+        AdminCommand::Consumer(AuthsubCommand::AuthorizeDomain { domain, consumer, scopes }) => {
+            let grant = tessera_domain::oauth1::authorize_domain(
+                &ctx, domain, consumer, scopes, None, &actor,
+            )
+            .await?;
+            print(json_mode, &domain_grant_json(&grant), || {
+                format!(
+                    "{} may act for accounts of {} within: {}",
+                    grant.client_id, grant.domain, grant.scopes
+                )
+            });
+        }
+        AdminCommand::Consumer(AuthsubCommand::DeauthorizeDomain { domain, consumer }) => {
+            let revoked =
+                tessera_domain::oauth1::deauthorize_domain(&ctx, domain, consumer, None, &actor)
+                    .await?;
+            if !revoked {
+                anyhow::bail!("{domain} has no live authorization of {consumer}");
+            }
+            print(
+                json_mode,
+                &json!({ "domain": domain, "consumer": consumer, "revoked": true }),
+                || format!("revoked {domain}'s authorization of {consumer}"),
+            );
+        }
+        AdminCommand::Consumer(AuthsubCommand::DomainGrants { domain }) => {
+            let grants = tessera_domain::oauth1::domain_grants(&ctx, domain.as_deref()).await?;
+            let value = json!(grants.iter().map(domain_grant_json).collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                grants
+                    .iter()
+                    .map(|it| {
+                        let state = if it.revoked_at.is_some() { "revoked" } else { "live" };
+                        format!("{}  {}  {}  {state}", it.domain, it.client_id, it.scopes)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
         AdminCommand::Legacy(LegacyCommand::Usage) => {
@@ -782,4 +834,15 @@ async fn client(ctx: &Ctx, json_mode: bool, command: &ClientCommand) -> anyhow::
         }
     }
     Ok(())
+}
+
+fn domain_grant_json(grant: &tessera_domain::oauth1::DomainGrant) -> serde_json::Value {
+    json!({
+        "domain": grant.domain,
+        "consumer": grant.client_id,
+        "scopes": grant.scopes.split(' ').filter(|it| !it.is_empty()).collect::<Vec<_>>(),
+        "granted_by": grant.granted_by,
+        "created_at": grant.created_at,
+        "revoked_at": grant.revoked_at,
+    })
 }

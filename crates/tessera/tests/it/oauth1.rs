@@ -828,3 +828,377 @@ async fn btmpl_mobile_shows_the_compact_consent_page() {
     let verifier = authorize(&env, &mut b, &token).await;
     assert!(!verifier.is_empty());
 }
+
+const CORP: &str = "corp.example";
+
+/// The two-legged fixture: `setup`'s consumer and service, the hosted domains `corp.example` and
+/// `other.example`, their accounts (administrators and users), and `corp.example`'s authorization
+/// of the consumer for the calendar scope.
+struct TwoLegged {
+    consumer: Consumer,
+    bob: tessera_store::AccountRecord,
+    carol: tessera_store::AccountRecord,
+}
+
+async fn domain_account(
+    env: &TestEnv,
+    email: &str,
+    domain: &str,
+    is_admin: bool,
+) -> tessera_store::AccountRecord {
+    let new = tessera_domain::accounts::NewAccount {
+        email: email.to_owned(),
+        name: email.split('@').next().unwrap().to_owned(),
+        domain: Some(domain.to_owned()),
+        password: Some("domain-pass-77".to_owned()),
+        is_admin,
+        state: tessera_store::AccountState::Active,
+    };
+    tessera_domain::accounts::create(env.ctx(), new, &Actor::Cli, "").await.unwrap()
+}
+
+async fn setup_two_legged(env: &TestEnv) -> TwoLegged {
+    let consumer = setup(env).await;
+    for domain in [CORP, "other.example"] {
+        tessera_domain::accounts::add_domain(env.ctx(), domain, &Actor::Cli).await.unwrap();
+    }
+    domain_account(env, "admin@corp.example", CORP, true).await;
+    let bob = domain_account(env, "bob@corp.example", CORP, false).await;
+    let carol = domain_account(env, "carol@corp.example", CORP, false).await;
+    domain_account(env, "eve@other.example", "other.example", false).await;
+    tessera_domain::oauth1::authorize_domain(
+        env.ctx(),
+        CORP,
+        CONSUMER,
+        &[CAL.to_owned()],
+        None,
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    TwoLegged { consumer, bob, carol }
+}
+
+/// A two-legged request for `requestor` at `resource` (the requestor id in the query), signed by
+/// the consumer alone (no token, empty token secret).
+fn two_legged(
+    env: &TestEnv,
+    consumer: &Consumer,
+    resource: &str,
+    requestor: &str,
+    nonce: &str,
+) -> (String, String) {
+    let url = format!("{resource}?xoauth_requestor_id={}", urlencode(requestor));
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "GET",
+        &url,
+        &[
+            ("oauth_consumer_key", &consumer.key),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+            ("oauth_version", "1.0"),
+        ],
+        &[],
+        &consumer.secret,
+        "",
+    );
+    (url, header)
+}
+
+async fn refused_with(env: &TestEnv, header: &str, url: &str, problem: &str) {
+    let (status, found) = caller(env, header, url).await;
+    assert_eq!(status, 401, "{found}");
+    assert_eq!(found["oauth_problem"], problem, "{found}");
+}
+
+async fn two_legged_rules(env: &TestEnv) {
+    let fixture = setup_two_legged(env).await;
+    let consumer = &fixture.consumer;
+    let feed = format!("{CAL}default/private/full");
+
+    let (url, header) = two_legged(env, consumer, &feed, "bob@corp.example", "2l-1");
+    let (status, found) = caller(env, &header, &url).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["protocol"], "oauth1");
+    assert_eq!(found["account_id"], fixture.bob.id.as_str());
+    assert_eq!(found["client_id"], CONSUMER);
+    assert_eq!(found["scopes"], json!([CAL]));
+    assert_eq!(found["kind"], Value::Null);
+    // The same request again: its nonce is spent.
+    refused_with(env, &header, &url, "nonce_used").await;
+
+    // Another domain's user, an unknown user, a malformed requestor id.
+    let (url, header) = two_legged(env, consumer, &feed, "eve@other.example", "2l-2");
+    refused_with(env, &header, &url, "permission_denied").await;
+    let (url, header) = two_legged(env, consumer, &feed, "nobody@corp.example", "2l-3");
+    refused_with(env, &header, &url, "permission_denied").await;
+    let (url, header) = two_legged(env, consumer, &feed, "corp.example", "2l-4");
+    refused_with(env, &header, &url, "parameter_rejected").await;
+    // A resource outside the authorized scopes.
+    let (url, header) =
+        two_legged(env, consumer, "http://www.example.com/mail/feeds/", "bob@corp.example", "2l-5");
+    refused_with(env, &header, &url, "permission_denied").await;
+    // A wrong signature.
+    let (url, _) = two_legged(env, consumer, &feed, "bob@corp.example", "2l-6");
+    let forged = Consumer { key: CONSUMER.to_owned(), secret: "not-the-secret".to_owned() };
+    let (_, header) = two_legged(env, &forged, &feed, "bob@corp.example", "2l-6");
+    refused_with(env, &header, &url, "signature_invalid").await;
+    // No requestor and no token: refused as before.
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "GET",
+        &feed,
+        &[
+            ("oauth_consumer_key", CONSUMER),
+            ("oauth_nonce", "2l-7"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+        ],
+        &[],
+        &consumer.secret,
+        "",
+    );
+    assert_eq!(caller(env, &header, &feed).await.0, 401);
+
+    // A disabled, then a deleted account.
+    let actor = Actor::Cli;
+    let disabled = tessera_store::AccountState::Disabled;
+    tessera_domain::accounts::set_state(env.ctx(), &fixture.carol, disabled, &actor, "")
+        .await
+        .unwrap();
+    let (url, header) = two_legged(env, consumer, &feed, "carol@corp.example", "2l-8");
+    refused_with(env, &header, &url, "permission_denied").await;
+    let deleted = tessera_store::AccountState::Deleted;
+    tessera_domain::accounts::set_state(env.ctx(), &fixture.carol, deleted, &actor, "")
+        .await
+        .unwrap();
+    let (url, header) = two_legged(env, consumer, &feed, "carol@corp.example", "2l-9");
+    refused_with(env, &header, &url, "permission_denied").await;
+
+    // Revoked: refused; authorized again: accepted.
+    assert!(
+        tessera_domain::oauth1::deauthorize_domain(env.ctx(), CORP, CONSUMER, None, &actor)
+            .await
+            .unwrap()
+    );
+    let (url, header) = two_legged(env, consumer, &feed, "bob@corp.example", "2l-10");
+    refused_with(env, &header, &url, "permission_denied").await;
+    let listed = tessera_domain::oauth1::domain_grants(env.ctx(), Some(CORP)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked_at.is_some());
+    tessera_domain::oauth1::authorize_domain(
+        env.ctx(),
+        CORP,
+        CONSUMER,
+        &[CAL.to_owned()],
+        None,
+        &actor,
+    )
+    .await
+    .unwrap();
+    let (url, header) = two_legged(env, consumer, &feed, "bob@corp.example", "2l-11");
+    assert_eq!(caller(env, &header, &url).await.0, 200);
+
+    // The consumer is no longer registered.
+    env.ctx().store.projects().delete_client(CONSUMER).await.unwrap();
+    let (url, header) = two_legged(env, consumer, &feed, "bob@corp.example", "2l-12");
+    let (status, found) = caller(env, &header, &url).await;
+    assert_eq!(status, 401, "{found}");
+    assert_eq!(found["oauth_problem"], "consumer_key_unknown", "{found}");
+}
+
+#[tokio::test]
+async fn two_legged_requests_act_for_accounts_of_the_authorized_domain() {
+    let env = TestEnv::start().await;
+    two_legged_rules(&env).await;
+}
+
+#[tokio::test]
+async fn two_legged_requests_on_postgres() {
+    let Some((url, name)) = crate::cluster::fresh_database().await else { return };
+    let env = TestEnv::with_config(|c| c.database_url = url.clone()).await;
+    two_legged_rules(&env).await;
+    drop(env);
+    crate::cluster::drop_database(&name).await;
+}
+
+#[tokio::test]
+async fn a_replayed_two_legged_nonce_wins_once_under_a_parallel_burst() {
+    let env = TestEnv::start().await;
+    let fixture = setup_two_legged(&env).await;
+    let feed = format!("{CAL}default/private/full");
+    let (url, header) = two_legged(&env, &fixture.consumer, &feed, "bob@corp.example", "burst");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (check, header, url) = (env.url("/accounts/caller"), header.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = reqwest::Client::new()
+                .post(check)
+                .json(&json!({ "authorization": header, "method": "GET", "url": url }))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            (status, body)
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            200 => ok += 1,
+            _ => {
+                assert_eq!(status, 401, "{body}");
+                assert_eq!(body["oauth_problem"], "nonce_used", "{body}");
+            }
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn tessera_client_signs_two_legged_requests_through_the_tower_layer() {
+    use tessera_client::oauth1::{Consumer as ClientConsumer, SignRequest, SignatureMethod};
+    let env = TestEnv::start().await;
+    let fixture = setup_two_legged(&env).await;
+    let signer = ClientConsumer {
+        key: CONSUMER.to_owned(),
+        method: SignatureMethod::HmacSha1(tessera_client::Secret::new(
+            fixture.consumer.secret.clone(),
+        )),
+    };
+    let layer = tessera_client::caller_check::OAuth1CallerLayer::new(
+        &url::Url::parse(&env.base).unwrap(),
+        url::Url::parse("http://www.example.com/").unwrap(),
+    )
+    .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/calendar/feeds/default/private/full",
+            axum::routing::get(
+                |axum::Extension(who): axum::Extension<tessera_client::layer::Caller>| async move {
+                    format!(
+                        "{} {}",
+                        who.client_id.unwrap_or_default(),
+                        who.subject.unwrap_or_default()
+                    )
+                },
+            ),
+        )
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let path = "/calendar/feeds/default/private/full?xoauth_requestor_id=bob%40corp.example";
+    let published = url::Url::parse(&format!("http://www.example.com{path}")).unwrap();
+    let now = u64::try_from(env.clock.now_secs()).unwrap();
+    let header = signer
+        .authorization_header("GET", &published, &SignRequest::default(), now, "tc-1")
+        .unwrap();
+    let served = send("GET", &format!("{resource}{path}"), &header, None).await;
+    let subject = tessera_domain::accounts::subject(&fixture.bob.id);
+    assert_eq!(
+        (served.status, served.body.as_str()),
+        (200, format!("{CONSUMER} {subject}").as_str())
+    );
+    let other = "/calendar/feeds/default/private/full?xoauth_requestor_id=eve%40other.example";
+    let published = url::Url::parse(&format!("http://www.example.com{other}")).unwrap();
+    let header = signer
+        .authorization_header("GET", &published, &SignRequest::default(), now, "tc-2")
+        .unwrap();
+    let refused = send("GET", &format!("{resource}{other}"), &header, None).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.headers["www-authenticate"],
+        "OAuth realm=\"\", oauth_problem=\"permission_denied\""
+    );
+}
+
+#[tokio::test]
+async fn only_the_domains_administrator_authorizes_two_legged_consumers() {
+    let env = TestEnv::start().await;
+    let fixture = setup_two_legged(&env).await;
+    tessera_domain::oauth1::deauthorize_domain(env.ctx(), CORP, CONSUMER, None, &Actor::Cli)
+        .await
+        .unwrap();
+    // The engine: a user of the domain, and another domain's administrator, may not.
+    let other_admin = domain_account(&env, "root@other.example", "other.example", true).await;
+    for by in [&fixture.bob, &other_admin] {
+        let res = tessera_domain::oauth1::authorize_domain(
+            env.ctx(),
+            CORP,
+            CONSUMER,
+            &[CAL.to_owned()],
+            Some(by),
+            &Actor::Admin(by.id.clone()),
+        )
+        .await;
+        assert!(matches!(res, Err(tessera_domain::Error::Forbidden)), "{res:?}");
+    }
+    // The page: a user who is no administrator is turned away.
+    let mut b = env.browser();
+    b.sign_in("bob@corp.example", "domain-pass-77").await;
+    assert_eq!(b.get("/accounts/ManageDomains").await.status, 403);
+    let csrf = b.get("/account").await.csrf();
+    let refused = b
+        .post(
+            "/accounts/ManageDomains/two-legged",
+            &[
+                ("csrf", &csrf),
+                ("authuser", "0"),
+                ("action", "authorize"),
+                ("consumer", CONSUMER),
+                ("scopes", CAL),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let feed = format!("{CAL}default/private/full");
+    let (url, header) = two_legged(&env, &fixture.consumer, &feed, "bob@corp.example", "p-1");
+    refused_with(&env, &header, &url, "permission_denied").await;
+
+    // The domain's administrator authorizes on the page, then revokes.
+    let mut admin = env.browser();
+    admin.sign_in("admin@corp.example", "domain-pass-77").await;
+    let page = admin.get("/accounts/ManageDomains").await;
+    assert!(page.body.contains("Two-legged OAuth for corp.example"), "{}", page.body);
+    let fields = |csrf: String, action: &'static str| {
+        vec![
+            ("csrf".to_owned(), csrf),
+            ("authuser".to_owned(), "0".to_owned()),
+            ("action".to_owned(), action.to_owned()),
+            ("consumer".to_owned(), CONSUMER.to_owned()),
+            ("scopes".to_owned(), CAL.to_owned()),
+        ]
+    };
+    let authorize = fields(page.csrf(), "authorize");
+    let pairs: Vec<(&str, &str)> =
+        authorize.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let done = admin.post("/accounts/ManageDomains/two-legged", &pairs).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("may act for accounts of corp.example"), "{}", done.body);
+    assert!(done.body.contains(&format!("<td>{CONSUMER}</td>")), "{}", done.body);
+    let (url, header) = two_legged(&env, &fixture.consumer, &feed, "bob@corp.example", "p-2");
+    assert_eq!(caller(&env, &header, &url).await.0, 200);
+
+    // Later, revoking needs the password again.
+    env.clock.advance(3600);
+    let page = admin.get("/accounts/ManageDomains").await;
+    let revoke = fields(page.csrf(), "revoke");
+    let pairs: Vec<(&str, &str)> = revoke.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let asked = admin.post("/accounts/ManageDomains/two-legged", &pairs).await;
+    assert_eq!(asked.status, 400, "{}", asked.body);
+    assert!(asked.body.contains("Enter your password"), "{}", asked.body);
+    let mut with_password = fields(asked.csrf(), "revoke");
+    with_password.push(("confirm".to_owned(), "domain-pass-77".to_owned()));
+    let pairs: Vec<(&str, &str)> =
+        with_password.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let revoked = admin.post("/accounts/ManageDomains/two-legged", &pairs).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert!(revoked.body.contains("no longer acts"), "{}", revoked.body);
+    let (url, header) = two_legged(&env, &fixture.consumer, &feed, "bob@corp.example", "p-3");
+    refused_with(&env, &header, &url, "permission_denied").await;
+}

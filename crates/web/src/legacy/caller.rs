@@ -37,11 +37,26 @@ struct Question {
 }
 
 fn refusal(err: &CallerError) -> Response {
+    if let CallerError::OAuth1Problem(problem) = err {
+        // OAuth 1.0's own refusal: 401, the problem word in the body and the challenge.
+        let body = json!({
+            "error": "invalid_token",
+            "error_description": err.to_string(),
+            "oauth_problem": problem,
+        });
+        let mut res = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        if let Ok(value) =
+            http::HeaderValue::from_str(&format!("OAuth realm=\"\", oauth_problem=\"{problem}\""))
+        {
+            res.headers_mut().insert(http::header::WWW_AUTHENTICATE, value);
+        }
+        return res;
+    }
     let (status, code) = match err {
         CallerError::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
         CallerError::Unsupported => (StatusCode::BAD_REQUEST, "unsupported_scheme"),
         CallerError::Missing => (StatusCode::UNAUTHORIZED, "missing_credentials"),
-        CallerError::Malformed | CallerError::Invalid => {
+        CallerError::Malformed | CallerError::Invalid | CallerError::OAuth1Problem(_) => {
             (StatusCode::UNAUTHORIZED, "invalid_token")
         }
     };
@@ -85,7 +100,8 @@ async fn caller_post(State(state): State<AppState>, body: Bytes) -> Result<Respo
             "grant_id": found.grant_id,
             "scopes": found.scopes,
             "service": found.service,
-            "kind": found.kind.as_str(),
+            // None for a two-legged OAuth 1.0 call, which presents no credential.
+            "kind": found.kind.map(|it| it.as_str()),
             "expires_at": found.expires_at,
         }))
         .into_response()),
