@@ -4,7 +4,6 @@
 //! check.
 
 use tessera_domain::audit::Actor;
-use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
 use tessera_domain::services::ServiceWeb;
 
 use crate::support::TestEnv;
@@ -149,37 +148,5 @@ async fn bearer_with_scope(
     account: &tessera_store::AccountRecord,
     scope: &str,
 ) -> String {
-    let ctx = env.ctx();
-    let project =
-        tessera_domain::projects::create(ctx, "Feeds reader", &account.email, &Actor::Cli)
-            .await
-            .unwrap();
-    let new = NewClient {
-        kind: ClientKind::Web,
-        name: "Feeds reader".to_owned(),
-        redirect_uris: vec!["https://reader.example/cb".to_owned()],
-        android_package: None,
-        android_cert_sha1: None,
-        allow_implicit: false,
-        jwt_access_tokens: false,
-    };
-    let created = clients::create(ctx, &project, new, &Actor::Cli).await.unwrap();
-    let grant = tessera_domain::grants::grant(
-        ctx,
-        &account.id,
-        created.client.id(),
-        tessera_domain::credentials::Protocol::OAuth2,
-        &[scope.to_owned()],
-        "",
-    )
-    .await
-    .unwrap();
-    let subject = tessera_domain::oauth2::tokens::Subject {
-        account_id: Some(&account.id),
-        client_id: created.client.id(),
-        grant_id: Some(&grant.id),
-    };
-    tessera_domain::oauth2::tokens::access_token(ctx, &created.client, subject, scope, false)
-        .await
-        .unwrap()
+    crate::sso::access_token_with(env, account, scope).await.0
 }

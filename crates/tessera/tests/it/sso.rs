@@ -589,7 +589,7 @@ async fn check_cookie_and_passive_sign_in_answer_without_a_page() {
 }
 
 /// An OAuth 2.0 access token of `account` for a fresh client, carrying `scope`; and its grant.
-async fn access_token_with(
+pub(crate) async fn access_token_with(
     env: &TestEnv,
     account: &tessera_store::AccountRecord,
     scope: &str,
