@@ -1309,3 +1309,66 @@ async fn hl_picks_the_base_language_and_unknown_languages_are_english() {
         assert!(page.body.contains(heading), "{hl}: {}", page.body);
     }
 }
+
+#[tokio::test]
+async fn oob_verifier_page_speaks_the_requests_language() {
+    let env = TestEnv::start().await;
+    setup(&env).await;
+    let alice =
+        tessera_domain::accounts::find_by_email(env.ctx(), "alice@example.com").await.unwrap();
+    tessera_domain::accounts::set_admin(env.ctx(), &alice, true, &Actor::Cli, "").await.unwrap();
+    let url = env.url(&format!(
+        "/accounts/OAuthGetRequestToken?scope={}&xoauth_displayname=Example%20App",
+        urlencode(CAL)
+    ));
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "GET",
+        &url,
+        &[
+            ("oauth_callback", "oob"),
+            ("oauth_consumer_key", "anonymous"),
+            ("oauth_nonce", "n-oob-de"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+        ],
+        &[],
+        "anonymous",
+        "",
+    );
+    let page = send("GET", &url, &header, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = form_value(&page.body, "oauth_token");
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let page = b
+        .get(&format!("/accounts/OAuthAuthorizeToken?oauth_token={}&hl=de", urlencode(&token)))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The display name comes with the German "not registered" warning.
+    assert!(page.body.contains("Example App möchte auf Ihr Konto zugreifen"), "{}", page.body);
+    assert!(page.body.contains("Diese Anwendung ist nicht registriert."), "{}", page.body);
+    let res = b
+        .post(
+            "/accounts/OAuthAuthorizeToken",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("query", &consent_query(&page)),
+                ("action", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.contains("<html lang=\"de\">"), "{}", res.body);
+    assert!(res.body.contains("<h1>Zugriff gewährt</h1>"), "{}", res.body);
+    let verifier = res
+        .body
+        .split_once("Geben Sie diesen Bestätigungscode in Example App ein: ")
+        .unwrap_or_else(|| panic!("{}", res.body))
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .count();
+    assert_eq!(verifier, 24, "{}", res.body);
+}
