@@ -282,6 +282,7 @@ pub fn interaction(prepared: &Prepared, authuser: Option<String>) -> Request {
         asks: Asks {
             authuser,
             hd: request.hd.clone().filter(|it| it != "default"),
+            ui_lang: request.hl.clone(),
             ..Asks::default()
         },
         choosing: Choosing::Named,

@@ -5,7 +5,7 @@
 //!
 //! A protocol turns its request into a [`Request`]: who asks ([`Applicant`]), for which scopes,
 //! and what the request asks of the flow ([`Asks`]: `authuser`, `hd`, `login_hint`, the `prompt`
-//! values, `max_age`, immediate mode). [`start`] takes it with the browser's signed-in accounts
+//! values, `max_age`, immediate mode, the page language). [`start`] takes it with the browser's signed-in accounts
 //! and answers the next [`Step`]; once the consent page is answered, [`decide`] records the grant
 //! or the refusal. The protocol renders the step and issues its own credential for an
 //! [`Approved`] one. Sign-in and 2-step stay in the sign-in pages: [`Step::SignIn`] and
@@ -79,6 +79,10 @@ pub struct Asks {
     pub consent: bool,
     /// Answer without showing anything (`prompt=none`, OpenID `checkid_immediate`).
     pub immediate: bool,
+    /// The language the person's pages are shown in, as the request names it: `hl` (AuthSub,
+    /// OAuth 1.0a) or the space-separated `ui_locales` (OAuth 2.0 / OpenID Connect). The pages
+    /// pick the first language they are written in, else English.
+    pub ui_lang: Option<String>,
 }
 
 /// How the answering account is found among the signed-in ones.

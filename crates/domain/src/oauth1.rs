@@ -509,7 +509,12 @@ pub async fn pending(ctx: &Ctx, token: &str, callback: Option<&str>) -> Result<O
 /// The authorization as the interaction flow sees it: consent asked every time, several
 /// signed-in accounts without `authuser` go to the chooser, `hd` (other than `default`) names the
 /// hosted domain the account must be in.
-pub fn interaction(pending: &Pending, authuser: Option<String>, hd: Option<String>) -> Request {
+pub fn interaction(
+    pending: &Pending,
+    authuser: Option<String>,
+    hd: Option<String>,
+    ui_lang: Option<String>,
+) -> Request {
     let return_host = if pending.callback == "oob" {
         String::new()
     } else {
@@ -528,7 +533,7 @@ pub fn interaction(pending: &Pending, authuser: Option<String>, hd: Option<Strin
             realm: None,
         },
         scopes: pending.scopes.clone(),
-        asks: Asks { authuser, hd: hd.filter(|it| it != "default"), ..Asks::default() },
+        asks: Asks { authuser, hd: hd.filter(|it| it != "default"), ui_lang, ..Asks::default() },
         choosing: Choosing::Named,
         memory: Memory::Never,
     }

@@ -28,6 +28,7 @@ pub const PARAMETERS: &[&str] = &[
     "response_mode",
     "authuser",
     "max_age",
+    "ui_locales",
 ];
 
 /// Who the answer goes to.
@@ -139,6 +140,8 @@ pub struct AuthorizeRequest {
     pub authuser: Option<String>,
     /// OIDC `max_age`: the sign-in may be at most this many seconds old.
     pub max_age: Option<i64>,
+    /// OIDC `ui_locales`: the languages the person's pages should be in, preferred first.
+    pub ui_locales: Option<String>,
 }
 
 pub fn parse(params: &Params) -> Result<AuthorizeRequest, OAuthError> {
@@ -224,6 +227,7 @@ pub fn parse(params: &Params) -> Result<AuthorizeRequest, OAuthError> {
         challenge,
         authuser: short("authuser", 10)?,
         max_age,
+        ui_locales: short("ui_locales", 200)?,
     })
 }
 

@@ -153,6 +153,7 @@ pub fn interaction(target: &Target, req: &AuthorizeRequest, scopes: Vec<ScopeInf
             max_age: req.max_age,
             consent: req.prompt.consent,
             immediate: req.prompt.none,
+            ui_lang: req.ui_locales.clone(),
         },
         choosing: Choosing::Fitting,
         memory: Memory::PerProject,

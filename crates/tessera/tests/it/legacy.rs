@@ -1382,3 +1382,35 @@ async fn authsub_next_with_control_characters_is_refused() {
         "nothing was granted"
     );
 }
+
+#[tokio::test]
+async fn authsub_hl_sets_the_language_of_sign_in_and_consent() {
+    let env = TestEnv::start().await;
+    service(&env, "cl", CAL, None).await;
+    env.account("alice@example.com", "north23AZ").await;
+    let next = "http://app.example.com/cb";
+    let query = format!(
+        "next={}&scope={}&session=1&secure=0&hd=default&hl=fr",
+        urlencode(next),
+        urlencode(CAL)
+    );
+    let mut b = env.browser();
+    let first = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
+    assert_eq!(first.status, 302);
+    let continue_url = format!("{}/accounts/AuthSubRequest?{query}", env.base);
+    assert_eq!(
+        first.location(),
+        format!("/accounts/ServiceLogin?hl=fr&continue={}", urlencode(&continue_url))
+    );
+    let form = b.get(first.location()).await;
+    assert!(form.body.contains("<html lang=\"fr\">"), "{}", form.body);
+    assert!(form.body.contains("<h1>Connexion</h1>") && form.body.contains("Mot de passe"));
+    let signed = b.sign_in_to("alice@example.com", "north23AZ", &continue_url).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let page = b.get(signed.location()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"fr\">"), "{}", page.body);
+    assert!(page.body.contains("app.example.com souhaite accéder à votre compte"), "{}", page.body);
+    assert!(page.body.contains("Cette application n’est pas enregistrée."), "{}", page.body);
+    assert!(page.body.contains(">Autoriser</button>"), "{}", page.body);
+}

@@ -1202,3 +1202,173 @@ async fn only_the_domains_administrator_authorizes_two_legged_consumers() {
     let (url, header) = two_legged(&env, &fixture.consumer, &feed, "bob@corp.example", "p-3");
     refused_with(&env, &header, &url, "permission_denied").await;
 }
+
+/// The request's `query` field of a consent page, unescaped.
+fn consent_query(page: &Page) -> String {
+    page.input("query").unwrap()
+}
+
+#[tokio::test]
+async fn hl_carries_the_page_language_through_sign_in_and_consent() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let (token, _) = request_token(&env, &consumer, "n-hl-de").await;
+    let mut b = env.browser();
+    let path =
+        format!("/accounts/OAuthAuthorizeToken?oauth_token={}&hd=default&hl=de", urlencode(&token));
+    // Nobody signed in: the sign-in page, in German, and back to the authorization page.
+    let first = b.get(&path).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+    assert!(first.location().starts_with("/accounts/ServiceLogin?hl=de&"), "{}", first.location());
+    let form = b.get(first.location()).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("<html lang=\"de\">"), "{}", form.body);
+    assert!(form.body.contains("<h1>Anmelden</h1>"), "{}", form.body);
+    assert!(form.body.contains("Passwort") && form.body.contains("Angemeldet bleiben"));
+    assert_eq!(form.input("hl").as_deref(), Some("de"));
+    let continue_url = form.input("continue").unwrap();
+    assert!(continue_url.contains("hl=de"), "{continue_url}");
+    // A wrong password answers in German too (the form sends `hl` back).
+    let wrong = b
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &form.csrf()),
+                ("continue", &continue_url),
+                ("hl", "de"),
+                ("Email", "alice@example.com"),
+                ("Passwd", "wrong-password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 200, "{}", wrong.body);
+    assert!(wrong.body.contains("<html lang=\"de\">"), "{}", wrong.body);
+    assert!(wrong.body.contains("E-Mail-Adresse oder Passwort ist falsch"), "{}", wrong.body);
+    let signed = b
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &wrong.csrf()),
+                ("continue", &continue_url),
+                ("hl", "de"),
+                ("Email", "alice@example.com"),
+                ("Passwd", "north23AZ"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let back = signed.location().to_owned();
+    assert!(back.starts_with(&format!("{}/accounts/OAuthAuthorizeToken?", env.base)), "{back}");
+    // The consent page after sign-in is still German.
+    let consent = b.get(back.strip_prefix(&env.base).unwrap()).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("<html lang=\"de\">"), "{}", consent.body);
+    assert!(consent.body.contains("möchte auf Ihr Konto zugreifen"), "{}", consent.body);
+    assert!(consent.body.contains("Angemeldet als alice@example.com"), "{}", consent.body);
+    assert!(consent.body.contains(">Zulassen</button>"), "{}", consent.body);
+    assert!(consent.body.contains(">Ablehnen</button>"), "{}", consent.body);
+    assert!(!consent.body.contains(">Allow</button>"), "{}", consent.body);
+    // Allowing from the German page reaches the callback like any other.
+    let res = b
+        .post(
+            "/accounts/OAuthAuthorizeToken",
+            &[
+                ("csrf", &consent.csrf()),
+                ("authuser", "0"),
+                ("query", &consent_query(&consent)),
+                ("action", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(res.location().starts_with(CALLBACK), "{}", res.location());
+}
+
+#[tokio::test]
+async fn hl_picks_the_base_language_and_unknown_languages_are_english() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let cases = [
+        ("fr-CA", "fr", ">Autoriser</button>", "souhaite accéder à votre compte"),
+        ("de_AT", "de", ">Zulassen</button>", "möchte auf Ihr Konto zugreifen"),
+        ("xx", "en", ">Allow</button>", "wants access to your account"),
+    ];
+    for (index, (hl, lang, button, heading)) in cases.into_iter().enumerate() {
+        let (token, _) = request_token(&env, &consumer, &format!("n-hl-{index}")).await;
+        let page = b
+            .get(&format!(
+                "/accounts/OAuthAuthorizeToken?oauth_token={}&hd=default&hl={hl}",
+                urlencode(&token)
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains(&format!("<html lang=\"{lang}\">")), "{hl}: {}", page.body);
+        assert!(page.body.contains(button), "{hl}: {}", page.body);
+        assert!(page.body.contains(heading), "{hl}: {}", page.body);
+    }
+}
+
+#[tokio::test]
+async fn oob_verifier_page_speaks_the_requests_language() {
+    let env = TestEnv::start().await;
+    setup(&env).await;
+    let alice =
+        tessera_domain::accounts::find_by_email(env.ctx(), "alice@example.com").await.unwrap();
+    tessera_domain::accounts::set_admin(env.ctx(), &alice, true, &Actor::Cli, "").await.unwrap();
+    let url = env.url(&format!(
+        "/accounts/OAuthGetRequestToken?scope={}&xoauth_displayname=Example%20App",
+        urlencode(CAL)
+    ));
+    let now = env.clock.now_secs().to_string();
+    let header = sign(
+        "GET",
+        &url,
+        &[
+            ("oauth_callback", "oob"),
+            ("oauth_consumer_key", "anonymous"),
+            ("oauth_nonce", "n-oob-de"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", &now),
+        ],
+        &[],
+        "anonymous",
+        "",
+    );
+    let page = send("GET", &url, &header, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = form_value(&page.body, "oauth_token");
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let page = b
+        .get(&format!("/accounts/OAuthAuthorizeToken?oauth_token={}&hl=de", urlencode(&token)))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The display name comes with the German "not registered" warning.
+    assert!(page.body.contains("Example App möchte auf Ihr Konto zugreifen"), "{}", page.body);
+    assert!(page.body.contains("Diese Anwendung ist nicht registriert."), "{}", page.body);
+    let res = b
+        .post(
+            "/accounts/OAuthAuthorizeToken",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("query", &consent_query(&page)),
+                ("action", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.contains("<html lang=\"de\">"), "{}", res.body);
+    assert!(res.body.contains("<h1>Zugriff gewährt</h1>"), "{}", res.body);
+    let verifier = res
+        .body
+        .split_once("Geben Sie diesen Bestätigungscode in Example App ein: ")
+        .unwrap_or_else(|| panic!("{}", res.body))
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .count();
+    assert_eq!(verifier, 24, "{}", res.body);
+}

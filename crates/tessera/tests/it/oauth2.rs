@@ -2026,3 +2026,50 @@ async fn service_accounts_upload_and_remove_their_own_keys() {
         Err(tessera_domain::Error::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn ui_locales_picks_the_first_supported_language_for_sign_in_and_consent() {
+    let env = TestEnv::start().await;
+    env.account("bo@example.test", PASSWORD).await;
+    let p = project(&env, "P", "bo@example.test").await;
+    let web = client(&env, &p, ClientKind::Web, "App", &[WEB_REDIRECT]).await;
+    let mut browser = env.browser();
+    // Spanish is not served; German is the first language that is.
+    let path = auth_path(&web.id, WEB_REDIRECT, "openid", "&ui_locales=es%20de");
+    let first = browser.get(&path).await;
+    assert_eq!(first.status, 302);
+    let to = first.location().to_owned();
+    assert!(to.starts_with("/accounts/ServiceLogin?hl=de&continue="), "{to}");
+    let form = browser.get(&to).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("<html lang=\"de\">"), "{}", form.body);
+    assert!(form.body.contains("<h1>Anmelden</h1>"), "{}", form.body);
+    let continue_url = form.input("continue").unwrap();
+    let signed = browser
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &form.csrf()),
+                ("continue", &continue_url),
+                ("hl", &form.input("hl").unwrap()),
+                ("Email", "bo@example.test"),
+                ("Passwd", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let back = signed.location().strip_prefix(&env.base).unwrap().to_owned();
+    let page = browser.get(&back).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"de\">"), "{}", page.body);
+    assert!(page.body.contains("App möchte auf Ihr Konto zugreifen"), "{}", page.body);
+    assert!(page.body.contains("Diese App wurde nicht verifiziert"), "{}", page.body);
+    assert!(page.body.contains(">Zulassen</button>"), "{}", page.body);
+    let answered = consent(&mut browser, &page, "allow").await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    assert!(param(answered.location(), "code").is_some(), "{}", answered.location());
+    // Without `ui_locales` the same page is English.
+    let english = browser.get(&auth_path(&web.id, WEB_REDIRECT, "openid", "&prompt=consent")).await;
+    assert!(english.body.contains("<html lang=\"en\">"), "{}", english.body);
+    assert!(english.body.contains(">Allow</button>"), "{}", english.body);
+}

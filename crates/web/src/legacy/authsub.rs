@@ -15,6 +15,7 @@ use super::{authorization, request_facts, text};
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, ConsentForm, Next};
+use crate::pages::lang::Lang;
 use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
@@ -58,7 +59,7 @@ async fn request_get(
         .map(|(_, v)| v);
     let request = authsub::interaction(&prepared, authuser);
     let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;
-    render(&state, &headers, &prepared, &query, step, false).await
+    render(&state, &headers, &prepared, &query, step, false, Lang::of(&request.asks)).await
 }
 
 async fn request_post(
@@ -77,7 +78,7 @@ async fn request_post(
     };
     let request = authsub::interaction(&prepared, fields.get("authuser").map(str::to_owned));
     let step = interaction::decide(&state.ctx, &request, &accounts, decision, &client.ip).await?;
-    render(&state, &headers, &prepared, query, step, true).await
+    render(&state, &headers, &prepared, query, step, true, Lang::of(&request.asks)).await
 }
 
 /// AuthSub's rendering of a step of the interaction flow.
@@ -88,12 +89,14 @@ async fn render(
     query: &str,
     step: Step,
     after_post: bool,
+    lang: Lang,
 ) -> Result<Response, PageError> {
     let here = format!("{}/accounts/AuthSubRequest?{query}", state.ctx.public_url);
     let form = ConsentForm {
         action: "/accounts/AuthSubRequest",
         hidden: vec![("query", query.to_owned())],
         compact: false,
+        lang,
     };
     match consent::person_step(state, headers, step, &here, after_post, form)? {
         Next::Shown(response) => Ok(response),

@@ -18,6 +18,7 @@ use super::text;
 use crate::cookies::{self, Life};
 use crate::error::PageError;
 use crate::pages::consent::{self, ConsentForm, Next};
+use crate::pages::lang::Lang;
 use crate::pages::{Client, MessagePage, signed_in, with_cookies};
 use crate::{AppState, forms, render};
 
@@ -125,7 +126,12 @@ async fn embedded_setup(
     let accounts = signed_in(&state, &headers).await?;
     let request = device::setup_request(&state.ctx, query.get("authuser").map(str::to_owned));
     let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;
-    let form = ConsentForm { action: "/EmbeddedSetup", hidden: Vec::new(), compact: true };
+    let form = ConsentForm {
+        action: "/EmbeddedSetup",
+        hidden: Vec::new(),
+        compact: true,
+        lang: Lang::of(&request.asks),
+    };
     let approved = match consent::person_step(&state, &headers, step, &here, false, form)? {
         Next::Shown(response) => return Ok(response),
         Next::Approved(approved) => approved,

@@ -18,8 +18,9 @@ use tessera_proto_oauth1::Problem;
 use super::{authorization, request_facts, text};
 use crate::error::PageError;
 use crate::forms::{self, Form};
-use crate::pages::consent::{self, ConsentForm, Next};
-use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
+use crate::pages::consent::{self, ConsentForm, FlowMessage, Next};
+use crate::pages::lang::{Lang, fill};
+use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
 pub(super) fn router() -> Router<AppState> {
@@ -129,6 +130,8 @@ struct Asked {
     token: String,
     callback: Option<String>,
     hd: Option<String>,
+    /// `hl`: the language of the pages.
+    hl: Option<String>,
     /// `btmpl=mobile`: the compact consent page.
     compact: bool,
 }
@@ -147,6 +150,7 @@ fn asked(query: &str) -> Result<Asked, PageError> {
         token,
         callback: fields.get("oauth_callback").map(str::to_owned),
         hd: fields.get("hd").map(str::to_owned),
+        hl: fields.get("hl").filter(|it| !it.is_empty()).map(str::to_owned),
         compact: fields.get("btmpl") == Some("mobile"),
     })
 }
@@ -168,9 +172,9 @@ async fn authorize_get(
     let pending = pending(&state, &asked).await?;
     let accounts = signed_in(&state, &headers).await?;
     let authuser = forms::query_fields(raw)?.get("authuser").map(str::to_owned);
-    let request = oauth1::interaction(&pending, authuser, asked.hd.clone());
+    let request = oauth1::interaction(&pending, authuser, asked.hd.clone(), asked.hl.clone());
     let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;
-    render_step(&state, &headers, &pending, &asked, step, false).await
+    render_step(&state, &headers, &pending, &asked, step, false, Lang::of(&request.asks)).await
 }
 
 async fn authorize_post(
@@ -187,10 +191,10 @@ async fn authorize_post(
         Some("allow") => Decision::Allow,
         _ => Decision::Deny,
     };
-    let request =
-        oauth1::interaction(&pending, fields.get("authuser").map(str::to_owned), asked.hd.clone());
+    let authuser = fields.get("authuser").map(str::to_owned);
+    let request = oauth1::interaction(&pending, authuser, asked.hd.clone(), asked.hl.clone());
     let step = interaction::decide(&state.ctx, &request, &accounts, decision, &client.ip).await?;
-    render_step(&state, &headers, &pending, &asked, step, true).await
+    render_step(&state, &headers, &pending, &asked, step, true, Lang::of(&request.asks)).await
 }
 
 async fn render_step(
@@ -200,22 +204,24 @@ async fn render_step(
     asked: &Asked,
     step: Step,
     after_post: bool,
+    lang: Lang,
 ) -> Result<Response, PageError> {
     let here = format!("{}/accounts/OAuthAuthorizeToken?{}", state.ctx.public_url, asked.query);
     let form = ConsentForm {
         action: "/accounts/OAuthAuthorizeToken",
         hidden: vec![("query", asked.query.clone())],
         compact: asked.compact,
+        lang,
     };
     match consent::person_step(state, headers, step, &here, after_post, form)? {
         Next::Shown(response) => Ok(response),
         Next::Approved(approved) => match oauth1::approve(&state.ctx, &approved, pending).await? {
-            Some(answer) => Ok(answer_response(state, answer, pending, after_post)),
+            Some(answer) => Ok(answer_response(state, answer, pending, after_post, lang)),
             None => Err(PageError::bad_request("The request token is invalid.")),
         },
         Next::Refused => {
             let answer = oauth1::deny(&state.ctx, pending).await?;
-            Ok(answer_response(state, answer, pending, after_post))
+            Ok(answer_response(state, answer, pending, after_post, lang))
         }
     }
 }
@@ -225,26 +231,30 @@ fn answer_response(
     answer: Answer,
     pending: &Pending,
     after_post: bool,
+    lang: Lang,
 ) -> Response {
+    let t = lang.text();
     match answer {
         Answer::Redirect(location) => redirect(&location, after_post),
         Answer::ShowVerifier(verifier) => {
-            let page = MessagePage {
+            let page = FlowMessage {
+                lang: lang.code(),
                 brand: &state.brand,
-                heading: "Access granted",
-                message: format!("Type this verification code into {}: {verifier}", pending.name),
+                heading: t.granted_heading,
+                message: fill(t.granted_message, &[("app", &pending.name), ("code", &verifier)]),
                 link: "/account".to_owned(),
-                link_text: "Go to your account",
+                link_text: t.to_account,
             };
             render::page(StatusCode::OK, &page)
         }
         Answer::DeniedOob => {
-            let page = MessagePage {
+            let page = FlowMessage {
+                lang: lang.code(),
                 brand: &state.brand,
-                heading: "Access denied",
-                message: format!("{} was not given access to your account.", pending.name),
+                heading: t.denied_heading,
+                message: fill(t.denied_message, &[("app", &pending.name)]),
                 link: "/account".to_owned(),
-                link_text: "Go to your account",
+                link_text: t.to_account,
             };
             render::page(StatusCode::OK, &page).into_response()
         }

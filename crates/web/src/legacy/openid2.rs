@@ -19,6 +19,7 @@ use super::text;
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, ConsentForm, Next};
+use crate::pages::lang::Lang;
 use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
 
@@ -205,7 +206,7 @@ async fn serve(
     let request = openid2::interaction(&prepared, authuser);
     let step = interaction::start(&state.ctx, &request, &accounts, ip).await?;
     let query = openid_query(&message);
-    render(state, headers, &prepared, &query, step, false).await
+    render(state, headers, &prepared, &query, step, false, Lang::of(&request.asks)).await
 }
 
 fn direct_refusal(text: &str) -> openid2::Direct {
@@ -256,7 +257,7 @@ async fn approve_post(
     let accounts = signed_in(&state, &headers).await?;
     let request = openid2::interaction(&prepared, fields.get("authuser").map(str::to_owned));
     let step = interaction::decide(&state.ctx, &request, &accounts, decision, &client.ip).await?;
-    render(&state, &headers, &prepared, query, step, true).await
+    render(&state, &headers, &prepared, query, step, true, Lang::of(&request.asks)).await
 }
 
 /// Sends the browser to the relying party: a redirect, or a self-submitting form when the URL
@@ -282,6 +283,7 @@ async fn render(
     query: &str,
     step: Step,
     after_post: bool,
+    lang: Lang,
 ) -> Result<Response, PageError> {
     let op = &prepared.endpoint.op_endpoint;
     let joiner = if op.contains('?') { '&' } else { '?' };
@@ -293,6 +295,7 @@ async fn render(
             ("query", query.to_owned()),
         ],
         compact: false,
+        lang,
     };
     match consent::person_step(state, headers, step, &here, after_post, form)? {
         Next::Shown(response) => Ok(response),

@@ -21,6 +21,7 @@ use tessera_proto_oauth2::response::{self, ResponseMode};
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, Post};
+use crate::pages::lang::Lang;
 use crate::pages::{Client, check_csrf, encode, redirect, signed_in};
 use crate::{AppState, render};
 
@@ -112,11 +113,16 @@ async fn handle(
         None => interaction::start(ctx, &request, &accounts, ip).await?,
         Some(decision) => interaction::decide(ctx, &request, &accounts, decision, ip).await?,
     };
+    let lang = Lang::of(&request.asks);
     let sign_in = |add: bool, email: Option<&str>, fresh_login: bool| {
         let again = encode(&authorize::again(ctx, &outer, fresh_login));
         let add = if add { "add=1&" } else { "" };
+        let hl = match lang {
+            Lang::English => String::new(),
+            _ => format!("hl={}&", lang.code()),
+        };
         let email = email.map(|it| format!("Email={}&", encode(it))).unwrap_or_default();
-        redirect(&format!("/accounts/ServiceLogin?{add}{email}continue={again}"), after_post)
+        redirect(&format!("/accounts/ServiceLogin?{add}{hl}{email}continue={again}"), after_post)
     };
     match step {
         Step::SignIn { another } => Ok(sign_in(another, None, false)),
@@ -128,6 +134,7 @@ async fn handle(
                 action: "/o/oauth2/approval",
                 button: "decision",
                 hidden: vec![("request", request)],
+                lang,
             };
             Ok(consent::page(state, headers, *view, post))
         }

@@ -19,6 +19,7 @@ use super::{failure, form_params, json_no_store, oauth_error};
 use crate::error::PageError;
 use crate::forms::{self, Form};
 use crate::pages::consent::{self, Post};
+use crate::pages::lang::Lang;
 use crate::pages::{Client, check_csrf, csrf_for_page, redirect, signed_in, with_cookies};
 use crate::{AppState, render};
 
@@ -207,6 +208,7 @@ fn render_step(
                 action: "/device/approve",
                 button: "decision",
                 hidden: vec![("request", request.encode())],
+                lang: Lang::default(),
             };
             consent::page(state, headers, *view, post)
         }

@@ -8,7 +8,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tessera_domain::interaction::{About, Approved, ConsentView, Decision, Step};
 
 use crate::error::PageError;
-use crate::pages::{MessagePage, csrf_for_page, encode, redirect, with_cookies};
+use crate::pages::lang::{Lang, Text, fill};
+use crate::pages::{csrf_for_page, encode, redirect, with_cookies};
 use crate::{AppState, render};
 
 /// Where the page's Allow / Deny goes, and what the protocol needs back with it.
@@ -18,6 +19,8 @@ pub(crate) struct Post {
     pub(crate) button: &'static str,
     /// Hidden fields after the CSRF token, in this order.
     pub(crate) hidden: Vec<(&'static str, String)>,
+    /// The page's language (the request's `Asks::ui_lang`).
+    pub(crate) lang: Lang,
 }
 
 /// What a project's page says about it.
@@ -43,6 +46,8 @@ struct SitePart {
 #[derive(Template)]
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
+    lang: &'static str,
+    t: &'static Text,
     brand: &'a str,
     action: &'static str,
     button: &'static str,
@@ -58,6 +63,37 @@ struct ConsentPage<'a> {
     /// The compact variant for small screens (OAuth 1.0a's `btmpl=mobile`): the same choice with
     /// the optional detail left out.
     compact: bool,
+}
+
+impl ConsentPage<'_> {
+    /// `text` with the page's names filled in.
+    fn say(&self, text: impl AsRef<str>) -> String {
+        let (host, realm) = match &self.site {
+            Some(site) => (site.return_host.as_str(), site.realm.as_deref().unwrap_or_default()),
+            None => ("", ""),
+        };
+        let project = self.project.as_ref().map(|it| it.name.as_str()).unwrap_or_default();
+        let vars = [
+            ("app", self.app.as_str()),
+            ("brand", self.brand),
+            ("host", host),
+            ("realm", realm),
+            ("project", project),
+        ];
+        fill(text.as_ref(), &vars)
+    }
+}
+
+/// A page that ends or redirects the flow, in the flow's language.
+#[derive(Template)]
+#[template(path = "flow_message.html")]
+pub(crate) struct FlowMessage<'a> {
+    pub(crate) lang: &'static str,
+    pub(crate) brand: &'a str,
+    pub(crate) heading: &'static str,
+    pub(crate) message: String,
+    pub(crate) link: String,
+    pub(crate) link_text: &'static str,
 }
 
 /// Pages about a project may show its logo from its own https address; nothing else changes
@@ -106,6 +142,8 @@ pub(crate) fn page_variant(
     };
     let with_logo_policy = project.is_some();
     let page = ConsentPage {
+        lang: post.lang.code(),
+        t: post.lang.text(),
         brand: &state.brand,
         action: post.action,
         button: post.button,
@@ -132,6 +170,8 @@ pub(crate) struct ConsentForm {
     pub(crate) action: &'static str,
     pub(crate) hidden: Vec<(&'static str, String)>,
     pub(crate) compact: bool,
+    /// The page's language (the request's `Asks::ui_lang`); the sign-in page gets it as `hl`.
+    pub(crate) lang: Lang,
 }
 
 /// What is left of a step of the one interaction flow once the person's part is shown: the
@@ -156,6 +196,13 @@ pub(crate) fn person_step(
     after_post: bool,
     form: ConsentForm,
 ) -> Result<Next, PageError> {
+    let lang = form.lang;
+    let t = lang.text();
+    // The sign-in pages show the flow's language; English is their default.
+    let hl = match lang {
+        Lang::English => String::new(),
+        _ => format!("hl={}&", lang.code()),
+    };
     let shown = match step {
         Step::SignIn { .. } | Step::ChooseAccount if after_post => {
             return Err(PageError::bad_request(
@@ -165,11 +212,11 @@ pub(crate) fn person_step(
         // Not signed in, or several accounts: ServiceLogin signs in or shows the chooser, whose
         // links come back here with `authuser=N`.
         Step::SignIn { .. } | Step::ChooseAccount => {
-            redirect(&format!("/accounts/ServiceLogin?continue={}", encode(here)), false)
+            redirect(&format!("/accounts/ServiceLogin?{hl}continue={}", encode(here)), false)
         }
         Step::Reauthenticate { email, .. } => {
             let to = format!(
-                "/accounts/ServiceLogin?add=1&Email={}&continue={}",
+                "/accounts/ServiceLogin?add=1&{hl}Email={}&continue={}",
                 encode(&email),
                 encode(here)
             );
@@ -179,21 +226,20 @@ pub(crate) fn person_step(
             return Err(tessera_domain::Error::Forbidden.into());
         }
         Step::WrongAccount { email, hd } => {
-            let page = MessagePage {
+            let page = FlowMessage {
+                lang: lang.code(),
                 brand: &state.brand,
-                heading: "Use another account",
-                message: format!(
-                    "This application asked for an account of {hd}; {email} is not one."
-                ),
-                link: format!("/accounts/ServiceLogin?add=1&continue={}", encode(here)),
-                link_text: "Sign in with another account",
+                heading: t.wrong_heading,
+                message: fill(t.wrong_message, &[("hd", &hd), ("email", &email)]),
+                link: format!("/accounts/ServiceLogin?add=1&{hl}continue={}", encode(here)),
+                link_text: t.wrong_link,
             };
             render::page(StatusCode::FORBIDDEN, &page)
         }
         Step::Consent(view) => {
             let mut fields = vec![("authuser", view.authuser.to_string())];
             fields.extend(form.hidden);
-            let post = Post { action: form.action, button: "action", hidden: fields };
+            let post = Post { action: form.action, button: "action", hidden: fields, lang };
             page_variant(state, headers, *view, post, form.compact)
         }
         Step::Approved(approved) => return Ok(Next::Approved(approved)),

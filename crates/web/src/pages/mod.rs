@@ -6,6 +6,7 @@ pub(crate) mod account;
 pub(crate) mod assets;
 pub(crate) mod consent;
 pub(crate) mod console;
+pub(crate) mod lang;
 pub(crate) mod setup;
 pub(crate) mod signin;
 pub(crate) mod sso;

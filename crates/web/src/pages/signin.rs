@@ -13,6 +13,7 @@ use tessera_store::{AccountRecord, SessionRecord};
 use super::{Client, check_csrf, csrf_for_page, redirect, safe_continue, signed_in, with_cookies};
 use crate::error::PageError;
 use crate::forms::{self, Form};
+use crate::pages::lang::{Lang, Text};
 use crate::{AppState, cookies, render};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -44,6 +45,8 @@ pub(crate) fn router() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "signin.html")]
 struct SignInPage<'a> {
+    lang: Lang,
+    t: &'static Text,
     brand: &'a str,
     csrf: String,
     continue_url: String,
@@ -72,6 +75,8 @@ struct ChooserEntry {
 #[derive(Template)]
 #[template(path = "chooser.html")]
 struct ChooserPage<'a> {
+    lang: &'static str,
+    t: &'static Text,
     brand: &'a str,
     accounts: Vec<ChooserEntry>,
     add_href: String,
@@ -85,6 +90,8 @@ struct FormView {
     error: Option<String>,
     with_captcha: bool,
     persistent: bool,
+    /// The page's language: `hl`, as the interaction flow sends it along.
+    lang: Lang,
 }
 
 async fn signin_form(
@@ -100,6 +107,8 @@ async fn signin_form(
     };
     let with_captcha = captcha_token.is_some();
     let page = SignInPage {
+        lang: view.lang,
+        t: view.lang.text(),
         brand: &state.brand,
         csrf,
         continue_url: view.continue_url,
@@ -147,6 +156,7 @@ async fn service_login_get(
     let query = forms::query(&uri)?;
     let accounts = signed_in(&state, &headers).await?;
     let adding = query.get("add").is_some();
+    let lang = Lang::pick(query.get("hl"));
     // Web sign-on: `service` names a service with web sign-on; a `continue` outside its prefixes
     // is refused, never followed.
     let target = match query.get("service") {
@@ -196,8 +206,12 @@ async fn service_login_get(
                 },
             })
             .collect();
+        let hl = match lang {
+            Lang::English => String::new(),
+            _ => format!("hl={}&", lang.code()),
+        };
         let add_href = format!(
-            "/accounts/ServiceLogin?add=1&continue={}",
+            "/accounts/ServiceLogin?add=1&{hl}continue={}",
             percent_encoding::utf8_percent_encode(
                 &continue_url,
                 percent_encoding::NON_ALPHANUMERIC
@@ -205,11 +219,17 @@ async fn service_login_get(
         );
         return Ok(render::page(
             StatusCode::OK,
-            &ChooserPage { brand: &state.brand, accounts: entries, add_href },
+            &ChooserPage {
+                lang: lang.code(),
+                t: lang.text(),
+                brand: &state.brand,
+                accounts: entries,
+                add_href,
+            },
         ));
     }
     let email = query.get("Email").unwrap_or_default().chars().take(254).collect();
-    let view = FormView { continue_url, email, ..FormView::default() };
+    let view = FormView { continue_url, email, lang, ..FormView::default() };
     signin_form(&state, &headers, view, StatusCode::OK).await
 }
 
@@ -270,6 +290,8 @@ async fn service_login_auth_post(
 ) -> Result<Response, PageError> {
     check_csrf(&state, &headers, fields.get("csrf")).await?;
     let continue_url = safe_continue(&state, fields.get("continue"));
+    let lang = Lang::pick(fields.get("hl"));
+    let t = lang.text();
     let email = fields.get_any(&["Email", "email"]).unwrap_or_default().trim().to_owned();
     let password = fields.get_any(&["Passwd", "password"]).unwrap_or_default().to_owned();
     let persistent = matches!(
@@ -280,8 +302,9 @@ async fn service_login_auth_post(
         let view = FormView {
             continue_url,
             email: email.chars().take(254).collect(),
-            error: Some("Enter your email and password.".to_owned()),
+            error: Some(t.error_missing.to_owned()),
             persistent,
+            lang,
             ..FormView::default()
         };
         return signin_form(&state, &headers, view, StatusCode::OK).await;
@@ -299,6 +322,7 @@ async fn service_login_auth_post(
         error: Some(error.to_owned()),
         with_captcha,
         persistent,
+        lang,
     };
     match outcome {
         Outcome::SignedIn { account, token, session } => {
@@ -321,21 +345,15 @@ async fn service_login_auth_post(
             Ok(with_cookies(redirect(&location, true), [cookie]))
         }
         Outcome::CaptchaRequired { wrong } => {
-            let error = if wrong {
-                "The characters did not match the picture. Try again."
-            } else {
-                "Type the characters you see in the picture."
-            };
+            let error = if wrong { t.error_captcha_wrong } else { t.error_captcha_needed };
             signin_form(&state, &headers, failed(error, true), StatusCode::OK).await
         }
         Outcome::Failed(failure) => {
             let error = match failure {
-                Failure::BadCredentials => "Wrong email or password. Try again.",
-                Failure::Throttled => {
-                    "Too many failed attempts for this account. Wait a minute and try again."
-                }
-                Failure::Disabled => "This account has been disabled.",
-                Failure::Deleted => "This account has been deleted.",
+                Failure::BadCredentials => t.error_bad_credentials,
+                Failure::Throttled => t.error_throttled,
+                Failure::Disabled => t.error_disabled,
+                Failure::Deleted => t.error_deleted,
             };
             let with_captcha =
                 tessera_domain::password::captcha_needed(&state.ctx, &email, &client.ip).await?;
