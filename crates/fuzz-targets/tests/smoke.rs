@@ -277,4 +277,15 @@ fn the_dpop_proof_seeds_verify_as_the_target_checks_them() {
         verify_proof(&seed("stale").unwrap(), &token, NOW),
         Err(Refusal::Invalid("The DPoP proof's iat is too far from now."))
     );
+    // The overflow regression: signed proofs whose iat is at either end of i64 reach the window
+    // check (the signature verifies) and are refused there, without overflowing.
+    for name in ["iat_i64_min", "iat_i64_max"] {
+        let proof =
+            std::fs::read_to_string(fuzz_dir().join("regressions/dpop_proof").join(name)).unwrap();
+        assert_eq!(
+            verify_proof(&proof, &token, NOW),
+            Err(Refusal::Invalid("The DPoP proof's iat is too far from now.")),
+            "{name}"
+        );
+    }
 }
