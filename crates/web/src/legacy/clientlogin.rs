@@ -227,11 +227,7 @@ async fn unlock_page(
 }
 
 fn sign_in_first(state: &AppState, uri: &http::Uri) -> Response {
-    let here = format!(
-        "{}{}",
-        state.ctx.public_url,
-        uri.path_and_query().map(|it| it.as_str()).unwrap_or("/")
-    );
+    let here = super::public_here(state, uri);
     redirect(&format!("/accounts/ServiceLogin?continue={}", crate::pages::encode(&here)), false)
 }
 

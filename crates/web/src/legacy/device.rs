@@ -118,11 +118,7 @@ async fn embedded_setup(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, PageError> {
     let query = forms::query(&uri)?;
-    let here = format!(
-        "{}{}",
-        state.ctx.public_url,
-        uri.path_and_query().map(|it| it.as_str()).unwrap_or("/EmbeddedSetup")
-    );
+    let here = super::public_here(&state, &uri);
     let accounts = signed_in(&state, &headers).await?;
     let request = device::setup_request(&state.ctx, query.get("authuser").map(str::to_owned));
     let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;

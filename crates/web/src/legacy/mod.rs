@@ -73,6 +73,12 @@ pub(crate) fn text(status: StatusCode, reason: Option<&'static str>, body: Strin
     res
 }
 
+/// This request's address under the public URL: where a browser step comes back to after sign-in.
+pub(crate) fn public_here(state: &AppState, uri: &http::Uri) -> String {
+    let path = uri.path_and_query().map(|it| it.as_str()).unwrap_or("/");
+    format!("{}{path}", state.ctx.public_url)
+}
+
 /// The method and the full URL the client addressed, as secure AuthSub signatures cover them:
 /// this server's public scheme, the authority the client named (absolute-form target, else the
 /// `Host` header, else the public host: clients hard-coded to another host name reach us by DNS),
