@@ -374,6 +374,66 @@ async fn two_step_sign_in_with_totp_and_no_code_replay() {
     assert!(!b3.jar.contains_key("TSID"));
 }
 
+/// `hl` reaches the 2-step page of a sign-in: the redirect carries it, the page and its wrong-code
+/// answer speak the language, and the form sends it back.
+#[tokio::test]
+async fn the_two_step_page_speaks_the_sign_in_language() {
+    let env = TestEnv::start().await;
+    let ctx = env.ctx();
+    let account = env.account("fleur@example.test", "password-1").await;
+    let enrollment = tessera_domain::totp::start(ctx, &account, "tessera").unwrap();
+    let secret = tessera_crypto::totp::TotpSecret::from_base32(&enrollment.secret_base32).unwrap();
+    let code = secret.code_at_time(crate::support::T0);
+    tessera_domain::totp::confirm(ctx, &account, &enrollment.sealed, &code, "").await.unwrap();
+    env.clock.advance(30);
+
+    let mut b = env.browser();
+    let form = b.get("/accounts/ServiceLogin?hl=fr&continue=%2Faccount").await;
+    let res = b
+        .post(
+            "/accounts/ServiceLoginAuth",
+            &[
+                ("csrf", &form.csrf()),
+                ("continue", "/account"),
+                ("hl", "fr"),
+                ("Email", "fleur@example.test"),
+                ("Passwd", "password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(
+        res.location().starts_with("/accounts/SecondFactor?hl=fr&continue="),
+        "{}",
+        res.location()
+    );
+    let page = b.get(res.location()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"fr\">"), "{}", page.body);
+    assert!(page.body.contains("<h1>Validation en deux étapes</h1>"), "{}", page.body);
+    assert!(page.body.contains("pour fleur@example.test."), "{}", page.body);
+    assert!(page.body.contains(">Valider</button>"), "{}", page.body);
+    assert!(page.body.contains("href=\"/accounts/ServiceLogin?hl=fr\""), "{}", page.body);
+    assert_eq!(page.input("hl").as_deref(), Some("fr"));
+    let bad = b
+        .post(
+            "/accounts/SecondFactor",
+            &[("csrf", &page.csrf()), ("hl", "fr"), ("continue", "/account"), ("code", "123456")],
+        )
+        .await;
+    assert!(bad.body.contains("Code incorrect. Réessayez."), "{}", bad.body);
+    assert!(!bad.body.contains("Wrong code"), "{}", bad.body);
+    let code = secret.code_at_time(crate::support::T0 + 30);
+    let ok = b
+        .post(
+            "/accounts/SecondFactor",
+            &[("csrf", &bad.csrf()), ("hl", "fr"), ("continue", "/account"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert!(b.jar.contains_key("TSID"));
+}
+
 #[tokio::test]
 async fn account_chooser_authuser_and_list_accounts() {
     let env = TestEnv::start().await;

@@ -1,5 +1,6 @@
-//! The languages of the pages of the one interaction flow: the consent page, the sign-in page
-//! and its account chooser, and the pages that end a request (the OAuth 1.0a verification code).
+//! The languages of the pages of the one interaction flow: the consent page, the sign-in page,
+//! its 2-step verification page and its account chooser, and the pages that end a request (the
+//! OAuth 1.0a verification code).
 //! A request names its language with `hl` (AuthSub, OAuth 1.0a) or `ui_locales` (OAuth 2.0 /
 //! OpenID Connect); the flow carries it as `Asks::ui_lang`, and [`Lang::pick`] chooses the page
 //! language from it. Other pages stay in English.
@@ -140,6 +141,14 @@ pub(crate) struct Text {
     pub(crate) error_throttled: &'static str,
     pub(crate) error_disabled: &'static str,
     pub(crate) error_deleted: &'static str,
+    // The 2-step verification page of the sign-in.
+    pub(crate) two_step_title: &'static str,
+    pub(crate) two_step_intro: &'static str,
+    pub(crate) two_step_code: &'static str,
+    pub(crate) two_step_verify: &'static str,
+    pub(crate) two_step_start_over: &'static str,
+    pub(crate) two_step_wrong: &'static str,
+    pub(crate) two_step_again: &'static str,
 }
 
 static EN: Text = Text {
@@ -193,6 +202,13 @@ static EN: Text = Text {
     error_throttled: "Too many failed attempts for this account. Wait a minute and try again.",
     error_disabled: "This account has been disabled.",
     error_deleted: "This account has been deleted.",
+    two_step_title: "2-step verification",
+    two_step_intro: "Enter the 6-digit code from the authenticator app for {email}.",
+    two_step_code: "Code",
+    two_step_verify: "Verify",
+    two_step_start_over: "Start over",
+    two_step_wrong: "Wrong code. Try again.",
+    two_step_again: "Sign in again.",
 };
 
 static DE: Text = Text {
@@ -246,6 +262,13 @@ static DE: Text = Text {
     error_throttled: "Zu viele fehlgeschlagene Versuche für dieses Konto. Warten Sie eine Minute und versuchen Sie es dann noch einmal.",
     error_disabled: "Dieses Konto wurde deaktiviert.",
     error_deleted: "Dieses Konto wurde gelöscht.",
+    two_step_title: "Bestätigung in zwei Schritten",
+    two_step_intro: "Geben Sie den sechsstelligen Code aus der Authenticator-App für {email} ein.",
+    two_step_code: "Code",
+    two_step_verify: "Bestätigen",
+    two_step_start_over: "Neu beginnen",
+    two_step_wrong: "Falscher Code. Versuchen Sie es noch einmal.",
+    two_step_again: "Melden Sie sich noch einmal an.",
 };
 
 static FR: Text = Text {
@@ -299,6 +322,13 @@ static FR: Text = Text {
     error_throttled: "Trop de tentatives infructueuses pour ce compte. Patientez une minute, puis réessayez.",
     error_disabled: "Ce compte a été désactivé.",
     error_deleted: "Ce compte a été supprimé.",
+    two_step_title: "Validation en deux étapes",
+    two_step_intro: "Saisissez le code à six chiffres de l'application d'authentification pour {email}.",
+    two_step_code: "Code",
+    two_step_verify: "Valider",
+    two_step_start_over: "Recommencer",
+    two_step_wrong: "Code incorrect. Réessayez.",
+    two_step_again: "Reconnectez-vous.",
 };
 
 #[cfg(test)]

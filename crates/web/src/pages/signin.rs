@@ -13,7 +13,7 @@ use tessera_store::{AccountRecord, SessionRecord};
 use super::{Client, check_csrf, csrf_for_page, redirect, safe_continue, signed_in, with_cookies};
 use crate::error::PageError;
 use crate::forms::{self, Form};
-use crate::pages::lang::{Lang, Text};
+use crate::pages::lang::{Lang, Text, fill};
 use crate::{AppState, cookies, render};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -59,11 +59,16 @@ struct SignInPage<'a> {
 #[derive(Template)]
 #[template(path = "second_factor.html")]
 struct SecondFactorPage<'a> {
+    lang: Lang,
+    t: &'static Text,
     brand: &'a str,
     csrf: String,
     continue_url: String,
-    email: String,
+    /// The introduction, naming the account.
+    intro: String,
     error: Option<String>,
+    /// The sign-in page in the same language.
+    start_over: String,
 }
 
 struct ChooserEntry {
@@ -206,10 +211,7 @@ async fn service_login_get(
                 },
             })
             .collect();
-        let hl = match lang {
-            Lang::English => String::new(),
-            _ => format!("hl={}&", lang.code()),
-        };
+        let hl = hl_param(lang);
         let add_href = format!(
             "/accounts/ServiceLogin?add=1&{hl}continue={}",
             percent_encoding::utf8_percent_encode(
@@ -330,7 +332,8 @@ async fn service_login_auth_post(
         }
         Outcome::SecondFactor { pending, .. } => {
             let location = format!(
-                "/accounts/SecondFactor?continue={}",
+                "/accounts/SecondFactor?{}continue={}",
+                hl_param(lang),
                 percent_encoding::utf8_percent_encode(
                     &continue_url,
                     percent_encoding::NON_ALPHANUMERIC
@@ -427,11 +430,28 @@ async fn second_factor_get(
 ) -> Result<Response, PageError> {
     let query = forms::query(&uri)?;
     let continue_url = safe_continue(&state, query.get("continue"));
+    let lang = Lang::pick(query.get("hl"));
     let pending = cookies::get(&headers, cookies::PENDING).unwrap_or_default();
     let Some(account) = signin::pending_account(&state.ctx, pending).await? else {
-        return Ok(redirect("/accounts/ServiceLogin", false));
+        return Ok(redirect(&start_over(lang), false));
     };
-    second_factor_page(&state, &headers, &account, continue_url, None)
+    second_factor_page(&state, &headers, &account, continue_url, lang, None)
+}
+
+/// `hl=<code>&` for a page in another language than English (the query's first parameter).
+fn hl_param(lang: Lang) -> String {
+    match lang {
+        Lang::English => String::new(),
+        _ => format!("hl={}&", lang.code()),
+    }
+}
+
+/// The sign-in page in `lang`.
+fn start_over(lang: Lang) -> String {
+    match lang {
+        Lang::English => "/accounts/ServiceLogin".to_owned(),
+        _ => format!("/accounts/ServiceLogin?hl={}", lang.code()),
+    }
 }
 
 fn second_factor_page(
@@ -439,15 +459,20 @@ fn second_factor_page(
     headers: &HeaderMap,
     account: &AccountRecord,
     continue_url: String,
+    lang: Lang,
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let (csrf, set_cookie) = csrf_for_page(state, headers);
+    let t = lang.text();
     let page = SecondFactorPage {
+        lang,
+        t,
         brand: &state.brand,
         csrf,
         continue_url,
-        email: account.email.clone(),
+        intro: fill(t.two_step_intro, &[("email", &account.email)]),
         error,
+        start_over: start_over(lang),
     };
     Ok(with_cookies(render::page(StatusCode::OK, &page), set_cookie))
 }
@@ -460,6 +485,7 @@ async fn second_factor_post(
 ) -> Result<Response, PageError> {
     check_csrf(&state, &headers, fields.get("csrf")).await?;
     let continue_url = safe_continue(&state, fields.get("continue"));
+    let lang = Lang::pick(fields.get("hl"));
     let pending = cookies::get(&headers, cookies::PENDING).unwrap_or_default().to_owned();
     let code = fields.text("code");
     match signin::second_factor(&state.ctx, &pending, &code, &client).await? {
@@ -468,20 +494,22 @@ async fn second_factor_post(
         }
         SecondFactorOutcome::WrongCode => {
             let Some(account) = signin::pending_account(&state.ctx, &pending).await? else {
-                return Ok(redirect("/accounts/ServiceLogin", true));
+                return Ok(redirect(&start_over(lang), true));
             };
             second_factor_page(
                 &state,
                 &headers,
                 &account,
                 continue_url,
-                Some("Wrong code. Try again.".to_owned()),
+                lang,
+                Some(lang.text().two_step_wrong.to_owned()),
             )
         }
         SecondFactorOutcome::Restart => {
             let view = FormView {
                 continue_url,
-                error: Some("Sign in again.".to_owned()),
+                error: Some(lang.text().two_step_again.to_owned()),
+                lang,
                 ..FormView::default()
             };
             let res = signin_form(&state, &headers, view, StatusCode::OK).await?;
