@@ -490,6 +490,7 @@ pub fn interaction(prepared: &Prepared, authuser: Option<String>) -> Request {
             authuser,
             hd: prepared.endpoint.hd.clone(),
             immediate: prepared.request.immediate,
+            ui_lang: prepared.request.ui_lang.clone(),
             ..Asks::default()
         },
         choosing: Choosing::Fitting,

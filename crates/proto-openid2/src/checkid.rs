@@ -1,7 +1,7 @@
 //! `checkid_setup` / `checkid_immediate` requests with their Attribute Exchange and hybrid
 //! extensions, and the AX fetch response.
 
-use crate::{IDENTIFIER_SELECT, Message, NS_AX, NS_OAUTH, Realm, RealmError};
+use crate::{IDENTIFIER_SELECT, Message, NS_AX, NS_OAUTH, NS_UI, Realm, RealmError};
 
 /// Why a `checkid_*` request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +52,8 @@ pub struct CheckIdRequest {
     pub realm: Realm,
     pub ax: Option<AxRequest>,
     pub hybrid: Option<HybridRequest>,
+    /// The user-interface extension's `lang` (a language tag such as `fr-FR`), as sent.
+    pub ui_lang: Option<String>,
 }
 
 impl CheckIdRequest {
@@ -105,7 +107,19 @@ pub fn parse_checkid(message: &Message) -> Result<CheckIdRequest, CheckIdError> 
         realm,
         ax: parse_ax(message),
         hybrid: parse_hybrid(message),
+        ui_lang: parse_ui_lang(message),
     })
+}
+
+/// The user-interface extension's `lang`: a short language tag (letters, digits, `-`, `_`);
+/// anything else is ignored, as an RP's preference that cannot be honoured.
+fn parse_ui_lang(message: &Message) -> Option<String> {
+    let alias = message.alias_of(NS_UI)?;
+    let lang = *message.extension(alias).get("lang")?;
+    let plausible = !lang.is_empty()
+        && lang.len() <= 35
+        && lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plausible.then(|| lang.to_owned())
 }
 
 fn list(value: Option<&&str>) -> Vec<String> {

@@ -228,6 +228,18 @@ fn checkid_requests_with_extensions() {
     );
     let hybrid = req.hybrid.unwrap();
     assert_eq!(hybrid.consumer.as_deref(), Some("www.example.com"));
+    assert_eq!(req.ui_lang, None);
+
+    // The UI extension's language, under any alias; an implausible tag is dropped.
+    let with_ui = |lang: &'static str| {
+        let mut pairs = pairs.to_vec();
+        pairs.extend([("openid.ns.u", NS_UI), ("openid.u.lang", lang)]);
+        parse_checkid(&Message::from_pairs(&pairs).unwrap()).unwrap().ui_lang
+    };
+    assert_eq!(with_ui("fr-FR").as_deref(), Some("fr-FR"));
+    assert_eq!(with_ui("de_AT").as_deref(), Some("de_AT"));
+    assert_eq!(with_ui(""), None);
+    assert_eq!(with_ui("fr\"><script>"), None);
 
     let mut outside = pairs.to_vec();
     outside[4] = ("openid.return_to", "https://evil.example/cb");

@@ -380,6 +380,36 @@ async fn immediate_without_session_is_setup_needed_and_deny_is_cancel() {
     assert_eq!(response_fields(res.location())["mode"], "setup_needed");
 }
 
+/// The UI extension's `lang` names the language of the sign-in and realm pages, as `hl` does.
+#[tokio::test]
+async fn ui_lang_sets_the_language_of_sign_in_and_the_realm_page() {
+    let env = TestEnv::start().await;
+    env.account("alice@example.com", "north23AZ").await;
+    let mut b = env.browser();
+    let query = format!(
+        "{}&openid.ns.ui={}&openid.ui.lang=de-DE",
+        checkid("checkid_setup", None, RETURN_TO, REALM),
+        urlencode_all("http://specs.openid.net/extensions/ui/1.0")
+    );
+    let first = b.get(&format!("/accounts/o8/ud?{query}")).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+    assert!(first.location().starts_with("/accounts/ServiceLogin?hl=de&"), "{}", first.location());
+    let form = b.get(first.location()).await;
+    assert!(form.body.contains("<html lang=\"de\">"), "{}", form.body);
+    let here = format!("{}/accounts/o8/ud?{query}", env.base);
+    b.sign_in_to("alice@example.com", "north23AZ", &here).await;
+    let consent = b.get(&format!("/accounts/o8/ud?{query}")).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("<html lang=\"de\">"), "{}", consent.body);
+    assert!(consent.body.contains("Anmelden bei"), "{}", consent.body);
+    assert!(consent.body.contains(">Zulassen</button>"), "{}", consent.body);
+    // Without the extension: English.
+    let plain = b
+        .get(&format!("/accounts/o8/ud?{}", checkid("checkid_setup", None, RETURN_TO, REALM)))
+        .await;
+    assert!(plain.body.contains("<html lang=\"en\">"), "{}", plain.body);
+}
+
 #[tokio::test]
 async fn return_to_outside_the_realm_is_refused_without_redirect() {
     let env = TestEnv::start().await;
