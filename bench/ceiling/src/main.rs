@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -226,6 +226,12 @@ fn mint_jwt(mint: &Mint, req: &TokenRequest) -> anyhow::Result<String> {
 }
 
 /// A JWT-sized message: what every sign/verify below works on.
+/// The benchmark consumer's 1024-bit RSA public key (PKCS#1 `RSAPublicKey`, DER, base64): the
+/// key of `crates/crypto/tests/fixtures/authsub-1024.key.pem`, which `cargo xtask bench` registers.
+const RSA1024_PUBLIC_KEY: &str = "MIGJAoGBALaHOOD6aSnvXTC3iqi8Ulv2koKr6zbaqTXBBvwwiSQQYRqmzblLVAdq1OQB3dkpa3ki+Yg9/cWmcAQmz0N/0CyUJSmD3J1fWE0UML4tDPkGIDBhYJUJSPjiMMLe5AVpElezkWEPzdLgQmNP0yyK6wPbZbshELAajwbr5jjRdMwxAgMBAAE=";
+/// That key's RSA-SHA1 (PKCS#1 v1.5) signature of [`MESSAGE`], base64.
+const RSA1024_SHA1_SIGNATURE: &str = "M7j08wBJPi+QF68JYg5+knyC1X7ebgfxgwiBrY+t3CaYwa9LNqFopfcr8JsUF6u9Hg5f/iXP6RpXcs13H9512KE0N8FSHPm0N+a4jB6lUqGJViProrjwWrcaJa1QWIbRjWyztG55Yu4gcFUZecvDYFXLt3SLDNVb5JIA7nLFSGk=";
+
 const MESSAGE: &[u8] = b"eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJpc3MiOiJodHRwOi8vMTI3LjAuMC4xIiwic3ViIjoiMTIzNDU2Nzg5MCIsImF1ZCI6InVybjp0ZXNzZXJhLWJlbmNoOmFwaSIsImV4cCI6MTcwMDAwMDAwMCwiaWF0IjoxNjk5OTk2NDAwfQ";
 
 fn rs256_sign(key: &RsaKeyPair) -> anyhow::Result<Vec<u8>> {
@@ -338,6 +344,14 @@ fn crypto(
         Ok(())
     })?;
     run("eddsa_verify", &|| Ok(ed_pub.verify(MESSAGE, &ed_sig)?))?;
+    // OAuth 1.0's RSA-SHA1 (PKCS#1 v1.5) with the 1024-bit key of the benchmark's consumer:
+    // the raw limit of the server's `oauth1_rsa_caller` scenario.
+    let sha1_pub = UnparsedPublicKey::new(
+        &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        BASE64.decode(RSA1024_PUBLIC_KEY)?,
+    );
+    let sha1_sig = BASE64.decode(RSA1024_SHA1_SIGNATURE)?;
+    run("rsa1024_sha1_verify", &|| Ok(sha1_pub.verify(MESSAGE, &sha1_sig)?))?;
     run("argon2id_m19456_t2_p1", &|| argon2_hash(b"correct horse battery staple"))?;
     Ok(
         json!({ "threads": threads, "millis": dur.as_millis() as u64, "ops_per_sec": out, "cpu_us_per_op": cpu }),

@@ -19,7 +19,7 @@ use tessera_crypto::digest::{ct_eq, sha256_hex, token_digest};
 use tessera_proto_oauth1::{Problem, SignatureMethod, Signed};
 use tessera_store::{
     AccountRecord, CredentialKind, CredentialRecord, CredentialTransition, DomainGrantRecord,
-    Redemption,
+    GrantRecord, Redemption,
 };
 
 use crate::audit::{self, Actor};
@@ -633,21 +633,13 @@ pub async fn access_token(ctx: &Ctx, incoming: &Incoming) -> Checked<(String, St
             return Ok(Err(Problem::VerifierInvalid));
         }
     }
-    let (token, digest, secret) = mint(ctx, "1/");
-    let mut record =
-        CredentialRecord::new(digest.clone(), CredentialKind::Oauth1AccessToken, ctx.now());
-    record.account_id = request.record.account_id.clone();
-    record.grant_id = request.record.grant_id.clone();
-    record.client_id = request.record.client_id.clone();
-    record.scopes = request.record.scopes.clone();
-    record.data = credentials::encode(&AccessTokenData {
-        sealed_secret: credentials::seal(
-            ctx,
-            CredentialKind::Oauth1AccessToken,
-            &digest,
-            secret.as_bytes(),
-        )?,
-    })?;
+    let (token, secret, record) = access_token_record(
+        ctx,
+        request.record.account_id.clone(),
+        request.record.grant_id.clone(),
+        request.record.client_id.clone(),
+        request.record.scopes.clone(),
+    )?;
     let redemption = Redemption {
         digest: &request.record.digest,
         kind: CredentialKind::Oauth1RequestToken,
@@ -659,6 +651,50 @@ pub async fn access_token(ctx: &Ctx, incoming: &Incoming) -> Checked<(String, St
         return Ok(Err(Problem::TokenRejected));
     }
     Ok(Ok((token, secret)))
+}
+
+/// A new access token, its secret, and the record that stores its digest and sealed secret.
+fn access_token_record(
+    ctx: &Ctx,
+    account_id: Option<String>,
+    grant_id: Option<String>,
+    client_id: Option<String>,
+    scopes: String,
+) -> Result<(String, String, CredentialRecord)> {
+    let (token, digest, secret) = mint(ctx, "1/");
+    let mut record =
+        CredentialRecord::new(digest.clone(), CredentialKind::Oauth1AccessToken, ctx.now());
+    record.account_id = account_id;
+    record.grant_id = grant_id;
+    record.client_id = client_id;
+    record.scopes = scopes;
+    record.data = credentials::encode(&AccessTokenData {
+        sealed_secret: credentials::seal(
+            ctx,
+            CredentialKind::Oauth1AccessToken,
+            &digest,
+            secret.as_bytes(),
+        )?,
+    })?;
+    Ok((token, secret, record))
+}
+
+/// An access token and its secret for `grant` (an OAuth 1.0 grant to a registered consumer),
+/// issued without the three-legged exchange, for operator tooling (the benchmark's fixtures): the
+/// same record [`access_token`] writes, under the same per-app cap.
+pub async fn issue_for_grant(ctx: &Ctx, grant: &GrantRecord) -> Result<(String, String)> {
+    if grant.protocol != Protocol::OAuth1.as_str() {
+        return Err(Error::Invalid("not an OAuth 1.0 grant".to_owned()));
+    }
+    let (token, secret, record) = access_token_record(
+        ctx,
+        Some(grant.account_id.clone()),
+        Some(grant.id.clone()),
+        Some(grant.client_id.clone()),
+        grant.scopes.clone(),
+    )?;
+    ctx.store.credentials().insert_capped(&record, credentials::PER_APP_CAP).await?;
+    Ok((token, secret))
 }
 
 /// Who a resource call acts for.
@@ -939,6 +975,50 @@ mod tests {
         .unwrap();
         let scopes = Scopes::parse("https://www.example.com/feeds/");
         (t, admin, secret, grant, scopes)
+    }
+
+    #[tokio::test]
+    async fn a_token_issued_for_a_grant_signs_calls_and_keeps_the_per_app_cap() {
+        let (t, admin, secret, grant, _) = consumer_with_grant().await;
+        let now = t.now().to_string();
+        let feed = "https://www.example.com/feeds/default";
+        let call = |token: &str, token_secret: &str, nonce: &str| {
+            signed_incoming(
+                "GET",
+                feed,
+                &[
+                    ("oauth_consumer_key", "www.example.com"),
+                    ("oauth_nonce", nonce),
+                    ("oauth_signature_method", "HMAC-SHA1"),
+                    ("oauth_timestamp", &now),
+                    ("oauth_token", token),
+                ],
+                &secret,
+                token_secret,
+            )
+        };
+        let mut issued = Vec::new();
+        for _ in 0..=credentials::PER_APP_CAP {
+            issued.push(issue_for_grant(&t.ctx, &grant).await.unwrap());
+        }
+        let (newest, newest_secret) = issued.last().unwrap();
+        assert!(newest.starts_with("1/"));
+        let Resolved::Token(valid) =
+            resolve(&t.ctx, &call(newest, newest_secret, "c1")).await.unwrap().unwrap()
+        else {
+            panic!("three-legged")
+        };
+        assert_eq!(valid.record.grant_id.as_deref(), Some(grant.id.as_str()));
+        assert_eq!(valid.record.account_id.as_deref(), Some(admin.id()));
+        // The eleventh retired the first, as a three-legged exchange would have.
+        let (oldest, oldest_secret) = &issued[0];
+        assert_eq!(
+            resolve(&t.ctx, &call(oldest, oldest_secret, "c2")).await.unwrap().err(),
+            Some(CallerError::Invalid)
+        );
+        // Only OAuth 1.0 grants.
+        let other = GrantRecord { protocol: "oauth2".to_owned(), ..grant.clone() };
+        assert!(matches!(issue_for_grant(&t.ctx, &other).await, Err(Error::Invalid(_))));
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::http::{self, Conn, Response};
+use super::oauth1::{self, Sign, Signer};
 use super::procs;
 use super::stats;
 
@@ -94,6 +95,11 @@ pub(crate) struct Req {
     pub(crate) headers: Vec<(&'static str, &'static str)>,
     /// An urlencoded form body template; `{var}` is percent-encoded.
     pub(crate) form: Option<&'static str>,
+    /// A JSON body template instead of a form; `{var}` is escaped as JSON string content.
+    pub(crate) json: Option<&'static str>,
+    /// Signed at send time: the signature (a fresh nonce each request) is written to the variable
+    /// [`oauth1::AUTHORIZATION`] before the request is rendered.
+    pub(crate) sign: Option<Sign>,
     /// Statuses that count as success.
     pub(crate) expect: &'static [u16],
     pub(crate) captures: Vec<Capture>,
@@ -106,6 +112,8 @@ impl Req {
             path,
             headers: Vec::new(),
             form: None,
+            json: None,
+            sign: None,
             expect: &[200],
             captures: Vec::new(),
         }
@@ -117,9 +125,27 @@ impl Req {
             path,
             headers: Vec::new(),
             form: Some(form),
+            json: None,
+            sign: None,
             expect: &[200],
             captures: Vec::new(),
         }
+    }
+
+    /// A POST with a JSON body template.
+    pub(crate) fn post_json(path: &'static str, json: &'static str) -> Self {
+        Req { json: Some(json), ..Req::post(path, "") }.without_form()
+    }
+
+    fn without_form(mut self) -> Self {
+        self.form = None;
+        self
+    }
+
+    /// Signs each request with `sign` just before it is sent.
+    pub(crate) fn signed(mut self, sign: Sign) -> Self {
+        self.sign = Some(sign);
+        self
     }
 
     pub(crate) fn header(mut self, name: &'static str, value: &'static str) -> Self {
@@ -144,59 +170,96 @@ impl Req {
 
     fn placeholders(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        for t in
-            [self.path].into_iter().chain(self.headers.iter().map(|(_, v)| *v)).chain(self.form)
+        for t in [self.path]
+            .into_iter()
+            .chain(self.headers.iter().map(|(_, v)| *v))
+            .chain(self.form)
+            .chain(self.json)
         {
             let mut rest = t;
-            while let Some(start) = rest.find('{') {
-                let Some(len) = rest[start..].find('}') else { break };
-                out.insert(rest[start + 1..start + len].to_owned());
-                rest = &rest[start + len..];
+            while let Some((_, name, after)) = next_var(rest) {
+                out.insert(name.to_owned());
+                rest = after;
             }
         }
         out
     }
 
     fn render(&self, vars: &HashMap<String, String>, host: &str) -> Result<Vec<u8>, String> {
-        let target = fill(self.path, vars, true)?;
+        let target = fill(self.path, vars, Encoding::Percent)?;
         let headers = self
             .headers
             .iter()
-            .map(|(n, v)| Ok(((*n).to_owned(), fill(v, vars, false)?)))
+            .map(|(n, v)| Ok(((*n).to_owned(), fill(v, vars, Encoding::None)?)))
             .collect::<Result<Vec<_>, String>>()?;
-        let body = self.form.map(|f| fill(f, vars, true)).transpose()?;
+        let body = match (self.form, self.json) {
+            (Some(f), _) => {
+                Some(("application/x-www-form-urlencoded", fill(f, vars, Encoding::Percent)?))
+            }
+            (None, Some(j)) => Some(("application/json", fill(j, vars, Encoding::Json)?)),
+            (None, None) => None,
+        };
         Ok(http::request(
             self.method,
             &target,
             host,
             &headers,
-            body.as_deref().map(|b| ("application/x-www-form-urlencoded", b.as_bytes())),
+            body.as_ref().map(|(kind, b)| (*kind, b.as_bytes())),
         ))
     }
 }
 
-/// Replaces every `{name}` in `template` with its variable, percent-encoded if `encode`.
+/// How a variable's value is written into a template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// As it is (headers).
+    None,
+    /// Percent-encoded (paths, queries, form bodies).
+    Percent,
+    /// Escaped as the content of a JSON string (the template holds the quotes).
+    Json,
+}
+
+/// Replaces every `{name}` in `template` with its variable, written as `encoding` says.
 pub(crate) fn fill(
     template: &str,
     vars: &HashMap<String, String>,
-    encode: bool,
+    encoding: Encoding,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let Some(len) = rest[start..].find('}') else { break };
-        out.push_str(&rest[..start]);
-        let name = &rest[start + 1..start + len];
+    while let Some((before, name, after)) = next_var(rest) {
+        out.push_str(before);
         let value = vars.get(name).ok_or_else(|| format!("no value for {{{name}}}"))?;
-        if encode {
-            out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
-        } else {
-            out.push_str(value);
+        match encoding {
+            Encoding::None => out.push_str(value),
+            Encoding::Percent => out.extend(form_urlencoded::byte_serialize(value.as_bytes())),
+            Encoding::Json => {
+                let quoted = serde_json::Value::String(value.clone()).to_string();
+                out.push_str(&quoted[1..quoted.len() - 1]);
+            }
         }
-        rest = &rest[start + len + 1..];
+        rest = after;
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The next `{name}` of a template, where a name is lower-case letters, digits and `_` (so a JSON
+/// template's own braces stay as they are): the text before it, the name, and the text after it.
+fn next_var(template: &str) -> Option<(&str, &str, &str)> {
+    let mut from = 0;
+    while let Some(open) = template[from..].find('{').map(|at| at + from) {
+        let tail = &template[open + 1..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        if len > 0 && tail[len..].starts_with('}') {
+            return Some((&template[..open], &tail[..len], &tail[len + 1..]));
+        }
+        from = open + 1;
+    }
+    None
 }
 
 /// What one connection does: see the module documentation.
@@ -231,6 +294,15 @@ impl Plan {
         let mut captured = BTreeSet::new();
         let mut needed = BTreeSet::new();
         for req in self.requests() {
+            if let Some(sign) = req.sign {
+                needed.extend(
+                    sign.inputs()
+                        .iter()
+                        .filter(|it| !captured.contains(**it))
+                        .map(|it| (*it).to_owned()),
+                );
+                captured.insert(oauth1::AUTHORIZATION.to_owned());
+            }
             for p in req.placeholders() {
                 if !captured.contains(&p) {
                     needed.insert(p);
@@ -293,6 +365,7 @@ struct Worker {
     offset: usize,
     cached_main: Option<Vec<u8>>,
     needs_setup: bool,
+    signer: Signer,
 }
 
 impl Worker {
@@ -322,11 +395,21 @@ impl Worker {
             offset: index * 7919,
             cached_main: None,
             needs_setup,
+            signer: Signer::new(index),
         }
     }
 
+    /// `req`'s bytes with this worker's variables, signed first if it is a signed request.
+    fn render(&mut self, req: &Req) -> Result<Vec<u8>, String> {
+        if let Some(sign) = req.sign {
+            let authorization = self.signer.sign(sign, &self.vars)?;
+            self.vars.insert(oauth1::AUTHORIZATION.to_owned(), authorization);
+        }
+        req.render(&self.vars, &self.host)
+    }
+
     async fn exchange(&mut self, req: &Req) -> Result<(), String> {
-        let bytes = req.render(&self.vars, &self.host)?;
+        let bytes = self.render(req)?;
         let resp = self
             .conn
             .send(&bytes)
@@ -370,10 +453,13 @@ impl Worker {
     async fn send_main(&mut self) -> Result<Duration, String> {
         let plan = Arc::clone(&self.plan);
         let main = &plan.main;
-        let cacheable = plan.pre.is_empty() && main.captures.is_empty() && self.cycles.is_empty();
+        let cacheable = plan.pre.is_empty()
+            && main.captures.is_empty()
+            && self.cycles.is_empty()
+            && main.sign.is_none();
         let bytes = match self.cached_main.take() {
             Some(b) => b,
-            None => main.render(&self.vars, &self.host)?,
+            None => self.render(main)?,
         };
         let start = Instant::now();
         let resp = self
@@ -848,11 +934,18 @@ mod tests {
     #[test]
     fn templates_encode_where_it_matters() {
         let v = vars(&[("a", "x y&z"), ("b", "1")]);
-        assert_eq!(fill("/p?q={a}&b={b}", &v, true).as_deref(), Ok("/p?q=x+y%26z&b=1"));
-        assert_eq!(fill("Bearer {a}", &v, false).as_deref(), Ok("Bearer x y&z"));
-        assert_eq!(fill("{missing}", &v, true), Err("no value for {missing}".into()));
+        assert_eq!(
+            fill("/p?q={a}&b={b}", &v, Encoding::Percent).as_deref(),
+            Ok("/p?q=x+y%26z&b=1")
+        );
+        assert_eq!(fill("Bearer {a}", &v, Encoding::None).as_deref(), Ok("Bearer x y&z"));
+        assert_eq!(fill("{missing}", &v, Encoding::Percent), Err("no value for {missing}".into()));
         assert_eq!(unescape_html("a&#38;b&#x3D;c&amp;d&lt;&#60;&bogus;"), "a&b=c&d<<&bogus;");
-        assert_eq!(fill("no vars", &v, true).as_deref(), Ok("no vars"));
+        assert_eq!(fill("no vars", &v, Encoding::Percent).as_deref(), Ok("no vars"));
+        assert_eq!(
+            fill(r#"{"q":"{a}","n":{b}}"#, &v, Encoding::Json).as_deref(),
+            Ok(r#"{"q":"x y&z","n":1}"#)
+        );
     }
 
     #[test]

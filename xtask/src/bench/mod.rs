@@ -7,6 +7,7 @@
 
 mod http;
 mod load;
+mod oauth1;
 mod peer;
 mod procs;
 mod report;
@@ -375,6 +376,11 @@ fn missing_fixture_reason(plan: &Plan, fixtures: &Fixtures) -> Option<String> {
         if missing.iter().any(|m| m == "client_id" || m == "client_secret" || m == "redirect_uri") {
             "the `admin dev seed` output has no `oauth_client` {client_id, client_secret, redirect_uri} for the OAuth scenarios"
             .to_owned()
+        } else if missing.iter().any(|m| m.starts_with("oauth1_rsa")) {
+            "the `admin dev seed` output has no `oauth1_rsa` consumer (run with `--oauth1-rsa-cert`)"
+                .to_owned()
+        } else if missing.iter().any(|m| m.starts_with("oauth1_")) {
+            "the `admin dev seed` output has no `oauth1_hmac` consumer".to_owned()
         } else if missing.iter().any(|m| m.starts_with("jwt_client")) {
             "the `admin dev seed` output has no `jwt_client` {client_id, client_secret} (a client with JWT access tokens)"
                 .to_owned()
@@ -614,6 +620,7 @@ async fn crypto(
         "es256_verify",
         "eddsa_sign",
         "eddsa_verify",
+        "rsa1024_sha1_verify",
         report::ARGON2,
     ];
     Ok(order

@@ -577,6 +577,9 @@ pub(crate) fn render_markdown(r: &Report) -> String {
                 verifier / raw * 100.0
             );
         }
+        if let Some(line) = rsa_sha1_comparison(r) {
+            let _ = writeln!(w, "\n{line}");
+        }
     }
 
     let res = &r.resources;
@@ -794,6 +797,31 @@ pub(crate) fn splice_docs(docs: &str, report: &str) -> String {
         (Some(b), Some(e)) if b < e => format!("{}{block}{}", &docs[..b], &docs[e + END.len()..]),
         _ => format!("{}\n\n{block}\n", docs.trim_end()),
     }
+}
+
+/// The RSA-SHA1 signed calls against the raw verify limit: how much of the server's CPU per call
+/// the signature check is, and what rate the server's CPU alone would allow next to that limit.
+fn rsa_sha1_comparison(r: &Report) -> Option<String> {
+    let raw = r.crypto.iter().find(|c| c.name == "rsa1024_sha1_verify")?;
+    let raw_cpu_us = raw.cpu_us_per_op?;
+    let scenario = r.scenarios.iter().find(|s| s.name == "oauth1_rsa_caller")?;
+    let measured = scenario.get(System::Tessera)?;
+    let cpu_us = measured.cpu_us_per_req?;
+    let cores = r.machine.cores.max(1) as f64;
+    let allowed = cores * 1e6 / cpu_us;
+    Some(format!(
+        "`oauth1_rsa_caller` (SQLite): {}/s measured, {} of server CPU per call. One raw \
+         RSA-SHA1 verify (1024-bit) costs {} ({}/s on all cores), {:.0}% of the call; the server's \
+         CPU alone would allow {}/s, {:.0}% of the raw verify limit (the load generator's RSA \
+         signing takes the rest of the machine).",
+        fmt_rate(measured.rps),
+        fmt_us(cpu_us.round() as u64),
+        fmt_us(raw_cpu_us.round() as u64),
+        fmt_rate(raw.ops_per_sec),
+        raw_cpu_us / cpu_us * 100.0,
+        fmt_rate(allowed),
+        allowed / raw.ops_per_sec * 100.0,
+    ))
 }
 
 #[cfg(test)]

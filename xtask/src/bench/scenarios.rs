@@ -7,6 +7,7 @@
 //! `session_cookie` (a list: it cycles). Everything else a plan uses it captures itself.
 
 use super::load::{Capture, Plan, Req};
+use super::oauth1::Sign;
 
 pub(crate) struct Scenario {
     pub(crate) name: &'static str,
@@ -146,6 +147,15 @@ const INTROSPECT_JWT: &str =
     "token={access_token}&client_id={jwt_client_id}&client_secret={jwt_client_secret}";
 const REFRESH: &str = "grant_type=refresh_token&refresh_token={refresh_token}&client_id={client_id}&client_secret={client_secret}";
 const INTROSPECT: &str = "token={access_token}&client_id={client_id}&client_secret={client_secret}";
+
+/// What a resource server that received an OAuth 1.0a signed `GET {oauth1_resource}` asks the one
+/// caller check (tessera-client's tower layer sends the same).
+const OAUTH1_CALLER: &str =
+    r#"{"authorization":"{oauth1_authorization}","method":"GET","url":"{oauth1_resource}"}"#;
+
+fn oauth1_caller(sign: Sign) -> Plan {
+    Plan::main(Req::post_json("/accounts/caller", OAUTH1_CALLER).signed(sign))
+}
 
 fn refresh(path: &'static str) -> Req {
     // Rotation: every answer carries the next refresh token of this connection's chain.
@@ -308,6 +318,19 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
                 ),
         )
         .ceiling("ceiling_hello"),
+        Scenario::new(
+            "oauth1_caller",
+            "POST /accounts/caller (OAuth 1.0a HMAC-SHA1 signed resource call)",
+            oauth1_caller(Sign::OAuth1Hmac),
+        )
+        .ceiling("ceiling_hello")
+        .note("the load generator signs every call with a fresh nonce; the server checks the signature and timestamp, writes the nonce once (the replay check), then looks the token up"),
+        Scenario::new(
+            "oauth1_rsa_caller",
+            "POST /accounts/caller (OAuth 1.0a RSA-SHA1 signed resource call, 1024-bit key)",
+            oauth1_caller(Sign::OAuth1Rsa),
+        )
+        .note("as oauth1_caller, with an RSA-SHA1 signature by the consumer's registered certificate; compare the server's CPU per request with the raw rsa1024_sha1_verify cost (the load generator's RSA signing shares the cores)"),
     ]
 }
 
@@ -330,6 +353,14 @@ mod tests {
             "password",
             "cookie_name",
             "session_cookie",
+            "oauth1_consumer_key",
+            "oauth1_consumer_secret",
+            "oauth1_token",
+            "oauth1_token_secret",
+            "oauth1_resource",
+            "oauth1_rsa_consumer_key",
+            "oauth1_rsa_token",
+            "oauth1_rsa_key",
         ];
         let mut names = std::collections::BTreeSet::new();
         let ceiling_names: Vec<&str> = ceilings().iter().map(|c| c.0).collect();

@@ -30,6 +30,31 @@ pub(crate) struct Seed {
     /// Optional: a confidential client whose access tokens are ES256 JWTs.
     #[serde(default)]
     pub(crate) jwt_client: Option<OAuthClient>,
+    /// Optional: an OAuth 1.0a consumer with an HMAC-SHA1 secret and an access token.
+    #[serde(default)]
+    pub(crate) oauth1_hmac: Option<OAuth1Consumer>,
+    /// Optional: an OAuth 1.0a consumer registered with [`OAUTH1_RSA_CERT`], and an access token.
+    #[serde(default)]
+    pub(crate) oauth1_rsa: Option<OAuth1Consumer>,
+    /// The private key of [`OAUTH1_RSA_CERT`] (PKCS#8 PEM), read by the harness, not the seed.
+    #[serde(skip)]
+    pub(crate) oauth1_rsa_key: Option<String>,
+}
+
+/// The 1024-bit RSA certificate and key (the crypto crate's test fixtures) of the RSA-SHA1
+/// consumer, relative to the workspace root.
+pub(crate) const OAUTH1_RSA_CERT: &str = "crates/crypto/tests/fixtures/authsub-1024.cert.pem";
+pub(crate) const OAUTH1_RSA_KEY: &str = "crates/crypto/tests/fixtures/authsub-1024.key.pem";
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct OAuth1Consumer {
+    pub(crate) consumer_key: String,
+    #[serde(default)]
+    pub(crate) consumer_secret: Option<String>,
+    pub(crate) token: String,
+    pub(crate) token_secret: String,
+    /// The resource URL the access token's scope covers.
+    pub(crate) resource: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -59,12 +84,29 @@ impl Seed {
             f.set("jwt_client_id", c.client_id.clone());
             f.set("jwt_client_secret", c.client_secret.clone());
         }
+        if let Some(c) = &self.oauth1_hmac
+            && let Some(secret) = &c.consumer_secret
+        {
+            f.set("oauth1_consumer_key", c.consumer_key.clone());
+            f.set("oauth1_consumer_secret", secret.clone());
+            f.set("oauth1_token", c.token.clone());
+            f.set("oauth1_token_secret", c.token_secret.clone());
+            f.set("oauth1_resource", c.resource.clone());
+        }
+        if let (Some(c), Some(key)) = (&self.oauth1_rsa, &self.oauth1_rsa_key) {
+            f.set("oauth1_rsa_consumer_key", c.consumer_key.clone());
+            f.set("oauth1_rsa_token", c.token.clone());
+            f.set("oauth1_rsa_key", key.clone());
+            f.set("oauth1_resource", c.resource.clone());
+        }
         f
     }
 }
 
 pub(crate) struct Tessera {
     pub(crate) bin: PathBuf,
+    /// The workspace root (the OAuth 1.0a RSA fixtures live there).
+    pub(crate) root: PathBuf,
     /// `tessera-client`'s example that measures in-process ID-token verification.
     pub(crate) verify_rate: PathBuf,
 }
@@ -99,7 +141,7 @@ impl Tessera {
                 bail!("the build made no {}", made.display());
             }
         }
-        Ok(Tessera { bin, verify_rate })
+        Ok(Tessera { bin, root: root.to_owned(), verify_rate })
     }
 
     fn admin(&self, data_dir: &Path, database_url: Option<&str>) -> Command {
@@ -133,9 +175,11 @@ impl Tessera {
             &credentials.to_string(),
             "--out",
         ])
-        .arg(&out);
+        .arg(&out)
+        .arg("--oauth1-rsa-cert")
+        .arg(self.root.join(OAUTH1_RSA_CERT));
         let shown = format!(
-            "tessera admin --data-dir {} dev seed --sessions {sessions} --credentials {credentials} --out {}",
+            "tessera admin --data-dir {} dev seed --sessions {sessions} --credentials {credentials} --out {} --oauth1-rsa-cert {OAUTH1_RSA_CERT}",
             data_dir.display(),
             out.display()
         );
@@ -152,11 +196,18 @@ impl Tessera {
         let text = std::fs::read_to_string(&out).with_context(|| {
             format!("`{shown}` succeeded but wrote no {}: this tessera build lacks the benchmark fixture command", out.display())
         })?;
-        let seed: Seed = serde_json::from_str(&text).with_context(|| {
+        let mut seed: Seed = serde_json::from_str(&text).with_context(|| {
             format!("{} is not the expected fixture JSON (account_email, password, session_cookies, cookie_name)", out.display())
         })?;
         if seed.session_cookies.is_empty() {
             bail!("{} lists no session cookies", out.display());
+        }
+        if seed.oauth1_rsa.is_some() {
+            let key = self.root.join(OAUTH1_RSA_KEY);
+            seed.oauth1_rsa_key = Some(
+                std::fs::read_to_string(&key)
+                    .with_context(|| format!("reading {}", key.display()))?,
+            );
         }
         Ok((seed, took))
     }

@@ -290,6 +290,9 @@ enum DevCommand {
         credentials: u64,
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// A certificate (PEM) to register an RSA-SHA1 OAuth 1.0a consumer with.
+        #[arg(long)]
+        oauth1_rsa_cert: Option<std::path::PathBuf>,
     },
 }
 
@@ -613,8 +616,16 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                     .join("\n")
             });
         }
-        AdminCommand::Dev(DevCommand::Seed { sessions, credentials, out }) => {
-            let value = super::admin_seed::seed(&ctx, *sessions, *credentials).await?;
+        AdminCommand::Dev(DevCommand::Seed { sessions, credentials, out, oauth1_rsa_cert }) => {
+            let cert = match oauth1_rsa_cert {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|err| format_err!("reading {}: {err}", path.display()))?,
+                ),
+                None => None,
+            };
+            let value =
+                super::admin_seed::seed(&ctx, *sessions, *credentials, cert.as_deref()).await?;
             match out {
                 Some(path) => std::fs::write(path, serde_json::to_vec_pretty(&value)?)?,
                 None => println!("{}", serde_json::to_string_pretty(&value)?),

@@ -17,13 +17,21 @@ const BENCH_JWT_CLIENT: &str = "Bench JWT client";
 const BENCH_REDIRECT: &str = "http://127.0.0.1/bench/callback";
 const BENCH_SERVICE: &str = "cl";
 const BENCH_SCOPE: &str = "https://calendar.example.test/feeds/";
+const BENCH_HMAC_CONSUMER: &str = "bench-hmac.example.test";
+const BENCH_RSA_CONSUMER: &str = "bench-rsa.example.test";
 const BATCH: u64 = 5_000;
 
 /// Seeds `sessions` live sessions and `credentials` opaque access tokens for the bench account, a
 /// confidential OAuth client already allowed `openid email` by that account, a second one whose
-/// access tokens are JWTs (allowed the same), and a ClientLogin service `cl`; returns up to 1000 sample session
-/// cookies and the clients' credentials.
-pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::Result<Value> {
+/// access tokens are JWTs (allowed the same), a ClientLogin service `cl`, and OAuth 1.0a consumers
+/// with an access token each (HMAC-SHA1 always; RSA-SHA1 when `oauth1_rsa_cert` is a certificate
+/// PEM); returns up to 1000 sample session cookies and the clients' credentials.
+pub(crate) async fn seed(
+    ctx: &Ctx,
+    sessions: u64,
+    credentials: u64,
+    oauth1_rsa_cert: Option<&str>,
+) -> anyhow::Result<Value> {
     let account = match tessera_domain::accounts::find_by_email(ctx, BENCH_EMAIL).await {
         Ok(account) => account,
         Err(_) => {
@@ -50,6 +58,11 @@ pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::
         };
         tessera_domain::services::add(ctx, new, &Actor::Cli).await?;
     }
+    let oauth1_hmac = oauth1_consumer(ctx, &account.id, BENCH_HMAC_CONSUMER, None).await?;
+    let oauth1_rsa = match oauth1_rsa_cert {
+        Some(pem) => Some(oauth1_consumer(ctx, &account.id, BENCH_RSA_CONSUMER, Some(pem)).await?),
+        None => None,
+    };
 
     let now = ctx.now();
     let ttl = ctx.policy.persistent_session_ttl_secs;
@@ -115,6 +128,8 @@ pub(crate) async fn seed(ctx: &Ctx, sessions: u64, credentials: u64) -> anyhow::
         "session_cookies": samples,
         "oauth_client": oauth_client,
         "jwt_client": jwt_client,
+        "oauth1_hmac": oauth1_hmac,
+        "oauth1_rsa": oauth1_rsa,
     }))
 }
 
@@ -163,6 +178,49 @@ async fn jwt_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
     )
     .await?;
     Ok(json!({ "client_id": client_id, "client_secret": secret, "redirect_uri": BENCH_REDIRECT }))
+}
+
+/// A registered OAuth 1.0a consumer `domain` (an HMAC-SHA1 consumer secret, freshly minted; or the
+/// certificate `cert_pem` for RSA-SHA1) and an access token of the bench account for the calendar
+/// scope, issued on the consumer's OAuth 1.0 grant as the three-legged exchange would.
+async fn oauth1_consumer(
+    ctx: &Ctx,
+    account_id: &str,
+    domain: &str,
+    cert_pem: Option<&str>,
+) -> anyhow::Result<Value> {
+    if tessera_domain::authsub::registration(ctx, domain).await?.is_none() {
+        tessera_domain::authsub::register(
+            ctx,
+            domain,
+            &format!("https://{domain}/"),
+            cert_pem,
+            Some(BENCH_EMAIL),
+            &Actor::Cli,
+        )
+        .await?;
+    }
+    let consumer_secret = match cert_pem {
+        None => Some(tessera_domain::oauth1::mint_consumer_secret(ctx, domain, &Actor::Cli).await?),
+        Some(_) => None,
+    };
+    let grant = tessera_domain::grants::grant(
+        ctx,
+        account_id,
+        domain,
+        tessera_domain::credentials::Protocol::OAuth1,
+        &[BENCH_SCOPE.to_owned()],
+        "",
+    )
+    .await?;
+    let (token, token_secret) = tessera_domain::oauth1::issue_for_grant(ctx, &grant).await?;
+    Ok(json!({
+        "consumer_key": domain,
+        "consumer_secret": consumer_secret,
+        "token": token,
+        "token_secret": token_secret,
+        "resource": format!("{BENCH_SCOPE}default/private/full?max-results=25"),
+    }))
 }
 
 /// The bench project's web client called `name`, created on first use, with a fresh secret.

@@ -331,15 +331,19 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
 }
 
 /// The benchmark fixture command seeds in batches, and what it prints works against a server on
-/// the same data: session cookies sign in, the OAuth client gets tokens, and its grant is in place.
+/// the same data: session cookies sign in, the OAuth client gets tokens, and its grant is in place;
+/// the OAuth 1.0a consumers' tokens sign resource calls (HMAC-SHA1 and RSA-SHA1).
 #[tokio::test]
 async fn dev_seed_writes_working_fixtures() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fixtures.json");
     let data = dir.path().join("data");
+    let fixtures_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../crypto/tests/fixtures");
     let status = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["admin", "dev", "seed", "--sessions", "7", "--credentials", "12000", "--out"])
         .arg(&out)
+        .arg("--oauth1-rsa-cert")
+        .arg(format!("{fixtures_dir}/authsub-1024.cert.pem"))
         .arg("--data-dir")
         .arg(&data)
         .env_remove("TESSERA_DATABASE_URL")
@@ -410,6 +414,45 @@ async fn dev_seed_writes_working_fixtures() {
     assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
     let res = b.get(&auth.replace(client["client_id"].as_str().unwrap(), jwt_id)).await;
     assert!(matches!(res.status, 302 | 303), "{} {}", res.status, res.body);
+
+    // The OAuth 1.0a consumers: each token signs a resource call the caller check accepts.
+    use tessera_client::Secret;
+    use tessera_client::authsub::AuthSubSigner;
+    use tessera_client::oauth1::{Consumer, SignRequest, SignatureMethod, Token};
+    let key_pem = std::fs::read_to_string(format!("{fixtures_dir}/authsub-1024.key.pem")).unwrap();
+    let hmac = &fixtures["oauth1_hmac"];
+    let rsa = &fixtures["oauth1_rsa"];
+    let methods = [
+        SignatureMethod::HmacSha1(Secret::new(hmac["consumer_secret"].as_str().unwrap())),
+        SignatureMethod::RsaSha1(Box::new(AuthSubSigner::from_pem(&key_pem).unwrap())),
+    ];
+    assert!(rsa["consumer_secret"].is_null(), "an RSA-SHA1 consumer has no secret");
+    for (fixture, method) in [hmac, rsa].into_iter().zip(methods) {
+        let consumer =
+            Consumer { key: fixture["consumer_key"].as_str().unwrap().to_owned(), method };
+        let token = Token {
+            token: Secret::new(fixture["token"].as_str().unwrap().to_owned()),
+            secret: Secret::new(fixture["token_secret"].as_str().unwrap().to_owned()),
+        };
+        let resource = fixture["resource"].as_str().unwrap();
+        let request = SignRequest { token: Some(&token), ..SignRequest::default() };
+        let now = tessera_domain::Clock::now(env.clock.as_ref()).unsigned_abs();
+        let authorization = consumer
+            .authorization_header("GET", &url::Url::parse(resource).unwrap(), &request, now, "s1")
+            .unwrap();
+        let res = reqwest::Client::new()
+            .post(env.url("/accounts/caller"))
+            .json(&serde_json::json!({ "authorization": authorization, "method": "GET", "url": resource }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(status, 200, "{}: {body}", consumer.key);
+        assert_eq!(body["protocol"], "oauth1", "{body}");
+        assert_eq!(body["client_id"], fixture["consumer_key"], "{body}");
+        assert!(body["account_id"].is_string(), "{body}");
+    }
 }
 
 /// `serve --demo` prints a ClientLogin `curl` and an AuthSub URL; both work as printed against the
