@@ -813,7 +813,7 @@ fn rsa_sha1_comparison(r: &Report) -> Option<String> {
         "`oauth1_rsa_caller` (SQLite): {}/s measured, {} of server CPU per call. One raw \
          RSA-SHA1 verify (1024-bit) costs {} ({}/s on all cores), {:.0}% of the call; the server's \
          CPU alone would allow {}/s, {:.0}% of the raw verify limit (the load generator's RSA \
-         signing takes the rest of the machine).",
+         signing shares the machine).",
         fmt_rate(measured.rps),
         fmt_us(cpu_us.round() as u64),
         fmt_us(raw_cpu_us.round() as u64),
