@@ -1,0 +1,557 @@
+//! Push delivery over HTTP: the WebSocket (`/push/connect`) and the server-sent events fallback
+//! (`/push/events` with `POST /push/device`), their refusals, their frames, their guarantees, and
+//! the accept loop's treatment of long-lived connections.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tessera_domain::audit::Actor;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::TestEnv;
+
+/// The failure guard of every wait below: a passing test never comes near it.
+const GUARD: Duration = Duration::from_secs(30);
+
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A project with an API key and one registered install (device `77`).
+pub(crate) struct Device {
+    /// `key=<API key>` for `/gcm/send`.
+    pub key: String,
+    pub project: String,
+    /// The registration id.
+    pub id: String,
+    /// `AidLogin 77:<install credential>`.
+    pub auth: String,
+}
+
+pub(crate) async fn project(env: &TestEnv) -> (String, String) {
+    env.account("sender@example.test", "password-1").await;
+    let project =
+        tessera_domain::projects::create(env.ctx(), "Pushy", "sender@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let key = tessera_domain::push::create_api_key(env.ctx(), &project.id, "server").await.unwrap();
+    (project.id, format!("key={key}"))
+}
+
+/// Registers an app on a new install `device` over HTTP: the registration id and the
+/// `AidLogin` header value.
+pub(crate) async fn register(base: &str, project: &str, device: &str) -> (String, String) {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/c2dm/register3"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("app=com.example.notes&device={device}&sender={project}"))
+        .send()
+        .await
+        .unwrap();
+    let install = res.headers()["x-install-credential"].to_str().unwrap().to_owned();
+    let text = res.text().await.unwrap();
+    let id = text.strip_prefix("token=").unwrap().trim_end().to_owned();
+    (id, format!("AidLogin {device}:{install}"))
+}
+
+pub(crate) async fn device(env: &TestEnv) -> Device {
+    let (project, key) = project(env).await;
+    let (id, auth) = register(&env.base, &project, "77").await;
+    Device { key, project, id, auth }
+}
+
+/// Sends one GCM JSON message (`fields` are added to `to` and `data.text`); its message id.
+pub(crate) async fn send(base: &str, key: &str, to: &str, text: &str, fields: &str) -> String {
+    let mut body = serde_json::json!({ "to": to, "data": { "text": text } });
+    if !fields.is_empty() {
+        let extra: serde_json::Value = serde_json::from_str(fields).unwrap();
+        for (name, value) in extra.as_object().unwrap() {
+            body[name] = value.clone();
+        }
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{base}/gcm/send"))
+        .header("authorization", key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let json: serde_json::Value = res.json().await.unwrap();
+    json["results"][0]["message_id"].as_str().unwrap_or_else(|| panic!("{json}")).to_owned()
+}
+
+fn query(ids: &[&str]) -> String {
+    ids.iter().map(|id| format!("registration_id={id}")).collect::<Vec<_>>().join("&")
+}
+
+/// Opens the WebSocket, or answers the refusal's status and body.
+pub(crate) async fn ws(base: &str, auth: Option<&str>, ids: &[&str]) -> Result<Ws, (u16, String)> {
+    let url = format!("{}/push/connect?{}", base.replacen("http://", "ws://", 1), query(ids));
+    let mut req = url.into_client_request().unwrap();
+    if let Some(auth) = auth {
+        req.headers_mut().insert("authorization", auth.parse().unwrap());
+    }
+    match timeout(GUARD, tokio_tungstenite::connect_async(req)).await.expect("an answer") {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            let body = res.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            Err((res.status().as_u16(), body.into_owned()))
+        }
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// The next text frame, as JSON (pings and pongs of the WebSocket itself are skipped).
+pub(crate) async fn next(socket: &mut Ws) -> serde_json::Value {
+    loop {
+        match timeout(GUARD, socket.next()).await.expect("a frame") {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("not a frame: {other:?}"),
+        }
+    }
+}
+
+async fn say(socket: &mut Ws, frame: serde_json::Value) {
+    socket.send(Message::Text(frame.to_string().into())).await.unwrap();
+}
+
+async fn ack(socket: &mut Ws, frame: &serde_json::Value) {
+    say(socket, serde_json::json!({ "type": "ack", "message_id": frame["message_id"] })).await;
+}
+
+/// Pings and waits for the pong: every frame the server had to send before it has arrived (and is
+/// returned), and every frame sent before the ping has been handled.
+async fn settle(socket: &mut Ws) -> Vec<serde_json::Value> {
+    say(socket, serde_json::json!({ "type": "ping" })).await;
+    let mut before = Vec::new();
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == "pong" {
+            return before;
+        }
+        before.push(frame);
+    }
+}
+
+fn text(frame: &serde_json::Value) -> &str {
+    frame["data"]["text"].as_str().unwrap_or_else(|| panic!("{frame}"))
+}
+
+async fn pending(env: &TestEnv, id: &str) -> usize {
+    tessera_domain::push::pending(env.ctx(), id, 1000).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn websocket_delivers_and_redelivers_until_acknowledged() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    // Stored before the device connects: the collapsible pair leaves one message.
+    let first = send(&env.base, &d.key, &d.id, "one", "").await;
+    send(&env.base, &d.key, &d.id, "old", r#"{"collapse_key":"k"}"#).await;
+    let newest = send(&env.base, &d.key, &d.id, "new", r#"{"collapse_key":"k"}"#).await;
+
+    let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    let frame = next(&mut socket).await;
+    assert_eq!((frame["type"].as_str(), text(&frame)), (Some("message"), "one"));
+    assert_eq!(frame["message_id"], first.as_str());
+    assert_eq!(frame["registration_id"], d.id.as_str());
+    assert_eq!(frame["from"], d.project.as_str());
+    let collapsed = next(&mut socket).await;
+    assert_eq!((text(&collapsed), collapsed["collapse_key"].as_str()), ("new", Some("k")));
+    assert_eq!(collapsed["message_id"], newest.as_str());
+    assert!(settle(&mut socket).await.is_empty(), "the replaced message is gone");
+
+    // Acknowledged: gone from the store. Not acknowledged: sent again after 60 s of the clock.
+    ack(&mut socket, &frame).await;
+    assert!(settle(&mut socket).await.is_empty());
+    assert_eq!(pending(&env, &d.id).await, 1);
+    env.clock.advance(env.ctx().push.policy.ack_timeout_secs);
+    let again = settle(&mut socket).await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0]["message_id"], newest.as_str());
+
+    // A message sent while connected arrives at once.
+    let live = send(&env.base, &d.key, &d.id, "live", "").await;
+    let frame = next(&mut socket).await;
+    assert_eq!(frame["message_id"], live.as_str());
+
+    // A reconnect sends again everything stored, and nothing acknowledged.
+    socket.close(None).await.unwrap();
+    drop(socket);
+    let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    let frames = [next(&mut socket).await, next(&mut socket).await];
+    assert_eq!([text(&frames[0]), text(&frames[1])], ["new", "live"]);
+    for frame in &frames {
+        ack(&mut socket, frame).await;
+    }
+    assert!(settle(&mut socket).await.is_empty());
+    assert_eq!(pending(&env, &d.id).await, 0);
+}
+
+#[tokio::test]
+async fn websocket_holds_delay_while_idle_until_active() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    say(&mut socket, serde_json::json!({ "type": "idle" })).await;
+    assert!(settle(&mut socket).await.is_empty());
+    send(&env.base, &d.key, &d.id, "held", r#"{"delay_while_idle":true}"#).await;
+    send(&env.base, &d.key, &d.id, "now-or-never", r#"{"delay_while_idle":true,"time_to_live":0}"#)
+        .await;
+    send(&env.base, &d.key, &d.id, "urgent", "").await;
+    let frame = next(&mut socket).await;
+    assert_eq!(text(&frame), "urgent", "held messages do not go out while idle");
+    assert!(settle(&mut socket).await.is_empty());
+    say(&mut socket, serde_json::json!({ "type": "active" })).await;
+    let frame = next(&mut socket).await;
+    assert_eq!(text(&frame), "held", "a held time-to-live-0 message is dropped");
+    assert!(settle(&mut socket).await.is_empty());
+
+    // Time to live 0 reaches an active connection without being stored.
+    send(&env.base, &d.key, &d.id, "instant", r#"{"time_to_live":0}"#).await;
+    assert_eq!(text(&next(&mut socket).await), "instant");
+    assert_eq!(pending(&env, &d.id).await, 2, "urgent and held wait for their acks");
+}
+
+#[tokio::test]
+async fn connections_are_refused_with_a_clear_status() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let (other, other_auth) = register(&env.base, &d.project, "78").await;
+    let base = env.base.as_str();
+    let refused = |res: Result<Ws, (u16, String)>| res.expect_err("refused");
+    assert_eq!(refused(ws(base, None, &[&d.id]).await).0, 401);
+    assert_eq!(refused(ws(base, Some("AidLogin 77:pi/forged"), &[&d.id]).await).0, 401);
+    assert_eq!(refused(ws(base, Some(&d.auth.replace("77:", "78:")), &[&d.id]).await).0, 401);
+    assert_eq!(refused(ws(base, Some("Bearer abc"), &[&d.id]).await).0, 401);
+    let (status, body) = refused(ws(base, Some(&d.auth), &[]).await);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = refused(ws(base, Some(&d.auth), &[&d.id, &other]).await);
+    assert_eq!(status, 403);
+    assert_eq!(body, format!("registration id {other} is not registered to this device\n"));
+    assert_eq!(refused(ws(base, Some(&other_auth), &["APA91bnot-issued"]).await).0, 403);
+
+    // Not a WebSocket request at all.
+    let res = reqwest::Client::new()
+        .get(format!("{base}/push/connect?{}", query(&[&d.id])))
+        .header("authorization", &d.auth)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+
+    // A parallel burst of connections: exactly the limit gets through, the rest are told why.
+    let limit = env.ctx().push.policy.max_connections_per_device as usize;
+    let mut tasks = Vec::new();
+    for _ in 0..(limit + 6) {
+        let (base, auth, id) = (env.base.clone(), d.auth.clone(), d.id.clone());
+        tasks.push(tokio::spawn(async move { ws(&base, Some(&auth), &[&id]).await }));
+    }
+    let mut held = Vec::new();
+    let mut too_many = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(socket) => held.push(socket),
+            Err((status, body)) => {
+                assert_eq!(status, 429, "{body}");
+                too_many += 1;
+            }
+        }
+    }
+    assert_eq!((held.len(), too_many), (limit, 6));
+    // The other device is not affected, and a closed connection frees its place.
+    let mut theirs = ws(base, Some(&other_auth), &[&other]).await.unwrap();
+    assert!(settle(&mut theirs).await.is_empty());
+    let mut first = held.pop().unwrap();
+    first.close(None).await.unwrap();
+    while timeout(GUARD, first.next()).await.expect("closed").is_some() {}
+    let mut again = ws(base, Some(&d.auth), &[&d.id]).await.unwrap();
+    assert!(settle(&mut again).await.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_frames_close_the_websocket_cleanly() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let oversized = serde_json::json!({ "type": "ping", "pad": "x".repeat(5000) }).to_string();
+    let cases = [
+        Message::Text("not json".into()),
+        Message::Text(r#"{"type":"dance"}"#.into()),
+        Message::Text(r#"{"type":"ack"}"#.into()),
+        Message::Text("[]".into()),
+        Message::Binary(vec![0, 1, 2].into()),
+        Message::Text(oversized.into()),
+    ];
+    for case in cases {
+        let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+        let shown = format!("{case:?}");
+        socket.send(case).await.unwrap();
+        let mut closed_with = None;
+        loop {
+            match timeout(GUARD, socket.next()).await.expect("an end") {
+                Some(Ok(Message::Close(frame))) => closed_with = frame.map(|it| it.code),
+                Some(Ok(other)) => panic!("{shown}: {other:?}"),
+                Some(Err(_)) | None => break,
+            }
+        }
+        if !shown.contains("pad") {
+            let expected = if shown.starts_with("Binary") {
+                CloseCode::Unsupported
+            } else {
+                CloseCode::Policy
+            };
+            assert_eq!(closed_with, Some(expected), "{shown}");
+        }
+    }
+    // Every one of them left the registry; the device connects as before.
+    let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    assert!(settle(&mut socket).await.is_empty());
+    assert_eq!(env.ctx().push.registry.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_burst_of_sends_is_delivered_once_each_after_acks() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    const BURST: usize = 60;
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let (base, key, id) = (env.base.clone(), d.key.clone(), d.id.clone());
+        tasks.push(tokio::spawn(async move { send(&base, &key, &id, &format!("m{i}"), "").await }));
+    }
+    let mut sent = BTreeSet::new();
+    for task in tasks {
+        assert!(sent.insert(task.await.unwrap()), "message ids are unique");
+    }
+    let mut seen = HashSet::new();
+    let mut received = BTreeSet::new();
+    while received.len() < BURST {
+        let frame = next(&mut socket).await;
+        let id = frame["message_id"].as_str().unwrap().to_owned();
+        if seen.insert(id.clone()) {
+            ack(&mut socket, &frame).await;
+            received.insert(id);
+        }
+    }
+    assert_eq!(received, sent);
+    assert!(
+        settle(&mut socket)
+            .await
+            .iter()
+            .all(|it| seen.contains(it["message_id"].as_str().unwrap()))
+    );
+    assert_eq!(pending(&env, &d.id).await, 0);
+    drop(socket);
+    let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    assert!(settle(&mut socket).await.is_empty(), "nothing acknowledged comes back");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-sent events
+
+/// One event of the stream: its `id:` and its `data:`.
+#[derive(Debug)]
+struct Event {
+    id: Option<String>,
+    data: serde_json::Value,
+}
+
+struct Events {
+    res: reqwest::Response,
+    buffer: String,
+}
+
+async fn events(base: &str, auth: Option<&str>, ids: &[&str]) -> Result<Events, (u16, String)> {
+    let mut req = reqwest::Client::new().get(format!("{base}/push/events?{}", query(ids)));
+    if let Some(auth) = auth {
+        req = req.header("authorization", auth);
+    }
+    let res = timeout(GUARD, req.send()).await.expect("an answer").unwrap();
+    if res.status() != 200 {
+        return Err((res.status().as_u16(), res.text().await.unwrap()));
+    }
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    Ok(Events { res, buffer: String::new() })
+}
+
+impl Events {
+    async fn next(&mut self) -> Event {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut data) = (None, None);
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("id:") {
+                        id = Some(value.trim_start().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data = Some(serde_json::from_str(value.trim_start()).unwrap());
+                    }
+                }
+                match data {
+                    Some(data) => return Event { id, data },
+                    None => continue, // a keep-alive comment
+                }
+            }
+            let chunk = timeout(GUARD, self.res.chunk()).await.expect("an event").unwrap();
+            let chunk = chunk.expect("the stream goes on");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+async fn post_frame(base: &str, auth: &str, frame: serde_json::Value) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/push/device"))
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(frame.to_string())
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn server_sent_events_deliver_and_acknowledge_by_post() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let base = env.base.as_str();
+    let first = send(base, &d.key, &d.id, "one", "").await;
+    send(base, &d.key, &d.id, "old", r#"{"collapse_key":"k"}"#).await;
+    send(base, &d.key, &d.id, "new", r#"{"collapse_key":"k"}"#).await;
+
+    let mut stream = events(base, Some(&d.auth), &[&d.id]).await.unwrap();
+    let event = stream.next().await;
+    assert_eq!(event.id.as_deref(), Some(first.as_str()), "id: is the message id");
+    assert_eq!((event.data["type"].as_str(), text(&event.data)), (Some("message"), "one"));
+    assert_eq!(event.data["registration_id"], d.id.as_str());
+    let collapsed = stream.next().await;
+    assert_eq!(text(&collapsed.data), "new");
+
+    let ack = |event: &Event| {
+        serde_json::json!({
+            "type": "ack", "registration_id": event.data["registration_id"],
+            "message_id": event.data["message_id"],
+        })
+    };
+    assert_eq!(post_frame(base, &d.auth, ack(&event)).await, (204, String::new()));
+    assert_eq!(post_frame(base, &d.auth, ack(&event)).await.0, 204, "a repeat changes nothing");
+    assert_eq!(pending(&env, &d.id).await, 1);
+    assert_eq!(
+        post_frame(base, &d.auth, serde_json::json!({ "type": "ping" })).await,
+        (200, r#"{"type":"pong"}"#.to_owned())
+    );
+    // Unacknowledged: sent again once overdue (a new message wakes the stream), and on reconnect.
+    env.clock.advance(env.ctx().push.policy.ack_timeout_secs);
+    send(base, &d.key, &d.id, "later", "").await;
+    let mut texts = vec![text(&stream.next().await.data).to_owned()];
+    texts.push(text(&stream.next().await.data).to_owned());
+    texts.sort();
+    assert_eq!(texts, ["later", "new"]);
+    drop(stream);
+    let mut stream = events(base, Some(&d.auth), &[&d.id]).await.unwrap();
+    let a = stream.next().await;
+    let b = stream.next().await;
+    assert_eq!([text(&a.data), text(&b.data)], ["new", "later"]);
+    for event in [&a, &b] {
+        assert_eq!(post_frame(base, &d.auth, ack(event)).await.0, 204);
+    }
+    assert_eq!(pending(&env, &d.id).await, 0);
+
+    // Idle and active are posted; delay_while_idle waits for active.
+    assert_eq!(post_frame(base, &d.auth, serde_json::json!({ "type": "idle" })).await.0, 204);
+    send(base, &d.key, &d.id, "held", r#"{"delay_while_idle":true}"#).await;
+    send(base, &d.key, &d.id, "urgent", "").await;
+    assert_eq!(text(&stream.next().await.data), "urgent");
+    assert_eq!(post_frame(base, &d.auth, serde_json::json!({ "type": "active" })).await.0, 204);
+    assert_eq!(text(&stream.next().await.data), "held");
+}
+
+#[tokio::test]
+async fn server_sent_events_refuse_strangers_and_bad_frames() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let (other, other_auth) = register(&env.base, &d.project, "78").await;
+    let base = env.base.as_str();
+    assert_eq!(events(base, None, &[&d.id]).await.err().unwrap().0, 401);
+    assert_eq!(events(base, Some("AidLogin 77:pi/forged"), &[&d.id]).await.err().unwrap().0, 401);
+    assert_eq!(events(base, Some(&d.auth), &[]).await.err().unwrap().0, 400);
+    assert_eq!(events(base, Some(&d.auth), &[&other]).await.err().unwrap().0, 403);
+    let limit = env.ctx().push.policy.max_connections_per_device as usize;
+    let mut held = Vec::new();
+    for _ in 0..limit {
+        held.push(events(base, Some(&d.auth), &[&d.id]).await.unwrap());
+    }
+    assert_eq!(events(base, Some(&d.auth), &[&d.id]).await.err().unwrap().0, 429);
+    assert_eq!(ws(base, Some(&d.auth), &[&d.id]).await.err().unwrap().0, 429, "one limit for both");
+
+    let message = send(base, &d.key, &d.id, "mine", "").await;
+    for stream in &mut held {
+        assert_eq!(stream.next().await.id.as_deref(), Some(message.as_str()));
+    }
+    // Another device cannot acknowledge it; malformed frames are 400s; no credential is a 401.
+    let foreign =
+        serde_json::json!({ "type": "ack", "registration_id": d.id, "message_id": message });
+    assert_eq!(post_frame(base, &other_auth, foreign.clone()).await.0, 204);
+    assert_eq!(pending(&env, &d.id).await, 1, "not the other device's to acknowledge");
+    let bad = serde_json::json!({ "type": "ack", "message_id": message });
+    assert_eq!(post_frame(base, &d.auth, bad).await.0, 400);
+    assert_eq!(post_frame(base, &d.auth, serde_json::json!({ "type": "dance" })).await.0, 400);
+    assert_eq!(post_frame(base, &d.auth, serde_json::json!([])).await.0, 400);
+    assert_eq!(post_frame(base, "AidLogin 77:pi/forged", foreign.clone()).await.0, 401);
+    let res = reqwest::Client::new()
+        .post(format!("{base}/push/device"))
+        .header("authorization", &d.auth)
+        .body(vec![0xff, 0xfe])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(post_frame(base, &d.auth, foreign).await.0, 204);
+    assert_eq!(pending(&env, &d.id).await, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The accept loop and long-lived connections
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: tessera.test\r\n\r\n";
+
+#[tokio::test]
+async fn long_lived_connections_outlive_the_idle_timeout_and_end_with_the_server() {
+    let mut env = TestEnv::with_config(|raw| raw.http.idle_timeout_ms = 100).await;
+    let d = device(&env).await;
+    let mut socket = ws(&env.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    let (id2, auth2) = register(&env.base, &d.project, "78").await;
+    let mut stream = events(&env.base, Some(&auth2), &[&id2]).await.unwrap();
+
+    // An ordinary connection left idle after its answer is still closed.
+    let addr = env.base.trim_start_matches("http://");
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(HEALTHZ).await.unwrap();
+    let mut out = Vec::new();
+    timeout(GUARD, kept.read_to_end(&mut out)).await.expect("closed when idle").unwrap();
+    assert!(String::from_utf8_lossy(&out).ends_with("\r\n\r\nok\n"));
+
+    // Both long-lived connections, idle as long, still deliver.
+    assert!(settle(&mut socket).await.is_empty());
+    send(&env.base, &d.key, &d.id, "ws", "").await;
+    assert_eq!(text(&next(&mut socket).await), "ws");
+    send(&env.base, &d.key, &id2, "sse", "").await;
+    assert_eq!(text(&stream.next().await.data), "sse");
+
+    // Stopping the server ends them instead of waiting for them.
+    let server = env.server.take().unwrap();
+    timeout(GUARD, server.stop()).await.expect("stopped").unwrap();
+    while let Some(Ok(_)) = timeout(GUARD, socket.next()).await.expect("the socket ends") {}
+    let end = timeout(GUARD, stream.res.chunk()).await.expect("the stream ends");
+    assert!(!matches!(end, Ok(Some(_))), "{end:?}");
+}
