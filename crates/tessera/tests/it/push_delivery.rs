@@ -555,3 +555,103 @@ async fn long_lived_connections_outlive_the_idle_timeout_and_end_with_the_server
     let end = timeout(GUARD, stream.res.chunk()).await.expect("the stream ends");
     assert!(!matches!(end, Ok(Some(_))), "{end:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several nodes on PostgreSQL
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres_deliver_to_the_node_holding_the_device() {
+    let Some((url, name)) = crate::cluster::fresh_database().await else { return };
+    let kek =
+        tessera_crypto::kek::Kek::generate(&tessera_crypto::random::SystemRng::new()).to_base64();
+    let a = crate::cluster::node(&url, &kek).await;
+    let b = crate::cluster::node(&url, &kek).await;
+    assert_eq!(b.ctx().store.backend(), "postgres");
+    let d = device(&a).await;
+
+    // The device is connected to node B; the sender posts to node A.
+    let mut socket = ws(&b.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    assert!(settle(&mut socket).await.is_empty());
+    let sent = send(&a.base, &d.key, &d.id, "across", "").await;
+    let frame = next(&mut socket).await;
+    assert_eq!((frame["message_id"].as_str(), text(&frame)), (Some(sent.as_str()), "across"));
+    ack(&mut socket, &frame).await;
+    assert!(settle(&mut socket).await.is_empty());
+    assert_eq!(pending(&a, &d.id).await, 0, "acknowledged on B, gone for A too");
+    // A now-or-never message crosses without being stored.
+    send(&a.base, &d.key, &d.id, "instant", r#"{"time_to_live":0}"#).await;
+    assert_eq!(text(&next(&mut socket).await), "instant");
+    drop(socket);
+    let mut socket = ws(&b.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    assert!(settle(&mut socket).await.is_empty(), "nothing comes back after the ack");
+
+    // The other way round, over server-sent events: the device on A, the sender on B.
+    let mut stream = events(&a.base, Some(&d.auth), &[&d.id]).await.unwrap();
+    let sent = send(&b.base, &d.key, &d.id, "back", "").await;
+    assert_eq!(stream.next().await.id.as_deref(), Some(sent.as_str()));
+    drop((socket, stream, a, b));
+    crate::cluster::drop_database(&name).await;
+}
+
+/// Records what a node's listener hands over.
+#[derive(Default)]
+struct Recorder {
+    signals: std::sync::Mutex<Vec<tessera_store::PushSignal>>,
+    resyncs: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl tessera_store::PushSignalSink for Recorder {
+    fn dispatch(&self, signal: tessera_store::PushSignal) {
+        self.signals.lock().unwrap().push(signal);
+        self.changed.notify_one();
+    }
+
+    fn resync(&self) {
+        self.resyncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+}
+
+impl Recorder {
+    async fn until(&self, done: impl Fn(&Recorder) -> bool) {
+        while !done(self) {
+            timeout(GUARD, self.changed.notified()).await.expect("the listener hands it over");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_listener_resyncs_after_losing_its_connection() {
+    use sqlx::Connection as _;
+    use tessera_store::{PushSignal, Wakeup as _};
+    let Some((url, name)) = crate::cluster::fresh_database().await else { return };
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let wakeup = tessera_store_sql::PgWakeup::start(&url, recorder.clone()).await.unwrap();
+    let first = PushSignal::Stored { registration: "first".to_owned() };
+    wakeup.signal(&first).await.unwrap();
+    recorder.until(|it| it.signals.lock().unwrap().len() == 1).await;
+    assert_eq!(recorder.signals.lock().unwrap()[0], first);
+    assert_eq!(recorder.resyncs.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // The listener's connection is cut: once it listens again, every connection reads the store.
+    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    recorder.until(|it| it.resyncs.load(std::sync::atomic::Ordering::SeqCst) >= 1).await;
+    let second = PushSignal::Now {
+        registration: "second".to_owned(),
+        frame: r#"{"type":"message"}"#.to_owned(),
+        hold_while_idle: false,
+    };
+    wakeup.signal(&second).await.unwrap();
+    recorder.until(|it| it.signals.lock().unwrap().len() == 2).await;
+    assert_eq!(recorder.signals.lock().unwrap()[1], second);
+    drop((wakeup, admin));
+    crate::cluster::drop_database(&name).await;
+}
