@@ -129,7 +129,7 @@ async fn ack(socket: &mut Ws, frame: &serde_json::Value) {
 
 /// Pings and waits for the pong: every frame the server had to send before it has arrived (and is
 /// returned), and every frame sent before the ping has been handled.
-async fn settle(socket: &mut Ws) -> Vec<serde_json::Value> {
+pub(crate) async fn settle(socket: &mut Ws) -> Vec<serde_json::Value> {
     say(socket, serde_json::json!({ "type": "ping" })).await;
     let mut before = Vec::new();
     loop {
