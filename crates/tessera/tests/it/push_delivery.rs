@@ -655,3 +655,128 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
     drop((wakeup, admin));
     crate::cluster::drop_database(&name).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The device side: the client library's receiver and `tessera push listen`
+
+fn receiver(base: &str, d: &Device) -> tessera_client::push::Receiver {
+    let (device, credential) = d.auth.trim_start_matches("AidLogin ").split_once(':').unwrap();
+    let mut config = tessera_client::push::ReceiverConfig::new(
+        base,
+        device,
+        credential.into(),
+        vec![d.id.clone()],
+    );
+    config.backoff_initial = Duration::from_millis(5);
+    config.backoff_max = Duration::from_millis(50);
+    tessera_client::push::Receiver::new(config)
+}
+
+async fn next_message(
+    receiver: &mut tessera_client::push::Receiver,
+) -> tessera_client::push::PushMessage {
+    timeout(GUARD, receiver.next()).await.expect("a message").expect("received")
+}
+
+#[tokio::test]
+async fn the_client_receiver_drops_repeats_retries_and_gives_up_on_refusal() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let base = env.base.as_str();
+    let first = send(base, &d.key, &d.id, "one", "").await;
+    let mut receiver = receiver(base, &d);
+    let message = next_message(&mut receiver).await;
+    assert_eq!(
+        (message.message_id.as_str(), message.data()["text"].as_str()),
+        (first.as_str(), Some("one"))
+    );
+    assert_eq!(message.from.as_deref(), Some(d.project.as_str()));
+
+    // Not acknowledged in time, "one" comes again beside "two": only "two" is yielded.
+    env.clock.advance(env.ctx().push.policy.ack_timeout_secs);
+    let second = send(base, &d.key, &d.id, "two", "").await;
+    let message = next_message(&mut receiver).await;
+    assert_eq!(message.message_id, second);
+    receiver.ack(&first).await;
+    receiver.ack(&second).await;
+    receiver.close().await;
+    assert_eq!(pending(&env, &d.id).await, 0);
+
+    // While the device's connections are all taken (429) the receiver keeps trying (how soon it
+    // tries is the unit tests' matter); once one is free it connects and receives.
+    let limit = env.ctx().push.policy.max_connections_per_device as usize;
+    let mut held = Vec::new();
+    for _ in 0..limit {
+        held.push(ws(base, Some(&d.auth), &[&d.id]).await.unwrap());
+    }
+    let third = send(base, &d.key, &d.id, "three", "").await;
+    for socket in &mut held {
+        assert_eq!(next(socket).await["message_id"], third.as_str());
+    }
+    let mut receiver = self::receiver(base, &d);
+    let waiting = tokio::spawn(async move {
+        let message = receiver.next().await.expect("received");
+        (receiver, message)
+    });
+    let mut freed = held.pop().unwrap();
+    freed.close(None).await.unwrap();
+    while timeout(GUARD, freed.next()).await.expect("closed").is_some() {}
+    let (mut receiver, message) = timeout(GUARD, waiting).await.expect("connected").unwrap();
+    assert_eq!(message.message_id, third);
+    receiver.ack(&third).await;
+    receiver.close().await;
+    assert_eq!(pending(&env, &d.id).await, 0);
+
+    // A refused credential is final.
+    let stranger = Device { auth: "AidLogin 77:pi/forged".to_owned(), ..d };
+    let refused = timeout(GUARD, self::receiver(base, &stranger).next()).await.expect("an answer");
+    match refused {
+        Err(tessera_client::push::PushError::Refused { status: 401, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn push_listen_prints_each_message_and_acknowledges_it() {
+    use tokio::io::AsyncBufReadExt as _;
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let base = env.base.as_str();
+    let first = send(base, &d.key, &d.id, "one", "").await;
+    let (device, credential) = d.auth.trim_start_matches("AidLogin ").split_once(':').unwrap();
+    let listen = |device: &str, credential: &str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command
+            .args(["push", "listen", "--server", base, "--device", device, "--count", "2"])
+            .args(["--registration", &d.id])
+            .env("TESSERA_PUSH_CREDENTIAL", credential)
+            .env_remove("TESSERA_DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command
+    };
+    let mut child = listen(device, credential).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = timeout(GUARD, lines.next_line()).await.expect("a line").unwrap().unwrap();
+    let frame: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((frame["message_id"].as_str(), text(&frame)), (Some(first.as_str()), "one"));
+    let second = send(base, &d.key, &d.id, "two", r#"{"collapse_key":"k"}"#).await;
+    let line = timeout(GUARD, lines.next_line()).await.expect("a line").unwrap().unwrap();
+    let frame: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (frame["message_id"].as_str(), frame["collapse_key"].as_str()),
+        (Some(second.as_str()), Some("k"))
+    );
+    let status = timeout(GUARD, child.wait()).await.expect("it stops after --count").unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(timeout(GUARD, lines.next_line()).await.unwrap().unwrap(), None, "one line each");
+    assert_eq!(pending(&env, &d.id).await, 0, "both acknowledged");
+
+    let out =
+        timeout(GUARD, listen(device, "pi/forged").output()).await.expect("it stops").unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused the connection (401)"), "{stderr}");
+    assert!(!stderr.contains("pi/forged"), "the credential is not echoed: {stderr}");
+}
