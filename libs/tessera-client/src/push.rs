@@ -220,9 +220,11 @@ impl Receiver {
             };
             let frame = match tokio::time::timeout(self.config.dead_after, socket.next()).await {
                 Ok(Some(Ok(frame))) => frame,
-                // Closed, failed, or silent for too long: connect again.
+                // Closed, failed, or silent for too long: connect again, after a first pause so
+                // that devices cut off together (a server restart) do not all come back at once.
                 Ok(Some(Err(_)) | None) | Err(_) => {
                     self.socket = None;
+                    self.failures = 1;
                     continue;
                 }
             };
@@ -261,6 +263,7 @@ impl Receiver {
             && socket.send(Message::Text(frame.into())).await.is_err()
         {
             self.socket = None;
+            self.failures = 1;
         }
     }
 

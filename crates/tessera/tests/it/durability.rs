@@ -1,5 +1,6 @@
-//! Durability of the real binary: tokens acknowledged to clients, and acknowledged revocations,
-//! survive `kill -9` of `tessera serve` in the middle of a burst of requests. Each case seeds a data
+//! Durability of the real binary: tokens acknowledged to clients, acknowledged revocations, and
+//! push messages answered with a message id survive `kill -9` of `tessera serve` in the middle of
+//! a burst of requests. Each case seeds a data
 //! directory with `tessera admin dev seed`, drives concurrent requests from several tasks, kills the
 //! server once enough answers are in, starts it again on the same data and checks every answer it
 //! had given. SQLite always; PostgreSQL too when `TESSERA_TEST_DATABASE_URL` is set.
