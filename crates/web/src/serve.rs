@@ -362,13 +362,29 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Whether a long-lived connection's writes should fail: the server stops. A device that does
+    /// not read would otherwise hold its handler in a write, and the server's stop with it.
+    fn stopped_writing(&mut self, cx: &mut Context<'_>) -> bool {
+        self.activity.long_lived.load(Relaxed) && self.stopped.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn server_stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the server stopped")
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let res = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if res.is_pending() && self.stopped_writing(cx) {
+            return Poll::Ready(Err(server_stopped()));
+        }
+        res
     }
 
     fn poll_write_vectored(
@@ -376,7 +392,11 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if res.is_pending() && self.stopped_writing(cx) {
+            return Poll::Ready(Err(server_stopped()));
+        }
+        res
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -384,7 +404,11 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let res = Pin::new(&mut self.stream).poll_flush(cx);
+        if res.is_pending() && self.stopped_writing(cx) {
+            return Poll::Ready(Err(server_stopped()));
+        }
+        res
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -780,3 +780,53 @@ async fn push_listen_prints_each_message_and_acknowledges_it() {
     assert!(stderr.contains("refused the connection (401)"), "{stderr}");
     assert!(!stderr.contains("pi/forged"), "the credential is not echoed: {stderr}");
 }
+
+/// A device that stops reading holds its connection's handler in a write; stopping the server
+/// still ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_does_not_read_does_not_hold_up_the_stop() {
+    const APPS: usize = 16;
+    const EACH: usize = 100;
+    let mut env = TestEnv::start().await;
+    let d = device(&env).await;
+    let mut ids = vec![d.id.clone()];
+    for n in 1..APPS {
+        let res = reqwest::Client::new()
+            .post(env.url("/c2dm/register3"))
+            .header("authorization", &d.auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("app=com.example.a{n}&device=77&sender={}", d.project))
+            .send()
+            .await
+            .unwrap();
+        let text = res.text().await.unwrap();
+        ids.push(text.strip_prefix("token=").unwrap().trim_end().to_owned());
+    }
+    // A socket with a small receive buffer, never read from.
+    let addr: std::net::SocketAddr = env.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let query = ids.iter().map(|id| format!("registration_id={id}")).collect::<Vec<_>>().join("&");
+    let url = format!("ws://{addr}/push/connect?{query}");
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("authorization", d.auth.parse().unwrap());
+    let (_silent, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+
+    // Far more than the socket buffers hold: 16 × 100 messages of 4000 bytes.
+    let payload = "x".repeat(4000);
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ids {
+        let (base, key, payload) = (env.base.clone(), d.key.clone(), payload.clone());
+        tasks.spawn(async move {
+            for _ in 0..EACH {
+                send(&base, &key, &id, &payload, "").await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let server = env.server.take().unwrap();
+    timeout(GUARD, server.stop()).await.expect("stopped").unwrap();
+}
