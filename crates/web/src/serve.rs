@@ -18,7 +18,8 @@
 //! either answer, so the deadlines above still hold for everyone else; a long-lived connection's
 //! own protocol decides when it is dead (push delivery pings and closes by the clock). It keeps
 //! its place under both caps while it lasts, wherever its socket went, and ends when the server
-//! stops: an event stream is closed with its connection, an upgraded socket reads end of stream.
+//! stops: an event stream is closed with its connection, an upgraded socket reads end of stream
+//! and a write it is blocked in fails (a device that does not read cannot hold up the stop).
 //!
 //! The watchdog costs nothing per request: requests and reads only note the time in atomics, and
 //! the watchdog wakes at most every `min(header_read_timeout, idle_timeout)` to look. Every event

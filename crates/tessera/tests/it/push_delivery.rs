@@ -678,6 +678,16 @@ async fn next_message(
     timeout(GUARD, receiver.next()).await.expect("a message").expect("received")
 }
 
+/// How many WebSocket openings this process's servers have answered 429.
+fn too_many_answered() -> u64 {
+    let text = tessera::metrics_handle().expect("metrics").render();
+    text.lines()
+        .filter(|it| it.starts_with("tessera_http_requests_total{"))
+        .filter(|it| it.contains(r#"route="/push/connect""#) && it.contains(r#"status="429""#))
+        .filter_map(|it| it.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 #[tokio::test]
 async fn the_client_receiver_drops_repeats_retries_and_gives_up_on_refusal() {
     let env = TestEnv::start().await;
@@ -713,11 +723,19 @@ async fn the_client_receiver_drops_repeats_retries_and_gives_up_on_refusal() {
     for socket in &mut held {
         assert_eq!(next(socket).await["message_id"], third.as_str());
     }
+    let before = too_many_answered();
     let mut receiver = self::receiver(base, &d);
     let waiting = tokio::spawn(async move {
         let message = receiver.next().await.expect("received");
         (receiver, message)
     });
+    // Refused twice: it came back after a 429.
+    let retried = async {
+        while too_many_answered() < before + 2 {
+            tokio::task::yield_now().await;
+        }
+    };
+    timeout(GUARD, retried).await.expect("the receiver tries again");
     let mut freed = held.pop().unwrap();
     freed.close(None).await.unwrap();
     while timeout(GUARD, freed.next()).await.expect("closed").is_some() {}
