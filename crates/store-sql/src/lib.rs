@@ -77,9 +77,12 @@ mod keys;
 #[cfg(test)]
 mod plans_tests;
 mod push;
+mod push_wakeup;
 mod server_state;
 mod services;
 mod sessions;
+
+pub use push_wakeup::{PUSH_CHANNEL, PgWakeup};
 
 use std::path::Path;
 use std::sync::Arc;

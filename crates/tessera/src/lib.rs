@@ -272,6 +272,14 @@ impl Server {
         let rng: Arc<dyn Rng> = Arc::new(SystemRng::new());
         let ctx = context(config, store, clock, rng)?;
         check_kek(&ctx, config).await?;
+        // Several nodes may share a PostgreSQL database: push signals go through it. SQLite is one
+        // node, woken in process.
+        if let Some(url) = config.database_url.as_deref().filter(|it| it.starts_with("postgres")) {
+            let wakeup = tessera_store_sql::PgWakeup::start(url, ctx.push.registry.clone())
+                .await
+                .map_err(|err| format_err!("push wake-up: {err}"))?;
+            ctx.push.set_wakeup(Arc::new(wakeup));
+        }
         tessera_domain::keys::ensure(&ctx)
             .await
             .map_err(|err| format_err!("preparing signing keys: {err}"))?;

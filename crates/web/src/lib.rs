@@ -13,6 +13,7 @@ mod middleware;
 mod oauth2;
 mod pages;
 mod push;
+mod push_delivery;
 mod render;
 mod serve;
 
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth2::router())
         .merge(legacy::router(state.legacy))
         .merge(push::router())
+        .merge(push_delivery::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.request_timeout,

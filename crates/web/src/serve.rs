@@ -12,6 +12,15 @@
 //! Connections over either cap are closed as soon as they are accepted, so they neither wait in
 //! the kernel's backlog nor hold a file descriptor.
 //!
+//! Two kinds of answer make a connection long-lived, and the watchdog leaves it alone from then on:
+//! a `101 Switching Protocols` (a WebSocket: the socket is handed to the handler's task) and a
+//! `text/event-stream` body (server-sent events). Only handlers that authenticated the request give
+//! either answer, so the deadlines above still hold for everyone else; a long-lived connection's
+//! own protocol decides when it is dead (push delivery pings and closes by the clock). It keeps
+//! its place under both caps while it lasts, wherever its socket went, and ends when the server
+//! stops: an event stream is closed with its connection, an upgraded socket reads end of stream
+//! and a write it is blocked in fails (a device that does not read cannot hold up the stop).
+//!
 //! The watchdog costs nothing per request: requests and reads only note the time in atomics, and
 //! the watchdog wakes at most every `min(header_read_timeout, idle_timeout)` to look. Every event
 //! moves the deadline to at least that far after the event, so sleeping that long at most never
@@ -143,10 +152,16 @@ async fn connection(
     app: Router,
     limits: ConnLimits,
     mut stop: watch::Receiver<bool>,
-    _held: Held,
+    held: Held,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched { stream, activity: activity.clone() });
+    let stopped = {
+        let mut stop = stop.clone();
+        Box::pin(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+    };
+    let io = TokioIo::new(Watched { stream, activity: activity.clone(), stopped, _held: held });
     let service = hyper::service::service_fn({
         let activity = activity.clone();
         move |req: hyper::Request<Incoming>| {
@@ -154,8 +169,14 @@ async fn connection(
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo(peer));
             let app = app.clone();
+            let activity = activity.clone();
             async move {
                 let res = app.oneshot(req).await;
+                if let Ok(res) = &res
+                    && is_long_lived(res)
+                {
+                    activity.long_lived.store(true, Relaxed);
+                }
                 drop(in_flight);
                 res
             }
@@ -163,7 +184,8 @@ async fn connection(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .header_read_timeout(None)
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        .with_upgrades();
     let mut conn = pin!(conn);
     let look_every = limits.header_read_timeout.min(limits.idle_timeout);
     let watchdog = tokio::time::sleep_until(Instant::now());
@@ -197,6 +219,17 @@ async fn connection(
     }
 }
 
+/// Whether an answer keeps its connection open beyond the watchdog: a switch to another protocol
+/// (WebSocket) or an event stream.
+fn is_long_lived(res: &http::Response<Body>) -> bool {
+    res.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        || res
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|it| it.to_str().ok())
+            .is_some_and(|it| it.starts_with("text/event-stream"))
+}
+
 /// What a connection without a request in flight is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -228,6 +261,8 @@ struct Activity {
     /// One more than the time of the first byte read since `waiting_since` once a request has been
     /// answered; 0 while there was none.
     first_byte: AtomicU64,
+    /// An answer switched protocols or streams events: no deadline any more.
+    long_lived: AtomicBool,
 }
 
 impl Activity {
@@ -238,6 +273,7 @@ impl Activity {
             answered: AtomicBool::new(false),
             waiting_since: AtomicU64::new(0),
             first_byte: AtomicU64::new(0),
+            long_lived: AtomicBool::new(false),
         }
     }
 
@@ -269,7 +305,7 @@ impl Activity {
 
     /// When the connection is to be closed unless something happens first, and why.
     fn deadline(&self, limits: &ConnLimits) -> Option<(Instant, Wait)> {
-        if self.in_flight.load(Relaxed) {
+        if self.in_flight.load(Relaxed) || self.long_lived.load(Relaxed) {
             return None;
         }
         let waiting_since = self.at(self.waiting_since.load(Relaxed));
@@ -298,10 +334,15 @@ impl Drop for InFlight {
     }
 }
 
-/// The socket, telling the connection's [`Activity`] when bytes arrive.
+/// The socket, telling the connection's [`Activity`] when bytes arrive. It holds the connection's
+/// share of the caps, so an upgraded socket keeps it wherever it goes, and reads end of stream once
+/// the server stops if its connection was long-lived (an upgraded socket has no other way to
+/// learn it).
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+    _held: Held,
 }
 
 impl AsyncRead for Watched {
@@ -310,6 +351,9 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.activity.long_lived.load(Relaxed) && self.stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -319,13 +363,29 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Whether a long-lived connection's writes should fail: the server stops. A device that does
+    /// not read would otherwise hold its handler in a write, and the server's stop with it.
+    fn stopped_writing(&mut self, cx: &mut Context<'_>) -> bool {
+        self.activity.long_lived.load(Relaxed) && self.stopped.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn server_stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the server stopped")
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let res = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if res.is_pending() && self.stopped_writing(cx) {
+            return Poll::Ready(Err(server_stopped()));
+        }
+        res
     }
 
     fn poll_write_vectored(
@@ -333,7 +393,11 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if res.is_pending() && self.stopped_writing(cx) {
+            return Poll::Ready(Err(server_stopped()));
+        }
+        res
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -341,7 +405,11 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let res = Pin::new(&mut self.stream).poll_flush(cx);
+        if res.is_pending() && self.stopped_writing(cx) {
+            return Poll::Ready(Err(server_stopped()));
+        }
+        res
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

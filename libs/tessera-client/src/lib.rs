@@ -12,6 +12,8 @@ pub mod id_token;
 pub mod layer;
 pub mod oauth1;
 pub mod oauth2;
+#[cfg(feature = "push")]
+pub mod push;
 mod secret;
 pub mod sso;
 

@@ -67,6 +67,8 @@ struct Signals {
     now: VecDeque<(String, String, bool)>,
     /// Look at every registration again.
     resync: bool,
+    /// The device posted `idle` (true) or `active` (false) outside this connection.
+    idle: Option<bool>,
 }
 
 /// One connection's mailbox in the registry.
@@ -149,6 +151,17 @@ impl Registry {
             if *held == 0 {
                 connections.per_device.remove(&inbox.device);
             }
+        }
+    }
+
+    /// Tells this node's connections of the device (by [`Anchor::label`]) that it went idle or
+    /// active.
+    fn set_idle(&self, device: &str, idle: bool) {
+        let inboxes: Vec<Arc<Inbox>> =
+            self.lock().all.values().filter(|it| it.device == device).cloned().collect();
+        for inbox in inboxes {
+            inbox.signals().idle = Some(idle);
+            inbox.notify.notify_one();
         }
     }
 
@@ -403,11 +416,19 @@ impl Connection {
     /// whose acknowledgement is overdue, and (after connecting, a resync or the device turning
     /// active) everything stored.
     pub async fn pump(&mut self) -> Result<Vec<String>> {
-        let (mut stored, now_frames, resync) = {
+        let (mut stored, now_frames, mut resync, idle) = {
             let mut signals = self.inbox.signals();
             let taken = std::mem::take(&mut *signals);
-            (taken.stored, taken.now, taken.resync)
+            (taken.stored, taken.now, taken.resync, taken.idle)
         };
+        match idle {
+            Some(true) => self.idle = true,
+            Some(false) if self.idle => {
+                self.idle = false;
+                resync = true;
+            }
+            _ => {}
+        }
         let now = self.ctx.now();
         let timeout = self.ctx.push.policy.ack_timeout_secs;
         if resync {
@@ -524,6 +545,38 @@ impl Connection {
             return Tick::Ping;
         }
         Tick::Nothing
+    }
+}
+
+/// A frame the device posted outside its connection (the server-sent events fallback, whose
+/// stream carries frames one way): `{"type":"ack","registration_id":"…","message_id":"…"}`
+/// removes the message when the registration is live and the device's (an unknown or repeated
+/// acknowledgement changes nothing); `idle` and `active` reach the device's connections on this
+/// node; `ping` is answered `pong`. Anything else is [`Received::Malformed`].
+pub async fn posted(ctx: &Ctx, device: &Device, text: &str) -> Result<Received> {
+    if text.len() > ctx.push.policy.max_frame_bytes {
+        return Ok(Received::Malformed);
+    }
+    let Ok(serde_json::Value::Object(frame)) = serde_json::from_str(text) else {
+        return Ok(Received::Malformed);
+    };
+    match frame.get("type").and_then(|it| it.as_str()) {
+        Some("ack") => {
+            let field = |name: &str| frame.get(name).and_then(|it| it.as_str());
+            let (Some(registration_id), Some(message_id)) =
+                (field("registration_id"), field("message_id"))
+            else {
+                return Ok(Received::Malformed);
+            };
+            ack(ctx, device, registration_id, message_id).await?;
+            Ok(Received::Nothing)
+        }
+        Some(kind @ ("idle" | "active")) => {
+            ctx.push.registry.set_idle(&device.anchor.label(), kind == "idle");
+            Ok(Received::Nothing)
+        }
+        Some("ping") => Ok(Received::Reply(r#"{"type":"pong"}"#.to_owned())),
+        _ => Ok(Received::Malformed),
     }
 }
 
@@ -719,6 +772,44 @@ mod tests {
         );
         for bad in ["", "[]", r#"{"type":"ack"}"#, r#"{"type":"dance"}"#, &"x".repeat(5000)] {
             assert_eq!(connection.receive(bad).await.expect("frame"), Received::Malformed, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_posted_outside_the_connection_ack_and_reach_it() {
+        let f = fixture().await;
+        let device = push::authenticate_device(&f.t.ctx, "77", &f.secret)
+            .await
+            .expect("auth")
+            .expect("device");
+        let mut connection = f.connect().await;
+        assert!(connection.pump().await.expect("pump").is_empty());
+        assert_eq!(
+            posted(&f.t.ctx, &device, r#"{"type":"idle"}"#).await.expect("idle"),
+            Received::Nothing
+        );
+        connection.signalled().await;
+        assert!(connection.pump().await.expect("pump").is_empty());
+        f.send(&message("held", None, true)).await;
+        connection.signalled().await;
+        assert!(connection.pump().await.expect("pump").is_empty(), "held while idle");
+        posted(&f.t.ctx, &device, r#"{"type":"active"}"#).await.expect("active");
+        connection.signalled().await;
+        let frames = connection.pump().await.expect("pump");
+        assert_eq!(texts(&frames), ["held"]);
+        let frame: serde_json::Value = serde_json::from_str(&frames[0]).expect("json");
+        let ack = serde_json::json!({
+            "type": "ack", "registration_id": f.id, "message_id": frame["message_id"],
+        })
+        .to_string();
+        assert_eq!(posted(&f.t.ctx, &device, &ack).await.expect("ack"), Received::Nothing);
+        assert!(push::pending(&f.t.ctx, &f.id, 10).await.expect("pending").is_empty());
+        assert_eq!(
+            posted(&f.t.ctx, &device, r#"{"type":"ping"}"#).await.expect("ping"),
+            Received::Reply(r#"{"type":"pong"}"#.to_owned())
+        );
+        for bad in ["", "{}", r#"{"type":"ack","message_id":"0:1%00"}"#, &"x".repeat(5000)] {
+            assert_eq!(posted(&f.t.ctx, &device, bad).await.expect("frame"), Received::Malformed);
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_seed;
+mod push_listen;
 mod token;
 
 use std::path::PathBuf;
@@ -52,6 +53,15 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Check tokens the way a back-end does.
     Token(token::TokenArgs),
+    /// Push messaging from the command line.
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PushCommand {
+    /// Connect as a device, print each message as one JSON line, and acknowledge it.
+    Listen(push_listen::ListenArgs),
 }
 
 /// Loads the configuration: defaults, file, environment, then flags.
@@ -152,6 +162,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let config = load_config(&args, None, None)?;
             admin::run(&config, admin_args).await
         }
+        Command::Push(PushCommand::Listen(listen_args)) => push_listen::run(listen_args).await,
     }
 }
 

@@ -1,5 +1,6 @@
-//! Durability of the real binary: tokens acknowledged to clients, and acknowledged revocations,
-//! survive `kill -9` of `tessera serve` in the middle of a burst of requests. Each case seeds a data
+//! Durability of the real binary: tokens acknowledged to clients, acknowledged revocations, and
+//! push messages answered with a message id survive `kill -9` of `tessera serve` in the middle of
+//! a burst of requests. Each case seeds a data
 //! directory with `tessera admin dev seed`, drives concurrent requests from several tasks, kills the
 //! server once enough answers are in, starts it again on the same data and checks every answer it
 //! had given. SQLite always; PostgreSQL too when `TESSERA_TEST_DATABASE_URL` is set.
@@ -60,6 +61,126 @@ async fn revocations_survive_kill_9_on_postgres() {
     let name = data.database_name();
     revocations_survive_kill_9(data).await;
     drop_database(&name).await;
+}
+
+/// Push messages answered with a message id under load are delivered after `kill -9` on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_push_messages_survive_kill_9_on_sqlite() {
+    sent_push_messages_survive_kill_9(Data::sqlite()).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_push_messages_survive_kill_9_on_postgres() {
+    let Some(data) = Data::postgres().await else { return };
+    let name = data.database_name();
+    sent_push_messages_survive_kill_9(data).await;
+    drop_database(&name).await;
+}
+
+/// Up to 400 GCM sends spread over 40 registered devices (within the per-registration quota and
+/// store limit); the server is killed once 120 were answered with a message id. After the restart
+/// every device connects and receives every message it was sent and answered for.
+async fn sent_push_messages_survive_kill_9(data: Data) {
+    const DEVICES: usize = 40;
+    const MAX: usize = 400;
+    const KILL_AFTER: usize = 120;
+    let (project, key) = push_sender(&data).await;
+    let server = serve(&data).await;
+    let mut devices = Vec::new();
+    for n in 0..DEVICES {
+        devices.push(
+            crate::push_delivery::register(&server.base, &project, &format!("{}", 1000 + n)).await,
+        );
+    }
+    let ids: Arc<Vec<String>> = Arc::new(devices.iter().map(|(id, _)| id.clone()).collect());
+
+    let (http, base, key) = (http_client(), server.base.clone(), format!("key={key}"));
+    let job = move |n: usize| {
+        let (http, base, key, ids) = (http.clone(), base.clone(), key.clone(), ids.clone());
+        async move {
+            let device = n % DEVICES;
+            let body = serde_json::json!({ "to": ids[device], "data": { "n": n.to_string() } });
+            let res = http
+                .post(format!("{base}/gcm/send"))
+                .header("authorization", &key)
+                .json(&body)
+                .send()
+                .await;
+            match read(res).await {
+                Ok((200, body)) => match body["results"][0]["message_id"].as_str() {
+                    Some(id) => Outcome::Acked(format!("{device} {id}")),
+                    None => Outcome::Refused(200, body.to_string()),
+                },
+                Ok((status, body)) => Outcome::Refused(status, body.to_string()),
+                Err(err) => Outcome::CutOff(err),
+            }
+        }
+    };
+    let load = run_load(server, MAX, |acked| acked.len() >= KILL_AFTER, job).await;
+
+    let server = serve(&data).await;
+    let mut lost = Vec::new();
+    for (device, (id, auth)) in devices.iter().enumerate() {
+        let mut socket = crate::push_delivery::ws(&server.base, Some(auth), &[id]).await.unwrap();
+        let delivered: std::collections::HashSet<String> =
+            crate::push_delivery::settle(&mut socket)
+                .await
+                .iter()
+                .map(|frame| frame["message_id"].as_str().unwrap().to_owned())
+                .collect();
+        for (_, acked) in &load.acked {
+            let (of, message) = acked.split_once(' ').unwrap();
+            if of == device.to_string() && !delivered.contains(message) {
+                lost.push(acked.clone());
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged sends were not delivered: {lost:?}",
+        lost.len(),
+        load.acked.len()
+    );
+    server.kill_9().await;
+}
+
+/// A sender for push tests, made on the data before the server starts: an account, its project
+/// and an API key of the project.
+async fn push_sender(data: &Data) -> (String, String) {
+    let mut raw = tessera::RawConfig {
+        data_dir: data.dir.path().to_string_lossy().into_owned(),
+        ..tessera::RawConfig::default()
+    };
+    if let Some(url) = &data.database_url {
+        raw.database_url = url.clone();
+    }
+    let config = raw.validate().unwrap();
+    let store = tessera::open_store(&config).await.unwrap();
+    let ctx = tessera::context(
+        &config,
+        Arc::new(store.clone()),
+        Arc::new(tessera::SystemClock),
+        Arc::new(tessera_crypto::random::SystemRng::new()),
+    )
+    .unwrap();
+    let new = tessera_domain::accounts::NewAccount {
+        email: "sender@example.test".to_owned(),
+        name: "sender".to_owned(),
+        domain: None,
+        password: None,
+        is_admin: false,
+        state: tessera_store::AccountState::Active,
+    };
+    let actor = tessera_domain::audit::Actor::Cli;
+    tessera_domain::accounts::create(&ctx, new, &actor, "").await.unwrap();
+    let project = tessera_domain::projects::create(&ctx, "Pushy", "sender@example.test", &actor)
+        .await
+        .unwrap();
+    let key = tessera_domain::push::create_api_key(&ctx, &project.id, "load").await.unwrap();
+    drop(ctx);
+    store.close().await;
+    (project.id, key)
 }
 
 /// Up to 4000 token requests, half `client_credentials` and half `refresh_token`; the server is

@@ -1,0 +1,179 @@
+//! Push wake-ups between nodes on PostgreSQL: `NOTIFY` on one channel, and one `LISTEN`ing
+//! connection per node that hands every signal to the node's registry.
+//!
+//! The sending node has stored the message before it notifies, so a notification only says "look
+//! again". Notifications are not kept while a listener is disconnected; after every (re)connect
+//! the listener asks its registry to resync, so every connection reads the store again and nothing
+//! sent during the gap waits longer than that.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use tessera_store::{PushSignal, PushSignalSink, Result, StoreError, Wakeup};
+
+/// The notification channel.
+pub const PUSH_CHANNEL: &str = "tessera_push";
+
+/// The largest payload PostgreSQL takes (8000 bytes); a now-or-never frame too large for it is
+/// handed to this node's connections only.
+const MAX_PAYLOAD: usize = 7999;
+
+/// Connections for `NOTIFY`; each send notifies once, after its commit.
+const NOTIFY_CONNECTIONS: u32 = 4;
+
+/// Waits between attempts to listen again after the listener failed.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The wake-up of nodes sharing one PostgreSQL database. Dropping it stops its listener.
+pub struct PgWakeup {
+    pool: PgPool,
+    sink: Arc<dyn PushSignalSink>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PgWakeup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWakeup").finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgWakeup {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn backend(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |err| StoreError::Backend(format!("{what}: {err}"))
+}
+
+impl PgWakeup {
+    /// Connects to `url` (a `postgres://` URL), listens, and hands every signal from any node to
+    /// `sink` from then on. Returns once the listener listens.
+    pub async fn start(url: &str, sink: Arc<dyn PushSignalSink>) -> Result<PgWakeup> {
+        let pool = PgPoolOptions::new()
+            .max_connections(NOTIFY_CONNECTIONS)
+            .connect(url)
+            .await
+            .map_err(backend("connect push notifier"))?;
+        let listener = listen(url).await.map_err(backend("listen for push signals"))?;
+        let task = tokio::spawn(run(url.to_owned(), listener, sink.clone()));
+        Ok(PgWakeup { pool, sink, listener: task })
+    }
+}
+
+async fn listen(url: &str) -> std::result::Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(PUSH_CHANNEL).await?;
+    Ok(listener)
+}
+
+/// The listener's life: hand over signals; after a lost connection (reconnected by the listener
+/// itself, or anew here with a growing pause) resync every connection.
+async fn run(url: String, mut listener: PgListener, sink: Arc<dyn PushSignalSink>) {
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                backoff = BACKOFF_FIRST;
+                match decode(notification.payload()) {
+                    Some(signal) => sink.dispatch(signal),
+                    None => tracing::warn!(target: "tessera::push", "unreadable push notification"),
+                }
+            }
+            Ok(None) => {
+                tracing::info!(target: "tessera::push", "push listener reconnected; resyncing");
+                sink.resync();
+            }
+            Err(err) => {
+                tracing::warn!(target: "tessera::push", error = %err, "push listener failed; listening again");
+                loop {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    match listen(&url).await {
+                        Ok(again) => {
+                            listener = again;
+                            break;
+                        }
+                        Err(err) => {
+                            tracing::warn!(target: "tessera::push", error = %err, "push listener cannot listen");
+                        }
+                    }
+                }
+                sink.resync();
+            }
+        }
+    }
+}
+
+/// A signal as a notification payload: the registration digest, and for a now-or-never message
+/// its frame and whether an idle device drops it.
+fn encode(signal: &PushSignal) -> String {
+    match signal {
+        PushSignal::Stored { registration } => json!({ "r": registration }).to_string(),
+        PushSignal::Now { registration, frame, hold_while_idle } => {
+            json!({ "r": registration, "f": frame, "h": hold_while_idle }).to_string()
+        }
+    }
+}
+
+fn decode(payload: &str) -> Option<PushSignal> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let registration = value.get("r")?.as_str()?.to_owned();
+    match value.get("f") {
+        None => Some(PushSignal::Stored { registration }),
+        Some(frame) => Some(PushSignal::Now {
+            registration,
+            frame: frame.as_str()?.to_owned(),
+            hold_while_idle: value.get("h")?.as_bool()?,
+        }),
+    }
+}
+
+#[async_trait::async_trait]
+impl Wakeup for PgWakeup {
+    async fn signal(&self, signal: &PushSignal) -> Result<()> {
+        let payload = encode(signal);
+        if payload.len() > MAX_PAYLOAD {
+            // Only a now-or-never frame can be this large; it is never stored, so it reaches the
+            // connections open on this node alone.
+            self.sink.dispatch(signal.clone());
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(PUSH_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map_err(backend("notify push signal"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_survive_the_payload() {
+        let signals = [
+            PushSignal::Stored { registration: "abc".to_owned() },
+            PushSignal::Now {
+                registration: "abc".to_owned(),
+                frame: r#"{"data":{"a":"\"1\""}}"#.to_owned(),
+                hold_while_idle: true,
+            },
+        ];
+        for signal in signals {
+            assert_eq!(decode(&encode(&signal)), Some(signal));
+        }
+        for bad in
+            ["", "[]", "{}", r#"{"r":1}"#, r#"{"r":"a","f":"x"}"#, r#"{"r":"a","f":1,"h":true}"#]
+        {
+            assert_eq!(decode(bad), None, "{bad}");
+        }
+    }
+}
