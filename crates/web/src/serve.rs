@@ -161,7 +161,12 @@ async fn connection(
             let _ = stop.wait_for(|stop| *stop).await;
         })
     };
-    let io = TokioIo::new(Watched { stream, activity: activity.clone(), stopped, _held: held });
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: activity.clone(),
+        stopped: Some(stopped),
+        _held: held,
+    });
     let service = hyper::service::service_fn({
         let activity = activity.clone();
         move |req: hyper::Request<Incoming>| {
@@ -341,7 +346,8 @@ impl Drop for InFlight {
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
-    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Resolves when the server stops; `None` once it has (a finished future is never polled again).
+    stopped: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     _held: Held,
 }
 
@@ -351,7 +357,7 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.activity.long_lived.load(Relaxed) && self.stopped.as_mut().poll(cx).is_ready() {
+        if self.long_lived_and_stopped(cx) {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
@@ -364,10 +370,19 @@ impl AsyncRead for Watched {
 }
 
 impl Watched {
-    /// Whether a long-lived connection's writes should fail: the server stops. A device that does
-    /// not read would otherwise hold its handler in a write, and the server's stop with it.
-    fn stopped_writing(&mut self, cx: &mut Context<'_>) -> bool {
-        self.activity.long_lived.load(Relaxed) && self.stopped.as_mut().poll(cx).is_ready()
+    /// Whether the connection is long-lived and the server stops: its reads then end and its
+    /// blocked writes fail. A device that does not read would otherwise hold its handler in a
+    /// write, and the server's stop with it.
+    fn long_lived_and_stopped(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.activity.long_lived.load(Relaxed) {
+            return false;
+        }
+        let Some(stopped) = self.stopped.as_mut() else { return true };
+        if stopped.as_mut().poll(cx).is_ready() {
+            self.stopped = None;
+            return true;
+        }
+        false
     }
 }
 
@@ -382,7 +397,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if res.is_pending() && self.stopped_writing(cx) {
+        if res.is_pending() && self.long_lived_and_stopped(cx) {
             return Poll::Ready(Err(server_stopped()));
         }
         res
@@ -394,7 +409,7 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        if res.is_pending() && self.stopped_writing(cx) {
+        if res.is_pending() && self.long_lived_and_stopped(cx) {
             return Poll::Ready(Err(server_stopped()));
         }
         res
@@ -406,7 +421,7 @@ impl AsyncWrite for Watched {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let res = Pin::new(&mut self.stream).poll_flush(cx);
-        if res.is_pending() && self.stopped_writing(cx) {
+        if res.is_pending() && self.long_lived_and_stopped(cx) {
             return Poll::Ready(Err(server_stopped()));
         }
         res
@@ -474,6 +489,40 @@ fn address_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Once the server stops, a long-lived socket reads end of stream every time it is read (the
+    /// stop future, finished, is not polled again), and an ordinary one is left alone.
+    #[tokio::test]
+    async fn a_stopped_long_lived_socket_reads_end_of_stream_again_and_again() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let (stop_tx, mut stop) = watch::channel(false);
+        let (done, _done_rx) = mpsc::channel(1);
+        let held = Held {
+            _permit: Arc::new(tokio::sync::Semaphore::new(1)).try_acquire_owned().unwrap(),
+            _slot: Arc::new(AddressCounts::default()).take(peer.ip(), 1).unwrap(),
+            _done: done,
+        };
+        let activity = Arc::new(Activity::new());
+        let mut socket = Watched {
+            stream,
+            activity: activity.clone(),
+            stopped: Some(Box::pin(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })),
+            _held: held,
+        };
+        activity.long_lived.store(true, Relaxed);
+        stop_tx.send(true).unwrap();
+        let mut buf = [0u8; 8];
+        for _ in 0..3 {
+            assert_eq!(socket.read(&mut buf).await.unwrap(), 0);
+        }
+        assert!(socket.stopped.is_none());
+    }
 
     #[test]
     fn addresses_are_counted_by_ipv4_address_or_ipv6_network() {
