@@ -17,6 +17,7 @@ use tessera_store::{
 use crate::caller::{self, Presented, RequestFacts};
 
 pub mod delivery;
+pub mod topics;
 use crate::credentials::{self, PushApiKeyData, PushRegistrationData};
 use crate::{Ctx, Result, projects};
 
@@ -41,6 +42,8 @@ pub struct PushPolicy {
     /// Non-collapsible messages stored per registration before they are replaced by one
     /// `deleted_messages` notice.
     pub max_non_collapsible: u32,
+    /// Topics one registration may be subscribed to (`TOO_MANY_TOPICS` beyond).
+    pub max_topics_per_registration: u32,
 }
 
 impl Default for PushPolicy {
@@ -50,6 +53,7 @@ impl Default for PushPolicy {
             device_per_minute: 120,
             max_collapse_keys: 4,
             max_non_collapsible: 100,
+            max_topics_per_registration: 2000,
         }
     }
 }
@@ -327,6 +331,7 @@ pub async fn unregister(ctx: &Ctx, device: &Device, app: &str) -> Result<()> {
         }
     }
     ctx.store.push().clear(&digest).await?;
+    ctx.store.push().unsubscribe_all(&digest).await?;
     Ok(())
 }
 
@@ -472,14 +477,23 @@ pub async fn send(
     for id in registration_ids {
         let outcome = match problem {
             Some(code) => Outcome::Failed(code),
-            None => send_one(ctx, sender, id, message).await?,
+            None => send_one(ctx, sender, id, message, None).await?,
         };
         outcomes.push(outcome);
     }
     Ok(outcomes)
 }
 
-async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Result<Outcome> {
+/// Sends `message` to one registration id: the one validator, the sender check, the quotas, then
+/// stored (or, with a time to live of 0, handed to open connections) and the device woken.
+/// `origin` is the device's `from` when it is not the sender id (a topic, `/topics/<name>`).
+pub(crate) async fn send_one(
+    ctx: &Ctx,
+    sender: &Sender,
+    id: &str,
+    message: &Message,
+    origin: Option<&str>,
+) -> Result<Outcome> {
     let policy = ctx.policy.push;
     let (record, registration) = match lookup(ctx, id).await? {
         Lookup::Live { record, data } => (*record, *data),
@@ -493,6 +507,7 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
         return Ok(Outcome::Failed(SendError::InvalidPackageName));
     }
     let message_id = message_id(ctx);
+    let shown_from = origin.unwrap_or(from);
     if message.dry_run {
         return Ok(Outcome::Accepted { message_id, canonical: None });
     }
@@ -507,7 +522,7 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
     }
     if message.ttl() == 0 {
         // Now or never: handed to the connections open right now, never stored.
-        let frame = delivery::message_frame(id, &message_id, &payload(from, message));
+        let frame = delivery::message_frame(id, &message_id, &payload(shown_from, message));
         let signal = PushSignal::Now {
             registration: digest,
             frame,
@@ -522,7 +537,7 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
         sender: from.clone(),
         kind: PushMessageKind::Message,
         collapse_key: message.collapse_key.clone(),
-        payload: payload(from, message),
+        payload: payload(shown_from, message),
         delay_while_idle: message.delay_while_idle,
         total_deleted: 0,
         created_at: ctx.now(),

@@ -1,14 +1,17 @@
-//! Push messaging over HTTP: device registration (`/c2dm/register3`), C2DM send (`/c2dm/send`)
-//! and GCM send (`/gcm/send`, JSON or plain text). Handlers extract, call `domain::push` and
-//! render the bodies `proto-push` writes.
+//! Push messaging over HTTP: device registration (`/c2dm/register3`), C2DM send (`/c2dm/send`),
+//! GCM send (`/gcm/send`, JSON or plain text, to ids or a topic) and topic subscriptions in the
+//! Instance ID API's form (`/iid/v1/<id>/rel/topics/<name>`, `/iid/v1:batchAdd`,
+//! `/iid/v1:batchRemove`). Handlers extract, call `domain::push` and render the bodies
+//! `proto-push` writes.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tessera_domain::caller::Presented;
+use tessera_domain::push::topics::{self, TopicError};
 use tessera_domain::push::{self, Api};
 use tessera_proto_push::{self as wire, Target};
 
@@ -20,6 +23,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/c2dm/register3", post(register))
         .route("/c2dm/send", post(c2dm_send))
         .route("/gcm/send", post(gcm_send))
+        .route("/iid/v1/{registration_id}/rel/topics/{topic}", post(iid_add))
+        .route("/iid/v1:batchAdd", post(iid_batch_add))
+        .route("/iid/v1:batchRemove", post(iid_batch_remove))
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -35,8 +41,12 @@ fn text(status: StatusCode, body: String) -> Response {
 }
 
 fn json(body: String) -> Response {
+    json_status(StatusCode::OK, body)
+}
+
+fn json_status(status: StatusCode, body: String) -> Response {
     (
-        StatusCode::OK,
+        status,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
@@ -158,9 +168,10 @@ async fn gcm_send(
     };
     let ids = match send.target {
         Target::Registrations(ids) => ids,
-        Target::Topic(_) => {
-            let bad = wire::BadRequest::InvalidTo("topics are not served yet".to_owned());
-            return Ok(text(StatusCode::BAD_REQUEST, bad.body()));
+        Target::Topic(topic) => {
+            let outcome =
+                topics::send(&state.ctx, &sender, &topic, &send.message, send.problem).await?;
+            return Ok(json(wire::gcm_topic_body(&outcome)));
         }
     };
     if !is_json && ids.is_empty() {
@@ -178,4 +189,89 @@ async fn gcm_send(
             .unwrap_or(wire::Outcome::Failed(wire::SendError::InternalServerError));
         Ok(text(StatusCode::OK, wire::gcm_text_body(&outcome)))
     }
+}
+
+/// An Instance ID error answer: `{"error":"<CODE>"}`.
+fn iid_error(status: StatusCode, code: &str) -> Response {
+    json_status(status, serde_json::json!({ "error": code }).to_string())
+}
+
+/// `POST /iid/v1/<registration id>/rel/topics/<name>`: subscribes one registration id. 200 `{}`;
+/// 400 `INVALID_ARGUMENT` for a bad topic name, 404 `NOT_FOUND` for an id the sender cannot
+/// send to, 400 `TOO_MANY_TOPICS` at the per-registration cap.
+async fn iid_add(
+    State(state): State<AppState>,
+    Path((registration_id, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Some(sender) = sender(&state, Api::Gcm, &headers).await? else {
+        return Ok(unauthorized());
+    };
+    Ok(match topics::subscribe(&state.ctx, &sender, &registration_id, &topic).await? {
+        Ok(()) => json("{}".to_owned()),
+        Err(TopicError::NotFound) => {
+            iid_error(StatusCode::NOT_FOUND, TopicError::NotFound.as_str())
+        }
+        Err(code) => iid_error(StatusCode::BAD_REQUEST, code.as_str()),
+    })
+}
+
+/// A batch body: `{"to":"/topics/<name>","registration_tokens":["…",…]}` (1..1000 ids).
+fn parse_batch(body: &[u8]) -> Option<(String, Vec<String>)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let topic = value.get("to")?.as_str()?.strip_prefix("/topics/")?.to_owned();
+    let ids = value.get("registration_tokens")?.as_array()?;
+    if ids.is_empty() || ids.len() > 1000 {
+        return None;
+    }
+    let ids = ids.iter().map(|it| it.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
+    Some((topic, ids))
+}
+
+async fn iid_batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    add: bool,
+) -> Result<Response, PageError> {
+    let Some(sender) = sender(state, Api::Gcm, headers).await? else {
+        return Ok(unauthorized());
+    };
+    let Some((topic, ids)) = parse_batch(body) else {
+        return Ok(iid_error(StatusCode::BAD_REQUEST, TopicError::InvalidArgument.as_str()));
+    };
+    if !wire::valid_topic(&topic) {
+        return Ok(iid_error(StatusCode::BAD_REQUEST, TopicError::InvalidArgument.as_str()));
+    }
+    let mut results = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let outcome = if add {
+            topics::subscribe(&state.ctx, &sender, id, &topic).await?
+        } else {
+            topics::unsubscribe(&state.ctx, &sender, id, &topic).await?
+        };
+        results.push(match outcome {
+            Ok(()) => serde_json::json!({}),
+            Err(code) => serde_json::json!({ "error": code.as_str() }),
+        });
+    }
+    Ok(json(serde_json::json!({ "results": results }).to_string()))
+}
+
+/// `POST /iid/v1:batchAdd`: one result per id in request order, `{}` or `{"error":"<CODE>"}`.
+async fn iid_batch_add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    iid_batch(&state, &headers, &body, true).await
+}
+
+/// `POST /iid/v1:batchRemove`: as `batchAdd`, unsubscribing.
+async fn iid_batch_remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    iid_batch(&state, &headers, &body, false).await
 }
