@@ -335,15 +335,24 @@ pub async fn unregister(ctx: &Ctx, device: &Device, app: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates an API key for `project_id`; the key is shown once, the store keeps its digest.
+/// Creates an API key for `project_id`; the key is shown once, the store keeps its digest. The
+/// key names the project's owner as its account, so the validator refuses it once that account
+/// is disabled or deleted.
 pub async fn create_api_key(ctx: &Ctx, project_id: &str, name: &str) -> Result<String> {
-    if ctx.store.projects().get(project_id).await?.is_none() {
+    let Some(project) = ctx.store.projects().get(project_id).await? else {
         return Err(crate::Error::NotFound);
+    };
+    let name = name.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(crate::Error::Invalid(
+            "An API key's name is at most 100 characters, on one line.".to_owned(),
+        ));
     }
     let (token, _) = ctx.new_token();
     let key = format!("{API_KEY_PREFIX}{token}");
     let digest = tessera_crypto::digest::token_digest(&key);
     let mut record = CredentialRecord::new(digest, CredentialKind::PushApiKey, ctx.now());
+    record.account_id = Some(project.owner_account_id);
     record.data = credentials::encode(&PushApiKeyData {
         project_id: project_id.to_owned(),
         name: name.to_owned(),
@@ -352,10 +361,121 @@ pub async fn create_api_key(ctx: &Ctx, project_id: &str, name: &str) -> Result<S
     Ok(key)
 }
 
+/// Creates an API key as [`create_api_key`] does, and records who did (console, CLI).
+pub async fn create_api_key_by(
+    ctx: &Ctx,
+    project_id: &str,
+    name: &str,
+    actor: &crate::audit::Actor,
+) -> Result<(ApiKeyInfo, String)> {
+    let key = create_api_key(ctx, project_id, name).await?;
+    let id = api_key_id(&tessera_crypto::digest::token_digest(&key));
+    crate::audit::record(
+        ctx,
+        "push.api_key.create",
+        None,
+        actor,
+        "",
+        serde_json::json!({ "project": project_id, "key": id }),
+    )
+    .await?;
+    let info = list_api_keys(ctx, project_id)
+        .await?
+        .into_iter()
+        .find(|it| it.id == id)
+        .ok_or(crate::Error::NotFound)?;
+    Ok((info, key))
+}
+
+/// A live API key as the console and the CLI list it; never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    /// The key's public id: the start of its digest, enough to name it for revocation.
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    /// When a send last used it (recorded at most every few minutes).
+    pub last_used_at: Option<i64>,
+}
+
+const API_KEY_ID_LEN: usize = 16;
+
+fn api_key_id(digest: &str) -> String {
+    digest.chars().take(API_KEY_ID_LEN).collect()
+}
+
+/// The project's live API keys, oldest first.
+pub async fn list_api_keys(ctx: &Ctx, project_id: &str) -> Result<Vec<ApiKeyInfo>> {
+    let Some(project) = ctx.store.projects().get(project_id).await? else {
+        return Err(crate::Error::NotFound);
+    };
+    let records = ctx
+        .store
+        .credentials()
+        .list_live_by_account(&project.owner_account_id, CredentialKind::PushApiKey, ctx.now())
+        .await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|record| {
+            let data: PushApiKeyData = credentials::data(&record);
+            (data.project_id == project_id).then(|| ApiKeyInfo {
+                id: api_key_id(&record.digest),
+                name: data.name,
+                created_at: record.created_at,
+                last_used_at: record.last_used_at,
+            })
+        })
+        .collect())
+}
+
+/// Revokes the project's live API key whose id is `key_id`; false when there is none.
+pub async fn revoke_api_key_by_id(
+    ctx: &Ctx,
+    project_id: &str,
+    key_id: &str,
+    actor: &crate::audit::Actor,
+) -> Result<bool> {
+    let Some(project) = ctx.store.projects().get(project_id).await? else {
+        return Err(crate::Error::NotFound);
+    };
+    if key_id.len() != API_KEY_ID_LEN {
+        return Ok(false);
+    }
+    let records = ctx
+        .store
+        .credentials()
+        .list_live_by_account(&project.owner_account_id, CredentialKind::PushApiKey, ctx.now())
+        .await?;
+    let Some(record) = records.into_iter().find(|record| {
+        credentials::data::<PushApiKeyData>(record).project_id == project_id
+            && api_key_id(&record.digest) == key_id
+    }) else {
+        return Ok(false);
+    };
+    let revoked = ctx.store.credentials().revoke(&record.digest, ctx.now()).await?;
+    if revoked {
+        crate::audit::record(
+            ctx,
+            "push.api_key.revoke",
+            None,
+            actor,
+            "",
+            serde_json::json!({ "project": project_id, "key": key_id }),
+        )
+        .await?;
+    }
+    Ok(revoked)
+}
+
 /// Revokes an API key; false when it was not live.
 pub async fn revoke_api_key(ctx: &Ctx, key: &str) -> Result<bool> {
     let digest = tessera_crypto::digest::token_digest(key);
-    Ok(ctx.store.credentials().revoke(&digest, ctx.now()).await?)
+    match ctx.store.credentials().find_live(&digest, ctx.now()).await? {
+        Some(record) if record.kind == CredentialKind::PushApiKey => {
+            Ok(ctx.store.credentials().revoke(&digest, ctx.now()).await?)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Which wire API a sender speaks: C2DM accepts ClientLogin `ac2dm` tokens and OAuth 2.0 tokens,
@@ -390,6 +510,13 @@ pub async fn authenticate_sender(
             let data: PushApiKeyData = credentials::data(&valid.record);
             if ctx.store.projects().get(&data.project_id).await?.is_none() {
                 return Ok(None);
+            }
+            let stale = valid
+                .record
+                .last_used_at
+                .is_none_or(|at| ctx.now() - at >= crate::grants::TOUCH_AFTER_SECS);
+            if stale {
+                ctx.store.credentials().touch(&valid.record.digest, ctx.now()).await?;
             }
             return Ok(Some(Sender {
                 quota_key: format!("project:{}", data.project_id),
