@@ -30,7 +30,7 @@ pub const C2DM_SERVICE: &str = "ac2dm";
 /// The OAuth 2.0 scope a sender's `Bearer` token must cover.
 pub const PUSH_SCOPE: &str = "https://android.apis.google.com/c2dm";
 
-/// Quotas and storage limits a deployment may tune.
+/// Quotas and storage limits a deployment may tune (`[push]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PushPolicy {
     /// Messages one sender may send per minute (`QuotaExceeded` beyond); 0: no limit.
@@ -44,6 +44,13 @@ pub struct PushPolicy {
     pub max_non_collapsible: u32,
     /// Topics one registration may be subscribed to (`TOO_MANY_TOPICS` beyond).
     pub max_topics_per_registration: u32,
+    /// First registrations without a credential (each makes a new install) one client address
+    /// (IPv4, or IPv6 /64) may make per minute (`QUOTA_EXCEEDED` beyond); 0: no limit.
+    pub new_installs_per_minute: u32,
+    /// The `Retry-After` (seconds) of a 503 answered when the store fails or is overloaded.
+    pub retry_after_secs: u32,
+    /// The delivery connections' limits.
+    pub delivery: delivery::DeliveryPolicy,
 }
 
 impl Default for PushPolicy {
@@ -54,6 +61,9 @@ impl Default for PushPolicy {
             max_collapse_keys: 4,
             max_non_collapsible: 100,
             max_topics_per_registration: 2000,
+            new_installs_per_minute: 30,
+            retry_after_secs: 10,
+            delivery: delivery::DeliveryPolicy::default(),
         }
     }
 }
@@ -208,6 +218,25 @@ pub(crate) async fn lookup(ctx: &Ctx, id: &str) -> Result<Lookup> {
         }
     }
     Ok(Lookup::Live { record: Box::new(valid.record), data: Box::new(data) })
+}
+
+/// The window of [`PushPolicy::new_installs_per_minute`], in seconds.
+pub const NEW_INSTALL_WINDOW_SECS: i64 = 60;
+
+/// Counts a first registration without a credential from `ip` (its IPv6 /64 for IPv6) and
+/// answers whether it is within [`PushPolicy::new_installs_per_minute`]. Counted before the
+/// install is made, in one atomic counter, so a parallel burst gets exactly the limit.
+pub async fn new_install_allowed(ctx: &Ctx, ip: &str) -> Result<bool> {
+    let limit = ctx.policy.push.new_installs_per_minute;
+    if limit == 0 {
+        return Ok(true);
+    }
+    let address = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(_)) => crate::password::network_of(ip),
+        _ => ip.to_owned(),
+    };
+    let key = format!("push:install:{address}");
+    Ok(ctx.store.counters().hit(&key, NEW_INSTALL_WINDOW_SECS, ctx.now()).await? <= limit)
 }
 
 /// A first registration from a device without a credential: hands out an install credential for

@@ -17,15 +17,74 @@ use tessera_proto_push::{self as wire, Target};
 
 use crate::AppState;
 use crate::error::PageError;
+use crate::pages::Client;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/c2dm/register3", post(register))
-        .route("/c2dm/send", post(c2dm_send))
-        .route("/gcm/send", post(gcm_send))
-        .route("/iid/v1/{registration_id}/rel/topics/{topic}", post(iid_add))
-        .route("/iid/v1:batchAdd", post(iid_batch_add))
-        .route("/iid/v1:batchRemove", post(iid_batch_remove))
+        .route(
+            "/c2dm/register3",
+            post(|State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes| async move {
+                or_unavailable(&state, register(&state, &client, &headers, &body).await)
+            }),
+        )
+        .route(
+            "/c2dm/send",
+            post(|State(state): State<AppState>, headers: HeaderMap, body: Bytes| async move {
+                or_unavailable(&state, c2dm_send(&state, &headers, &body).await)
+            }),
+        )
+        .route(
+            "/gcm/send",
+            post(|State(state): State<AppState>, headers: HeaderMap, body: Bytes| async move {
+                or_unavailable(&state, gcm_send(&state, &headers, &body).await)
+            }),
+        )
+        .route(
+            "/iid/v1/{registration_id}/rel/topics/{topic}",
+            post(
+                |State(state): State<AppState>,
+                 Path((id, topic)): Path<(String, String)>,
+                 headers: HeaderMap| async move {
+                    or_unavailable(&state, iid_add(&state, &id, &topic, &headers).await)
+                },
+            ),
+        )
+        .route(
+            "/iid/v1:batchAdd",
+            post(|State(state): State<AppState>, headers: HeaderMap, body: Bytes| async move {
+                or_unavailable(&state, iid_batch(&state, &headers, &body, true).await)
+            }),
+        )
+        .route(
+            "/iid/v1:batchRemove",
+            post(|State(state): State<AppState>, headers: HeaderMap, body: Bytes| async move {
+                or_unavailable(&state, iid_batch(&state, &headers, &body, false).await)
+            }),
+        )
+}
+
+/// A push endpoint's failure on our side (the store failed or is overloaded) is a 503 with a
+/// numeric `Retry-After` (seconds) and an empty body, which every sender library backs off on;
+/// the detail stays attached for the log. Other errors are answered as they are.
+fn or_unavailable(state: &AppState, res: Result<Response, PageError>) -> Response {
+    let res = match res {
+        Ok(res) => return res,
+        Err(err) => err.into_response(),
+    };
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, _) = res.into_parts();
+    parts.status = StatusCode::SERVICE_UNAVAILABLE;
+    parts.headers.clear();
+    parts
+        .headers
+        .insert(header::RETRY_AFTER, HeaderValue::from(state.ctx.policy.push.retry_after_secs));
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Response::from_parts(parts, axum::body::Body::empty())
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -69,12 +128,13 @@ fn unauthorized() -> Response {
 pub(crate) const INSTALL_CREDENTIAL_HEADER: &str = "x-install-credential";
 
 async fn register(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    state: &AppState,
+    client: &Client,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, PageError> {
     let ctx = &state.ctx;
-    let request = match wire::parse_register(&wire::urlencoded_pairs(&body)) {
+    let request = match wire::parse_register(&wire::urlencoded_pairs(body)) {
         Ok(request) => request,
         Err(code) => return Ok(text(StatusCode::OK, wire::register_error_body(code))),
     };
@@ -82,8 +142,8 @@ async fn register(
         let code = wire::RegisterError::AuthenticationFailed;
         text(StatusCode::OK, wire::register_error_body(code))
     };
-    let presented = crate::caller::presented(&headers);
-    let secret = match (&presented, crate::caller::authorization(&headers)) {
+    let presented = crate::caller::presented(headers);
+    let secret = match (&presented, crate::caller::authorization(headers)) {
         (None, None) => None,
         (Some(Presented::AidLogin { device, secret }), _) if *device == request.device => {
             Some(secret.as_str()).filter(|it| !it.is_empty())
@@ -91,7 +151,16 @@ async fn register(
         _ => return Ok(refused()),
     };
     let Some(secret) = secret else {
-        // A device without a credential: its first registration hands it one.
+        // A device without a credential: its first registration hands it one, within the
+        // per-address limit.
+        if !push::new_install_allowed(ctx, &client.0.ip).await? {
+            let code = wire::RegisterError::QuotaExceeded;
+            let mut response = text(StatusCode::OK, wire::register_error_body(code));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(push::NEW_INSTALL_WINDOW_SECS));
+            return Ok(response);
+        }
         return Ok(match push::register_new_install(ctx, &request).await? {
             Ok((id, credential)) => {
                 let mut response = text(StatusCode::OK, wire::register_body(&id));
@@ -123,14 +192,14 @@ async fn sender(
 }
 
 async fn c2dm_send(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, PageError> {
-    let Some(sender) = sender(&state, Api::C2dm, &headers).await? else {
+    let Some(sender) = sender(state, Api::C2dm, headers).await? else {
         return Ok(unauthorized());
     };
-    let (id, message) = match wire::parse_c2dm_send(&wire::urlencoded_pairs(&body)) {
+    let (id, message) = match wire::parse_c2dm_send(&wire::urlencoded_pairs(body)) {
         Ok(parsed) => parsed,
         Err(Ok(code)) => {
             return Ok(text(StatusCode::OK, wire::c2dm_body(&wire::Outcome::Failed(code))));
@@ -146,11 +215,11 @@ async fn c2dm_send(
 }
 
 async fn gcm_send(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, PageError> {
-    let Some(sender) = sender(&state, Api::Gcm, &headers).await? else {
+    let Some(sender) = sender(state, Api::Gcm, headers).await? else {
         return Ok(unauthorized());
     };
     let is_json = headers
@@ -158,9 +227,9 @@ async fn gcm_send(
         .and_then(|it| it.to_str().ok())
         .is_some_and(|it| it.trim_start().to_ascii_lowercase().starts_with("application/json"));
     let parsed = if is_json {
-        wire::parse_gcm_json(&body)
+        wire::parse_gcm_json(body)
     } else {
-        wire::parse_gcm_form(&wire::urlencoded_pairs(&body))
+        wire::parse_gcm_form(&wire::urlencoded_pairs(body))
     };
     let send = match parsed {
         Ok(send) => send,
@@ -200,14 +269,15 @@ fn iid_error(status: StatusCode, code: &str) -> Response {
 /// 400 `INVALID_ARGUMENT` for a bad topic name, 404 `NOT_FOUND` for an id the sender cannot
 /// send to, 400 `TOO_MANY_TOPICS` at the per-registration cap.
 async fn iid_add(
-    State(state): State<AppState>,
-    Path((registration_id, topic)): Path<(String, String)>,
-    headers: HeaderMap,
+    state: &AppState,
+    registration_id: &str,
+    topic: &str,
+    headers: &HeaderMap,
 ) -> Result<Response, PageError> {
-    let Some(sender) = sender(&state, Api::Gcm, &headers).await? else {
+    let Some(sender) = sender(state, Api::Gcm, headers).await? else {
         return Ok(unauthorized());
     };
-    Ok(match topics::subscribe(&state.ctx, &sender, &registration_id, &topic).await? {
+    Ok(match topics::subscribe(&state.ctx, &sender, registration_id, topic).await? {
         Ok(()) => json("{}".to_owned()),
         Err(TopicError::NotFound) => {
             iid_error(StatusCode::NOT_FOUND, TopicError::NotFound.as_str())
@@ -228,6 +298,8 @@ fn parse_batch(body: &[u8]) -> Option<(String, Vec<String>)> {
     Some((topic, ids))
 }
 
+/// `POST /iid/v1:batchAdd` (`add`) and `/iid/v1:batchRemove`: one result per id in request
+/// order, `{}` or `{"error":"<CODE>"}`.
 async fn iid_batch(
     state: &AppState,
     headers: &HeaderMap,
@@ -256,22 +328,4 @@ async fn iid_batch(
         });
     }
     Ok(json(serde_json::json!({ "results": results }).to_string()))
-}
-
-/// `POST /iid/v1:batchAdd`: one result per id in request order, `{}` or `{"error":"<CODE>"}`.
-async fn iid_batch_add(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    iid_batch(&state, &headers, &body, true).await
-}
-
-/// `POST /iid/v1:batchRemove`: as `batchAdd`, unsubscribing.
-async fn iid_batch_remove(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    iid_batch(&state, &headers, &body, false).await
 }

@@ -26,6 +26,7 @@ mod openid2;
 mod ops;
 mod push;
 mod push_keys;
+mod push_limits;
 mod push_matrix;
 mod push_topics;
 mod robustness;
