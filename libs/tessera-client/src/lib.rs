@@ -1,4 +1,4 @@
-//! Client library for the tessera accounts service: ID tokens, OAuth 2.0, AuthSub, ClientLogin and a resource-server layer.
+//! Client library for the tessera accounts service: ID tokens, OAuth 2.0, AuthSub, ClientLogin, a push sender and a resource-server layer.
 #![doc = include_str!("lib.md")]
 #![deny(missing_docs)]
 
@@ -12,6 +12,7 @@ pub mod id_token;
 pub mod layer;
 pub mod oauth1;
 pub mod oauth2;
+pub mod push_sender;
 mod secret;
 pub mod sso;
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_seed;
+mod push_send;
 mod token;
 
 use std::path::PathBuf;
@@ -52,6 +53,15 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Check tokens the way a back-end does.
     Token(token::TokenArgs),
+    /// Push messaging tools.
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PushCommand {
+    /// Send a GCM message to registration ids or a topic, as an application server does.
+    Send(push_send::SendArgs),
 }
 
 /// Loads the configuration: defaults, file, environment, then flags.
@@ -148,6 +158,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let config = load_config(&args, None, None)?;
             token::run(&config.public_url, token_args).await
         }
+        Command::Push(PushCommand::Send(send_args)) => push_send::run(send_args).await,
         Command::Admin(admin_args) => {
             let config = load_config(&args, None, None)?;
             admin::run(&config, admin_args).await

@@ -28,6 +28,7 @@ mod push;
 mod push_keys;
 mod push_limits;
 mod push_matrix;
+mod push_sender;
 mod push_topics;
 mod robustness;
 mod signin;

@@ -4,7 +4,7 @@
 //! when the store fails; the `[push]` configuration reaching the server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tessera_store::{Store, StoreError, Timestamp};
 
@@ -175,17 +175,18 @@ async fn collapse_keys_time_to_live_and_the_100_message_cap_follow_the_clock() {
     assert_eq!(notice["total_deleted"], "102");
 }
 
-/// A store whose counters fail while `failing` is set, as when the database is unreachable or
-/// its pool is exhausted.
+/// A store whose counters fail (the next `failures_left` counts), as when the database is
+/// unreachable or its pool is exhausted.
 pub(crate) struct Flaky {
     inner: Arc<dyn Store>,
-    failing: AtomicBool,
+    failures_left: AtomicU32,
 }
 
 #[async_trait::async_trait]
 impl tessera_store::CounterStore for Flaky {
     async fn hit(&self, key: &str, window: i64, now: Timestamp) -> tessera_store::Result<u32> {
-        if self.failing.load(Ordering::SeqCst) {
+        let take = |left: u32| left.checked_sub(1);
+        if self.failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, take).is_ok() {
             return Err(StoreError::Backend("pool timed out while waiting".to_owned()));
         }
         self.inner.counters().hit(key, window, now).await
@@ -259,15 +260,21 @@ pub(crate) async fn flaky_fixture(
     edit(&mut raw);
     let config = raw.validate().unwrap();
     let inner: Arc<dyn Store> = Arc::new(tessera::open_store(&config).await.unwrap());
-    let flaky = Arc::new(Flaky { inner, failing: AtomicBool::new(false) });
+    let flaky = Arc::new(Flaky { inner, failures_left: AtomicU32::new(0) });
     let opts = tessera::StartOptions { store: Some(flaky.clone()), ..Default::default() };
     let env = TestEnv::start_raw(raw, dir, opts).await;
     (fixture_on(env).await, flaky)
 }
 
 impl Flaky {
+    /// Fails every counter from now on (`true`) or none (`false`).
     pub(crate) fn fail(&self, on: bool) {
-        self.failing.store(on, Ordering::SeqCst);
+        self.fail_next(if on { u32::MAX } else { 0 });
+    }
+
+    /// Fails the next `n` counter hits.
+    pub(crate) fn fail_next(&self, n: u32) {
+        self.failures_left.store(n, Ordering::SeqCst);
     }
 }
 
