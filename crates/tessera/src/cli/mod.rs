@@ -301,6 +301,8 @@ fn print_welcome(config: &Config, server: &Server) {
         );
         println!("  devices, and \"Sign out everywhere\": {base}/account");
         println!();
+        print_demo_push(base, &demo.push);
+        println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
         );
@@ -312,6 +314,25 @@ fn print_welcome(config: &Config, server: &Server) {
             config.data_dir.display()
         );
     }
+}
+
+fn print_demo_push(base: &str, push: &tessera::demo::DemoPush) {
+    println!("Push messaging (C2DM/GCM) as sender id {}:", push.sender_id);
+    let (Some(key), Some(device)) = (&push.api_key, &push.device) else {
+        println!(
+            "  the API key and the demo device were shown when the demo was first seeded (create a key in the console)"
+        );
+        return;
+    };
+    println!("  API key (shown this once): {key}");
+    println!(
+        "  curl -H 'Authorization: key={key}' -H 'Content-Type: application/json' -d '{{\"to\":\"{}\",\"data\":{{\"hello\":\"world\"}}}}' {base}/gcm/send",
+        device.registration_id
+    );
+    println!(
+        "  tessera push listen --server {base} --device {} --credential {} --registration {}",
+        device.id, device.credential, device.registration_id
+    );
 }
 
 fn percent_encode(text: &str) -> String {

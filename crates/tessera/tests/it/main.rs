@@ -25,6 +25,7 @@ mod oauth2;
 mod openid2;
 mod ops;
 mod push;
+mod push_demo;
 mod push_interop;
 mod push_keys;
 mod push_limits;
