@@ -378,3 +378,40 @@ fn the_push_section_configures_quotas_and_delivery_and_is_checked() {
         assert!(err.contains(key), "{err}");
     }
 }
+
+/// Malformed and oversize input gets its exact answer and stores nothing.
+#[tokio::test]
+async fn malformed_json_oversize_payloads_and_unknown_ids_are_answered_exactly() {
+    let f = fixture().await;
+    let env = &f.env;
+    let (id, _) = register(env, "com.example.a", &f.project).await;
+    for bad in ["{", "[]", "\"x\"", r#"{"registration_ids":"x"}"#, r#"{"to":1}"#, "{}"] {
+        let (status, body) = post_json(env, "/gcm/send", &f.auth, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.ends_with('\n') && body.lines().count() == 1, "{bad}: {body:?}");
+    }
+    let big = "x".repeat(4097);
+    let body = format!(r#"{{"registration_ids":["{id}","APA91bnope"],"data":{{"k":"{big}"}}}}"#);
+    let (status, text) = post_json(env, "/gcm/send", &f.auth, &body).await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["failure"], 2, "a message-level problem is every recipient's: {text}");
+    assert_eq!(json["results"][0]["error"], "MessageTooBig");
+    let body = format!(r#"{{"to":"/topics/news","data":{{"k":"{big}"}}}}"#);
+    assert_eq!(
+        post_json(env, "/gcm/send", &f.auth, &body).await,
+        (200, r#"{"error":"MessageTooBig"}"#.to_owned())
+    );
+    // A body beyond the server's request limit is refused before it is read.
+    let huge = format!(r#"{{"to":"{id}","data":{{"k":"{}"}}}}"#, "x".repeat(70 * 1024));
+    assert_eq!(post_json(env, "/gcm/send", &f.auth, &huge).await.0, 413);
+    let (status, text) =
+        post_json(env, "/gcm/send", &f.auth, r#"{"registration_ids":["APA91bnope","junk",""]}"#)
+            .await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let errors: Vec<_> =
+        json["results"].as_array().unwrap().iter().map(|it| it["error"].clone()).collect();
+    assert_eq!(errors, ["InvalidRegistration", "InvalidRegistration", "InvalidRegistration"]);
+    assert!(tessera_domain::push::pending(env.ctx(), &id, 10).await.unwrap().is_empty());
+}
