@@ -194,30 +194,67 @@ pub(crate) enum Lookup {
 /// Looks a registration id up through the one validator: its device grant (master-token devices)
 /// is checked with it, and an install device's credential must still be live.
 pub(crate) async fn lookup(ctx: &Ctx, id: &str) -> Result<Lookup> {
-    if !id.starts_with(REGISTRATION_PREFIX) || id.len() > 256 {
-        return Ok(Lookup::Unknown);
+    Ok(lookup_many(ctx, std::slice::from_ref(&id.to_owned()))
+        .await?
+        .pop()
+        .unwrap_or(Lookup::Unknown))
+}
+
+/// [`lookup`] for many ids (a multicast's recipients): the registrations are read in one
+/// statement per 1000 through [`credentials::find_valid_many`], and the install credentials of
+/// the install devices among them in one more. One answer per id, in order.
+pub(crate) async fn lookup_many(ctx: &Ctx, ids: &[String]) -> Result<Vec<Lookup>> {
+    let shaped = |id: &String| id.starts_with(REGISTRATION_PREFIX) && id.len() <= 256;
+    let candidates: Vec<String> = ids.iter().filter(|id| shaped(id)).cloned().collect();
+    let mut valid =
+        credentials::find_valid_many(ctx, &candidates, &[CredentialKind::PushRegistration])
+            .await?
+            .into_iter();
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        found.push(if shaped(id) { valid.next().flatten() } else { None });
     }
-    let Some(valid) = credentials::find_valid(ctx, id, &[CredentialKind::PushRegistration]).await?
-    else {
-        let digest = tessera_crypto::digest::token_digest(id);
-        return Ok(match ctx.store.credentials().get(&digest).await? {
-            Some(record) if record.kind == CredentialKind::PushRegistration => {
-                Lookup::NotRegistered
+    let registrations: Vec<Option<PushRegistrationData>> =
+        found.iter().map(|it| it.as_ref().map(|valid| credentials::data(&valid.record))).collect();
+    let installs: Vec<String> = registrations
+        .iter()
+        .flatten()
+        .filter(|data| data.registered && !data.install.is_empty())
+        .map(|data| data.install.clone())
+        .collect();
+    let live_installs: std::collections::HashSet<String> = ctx
+        .store
+        .credentials()
+        .find_live_tokens(&installs, ctx.now())
+        .await?
+        .into_iter()
+        .filter(|it| it.credential.kind == CredentialKind::PushInstall)
+        .map(|it| it.credential.digest)
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for ((id, valid), data) in ids.iter().zip(found).zip(registrations) {
+        let (Some(valid), Some(data)) = (valid, data) else {
+            if !shaped(id) {
+                out.push(Lookup::Unknown);
+                continue;
             }
-            _ => Lookup::Unknown,
-        });
-    };
-    let data: PushRegistrationData = credentials::data(&valid.record);
-    if !data.registered {
-        return Ok(Lookup::NotRegistered);
-    }
-    if !data.install.is_empty() {
-        let live = ctx.store.credentials().find_live(&data.install, ctx.now()).await?;
-        if live.is_none_or(|it| it.kind != CredentialKind::PushInstall) {
-            return Ok(Lookup::NotRegistered);
+            let digest = tessera_crypto::digest::token_digest(id);
+            out.push(match ctx.store.credentials().get(&digest).await? {
+                Some(record) if record.kind == CredentialKind::PushRegistration => {
+                    Lookup::NotRegistered
+                }
+                _ => Lookup::Unknown,
+            });
+            continue;
+        };
+        if !data.registered || (!data.install.is_empty() && !live_installs.contains(&data.install))
+        {
+            out.push(Lookup::NotRegistered);
+            continue;
         }
+        out.push(Lookup::Live { record: Box::new(valid.record), data: Box::new(data) });
     }
-    Ok(Lookup::Live { record: Box::new(valid.record), data: Box::new(data) })
+    Ok(out)
 }
 
 /// The window of [`PushPolicy::new_installs_per_minute`], in seconds.
@@ -629,13 +666,13 @@ pub async fn send(
     message: &Message,
     problem: Option<SendError>,
 ) -> Result<Vec<Outcome>> {
+    if let Some(code) = problem {
+        return Ok(vec![Outcome::Failed(code); registration_ids.len()]);
+    }
+    let found = lookup_many(ctx, registration_ids).await?;
     let mut outcomes = Vec::with_capacity(registration_ids.len());
-    for id in registration_ids {
-        let outcome = match problem {
-            Some(code) => Outcome::Failed(code),
-            None => send_one(ctx, sender, id, message, None).await?,
-        };
-        outcomes.push(outcome);
+    for (id, found) in registration_ids.iter().zip(found) {
+        outcomes.push(deliver(ctx, sender, id, found, message, None).await?);
     }
     Ok(outcomes)
 }
@@ -650,8 +687,21 @@ pub(crate) async fn send_one(
     message: &Message,
     origin: Option<&str>,
 ) -> Result<Outcome> {
+    let found = lookup(ctx, id).await?;
+    deliver(ctx, sender, id, found, message, origin).await
+}
+
+/// [`send_one`] once the id is looked up.
+async fn deliver(
+    ctx: &Ctx,
+    sender: &Sender,
+    id: &str,
+    found: Lookup,
+    message: &Message,
+    origin: Option<&str>,
+) -> Result<Outcome> {
     let policy = ctx.policy.push;
-    let (record, registration) = match lookup(ctx, id).await? {
+    let (record, registration) = match found {
         Lookup::Live { record, data } => (*record, *data),
         Lookup::NotRegistered => return Ok(Outcome::Failed(SendError::NotRegistered)),
         Lookup::Unknown => return Ok(Outcome::Failed(SendError::InvalidRegistration)),
@@ -933,6 +983,40 @@ mod tests {
         );
         let sent = send(&t.ctx, &sender, &[id], &message, None).await.expect("send");
         assert_eq!(sent, [Outcome::Failed(SendError::NotRegistered)]);
+    }
+
+    /// A multicast's recipients are read together and answered each by the validator's rules,
+    /// in request order, duplicates included.
+    #[tokio::test]
+    async fn a_multicast_reads_its_recipients_together_and_answers_each_in_order() {
+        let t = TestCtx::new().await;
+        let sender_id = project(&t).await;
+        let mut made = Vec::new();
+        for app in ["com.example.a", "com.example.b", "com.example.c"] {
+            let request = request(app, "5", &[&sender_id]);
+            made.push(register_new_install(&t.ctx, &request).await.expect("register").expect("ok"));
+        }
+        let [(live, _), (revoked, install), (gone, gone_install)] =
+            <[(String, String); 3]>::try_from(made).expect("three");
+        assert!(revoke_install(&t.ctx, &install).await.expect("revoke"));
+        let device = authenticate_device(&t.ctx, "5", &gone_install).await.expect("auth");
+        unregister(&t.ctx, &device.expect("device"), "com.example.c").await.expect("unregister");
+        let sender = api_sender(&t, &sender_id).await;
+        let ids = [&live, &revoked, "junk", &live, &gone, "APA91bnope", ""].map(str::to_owned);
+        let outcomes = send(&t.ctx, &sender, &ids, &Message::default(), None).await.expect("send");
+        let codes: Vec<Option<SendError>> = outcomes
+            .iter()
+            .map(|it| match it {
+                Outcome::Failed(code) => Some(*code),
+                Outcome::Accepted { .. } => None,
+            })
+            .collect();
+        use SendError::{InvalidRegistration as Invalid, NotRegistered as Gone};
+        assert_eq!(
+            codes,
+            [None, Some(Gone), Some(Invalid), None, Some(Gone), Some(Invalid), Some(Invalid)]
+        );
+        assert_eq!(pending(&t.ctx, &live, 10).await.expect("pending").len(), 2);
     }
 
     #[tokio::test]

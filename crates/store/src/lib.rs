@@ -175,6 +175,19 @@ pub trait CredentialStore: Send + Sync {
     /// its client, its account), read in one statement: token validation's hot path.
     async fn find_live_token(&self, digest: &str, now: Timestamp)
     -> Result<Option<LiveCredential>>;
+    /// [`CredentialStore::find_live_token`] for many digests at once (a multicast's recipients):
+    /// the live ones, in any order, read in one statement per batch of at most 1000.
+    async fn find_live_tokens(
+        &self,
+        digests: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<LiveCredential>> {
+        let mut found = Vec::new();
+        for digest in digests {
+            found.extend(self.find_live_token(digest, now).await?);
+        }
+        Ok(found)
+    }
     /// The credential whatever its state (consumed, revoked, expired): replay detection asks
     /// which grant a spent code or refresh token belonged to.
     async fn get(&self, digest: &str) -> Result<Option<CredentialRecord>>;

@@ -93,6 +93,7 @@ macro_rules! conformance_tests {
             counters_concurrent_hits,
             credential_transition_moves_the_state_once,
             credential_transition_race_50,
+            credential_find_live_tokens_reads_many,
             heartbeat_writes_and_kek_check_is_set_once,
             push_collapse_key_replaces_and_keys_are_capped,
             push_overflow_leaves_one_notice,
@@ -1412,6 +1413,40 @@ pub async fn credential_find_live_token_reads_grant_client_and_account(store: Ar
     seed_credential(store.as_ref(), &late).await;
     let found = credentials.find_live_token("tok-late", NOW + 5).await.expect("find").expect("row");
     assert!(found.grant_revoked, "a token of a revoked grant says so");
+}
+
+/// `find_live_tokens` answers exactly what `find_live_token` answers for each digest, for more
+/// digests than one statement takes.
+pub async fn credential_find_live_tokens_reads_many(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    let user = seed_account(store.as_ref(), "acct-many").await;
+    let live_grant =
+        store.grants().upsert(&grant("grant-m", "acct-many", "client-m", "oauth2", "")).await;
+    let live_grant = live_grant.expect("grant");
+    let mut digests = Vec::new();
+    for i in 0..1005 {
+        digests.push(format!("many-{i:04}"));
+    }
+    for (i, ttl) in [(0, 3600), (999, 3600), (1000, 3600), (1004, 3600), (7, 1)] {
+        let mut record = credential(&digests[i], CredentialKind::PushRegistration, NOW, ttl);
+        record.account_id = Some(user.id.clone());
+        record.grant_id = Some(live_grant.id.clone());
+        seed_credential(store.as_ref(), &record).await;
+    }
+    credentials.revoke(&digests[1004], NOW).await.expect("revoke");
+    let found = credentials.find_live_tokens(&digests, NOW + 2).await.expect("find many");
+    let mut one_by_one = Vec::new();
+    for digest in &digests {
+        one_by_one.extend(credentials.find_live_token(digest, NOW + 2).await.expect("find one"));
+    }
+    let key = |it: &crate::LiveCredential| it.credential.digest.clone();
+    let mut found_sorted = found.clone();
+    found_sorted.sort_by_key(key);
+    assert_eq!(found_sorted, one_by_one);
+    let names: Vec<_> = found_sorted.iter().map(key).collect();
+    assert_eq!(names, ["many-0000", "many-0999", "many-1000"], "expired and revoked are not live");
+    assert!(found.iter().all(|it| it.account.as_ref() == Some(&user) && !it.grant_revoked));
+    assert!(credentials.find_live_tokens(&[], NOW).await.expect("none").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,9 +23,14 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/c2dm/register3",
-            post(|State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes| async move {
-                or_unavailable(&state, register(&state, &client, &headers, &body).await)
-            }),
+            post(
+                |State(state): State<AppState>,
+                 client: Client,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    or_unavailable(&state, register(&state, &client, &headers, &body).await)
+                },
+            ),
         )
         .route(
             "/c2dm/send",
