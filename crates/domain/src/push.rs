@@ -677,22 +677,11 @@ pub async fn send(
     Ok(outcomes)
 }
 
-/// Sends `message` to one registration id: the one validator, the sender check, the quotas, then
-/// stored (or, with a time to live of 0, handed to open connections) and the device woken.
-/// `origin` is the device's `from` when it is not the sender id (a topic, `/topics/<name>`).
-pub(crate) async fn send_one(
-    ctx: &Ctx,
-    sender: &Sender,
-    id: &str,
-    message: &Message,
-    origin: Option<&str>,
-) -> Result<Outcome> {
-    let found = lookup(ctx, id).await?;
-    deliver(ctx, sender, id, found, message, origin).await
-}
-
-/// [`send_one`] once the id is looked up.
-async fn deliver(
+/// Sends `message` to one registration id once it is looked up (through the one validator):
+/// the sender check, the quotas, then stored (or, with a time to live of 0, handed to open
+/// connections) and the device woken. `origin` is the device's `from` when it is not the sender
+/// id (a topic, `/topics/<name>`).
+pub(crate) async fn deliver(
     ctx: &Ctx,
     sender: &Sender,
     id: &str,

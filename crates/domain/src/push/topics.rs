@@ -1,6 +1,7 @@
 //! Topics: a sender subscribes a registration id to `/topics/<name>` of its project (the Instance
 //! ID API's relation maps), and a send to the topic fans out to every subscribed registration
-//! through the ordinary send path ([`super::send_one`]): the one validator, the quotas, the
+//! through the ordinary send path (a page of subscribers read together by
+//! [`super::lookup_many`], then [`super::deliver`] each): the one validator, the quotas, the
 //! per-registration storage limits and the wake-up, exactly as a send to that id.
 //!
 //! A subscription row keeps the registration id's digest and the id sealed under the
@@ -12,6 +13,7 @@ use tessera_proto_push::{self as wire, Message, Outcome, SendError};
 use tessera_store::{PushTopicRecord, Subscribed};
 
 use super::{Lookup, Sender, lookup};
+
 use crate::{Ctx, Result};
 
 /// Why a subscription change was refused, with the Instance ID API's codes.
@@ -135,12 +137,20 @@ pub async fn send(
             let page = ctx.store.push().subscribers(project_id, topic, &after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.registration.clone();
-            for subscription in page {
-                let Some(id) = open(ctx, &subscription) else {
-                    tracing::warn!(topic, "a topic subscription does not open; skipped");
-                    continue;
-                };
-                match super::send_one(ctx, sender, &id, message, Some(&from)).await? {
+            let opened: Vec<(PushTopicRecord, String)> = page
+                .into_iter()
+                .filter_map(|subscription| match open(ctx, &subscription) {
+                    Some(id) => Some((subscription, id)),
+                    None => {
+                        tracing::warn!(topic, "a topic subscription does not open; skipped");
+                        None
+                    }
+                })
+                .collect();
+            let ids: Vec<String> = opened.iter().map(|(_, id)| id.clone()).collect();
+            let found = super::lookup_many(ctx, &ids).await?;
+            for ((subscription, id), found) in opened.into_iter().zip(found) {
+                match super::deliver(ctx, sender, &id, found, message, Some(&from)).await? {
                     Outcome::Accepted { .. } => accepted += 1,
                     Outcome::Failed(SendError::QuotaExceeded) => {
                         return Ok(if accepted == 0 {
@@ -284,6 +294,31 @@ mod tests {
         subscribe(&t.ctx, &theirs_sender, &other, "news").await.expect("sub").expect("ok");
         send(&t.ctx, &sender, "news", &data("x"), None).await.expect("send").expect("id");
         assert!(pending(&t.ctx, &other, 10).await.expect("pending").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_sender_quota_stops_a_fan_out_and_then_refuses_the_topic() {
+        let t = TestCtx::with_policy(|policy| policy.push.sender_per_minute = 2).await;
+        t.account("owner@example.com").create().await;
+        let project = t.project("Pushy", "owner@example.com").await.id;
+        let sender = sender(&t, &project).await;
+        let mut ids = Vec::new();
+        for app in ["com.example.a", "com.example.b", "com.example.c"] {
+            let (id, _) = registration(&t, app, &project).await;
+            subscribe(&t.ctx, &sender, &id, "news").await.expect("sub").expect("ok");
+            ids.push(id);
+        }
+        let sent = send(&t.ctx, &sender, "news", &data("x"), None).await.expect("send");
+        assert!(sent.is_ok(), "two of three got it: still a message id");
+        let mut reached = 0;
+        for id in &ids {
+            reached += pending(&t.ctx, id, 10).await.expect("pending").len();
+        }
+        assert_eq!(reached, 2);
+        let refused = send(&t.ctx, &sender, "news", &data("y"), None).await.expect("send");
+        assert_eq!(refused, Err(SendError::TopicsMessageRateExceeded));
+        t.advance(60);
+        assert!(send(&t.ctx, &sender, "news", &data("z"), None).await.expect("send").is_ok());
     }
 
     #[tokio::test]
