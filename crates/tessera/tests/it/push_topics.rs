@@ -153,3 +153,39 @@ async fn bad_subscriptions_are_refused_exactly_and_change_nothing() {
     let (status, _) = post_json(env, "/gcm/send", &f.auth, r#"{"to":"/topics/a b"}"#).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_burst_of_subscriptions_gets_exactly_the_topic_cap() {
+    let env = TestEnv::with_config(|c| c.push.max_topics_per_registration = 5).await;
+    env.account("sender@example.test", "password-1").await;
+    let project =
+        tessera_domain::projects::create(env.ctx(), "Pushy", "sender@example.test", &Actor::Cli)
+            .await
+            .unwrap()
+            .id;
+    let key = tessera_domain::push::create_api_key(env.ctx(), &project, "server").await.unwrap();
+    let (id, _) = register(&env, "com.example.a", &project).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let url = env.url(&format!("/iid/v1/{id}/rel/topics/t{i}"));
+            let auth = format!("key={key}");
+            tokio::spawn(async move {
+                let res = reqwest::Client::new()
+                    .post(url)
+                    .header("authorization", auth)
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status().as_u16(), res.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let added = answers.iter().filter(|it| *it == &(200, "{}".to_owned())).count();
+    let refused = (400, r#"{"error":"TOO_MANY_TOPICS"}"#.to_owned());
+    assert_eq!(added, 5, "{answers:?}");
+    assert_eq!(answers.iter().filter(|it| **it == refused).count(), 15, "{answers:?}");
+}
