@@ -2,9 +2,9 @@
 //!
 //! 1. installs what the tests need and the machine lacks (Debian's `chromium` and
 //!    `chromium-driver` for the browser tests; python3-openid, oauthlib (with `cryptography` and
-//!    `PyJWT` for its RSA-SHA1 signer) and gpsoauth from PyPI into `target/py` for the interop
-//!    tests, when `python3` is present; oauth4webapi from npm into `target/node`, when `node` and
-//!    `npm` are present),
+//!    `PyJWT` for its RSA-SHA1 signer), gpsoauth and python-gcm from PyPI into `target/py` for the
+//!    interop tests, when `python3` is present; oauth4webapi and node-gcm from npm into
+//!    `target/node`, when `node` and `npm` are present),
 //! 2. finds PostgreSQL on 127.0.0.1:5432 (starting the local cluster if it is installed but
 //!    stopped) and points the PostgreSQL tests at it, or says loudly that they are skipped,
 //! 3. runs `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, and every test with the
@@ -162,13 +162,14 @@ fn ensure_chromium() -> anyhow::Result<()> {
 /// The Python packages the interop tests import from `target/py`: the directory each installs
 /// and its name on PyPI (python-openid: an independent OpenID 2.0 relying party; oauthlib, whose
 /// RSA-SHA1 signer needs `cryptography` and `PyJWT`: an independent OAuth 1.0a consumer; gpsoauth:
-/// an independent device-login client).
+/// an independent device-login client; python-gcm: an independent GCM sender).
 const PYTHON_PACKAGES: &[(&str, &str)] = &[
     ("openid", "python3-openid"),
     ("oauthlib", "oauthlib"),
     ("cryptography", "cryptography"),
     ("jwt", "PyJWT"),
     ("gpsoauth", "gpsoauth"),
+    ("gcm", "python-gcm"),
 ];
 
 /// Installs the missing [`PYTHON_PACKAGES`] into `target/py` in one `pip` run. Without `python3`
@@ -200,8 +201,8 @@ fn ensure_python_packages() {
 }
 
 /// The npm packages the interop tests load from `target/node` (oauth4webapi: an independent
-/// OAuth 2.0 client with PAR and DPoP).
-const NODE_PACKAGES: &[&str] = &["oauth4webapi"];
+/// OAuth 2.0 client with PAR and DPoP; node-gcm: an independent GCM sender).
+const NODE_PACKAGES: &[&str] = &["oauth4webapi", "node-gcm"];
 
 /// Installs the missing [`NODE_PACKAGES`] into `target/node` in one `npm` run. Without `node`
 /// or `npm` the interop tests skip themselves loudly.

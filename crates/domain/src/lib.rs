@@ -151,6 +151,7 @@ impl Ctx {
         let pepper = kek.pepper();
         let csrf_key = kek.derive(tessera_crypto::kek::CSRF_LABEL);
         let hasher = PasswordHasher::new(policy.password)?;
+        let delivery = policy.push.delivery;
         Ok(Ctx {
             store,
             clock,
@@ -163,7 +164,7 @@ impl Ctx {
             policy: Arc::new(policy),
             public_url: public_url.trim_end_matches('/').into(),
             key_ring: Arc::default(),
-            push: Arc::default(),
+            push: Arc::new(push::delivery::Hub::with_policy(delivery)),
         })
     }
 

@@ -17,6 +17,7 @@ use tessera_store::{
 use crate::caller::{self, Presented, RequestFacts};
 
 pub mod delivery;
+pub mod topics;
 use crate::credentials::{self, PushApiKeyData, PushRegistrationData};
 use crate::{Ctx, Result, projects};
 
@@ -29,7 +30,7 @@ pub const C2DM_SERVICE: &str = "ac2dm";
 /// The OAuth 2.0 scope a sender's `Bearer` token must cover.
 pub const PUSH_SCOPE: &str = "https://android.apis.google.com/c2dm";
 
-/// Quotas and storage limits a deployment may tune.
+/// Quotas and storage limits a deployment may tune (`[push]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PushPolicy {
     /// Messages one sender may send per minute (`QuotaExceeded` beyond); 0: no limit.
@@ -41,6 +42,15 @@ pub struct PushPolicy {
     /// Non-collapsible messages stored per registration before they are replaced by one
     /// `deleted_messages` notice.
     pub max_non_collapsible: u32,
+    /// Topics one registration may be subscribed to (`TOO_MANY_TOPICS` beyond).
+    pub max_topics_per_registration: u32,
+    /// First registrations without a credential (each makes a new install) one client address
+    /// (IPv4, or IPv6 /64) may make per minute (`QUOTA_EXCEEDED` beyond); 0: no limit.
+    pub new_installs_per_minute: u32,
+    /// The `Retry-After` (seconds) of a 503 answered when the store fails or is overloaded.
+    pub retry_after_secs: u32,
+    /// The delivery connections' limits.
+    pub delivery: delivery::DeliveryPolicy,
 }
 
 impl Default for PushPolicy {
@@ -50,6 +60,10 @@ impl Default for PushPolicy {
             device_per_minute: 120,
             max_collapse_keys: 4,
             max_non_collapsible: 100,
+            max_topics_per_registration: 2000,
+            new_installs_per_minute: 30,
+            retry_after_secs: 10,
+            delivery: delivery::DeliveryPolicy::default(),
         }
     }
 }
@@ -180,30 +194,86 @@ pub(crate) enum Lookup {
 /// Looks a registration id up through the one validator: its device grant (master-token devices)
 /// is checked with it, and an install device's credential must still be live.
 pub(crate) async fn lookup(ctx: &Ctx, id: &str) -> Result<Lookup> {
-    if !id.starts_with(REGISTRATION_PREFIX) || id.len() > 256 {
-        return Ok(Lookup::Unknown);
+    Ok(lookup_many(ctx, std::slice::from_ref(&id.to_owned()))
+        .await?
+        .pop()
+        .unwrap_or(Lookup::Unknown))
+}
+
+/// [`lookup`] for many ids (a multicast's recipients): the registrations are read in one
+/// statement per 1000 through [`credentials::find_valid_many`], and the install credentials of
+/// the install devices among them in one more. One answer per id, in order.
+pub(crate) async fn lookup_many(ctx: &Ctx, ids: &[String]) -> Result<Vec<Lookup>> {
+    let shaped = |id: &String| id.starts_with(REGISTRATION_PREFIX) && id.len() <= 256;
+    let candidates: Vec<String> = ids.iter().filter(|id| shaped(id)).cloned().collect();
+    let mut valid =
+        credentials::find_valid_many(ctx, &candidates, &[CredentialKind::PushRegistration])
+            .await?
+            .into_iter();
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        found.push(if shaped(id) { valid.next().flatten() } else { None });
     }
-    let Some(valid) = credentials::find_valid(ctx, id, &[CredentialKind::PushRegistration]).await?
-    else {
-        let digest = tessera_crypto::digest::token_digest(id);
-        return Ok(match ctx.store.credentials().get(&digest).await? {
-            Some(record) if record.kind == CredentialKind::PushRegistration => {
-                Lookup::NotRegistered
+    let registrations: Vec<Option<PushRegistrationData>> =
+        found.iter().map(|it| it.as_ref().map(|valid| credentials::data(&valid.record))).collect();
+    let installs: Vec<String> = registrations
+        .iter()
+        .flatten()
+        .filter(|data| data.registered && !data.install.is_empty())
+        .map(|data| data.install.clone())
+        .collect();
+    let live_installs: std::collections::HashSet<String> = ctx
+        .store
+        .credentials()
+        .find_live_tokens(&installs, ctx.now())
+        .await?
+        .into_iter()
+        .filter(|it| it.credential.kind == CredentialKind::PushInstall)
+        .map(|it| it.credential.digest)
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for ((id, valid), data) in ids.iter().zip(found).zip(registrations) {
+        let (Some(valid), Some(data)) = (valid, data) else {
+            if !shaped(id) {
+                out.push(Lookup::Unknown);
+                continue;
             }
-            _ => Lookup::Unknown,
-        });
-    };
-    let data: PushRegistrationData = credentials::data(&valid.record);
-    if !data.registered {
-        return Ok(Lookup::NotRegistered);
-    }
-    if !data.install.is_empty() {
-        let live = ctx.store.credentials().find_live(&data.install, ctx.now()).await?;
-        if live.is_none_or(|it| it.kind != CredentialKind::PushInstall) {
-            return Ok(Lookup::NotRegistered);
+            let digest = tessera_crypto::digest::token_digest(id);
+            out.push(match ctx.store.credentials().get(&digest).await? {
+                Some(record) if record.kind == CredentialKind::PushRegistration => {
+                    Lookup::NotRegistered
+                }
+                _ => Lookup::Unknown,
+            });
+            continue;
+        };
+        if !data.registered || (!data.install.is_empty() && !live_installs.contains(&data.install))
+        {
+            out.push(Lookup::NotRegistered);
+            continue;
         }
+        out.push(Lookup::Live { record: Box::new(valid.record), data: Box::new(data) });
     }
-    Ok(Lookup::Live { record: Box::new(valid.record), data: Box::new(data) })
+    Ok(out)
+}
+
+/// The window of [`PushPolicy::new_installs_per_minute`], in seconds.
+pub const NEW_INSTALL_WINDOW_SECS: i64 = 60;
+
+/// Counts a first registration without a credential from `ip` (its IPv6 /64 for IPv6) and
+/// answers whether it is within [`PushPolicy::new_installs_per_minute`]. Counted before the
+/// install is made, in one atomic counter, so a parallel burst gets exactly the limit.
+pub async fn new_install_allowed(ctx: &Ctx, ip: &str) -> Result<bool> {
+    let limit = ctx.policy.push.new_installs_per_minute;
+    if limit == 0 {
+        return Ok(true);
+    }
+    let address = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(_)) => crate::password::network_of(ip),
+        _ => ip.to_owned(),
+    };
+    let key = format!("push:install:{address}");
+    Ok(ctx.store.counters().hit(&key, NEW_INSTALL_WINDOW_SECS, ctx.now()).await? <= limit)
 }
 
 /// A first registration from a device without a credential: hands out an install credential for
@@ -327,18 +397,28 @@ pub async fn unregister(ctx: &Ctx, device: &Device, app: &str) -> Result<()> {
         }
     }
     ctx.store.push().clear(&digest).await?;
+    ctx.store.push().unsubscribe_all(&digest).await?;
     Ok(())
 }
 
-/// Creates an API key for `project_id`; the key is shown once, the store keeps its digest.
+/// Creates an API key for `project_id`; the key is shown once, the store keeps its digest. The
+/// key names the project's owner as its account, so the validator refuses it once that account
+/// is disabled or deleted.
 pub async fn create_api_key(ctx: &Ctx, project_id: &str, name: &str) -> Result<String> {
-    if ctx.store.projects().get(project_id).await?.is_none() {
+    let Some(project) = ctx.store.projects().get(project_id).await? else {
         return Err(crate::Error::NotFound);
+    };
+    let name = name.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(crate::Error::Invalid(
+            "An API key's name is at most 100 characters, on one line.".to_owned(),
+        ));
     }
     let (token, _) = ctx.new_token();
     let key = format!("{API_KEY_PREFIX}{token}");
     let digest = tessera_crypto::digest::token_digest(&key);
     let mut record = CredentialRecord::new(digest, CredentialKind::PushApiKey, ctx.now());
+    record.account_id = Some(project.owner_account_id);
     record.data = credentials::encode(&PushApiKeyData {
         project_id: project_id.to_owned(),
         name: name.to_owned(),
@@ -347,10 +427,121 @@ pub async fn create_api_key(ctx: &Ctx, project_id: &str, name: &str) -> Result<S
     Ok(key)
 }
 
+/// Creates an API key as [`create_api_key`] does, and records who did (console, CLI).
+pub async fn create_api_key_by(
+    ctx: &Ctx,
+    project_id: &str,
+    name: &str,
+    actor: &crate::audit::Actor,
+) -> Result<(ApiKeyInfo, String)> {
+    let key = create_api_key(ctx, project_id, name).await?;
+    let id = api_key_id(&tessera_crypto::digest::token_digest(&key));
+    crate::audit::record(
+        ctx,
+        "push.api_key.create",
+        None,
+        actor,
+        "",
+        serde_json::json!({ "project": project_id, "key": id }),
+    )
+    .await?;
+    let info = list_api_keys(ctx, project_id)
+        .await?
+        .into_iter()
+        .find(|it| it.id == id)
+        .ok_or(crate::Error::NotFound)?;
+    Ok((info, key))
+}
+
+/// A live API key as the console and the CLI list it; never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    /// The key's public id: the start of its digest, enough to name it for revocation.
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    /// When a send last used it (recorded at most every few minutes).
+    pub last_used_at: Option<i64>,
+}
+
+const API_KEY_ID_LEN: usize = 16;
+
+fn api_key_id(digest: &str) -> String {
+    digest.chars().take(API_KEY_ID_LEN).collect()
+}
+
+/// The project's live API keys, oldest first.
+pub async fn list_api_keys(ctx: &Ctx, project_id: &str) -> Result<Vec<ApiKeyInfo>> {
+    let Some(project) = ctx.store.projects().get(project_id).await? else {
+        return Err(crate::Error::NotFound);
+    };
+    let records = ctx
+        .store
+        .credentials()
+        .list_live_by_account(&project.owner_account_id, CredentialKind::PushApiKey, ctx.now())
+        .await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|record| {
+            let data: PushApiKeyData = credentials::data(&record);
+            (data.project_id == project_id).then(|| ApiKeyInfo {
+                id: api_key_id(&record.digest),
+                name: data.name,
+                created_at: record.created_at,
+                last_used_at: record.last_used_at,
+            })
+        })
+        .collect())
+}
+
+/// Revokes the project's live API key whose id is `key_id`; false when there is none.
+pub async fn revoke_api_key_by_id(
+    ctx: &Ctx,
+    project_id: &str,
+    key_id: &str,
+    actor: &crate::audit::Actor,
+) -> Result<bool> {
+    let Some(project) = ctx.store.projects().get(project_id).await? else {
+        return Err(crate::Error::NotFound);
+    };
+    if key_id.len() != API_KEY_ID_LEN {
+        return Ok(false);
+    }
+    let records = ctx
+        .store
+        .credentials()
+        .list_live_by_account(&project.owner_account_id, CredentialKind::PushApiKey, ctx.now())
+        .await?;
+    let Some(record) = records.into_iter().find(|record| {
+        credentials::data::<PushApiKeyData>(record).project_id == project_id
+            && api_key_id(&record.digest) == key_id
+    }) else {
+        return Ok(false);
+    };
+    let revoked = ctx.store.credentials().revoke(&record.digest, ctx.now()).await?;
+    if revoked {
+        crate::audit::record(
+            ctx,
+            "push.api_key.revoke",
+            None,
+            actor,
+            "",
+            serde_json::json!({ "project": project_id, "key": key_id }),
+        )
+        .await?;
+    }
+    Ok(revoked)
+}
+
 /// Revokes an API key; false when it was not live.
 pub async fn revoke_api_key(ctx: &Ctx, key: &str) -> Result<bool> {
     let digest = tessera_crypto::digest::token_digest(key);
-    Ok(ctx.store.credentials().revoke(&digest, ctx.now()).await?)
+    match ctx.store.credentials().find_live(&digest, ctx.now()).await? {
+        Some(record) if record.kind == CredentialKind::PushApiKey => {
+            Ok(ctx.store.credentials().revoke(&digest, ctx.now()).await?)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Which wire API a sender speaks: C2DM accepts ClientLogin `ac2dm` tokens and OAuth 2.0 tokens,
@@ -385,6 +576,13 @@ pub async fn authenticate_sender(
             let data: PushApiKeyData = credentials::data(&valid.record);
             if ctx.store.projects().get(&data.project_id).await?.is_none() {
                 return Ok(None);
+            }
+            let stale = valid
+                .record
+                .last_used_at
+                .is_none_or(|at| ctx.now() - at >= crate::grants::TOUCH_AFTER_SECS);
+            if stale {
+                ctx.store.credentials().touch(&valid.record.digest, ctx.now()).await?;
             }
             return Ok(Some(Sender {
                 quota_key: format!("project:{}", data.project_id),
@@ -468,20 +666,31 @@ pub async fn send(
     message: &Message,
     problem: Option<SendError>,
 ) -> Result<Vec<Outcome>> {
+    if let Some(code) = problem {
+        return Ok(vec![Outcome::Failed(code); registration_ids.len()]);
+    }
+    let found = lookup_many(ctx, registration_ids).await?;
     let mut outcomes = Vec::with_capacity(registration_ids.len());
-    for id in registration_ids {
-        let outcome = match problem {
-            Some(code) => Outcome::Failed(code),
-            None => send_one(ctx, sender, id, message).await?,
-        };
-        outcomes.push(outcome);
+    for (id, found) in registration_ids.iter().zip(found) {
+        outcomes.push(deliver(ctx, sender, id, found, message, None).await?);
     }
     Ok(outcomes)
 }
 
-async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Result<Outcome> {
+/// Sends `message` to one registration id once it is looked up (through the one validator):
+/// the sender check, the quotas, then stored (or, with a time to live of 0, handed to open
+/// connections) and the device woken. `origin` is the device's `from` when it is not the sender
+/// id (a topic, `/topics/<name>`).
+pub(crate) async fn deliver(
+    ctx: &Ctx,
+    sender: &Sender,
+    id: &str,
+    found: Lookup,
+    message: &Message,
+    origin: Option<&str>,
+) -> Result<Outcome> {
     let policy = ctx.policy.push;
-    let (record, registration) = match lookup(ctx, id).await? {
+    let (record, registration) = match found {
         Lookup::Live { record, data } => (*record, *data),
         Lookup::NotRegistered => return Ok(Outcome::Failed(SendError::NotRegistered)),
         Lookup::Unknown => return Ok(Outcome::Failed(SendError::InvalidRegistration)),
@@ -493,6 +702,7 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
         return Ok(Outcome::Failed(SendError::InvalidPackageName));
     }
     let message_id = message_id(ctx);
+    let shown_from = origin.unwrap_or(from);
     if message.dry_run {
         return Ok(Outcome::Accepted { message_id, canonical: None });
     }
@@ -507,7 +717,7 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
     }
     if message.ttl() == 0 {
         // Now or never: handed to the connections open right now, never stored.
-        let frame = delivery::message_frame(id, &message_id, &payload(from, message));
+        let frame = delivery::message_frame(id, &message_id, &payload(shown_from, message));
         let signal = PushSignal::Now {
             registration: digest,
             frame,
@@ -522,7 +732,7 @@ async fn send_one(ctx: &Ctx, sender: &Sender, id: &str, message: &Message) -> Re
         sender: from.clone(),
         kind: PushMessageKind::Message,
         collapse_key: message.collapse_key.clone(),
-        payload: payload(from, message),
+        payload: payload(shown_from, message),
         delay_while_idle: message.delay_while_idle,
         total_deleted: 0,
         created_at: ctx.now(),
@@ -762,6 +972,40 @@ mod tests {
         );
         let sent = send(&t.ctx, &sender, &[id], &message, None).await.expect("send");
         assert_eq!(sent, [Outcome::Failed(SendError::NotRegistered)]);
+    }
+
+    /// A multicast's recipients are read together and answered each by the validator's rules,
+    /// in request order, duplicates included.
+    #[tokio::test]
+    async fn a_multicast_reads_its_recipients_together_and_answers_each_in_order() {
+        let t = TestCtx::new().await;
+        let sender_id = project(&t).await;
+        let mut made = Vec::new();
+        for app in ["com.example.a", "com.example.b", "com.example.c"] {
+            let request = request(app, "5", &[&sender_id]);
+            made.push(register_new_install(&t.ctx, &request).await.expect("register").expect("ok"));
+        }
+        let [(live, _), (revoked, install), (gone, gone_install)] =
+            <[(String, String); 3]>::try_from(made).expect("three");
+        assert!(revoke_install(&t.ctx, &install).await.expect("revoke"));
+        let device = authenticate_device(&t.ctx, "5", &gone_install).await.expect("auth");
+        unregister(&t.ctx, &device.expect("device"), "com.example.c").await.expect("unregister");
+        let sender = api_sender(&t, &sender_id).await;
+        let ids = [&live, &revoked, "junk", &live, &gone, "APA91bnope", ""].map(str::to_owned);
+        let outcomes = send(&t.ctx, &sender, &ids, &Message::default(), None).await.expect("send");
+        let codes: Vec<Option<SendError>> = outcomes
+            .iter()
+            .map(|it| match it {
+                Outcome::Failed(code) => Some(*code),
+                Outcome::Accepted { .. } => None,
+            })
+            .collect();
+        use SendError::{InvalidRegistration as Invalid, NotRegistered as Gone};
+        assert_eq!(
+            codes,
+            [None, Some(Gone), Some(Invalid), None, Some(Gone), Some(Invalid), Some(Invalid)]
+        );
+        assert_eq!(pending(&t.ctx, &live, 10).await.expect("pending").len(), 2);
     }
 
     #[tokio::test]

@@ -53,6 +53,28 @@ pub(crate) const FIND_LIVE: &str = concat!(
 
 /// A live credential by its digest, with what validating it needs from its grant, client and
 /// account, in one statement.
+/// A [`FIND_LIVE_TOKEN`] row: the credential and what deciding whether it still works needs.
+fn live_from_row(row: &AnyRow) -> Result<LiveCredential> {
+    let credential = credential_from_row(row)?;
+    let grant_id: Option<String> = get(row, "g_id")?;
+    let grant_revoked_at: Option<Timestamp> = get(row, "g_revoked_at")?;
+    let grant_last_used_at: Option<Timestamp> = get(row, "g_last_used_at")?;
+    let client: Option<String> = get(row, "k_client_id")?;
+    let account_id: Option<String> = get(row, "a_id")?;
+    let account = match account_id {
+        Some(_) => Some(account_from_named_row(row, &JOINED_NAMES)?),
+        None => None,
+    };
+    Ok(LiveCredential {
+        grant_revoked: credential.grant_id.is_some()
+            && (grant_id.is_none() || grant_revoked_at.is_some()),
+        grant_last_used_at,
+        client_exists: client.is_some(),
+        account,
+        credential,
+    })
+}
+
 pub(crate) const FIND_LIVE_TOKEN: &str = concat!(
     "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, c.scopes, \
      c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, c.last_used_at, \
@@ -307,25 +329,32 @@ impl CredentialStore for SqlStore {
             .fetch_optional(&self.read)
             .await
             .map_err(backend("find live token"))?;
-        let Some(row) = row else { return Ok(None) };
-        let credential = credential_from_row(&row)?;
-        let grant_id: Option<String> = get(&row, "g_id")?;
-        let grant_revoked_at: Option<Timestamp> = get(&row, "g_revoked_at")?;
-        let grant_last_used_at: Option<Timestamp> = get(&row, "g_last_used_at")?;
-        let client: Option<String> = get(&row, "k_client_id")?;
-        let account_id: Option<String> = get(&row, "a_id")?;
-        let account = match account_id {
-            Some(_) => Some(account_from_named_row(&row, &JOINED_NAMES)?),
-            None => None,
-        };
-        Ok(Some(LiveCredential {
-            grant_revoked: credential.grant_id.is_some()
-                && (grant_id.is_none() || grant_revoked_at.is_some()),
-            grant_last_used_at,
-            client_exists: client.is_some(),
-            account,
-            credential,
-        }))
+        row.as_ref().map(live_from_row).transpose()
+    }
+
+    async fn find_live_tokens(
+        &self,
+        digests: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<LiveCredential>> {
+        let mut found = Vec::with_capacity(digests.len());
+        for chunk in digests.chunks(1000) {
+            // `c.digest IN ($1, $3, $4, …)`: $2 stays the time, as in the one-digest statement.
+            let mut placeholders = vec!["$1".to_owned()];
+            placeholders.extend((1..chunk.len()).map(|i| format!("${}", i + 2)));
+            let sql = FIND_LIVE_TOKEN
+                .replace("c.digest = $1", &format!("c.digest IN ({})", placeholders.join(", ")));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            query = query.bind(chunk[0].clone()).bind(now);
+            for digest in &chunk[1..] {
+                query = query.bind(digest.clone());
+            }
+            let rows = query.fetch_all(&self.read).await.map_err(backend("find live tokens"))?;
+            for row in &rows {
+                found.push(live_from_row(row)?);
+            }
+        }
+        Ok(found)
     }
 
     async fn get(&self, digest: &str) -> Result<Option<CredentialRecord>> {

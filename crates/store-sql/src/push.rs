@@ -1,10 +1,11 @@
-//! Stored push messages: enqueue under the per-registration limits, read what waits, acknowledge.
+//! Stored push messages: enqueue under the per-registration limits, read what waits, acknowledge;
+//! and topic subscriptions.
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use tessera_store::{
-    Enqueued, PushLimits, PushMessageKind, PushMessageRecord, PushStore, Result, StoreError,
-    Timestamp,
+    Enqueued, PushLimits, PushMessageKind, PushMessageRecord, PushStore, PushTopicRecord, Result,
+    StoreError, Subscribed, Timestamp,
 };
 
 use crate::error::backend;
@@ -24,6 +25,16 @@ fn message_from_row(row: &AnyRow) -> Result<PushMessageRecord> {
         total_deleted: count_u64(get(row, "total_deleted")?),
         created_at: get(row, "created_at")?,
         expires_at: get(row, "expires_at")?,
+    })
+}
+
+fn topic_from_row(row: &AnyRow) -> Result<PushTopicRecord> {
+    Ok(PushTopicRecord {
+        project_id: get(row, "project_id")?,
+        topic: get(row, "topic")?,
+        registration: get(row, "registration")?,
+        sealed_id: get(row, "sealed_id")?,
+        created_at: get(row, "created_at")?,
     })
 }
 
@@ -206,5 +217,101 @@ impl PushStore for SqlStore {
         .bind(cutoff)
         .bind(i64::from(batch.max(1)));
         self.write_rows("sweep push messages", query).await
+    }
+
+    async fn subscribe(
+        &self,
+        subscription: &PushTopicRecord,
+        max_topics: u32,
+    ) -> Result<Subscribed> {
+        const OP: &str = "subscribe to push topic";
+        let registration = subscription.registration.clone();
+        let mut tx = self.begin(OP).await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 8))")
+                .bind(format!("push-topics\n{registration}"))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend(OP))?;
+        }
+        let already = scalar(
+            &mut tx,
+            OP,
+            sqlx::query(
+                "SELECT COUNT(*) AS n FROM push_topics \
+                 WHERE project_id = $1 AND topic = $2 AND registration = $3",
+            )
+            .bind(subscription.project_id.clone())
+            .bind(subscription.topic.clone())
+            .bind(registration.clone()),
+        )
+        .await?;
+        if already > 0 {
+            tx.commit().await.map_err(backend(OP))?;
+            return Ok(Subscribed::Already);
+        }
+        let topics = scalar(
+            &mut tx,
+            OP,
+            sqlx::query("SELECT COUNT(*) AS n FROM push_topics WHERE registration = $1")
+                .bind(registration.clone()),
+        )
+        .await?;
+        if topics >= i64::from(max_topics) {
+            tx.commit().await.map_err(backend(OP))?;
+            return Ok(Subscribed::TooMany);
+        }
+        sqlx::query(
+            "INSERT INTO push_topics (project_id, topic, registration, sealed_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(subscription.project_id.clone())
+        .bind(subscription.topic.clone())
+        .bind(registration)
+        .bind(subscription.sealed_id.clone())
+        .bind(subscription.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(Subscribed::Added)
+    }
+
+    async fn unsubscribe(&self, project_id: &str, topic: &str, registration: &str) -> Result<bool> {
+        let query = sqlx::query(
+            "DELETE FROM push_topics WHERE project_id = $1 AND topic = $2 AND registration = $3",
+        )
+        .bind(project_id.to_owned())
+        .bind(topic.to_owned())
+        .bind(registration.to_owned());
+        Ok(self.write_rows("unsubscribe from push topic", query).await? == 1)
+    }
+
+    async fn unsubscribe_all(&self, registration: &str) -> Result<u64> {
+        let query = sqlx::query("DELETE FROM push_topics WHERE registration = $1")
+            .bind(registration.to_owned());
+        self.write_rows("unsubscribe from every push topic", query).await
+    }
+
+    async fn subscribers(
+        &self,
+        project_id: &str,
+        topic: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<PushTopicRecord>> {
+        let rows = sqlx::query(
+            "SELECT project_id, topic, registration, sealed_id, created_at FROM push_topics \
+             WHERE project_id = $1 AND topic = $2 AND registration > $3 \
+             ORDER BY registration LIMIT $4",
+        )
+        .bind(project_id.to_owned())
+        .bind(topic.to_owned())
+        .bind(after.to_owned())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(backend("push topic subscribers"))?;
+        rows.iter().map(topic_from_row).collect()
     }
 }

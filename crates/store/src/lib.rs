@@ -175,6 +175,19 @@ pub trait CredentialStore: Send + Sync {
     /// its client, its account), read in one statement: token validation's hot path.
     async fn find_live_token(&self, digest: &str, now: Timestamp)
     -> Result<Option<LiveCredential>>;
+    /// [`CredentialStore::find_live_token`] for many digests at once (a multicast's recipients):
+    /// the live ones, in any order, read in one statement per batch of at most 1000.
+    async fn find_live_tokens(
+        &self,
+        digests: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<LiveCredential>> {
+        let mut found = Vec::new();
+        for digest in digests {
+            found.extend(self.find_live_token(digest, now).await?);
+        }
+        Ok(found)
+    }
     /// The credential whatever its state (consumed, revoked, expired): replay detection asks
     /// which grant a spent code or refresh token belonged to.
     async fn get(&self, digest: &str) -> Result<Option<CredentialRecord>>;
@@ -359,4 +372,28 @@ pub trait PushStore: Send + Sync {
     async fn clear(&self, registration: &str) -> Result<u64>;
     /// Deletes at most `batch` messages that expired before `cutoff`.
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64>;
+
+    // Topic subscriptions: which registrations a send to `/topics/<name>` of a project reaches.
+
+    /// Subscribes, unless the registration is subscribed to `max_topics` topics already, in one
+    /// transaction that runs one at a time with every other subscription of the registration, so
+    /// the cap holds under concurrency. A repeat is no error and changes nothing.
+    async fn subscribe(
+        &self,
+        subscription: &PushTopicRecord,
+        max_topics: u32,
+    ) -> Result<Subscribed>;
+    /// Unsubscribes; false when it was not subscribed.
+    async fn unsubscribe(&self, project_id: &str, topic: &str, registration: &str) -> Result<bool>;
+    /// Drops every subscription of the registration (it unregistered).
+    async fn unsubscribe_all(&self, registration: &str) -> Result<u64>;
+    /// The topic's subscriptions in registration digest order, those after `after` (the last
+    /// digest of the previous page; empty for the first), at most `limit`.
+    async fn subscribers(
+        &self,
+        project_id: &str,
+        topic: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<PushTopicRecord>>;
 }

@@ -524,3 +524,28 @@ pub enum Enqueued {
     /// notice now stands for `total_deleted` of them.
     Overflowed { total_deleted: u64 },
 }
+
+/// A registration subscribed to a topic of one sender project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTopicRecord {
+    /// The sender id (project id) whose topic it is.
+    pub project_id: String,
+    /// The topic name (after `/topics/`).
+    pub topic: String,
+    /// The digest of the registration id.
+    pub registration: String,
+    /// The registration id sealed under the key-encryption key (a fan-out sends to the id, so
+    /// that every recipient goes through the one validator); never the id in the clear.
+    pub sealed_id: String,
+    pub created_at: Timestamp,
+}
+
+/// What [`crate::PushStore::subscribe`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribed {
+    Added,
+    /// It was subscribed already.
+    Already,
+    /// The registration is subscribed to as many topics as allowed.
+    TooMany,
+}

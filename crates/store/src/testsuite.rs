@@ -24,7 +24,8 @@ use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
     CredentialRecord, CredentialTransition, DomainGrantRecord, DomainRecord, Enqueued, GrantRecord,
     KeyRecord, KeyState, ProjectBranding, ProjectRecord, PushLimits, PushMessageKind,
-    PushMessageRecord, Redemption, ServiceRecord, SessionRecord, Store, StoreError, Timestamp,
+    PushMessageRecord, PushTopicRecord, Redemption, ServiceRecord, SessionRecord, Store,
+    StoreError, Subscribed, Timestamp,
 };
 
 /// The future one case runs as.
@@ -92,11 +93,14 @@ macro_rules! conformance_tests {
             counters_concurrent_hits,
             credential_transition_moves_the_state_once,
             credential_transition_race_50,
+            credential_find_live_tokens_reads_many,
             heartbeat_writes_and_kek_check_is_set_once,
             push_collapse_key_replaces_and_keys_are_capped,
             push_overflow_leaves_one_notice,
             push_pending_ack_clear_and_expiry,
             push_enqueue_burst_keeps_the_cap,
+            push_topics_subscribe_page_and_unsubscribe,
+            push_topics_burst_keeps_the_cap,
         }
     };
 }
@@ -1411,6 +1415,40 @@ pub async fn credential_find_live_token_reads_grant_client_and_account(store: Ar
     assert!(found.grant_revoked, "a token of a revoked grant says so");
 }
 
+/// `find_live_tokens` answers exactly what `find_live_token` answers for each digest, for more
+/// digests than one statement takes.
+pub async fn credential_find_live_tokens_reads_many(store: Arc<dyn Store>) {
+    let credentials = store.credentials();
+    let user = seed_account(store.as_ref(), "acct-many").await;
+    let live_grant =
+        store.grants().upsert(&grant("grant-m", "acct-many", "client-m", "oauth2", "")).await;
+    let live_grant = live_grant.expect("grant");
+    let mut digests = Vec::new();
+    for i in 0..1005 {
+        digests.push(format!("many-{i:04}"));
+    }
+    for (i, ttl) in [(0, 3600), (999, 3600), (1000, 3600), (1004, 3600), (7, 1)] {
+        let mut record = credential(&digests[i], CredentialKind::PushRegistration, NOW, ttl);
+        record.account_id = Some(user.id.clone());
+        record.grant_id = Some(live_grant.id.clone());
+        seed_credential(store.as_ref(), &record).await;
+    }
+    credentials.revoke(&digests[1004], NOW).await.expect("revoke");
+    let found = credentials.find_live_tokens(&digests, NOW + 2).await.expect("find many");
+    let mut one_by_one = Vec::new();
+    for digest in &digests {
+        one_by_one.extend(credentials.find_live_token(digest, NOW + 2).await.expect("find one"));
+    }
+    let key = |it: &crate::LiveCredential| it.credential.digest.clone();
+    let mut found_sorted = found.clone();
+    found_sorted.sort_by_key(key);
+    assert_eq!(found_sorted, one_by_one);
+    let names: Vec<_> = found_sorted.iter().map(key).collect();
+    assert_eq!(names, ["many-0000", "many-0999", "many-1000"], "expired and revoked are not live");
+    assert!(found.iter().all(|it| it.account.as_ref() == Some(&user) && !it.grant_revoked));
+    assert!(credentials.find_live_tokens(&[], NOW).await.expect("none").is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sessions
 
@@ -2381,6 +2419,87 @@ pub async fn push_enqueue_burst_keeps_the_cap(store: Arc<dyn Store>) {
         .filter(|it| it.collapse_key.is_none() && it.kind == PushMessageKind::Message)
         .count();
     assert!(plain <= 5, "{plain} non-collapsible messages stored");
+}
+
+fn subscription(project_id: &str, topic: &str, registration: &str) -> PushTopicRecord {
+    PushTopicRecord {
+        project_id: project_id.to_owned(),
+        topic: topic.to_owned(),
+        registration: registration.to_owned(),
+        sealed_id: format!("sealed-{registration}"),
+        created_at: NOW,
+    }
+}
+
+async fn subscribed(store: &dyn Store, project_id: &str, topic: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = store.push().subscribers(project_id, topic, &after, 2).await.expect("page");
+        let Some(last) = page.last() else { break };
+        after = last.registration.clone();
+        found.extend(page.into_iter().map(|it| it.registration));
+    }
+    found
+}
+
+pub async fn push_topics_subscribe_page_and_unsubscribe(store: Arc<dyn Store>) {
+    let push = store.push();
+    for registration in ["reg-c", "reg-a", "reg-e", "reg-b", "reg-d"] {
+        let added = push.subscribe(&subscription("p1", "news", registration), 10).await;
+        assert_eq!(added.expect("subscribe"), Subscribed::Added);
+    }
+    let again = push.subscribe(&subscription("p1", "news", "reg-a"), 10).await;
+    assert_eq!(again.expect("subscribe"), Subscribed::Already);
+    push.subscribe(&subscription("p2", "news", "reg-a"), 10).await.expect("other project");
+    push.subscribe(&subscription("p1", "sport", "reg-a"), 10).await.expect("other topic");
+    assert_eq!(
+        subscribed(store.as_ref(), "p1", "news").await,
+        ["reg-a", "reg-b", "reg-c", "reg-d", "reg-e"],
+        "every subscriber once, in pages, in digest order"
+    );
+    let page = push.subscribers("p1", "news", "", 1).await.expect("page");
+    assert_eq!(page, [subscription("p1", "news", "reg-a")]);
+    assert_eq!(subscribed(store.as_ref(), "p2", "news").await, ["reg-a"]);
+    assert!(subscribed(store.as_ref(), "p3", "news").await.is_empty());
+
+    assert!(push.unsubscribe("p1", "news", "reg-c").await.expect("unsubscribe"));
+    assert!(!push.unsubscribe("p1", "news", "reg-c").await.expect("unsubscribe"), "once");
+    assert_eq!(push.unsubscribe_all("reg-a").await.expect("all"), 3);
+    assert_eq!(subscribed(store.as_ref(), "p1", "news").await, ["reg-b", "reg-d", "reg-e"]);
+    assert!(subscribed(store.as_ref(), "p1", "sport").await.is_empty());
+    // The cap counts the registration's topics in every project.
+    push.subscribe(&subscription("p2", "t1", "reg-b"), 3).await.expect("subscribe");
+    let third = push.subscribe(&subscription("p1", "t2", "reg-b"), 3).await.expect("subscribe");
+    assert_eq!(third, Subscribed::Added);
+    let fourth = push.subscribe(&subscription("p1", "t3", "reg-b"), 3).await.expect("subscribe");
+    assert_eq!(fourth, Subscribed::TooMany);
+    let again = push.subscribe(&subscription("p1", "news", "reg-b"), 3).await.expect("again");
+    assert_eq!(again, Subscribed::Already, "a repeat at the cap is no error");
+}
+
+pub async fn push_topics_burst_keeps_the_cap(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let topic = format!("t{}", i % 12);
+                store.push().subscribe(&subscription("p1", &topic, "reg-a"), 5).await.expect("sub")
+            })
+        })
+        .collect();
+    let mut added = 0;
+    for task in tasks {
+        if task.await.expect("task") == Subscribed::Added {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 5, "exactly the cap");
+    let mut topics = 0;
+    for i in 0..12 {
+        topics += subscribed(store.as_ref(), "p1", &format!("t{i}")).await.len();
+    }
+    assert_eq!(topics, 5);
 }
 
 fn domain_grant(id: &str, domain: &str, client_id: &str, scopes: &str) -> DomainGrantRecord {

@@ -32,6 +32,7 @@ pub struct RawConfig {
     pub oauth2: OAuth2Config,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
+    pub push: PushConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +142,122 @@ pub struct MetricsConfig {
     pub token: String,
 }
 
+/// `[push]`: push messaging quotas, storage limits and the delivery connections' limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Messages one sender may send per minute (`QuotaExceeded` beyond); 0: no limit.
+    pub sender_per_minute: u32,
+    /// Messages one registration may be sent per minute (`DeviceQuotaExceeded` beyond); 0: none.
+    pub device_per_minute: u32,
+    /// Distinct collapse keys stored per registration.
+    pub max_collapse_keys: u32,
+    /// Non-collapsible messages stored per registration before one `deleted_messages` notice
+    /// replaces them.
+    pub max_non_collapsible: u32,
+    pub max_topics_per_registration: u32,
+    /// First registrations without a credential per client address (IPv6: /64) and minute; 0: none.
+    pub new_installs_per_minute: u32,
+    /// `Retry-After` seconds of the 503 answered when the store fails.
+    pub retry_after_secs: u32,
+    /// Delivery connections one device may hold on a node.
+    pub max_connections_per_device: u32,
+    /// Registration ids one delivery connection may carry.
+    pub max_registrations_per_connection: u32,
+    /// A delivered message not acknowledged within this is sent again.
+    pub ack_timeout_secs: i64,
+    /// A quiet connection is pinged after this long.
+    pub ping_interval_secs: i64,
+    /// A connection not heard from for this long is closed.
+    pub dead_after_secs: i64,
+    /// The largest frame a device may send, in bytes.
+    pub max_frame_bytes: u32,
+    /// Stored messages read per registration and delivery.
+    pub delivery_batch: u32,
+    /// Now-or-never frames queued for one connection before more are dropped.
+    pub max_queued_now: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> PushConfig {
+        let push = tessera_domain::push::PushPolicy::default();
+        let d = push.delivery;
+        PushConfig {
+            sender_per_minute: push.sender_per_minute,
+            device_per_minute: push.device_per_minute,
+            max_collapse_keys: push.max_collapse_keys,
+            max_non_collapsible: push.max_non_collapsible,
+            max_topics_per_registration: push.max_topics_per_registration,
+            new_installs_per_minute: push.new_installs_per_minute,
+            retry_after_secs: push.retry_after_secs,
+            max_connections_per_device: d.max_connections_per_device,
+            max_registrations_per_connection: u32::try_from(d.max_registrations)
+                .unwrap_or(u32::MAX),
+            ack_timeout_secs: d.ack_timeout_secs,
+            ping_interval_secs: d.ping_interval_secs,
+            dead_after_secs: d.dead_after_secs,
+            max_frame_bytes: u32::try_from(d.max_frame_bytes).unwrap_or(u32::MAX),
+            delivery_batch: d.batch,
+            max_queued_now: u32::try_from(d.max_queued_now).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl PushConfig {
+    /// The checked policy, naming the key in every complaint.
+    fn policy(&self) -> anyhow::Result<tessera_domain::push::PushPolicy> {
+        for (key, value) in [
+            ("max_collapse_keys", self.max_collapse_keys),
+            ("max_non_collapsible", self.max_non_collapsible),
+            ("max_topics_per_registration", self.max_topics_per_registration),
+            ("max_connections_per_device", self.max_connections_per_device),
+            ("max_registrations_per_connection", self.max_registrations_per_connection),
+            ("max_frame_bytes", self.max_frame_bytes),
+            ("delivery_batch", self.delivery_batch),
+            ("max_queued_now", self.max_queued_now),
+        ] {
+            if value < 1 {
+                return Err(format_err!("push.{key}: must be at least 1"));
+            }
+        }
+        if !(1..=3600).contains(&self.retry_after_secs) {
+            return Err(format_err!("push.retry_after_secs: must be 1 to 3600"));
+        }
+        if self.max_frame_bytes > 1 << 20 {
+            return Err(format_err!("push.max_frame_bytes: at most 1048576"));
+        }
+        if self.ack_timeout_secs < 1 || self.ping_interval_secs < 1 {
+            return Err(format_err!(
+                "push: ack_timeout_secs and ping_interval_secs must be positive"
+            ));
+        }
+        if self.dead_after_secs <= self.ping_interval_secs {
+            return Err(format_err!(
+                "push.dead_after_secs: must be longer than push.ping_interval_secs"
+            ));
+        }
+        Ok(tessera_domain::push::PushPolicy {
+            sender_per_minute: self.sender_per_minute,
+            device_per_minute: self.device_per_minute,
+            max_collapse_keys: self.max_collapse_keys,
+            max_non_collapsible: self.max_non_collapsible,
+            max_topics_per_registration: self.max_topics_per_registration,
+            new_installs_per_minute: self.new_installs_per_minute,
+            retry_after_secs: self.retry_after_secs,
+            delivery: tessera_domain::push::delivery::DeliveryPolicy {
+                max_connections_per_device: self.max_connections_per_device,
+                max_registrations: self.max_registrations_per_connection as usize,
+                ack_timeout_secs: self.ack_timeout_secs,
+                ping_interval_secs: self.ping_interval_secs,
+                dead_after_secs: self.dead_after_secs,
+                max_frame_bytes: self.max_frame_bytes as usize,
+                batch: self.delivery_batch,
+                max_queued_now: self.max_queued_now as usize,
+            },
+        })
+    }
+}
+
 /// `[http]`: connection limits and timeouts of the HTTP server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -199,6 +316,7 @@ impl Default for RawConfig {
             oauth2: OAuth2Config::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -447,7 +565,9 @@ impl RawConfig {
             tessera_crypto::kek::Kek::parse(&self.kek)
                 .map_err(|_| format_err!("kek: must be base64 of exactly 32 bytes"))?;
         }
+        let push = self.push.policy()?;
         let policy = Policy {
+            push,
             password: PasswordParams {
                 m_cost_kib: p.memory_kib,
                 t_cost: p.iterations,
@@ -630,12 +750,13 @@ mod tests {
             lines in proptest::collection::vec(
                 (
                     proptest::sample::select(vec![
-                        "", "[oauth2]", "[signin]", "[http]", "[password]", "[limits]", "[x]",
+                        "", "[oauth2]", "[signin]", "[http]", "[password]", "[limits]", "[push]", "[x]",
                     ]),
                     proptest::sample::select(vec![
                         "version", "listen", "public_url", "data_dir", "kek", "database_url",
                         "require_par", "dpop_nonce", "session_ttl_secs", "disabled_protocols",
-                        "header_read_timeout_ms", "max_connections", "unknown",
+                        "header_read_timeout_ms", "max_connections", "sender_per_minute",
+                        "dead_after_secs", "retry_after_secs", "unknown",
                     ]),
                     proptest::sample::select(vec![
                         "1", "0", "-1", "99999999999999999999", "true", "\"\"", "\"127.0.0.1:0\"",

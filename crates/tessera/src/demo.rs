@@ -1,5 +1,6 @@
-//! `--demo`: an account, a hosted domain, a project with OAuth clients and a service for AuthSub
-//! and ClientLogin, to try every flow at once. Running it again finds what it made before and
+//! `--demo`: an account, a hosted domain, a project with OAuth clients, a service for AuthSub
+//! and ClientLogin, and push messaging (the `ac2dm` service, a project API key and a demo
+//! device), to try every flow at once. Running it again finds what it made before and
 //! changes nothing.
 
 use serde::Serialize;
@@ -36,6 +37,27 @@ pub const DEMO_SERVICE_PROTOCOLS: [&str; 2] = ["authsub", "clientlogin"];
 pub const DEMO_WEB_SERVICES: [(&str, &str); 2] =
     [("feeds-a", "http://127.0.0.2:8081"), ("feeds-b", "http://127.0.0.3:8082")];
 
+/// The demo project's push API key's name, and the demo device's install id.
+pub const DEMO_PUSH_KEY: &str = "Demo push key";
+pub const DEMO_PUSH_DEVICE: &str = "demo-device";
+
+/// Push messaging in the demo: the sender id (the demo project's id), and, on the run that made
+/// them, the API key and the demo device (install id, install credential, registration id of the
+/// demo Android app), each shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoPush {
+    pub sender_id: String,
+    pub api_key: Option<String>,
+    pub device: Option<DemoDevice>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoDevice {
+    pub id: String,
+    pub credential: String,
+    pub registration_id: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoInfo {
     pub email: String,
@@ -61,6 +83,7 @@ pub struct DemoInfo {
     pub oauth1_secret: Option<String>,
     /// The example web services: name and public URL.
     pub web_services: Vec<(String, String)>,
+    pub push: DemoPush,
 }
 
 pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
@@ -171,7 +194,9 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
             tessera_domain::services::set_web(ctx, name, web, &Actor::System).await?;
         }
     }
+    let push = seed_push(ctx, &project.id).await?;
     Ok(DemoInfo {
+        push,
         oauth1_consumer: DEMO_OAUTH1_CONSUMER.to_owned(),
         oauth1_secret,
         email: DEMO_EMAIL.to_owned(),
@@ -191,6 +216,44 @@ pub async fn seed(ctx: &Ctx) -> anyhow::Result<DemoInfo> {
             .iter()
             .map(|(name, public)| ((*name).to_owned(), (*public).to_owned()))
             .collect(),
+    })
+}
+
+/// The `ac2dm` service (C2DM senders' ClientLogin tokens), and on the first run the project's
+/// push API key and a demo device registered for the demo Android app.
+async fn seed_push(ctx: &Ctx, project_id: &str) -> anyhow::Result<DemoPush> {
+    use tessera_domain::push;
+    let service = push::C2DM_SERVICE;
+    if ctx.store.services().get(service).await.map_err(tessera_domain::Error::from)?.is_none() {
+        let new = NewService {
+            name: service.to_owned(),
+            display_name: "Push messaging (C2DM)".to_owned(),
+            scopes: vec![push::PUSH_SCOPE.to_owned()],
+            clientlogin_ttl_secs: None,
+            protocols: Some(vec!["clientlogin".to_owned()]),
+        };
+        tessera_domain::services::add(ctx, new, &Actor::System).await?;
+    }
+    let keys = push::list_api_keys(ctx, project_id).await?;
+    if keys.iter().any(|it| it.name == DEMO_PUSH_KEY) {
+        return Ok(DemoPush { sender_id: project_id.to_owned(), api_key: None, device: None });
+    }
+    let (_, api_key) =
+        push::create_api_key_by(ctx, project_id, DEMO_PUSH_KEY, &Actor::System).await?;
+    let request = tessera_proto_push::Register {
+        app: DEMO_ANDROID_PACKAGE.to_owned(),
+        device: DEMO_PUSH_DEVICE.to_owned(),
+        senders: vec![project_id.to_owned()],
+        cert: String::new(),
+        delete: false,
+    };
+    let (registration_id, credential) = push::register_new_install(ctx, &request)
+        .await?
+        .map_err(|code| anyhow::format_err!("registering the demo device: {code:?}"))?;
+    Ok(DemoPush {
+        sender_id: project_id.to_owned(),
+        api_key: Some(api_key),
+        device: Some(DemoDevice { id: DEMO_PUSH_DEVICE.to_owned(), credential, registration_id }),
     })
 }
 

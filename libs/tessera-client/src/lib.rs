@@ -1,4 +1,4 @@
-//! Client library for the tessera accounts service: ID tokens, OAuth 2.0, AuthSub, ClientLogin and a resource-server layer.
+//! Client library for the tessera accounts service: ID tokens, OAuth 2.0, AuthSub, ClientLogin, a push sender and a resource-server layer.
 #![doc = include_str!("lib.md")]
 #![deny(missing_docs)]
 
@@ -14,6 +14,7 @@ pub mod oauth1;
 pub mod oauth2;
 #[cfg(feature = "push")]
 pub mod push;
+pub mod push_sender;
 mod secret;
 pub mod sso;
 

@@ -258,6 +258,11 @@ impl Default for Hub {
 }
 
 impl Hub {
+    /// One node (the in-process wake-up), with these connection limits.
+    pub fn with_policy(policy: DeliveryPolicy) -> Hub {
+        Hub { policy, ..Hub::default() }
+    }
+
     /// Replaces the wake-up (several nodes: one that reaches every node's registry).
     pub fn set_wakeup(&self, wakeup: Arc<dyn Wakeup>) {
         *self.wakeup.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wakeup;

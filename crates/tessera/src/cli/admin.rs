@@ -47,6 +47,9 @@ enum AdminCommand {
     Consumer(AuthsubCommand),
     #[command(subcommand)]
     Legacy(LegacyCommand),
+    /// Push messaging: a project's API keys, install credentials.
+    #[command(subcommand)]
+    Push(PushCommand),
     /// Security events, newest first.
     Audit {
         #[arg(long)]
@@ -281,6 +284,91 @@ enum DeviceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PushCommand {
+    /// A project's push API keys (`Authorization: key=` at `/gcm/send`).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Revoke an install credential (read from standard input), and with it the device: its
+    /// registration ids answer NotRegistered.
+    RevokeInstall,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key; it is printed once.
+    Create {
+        /// The project's name or id.
+        #[arg(long)]
+        project: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// The project's live keys (their ids, never the keys).
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    /// Revoke a key by its id (as `list` shows it).
+    Revoke {
+        #[arg(long)]
+        project: String,
+        id: String,
+    },
+}
+
+/// A project named by its name or its id.
+async fn project_named(ctx: &Ctx, text: &str) -> anyhow::Result<tessera_store::ProjectRecord> {
+    if let Some(project) = ctx.store.projects().get(text).await? {
+        return Ok(project);
+    }
+    tessera_domain::projects::find_by_name(ctx, text)
+        .await
+        .map_err(|_| format_err!("no project {text}"))
+}
+
+async fn push(ctx: &Ctx, json_mode: bool, command: &PushCommand) -> anyhow::Result<()> {
+    let actor = Actor::Cli;
+    match command {
+        PushCommand::ApiKey(ApiKeyCommand::Create { project, name }) => {
+            let project = project_named(ctx, project).await?;
+            let (info, key) =
+                tessera_domain::push::create_api_key_by(ctx, &project.id, name, &actor).await?;
+            let value =
+                json!({ "project": project.id, "id": info.id, "name": info.name, "key": key });
+            print(json_mode, &value, || key.clone());
+        }
+        PushCommand::ApiKey(ApiKeyCommand::List { project }) => {
+            let project = project_named(ctx, project).await?;
+            let keys = tessera_domain::push::list_api_keys(ctx, &project.id).await?;
+            let value = json!(keys.iter().map(|it| json!({ "id": it.id, "name": it.name, "created_at": it.created_at, "last_used_at": it.last_used_at })).collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                keys.iter()
+                    .map(|it| format!("{}  {}", it.id, it.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        PushCommand::ApiKey(ApiKeyCommand::Revoke { project, id }) => {
+            let project = project_named(ctx, project).await?;
+            if !tessera_domain::push::revoke_api_key_by_id(ctx, &project.id, id, &actor).await? {
+                return Err(format_err!("no live API key {id} in project {}", project.name));
+            }
+            print(json_mode, &json!({ "revoked": id }), || format!("revoked API key {id}"));
+        }
+        PushCommand::RevokeInstall => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let credential = line.trim();
+            if !tessera_domain::push::revoke_install(ctx, credential).await? {
+                return Err(format_err!("not a live install credential"));
+            }
+            print(json_mode, &json!({ "revoked": true }), || "revoked the install".to_owned());
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 enum DevCommand {
     /// Seed live sessions and credentials for load tests.
     Seed {
@@ -406,6 +494,7 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
             });
         }
         AdminCommand::Client(command) => client(&ctx, json_mode, command).await?,
+        AdminCommand::Push(command) => push(&ctx, json_mode, command).await?,
         AdminCommand::Service(ServiceCommand::Add {
             name,
             display_name,

@@ -5,6 +5,7 @@
 mod admin;
 mod admin_seed;
 mod push_listen;
+mod push_send;
 mod token;
 
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Check tokens the way a back-end does.
     Token(token::TokenArgs),
-    /// Push messaging from the command line.
+    /// Push messaging tools.
     #[command(subcommand)]
     Push(PushCommand),
 }
@@ -62,6 +63,8 @@ enum Command {
 enum PushCommand {
     /// Connect as a device, print each message as one JSON line, and acknowledge it.
     Listen(push_listen::ListenArgs),
+    /// Send a GCM message to registration ids or a topic, as an application server does.
+    Send(push_send::SendArgs),
 }
 
 /// Loads the configuration: defaults, file, environment, then flags.
@@ -158,11 +161,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let config = load_config(&args, None, None)?;
             token::run(&config.public_url, token_args).await
         }
+        Command::Push(PushCommand::Send(send_args)) => push_send::run(send_args).await,
+        Command::Push(PushCommand::Listen(listen_args)) => push_listen::run(listen_args).await,
         Command::Admin(admin_args) => {
             let config = load_config(&args, None, None)?;
             admin::run(&config, admin_args).await
         }
-        Command::Push(PushCommand::Listen(listen_args)) => push_listen::run(listen_args).await,
     }
 }
 
@@ -301,6 +305,8 @@ fn print_welcome(config: &Config, server: &Server) {
         );
         println!("  devices, and \"Sign out everywhere\": {base}/account");
         println!();
+        print_demo_push(base, &demo.push);
+        println!();
         println!(
             "Discovery: {base}/.well-known/openid-configuration   Keys: {base}/oauth2/v3/certs"
         );
@@ -312,6 +318,25 @@ fn print_welcome(config: &Config, server: &Server) {
             config.data_dir.display()
         );
     }
+}
+
+fn print_demo_push(base: &str, push: &tessera::demo::DemoPush) {
+    println!("Push messaging (C2DM/GCM) as sender id {}:", push.sender_id);
+    let (Some(key), Some(device)) = (&push.api_key, &push.device) else {
+        println!(
+            "  the API key and the demo device were shown when the demo was first seeded (create a key in the console)"
+        );
+        return;
+    };
+    println!("  API key (shown this once): {key}");
+    println!(
+        "  curl -H 'Authorization: key={key}' -H 'Content-Type: application/json' -d '{{\"to\":\"{}\",\"data\":{{\"hello\":\"world\"}}}}' {base}/gcm/send",
+        device.registration_id
+    );
+    println!(
+        "  tessera push listen --server {base} --device {} --credential {} --registration {}",
+        device.id, device.credential, device.registration_id
+    );
 }
 
 fn percent_encode(text: &str) -> String {

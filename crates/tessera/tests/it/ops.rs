@@ -512,8 +512,8 @@ async fn without_a_public_url_sign_in_stays_on_the_listen_address() {
 // ---------------------------------------------------------------------------------------------
 // The demo (issue 12)
 
-/// The demo seeds one service that accepts both legacy protocols tessera serves, and seeding
-/// again changes nothing. (`cli::demo_try_it_clientlogin_and_authsub_work_as_printed` runs what it
+/// The demo seeds one service that accepts both legacy protocols tessera serves, and the push
+/// service `ac2dm` (ClientLogin only, the push scope), and seeding again changes nothing. (`cli::demo_try_it_clientlogin_and_authsub_work_as_printed` runs what it
 /// prints.)
 #[tokio::test]
 async fn the_demo_seeds_one_service_for_authsub_and_clientlogin() {
@@ -530,12 +530,21 @@ async fn the_demo_seeds_one_service_for_authsub_and_clientlogin() {
         web.iter().map(|it| (it.name.as_str(), it.web_prefixes.as_str())).collect::<Vec<_>>(),
         [("feeds-a", "http://127.0.0.2:8081/"), ("feeds-b", "http://127.0.0.3:8082/")]
     );
-    assert_eq!(services.len(), 1);
+    let legacy: Vec<_> = services
+        .iter()
+        .map(|it| (it.name.as_str(), it.scopes.as_str(), it.protocols.as_str()))
+        .collect();
     assert_eq!(
-        (services[0].name.as_str(), services[0].scopes.as_str()),
-        ("cl", again.service_scope.as_str())
+        legacy,
+        [
+            ("ac2dm", tessera_domain::push::PUSH_SCOPE, "clientlogin"),
+            ("cl", again.service_scope.as_str(), "authsub clientlogin"),
+        ]
     );
-    assert_eq!(services[0].protocols, "authsub clientlogin");
+    // Seeding again made no second push key and showed none.
+    assert!(again.push.api_key.is_none() && again.push.device.is_none());
+    let keys = tessera_domain::push::list_api_keys(env.ctx(), &again.push.sender_id).await.unwrap();
+    assert_eq!(keys.len(), 1);
 }
 
 /// The serve loop hands every request its peer address (`ConnectInfo`): sessions record it.

@@ -1,7 +1,9 @@
 //! The developer console: the signed-in account's projects and their OAuth 2.0 clients; for
 //! administrators, the web sign-on settings of every service (web prefixes, front- and back-channel
-//! logout URLs, through `services::set_web`, as `tessera admin service web`). Secrets and private
-//! keys are shown once, on the page that answers the POST that made them.
+//! logout URLs, through `services::set_web`, as `tessera admin service web`); each project's push
+//! API keys (created and revoked through the same domain functions as `tessera admin push
+//! api-key`). Secrets, API keys and private keys are shown once, on the page that answers the
+//! POST that made them.
 
 use askama::Template;
 use axum::Router;
@@ -31,6 +33,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/clients/keys/remove", post(key_change_post))
         .route("/console/clients/delete", post(delete_post))
         .route("/console/services/web", post(service_web_post))
+        .route("/console/projects/push-keys", post(push_key_post))
+        .route("/console/projects/push-keys/revoke", post(push_key_revoke_post))
 }
 
 /// A service's web sign-on settings, as the form shows them.
@@ -52,8 +56,17 @@ struct ClientRow {
     key_ids: Vec<String>,
 }
 
+/// A push API key as listed: never the key itself.
+struct PushKeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+}
+
 struct ProjectRow {
     id: String,
+    push_keys: Vec<PushKeyRow>,
     name: String,
     verified: bool,
     product_name: String,
@@ -113,7 +126,18 @@ async fn render_console(
         let (product_name, homepage, support_email, logo_url) = branding
             .map(|it| (it.product_name, it.homepage, it.support_email, it.logo_url))
             .unwrap_or_default();
+        let push_keys = tessera_domain::push::list_api_keys(ctx, &project.id)
+            .await?
+            .into_iter()
+            .map(|it| PushKeyRow {
+                id: it.id,
+                name: it.name,
+                created: render::datetime(it.created_at),
+                last_used: it.last_used_at.map(render::datetime).unwrap_or_else(|| "never".into()),
+            })
+            .collect();
         projects.push(ProjectRow {
+            push_keys,
             id: project.id,
             name: project.name,
             verified: project.verified,
@@ -412,5 +436,58 @@ async fn service_web_post(
     )
     .await
     .map(|_| None);
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+/// Creates a push API key for one of the account's projects and shows it once.
+async fn push_key_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let project =
+            tessera_domain::projects::get_owned(ctx, &me.account.id, &fields.text("project"))
+                .await?;
+        let (info, key) = tessera_domain::push::create_api_key_by(
+            ctx,
+            &project.id,
+            &fields.text("name"),
+            &Actor::Account,
+        )
+        .await?;
+        Ok(Some(Reveal {
+            label: "Push API key",
+            client_id: format!("{} (key {})", project.name, info.id),
+            value: key,
+        }))
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+/// Revokes one of a project's push API keys, named by its id.
+async fn push_key_revoke_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let project =
+            tessera_domain::projects::get_owned(ctx, &me.account.id, &fields.text("project"))
+                .await?;
+        let key = fields.text("key");
+        if !tessera_domain::push::revoke_api_key_by_id(ctx, &project.id, &key, &Actor::Account)
+            .await?
+        {
+            return Err(tessera_domain::Error::Invalid("No such API key.".to_owned()));
+        }
+        Ok(None)
+    }
+    .await;
     finish(&state, &headers, (authuser, me), res).await
 }

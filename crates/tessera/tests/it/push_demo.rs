@@ -1,0 +1,94 @@
+//! `serve --demo` prints a push `curl` send and a `tessera push listen` command; their values work:
+//! the send with the printed key to the printed registration id is accepted, and the printed
+//! install credential is the demo device's.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+#[tokio::test]
+async fn the_demo_prints_a_push_send_and_listen_that_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TESSERA_LOG", "warn")
+        .env_remove("TESSERA_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        let done = line.contains("tessera admin audit");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    let line = |needle: &str| {
+        printed
+            .iter()
+            .map(|it| it.trim())
+            .find(|it| it.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}: {text}"))
+            .to_owned()
+    };
+    let base = line("Open http://")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/accounts/ServiceLogin")
+        .to_owned();
+
+    // curl -H 'Authorization: key=K' -H 'Content-Type: application/json' -d 'JSON' URL
+    let curl = line("/gcm/send");
+    let quoted: Vec<&str> = curl.split('\'').skip(1).step_by(2).collect();
+    assert_eq!(quoted.len(), 3, "{curl}");
+    let key = quoted[0].strip_prefix("Authorization: key=").unwrap();
+    assert!(key.starts_with("AIza"), "{curl}");
+    assert!(curl.starts_with("curl ") && curl.ends_with(&format!("{base}/gcm/send")), "{curl}");
+    let body: serde_json::Value = serde_json::from_str(quoted[2]).unwrap();
+    let registration = body["to"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{base}/gcm/send"))
+        .header("authorization", format!("key={key}"))
+        .header("content-type", quoted[1].strip_prefix("Content-Type: ").unwrap())
+        .body(quoted[2].to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(answer["success"], 1, "{answer}");
+
+    // tessera push listen --server URL --device ID --credential CRED --registration REGID
+    let listen = line("tessera push listen");
+    let words: Vec<&str> = listen.split_whitespace().collect();
+    let flag = |name: &str| words[words.iter().position(|it| *it == name).unwrap() + 1];
+    assert_eq!(flag("--server"), base);
+    assert_eq!(flag("--registration"), registration);
+    let (device, credential) = (flag("--device"), flag("--credential"));
+    assert!(credential.starts_with("pi/"), "{listen}");
+    // The printed credential is the device's: registering the demo app with it again answers
+    // the printed registration id.
+    let sender = line("Push messaging (C2DM/GCM) as sender id");
+    let sender = sender.trim_end_matches(':').rsplit(' ').next().unwrap();
+    let res = http
+        .post(format!("{base}/c2dm/register3"))
+        .header("authorization", format!("AidLogin {device}:{credential}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "app={}&device={device}&sender={sender}",
+            tessera::demo::DEMO_ANDROID_PACKAGE
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), format!("token={registration}\n"));
+    child.kill().await.unwrap();
+}
