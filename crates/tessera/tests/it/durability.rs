@@ -79,10 +79,12 @@ async fn sent_push_messages_survive_kill_9_on_postgres() {
 }
 
 /// Up to 400 GCM sends spread over 40 registered devices (within the per-registration quota and
-/// store limit); the server is killed once 120 were answered with a message id. After the restart
+/// store limit; the limit on new installs per address is off, all devices register from here); the server is killed once 120 were answered with a message id. After the restart
 /// every device connects and receives every message it was sent and answered for.
-async fn sent_push_messages_survive_kill_9(data: Data) {
+async fn sent_push_messages_survive_kill_9(mut data: Data) {
     const DEVICES: usize = 40;
+    // Forty first registrations from one address: over the default limit on new installs.
+    data.env.push(("TESSERA_PUSH_NEW_INSTALLS_PER_MINUTE", "0"));
     const MAX: usize = 400;
     const KILL_AFTER: usize = 120;
     let (project, key) = push_sender(&data).await;
