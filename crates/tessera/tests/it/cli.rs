@@ -6,7 +6,12 @@ use std::process::{Command, Stdio};
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-fn tessera(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+/// `tessera ARGS --data-dir DIR`, with `stdin` written to it: exit code, stdout, stderr.
+pub(crate) fn tessera(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
         .arg("--data-dir")
@@ -455,45 +460,68 @@ async fn dev_seed_writes_working_fixtures() {
     }
 }
 
+/// A `tessera serve --demo` process on a fresh data directory and what it printed up to its last
+/// "try it" line.
+pub(crate) struct Demo {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) printed: Vec<String>,
+    /// The server's base URL, from its "Open http://…" line.
+    pub(crate) base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Demo {
+    pub(crate) async fn start() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("TESSERA_LOG", "warn")
+            .env_remove("TESSERA_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            let done = line.contains("tessera admin audit");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        let mut demo = Demo { child, printed, base: String::new(), _dir: dir };
+        demo.base = demo
+            .line("Open http://")
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("/accounts/ServiceLogin")
+            .to_owned();
+        demo
+    }
+
+    /// The first printed line containing `needle`, trimmed.
+    pub(crate) fn line(&self, needle: &str) -> String {
+        self.printed
+            .iter()
+            .map(|it| it.trim())
+            .find(|it| it.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}: {}", self.printed.join("\n")))
+            .to_owned()
+    }
+}
+
 /// `serve --demo` prints a ClientLogin `curl` and an AuthSub URL; both work as printed against the
 /// demo (its service accepts both protocols), and so do the follow-up commands.
 #[tokio::test]
 async fn demo_try_it_clientlogin_and_authsub_work_as_printed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("TESSERA_LOG", "warn")
-        .env_remove("TESSERA_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    while let Some(line) = stdout.next_line().await.unwrap() {
-        let done = line.contains("tessera admin audit");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
-    let text = printed.join("\n");
-    let line = |needle: &str| {
-        printed
-            .iter()
-            .map(|it| it.trim())
-            .find(|it| it.contains(needle))
-            .unwrap_or_else(|| panic!("no line with {needle}: {text}"))
-            .to_owned()
-    };
-    let base = line("Open http://")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/accounts/ServiceLogin")
-        .to_owned();
+    let demo = Demo::start().await;
+    let line = |needle: &str| demo.line(needle);
+    let base = demo.base.clone();
+    let text = demo.printed.join("\n");
     let credentials = line("Sign in as");
     let words: Vec<&str> = credentials.split_whitespace().collect();
     let (email, password) = (words[words.len() - 4], words[words.len() - 1]);

@@ -2,47 +2,11 @@
 //! the send with the printed key to the printed registration id is accepted, and the printed
 //! install credential is the demo device's.
 
-use std::process::Stdio;
-
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-
 #[tokio::test]
 async fn the_demo_prints_a_push_send_and_listen_that_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("TESSERA_LOG", "warn")
-        .env_remove("TESSERA_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    while let Some(line) = stdout.next_line().await.unwrap() {
-        let done = line.contains("tessera admin audit");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
-    let text = printed.join("\n");
-    let line = |needle: &str| {
-        printed
-            .iter()
-            .map(|it| it.trim())
-            .find(|it| it.contains(needle))
-            .unwrap_or_else(|| panic!("no line with {needle}: {text}"))
-            .to_owned()
-    };
-    let base = line("Open http://")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/accounts/ServiceLogin")
-        .to_owned();
+    let mut demo = crate::cli::Demo::start().await;
+    let line = |needle: &str| demo.line(needle);
+    let base = demo.base.clone();
 
     // curl -H 'Authorization: key=K' -H 'Content-Type: application/json' -d 'JSON' URL
     let curl = line("/gcm/send");
@@ -90,5 +54,5 @@ async fn the_demo_prints_a_push_send_and_listen_that_work() {
         .await
         .unwrap();
     assert_eq!(res.text().await.unwrap(), format!("token={registration}\n"));
-    child.kill().await.unwrap();
+    demo.child.kill().await.unwrap();
 }

@@ -2,9 +2,7 @@
 //! (shown once), listed without the key, revoked; an install credential revoked from the CLI.
 //! Both go through the same domain functions.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
+use crate::cli::tessera;
 use crate::push_topics::{post_json, register};
 use crate::support::TestEnv;
 
@@ -117,29 +115,6 @@ async fn the_console_creates_lists_and_revokes_push_api_keys() {
     assert_eq!(revoked.status, 303, "{}", revoked.body);
     assert_eq!(send_status(&env, &key, &id).await.0, 401, "a revoked key stops");
     assert!(browser.get("/console").await.body.contains("No API keys."));
-}
-
-fn tessera(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("TESSERA_DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
