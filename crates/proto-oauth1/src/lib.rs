@@ -460,11 +460,19 @@ pub fn param_variants(params: &[(String, String)]) -> Vec<Vec<(String, String)>>
         .filter(|(name, value)| !value.is_empty() || name.starts_with("oauth_"))
         .cloned()
         .collect();
-    let mut last_only: Vec<(String, String)> = Vec::new();
-    for (name, value) in params {
-        last_only.retain(|(k, _)| k != name);
-        last_only.push((name.clone(), value.clone()));
+    // Each name at its last occurrence, in the order of those occurrences: one pass to find them
+    // (linear: a request may carry thousands of pairs, and every failed signature comes here).
+    let mut last: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(params.len());
+    for (index, (name, _)) in params.iter().enumerate() {
+        last.insert(name.as_str(), index);
     }
+    let last_only: Vec<(String, String)> = params
+        .iter()
+        .enumerate()
+        .filter(|(index, (name, _))| last.get(name.as_str()) == Some(index))
+        .map(|(_, pair)| pair.clone())
+        .collect();
     for variant in [without_empty, last_only] {
         if variant.len() != params.len() && !out.contains(&variant) {
             out.push(variant);
@@ -618,7 +626,43 @@ mod tests {
         percent_decode_strict(text)
     }
 
+    /// The last-repeat variant as first written: each pair removes the earlier one of its name and
+    /// goes to the end (quadratic, kept here as the model the linear version must match).
+    fn last_only_model(params: &[(String, String)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (name, value) in params {
+            out.retain(|(k, _)| k != name);
+            out.push((name.clone(), value.clone()));
+        }
+        out
+    }
+
+    #[test]
+    fn thousands_of_repeated_pairs_make_two_variants() {
+        let params: Vec<(String, String)> =
+            (0..20_000).map(|n| (format!("p{}", n % 7), String::new())).collect();
+        let variants = param_variants(&params);
+        assert_eq!(variants.len(), 2);
+        assert!(variants[0].is_empty());
+        assert_eq!(variants[1], last_only_model(&params));
+        assert_eq!(variants[1].len(), 7);
+    }
+
     proptest! {
+        #[test]
+        fn the_last_repeat_variant_matches_its_model(
+            params in proptest::collection::vec(("[a-c]{1,2}", "[xy]{0,1}"), 0..24),
+        ) {
+            let params: Vec<(String, String)> = params;
+            let model = last_only_model(&params);
+            let variants = param_variants(&params);
+            if model.len() != params.len() {
+                prop_assert!(variants.contains(&model), "{variants:?} lacks {model:?}");
+            } else {
+                prop_assert!(!variants.iter().any(|it| it.len() == params.len()));
+            }
+        }
+
         #[test]
         fn header_parser_never_panics(s in "\\PC{0,300}") {
             let _ = parse_header(&s);
