@@ -1235,8 +1235,23 @@ async fn push_section(
     let alive = server.alive();
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    let failed: Vec<String> = [("latency", &rep.latency), ("throughput", &rep.throughput)]
+        .into_iter()
+        .filter_map(|(name, phase)| {
+            let phase = phase.as_ref()?;
+            Some(format!(
+                "{name}: {} of {} multicasts failed (first: {})",
+                phase.failed_requests,
+                phase.multicasts,
+                phase.first_error.as_deref()?
+            ))
+        })
+        .collect();
     report.push = Some(rep);
     result?;
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
     if !alive {
         bail!("the server died during the push section (see logs/tessera-push.log)");
     }

@@ -12,8 +12,8 @@
 //!   messages a second), each message carrying the instant its request was about to be written;
 //!   a receiver takes send→deliver from it when the frame arrives (one clock: one process);
 //! - **throughput**: [`SENDERS`] connections post multicasts of up to 1000 ids back to back for the
-//!   phase's length; delivered frames per second over that window, and the share of recipients
-//!   answered with a message id.
+//!   phase's length ([`FLOOD_IDS`] ids each); delivered frames per second over that window, and
+//!   the share of recipients answered with a message id.
 //!
 //! Each phase is bounded by its length and by a multicast count, then waits (bounded) for the
 //! frames still on their way; the connections close when the section ends.
@@ -44,8 +44,10 @@ pub(crate) const PACED_IDS: usize = 100;
 pub(crate) const PACED_EVERY: Duration = Duration::from_millis(20);
 /// Sender connections of the throughput phase, each posting multicasts back to back.
 pub(crate) const SENDERS: usize = 4;
-/// The most recipients one multicast may name.
-pub(crate) const MAX_MULTICAST: usize = 1000;
+/// Recipients of each multicast of the throughput phase. GCM allows 1000, but a JSON multicast to
+/// 1000 of tessera's registration ids (about 70 bytes each) is over the server's 64 KiB request
+/// body limit and answered 413, so the phase sends 500 (about 37 KiB).
+pub(crate) const FLOOD_IDS: usize = 500;
 /// WebSocket handshakes in flight at once while connecting the devices.
 const CONNECTING: usize = 64;
 
@@ -140,6 +142,8 @@ pub(crate) struct Phase {
     pub(crate) accepted: u64,
     /// Multicasts answered other than 200, or not answered.
     pub(crate) failed_requests: u64,
+    /// The first of those failures.
+    pub(crate) first_error: Option<String>,
     /// Message frames received while the sender sent.
     pub(crate) delivered_in_window: u64,
     /// Message frames received in all (the window and the drain after it).
@@ -381,6 +385,16 @@ struct Sent {
     recipients: AtomicU64,
     accepted: AtomicU64,
     failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Sent {
+    fn failed(&self, error: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock() {
+            first.get_or_insert(error);
+        }
+    }
 }
 
 /// CPU ticks of the server and of this process.
@@ -419,6 +433,7 @@ fn finish(
         recipients: sent.recipients.load(Ordering::Relaxed),
         accepted: sent.accepted.load(Ordering::Relaxed),
         failed_requests: sent.failed.load(Ordering::Relaxed),
+        first_error: sent.first_error.lock().ok().and_then(|e| e.clone()),
         delivered_in_window,
         delivered,
         delivered_per_sec: delivered_in_window as f64 / window.as_secs_f64().max(1e-9),
@@ -471,9 +486,7 @@ async fn paced(
                 Ok(accepted) => {
                     sent.accepted.fetch_add(accepted, Ordering::Relaxed);
                 }
-                Err(_) => {
-                    sent.failed.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(e) => sent.failed(e),
             }
             if let Ok(mut p) = pool.lock() {
                 p.push(conn);
@@ -499,7 +512,7 @@ async fn paced(
     phase
 }
 
-/// The throughput phase: [`SENDERS`] connections post multicasts of up to [`MAX_MULTICAST`] ids
+/// The throughput phase: [`SENDERS`] connections post multicasts of up to [`FLOOD_IDS`] ids
 /// back to back until the phase's length or multicast count is reached.
 async fn flood(
     addr: SocketAddr,
@@ -509,9 +522,8 @@ async fn flood(
     devices: &Arc<Devices>,
     mode: &PushMode,
 ) -> Phase {
-    let chunks = Arc::new(chunks(ids, MAX_MULTICAST));
-    let sizes: Arc<Vec<u64>> =
-        Arc::new(ids.chunks(MAX_MULTICAST).map(|c| c.len() as u64).collect());
+    let chunks = Arc::new(chunks(ids, FLOOD_IDS));
+    let sizes: Arc<Vec<u64>> = Arc::new(ids.chunks(FLOOD_IDS).map(|c| c.len() as u64).collect());
     let sent = Arc::new(Sent::default());
     let next = Arc::new(AtomicU64::new(0));
     let authorization = ("authorization".to_owned(), format!("key={key}"));
@@ -545,8 +557,8 @@ async fn flood(
                     Ok(accepted) => {
                         sent.accepted.fetch_add(accepted, Ordering::Relaxed);
                     }
-                    Err(_) => {
-                        sent.failed.fetch_add(1, Ordering::Relaxed);
+                    Err(e) => {
+                        sent.failed(e);
                         conn.reset();
                     }
                 }
@@ -617,7 +629,7 @@ mod tests {
     #[test]
     fn id_chunks_are_json_arrays_of_at_most_the_size() {
         let ids: Vec<String> = (0..2500).map(|i| format!("APA91b{i}")).collect();
-        let c = chunks(&ids, MAX_MULTICAST);
+        let c = chunks(&ids, 1000);
         assert_eq!(c.len(), 3);
         let last: Vec<String> = serde_json::from_str(&c[2]).expect("json");
         assert_eq!((last.len(), last[0].as_str()), (500, "APA91b2000"));

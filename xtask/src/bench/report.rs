@@ -446,7 +446,7 @@ fn cell(text: &str) -> String {
 }
 
 fn render_push(w: &mut String, p: &super::push::PushReport) {
-    use super::push::{MAX_MULTICAST, PACED_EVERY, PACED_IDS, SENDERS};
+    use super::push::{FLOOD_IDS, PACED_EVERY, PACED_IDS, SENDERS};
     let bytes = |b: Option<u64>| b.map_or("not measured".into(), fmt_bytes);
     let _ = writeln!(
         w,
@@ -471,7 +471,7 @@ fn render_push(w: &mut String, p: &super::push::PushReport) {
     let cpu = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} µs"));
     let phases = [
         (format!("latency: {PACED_IDS} ids every {} ms", PACED_EVERY.as_millis()), &p.latency),
-        (format!("throughput: {SENDERS} senders, {MAX_MULTICAST} ids a multicast"), &p.throughput),
+        (format!("throughput: {SENDERS} senders, {FLOOD_IDS} ids a multicast"), &p.throughput),
     ];
     for (name, phase) in phases {
         let Some(ph) = phase else { continue };
