@@ -1235,18 +1235,22 @@ async fn push_section(
     let alive = server.alive();
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
-    let failed: Vec<String> = [("latency", &rep.latency), ("throughput", &rep.throughput)]
-        .into_iter()
-        .filter_map(|(name, phase)| {
-            let phase = phase.as_ref()?;
-            Some(format!(
-                "{name}: {} of {} multicasts failed (first: {})",
-                phase.failed_requests,
-                phase.multicasts,
-                phase.first_error.as_deref()?
-            ))
-        })
-        .collect();
+    let failed: Vec<String> = [
+        ("latency", &rep.latency),
+        ("light latency", &rep.latency_light),
+        ("throughput", &rep.throughput),
+    ]
+    .into_iter()
+    .filter_map(|(name, phase)| {
+        let phase = phase.as_ref()?;
+        Some(format!(
+            "{name}: {} of {} multicasts failed (first: {})",
+            phase.failed_requests,
+            phase.multicasts,
+            phase.first_error.as_deref()?
+        ))
+    })
+    .collect();
     report.push = Some(rep);
     result?;
     if !failed.is_empty() {

@@ -11,6 +11,8 @@
 //! - **latency at a fixed rate**: multicasts of [`PACED_IDS`] ids every [`PACED_EVERY`] (5,000
 //!   messages a second), each message carrying the instant its request was about to be written;
 //!   a receiver takes send→deliver from it when the frame arrives (one clock: one process);
+//! - the same at 1,000 messages a second ([`LIGHT_IDS`] a tick), to tell the delivery path's
+//!   latency from queueing where the server does not keep up with the target rate;
 //! - **throughput**: [`SENDERS`] connections post multicasts of up to 1000 ids back to back for the
 //!   phase's length ([`FLOOD_IDS`] ids each); delivered frames per second over that window, and
 //!   the share of recipients answered with a message id.
@@ -48,6 +50,9 @@ pub(crate) const SENDERS: usize = 4;
 /// 1000 of tessera's registration ids (about 70 bytes each) is over the server's 64 KiB request
 /// body limit and answered 413, so the phase sends 500 (about 37 KiB).
 pub(crate) const FLOOD_IDS: usize = 500;
+/// Recipients of each multicast of the second, lighter paced phase (1,000 messages a second):
+/// latency where the server keeps up, beside the target rate's.
+pub(crate) const LIGHT_IDS: usize = 20;
 /// WebSocket handshakes in flight at once while connecting the devices.
 const CONNECTING: usize = 64;
 
@@ -122,6 +127,8 @@ pub(crate) struct PushReport {
     pub(crate) rss_connected_bytes: Option<u64>,
     pub(crate) bytes_per_device: Option<f64>,
     pub(crate) latency: Option<Phase>,
+    /// The same at [`LIGHT_IDS`] recipients a tick.
+    pub(crate) latency_light: Option<Phase>,
     pub(crate) throughput: Option<Phase>,
     /// Connections that closed or failed before the section ended.
     pub(crate) dropped_connections: u64,
@@ -240,7 +247,10 @@ pub(crate) async fn measure(
 
     let ids: Vec<String> = seed.devices.iter().map(|d| d.registration_id.clone()).collect();
     say("push: latency at 5,000 messages/s");
-    report.latency = Some(paced(addr, pid, &seed.api_key, &ids, &devices, mode).await);
+    report.latency = Some(paced(addr, pid, &seed.api_key, &ids, &devices, mode, PACED_IDS).await);
+    say("push: latency at 1,000 messages/s");
+    report.latency_light =
+        Some(paced(addr, pid, &seed.api_key, &ids, &devices, mode, LIGHT_IDS).await);
     say("push: throughput");
     report.throughput = Some(flood(addr, pid, &seed.api_key, &ids, &devices, mode).await);
     let _ = stop_tx.send(true);
@@ -443,7 +453,7 @@ fn finish(
     }
 }
 
-/// The latency phase: [`PACED_IDS`] recipients every [`PACED_EVERY`], one request after another
+/// A latency phase: `per_tick` recipients every [`PACED_EVERY`], one request after another
 /// on one connection per tick in flight (a slow answer does not hold the next tick back).
 async fn paced(
     addr: SocketAddr,
@@ -452,9 +462,10 @@ async fn paced(
     ids: &[String],
     devices: &Arc<Devices>,
     mode: &PushMode,
+    per_tick: usize,
 ) -> Phase {
-    let chunks = Arc::new(chunks(ids, PACED_IDS));
-    let sizes: Vec<u64> = ids.chunks(PACED_IDS).map(|c| c.len() as u64).collect();
+    let chunks = Arc::new(chunks(ids, per_tick));
+    let sizes: Vec<u64> = ids.chunks(per_tick).map(|c| c.len() as u64).collect();
     let sent = Arc::new(Sent::default());
     let authorization = ("authorization".to_owned(), format!("key={key}"));
     let host = addr.to_string();

@@ -446,7 +446,7 @@ fn cell(text: &str) -> String {
 }
 
 fn render_push(w: &mut String, p: &super::push::PushReport) {
-    use super::push::{FLOOD_IDS, PACED_EVERY, PACED_IDS, SENDERS};
+    use super::push::{FLOOD_IDS, LIGHT_IDS, PACED_EVERY, PACED_IDS, SENDERS};
     let bytes = |b: Option<u64>| b.map_or("not measured".into(), fmt_bytes);
     let _ = writeln!(
         w,
@@ -471,6 +471,10 @@ fn render_push(w: &mut String, p: &super::push::PushReport) {
     let cpu = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} µs"));
     let phases = [
         (format!("latency: {PACED_IDS} ids every {} ms", PACED_EVERY.as_millis()), &p.latency),
+        (
+            format!("latency: {LIGHT_IDS} ids every {} ms", PACED_EVERY.as_millis()),
+            &p.latency_light,
+        ),
         (format!("throughput: {SENDERS} senders, {FLOOD_IDS} ids a multicast"), &p.throughput),
     ];
     for (name, phase) in phases {
@@ -1180,6 +1184,56 @@ mod tests {
         ] {
             assert!(md.contains(needle), "missing {needle:?} in:\n{md}");
         }
+    }
+
+    #[test]
+    fn push_targets_and_section_appear_when_the_section_ran() {
+        use crate::bench::push::{Phase, PushReport};
+        let mut r = sample();
+        r.evaluate_targets();
+        assert!(!r.targets.iter().any(|t| t.target.starts_with("push:")));
+        r.push = Some(PushReport {
+            backend: "SQLite".into(),
+            devices: 10_000,
+            connected: 10_000,
+            bytes_per_device: Some(3000.0),
+            latency: Some(Phase {
+                duration_s: 10.0,
+                multicasts: 500,
+                recipients: 50_000,
+                accepted: 50_000,
+                p50_us: Some(9_000),
+                p99_us: Some(60_000),
+                ..Phase::default()
+            }),
+            throughput: Some(Phase {
+                duration_s: 10.0,
+                multicasts: 100,
+                recipients: 50_000,
+                accepted: 49_000,
+                delivered_in_window: 250_000,
+                delivered_per_sec: 25_000.0,
+                ..Phase::default()
+            }),
+            comparison: "No other push server ran.".into(),
+            ..PushReport::default()
+        });
+        r.evaluate_targets();
+        assert_eq!(target(&r, "push: server memory").status, TargetStatus::Met);
+        let t = target(&r, "push: send→deliver ≥");
+        assert_eq!(
+            (t.status, t.measured.as_str()),
+            (TargetStatus::Met, "25,000/s (98% of recipients accepted)")
+        );
+        assert_eq!(target(&r, "push: p99").status, TargetStatus::Missed);
+        let md = render_markdown(&r);
+        assert!(md.contains("## Push delivery (SQLite, WebSocket)"), "{md}");
+        assert!(md.contains("No other push server ran."), "{md}");
+        // A section that failed before measuring shows its targets as not measured.
+        r.push = Some(PushReport::default());
+        r.evaluate_targets();
+        assert_eq!(target(&r, "push: p99").status, TargetStatus::NotMeasured);
+        assert_eq!(target(&r, "push: send→deliver ≥").status, TargetStatus::NotMeasured);
     }
 
     #[test]
