@@ -1209,6 +1209,17 @@ async fn push_section(
     started: Instant,
 ) -> anyhow::Result<()> {
     let mode = push::PushMode::new(quick);
+    let needed = push::files_needed(mode.devices);
+    if let Some(limit) = push::open_file_limit().filter(|limit| *limit < needed) {
+        let line = format!(
+            "PUSH NOT RUN: {} device connections need {needed} open files on each side, and the \
+             limit here is {limit} (raise it with `ulimit -n {needed}`)",
+            stats::fmt_count(mode.devices)
+        );
+        eprintln!("\n!!!!!!!! {line}\n");
+        report.notes.push(line);
+        return Ok(());
+    }
     let dir = scratch.join("push");
     say(started, &format!("push: seeding {} devices", stats::fmt_count(mode.devices)));
     let (seed, took) = t.seed_push(&dir, mode.devices).await?;

@@ -587,6 +587,22 @@ async fn flood(
     finish(&sent, window, in_window, delivered, (cpu_before, cpu_after))
 }
 
+/// The soft limit on open files of this process (which the server inherits), from
+/// `/proc/self/limits`; `None` when unlimited or unknown.
+pub(crate) fn open_file_limit() -> Option<u64> {
+    parse_open_file_limit(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// Open files each side needs for `devices` connections, with room for everything else.
+pub(crate) fn files_needed(devices: u64) -> u64 {
+    devices + 512
+}
+
 /// Reads the `push` part of a seed file.
 pub(crate) fn read_seed(path: &Path) -> anyhow::Result<PushSeed> {
     let text =
@@ -645,6 +661,15 @@ mod tests {
         let last: Vec<String> = serde_json::from_str(&c[2]).expect("json");
         assert_eq!((last.len(), last[0].as_str()), (500, "APA91b2000"));
         assert_eq!(PACED_IDS as f64 / PACED_EVERY.as_secs_f64(), PACED_RATE as f64);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_from_proc() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 524288               files\n";
+        assert_eq!(parse_open_file_limit(limits), Some(1024));
+        assert_eq!(parse_open_file_limit("Max open files  unlimited unlimited files"), None);
+        assert!(files_needed(10_000) > 10_000);
     }
 
     #[test]
