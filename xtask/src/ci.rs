@@ -92,7 +92,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 fn bench_smoke() -> anyhow::Result<()> {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-smoke");
     let out_text = out.to_string_lossy().into_owned();
-    let only = "discovery,client_credentials,session,signin,clientlogin,authsub_tokeninfo,crypto";
+    let only =
+        "discovery,client_credentials,session,signin,clientlogin,authsub_tokeninfo,crypto,push";
     // SQLite only: the smoke shows the harness runs; PostgreSQL's store is covered by the
     // conformance and two-node tests above, and its numbers come from full runs.
     let args = ["xtask", "bench", "--quick", "--dev", "--no-postgres", "--only", only, "--out"];

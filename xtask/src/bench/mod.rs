@@ -10,6 +10,7 @@ mod load;
 mod oauth1;
 mod peer;
 mod procs;
+mod push;
 mod report;
 mod scenarios;
 mod statements;
@@ -41,7 +42,8 @@ usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
                      harness itself (the test suite's), never a measurement
   --only NAMES       scenarios by name, or sections: ceilings, crypto, resources, growth,
                      statements (SQL statements per request of the scenarios run; of every
-                     scenario, without load, when no scenario is named)
+                     scenario, without load, when no scenario is named), push (push delivery
+                     to 10k WebSocket devices, 1k with --quick)
   --out DIR          where report.md, report.json and the logs go (default: bench-out/)
   --concurrency N    connections per target (default 32; password scenarios use 2 per core)
   --loadgen-threads  threads of the load generator (default 1)
@@ -51,7 +53,7 @@ usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
   tessera also runs on PostgreSQL, with 1 and 2 processes on one database, when a server answers
   on 127.0.0.1:5432 (as postgres, trust authentication) or TESSERA_BENCH_DATABASE_URL names one";
 
-const SECTIONS: [&str; 5] = ["ceilings", "crypto", "resources", "growth", "statements"];
+const SECTIONS: [&str; 6] = ["ceilings", "crypto", "resources", "growth", "statements", "push"];
 
 /// The PostgreSQL server the harness uses when one answers on its usual local port and no
 /// `TESSERA_BENCH_DATABASE_URL` names another; the database only hosts `CREATE DATABASE`.
@@ -695,7 +697,8 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
         && (!chosen.is_empty()
             || opts.wants("resources")
             || opts.wants("growth")
-            || opts.wants("statements"));
+            || opts.wants("statements")
+            || opts.wants("push"));
     let want_peer = chosen.iter().any(|s| s.peer.is_some());
     let ceiling_names: BTreeSet<&str> = scenarios::ceilings()
         .iter()
@@ -1019,6 +1022,11 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
         {
             report.failures.push(format!("growth: {e:#}"));
         }
+        if opts.wants("push")
+            && let Err(e) = push_section(t, opts.quick, &scratch, &logs, &mut report, started).await
+        {
+            report.failures.push(format!("push: {e:#}"));
+        }
     }
     let _ = std::fs::remove_dir_all(&scratch);
 
@@ -1189,6 +1197,82 @@ async fn growth(
     Ok(())
 }
 
+/// The `push` section (see `push.rs`) on SQLite: its own data dir and server, started with the
+/// per-minute push quotas off and room for every device's connection from the one loopback
+/// address.
+async fn push_section(
+    t: &Tessera,
+    quick: bool,
+    scratch: &Path,
+    logs: &Path,
+    report: &mut Report,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let mode = push::PushMode::new(quick);
+    let needed = push::files_needed(mode.devices);
+    if let Some(limit) = push::open_file_limit().filter(|limit| *limit < needed) {
+        let line = format!(
+            "PUSH NOT RUN: {} device connections need {needed} open files on each side, and the \
+             limit here is {limit} (raise it with `ulimit -n {needed}`)",
+            stats::fmt_count(mode.devices)
+        );
+        eprintln!("\n!!!!!!!! {line}\n");
+        report.notes.push(line);
+        return Ok(());
+    }
+    let dir = scratch.join("push");
+    say(started, &format!("push: seeding {} devices", stats::fmt_count(mode.devices)));
+    let (seed, took) = t.seed_push(&dir, mode.devices).await?;
+    let room = (mode.devices + 1024).to_string();
+    let env = [
+        ("TESSERA_PUSH_SENDER_PER_MINUTE", "0"),
+        ("TESSERA_PUSH_DEVICE_PER_MINUTE", "0"),
+        ("TESSERA_HTTP_MAX_CONNECTIONS", room.as_str()),
+        ("TESSERA_HTTP_MAX_CONNECTIONS_PER_ADDRESS", room.as_str()),
+    ];
+    let (mut server, _) = t
+        .start_with_env("tessera (push)", &dir, None, &logs.join("tessera-push.log"), &env)
+        .await?;
+    let mut rep = push::PushReport {
+        backend: "SQLite".into(),
+        devices: mode.devices,
+        seed_s: took.as_secs_f64(),
+        comparison: push::COMPARISON.into(),
+        ..push::PushReport::default()
+    };
+    let result =
+        push::measure(server.addr, server.pid, &seed, &mode, &mut rep, &|what| say(started, what))
+            .await;
+    let alive = server.alive();
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let failed: Vec<String> = [
+        ("latency", &rep.latency),
+        ("light latency", &rep.latency_light),
+        ("throughput", &rep.throughput),
+    ]
+    .into_iter()
+    .filter_map(|(name, phase)| {
+        let phase = phase.as_ref()?;
+        Some(format!(
+            "{name}: {} of {} multicasts failed (first: {})",
+            phase.failed_requests,
+            phase.multicasts,
+            phase.first_error.as_deref()?
+        ))
+    })
+    .collect();
+    report.push = Some(rep);
+    result?;
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    if !alive {
+        bail!("the server died during the push section (see logs/tessera-push.log)");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1211,6 +1295,8 @@ mod tests {
         assert!(parse(&["--concurrency", "0"]).is_err());
         assert!(parse(&["--no-postgres"])?.no_postgres && !all.no_postgres);
         assert!(parse(&["--only", "refresh,statements"])?.wants("statements"));
+        let push = parse(&["--only", "push"])?;
+        assert!(push.wants("push") && !push.wants("growth") && !push.complete());
         Ok(())
     }
 

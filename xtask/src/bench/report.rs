@@ -200,6 +200,8 @@ pub(crate) struct Report {
     pub(crate) growth: Vec<GrowthStep>,
     /// SQL statements per measured request, by scenario and backend.
     pub(crate) statements: Vec<StatementCount>,
+    /// The `push` section, when it ran.
+    pub(crate) push: Option<super::push::PushReport>,
     pub(crate) targets: Vec<TargetRow>,
     /// Loud lines: something the reader must know (a part that could not run).
     pub(crate) notes: Vec<String>,
@@ -354,8 +356,55 @@ impl Report {
             }),
             status: status(flat.map(|(_, _, r)| r <= FLAT_P99)),
         });
+        if let Some(p) = &self.push {
+            push_targets(&mut rows, p);
+        }
         self.targets = rows;
     }
+}
+
+/// The push section's three targets (issue 15).
+fn push_targets(rows: &mut Vec<TargetRow>, p: &super::push::PushReport) {
+    use super::push::{BYTES_PER_DEVICE_GOAL, DELIVERED_PER_SEC_GOAL, P99_GOAL_US, PACED_RATE};
+    let missing = "not measured (see the failures)".to_owned();
+    rows.push(TargetRow {
+        target: format!(
+            "push: server memory per connected device ≤ {} ({} devices)",
+            fmt_bytes(BYTES_PER_DEVICE_GOAL as u64),
+            fmt_count(p.devices)
+        ),
+        measured: p.bytes_per_device.map_or(missing.clone(), |b| fmt_bytes(b as u64)),
+        status: status(p.bytes_per_device.map(|b| b <= BYTES_PER_DEVICE_GOAL)),
+    });
+    let t = p.throughput.as_ref().filter(|t| t.multicasts > 0);
+    rows.push(TargetRow {
+        target: format!("push: send→deliver ≥ {} messages/s", fmt_rate(DELIVERED_PER_SEC_GOAL)),
+        measured: t.map_or(missing.clone(), |t| {
+            format!(
+                "{}/s ({} of recipients accepted)",
+                fmt_rate(t.delivered_per_sec),
+                fmt_pct(t.accepted_share())
+            )
+        }),
+        status: status(t.map(|t| t.delivered_per_sec >= DELIVERED_PER_SEC_GOAL)),
+    });
+    let l = p.latency.as_ref().and_then(|l| Some((l, l.p99_us?)));
+    rows.push(TargetRow {
+        target: format!(
+            "push: p99 send→deliver ≤ {} at {} messages/s",
+            fmt_us(u64::from(P99_GOAL_US)),
+            fmt_count(PACED_RATE)
+        ),
+        measured: l.map_or(missing, |(l, p99)| {
+            format!(
+                "{} (p50 {}, {}/s sent)",
+                fmt_us(u64::from(p99)),
+                l.p50_us.map_or("?".into(), |us| fmt_us(u64::from(us))),
+                fmt_rate(l.recipients as f64 / l.duration_s.max(1e-9))
+            )
+        }),
+        status: status(l.map(|(_, p99)| p99 <= P99_GOAL_US)),
+    });
 }
 
 pub(crate) const ARGON2: &str = "argon2id_m19456_t2_p1";
@@ -394,6 +443,65 @@ fn row(target: String, measured: Option<(bool, String)>, s: Option<&ScenarioRepo
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn render_push(w: &mut String, p: &super::push::PushReport) {
+    use super::push::{FLOOD_IDS, LIGHT_IDS, PACED_EVERY, PACED_IDS, SENDERS};
+    let bytes = |b: Option<u64>| b.map_or("not measured".into(), fmt_bytes);
+    let _ = writeln!(
+        w,
+        "\n## Push delivery ({}, WebSocket)\n\n\
+         - {} devices seeded in {:.1} s; {} connected in {:.1} s\n\
+         - Server RSS: {} before the connections, {} with them: {} per connected device",
+        p.backend,
+        fmt_count(p.devices),
+        p.seed_s,
+        fmt_count(p.connected),
+        p.connect_s,
+        bytes(p.rss_before_bytes),
+        bytes(p.rss_connected_bytes),
+        p.bytes_per_device.map_or("not measured".into(), |b| fmt_bytes(b as u64)),
+    );
+    let _ = writeln!(
+        w,
+        "\n| phase | sent for | multicasts | recipients | accepted | failed requests | delivered (in window / in all) | delivered/s | p50 | p99 | max | server CPU per message | load generator CPU per message |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let us = |v: Option<u32>| v.map_or("-".into(), |v| fmt_us(u64::from(v)));
+    let cpu = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} µs"));
+    let phases = [
+        (format!("latency: {PACED_IDS} ids every {} ms", PACED_EVERY.as_millis()), &p.latency),
+        (
+            format!("latency: {LIGHT_IDS} ids every {} ms", PACED_EVERY.as_millis()),
+            &p.latency_light,
+        ),
+        (format!("throughput: {SENDERS} senders, {FLOOD_IDS} ids a multicast"), &p.throughput),
+    ];
+    for (name, phase) in phases {
+        let Some(ph) = phase else { continue };
+        let _ = writeln!(
+            w,
+            "| {name} | {:.1} s | {} | {} | {} ({}) | {} | {} / {} | {}/s | {} | {} | {} | {} | {} |",
+            ph.duration_s,
+            fmt_count(ph.multicasts),
+            fmt_count(ph.recipients),
+            fmt_count(ph.accepted),
+            fmt_pct(ph.accepted_share()),
+            ph.failed_requests,
+            fmt_count(ph.delivered_in_window),
+            fmt_count(ph.delivered),
+            fmt_rate(ph.delivered_per_sec),
+            us(ph.p50_us),
+            us(ph.p99_us),
+            us(ph.max_us),
+            cpu(ph.server_cpu_us_per_message),
+            cpu(ph.loadgen_cpu_us_per_message),
+        );
+    }
+    if p.dropped_connections > 0 {
+        let _ = writeln!(w, "\n- **{} device connections closed early**", p.dropped_connections);
+    }
+    let _ = writeln!(w, "\n{}", p.comparison);
 }
 
 /// The report as Markdown.
@@ -644,6 +752,9 @@ pub(crate) fn render_markdown(r: &Report) -> String {
     }
 
     render_statements(w, r);
+    if let Some(p) = &r.push {
+        render_push(w, p);
+    }
 
     let skipped: Vec<&ScenarioReport> =
         r.scenarios.iter().filter(|s| s.outcome != Outcome::Ran).collect();
@@ -1073,6 +1184,56 @@ mod tests {
         ] {
             assert!(md.contains(needle), "missing {needle:?} in:\n{md}");
         }
+    }
+
+    #[test]
+    fn push_targets_and_section_appear_when_the_section_ran() {
+        use crate::bench::push::{Phase, PushReport};
+        let mut r = sample();
+        r.evaluate_targets();
+        assert!(!r.targets.iter().any(|t| t.target.starts_with("push:")));
+        r.push = Some(PushReport {
+            backend: "SQLite".into(),
+            devices: 10_000,
+            connected: 10_000,
+            bytes_per_device: Some(3000.0),
+            latency: Some(Phase {
+                duration_s: 10.0,
+                multicasts: 500,
+                recipients: 50_000,
+                accepted: 50_000,
+                p50_us: Some(9_000),
+                p99_us: Some(60_000),
+                ..Phase::default()
+            }),
+            throughput: Some(Phase {
+                duration_s: 10.0,
+                multicasts: 100,
+                recipients: 50_000,
+                accepted: 49_000,
+                delivered_in_window: 250_000,
+                delivered_per_sec: 25_000.0,
+                ..Phase::default()
+            }),
+            comparison: "No other push server ran.".into(),
+            ..PushReport::default()
+        });
+        r.evaluate_targets();
+        assert_eq!(target(&r, "push: server memory").status, TargetStatus::Met);
+        let t = target(&r, "push: send→deliver ≥");
+        assert_eq!(
+            (t.status, t.measured.as_str()),
+            (TargetStatus::Met, "25,000/s (98% of recipients accepted)")
+        );
+        assert_eq!(target(&r, "push: p99").status, TargetStatus::Missed);
+        let md = render_markdown(&r);
+        assert!(md.contains("## Push delivery (SQLite, WebSocket)"), "{md}");
+        assert!(md.contains("No other push server ran."), "{md}");
+        // A section that failed before measuring shows its targets as not measured.
+        r.push = Some(PushReport::default());
+        r.evaluate_targets();
+        assert_eq!(target(&r, "push: p99").status, TargetStatus::NotMeasured);
+        assert_eq!(target(&r, "push: send→deliver ≥").status, TargetStatus::NotMeasured);
     }
 
     #[test]

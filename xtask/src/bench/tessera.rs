@@ -212,6 +212,37 @@ impl Tessera {
         Ok((seed, took))
     }
 
+    /// Seeds `devices` push devices (and one session, which the command needs for its account);
+    /// returns the `push` fixtures and how long seeding took.
+    pub(crate) async fn seed_push(
+        &self,
+        data_dir: &Path,
+        devices: u64,
+    ) -> anyhow::Result<(super::push::PushSeed, Duration)> {
+        std::fs::create_dir_all(data_dir)?;
+        let out = data_dir.with_extension("seed.json");
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = self.admin(data_dir, None);
+        cmd.args(["dev", "seed", "--sessions", "1", "--push-devices", &devices.to_string()])
+            .arg("--out")
+            .arg(&out);
+        let started = Instant::now();
+        let (ok, stdout, stderr) = procs::output(cmd, Duration::from_secs(30 * 60)).await?;
+        let took = started.elapsed();
+        if !ok {
+            bail!(
+                "`tessera admin dev seed --push-devices {devices}` failed{}:\n{}",
+                missing_hint(&stderr),
+                tail(&format!("{stdout}\n{stderr}"), 12)
+            );
+        }
+        let seed = super::push::read_seed(&out)?;
+        if seed.devices.len() as u64 != devices {
+            bail!("asked for {devices} push devices, the seed file lists {}", seed.devices.len());
+        }
+        Ok((seed, took))
+    }
+
     pub(crate) fn serve_cmd(
         &self,
         data_dir: &Path,

@@ -381,6 +381,9 @@ enum DevCommand {
         /// A certificate (PEM) to register an RSA-SHA1 OAuth 1.0a consumer with.
         #[arg(long)]
         oauth1_rsa_cert: Option<std::path::PathBuf>,
+        /// Push devices to register for the bench app, with a push API key to send to them.
+        #[arg(long, default_value_t = 0)]
+        push_devices: u64,
     },
 }
 
@@ -705,7 +708,13 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                     .join("\n")
             });
         }
-        AdminCommand::Dev(DevCommand::Seed { sessions, credentials, out, oauth1_rsa_cert }) => {
+        AdminCommand::Dev(DevCommand::Seed {
+            sessions,
+            credentials,
+            out,
+            oauth1_rsa_cert,
+            push_devices,
+        }) => {
             let cert = match oauth1_rsa_cert {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
@@ -713,8 +722,14 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 ),
                 None => None,
             };
-            let value =
-                super::admin_seed::seed(&ctx, *sessions, *credentials, cert.as_deref()).await?;
+            let value = super::admin_seed::seed(
+                &ctx,
+                *sessions,
+                *credentials,
+                cert.as_deref(),
+                *push_devices,
+            )
+            .await?;
             match out {
                 Some(path) => std::fs::write(path, serde_json::to_vec_pretty(&value)?)?,
                 None => println!("{}", serde_json::to_string_pretty(&value)?),

@@ -19,18 +19,22 @@ const BENCH_SERVICE: &str = "cl";
 const BENCH_SCOPE: &str = "https://calendar.example.test/feeds/";
 const BENCH_HMAC_CONSUMER: &str = "bench-hmac.example.test";
 const BENCH_RSA_CONSUMER: &str = "bench-rsa.example.test";
+const BENCH_PUSH_APP: &str = "test.tessera.bench";
 const BATCH: u64 = 5_000;
 
 /// Seeds `sessions` live sessions and `credentials` opaque access tokens for the bench account, a
 /// confidential OAuth client already allowed `openid email` by that account, a second one whose
 /// access tokens are JWTs (allowed the same), a ClientLogin service `cl`, and OAuth 1.0a consumers
 /// with an access token each (HMAC-SHA1 always; RSA-SHA1 when `oauth1_rsa_cert` is a certificate
-/// PEM); returns up to 1000 sample session cookies and the clients' credentials.
+/// PEM), and `push_devices` push devices (install credentials, each with the bench app registered
+/// for the bench project) with a push API key of that project; returns up to 1000 sample session
+/// cookies, the clients' credentials and the push devices.
 pub(crate) async fn seed(
     ctx: &Ctx,
     sessions: u64,
     credentials: u64,
     oauth1_rsa_cert: Option<&str>,
+    push_devices: u64,
 ) -> anyhow::Result<Value> {
     let account = match tessera_domain::accounts::find_by_email(ctx, BENCH_EMAIL).await {
         Ok(account) => account,
@@ -121,7 +125,9 @@ pub(crate) async fn seed(
             .map_err(|err| format_err!("seeding credentials: {err}"))?;
         made += n;
     }
+    let push = if push_devices > 0 { Some(push(ctx, push_devices).await?) } else { None };
     Ok(json!({
+        "push": push,
         "account_email": BENCH_EMAIL,
         "password": BENCH_PASSWORD,
         "cookie_name": "TSID",
@@ -131,6 +137,41 @@ pub(crate) async fn seed(
         "oauth1_hmac": oauth1_hmac,
         "oauth1_rsa": oauth1_rsa,
     }))
+}
+
+/// `count` push devices (install ids `bench-<n>`, a fresh batch each seeding) registered for the
+/// bench app with the bench project as sender, through the domain's batch of new installs, and a
+/// fresh push API key of the project.
+async fn push(ctx: &Ctx, count: u64) -> anyhow::Result<Value> {
+    let project = ctx
+        .store
+        .projects()
+        .find_by_name(BENCH_PROJECT)
+        .await
+        .map_err(tessera_domain::Error::from)?
+        .ok_or_else(|| format_err!("the bench project is made with the bench clients"))?;
+    let api_key = tessera_domain::push::create_api_key(ctx, &project.id, "bench").await?;
+    let senders = [project.id.clone()];
+    let run = ctx.new_id();
+    let mut devices = Vec::with_capacity(count as usize);
+    let mut made = 0;
+    while made < count {
+        let n = (BATCH / 2).min(count - made);
+        let ids: Vec<String> = (made..made + n).map(|it| format!("bench-{run}-{it}")).collect();
+        let registered =
+            tessera_domain::push::register_new_installs(ctx, BENCH_PUSH_APP, &senders, &ids)
+                .await?
+                .map_err(|code| format_err!("registering the bench push devices: {code:?}"))?;
+        for (device, (credential, registration_id)) in ids.into_iter().zip(registered) {
+            devices.push(json!({
+                "device": device,
+                "credential": credential,
+                "registration_id": registration_id,
+            }));
+        }
+        made += n;
+    }
+    Ok(json!({ "api_key": api_key, "sender_id": project.id, "devices": devices }))
 }
 
 /// The digest of the `index`-th of `total` filler credentials: digests spread evenly over the key

@@ -347,6 +347,7 @@ async fn dev_seed_writes_working_fixtures() {
     let status = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["admin", "dev", "seed", "--sessions", "7", "--credentials", "12000", "--out"])
         .arg(&out)
+        .args(["--push-devices", "3"])
         .arg("--oauth1-rsa-cert")
         .arg(format!("{fixtures_dir}/authsub-1024.cert.pem"))
         .arg("--data-dir")
@@ -457,6 +458,35 @@ async fn dev_seed_writes_working_fixtures() {
         assert_eq!(body["protocol"], "oauth1", "{body}");
         assert_eq!(body["client_id"], fixture["consumer_key"], "{body}");
         assert!(body["account_id"].is_string(), "{body}");
+    }
+
+    // The push devices: the API key sends to every seeded id, and each device's credential
+    // authenticates it for its own registration id.
+    let push = &fixtures["push"];
+    let devices = push["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 3);
+    let ids: Vec<&str> = devices.iter().map(|d| d["registration_id"].as_str().unwrap()).collect();
+    let res = reqwest::Client::new()
+        .post(env.url("/gcm/send"))
+        .header("authorization", format!("key={}", push["api_key"].as_str().unwrap()))
+        .json(&serde_json::json!({ "registration_ids": ids, "data": { "n": "1" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!((body["success"].as_u64(), body["failure"].as_u64()), (Some(3), Some(0)), "{body}");
+    for (device, result) in devices.iter().zip(body["results"].as_array().unwrap()) {
+        assert!(result["message_id"].is_string(), "{body}");
+        let credential = device["credential"].as_str().unwrap();
+        let found = tessera_domain::push::authenticate_device(
+            env.ctx(),
+            device["device"].as_str().unwrap(),
+            credential,
+        )
+        .await
+        .unwrap();
+        assert!(found.is_some(), "the seeded credential of {device} is refused");
     }
 }
 
