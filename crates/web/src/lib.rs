@@ -76,9 +76,12 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The largest request body of every endpoint but the push bulk ones ([`push::BULK_BODY_LIMIT`]).
+const BODY_LIMIT: usize = 64 * 1024;
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let bodies_up_to_64k = Router::new()
         .merge(health::router())
         .merge(pages::router())
         .merge(oauth2::router())
@@ -86,13 +89,18 @@ pub fn router(state: AppState) -> Router {
         .merge(push::router())
         .merge(push_delivery::router())
         .fallback(error::not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT));
+    let bulk = push::bulk_router()
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(push::BULK_BODY_LIMIT));
+    Router::new()
+        .merge(bodies_up_to_64k)
+        .merge(bulk)
         .layer(axum::middleware::from_fn_with_state(
             state.request_timeout,
             middleware::request_timeout,
         ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::observe))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
         .with_state(state)
 }
