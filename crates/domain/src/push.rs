@@ -11,7 +11,7 @@
 use tessera_proto_push::{self as wire, Message, Outcome, RegisterError, SendError};
 use tessera_store::{
     CredentialKind, CredentialRecord, CredentialTransition, Enqueued, PushLimits, PushMessageKind,
-    PushMessageRecord, PushSignal,
+    PushMessageRecord, PushSignal, StoredFrame,
 };
 
 use crate::caller::{self, Presented, RequestFacts};
@@ -697,15 +697,6 @@ fn payload(from: &str, message: &Message) -> String {
     .to_string()
 }
 
-/// Over the per-minute quota `limit` for `key`? Counted before the message is stored, so a
-/// parallel burst cannot outrun it.
-async fn over_quota(ctx: &Ctx, key: &str, limit: u32) -> Result<bool> {
-    if limit == 0 {
-        return Ok(false);
-    }
-    Ok(ctx.store.counters().hit(key, 60, ctx.now()).await? > limit)
-}
-
 /// Sends `message` to each registration id in order and answers one outcome per id. A
 /// `problem` found while parsing is every recipient's answer. Every accepted message is stored
 /// before this returns (except a `dry_run`, and a `time_to_live` of 0, which is delivered now or
@@ -721,84 +712,182 @@ pub async fn send(
         return Ok(vec![Outcome::Failed(code); registration_ids.len()]);
     }
     let found = lookup_many(ctx, registration_ids).await?;
-    let mut outcomes = Vec::with_capacity(registration_ids.len());
-    for (id, found) in registration_ids.iter().zip(found) {
-        outcomes.push(deliver(ctx, sender, id, found, message, None).await?);
-    }
-    Ok(outcomes)
+    let recipients: Vec<(&str, Lookup)> =
+        registration_ids.iter().map(String::as_str).zip(found).collect();
+    deliver(ctx, sender, recipients, message, None).await
 }
 
-/// Sends `message` to one registration id once it is looked up (through the one validator):
-/// the sender check, the quotas, then stored (or, with a time to live of 0, handed to open
-/// connections) and the device woken. `origin` is the device's `from` when it is not the sender
-/// id (a topic, `/topics/<name>`).
+/// One recipient that passed the per-recipient checks.
+struct Ready<'a> {
+    index: usize,
+    id: &'a str,
+    digest: String,
+    from: String,
+    message_id: String,
+}
+
+/// Sends `message` to registration ids once they are looked up (through the one validator), and
+/// answers one outcome per recipient, in order: the sender check, the quotas (the sender's and
+/// each device's, counted before anything is stored, in one write each for all recipients), then
+/// every accepted message stored in one transaction (or, with a time to live of 0, handed to open
+/// connections) and the devices woken. The outcomes are those of sending to each recipient one
+/// after the other. `origin` is the device's `from` when it is not the sender id (a topic,
+/// `/topics/<name>`).
 pub(crate) async fn deliver(
     ctx: &Ctx,
     sender: &Sender,
-    id: &str,
-    found: Lookup,
+    recipients: Vec<(&str, Lookup)>,
     message: &Message,
     origin: Option<&str>,
-) -> Result<Outcome> {
+) -> Result<Vec<Outcome>> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; recipients.len()];
+    let mut ready: Vec<Ready<'_>> = Vec::with_capacity(recipients.len());
+    for (index, (id, found)) in recipients.into_iter().enumerate() {
+        let (record, registration) = match found {
+            Lookup::Live { record, data } => (*record, *data),
+            Lookup::NotRegistered => {
+                outcomes[index] = Some(Outcome::Failed(SendError::NotRegistered));
+                continue;
+            }
+            Lookup::Unknown => {
+                outcomes[index] = Some(Outcome::Failed(SendError::InvalidRegistration));
+                continue;
+            }
+        };
+        let Some(from) = registration.senders.iter().find(|it| sender.sender_ids.contains(it))
+        else {
+            outcomes[index] = Some(Outcome::Failed(SendError::MismatchSenderId));
+            continue;
+        };
+        if message.restricted_package_name.as_ref().is_some_and(|it| *it != registration.app) {
+            outcomes[index] = Some(Outcome::Failed(SendError::InvalidPackageName));
+            continue;
+        }
+        let message_id = message_id(ctx);
+        ready.push(Ready { index, id, digest: record.digest, from: from.clone(), message_id });
+    }
+    if !message.dry_run {
+        ready = within_quotas(ctx, sender, ready, &mut outcomes).await?;
+        store_and_wake(ctx, &ready, message, origin).await?;
+    }
+    for it in ready {
+        outcomes[it.index] = Some(Outcome::Accepted { message_id: it.message_id, canonical: None });
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|it| it.unwrap_or(Outcome::Failed(SendError::Unavailable)))
+        .collect())
+}
+
+/// Counts the recipients against the sender's per-minute quota, then those within it against
+/// their devices' quotas, as if each were sent alone in order; answers the ones within both and
+/// records the others' outcomes.
+async fn within_quotas<'a>(
+    ctx: &Ctx,
+    sender: &Sender,
+    ready: Vec<Ready<'a>>,
+    outcomes: &mut [Option<Outcome>],
+) -> Result<Vec<Ready<'a>>> {
     let policy = ctx.policy.push;
-    let (record, registration) = match found {
-        Lookup::Live { record, data } => (*record, *data),
-        Lookup::NotRegistered => return Ok(Outcome::Failed(SendError::NotRegistered)),
-        Lookup::Unknown => return Ok(Outcome::Failed(SendError::InvalidRegistration)),
-    };
-    let Some(from) = registration.senders.iter().find(|it| sender.sender_ids.contains(it)) else {
-        return Ok(Outcome::Failed(SendError::MismatchSenderId));
-    };
-    if message.restricted_package_name.as_ref().is_some_and(|it| *it != registration.app) {
-        return Ok(Outcome::Failed(SendError::InvalidPackageName));
+    let mut ready = ready;
+    if policy.sender_per_minute > 0 && !ready.is_empty() {
+        let key = format!("push:sender:{}", sender.quota_key);
+        let amount = u32::try_from(ready.len()).unwrap_or(u32::MAX);
+        let counts = ctx.store.counters().hit_many(&[(key, amount)], 60, ctx.now()).await?;
+        let last = counts.first().copied().unwrap_or(u32::MAX);
+        // The i-th recipient's hit counted `last - amount + 1 + i`.
+        let first = last.saturating_sub(amount).saturating_add(1);
+        let within = match policy.sender_per_minute.checked_sub(first) {
+            Some(room) => usize::try_from(room).unwrap_or(usize::MAX).saturating_add(1),
+            None => 0,
+        }
+        .min(ready.len());
+        for over in ready.drain(within..) {
+            outcomes[over.index] = Some(Outcome::Failed(SendError::QuotaExceeded));
+        }
     }
-    let message_id = message_id(ctx);
-    let shown_from = origin.unwrap_or(from);
-    if message.dry_run {
-        return Ok(Outcome::Accepted { message_id, canonical: None });
+    if policy.device_per_minute > 0 && !ready.is_empty() {
+        let hits: Vec<(String, u32)> =
+            ready.iter().map(|it| (format!("push:device:{}", it.digest), 1)).collect();
+        let counts = ctx.store.counters().hit_many(&hits, 60, ctx.now()).await?;
+        let mut kept = Vec::with_capacity(ready.len());
+        for (it, count) in ready.into_iter().zip(counts) {
+            if count > policy.device_per_minute {
+                outcomes[it.index] = Some(Outcome::Failed(SendError::DeviceQuotaExceeded));
+            } else {
+                kept.push(it);
+            }
+        }
+        ready = kept;
     }
-    let digest = record.digest;
-    if over_quota(ctx, &format!("push:sender:{}", sender.quota_key), policy.sender_per_minute)
-        .await?
-    {
-        return Ok(Outcome::Failed(SendError::QuotaExceeded));
+    Ok(ready)
+}
+
+/// Stores a message for each recipient in one transaction (a time to live of 0: none, the frame
+/// goes to the connections open now), then wakes their connections, each signal carrying the
+/// frame just stored so that the connection need not read it back.
+async fn store_and_wake(
+    ctx: &Ctx,
+    ready: &[Ready<'_>],
+    message: &Message,
+    origin: Option<&str>,
+) -> Result<()> {
+    if ready.is_empty() {
+        return Ok(());
     }
-    if over_quota(ctx, &format!("push:device:{digest}"), policy.device_per_minute).await? {
-        return Ok(Outcome::Failed(SendError::DeviceQuotaExceeded));
-    }
+    let payload_of = |it: &Ready<'_>| payload(origin.unwrap_or(&it.from), message);
     if message.ttl() == 0 {
         // Now or never: handed to the connections open right now, never stored.
-        let frame = delivery::message_frame(id, &message_id, &payload(shown_from, message));
-        let signal = PushSignal::Now {
-            registration: digest,
-            frame,
-            hold_while_idle: message.delay_while_idle,
-        };
-        ctx.push.signal(&signal).await;
-        return Ok(Outcome::Accepted { message_id, canonical: None });
+        let signals: Vec<PushSignal> = ready
+            .iter()
+            .map(|it| PushSignal::Now {
+                registration: it.digest.clone(),
+                frame: delivery::message_frame(it.id, &it.message_id, &payload_of(it)),
+                hold_while_idle: message.delay_while_idle,
+            })
+            .collect();
+        ctx.push.signal_many(&signals).await;
+        return Ok(());
     }
-    let record = PushMessageRecord {
-        id: message_id.clone(),
-        registration: digest,
-        sender: from.clone(),
-        kind: PushMessageKind::Message,
-        collapse_key: message.collapse_key.clone(),
-        payload: payload(shown_from, message),
-        delay_while_idle: message.delay_while_idle,
-        total_deleted: 0,
-        created_at: ctx.now(),
-        expires_at: ctx.now() + i64::from(message.ttl()),
-    };
+    let policy = ctx.policy.push;
+    let now = ctx.now();
+    let records: Vec<PushMessageRecord> = ready
+        .iter()
+        .map(|it| PushMessageRecord {
+            id: it.message_id.clone(),
+            registration: it.digest.clone(),
+            sender: it.from.clone(),
+            kind: PushMessageKind::Message,
+            collapse_key: message.collapse_key.clone(),
+            payload: payload_of(it),
+            delay_while_idle: message.delay_while_idle,
+            total_deleted: 0,
+            created_at: now,
+            expires_at: now + i64::from(message.ttl()),
+        })
+        .collect();
     let limits = PushLimits {
         max_collapse_keys: policy.max_collapse_keys,
         max_non_collapsible: policy.max_non_collapsible,
     };
-    match ctx.store.push().enqueue(&record, limits, ctx.now()).await? {
-        Enqueued::Stored { .. } | Enqueued::Overflowed { .. } => {}
-    }
-    // Stored first; then the node holding the device's connection is woken.
-    ctx.push.signal(&PushSignal::Stored { registration: record.registration }).await;
-    Ok(Outcome::Accepted { message_id, canonical: None })
+    let stored = ctx.store.push().enqueue_many(&records, limits, now).await?;
+    // Stored first; then the nodes holding the devices' connections are woken.
+    let signals: Vec<PushSignal> = ready
+        .iter()
+        .zip(records)
+        .zip(stored)
+        .map(|((it, record), stored)| PushSignal::Stored {
+            registration: record.registration,
+            // After an overflow the notice stands in the message's place: read it.
+            message: matches!(stored, Enqueued::Stored { .. }).then(|| StoredFrame {
+                frame: delivery::message_frame(it.id, &record.id, &record.payload),
+                id: record.id,
+                hold_while_idle: record.delay_while_idle,
+            }),
+        })
+        .collect();
+    ctx.push.signal_many(&signals).await;
+    Ok(())
 }
 
 /// A message waiting for a device, as the device receives it.
@@ -1100,6 +1189,76 @@ mod tests {
             [None, Some(Gone), Some(Invalid), None, Some(Gone), Some(Invalid), Some(Invalid)]
         );
         assert_eq!(pending(&t.ctx, &live, 10).await.expect("pending").len(), 2);
+    }
+
+    fn codes(outcomes: &[Outcome]) -> Vec<Option<SendError>> {
+        outcomes
+            .iter()
+            .map(|it| match it {
+                Outcome::Failed(code) => Some(*code),
+                Outcome::Accepted { .. } => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_multicast_counts_against_the_quotas_as_its_recipients_one_by_one() {
+        let t = TestCtx::with_policy(|policy| {
+            policy.push.sender_per_minute = 5;
+            policy.push.device_per_minute = 2;
+        })
+        .await;
+        let sender_id = project(&t).await;
+        let mut ids = Vec::new();
+        for app in ["com.example.a", "com.example.b"] {
+            let request = request(app, "6", &[&sender_id]);
+            ids.push(
+                register_new_install(&t.ctx, &request).await.expect("register").expect("ok").0,
+            );
+        }
+        let sender = api_sender(&t, &sender_id).await;
+        let (a, b) = (ids[0].clone(), ids[1].clone());
+        // a's device quota (2) ends at its third message; the sender's (5) at the sixth recipient.
+        let multicast = [&a, &a, &b, &a, &b, &b, &a].map(|it| it.clone());
+        let outcomes = send(&t.ctx, &sender, &multicast, &Message::default(), None).await;
+        use SendError::{DeviceQuotaExceeded as Device, QuotaExceeded as Sender};
+        assert_eq!(
+            codes(&outcomes.expect("send")),
+            [None, None, None, Some(Device), None, Some(Sender), Some(Sender)]
+        );
+        assert_eq!(pending(&t.ctx, &a, 10).await.expect("pending").len(), 2);
+        assert_eq!(pending(&t.ctx, &b, 10).await.expect("pending").len(), 2);
+        // The window is spent: the next send is refused at once, and stores nothing.
+        let outcomes = send(&t.ctx, &sender, &[b.clone()], &Message::default(), None).await;
+        assert_eq!(codes(&outcomes.expect("send")), [Some(Sender)]);
+        assert_eq!(pending(&t.ctx, &b, 10).await.expect("pending").len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_parallel_burst_of_multicasts_gets_exactly_the_sender_quota() {
+        let t = TestCtx::with_policy(|policy| {
+            policy.push.sender_per_minute = 25;
+            policy.push.device_per_minute = 0;
+        })
+        .await;
+        let sender_id = project(&t).await;
+        let request = request("com.example.a", "7", &[&sender_id]);
+        let id = register_new_install(&t.ctx, &request).await.expect("register").expect("ok").0;
+        let sender = api_sender(&t, &sender_id).await;
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (ctx, sender, id) = (t.ctx.clone(), sender.clone(), id.clone());
+                tokio::spawn(async move {
+                    let ids = vec![id; 4];
+                    send(&ctx, &sender, &ids, &Message::default(), None).await.expect("send")
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += codes(&task.await.expect("task")).iter().filter(|it| it.is_none()).count();
+        }
+        assert_eq!(accepted, 25, "40 recipients asked, the quota is 25");
     }
 
     #[tokio::test]

@@ -287,7 +287,7 @@ fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
 #[async_trait]
 impl CredentialStore for SqlStore {
     async fn insert(&self, credential: &CredentialRecord) -> Result<()> {
-        self.inserts.insert(credential.clone()).await
+        self.inserts.write(credential.clone()).await
     }
 
     async fn insert_many(&self, credentials: &[CredentialRecord]) -> Result<()> {

@@ -1,16 +1,22 @@
-//! Group commit of credential inserts.
+//! Group commit: writes that many callers make at once share one transaction.
 //!
-//! Every issued token is a row, and a row committed alone costs a commit each: on SQLite a trip to
-//! the one writer connection's worker thread, on PostgreSQL a WAL flush that the connection waits
-//! for (a few milliseconds on a virtual disk, so that a pool of 8 connections caps a node at about
-//! 8 tokens per flush). Here one task owns the inserts: it takes every insert that is waiting (up
-//! to [`MAX_BATCH`]) and writes them in one transaction, so that many concurrent token issues share
-//! one commit. Each caller still returns only once its own row is
-//! committed, so nothing issued is lost. No timer holds an insert back: under light load a batch is
-//! one row, and batches grow only while the previous commit is running.
+//! A write committed alone costs a commit each: on SQLite a trip to the one writer connection's
+//! worker thread, on PostgreSQL a WAL flush that the connection waits for (a few milliseconds on a
+//! virtual disk, so that a pool of 8 connections caps a node at about 8 writes per flush). Here one
+//! task per kind of write owns those writes: it takes every write that is waiting (up to the
+//! kind's batch) and makes them in one transaction, so that many concurrent callers share one
+//! commit. Each caller still returns only once its own write is committed, so nothing
+//! acknowledged is lost. No timer holds a write back: under light load a batch is one write, and
+//! batches grow only while the previous commit is running.
 //!
-//! When a batch fails (a duplicate digest, a foreign key that a concurrent delete broke), its rows
-//! are inserted again one by one, so that each caller gets the answer its own row deserves.
+//! When a batch fails (a duplicate digest, a foreign key that a concurrent delete broke), its
+//! writes are made again one by one, so that each caller gets the answer its own write deserves.
+//!
+//! The kinds: credential inserts ([`CredentialInserts`]: every issued token is a row) and push
+//! acknowledgements ([`PushAcks`]: every delivered message is deleted when the device confirms
+//! it).
+
+use std::future::Future;
 
 use sqlx::AnyPool;
 use tessera_store::{CredentialRecord, Result, StoreError};
@@ -20,62 +26,147 @@ use crate::Backend;
 use crate::credentials::{insert_credential, insert_credentials};
 use crate::error::{backend, insert};
 
-/// The most inserts one transaction takes.
-const MAX_BATCH: usize = 64;
-
-/// How many inserts may wait before callers wait to enqueue.
+/// How many writes may wait before callers wait to enqueue.
 const QUEUE: usize = 1024;
 
-type Job = (CredentialRecord, oneshot::Sender<Result<()>>);
-
-/// The handle callers insert through; the task ends when the last handle is dropped.
-#[derive(Debug)]
-pub(crate) struct InsertQueue {
-    jobs: mpsc::Sender<Job>,
+/// A kind of write that commits in groups.
+pub(crate) trait GroupWrite: Send + Sync + 'static {
+    type Item: Send + 'static;
+    type Answer: Send + 'static;
+    /// The operation's name, for errors.
+    const OP: &'static str;
+    /// The most writes one transaction takes.
+    const MAX_BATCH: usize;
+    /// Makes every write in one transaction, or none; one answer per write, in order.
+    fn together(
+        write: &AnyPool,
+        backend: Backend,
+        items: &[Self::Item],
+    ) -> impl Future<Output = Result<Vec<Self::Answer>>> + Send;
+    /// Makes one write on its own.
+    fn alone(
+        write: &AnyPool,
+        backend: Backend,
+        item: &Self::Item,
+    ) -> impl Future<Output = Result<Self::Answer>> + Send;
 }
 
-impl InsertQueue {
+type Job<W> = (<W as GroupWrite>::Item, oneshot::Sender<Result<<W as GroupWrite>::Answer>>);
+
+/// The handle callers write through; the task ends when the last handle is dropped.
+#[derive(Debug)]
+pub(crate) struct Queue<W: GroupWrite> {
+    jobs: mpsc::Sender<Job<W>>,
+}
+
+impl<W: GroupWrite> Queue<W> {
     /// Starts the task on the current tokio runtime, writing through `write` (the writer pool).
-    pub(crate) fn start(write: AnyPool, backend: Backend) -> InsertQueue {
+    pub(crate) fn start(write: AnyPool, backend: Backend) -> Queue<W> {
         let (jobs, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(write, backend, receiver));
-        InsertQueue { jobs }
+        tokio::spawn(run::<W>(write, backend, receiver));
+        Queue { jobs }
     }
 
-    /// Inserts `credential` and waits until it is committed.
-    pub(crate) async fn insert(&self, credential: CredentialRecord) -> Result<()> {
-        let closed =
-            || StoreError::Backend("insert credential: the insert queue stopped".to_owned());
+    /// Makes the write and waits until it is committed.
+    pub(crate) async fn write(&self, item: W::Item) -> Result<W::Answer> {
+        let closed = || StoreError::Backend(format!("{}: the write queue stopped", W::OP));
         let (done, answer) = oneshot::channel();
-        self.jobs.send((credential, done)).await.map_err(|_| closed())?;
+        self.jobs.send((item, done)).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 }
 
-async fn run(write: AnyPool, backend: Backend, mut receiver: mpsc::Receiver<Job>) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch = jobs.len();
-        if batch > 1 && commit_together(&write, backend, &jobs).await.is_ok() {
-            for (_, done) in jobs.drain(..) {
-                // The caller may have gone away (a closed connection); its row stays committed.
-                let _ = done.send(Ok(()));
+async fn run<W: GroupWrite>(
+    write: AnyPool,
+    backend: Backend,
+    mut receiver: mpsc::Receiver<Job<W>>,
+) {
+    let mut jobs: Vec<Job<W>> = Vec::with_capacity(W::MAX_BATCH);
+    while receiver.recv_many(&mut jobs, W::MAX_BATCH).await > 0 {
+        if jobs.len() > 1 {
+            let (items, answers): (Vec<W::Item>, Vec<_>) = jobs.drain(..).unzip();
+            match W::together(&write, backend, &items).await {
+                Ok(done) if done.len() == items.len() => {
+                    for (answer, done) in answers.into_iter().zip(done) {
+                        // The caller may have gone away (a closed connection); its write stays.
+                        let _ = answer.send(Ok(done));
+                    }
+                    continue;
+                }
+                _ => jobs.extend(items.into_iter().zip(answers)),
             }
-            continue;
         }
-        for (credential, done) in jobs.drain(..) {
-            let outcome =
-                insert_credential(&write, &credential).await.map_err(insert("insert credential"));
-            let _ = done.send(outcome);
+        for (item, answer) in jobs.drain(..) {
+            let _ = answer.send(W::alone(&write, backend, &item).await);
         }
     }
 }
 
-/// All rows in one transaction, or none.
-async fn commit_together(write: &AnyPool, kind: Backend, jobs: &[Job]) -> Result<()> {
-    const OP: &str = "insert credentials";
-    let mut tx = crate::begin_on(write, kind).await.map_err(backend(OP))?;
-    let rows: Vec<&CredentialRecord> = jobs.iter().map(|(credential, _)| credential).collect();
-    insert_credentials(&mut tx, kind, &rows).await?;
-    tx.commit().await.map_err(backend(OP))
+/// Credential inserts.
+#[derive(Debug)]
+pub(crate) struct CredentialInserts;
+
+impl GroupWrite for CredentialInserts {
+    type Item = CredentialRecord;
+    type Answer = ();
+    const OP: &'static str = "insert credentials";
+    const MAX_BATCH: usize = 64;
+
+    async fn together(
+        write: &AnyPool,
+        kind: Backend,
+        items: &[CredentialRecord],
+    ) -> Result<Vec<()>> {
+        let mut tx = crate::begin_on(write, kind).await.map_err(backend(Self::OP))?;
+        let rows: Vec<&CredentialRecord> = items.iter().collect();
+        insert_credentials(&mut tx, kind, &rows).await?;
+        tx.commit().await.map_err(backend(Self::OP))?;
+        Ok(vec![(); items.len()])
+    }
+
+    async fn alone(write: &AnyPool, _: Backend, item: &CredentialRecord) -> Result<()> {
+        insert_credential(write, item).await.map_err(insert("insert credential"))
+    }
+}
+
+/// Push acknowledgements: a registration's digest and a message id; the answer is whether the
+/// message was stored.
+#[derive(Debug)]
+pub(crate) struct PushAcks;
+
+impl GroupWrite for PushAcks {
+    type Item = (String, String);
+    type Answer = bool;
+    const OP: &'static str = "ack push message";
+    const MAX_BATCH: usize = 256;
+
+    async fn together(
+        write: &AnyPool,
+        kind: Backend,
+        items: &[(String, String)],
+    ) -> Result<Vec<bool>> {
+        let mut tx = crate::begin_on(write, kind).await.map_err(backend(Self::OP))?;
+        let mut done = Vec::with_capacity(items.len());
+        for (registration, id) in items {
+            let deleted = crate::push::ack_query(registration, id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend(Self::OP))?;
+            done.push(deleted.rows_affected() == 1);
+        }
+        tx.commit().await.map_err(backend(Self::OP))?;
+        Ok(done)
+    }
+
+    async fn alone(
+        write: &AnyPool,
+        _: Backend,
+        (registration, id): &(String, String),
+    ) -> Result<bool> {
+        let deleted = crate::push::ack_query(registration, id)
+            .execute(write)
+            .await
+            .map_err(backend(Self::OP))?;
+        Ok(deleted.rows_affected() == 1)
+    }
 }

@@ -184,7 +184,9 @@ pub struct SqlStore {
     /// The pool for statements that write and for transactions (one connection on SQLite).
     write: AnyPool,
     /// Credential inserts commit in groups through this queue.
-    inserts: std::sync::Arc<group_commit::InsertQueue>,
+    inserts: std::sync::Arc<group_commit::Queue<group_commit::CredentialInserts>>,
+    /// Push acknowledgements commit in groups through this queue.
+    acks: std::sync::Arc<group_commit::Queue<group_commit::PushAcks>>,
     /// On SQLite, how the writer syncs.
     sync: Option<Arc<WriterSync>>,
 }
@@ -216,12 +218,14 @@ impl SqlStore {
                     sync_every_commit = sync.every_commit,
                     "connected to sqlite"
                 );
-                let inserts = group_commit::InsertQueue::start(write.clone(), Backend::Sqlite);
+                let inserts = group_commit::Queue::start(write.clone(), Backend::Sqlite);
+                let acks = group_commit::Queue::start(write.clone(), Backend::Sqlite);
                 Ok(SqlStore {
                     backend: Backend::Sqlite,
                     read,
                     write,
                     inserts: std::sync::Arc::new(inserts),
+                    acks: std::sync::Arc::new(acks),
                     sync: Some(sync),
                 })
             }
@@ -231,12 +235,14 @@ impl SqlStore {
                     .await
                     .map_err(backend("connect postgres"))?;
                 tracing::debug!(connections = max, "connected to postgres");
-                let inserts = group_commit::InsertQueue::start(pool.clone(), Backend::Postgres);
+                let inserts = group_commit::Queue::start(pool.clone(), Backend::Postgres);
+                let acks = group_commit::Queue::start(pool.clone(), Backend::Postgres);
                 Ok(SqlStore {
                     backend: Backend::Postgres,
                     read: pool.clone(),
                     write: pool,
                     inserts: std::sync::Arc::new(inserts),
+                    acks: std::sync::Arc::new(acks),
                     sync: None,
                 })
             }

@@ -40,6 +40,13 @@ fn topic_from_row(row: &AnyRow) -> Result<PushTopicRecord> {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// Removes an acknowledged message (committed in groups: `group_commit::PushAcks`).
+pub(crate) fn ack_query(registration: &str, id: &str) -> crate::AnyQuery {
+    sqlx::query("DELETE FROM push_messages WHERE registration = $1 AND id = $2")
+        .bind(registration.to_owned())
+        .bind(id.to_owned())
+}
+
 async fn insert(tx: &mut Tx, message: &PushMessageRecord, op: &'static str) -> Result<()> {
     sqlx::query(
         "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
@@ -67,113 +74,174 @@ async fn scalar(tx: &mut Tx, op: &'static str, query: crate::AnyQuery) -> Result
     get(&row, "n")
 }
 
+/// The most parameters one statement binds (SQLite's default limit is 32,766).
+const IN_CHUNK: usize = 500;
+
+/// Takes the enqueue locks of `registrations` (PostgreSQL), in the order of their lock keys, so
+/// that two transactions locking overlapping sets never wait on each other in a cycle.
+async fn lock_registrations(tx: &mut Tx, registrations: &[&str], op: &'static str) -> Result<()> {
+    for chunk in registrations.chunks(IN_CHUNK) {
+        let values = (1..=chunk.len()).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('push' || chr(10) || r, 8) \
+             AS k FROM (VALUES {values}) AS v (r) ORDER BY k) AS keys"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for registration in chunk {
+            query = query.bind((*registration).to_owned());
+        }
+        query.execute(&mut **tx).await.map_err(backend(op))?;
+    }
+    Ok(())
+}
+
+/// Drops the expired messages of `registrations`.
+async fn drop_expired(
+    tx: &mut Tx,
+    registrations: &[&str],
+    now: Timestamp,
+    op: &'static str,
+) -> Result<()> {
+    for chunk in registrations.chunks(IN_CHUNK) {
+        let list = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "DELETE FROM push_messages WHERE expires_at <= $1 AND registration IN ({list})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for registration in chunk {
+            query = query.bind((*registration).to_owned());
+        }
+        query.execute(&mut **tx).await.map_err(backend(op))?;
+    }
+    Ok(())
+}
+
+/// Stores one message under the per-registration limits, inside a transaction that holds the
+/// registration's enqueue lock and has dropped its expired messages.
+async fn enqueue_one(
+    tx: &mut Tx,
+    message: &PushMessageRecord,
+    limits: PushLimits,
+    op: &'static str,
+) -> Result<Enqueued> {
+    let registration = message.registration.clone();
+    if let Some(key) = &message.collapse_key {
+        let mut replaced = sqlx::query(
+            "DELETE FROM push_messages WHERE registration = $1 AND kind = 'message' \
+             AND collapse_key = $2",
+        )
+        .bind(registration.clone())
+        .bind(key.clone())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend(op))?
+        .rows_affected();
+        let keys = scalar(
+            tx,
+            op,
+            sqlx::query(
+                "SELECT COUNT(DISTINCT collapse_key) AS n FROM push_messages \
+                 WHERE registration = $1 AND kind = 'message' AND collapse_key IS NOT NULL",
+            )
+            .bind(registration.clone()),
+        )
+        .await?;
+        if keys >= i64::from(limits.max_collapse_keys) {
+            replaced += sqlx::query(
+                "DELETE FROM push_messages WHERE seq = (SELECT MIN(seq) FROM push_messages \
+                 WHERE registration = $1 AND kind = 'message' AND collapse_key IS NOT NULL)",
+            )
+            .bind(registration.clone())
+            .execute(&mut **tx)
+            .await
+            .map_err(backend(op))?
+            .rows_affected();
+        }
+        insert(tx, message, op).await?;
+        return Ok(Enqueued::Stored { replaced });
+    }
+    // The common case in one statement: stored while under the non-collapsible limit.
+    let stored = sqlx::query(
+        "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
+         delay_while_idle, total_deleted, created_at, expires_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+         WHERE (SELECT COUNT(*) FROM push_messages WHERE registration = $2 \
+         AND kind = 'message' AND collapse_key IS NULL) < $11",
+    )
+    .bind(message.id.clone())
+    .bind(registration.clone())
+    .bind(message.sender.clone())
+    .bind(message.kind.as_str())
+    .bind(None::<String>)
+    .bind(message.payload.clone())
+    .bind(bool_int(message.delay_while_idle))
+    .bind(i64::try_from(message.total_deleted).unwrap_or(i64::MAX))
+    .bind(message.created_at)
+    .bind(message.expires_at)
+    .bind(i64::from(limits.max_non_collapsible))
+    .execute(&mut **tx)
+    .await
+    .map_err(backend(op))?
+    .rows_affected();
+    if stored == 1 {
+        return Ok(Enqueued::Stored { replaced: 0 });
+    }
+    let before = scalar(
+        tx,
+        op,
+        sqlx::query(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'message' THEN 1 \
+             ELSE total_deleted END), 0) AS BIGINT) AS n \
+             FROM push_messages WHERE registration = $1",
+        )
+        .bind(registration.clone()),
+    )
+    .await?;
+    sqlx::query("DELETE FROM push_messages WHERE registration = $1")
+        .bind(registration.clone())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend(op))?;
+    let total_deleted = count_u64(before) + 1;
+    let notice = PushMessageRecord {
+        kind: PushMessageKind::DeletedMessages,
+        collapse_key: None,
+        payload: String::new(),
+        delay_while_idle: false,
+        total_deleted,
+        ..message.clone()
+    };
+    insert(tx, &notice, op).await?;
+    Ok(Enqueued::Overflowed { total_deleted })
+}
+
 #[async_trait]
 impl PushStore for SqlStore {
-    async fn enqueue(
+    async fn enqueue_many(
         &self,
-        message: &PushMessageRecord,
+        messages: &[PushMessageRecord],
         limits: PushLimits,
         now: Timestamp,
-    ) -> Result<Enqueued> {
+    ) -> Result<Vec<Enqueued>> {
         const OP: &str = "enqueue push message";
-        let registration = message.registration.clone();
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut registrations: Vec<&str> =
+            messages.iter().map(|it| it.registration.as_str()).collect();
+        registrations.sort_unstable();
+        registrations.dedup();
         let mut tx = self.begin(OP).await?;
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 8))")
-                .bind(format!("push\n{registration}"))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend(OP))?;
+            lock_registrations(&mut tx, &registrations, OP).await?;
         }
-        sqlx::query("DELETE FROM push_messages WHERE registration = $1 AND expires_at <= $2")
-            .bind(registration.clone())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
-        let outcome = match &message.collapse_key {
-            Some(key) => {
-                let mut replaced = sqlx::query(
-                    "DELETE FROM push_messages WHERE registration = $1 AND kind = 'message' \
-                     AND collapse_key = $2",
-                )
-                .bind(registration.clone())
-                .bind(key.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend(OP))?
-                .rows_affected();
-                let keys = scalar(
-                    &mut tx,
-                    OP,
-                    sqlx::query(
-                        "SELECT COUNT(DISTINCT collapse_key) AS n FROM push_messages \
-                         WHERE registration = $1 AND kind = 'message' AND collapse_key IS NOT NULL",
-                    )
-                    .bind(registration.clone()),
-                )
-                .await?;
-                if keys >= i64::from(limits.max_collapse_keys) {
-                    replaced += sqlx::query(
-                        "DELETE FROM push_messages WHERE seq = (SELECT MIN(seq) FROM push_messages \
-                         WHERE registration = $1 AND kind = 'message' AND collapse_key IS NOT NULL)",
-                    )
-                    .bind(registration.clone())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend(OP))?
-                    .rows_affected();
-                }
-                insert(&mut tx, message, OP).await?;
-                Enqueued::Stored { replaced }
-            }
-            None => {
-                let waiting = scalar(
-                    &mut tx,
-                    OP,
-                    sqlx::query(
-                        "SELECT COUNT(*) AS n FROM push_messages \
-                         WHERE registration = $1 AND kind = 'message' AND collapse_key IS NULL",
-                    )
-                    .bind(registration.clone()),
-                )
-                .await?;
-                if waiting < i64::from(limits.max_non_collapsible) {
-                    insert(&mut tx, message, OP).await?;
-                    Enqueued::Stored { replaced: 0 }
-                } else {
-                    let before = scalar(
-                        &mut tx,
-                        OP,
-                        sqlx::query(
-                            "SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'message' THEN 1 \
-                             ELSE total_deleted END), 0) AS BIGINT) AS n \
-                             FROM push_messages WHERE registration = $1",
-                        )
-                        .bind(registration.clone()),
-                    )
-                    .await?;
-                    sqlx::query("DELETE FROM push_messages WHERE registration = $1")
-                        .bind(registration.clone())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend(OP))?;
-                    let total_deleted = count_u64(before) + 1;
-                    let notice = PushMessageRecord {
-                        kind: PushMessageKind::DeletedMessages,
-                        collapse_key: None,
-                        payload: String::new(),
-                        delay_while_idle: false,
-                        total_deleted,
-                        ..message.clone()
-                    };
-                    insert(&mut tx, &notice, OP).await?;
-                    Enqueued::Overflowed { total_deleted }
-                }
-            }
-        };
+        drop_expired(&mut tx, &registrations, now, OP).await?;
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in messages {
+            outcomes.push(enqueue_one(&mut tx, message, limits, OP).await?);
+        }
         tx.commit().await.map_err(backend(OP))?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     async fn pending(
@@ -197,10 +265,7 @@ impl PushStore for SqlStore {
     }
 
     async fn ack(&self, registration: &str, id: &str) -> Result<bool> {
-        let query = sqlx::query("DELETE FROM push_messages WHERE registration = $1 AND id = $2")
-            .bind(registration.to_owned())
-            .bind(id.to_owned());
-        Ok(self.write_rows("ack push message", query).await? == 1)
+        self.acks.write((registration.to_owned(), id.to_owned())).await
     }
 
     async fn clear(&self, registration: &str) -> Result<u64> {

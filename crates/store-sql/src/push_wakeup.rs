@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use tessera_store::{PushSignal, PushSignalSink, Result, StoreError, Wakeup};
+use tessera_store::{PushSignal, PushSignalSink, Result, StoreError, StoredFrame, Wakeup};
 
 /// The notification channel.
 pub const PUSH_CHANNEL: &str = "tessera_push";
@@ -109,11 +109,21 @@ async fn run(url: String, mut listener: PgListener, sink: Arc<dyn PushSignalSink
     }
 }
 
-/// A signal as a notification payload: the registration digest, and for a now-or-never message
-/// its frame and whether an idle device drops it.
+/// A signal as a notification payload: the registration digest; for a message just stored its
+/// id (`i`), frame and whether an idle device holds it; for a now-or-never message its frame and
+/// whether an idle device drops it.
 fn encode(signal: &PushSignal) -> String {
     match signal {
-        PushSignal::Stored { registration } => json!({ "r": registration }).to_string(),
+        PushSignal::Stored { registration, message: None } => {
+            json!({ "r": registration }).to_string()
+        }
+        PushSignal::Stored { registration, message: Some(message) } => json!({
+            "r": registration,
+            "i": message.id,
+            "f": message.frame,
+            "h": message.hold_while_idle,
+        })
+        .to_string(),
         PushSignal::Now { registration, frame, hold_while_idle } => {
             json!({ "r": registration, "f": frame, "h": hold_while_idle }).to_string()
         }
@@ -123,33 +133,74 @@ fn encode(signal: &PushSignal) -> String {
 fn decode(payload: &str) -> Option<PushSignal> {
     let value: serde_json::Value = serde_json::from_str(payload).ok()?;
     let registration = value.get("r")?.as_str()?.to_owned();
-    match value.get("f") {
-        None => Some(PushSignal::Stored { registration }),
-        Some(frame) => Some(PushSignal::Now {
+    let Some(frame) = value.get("f") else {
+        return Some(PushSignal::Stored { registration, message: None });
+    };
+    let frame = frame.as_str()?.to_owned();
+    let hold_while_idle = value.get("h")?.as_bool()?;
+    Some(match value.get("i") {
+        None => PushSignal::Now { registration, frame, hold_while_idle },
+        Some(id) => PushSignal::Stored {
             registration,
-            frame: frame.as_str()?.to_owned(),
-            hold_while_idle: value.get("h")?.as_bool()?,
-        }),
-    }
+            message: Some(StoredFrame { id: id.as_str()?.to_owned(), frame, hold_while_idle }),
+        },
+    })
 }
 
 #[async_trait::async_trait]
 impl Wakeup for PgWakeup {
     async fn signal(&self, signal: &PushSignal) -> Result<()> {
-        let payload = encode(signal);
-        if payload.len() > MAX_PAYLOAD {
-            // Only a now-or-never frame can be this large; it is never stored, so it reaches the
-            // connections open on this node alone.
-            self.sink.dispatch(signal.clone());
-            return Ok(());
+        self.signal_many(std::slice::from_ref(signal)).await
+    }
+
+    /// Notifies in one statement per [`NOTIFY_CHUNK`] signals.
+    async fn signal_many(&self, signals: &[PushSignal]) -> Result<()> {
+        let mut payloads = Vec::with_capacity(signals.len());
+        for signal in signals {
+            if let Some(payload) = self.payload(signal) {
+                payloads.push(payload);
+            }
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(PUSH_CHANNEL)
-            .bind(payload)
-            .execute(&self.pool)
-            .await
-            .map_err(backend("notify push signal"))?;
+        for chunk in payloads.chunks(NOTIFY_CHUNK) {
+            let values = (2..=chunk.len() + 1).map(|i| format!("(${i})")).collect::<Vec<_>>();
+            let sql =
+                format!("SELECT pg_notify($1, p) FROM (VALUES {}) AS v (p)", values.join(", "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(PUSH_CHANNEL);
+            for payload in chunk {
+                query = query.bind(payload.as_str());
+            }
+            query.execute(&self.pool).await.map_err(backend("notify push signal"))?;
+        }
         Ok(())
+    }
+}
+
+/// Notifications sent by one statement.
+const NOTIFY_CHUNK: usize = 100;
+
+impl PgWakeup {
+    /// The notification payload of `signal`, or `None` when it is too large to notify and went to
+    /// this node's own connections instead.
+    fn payload(&self, signal: &PushSignal) -> Option<String> {
+        let payload = encode(signal);
+        if payload.len() <= MAX_PAYLOAD {
+            return Some(payload);
+        }
+        match signal {
+            // A stored message's frame is left behind: the connection reads it from the store.
+            PushSignal::Stored { registration, message: Some(_) } => {
+                Some(encode(&PushSignal::Stored {
+                    registration: registration.clone(),
+                    message: None,
+                }))
+            }
+            // A now-or-never frame is never stored, so it reaches the connections open on this
+            // node alone.
+            _ => {
+                self.sink.dispatch(signal.clone());
+                None
+            }
+        }
     }
 }
 
@@ -160,7 +211,15 @@ mod tests {
     #[test]
     fn signals_survive_the_payload() {
         let signals = [
-            PushSignal::Stored { registration: "abc".to_owned() },
+            PushSignal::Stored { registration: "abc".to_owned(), message: None },
+            PushSignal::Stored {
+                registration: "abc".to_owned(),
+                message: Some(StoredFrame {
+                    id: "m1".to_owned(),
+                    frame: r#"{"type":"message"}"#.to_owned(),
+                    hold_while_idle: true,
+                }),
+            },
             PushSignal::Now {
                 registration: "abc".to_owned(),
                 frame: r#"{"data":{"a":"\"1\""}}"#.to_owned(),

@@ -312,6 +312,15 @@ pub trait CounterStore: Send + Sync {
     /// Adds one to the counter `key` in its fixed window of `window` seconds and returns the count
     /// in the window now current (a new window starts at 1).
     async fn hit(&self, key: &str, window: i64, now: Timestamp) -> Result<u32>;
+    /// Adds `amount` to each counter `key` (windows as [`CounterStore::hit`]), all in one
+    /// transaction, and returns each counter's count after its own addition, in order: the same
+    /// answers as `amount` hits each, taken one after the other.
+    async fn hit_many(
+        &self,
+        hits: &[(String, u32)],
+        window: i64,
+        now: Timestamp,
+    ) -> Result<Vec<u32>>;
     /// The count in the current window, 0 when the window has passed.
     async fn peek(&self, key: &str, now: Timestamp) -> Result<u32>;
     async fn clear(&self, key: &str) -> Result<()>;
@@ -321,11 +330,23 @@ pub trait CounterStore: Send + Sync {
 /// registrations are named by their digests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushSignal {
-    /// Messages were stored for the registration: its connections should read the store again.
-    Stored { registration: String },
+    /// Messages were stored for the registration: its connections should read the store again,
+    /// or, when `message` is there, send that message (it is the one just stored) without reading.
+    Stored { registration: String, message: Option<StoredFrame> },
     /// A now-or-never message (time to live 0), never stored: the frame itself, for connections
     /// open right now; `hold_while_idle` drops it for a device that reported idle.
     Now { registration: String, frame: String, hold_while_idle: bool },
+}
+
+/// A message just stored, as its device receives it, carried with its wake-up so that the
+/// connection holding the device need not read it back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFrame {
+    /// The message id (what the device acknowledges).
+    pub id: String,
+    pub frame: String,
+    /// Held (left stored) while the device reports idle.
+    pub hold_while_idle: bool,
 }
 
 /// What receives push signals on a node: its connection registry.
@@ -341,6 +362,13 @@ pub trait PushSignalSink: Send + Sync {
 #[async_trait]
 pub trait Wakeup: Send + Sync {
     async fn signal(&self, signal: &PushSignal) -> Result<()>;
+    /// Many signals (a multicast's), in order; a wake-up that can carry several at once does.
+    async fn signal_many(&self, signals: &[PushSignal]) -> Result<()> {
+        for signal in signals {
+            self.signal(signal).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -357,7 +385,19 @@ pub trait PushStore: Send + Sync {
         message: &PushMessageRecord,
         limits: PushLimits,
         now: Timestamp,
-    ) -> Result<Enqueued>;
+    ) -> Result<Enqueued> {
+        let mut done = self.enqueue_many(std::slice::from_ref(message), limits, now).await?;
+        done.pop().ok_or_else(|| StoreError::Backend("enqueue push message: no answer".to_owned()))
+    }
+    /// [`PushStore::enqueue`] for many messages (a multicast's recipients) in one transaction:
+    /// each message is stored under the same rules as if enqueued alone, in order, and the
+    /// answers come in the same order. All are stored or none.
+    async fn enqueue_many(
+        &self,
+        messages: &[PushMessageRecord],
+        limits: PushLimits,
+        now: Timestamp,
+    ) -> Result<Vec<Enqueued>>;
     /// The registration's stored messages that have not expired at `now`, oldest first.
     async fn pending(
         &self,

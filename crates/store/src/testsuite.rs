@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
             audit_filters_newest_first,
             counters_fixed_windows,
             counters_concurrent_hits,
+            counters_hit_many_answers_as_hits_in_order,
             credential_transition_moves_the_state_once,
             credential_transition_race_50,
             credential_find_live_tokens_reads_many,
@@ -99,6 +100,8 @@ macro_rules! conformance_tests {
             push_overflow_leaves_one_notice,
             push_pending_ack_clear_and_expiry,
             push_enqueue_burst_keeps_the_cap,
+            push_enqueue_many_answers_as_one_at_a_time,
+            push_enqueue_many_bursts_keep_the_cap,
             push_topics_subscribe_page_and_unsubscribe,
             push_topics_burst_keeps_the_cap,
         }
@@ -1885,6 +1888,36 @@ pub async fn counters_concurrent_hits(store: Arc<dyn Store>) {
     assert_eq!(store.counters().peek("burst", NOW).await.expect("peek"), 30);
 }
 
+pub async fn counters_hit_many_answers_as_hits_in_order(store: Arc<dyn Store>) {
+    let counters = store.counters();
+    assert_eq!(counters.hit("a", 60, NOW).await.expect("hit"), 1);
+    let hits = [("a".to_owned(), 3), ("b".to_owned(), 1), ("a".to_owned(), 1), ("c".to_owned(), 0)];
+    let counts = counters.hit_many(&hits, 60, NOW + 1).await.expect("hit many");
+    assert_eq!(counts, [4, 1, 5, 0]);
+    assert!(counters.hit_many(&[], 60, NOW).await.expect("nothing").is_empty());
+    // A window that has ended starts again at the amount added.
+    let counts = counters.hit_many(&[("a".to_owned(), 2)], 60, NOW + 60).await.expect("hit");
+    assert_eq!(counts, [2]);
+    assert_eq!(counters.peek("b", NOW + 59).await.expect("peek"), 1);
+    // A parallel burst of batches loses no addition.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let hits = [("burst".to_owned(), 2), ("burst".to_owned(), 1)];
+                store.counters().hit_many(&hits, 60, NOW).await.expect("hit many")
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        let counts = task.await.expect("task");
+        assert_eq!(counts[1], counts[0] + 1, "one batch's additions are adjacent");
+        seen.insert(counts[1]);
+    }
+    assert_eq!(seen, (1..=20).map(|i| i * 3).collect::<BTreeSet<u32>>());
+}
+
 pub async fn session_sweep_removes_dead_sessions_and_their_credentials(store: Arc<dyn Store>) {
     seed_account(store.as_ref(), "acct-sweep").await;
     // Three sessions expire at NOW + 3600; one is revoked at NOW + 10; one lives long.
@@ -2419,6 +2452,94 @@ pub async fn push_enqueue_burst_keeps_the_cap(store: Arc<dyn Store>) {
         .filter(|it| it.collapse_key.is_none() && it.kind == PushMessageKind::Message)
         .count();
     assert!(plain <= 5, "{plain} non-collapsible messages stored");
+}
+
+pub async fn push_enqueue_many_answers_as_one_at_a_time(store: Arc<dyn Store>) {
+    let limits = PushLimits { max_collapse_keys: 2, max_non_collapsible: 3 };
+    // The same sequence, one at a time on `reg-a` and in one batch on `reg-b`.
+    let sequence = |registration: &str| -> Vec<PushMessageRecord> {
+        let mut out = Vec::new();
+        for (i, key) in [None, Some("x"), None, Some("x"), Some("y"), Some("z"), None, None, None]
+            .into_iter()
+            .enumerate()
+        {
+            let mut message = push_message(&format!("{registration}-{i}"), registration, None);
+            message.collapse_key = key.map(str::to_owned);
+            out.push(message);
+        }
+        let mut expired = push_message(&format!("{registration}-expired"), registration, None);
+        expired.expires_at = NOW;
+        out.insert(0, expired);
+        out
+    };
+    let mut alone = Vec::new();
+    for message in sequence("reg-a") {
+        // The expired message is stored at NOW - 1, then dropped by the next enqueue.
+        let now = if message.id.ends_with("expired") { NOW - 1 } else { NOW };
+        alone.push(store.push().enqueue(&message, limits, now).await.expect("enqueue"));
+    }
+    let mut first = sequence("reg-b");
+    let rest = first.split_off(1);
+    store.push().enqueue_many(&first, limits, NOW - 1).await.expect("enqueue the first");
+    let mut together = vec![alone[0]];
+    together.extend(store.push().enqueue_many(&rest, limits, NOW).await.expect("enqueue many"));
+    assert_eq!(alone, together);
+    assert!(
+        together.iter().any(|it| matches!(it, Enqueued::Overflowed { .. })),
+        "the sequence goes over the limit: {together:?}"
+    );
+    let strip = |ids: Vec<String>| -> Vec<String> {
+        ids.into_iter()
+            .map(|it| it.rsplit_once('-').map(|(_, i)| i.to_owned()).unwrap_or(it))
+            .collect()
+    };
+    assert_eq!(
+        strip(pending_ids(store.as_ref(), "reg-a", NOW).await),
+        strip(pending_ids(store.as_ref(), "reg-b", NOW).await)
+    );
+    // Many registrations in one batch, each under its own limits.
+    let batch: Vec<PushMessageRecord> = (0..300)
+        .map(|i| push_message(&format!("many-{i}"), &format!("reg-many-{}", i % 100), None))
+        .collect();
+    let done = store.push().enqueue_many(&batch, limits, NOW).await.expect("enqueue many");
+    assert!(done.iter().all(|it| *it == Enqueued::Stored { replaced: 0 }));
+    assert_eq!(
+        pending_ids(store.as_ref(), "reg-many-7", NOW).await,
+        ["many-7", "many-107", "many-207"]
+    );
+    assert!(store.push().enqueue_many(&[], limits, NOW).await.expect("nothing").is_empty());
+}
+
+pub async fn push_enqueue_many_bursts_keep_the_cap(store: Arc<dyn Store>) {
+    // Parallel batches naming overlapping registrations, in different orders: none waits on
+    // another forever, and each registration keeps its limit.
+    let limits = PushLimits { max_collapse_keys: 4, max_non_collapsible: 5 };
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut batch: Vec<PushMessageRecord> = (0..6)
+                    .map(|r| push_message(&format!("b{i}-{r}"), &format!("reg-{r}"), None))
+                    .collect();
+                if i % 2 == 1 {
+                    batch.reverse();
+                }
+                store.push().enqueue_many(&batch, limits, NOW).await.expect("enqueue many")
+            })
+        })
+        .collect();
+    let mut overflowed = 0;
+    for task in tasks {
+        let done = task.await.expect("task");
+        overflowed += done.iter().filter(|it| matches!(it, Enqueued::Overflowed { .. })).count();
+    }
+    for r in 0..6 {
+        let pending = store.push().pending(&format!("reg-{r}"), NOW, 1000).await.expect("pending");
+        let plain = pending.iter().filter(|it| it.kind == PushMessageKind::Message).count();
+        assert!(plain <= 5, "reg-{r}: {plain} non-collapsible messages stored");
+    }
+    // 12 messages each: the sixth overflows (one notice), then five more fit, the twelfth overflows.
+    assert_eq!(overflowed, 12, "two overflows per registration");
 }
 
 fn subscription(project_id: &str, topic: &str, registration: &str) -> PushTopicRecord {

@@ -34,6 +34,11 @@ use crate::error::PageError;
 /// the decision itself follows the server's clock.
 const TICK_EVERY: Duration = Duration::from_secs(5);
 
+/// The read buffer a WebSocket starts with. A device's frames are acknowledgements of a few dozen
+/// bytes, and every idle connection holds its buffer, so it starts small (a larger frame, up to
+/// the frame limit, grows it).
+const READ_BUFFER: usize = 256;
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/push/connect", get(connect_websocket))
@@ -128,7 +133,7 @@ async fn connect_websocket(
     Ok(upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
-        .read_buffer_size(limit)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| websocket(socket, connection)))
 }

@@ -487,7 +487,12 @@ async fn postgres_choice(opts: &Options) -> Option<Postgres> {
 /// A fresh PostgreSQL database next to the one `url` names (psql, CREATE DATABASE): its URL and
 /// name, or why there is none.
 async fn pg_fresh(url: &str) -> Result<(String, String), String> {
-    let name = format!("tessera_bench_{}", std::process::id());
+    pg_fresh_named(url, &format!("tessera_bench_{}", std::process::id())).await
+}
+
+/// [`pg_fresh`] with the database's name.
+async fn pg_fresh_named(url: &str, name: &str) -> Result<(String, String), String> {
+    let name = name.to_owned();
     let mut cmd = Command::new("psql");
     cmd.args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", &format!("CREATE DATABASE {name}")]);
     match procs::output(cmd, Duration::from_secs(60)).await {
@@ -1023,7 +1028,16 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             report.failures.push(format!("growth: {e:#}"));
         }
         if opts.wants("push")
-            && let Err(e) = push_section(t, opts.quick, &scratch, &logs, &mut report, started).await
+            && let Err(e) = push_section(
+                t,
+                opts.quick,
+                postgres.as_ref().map(|it| it.url.as_str()),
+                &scratch,
+                &logs,
+                &mut report,
+                started,
+            )
+            .await
         {
             report.failures.push(format!("push: {e:#}"));
         }
@@ -1197,12 +1211,15 @@ async fn growth(
     Ok(())
 }
 
-/// The `push` section (see `push.rs`) on SQLite: its own data dir and server, started with the
-/// per-minute push quotas off and room for every device's connection from the one loopback
-/// address.
+/// The `push` section (see `push.rs`): on SQLite, one server on its own data dir; on PostgreSQL
+/// (when a server is there), two servers on one fresh database, the devices connected to the
+/// first and the sender posting to the second, so that every message crosses the database
+/// wake-up. Each server is started with the per-minute push quotas off and room for every
+/// device's connection from the one loopback address.
 async fn push_section(
     t: &Tessera,
     quick: bool,
+    postgres: Option<&str>,
     scratch: &Path,
     logs: &Path,
     report: &mut Report,
@@ -1220,9 +1237,48 @@ async fn push_section(
         report.notes.push(line);
         return Ok(());
     }
-    let dir = scratch.join("push");
-    say(started, &format!("push: seeding {} devices", stats::fmt_count(mode.devices)));
-    let (seed, took) = t.seed_push(&dir, mode.devices).await?;
+    let mut failures = Vec::new();
+    if let Err(e) = push_on(t, &mode, None, scratch, logs, report, started).await {
+        failures.push(format!("SQLite: {e:#}"));
+    }
+    if let Some(url) = postgres {
+        match pg_fresh_named(url, &format!("tessera_bench_push_{}", std::process::id())).await {
+            Ok((fresh, db)) => {
+                let result = push_on(t, &mode, Some(&fresh), scratch, logs, report, started).await;
+                pg_drop(url, &db).await;
+                if let Err(e) = result {
+                    failures.push(format!("PostgreSQL: {e:#}"));
+                }
+            }
+            Err(reason) => {
+                let line = format!("PUSH ON POSTGRESQL NOT RUN: {reason}");
+                eprintln!("\n!!!!!!!! {line}\n");
+                report.notes.push(line);
+            }
+        }
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("; "));
+    }
+    Ok(())
+}
+
+/// One backend's run of the push section.
+async fn push_on(
+    t: &Tessera,
+    mode: &push::PushMode,
+    database_url: Option<&str>,
+    scratch: &Path,
+    logs: &Path,
+    report: &mut Report,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let (backend, dir) = match database_url {
+        None => ("SQLite", scratch.join("push")),
+        Some(_) => ("PostgreSQL, two nodes", scratch.join("push-pg")),
+    };
+    say(started, &format!("push ({backend}): seeding {} devices", stats::fmt_count(mode.devices)));
+    let (seed, took) = t.seed_push(&dir, database_url, mode.devices).await?;
     let room = (mode.devices + 1024).to_string();
     let env = [
         ("TESSERA_PUSH_SENDER_PER_MINUTE", "0"),
@@ -1230,21 +1286,53 @@ async fn push_section(
         ("TESSERA_HTTP_MAX_CONNECTIONS", room.as_str()),
         ("TESSERA_HTTP_MAX_CONNECTIONS_PER_ADDRESS", room.as_str()),
     ];
-    let (mut server, _) = t
-        .start_with_env("tessera (push)", &dir, None, &logs.join("tessera-push.log"), &env)
-        .await?;
+    let mut servers = Servers(Vec::new());
+    let start = |label: &'static str, log: &'static str| {
+        let log = logs.join(log);
+        let dir = dir.clone();
+        async move { t.start_with_env(label, &dir, database_url, &log, &env).await }
+    };
+    let (first, _) = start("tessera (push)", "tessera-push.log").await?;
+    let nodes = match database_url {
+        None => push::Nodes {
+            devices: first.addr,
+            devices_pid: first.pid,
+            sender: first.addr,
+            pids: vec![first.pid],
+        },
+        Some(_) => {
+            let second = start("tessera (push, second node)", "tessera-push-2.log").await;
+            let (second, _) = match second {
+                Ok(second) => second,
+                Err(e) => {
+                    first.stop().await;
+                    return Err(e);
+                }
+            };
+            let nodes = push::Nodes {
+                devices: first.addr,
+                devices_pid: first.pid,
+                sender: second.addr,
+                pids: vec![first.pid, second.pid],
+            };
+            servers.0.push(second);
+            nodes
+        }
+    };
+    servers.0.push(first);
     let mut rep = push::PushReport {
-        backend: "SQLite".into(),
+        backend: backend.into(),
         devices: mode.devices,
         seed_s: took.as_secs_f64(),
         comparison: push::COMPARISON.into(),
         ..push::PushReport::default()
     };
-    let result =
-        push::measure(server.addr, server.pid, &seed, &mode, &mut rep, &|what| say(started, what))
-            .await;
-    let alive = server.alive();
-    server.stop().await;
+    let result = push::measure(&nodes, &seed, mode, &mut rep, &|what| {
+        say(started, &format!("{backend}: {what}"))
+    })
+    .await;
+    let alive = servers.0.iter_mut().all(Server::alive);
+    servers.stop_all().await;
     let _ = std::fs::remove_dir_all(&dir);
     let failed: Vec<String> = [
         ("latency", &rep.latency),
@@ -1262,13 +1350,13 @@ async fn push_section(
         ))
     })
     .collect();
-    report.push = Some(rep);
+    report.push.push(rep);
     result?;
     if !failed.is_empty() {
         bail!("{}", failed.join("; "));
     }
     if !alive {
-        bail!("the server died during the push section (see logs/tessera-push.log)");
+        bail!("a server died during the push section (see logs/tessera-push*.log)");
     }
     Ok(())
 }

@@ -46,10 +46,9 @@ pub(crate) const PACED_IDS: usize = 100;
 pub(crate) const PACED_EVERY: Duration = Duration::from_millis(20);
 /// Sender connections of the throughput phase, each posting multicasts back to back.
 pub(crate) const SENDERS: usize = 4;
-/// Recipients of each multicast of the throughput phase. GCM allows 1000, but a JSON multicast to
-/// 1000 of tessera's registration ids (about 70 bytes each) is over the server's 64 KiB request
-/// body limit and answered 413, so the phase sends 500 (about 37 KiB).
-pub(crate) const FLOOD_IDS: usize = 500;
+/// Recipients of each multicast of the throughput phase: GCM's most (a body of about 74 KiB with
+/// tessera's registration ids, within `/gcm/send`'s 128 KiB limit).
+pub(crate) const FLOOD_IDS: usize = 1000;
 /// Recipients of each multicast of the second, lighter paced phase (1,000 messages a second):
 /// latency where the server keeps up, beside the target rate's.
 pub(crate) const LIGHT_IDS: usize = 20;
@@ -208,10 +207,19 @@ impl Devices {
     }
 }
 
-/// Runs the section against a started server: `pid` and `addr` are the server's.
+/// Where the section's load goes: the node the devices connect to, the node the sender posts to
+/// (the same one on SQLite; the other of two on PostgreSQL), and every node's process id (their
+/// CPU time is summed; the memory per device is the devices' node's).
+pub(crate) struct Nodes {
+    pub(crate) devices: SocketAddr,
+    pub(crate) devices_pid: u32,
+    pub(crate) sender: SocketAddr,
+    pub(crate) pids: Vec<u32>,
+}
+
+/// Runs the section against started servers.
 pub(crate) async fn measure(
-    addr: SocketAddr,
-    pid: u32,
+    nodes: &Nodes,
     seed: &PushSeed,
     mode: &PushMode,
     report: &mut PushReport,
@@ -224,11 +232,11 @@ pub(crate) async fn measure(
         latencies: Mutex::new(Vec::new()),
     });
     tokio::time::sleep(Duration::from_millis(250)).await;
-    report.rss_before_bytes = procs::rss_bytes(pid);
+    report.rss_before_bytes = procs::rss_bytes(nodes.devices_pid);
     let (stop_tx, stop_rx) = watch::channel(false);
     say(&format!("push: connecting {} devices", seed.devices.len()));
     let started = Instant::now();
-    let tasks = connect_all(addr, seed, &devices, &stop_rx, mode.connect_timeout).await;
+    let tasks = connect_all(nodes.devices, seed, &devices, &stop_rx, mode.connect_timeout).await;
     let tasks = match tasks {
         Ok(tasks) => tasks,
         Err(e) => {
@@ -239,7 +247,7 @@ pub(crate) async fn measure(
     report.connect_s = started.elapsed().as_secs_f64();
     report.connected = tasks.len() as u64;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    report.rss_connected_bytes = procs::rss_bytes(pid);
+    report.rss_connected_bytes = procs::rss_bytes(nodes.devices_pid);
     if let (Some(before), Some(after)) = (report.rss_before_bytes, report.rss_connected_bytes) {
         report.bytes_per_device =
             Some(after.saturating_sub(before) as f64 / report.connected.max(1) as f64);
@@ -247,12 +255,11 @@ pub(crate) async fn measure(
 
     let ids: Vec<String> = seed.devices.iter().map(|d| d.registration_id.clone()).collect();
     say("push: latency at 5,000 messages/s");
-    report.latency = Some(paced(addr, pid, &seed.api_key, &ids, &devices, mode, PACED_IDS).await);
+    report.latency = Some(paced(nodes, &seed.api_key, &ids, &devices, mode, PACED_IDS).await);
     say("push: latency at 1,000 messages/s");
-    report.latency_light =
-        Some(paced(addr, pid, &seed.api_key, &ids, &devices, mode, LIGHT_IDS).await);
+    report.latency_light = Some(paced(nodes, &seed.api_key, &ids, &devices, mode, LIGHT_IDS).await);
     say("push: throughput");
-    report.throughput = Some(flood(addr, pid, &seed.api_key, &ids, &devices, mode).await);
+    report.throughput = Some(flood(nodes, &seed.api_key, &ids, &devices, mode).await);
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -410,8 +417,8 @@ impl Sent {
 /// CPU ticks of the server and of this process.
 type Ticks = (Option<u64>, Option<u64>);
 
-fn ticks(pid: u32) -> Ticks {
-    (procs::cpu_ticks(pid), procs::cpu_ticks(std::process::id()))
+fn ticks(pids: &[u32]) -> Ticks {
+    (procs::cpu_ticks_sum(pids), procs::cpu_ticks(std::process::id()))
 }
 
 /// Waits (bounded by the mode's drain) until the devices have received `expected` frames.
@@ -456,14 +463,14 @@ fn finish(
 /// A latency phase: `per_tick` recipients every [`PACED_EVERY`], one request after another
 /// on one connection per tick in flight (a slow answer does not hold the next tick back).
 async fn paced(
-    addr: SocketAddr,
-    pid: u32,
+    nodes: &Nodes,
     key: &str,
     ids: &[String],
     devices: &Arc<Devices>,
     mode: &PushMode,
     per_tick: usize,
 ) -> Phase {
+    let addr = nodes.sender;
     let chunks = Arc::new(chunks(ids, per_tick));
     let sizes: Vec<u64> = ids.chunks(per_tick).map(|c| c.len() as u64).collect();
     let sent = Arc::new(Sent::default());
@@ -473,7 +480,7 @@ async fn paced(
         all.clear();
     }
     let delivered_before = devices.delivered.load(Ordering::Relaxed);
-    let cpu_before = ticks(pid);
+    let cpu_before = ticks(&nodes.pids);
     let started = Instant::now();
     let mut pace = tokio::time::interval(PACED_EVERY);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -509,7 +516,7 @@ async fn paced(
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     let window = started.elapsed();
-    let cpu_after = ticks(pid);
+    let cpu_after = ticks(&nodes.pids);
     let in_window = devices.delivered.load(Ordering::Relaxed) - delivered_before;
     let accepted = sent.accepted.load(Ordering::Relaxed);
     drain(devices, delivered_before + accepted, mode.drain).await;
@@ -526,20 +533,20 @@ async fn paced(
 /// The throughput phase: [`SENDERS`] connections post multicasts of up to [`FLOOD_IDS`] ids
 /// back to back until the phase's length or multicast count is reached.
 async fn flood(
-    addr: SocketAddr,
-    pid: u32,
+    nodes: &Nodes,
     key: &str,
     ids: &[String],
     devices: &Arc<Devices>,
     mode: &PushMode,
 ) -> Phase {
+    let addr = nodes.sender;
     let chunks = Arc::new(chunks(ids, FLOOD_IDS));
     let sizes: Arc<Vec<u64>> = Arc::new(ids.chunks(FLOOD_IDS).map(|c| c.len() as u64).collect());
     let sent = Arc::new(Sent::default());
     let next = Arc::new(AtomicU64::new(0));
     let authorization = ("authorization".to_owned(), format!("key={key}"));
     let delivered_before = devices.delivered.load(Ordering::Relaxed);
-    let cpu_before = ticks(pid);
+    let cpu_before = ticks(&nodes.pids);
     let started = Instant::now();
     let mut senders = Vec::new();
     for _ in 0..SENDERS {
@@ -580,7 +587,7 @@ async fn flood(
         let _ = tokio::time::timeout(mode.phase + Duration::from_secs(30), task).await;
     }
     let window = started.elapsed();
-    let cpu_after = ticks(pid);
+    let cpu_after = ticks(&nodes.pids);
     let in_window = devices.delivered.load(Ordering::Relaxed) - delivered_before;
     drain(devices, delivered_before + sent.accepted.load(Ordering::Relaxed), mode.drain).await;
     let delivered = devices.delivered.load(Ordering::Relaxed) - delivered_before;

@@ -201,7 +201,7 @@ pub(crate) struct Report {
     /// SQL statements per measured request, by scenario and backend.
     pub(crate) statements: Vec<StatementCount>,
     /// The `push` section, when it ran.
-    pub(crate) push: Option<super::push::PushReport>,
+    pub(crate) push: Vec<super::push::PushReport>,
     pub(crate) targets: Vec<TargetRow>,
     /// Loud lines: something the reader must know (a part that could not run).
     pub(crate) notes: Vec<String>,
@@ -356,7 +356,7 @@ impl Report {
             }),
             status: status(flat.map(|(_, _, r)| r <= FLAT_P99)),
         });
-        if let Some(p) = &self.push {
+        for p in &self.push {
             push_targets(&mut rows, p);
         }
         self.targets = rows;
@@ -369,7 +369,8 @@ fn push_targets(rows: &mut Vec<TargetRow>, p: &super::push::PushReport) {
     let missing = "not measured (see the failures)".to_owned();
     rows.push(TargetRow {
         target: format!(
-            "push: server memory per connected device ≤ {} ({} devices)",
+            "push ({}): server memory per connected device ≤ {} ({} devices)",
+            p.backend,
             fmt_bytes(BYTES_PER_DEVICE_GOAL as u64),
             fmt_count(p.devices)
         ),
@@ -378,7 +379,11 @@ fn push_targets(rows: &mut Vec<TargetRow>, p: &super::push::PushReport) {
     });
     let t = p.throughput.as_ref().filter(|t| t.multicasts > 0);
     rows.push(TargetRow {
-        target: format!("push: send→deliver ≥ {} messages/s", fmt_rate(DELIVERED_PER_SEC_GOAL)),
+        target: format!(
+            "push ({}): send→deliver ≥ {} messages/s",
+            p.backend,
+            fmt_rate(DELIVERED_PER_SEC_GOAL)
+        ),
         measured: t.map_or(missing.clone(), |t| {
             format!(
                 "{}/s ({} of recipients accepted)",
@@ -391,7 +396,8 @@ fn push_targets(rows: &mut Vec<TargetRow>, p: &super::push::PushReport) {
     let l = p.latency.as_ref().and_then(|l| Some((l, l.p99_us?)));
     rows.push(TargetRow {
         target: format!(
-            "push: p99 send→deliver ≤ {} at {} messages/s",
+            "push ({}): p99 send→deliver ≤ {} at {} messages/s",
+            p.backend,
             fmt_us(u64::from(P99_GOAL_US)),
             fmt_count(PACED_RATE)
         ),
@@ -752,7 +758,7 @@ pub(crate) fn render_markdown(r: &Report) -> String {
     }
 
     render_statements(w, r);
-    if let Some(p) = &r.push {
+    for p in &r.push {
         render_push(w, p);
     }
 
@@ -1191,8 +1197,8 @@ mod tests {
         use crate::bench::push::{Phase, PushReport};
         let mut r = sample();
         r.evaluate_targets();
-        assert!(!r.targets.iter().any(|t| t.target.starts_with("push:")));
-        r.push = Some(PushReport {
+        assert!(!r.targets.iter().any(|t| t.target.starts_with("push")));
+        r.push = vec![PushReport {
             backend: "SQLite".into(),
             devices: 10_000,
             connected: 10_000,
@@ -1217,23 +1223,23 @@ mod tests {
             }),
             comparison: "No other push server ran.".into(),
             ..PushReport::default()
-        });
+        }];
         r.evaluate_targets();
-        assert_eq!(target(&r, "push: server memory").status, TargetStatus::Met);
-        let t = target(&r, "push: send→deliver ≥");
+        assert_eq!(target(&r, "push (SQLite): server memory").status, TargetStatus::Met);
+        let t = target(&r, "push (SQLite): send→deliver ≥");
         assert_eq!(
             (t.status, t.measured.as_str()),
             (TargetStatus::Met, "25,000/s (98% of recipients accepted)")
         );
-        assert_eq!(target(&r, "push: p99").status, TargetStatus::Missed);
+        assert_eq!(target(&r, "push (SQLite): p99").status, TargetStatus::Missed);
         let md = render_markdown(&r);
         assert!(md.contains("## Push delivery (SQLite, WebSocket)"), "{md}");
         assert!(md.contains("No other push server ran."), "{md}");
         // A section that failed before measuring shows its targets as not measured.
-        r.push = Some(PushReport::default());
+        r.push = vec![PushReport { backend: "SQLite".into(), ..PushReport::default() }];
         r.evaluate_targets();
-        assert_eq!(target(&r, "push: p99").status, TargetStatus::NotMeasured);
-        assert_eq!(target(&r, "push: send→deliver ≥").status, TargetStatus::NotMeasured);
+        assert_eq!(target(&r, "push (SQLite): p99").status, TargetStatus::NotMeasured);
+        assert_eq!(target(&r, "push (SQLite): send→deliver ≥").status, TargetStatus::NotMeasured);
     }
 
     #[test]

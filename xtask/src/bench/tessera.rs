@@ -217,12 +217,13 @@ impl Tessera {
     pub(crate) async fn seed_push(
         &self,
         data_dir: &Path,
+        database_url: Option<&str>,
         devices: u64,
     ) -> anyhow::Result<(super::push::PushSeed, Duration)> {
         std::fs::create_dir_all(data_dir)?;
         let out = data_dir.with_extension("seed.json");
         let _ = std::fs::remove_file(&out);
-        let mut cmd = self.admin(data_dir, None);
+        let mut cmd = self.admin(data_dir, database_url);
         cmd.args(["dev", "seed", "--sessions", "1", "--push-devices", &devices.to_string()])
             .arg("--out")
             .arg(&out);

@@ -2,10 +2,10 @@
 //! server-sent events): the node's connection registry, the wake-up signal between nodes, and one
 //! [`Connection`] per connected device that decides which frames go out.
 //!
-//! The store is the truth: a message is stored before anyone is woken, every delivery reads what
-//! is stored, and a message leaves the store only when the device acknowledges it. A wake-up only
-//! says "look again"; a lost one delays a message until the next wake-up, acknowledgement timeout
-//! or reconnect, and never loses it. Delivery is at least once: a message not acknowledged within
+//! The store is the truth: a message is stored before anyone is woken, and a message leaves the
+//! store only when the device acknowledges it. A wake-up says "look again", or carries the message
+//! just stored so that the connection sends it without reading it back; a lost one delays a
+//! message until the next wake-up, acknowledgement timeout or reconnect, and never loses it. Delivery is at least once: a message not acknowledged within
 //! [`DeliveryPolicy::ack_timeout_secs`] is sent again, and every reconnect sends again everything
 //! stored; the message id lets the device drop a repeat.
 //!
@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tessera_store::{PushMessageRecord, PushSignal, PushSignalSink, Wakeup};
+use tessera_store::{PushMessageRecord, PushSignal, PushSignalSink, StoredFrame, Wakeup};
 use tokio::sync::Notify;
 
 use super::{Anchor, Device, Lookup};
@@ -61,8 +61,10 @@ impl Default for DeliveryPolicy {
 /// What one connection has been signalled and not yet looked at.
 #[derive(Debug, Default)]
 struct Signals {
-    /// Registrations (digests) with newly stored messages.
+    /// Registrations (digests) with newly stored messages to read.
     stored: HashSet<String>,
+    /// Messages just stored, carried by their wake-up: registration digest and the message.
+    fresh: VecDeque<(String, StoredFrame)>,
     /// Now-or-never frames: registration digest, frame, held while the device is idle.
     now: VecDeque<(String, String, bool)>,
     /// Look at every registration again.
@@ -177,25 +179,41 @@ impl Registry {
 
 impl PushSignalSink for Registry {
     fn dispatch(&self, signal: PushSignal) {
-        let (registration, now) = match signal {
-            PushSignal::Stored { registration } => (registration, None),
-            PushSignal::Now { registration, frame, hold_while_idle } => {
-                (registration, Some((frame, hold_while_idle)))
+        let registration = match &signal {
+            PushSignal::Stored { registration, .. } | PushSignal::Now { registration, .. } => {
+                registration
             }
         };
-        let inboxes = self.lock().by_registration.get(&registration).cloned().unwrap_or_default();
+        let inboxes = {
+            let connections = self.lock();
+            match connections.by_registration.get(registration) {
+                Some(inboxes) => inboxes.clone(),
+                None => return,
+            }
+        };
+        let limit = DeliveryPolicy::default().max_queued_now;
         for inbox in inboxes {
             {
                 let mut signals = inbox.signals();
-                match &now {
-                    None => {
+                match &signal {
+                    PushSignal::Stored { message: Some(message), .. }
+                        if signals.fresh.len() < limit =>
+                    {
+                        signals.fresh.push_back((registration.clone(), message.clone()));
+                    }
+                    // Too many waiting: the connection reads the store instead.
+                    PushSignal::Stored { .. } => {
                         signals.stored.insert(registration.clone());
                     }
-                    Some((frame, hold)) => {
-                        if signals.now.len() >= DeliveryPolicy::default().max_queued_now {
+                    PushSignal::Now { frame, hold_while_idle, .. } => {
+                        if signals.now.len() >= limit {
                             continue;
                         }
-                        signals.now.push_back((registration.clone(), frame.clone(), *hold));
+                        signals.now.push_back((
+                            registration.clone(),
+                            frame.clone(),
+                            *hold_while_idle,
+                        ));
                     }
                 }
             }
@@ -228,6 +246,13 @@ impl InProcessWakeup {
 impl Wakeup for InProcessWakeup {
     async fn signal(&self, signal: &PushSignal) -> tessera_store::Result<()> {
         self.registry.dispatch(signal.clone());
+        Ok(())
+    }
+
+    async fn signal_many(&self, signals: &[PushSignal]) -> tessera_store::Result<()> {
+        for signal in signals {
+            self.registry.dispatch(signal.clone());
+        }
         Ok(())
     }
 }
@@ -271,8 +296,16 @@ impl Hub {
     /// Sends a signal; a failure is logged, not returned: what was stored stays stored and is
     /// delivered at the next wake-up, acknowledgement timeout or reconnect.
     pub async fn signal(&self, signal: &PushSignal) {
+        self.signal_many(std::slice::from_ref(signal)).await;
+    }
+
+    /// [`Hub::signal`] for many (a multicast's), sent together where the wake-up can.
+    pub async fn signal_many(&self, signals: &[PushSignal]) {
+        if signals.is_empty() {
+            return;
+        }
         let wakeup = self.wakeup.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if let Err(err) = wakeup.signal(signal).await {
+        if let Err(err) = wakeup.signal_many(signals).await {
             tracing::warn!(target: "tessera::push", error = %err, "push wake-up failed");
         }
     }
@@ -421,10 +454,10 @@ impl Connection {
     /// whose acknowledgement is overdue, and (after connecting, a resync or the device turning
     /// active) everything stored.
     pub async fn pump(&mut self) -> Result<Vec<String>> {
-        let (mut stored, now_frames, mut resync, idle) = {
+        let (mut stored, fresh, now_frames, mut resync, idle) = {
             let mut signals = self.inbox.signals();
             let taken = std::mem::take(&mut *signals);
-            (taken.stored, taken.now, taken.resync, taken.idle)
+            (taken.stored, taken.fresh, taken.now, taken.resync, taken.idle)
         };
         match idle {
             Some(true) => self.idle = true,
@@ -459,6 +492,15 @@ impl Connection {
             .collect();
         for (id, digest) in order {
             self.deliver(&id, &digest, now, &mut frames).await?;
+        }
+        // Messages just stored, after what was read (which holds any of them it found): sent as
+        // the store holds them, unless held while idle (they stay stored for the next read).
+        for (digest, message) in fresh {
+            if (message.hold_while_idle && self.idle) || self.sent.contains_key(&message.id) {
+                continue;
+            }
+            frames.push(message.frame);
+            self.sent.insert(message.id, (digest, now));
         }
         Ok(frames)
     }

@@ -149,8 +149,10 @@ pub async fn send(
                 .collect();
             let ids: Vec<String> = opened.iter().map(|(_, id)| id.clone()).collect();
             let found = super::lookup_many(ctx, &ids).await?;
-            for ((subscription, id), found) in opened.into_iter().zip(found) {
-                match super::deliver(ctx, sender, &id, found, message, Some(&from)).await? {
+            let recipients = ids.iter().map(String::as_str).zip(found).collect();
+            let outcomes = super::deliver(ctx, sender, recipients, message, Some(&from)).await?;
+            for ((subscription, _), outcome) in opened.into_iter().zip(outcomes) {
+                match outcome {
                     Outcome::Accepted { .. } => accepted += 1,
                     Outcome::Failed(SendError::QuotaExceeded) => {
                         return Ok(if accepted == 0 {

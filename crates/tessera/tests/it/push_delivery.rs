@@ -628,7 +628,7 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
     let Some((url, name)) = crate::cluster::fresh_database().await else { return };
     let recorder = std::sync::Arc::new(Recorder::default());
     let wakeup = tessera_store_sql::PgWakeup::start(&url, recorder.clone()).await.unwrap();
-    let first = PushSignal::Stored { registration: "first".to_owned() };
+    let first = PushSignal::Stored { registration: "first".to_owned(), message: None };
     wakeup.signal(&first).await.unwrap();
     recorder.until(|it| it.signals.lock().unwrap().len() == 1).await;
     assert_eq!(recorder.signals.lock().unwrap()[0], first);

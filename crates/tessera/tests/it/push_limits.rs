@@ -182,14 +182,31 @@ pub(crate) struct Flaky {
     failures_left: AtomicU32,
 }
 
-#[async_trait::async_trait]
-impl tessera_store::CounterStore for Flaky {
-    async fn hit(&self, key: &str, window: i64, now: Timestamp) -> tessera_store::Result<u32> {
+impl Flaky {
+    /// Fails while failures are left.
+    fn take_failure(&self) -> tessera_store::Result<()> {
         let take = |left: u32| left.checked_sub(1);
         if self.failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, take).is_ok() {
             return Err(StoreError::Backend("pool timed out while waiting".to_owned()));
         }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl tessera_store::CounterStore for Flaky {
+    async fn hit(&self, key: &str, window: i64, now: Timestamp) -> tessera_store::Result<u32> {
+        self.take_failure()?;
         self.inner.counters().hit(key, window, now).await
+    }
+    async fn hit_many(
+        &self,
+        hits: &[(String, u32)],
+        window: i64,
+        now: Timestamp,
+    ) -> tessera_store::Result<Vec<u32>> {
+        self.take_failure()?;
+        self.inner.counters().hit_many(hits, window, now).await
     }
     async fn peek(&self, key: &str, now: Timestamp) -> tessera_store::Result<u32> {
         self.inner.counters().peek(key, now).await
