@@ -357,10 +357,7 @@ pub async fn find_valid(
     secret: &str,
     kinds: &[CredentialKind],
 ) -> Result<Option<Valid>> {
-    if secret.is_empty() || secret.len() > 4096 {
-        return Ok(None);
-    }
-    let digest = tessera_crypto::digest::token_digest(secret);
+    let Some(digest) = presented_digest(secret) else { return Ok(None) };
     let Some(live) = ctx.store.credentials().find_live_token(&digest, ctx.now()).await? else {
         return Ok(None);
     };
@@ -374,13 +371,7 @@ pub async fn find_valid_many(
     secrets: &[String],
     kinds: &[CredentialKind],
 ) -> Result<Vec<Option<Valid>>> {
-    let digests: Vec<Option<String>> = secrets
-        .iter()
-        .map(|secret| {
-            (!secret.is_empty() && secret.len() <= 4096)
-                .then(|| tessera_crypto::digest::token_digest(secret))
-        })
-        .collect();
+    let digests: Vec<Option<String>> = secrets.iter().map(|it| presented_digest(it)).collect();
     let mut wanted: Vec<String> = digests.iter().flatten().cloned().collect();
     wanted.sort();
     wanted.dedup();
@@ -401,6 +392,13 @@ pub async fn find_valid_many(
         out.push(found);
     }
     Ok(out)
+}
+
+/// The digest a presented secret is looked up by; `None` for one no credential can have (empty,
+/// or longer than any the server issues).
+fn presented_digest(secret: &str) -> Option<String> {
+    (!secret.is_empty() && secret.len() <= 4096)
+        .then(|| tessera_crypto::digest::token_digest(secret))
 }
 
 /// The one validator's rules for a credential read live from the store.

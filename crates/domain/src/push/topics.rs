@@ -1,8 +1,8 @@
 //! Topics: a sender subscribes a registration id to `/topics/<name>` of its project (the Instance
 //! ID API's relation maps), and a send to the topic fans out to every subscribed registration
 //! through the ordinary send path (a page of subscribers read together by
-//! [`super::lookup_many`], then [`super::deliver`] each): the one validator, the quotas, the
-//! per-registration storage limits and the wake-up, exactly as a send to that id.
+//! [`super::lookup_many`], then sent to together by [`super::deliver`]): the one validator, the
+//! quotas, the per-registration storage limits and the wake-up, exactly as a send to those ids.
 //!
 //! A subscription row keeps the registration id's digest and the id sealed under the
 //! key-encryption key (bound to the digest), never the id in the clear: the fan-out opens it and
