@@ -1229,7 +1229,8 @@ mod tests {
         assert_eq!(pending(&t.ctx, &a, 10).await.expect("pending").len(), 2);
         assert_eq!(pending(&t.ctx, &b, 10).await.expect("pending").len(), 2);
         // The window is spent: the next send is refused at once, and stores nothing.
-        let outcomes = send(&t.ctx, &sender, &[b.clone()], &Message::default(), None).await;
+        let outcomes =
+            send(&t.ctx, &sender, std::slice::from_ref(&b), &Message::default(), None).await;
         assert_eq!(codes(&outcomes.expect("send")), [Some(Sender)]);
         assert_eq!(pending(&t.ctx, &b, 10).await.expect("pending").len(), 2);
     }

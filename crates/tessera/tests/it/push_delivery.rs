@@ -476,6 +476,53 @@ async fn server_sent_events_deliver_and_acknowledge_by_post() {
     assert_eq!(text(&stream.next().await.data), "held");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_deliver_a_parallel_burst_once_each_and_take_racing_acks_once() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let base = env.base.as_str();
+    let mut stream = events(base, Some(&d.auth), &[&d.id]).await.unwrap();
+    const BURST: usize = 40;
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let (base, key, id) = (env.base.clone(), d.key.clone(), d.id.clone());
+        tasks.push(tokio::spawn(async move { send(&base, &key, &id, &format!("m{i}"), "").await }));
+    }
+    let mut sent = BTreeSet::new();
+    for task in tasks {
+        assert!(sent.insert(task.await.unwrap()), "message ids are unique");
+    }
+    let mut received = Vec::new();
+    while received.len() < BURST {
+        let event = stream.next().await;
+        assert_eq!(event.id.as_deref(), event.data["message_id"].as_str());
+        received.push(event);
+    }
+    let ids: BTreeSet<String> =
+        received.iter().map(|it| it.data["message_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, sent, "each message once, none missing");
+    // Every acknowledgement posted three times at once: each message leaves the store once, and
+    // the repeats change nothing.
+    let mut acks = Vec::new();
+    for event in &received {
+        let frame = serde_json::json!({
+            "type": "ack", "registration_id": d.id, "message_id": event.data["message_id"],
+        });
+        for _ in 0..3 {
+            let (base, auth, frame) = (env.base.clone(), d.auth.clone(), frame.clone());
+            acks.push(tokio::spawn(async move { post_frame(&base, &auth, frame).await }));
+        }
+    }
+    for ack in acks {
+        assert_eq!(ack.await.unwrap(), (204, String::new()));
+    }
+    assert_eq!(pending(&env, &d.id).await, 0);
+    drop(stream);
+    let mut stream = events(base, Some(&d.auth), &[&d.id]).await.unwrap();
+    send(base, &d.key, &d.id, "after", "").await;
+    assert_eq!(text(&stream.next().await.data), "after", "nothing acknowledged comes back");
+}
+
 #[tokio::test]
 async fn server_sent_events_refuse_strangers_and_bad_frames() {
     let env = TestEnv::start().await;
