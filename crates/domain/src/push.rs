@@ -8,6 +8,7 @@
 //! the same device gets the same id again without the id ever being stored in the clear.
 //! Sender ids are project ids.
 
+use tessera_proto_push::frames::message_frame;
 use tessera_proto_push::{self as wire, Message, Outcome, RegisterError, SendError};
 use tessera_store::{
     CredentialKind, CredentialRecord, CredentialTransition, Enqueued, PushLimits, PushMessageKind,
@@ -842,7 +843,7 @@ async fn store_and_wake(
             .iter()
             .map(|it| PushSignal::Now {
                 registration: it.digest.clone(),
-                frame: delivery::message_frame(it.id, &it.message_id, &payload_of(it)),
+                frame: message_frame(it.id, &it.message_id, &payload_of(it)),
                 hold_while_idle: message.delay_while_idle,
             })
             .collect();
@@ -880,7 +881,7 @@ async fn store_and_wake(
             registration: record.registration,
             // After an overflow the notice stands in the message's place: read it.
             message: matches!(stored, Enqueued::Stored { .. }).then(|| StoredFrame {
-                frame: delivery::message_frame(it.id, &record.id, &record.payload),
+                frame: message_frame(it.id, &record.id, &record.payload),
                 id: record.id,
                 hold_while_idle: record.delay_while_idle,
             }),

@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("openid2_realm", openid2_realm),
     ("device_form", device_form),
     ("push", push),
+    ("push_delivery", push_delivery),
     ("sso", sso),
     ("config_toml", config_toml),
 ];
@@ -241,6 +242,23 @@ pub fn push(data: &[u8]) {
         let _ = wire::RegisterError::parse(it);
         let _ = wire::valid_topic(it);
     }
+}
+
+/// Push delivery: a device's frame (WebSocket text frame or posted beside the event stream) under
+/// a few size limits, the message frame built around a stored payload and the event id read back
+/// from it, and the Instance ID batch body.
+pub fn push_delivery(data: &[u8]) {
+    use tessera_proto_push::frames;
+    let _ = frames::parse_iid_batch(data);
+    let Some(it) = text(data) else { return };
+    for limit in [16, 4096, usize::MAX] {
+        let _ = frames::DeviceFrame::parse(it, limit);
+    }
+    let [registration, message_id, payload] = lines::<3>(it);
+    let frame = frames::message_frame(registration, message_id, payload);
+    let read_back = frames::frame_message_id(&frame);
+    assert_eq!(read_back.as_deref(), Some(message_id), "a message frame keeps its id");
+    let _ = frames::frame_message_id(it);
 }
 
 /// Web SSO: the request's parameters (the lenient form decoder), and the `continue` URL checks —

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+pub mod frames;
+
 /// C2DM payload limit: `data.` keys and values, in bytes.
 pub const C2DM_MAX_PAYLOAD: usize = 1024;
 /// GCM payload limit: `data` keys and values (and the notification's), in bytes.

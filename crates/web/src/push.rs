@@ -302,18 +302,6 @@ async fn iid_add(
     })
 }
 
-/// A batch body: `{"to":"/topics/<name>","registration_tokens":["…",…]}` (1..1000 ids).
-fn parse_batch(body: &[u8]) -> Option<(String, Vec<String>)> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let topic = value.get("to")?.as_str()?.strip_prefix("/topics/")?.to_owned();
-    let ids = value.get("registration_tokens")?.as_array()?;
-    if ids.is_empty() || ids.len() > 1000 {
-        return None;
-    }
-    let ids = ids.iter().map(|it| it.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
-    Some((topic, ids))
-}
-
 /// `POST /iid/v1:batchAdd` (`add`) and `/iid/v1:batchRemove`: one result per id in request
 /// order, `{}` or `{"error":"<CODE>"}`.
 async fn iid_batch(
@@ -325,7 +313,7 @@ async fn iid_batch(
     let Some(sender) = sender(state, Api::Gcm, headers).await? else {
         return Ok(unauthorized());
     };
-    let Some((topic, ids)) = parse_batch(body) else {
+    let Some((topic, ids)) = wire::frames::parse_iid_batch(body) else {
         return Ok(iid_error(StatusCode::BAD_REQUEST, TopicError::InvalidArgument.as_str()));
     };
     if !wire::valid_topic(&topic) {

@@ -279,9 +279,7 @@ fn events(connection: Connection) -> impl Stream<Item = Result<Event, Infallible
 }
 
 fn event(frame: &str) -> Event {
-    let id = serde_json::from_str::<serde_json::Value>(frame)
-        .ok()
-        .and_then(|it| it.get("message_id").and_then(|id| id.as_str()).map(str::to_owned));
+    let id = tessera_proto_push::frames::frame_message_id(frame);
     let event = Event::default().data(frame);
     match id {
         Some(id) => event.id(id),

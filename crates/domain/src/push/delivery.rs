@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use tessera_proto_push::frames::{DeviceFrame, PONG, message_frame};
 use tessera_store::{PushMessageRecord, PushSignal, PushSignalSink, StoredFrame, Wakeup};
 use tokio::sync::Notify;
 
@@ -425,20 +426,6 @@ pub async fn connect(
     }))
 }
 
-/// The frame a device receives for a message: the stored payload's fields (`from`,
-/// `collapse_key`, `data`, `notification`; or `message_type` and `total_deleted`) with `type`,
-/// `message_id` and `registration_id`, as one JSON object with its keys sorted.
-pub fn message_frame(registration_id: &str, message_id: &str, payload: &str) -> String {
-    let mut object = match serde_json::from_str::<serde_json::Value>(payload) {
-        Ok(serde_json::Value::Object(object)) => object,
-        _ => serde_json::Map::new(),
-    };
-    object.insert("type".to_owned(), "message".into());
-    object.insert("message_id".to_owned(), message_id.into());
-    object.insert("registration_id".to_owned(), registration_id.into());
-    serde_json::Value::Object(object).to_string()
-}
-
 impl Connection {
     /// The device this connection is for.
     pub fn device(&self) -> &Device {
@@ -540,27 +527,21 @@ impl Connection {
     /// `{"type":"active"}` or `{"type":"ping"}`.
     pub async fn receive(&mut self, text: &str) -> Result<Received> {
         self.heard();
-        if text.len() > self.ctx.push.policy.max_frame_bytes {
-            return Ok(Received::Malformed);
-        }
-        let Ok(serde_json::Value::Object(frame)) = serde_json::from_str(text) else {
+        let Some(frame) = DeviceFrame::parse(text, self.ctx.push.policy.max_frame_bytes) else {
             return Ok(Received::Malformed);
         };
-        match frame.get("type").and_then(|it| it.as_str()) {
-            Some("ack") => {
-                let Some(message_id) = frame.get("message_id").and_then(|it| it.as_str()) else {
-                    return Ok(Received::Malformed);
-                };
-                if let Some((digest, _)) = self.sent.remove(message_id) {
-                    self.ctx.store.push().ack(&digest, message_id).await?;
+        match frame {
+            DeviceFrame::Ack { message_id, .. } => {
+                if let Some((digest, _)) = self.sent.remove(&message_id) {
+                    self.ctx.store.push().ack(&digest, &message_id).await?;
                 }
                 Ok(Received::Nothing)
             }
-            Some("idle") => {
+            DeviceFrame::Idle => {
                 self.idle = true;
                 Ok(Received::Nothing)
             }
-            Some("active") => {
+            DeviceFrame::Active => {
                 if self.idle {
                     self.idle = false;
                     self.inbox.signals().resync = true;
@@ -568,8 +549,7 @@ impl Connection {
                 }
                 Ok(Received::Nothing)
             }
-            Some("ping") => Ok(Received::Reply(r#"{"type":"pong"}"#.to_owned())),
-            _ => Ok(Received::Malformed),
+            DeviceFrame::Ping => Ok(Received::Reply(PONG.to_owned())),
         }
     }
 
@@ -601,29 +581,21 @@ impl Connection {
 /// acknowledgement changes nothing); `idle` and `active` reach the device's connections on this
 /// node; `ping` is answered `pong`. Anything else is [`Received::Malformed`].
 pub async fn posted(ctx: &Ctx, device: &Device, text: &str) -> Result<Received> {
-    if text.len() > ctx.push.policy.max_frame_bytes {
-        return Ok(Received::Malformed);
-    }
-    let Ok(serde_json::Value::Object(frame)) = serde_json::from_str(text) else {
+    let Some(frame) = DeviceFrame::parse(text, ctx.push.policy.max_frame_bytes) else {
         return Ok(Received::Malformed);
     };
-    match frame.get("type").and_then(|it| it.as_str()) {
-        Some("ack") => {
-            let field = |name: &str| frame.get(name).and_then(|it| it.as_str());
-            let (Some(registration_id), Some(message_id)) =
-                (field("registration_id"), field("message_id"))
-            else {
-                return Ok(Received::Malformed);
-            };
-            ack(ctx, device, registration_id, message_id).await?;
+    match frame {
+        DeviceFrame::Ack { message_id, registration_id: Some(registration_id) } => {
+            ack(ctx, device, &registration_id, &message_id).await?;
             Ok(Received::Nothing)
         }
-        Some(kind @ ("idle" | "active")) => {
-            ctx.push.registry.set_idle(&device.anchor.label(), kind == "idle");
+        DeviceFrame::Ack { registration_id: None, .. } => Ok(Received::Malformed),
+        DeviceFrame::Idle | DeviceFrame::Active => {
+            let idle = frame == DeviceFrame::Idle;
+            ctx.push.registry.set_idle(&device.anchor.label(), idle);
             Ok(Received::Nothing)
         }
-        Some("ping") => Ok(Received::Reply(r#"{"type":"pong"}"#.to_owned())),
-        _ => Ok(Received::Malformed),
+        DeviceFrame::Ping => Ok(Received::Reply(PONG.to_owned())),
     }
 }
 
