@@ -87,6 +87,8 @@ pub struct Policy {
     pub dpop_nonce: bool,
     /// Push messaging quotas and storage limits.
     pub push: push::PushPolicy,
+    /// The legacy protocols' deprecation dates and migration page (`[legacy]`).
+    pub deprecation: legacy::Deprecations,
 }
 
 impl Default for Policy {
@@ -114,6 +116,7 @@ impl Default for Policy {
             require_par: false,
             dpop_nonce: false,
             push: push::PushPolicy::default(),
+            deprecation: legacy::Deprecations::default(),
         }
     }
 }
@@ -137,6 +140,8 @@ pub struct Ctx {
     pub key_ring: Arc<keys::RingCache>,
     /// This node's push connections and how nodes wake each other.
     pub push: Arc<push::delivery::Hub>,
+    /// Legacy requests counted on this node, not yet added to the store.
+    pub legacy_tally: Arc<legacy::Tally>,
 }
 
 impl Ctx {
@@ -165,6 +170,7 @@ impl Ctx {
             public_url: public_url.trim_end_matches('/').into(),
             key_ring: Arc::default(),
             push: Arc::new(push::delivery::Hub::with_policy(delivery)),
+            legacy_tally: Arc::new(legacy::Tally::default()),
         })
     }
 

@@ -74,6 +74,7 @@ mod error;
 mod grants;
 mod group_commit;
 mod keys;
+mod legacy;
 #[cfg(test)]
 mod plans_tests;
 mod push;
@@ -94,7 +95,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, SqlSafeStr as _, Transaction};
 use tessera_store::{
-    AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
+    AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore, LegacyStore,
     ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
 };
 
@@ -537,6 +538,10 @@ impl Store for SqlStore {
     }
 
     fn push(&self) -> &dyn PushStore {
+        self
+    }
+
+    fn legacy(&self) -> &dyn LegacyStore {
         self
     }
 

@@ -20,6 +20,7 @@ mod hardening;
 mod interaction;
 mod interop;
 mod legacy;
+mod migration;
 mod oauth1;
 mod oauth2;
 mod openid2;
