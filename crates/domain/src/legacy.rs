@@ -106,7 +106,9 @@ pub async fn dates(ctx: &Ctx, protocol: Protocol, client_id: Option<&str>) -> Re
     let Some(client_id) = client_id else { return Ok(configured) };
     let own = ctx.store.legacy().get_deprecation(protocol.as_str(), &capped(client_id)).await?;
     Ok(match own {
-        Some(own) => Dates { warn_from: own.warn_from, refuse_from: own.refuse_from }.or(configured),
+        Some(own) => {
+            Dates { warn_from: own.warn_from, refuse_from: own.refuse_from }.or(configured)
+        }
         None => configured,
     })
 }
@@ -461,7 +463,8 @@ mod tests {
     #[tokio::test]
     async fn the_decision_follows_the_clock_and_per_application_dates_override() {
         let t = TestCtx::with_policy(|policy| {
-            policy.deprecation.clientlogin = Dates { warn_from: Some(1000), refuse_from: Some(2000) };
+            policy.deprecation.clientlogin =
+                Dates { warn_from: Some(1000), refuse_from: Some(2000) };
         })
         .await;
         let ctx = &t.ctx;
@@ -492,7 +495,9 @@ mod tests {
             Verdict::Refused(_)
         ));
         let bad = Dates { warn_from: Some(5), refuse_from: Some(4) };
-        assert!(set_deprecation(ctx, Protocol::ClientLogin, "app", bad, &Actor::Cli).await.is_err());
+        assert!(
+            set_deprecation(ctx, Protocol::ClientLogin, "app", bad, &Actor::Cli).await.is_err()
+        );
         assert!(set_deprecation(ctx, Protocol::OAuth2, "app", later, &Actor::Cli).await.is_err());
         // Cleared, the protocol's dates apply again.
         set_deprecation(ctx, Protocol::ClientLogin, "app", Dates::default(), &Actor::Cli)

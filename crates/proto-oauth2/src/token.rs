@@ -37,7 +37,9 @@ pub fn parse(params: &Params) -> Result<TokenRequest, OAuthError> {
         migration::OAUTH1_GRANT_TYPE => {
             migration::parse_oauth1(params).map(TokenRequest::Migration)
         }
-        migration::LEGACY_GRANT_TYPE => migration::parse_legacy(params).map(TokenRequest::Migration),
+        migration::LEGACY_GRANT_TYPE => {
+            migration::parse_legacy(params).map(TokenRequest::Migration)
+        }
         _ => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "Unsupported grant_type.")),
     }
 }

@@ -95,8 +95,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, SqlSafeStr as _, Transaction};
 use tessera_store::{
-    AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore, LegacyStore,
-    ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
+    AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
+    LegacyStore, ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
 };
 
 use crate::error::backend;

@@ -119,7 +119,9 @@ impl LegacyConfig {
             if let (Some(warn), Some(refuse)) = (dates.warn_from, dates.refuse_from)
                 && warn > refuse
             {
-                return Err(format_err!("legacy.{name}_warn_from: must not be after {name}_refuse_from"));
+                return Err(format_err!(
+                    "legacy.{name}_warn_from: must not be after {name}_refuse_from"
+                ));
             }
             Ok(dates)
         };

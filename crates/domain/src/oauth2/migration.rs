@@ -46,8 +46,7 @@ pub async fn migrate(
     let invalid = || oauth(ErrorCode::InvalidGrant, "The legacy credential is not valid.");
     let legacy: Valid = match request {
         Request::OAuth1 => {
-            let Some(signed) = signed.filter(|it| !it.header.is_empty() || !it.form.is_empty())
-            else {
+            let Some(signed) = signed.filter(|it| names_oauth1_parameters(it)) else {
                 return Err(oauth(
                     ErrorCode::InvalidRequest,
                     "Sign the request with OAuth 1.0 and the access token to migrate.",
@@ -99,7 +98,8 @@ pub async fn migrate(
         return Err(invalid());
     }
     let grant = grants::grant(ctx, &account.id, client.id(), Protocol::OAuth2, &scopes, ip).await?;
-    let remembered = Remembered { offline: true, jkt: jkt.map(str::to_owned), ..Remembered::default() };
+    let remembered =
+        Remembered { offline: true, jkt: jkt.map(str::to_owned), ..Remembered::default() };
     let prepared = prepare(ctx, client, account, &grant, &scopes, true, &remembered).await?;
     let redemption = Redemption {
         digest: &record.digest,
@@ -128,4 +128,13 @@ pub async fn migrate(
     )
     .await?;
     Ok(prepared.issued)
+}
+
+/// Whether a token request carries OAuth 1.0 protocol parameters at all (in `Authorization:
+/// OAuth`, the body or the query); the grant's own form fields are not a signature.
+fn names_oauth1_parameters(incoming: &Incoming) -> bool {
+    let query = incoming.facts.url.split_once('?').map(|(_, query)| query).unwrap_or_default();
+    !incoming.header.is_empty()
+        || incoming.form.iter().any(|(name, _)| name.starts_with("oauth_"))
+        || query.split('&').any(|pair| pair.starts_with("oauth_"))
 }

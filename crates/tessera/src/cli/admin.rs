@@ -616,7 +616,8 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
         AdminCommand::Legacy(LegacyCommand::Usage) => {
             let usage = tessera_domain::legacy::usage(&ctx).await?;
             let value = json!(usage);
-            let date = |at: Option<i64>| at.map(tessera_domain::legacy::rfc3339).unwrap_or_default();
+            let date =
+                |at: Option<i64>| at.map(tessera_domain::legacy::rfc3339).unwrap_or_default();
             print(json_mode, &value, || {
                 usage
                     .iter()
@@ -652,7 +653,9 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 text.as_deref()
                     .map(|text| {
                         parse_date(text).ok_or_else(|| {
-                            anyhow::anyhow!("{flag}: {text:?} is not unix seconds or an RFC 3339 date")
+                            anyhow::anyhow!(
+                                "{flag}: {text:?} is not unix seconds or an RFC 3339 date"
+                            )
                         })
                     })
                     .transpose()
@@ -665,16 +668,19 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 let configured = ctx.policy.deprecation.of(protocol);
                 let value = json!({ "protocol": protocol.as_str(), "dates": configured });
                 print(json_mode, &value, || {
-                    format!("{}: {:?} (set in [legacy] of the configuration)", protocol.as_str(), configured)
+                    format!(
+                        "{}: {:?} (set in [legacy] of the configuration)",
+                        protocol.as_str(),
+                        configured
+                    )
                 });
                 return Ok(ExitCode::SUCCESS);
             };
             legacy::set_deprecation(&ctx, protocol, client, dates, &actor).await?;
             let applied = legacy::dates(&ctx, protocol, Some(client)).await?;
-            let value = json!({ "protocol": protocol.as_str(), "client": client, "dates": applied });
-            print(json_mode, &value, || {
-                format!("{} {client}: {:?}", protocol.as_str(), applied)
-            });
+            let value =
+                json!({ "protocol": protocol.as_str(), "client": client, "dates": applied });
+            print(json_mode, &value, || format!("{} {client}: {:?}", protocol.as_str(), applied));
         }
         AdminCommand::Service(ServiceCommand::Web {
             name,

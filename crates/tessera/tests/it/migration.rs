@@ -29,7 +29,11 @@ struct Setup {
     other: (String, String),
 }
 
-async fn web_client(env: &TestEnv, project: &tessera_store::ProjectRecord, name: &str) -> (String, String) {
+async fn web_client(
+    env: &TestEnv,
+    project: &tessera_store::ProjectRecord,
+    name: &str,
+) -> (String, String) {
     let new = NewClient {
         kind: ClientKind::Web,
         name: name.to_owned(),
@@ -81,21 +85,34 @@ async fn setup(env: &TestEnv) -> Setup {
 async fn authsub_session(env: &TestEnv) -> String {
     let mut b = env.browser();
     b.sign_in("alice@example.com", "north23AZ").await;
-    let query =
-        format!("next={}&scope={}&session=1", urlencode("http://app.example.com/cb"), urlencode(CAL));
+    let query = format!(
+        "next={}&scope={}&session=1",
+        urlencode("http://app.example.com/cb"),
+        urlencode(CAL)
+    );
     let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let form_query =
-        page.input("query").unwrap().replace("&#38;", "&").replace("&#61;", "=").replace("&#37;", "%");
+    let form_query = page
+        .input("query")
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%");
     let res = b
         .post(
             "/accounts/AuthSubRequest",
-            &[("csrf", &page.csrf()), ("authuser", "0"), ("query", &form_query), ("action", "allow")],
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("query", &form_query),
+                ("action", "allow"),
+            ],
         )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     let single = res.location().rsplit_once("token=").unwrap().1.to_owned();
-    let page = send_get(env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await;
+    let page =
+        send_get(env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.body.trim_end().strip_prefix("Token=").unwrap().to_owned()
 }
@@ -123,8 +140,9 @@ async fn clientlogin_auth(env: &TestEnv) -> String {
 async fn oauth1_access(env: &TestEnv, alice: &tessera_store::AccountRecord) -> (String, String) {
     let ctx = env.ctx();
     let scopes = vec![CAL.to_owned()];
-    let grant =
-        tessera_domain::grants::grant(ctx, &alice.id, APP, Protocol::OAuth1, &scopes, "").await.unwrap();
+    let grant = tessera_domain::grants::grant(ctx, &alice.id, APP, Protocol::OAuth1, &scopes, "")
+        .await
+        .unwrap();
     tessera_domain::oauth1::issue_for_grant(ctx, &grant).await.unwrap()
 }
 
@@ -133,10 +151,18 @@ async fn send_get(env: &TestEnv, path: &str, authorization: &str) -> Page {
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
-async fn post_token(env: &TestEnv, pairs: &[(&str, &str)], authorization: Option<&str>) -> (u16, Value) {
+async fn post_token(
+    env: &TestEnv,
+    pairs: &[(&str, &str)],
+    authorization: Option<&str>,
+) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .post(env.url("/o/oauth2/token"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -342,10 +368,8 @@ async fn migration_is_refused_across_projects_and_for_dead_grants_accounts_and_c
 
     // A revoked grant: the person removed the application's access.
     let grants = ctx.store.grants().list_by_account(&setup.alice.id).await.unwrap();
-    let authsub_grant = grants
-        .iter()
-        .find(|it| it.protocol == "authsub" && it.revoked_at.is_none())
-        .unwrap();
+    let authsub_grant =
+        grants.iter().find(|it| it.protocol == "authsub" && it.revoked_at.is_none()).unwrap();
     tessera_domain::grants::revoke(ctx, &setup.alice.id, &authsub_grant.id, &Actor::Account, "")
         .await
         .unwrap();
@@ -491,7 +515,12 @@ async fn deprecation_dates_warn_then_refuse_each_protocols_main_endpoint() {
     );
     let openid_path = format!(
         "/accounts/o8/ud?{}",
-        crate::openid2::checkid("checkid_setup", None, crate::openid2::RETURN_TO, crate::openid2::REALM)
+        crate::openid2::checkid(
+            "checkid_setup",
+            None,
+            crate::openid2::RETURN_TO,
+            crate::openid2::REALM
+        )
     );
 
     // Before the warn-from date: no headers, everything works.
@@ -532,13 +561,22 @@ async fn deprecation_dates_warn_then_refuse_each_protocols_main_endpoint() {
     assert_deprecation(&env, &page);
     let page = env.browser().get(&authsub_path).await;
     assert_eq!(page.status, 403);
-    assert!(page.body.contains(&format!("<H1>AuthSub is no longer available for this application - see {link}</H1>")), "{}", page.body);
+    assert!(
+        page.body.contains(&format!(
+            "<H1>AuthSub is no longer available for this application - see {link}</H1>"
+        )),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("<H2>Error 403</H2>"), "{}", page.body);
     let page = request_token_page(&env, &setup.consumer_secret, "d3").await;
     assert_eq!(page.status, 401);
     assert_eq!(
         page.body,
-        format!("consumer_key_refused\noauth_problem_advice:{}\n", tessera_proto_oauth1::encode(&link))
+        format!(
+            "consumer_key_refused\noauth_problem_advice:{}\n",
+            tessera_proto_oauth1::encode(&link)
+        )
     );
     assert!(page.headers["www-authenticate"].to_str().unwrap().contains("consumer_key_refused"));
     let page = env.browser().get(&openid_path).await;
@@ -554,9 +592,15 @@ async fn deprecation_dates_warn_then_refuse_each_protocols_main_endpoint() {
     // One application gets more time: its own refuse-from date overrides the protocol's, others
     // stay refused.
     let later = tessera_domain::legacy::Dates { warn_from: None, refuse_from: Some(REFUSE + 1000) };
-    tessera_domain::legacy::set_deprecation(env.ctx(), Protocol::ClientLogin, APP, later, &Actor::Cli)
-        .await
-        .unwrap();
+    tessera_domain::legacy::set_deprecation(
+        env.ctx(),
+        Protocol::ClientLogin,
+        APP,
+        later,
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
     let page = clientlogin_page(&env, APP).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.headers["deprecation"], format!("@{WARN}").as_str());
@@ -573,7 +617,10 @@ async fn deprecation_dates_warn_then_refuse_each_protocols_main_endpoint() {
     // Every request was counted, per protocol and application.
     let usage = tessera_domain::legacy::usage(env.ctx()).await.unwrap();
     let requests = |protocol: &str, client: &str| {
-        usage.iter().find(|it| it.protocol == protocol && it.client_id == client).map(|it| it.requests)
+        usage
+            .iter()
+            .find(|it| it.protocol == protocol && it.client_id == client)
+            .map(|it| it.requests)
     };
     assert_eq!(requests("clientlogin", APP), Some(5));
     assert_eq!(requests("clientlogin", "Other-App-1.0"), Some(1));

@@ -77,7 +77,12 @@ async fn associate(env: &TestEnv, sha256: bool) -> Assoc {
 }
 
 /// A checkid request's query.
-pub(crate) fn checkid(mode: &str, assoc_handle: Option<&str>, return_to: &str, realm: &str) -> String {
+pub(crate) fn checkid(
+    mode: &str,
+    assoc_handle: Option<&str>,
+    return_to: &str,
+    realm: &str,
+) -> String {
     let mut fields = vec![
         ("openid.ns", NS_OPENID2),
         ("openid.mode", mode),

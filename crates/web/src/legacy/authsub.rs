@@ -12,14 +12,14 @@ use tessera_domain::caller::{self, CallerError, Presented};
 use tessera_domain::interaction::{self, Decision, Step};
 
 use super::{authorization, deprecation, request_facts, text};
-use tessera_domain::credentials::Protocol;
-use tessera_domain::legacy::{self, Verdict};
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, ConsentForm, Next};
 use crate::pages::lang::Lang;
 use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     let mut router = Router::new();

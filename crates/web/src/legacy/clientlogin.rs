@@ -15,12 +15,12 @@ use tessera_proto_clientlogin::{
 };
 
 use super::{deprecation, text};
-use tessera_domain::credentials::Protocol;
-use tessera_domain::legacy::{self, Verdict};
 use crate::error::PageError;
 use crate::forms::{self, Form};
 use crate::pages::{Client, check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     let mut router = Router::new();

@@ -60,8 +60,8 @@ async fn migration_page() -> Response {
 }
 
 pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
-    let mut router = caller::router()
-        .route("/accounts/LegacyMigration", axum::routing::get(migration_page));
+    let mut router =
+        caller::router().route("/accounts/LegacyMigration", axum::routing::get(migration_page));
     if legacy.authsub {
         router = router.merge(authsub::router()).merge(registration::router());
     }

@@ -16,14 +16,14 @@ use tessera_domain::oauth1::{self, Answer, Incoming, Pending};
 use tessera_proto_oauth1::Problem;
 
 use super::{authorization, deprecation, request_facts, text};
-use tessera_domain::credentials::Protocol;
-use tessera_domain::legacy::{self, Verdict};
 use crate::error::PageError;
 use crate::forms::{self, Form};
 use crate::pages::consent::{self, ConsentForm, FlowMessage, Next};
 use crate::pages::lang::{Lang, fill};
 use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     let mut router = Router::new();
@@ -97,9 +97,7 @@ fn consumer_key(incoming: &Incoming) -> Option<&str> {
         .chain(&incoming.form)
         .find(|(k, _)| k == "oauth_consumer_key")
         .map(|(_, v)| v.as_str())
-        .or_else(|| {
-            query.split('&').find_map(|pair| pair.strip_prefix("oauth_consumer_key="))
-        })
+        .or_else(|| query.split('&').find_map(|pair| pair.strip_prefix("oauth_consumer_key=")))
 }
 
 async fn request_token(

@@ -16,14 +16,14 @@ use tessera_domain::openid2::{self, Endpoint, Prepared, Refused};
 use tessera_proto_openid2::{Message, query_pairs};
 
 use super::{deprecation, text};
-use tessera_domain::credentials::Protocol;
-use tessera_domain::legacy::{self, Verdict};
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, ConsentForm, Next};
 use crate::pages::lang::Lang;
 use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -205,7 +205,8 @@ async fn serve(
         Err(refused) => return refusal(refused),
     };
     // The deprecation switch for this relying party (its realm).
-    let verdict = legacy::gate(&state.ctx, Protocol::OpenId2, Some(prepared.realm.as_str())).await?;
+    let verdict =
+        legacy::gate(&state.ctx, Protocol::OpenId2, Some(prepared.realm.as_str())).await?;
     if let Verdict::Refused(notice) = &verdict {
         let refused = openid2::deprecated(&prepared, &notice.link);
         return Ok(deprecation::answer(&verdict, refusal(refused)?));
