@@ -126,7 +126,7 @@ impl LegacyConfig {
             Ok(dates)
         };
         let url = self.migration_url.trim();
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://"))
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://"))
             || url.chars().any(|c| c.is_control() || matches!(c, ' ' | '<' | '>' | '"'))
         {
             return Err(format_err!("legacy.migration_url: must be an http or https URL"));
