@@ -1,0 +1,134 @@
+//! The protocol playground (`/playground`) walked in headless Chromium, one walk per protocol:
+//! each step is the playground's own request to this server's public endpoints, shown raw.
+
+use fantoccini::Locator;
+use tessera_domain::audit::Actor;
+
+use crate::browser::Chrome;
+use crate::support::TestEnv;
+
+/// A developer with one project, signed in to Chromium.
+async fn developer(env: &TestEnv, email: &str) -> Chrome {
+    env.account(email, "password-1").await;
+    tessera_domain::projects::create(env.ctx(), "Playthings", email, &Actor::Cli).await.unwrap();
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, email, "password-1").await;
+    chrome
+}
+
+/// A service whose scope the legacy protocols and client credentials can ask for.
+async fn service(env: &TestEnv) -> String {
+    let scope = "https://calendar.example.test/feeds/".to_owned();
+    let new = tessera_domain::services::NewService {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: vec![scope.clone()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    scope
+}
+
+async fn texts(chrome: &Chrome, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for element in chrome.client.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(element.text().await.unwrap());
+    }
+    out
+}
+
+/// The raw requests and responses the page shows, in order.
+async fn exchanges(chrome: &Chrome) -> Vec<(String, String)> {
+    let requests = texts(chrome, "pre.request").await;
+    let responses = texts(chrome, "pre.response").await;
+    requests.into_iter().zip(responses).collect()
+}
+
+#[tokio::test]
+async fn oauth2_code_flow_with_pkce_id_token_userinfo_caller_and_refresh() {
+    let env = TestEnv::start().await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("OAuth 2.0 and OpenID Connect").await;
+    assert_eq!(chrome.path().await, "/playground/oauth2");
+    chrome.click_button("Build the authorization URL").await;
+    let text = chrome.text().await;
+    assert!(text.contains("Created the web client \"Playground\""), "{text}");
+    let url = chrome.client.find(Locator::Id("visit-url")).await.unwrap().text().await.unwrap();
+    let url = url::Url::parse(&url).unwrap();
+    assert_eq!(url.path(), "/o/oauth2/auth");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["redirect_uri"], env.url("/playground/callback"));
+    assert_eq!(query["scope"], "openid email profile");
+
+    // The consent page every client gets, then back to the playground with a code.
+    chrome.click_link("Open the authorization URL").await;
+    assert_eq!(chrome.path().await, "/o/oauth2/auth");
+    assert!(chrome.text().await.contains("Playground wants to access your account"));
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/callback");
+    let text = chrome.text().await;
+    assert!(text.contains("The browser came back to") && text.contains("code=4"), "{text}");
+
+    chrome.click_button("Exchange the code for tokens").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /o/oauth2/token HTTP/1.1"), "{request}");
+    assert!(request.contains("authorization: Basic "), "{request}");
+    assert!(
+        request.contains("grant_type=authorization_code") && request.contains("code_verifier=")
+    );
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("\"access_token\"") && response.contains("\"id_token\""));
+    assert!(response.contains("\"refresh_token\""), "{response}");
+    let (request, response) = &shown[1];
+    assert!(request.starts_with("GET /oauth2/v3/certs"), "{request}");
+    assert!(response.contains("\"keys\""), "{response}");
+    let header = chrome.client.find(Locator::Css("pre.jwt-header")).await.unwrap();
+    let header: serde_json::Value = serde_json::from_str(&header.text().await.unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let claims = chrome.client.find(Locator::Css("pre.jwt-claims")).await.unwrap();
+    let claims: serde_json::Value = serde_json::from_str(&claims.text().await.unwrap()).unwrap();
+    assert_eq!(claims["email"], "dev@example.test");
+    assert_eq!(claims["iss"], env.base.as_str());
+    let verdict = chrome.client.find(Locator::Id("verdict")).await.unwrap().text().await.unwrap();
+    assert!(verdict.starts_with("Signature valid against the key set at"), "{verdict}");
+
+    chrome.click_button("Call userinfo").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /oauth2/v3/userinfo"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("authorization: Bearer ya29."), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK") && shown[0].1.contains("dev@example.test"));
+
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("POST /accounts/caller"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"protocol\":\"oauth2\""), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"scopes\":[\"email\",\"openid\",\"profile\"]"));
+
+    chrome.click_button("Refresh the access token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("grant_type=refresh_token"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK") && shown[0].1.contains("access_token"));
+    chrome.click_button("Call userinfo").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+
+    // Client credentials with the same client (its secret kept in the sealed flow, not reset).
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.fill("client_credentials-scope", &scope).await;
+    chrome.click_button("Get a token with client credentials").await;
+    let text = chrome.text().await;
+    assert!(!text.contains("has a new secret"), "{text}");
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("grant_type=client_credentials"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains(&scope), "{}", shown[0].1);
+    chrome.close().await;
+}
