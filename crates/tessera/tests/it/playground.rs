@@ -132,3 +132,62 @@ async fn oauth2_code_flow_with_pkce_id_token_userinfo_caller_and_refresh() {
     assert!(shown[0].1.contains(&scope), "{}", shown[0].1);
     chrome.close().await;
 }
+
+/// The anonymous consumer's client row belongs to the first administrator.
+async fn administrator(env: &TestEnv) {
+    let new = tessera_domain::accounts::NewAccount {
+        email: "admin@example.test".to_owned(),
+        name: "Admin".to_owned(),
+        domain: None,
+        password: Some("password-admin".to_owned()),
+        is_admin: true,
+        state: tessera_store::AccountState::Active,
+    };
+    tessera_domain::accounts::create(env.ctx(), new, &Actor::Cli, "").await.unwrap();
+}
+
+#[tokio::test]
+async fn oauth1_request_token_authorize_access_token_and_signed_call() {
+    let env = TestEnv::start().await;
+    administrator(&env).await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev1@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("OAuth 1.0a").await;
+    chrome.fill("start-scope", &scope).await;
+    chrome.click_button("Get a request token").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /accounts/OAuthGetRequestToken HTTP/1.1"), "{request}");
+    assert!(request.contains("authorization: OAuth oauth_consumer_key=\"anonymous\""));
+    assert!(request.contains("oauth_signature_method=\"HMAC-SHA1\""), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("oauth_callback_confirmed=true"), "{response}");
+
+    chrome.click_link("Open the authorization page").await;
+    assert_eq!(chrome.path().await, "/accounts/OAuthAuthorizeToken");
+    assert!(chrome.text().await.contains("tessera playground"));
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/oauth1/callback");
+    assert!(chrome.text().await.contains("oauth_verifier="));
+
+    chrome.click_button("Get the access token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("POST /accounts/OAuthGetAccessToken"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("oauth_verifier=\""), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("oauth_token_secret="), "{}", shown[0].1);
+
+    chrome.click_button("Make a signed call").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /accounts/AuthSubTokenInfo"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Target=anonymous"), "{}", shown[0].1);
+    assert!(shown[1].0.starts_with("POST /accounts/caller"), "{}", shown[1].0);
+    assert!(shown[1].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[1].1);
+    assert!(shown[1].1.contains("\"protocol\":\"oauth1\""), "{}", shown[1].1);
+    // A second signed call: a fresh nonce, accepted again.
+    chrome.click_button("Make another signed call").await;
+    assert!(exchanges(&chrome).await[1].1.starts_with("HTTP/1.1 200 OK"));
+    chrome.close().await;
+}

@@ -12,6 +12,7 @@
 //! kept in one cookie sealed under the key-encryption key and bound to the signed-in account;
 //! nothing secret goes into a URL the playground builds.
 
+mod oauth1;
 mod oauth2;
 
 use std::sync::{Arc, OnceLock};
@@ -45,26 +46,30 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/playground/{protocol}", get(protocol_get))
         .route("/playground/{protocol}/{step}", post(step_post))
         .route("/playground/callback", get(oauth2::callback_get))
+        .route("/playground/oauth1/callback", get(oauth1::callback_get))
 }
 
 /// The protocols the playground walks through, in the order the page lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Walk {
     OAuth2,
+    OAuth1,
 }
 
 impl Walk {
-    const ALL: [Walk; 1] = [Walk::OAuth2];
+    const ALL: [Walk; 2] = [Walk::OAuth2, Walk::OAuth1];
 
     fn key(self) -> &'static str {
         match self {
             Walk::OAuth2 => "oauth2",
+            Walk::OAuth1 => "oauth1",
         }
     }
 
     fn title(self) -> &'static str {
         match self {
             Walk::OAuth2 => "OAuth 2.0 and OpenID Connect",
+            Walk::OAuth1 => "OAuth 1.0a",
         }
     }
 
@@ -78,6 +83,7 @@ impl Walk {
         let disabled = &state.ctx.policy.disabled_protocols;
         match self {
             Walk::OAuth2 => !disabled.contains(&Protocol::OAuth2),
+            Walk::OAuth1 => state.legacy.oauth1 && !disabled.contains(&Protocol::OAuth1),
         }
     }
 }
@@ -319,6 +325,11 @@ fn start_steps(walk: Walk, projects: &[tessera_store::ProjectRecord]) -> Vec<Ste
     };
     match walk {
         Walk::OAuth2 => oauth2::start_steps(project),
+        Walk::OAuth1 => vec![Step {
+            step: "start",
+            label: "Get a request token",
+            fields: vec![Field::text("scope", "Scopes (a service's)", "")],
+        }],
     }
 }
 
@@ -373,6 +384,7 @@ async fn step_post(
     let input = StepInput { state: &state, me: &me, fields: &fields };
     let outcome = match walk {
         Walk::OAuth2 => oauth2::step(&input, &mut flow, &step).await?,
+        Walk::OAuth1 => oauth1::step(&input, &mut flow, &step).await?,
     };
     show(&state, &headers, &me, Some(walk), Some(&flow), outcome).await
 }
