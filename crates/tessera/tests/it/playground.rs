@@ -191,3 +191,86 @@ async fn oauth1_request_token_authorize_access_token_and_signed_call() {
     assert!(exchanges(&chrome).await[1].1.starts_with("HTTP/1.1 200 OK"));
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn authsub_request_session_token_token_info_and_caller_check() {
+    let env = TestEnv::start().await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev2@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("AuthSub").await;
+    chrome.fill("start-scope", &scope).await;
+    chrome.click_button("Build the AuthSubRequest URL").await;
+    let url = chrome.client.find(Locator::Id("visit-url")).await.unwrap().text().await.unwrap();
+    let url = url::Url::parse(&url).unwrap();
+    assert_eq!(url.path(), "/accounts/AuthSubRequest");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["next"], env.url("/playground/authsub/callback"));
+    assert_eq!(query["session"], "1");
+
+    chrome.click_link("Open the AuthSubRequest URL").await;
+    assert_eq!(chrome.path().await, "/accounts/AuthSubRequest");
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/authsub/callback");
+    assert!(chrome.text().await.contains("token="));
+
+    chrome.click_button("Exchange for a session token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /accounts/AuthSubSessionToken"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("authorization: AuthSub token=\""), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Token="), "{}", shown[0].1);
+
+    chrome.click_button("Ask AuthSubTokenInfo").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains(&format!("Scope={scope}")), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Secure=false"), "{}", shown[0].1);
+
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"protocol\":\"authsub\""), "{}", shown[0].1);
+
+    // The single-use token went with the exchange: the flow no longer offers it.
+    let mut browser = crate::support::Browser::new(&env.base);
+    let page = browser.get("/playground/authsub/callback?token=x").await;
+    assert_eq!(page.status, 302, "not signed in: to the sign-in page");
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn clientlogin_form_auth_token_and_caller_check() {
+    let env = TestEnv::start().await;
+    service(&env).await;
+    let chrome = developer(&env, "dev3@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("ClientLogin").await;
+    chrome.fill("start-Email", "dev3@example.test").await;
+    chrome.fill("start-Passwd", "wrong-password").await;
+    chrome.fill("start-service", "cl").await;
+    chrome.click_button("Sign in with ClientLogin").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 403"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Error=BadAuthentication"), "{}", shown[0].1);
+    assert!(chrome.text().await.contains("ClientLogin refused"));
+
+    chrome.fill("start-Email", "dev3@example.test").await;
+    chrome.fill("start-Passwd", "password-1").await;
+    chrome.fill("start-service", "cl").await;
+    chrome.click_button("Sign in with ClientLogin").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /accounts/ClientLogin HTTP/1.1"), "{request}");
+    assert!(request.contains("Passwd=********") && !request.contains("password-1"), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("SID=") && response.contains("Auth="), "{response}");
+
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("GoogleLogin auth="), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"protocol\":\"clientlogin\""), "{}", shown[0].1);
+    assert!(!chrome.client.source().await.unwrap().contains("password-1"));
+    chrome.close().await;
+}

@@ -12,6 +12,8 @@
 //! kept in one cookie sealed under the key-encryption key and bound to the signed-in account;
 //! nothing secret goes into a URL the playground builds.
 
+mod authsub;
+mod clientlogin;
 mod oauth1;
 mod oauth2;
 
@@ -47,6 +49,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/playground/{protocol}/{step}", post(step_post))
         .route("/playground/callback", get(oauth2::callback_get))
         .route("/playground/oauth1/callback", get(oauth1::callback_get))
+        .route("/playground/authsub/callback", get(authsub::callback_get))
 }
 
 /// The protocols the playground walks through, in the order the page lists them.
@@ -54,15 +57,19 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) enum Walk {
     OAuth2,
     OAuth1,
+    AuthSub,
+    ClientLogin,
 }
 
 impl Walk {
-    const ALL: [Walk; 2] = [Walk::OAuth2, Walk::OAuth1];
+    const ALL: [Walk; 4] = [Walk::OAuth2, Walk::OAuth1, Walk::AuthSub, Walk::ClientLogin];
 
     fn key(self) -> &'static str {
         match self {
             Walk::OAuth2 => "oauth2",
             Walk::OAuth1 => "oauth1",
+            Walk::AuthSub => "authsub",
+            Walk::ClientLogin => "clientlogin",
         }
     }
 
@@ -70,6 +77,8 @@ impl Walk {
         match self {
             Walk::OAuth2 => "OAuth 2.0 and OpenID Connect",
             Walk::OAuth1 => "OAuth 1.0a",
+            Walk::AuthSub => "AuthSub",
+            Walk::ClientLogin => "ClientLogin",
         }
     }
 
@@ -84,6 +93,10 @@ impl Walk {
         match self {
             Walk::OAuth2 => !disabled.contains(&Protocol::OAuth2),
             Walk::OAuth1 => state.legacy.oauth1 && !disabled.contains(&Protocol::OAuth1),
+            Walk::AuthSub => state.legacy.authsub && !disabled.contains(&Protocol::AuthSub),
+            Walk::ClientLogin => {
+                state.legacy.clientlogin && !disabled.contains(&Protocol::ClientLogin)
+            }
         }
     }
 }
@@ -330,6 +343,20 @@ fn start_steps(walk: Walk, projects: &[tessera_store::ProjectRecord]) -> Vec<Ste
             label: "Get a request token",
             fields: vec![Field::text("scope", "Scopes (a service's)", "")],
         }],
+        Walk::AuthSub => vec![Step {
+            step: "start",
+            label: "Build the AuthSubRequest URL",
+            fields: vec![Field::text("scope", "Scopes (a service's)", "")],
+        }],
+        Walk::ClientLogin => vec![Step {
+            step: "start",
+            label: "Sign in with ClientLogin",
+            fields: vec![
+                Field::text("Email", "Email", ""),
+                Field::password("Passwd", "Password"),
+                Field::text("service", "Service name", ""),
+            ],
+        }],
     }
 }
 
@@ -385,6 +412,8 @@ async fn step_post(
     let outcome = match walk {
         Walk::OAuth2 => oauth2::step(&input, &mut flow, &step).await?,
         Walk::OAuth1 => oauth1::step(&input, &mut flow, &step).await?,
+        Walk::AuthSub => authsub::step(&input, &mut flow, &step).await?,
+        Walk::ClientLogin => clientlogin::step(&input, &mut flow, &step).await?,
     };
     show(&state, &headers, &me, Some(walk), Some(&flow), outcome).await
 }
