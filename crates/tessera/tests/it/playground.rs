@@ -274,3 +274,90 @@ async fn clientlogin_form_auth_token_and_caller_check() {
     assert!(!chrome.client.source().await.unwrap().contains("password-1"));
     chrome.close().await;
 }
+
+/// The protocols a configuration switches off are neither listed nor served by the playground.
+#[tokio::test]
+async fn switched_off_protocols_are_hidden() {
+    let env = TestEnv::with_config(|raw| {
+        raw.legacy.authsub = false;
+        raw.legacy.oauth1 = false;
+    })
+    .await;
+    env.account("off@example.test", "password-1").await;
+    let mut browser = env.browser();
+    browser.sign_in("off@example.test", "password-1").await;
+    let page = browser.get("/playground").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("href=\"/playground/oauth2\""), "{}", page.body);
+    assert!(page.body.contains("href=\"/playground/clientlogin\""), "{}", page.body);
+    assert!(!page.body.contains("/playground/authsub"), "{}", page.body);
+    assert!(!page.body.contains("/playground/oauth1"), "{}", page.body);
+    assert_eq!(browser.get("/playground/authsub").await.status, 404);
+    assert_eq!(browser.get("/playground/oauth1").await.status, 404);
+    let csrf = browser.get("/playground/oauth2").await.csrf();
+    let page = browser.post("/playground/oauth1/start", &[("csrf", &csrf), ("scope", "x")]).await;
+    assert_eq!(page.status, 404);
+}
+
+/// Bad input changes nothing: no sign-in, a missing CSRF token, another developer's project, a
+/// callback whose state is not the flow's, and a flow cookie that does not open.
+#[tokio::test]
+async fn refusals_change_nothing() {
+    let env = TestEnv::start().await;
+    env.account("one@example.test", "password-1").await;
+    env.account("two@example.test", "password-2").await;
+    let theirs =
+        tessera_domain::projects::create(env.ctx(), "Theirs", "two@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let mine = tessera_domain::projects::create(env.ctx(), "Mine", "one@example.test", &Actor::Cli)
+        .await
+        .unwrap();
+    let mut browser = env.browser();
+    let page = browser.get("/playground").await;
+    assert_eq!(page.status, 302);
+    assert!(page.location().starts_with("/accounts/ServiceLogin?continue="), "{}", page.location());
+
+    browser.sign_in("one@example.test", "password-1").await;
+    let page = browser.post("/playground/oauth2/start", &[("project", &mine.id)]).await;
+    assert_eq!(page.status, 400, "no CSRF token");
+
+    let csrf = browser.get("/playground/oauth2").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("project", &theirs.id), ("scope", "openid")];
+    let page = browser.post("/playground/oauth2/start", &fields).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("Choose one of your projects."), "{}", page.body);
+    let clients = tessera_domain::oauth2::clients::list(env.ctx(), &theirs.id).await.unwrap();
+    assert!(clients.is_empty(), "nothing was created in another developer's project");
+
+    let csrf = browser.get("/playground/oauth2").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("project", &mine.id), ("scope", "openid")];
+    let page = browser.post("/playground/oauth2/start", &fields).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let needle = "id=\"visit\" href=\"";
+    let start = page.body.find(needle).unwrap() + needle.len();
+    let visit =
+        crate::support::html_unescape(&page.body[start..][..page.body[start..].find('"').unwrap()]);
+    let visit = url::Url::parse(&visit).unwrap();
+    let state = visit.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let page = browser.get("/playground/callback?code=4%2Fforged&state=not-the-state").await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("state is not the one the playground sent"), "{}", page.body);
+    let csrf = page.csrf();
+    let page = browser.post("/playground/oauth2/exchange", &[("csrf", &csrf)]).await;
+    assert!(page.body.contains("There is no code to exchange"), "{}", page.body);
+    assert!(!page.body.contains("/o/oauth2/token"), "no request was made: {}", page.body);
+
+    // A flow cookie that does not open (edited, or another account's) is a fresh flow: the
+    // state it carried is gone.
+    let sealed = browser.jar.get("TPLAY").unwrap().clone();
+    let last = if sealed.ends_with('A') { 'B' } else { 'A' };
+    browser.jar.insert("TPLAY".to_owned(), format!("{}{last}", &sealed[..sealed.len() - 1]));
+    let callback = format!("/playground/callback?code=4%2Fx&state={state}");
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    browser.jar.insert("TPLAY".to_owned(), sealed);
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Exchange the code for tokens"), "{}", page.body);
+}
