@@ -25,6 +25,8 @@ mod oauth1;
 mod oauth2;
 mod openid2;
 mod ops;
+#[cfg(feature = "browser")]
+mod playground;
 mod push;
 mod push_delivery;
 mod push_demo;
