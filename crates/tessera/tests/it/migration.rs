@@ -631,3 +631,114 @@ async fn deprecation_dates_warn_then_refuse_each_protocols_main_endpoint() {
     assert!(own.own_dates);
     assert_eq!(own.dates.refuse_from, Some(REFUSE + 1000));
 }
+
+/// The administrators' legacy page shows each application's grants and counted requests, sets an
+/// application's own dates (which the next request obeys), refuses a bad date changing nothing,
+/// and is closed to other accounts.
+#[tokio::test]
+async fn the_console_legacy_page_reports_usage_and_sets_an_applications_dates() {
+    let env = TestEnv::start().await;
+    setup(&env).await;
+    authsub_session(&env).await;
+    clientlogin_auth(&env).await;
+    clientlogin_auth(&env).await;
+
+    let mut alice = env.browser();
+    alice.sign_in("alice@example.com", "north23AZ").await;
+    assert_eq!(alice.get("/console/legacy").await.status, 403, "not an administrator");
+    assert_eq!(env.browser().get("/console/legacy").await.status, 302, "not signed in");
+
+    let root = env.account("root@example.com", "root-password-1").await;
+    tessera_domain::accounts::set_admin(env.ctx(), &root, true, &Actor::Cli, "").await.unwrap();
+    let mut admin = env.browser();
+    admin.sign_in("root@example.com", "root-password-1").await;
+    let console = admin.get("/console").await;
+    assert!(console.body.contains("href=\"/console/legacy?authuser=0\""), "{}", console.body);
+    let page = admin.get("/console/legacy").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let row = |page: &Page, protocol: &str, client: &str| -> String {
+        let needle = format!("data-protocol=\"{protocol}\" data-client=\"{client}\"");
+        let start = page.body.find(&needle).unwrap_or_else(|| panic!("{needle}: {}", page.body));
+        page.body[start..start + page.body[start..].find("</tr>").unwrap()].to_owned()
+    };
+    let authsub = row(&page, "authsub", APP);
+    assert!(
+        authsub.contains("<td class=\"grants\">1</td><td class=\"accounts\">1</td>"),
+        "{authsub}"
+    );
+    assert!(authsub.contains("(registered)"), "{authsub}");
+    let clientlogin = row(&page, "clientlogin", APP);
+    assert!(
+        clientlogin.contains("<td class=\"requests\">2</td><td class=\"today\">2</td>"),
+        "{clientlogin}"
+    );
+
+    let bad = admin
+        .post(
+            "/console/legacy/deprecate",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("protocol", "clientlogin"),
+                ("client", APP),
+                ("warn_from", "next tuesday"),
+                ("refuse_from", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("Warn from: give a date"), "{}", bad.body);
+    let dates = tessera_domain::legacy::dates(env.ctx(), Protocol::ClientLogin, Some(APP));
+    assert_eq!(dates.await.unwrap(), tessera_domain::legacy::Dates::default(), "nothing changed");
+    let forged = admin
+        .post(
+            "/console/legacy/deprecate",
+            &[("csrf", "x"), ("authuser", "0"), ("protocol", "clientlogin"), ("client", APP)],
+        )
+        .await;
+    assert_eq!(forged.status, 400, "CSRF is checked");
+    let alice_csrf = alice.get("/console").await.csrf();
+    let by_alice = alice
+        .post(
+            "/console/legacy/deprecate",
+            &[
+                ("csrf", &alice_csrf),
+                ("authuser", "0"),
+                ("protocol", "clientlogin"),
+                ("client", APP),
+                ("refuse_from", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(by_alice.status, 403, "{}", by_alice.body);
+    let dates = tessera_domain::legacy::dates(env.ctx(), Protocol::ClientLogin, Some(APP));
+    assert_eq!(dates.await.unwrap(), tessera_domain::legacy::Dates::default(), "nothing changed");
+
+    let now = tessera_domain::Clock::now(env.clock.as_ref());
+    let set = admin
+        .post(
+            "/console/legacy/deprecate",
+            &[
+                ("csrf", &bad.csrf()),
+                ("authuser", "0"),
+                ("protocol", "clientlogin"),
+                ("client", APP),
+                ("warn_from", &(now - 10).to_string()),
+                ("refuse_from", &(now + 1000).to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(set.status, 303, "{}", set.body);
+    let page = admin.get("/console/legacy").await;
+    let clientlogin = row(&page, "clientlogin", APP);
+    assert!(
+        clientlogin.contains(&format!(
+            "<td class=\"warn\">{}</td>",
+            tessera_domain::legacy::rfc3339(now - 10)
+        )),
+        "{clientlogin}"
+    );
+    let warned = clientlogin_page(&env, APP).await;
+    assert_eq!(warned.status, 200, "{}", warned.body);
+    assert_eq!(warned.headers["deprecation"], format!("@{}", now - 10).as_str());
+}

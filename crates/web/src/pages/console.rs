@@ -93,6 +93,8 @@ struct ConsolePage<'a> {
     projects: Vec<ProjectRow>,
     /// Every service, for administrators; empty otherwise.
     services: Vec<ServiceRow>,
+    /// Administrators also get the legacy protocols page.
+    admin: bool,
     reveal: Option<Reveal>,
     error: Option<String>,
 }
@@ -165,6 +167,7 @@ async fn render_console(
     let (csrf, set) = csrf_for_page(state, headers);
     let page = ConsolePage {
         services,
+        admin: me.account.is_admin,
         brand: &state.brand,
         csrf,
         authuser,

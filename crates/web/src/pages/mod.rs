@@ -7,6 +7,7 @@ pub(crate) mod assets;
 pub(crate) mod consent;
 pub(crate) mod console;
 pub(crate) mod lang;
+pub(crate) mod legacy_console;
 pub(crate) mod setup;
 pub(crate) mod signin;
 pub(crate) mod sso;
@@ -35,6 +36,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(setup::router())
         .merge(console::router())
+        .merge(legacy_console::router())
 }
 
 /// The peer's address and user agent, as recorded with sessions and audit events.
