@@ -418,6 +418,15 @@ pub enum UpgradeRefused {
     Caller(CallerError),
     /// A live token that cannot be upgraded: a session token, or one issued with `session=0`.
     NotUpgradeable,
+    /// Its application's AuthSub is past the refuse-from date (`legacy::gate`).
+    Retired(crate::legacy::Notice),
+}
+
+/// A session token, and whether its application's use of AuthSub is deprecated.
+#[derive(Debug)]
+pub struct Upgraded {
+    pub token: String,
+    pub verdict: crate::legacy::Verdict,
 }
 
 /// `AuthSubSessionToken`: exchanges a single-use token obtained with `session=1`, once, for a
@@ -427,7 +436,7 @@ pub async fn upgrade(
     ctx: &Ctx,
     presented: Presented<'_>,
     request: &RequestFacts,
-) -> Result<Result<String, UpgradeRefused>> {
+) -> Result<Result<Upgraded, UpgradeRefused>> {
     let checked = match check(ctx, presented, request).await? {
         Ok(checked) => checked,
         Err(err) => return Ok(Err(UpgradeRefused::Caller(err))),
@@ -439,6 +448,12 @@ pub async fn upgrade(
     let Some(client_id) = single.client_id.as_deref() else {
         return Ok(Err(UpgradeRefused::Caller(CallerError::Invalid)));
     };
+    // The deprecation switch, as at `AuthSubRequest`, for the application the token was issued to.
+    let verdict =
+        crate::legacy::gate(ctx, crate::credentials::Protocol::AuthSub, Some(client_id)).await?;
+    if let crate::legacy::Verdict::Refused(notice) = verdict {
+        return Ok(Err(UpgradeRefused::Retired(notice)));
+    }
     let (token, digest) = ctx.new_token();
     let mut record = CredentialRecord::new(digest, CredentialKind::AuthsubSession, ctx.now());
     record.account_id = single.account_id.clone();
@@ -461,7 +476,7 @@ pub async fn upgrade(
     if ctx.store.credentials().redeem(&redemption, ctx.now()).await?.is_none() {
         return Ok(Err(UpgradeRefused::Caller(CallerError::Invalid)));
     }
-    Ok(Ok(token))
+    Ok(Ok(Upgraded { token, verdict }))
 }
 
 /// `AuthSubRevokeToken`: revokes the presented token (signed, if it is secure).

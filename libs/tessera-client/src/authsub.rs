@@ -208,6 +208,7 @@ impl AuthSubSigner {
 pub struct AuthSubClient {
     http: reqwest::Client,
     base: Url,
+    deprecation: crate::deprecation::LastNotice,
     #[cfg(feature = "authsub-secure")]
     clock: Arc<dyn Clock>,
     #[cfg(feature = "authsub-secure")]
@@ -220,11 +221,18 @@ impl AuthSubClient {
         Self {
             http: crate::default_http_client(),
             base: directory(&base),
+            deprecation: Default::default(),
             #[cfg(feature = "authsub-secure")]
             clock: Arc::new(SystemClock),
             #[cfg(feature = "authsub-secure")]
             signer: None,
         }
+    }
+
+    /// The last retirement notice an answer carried (it is also logged when it arrives): see
+    /// [`crate::deprecation`].
+    pub fn last_deprecation(&self) -> Option<crate::deprecation::Deprecation> {
+        self.deprecation.get()
     }
 
     /// Uses `http` for requests.
@@ -303,7 +311,9 @@ impl AuthSubClient {
     async fn get(&self, path: &str, token: &Secret) -> Result<String, AuthSubError> {
         let url = self.base.join(path)?;
         let header = self.authorization_header(token, "GET", &url)?;
-        let res = self.http.get(url).header(http::header::AUTHORIZATION, header).send().await?;
+        let res =
+            self.http.get(url.clone()).header(http::header::AUTHORIZATION, header).send().await?;
+        self.deprecation.observe(&url, res.headers());
         if !res.status().is_success() {
             return Err(AuthSubError::Rejected { status: res.status().as_u16() });
         }

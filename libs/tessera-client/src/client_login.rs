@@ -145,6 +145,7 @@ pub struct ClientLogin {
     http: reqwest::Client,
     base: Url,
     account_type: AccountType,
+    deprecation: crate::deprecation::LastNotice,
 }
 
 impl ClientLogin {
@@ -154,7 +155,14 @@ impl ClientLogin {
             http: crate::default_http_client(),
             base: directory(base),
             account_type: AccountType::default(),
+            deprecation: Default::default(),
         }
+    }
+
+    /// The last retirement notice an answer carried (it is also logged when it arrives): see
+    /// [`crate::deprecation`].
+    pub fn last_deprecation(&self) -> Option<crate::deprecation::Deprecation> {
+        self.deprecation.get()
     }
 
     /// Uses `http` for requests.
@@ -218,7 +226,8 @@ impl ClientLogin {
             form.push(("logintoken", token));
             form.push(("logincaptcha", answer));
         }
-        let res = self.http.post(url).form(&form).send().await?;
+        let res = self.http.post(url.clone()).form(&form).send().await?;
+        self.deprecation.observe(&url, res.headers());
         let status = res.status().as_u16();
         let body = res.text().await?;
         parse_response(status, &body, &self.base)

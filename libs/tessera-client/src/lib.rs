@@ -6,6 +6,7 @@ pub mod authsub;
 pub mod caller_check;
 pub mod client_login;
 mod clock;
+pub mod deprecation;
 pub mod discovery;
 pub mod dpop;
 pub mod id_token;

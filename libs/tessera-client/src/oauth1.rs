@@ -196,6 +196,7 @@ pub struct OAuth1Client {
     base: Url,
     consumer: Consumer,
     clock: Arc<dyn Clock>,
+    deprecation: crate::deprecation::LastNotice,
 }
 
 impl OAuth1Client {
@@ -206,7 +207,19 @@ impl OAuth1Client {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        Self { http: crate::default_http_client(), base, consumer, clock: Arc::new(SystemClock) }
+        Self {
+            http: crate::default_http_client(),
+            base,
+            consumer,
+            clock: Arc::new(SystemClock),
+            deprecation: Default::default(),
+        }
+    }
+
+    /// The last retirement notice an answer carried (it is also logged when it arrives): see
+    /// [`crate::deprecation`].
+    pub fn last_deprecation(&self) -> Option<crate::deprecation::Deprecation> {
+        self.deprecation.get()
     }
 
     /// Uses `http` for requests.
@@ -248,7 +261,9 @@ impl OAuth1Client {
             self.clock.unix_seconds(),
             &random_nonce(),
         )?;
-        let res = self.http.post(url).header(http::header::AUTHORIZATION, header).send().await?;
+        let res =
+            self.http.post(url.clone()).header(http::header::AUTHORIZATION, header).send().await?;
+        self.deprecation.observe(&url, res.headers());
         let status = res.status().as_u16();
         let body = res.text().await?;
         if status != 200 {

@@ -171,7 +171,8 @@ pub(crate) async fn mint(env: &TestEnv) -> Minted {
     let authsub_session = tessera_domain::authsub::upgrade(ctx, presented, &Default::default())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .token;
     let oauth1 = oauth1_access(env, &account).await;
     let feeds = NewService {
         name: "feeds".to_owned(),

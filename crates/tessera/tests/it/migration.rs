@@ -742,3 +742,124 @@ async fn the_console_legacy_page_reports_usage_and_sets_an_applications_dates() 
     assert_eq!(warned.status, 200, "{}", warned.body);
     assert_eq!(warned.headers["deprecation"], format!("@{}", now - 10).as_str());
 }
+
+/// A single-use AuthSub token of Alice for `app.example.com`, not yet upgraded.
+async fn authsub_single_use(env: &TestEnv) -> String {
+    let mut b = env.browser();
+    b.sign_in("alice@example.com", "north23AZ").await;
+    let query = format!(
+        "next={}&scope={}&session=1",
+        urlencode("http://app.example.com/cb"),
+        urlencode(CAL)
+    );
+    let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
+    let form_query = page
+        .input("query")
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%");
+    let res = b
+        .post(
+            "/accounts/AuthSubRequest",
+            &[
+                ("csrf", &page.csrf()),
+                ("authuser", "0"),
+                ("query", &form_query),
+                ("action", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    res.location().rsplit_once("token=").unwrap().1.to_owned()
+}
+
+/// The client library's ClientLogin, AuthSub and OAuth 1.0 clients keep (and log) the notice a
+/// warned answer carries, at each step of each dance; past the refuse-from date the second steps
+/// (`AuthSubSessionToken`, `OAuthGetAccessToken`) are refused as the first ones are.
+#[tokio::test]
+async fn the_client_libraries_see_each_dances_deprecation_and_its_second_step_is_refused_too() {
+    use tessera_client::Secret;
+    use tessera_client::authsub::{AuthSubClient, AuthSubError};
+    use tessera_client::client_login::ClientLogin;
+    use tessera_client::oauth1::{Consumer, OAuth1Client, OAuth1Error, SignatureMethod, Token};
+
+    let env = TestEnv::with_config(|raw| {
+        let (warn, refuse) = (WARN.to_string(), REFUSE.to_string());
+        let legacy = &mut raw.legacy;
+        legacy.clientlogin_warn_from = warn.clone();
+        legacy.authsub_warn_from = warn.clone();
+        legacy.authsub_refuse_from = refuse.clone();
+        legacy.oauth1_warn_from = warn;
+        legacy.oauth1_refuse_from = refuse;
+    })
+    .await;
+    let setup = setup(&env).await;
+    let base = url::Url::parse(&env.base).unwrap();
+    let link = format!("{}/accounts/LegacyMigration", env.base);
+    let early_single_use = authsub_single_use(&env).await;
+    env.clock.set(WARN);
+    let client_clock = std::sync::Arc::new(tessera_client::ManualClock::at_unix(WARN as u64));
+
+    let clientlogin = ClientLogin::new(base.clone());
+    assert!(clientlogin.last_deprecation().is_none());
+    clientlogin.login("alice@example.com", &Secret::new("north23AZ"), "cl", APP).await.unwrap();
+    let notice = clientlogin.last_deprecation().expect("ClientLogin saw the notice");
+    assert_eq!(notice.endpoint, env.url("/accounts/ClientLogin"));
+    assert_eq!(notice.since, format!("@{WARN}"));
+    assert_eq!(notice.sunset, None);
+    assert_eq!(notice.link.as_deref(), Some(link.as_str()));
+
+    let authsub = AuthSubClient::new(base.clone());
+    let single = authsub_single_use(&env).await;
+    authsub.session_token(&Secret::new(single)).await.unwrap();
+    let notice = authsub.last_deprecation().expect("AuthSubSessionToken carries the notice");
+    assert_eq!(notice.endpoint, env.url("/accounts/AuthSubSessionToken"));
+    assert_eq!(notice.sunset.as_deref(), Some(tessera_domain::legacy::http_date(REFUSE).as_str()));
+
+    let consumer = Consumer {
+        key: APP.to_owned(),
+        method: SignatureMethod::HmacSha1(Secret::new(setup.consumer_secret.clone())),
+    };
+    let oauth1 = OAuth1Client::new(base.clone(), consumer.clone()).with_clock(client_clock.clone());
+    let request = oauth1.request_token(&[CAL], "oob").await.unwrap();
+    let notice = oauth1.last_deprecation().expect("OAuthGetRequestToken carries the notice");
+    assert_eq!(notice.endpoint, env.url("/accounts/OAuthGetRequestToken"));
+    let fresh = OAuth1Client::new(base.clone(), consumer).with_clock(client_clock.clone());
+    let unauthorized = fresh.access_token(&request, Some("wrong")).await;
+    assert!(matches!(unauthorized, Err(OAuth1Error::Rejected { .. })), "{unauthorized:?}");
+    let notice = fresh.last_deprecation().expect("OAuthGetAccessToken carries the notice");
+    assert_eq!(notice.endpoint, env.url("/accounts/OAuthGetAccessToken"));
+
+    // Past the refuse-from date: the second steps are refused with each protocol's error, and the
+    // single-use token is not spent by the refusal.
+    env.clock.set(REFUSE);
+    client_clock.advance(std::time::Duration::from_secs((REFUSE - WARN) as u64));
+    let refused = authsub.session_token(&Secret::new(early_single_use.clone())).await;
+    assert!(matches!(refused, Err(AuthSubError::Rejected { status: 403 })), "{refused:?}");
+    let page = send_get(
+        &env,
+        "/accounts/AuthSubSessionToken",
+        &format!("AuthSub token={early_single_use}"),
+    )
+    .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains(&format!("see {link}")), "{}", page.body);
+    assert_eq!(page.headers["deprecation"], format!("@{WARN}").as_str());
+    let still_single = tessera_domain::credentials::find_valid(
+        env.ctx(),
+        &early_single_use,
+        &[tessera_store::CredentialKind::AuthsubSingleUse],
+    )
+    .await
+    .unwrap();
+    assert!(still_single.is_some(), "a refused upgrade spends nothing");
+    let token = Token { token: request.token.clone(), secret: request.secret.clone() };
+    let refused = oauth1.access_token(&token, None).await;
+    match refused {
+        Err(OAuth1Error::Rejected { status: 401, problem }) => {
+            assert_eq!(problem, "consumer_key_refused")
+        }
+        other => panic!("{other:?}"),
+    }
+}

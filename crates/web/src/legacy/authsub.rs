@@ -57,12 +57,8 @@ async fn request_get(
     // The deprecation switch for this application (its registered domain, or `next`'s host).
     let verdict =
         legacy::gate(&state.ctx, Protocol::AuthSub, Some(prepared.client_id.as_str())).await?;
-    if let Verdict::Refused(notice) = &verdict {
-        let title = format!(
-            "AuthSub is no longer available for this application - see {}",
-            notice.link.replace('&', "&amp;")
-        );
-        return Ok(deprecation::answer(&verdict, forbidden(&title)));
+    if let Verdict::Refused(notice) = verdict {
+        return Ok(retired(notice));
     }
     let accounts = signed_in(&state, &headers).await?;
     let authuser = tessera_proto_authsub::query_pairs(raw)
@@ -203,12 +199,26 @@ async fn session_token(
     let presented = fields.presented();
     let facts = request_facts(&state, &method, &uri, &headers);
     Ok(match authsub::upgrade(&state.ctx, presented, &facts).await? {
-        Ok(token) => text(StatusCode::OK, None, tessera_proto_authsub::session_token_body(&token)),
+        Ok(upgraded) => deprecation::answer(
+            &upgraded.verdict,
+            text(StatusCode::OK, None, tessera_proto_authsub::session_token_body(&upgraded.token)),
+        ),
         Err(UpgradeRefused::Caller(err)) => refused(&state, &err),
         Err(UpgradeRefused::NotUpgradeable) => {
             forbidden("Invalid AuthSub token - this token cannot be exchanged for a session token.")
         }
+        Err(UpgradeRefused::Retired(notice)) => retired(notice),
     })
+}
+
+/// AuthSub's refusal of an application past its refuse-from date: its 403 page, naming the
+/// migration page, with the deprecation headers.
+fn retired(notice: legacy::Notice) -> Response {
+    let title = format!(
+        "AuthSub is no longer available for this application - see {}",
+        notice.link.replace('&', "&amp;")
+    );
+    deprecation::answer(&Verdict::Refused(notice), forbidden(&title))
 }
 
 /// Whether the `Authorization` header says `OAuth` with parameters: the OAuth 1.0a variants of

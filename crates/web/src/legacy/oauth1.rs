@@ -138,12 +138,19 @@ async fn access_token(
         Ok(incoming) => incoming,
         Err(err) => return Ok(problem(&state, &err)),
     };
-    Ok(match oauth1::access_token(&state.ctx, &incoming).await? {
+    // The same deprecation switch as `OAuthGetRequestToken`: the second half of the dance.
+    let verdict = legacy::gate(&state.ctx, Protocol::OAuth1, consumer_key(&incoming)).await?;
+    if let Verdict::Refused(notice) = &verdict {
+        let refused = Problem::ConsumerKeyRefused { advice: notice.link.clone() };
+        return Ok(deprecation::answer(&verdict, problem(&state, &refused)));
+    }
+    let res = match oauth1::access_token(&state.ctx, &incoming).await? {
         Ok((token, secret)) => {
             text(StatusCode::OK, None, tessera_proto_oauth1::access_token_body(&token, &secret))
         }
         Err(err) => problem(&state, &err),
-    })
+    };
+    Ok(deprecation::answer(&verdict, res))
 }
 
 /// The authorization page's own parameters, from its query (GET) or the consent form's copy of it.
