@@ -158,6 +158,16 @@ fn problem_bodies_start_with_the_word() {
             token_rejected\n
             The token is invalid.\n"#]],
     );
+    check(
+        &Problem::ConsumerKeyRefused {
+            advice: "https://id.example/accounts/LegacyMigration?x=1&y=2".to_owned(),
+        }
+        .body(),
+        expect![[r#"
+            consumer_key_refused\n
+            oauth_problem_advice:https%3A%2F%2Fid.example%2Faccounts%2FLegacyMigration%3Fx%3D1%26y%3D2\n"#]],
+    );
+    assert_eq!(Problem::ConsumerKeyRefused { advice: String::new() }.status(), 401);
     assert_eq!(Problem::SignatureInvalid { base_string: String::new() }.status(), 400);
     assert_eq!(Problem::NonceUsed.status(), 401);
     assert_eq!(Problem::ConsumerKeyUnknown.status(), 401);

@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use crate::{
     AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
-    CredentialRecord, CredentialTransition, DomainGrantRecord, DomainRecord, Enqueued, GrantRecord,
-    KeyRecord, KeyState, ProjectBranding, ProjectRecord, PushLimits, PushMessageKind,
-    PushMessageRecord, PushTopicRecord, Redemption, ServiceRecord, SessionRecord, Store,
-    StoreError, Subscribed, Timestamp,
+    CredentialRecord, CredentialTransition, DeprecationRecord, DomainGrantRecord, DomainRecord,
+    Enqueued, GrantRecord, KeyRecord, KeyState, ProjectBranding, ProjectRecord, PushLimits,
+    PushMessageKind, PushMessageRecord, PushTopicRecord, Redemption, RequestCount, ServiceRecord,
+    SessionRecord, Store, StoreError, Subscribed, Timestamp,
 };
 
 /// The future one case runs as.
@@ -104,6 +104,8 @@ macro_rules! conformance_tests {
             push_enqueue_many_bursts_keep_the_cap,
             push_topics_subscribe_page_and_unsubscribe,
             push_topics_burst_keeps_the_cap,
+            legacy_deprecations_set_replace_list_and_clear,
+            legacy_request_counts_add_up_under_concurrency,
         }
     };
 }
@@ -2686,4 +2688,92 @@ pub async fn domain_grant_concurrent_upserts_keep_one_live(store: Arc<dyn Store>
     ids.dedup();
     assert_eq!(ids.len(), 1, "every upsert answers the one live row");
     assert_eq!(store.grants().list_domain(Some("corp.example")).await.expect("list").len(), 1);
+}
+
+fn deprecation(
+    protocol: &str,
+    client_id: &str,
+    warn: Option<i64>,
+    refuse: Option<i64>,
+) -> DeprecationRecord {
+    DeprecationRecord {
+        protocol: protocol.to_owned(),
+        client_id: client_id.to_owned(),
+        warn_from: warn,
+        refuse_from: refuse,
+        updated_at: NOW,
+    }
+}
+
+pub async fn legacy_deprecations_set_replace_list_and_clear(store: Arc<dyn Store>) {
+    let legacy = store.legacy();
+    assert!(legacy.get_deprecation("authsub", "app.example").await.expect("get").is_none());
+    legacy
+        .set_deprecation(&deprecation("authsub", "app.example", Some(NOW), None))
+        .await
+        .expect("set");
+    legacy
+        .set_deprecation(&deprecation("authsub", "app.example", Some(NOW + 1), Some(NOW + 2)))
+        .await
+        .expect("replace");
+    legacy
+        .set_deprecation(&deprecation("clientlogin", "Tool-1.0", None, Some(NOW + 3)))
+        .await
+        .expect("set");
+    legacy.set_deprecation(&deprecation("authsub", "b.example", None, None)).await.expect("set");
+    assert_eq!(
+        legacy.get_deprecation("authsub", "app.example").await.expect("get"),
+        Some(deprecation("authsub", "app.example", Some(NOW + 1), Some(NOW + 2)))
+    );
+    assert!(
+        legacy.get_deprecation("oauth1", "app.example").await.expect("other protocol").is_none()
+    );
+    let listed: Vec<(String, String)> = legacy
+        .list_deprecations()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|it| (it.protocol, it.client_id))
+        .collect();
+    let expected =
+        [("authsub", "app.example"), ("authsub", "b.example"), ("clientlogin", "Tool-1.0")];
+    assert_eq!(listed, expected.map(|(p, c)| (p.to_owned(), c.to_owned())));
+    assert!(legacy.clear_deprecation("authsub", "app.example").await.expect("clear"));
+    assert!(!legacy.clear_deprecation("authsub", "app.example").await.expect("twice"));
+    assert!(legacy.get_deprecation("authsub", "app.example").await.expect("get").is_none());
+    assert_eq!(legacy.list_deprecations().await.expect("list").len(), 2);
+}
+
+pub async fn legacy_request_counts_add_up_under_concurrency(store: Arc<dyn Store>) {
+    let day = NOW / 86_400;
+    let count = |protocol: &str, client_id: &str, day: i64, requests: u64| RequestCount {
+        protocol: protocol.to_owned(),
+        client_id: client_id.to_owned(),
+        day,
+        requests,
+    };
+    store.legacy().add_requests(&[]).await.expect("nothing to add");
+    store.legacy().add_requests(&[count("oauth1", "old.example", day - 40, 7)]).await.expect("old");
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let store = store.clone();
+        let batch = vec![
+            count("clientlogin", "Tool-1.0", day, i + 1),
+            count("authsub", "app.example", day - 1, 1),
+        ];
+        tasks.push(tokio::spawn(async move { store.legacy().add_requests(&batch).await }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("add");
+    }
+    let mut counts = store.legacy().request_counts(day - 30).await.expect("counts");
+    counts.sort_by(|a, b| {
+        (&a.protocol, &a.client_id, a.day).cmp(&(&b.protocol, &b.client_id, b.day))
+    });
+    assert_eq!(
+        counts,
+        [count("authsub", "app.example", day - 1, 16), count("clientlogin", "Tool-1.0", day, 136)],
+        "every concurrent batch is added, none lost; rows before the day asked are left out"
+    );
+    assert_eq!(store.legacy().request_counts(day - 40).await.expect("all").len(), 3);
 }
