@@ -70,8 +70,8 @@ impl LastNotice {
             target: "tessera_client::deprecation",
             endpoint = %notice.endpoint,
             since = %notice.since,
-            sunset = notice.sunset.as_deref().unwrap_or("not announced"),
-            migrate = notice.link.as_deref().unwrap_or("(no link)"),
+            sunset = %notice.sunset.as_deref().unwrap_or("not announced"),
+            migrate = %notice.link.as_deref().unwrap_or("(no link)"),
             "the server deprecates this endpoint; move to OAuth 2.0 before the sunset"
         );
         if let Ok(mut last) = self.0.lock() {
