@@ -24,6 +24,7 @@ mod oauth1;
 mod oauth2;
 mod openid2;
 mod ops;
+mod proxy;
 mod push;
 mod push_delivery;
 mod push_demo;
