@@ -381,3 +381,85 @@ async fn a_smaller_cap_refuses_smaller_responses() {
     // The echo's JSON (with the token in it) is over 100 bytes.
     assert_eq!(refused(&s, &s.api("echo")).await, (502, "response_too_large".into()));
 }
+
+#[test]
+fn the_admin_cli_registers_lists_and_removes_front_end_apps() {
+    use crate::cli::tessera;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let (code, out, err) = tessera(d, args, stdin);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    ok(
+        &["admin", "account", "add", "dev@example.test", "--password-stdin"],
+        Some("dev-password-1\n"),
+    );
+    ok(&["admin", "project", "add", "Reader", "--owner", "dev@example.test"], None);
+    let api = "https://api.example/feeds/";
+    ok(&["admin", "service", "add", "feeds", "--display-name", "Feeds", "--scope", api], None);
+    let target = format!("{api} {api}");
+    let add = [
+        "admin",
+        "proxy",
+        "app",
+        "add",
+        "--project",
+        "Reader",
+        "--name",
+        "Feed Reader",
+        "--origin",
+        ORIGIN,
+        "--target",
+        &target,
+        "--json",
+    ];
+    let added: Value = serde_json::from_str(&ok(&add, None)).unwrap();
+    let id = added["client_id"].as_str().unwrap().to_owned();
+    let listed: Value = serde_json::from_str(&ok(
+        &["admin", "proxy", "app", "list", "--project", "Reader", "--json"],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(
+        listed,
+        json!([{
+            "client_id": id,
+            "name": "Feed Reader",
+            "origins": [ORIGIN],
+            "targets": [{ "prefix": api, "protocol": "oauth2", "scopes": [api] }],
+        }])
+    );
+    // Refusals name what is wrong and change nothing.
+    for (origin, target, says) in [
+        ("http://reader.example", target.as_str(), "not an origin"),
+        (ORIGIN, "http://api.example/feeds/ x", "use https"),
+        (ORIGIN, api, "name the scopes"),
+        (ORIGIN, "https://api.example/other/ https://api.example/other/", "Unknown scope"),
+    ] {
+        let args = [
+            "admin",
+            "proxy",
+            "app",
+            "add",
+            "--project",
+            "Reader",
+            "--name",
+            "X",
+            "--origin",
+            origin,
+            "--target",
+            target,
+        ];
+        let (code, _, err) = tessera(d, &args, None);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    ok(&["admin", "proxy", "app", "remove", &id], None);
+    let listed = ok(&["admin", "proxy", "app", "list", "--project", "Reader", "--json"], None);
+    assert_eq!(serde_json::from_str::<Value>(&listed).unwrap(), json!([]));
+    let (code, _, err) = tessera(d, &["admin", "proxy", "app", "remove", &id], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("no front-end app"), "{err}");
+}
