@@ -463,3 +463,32 @@ fn the_admin_cli_registers_lists_and_removes_front_end_apps() {
     assert_ne!(code, 0);
     assert!(err.contains("no front-end app"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_speaks_the_proxy_wire_form() {
+    use tessera_client::proxy::{ProxyAnswer, ProxyRequest};
+    let s = Setup::approved().await;
+    let accounts = url::Url::parse(&s.env.base).unwrap();
+    let mut cookie = reqwest::header::HeaderMap::new();
+    cookie.insert("cookie", s.cookies().parse().unwrap());
+    let signed = reqwest::Client::builder().default_headers(cookie).build().unwrap();
+    let request = ProxyRequest::get(&s.api("echo")).header("Accept", "application/json");
+    let answer = request.send(&signed, &accounts, &s.app, ORIGIN).await.unwrap();
+    let ProxyAnswer::Resource { status, headers, body } = answer else { panic!("{answer:?}") };
+    assert_eq!((status, headers["content-type"].as_str()), (200, "application/json"));
+    let seen: Value = serde_json::from_slice(&body).unwrap();
+    assert!(seen["authorization"].as_str().unwrap().len() > 20);
+    let anonymous = request.send(&reqwest::Client::new(), &accounts, &s.app, ORIGIN).await.unwrap();
+    assert!(matches!(anonymous, ProxyAnswer::Approval { .. }), "{anonymous:?}");
+    let outside = ProxyRequest::get("http://127.0.0.1:1/x");
+    let refused = outside.send(&signed, &accounts, &s.app, ORIGIN).await.unwrap();
+    assert_eq!(
+        refused,
+        ProxyAnswer::Refused {
+            http_status: 403,
+            error: "url_not_allowed".to_owned(),
+            description: "The URL is not under a resource prefix registered for this app."
+                .to_owned(),
+        }
+    );
+}
