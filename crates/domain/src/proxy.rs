@@ -203,6 +203,23 @@ fn encoded_separator(path: &str) -> bool {
     ["%2f", "%5c", "%2e", "%00"].iter().any(|it| lower.contains(it))
 }
 
+/// One target as an administrator writes it (the CLI's `--target`, a line of the console's form):
+/// the prefix, then the OAuth 2.0 scopes used there, separated by spaces.
+pub fn parse_target(text: &str) -> Result<Target> {
+    let mut words = text.split_whitespace();
+    let prefix = words
+        .next()
+        .ok_or_else(|| Error::Invalid("Give a resource prefix and its scopes.".to_owned()))?;
+    let scopes: Vec<String> = words.map(str::to_owned).collect();
+    if scopes.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: name the scopes after the prefix.",
+            prefix.chars().take(100).collect::<String>()
+        )));
+    }
+    Ok(Target { prefix: prefix.to_owned(), protocol: TargetProtocol::OAuth2, scopes })
+}
+
 async fn checked(ctx: &Ctx, new: &NewFrontEnd) -> Result<FrontEnd> {
     if new.origins.is_empty() || new.origins.len() > MAX_ORIGINS {
         return Err(Error::Invalid(format!("Register 1 to {MAX_ORIGINS} origins.")));

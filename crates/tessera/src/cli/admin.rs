@@ -352,28 +352,15 @@ enum ProxyAppCommand {
     Remove { client_id: String },
 }
 
-/// `--target "PREFIX SCOPE…"`.
-fn parse_target(text: &str) -> anyhow::Result<tessera_domain::proxy::Target> {
-    let mut words = text.split_whitespace();
-    let prefix = words.next().ok_or_else(|| format_err!("--target: give a prefix and scopes"))?;
-    let scopes: Vec<String> = words.map(str::to_owned).collect();
-    if scopes.is_empty() {
-        return Err(format_err!("--target {prefix}: name the scopes after the prefix"));
-    }
-    Ok(tessera_domain::proxy::Target {
-        prefix: prefix.to_owned(),
-        protocol: tessera_domain::proxy::TargetProtocol::OAuth2,
-        scopes,
-    })
-}
-
 async fn proxy(ctx: &Ctx, json_mode: bool, command: &ProxyCommand) -> anyhow::Result<()> {
     let ProxyCommand::App(command) = command;
     match command {
         ProxyAppCommand::Add { project, name, origins, targets } => {
             let project = project_named(ctx, project).await?;
-            let targets =
-                targets.iter().map(|it| parse_target(it)).collect::<anyhow::Result<_>>()?;
+            let targets = targets
+                .iter()
+                .map(|it| tessera_domain::proxy::parse_target(it))
+                .collect::<Result<_, _>>()?;
             let new = tessera_domain::proxy::NewFrontEnd {
                 name: name.clone(),
                 origins: origins.clone(),

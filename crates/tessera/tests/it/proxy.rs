@@ -492,3 +492,72 @@ async fn the_client_library_speaks_the_proxy_wire_form() {
         }
     );
 }
+
+/// Posts the console's "New front-end app" form.
+async fn console_add(browser: &mut Browser, project: &str, origins: &str, targets: &str) -> u16 {
+    let page = browser.get("/console").await;
+    let fields = [
+        ("csrf", page.csrf()),
+        ("authuser", "0".to_owned()),
+        ("project", project.to_owned()),
+        ("name", "Feed Reader".to_owned()),
+        ("origins", origins.to_owned()),
+        ("targets", targets.to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = browser.post("/console/projects/proxy-apps", &fields).await;
+    if done.status == 400 {
+        assert!(done.body.contains("role=\"alert\""), "{}", done.body);
+    }
+    done.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_registers_front_end_apps_for_their_project_owner_only() {
+    let env = TestEnv::start().await;
+    let ctx = env.ctx();
+    env.account("dev@example.test", "correct horse battery").await;
+    env.account("other@example.test", "correct horse battery").await;
+    let project = tessera_domain::projects::create(ctx, "Reader", "dev@example.test", &Actor::Cli)
+        .await
+        .unwrap();
+    let api = "https://api.example/feeds/";
+    let service = tessera_domain::services::NewService {
+        name: "feeds".to_owned(),
+        display_name: "Feeds".to_owned(),
+        scopes: vec![api.to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(ctx, service, &Actor::Cli).await.unwrap();
+    let mut browser = env.browser();
+    browser.sign_in("dev@example.test", "correct horse battery").await;
+    let targets = format!("{api} {api}\n");
+    // Bad input is shown on the console and registers nothing.
+    assert_eq!(
+        console_add(&mut browser, &project.id, "http://reader.example", &targets).await,
+        400
+    );
+    assert_eq!(console_add(&mut browser, &project.id, ORIGIN, api).await, 400);
+    assert_eq!(console_add(&mut browser, &project.id, ORIGIN, "").await, 400);
+    assert!(tessera_domain::proxy::list(ctx, &project.id).await.unwrap().is_empty());
+    // Another account cannot register into this project.
+    let mut other = env.browser();
+    other.sign_in("other@example.test", "correct horse battery").await;
+    assert_eq!(console_add(&mut other, &project.id, ORIGIN, &targets).await, 404);
+    assert!(tessera_domain::proxy::list(ctx, &project.id).await.unwrap().is_empty());
+
+    assert_eq!(console_add(&mut browser, &project.id, ORIGIN, &targets).await, 303);
+    let apps = tessera_domain::proxy::list(ctx, &project.id).await.unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].1.origins, vec![ORIGIN.to_owned()]);
+    assert_eq!(apps[0].1.targets[0].prefix, api);
+    let page = browser.get("/console").await;
+    assert!(page.body.contains(apps[0].0.id()), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("<code class=\"origins\">{ORIGIN}</code>")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("{api} {api}")));
+}
