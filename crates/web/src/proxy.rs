@@ -392,7 +392,7 @@ impl Fetcher for HttpFetcher {
             true => FetchError::Timeout,
             false => FetchError::Unreachable,
         })?;
-        if res.content_length().is_some_and(|it| it > max_bytes as u64) {
+        if hop.method != "HEAD" && res.content_length().is_some_and(|it| it > max_bytes as u64) {
             return Err(FetchError::ResponseTooLarge);
         }
         let headers = res

@@ -600,3 +600,27 @@ async fn front_end_apps_are_registered_checked_and_removed() {
     assert_eq!(gone, Answer::Refused(Refusal::UnknownApp));
     assert!(remove(&w.t.ctx, w.client.id(), &Actor::Cli).await.is_err());
 }
+
+#[tokio::test]
+async fn head_requests_pass_no_body_and_other_methods_keep_theirs() {
+    let w = world().await;
+    w.approve().await;
+    let script = Script::default();
+    script.answer(
+        "https://feeds.example/api/feed",
+        ok(200, &[("content-type", "text/plain")], "feed"),
+    );
+    let mut head = w.request("https://feeds.example/api/feed");
+    head.method = "head".to_owned();
+    let Answer::Resource(fetched) = w.ask(&script, &head).await else { panic!() };
+    assert!(fetched.body.is_empty());
+    assert_eq!(script.hops()[0].method, "HEAD");
+    let mut put = w.request("https://feeds.example/api/feed");
+    put.method = "PUT".to_owned();
+    put.body = b"new".to_vec();
+    put.headers.push(("Content-Type".to_owned(), "text/plain".to_owned()));
+    assert!(matches!(w.ask(&script, &put).await, Answer::Resource(_)));
+    let hop = &script.hops()[1];
+    assert_eq!((hop.method.as_str(), hop.body.as_slice()), ("PUT", &b"new"[..]));
+    assert!(hop.headers.contains(&("content-type".to_owned(), "text/plain".to_owned())));
+}
