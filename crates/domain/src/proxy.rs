@@ -7,7 +7,8 @@
 //! reach, each with the protocol and scopes the proxy uses there. Its grants are ordinary OAuth 2.0
 //! grants recorded through the one interaction flow (the approval page is the one consent page);
 //! once approved, the proxy mints a refresh token and an access token through the same token
-//! functions as the token endpoint and keeps them sealed in one `proxy_holding` credential per
+//! functions as the token endpoint (and, for AuthSub targets, an AuthSub session token of the
+//! same grant) and keeps them sealed in one `proxy_holding` credential per
 //! account, app and grant ([`CredentialKind::ProxyHolding`]), found again through the one
 //! validator, so revoking the grant, deleting the app or disabling the account ends it.
 //!
@@ -26,6 +27,7 @@ use tessera_store::{CredentialKind, CredentialRecord, CredentialTransition, Proj
 use url::Url;
 
 use crate::audit::{self, Actor};
+use crate::caller::{authsub_authorization, bearer_authorization};
 use crate::credentials::{self, Protocol, Scopes};
 use crate::interaction::{Applicant, Approved, Asks, Choosing, Memory, Request};
 use crate::oauth2::clients::{self, Client, ClientKind, NewClient};
@@ -72,12 +74,16 @@ pub const MAX_TARGETS: usize = 20;
 pub enum TargetProtocol {
     /// An OAuth 2.0 access token (`Authorization: Bearer`), refreshed when it expires.
     OAuth2,
+    /// A plain AuthSub session token (`Authorization: AuthSub token="…"`), for resources that
+    /// only take AuthSub; it lives as long as the grant.
+    AuthSub,
 }
 
 impl TargetProtocol {
     pub fn parse(text: &str) -> Option<TargetProtocol> {
         match text {
             "oauth2" => Some(TargetProtocol::OAuth2),
+            "authsub" => Some(TargetProtocol::AuthSub),
             _ => None,
         }
     }
@@ -85,6 +91,7 @@ impl TargetProtocol {
     pub fn as_str(self) -> &'static str {
         match self {
             TargetProtocol::OAuth2 => "oauth2",
+            TargetProtocol::AuthSub => "authsub",
         }
     }
 }
@@ -204,9 +211,17 @@ fn encoded_separator(path: &str) -> bool {
 }
 
 /// One target as an administrator writes it (the CLI's `--target`, a line of the console's form):
-/// the prefix, then the OAuth 2.0 scopes used there, separated by spaces.
+/// optionally the protocol (`oauth2`, the default, or `authsub`), the prefix, then the scopes used
+/// there, separated by spaces.
 pub fn parse_target(text: &str) -> Result<Target> {
-    let mut words = text.split_whitespace();
+    let mut words = text.split_whitespace().peekable();
+    let protocol = match words.peek().and_then(|it| TargetProtocol::parse(it)) {
+        Some(protocol) => {
+            words.next();
+            protocol
+        }
+        None => TargetProtocol::OAuth2,
+    };
     let prefix = words
         .next()
         .ok_or_else(|| Error::Invalid("Give a resource prefix and its scopes.".to_owned()))?;
@@ -217,7 +232,7 @@ pub fn parse_target(text: &str) -> Result<Target> {
             prefix.chars().take(100).collect::<String>()
         )));
     }
-    Ok(Target { prefix: prefix.to_owned(), protocol: TargetProtocol::OAuth2, scopes })
+    Ok(Target { prefix: prefix.to_owned(), protocol, scopes })
 }
 
 async fn checked(ctx: &Ctx, new: &NewFrontEnd) -> Result<FrontEnd> {
@@ -329,6 +344,8 @@ pub enum Refusal {
     Timeout,
     /// The resource server could not be reached, or broke the connection.
     Unreachable,
+    /// The target's protocol is switched off on this server (`[legacy] authsub = false`).
+    ProtocolOff,
 }
 
 impl Refusal {
@@ -345,6 +362,7 @@ impl Refusal {
             Refusal::ResponseTooLarge => "response_too_large",
             Refusal::Timeout => "timeout",
             Refusal::Unreachable => "unreachable",
+            Refusal::ProtocolOff => "protocol_disabled",
         }
     }
 
@@ -368,6 +386,10 @@ impl Refusal {
             Refusal::ResponseTooLarge => "The response is larger than the proxy passes.".to_owned(),
             Refusal::Timeout => "The resource did not answer in time.".to_owned(),
             Refusal::Unreachable => "The resource server could not be reached.".to_owned(),
+            Refusal::ProtocolOff => {
+                "The protocol this resource is called with is switched off on this server."
+                    .to_owned()
+            }
         }
     }
 }
@@ -736,13 +758,16 @@ pub async fn request(
         if !held.covers(target) {
             return Ok(approval);
         }
-        let Some(token) = held.access_token(ctx, &client).await? else { return Ok(approval) };
-        let mut hop_headers = headers.clone();
-        match target.protocol {
-            TargetProtocol::OAuth2 => {
-                hop_headers.push(("authorization".to_owned(), format!("Bearer {token}")));
+        let credential = match target.protocol {
+            TargetProtocol::OAuth2 => held.access_token(ctx, &client).await?,
+            TargetProtocol::AuthSub if !credentials::protocol_enabled(ctx, Protocol::AuthSub) => {
+                return Ok(Answer::Refused(Refusal::ProtocolOff));
             }
-        }
+            TargetProtocol::AuthSub => held.authsub_token(ctx).await?,
+        };
+        let Some(credential) = credential else { return Ok(approval) };
+        let mut hop_headers = headers.clone();
+        hop_headers.push(("authorization".to_owned(), credential));
         let hop = Outgoing { method: method.clone(), url: url.clone(), headers: hop_headers, body };
         let fetched = match fetcher.fetch(&hop, &guard, max_bytes).await {
             Ok(fetched) => fetched,
@@ -829,7 +854,32 @@ pub async fn approve(ctx: &Ctx, approved: &Approved, approval: &Approval) -> Res
         tokens::refresh_token(ctx, subject, &scopes, Some(approved.signed.session.auth_time))
             .await?;
     let access = tokens::access_token(ctx, &approval.client, subject, &scopes, true).await?;
-    let tokens = HeldTokens { refresh_token: refresh, access_token: access };
+    let authsub_scopes = Scopes::from_names(
+        approval
+            .app
+            .targets
+            .iter()
+            .filter(|it| it.protocol == TargetProtocol::AuthSub)
+            .flat_map(|it| it.scopes.iter().map(String::as_str)),
+    );
+    let authsub_token =
+        match authsub_scopes.is_empty() || !credentials::protocol_enabled(ctx, Protocol::AuthSub) {
+            true => None,
+            false => {
+                let target = approval.app.origins.first().cloned().unwrap_or_default();
+                let issued = crate::authsub::issue_session(
+                    ctx,
+                    account_id,
+                    approval.client.id(),
+                    &approved.grant.id,
+                    &authsub_scopes.joined(),
+                    &target,
+                )
+                .await?;
+                Some(issued)
+            }
+        };
+    let tokens = HeldTokens { refresh_token: refresh, access_token: access, authsub_token };
     Held::store(ctx, account_id, &approval.client, &approved.grant.id, &scopes, &tokens).await?;
     Ok(approval.return_to.clone())
 }
@@ -839,6 +889,9 @@ pub async fn approve(ctx: &Ctx, approved: &Approved, approval: &Approval) -> Res
 struct HeldTokens {
     refresh_token: String,
     access_token: String,
+    /// For apps with AuthSub targets: a session token of the same grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authsub_token: Option<String>,
 }
 
 /// A holding's data column: the sealed tokens and when the access token expires.
@@ -943,7 +996,8 @@ impl Held {
     }
 
     async fn revoke_tokens(ctx: &Ctx, tokens: &HeldTokens) -> Result<()> {
-        for token in [&tokens.refresh_token, &tokens.access_token] {
+        let authsub = tokens.authsub_token.iter();
+        for token in [&tokens.refresh_token, &tokens.access_token].into_iter().chain(authsub) {
             let digest = tessera_crypto::digest::token_digest(token);
             ctx.store.credentials().revoke(&digest, ctx.now()).await?;
         }
@@ -956,12 +1010,22 @@ impl Held {
         target.scopes.iter().all(|it| held.contains(it))
     }
 
-    /// A live access token: the held one, or a new one minted with the held refresh token once it
-    /// is about to expire. `None` when the refresh token no longer works.
+    /// The `Authorization` value of a live AuthSub session token held for the grant; `None` when
+    /// there is none (approved before the app had an AuthSub target) or it no longer works.
+    async fn authsub_token(&self, ctx: &Ctx) -> Result<Option<String>> {
+        let Some(token) = &self.tokens.authsub_token else { return Ok(None) };
+        let kinds = [CredentialKind::AuthsubSession];
+        let valid = credentials::find_valid(ctx, token, &kinds).await?;
+        Ok(valid.map(|_| authsub_authorization(token)))
+    }
+
+    /// The `Authorization` value of a live access token: the held one, or a new one minted with
+    /// the held refresh token once it is about to expire. `None` when the refresh token no longer
+    /// works.
     async fn access_token(&mut self, ctx: &Ctx, client: &Client) -> Result<Option<String>> {
         let data: HoldingData = credentials::data(&self.record);
         if data.access_expires_at - REFRESH_MARGIN_SECS > ctx.now() {
-            return Ok(Some(self.tokens.access_token.clone()));
+            return Ok(Some(bearer_authorization(&self.tokens.access_token)));
         }
         let kinds = [CredentialKind::RefreshToken];
         let Some(refresh) =
@@ -976,8 +1040,7 @@ impl Held {
         };
         let scopes = refresh.record.scopes.clone();
         let access = tokens::access_token(ctx, client, subject, &scopes, true).await?;
-        let tokens =
-            HeldTokens { refresh_token: self.tokens.refresh_token.clone(), access_token: access };
+        let tokens = HeldTokens { access_token: access, ..self.tokens.clone() };
         let expires_at = ctx.now() + crate::oauth2::ACCESS_TOKEN_TTL_SECS;
         let to = CredentialTransition {
             data: Held::data(ctx, &self.record.digest, &tokens, expires_at)?,
@@ -999,11 +1062,11 @@ impl Held {
         match moved {
             Some(record) => {
                 *self = Held { record, tokens };
-                Ok(Some(self.tokens.access_token.clone()))
+                Ok(Some(bearer_authorization(&self.tokens.access_token)))
             }
             // Another request refreshed first: the token it minted is as good, and the one
             // minted here simply expires unused.
-            None => Ok(Some(tokens.access_token)),
+            None => Ok(Some(bearer_authorization(&tokens.access_token))),
         }
     }
 }

@@ -624,3 +624,112 @@ async fn head_requests_pass_no_body_and_other_methods_keep_theirs() {
     assert_eq!((hop.method.as_str(), hop.body.as_slice()), ("PUT", &b"new"[..]));
     assert!(hop.headers.contains(&("content-type".to_owned(), "text/plain".to_owned())));
 }
+
+const LEGACY: &str = "https://legacy.example/feeds/";
+
+/// A world whose app also reaches an AuthSub-only resource.
+async fn legacy_world(edit: impl FnOnce(&mut crate::Policy)) -> World {
+    let t = TestCtx::with_policy(edit).await;
+    let alice = t.account("alice@example.test").create().await;
+    let project = t.project("Feeds", "alice@example.test").await;
+    let service = services::NewService {
+        name: "legacy".to_owned(),
+        display_name: "Legacy".to_owned(),
+        scopes: vec![API.to_owned(), LEGACY.to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    services::add(&t.ctx, service, &Actor::Cli).await.unwrap();
+    let targets = vec![
+        parse_target(&format!("{API} {API}")).unwrap(),
+        parse_target(&format!("authsub {LEGACY} {LEGACY}")).unwrap(),
+    ];
+    assert_eq!(targets[1].protocol, TargetProtocol::AuthSub);
+    let new = NewFrontEnd { name: "Reader".to_owned(), origins: vec![ORIGIN.to_owned()], targets };
+    let client = register(&t.ctx, &project, new, &Actor::Cli).await.unwrap();
+    let signed = world_signed(&t, &alice);
+    World { t, alice, client, signed }
+}
+
+fn world_signed(t: &TestCtx, alice: &TestAccount) -> SignedIn {
+    let session = SessionRecord {
+        id: "s-alice".to_owned(),
+        account_id: alice.id().to_owned(),
+        created_at: t.now(),
+        auth_time: t.now(),
+        last_seen_at: t.now(),
+        expires_at: t.now() + 3600,
+        revoked_at: None,
+        persistent: false,
+        second_factor: false,
+        user_agent: String::new(),
+        ip: String::new(),
+    };
+    SignedIn { token: String::new(), session, account: alice.record.clone() }
+}
+
+#[test]
+fn targets_are_written_with_an_optional_protocol() {
+    let plain = parse_target("https://a.example/x/ s1 s2").unwrap();
+    assert_eq!(
+        (plain.protocol, plain.prefix.as_str()),
+        (TargetProtocol::OAuth2, "https://a.example/x/")
+    );
+    assert_eq!(plain.scopes, vec!["s1".to_owned(), "s2".to_owned()]);
+    let authsub = parse_target("authsub https://a.example/x/ s1").unwrap();
+    assert_eq!(authsub.protocol, TargetProtocol::AuthSub);
+    assert!(parse_target("oauth2 https://a.example/x/").is_err(), "no scopes");
+    assert!(parse_target("").is_err());
+}
+
+#[tokio::test]
+async fn authsub_targets_get_a_held_authsub_session_token_of_the_same_grant() {
+    let w = legacy_world(|_| ()).await;
+    w.approve().await;
+    let script = Script::default();
+    script.answer(&format!("{LEGACY}default"), ok(200, &[], "legacy feed"));
+    script.answer(&format!("{API}feed"), ok(200, &[], "feed"));
+    let Answer::Resource(fetched) = w.ask(&script, &w.request(&format!("{LEGACY}default"))).await
+    else {
+        panic!()
+    };
+    assert_eq!(fetched.body, b"legacy feed");
+    let header =
+        script.hops()[0].headers.iter().find(|(n, _)| n == "authorization").unwrap().1.clone();
+    let token = header.strip_prefix("AuthSub token=\"").unwrap().strip_suffix('"').unwrap();
+    let presented = crate::authsub::Presented { token, sigalg: None, data: None, sig: None };
+    let facts = crate::caller::RequestFacts::default();
+    let checked = crate::authsub::check(&w.t.ctx, presented, &facts).await.unwrap().unwrap();
+    assert_eq!(checked.record.kind, CredentialKind::AuthsubSession);
+    assert_eq!(checked.record.client_id.as_deref(), Some(w.client.id()));
+    assert_eq!(checked.scopes(), vec![LEGACY.to_owned()]);
+    // The OAuth 2.0 target of the same app still gets its bearer token.
+    w.ask(&script, &w.request(&format!("{API}feed"))).await;
+    assert!(
+        script.hops()[1]
+            .headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v.starts_with("Bearer "))
+    );
+    // Revoking the grant ends the AuthSub token too.
+    let grant = grants::find_live(&w.t.ctx, w.alice.id(), w.client.id(), Protocol::OAuth2)
+        .await
+        .unwrap()
+        .unwrap();
+    grants::revoke(&w.t.ctx, w.alice.id(), &grant.id, &Actor::Account, "").await.unwrap();
+    assert!(crate::authsub::check(&w.t.ctx, presented, &facts).await.unwrap().is_err());
+    let again = w.ask(&script, &w.request(&format!("{LEGACY}default"))).await;
+    assert!(matches!(again, Answer::Approval { .. }), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_switched_off_authsub_refuses_authsub_targets_clearly() {
+    let w = legacy_world(|policy| policy.disabled_protocols = vec![Protocol::AuthSub]).await;
+    w.approve().await;
+    let script = Script::default();
+    script.answer(&format!("{API}feed"), ok(200, &[], "feed"));
+    let refused = w.ask(&script, &w.request(&format!("{LEGACY}default"))).await;
+    assert_eq!(refused, Answer::Refused(Refusal::ProtocolOff));
+    assert!(matches!(w.ask(&script, &w.request(&format!("{API}feed"))).await, Answer::Resource(_)));
+    assert_eq!(script.hops().len(), 1);
+}

@@ -338,7 +338,8 @@ enum ProxyAppCommand {
         /// An origin the front-end is served from (`https://app.example`); repeat for more.
         #[arg(long = "origin", required = true)]
         origins: Vec<String>,
-        /// A resource prefix and the OAuth 2.0 scopes the proxy uses there, space-separated:
+        /// A resource prefix and the scopes the proxy uses there, space-separated, optionally
+        /// after the protocol (`oauth2`, the default, or `authsub`):
         /// `"https://api.example/feeds/ https://api.example/feeds/"`; repeat for more.
         #[arg(long = "target", required = true)]
         targets: Vec<String>,

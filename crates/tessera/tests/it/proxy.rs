@@ -561,3 +561,66 @@ async fn the_console_registers_front_end_apps_for_their_project_owner_only() {
     );
     assert!(page.body.contains(&format!("{api} {api}")));
 }
+
+/// An AuthSub-only resource: the example feeds API checks the AuthSub session token the proxy
+/// holds through tessera's one caller check, and answers the feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authsub_target_reaches_the_feeds_api_with_a_held_authsub_token() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let feeds_addr = listener.local_addr().unwrap();
+    let public = format!("http://{feeds_addr}");
+    let env =
+        TestEnv::with_config(|raw| raw.proxy.allowed_addresses = vec![feeds_addr.to_string()])
+            .await;
+    let ctx = env.ctx();
+    let account = env.account("ann@example.test", "correct horse battery").await;
+    let project = tessera_domain::projects::create(ctx, "Legacy", "ann@example.test", &Actor::Cli)
+        .await
+        .unwrap();
+    let api = tessera_example_feeds::api_scope(&public);
+    let service = tessera_domain::services::NewService {
+        name: "legacy".to_owned(),
+        display_name: "Legacy".to_owned(),
+        scopes: vec![api.clone()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(ctx, service, &Actor::Cli).await.unwrap();
+    let target = tessera_domain::proxy::parse_target(&format!("authsub {api} {api}")).unwrap();
+    let new = NewFrontEnd {
+        name: "Feed Reader".to_owned(),
+        origins: vec![ORIGIN.to_owned()],
+        targets: vec![target],
+    };
+    let app = tessera_domain::proxy::register(ctx, &project, new, &Actor::Cli).await.unwrap();
+    let config = tessera_example_feeds::FeedsConfig {
+        accounts: env.base.clone(),
+        service: "legacy".to_owned(),
+        public: public.clone(),
+        cookie_name: None,
+        api_scope: None,
+        proxy_app: None,
+    };
+    let feeds = tessera_example_feeds::router(&config).unwrap();
+    tokio::spawn(async move { axum::serve(listener, feeds).await });
+    let mut browser = env.browser();
+    browser.sign_in("ann@example.test", "correct horse battery").await;
+    let http = reqwest::Client::new();
+    let mut s = Setup {
+        env,
+        resource: feeds_addr,
+        other: feeds_addr,
+        app: app.id().to_owned(),
+        browser,
+        http,
+    };
+    let ask =
+        json!({ "url": format!("{public}/api/feed"), "returnTo": format!("{ORIGIN}/reader") });
+    let (_, _, first) = s.ask(&ask).await;
+    s.approve(first["oauthApprovalUrl"].as_str().unwrap()).await;
+    let (status, _, answer) = s.ask(&ask).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], 200, "{answer}");
+    let subject = tessera_domain::accounts::subject(&account.id);
+    assert_eq!(answer["body"], format!("feed for {subject}\n"));
+}
