@@ -90,6 +90,8 @@ pub struct Policy {
     pub push: push::PushPolicy,
     /// The front-end token proxy's outgoing limits (`[proxy]`).
     pub proxy: proxy::ProxyPolicy,
+    /// The legacy protocols' deprecation dates and migration page (`[legacy]`).
+    pub deprecation: legacy::Deprecations,
 }
 
 impl Default for Policy {
@@ -118,6 +120,7 @@ impl Default for Policy {
             dpop_nonce: false,
             push: push::PushPolicy::default(),
             proxy: proxy::ProxyPolicy::default(),
+            deprecation: legacy::Deprecations::default(),
         }
     }
 }
@@ -141,6 +144,8 @@ pub struct Ctx {
     pub key_ring: Arc<keys::RingCache>,
     /// This node's push connections and how nodes wake each other.
     pub push: Arc<push::delivery::Hub>,
+    /// Legacy requests counted on this node, not yet added to the store.
+    pub legacy_tally: Arc<legacy::Tally>,
 }
 
 impl Ctx {
@@ -169,6 +174,7 @@ impl Ctx {
             public_url: public_url.trim_end_matches('/').into(),
             key_ring: Arc::default(),
             push: Arc::new(push::delivery::Hub::with_policy(delivery)),
+            legacy_tally: Arc::new(legacy::Tally::default()),
         })
     }
 

@@ -343,6 +343,20 @@ pub enum Refused {
     Indirect(String),
 }
 
+/// The indirect error answering a request refused by the deprecation switch (`legacy::gate`):
+/// the relying party reads `openid.error`, which names the migration page `link`, also given as
+/// `openid.reference` (OpenID 2.0 §5.2.3).
+pub fn deprecated(prepared: &Prepared, link: &str) -> Refused {
+    let text = format!("OpenID 2.0 is no longer available for this site; see {link}");
+    let fields = [
+        ("ns", wire::NS_OPENID2),
+        ("mode", "error"),
+        ("error", text.as_str()),
+        ("reference", link),
+    ];
+    Refused::Indirect(wire::indirect_url(&prepared.request.return_to, &fields))
+}
+
 fn indirect_error(return_to: &str, text: &str) -> Refused {
     let fields = [("ns", wire::NS_OPENID2), ("mode", "error"), ("error", text)];
     Refused::Indirect(wire::indirect_url(return_to, &fields))

@@ -58,6 +58,10 @@ pub enum Problem {
     /// The consumer may not do this (two-legged request outside its domain or scopes) (401).
     #[error("permission_denied")]
     PermissionDenied,
+    /// The consumer is permanently refused (a protocol switched off for it by date); `advice` is
+    /// where to read what to do instead (401, `oauth_problem_advice`).
+    #[error("consumer_key_refused")]
+    ConsumerKeyRefused { advice: String },
 }
 
 impl Problem {
@@ -75,6 +79,7 @@ impl Problem {
             Problem::TokenRejected => "token_rejected",
             Problem::VerifierInvalid => "verifier_invalid",
             Problem::PermissionDenied => "permission_denied",
+            Problem::ConsumerKeyRefused { .. } => "consumer_key_refused",
         }
     }
 
@@ -107,6 +112,9 @@ impl Problem {
             Problem::TokenRejected => "The token is invalid.".to_owned(),
             Problem::VerifierInvalid => "The verifier is invalid.".to_owned(),
             Problem::PermissionDenied => "The consumer may not do this.".to_owned(),
+            Problem::ConsumerKeyRefused { advice } => {
+                format!("oauth_problem_advice:{}", encode(advice))
+            }
         };
         format!("{}\n{detail}\n", self.word())
     }

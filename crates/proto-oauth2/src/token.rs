@@ -1,7 +1,8 @@
 //! The token endpoint's request (RFC 6749 §3.2): `grant_type` picks one of `grants::*`.
 
 use crate::grants::{
-    authorization_code, client_credentials, device_code, jwt_bearer, refresh_token, token_exchange,
+    authorization_code, client_credentials, device_code, jwt_bearer, migration, refresh_token,
+    token_exchange,
 };
 use crate::{ErrorCode, OAuthError, Params};
 
@@ -13,6 +14,8 @@ pub enum TokenRequest {
     DeviceCode(device_code::Request),
     JwtBearer(jwt_bearer::Request),
     TokenExchange(token_exchange::Request),
+    /// A legacy credential traded for OAuth 2.0 tokens (`grants::migration`).
+    Migration(migration::Request),
 }
 
 pub fn parse(params: &Params) -> Result<TokenRequest, OAuthError> {
@@ -30,6 +33,12 @@ pub fn parse(params: &Params) -> Result<TokenRequest, OAuthError> {
         jwt_bearer::GRANT_TYPE => jwt_bearer::parse(params).map(TokenRequest::JwtBearer),
         token_exchange::GRANT_TYPE => {
             token_exchange::parse(params).map(TokenRequest::TokenExchange)
+        }
+        migration::OAUTH1_GRANT_TYPE => {
+            migration::parse_oauth1(params).map(TokenRequest::Migration)
+        }
+        migration::LEGACY_GRANT_TYPE => {
+            migration::parse_legacy(params).map(TokenRequest::Migration)
         }
         _ => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "Unsupported grant_type.")),
     }

@@ -74,6 +74,7 @@ mod error;
 mod grants;
 mod group_commit;
 mod keys;
+mod legacy;
 #[cfg(test)]
 mod plans_tests;
 mod push;
@@ -95,7 +96,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, SqlSafeStr as _, Transaction};
 use tessera_store::{
     AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
-    ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
+    LegacyStore, ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
 };
 
 use crate::error::backend;
@@ -537,6 +538,10 @@ impl Store for SqlStore {
     }
 
     fn push(&self) -> &dyn PushStore {
+        self
+    }
+
+    fn legacy(&self) -> &dyn LegacyStore {
         self
     }
 

@@ -47,6 +47,7 @@ pub trait Store: Send + Sync + 'static {
     fn counters(&self) -> &dyn CounterStore;
     fn services(&self) -> &dyn ServiceStore;
     fn push(&self) -> &dyn PushStore;
+    fn legacy(&self) -> &dyn LegacyStore;
     /// Writes one small row, so that readiness fails when the database answers but cannot write
     /// (a full disk, a read-only file or replica).
     async fn heartbeat(&self, now: Timestamp) -> Result<()>;
@@ -324,6 +325,27 @@ pub trait CounterStore: Send + Sync {
     /// The count in the current window, 0 when the window has passed.
     async fn peek(&self, key: &str, now: Timestamp) -> Result<u32>;
     async fn clear(&self, key: &str) -> Result<()>;
+}
+
+/// Moving applications off the legacy protocols: per-application deprecation dates and request
+/// counts.
+#[async_trait]
+pub trait LegacyStore: Send + Sync {
+    /// Sets one application's dates for one protocol (replacing earlier ones).
+    async fn set_deprecation(&self, record: &DeprecationRecord) -> Result<()>;
+    /// Removes one application's dates; `false` when there were none.
+    async fn clear_deprecation(&self, protocol: &str, client_id: &str) -> Result<bool>;
+    async fn get_deprecation(
+        &self,
+        protocol: &str,
+        client_id: &str,
+    ) -> Result<Option<DeprecationRecord>>;
+    /// Every application's dates, by protocol then client.
+    async fn list_deprecations(&self) -> Result<Vec<DeprecationRecord>>;
+    /// Adds each count to its (protocol, client, day) row, all in one transaction.
+    async fn add_requests(&self, counts: &[RequestCount]) -> Result<()>;
+    /// Every row of `since_day` or later.
+    async fn request_counts(&self, since_day: i64) -> Result<Vec<RequestCount>>;
 }
 
 /// A push delivery signal to the node(s) holding a device's connection. It carries no secret:

@@ -554,3 +554,26 @@ pub enum Subscribed {
     /// The registration is subscribed to as many topics as allowed.
     TooMany,
 }
+
+/// One application's deprecation dates for one legacy protocol (unix seconds): from `warn_from`
+/// its responses carry deprecation headers, from `refuse_from` it is refused. They override the
+/// protocol's dates from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeprecationRecord {
+    /// `authsub`, `clientlogin`, `oauth1` or `openid2`.
+    pub protocol: String,
+    pub client_id: String,
+    pub warn_from: Option<Timestamp>,
+    pub refuse_from: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// Legacy requests of one application through one protocol on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestCount {
+    pub protocol: String,
+    pub client_id: String,
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub requests: u64,
+}

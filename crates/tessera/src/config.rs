@@ -82,9 +82,69 @@ pub struct LegacyConfig {
     /// OAuth-signed resource calls).
     pub oauth1: bool,
     pub openid2: bool,
+    /// Deprecation dates per protocol: from `<protocol>_warn_from` answers carry `Deprecation`,
+    /// `Sunset` and `Link` headers; from `<protocol>_refuse_from` requests are refused with the
+    /// protocol's own error. Unix seconds or RFC 3339 (`2027-06-01`, `2027-06-01T00:00:00Z`);
+    /// empty: never. Per-application dates (`admin legacy deprecate`) override them.
+    pub authsub_warn_from: String,
+    pub authsub_refuse_from: String,
+    pub clientlogin_warn_from: String,
+    pub clientlogin_refuse_from: String,
+    pub oauth1_warn_from: String,
+    pub oauth1_refuse_from: String,
+    pub openid2_warn_from: String,
+    pub openid2_refuse_from: String,
+    /// The page warned and refused answers link to; empty: `<public_url>/accounts/LegacyMigration`.
+    pub migration_url: String,
 }
 
 impl LegacyConfig {
+    /// The deprecation dates and migration page, checked.
+    fn deprecations(&self) -> anyhow::Result<tessera_domain::legacy::Deprecations> {
+        use tessera_domain::legacy::{Dates, parse_date};
+        let date = |key: &str, text: &str| -> anyhow::Result<Option<i64>> {
+            match text.trim() {
+                "" => Ok(None),
+                text => parse_date(text).map(Some).ok_or_else(|| {
+                    format_err!(
+                        "legacy.{key}: {text:?} is not unix seconds or an RFC 3339 date (2027-06-01, 2027-06-01T00:00:00Z)"
+                    )
+                }),
+            }
+        };
+        let dates = |name: &str, warn: &str, refuse: &str| -> anyhow::Result<Dates> {
+            let dates = Dates {
+                warn_from: date(&format!("{name}_warn_from"), warn)?,
+                refuse_from: date(&format!("{name}_refuse_from"), refuse)?,
+            };
+            if let (Some(warn), Some(refuse)) = (dates.warn_from, dates.refuse_from)
+                && warn > refuse
+            {
+                return Err(format_err!(
+                    "legacy.{name}_warn_from: must not be after {name}_refuse_from"
+                ));
+            }
+            Ok(dates)
+        };
+        let url = self.migration_url.trim();
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://"))
+            || url.chars().any(|c| c.is_control() || matches!(c, ' ' | '<' | '>' | '"'))
+        {
+            return Err(format_err!("legacy.migration_url: must be an http or https URL"));
+        }
+        Ok(tessera_domain::legacy::Deprecations {
+            authsub: dates("authsub", &self.authsub_warn_from, &self.authsub_refuse_from)?,
+            clientlogin: dates(
+                "clientlogin",
+                &self.clientlogin_warn_from,
+                &self.clientlogin_refuse_from,
+            )?,
+            oauth1: dates("oauth1", &self.oauth1_warn_from, &self.oauth1_refuse_from)?,
+            openid2: dates("openid2", &self.openid2_warn_from, &self.openid2_refuse_from)?,
+            migration_url: url.to_owned(),
+        })
+    }
+
     /// The protocols switched off here; their credentials stop working everywhere.
     fn disabled_protocols(&self) -> Vec<tessera_domain::credentials::Protocol> {
         use tessera_domain::credentials::Protocol;
@@ -102,7 +162,21 @@ impl LegacyConfig {
 
 impl Default for LegacyConfig {
     fn default() -> LegacyConfig {
-        LegacyConfig { authsub: true, clientlogin: true, oauth1: true, openid2: true }
+        LegacyConfig {
+            authsub: true,
+            clientlogin: true,
+            oauth1: true,
+            openid2: true,
+            authsub_warn_from: String::new(),
+            authsub_refuse_from: String::new(),
+            clientlogin_warn_from: String::new(),
+            clientlogin_refuse_from: String::new(),
+            oauth1_warn_from: String::new(),
+            oauth1_refuse_from: String::new(),
+            openid2_warn_from: String::new(),
+            openid2_refuse_from: String::new(),
+            migration_url: String::new(),
+        }
     }
 }
 
@@ -619,9 +693,11 @@ impl RawConfig {
         }
         let push = self.push.policy()?;
         let proxy = self.proxy.policy()?;
+        let deprecation = self.legacy.deprecations()?;
         let policy = Policy {
             push,
             proxy,
+            deprecation,
             password: PasswordParams {
                 m_cost_kib: p.memory_kib,
                 t_cost: p.iterations,

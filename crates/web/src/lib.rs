@@ -12,6 +12,7 @@ mod legacy;
 mod middleware;
 mod oauth2;
 mod pages;
+mod playground;
 mod proxy;
 mod push;
 mod push_delivery;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     let bodies_up_to_64k = Router::new()
         .merge(health::router())
         .merge(pages::router())
+        .merge(playground::router())
         .merge(oauth2::router())
         .merge(legacy::router(state.legacy))
         .merge(push::router())

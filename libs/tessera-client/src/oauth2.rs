@@ -24,6 +24,12 @@ pub fn random_token(n_bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The `Authorization` header value that presents `access_token` as a bearer token (RFC 6750
+/// §2.1), for requests made by hand or handed to a caller check.
+pub fn bearer_authorization(access_token: &str) -> String {
+    format!("Bearer {access_token}")
+}
+
 /// A PKCE code verifier (RFC 7636 §4.1). Keep it until the code exchange.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PkceVerifier(Secret);
@@ -642,6 +648,11 @@ mod tests {
             introspection: None,
         };
         OAuthClient::new(endpoints, "123.apps.example.test")
+    }
+
+    #[test]
+    fn bearer_authorization_is_rfc6750_form() {
+        assert_eq!(bearer_authorization("ya29.abc"), "Bearer ya29.abc");
     }
 
     #[test]

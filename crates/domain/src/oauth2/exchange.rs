@@ -1,6 +1,6 @@
 //! The token endpoint's grant dispatch ([`token`]) and its grants: authorization code (single use; a replay revokes the grant),
-//! refresh token (rotated with reuse detection for public clients), client credentials and token
-//! exchange for cross-client ID tokens.
+//! refresh token (rotated with reuse detection for public clients), client credentials, token
+//! exchange for cross-client ID tokens, and the migration grants (`migration.rs`).
 
 use serde_json::json;
 use tessera_proto_oauth2::client_auth;
@@ -44,6 +44,19 @@ pub async fn token(
     ip: &str,
     jkt: Option<&str>,
 ) -> Outcome<Issued> {
+    token_signed(ctx, presented, request, ip, jkt, None).await
+}
+
+/// [`token`] for a request that may also be signed with OAuth 1.0: `signed` carries its OAuth 1.0
+/// parameters, URL and body for the `migration:oauth1` grant (ignored by every other grant).
+pub async fn token_signed(
+    ctx: &Ctx,
+    presented: Option<&client_auth::Presented>,
+    request: &TokenRequest,
+    ip: &str,
+    jkt: Option<&str>,
+    signed: Option<&crate::oauth1::Incoming>,
+) -> Outcome<Issued> {
     if let TokenRequest::JwtBearer(req) = request {
         return super::assertion::jwt_bearer(ctx, &req.assertion, jkt).await;
     }
@@ -61,6 +74,9 @@ pub async fn token(
         TokenRequest::JwtBearer(req) => {
             super::assertion::jwt_bearer(ctx, &req.assertion, jkt).await
         }
+        TokenRequest::Migration(req) => {
+            super::migration::migrate(ctx, &client, req, signed, ip, jkt).await
+        }
     }
 }
 
@@ -72,7 +88,7 @@ pub(crate) struct Prepared {
 
 /// Builds the access token, and the refresh and ID tokens when asked, without writing anything:
 /// the caller stores the rows ([`store`]) or writes them in a redemption's transaction.
-async fn prepare(
+pub(crate) async fn prepare(
     ctx: &Ctx,
     client: &Client,
     account: &AccountRecord,

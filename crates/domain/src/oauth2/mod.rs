@@ -16,6 +16,7 @@ pub mod dpop;
 pub mod exchange;
 pub mod jwks;
 pub mod jwt;
+pub mod migration;
 pub mod par;
 pub mod request_object;
 pub mod revoke;

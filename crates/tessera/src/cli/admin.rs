@@ -229,8 +229,25 @@ enum AuthsubCommand {
 
 #[derive(Debug, Subcommand)]
 enum LegacyCommand {
-    /// Which applications still hold live AuthSub or ClientLogin grants.
+    /// Which applications still use AuthSub, ClientLogin, OAuth 1.0 or OpenID 2.0: live grants,
+    /// accounts, last use, requests and deprecation dates.
     Usage,
+    /// Set one application's deprecation dates for one protocol (unix seconds or RFC 3339;
+    /// without --client, show the protocol's dates from the configuration). Neither date clears
+    /// the application's own dates.
+    Deprecate {
+        /// authsub, clientlogin, oauth1 or openid2.
+        #[arg(long)]
+        protocol: String,
+        /// The application: a registered client id, ClientLogin `source`, AuthSub `next` host or
+        /// OpenID 2.0 realm.
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long)]
+        warn_from: Option<String>,
+        #[arg(long)]
+        refuse_from: Option<String>,
+    },
 }
 
 /// The legacy protocols tessera serves, which a service may accept. (The store knows `oauth1`
@@ -697,13 +714,71 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
         AdminCommand::Legacy(LegacyCommand::Usage) => {
             let usage = tessera_domain::legacy::usage(&ctx).await?;
             let value = json!(usage);
+            let date =
+                |at: Option<i64>| at.map(tessera_domain::legacy::rfc3339).unwrap_or_default();
             print(json_mode, &value, || {
                 usage
                     .iter()
-                    .map(|it| format!("{}  {}  {} accounts", it.protocol, it.name, it.accounts))
+                    .map(|it| {
+                        format!(
+                            "{}  {}  {} accounts  {} grants  {} requests (30 days)  warn {}  refuse {}",
+                            it.protocol,
+                            it.name,
+                            it.accounts,
+                            it.grants,
+                            it.requests,
+                            date(it.dates.warn_from),
+                            date(it.dates.refuse_from)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        AdminCommand::Legacy(LegacyCommand::Deprecate {
+            protocol,
+            client,
+            warn_from,
+            refuse_from,
+        }) => {
+            use tessera_domain::legacy::{self, Dates, parse_date};
+            let protocol = tessera_domain::credentials::Protocol::parse(protocol)
+                .filter(|it| legacy::PROTOCOLS.contains(it))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--protocol: one of authsub, clientlogin, oauth1, openid2")
+                })?;
+            let date = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<i64>> {
+                text.as_deref()
+                    .map(|text| {
+                        parse_date(text).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "{flag}: {text:?} is not unix seconds or an RFC 3339 date"
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            let dates = Dates {
+                warn_from: date("--warn-from", warn_from)?,
+                refuse_from: date("--refuse-from", refuse_from)?,
+            };
+            let Some(client) = client else {
+                let configured = ctx.policy.deprecation.of(protocol);
+                let value = json!({ "protocol": protocol.as_str(), "dates": configured });
+                print(json_mode, &value, || {
+                    format!(
+                        "{}: {:?} (set in [legacy] of the configuration)",
+                        protocol.as_str(),
+                        configured
+                    )
+                });
+                return Ok(ExitCode::SUCCESS);
+            };
+            legacy::set_deprecation(&ctx, protocol, client, dates, &actor).await?;
+            let applied = legacy::dates(&ctx, protocol, Some(client)).await?;
+            let value =
+                json!({ "protocol": protocol.as_str(), "client": client, "dates": applied });
+            print(json_mode, &value, || format!("{} {client}: {:?}", protocol.as_str(), applied));
         }
         AdminCommand::Service(ServiceCommand::Web {
             name,

@@ -314,6 +314,79 @@ fn one_jws_verifier() {
     assert_clean("one_jws_verifier", &found);
 }
 
+/// What the playground may reach in the domain: the developer's session, their projects and the
+/// playground's OAuth 2.0 clients in them (as the developer console does), and plain types. Every
+/// protocol step goes over the wire to the public endpoints.
+const PLAYGROUND_DOMAIN_PATHS: &[&str] = &[
+    "sessions",
+    "projects",
+    "oauth2::clients",
+    "audit::Actor",
+    "credentials::Protocol",
+    "Clock",
+    "Error",
+];
+
+/// The web modules the playground must not call into: the protocol handlers themselves.
+const PLAYGROUND_FORBIDDEN_WEB: &[&str] =
+    &["oauth2", "legacy", "push", "push_delivery", "caller", "pages::consent", "pages::sso"];
+
+/// The path after `root ::` starting at token `start`, as `a::b::c`.
+fn path_after(tokens: &[Spanned], start: usize) -> String {
+    let mut parts = Vec::new();
+    let mut i = start;
+    while let Some(Token::Word(word)) = tokens.get(i).map(|it| &it.kind) {
+        parts.push(word.clone());
+        let colons = tokens.get(i + 1).map(|it| &it.kind) == Some(&Token::Punct(':'))
+            && tokens.get(i + 2).map(|it| &it.kind) == Some(&Token::Punct(':'));
+        if !colons {
+            break;
+        }
+        i += 3;
+    }
+    parts.join("::")
+}
+
+/// The playground (`crates/web/src/playground/`) is a client like any other: it reaches the
+/// domain only for what the developer console does ([`PLAYGROUND_DOMAIN_PATHS`]), never the
+/// store, and never calls the protocol handlers; its steps are HTTP requests to the public URL.
+#[test]
+fn playground_has_no_back_door() {
+    let mut found = Vec::new();
+    let files = rust_sources(&["crates/web/src/playground"]);
+    assert!(!files.is_empty(), "the playground's sources are where this rule looks");
+    for file in files {
+        let tokens = file.scanned().tokens;
+        for (i, token) in tokens.iter().enumerate() {
+            let Token::Word(word) = &token.kind else { continue };
+            let after_colons = tokens.get(i + 1).map(|it| &it.kind) == Some(&Token::Punct(':'))
+                && tokens.get(i + 2).map(|it| &it.kind) == Some(&Token::Punct(':'));
+            let path = if after_colons { path_after(&tokens, i + 3) } else { String::new() };
+            let allowed = |list: &[&str]| {
+                list.iter().any(|it| path == *it || path.starts_with(&format!("{it}::")))
+            };
+            let why = match word.as_str() {
+                "tessera_domain" | "tessera_store" if after_colons => {
+                    let ok = word == "tessera_domain" && allowed(PLAYGROUND_DOMAIN_PATHS)
+                        || word == "tessera_store" && path == "ProjectRecord";
+                    (!ok).then(|| format!("`{word}::{path}`: the playground reaches the domain only as the console does"))
+                }
+                "crate" if after_colons && allowed(PLAYGROUND_FORBIDDEN_WEB) => Some(format!(
+                    "`crate::{path}`: the playground calls protocol handlers over HTTP, not in process"
+                )),
+                "store" if i > 0 && tokens[i - 1].kind == Token::Punct('.') => {
+                    Some("`.store`: the playground never touches the store".to_owned())
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                found.push(violation(&file.path, token.line, "playground", &why));
+            }
+        }
+    }
+    assert_clean("playground_has_no_back_door", &found);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Matching
 // ---------------------------------------------------------------------------------------------

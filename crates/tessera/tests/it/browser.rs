@@ -10,14 +10,14 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use crate::support::TestEnv;
 
 /// A chromedriver process and a headless Chromium session with a fresh profile.
-struct Chrome {
-    client: Client,
+pub(crate) struct Chrome {
+    pub(crate) client: Client,
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
 }
 
 impl Chrome {
-    async fn start() -> Chrome {
+    pub(crate) async fn start() -> Chrome {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -61,19 +61,19 @@ impl Chrome {
         panic!("no WebDriver session: {last_err:?}");
     }
 
-    async fn fill(&self, id: &str, text: &str) {
+    pub(crate) async fn fill(&self, id: &str, text: &str) {
         let field = self.client.find(Locator::Id(id)).await.unwrap();
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
     }
 
-    async fn click_button(&self, label: &str) {
+    pub(crate) async fn click_button(&self, label: &str) {
         let xpath = format!("//button[normalize-space(.)='{label}']");
         let button = self.client.find(Locator::XPath(&xpath)).await.unwrap();
         self.click_and_wait(button).await;
     }
 
-    async fn click_link(&self, text: &str) {
+    pub(crate) async fn click_link(&self, text: &str) {
         let link = self.client.find(Locator::LinkText(text)).await.unwrap();
         self.click_and_wait(link).await;
     }
@@ -81,7 +81,7 @@ impl Chrome {
     /// Clicks something that loads a new page and waits until the new page has loaded: the old
     /// document's root element goes stale, then the new document is complete. Each step asks the
     /// browser; the loop is bounded.
-    async fn click_and_wait(&self, element: fantoccini::elements::Element) {
+    pub(crate) async fn click_and_wait(&self, element: fantoccini::elements::Element) {
         let old_root = self.client.find(Locator::Css("html")).await.unwrap();
         element.click().await.unwrap();
         for _ in 0..10_000 {
@@ -102,7 +102,7 @@ impl Chrome {
 
     /// Waits until the browser shows a complete document at a URL `done` accepts (a meta refresh,
     /// say). Each step asks the browser; the loop is bounded.
-    async fn wait_for_url(&self, done: impl Fn(&url::Url) -> bool) -> url::Url {
+    pub(crate) async fn wait_for_url(&self, done: impl Fn(&url::Url) -> bool) -> url::Url {
         for _ in 0..100_000 {
             let url = self.client.current_url().await.unwrap();
             if done(&url) {
@@ -118,7 +118,7 @@ impl Chrome {
     }
 
     /// Waits until every image of the page has finished loading (or failed to).
-    async fn wait_for_images(&self) {
+    pub(crate) async fn wait_for_images(&self) {
         for _ in 0..100_000 {
             let done = self
                 .client
@@ -147,22 +147,22 @@ impl Chrome {
         panic!("never true: {condition}");
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
     }
 
-    async fn text(&self) -> String {
+    pub(crate) async fn text(&self) -> String {
         self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
     }
 
-    async fn sign_in(&self, base: &str, email: &str, password: &str) {
+    pub(crate) async fn sign_in(&self, base: &str, email: &str, password: &str) {
         self.client.goto(&format!("{base}/accounts/ServiceLogin?add=1")).await.unwrap();
         self.fill("Email", email).await;
         self.fill("Passwd", password).await;
         self.click_button("Sign in").await;
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         self.client.close().await.unwrap();
     }
 }

@@ -20,10 +20,13 @@ mod hardening;
 mod interaction;
 mod interop;
 mod legacy;
+mod migration;
 mod oauth1;
 mod oauth2;
 mod openid2;
 mod ops;
+#[cfg(feature = "browser")]
+mod playground;
 mod proxy;
 mod push;
 mod push_delivery;

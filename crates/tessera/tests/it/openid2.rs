@@ -15,9 +15,9 @@ use tessera_proto_openid2::{IDENTIFIER_SELECT, NS_AX, NS_OPENID2, kv_parse, quer
 use crate::support::{Browser, Page, TestEnv};
 
 const P_HEX: &str = "DCF93A0B883972EC0E19989AC5A2CE310E1D37717E8D9571BB7623731866E61EF75A2E27898B057F9891C2E27A639C3F29B60814581CD3B2CA3986D2683705577D45C2E7E52DC81C7A171876E5CEA74B1448BFDFAF18828EFD2519F14E45E3826634AF1949E5B535CC829A483B8A76223E5D490A257F05BDFF16F2FB22C583AB";
-const RETURN_TO: &str =
+pub(crate) const RETURN_TO: &str =
     "https://rp.example.com/openid/return?janrain_nonce=2026-11-21T00%3A00%3A00ZAbC";
-const REALM: &str = "https://rp.example.com/";
+pub(crate) const REALM: &str = "https://rp.example.com/";
 
 fn p() -> BigUint {
     BigUint::parse_bytes(P_HEX.as_bytes(), 16).unwrap()
@@ -77,7 +77,12 @@ async fn associate(env: &TestEnv, sha256: bool) -> Assoc {
 }
 
 /// A checkid request's query.
-fn checkid(mode: &str, assoc_handle: Option<&str>, return_to: &str, realm: &str) -> String {
+pub(crate) fn checkid(
+    mode: &str,
+    assoc_handle: Option<&str>,
+    return_to: &str,
+    realm: &str,
+) -> String {
     let mut fields = vec![
         ("openid.ns", NS_OPENID2),
         ("openid.mode", mode),
@@ -106,7 +111,7 @@ fn checkid(mode: &str, assoc_handle: Option<&str>, return_to: &str, realm: &str)
 }
 
 /// The `openid.*` fields of a redirect to `return_to`.
-fn response_fields(location: &str) -> BTreeMap<String, String> {
+pub(crate) fn response_fields(location: &str) -> BTreeMap<String, String> {
     assert!(location.starts_with(RETURN_TO), "{location}");
     let query = &location[RETURN_TO.len() + 1..];
     query_pairs(query)

@@ -76,6 +76,9 @@ impl Store for CannotWrite {
     fn push(&self) -> &dyn tessera_store::PushStore {
         self.0.push()
     }
+    fn legacy(&self) -> &dyn tessera_store::LegacyStore {
+        self.0.legacy()
+    }
     fn audit(&self) -> &dyn tessera_store::AuditStore {
         self.0.audit()
     }

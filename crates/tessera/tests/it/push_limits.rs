@@ -248,6 +248,9 @@ impl Store for Flaky {
     fn push(&self) -> &dyn tessera_store::PushStore {
         self.inner.push()
     }
+    fn legacy(&self) -> &dyn tessera_store::LegacyStore {
+        self.inner.legacy()
+    }
     fn audit(&self) -> &dyn tessera_store::AuditStore {
         self.inner.audit()
     }

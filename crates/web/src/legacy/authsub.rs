@@ -11,13 +11,15 @@ use tessera_domain::authsub::{self, Prepared, UpgradeRefused};
 use tessera_domain::caller::{self, CallerError, Presented};
 use tessera_domain::interaction::{self, Decision, Step};
 
-use super::{authorization, request_facts, text};
+use super::{authorization, deprecation, request_facts, text};
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, ConsentForm, Next};
 use crate::pages::lang::Lang;
 use crate::pages::{Client, MessagePage, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     let mut router = Router::new();
@@ -52,6 +54,16 @@ async fn request_get(
     let raw = uri.query().unwrap_or_default();
     let query = without_authuser(raw);
     let prepared = prepared(&state, &query).await?;
+    // The deprecation switch for this application (its registered domain, or `next`'s host).
+    let verdict =
+        legacy::gate(&state.ctx, Protocol::AuthSub, Some(prepared.client_id.as_str())).await?;
+    if let Verdict::Refused(notice) = &verdict {
+        let title = format!(
+            "AuthSub is no longer available for this application - see {}",
+            notice.link.replace('&', "&amp;")
+        );
+        return Ok(deprecation::answer(&verdict, forbidden(&title)));
+    }
     let accounts = signed_in(&state, &headers).await?;
     let authuser = tessera_proto_authsub::query_pairs(raw)
         .into_iter()
@@ -59,7 +71,8 @@ async fn request_get(
         .map(|(_, v)| v);
     let request = authsub::interaction(&prepared, authuser);
     let step = interaction::start(&state.ctx, &request, &accounts, &client.ip).await?;
-    render(&state, &headers, &prepared, &query, step, false, Lang::of(&request.asks)).await
+    let res = render(&state, &headers, &prepared, &query, step, false, Lang::of(&request.asks));
+    Ok(deprecation::answer(&verdict, res.await?))
 }
 
 async fn request_post(

@@ -14,11 +14,13 @@ use tessera_proto_clientlogin::{
     self as wire, AccountType, ErrorCode, ErrorExtras, ParseError, error_body, success_body,
 };
 
-use super::text;
+use super::{deprecation, text};
 use crate::error::PageError;
 use crate::forms::{self, Form};
 use crate::pages::{Client, check_csrf, csrf_for_page, pick, redirect, signed_in, with_cookies};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     let mut router = Router::new();
@@ -85,6 +87,21 @@ async fn client_login(
             Ok(request) => request,
             Err(_) => return Ok(failure(&state, ErrorCode::Unknown, ErrorExtras::default())),
         };
+    // The deprecation switch, before any password work: a refused application learns where to go.
+    let source = request.source.as_deref().unwrap_or(clientlogin::ANONYMOUS_SOURCE);
+    let verdict = match legacy::gate(&state.ctx, Protocol::ClientLogin, Some(source)).await {
+        Ok(verdict) => verdict,
+        Err(err) => {
+            let mut res = failure(&state, ErrorCode::ServiceUnavailable, ErrorExtras::default());
+            res.extensions_mut().insert(crate::error::Internal(format!("clientlogin: {err:?}")));
+            return Ok(res);
+        }
+    };
+    if let Verdict::Refused(notice) = &verdict {
+        let extras = ErrorExtras { url: Some(notice.link.clone()), ..ErrorExtras::default() };
+        let body = error_body(ErrorCode::ServiceDisabled, &extras);
+        return Ok(deprecation::answer(&verdict, text(StatusCode::FORBIDDEN, Some(REASON), body)));
+    }
     let login = Login {
         account_kind: match request.account_type {
             AccountType::HostedOrGoogle => AccountKind::HostedOrGoogle,
@@ -137,7 +154,7 @@ async fn client_login(
             failure(&state, code, extras)
         }
     };
-    Ok(res)
+    Ok(deprecation::answer(&verdict, res))
 }
 
 #[derive(Template)]

@@ -7,6 +7,7 @@
 mod authsub;
 mod caller;
 mod clientlogin;
+mod deprecation;
 mod device;
 mod oauth1;
 mod openid2;
@@ -18,6 +19,9 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tessera_domain::caller::RequestFacts;
 
 use crate::AppState;
+
+/// A request read as OAuth 1.0 signed (the token endpoint's OAuth 1.0 migration grant).
+pub(crate) use oauth1::incoming as oauth1_incoming;
 
 /// Which legacy protocols a deployment serves (`[legacy]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +40,28 @@ impl Default for Legacy {
     }
 }
 
+/// The default migration page warned and refused legacy answers link to (`[legacy]
+/// migration_url` points elsewhere when set).
+async fn migration_page() -> Response {
+    text(
+        StatusCode::OK,
+        None,
+        "Moving off AuthSub, ClientLogin, OAuth 1.0 and OpenID 2.0\n\n\
+         Applications exchange each legacy credential they hold, once, for an OAuth 2.0 refresh\n\
+         token at the token endpoint (/o/oauth2/token), without asking people again:\n\n\
+         grant_type=urn:ietf:params:oauth:grant-type:migration:oauth1 (the request signed with\n\
+         OAuth 1.0 by the consumer with the access token), or\n\
+         grant_type=urn:tessera:params:oauth:grant-type:migration:legacy with legacy_token=<an\n\
+         AuthSub session token or ClientLogin Auth token>,\n\n\
+         authenticated as a web OAuth 2.0 client of the legacy registration's project\n\
+         (client_id and client_secret in the body). Sign-in moves to OpenID Connect.\n"
+            .to_owned(),
+    )
+}
+
 pub(crate) fn router(legacy: Legacy) -> Router<AppState> {
-    let mut router = caller::router();
+    let mut router =
+        caller::router().route("/accounts/LegacyMigration", axum::routing::get(migration_page));
     if legacy.authsub {
         router = router.merge(authsub::router()).merge(registration::router());
     }

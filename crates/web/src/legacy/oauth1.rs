@@ -15,13 +15,15 @@ use tessera_domain::interaction::{self, Decision, Step};
 use tessera_domain::oauth1::{self, Answer, Incoming, Pending};
 use tessera_proto_oauth1::Problem;
 
-use super::{authorization, request_facts, text};
+use super::{authorization, deprecation, request_facts, text};
 use crate::error::PageError;
 use crate::forms::{self, Form};
 use crate::pages::consent::{self, ConsentForm, FlowMessage, Next};
 use crate::pages::lang::{Lang, fill};
 use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     let mut router = Router::new();
@@ -86,6 +88,18 @@ pub(crate) fn incoming(
     Ok(Incoming { facts: request_facts(state, method, uri, headers), header, form })
 }
 
+/// The `oauth_consumer_key` a request names (header, body or query), not yet verified.
+fn consumer_key(incoming: &Incoming) -> Option<&str> {
+    let query = incoming.facts.url.split_once('?').map(|(_, query)| query).unwrap_or_default();
+    incoming
+        .header
+        .iter()
+        .chain(&incoming.form)
+        .find(|(k, _)| k == "oauth_consumer_key")
+        .map(|(_, v)| v.as_str())
+        .or_else(|| query.split('&').find_map(|pair| pair.strip_prefix("oauth_consumer_key=")))
+}
+
 async fn request_token(
     State(state): State<AppState>,
     method: Method,
@@ -97,12 +111,20 @@ async fn request_token(
         Ok(incoming) => incoming,
         Err(err) => return Ok(problem(&state, &err)),
     };
-    Ok(match oauth1::request_token(&state.ctx, &incoming).await? {
+    // The deprecation switch for the consumer the request names (an unknown one is refused by the
+    // verification anyway).
+    let verdict = legacy::gate(&state.ctx, Protocol::OAuth1, consumer_key(&incoming)).await?;
+    if let Verdict::Refused(notice) = &verdict {
+        let refused = Problem::ConsumerKeyRefused { advice: notice.link.clone() };
+        return Ok(deprecation::answer(&verdict, problem(&state, &refused)));
+    }
+    let res = match oauth1::request_token(&state.ctx, &incoming).await? {
         Ok((token, secret)) => {
             text(StatusCode::OK, None, tessera_proto_oauth1::request_token_body(&token, &secret))
         }
         Err(err) => problem(&state, &err),
-    })
+    };
+    Ok(deprecation::answer(&verdict, res))
 }
 
 async fn access_token(

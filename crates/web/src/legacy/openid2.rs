@@ -15,13 +15,15 @@ use tessera_domain::interaction::{self, Step};
 use tessera_domain::openid2::{self, Endpoint, Prepared, Refused};
 use tessera_proto_openid2::{Message, query_pairs};
 
-use super::text;
+use super::{deprecation, text};
 use crate::error::PageError;
 use crate::forms::Form;
 use crate::pages::consent::{self, ConsentForm, Next};
 use crate::pages::lang::Lang;
 use crate::pages::{Client, check_csrf, redirect, signed_in};
 use crate::{AppState, render};
+use tessera_domain::credentials::Protocol;
+use tessera_domain::legacy::{self, Verdict};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -202,11 +204,19 @@ async fn serve(
         Ok(prepared) => prepared,
         Err(refused) => return refusal(refused),
     };
+    // The deprecation switch for this relying party (its realm).
+    let verdict =
+        legacy::gate(&state.ctx, Protocol::OpenId2, Some(prepared.realm.as_str())).await?;
+    if let Verdict::Refused(notice) = &verdict {
+        let refused = openid2::deprecated(&prepared, &notice.link);
+        return Ok(deprecation::answer(&verdict, refusal(refused)?));
+    }
     let accounts = signed_in(state, headers).await?;
     let request = openid2::interaction(&prepared, authuser);
     let step = interaction::start(&state.ctx, &request, &accounts, ip).await?;
     let query = openid_query(&message);
-    render(state, headers, &prepared, &query, step, false, Lang::of(&request.asks)).await
+    let res = render(state, headers, &prepared, &query, step, false, Lang::of(&request.asks));
+    Ok(deprecation::answer(&verdict, res.await?))
 }
 
 fn direct_refusal(text: &str) -> openid2::Direct {

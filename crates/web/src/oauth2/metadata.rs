@@ -67,7 +67,9 @@ async fn discovery_get(State(state): State<AppState>) -> Response {
             "refresh_token",
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:device_code",
-            "urn:ietf:params:oauth:grant-type:token-exchange"
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:migration:oauth1",
+            "urn:tessera:params:oauth:grant-type:migration:legacy"
         ],
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "consent", "select_account", "login"],

@@ -1,5 +1,6 @@
 //! The token endpoint, `/o/oauth2/token` (aliases `/token`, `/oauth2/v4/token`): client
-//! authentication, then one grant.
+//! authentication, then one grant (the OAuth 1.0 migration grant also reads the request as an
+//! OAuth 1.0 signed request).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,6 +12,7 @@ use serde_json::{Map, Value, json};
 use tessera_domain::oauth2::tokens::Issued;
 use tessera_domain::oauth2::{ErrorCode, OAuthError, dpop, exchange};
 use tessera_proto_oauth2::client_auth;
+use tessera_proto_oauth2::grants::migration;
 use tessera_proto_oauth2::token;
 
 use super::{failure, form_params, json_no_store, oauth_error};
@@ -80,7 +82,28 @@ async fn token_post(
             return oauth_error(&err);
         }
     };
-    match exchange::token(ctx, presented.as_ref(), &request, &client.ip, jkt.as_deref()).await {
+    // The OAuth 1.0 migration grant is signed with OAuth 1.0: its pairs, URL and body go to the
+    // one OAuth 1.0 verifier.
+    let signed = match &request {
+        token::TokenRequest::Migration(migration::Request::OAuth1) => {
+            match crate::legacy::oauth1_incoming(&state, &http::Method::POST, &uri, &headers, &body)
+            {
+                Ok(incoming) => Some(incoming),
+                Err(problem) => {
+                    let err = OAuthError::invalid_request(format!(
+                        "The OAuth 1.0 parameters were refused: {}.",
+                        problem.word()
+                    ));
+                    return oauth_error(&err);
+                }
+            }
+        }
+        _ => None,
+    };
+    let ip = &client.ip;
+    let jkt = jkt.as_deref();
+    match exchange::token_signed(ctx, presented.as_ref(), &request, ip, jkt, signed.as_ref()).await
+    {
         Ok(issued) => with_nonce(&state, json_no_store(StatusCode::OK, &render(&issued))),
         Err(err) => with_nonce(&state, failure(err)),
     }

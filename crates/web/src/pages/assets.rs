@@ -15,6 +15,7 @@ section{border-top:1px solid #eee;margin-top:1.25rem}
 table{border-collapse:collapse}td,th{padding:.25rem .5rem;text-align:left;border-bottom:1px solid #eee}
 .chooser{list-style:none;padding:0}.chooser li{margin:.5rem 0}.chooser span{color:#555}
 .qr svg{width:12rem;height:12rem}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:.5rem}
 .compact{font-size:.95rem}.compact h1{font-size:1.2rem}.compact button{width:100%;margin:.25rem 0}
 ";
 

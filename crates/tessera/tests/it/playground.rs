@@ -1,0 +1,363 @@
+//! The protocol playground (`/playground`) walked in headless Chromium, one walk per protocol:
+//! each step is the playground's own request to this server's public endpoints, shown raw.
+
+use fantoccini::Locator;
+use tessera_domain::audit::Actor;
+
+use crate::browser::Chrome;
+use crate::support::TestEnv;
+
+/// A developer with one project, signed in to Chromium.
+async fn developer(env: &TestEnv, email: &str) -> Chrome {
+    env.account(email, "password-1").await;
+    tessera_domain::projects::create(env.ctx(), "Playthings", email, &Actor::Cli).await.unwrap();
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, email, "password-1").await;
+    chrome
+}
+
+/// A service whose scope the legacy protocols and client credentials can ask for.
+async fn service(env: &TestEnv) -> String {
+    let scope = "https://calendar.example.test/feeds/".to_owned();
+    let new = tessera_domain::services::NewService {
+        name: "cl".to_owned(),
+        display_name: "Calendar".to_owned(),
+        scopes: vec![scope.clone()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(env.ctx(), new, &Actor::Cli).await.unwrap();
+    scope
+}
+
+async fn texts(chrome: &Chrome, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for element in chrome.client.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(element.text().await.unwrap());
+    }
+    out
+}
+
+/// The raw requests and responses the page shows, in order.
+async fn exchanges(chrome: &Chrome) -> Vec<(String, String)> {
+    let requests = texts(chrome, "pre.request").await;
+    let responses = texts(chrome, "pre.response").await;
+    requests.into_iter().zip(responses).collect()
+}
+
+#[tokio::test]
+async fn oauth2_code_flow_with_pkce_id_token_userinfo_caller_and_refresh() {
+    let env = TestEnv::start().await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("OAuth 2.0 and OpenID Connect").await;
+    assert_eq!(chrome.path().await, "/playground/oauth2");
+    chrome.click_button("Build the authorization URL").await;
+    let text = chrome.text().await;
+    assert!(text.contains("Created the web client \"Playground\""), "{text}");
+    let url = chrome.client.find(Locator::Id("visit-url")).await.unwrap().text().await.unwrap();
+    let url = url::Url::parse(&url).unwrap();
+    assert_eq!(url.path(), "/o/oauth2/auth");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["redirect_uri"], env.url("/playground/callback"));
+    assert_eq!(query["scope"], "openid email profile");
+
+    // The consent page every client gets, then back to the playground with a code.
+    chrome.click_link("Open the authorization URL").await;
+    assert_eq!(chrome.path().await, "/o/oauth2/auth");
+    assert!(chrome.text().await.contains("Playground wants to access your account"));
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/callback");
+    let text = chrome.text().await;
+    assert!(text.contains("The browser came back to") && text.contains("code=4"), "{text}");
+
+    chrome.click_button("Exchange the code for tokens").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /o/oauth2/token HTTP/1.1"), "{request}");
+    assert!(request.contains("authorization: Basic "), "{request}");
+    assert!(
+        request.contains("grant_type=authorization_code") && request.contains("code_verifier=")
+    );
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("\"access_token\"") && response.contains("\"id_token\""));
+    assert!(response.contains("\"refresh_token\""), "{response}");
+    let (request, response) = &shown[1];
+    assert!(request.starts_with("GET /oauth2/v3/certs"), "{request}");
+    assert!(response.contains("\"keys\""), "{response}");
+    let header = chrome.client.find(Locator::Css("pre.jwt-header")).await.unwrap();
+    let header: serde_json::Value = serde_json::from_str(&header.text().await.unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let claims = chrome.client.find(Locator::Css("pre.jwt-claims")).await.unwrap();
+    let claims: serde_json::Value = serde_json::from_str(&claims.text().await.unwrap()).unwrap();
+    assert_eq!(claims["email"], "dev@example.test");
+    assert_eq!(claims["iss"], env.base.as_str());
+    let verdict = chrome.client.find(Locator::Id("verdict")).await.unwrap().text().await.unwrap();
+    assert!(verdict.starts_with("Signature valid against the key set at"), "{verdict}");
+
+    chrome.click_button("Call userinfo").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /oauth2/v3/userinfo"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("authorization: Bearer ya29."), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK") && shown[0].1.contains("dev@example.test"));
+
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("POST /accounts/caller"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"protocol\":\"oauth2\""), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"scopes\":[\"email\",\"openid\",\"profile\"]"));
+
+    chrome.click_button("Refresh the access token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("grant_type=refresh_token"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK") && shown[0].1.contains("access_token"));
+    chrome.click_button("Call userinfo").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+
+    // Client credentials with the same client (its secret kept in the sealed flow, not reset).
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.fill("client_credentials-scope", &scope).await;
+    chrome.click_button("Get a token with client credentials").await;
+    let text = chrome.text().await;
+    assert!(!text.contains("has a new secret"), "{text}");
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("grant_type=client_credentials"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains(&scope), "{}", shown[0].1);
+    chrome.close().await;
+}
+
+/// The anonymous consumer's client row belongs to the first administrator.
+async fn administrator(env: &TestEnv) {
+    let new = tessera_domain::accounts::NewAccount {
+        email: "admin@example.test".to_owned(),
+        name: "Admin".to_owned(),
+        domain: None,
+        password: Some("password-admin".to_owned()),
+        is_admin: true,
+        state: tessera_store::AccountState::Active,
+    };
+    tessera_domain::accounts::create(env.ctx(), new, &Actor::Cli, "").await.unwrap();
+}
+
+#[tokio::test]
+async fn oauth1_request_token_authorize_access_token_and_signed_call() {
+    let env = TestEnv::start().await;
+    administrator(&env).await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev1@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("OAuth 1.0a").await;
+    chrome.fill("start-scope", &scope).await;
+    chrome.click_button("Get a request token").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /accounts/OAuthGetRequestToken HTTP/1.1"), "{request}");
+    assert!(request.contains("authorization: OAuth oauth_consumer_key=\"anonymous\""));
+    assert!(request.contains("oauth_signature_method=\"HMAC-SHA1\""), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("oauth_callback_confirmed=true"), "{response}");
+
+    chrome.click_link("Open the authorization page").await;
+    assert_eq!(chrome.path().await, "/accounts/OAuthAuthorizeToken");
+    assert!(chrome.text().await.contains("tessera playground"));
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/oauth1/callback");
+    assert!(chrome.text().await.contains("oauth_verifier="));
+
+    chrome.click_button("Get the access token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("POST /accounts/OAuthGetAccessToken"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("oauth_verifier=\""), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("oauth_token_secret="), "{}", shown[0].1);
+
+    chrome.click_button("Make a signed call").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /accounts/AuthSubTokenInfo"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Target=anonymous"), "{}", shown[0].1);
+    assert!(shown[1].0.starts_with("POST /accounts/caller"), "{}", shown[1].0);
+    assert!(shown[1].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[1].1);
+    assert!(shown[1].1.contains("\"protocol\":\"oauth1\""), "{}", shown[1].1);
+    // A second signed call: a fresh nonce, accepted again.
+    chrome.click_button("Make another signed call").await;
+    assert!(exchanges(&chrome).await[1].1.starts_with("HTTP/1.1 200 OK"));
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn authsub_request_session_token_token_info_and_caller_check() {
+    let env = TestEnv::start().await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev2@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("AuthSub").await;
+    chrome.fill("start-scope", &scope).await;
+    chrome.click_button("Build the AuthSubRequest URL").await;
+    let url = chrome.client.find(Locator::Id("visit-url")).await.unwrap().text().await.unwrap();
+    let url = url::Url::parse(&url).unwrap();
+    assert_eq!(url.path(), "/accounts/AuthSubRequest");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["next"], env.url("/playground/authsub/callback"));
+    assert_eq!(query["session"], "1");
+
+    chrome.click_link("Open the AuthSubRequest URL").await;
+    assert_eq!(chrome.path().await, "/accounts/AuthSubRequest");
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/authsub/callback");
+    assert!(chrome.text().await.contains("token="));
+
+    chrome.click_button("Exchange for a session token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /accounts/AuthSubSessionToken"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("authorization: AuthSub token=\""), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Token="), "{}", shown[0].1);
+
+    chrome.click_button("Ask AuthSubTokenInfo").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains(&format!("Scope={scope}")), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Secure=false"), "{}", shown[0].1);
+
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"protocol\":\"authsub\""), "{}", shown[0].1);
+
+    // The single-use token went with the exchange: the flow no longer offers it.
+    let mut browser = crate::support::Browser::new(&env.base);
+    let page = browser.get("/playground/authsub/callback?token=x").await;
+    assert_eq!(page.status, 302, "not signed in: to the sign-in page");
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn clientlogin_form_auth_token_and_caller_check() {
+    let env = TestEnv::start().await;
+    service(&env).await;
+    let chrome = developer(&env, "dev3@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("ClientLogin").await;
+    chrome.fill("start-Email", "dev3@example.test").await;
+    chrome.fill("start-Passwd", "wrong-password").await;
+    chrome.fill("start-service", "cl").await;
+    chrome.click_button("Sign in with ClientLogin").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 403"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Error=BadAuthentication"), "{}", shown[0].1);
+    assert!(chrome.text().await.contains("ClientLogin refused"));
+
+    chrome.fill("start-Email", "dev3@example.test").await;
+    chrome.fill("start-Passwd", "password-1").await;
+    chrome.fill("start-service", "cl").await;
+    chrome.click_button("Sign in with ClientLogin").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /accounts/ClientLogin HTTP/1.1"), "{request}");
+    assert!(request.contains("Passwd=********") && !request.contains("password-1"), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("SID=") && response.contains("Auth="), "{response}");
+
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("GoogleLogin auth="), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"protocol\":\"clientlogin\""), "{}", shown[0].1);
+    assert!(!chrome.client.source().await.unwrap().contains("password-1"));
+    chrome.close().await;
+}
+
+/// The protocols a configuration switches off are neither listed nor served by the playground.
+#[tokio::test]
+async fn switched_off_protocols_are_hidden() {
+    let env = TestEnv::with_config(|raw| {
+        raw.legacy.authsub = false;
+        raw.legacy.oauth1 = false;
+    })
+    .await;
+    env.account("off@example.test", "password-1").await;
+    let mut browser = env.browser();
+    browser.sign_in("off@example.test", "password-1").await;
+    let page = browser.get("/playground").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("href=\"/playground/oauth2\""), "{}", page.body);
+    assert!(page.body.contains("href=\"/playground/clientlogin\""), "{}", page.body);
+    assert!(!page.body.contains("/playground/authsub"), "{}", page.body);
+    assert!(!page.body.contains("/playground/oauth1"), "{}", page.body);
+    assert_eq!(browser.get("/playground/authsub").await.status, 404);
+    assert_eq!(browser.get("/playground/oauth1").await.status, 404);
+    let csrf = browser.get("/playground/oauth2").await.csrf();
+    let page = browser.post("/playground/oauth1/start", &[("csrf", &csrf), ("scope", "x")]).await;
+    assert_eq!(page.status, 404);
+}
+
+/// Bad input changes nothing: no sign-in, a missing CSRF token, another developer's project, a
+/// callback whose state is not the flow's, and a flow cookie that does not open.
+#[tokio::test]
+async fn refusals_change_nothing() {
+    let env = TestEnv::start().await;
+    env.account("one@example.test", "password-1").await;
+    env.account("two@example.test", "password-2").await;
+    let theirs =
+        tessera_domain::projects::create(env.ctx(), "Theirs", "two@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let mine = tessera_domain::projects::create(env.ctx(), "Mine", "one@example.test", &Actor::Cli)
+        .await
+        .unwrap();
+    let mut browser = env.browser();
+    let page = browser.get("/playground").await;
+    assert_eq!(page.status, 302);
+    assert!(page.location().starts_with("/accounts/ServiceLogin?continue="), "{}", page.location());
+
+    browser.sign_in("one@example.test", "password-1").await;
+    let page = browser.post("/playground/oauth2/start", &[("project", &mine.id)]).await;
+    assert_eq!(page.status, 400, "no CSRF token");
+
+    let csrf = browser.get("/playground/oauth2").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("project", &theirs.id), ("scope", "openid")];
+    let page = browser.post("/playground/oauth2/start", &fields).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("Choose one of your projects."), "{}", page.body);
+    let clients = tessera_domain::oauth2::clients::list(env.ctx(), &theirs.id).await.unwrap();
+    assert!(clients.is_empty(), "nothing was created in another developer's project");
+
+    let csrf = browser.get("/playground/oauth2").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("project", &mine.id), ("scope", "openid")];
+    let page = browser.post("/playground/oauth2/start", &fields).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let needle = "id=\"visit\" href=\"";
+    let start = page.body.find(needle).unwrap() + needle.len();
+    let visit =
+        crate::support::html_unescape(&page.body[start..][..page.body[start..].find('"').unwrap()]);
+    let visit = url::Url::parse(&visit).unwrap();
+    let state = visit.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let page = browser.get("/playground/callback?code=4%2Fforged&state=not-the-state").await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("state is not the one the playground sent"), "{}", page.body);
+    let csrf = page.csrf();
+    let page = browser.post("/playground/oauth2/exchange", &[("csrf", &csrf)]).await;
+    assert!(page.body.contains("There is no code to exchange"), "{}", page.body);
+    assert!(!page.body.contains("/o/oauth2/token"), "no request was made: {}", page.body);
+
+    // A flow cookie that does not open (edited, or another account's) is a fresh flow: the
+    // state it carried is gone.
+    let sealed = browser.jar.get("TPLAY").unwrap().clone();
+    let last = if sealed.ends_with('A') { 'B' } else { 'A' };
+    browser.jar.insert("TPLAY".to_owned(), format!("{}{last}", &sealed[..sealed.len() - 1]));
+    let callback = format!("/playground/callback?code=4%2Fx&state={state}");
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    browser.jar.insert("TPLAY".to_owned(), sealed);
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Exchange the code for tokens"), "{}", page.body);
+}

@@ -1,0 +1,408 @@
+//! The OAuth 2.0 and OpenID Connect walk: authorization code with PKCE (authorization URL → the
+//! consent page → `/playground/callback` → code exchange → ID token decoded and verified against
+//! the JWKS → userinfo and the caller check), refresh, and client credentials.
+
+use std::sync::Arc;
+
+use axum::extract::{OriginalUri, State};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
+use tessera_client::id_token::IdTokenVerifier;
+use tessera_client::oauth2::PkceVerifier;
+use tessera_domain::audit::Actor;
+use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
+
+use super::{
+    Decoded, Field, Flow, Outcome, ServerClock, Step, StepInput, Walk, caller_check, client,
+    developer, public, random, send, show,
+};
+use crate::AppState;
+use crate::error::PageError;
+use crate::forms;
+
+/// The name of the client the playground registers in a developer's project.
+const PLAYGROUND_CLIENT: &str = "Playground";
+
+pub(super) async fn step(
+    input: &StepInput<'_>,
+    flow: &mut Flow,
+    step: &str,
+) -> Result<Outcome, PageError> {
+    match step {
+        "start" => start(input, flow).await,
+        "exchange" => exchange(input, flow).await,
+        "userinfo" => userinfo(input, flow).await,
+        "caller" => caller(input, flow).await,
+        "refresh" => refresh(input, flow).await,
+        "client_credentials" => client_credentials(input, flow).await,
+        _ => Err(PageError::not_found()),
+    }
+}
+
+/// The playground's web client in the chosen project and its secret: the one this flow already
+/// holds, else the project's playground client with a new secret (the console's "Reset client
+/// secret"), else a new client (the console's "Create client").
+async fn playground_client(
+    input: &StepInput<'_>,
+    flow: &mut Flow,
+    outcome: &mut Outcome,
+) -> Result<Option<(String, String)>, PageError> {
+    let ctx = &input.state.ctx;
+    let project_id = input.fields.text("project");
+    let project =
+        match tessera_domain::projects::get_owned(ctx, &input.me.account.id, &project_id).await {
+            Ok(it) => it,
+            Err(tessera_domain::Error::NotFound | tessera_domain::Error::Forbidden) => {
+                outcome.error = Some("Choose one of your projects.".to_owned());
+                return Ok(None);
+            }
+            Err(err) => return Err(err.into()),
+        };
+    let callback = public(input.state, "/playground/callback");
+    if flow.project.as_deref() == Some(project.id.as_str())
+        && let (Some(id), Some(secret)) = (&flow.client_id, &flow.client_secret)
+        && clients::load(ctx, id).await?.is_some_and(|it| it.record.project_id == project.id)
+    {
+        return Ok(Some((id.clone(), secret.clone())));
+    }
+    let existing = clients::list(ctx, &project.id).await?.into_iter().find(|it| {
+        it.kind == ClientKind::Web
+            && it.record.name == PLAYGROUND_CLIENT
+            && it.settings.redirect_uris.contains(&callback)
+    });
+    let (id, secret) = match existing {
+        Some(found) => {
+            let secret = clients::rotate_secret(ctx, found.id(), &Actor::Account).await?;
+            outcome.notes.push(format!(
+                "The playground client {} of project {} has a new secret (the old one stopped working).",
+                found.id(),
+                project.name
+            ));
+            (found.id().to_owned(), secret)
+        }
+        None => {
+            let new = NewClient {
+                kind: ClientKind::Web,
+                name: PLAYGROUND_CLIENT.to_owned(),
+                redirect_uris: vec![callback],
+                android_package: None,
+                android_cert_sha1: None,
+                allow_implicit: false,
+                jwt_access_tokens: false,
+            };
+            let created = clients::create(ctx, &project, new, &Actor::Account).await?;
+            let secret = created.secret.ok_or_else(|| {
+                PageError::from(tessera_domain::Error::Internal("web client without secret".into()))
+            })?;
+            outcome.notes.push(format!(
+                "Created the web client \"{PLAYGROUND_CLIENT}\" ({}) in project {}, redirect URI {}.",
+                created.client.id(),
+                project.name,
+                public(input.state, "/playground/callback"),
+            ));
+            (created.client.id().to_owned(), secret)
+        }
+    };
+    flow.project = Some(project.id);
+    flow.client_id = Some(id.clone());
+    flow.client_secret = Some(secret.clone());
+    Ok(Some((id, secret)))
+}
+
+fn scope_of(input: &StepInput<'_>) -> Option<String> {
+    let scope = input.fields.text("scope").split_whitespace().collect::<Vec<_>>().join(" ");
+    (!scope.is_empty() && scope.len() <= 2000).then_some(scope)
+}
+
+async fn start(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let Some(scope) = scope_of(input) else {
+        outcome.error = Some("Name at least one scope.".to_owned());
+        return Ok(outcome);
+    };
+    let Some((client_id, _)) = playground_client(input, flow, &mut outcome).await? else {
+        return Ok(outcome);
+    };
+    let verifier = PkceVerifier::from_string(random(input.state, 32));
+    let state_value = random(input.state, 16);
+    let nonce = random(input.state, 16);
+    let mut url = url::Url::parse(&public(input.state, "/o/oauth2/auth"))
+        .map_err(|err| super::internal(format!("public URL: {err}")))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", &public(input.state, "/playground/callback"))
+        .append_pair("scope", &scope)
+        .append_pair("state", &state_value)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &verifier.challenge())
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("access_type", "offline");
+    flow.pkce_verifier = Some(verifier.secret().to_owned());
+    flow.state = Some(state_value);
+    flow.nonce = Some(nonce);
+    flow.code = None;
+    flow.access_token = None;
+    flow.refresh_token = None;
+    outcome.notes.push(format!(
+        "Step 1: the authorization request, with a PKCE challenge (S256) whose verifier the \
+         playground keeps for the exchange. Open it: you will see the consent page every client \
+         gets, and come back to {} with a code.",
+        public(input.state, "/playground/callback")
+    ));
+    outcome.visit = Some((url.to_string(), "Open the authorization URL"));
+    Ok(outcome)
+}
+
+/// `GET /playground/callback`: the authorization endpoint's answer.
+pub(super) async fn callback_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, PageError> {
+    let query = forms::query(&uri)?;
+    let me = match developer(&state, &headers, None, "/playground/oauth2").await? {
+        Ok(me) => me,
+        Err(res) => return Ok(res),
+    };
+    let mut flow = Flow::load(&state, &headers, &me);
+    let mut outcome = Outcome::default();
+    let shown = match uri.query() {
+        Some(query) => format!("{}?{query}", public(&state, uri.path())),
+        None => public(&state, uri.path()),
+    };
+    outcome.notes.push(format!("The browser came back to {shown}"));
+    let expected = flow.state.clone().filter(|it| Some(it.as_str()) == query.get("state"));
+    if expected.is_none() {
+        outcome.error =
+            Some("This answer's state is not the one the playground sent; start again.".to_owned());
+    } else if let Some(error) = query.get("error") {
+        outcome.error = Some(format!("The authorization endpoint answered error={error}."));
+    } else if let Some(code) = query.get("code") {
+        flow.code = Some(code.to_owned());
+        flow.state = None;
+        outcome.notes.push(
+            "Step 2: the state matches. Exchange the code at the token endpoint, with the client \
+             secret and the PKCE verifier."
+                .to_owned(),
+        );
+        outcome.next.push(Step::button("exchange", "Exchange the code for tokens"));
+    } else {
+        outcome.error = Some("The answer carries neither a code nor an error.".to_owned());
+    }
+    show(&state, &headers, &me, Some(Walk::OAuth2), Some(&flow), outcome).await
+}
+
+fn token_request(state: &AppState, flow: &Flow, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    client()
+        .post(public(state, "/o/oauth2/token"))
+        .basic_auth(
+            flow.client_id.clone().unwrap_or_default(),
+            Some(flow.client_secret.clone().unwrap_or_default()),
+        )
+        .form(form)
+}
+
+/// Reads a token response into the flow and the outcome: tokens kept, the ID token taken apart
+/// and verified, the next steps offered.
+async fn absorb_tokens(
+    state: &AppState,
+    flow: &mut Flow,
+    outcome: &mut Outcome,
+    status: u16,
+    body: &str,
+) {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    if status != 200 {
+        outcome.error = Some(format!(
+            "The token endpoint refused: {}",
+            json.get("error").and_then(|it| it.as_str()).unwrap_or("no error code")
+        ));
+        return;
+    }
+    let text = |name: &str| json.get(name).and_then(|it| it.as_str()).map(str::to_owned);
+    if let Some(token) = text("access_token") {
+        flow.access_token = Some(token);
+    }
+    if let Some(token) = text("refresh_token") {
+        flow.refresh_token = Some(token);
+    }
+    if let Some(id_token) = text("id_token") {
+        outcome.decoded.push(decode_id_token(state, flow, &id_token).await);
+    }
+    if flow.access_token.is_some() {
+        outcome.notes.push(
+            "Step 3: use the access token, as a client would (userinfo) and as a resource server \
+             would see it (the caller check)."
+                .to_owned(),
+        );
+        outcome.next.push(Step::button("userinfo", "Call userinfo"));
+        outcome.next.push(Step::button("caller", "Ask the caller check"));
+    }
+    if flow.refresh_token.is_some() {
+        outcome.next.push(Step::button("refresh", "Refresh the access token"));
+    }
+}
+
+/// The ID token's header and claims, and the client library's verdict on it: signature checked
+/// against the keys this server publishes, then `iss`, `aud`, `exp` and `nonce`.
+async fn decode_id_token(state: &AppState, flow: &Flow, token: &str) -> Decoded {
+    let part = |index: usize| {
+        token
+            .split('.')
+            .nth(index)
+            .and_then(|it| URL_SAFE_NO_PAD.decode(it).ok())
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|json| serde_json::to_string_pretty(&json).ok())
+            .unwrap_or_else(|| "(not JSON)".to_owned())
+    };
+    let jwks = public(state, "/oauth2/v3/certs");
+    let client_id = flow.client_id.clone().unwrap_or_default();
+    let verdict = match url::Url::parse(&jwks) {
+        Ok(jwks_uri) => {
+            let verifier =
+                IdTokenVerifier::with_jwks_uri(jwks_uri, state.ctx.public_url.as_ref(), &client_id)
+                    .clock(Arc::new(ServerClock(state.ctx.clock.clone())))
+                    .http_client(client().clone())
+                    .build();
+            let nonce = flow.nonce.clone().unwrap_or_default();
+            match verifier.verify_with_nonce(token, &nonce).await {
+                Ok(claims) => Ok(format!(
+                    "Signature valid against the key set at {jwks}; issuer {}, audience {client_id}, \
+                     expiry and nonce checked. Subject {}.",
+                    claims.iss, claims.sub
+                )),
+                Err(err) => Err(format!("Not valid: {err}")),
+            }
+        }
+        Err(err) => Err(format!("Not valid: the key set's URL does not parse ({err})")),
+    };
+    let (verified, verdict) = match verdict {
+        Ok(text) => (true, text),
+        Err(text) => (false, text),
+    };
+    Decoded { what: "ID token", header: part(0), claims: part(1), verified, verdict }
+}
+
+async fn exchange(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let (Some(code), Some(verifier)) = (flow.code.take(), flow.pkce_verifier.take()) else {
+        outcome.error = Some("There is no code to exchange; start again.".to_owned());
+        return Ok(outcome);
+    };
+    let redirect_uri = public(input.state, "/playground/callback");
+    let request = token_request(
+        input.state,
+        flow,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect_uri),
+            ("code_verifier", &verifier),
+        ],
+    );
+    let exchange = send("Token request (authorization code)", request, &[]).await?;
+    let (status, body) = (exchange.status, exchange.body.clone());
+    outcome.exchanges.push(exchange);
+    let jwks = client().get(public(input.state, "/oauth2/v3/certs"));
+    outcome.exchanges.push(send("The published keys (JWKS)", jwks, &[]).await?);
+    absorb_tokens(input.state, flow, &mut outcome, status, &body).await;
+    Ok(outcome)
+}
+
+fn need_access_token(flow: &Flow, outcome: &mut Outcome) -> Option<String> {
+    let token = flow.access_token.clone();
+    if token.is_none() {
+        outcome.error = Some("There is no access token yet; start again.".to_owned());
+    }
+    token
+}
+
+fn after_use(flow: &Flow, outcome: &mut Outcome) {
+    outcome.next.push(Step::button("userinfo", "Call userinfo"));
+    outcome.next.push(Step::button("caller", "Ask the caller check"));
+    if flow.refresh_token.is_some() {
+        outcome.next.push(Step::button("refresh", "Refresh the access token"));
+    }
+}
+
+async fn userinfo(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let Some(token) = need_access_token(flow, &mut outcome) else { return Ok(outcome) };
+    let request = client().get(public(input.state, "/oauth2/v3/userinfo")).bearer_auth(token);
+    outcome.exchanges.push(send("Userinfo", request, &[]).await?);
+    after_use(flow, &mut outcome);
+    Ok(outcome)
+}
+
+async fn caller(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let Some(token) = need_access_token(flow, &mut outcome) else { return Ok(outcome) };
+    let authorization = tessera_client::oauth2::bearer_authorization(&token);
+    outcome.exchanges.push(caller_check(input.state, &authorization).await?);
+    after_use(flow, &mut outcome);
+    Ok(outcome)
+}
+
+async fn refresh(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let Some(refresh_token) = flow.refresh_token.clone() else {
+        outcome.error = Some("There is no refresh token; start again.".to_owned());
+        return Ok(outcome);
+    };
+    let request = token_request(
+        input.state,
+        flow,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)],
+    );
+    let exchange = send("Token request (refresh token)", request, &[]).await?;
+    let (status, body) = (exchange.status, exchange.body.clone());
+    outcome.exchanges.push(exchange);
+    absorb_tokens(input.state, flow, &mut outcome, status, &body).await;
+    Ok(outcome)
+}
+
+async fn client_credentials(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let Some(scope) = scope_of(input) else {
+        outcome.error = Some("Name at least one scope of a service.".to_owned());
+        return Ok(outcome);
+    };
+    if playground_client(input, flow, &mut outcome).await?.is_none() {
+        return Ok(outcome);
+    }
+    flow.access_token = None;
+    flow.refresh_token = None;
+    let request = token_request(
+        input.state,
+        flow,
+        &[("grant_type", "client_credentials"), ("scope", &scope)],
+    );
+    let exchange = send("Token request (client credentials)", request, &[]).await?;
+    let (status, body) = (exchange.status, exchange.body.clone());
+    outcome.exchanges.push(exchange);
+    absorb_tokens(input.state, flow, &mut outcome, status, &body).await;
+    if flow.access_token.is_some() {
+        // A client's own token names no account: userinfo has nothing to say about it.
+        outcome.next.retain(|it| it.step != "userinfo");
+    }
+    Ok(outcome)
+}
+
+/// The OAuth 2.0 walk's first forms: the authorization code flow, and client credentials.
+pub(super) fn start_steps(project: impl Fn() -> Field) -> Vec<Step> {
+    vec![
+        Step {
+            step: "start",
+            label: "Build the authorization URL",
+            fields: vec![project(), Field::text("scope", "Scopes", "openid email profile")],
+        },
+        Step {
+            step: "client_credentials",
+            label: "Get a token with client credentials",
+            fields: vec![project(), Field::text("scope", "Scopes (a service's)", "")],
+        },
+    ]
+}
