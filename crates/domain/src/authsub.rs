@@ -311,6 +311,32 @@ pub async fn approve(ctx: &Ctx, approved: &Approved, prepared: &Prepared) -> Res
     Ok(append_token(&prepared.request.next, &token))
 }
 
+/// A plain AuthSub session token for the account's grant `grant_id` to `client_id`, issued under
+/// the per-app cap: the token the front-end proxy holds for an AuthSub resource (`proxy`), never
+/// handed out. `target` is what `AuthSubTokenInfo` shows as `Target=`.
+pub async fn issue_session(
+    ctx: &Ctx,
+    account_id: &str,
+    client_id: &str,
+    grant_id: &str,
+    scopes: &str,
+    target: &str,
+) -> Result<String> {
+    let (token, digest) = ctx.new_token();
+    let mut record = CredentialRecord::new(digest, CredentialKind::AuthsubSession, ctx.now());
+    record.account_id = Some(account_id.to_owned());
+    record.grant_id = Some(grant_id.to_owned());
+    record.client_id = Some(client_id.to_owned());
+    record.scopes = scopes.to_owned();
+    record.data = credentials::encode(&AuthSubData {
+        session: false,
+        secure: false,
+        target: target.to_owned(),
+    })?;
+    credentials::issue_capped(ctx, &record).await?;
+    Ok(token)
+}
+
 /// A live AuthSub token whose signature (for secure tokens) checked out.
 #[derive(Debug, Clone)]
 pub struct Checked {

@@ -101,6 +101,18 @@ pub enum CallerError {
     OAuth1Problem(&'static str),
 }
 
+/// The `Authorization` value that presents an OAuth 2.0 bearer token (the front-end proxy's
+/// outgoing calls); [`parse_authorization`] reads it back as [`Presented::Bearer`].
+pub fn bearer_authorization(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The `Authorization` value that presents a plain AuthSub token (the front-end proxy's outgoing
+/// calls); [`parse_authorization`] reads it back as [`Presented::AuthSub`].
+pub fn authsub_authorization(token: &str) -> String {
+    format!("AuthSub token=\"{token}\"")
+}
+
 /// Parses an `Authorization` header value. Parameter values may be quoted or bare.
 pub fn parse_authorization(header: &str) -> Result<Presented, CallerError> {
     let header = header.trim();
@@ -381,6 +393,24 @@ async fn dpop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_values_the_proxy_sends_parse_back_to_what_they_present() {
+        let token = "ya29.AbC-_~x";
+        assert_eq!(
+            parse_authorization(&bearer_authorization(token)).unwrap(),
+            Presented::Bearer(token.to_owned())
+        );
+        assert_eq!(
+            parse_authorization(&authsub_authorization("CKF50YzIHxCT85KMAg")).unwrap(),
+            Presented::AuthSub {
+                token: "CKF50YzIHxCT85KMAg".to_owned(),
+                sigalg: None,
+                data: None,
+                sig: None
+            }
+        );
+    }
     use proptest::prelude::*;
 
     #[test]

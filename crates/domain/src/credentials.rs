@@ -73,7 +73,8 @@ impl Protocol {
             CredentialKind::AuthorizationCode
             | CredentialKind::AccessToken
             | CredentialKind::RefreshToken
-            | CredentialKind::DeviceCode => Some(Protocol::OAuth2),
+            | CredentialKind::DeviceCode
+            | CredentialKind::ProxyHolding => Some(Protocol::OAuth2),
             CredentialKind::Oauth1RequestToken | CredentialKind::Oauth1AccessToken => {
                 Some(Protocol::OAuth1)
             }
@@ -235,8 +236,8 @@ pub struct PushApiKeyData {
 }
 
 /// The data of credentials that carry a secret the server must read back: an OAuth 1.0a token
-/// secret (HMAC-SHA1 keys are the consumer secret and the token secret) or an OpenID 2.0
-/// association's MAC key. Only these kinds keep a sealed secret; every other kind is stored as a
+/// secret (HMAC-SHA1 keys are the consumer secret and the token secret), an OpenID 2.0
+/// association's MAC key, or the tokens the front-end proxy holds (`proxy::Holding`). Only these kinds keep a sealed secret; every other kind is stored as a
 /// digest alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SealedSecretData {
@@ -266,6 +267,7 @@ pub fn keeps_sealed_secret(kind: CredentialKind) -> bool {
         CredentialKind::Oauth1RequestToken
             | CredentialKind::Oauth1AccessToken
             | CredentialKind::OpenIdAssociation
+            | CredentialKind::ProxyHolding
     )
 }
 
@@ -325,6 +327,7 @@ fn needs_registered_client(kind: CredentialKind) -> bool {
             | CredentialKind::DeviceCode
             | CredentialKind::Oauth1RequestToken
             | CredentialKind::Oauth1AccessToken
+            | CredentialKind::ProxyHolding
     )
 }
 

@@ -25,6 +25,7 @@ pub mod oauth2;
 pub mod openid2;
 pub mod password;
 pub mod projects;
+pub mod proxy;
 pub mod push;
 pub mod redirect;
 pub mod services;
@@ -87,6 +88,8 @@ pub struct Policy {
     pub dpop_nonce: bool,
     /// Push messaging quotas and storage limits.
     pub push: push::PushPolicy,
+    /// The front-end token proxy's outgoing limits (`[proxy]`).
+    pub proxy: proxy::ProxyPolicy,
     /// The legacy protocols' deprecation dates and migration page (`[legacy]`).
     pub deprecation: legacy::Deprecations,
 }
@@ -116,6 +119,7 @@ impl Default for Policy {
             require_par: false,
             dpop_nonce: false,
             push: push::PushPolicy::default(),
+            proxy: proxy::ProxyPolicy::default(),
             deprecation: legacy::Deprecations::default(),
         }
     }

@@ -8,6 +8,11 @@
 //!   `GoogleLogin auth=`, AuthSub, OAuth 1.0a signed requests, OAuth 2.0 `Bearer`) is checked by
 //!   tessera's one caller check (`tessera_client::caller_check::OAuth1CallerLayer`, every scheme),
 //!   and the caller must hold a scope that covers `<public>/api/`.
+//! * `/reader` (when [`FeedsConfig::proxy_app`] names a front-end app) is a single-page feed
+//!   reader in plain HTML and JavaScript that holds no token: it asks tessera's front-end token
+//!   proxy (`POST /proxy/request`) for `/api/feed`, follows the `oauthApprovalUrl` it may get, and
+//!   shows the feed. Register it with
+//!   `tessera admin proxy app add --project P --name Reader --origin PUBLIC --target "PUBLIC/api/ PUBLIC/api/"`.
 //!
 //! Register the service first:
 //! `tessera admin service add NAME --scope PUBLIC/api/` and
@@ -35,6 +40,19 @@ pub struct FeedsConfig {
     pub cookie_name: Option<String>,
     /// The scope (a URL prefix) a caller of `/api/` must hold; [`api_scope`] when `None`.
     pub api_scope: Option<String>,
+    /// The client id of the front-end app registered at tessera for `/reader`; no reader without.
+    pub proxy_app: Option<String>,
+}
+
+const READER_HTML: &str = include_str!("../static/reader.html");
+const READER_JS: &str = include_str!("../static/reader.js");
+
+/// The reader page, told where tessera and the feed are and which app it is.
+fn reader_page(accounts: &str, app: &str, feed: &str) -> String {
+    READER_HTML
+        .replace("{accounts}", &escape(accounts.trim_end_matches('/')))
+        .replace("{app}", &escape(app))
+        .replace("{feed}", &escape(feed))
 }
 
 /// The scope prefix a caller of `/api/` must hold.
@@ -87,7 +105,17 @@ pub fn router(config: &FeedsConfig) -> Result<axum::Router, String> {
             }),
         )
         .route_layer(callers);
-    Ok(web.merge(api))
+    let mut all = web.merge(api);
+    if let Some(app) = &config.proxy_app {
+        let page = reader_page(&config.accounts, app, &format!("{public}/api/feed"));
+        all = all.route("/reader", get(move || async move { Html(page) })).route(
+            "/reader/app.js",
+            get(|| async {
+                ([(http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")], READER_JS)
+            }),
+        );
+    }
+    Ok(all)
 }
 
 /// The caller's feed, when one of its scopes covers this URL.

@@ -1,5 +1,6 @@
-//! `tessera-example-feeds --accounts URL --service NAME --listen ADDR --public URL`: the example
-//! feeds service (`tessera_example_feeds`) on one address.
+//! `tessera-example-feeds --accounts URL --service NAME --listen ADDR --public URL
+//! [--proxy-app CLIENT_ID]`: the example feeds service (`tessera_example_feeds`) on one address,
+//! with the single-page reader at `/reader` when a front-end app is named.
 
 use tessera_example_feeds::{FeedsConfig, router};
 
@@ -10,6 +11,7 @@ fn args() -> Result<(FeedsConfig, String), String> {
         public: String::new(),
         cookie_name: None,
         api_scope: None,
+        proxy_app: None,
     };
     let mut listen = "127.0.0.2:8081".to_owned();
     let mut it = std::env::args().skip(1);
@@ -20,6 +22,7 @@ fn args() -> Result<(FeedsConfig, String), String> {
             "--service" => config.service = value,
             "--listen" => listen = value,
             "--public" => config.public = value,
+            "--proxy-app" => config.proxy_app = Some(value),
             other => return Err(format!("unknown flag {other}")),
         }
     }

@@ -212,10 +212,13 @@ pub enum CredentialKind {
     Nonce,
     /// A pushed authorization request (RFC 9126): its parameters, for one use by its client.
     PushedAuthorizationRequest,
+    /// The OAuth 2.0 tokens the front-end token proxy holds for one account, one front-end app
+    /// and one grant: its refresh and access tokens sealed, never handed to the browser.
+    ProxyHolding,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 27] = [
+    pub const ALL: [CredentialKind; 28] = [
         CredentialKind::Session,
         CredentialKind::Setup,
         CredentialKind::Captcha,
@@ -243,6 +246,7 @@ impl CredentialKind {
         CredentialKind::OpenIdAssociation,
         CredentialKind::Nonce,
         CredentialKind::PushedAuthorizationRequest,
+        CredentialKind::ProxyHolding,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -274,6 +278,7 @@ impl CredentialKind {
             CredentialKind::OpenIdAssociation => "openid_association",
             CredentialKind::Nonce => "nonce",
             CredentialKind::PushedAuthorizationRequest => "pushed_authorization_request",
+            CredentialKind::ProxyHolding => "proxy_holding",
         }
     }
 

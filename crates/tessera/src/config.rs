@@ -33,6 +33,7 @@ pub struct RawConfig {
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
     pub push: PushConfig,
+    pub proxy: ProxyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +193,56 @@ pub struct DeviceConfig {
 impl Default for DeviceConfig {
     fn default() -> DeviceConfig {
         DeviceConfig { enabled: true, plain_passwd: false }
+    }
+}
+
+/// `[proxy]`: the front-end token proxy's outgoing calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Connect to private, loopback, link-local and other special addresses too.
+    pub allow_private_addresses: bool,
+    /// Exactly these `ip:port` addresses may be connected to although they are special.
+    pub allowed_addresses: Vec<String>,
+    /// The largest response body passed back, in bytes.
+    pub max_response_bytes: u64,
+    /// The longest one proxied request may take, redirects included, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> ProxyConfig {
+        let policy = tessera_domain::proxy::ProxyPolicy::default();
+        ProxyConfig {
+            allow_private_addresses: policy.allow_private_addresses,
+            allowed_addresses: Vec::new(),
+            max_response_bytes: policy.max_response_bytes as u64,
+            timeout_secs: policy.timeout_secs,
+        }
+    }
+}
+
+impl ProxyConfig {
+    fn policy(&self) -> anyhow::Result<tessera_domain::proxy::ProxyPolicy> {
+        let mut allowed = Vec::new();
+        for text in &self.allowed_addresses {
+            let addr: std::net::SocketAddr = text.parse().map_err(|_| {
+                format_err!("proxy.allowed_addresses: {text:?} is not an ip:port address")
+            })?;
+            allowed.push(addr);
+        }
+        if !(1..=64 * 1024 * 1024).contains(&self.max_response_bytes) {
+            return Err(format_err!("proxy.max_response_bytes: must be 1 to 67108864"));
+        }
+        if !(1..=120).contains(&self.timeout_secs) {
+            return Err(format_err!("proxy.timeout_secs: must be 1 to 120"));
+        }
+        Ok(tessera_domain::proxy::ProxyPolicy {
+            allow_private_addresses: self.allow_private_addresses,
+            allowed_addresses: allowed,
+            max_response_bytes: self.max_response_bytes as usize,
+            timeout_secs: self.timeout_secs,
+        })
     }
 }
 
@@ -391,6 +442,7 @@ impl Default for RawConfig {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             push: PushConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -640,9 +692,11 @@ impl RawConfig {
                 .map_err(|_| format_err!("kek: must be base64 of exactly 32 bytes"))?;
         }
         let push = self.push.policy()?;
+        let proxy = self.proxy.policy()?;
         let deprecation = self.legacy.deprecations()?;
         let policy = Policy {
             push,
+            proxy,
             deprecation,
             password: PasswordParams {
                 m_cost_kib: p.memory_kib,

@@ -13,6 +13,7 @@ mod middleware;
 mod oauth2;
 mod pages;
 mod playground;
+mod proxy;
 mod push;
 mod push_delivery;
 mod render;
@@ -26,6 +27,7 @@ pub use health::MetricsAccess;
 pub use legacy::Legacy;
 use metrics_exporter_prometheus::PrometheusHandle;
 pub use pages::assets::STYLESHEET;
+pub use proxy::{HttpFetcher, PROXY_HEADER};
 pub use serve::{ConnLimits, serve};
 use tessera_domain::Ctx;
 
@@ -46,6 +48,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Who may read `/metrics` through this state's router.
     pub metrics_access: MetricsAccess,
+    /// The front-end token proxy's outgoing HTTP ([`HttpFetcher`]).
+    pub proxy_fetcher: Arc<dyn tessera_domain::proxy::Fetcher>,
 }
 
 impl AppState {
@@ -60,6 +64,7 @@ impl AppState {
             legacy: Legacy::default(),
             request_timeout: Duration::from_secs(30),
             metrics_access: MetricsAccess::Off,
+            proxy_fetcher: Arc::new(HttpFetcher),
         }
     }
 }
@@ -90,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(legacy::router(state.legacy))
         .merge(push::router())
         .merge(push_delivery::router())
+        .merge(proxy::router())
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT));
     let bulk = push::bulk_router()

@@ -13,6 +13,7 @@ pub mod id_token;
 pub mod layer;
 pub mod oauth1;
 pub mod oauth2;
+pub mod proxy;
 #[cfg(feature = "push")]
 pub mod push;
 pub mod push_sender;

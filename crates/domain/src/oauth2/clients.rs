@@ -23,15 +23,20 @@ pub enum ClientKind {
     ServiceAccount,
     /// A limited-input device (RFC 8628).
     Device,
+    /// A front-end (a single-page app, formerly a gadget) that reaches resource servers only
+    /// through tessera's token proxy (`proxy`): no secret, no redirect URIs, its tokens held by
+    /// tessera and never handed out.
+    FrontEnd,
 }
 
 impl ClientKind {
-    pub const ALL: [ClientKind; 5] = [
+    pub const ALL: [ClientKind; 6] = [
         ClientKind::Web,
         ClientKind::Installed,
         ClientKind::Android,
         ClientKind::ServiceAccount,
         ClientKind::Device,
+        ClientKind::FrontEnd,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +46,7 @@ impl ClientKind {
             ClientKind::Android => "android",
             ClientKind::ServiceAccount => "service_account",
             ClientKind::Device => "device",
+            ClientKind::FrontEnd => "front_end",
         }
     }
 
@@ -80,6 +86,9 @@ pub struct ClientSettings {
     /// Public keys the client signs assertions with (service accounts, `private_key_jwt`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<ClientKey>,
+    /// A front-end app's origins and the resource prefixes the proxy may call for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::proxy::FrontEnd>,
 }
 
 /// One of a client's public keys. The private half went to the developer once and is not kept.
@@ -185,6 +194,22 @@ pub async fn create(
     new: NewClient,
     actor: &Actor,
 ) -> Result<Created> {
+    if new.kind == ClientKind::FrontEnd {
+        return Err(Error::Invalid(
+            "A front-end app is registered with its origins and resource prefixes.".to_owned(),
+        ));
+    }
+    create_with(ctx, project, new, None, actor).await
+}
+
+/// [`create`], with a front-end app's proxy settings (`proxy::register` checks them first).
+pub(crate) async fn create_with(
+    ctx: &Ctx,
+    project: &ProjectRecord,
+    new: NewClient,
+    proxy: Option<crate::proxy::FrontEnd>,
+    actor: &Actor,
+) -> Result<Created> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(Error::Invalid("Name the client with 1 to 100 characters.".to_owned()));
@@ -194,6 +219,7 @@ pub async fn create(
         redirect_uris: new.redirect_uris.clone(),
         allow_implicit: new.allow_implicit,
         jwt_access_tokens: new.jwt_access_tokens,
+        proxy,
         ..ClientSettings::default()
     };
     if new.kind == ClientKind::Android {

@@ -50,6 +50,9 @@ enum AdminCommand {
     /// Push messaging: a project's API keys, install credentials.
     #[command(subcommand)]
     Push(PushCommand),
+    /// The front-end token proxy: front-end apps and the resources they may reach.
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
     /// Security events, newest first.
     Audit {
         #[arg(long)]
@@ -333,6 +336,100 @@ enum ApiKeyCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ProxyCommand {
+    /// Front-end apps (single-page apps whose calls tessera makes with the held tokens).
+    #[command(subcommand)]
+    App(ProxyAppCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProxyAppCommand {
+    /// Register a front-end app; prints its client id.
+    Add {
+        /// The project's name or id.
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        name: String,
+        /// An origin the front-end is served from (`https://app.example`); repeat for more.
+        #[arg(long = "origin", required = true)]
+        origins: Vec<String>,
+        /// A resource prefix and the scopes the proxy uses there, space-separated, optionally
+        /// after the protocol (`oauth2`, the default, or `authsub`):
+        /// `"https://api.example/feeds/ https://api.example/feeds/"`; repeat for more.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+    },
+    /// A project's front-end apps with their origins and prefixes.
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    /// Remove a front-end app: its grants and the tokens held for it are revoked.
+    Remove { client_id: String },
+}
+
+async fn proxy(ctx: &Ctx, json_mode: bool, command: &ProxyCommand) -> anyhow::Result<()> {
+    let ProxyCommand::App(command) = command;
+    match command {
+        ProxyAppCommand::Add { project, name, origins, targets } => {
+            let project = project_named(ctx, project).await?;
+            let targets = targets
+                .iter()
+                .map(|it| tessera_domain::proxy::parse_target(it))
+                .collect::<Result<_, _>>()?;
+            let new = tessera_domain::proxy::NewFrontEnd {
+                name: name.clone(),
+                origins: origins.clone(),
+                targets,
+            };
+            let client = tessera_domain::proxy::register(ctx, &project, new, &Actor::Cli).await?;
+            let id = client.id().to_owned();
+            print(json_mode, &json!({ "client_id": id, "project": project.id }), || id.clone());
+        }
+        ProxyAppCommand::List { project } => {
+            let project = project_named(ctx, project).await?;
+            let apps = tessera_domain::proxy::list(ctx, &project.id).await?;
+            let value = json!(apps
+                .iter()
+                .map(|(client, app)| json!({
+                    "client_id": client.id(),
+                    "name": client.record.name,
+                    "origins": app.origins,
+                    "targets": app.targets.iter().map(|it| json!({ "prefix": it.prefix, "protocol": it.protocol.as_str(), "scopes": it.scopes })).collect::<Vec<_>>(),
+                }))
+                .collect::<Vec<_>>());
+            print(json_mode, &value, || {
+                apps.iter()
+                    .map(|(client, app)| {
+                        let targets: Vec<String> = app
+                            .targets
+                            .iter()
+                            .map(|it| format!("    {} {}", it.prefix, it.scopes.join(" ")))
+                            .collect();
+                        format!(
+                            "{}  {}\n    origins: {}\n{}",
+                            client.id(),
+                            client.record.name,
+                            app.origins.join(" "),
+                            targets.join("\n")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ProxyAppCommand::Remove { client_id } => {
+            tessera_domain::proxy::remove(ctx, client_id, &Actor::Cli)
+                .await
+                .map_err(|_| format_err!("no front-end app {client_id}"))?;
+            print(json_mode, &json!({ "removed": client_id }), || format!("removed {client_id}"));
+        }
+    }
+    Ok(())
+}
+
 /// A project named by its name or its id.
 async fn project_named(ctx: &Ctx, text: &str) -> anyhow::Result<tessera_store::ProjectRecord> {
     if let Some(project) = ctx.store.projects().get(text).await? {
@@ -515,6 +612,7 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
         }
         AdminCommand::Client(command) => client(&ctx, json_mode, command).await?,
         AdminCommand::Push(command) => push(&ctx, json_mode, command).await?,
+        AdminCommand::Proxy(command) => proxy(&ctx, json_mode, command).await?,
         AdminCommand::Service(ServiceCommand::Add {
             name,
             display_name,

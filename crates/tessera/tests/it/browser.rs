@@ -133,6 +133,20 @@ impl Chrome {
         panic!("the images never finished loading");
     }
 
+    /// Waits until the script `condition` (an expression) is true on the page, as a page's own
+    /// script changes it. Each step asks the browser; the loop is bounded.
+    async fn wait_until(&self, condition: &str) {
+        let script = format!("return Boolean({condition})");
+        for _ in 0..100_000 {
+            let done = self.client.execute(&script, vec![]).await.unwrap();
+            if done == serde_json::json!(true) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never true: {condition}");
+    }
+
     pub(crate) async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
     }
@@ -628,4 +642,84 @@ async fn ubertoken(env: &TestEnv, email: &str, password: &str) -> String {
     let res = app.post("/accounts/IssueAuthToken", &[("SID", &sid), ("LSID", &lsid)]).await;
     assert_eq!(res.status, 200, "{}", res.body);
     res.body
+}
+
+/// The front-end token proxy end to end: the example feeds service's single-page reader (plain
+/// HTML and JavaScript on another origin) asks `POST /proxy/request` with the browser's tessera
+/// session, gets the approval page's URL, the person allows on the one consent page and comes
+/// back, and the reader shows the feed the proxy fetched with the held access token.
+#[tokio::test]
+async fn the_feed_reader_reaches_its_feed_through_the_token_proxy() {
+    use tessera_domain::audit::Actor;
+    use tessera_domain::proxy::{NewFrontEnd, Target, TargetProtocol};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let feeds_addr = listener.local_addr().unwrap();
+    let public = format!("http://{feeds_addr}");
+    // The proxy may reach exactly the example server's loopback address.
+    let env =
+        TestEnv::with_config(|raw| raw.proxy.allowed_addresses = vec![feeds_addr.to_string()])
+            .await;
+    let ctx = env.ctx();
+    let account = env.account("reader@example.test", "password-1").await;
+    let project =
+        tessera_domain::projects::create(ctx, "Reader", "reader@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let api = tessera_example_feeds::api_scope(&public);
+    let service = tessera_domain::services::NewService {
+        name: "reader".to_owned(),
+        display_name: "Reader Feeds".to_owned(),
+        scopes: vec![api.clone()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(ctx, service, &Actor::Cli).await.unwrap();
+    let new = NewFrontEnd {
+        name: "Feed Reader".to_owned(),
+        origins: vec![public.clone()],
+        targets: vec![Target {
+            prefix: api.clone(),
+            protocol: TargetProtocol::OAuth2,
+            scopes: vec![api],
+        }],
+    };
+    let app = tessera_domain::proxy::register(ctx, &project, new, &Actor::Cli).await.unwrap();
+    let config = tessera_example_feeds::FeedsConfig {
+        accounts: env.base.clone(),
+        service: "reader".to_owned(),
+        public: public.clone(),
+        cookie_name: Some("READERSID".to_owned()),
+        api_scope: None,
+        proxy_app: Some(app.id().to_owned()),
+    };
+    let feeds = tessera_example_feeds::router(&config).unwrap();
+    tokio::spawn(async move { axum::serve(listener, feeds).await });
+
+    let chrome = Chrome::start().await;
+    chrome.sign_in(&env.base, "reader@example.test", "password-1").await;
+    chrome.client.goto(&format!("{public}/reader")).await.unwrap();
+    // The reader's script asks the proxy and, without a grant, links to the approval page.
+    chrome.wait_until("!document.getElementById('approve').hidden").await;
+    let approve = chrome.client.find(Locator::Id("approve")).await.unwrap();
+    let href = approve.attr("href").await.unwrap().unwrap();
+    assert!(href.starts_with(&format!("{}/proxy/approve?app=", env.base)), "{href}");
+    chrome.click_and_wait(approve).await;
+    let text = chrome.text().await;
+    assert!(text.contains("Feed Reader wants to access your account"), "{text}");
+    assert!(text.contains("Manage your Reader Feeds data"), "{text}");
+    chrome.click_button("Allow").await;
+    // Back on the reader, which now shows the feed the proxy fetched.
+    let url = chrome.wait_for_url(|url| url.path() == "/reader").await;
+    assert_eq!(url.origin().ascii_serialization(), public);
+    chrome.wait_until("document.getElementById('feed').textContent !== ''").await;
+    let feed = chrome.client.find(Locator::Id("feed")).await.unwrap();
+    let subject = tessera_domain::accounts::subject(&account.id);
+    assert_eq!(feed.text().await.unwrap().trim(), format!("feed for {subject}"));
+    let status = chrome.client.find(Locator::Id("status")).await.unwrap().text().await.unwrap();
+    assert_eq!(status, "The feed answered 200.");
+    // The page's own view of the exchange carries no token.
+    let html = chrome.client.source().await.unwrap();
+    assert!(!html.contains("ya29."), "{html}");
+    chrome.close().await;
 }

@@ -45,6 +45,7 @@ pub(crate) async fn start(
         public: public.clone(),
         cookie_name: Some(format!("{}SID", name.replace('-', "").to_uppercase())),
         api_scope: Some(api_scope),
+        proxy_app: None,
     };
     let app = tessera_example_feeds::router(&config).unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -27,6 +27,7 @@ mod openid2;
 mod ops;
 #[cfg(feature = "browser")]
 mod playground;
+mod proxy;
 mod push;
 mod push_delivery;
 mod push_demo;

@@ -2,7 +2,8 @@
 //! administrators, the web sign-on settings of every service (web prefixes, front- and back-channel
 //! logout URLs, through `services::set_web`, as `tessera admin service web`); each project's push
 //! API keys (created and revoked through the same domain functions as `tessera admin push
-//! api-key`). Secrets, API keys and private keys are shown once, on the page that answers the
+//! api-key`); each project's front-end apps for the token proxy (registered through the same
+//! `proxy::register` as `tessera admin proxy app add`). Secrets, API keys and private keys are shown once, on the page that answers the
 //! POST that made them.
 
 use askama::Template;
@@ -35,6 +36,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/services/web", post(service_web_post))
         .route("/console/projects/push-keys", post(push_key_post))
         .route("/console/projects/push-keys/revoke", post(push_key_revoke_post))
+        .route("/console/projects/proxy-apps", post(proxy_app_post))
 }
 
 /// A service's web sign-on settings, as the form shows them.
@@ -54,6 +56,8 @@ struct ClientRow {
     confidential: bool,
     service_account: bool,
     key_ids: Vec<String>,
+    /// A front-end app's origins and its targets, one `PREFIX SCOPE…` a line.
+    front_end: Option<(String, String)>,
 }
 
 /// A push API key as listed: never the key itself.
@@ -122,6 +126,14 @@ async fn render_console(
                 confidential: it.record.secret_digest.is_some(),
                 service_account: it.kind == ClientKind::ServiceAccount,
                 key_ids: it.settings.keys.iter().map(|key| key.kid.clone()).collect(),
+                front_end: it.settings.proxy.as_ref().map(|app| {
+                    let targets: Vec<String> = app
+                        .targets
+                        .iter()
+                        .map(|t| format!("{} {}", t.prefix, t.scopes.join(" ")))
+                        .collect();
+                    (app.origins.join(" "), targets.join("\n"))
+                }),
             })
             .collect();
         let branding = tessera_domain::projects::branding(ctx, &project.id).await?;
@@ -303,6 +315,33 @@ async fn client_post(
             client_id: created.client.record.client_id.clone(),
             value: secret,
         }))
+    }
+    .await;
+    finish(&state, &headers, (authuser, me), res).await
+}
+
+async fn proxy_app_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form,
+) -> Result<Response, PageError> {
+    let Some((authuser, me)) = who(&state, &headers, &fields).await? else { return Ok(sign_in(0)) };
+    let ctx = &state.ctx;
+    let res = async {
+        let project =
+            tessera_domain::projects::get_owned(ctx, &me.account.id, &fields.text("project"))
+                .await?;
+        let targets = uris(&fields.text("targets"))
+            .iter()
+            .map(|it| tessera_domain::proxy::parse_target(it))
+            .collect::<tessera_domain::Result<Vec<_>>>()?;
+        let new = tessera_domain::proxy::NewFrontEnd {
+            name: fields.text("name"),
+            origins: uris(&fields.text("origins")),
+            targets,
+        };
+        tessera_domain::proxy::register(ctx, &project, new, &Actor::Account).await?;
+        Ok(None)
     }
     .await;
     finish(&state, &headers, (authuser, me), res).await
