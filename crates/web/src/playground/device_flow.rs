@@ -121,18 +121,15 @@ pub(super) async fn poll(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outco
     let error = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|it| it.get("error").and_then(|it| it.as_str()).map(str::to_owned));
-    match error.as_deref() {
-        Some("authorization_pending" | "slow_down") => {
-            outcome.notes.push(
-                "Not answered yet (or polled too soon): approve on the verification page, wait the \
-                 interval, and poll again."
-                    .to_owned(),
-            );
-            outcome.visit = flow.device_page.clone().map(|it| (it, VISIT));
-            outcome.next.push(Step::button("device_poll", POLL));
-            return Ok(outcome);
-        }
-        _ => {}
+    if let Some("authorization_pending" | "slow_down") = error.as_deref() {
+        outcome.notes.push(
+            "Not answered yet (or polled too soon): approve on the verification page, wait the \
+             interval, and poll again."
+                .to_owned(),
+        );
+        outcome.visit = flow.device_page.clone().map(|it| (it, VISIT));
+        outcome.next.push(Step::button("device_poll", POLL));
+        return Ok(outcome);
     }
     // Tokens, or a final answer (denied, expired, already redeemed): the device code is spent.
     flow.device_code = None;

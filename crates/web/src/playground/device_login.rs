@@ -167,7 +167,7 @@ async fn service(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, Page
             let header = if service.starts_with("oauth2:") && auth.starts_with("ya29.") {
                 tessera_client::oauth2::bearer_authorization(&auth)
             } else {
-                format!("GoogleLogin auth={auth}")
+                tessera_client::client_login::authorization(&auth)
             };
             flow.device_auth = Some(header);
             outcome.notes.push(format!(
