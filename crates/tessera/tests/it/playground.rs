@@ -624,3 +624,50 @@ async fn refusals_change_nothing() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Exchange the code for tokens"), "{}", page.body);
 }
+
+/// Steps that need what an earlier step got refuse without it and change nothing: no API key is
+/// made for a send without a registration, no request goes out.
+#[tokio::test]
+async fn later_steps_without_earlier_ones_change_nothing() {
+    let env = TestEnv::start().await;
+    env.account("early@example.test", "password-1").await;
+    let project =
+        tessera_domain::projects::create(env.ctx(), "Early", "early@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let mut browser = env.browser();
+    browser.sign_in("early@example.test", "password-1").await;
+    let csrf = browser.get("/playground/push").await.csrf();
+    let page = browser.post("/playground/push/send", &[("csrf", &csrf), ("message", "x")]).await;
+    assert!(page.body.contains("There is no registration yet"), "{}", page.body);
+    assert!(!page.body.contains("/gcm/send HTTP"), "no request was made: {}", page.body);
+    assert!(tessera_domain::push::list_api_keys(env.ctx(), &project.id).await.unwrap().is_empty());
+    let page = browser.post("/playground/push/ack", &[("csrf", &page.csrf())]).await;
+    assert!(page.body.contains("There is no message to acknowledge"), "{}", page.body);
+
+    let page = browser.post("/playground/device/service", &[("csrf", &page.csrf())]).await;
+    assert!(page.body.contains("There is no master token yet"), "{}", page.body);
+    assert!(!page.body.contains("POST /auth HTTP"), "no request was made: {}", page.body);
+
+    let page = browser.post("/playground/oauth2/device_poll", &[("csrf", &page.csrf())]).await;
+    assert!(page.body.contains("There is no device code to poll with"), "{}", page.body);
+    let clients = tessera_domain::oauth2::clients::list(env.ctx(), &project.id).await.unwrap();
+    assert!(clients.is_empty(), "{} clients", clients.len());
+
+    // A project of someone else's is refused for the push registration and the device flow.
+    env.account("other@example.test", "password-2").await;
+    let theirs =
+        tessera_domain::projects::create(env.ctx(), "Theirs", "other@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let csrf = browser.get("/playground/push").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("project", &theirs.id), ("app", "com.example.x")];
+    let page = browser.post("/playground/push/start", &fields).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("Choose one of your projects."), "{}", page.body);
+    let fields = [("csrf", csrf.as_str()), ("project", &theirs.id), ("scope", "openid")];
+    let page = browser.post("/playground/oauth2/device_start", &fields).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    let clients = tessera_domain::oauth2::clients::list(env.ctx(), &theirs.id).await.unwrap();
+    assert!(clients.is_empty(), "nothing was created in another developer's project");
+}
