@@ -327,6 +327,8 @@ async fn exchange(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, Pag
         return Ok(outcome);
     };
     let redirect_uri = public(input.state, "/playground/callback");
+    // The code is the web client's, whatever the device flow did meanwhile.
+    flow.public_client = None;
     let request = token_request(
         input.state,
         flow,
