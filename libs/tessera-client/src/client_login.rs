@@ -43,8 +43,14 @@ pub struct Tokens {
 impl Tokens {
     /// The `Authorization` header value for API calls: `GoogleLogin auth=<Auth>` (legacy-auth §2.6).
     pub fn authorization_header(&self) -> String {
-        format!("GoogleLogin auth={}", self.auth.expose())
+        authorization(self.auth.expose())
     }
+}
+
+/// The `Authorization` header value that presents an `Auth` token, however it was obtained (a
+/// ClientLogin answer, or an Android device login's per-service answer): `GoogleLogin auth=<Auth>`.
+pub fn authorization(auth: &str) -> String {
+    format!("GoogleLogin auth={auth}")
 }
 
 /// The `Url=` and `Info=` lines that come with a failure.

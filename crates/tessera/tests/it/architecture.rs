@@ -314,13 +314,15 @@ fn one_jws_verifier() {
     assert_clean("one_jws_verifier", &found);
 }
 
-/// What the playground may reach in the domain: the developer's session, their projects and the
-/// playground's OAuth 2.0 clients in them (as the developer console does), and plain types. Every
+/// What the playground may reach in the domain: the developer's session, their projects, the
+/// playground's OAuth 2.0 clients in them and a push API key for one of them (as the developer
+/// console does, through the same functions), and plain types. Every
 /// protocol step goes over the wire to the public endpoints.
 const PLAYGROUND_DOMAIN_PATHS: &[&str] = &[
     "sessions",
     "projects",
     "oauth2::clients",
+    "push::create_api_key_by",
     "audit::Actor",
     "credentials::Protocol",
     "Clock",

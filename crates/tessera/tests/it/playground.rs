@@ -133,6 +133,73 @@ async fn oauth2_code_flow_with_pkce_id_token_userinfo_caller_and_refresh() {
     chrome.close().await;
 }
 
+#[tokio::test]
+async fn oauth2_device_flow_user_code_approval_and_polling() {
+    let env = TestEnv::start().await;
+    let chrome = developer(&env, "dev4@example.test").await;
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.click_button("Start the device flow").await;
+    let text = chrome.text().await;
+    assert!(text.contains("Created the device client \"Playground device\""), "{text}");
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /o/oauth2/device/code HTTP/1.1"), "{request}");
+    assert!(request.contains("scope=openid+email+profile"), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let body: serde_json::Value =
+        serde_json::from_str(&response[response.find("\n\n").unwrap()..]).unwrap();
+    let user_code = body["user_code"].as_str().unwrap().to_owned();
+    assert!(text.contains(&format!("enter the code {user_code}")), "{text}");
+    assert!(text.contains(&env.url("/device")), "{text}");
+
+    // Polling before the developer answers: pending, then too soon.
+    chrome.click_button("Poll the token endpoint").await;
+    let shown = exchanges(&chrome).await;
+    assert!(
+        shown[0].0.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code")
+    );
+    assert!(!shown[0].0.contains("authorization: Basic"), "a public client: {}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 400"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("authorization_pending"), "{}", shown[0].1);
+    chrome.click_button("Poll the token endpoint").await;
+    assert!(exchanges(&chrome).await[0].1.contains("slow_down"));
+
+    // The developer approves the device in the browser, as its user would.
+    chrome.click_link("Open the verification page").await;
+    assert_eq!(chrome.path().await, "/device");
+    chrome.click_button("Continue").await;
+    assert!(chrome.text().await.contains("Playground device"));
+    chrome.click_button("Allow").await;
+    assert!(chrome.text().await.contains("Done."), "{}", chrome.text().await);
+
+    // Back in the playground, the pending device code is polled again.
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    env.clock.advance(5);
+    chrome.click_button("Poll the token endpoint").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"id_token\"") && shown[0].1.contains("\"refresh_token\""));
+    assert!(shown[1].0.starts_with("GET /oauth2/v3/certs"), "{}", shown[1].0);
+    let claims = chrome.client.find(Locator::Css("pre.jwt-claims")).await.unwrap();
+    let claims: serde_json::Value = serde_json::from_str(&claims.text().await.unwrap()).unwrap();
+    assert_eq!(claims["email"], "dev4@example.test");
+    let verdict = chrome.client.find(Locator::Id("verdict")).await.unwrap().text().await.unwrap();
+    assert!(verdict.starts_with("Signature valid against the key set at"), "{verdict}");
+
+    chrome.click_button("Call userinfo").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK") && shown[0].1.contains("dev4@example.test"));
+    chrome.click_button("Refresh the access token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("grant_type=refresh_token") && shown[0].0.contains("client_id="));
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+
+    // The device code redeemed once: the flow no longer offers to poll with it.
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    assert!(!chrome.text().await.contains("Poll the token endpoint"));
+    chrome.close().await;
+}
+
 /// The anonymous consumer's client row belongs to the first administrator.
 async fn administrator(env: &TestEnv) {
     let new = tessera_domain::accounts::NewAccount {
@@ -275,12 +342,205 @@ async fn clientlogin_form_auth_token_and_caller_check() {
     chrome.close().await;
 }
 
+#[tokio::test]
+async fn openid2_checkid_setup_assertion_and_check_authentication() {
+    let env = TestEnv::start().await;
+    let chrome = developer(&env, "dev5@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("OpenID 2.0").await;
+    chrome.click_button("Discover the provider and build checkid_setup").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /accounts/o8/id HTTP/1.1"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK") && shown[0].1.contains("<URI>"));
+    let url = chrome.client.find(Locator::Id("visit-url")).await.unwrap().text().await.unwrap();
+    let url = url::Url::parse(&url).unwrap();
+    assert_eq!(url.path(), "/accounts/o8/ud");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["openid.mode"], "checkid_setup");
+    assert_eq!(query["openid.realm"], env.url("/playground/"));
+    assert!(query["openid.return_to"].starts_with(&env.url("/playground/openid2/callback?flow=")));
+    assert!(!query.contains_key("openid.assoc_handle"), "stateless");
+
+    chrome.click_link("Open the checkid_setup URL").await;
+    assert_eq!(chrome.path().await, "/accounts/o8/ud");
+    let text = chrome.text().await;
+    assert!(text.contains(&format!("Sign in to {}", env.url("/playground/"))), "{text}");
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/openid2/callback");
+    let text = chrome.text().await;
+    assert!(text.contains("openid.mode:id_res"), "{text}");
+    assert!(text.contains("openid.ext1.value.email:dev5@example.test"), "{text}");
+    assert!(text.contains(&format!("openid.claimed_id:{}", env.url("/accounts/o8/id?id="))));
+
+    chrome.click_button("Verify with check_authentication").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("POST /accounts/o8/ud HTTP/1.1"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("openid.mode=check_authentication"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("is_valid:true"), "{}", shown[0].1);
+    // The provider vouches once: the same assertion checked again is refused.
+    chrome.click_button("Verify again").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.contains("is_valid:false"), "{}", shown[0].1);
+    assert!(chrome.text().await.contains("does not vouch"));
+    chrome.close().await;
+}
+
+/// An OpenID 2.0 answer that is not to this flow's request is refused and kept nowhere.
+#[tokio::test]
+async fn openid2_answer_to_another_request_is_refused() {
+    let env = TestEnv::start().await;
+    env.account("rp@example.test", "password-1").await;
+    let mut browser = env.browser();
+    browser.sign_in("rp@example.test", "password-1").await;
+    let csrf = browser.get("/playground/openid2").await.csrf();
+    let page = browser.post("/playground/openid2/start", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let forged = format!(
+        "/playground/openid2/callback?flow=other&openid.mode=id_res&openid.return_to={}",
+        crate::support::urlencode(&env.url("/playground/openid2/callback?flow=other"))
+    );
+    let page = browser.get(&forged).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("return_to is not the one the playground sent"), "{}", page.body);
+    let page = browser.post("/playground/openid2/verify", &[("csrf", &page.csrf())]).await;
+    assert!(page.body.contains("There is no assertion to verify"), "{}", page.body);
+    assert!(!page.body.contains("check_authentication (direct"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn push_register_send_read_the_stream_and_acknowledge() {
+    let env = TestEnv::start().await;
+    let chrome = developer(&env, "dev6@example.test").await;
+    let account = env_account(&env, "dev6@example.test").await;
+    let project = tessera_domain::projects::owned_by(env.ctx(), &account).await.unwrap().remove(0);
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("Push (C2DM and GCM)").await;
+    chrome.click_button("Register an app install").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /c2dm/register3 HTTP/1.1"), "{request}");
+    assert!(!request.contains("authorization"), "no account, no credential: {request}");
+    assert!(request.contains(&format!("sender={}", project.id)), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("x-install-credential: pi/") && response.contains("token=APA91b"));
+
+    chrome.fill("send-message", "first message").await;
+    chrome.click_button("Send a message with /gcm/send").await;
+    assert!(chrome.text().await.contains("Created the push API key \"Playground\""));
+    let keys = tessera_domain::push::list_api_keys(env.ctx(), &project.id).await.unwrap();
+    assert_eq!(keys.len(), 1, "the console's function made one key");
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("POST /gcm/send HTTP/1.1"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("authorization: key=AIza"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"success\":1"), "{}", shown[0].1);
+
+    chrome.click_button("Read the device event stream").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /push/events?registration_id=APA91b"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("authorization: AidLogin playground-"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("text/event-stream"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"message\":\"first message\""), "{}", shown[0].1);
+    assert!(shown[0].1.contains("closed the stream after the first event"), "{}", shown[0].1);
+
+    chrome.click_button("Acknowledge the message").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("POST /push/device HTTP/1.1"), "{}", shown[0].0);
+    assert!(shown[0].0.contains("\"type\":\"ack\""), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 204"), "{}", shown[0].1);
+    chrome.click_button("Read the device event stream").await;
+    assert!(chrome.text().await.contains("Nothing is stored for the device."));
+
+    // A second send reuses the flow's key: no new one.
+    chrome.fill("send-message", "second message").await;
+    chrome.click_button("Send a message with /gcm/send").await;
+    assert!(!chrome.text().await.contains("Created the push API key"));
+    assert!(exchanges(&chrome).await[0].1.contains("\"success\":1"));
+    assert_eq!(tessera_domain::push::list_api_keys(env.ctx(), &project.id).await.unwrap().len(), 1);
+    // The playground closes each stream it reads: reading again and again holds no connection
+    // against the device's limit of four.
+    for _ in 0..5 {
+        chrome.click_button("Read the device event stream").await;
+        let shown = exchanges(&chrome).await;
+        assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+        assert!(shown[0].1.contains("second message"), "{}", shown[0].1);
+    }
+    chrome.close().await;
+}
+
+async fn env_account(env: &TestEnv, email: &str) -> String {
+    tessera_domain::accounts::find_by_email(env.ctx(), email).await.unwrap().id
+}
+
+#[tokio::test]
+async fn device_login_encrypted_password_master_token_and_service_token() {
+    let env = TestEnv::start().await;
+    service(&env).await;
+    let chrome = developer(&env, "dev7@example.test").await;
+    chrome.client.goto(&env.url("/playground")).await.unwrap();
+    chrome.click_link("Android device login").await;
+    chrome.fill("start-Email", "dev7@example.test").await;
+    chrome.fill("start-Passwd", "password-1").await;
+    chrome.click_button("Sign the device in").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.starts_with("GET /auth/passwd_key HTTP/1.1"), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    let (request, response) = &shown[1];
+    assert!(request.starts_with("POST /auth HTTP/1.1"), "{request}");
+    assert!(request.contains("EncryptedPasswd=********"), "{request}");
+    assert!(!request.contains("Passwd=password") && !request.contains("password-1"), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("Token=aas_et/"), "{response}");
+
+    chrome.fill("service-service", "cl").await;
+    chrome.click_button("Ask for a per-service token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("Token=aas_et%2F") && shown[0].0.contains("service=cl"));
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("Auth="), "{}", shown[0].1);
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains("GoogleLogin auth="), "{}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"protocol\":\"clientlogin\""), "{}", shown[0].1);
+    assert!(!chrome.client.source().await.unwrap().contains("password-1"));
+
+    // A wrong password: refused, and nothing is kept.
+    chrome.client.goto(&env.url("/playground/device")).await.unwrap();
+    chrome.fill("start-Email", "dev7@example.test").await;
+    chrome.fill("start-Passwd", "wrong-password").await;
+    chrome.click_button("Sign the device in").await;
+    assert!(exchanges(&chrome).await[1].1.contains("Error=BadAuthentication"));
+    assert!(chrome.text().await.contains("The master login was refused: BadAuthentication"));
+    chrome.close().await;
+}
+
+/// Android device login is hidden when `[device]` is off.
+#[tokio::test]
+async fn device_login_is_hidden_when_device_is_off() {
+    let env = TestEnv::with_config(|raw| raw.device.enabled = false).await;
+    env.account("nodev@example.test", "password-1").await;
+    let mut browser = env.browser();
+    browser.sign_in("nodev@example.test", "password-1").await;
+    let page = browser.get("/playground").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("/playground/device\""), "{}", page.body);
+    assert!(page.body.contains("href=\"/playground/push\""), "{}", page.body);
+    assert_eq!(browser.get("/playground/device").await.status, 404);
+    let csrf = browser.get("/playground/push").await.csrf();
+    let page = browser.post("/playground/device/start", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, 404);
+}
+
 /// The protocols a configuration switches off are neither listed nor served by the playground.
 #[tokio::test]
 async fn switched_off_protocols_are_hidden() {
     let env = TestEnv::with_config(|raw| {
         raw.legacy.authsub = false;
         raw.legacy.oauth1 = false;
+        raw.legacy.openid2 = false;
     })
     .await;
     env.account("off@example.test", "password-1").await;
@@ -292,7 +552,10 @@ async fn switched_off_protocols_are_hidden() {
     assert!(page.body.contains("href=\"/playground/clientlogin\""), "{}", page.body);
     assert!(!page.body.contains("/playground/authsub"), "{}", page.body);
     assert!(!page.body.contains("/playground/oauth1"), "{}", page.body);
+    assert!(!page.body.contains("/playground/openid2"), "{}", page.body);
     assert_eq!(browser.get("/playground/authsub").await.status, 404);
+    assert_eq!(browser.get("/playground/openid2").await.status, 404);
+    assert_eq!(browser.get("/playground/openid2/callback?openid.mode=id_res").await.status, 404);
     assert_eq!(browser.get("/playground/oauth1").await.status, 404);
     let csrf = browser.get("/playground/oauth2").await.csrf();
     let page = browser.post("/playground/oauth1/start", &[("csrf", &csrf), ("scope", "x")]).await;
@@ -360,4 +623,51 @@ async fn refusals_change_nothing() {
     let page = browser.get(&callback).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Exchange the code for tokens"), "{}", page.body);
+}
+
+/// Steps that need what an earlier step got refuse without it and change nothing: no API key is
+/// made for a send without a registration, no request goes out.
+#[tokio::test]
+async fn later_steps_without_earlier_ones_change_nothing() {
+    let env = TestEnv::start().await;
+    env.account("early@example.test", "password-1").await;
+    let project =
+        tessera_domain::projects::create(env.ctx(), "Early", "early@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let mut browser = env.browser();
+    browser.sign_in("early@example.test", "password-1").await;
+    let csrf = browser.get("/playground/push").await.csrf();
+    let page = browser.post("/playground/push/send", &[("csrf", &csrf), ("message", "x")]).await;
+    assert!(page.body.contains("There is no registration yet"), "{}", page.body);
+    assert!(!page.body.contains("/gcm/send HTTP"), "no request was made: {}", page.body);
+    assert!(tessera_domain::push::list_api_keys(env.ctx(), &project.id).await.unwrap().is_empty());
+    let page = browser.post("/playground/push/ack", &[("csrf", &page.csrf())]).await;
+    assert!(page.body.contains("There is no message to acknowledge"), "{}", page.body);
+
+    let page = browser.post("/playground/device/service", &[("csrf", &page.csrf())]).await;
+    assert!(page.body.contains("There is no master token yet"), "{}", page.body);
+    assert!(!page.body.contains("POST /auth HTTP"), "no request was made: {}", page.body);
+
+    let page = browser.post("/playground/oauth2/device_poll", &[("csrf", &page.csrf())]).await;
+    assert!(page.body.contains("There is no device code to poll with"), "{}", page.body);
+    let clients = tessera_domain::oauth2::clients::list(env.ctx(), &project.id).await.unwrap();
+    assert!(clients.is_empty(), "{} clients", clients.len());
+
+    // A project of someone else's is refused for the push registration and the device flow.
+    env.account("other@example.test", "password-2").await;
+    let theirs =
+        tessera_domain::projects::create(env.ctx(), "Theirs", "other@example.test", &Actor::Cli)
+            .await
+            .unwrap();
+    let csrf = browser.get("/playground/push").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("project", &theirs.id), ("app", "com.example.x")];
+    let page = browser.post("/playground/push/start", &fields).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("Choose one of your projects."), "{}", page.body);
+    let fields = [("csrf", csrf.as_str()), ("project", &theirs.id), ("scope", "openid")];
+    let page = browser.post("/playground/oauth2/device_start", &fields).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    let clients = tessera_domain::oauth2::clients::list(env.ctx(), &theirs.id).await.unwrap();
+    assert!(clients.is_empty(), "nothing was created in another developer's project");
 }

@@ -14,8 +14,12 @@
 
 mod authsub;
 mod clientlogin;
+mod device_flow;
+mod device_login;
 mod oauth1;
 mod oauth2;
+mod openid2;
+mod push;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,6 +54,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/playground/callback", get(oauth2::callback_get))
         .route("/playground/oauth1/callback", get(oauth1::callback_get))
         .route("/playground/authsub/callback", get(authsub::callback_get))
+        .route("/playground/openid2/callback", get(openid2::callback_get))
 }
 
 /// The protocols the playground walks through, in the order the page lists them.
@@ -59,10 +64,21 @@ pub(crate) enum Walk {
     OAuth1,
     AuthSub,
     ClientLogin,
+    OpenId2,
+    DeviceLogin,
+    Push,
 }
 
 impl Walk {
-    const ALL: [Walk; 4] = [Walk::OAuth2, Walk::OAuth1, Walk::AuthSub, Walk::ClientLogin];
+    const ALL: [Walk; 7] = [
+        Walk::OAuth2,
+        Walk::OAuth1,
+        Walk::AuthSub,
+        Walk::ClientLogin,
+        Walk::OpenId2,
+        Walk::DeviceLogin,
+        Walk::Push,
+    ];
 
     fn key(self) -> &'static str {
         match self {
@@ -70,6 +86,9 @@ impl Walk {
             Walk::OAuth1 => "oauth1",
             Walk::AuthSub => "authsub",
             Walk::ClientLogin => "clientlogin",
+            Walk::OpenId2 => "openid2",
+            Walk::DeviceLogin => "device",
+            Walk::Push => "push",
         }
     }
 
@@ -79,6 +98,9 @@ impl Walk {
             Walk::OAuth1 => "OAuth 1.0a",
             Walk::AuthSub => "AuthSub",
             Walk::ClientLogin => "ClientLogin",
+            Walk::OpenId2 => "OpenID 2.0",
+            Walk::DeviceLogin => "Android device login",
+            Walk::Push => "Push (C2DM and GCM)",
         }
     }
 
@@ -97,6 +119,9 @@ impl Walk {
             Walk::ClientLogin => {
                 state.legacy.clientlogin && !disabled.contains(&Protocol::ClientLogin)
             }
+            Walk::OpenId2 => state.legacy.openid2 && !disabled.contains(&Protocol::OpenId2),
+            Walk::DeviceLogin => state.legacy.device && !disabled.contains(&Protocol::Device),
+            Walk::Push => !disabled.contains(&Protocol::Push),
         }
     }
 }
@@ -130,6 +155,18 @@ pub(crate) struct Flow {
     access_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+    /// The device flow: the playground's device client and the device code it polls with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_code: Option<String>,
+    /// The verification page with the user code (`verification_uri_complete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_page: Option<String>,
+    /// The public client the tokens above belong to (the device client), when not the web
+    /// client: token requests then name it with `client_id` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    public_client: Option<String>,
     /// OAuth 1.0a: the request token and its secret, the verifier, the access token and its secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     oauth1_token: Option<(String, String)>,
@@ -142,6 +179,29 @@ pub(crate) struct Flow {
     authsub_single: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authsub_session: Option<String>,
+    /// OpenID 2.0: the `return_to` of the request sent, then the assertion's `openid.*` fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    openid2_return_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    openid2_assertion: Option<Vec<(String, String)>>,
+    /// Push: the sender project, its API key, the install (device id and install credential), the
+    /// registration id and the message last read from the device's stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    push_project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    push_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    push_install: Option<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    push_registration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    push_message: Option<String>,
+    /// Android device login: the email, Android ID and master token, then the `Authorization`
+    /// value of the per-service token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_master: Option<(String, String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_auth: Option<String>,
     /// ClientLogin: the `Auth` token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clientlogin_auth: Option<String>,
@@ -195,6 +255,19 @@ pub(crate) struct Exchange {
     pub(crate) status: u16,
     /// The response body, for the step to read.
     pub(crate) body: String,
+}
+
+impl Exchange {
+    /// A header of the response, as shown.
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.response
+            .lines()
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| line.split_once(": "))
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.to_owned())
+    }
 }
 
 /// A form field of a step.
@@ -299,7 +372,7 @@ pub(crate) async fn show(
         && outcome.next.is_empty()
         && outcome.visit.is_none()
     {
-        outcome.next = start_steps(walk, &projects);
+        outcome.next = start_steps(walk, &projects, flow);
     }
     let (csrf, set_csrf) = csrf_for_page(state, headers);
     let page = PlaygroundPage {
@@ -328,7 +401,11 @@ pub(crate) async fn show(
 }
 
 /// The first steps of a protocol: their forms.
-fn start_steps(walk: Walk, projects: &[tessera_store::ProjectRecord]) -> Vec<Step> {
+fn start_steps(
+    walk: Walk,
+    projects: &[tessera_store::ProjectRecord],
+    flow: Option<&Flow>,
+) -> Vec<Step> {
     let project = || Field {
         name: "project",
         label: "Project (the playground client is created in it)",
@@ -337,7 +414,7 @@ fn start_steps(walk: Walk, projects: &[tessera_store::ProjectRecord]) -> Vec<Ste
         options: projects.iter().map(|it| (it.id.clone(), it.name.clone())).collect(),
     };
     match walk {
-        Walk::OAuth2 => oauth2::start_steps(project),
+        Walk::OAuth2 => oauth2::start_steps(project, flow),
         Walk::OAuth1 => vec![Step {
             step: "start",
             label: "Get a request token",
@@ -357,6 +434,11 @@ fn start_steps(walk: Walk, projects: &[tessera_store::ProjectRecord]) -> Vec<Ste
                 Field::text("service", "Service name", ""),
             ],
         }],
+        Walk::OpenId2 => {
+            vec![Step::button("start", "Discover the provider and build checkid_setup")]
+        }
+        Walk::DeviceLogin => device_login::start_steps(),
+        Walk::Push => push::start_steps(project),
     }
 }
 
@@ -391,7 +473,9 @@ async fn protocol_get(
         Ok(me) => me,
         Err(res) => return Ok(res),
     };
-    show(&state, &headers, &me, Some(walk), None, Outcome::default()).await
+    // The flow's pending steps (a device code to poll with) are offered again.
+    let flow = Flow::load(&state, &headers, &me);
+    show(&state, &headers, &me, Some(walk), Some(&flow), Outcome::default()).await
 }
 
 async fn step_post(
@@ -414,6 +498,9 @@ async fn step_post(
         Walk::OAuth1 => oauth1::step(&input, &mut flow, &step).await?,
         Walk::AuthSub => authsub::step(&input, &mut flow, &step).await?,
         Walk::ClientLogin => clientlogin::step(&input, &mut flow, &step).await?,
+        Walk::OpenId2 => openid2::step(&input, &mut flow, &step).await?,
+        Walk::DeviceLogin => device_login::step(&input, &mut flow, &step).await?,
+        Walk::Push => push::step(&input, &mut flow, &step).await?,
     };
     show(&state, &headers, &me, Some(walk), Some(&flow), outcome).await
 }
@@ -484,6 +571,68 @@ pub(crate) async fn send(
         status: status.as_u16(),
         body,
     })
+}
+
+/// Opens a stream (server-sent events) and records its head and what arrived until the first
+/// complete event, or until `wait` passed; then closes it. The playground holds no long-lived
+/// connection.
+pub(crate) async fn send_stream(
+    title: &str,
+    request: reqwest::RequestBuilder,
+    wait: Duration,
+) -> Result<Exchange, PageError> {
+    let request = request.build().map_err(|err| internal(format!("playground request: {err}")))?;
+    let shown_request = show_request(&request, &[]);
+    let mut exchange = Exchange {
+        title: title.to_owned(),
+        request: shown_request,
+        response: String::new(),
+        status: 0,
+        body: String::new(),
+    };
+    let mut response = match http().execute(request).await {
+        Ok(it) => it,
+        Err(err) => {
+            exchange.response = format!("(no answer: {err})");
+            return Ok(exchange);
+        }
+    };
+    let status = response.status();
+    let mut shown =
+        format!("HTTP/1.1 {} {}\n", status.as_u16(), status.canonical_reason().unwrap_or_default());
+    for (name, value) in response.headers() {
+        shown.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+    }
+    let mut body = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            let text = String::from_utf8_lossy(&body);
+            // Events end with a blank line: every part but the last is complete.
+            let mut events: Vec<&str> = text.split("\n\n").collect();
+            events.pop();
+            let complete_event =
+                events.iter().any(|it| it.lines().any(|line| line.starts_with("data:")));
+            if complete_event || body.len() > SHOWN_BODY_LIMIT {
+                break;
+            }
+        }
+    };
+    let timed_out = tokio::time::timeout(wait, read).await.is_err();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    shown.push('\n');
+    shown.push_str(cut(&body));
+    if status.is_success() {
+        shown.push_str(if timed_out {
+            "\n(nothing more arrived; the playground closed the stream)"
+        } else {
+            "\n(the playground closed the stream after the first event)"
+        });
+    }
+    exchange.response = shown;
+    exchange.status = status.as_u16();
+    exchange.body = body;
+    Ok(exchange)
 }
 
 fn cut(text: &str) -> &str {

@@ -37,6 +37,8 @@ pub(super) async fn step(
         "caller" => caller(input, flow).await,
         "refresh" => refresh(input, flow).await,
         "client_credentials" => client_credentials(input, flow).await,
+        "device_start" => super::device_flow::start(input, flow).await,
+        "device_poll" => super::device_flow::poll(input, flow).await,
         _ => Err(PageError::not_found()),
     }
 }
@@ -50,16 +52,7 @@ async fn playground_client(
     outcome: &mut Outcome,
 ) -> Result<Option<(String, String)>, PageError> {
     let ctx = &input.state.ctx;
-    let project_id = input.fields.text("project");
-    let project =
-        match tessera_domain::projects::get_owned(ctx, &input.me.account.id, &project_id).await {
-            Ok(it) => it,
-            Err(tessera_domain::Error::NotFound | tessera_domain::Error::Forbidden) => {
-                outcome.error = Some("Choose one of your projects.".to_owned());
-                return Ok(None);
-            }
-            Err(err) => return Err(err.into()),
-        };
+    let Some(project) = chosen_project(input, outcome).await? else { return Ok(None) };
     let callback = public(input.state, "/playground/callback");
     if flow.project.as_deref() == Some(project.id.as_str())
         && let (Some(id), Some(secret)) = (&flow.client_id, &flow.client_secret)
@@ -111,7 +104,24 @@ async fn playground_client(
     Ok(Some((id, secret)))
 }
 
-fn scope_of(input: &StepInput<'_>) -> Option<String> {
+/// The developer's project the form names, or `None` with the error shown.
+pub(super) async fn chosen_project(
+    input: &StepInput<'_>,
+    outcome: &mut Outcome,
+) -> Result<Option<tessera_store::ProjectRecord>, PageError> {
+    let ctx = &input.state.ctx;
+    let project_id = input.fields.text("project");
+    match tessera_domain::projects::get_owned(ctx, &input.me.account.id, &project_id).await {
+        Ok(it) => Ok(Some(it)),
+        Err(tessera_domain::Error::NotFound | tessera_domain::Error::Forbidden) => {
+            outcome.error = Some("Choose one of your projects.".to_owned());
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(super) fn scope_of(input: &StepInput<'_>) -> Option<String> {
     let scope = input.fields.text("scope").split_whitespace().collect::<Vec<_>>().join(" ");
     (!scope.is_empty() && scope.len() <= 2000).then_some(scope)
 }
@@ -146,6 +156,7 @@ async fn start(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageEr
     flow.code = None;
     flow.access_token = None;
     flow.refresh_token = None;
+    flow.public_client = None;
     outcome.notes.push(format!(
         "Step 1: the authorization request, with a PKCE challenge (S256) whose verifier the \
          playground keeps for the exchange. Open it: you will see the consent page every client \
@@ -195,19 +206,32 @@ pub(super) async fn callback_get(
     show(&state, &headers, &me, Some(Walk::OAuth2), Some(&flow), outcome).await
 }
 
-fn token_request(state: &AppState, flow: &Flow, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
-    client()
-        .post(public(state, "/o/oauth2/token"))
-        .basic_auth(
-            flow.client_id.clone().unwrap_or_default(),
-            Some(flow.client_secret.clone().unwrap_or_default()),
-        )
-        .form(form)
+/// A token request: the playground's web client authenticates with `client_secret_basic`; the
+/// device client, a public client, names itself with `client_id` in the form.
+pub(super) fn token_request(
+    state: &AppState,
+    flow: &Flow,
+    form: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let request = client().post(public(state, "/o/oauth2/token"));
+    match &flow.public_client {
+        Some(id) => {
+            let mut form: Vec<(&str, &str)> = form.to_vec();
+            form.push(("client_id", id.as_str()));
+            request.form(&form)
+        }
+        None => request
+            .basic_auth(
+                flow.client_id.clone().unwrap_or_default(),
+                Some(flow.client_secret.clone().unwrap_or_default()),
+            )
+            .form(form),
+    }
 }
 
 /// Reads a token response into the flow and the outcome: tokens kept, the ID token taken apart
 /// and verified, the next steps offered.
-async fn absorb_tokens(
+pub(super) async fn absorb_tokens(
     state: &AppState,
     flow: &mut Flow,
     outcome: &mut Outcome,
@@ -247,7 +271,8 @@ async fn absorb_tokens(
 }
 
 /// The ID token's header and claims, and the client library's verdict on it: signature checked
-/// against the keys this server publishes, then `iss`, `aud`, `exp` and `nonce`.
+/// against the keys this server publishes, then `iss`, `aud`, `exp` and `nonce` (the device flow
+/// sends none: its tokens are checked without).
 async fn decode_id_token(state: &AppState, flow: &Flow, token: &str) -> Decoded {
     let part = |index: usize| {
         token
@@ -259,7 +284,8 @@ async fn decode_id_token(state: &AppState, flow: &Flow, token: &str) -> Decoded 
             .unwrap_or_else(|| "(not JSON)".to_owned())
     };
     let jwks = public(state, "/oauth2/v3/certs");
-    let client_id = flow.client_id.clone().unwrap_or_default();
+    let client_id =
+        flow.public_client.clone().or_else(|| flow.client_id.clone()).unwrap_or_default();
     let verdict = match url::Url::parse(&jwks) {
         Ok(jwks_uri) => {
             let verifier =
@@ -267,11 +293,19 @@ async fn decode_id_token(state: &AppState, flow: &Flow, token: &str) -> Decoded 
                     .clock(Arc::new(ServerClock(state.ctx.clock.clone())))
                     .http_client(client().clone())
                     .build();
-            let nonce = flow.nonce.clone().unwrap_or_default();
-            match verifier.verify_with_nonce(token, &nonce).await {
+            let verified = match &flow.public_client {
+                None => {
+                    let nonce = flow.nonce.clone().unwrap_or_default();
+                    verifier.verify_with_nonce(token, &nonce).await
+                }
+                Some(_) => verifier.verify(token).await,
+            };
+            let checked =
+                if flow.public_client.is_some() { "and expiry" } else { "expiry and nonce" };
+            match verified {
                 Ok(claims) => Ok(format!(
                     "Signature valid against the key set at {jwks}; issuer {}, audience {client_id}, \
-                     expiry and nonce checked. Subject {}.",
+                     {checked} checked. Subject {}.",
                     claims.iss, claims.sub
                 )),
                 Err(err) => Err(format!("Not valid: {err}")),
@@ -293,6 +327,8 @@ async fn exchange(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, Pag
         return Ok(outcome);
     };
     let redirect_uri = public(input.state, "/playground/callback");
+    // The code is the web client's, whatever the device flow did meanwhile.
+    flow.public_client = None;
     let request = token_request(
         input.state,
         flow,
@@ -375,6 +411,7 @@ async fn client_credentials(input: &StepInput<'_>, flow: &mut Flow) -> Result<Ou
     }
     flow.access_token = None;
     flow.refresh_token = None;
+    flow.public_client = None;
     let request = token_request(
         input.state,
         flow,
@@ -391,9 +428,10 @@ async fn client_credentials(input: &StepInput<'_>, flow: &mut Flow) -> Result<Ou
     Ok(outcome)
 }
 
-/// The OAuth 2.0 walk's first forms: the authorization code flow, and client credentials.
-pub(super) fn start_steps(project: impl Fn() -> Field) -> Vec<Step> {
-    vec![
+/// The OAuth 2.0 walk's first forms: the authorization code flow, client credentials and the
+/// device flow (and polling for a device code this flow holds).
+pub(super) fn start_steps(project: impl Fn() -> Field, flow: Option<&Flow>) -> Vec<Step> {
+    let mut steps = vec![
         Step {
             step: "start",
             label: "Build the authorization URL",
@@ -404,5 +442,14 @@ pub(super) fn start_steps(project: impl Fn() -> Field) -> Vec<Step> {
             label: "Get a token with client credentials",
             fields: vec![project(), Field::text("scope", "Scopes (a service's)", "")],
         },
-    ]
+        Step {
+            step: "device_start",
+            label: "Start the device flow",
+            fields: vec![project(), Field::text("scope", "Scopes", "openid email profile")],
+        },
+    ];
+    if flow.is_some_and(|it| it.device_code.is_some()) {
+        steps.insert(0, Step::button("device_poll", super::device_flow::POLL));
+    }
+    steps
 }
