@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod push;
 pub mod push_sender;
 mod secret;
+pub mod service_account;
 pub mod sso;
 
 pub use clock::{Clock, ManualClock, SystemClock};
