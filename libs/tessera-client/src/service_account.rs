@@ -64,7 +64,7 @@ impl AssertionSigner {
         kid: Option<&str>,
         pem: &str,
     ) -> Result<AssertionSigner, AssertionError> {
-        AssertionSigner::from_pkcs8_der(client_id, kid, &pem_body(pem)?)
+        AssertionSigner::from_pkcs8_der(client_id, kid, &private_key_der(pem)?)
     }
 
     /// As [`AssertionSigner::from_pem`], from the PKCS#8 DER.
@@ -112,8 +112,8 @@ impl AssertionSigner {
     }
 }
 
-/// The DER inside a `PRIVATE KEY` PEM.
-fn pem_body(pem: &str) -> Result<Vec<u8>, AssertionError> {
+/// The PKCS#8 DER inside a `PRIVATE KEY` PEM, to keep the key in a smaller form.
+pub fn private_key_der(pem: &str) -> Result<Vec<u8>, AssertionError> {
     let text = pem.trim();
     let body = text
         .strip_prefix("-----BEGIN PRIVATE KEY-----")

@@ -671,3 +671,184 @@ async fn later_steps_without_earlier_ones_change_nothing() {
     let clients = tessera_domain::oauth2::clients::list(env.ctx(), &theirs.id).await.unwrap();
     assert!(clients.is_empty(), "nothing was created in another developer's project");
 }
+
+#[tokio::test]
+async fn jwt_bearer_service_account_key_assertion_token_and_caller_check() {
+    let env = TestEnv::start().await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev6@example.test").await;
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.fill("jwt_bearer-scope", "openid").await;
+    chrome.click_button("Get a token as a service account (JWT bearer)").await;
+    let text = chrome.text().await;
+    assert!(text.contains("Created the service account \"Playground service account\""), "{text}");
+    assert!(text.contains("the private key is handed out once"), "{text}");
+    let shown = exchanges(&chrome).await;
+    assert!(
+        shown[0].0.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer")
+    );
+    assert!(!shown[0].0.contains("authorization:"), "no client authentication: {}", shown[0].0);
+    assert!(shown[0].1.starts_with("HTTP/1.1 400") && shown[0].1.contains("invalid_scope"));
+    // Neither the page nor the database holds the private key.
+    let source = chrome.client.source().await.unwrap();
+    assert!(!source.contains("PRIVATE KEY"), "the key stays in the sealed flow");
+
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.fill("jwt_bearer-scope", &scope).await;
+    chrome.click_button("Get a token as a service account (JWT bearer)").await;
+    let text = chrome.text().await;
+    assert!(!text.contains("Created the"), "the flow's key is used again: {text}");
+    let header = chrome.client.find(Locator::Css("pre.jwt-header")).await.unwrap();
+    let header: serde_json::Value = serde_json::from_str(&header.text().await.unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let claims = chrome.client.find(Locator::Css("pre.jwt-claims")).await.unwrap();
+    let claims: serde_json::Value = serde_json::from_str(&claims.text().await.unwrap()).unwrap();
+    assert_eq!(claims["aud"], env.url("/o/oauth2/token"));
+    assert_eq!(claims["scope"], scope.as_str());
+    assert!(claims["iss"].as_str().unwrap().ends_with(".apps.tessera"));
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"access_token\"") && !shown[0].1.contains("refresh_token"));
+    assert!(!text.contains("Call userinfo"), "a service account's token names no person");
+
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains(&scope), "{}", shown[0].1);
+    assert!(shown[0].1.contains(claims["iss"].as_str().unwrap()), "{}", shown[0].1);
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn token_exchange_for_another_clients_id_token_and_refusal() {
+    let env = TestEnv::start().await;
+    let chrome = developer(&env, "dev7@example.test").await;
+    // Another client of the same project, the audience.
+    let project = tessera_domain::projects::owned_by(
+        env.ctx(),
+        &env_account(&env, "dev7@example.test").await,
+    )
+    .await
+    .unwrap()
+    .remove(0);
+    let new = tessera_domain::oauth2::clients::NewClient {
+        kind: tessera_domain::oauth2::clients::ClientKind::Android,
+        name: "Phone app".to_owned(),
+        redirect_uris: Vec::new(),
+        android_package: Some("com.example.app".to_owned()),
+        android_cert_sha1: Some("AB".repeat(20)),
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let phone = tessera_domain::oauth2::clients::create(env.ctx(), &project, new, &Actor::Cli)
+        .await
+        .unwrap();
+    let phone = phone.client.id().to_owned();
+
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.click_button("Build the authorization URL").await;
+    chrome.click_link("Open the authorization URL").await;
+    chrome.click_button("Allow").await;
+    chrome.click_button("Exchange the code for tokens").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+
+    // An audience that is no client of the project: refused, nothing issued.
+    chrome.fill("token_exchange-audience", "000000000000-nosuchclient.apps.tessera").await;
+    chrome.click_button("Exchange the access token for another client's ID token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(
+        shown[0].0.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange")
+    );
+    assert!(shown[0].1.starts_with("HTTP/1.1 400") && shown[0].1.contains("invalid_target"));
+    assert!(chrome.text().await.contains("The token endpoint refused: invalid_target"));
+
+    let field = chrome.client.find(Locator::Id("token_exchange-audience")).await.unwrap();
+    assert_eq!(field.prop("value").await.unwrap().as_deref(), Some(phone.as_str()));
+    chrome.click_button("Exchange the access token for another client's ID token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(
+        shown[0]
+            .0
+            .contains("subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token")
+    );
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"token_type\":\"N_A\""), "{}", shown[0].1);
+    let claims = chrome.client.find(Locator::Css("pre.jwt-claims")).await.unwrap();
+    let claims: serde_json::Value = serde_json::from_str(&claims.text().await.unwrap()).unwrap();
+    assert_eq!(claims["aud"], phone.as_str());
+    assert_eq!(claims["email"], "dev7@example.test");
+    assert!(claims["azp"].as_str().unwrap() != phone);
+    let verdict = chrome.client.find(Locator::Id("verdict")).await.unwrap().text().await.unwrap();
+    assert!(verdict.starts_with("Signature valid against the key set at"), "{verdict}");
+    // The playground's own access token still works.
+    chrome.click_button("Call userinfo").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+    chrome.close().await;
+}
+
+#[tokio::test]
+async fn clientlogin_token_migrates_to_oauth2_only_from_a_client_of_the_project() {
+    let env = TestEnv::start().await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev8@example.test").await;
+    // The playground's web client, through client credentials.
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.fill("client_credentials-scope", &scope).await;
+    chrome.click_button("Get a token with client credentials").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+
+    let sign_in = async |source_is_web_client: bool| {
+        chrome.client.goto(&env.url("/playground/clientlogin")).await.unwrap();
+        chrome.fill("start-Email", "dev8@example.test").await;
+        chrome.fill("start-Passwd", "password-1").await;
+        chrome.fill("start-service", "cl").await;
+        let select = chrome.client.find(Locator::Id("start-source")).await.unwrap();
+        let options = select.find_all(Locator::Css("option")).await.unwrap();
+        let index = if source_is_web_client { 1 } else { 0 };
+        let value = options[index].attr("value").await.unwrap().unwrap();
+        select.select_by_value(&value).await.unwrap();
+        chrome.click_button("Sign in with ClientLogin").await;
+        assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+        assert!(chrome.text().await.contains("The OAuth 2.0 page offers to move this token"));
+        value
+    };
+
+    // An unregistered source: the server refuses to move the token; it stays usable.
+    assert_eq!(sign_in(false).await, "tessera-playground");
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.click_button("Move the legacy token to OAuth 2.0").await;
+    let shown = exchanges(&chrome).await;
+    assert!(
+        shown[0].0.contains(
+            "grant_type=urn%3Atessera%3Aparams%3Aoauth%3Agrant-type%3Amigration%3Alegacy"
+        )
+    );
+    assert!(shown[0].0.contains("legacy_token=") && shown[0].0.contains("authorization: Basic "));
+    assert!(shown[0].1.starts_with("HTTP/1.1 400") && shown[0].1.contains("invalid_grant"));
+    assert!(
+        chrome.text().await.contains("A legacy token moves only to a web client of the project")
+    );
+    chrome.client.goto(&env.url("/playground/clientlogin")).await.unwrap();
+    chrome.click_button("Ask the caller check").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+
+    // The playground's web client as the source: the token moves to it, once.
+    let web_client = sign_in(true).await;
+    assert!(web_client.ends_with(".apps.tessera"), "{web_client}");
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    chrome.click_button("Move the legacy token to OAuth 2.0").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    assert!(shown[0].1.contains("\"refresh_token\""), "{}", shown[0].1);
+    assert!(chrome.text().await.contains("The legacy token bought these OAuth 2.0 tokens"));
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK") && shown[0].1.contains(&scope));
+    assert!(shown[0].1.contains("\"protocol\":\"oauth2\""), "{}", shown[0].1);
+    chrome.click_button("Refresh the access token").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+    // Used up: the flow no longer offers it.
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    assert!(!chrome.text().await.contains("Move the legacy token"));
+    chrome.close().await;
+}

@@ -118,6 +118,10 @@ async fn session(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, Page
                  see it."
                     .to_owned(),
             );
+            outcome.notes.push(
+                "The OAuth 2.0 page offers to move this token to OAuth 2.0 (the migration grant)."
+                    .to_owned(),
+            );
             after_session(&mut outcome);
         }
         None => outcome.error = Some("The exchange was refused.".to_owned()),

@@ -4,7 +4,7 @@
 
 use tessera_client::client_login;
 
-use super::{Flow, Outcome, Step, StepInput, caller_check, client, public, send};
+use super::{Field, Flow, Outcome, Step, StepInput, caller_check, client, public, send};
 use crate::error::PageError;
 
 pub(super) async fn step(
@@ -19,16 +19,47 @@ pub(super) async fn step(
     }
 }
 
+/// The `source` an unregistered application names.
+const UNREGISTERED_SOURCE: &str = "tessera-playground";
+
+/// The application the login names (`source`): an unregistered name, or the playground's web
+/// client of this flow. A token whose source is a registered client can later move to OAuth 2.0
+/// with a web client of that client's project.
+pub(super) fn source_field(flow: Option<&Flow>) -> Field {
+    let mut options = vec![(
+        UNREGISTERED_SOURCE.to_owned(),
+        format!("{UNREGISTERED_SOURCE} (no registered client)"),
+    )];
+    if let Some(id) = flow.and_then(|it| it.client_id.clone()) {
+        options.push((id.clone(), format!("{id} (the playground's web client)")));
+    }
+    Field {
+        name: "source",
+        label: "Source (the application)",
+        kind: "select",
+        value: String::new(),
+        options,
+    }
+}
+
 async fn start(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
     let mut outcome = Outcome::default();
-    flow.clientlogin_auth = None;
     let fields = input.fields;
+    let source = match fields.text("source") {
+        it if it.is_empty() || it == UNREGISTERED_SOURCE => UNREGISTERED_SOURCE.to_owned(),
+        it if flow.client_id.as_deref() == Some(it.as_str()) => it,
+        _ => {
+            outcome.error = Some("Choose one of the offered sources.".to_owned());
+            return Ok(outcome);
+        }
+    };
+    flow.clientlogin_auth = None;
     let form = [
         ("accountType", "HOSTED_OR_GOOGLE".to_owned()),
         ("Email", fields.text("Email")),
         ("Passwd", fields.text("Passwd")),
         ("service", fields.text("service")),
-        ("source", "tessera-playground".to_owned()),
+        ("source", source),
     ];
     let request = client().post(public(input.state, "/accounts/ClientLogin")).form(&form);
     let exchange = send("ClientLogin", request, &["Passwd"]).await?;
@@ -42,6 +73,10 @@ async fn start(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageEr
             outcome.notes.push(
                 "The Auth line is the token for the service's API calls; present it as a \
                  resource server would see it."
+                    .to_owned(),
+            );
+            outcome.notes.push(
+                "The OAuth 2.0 page offers to move this token to OAuth 2.0 (the migration grant)."
                     .to_owned(),
             );
             outcome.next.push(Step::button("caller", "Ask the caller check"));

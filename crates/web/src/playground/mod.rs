@@ -20,6 +20,7 @@ mod oauth1;
 mod oauth2;
 mod openid2;
 mod push;
+mod service_account;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -167,6 +168,10 @@ pub(crate) struct Flow {
     /// client: token requests then name it with `client_id` alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     public_client: Option<String>,
+    /// The JWT bearer walk: the playground's service account, its key id and private key (PKCS#8
+    /// DER, base64), which exists nowhere else: the server keeps only the public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service_account: Option<(String, String, String)>,
     /// OAuth 1.0a: the request token and its secret, the verifier, the access token and its secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     oauth1_token: Option<(String, String)>,
@@ -432,6 +437,7 @@ fn start_steps(
                 Field::text("Email", "Email", ""),
                 Field::password("Passwd", "Password"),
                 Field::text("service", "Service name", ""),
+                clientlogin::source_field(flow),
             ],
         }],
         Walk::OpenId2 => {

@@ -37,6 +37,9 @@ pub(super) async fn step(
         "caller" => caller(input, flow).await,
         "refresh" => refresh(input, flow).await,
         "client_credentials" => client_credentials(input, flow).await,
+        "jwt_bearer" => super::service_account::jwt_bearer(input, flow).await,
+        "token_exchange" => token_exchange(input, flow).await,
+        "migrate" => migrate(input, flow).await,
         "device_start" => super::device_flow::start(input, flow).await,
         "device_poll" => super::device_flow::poll(input, flow).await,
         _ => Err(PageError::not_found()),
@@ -254,7 +257,14 @@ pub(super) async fn absorb_tokens(
         flow.refresh_token = Some(token);
     }
     if let Some(id_token) = text("id_token") {
-        outcome.decoded.push(decode_id_token(state, flow, &id_token).await);
+        let audience =
+            flow.public_client.clone().or_else(|| flow.client_id.clone()).unwrap_or_default();
+        // The device flow sends no nonce: its tokens are checked without.
+        let nonce = match &flow.public_client {
+            None => Some(flow.nonce.clone().unwrap_or_default()),
+            Some(_) => None,
+        };
+        outcome.decoded.push(decode_id_token(state, &id_token, &audience, nonce.as_deref()).await);
     }
     if flow.access_token.is_some() {
         outcome.notes.push(
@@ -268,40 +278,45 @@ pub(super) async fn absorb_tokens(
     if flow.refresh_token.is_some() {
         outcome.next.push(Step::button("refresh", "Refresh the access token"));
     }
+    if text("id_token").is_some() && flow.public_client.is_none() && flow.client_id.is_some() {
+        outcome.next.push(exchange_step(state, flow).await);
+    }
+}
+
+/// A JWT's header (0) or claims (1), pretty-printed.
+pub(super) fn jwt_part(token: &str, index: usize) -> String {
+    token
+        .split('.')
+        .nth(index)
+        .and_then(|it| URL_SAFE_NO_PAD.decode(it).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|json| serde_json::to_string_pretty(&json).ok())
+        .unwrap_or_else(|| "(not JSON)".to_owned())
 }
 
 /// The ID token's header and claims, and the client library's verdict on it: signature checked
-/// against the keys this server publishes, then `iss`, `aud`, `exp` and `nonce` (the device flow
-/// sends none: its tokens are checked without).
-async fn decode_id_token(state: &AppState, flow: &Flow, token: &str) -> Decoded {
-    let part = |index: usize| {
-        token
-            .split('.')
-            .nth(index)
-            .and_then(|it| URL_SAFE_NO_PAD.decode(it).ok())
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .and_then(|json| serde_json::to_string_pretty(&json).ok())
-            .unwrap_or_else(|| "(not JSON)".to_owned())
-    };
+/// against the keys this server publishes, then `iss`, `aud` (`client_id`), `exp`, and `nonce`
+/// when the request sent one.
+async fn decode_id_token(
+    state: &AppState,
+    token: &str,
+    client_id: &str,
+    nonce: Option<&str>,
+) -> Decoded {
+    let part = |index: usize| jwt_part(token, index);
     let jwks = public(state, "/oauth2/v3/certs");
-    let client_id =
-        flow.public_client.clone().or_else(|| flow.client_id.clone()).unwrap_or_default();
     let verdict = match url::Url::parse(&jwks) {
         Ok(jwks_uri) => {
             let verifier =
-                IdTokenVerifier::with_jwks_uri(jwks_uri, state.ctx.public_url.as_ref(), &client_id)
+                IdTokenVerifier::with_jwks_uri(jwks_uri, state.ctx.public_url.as_ref(), client_id)
                     .clock(Arc::new(ServerClock(state.ctx.clock.clone())))
                     .http_client(client().clone())
                     .build();
-            let verified = match &flow.public_client {
-                None => {
-                    let nonce = flow.nonce.clone().unwrap_or_default();
-                    verifier.verify_with_nonce(token, &nonce).await
-                }
-                Some(_) => verifier.verify(token).await,
+            let verified = match nonce {
+                Some(nonce) => verifier.verify_with_nonce(token, nonce).await,
+                None => verifier.verify(token).await,
             };
-            let checked =
-                if flow.public_client.is_some() { "and expiry" } else { "expiry and nonce" };
+            let checked = if nonce.is_none() { "and expiry" } else { "expiry and nonce" };
             match verified {
                 Ok(claims) => Ok(format!(
                     "Signature valid against the key set at {jwks}; issuer {}, audience {client_id}, \
@@ -428,6 +443,148 @@ async fn client_credentials(input: &StepInput<'_>, flow: &mut Flow) -> Result<Ou
     Ok(outcome)
 }
 
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+const MIGRATION_LEGACY: &str = "urn:tessera:params:oauth:grant-type:migration:legacy";
+
+/// The token exchange form, its audience filled in with another client of the playground
+/// client's project when there is one.
+async fn exchange_step(state: &AppState, flow: &Flow) -> Step {
+    let mut audience = String::new();
+    if let Some(project) = &flow.project {
+        let others = clients::list(&state.ctx, project).await.unwrap_or_default();
+        if let Some(other) = others.iter().find(|it| Some(it.id()) != flow.client_id.as_deref()) {
+            audience = other.id().to_owned();
+        }
+    }
+    Step {
+        step: "token_exchange",
+        label: "Exchange the access token for another client's ID token",
+        fields: vec![Field::text(
+            "audience",
+            "Audience (a client id of the same project)",
+            &audience,
+        )],
+    }
+}
+
+/// Token exchange (RFC 8693, cross-client identity): the web client trades the access token of
+/// the code walk for an ID token whose audience is another client of its project.
+async fn token_exchange(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let Some(token) = need_access_token(flow, &mut outcome) else { return Ok(outcome) };
+    if flow.public_client.is_some() || flow.client_id.is_none() {
+        outcome.error = Some(
+            "Token exchange uses the web client's tokens from the authorization code flow; run              it first."
+                .to_owned(),
+        );
+        return Ok(outcome);
+    }
+    let audience = input.fields.text("audience").trim().to_owned();
+    if audience.is_empty() || audience.len() > 200 {
+        outcome.error = Some("Name the client the ID token is for.".to_owned());
+        outcome.next.push(exchange_step(input.state, flow).await);
+        return Ok(outcome);
+    }
+    let request = token_request(
+        input.state,
+        flow,
+        &[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", &token),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("requested_token_type", ID_TOKEN_TYPE),
+            ("audience", &audience),
+        ],
+    );
+    let exchange = send("Token request (token exchange)", request, &[]).await?;
+    let json: serde_json::Value = serde_json::from_str(&exchange.body).unwrap_or_default();
+    let text = |name: &str| json.get(name).and_then(|it| it.as_str()).map(str::to_owned);
+    let status = exchange.status;
+    outcome.exchanges.push(exchange);
+    match (status, text("id_token")) {
+        (200, Some(id_token)) => {
+            outcome.notes.push(format!(
+                "An ID token for {audience} (its aud), with this client as the authorized party                  (azp), without asking you again: both clients are in the same project. The                  answer's access_token is the same ID token (token_type N_A); the playground                  keeps using its own access token."
+            ));
+            outcome.decoded.push(decode_id_token(input.state, &id_token, &audience, None).await);
+        }
+        _ => {
+            outcome.error = Some(format!(
+                "The token endpoint refused: {} ({}). Only a client of the same project is an                  audience this client may ask for.",
+                text("error").unwrap_or_else(|| "no error code".to_owned()),
+                text("error_description").unwrap_or_default()
+            ));
+        }
+    }
+    outcome.next.push(exchange_step(input.state, flow).await);
+    after_use(flow, &mut outcome);
+    Ok(outcome)
+}
+
+/// The legacy token this flow holds that `which` names (`authsub` or `clientlogin`).
+fn legacy_token(flow: &Flow, which: &str) -> Option<String> {
+    match which {
+        "authsub" => flow.authsub_session.clone(),
+        "clientlogin" => flow
+            .clientlogin_auth
+            .as_deref()
+            .and_then(|it| it.strip_prefix("GoogleLogin auth="))
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The migration grant (`docs/legacy.md`, "Moving to OAuth 2.0"): the AuthSub session token or
+/// ClientLogin `Auth` of this flow traded, once, for OAuth 2.0 tokens of the playground's web
+/// client in the chosen project. The server moves it only to a client of the project its
+/// application is registered in; the refusal is shown as it came.
+async fn migrate(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    let which = input.fields.text("legacy");
+    let Some(token) = legacy_token(flow, &which) else {
+        outcome.error = Some(
+            "This flow holds no such legacy token; get one on the AuthSub or ClientLogin page."
+                .to_owned(),
+        );
+        return Ok(outcome);
+    };
+    if playground_client(input, flow, &mut outcome).await?.is_none() {
+        return Ok(outcome);
+    }
+    flow.access_token = None;
+    flow.refresh_token = None;
+    flow.public_client = None;
+    let request = token_request(
+        input.state,
+        flow,
+        &[("grant_type", MIGRATION_LEGACY), ("legacy_token", &token)],
+    );
+    let exchange = send("Token request (legacy migration)", request, &[]).await?;
+    let (status, body) = (exchange.status, exchange.body.clone());
+    outcome.exchanges.push(exchange);
+    absorb_tokens(input.state, flow, &mut outcome, status, &body).await;
+    if status == 200 {
+        match which.as_str() {
+            "authsub" => flow.authsub_session = None,
+            _ => flow.clientlogin_auth = None,
+        }
+        outcome.notes.insert(
+            0,
+            "The legacy token bought these OAuth 2.0 tokens, on the same scopes, once: it is used              up, and the account page lists the web client as a connected app."
+                .to_owned(),
+        );
+    } else {
+        outcome.notes.push(
+            "A legacy token moves only to a web client of the project its application is              registered in: for ClientLogin, the registered client the login's source named; for              AuthSub, the project of the registration for the next URL's domain. The token stays              as it was."
+                .to_owned(),
+        );
+        // No next step here: the page offers the walk's forms again, the migration among them.
+    }
+    Ok(outcome)
+}
+
 /// The OAuth 2.0 walk's first forms: the authorization code flow, client credentials and the
 /// device flow (and polling for a device code this flow holds).
 pub(super) fn start_steps(project: impl Fn() -> Field, flow: Option<&Flow>) -> Vec<Step> {
@@ -447,7 +604,32 @@ pub(super) fn start_steps(project: impl Fn() -> Field, flow: Option<&Flow>) -> V
             label: "Start the device flow",
             fields: vec![project(), Field::text("scope", "Scopes", "openid email profile")],
         },
+        Step {
+            step: "jwt_bearer",
+            label: "Get a token as a service account (JWT bearer)",
+            fields: vec![project(), Field::text("scope", "Scopes (a service's)", "")],
+        },
     ];
+    let legacy: Vec<(String, String)> =
+        [("authsub", "the AuthSub session token"), ("clientlogin", "the ClientLogin Auth token")]
+            .into_iter()
+            .filter(|(which, _)| flow.is_some_and(|it| legacy_token(it, which).is_some()))
+            .map(|(which, label)| (which.to_owned(), label.to_owned()))
+            .collect();
+    if !legacy.is_empty() {
+        let choice = Field {
+            name: "legacy",
+            label: "Legacy token (from the AuthSub or ClientLogin walk)",
+            kind: "select",
+            value: String::new(),
+            options: legacy,
+        };
+        steps.push(Step {
+            step: "migrate",
+            label: "Move the legacy token to OAuth 2.0",
+            fields: vec![project(), choice],
+        });
+    }
     if flow.is_some_and(|it| it.device_code.is_some()) {
         steps.insert(0, Step::button("device_poll", super::device_flow::POLL));
     }
