@@ -92,6 +92,7 @@ async fn setup(strict: bool, edit: impl FnOnce(&mut tessera::RawConfig)) -> Setu
     let target = |prefix: String| Target {
         prefix,
         protocol: TargetProtocol::OAuth2,
+        consumer: None,
         scopes: vec![api.clone()],
     };
     let new = NewFrontEnd {
