@@ -1,6 +1,6 @@
-//! OAuth 1.0a signatures, verification only: HMAC-SHA1 (aws-lc-rs `hmac`), RSA-SHA1 by a
-//! registered certificate (the same verifier as AuthSub secure tokens) and PLAINTEXT, each compared
-//! in constant time. The base string and the percent-encoding of the keys come from the caller
+//! OAuth 1.0a signatures: HMAC-SHA1 (aws-lc-rs `hmac`) signing, for the front-end proxy's
+//! outgoing calls, and verification of HMAC-SHA1, RSA-SHA1 by a registered certificate (the same
+//! verifier as AuthSub secure tokens) and PLAINTEXT, each compared in constant time. The base string and the percent-encoding of the keys come from the caller
 //! (`tessera-proto-oauth1`); this module only sees bytes.
 
 use aws_lc_rs::hmac;
@@ -10,7 +10,7 @@ use crate::authsub::{CertKey, decode_sig, verify_rsa_sha1};
 use crate::digest::ct_eq;
 
 /// The HMAC-SHA1 signature of `base_string` under `key` (`enc(consumer secret)&enc(token secret)`),
-/// base64. Tests and the benchmark use it; the server only verifies.
+/// base64. The front-end proxy signs its outgoing calls with it (as do tests and the benchmark).
 pub fn hmac_sha1_base64(key: &str, base_string: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key.as_bytes());
     let tag = hmac::sign(&key, base_string.as_bytes());

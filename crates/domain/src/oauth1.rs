@@ -96,6 +96,28 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
+impl Consumer {
+    /// The HMAC-SHA1 consumer secret, read back only inside the domain (the front-end proxy
+    /// signs its outgoing calls with it).
+    pub(crate) fn hmac_secret(&self) -> Option<&str> {
+        self.hmac_secret.as_deref()
+    }
+}
+
+/// The account owning the registration of the consumer `key` (its project's owner); `None` when
+/// `key` is not a registered consumer.
+pub async fn consumer_owner(ctx: &Ctx, key: &str) -> Result<Option<String>> {
+    if key.is_empty() || key.len() > 253 {
+        return Ok(None);
+    }
+    let Some(client) = ctx.store.projects().get_client(key).await? else { return Ok(None) };
+    if client.kind != authsub::CLIENT_KIND {
+        return Ok(None);
+    }
+    let project = ctx.store.projects().get(&client.project_id).await?;
+    Ok(project.map(|it| it.owner_account_id))
+}
+
 fn consumer_secret_aad(domain: &str) -> Vec<u8> {
     format!("oauth1-consumer-secret\n{domain}").into_bytes()
 }
@@ -359,6 +381,12 @@ async fn grantable(
         }
     }
     Ok(Ok((scopes, names)))
+}
+
+/// Whether OAuth 1.0 may be granted every scope of `scopes` (known scopes of services that accept
+/// OAuth 1.0 or AuthSub).
+pub async fn may_grant(ctx: &Ctx, scopes: &[String]) -> Result<bool> {
+    Ok(grantable(ctx, scopes).await?.is_ok())
 }
 
 /// A new token and secret: `4/…` for request tokens, `1/…` for access tokens (Google's shapes);
@@ -686,12 +714,26 @@ pub async fn issue_for_grant(ctx: &Ctx, grant: &GrantRecord) -> Result<(String, 
     if grant.protocol != Protocol::OAuth1.as_str() {
         return Err(Error::Invalid("not an OAuth 1.0 grant".to_owned()));
     }
+    issue_held(ctx, &grant.client_id, &grant.account_id, &grant.id, &grant.scopes).await
+}
+
+/// An access token and its secret issued to the registered consumer `consumer` for the grant
+/// `grant_id` of `account_id` (the front-end proxy's approval: the grant is the app's, so revoking
+/// it revokes the token): the same record [`access_token`] writes, under the same per-app cap of
+/// the account and consumer.
+pub(crate) async fn issue_held(
+    ctx: &Ctx,
+    consumer: &str,
+    account_id: &str,
+    grant_id: &str,
+    scopes: &str,
+) -> Result<(String, String)> {
     let (token, secret, record) = access_token_record(
         ctx,
-        Some(grant.account_id.clone()),
-        Some(grant.id.clone()),
-        Some(grant.client_id.clone()),
-        grant.scopes.clone(),
+        Some(account_id.to_owned()),
+        Some(grant_id.to_owned()),
+        Some(consumer.to_owned()),
+        scopes.to_owned(),
     )?;
     ctx.store.credentials().insert_capped(&record, credentials::PER_APP_CAP).await?;
     Ok((token, secret))

@@ -27,7 +27,9 @@ use tessera_store::{CredentialKind, CredentialRecord, CredentialTransition, Proj
 use url::Url;
 
 use crate::audit::{self, Actor};
-use crate::caller::{authsub_authorization, bearer_authorization};
+use crate::caller::{
+    OAuth1Signer, authsub_authorization, bearer_authorization, oauth1_authorization,
+};
 use crate::credentials::{self, Protocol, Scopes};
 use crate::interaction::{Applicant, Approved, Asks, Choosing, Memory, Request};
 use crate::oauth2::clients::{self, Client, ClientKind, NewClient};
@@ -77,6 +79,10 @@ pub enum TargetProtocol {
     /// A plain AuthSub session token (`Authorization: AuthSub token="…"`), for resources that
     /// only take AuthSub; it lives as long as the grant.
     AuthSub,
+    /// An OAuth 1.0 signature (`Authorization: OAuth …`, HMAC-SHA1) over each outgoing request,
+    /// with the consumer secret of the registered consumer the target names and the secret of an
+    /// OAuth 1.0 access token held for the grant; it lives as long as the grant.
+    OAuth1,
 }
 
 impl TargetProtocol {
@@ -84,6 +90,7 @@ impl TargetProtocol {
         match text {
             "oauth2" => Some(TargetProtocol::OAuth2),
             "authsub" => Some(TargetProtocol::AuthSub),
+            "oauth1" => Some(TargetProtocol::OAuth1),
             _ => None,
         }
     }
@@ -92,6 +99,7 @@ impl TargetProtocol {
         match self {
             TargetProtocol::OAuth2 => "oauth2",
             TargetProtocol::AuthSub => "authsub",
+            TargetProtocol::OAuth1 => "oauth1",
         }
     }
 }
@@ -104,6 +112,24 @@ pub struct Target {
     pub protocol: TargetProtocol,
     /// The scopes the credential attached here carries.
     pub scopes: Vec<String>,
+    /// For an `oauth1` target: the key of the registered OAuth 1.0 consumer the proxy signs as
+    /// (a registration owned by the owner of the app's project). `None` for other protocols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+}
+
+impl Target {
+    /// The target as an administrator writes it: `[PROTOCOL [CONSUMER]] PREFIX SCOPE…`.
+    pub fn line(&self) -> String {
+        let mut words = Vec::new();
+        if self.protocol != TargetProtocol::OAuth2 {
+            words.push(self.protocol.as_str().to_owned());
+        }
+        words.extend(self.consumer.iter().cloned());
+        words.push(self.prefix.clone());
+        words.extend(self.scopes.iter().cloned());
+        words.join(" ")
+    }
 }
 
 /// What a front-end app's client settings hold (`ClientSettings::proxy`).
@@ -211,8 +237,9 @@ fn encoded_separator(path: &str) -> bool {
 }
 
 /// One target as an administrator writes it (the CLI's `--target`, a line of the console's form):
-/// optionally the protocol (`oauth2`, the default, or `authsub`), the prefix, then the scopes used
-/// there, separated by spaces.
+/// optionally the protocol (`oauth2`, the default, `authsub` or `oauth1`; `oauth1` is followed by
+/// the consumer key the proxy signs as), the prefix, then the scopes used there, separated by
+/// spaces.
 pub fn parse_target(text: &str) -> Result<Target> {
     let mut words = text.split_whitespace().peekable();
     let protocol = match words.peek().and_then(|it| TargetProtocol::parse(it)) {
@@ -221,6 +248,12 @@ pub fn parse_target(text: &str) -> Result<Target> {
             protocol
         }
         None => TargetProtocol::OAuth2,
+    };
+    let consumer = match protocol {
+        TargetProtocol::OAuth1 => Some(words.next().map(str::to_owned).ok_or_else(|| {
+            Error::Invalid("An oauth1 target names its consumer key, then the prefix.".to_owned())
+        })?),
+        _ => None,
     };
     let prefix = words
         .next()
@@ -232,10 +265,33 @@ pub fn parse_target(text: &str) -> Result<Target> {
             prefix.chars().take(100).collect::<String>()
         )));
     }
-    Ok(Target { prefix: prefix.to_owned(), protocol, scopes })
+    Ok(Target { prefix: prefix.to_owned(), protocol, scopes, consumer })
 }
 
-async fn checked(ctx: &Ctx, new: &NewFrontEnd) -> Result<FrontEnd> {
+/// Why an `oauth1` target's consumer may not be signed as for the app of `project`: it is not a
+/// registered consumer, its registration is not owned by the project's owner, or it has no HMAC
+/// consumer secret. `None` when it may.
+async fn consumer_problem(ctx: &Ctx, project: &ProjectRecord, key: &str) -> Result<Option<String>> {
+    let owner = crate::oauth1::consumer_owner(ctx, key).await?;
+    if owner.as_deref() != Some(project.owner_account_id.as_str()) {
+        return Ok(Some(format!(
+            "{} is not an OAuth 1.0 consumer registered by the project's owner.",
+            key.chars().take(100).collect::<String>()
+        )));
+    }
+    let has_secret = crate::oauth1::consumer(ctx, key)
+        .await?
+        .is_some_and(|it| it.registered && it.hmac_secret().is_some());
+    if !has_secret {
+        return Ok(Some(format!(
+            "{} has no HMAC-SHA1 consumer secret yet: mint one first.",
+            key.chars().take(100).collect::<String>()
+        )));
+    }
+    Ok(None)
+}
+
+async fn checked(ctx: &Ctx, project: &ProjectRecord, new: &NewFrontEnd) -> Result<FrontEnd> {
     if new.origins.is_empty() || new.origins.len() > MAX_ORIGINS {
         return Err(Error::Invalid(format!("Register 1 to {MAX_ORIGINS} origins.")));
     }
@@ -260,7 +316,29 @@ async fn checked(ctx: &Ctx, new: &NewFrontEnd) -> Result<FrontEnd> {
             return Err(Error::Invalid(format!("Name the scopes the proxy uses at {prefix}.")));
         }
         services::resolve(ctx, &scopes).await?;
-        targets.push(Target { prefix, protocol: target.protocol, scopes });
+        let consumer = match (target.protocol, &target.consumer) {
+            (TargetProtocol::OAuth1, Some(key)) => {
+                if let Some(problem) = consumer_problem(ctx, project, key).await? {
+                    return Err(Error::Invalid(problem));
+                }
+                if !crate::oauth1::may_grant(ctx, &scopes).await? {
+                    return Err(Error::Invalid(format!(
+                        "The scopes at {prefix} must be of services that accept OAuth 1.0."
+                    )));
+                }
+                Some(key.clone())
+            }
+            (TargetProtocol::OAuth1, None) => {
+                return Err(Error::Invalid(format!("Name the OAuth 1.0 consumer for {prefix}.")));
+            }
+            (_, None) => None,
+            (_, Some(_)) => {
+                return Err(Error::Invalid(format!(
+                    "Only an oauth1 target names a consumer ({prefix})."
+                )));
+            }
+        };
+        targets.push(Target { prefix, protocol: target.protocol, scopes, consumer });
     }
     Ok(FrontEnd { origins, targets })
 }
@@ -272,7 +350,7 @@ pub async fn register(
     new: NewFrontEnd,
     actor: &Actor,
 ) -> Result<Client> {
-    let settings = checked(ctx, &new).await?;
+    let settings = checked(ctx, project, &new).await?;
     let client = NewClient {
         kind: ClientKind::FrontEnd,
         name: new.name.clone(),
@@ -346,6 +424,9 @@ pub enum Refusal {
     Unreachable,
     /// The target's protocol is switched off on this server (`[legacy] authsub = false`).
     ProtocolOff,
+    /// An `oauth1` target's consumer is no longer registered by the project's owner, or has no
+    /// consumer secret: nothing can be signed as it.
+    ConsumerUnavailable,
 }
 
 impl Refusal {
@@ -363,6 +444,7 @@ impl Refusal {
             Refusal::Timeout => "timeout",
             Refusal::Unreachable => "unreachable",
             Refusal::ProtocolOff => "protocol_disabled",
+            Refusal::ConsumerUnavailable => "consumer_unavailable",
         }
     }
 
@@ -388,6 +470,11 @@ impl Refusal {
             Refusal::Unreachable => "The resource server could not be reached.".to_owned(),
             Refusal::ProtocolOff => {
                 "The protocol this resource is called with is switched off on this server."
+                    .to_owned()
+            }
+            Refusal::ConsumerUnavailable => {
+                "The OAuth 1.0 consumer this resource is signed as is no longer registered for \
+                 this app."
                     .to_owned()
             }
         }
@@ -764,6 +851,21 @@ pub async fn request(
                 return Ok(Answer::Refused(Refusal::ProtocolOff));
             }
             TargetProtocol::AuthSub => held.authsub_token(ctx).await?,
+            TargetProtocol::OAuth1 if !credentials::protocol_enabled(ctx, Protocol::OAuth1) => {
+                return Ok(Answer::Refused(Refusal::ProtocolOff));
+            }
+            TargetProtocol::OAuth1 => {
+                let project = ctx.store.projects().get(&client.record.project_id).await?;
+                let Some(project) = project else {
+                    return Ok(Answer::Refused(Refusal::UnknownApp));
+                };
+                let request =
+                    Signing { method: &method, url: &url, headers: &headers, body: &body };
+                match held.oauth1_signature(ctx, &project, target, &request).await? {
+                    Ok(signed) => signed,
+                    Err(refusal) => return Ok(Answer::Refused(refusal)),
+                }
+            }
         };
         let Some(credential) = credential else { return Ok(approval) };
         let mut hop_headers = headers.clone();
@@ -879,9 +981,48 @@ pub async fn approve(ctx: &Ctx, approved: &Approved, approval: &Approval) -> Res
                 Some(issued)
             }
         };
-    let tokens = HeldTokens { refresh_token: refresh, access_token: access, authsub_token };
+    let oauth1 = held_oauth1_tokens(ctx, approved, approval).await?;
+    let tokens = HeldTokens { refresh_token: refresh, access_token: access, authsub_token, oauth1 };
     Held::store(ctx, account_id, &approval.client, &approved.grant.id, &scopes, &tokens).await?;
     Ok(approval.return_to.clone())
+}
+
+/// For an app's `oauth1` targets: one OAuth 1.0 access token of the grant per consumer the
+/// targets name, for the scopes of that consumer's targets (`oauth1::issue_held`, under the
+/// consumer's per-app cap). Consumers that may no longer be signed as, and every one while OAuth
+/// 1.0 is switched off, get none: the proxy refuses their targets.
+async fn held_oauth1_tokens(
+    ctx: &Ctx,
+    approved: &Approved,
+    approval: &Approval,
+) -> Result<Vec<HeldOAuth1>> {
+    let mut out: Vec<HeldOAuth1> = Vec::new();
+    if !credentials::protocol_enabled(ctx, Protocol::OAuth1) {
+        return Ok(out);
+    }
+    let targets = || approval.app.targets.iter().filter(|it| it.protocol == TargetProtocol::OAuth1);
+    for consumer in targets().filter_map(|it| it.consumer.as_deref()) {
+        if out.iter().any(|it| it.consumer == consumer)
+            || consumer_problem(ctx, &approval.project, consumer).await?.is_some()
+        {
+            continue;
+        }
+        let scopes = Scopes::from_names(
+            targets()
+                .filter(|it| it.consumer.as_deref() == Some(consumer))
+                .flat_map(|it| it.scopes.iter().map(String::as_str)),
+        );
+        let (token, secret) = crate::oauth1::issue_held(
+            ctx,
+            consumer,
+            &approved.signed.account.id,
+            &approved.grant.id,
+            &scopes.joined(),
+        )
+        .await?;
+        out.push(HeldOAuth1 { consumer: consumer.to_owned(), token, secret });
+    }
+    Ok(out)
 }
 
 /// The tokens a holding keeps, sealed as one secret.
@@ -892,7 +1033,52 @@ struct HeldTokens {
     /// For apps with AuthSub targets: a session token of the same grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authsub_token: Option<String>,
+    /// For apps with OAuth 1.0 targets: an access token and its secret per consumer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    oauth1: Vec<HeldOAuth1>,
 }
+
+/// An OAuth 1.0 access token of the grant, issued to `consumer`, and its token secret.
+#[derive(Clone, Serialize, Deserialize)]
+struct HeldOAuth1 {
+    consumer: String,
+    token: String,
+    secret: String,
+}
+
+/// One outgoing request as an OAuth 1.0 signature covers it.
+struct Signing<'a> {
+    method: &'a str,
+    url: &'a Url,
+    /// The forwarded headers (lowercase names): their `content-type` says whether the body is a
+    /// form the signature covers.
+    headers: &'a [(String, String)],
+    body: &'a [u8],
+}
+
+impl Signing<'_> {
+    /// The form body's pairs the signature covers: those of an
+    /// `application/x-www-form-urlencoded` body, none for any other body.
+    fn form(&self) -> Result<Vec<(String, String)>, Refusal> {
+        let form = self.headers.iter().any(|(name, value)| {
+            name == "content-type"
+                && value
+                    .split(';')
+                    .next()
+                    .is_some_and(|it| it.trim().eq_ignore_ascii_case(FORM_CONTENT_TYPE))
+        });
+        if !form || self.body.is_empty() {
+            return Ok(Vec::new());
+        }
+        let refused = || {
+            Refusal::BadRequest("The form body is not application/x-www-form-urlencoded.".into())
+        };
+        let text = std::str::from_utf8(self.body).map_err(|_| refused())?;
+        tessera_proto_oauth1::parse_form(text).map_err(|_| refused())
+    }
+}
+
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// A holding's data column: the sealed tokens and when the access token expires.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -997,7 +1183,9 @@ impl Held {
 
     async fn revoke_tokens(ctx: &Ctx, tokens: &HeldTokens) -> Result<()> {
         let authsub = tokens.authsub_token.iter();
-        for token in [&tokens.refresh_token, &tokens.access_token].into_iter().chain(authsub) {
+        let oauth1 = tokens.oauth1.iter().map(|it| &it.token);
+        let held = [&tokens.refresh_token, &tokens.access_token].into_iter();
+        for token in held.chain(authsub).chain(oauth1) {
             let digest = tessera_crypto::digest::token_digest(token);
             ctx.store.credentials().revoke(&digest, ctx.now()).await?;
         }
@@ -1017,6 +1205,66 @@ impl Held {
         let kinds = [CredentialKind::AuthsubSession];
         let valid = credentials::find_valid(ctx, token, &kinds).await?;
         Ok(valid.map(|_| authsub_authorization(token)))
+    }
+
+    /// The `Authorization: OAuth …` value signing `request` for an `oauth1` target, with a fresh
+    /// nonce: HMAC-SHA1 with the consumer's secret and the held access token's secret. `Ok(None)`
+    /// when no live token is held for the consumer (approve again); refused when the consumer may
+    /// no longer be signed as.
+    async fn oauth1_signature(
+        &self,
+        ctx: &Ctx,
+        project: &ProjectRecord,
+        target: &Target,
+        request: &Signing<'_>,
+    ) -> Result<Result<Option<String>, Refusal>> {
+        let Some(key) = target.consumer.as_deref() else {
+            return Ok(Err(Refusal::ConsumerUnavailable));
+        };
+        if consumer_problem(ctx, project, key).await?.is_some() {
+            return Ok(Err(Refusal::ConsumerUnavailable));
+        }
+        let Some(consumer) = crate::oauth1::consumer(ctx, key).await? else {
+            return Ok(Err(Refusal::ConsumerUnavailable));
+        };
+        let Some(consumer_secret) = consumer.hmac_secret() else {
+            return Ok(Err(Refusal::ConsumerUnavailable));
+        };
+        let Some(held) = self.tokens.oauth1.iter().find(|it| it.consumer == key) else {
+            return Ok(Ok(None));
+        };
+        let kinds = [CredentialKind::Oauth1AccessToken];
+        let Some(valid) = credentials::find_valid(ctx, &held.token, &kinds).await? else {
+            return Ok(Ok(None));
+        };
+        if valid.record.client_id.as_deref() != Some(key) {
+            return Ok(Ok(None));
+        }
+        let form = match request.form() {
+            Ok(form) => form,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let signer = OAuth1Signer {
+            consumer_key: key,
+            consumer_secret,
+            token: &held.token,
+            token_secret: &held.secret,
+        };
+        let nonce = tessera_crypto::random::token(ctx.rng.as_ref(), 16);
+        let signed = oauth1_authorization(
+            &signer,
+            request.method,
+            request.url.as_str(),
+            &form,
+            ctx.now(),
+            &nonce,
+        );
+        match signed {
+            Some(value) => Ok(Ok(Some(value))),
+            None => Ok(Err(Refusal::BadRequest(
+                "The URL's query cannot be signed with OAuth 1.0.".to_owned(),
+            ))),
+        }
     }
 
     /// The `Authorization` value of a live access token: the held one, or a new one minted with

@@ -226,9 +226,10 @@ fn render_refusal(refusal: &Refusal) -> Response {
     let status = match refusal {
         Refusal::UnknownApp => StatusCode::NOT_FOUND,
         Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Refusal::UrlNotAllowed | Refusal::AddressNotAllowed | Refusal::ProtocolOff => {
-            StatusCode::FORBIDDEN
-        }
+        Refusal::UrlNotAllowed
+        | Refusal::AddressNotAllowed
+        | Refusal::ProtocolOff
+        | Refusal::ConsumerUnavailable => StatusCode::FORBIDDEN,
         Refusal::Timeout => StatusCode::GATEWAY_TIMEOUT,
         Refusal::RedirectNotAllowed
         | Refusal::TooManyRedirects

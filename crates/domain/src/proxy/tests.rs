@@ -122,11 +122,13 @@ fn app() -> FrontEnd {
             Target {
                 prefix: API.to_owned(),
                 protocol: TargetProtocol::OAuth2,
+                consumer: None,
                 scopes: vec![API.to_owned()],
             },
             Target {
                 prefix: "https://feeds.example/api/private/".to_owned(),
                 protocol: TargetProtocol::OAuth2,
+                consumer: None,
                 scopes: vec!["email".to_owned(), API.to_owned()],
             },
         ],
@@ -570,6 +572,7 @@ async fn front_end_apps_are_registered_checked_and_removed() {
         targets: vec![Target {
             prefix: API.to_owned(),
             protocol: TargetProtocol::OAuth2,
+            consumer: None,
             scopes: vec!["https://unknown.example/".to_owned()],
         }],
     };
@@ -732,4 +735,227 @@ async fn a_switched_off_authsub_refuses_authsub_targets_clearly() {
     assert_eq!(refused, Answer::Refused(Refusal::ProtocolOff));
     assert!(matches!(w.ask(&script, &w.request(&format!("{API}feed"))).await, Answer::Resource(_)));
     assert_eq!(script.hops().len(), 1);
+}
+
+const SIGNED: &str = "https://signed.example/feeds/";
+const CONSUMER: &str = "signed.example";
+
+/// A world whose app also reaches a resource that takes OAuth 1.0: the consumer `signed.example`
+/// is registered by the project's owner, with an HMAC consumer secret.
+async fn oauth1_world(edit: impl FnOnce(&mut crate::Policy)) -> World {
+    let t = TestCtx::with_policy(edit).await;
+    let alice = t.account("alice@example.test").admin().create().await;
+    let project = t.project("Feeds", "alice@example.test").await;
+    let service = services::NewService {
+        name: "signed".to_owned(),
+        display_name: "Signed".to_owned(),
+        scopes: vec![API.to_owned(), SIGNED.to_owned()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    services::add(&t.ctx, service, &Actor::Cli).await.unwrap();
+    crate::authsub::register(
+        &t.ctx,
+        CONSUMER,
+        "https://signed.example/",
+        None,
+        Some("alice@example.test"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let line = format!("oauth1 {CONSUMER} {SIGNED} {SIGNED}");
+    let new = || NewFrontEnd {
+        name: "Reader".to_owned(),
+        origins: vec![ORIGIN.to_owned()],
+        targets: vec![parse_target(&format!("{API} {API}")).unwrap(), parse_target(&line).unwrap()],
+    };
+    // No consumer secret yet: nothing could be signed.
+    assert!(matches!(register(&t.ctx, &project, new(), &Actor::Cli).await, Err(Error::Invalid(_))));
+    crate::oauth1::mint_consumer_secret(&t.ctx, CONSUMER, &Actor::Cli).await.unwrap();
+    let client = register(&t.ctx, &project, new(), &Actor::Cli).await.unwrap();
+    let signed = world_signed(&t, &alice);
+    World { t, alice, client, signed }
+}
+
+fn authorization(hop: &Outgoing) -> String {
+    hop.headers.iter().find(|(name, _)| name == "authorization").unwrap().1.clone()
+}
+
+/// The server's own verifier over a hop the proxy sent, as a resource server would present it
+/// through the caller check.
+async fn verify_hop(
+    ctx: &Ctx,
+    hop: &Outgoing,
+    form: &[(&str, &str)],
+) -> Result<crate::caller::Caller, crate::caller::CallerError> {
+    let presented = crate::caller::parse_authorization(&authorization(hop))?;
+    let facts = crate::caller::RequestFacts {
+        method: hop.method.clone(),
+        url: hop.url.to_string(),
+        dpop_proof: None,
+        form: form.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    };
+    crate::caller::resolve(ctx, &presented, &facts).await.unwrap()
+}
+
+#[test]
+fn oauth1_targets_name_their_consumer() {
+    let target = parse_target("oauth1 feeds.example https://a.example/x/ s1").unwrap();
+    assert_eq!(target.protocol, TargetProtocol::OAuth1);
+    assert_eq!(target.consumer.as_deref(), Some("feeds.example"));
+    assert_eq!(target.prefix, "https://a.example/x/");
+    assert_eq!(target.line(), "oauth1 feeds.example https://a.example/x/ s1");
+    assert!(parse_target("oauth1 feeds.example https://a.example/x/").is_err(), "no scopes");
+    assert!(parse_target("oauth1").is_err());
+}
+
+#[tokio::test]
+async fn oauth1_targets_are_signed_for_the_servers_own_verifier() {
+    let w = oauth1_world(|_| ()).await;
+    w.approve().await;
+    let script = Script::default();
+    let feed = format!("{SIGNED}default?max-results=5&q=a%20b");
+    script.answer(&feed, ok(200, &[], "signed feed"));
+    let Answer::Resource(fetched) = w.ask(&script, &w.request(&feed)).await else { panic!() };
+    assert_eq!(fetched.body, b"signed feed");
+    let hop = &script.hops()[0];
+    assert!(authorization(hop).starts_with("OAuth "));
+    let caller = verify_hop(&w.t.ctx, hop, &[]).await.unwrap();
+    let grant = grants::find_live(&w.t.ctx, w.alice.id(), w.client.id(), Protocol::OAuth2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(caller.protocol, Protocol::OAuth1);
+    assert_eq!(caller.client_id.as_deref(), Some(CONSUMER));
+    assert_eq!(caller.grant_id.as_deref(), Some(grant.id.as_str()));
+    assert_eq!(caller.account_id.as_deref(), Some(w.alice.id()));
+    assert_eq!(caller.scopes, vec![SIGNED.to_owned()]);
+    // The same signed request again is a replay.
+    assert!(verify_hop(&w.t.ctx, hop, &[]).await.is_err());
+
+    // A form body is covered by the signature.
+    let post_url = format!("{SIGNED}default");
+    script.answer(&post_url, ok(201, &[], "made"));
+    let mut post = w.request(&post_url);
+    post.method = "POST".to_owned();
+    post.body = b"title=a+b&n=1".to_vec();
+    post.headers.push(("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()));
+    assert!(matches!(w.ask(&script, &post).await, Answer::Resource(_)));
+    let hop = &script.hops()[1];
+    assert!(verify_hop(&w.t.ctx, hop, &[("title", "a b"), ("n", "2")]).await.is_err());
+    assert!(verify_hop(&w.t.ctx, hop, &[("title", "a b"), ("n", "1")]).await.is_ok());
+    // A body that claims to be a form but is not one is refused, not signed.
+    let mut bad = post.clone();
+    bad.body = b"a=%zz".to_vec();
+    assert!(matches!(w.ask(&script, &bad).await, Answer::Refused(Refusal::BadRequest(_))));
+    assert_eq!(script.hops().len(), 2);
+    // The OAuth 2.0 target of the same app still gets its bearer token.
+    script.answer(&format!("{API}feed"), ok(200, &[], "feed"));
+    w.ask(&script, &w.request(&format!("{API}feed"))).await;
+    assert!(authorization(&script.hops()[2]).starts_with("Bearer "));
+}
+
+#[tokio::test]
+async fn a_burst_of_oauth1_calls_is_signed_with_fresh_nonces() {
+    let w = Arc::new(oauth1_world(|_| ()).await);
+    w.approve().await;
+    let script = Arc::new(Script::default());
+    let feed = format!("{SIGNED}default");
+    script.answer(&feed, ok(200, &[], "signed feed"));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (w, script, feed) = (w.clone(), script.clone(), feed.clone());
+        tasks.push(tokio::spawn(async move { w.ask(&script, &w.request(&feed)).await }));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Answer::Resource(_)));
+    }
+    let hops = script.hops();
+    assert_eq!(hops.len(), 16);
+    let mut checks = Vec::new();
+    for hop in hops {
+        let ctx = w.t.ctx.clone();
+        checks.push(tokio::spawn(async move { verify_hop(&ctx, &hop, &[]).await.is_ok() }));
+    }
+    for check in checks {
+        assert!(check.await.unwrap(), "every call verifies: none is a replay");
+    }
+    // The holding survived the burst.
+    assert!(matches!(w.ask(&script, &w.request(&feed)).await, Answer::Resource(_)));
+}
+
+#[tokio::test]
+async fn a_revoked_grant_or_a_removed_consumer_stops_the_signing() {
+    let w = oauth1_world(|_| ()).await;
+    w.approve().await;
+    let script = Script::default();
+    let feed = format!("{SIGNED}default");
+    script.answer(&feed, ok(200, &[], "signed feed"));
+    assert!(matches!(w.ask(&script, &w.request(&feed)).await, Answer::Resource(_)));
+    let held = script.hops()[0].clone();
+    let grant = grants::find_live(&w.t.ctx, w.alice.id(), w.client.id(), Protocol::OAuth2)
+        .await
+        .unwrap()
+        .unwrap();
+    grants::revoke(&w.t.ctx, w.alice.id(), &grant.id, &Actor::Account, "").await.unwrap();
+    let again = w.ask(&script, &w.request(&feed)).await;
+    assert!(matches!(again, Answer::Approval { .. }), "{again:?}");
+    assert_eq!(script.hops().len(), 1, "nothing signed with a dead token");
+    // The token the proxy held is dead for the verifier too (a fresh nonce, same token).
+    let crate::caller::Presented::OAuth1(params) =
+        crate::caller::parse_authorization(&authorization(&held)).unwrap()
+    else {
+        panic!()
+    };
+    let token = params.iter().find(|(name, _)| name == "oauth_token").unwrap().1.clone();
+    let kinds = [CredentialKind::Oauth1AccessToken];
+    assert!(credentials::find_valid(&w.t.ctx, &token, &kinds).await.unwrap().is_none());
+
+    // Approved again, then the consumer's registration is removed: a clear refusal.
+    w.approve().await;
+    assert!(matches!(w.ask(&script, &w.request(&feed)).await, Answer::Resource(_)));
+    crate::authsub::unregister(&w.t.ctx, CONSUMER, &Actor::Cli).await.unwrap();
+    let refused = w.ask(&script, &w.request(&feed)).await;
+    assert_eq!(refused, Answer::Refused(Refusal::ConsumerUnavailable));
+    assert_eq!(script.hops().len(), 2);
+}
+
+#[tokio::test]
+async fn a_switched_off_oauth1_refuses_oauth1_targets_clearly() {
+    let w = oauth1_world(|policy| policy.disabled_protocols = vec![Protocol::OAuth1]).await;
+    w.approve().await;
+    let script = Script::default();
+    script.answer(&format!("{API}feed"), ok(200, &[], "feed"));
+    let refused = w.ask(&script, &w.request(&format!("{SIGNED}default"))).await;
+    assert_eq!(refused, Answer::Refused(Refusal::ProtocolOff));
+    assert!(matches!(w.ask(&script, &w.request(&format!("{API}feed"))).await, Answer::Resource(_)));
+    assert_eq!(script.hops().len(), 1);
+}
+
+#[tokio::test]
+async fn only_consumers_of_the_projects_owner_may_be_signed_as() {
+    let w = oauth1_world(|_| ()).await;
+    w.t.account("bob@example.test").create().await;
+    let bobs = w.t.project("Bob's", "bob@example.test").await;
+    let new = NewFrontEnd {
+        name: "Other".to_owned(),
+        origins: vec![ORIGIN.to_owned()],
+        targets: vec![parse_target(&format!("oauth1 {CONSUMER} {SIGNED} {SIGNED}")).unwrap()],
+    };
+    assert!(matches!(
+        register(&w.t.ctx, &bobs, new.clone(), &Actor::Cli).await,
+        Err(Error::Invalid(_))
+    ));
+    let mut unknown = new.clone();
+    unknown.targets[0].consumer = Some("nobody.example".to_owned());
+    let project = w.t.project("More", "alice@example.test").await;
+    assert!(register(&w.t.ctx, &project, unknown, &Actor::Cli).await.is_err());
+    let mut built_in = new.clone();
+    built_in.targets[0].scopes = vec!["email".to_owned()];
+    assert!(register(&w.t.ctx, &project, built_in, &Actor::Cli).await.is_err(), "OAuth 2.0 scope");
+    let mut stray = new.clone();
+    stray.targets[0].protocol = TargetProtocol::OAuth2;
+    assert!(register(&w.t.ctx, &project, stray, &Actor::Cli).await.is_err(), "a stray consumer");
+    assert!(register(&w.t.ctx, &project, new, &Actor::Cli).await.is_ok());
 }

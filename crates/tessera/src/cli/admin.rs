@@ -356,7 +356,8 @@ enum ProxyAppCommand {
         #[arg(long = "origin", required = true)]
         origins: Vec<String>,
         /// A resource prefix and the scopes the proxy uses there, space-separated, optionally
-        /// after the protocol (`oauth2`, the default, or `authsub`):
+        /// after the protocol (`oauth2`, the default, `authsub`, or `oauth1` followed by the
+        /// consumer key the proxy signs as):
         /// `"https://api.example/feeds/ https://api.example/feeds/"`; repeat for more.
         #[arg(long = "target", required = true)]
         targets: Vec<String>,
@@ -397,7 +398,7 @@ async fn proxy(ctx: &Ctx, json_mode: bool, command: &ProxyCommand) -> anyhow::Re
                     "client_id": client.id(),
                     "name": client.record.name,
                     "origins": app.origins,
-                    "targets": app.targets.iter().map(|it| json!({ "prefix": it.prefix, "protocol": it.protocol.as_str(), "scopes": it.scopes })).collect::<Vec<_>>(),
+                    "targets": app.targets.iter().map(|it| json!({ "prefix": it.prefix, "protocol": it.protocol.as_str(), "consumer": it.consumer, "scopes": it.scopes })).collect::<Vec<_>>(),
                 }))
                 .collect::<Vec<_>>());
             print(json_mode, &value, || {
@@ -406,7 +407,7 @@ async fn proxy(ctx: &Ctx, json_mode: bool, command: &ProxyCommand) -> anyhow::Re
                         let targets: Vec<String> = app
                             .targets
                             .iter()
-                            .map(|it| format!("    {} {}", it.prefix, it.scopes.join(" ")))
+                            .map(|it| format!("    {}", it.line()))
                             .collect();
                         format!(
                             "{}  {}\n    origins: {}\n{}",

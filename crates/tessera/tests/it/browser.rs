@@ -681,6 +681,7 @@ async fn the_feed_reader_reaches_its_feed_through_the_token_proxy() {
         targets: vec![Target {
             prefix: api.clone(),
             protocol: TargetProtocol::OAuth2,
+            consumer: None,
             scopes: vec![api],
         }],
     };

@@ -92,6 +92,7 @@ async fn setup(strict: bool, edit: impl FnOnce(&mut tessera::RawConfig)) -> Setu
     let target = |prefix: String| Target {
         prefix,
         protocol: TargetProtocol::OAuth2,
+        consumer: None,
         scopes: vec![api.clone()],
     };
     let new = NewFrontEnd {
@@ -623,4 +624,100 @@ async fn an_authsub_target_reaches_the_feeds_api_with_a_held_authsub_token() {
     assert_eq!(answer["status"], 200, "{answer}");
     let subject = tessera_domain::accounts::subject(&account.id);
     assert_eq!(answer["body"], format!("feed for {subject}\n"));
+}
+
+/// An OAuth 1.0 resource: the example feeds API checks each call the proxy signs (HMAC-SHA1 with
+/// the consumer secret of a registration the project's owner holds and the secret of the held
+/// access token) through tessera's one caller check, and answers the feed; a burst of calls each
+/// verifies (fresh nonces), and switching the registration off ends the signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth1_target_reaches_the_feeds_api_with_signed_calls() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let feeds_addr = listener.local_addr().unwrap();
+    let public = format!("http://{feeds_addr}");
+    let env =
+        TestEnv::with_config(|raw| raw.proxy.allowed_addresses = vec![feeds_addr.to_string()])
+            .await;
+    let ctx = env.ctx();
+    let account = env.account("ann@example.test", "correct horse battery").await;
+    let project = tessera_domain::projects::create(ctx, "Legacy", "ann@example.test", &Actor::Cli)
+        .await
+        .unwrap();
+    let api = tessera_example_feeds::api_scope(&public);
+    let service = tessera_domain::services::NewService {
+        name: "legacy".to_owned(),
+        display_name: "Legacy".to_owned(),
+        scopes: vec![api.clone()],
+        clientlogin_ttl_secs: None,
+        protocols: None,
+    };
+    tessera_domain::services::add(ctx, service, &Actor::Cli).await.unwrap();
+    tessera_domain::authsub::register(
+        ctx,
+        "feeds.example",
+        "https://feeds.example/",
+        None,
+        Some("ann@example.test"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    tessera_domain::oauth1::mint_consumer_secret(ctx, "feeds.example", &Actor::Cli).await.unwrap();
+    let target =
+        tessera_domain::proxy::parse_target(&format!("oauth1 feeds.example {api} {api}")).unwrap();
+    let new = NewFrontEnd {
+        name: "Feed Reader".to_owned(),
+        origins: vec![ORIGIN.to_owned()],
+        targets: vec![target],
+    };
+    let app = tessera_domain::proxy::register(ctx, &project, new, &Actor::Cli).await.unwrap();
+    let config = tessera_example_feeds::FeedsConfig {
+        accounts: env.base.clone(),
+        service: "legacy".to_owned(),
+        public: public.clone(),
+        cookie_name: None,
+        api_scope: None,
+        proxy_app: None,
+    };
+    let feeds = tessera_example_feeds::router(&config).unwrap();
+    tokio::spawn(async move { axum::serve(listener, feeds).await });
+    let mut browser = env.browser();
+    browser.sign_in("ann@example.test", "correct horse battery").await;
+    let http = reqwest::Client::new();
+    let mut s = Setup {
+        env,
+        resource: feeds_addr,
+        other: feeds_addr,
+        app: app.id().to_owned(),
+        browser,
+        http,
+    };
+    let ask =
+        json!({ "url": format!("{public}/api/feed"), "returnTo": format!("{ORIGIN}/reader") });
+    let (_, _, first) = s.ask(&ask).await;
+    s.approve(first["oauthApprovalUrl"].as_str().unwrap()).await;
+    let subject = tessera_domain::accounts::subject(&account.id);
+    let (status, _, answer) = s.ask(&ask).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["body"], format!("feed for {subject}\n"));
+
+    // A parallel burst: every call is signed with its own nonce, none refused as a replay.
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (s, ask) = (s.clone(), ask.clone());
+        tasks.push(tokio::spawn(async move { s.ask(&ask).await }));
+    }
+    for task in tasks {
+        let (status, _, answer) = task.await.unwrap();
+        assert_eq!((status, answer["status"].as_u64()), (200, Some(200)), "{answer}");
+        assert_eq!(answer["body"], format!("feed for {subject}\n"));
+    }
+
+    // The registration removed: a clear refusal, nothing signed.
+    tessera_domain::authsub::unregister(s.env.ctx(), "feeds.example", &Actor::Cli).await.unwrap();
+    let (status, _, answer) = s.ask(&ask).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["error"], "consumer_unavailable");
 }
