@@ -398,17 +398,20 @@ async fn proxy(ctx: &Ctx, json_mode: bool, command: &ProxyCommand) -> anyhow::Re
                     "client_id": client.id(),
                     "name": client.record.name,
                     "origins": app.origins,
-                    "targets": app.targets.iter().map(|it| json!({ "prefix": it.prefix, "protocol": it.protocol.as_str(), "consumer": it.consumer, "scopes": it.scopes })).collect::<Vec<_>>(),
+                    "targets": app.targets.iter().map(|it| {
+                        let mut target = json!({ "prefix": it.prefix, "protocol": it.protocol.as_str(), "scopes": it.scopes });
+                        if let Some(consumer) = &it.consumer {
+                            target["consumer"] = json!(consumer);
+                        }
+                        target
+                    }).collect::<Vec<_>>(),
                 }))
                 .collect::<Vec<_>>());
             print(json_mode, &value, || {
                 apps.iter()
                     .map(|(client, app)| {
-                        let targets: Vec<String> = app
-                            .targets
-                            .iter()
-                            .map(|it| format!("    {}", it.line()))
-                            .collect();
+                        let targets: Vec<String> =
+                            app.targets.iter().map(|it| format!("    {}", it.line())).collect();
                         format!(
                             "{}  {}\n    origins: {}\n{}",
                             client.id(),

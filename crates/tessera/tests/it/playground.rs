@@ -754,7 +754,7 @@ async fn token_exchange_for_another_clients_id_token_and_refusal() {
 
     // An audience that is no client of the project: refused, nothing issued.
     chrome.fill("token_exchange-audience", "000000000000-nosuchclient.apps.tessera").await;
-    chrome.click_button("Exchange the access token for another client's ID token").await;
+    chrome.click_button("Exchange the access token for an ID token of another client").await;
     let shown = exchanges(&chrome).await;
     assert!(
         shown[0].0.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange")
@@ -764,7 +764,7 @@ async fn token_exchange_for_another_clients_id_token_and_refusal() {
 
     let field = chrome.client.find(Locator::Id("token_exchange-audience")).await.unwrap();
     assert_eq!(field.prop("value").await.unwrap().as_deref(), Some(phone.as_str()));
-    chrome.click_button("Exchange the access token for another client's ID token").await;
+    chrome.click_button("Exchange the access token for an ID token of another client").await;
     let shown = exchanges(&chrome).await;
     assert!(
         shown[0]

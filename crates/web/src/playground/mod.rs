@@ -430,16 +430,23 @@ fn start_steps(
             label: "Build the AuthSubRequest URL",
             fields: vec![Field::text("scope", "Scopes (a service's)", "")],
         }],
-        Walk::ClientLogin => vec![Step {
-            step: "start",
-            label: "Sign in with ClientLogin",
-            fields: vec![
-                Field::text("Email", "Email", ""),
-                Field::password("Passwd", "Password"),
-                Field::text("service", "Service name", ""),
-                clientlogin::source_field(flow),
-            ],
-        }],
+        Walk::ClientLogin => {
+            let mut steps = vec![Step {
+                step: "start",
+                label: "Sign in with ClientLogin",
+                fields: vec![
+                    Field::text("Email", "Email", ""),
+                    Field::password("Passwd", "Password"),
+                    Field::text("service", "Service name", ""),
+                    clientlogin::source_field(flow),
+                ],
+            }];
+            // An `Auth` the flow still holds can be presented again.
+            if flow.is_some_and(|it| it.clientlogin_auth.is_some()) {
+                steps.push(Step::button("caller", "Ask the caller check"));
+            }
+            steps
+        }
         Walk::OpenId2 => {
             vec![Step::button("start", "Discover the provider and build checkid_setup")]
         }

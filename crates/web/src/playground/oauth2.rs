@@ -460,7 +460,7 @@ async fn exchange_step(state: &AppState, flow: &Flow) -> Step {
     }
     Step {
         step: "token_exchange",
-        label: "Exchange the access token for another client's ID token",
+        label: "Exchange the access token for an ID token of another client",
         fields: vec![Field::text(
             "audience",
             "Audience (a client id of the same project)",
@@ -530,7 +530,10 @@ fn legacy_token(flow: &Flow, which: &str) -> Option<String> {
         "clientlogin" => flow
             .clientlogin_auth
             .as_deref()
-            .and_then(|it| it.strip_prefix("GoogleLogin auth="))
+            .and_then(|it| {
+                // The value is the client library's `Authorization` form; its prefix is too.
+                it.strip_prefix(tessera_client::client_login::authorization("").as_str())
+            })
             .map(str::to_owned),
         _ => None,
     }
