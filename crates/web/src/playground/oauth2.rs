@@ -72,7 +72,8 @@ async fn playground_client(
         Some(found) => {
             let secret = clients::rotate_secret(ctx, found.id(), &Actor::Account).await?;
             outcome.notes.push(format!(
-                "The playground client {} of project {} has a new secret (the old one stopped working).",
+                "The playground client {} of project {} has a new secret (the old one stopped \
+                 working).",
                 found.id(),
                 project.name
             ));
@@ -476,7 +477,8 @@ async fn token_exchange(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcom
     let Some(token) = need_access_token(flow, &mut outcome) else { return Ok(outcome) };
     if flow.public_client.is_some() || flow.client_id.is_none() {
         outcome.error = Some(
-            "Token exchange uses the web client's tokens from the authorization code flow; run              it first."
+            "Token exchange uses the web client's tokens from the authorization code flow; run it \
+             first."
                 .to_owned(),
         );
         return Ok(outcome);
@@ -506,13 +508,17 @@ async fn token_exchange(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcom
     match (status, text("id_token")) {
         (200, Some(id_token)) => {
             outcome.notes.push(format!(
-                "An ID token for {audience} (its aud), with this client as the authorized party                  (azp), without asking you again: both clients are in the same project. The                  answer's access_token is the same ID token (token_type N_A); the playground                  keeps using its own access token."
+                "An ID token for {audience} (its aud), with this client as the authorized party \
+                 (azp), without asking you again: both clients are in the same project. The \
+                 answer's access_token is the same ID token (token_type N_A); the playground keeps \
+                 using its own access token."
             ));
             outcome.decoded.push(decode_id_token(input.state, &id_token, &audience, None).await);
         }
         _ => {
             outcome.error = Some(format!(
-                "The token endpoint refused: {} ({}). Only a client of the same project is an                  audience this client may ask for.",
+                "The token endpoint refused: {} ({}). Only a client of the same project is an \
+                 audience this client may ask for.",
                 text("error").unwrap_or_else(|| "no error code".to_owned()),
                 text("error_description").unwrap_or_default()
             ));
@@ -575,12 +581,16 @@ async fn migrate(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, Page
         }
         outcome.notes.insert(
             0,
-            "The legacy token bought these OAuth 2.0 tokens, on the same scopes, once: it is used              up, and the account page lists the web client as a connected app."
+            "The legacy token bought these OAuth 2.0 tokens, on the same scopes, once: it is used \
+             up, and the account page lists the web client as a connected app."
                 .to_owned(),
         );
     } else {
         outcome.notes.push(
-            "A legacy token moves only to a web client of the project its application is              registered in: for ClientLogin, the registered client the login's source named; for              AuthSub, the project of the registration for the next URL's domain. The token stays              as it was."
+            "A legacy token moves only to a web client of the project its application is \
+             registered in: for ClientLogin, the registered client the login's source named; for \
+             AuthSub, the project of the registration for the next URL's domain. The token stays \
+             as it was."
                 .to_owned(),
         );
         // No next step here: the page offers the walk's forms again, the migration among them.
