@@ -852,3 +852,79 @@ async fn clientlogin_token_migrates_to_oauth2_only_from_a_client_of_the_project(
     assert!(!chrome.text().await.contains("Move the legacy token"));
     chrome.close().await;
 }
+
+/// The OAuth 1.0 migration grant: the OAuth 1.0a walk run as a consumer registered in the
+/// developer's project, then its access token moved to the playground's web client of that
+/// project with the token request signed by the consumer; the OAuth 1.0 token is spent.
+#[tokio::test]
+async fn oauth1_access_token_migrates_to_oauth2_with_a_signed_token_request() {
+    let env = TestEnv::start().await;
+    administrator(&env).await;
+    let scope = service(&env).await;
+    let chrome = developer(&env, "dev10@example.test").await;
+    let ctx = env.ctx();
+    let domain = "playapp.example.test";
+    tessera_domain::authsub::register(
+        ctx,
+        domain,
+        "https://playapp.example.test/",
+        None,
+        Some("dev10@example.test"),
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let secret =
+        tessera_domain::oauth1::mint_consumer_secret(ctx, domain, &Actor::Cli).await.unwrap();
+    let project = ctx.store.projects().get_client(domain).await.unwrap().unwrap().project_id;
+
+    chrome.client.goto(&env.url("/playground/oauth1")).await.unwrap();
+    chrome.fill("start-scope", &scope).await;
+    chrome.fill("start-consumer", domain).await;
+    chrome.fill("start-consumer_secret", &secret).await;
+    chrome.click_button("Get a request token").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].0.contains(&format!("oauth_consumer_key=\"{domain}\"")), "{}", shown[0].0);
+    assert!(!shown[0].0.contains(&secret), "the consumer secret is never sent");
+    assert!(shown[0].1.starts_with("HTTP/1.1 200 OK"), "{}", shown[0].1);
+    chrome.click_link("Open the authorization page").await;
+    chrome.click_button("Allow").await;
+    assert_eq!(chrome.path().await, "/playground/oauth1/callback");
+    chrome.click_button("Get the access token").await;
+    assert!(exchanges(&chrome).await[0].1.starts_with("HTTP/1.1 200 OK"));
+    let access = tessera_store::CredentialKind::Oauth1AccessToken;
+    let account = ctx.store.accounts().find_by_email("dev10@example.test").await.unwrap().unwrap();
+    let now = tessera_domain::Clock::now(env.clock.as_ref());
+    let live =
+        ctx.store.credentials().list_live_by_account(&account.id, access, now).await.unwrap();
+    assert_eq!(live.len(), 1);
+
+    chrome.client.goto(&env.url("/playground/oauth2")).await.unwrap();
+    let select = chrome.client.find(Locator::Id("migrate-project")).await.unwrap();
+    select.select_by_value(&project).await.unwrap();
+    let select = chrome.client.find(Locator::Id("migrate-legacy")).await.unwrap();
+    select.select_by_value("oauth1").await.unwrap();
+    chrome.click_button("Move the legacy token to OAuth 2.0").await;
+    let shown = exchanges(&chrome).await;
+    let (request, response) = &shown[0];
+    assert!(request.starts_with("POST /o/oauth2/token HTTP/1.1"), "{request}");
+    assert!(
+        request
+            .contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Amigration%3Aoauth1"),
+        "{request}"
+    );
+    assert!(request.contains("authorization: OAuth "), "{request}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("\"refresh_token\""), "{response}");
+    assert!(
+        chrome.text().await.contains("The OAuth 1.0 access token bought these OAuth 2.0 tokens")
+    );
+    chrome.click_button("Ask the caller check").await;
+    let shown = exchanges(&chrome).await;
+    assert!(shown[0].1.contains("\"protocol\":\"oauth2\""), "{}", shown[0].1);
+    let now = tessera_domain::Clock::now(env.clock.as_ref());
+    let live =
+        ctx.store.credentials().list_live_by_account(&account.id, access, now).await.unwrap();
+    assert!(live.is_empty(), "the OAuth 1.0 access token was spent");
+    chrome.close().await;
+}

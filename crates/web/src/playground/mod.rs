@@ -179,6 +179,10 @@ pub(crate) struct Flow {
     oauth1_verifier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     oauth1_access: Option<(String, String)>,
+    /// The OAuth 1.0 consumer the walk signs as and its HMAC secret (`anonymous` unless the
+    /// developer named a registered consumer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oauth1_consumer: Option<(String, String)>,
     /// AuthSub: the single-use token from the browser step, then the session token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authsub_single: Option<String>,
@@ -423,7 +427,11 @@ fn start_steps(
         Walk::OAuth1 => vec![Step {
             step: "start",
             label: "Get a request token",
-            fields: vec![Field::text("scope", "Scopes (a service's)", "")],
+            fields: vec![
+                Field::text("scope", "Scopes (a service's)", ""),
+                Field::text("consumer", "Consumer key (a registered domain, or anonymous)", ""),
+                Field::password("consumer_secret", "Its HMAC consumer secret (none for anonymous)"),
+            ],
         }],
         Walk::AuthSub => vec![Step {
             step: "start",

@@ -1,5 +1,5 @@
 //! The OAuth 1.0a walk with the `anonymous` consumer (HMAC-SHA1, secret `anonymous`), the consumer
-//! of installed applications: request token → `OAuthAuthorizeToken` (the consent page) →
+//! of installed applications, or a registered consumer whose HMAC secret the developer gives: request token → `OAuthAuthorizeToken` (the consent page) →
 //! `/playground/oauth1/callback` with the verifier → access token → a signed call.
 
 use axum::extract::{OriginalUri, State};
@@ -32,20 +32,24 @@ pub(super) async fn step(
     }
 }
 
-fn consumer() -> Consumer {
-    Consumer { key: CONSUMER.to_owned(), method: SignatureMethod::HmacSha1(Secret::new(CONSUMER)) }
+fn consumer(flow: &Flow) -> Consumer {
+    let (key, secret) =
+        flow.oauth1_consumer.clone().unwrap_or_else(|| (CONSUMER.to_owned(), CONSUMER.to_owned()));
+    Consumer { key, method: SignatureMethod::HmacSha1(Secret::new(secret)) }
 }
 
-/// The `Authorization: OAuth …` value for `method` on `url`, stamped with the server's clock.
+/// The `Authorization: OAuth …` value for `method` on `url`, signed by the flow's consumer and
+/// stamped with the server's clock.
 fn sign(
     state: &AppState,
+    flow: &Flow,
     method: &str,
     url: &str,
     request: &SignRequest<'_>,
 ) -> Result<String, PageError> {
     let url = url::Url::parse(url).map_err(|err| super::internal(format!("url: {err}")))?;
     let timestamp = state.ctx.now().max(0) as u64;
-    consumer()
+    consumer(flow)
         .authorization_header(method, &url, request, timestamp, &random(state, 12))
         .map_err(|err| super::internal(format!("oauth1 signing: {err}")))
 }
@@ -68,6 +72,11 @@ async fn start(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageEr
         return Ok(outcome);
     }
     flow.oauth1_token = None;
+    let key = input.fields.text("consumer").trim().to_owned();
+    flow.oauth1_consumer = match key.as_str() {
+        "" | CONSUMER => None,
+        _ => Some((key, input.fields.text("consumer_secret"))),
+    };
     flow.oauth1_verifier = None;
     flow.oauth1_access = None;
     let url = public(input.state, "/accounts/OAuthGetRequestToken");
@@ -78,7 +87,7 @@ async fn start(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageEr
         oauth: vec![("oauth_callback", callback.as_str())],
         form: form.to_vec(),
     };
-    let authorization = sign(input.state, "POST", &url, &request)?;
+    let authorization = sign(input.state, flow, "POST", &url, &request)?;
     let request = client().post(&url).header("authorization", authorization).form(&form);
     let exchange = send("Request token", request, &[]).await?;
     let (status, body) = (exchange.status, exchange.body.clone());
@@ -158,7 +167,7 @@ async fn access(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageE
         oauth: vec![("oauth_verifier", verifier.as_str())],
         form: Vec::new(),
     };
-    let authorization = sign(input.state, "POST", &url, &request)?;
+    let authorization = sign(input.state, flow, "POST", &url, &request)?;
     let request = client().post(&url).header("authorization", authorization);
     let exchange = send("Access token", request, &[]).await?;
     let (status, body) = (exchange.status, exchange.body.clone());
@@ -187,13 +196,29 @@ async fn call(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageErr
     if input.state.legacy.authsub {
         // A resource this server itself serves to OAuth-signed requests.
         let url = public(input.state, "/accounts/AuthSubTokenInfo");
-        let authorization = sign(input.state, "GET", &url, &request)?;
+        let authorization = sign(input.state, flow, "GET", &url, &request)?;
         let request = client().get(&url).header("authorization", authorization);
         outcome.exchanges.push(send("Signed call: AuthSubTokenInfo", request, &[]).await?);
     }
     let resource = public(input.state, "/playground");
-    let authorization = sign(input.state, "GET", &resource, &request)?;
+    let authorization = sign(input.state, flow, "GET", &resource, &request)?;
     outcome.exchanges.push(caller_check(input.state, &authorization).await?);
     outcome.next.push(Step::button("call", "Make another signed call"));
     Ok(outcome)
+}
+
+/// The token endpoint's OAuth 1.0 migration grant as a request: `form` (the grant's fields and the
+/// OAuth 2.0 client's credentials) signed by the flow's consumer with its access token, the
+/// signature covering the form body.
+pub(super) fn migration_request(
+    state: &AppState,
+    flow: &Flow,
+    form: &[(&str, &str)],
+) -> Result<Option<reqwest::RequestBuilder>, PageError> {
+    let Some(pair) = flow.oauth1_access.clone() else { return Ok(None) };
+    let access = token(&pair);
+    let url = public(state, "/o/oauth2/token");
+    let request = SignRequest { token: Some(&access), oauth: Vec::new(), form: form.to_vec() };
+    let authorization = sign(state, flow, "POST", &url, &request)?;
+    Ok(Some(client().post(&url).header("authorization", authorization).form(form)))
 }

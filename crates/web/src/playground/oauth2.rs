@@ -448,6 +448,7 @@ const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 const MIGRATION_LEGACY: &str = "urn:tessera:params:oauth:grant-type:migration:legacy";
+const MIGRATION_OAUTH1: &str = "urn:ietf:params:oauth:grant-type:migration:oauth1";
 
 /// The token exchange form, its audience filled in with another client of the playground
 /// client's project when there is one.
@@ -552,6 +553,9 @@ fn legacy_token(flow: &Flow, which: &str) -> Option<String> {
 async fn migrate(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
     let mut outcome = Outcome::default();
     let which = input.fields.text("legacy");
+    if which == "oauth1" {
+        return migrate_oauth1(input, flow).await;
+    }
     let Some(token) = legacy_token(flow, &which) else {
         outcome.error = Some(
             "This flow holds no such legacy token; get one on the AuthSub or ClientLogin page."
@@ -627,12 +631,16 @@ pub(super) fn start_steps(project: impl Fn() -> Field, flow: Option<&Flow>) -> V
         [("authsub", "the AuthSub session token"), ("clientlogin", "the ClientLogin Auth token")]
             .into_iter()
             .filter(|(which, _)| flow.is_some_and(|it| legacy_token(it, which).is_some()))
+            .chain(
+                flow.filter(|it| it.oauth1_access.is_some())
+                    .map(|_| ("oauth1", "the OAuth 1.0 access token")),
+            )
             .map(|(which, label)| (which.to_owned(), label.to_owned()))
             .collect();
     if !legacy.is_empty() {
         let choice = Field {
             name: "legacy",
-            label: "Legacy token (from the AuthSub or ClientLogin walk)",
+            label: "Legacy token (from the AuthSub, ClientLogin or OAuth 1.0a walk)",
             kind: "select",
             value: String::new(),
             options: legacy,
@@ -647,4 +655,53 @@ pub(super) fn start_steps(project: impl Fn() -> Field, flow: Option<&Flow>) -> V
         steps.insert(0, Step::button("device_poll", super::device_flow::POLL));
     }
     steps
+}
+
+/// The OAuth 1.0 migration grant: the token request signed with OAuth 1.0 by the walk's consumer
+/// with its access token, the playground's web client authenticating in the body (the
+/// `Authorization` header carries the signature). The consumer's registration must be in the
+/// chosen project.
+async fn migrate_oauth1(input: &StepInput<'_>, flow: &mut Flow) -> Result<Outcome, PageError> {
+    let mut outcome = Outcome::default();
+    if flow.oauth1_access.is_none() {
+        outcome.error = Some(
+            "This flow holds no OAuth 1.0 access token; get one on the OAuth 1.0a page.".into(),
+        );
+        return Ok(outcome);
+    }
+    let Some((client_id, client_secret)) = playground_client(input, flow, &mut outcome).await?
+    else {
+        return Ok(outcome);
+    };
+    let form = [
+        ("grant_type", MIGRATION_OAUTH1),
+        ("client_id", client_id.as_str()),
+        ("client_secret", client_secret.as_str()),
+    ];
+    let Some(request) = super::oauth1::migration_request(input.state, flow, &form)? else {
+        return Ok(outcome);
+    };
+    flow.access_token = None;
+    flow.refresh_token = None;
+    flow.public_client = None;
+    let exchange = send("Token request (OAuth 1.0 migration)", request, &["client_secret"]).await?;
+    let (status, body) = (exchange.status, exchange.body.clone());
+    outcome.exchanges.push(exchange);
+    absorb_tokens(input.state, flow, &mut outcome, status, &body).await;
+    if status == 200 {
+        flow.oauth1_access = None;
+        outcome.notes.insert(
+            0,
+            "The OAuth 1.0 access token bought these OAuth 2.0 tokens, on the same scopes, once: \
+             it is revoked."
+                .to_owned(),
+        );
+    } else {
+        outcome.notes.push(
+            "An OAuth 1.0 access token moves only to a web client of the project its consumer is \
+             registered in (the anonymous consumer is in none). The token stays as it was."
+                .to_owned(),
+        );
+    }
+    Ok(outcome)
 }
