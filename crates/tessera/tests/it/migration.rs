@@ -83,34 +83,7 @@ async fn setup(env: &TestEnv) -> Setup {
 
 /// An AuthSub session token of Alice for `app.example.com`, through the browser flow.
 async fn authsub_session(env: &TestEnv) -> String {
-    let mut b = env.browser();
-    b.sign_in("alice@example.com", "north23AZ").await;
-    let query = format!(
-        "next={}&scope={}&session=1",
-        urlencode("http://app.example.com/cb"),
-        urlencode(CAL)
-    );
-    let page = b.get(&format!("/accounts/AuthSubRequest?{query}")).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let form_query = page
-        .input("query")
-        .unwrap()
-        .replace("&#38;", "&")
-        .replace("&#61;", "=")
-        .replace("&#37;", "%");
-    let res = b
-        .post(
-            "/accounts/AuthSubRequest",
-            &[
-                ("csrf", &page.csrf()),
-                ("authuser", "0"),
-                ("query", &form_query),
-                ("action", "allow"),
-            ],
-        )
-        .await;
-    assert_eq!(res.status, 303, "{}", res.body);
-    let single = res.location().rsplit_once("token=").unwrap().1.to_owned();
+    let single = authsub_single_use(env).await;
     let page =
         send_get(env, "/accounts/AuthSubSessionToken", &format!("AuthSub token={single}")).await;
     assert_eq!(page.status, 200, "{}", page.body);

@@ -9,11 +9,10 @@ use tessera_client::Secret;
 use tessera_client::authsub::AuthSubClient;
 
 use super::{
-    Flow, Outcome, Step, StepInput, Walk, caller_check, client, developer, line_value, public, show,
+    Flow, Outcome, Returned, Step, StepInput, Walk, caller_check, client, line_value, public, show,
 };
 use crate::AppState;
 use crate::error::PageError;
-use crate::forms;
 
 pub(super) async fn step(
     input: &StepInput<'_>,
@@ -72,18 +71,11 @@ pub(super) async fn callback_get(
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, PageError> {
-    let query = forms::query(&uri)?;
-    let me = match developer(&state, &headers, None, "/playground/authsub").await? {
-        Ok(me) => me,
-        Err(res) => return Ok(res),
-    };
-    let mut flow = Flow::load(&state, &headers, &me);
-    let mut outcome = Outcome::default();
-    let shown = match uri.query() {
-        Some(query) => format!("{}?{query}", public(&state, uri.path())),
-        None => public(&state, uri.path()),
-    };
-    outcome.notes.push(format!("The browser came back to {shown}"));
+    let Returned { query, me, mut flow, mut outcome } =
+        match super::returned(&state, &headers, &uri, "/playground/authsub").await? {
+            Ok(returned) => returned,
+            Err(res) => return Ok(res),
+        };
     match query.get("token").filter(|it| !it.is_empty() && it.len() <= 500) {
         Some(token) => {
             flow.authsub_single = Some(token.to_owned());

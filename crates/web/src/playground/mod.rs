@@ -351,6 +351,38 @@ struct PlaygroundPage<'a> {
 }
 
 /// The signed-in developer (`authuser` picks among several), or a redirect to sign in.
+/// What a protocol's callback (the browser coming back from the server's page) starts with.
+pub(super) struct Returned {
+    pub(super) query: Fields,
+    pub(super) me: SignedIn,
+    pub(super) flow: Flow,
+    /// Already noting the address the browser came back to.
+    pub(super) outcome: Outcome,
+}
+
+/// The start every callback shares: its query, the signed-in developer (or the answer that sends
+/// them to sign in and back to `walk_page`), the flow, and a note of where the browser came back.
+pub(super) async fn returned(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    walk_page: &str,
+) -> Result<Result<Returned, Response>, PageError> {
+    let query = forms::query(uri)?;
+    let me = match developer(state, headers, None, walk_page).await? {
+        Ok(me) => me,
+        Err(res) => return Ok(Err(res)),
+    };
+    let flow = Flow::load(state, headers, &me);
+    let mut outcome = Outcome::default();
+    let shown = match uri.query() {
+        Some(query) => format!("{}?{query}", public(state, uri.path())),
+        None => public(state, uri.path()),
+    };
+    outcome.notes.push(format!("The browser came back to {shown}"));
+    Ok(Ok(Returned { query, me, flow, outcome }))
+}
+
 async fn developer(
     state: &AppState,
     headers: &HeaderMap,

@@ -9,12 +9,11 @@ use tessera_client::Secret;
 use tessera_client::oauth1::{Consumer, SignRequest, SignatureMethod, Token};
 
 use super::{
-    Flow, Outcome, Step, StepInput, Walk, caller_check, client, developer, form_pairs, public,
+    Flow, Outcome, Returned, Step, StepInput, Walk, caller_check, client, form_pairs, public,
     random, send, show,
 };
 use crate::AppState;
 use crate::error::PageError;
-use crate::forms;
 
 /// The consumer every installed application may use (`docs/legacy.md`).
 const CONSUMER: &str = "anonymous";
@@ -118,18 +117,11 @@ pub(super) async fn callback_get(
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, PageError> {
-    let query = forms::query(&uri)?;
-    let me = match developer(&state, &headers, None, "/playground/oauth1").await? {
-        Ok(me) => me,
-        Err(res) => return Ok(res),
-    };
-    let mut flow = Flow::load(&state, &headers, &me);
-    let mut outcome = Outcome::default();
-    let shown = match uri.query() {
-        Some(query) => format!("{}?{query}", public(&state, uri.path())),
-        None => public(&state, uri.path()),
-    };
-    outcome.notes.push(format!("The browser came back to {shown}"));
+    let Returned { query, me, mut flow, mut outcome } =
+        match super::returned(&state, &headers, &uri, "/playground/oauth1").await? {
+            Ok(returned) => returned,
+            Err(res) => return Ok(res),
+        };
     let ours = flow
         .oauth1_token
         .as_ref()

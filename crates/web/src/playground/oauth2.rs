@@ -15,12 +15,11 @@ use tessera_domain::audit::Actor;
 use tessera_domain::oauth2::clients::{self, ClientKind, NewClient};
 
 use super::{
-    Decoded, Field, Flow, Outcome, ServerClock, Step, StepInput, Walk, caller_check, client,
-    developer, public, random, send, show,
+    Decoded, Field, Flow, Outcome, Returned, ServerClock, Step, StepInput, Walk, caller_check,
+    client, public, random, send, show,
 };
 use crate::AppState;
 use crate::error::PageError;
-use crate::forms;
 
 /// The name of the client the playground registers in a developer's project.
 const PLAYGROUND_CLIENT: &str = "Playground";
@@ -177,18 +176,11 @@ pub(super) async fn callback_get(
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, PageError> {
-    let query = forms::query(&uri)?;
-    let me = match developer(&state, &headers, None, "/playground/oauth2").await? {
-        Ok(me) => me,
-        Err(res) => return Ok(res),
-    };
-    let mut flow = Flow::load(&state, &headers, &me);
-    let mut outcome = Outcome::default();
-    let shown = match uri.query() {
-        Some(query) => format!("{}?{query}", public(&state, uri.path())),
-        None => public(&state, uri.path()),
-    };
-    outcome.notes.push(format!("The browser came back to {shown}"));
+    let Returned { query, me, mut flow, mut outcome } =
+        match super::returned(&state, &headers, &uri, "/playground/oauth2").await? {
+            Ok(returned) => returned,
+            Err(res) => return Ok(res),
+        };
     let expected = flow.state.clone().filter(|it| Some(it.as_str()) == query.get("state"));
     if expected.is_none() {
         outcome.error =

@@ -8,10 +8,9 @@ use axum::extract::{OriginalUri, State};
 use axum::response::Response;
 use http::HeaderMap;
 
-use super::{Flow, Outcome, Step, StepInput, Walk, client, developer, public, random, send, show};
+use super::{Flow, Outcome, Returned, Step, StepInput, Walk, client, public, random, send, show};
 use crate::AppState;
 use crate::error::PageError;
-use crate::forms;
 
 /// OpenID Authentication 2.0's namespace.
 const NS_OPENID2: &str = "http://specs.openid.net/auth/2.0";
@@ -95,15 +94,12 @@ pub(super) async fn callback_get(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, PageError> {
     let walk = super::walk_of(&state, Walk::OpenId2.key())?;
-    let query = forms::query(&uri)?;
-    let me = match developer(&state, &headers, None, "/playground/openid2").await? {
-        Ok(me) => me,
-        Err(res) => return Ok(res),
-    };
-    let mut flow = Flow::load(&state, &headers, &me);
-    let mut outcome = Outcome::default();
+    let Returned { query, me, mut flow, mut outcome } =
+        match super::returned(&state, &headers, &uri, "/playground/openid2").await? {
+            Ok(returned) => returned,
+            Err(res) => return Ok(res),
+        };
     let raw = uri.query().unwrap_or_default();
-    outcome.notes.push(format!("The browser came back to {}?{raw}", public(&state, uri.path())));
     let fields: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
         .into_owned()
         .filter(|(name, _)| name.starts_with("openid."))
