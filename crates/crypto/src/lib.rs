@@ -8,6 +8,7 @@
 pub mod authsub;
 pub mod base32;
 pub mod captcha;
+pub mod civil;
 pub mod digest;
 pub mod error;
 mod hex;

@@ -13,10 +13,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::json;
+use tessera_crypto::civil;
 use tessera_store::{DeprecationRecord, RequestCount};
 
 use crate::audit::{self, Actor};
 use crate::credentials::Protocol;
+
 use crate::{Ctx, Error, Result, accounts};
 
 /// The legacy protocols this module covers.
@@ -329,30 +331,6 @@ pub async fn usage(ctx: &Ctx) -> Result<Vec<Usage>> {
     Ok(out)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01: (year, month, day).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 /// A date as the configuration and the command line take it: unix seconds, an RFC 3339 date
 /// (`2027-06-01`, midnight UTC) or an RFC 3339 date-time in UTC or with an offset
 /// (`2027-06-01T12:00:00Z`, `2027-06-01T14:00:00+02:00`; fractions of a second ignored).
@@ -373,13 +351,17 @@ pub fn parse_date(text: &str) -> Option<i64> {
     if parts.next().is_some() || year.len() != 4 || month.len() != 2 || day.len() != 2 {
         return None;
     }
-    let (year, month, day) = (number(year)?, number(month)?, number(day)?);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month[(month - 1) as usize] {
+    let year = number(year)?;
+    let (month, day) = (u32::try_from(number(month)?).ok()?, u32::try_from(number(day)?).ok()?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let midnight = days_from_civil(year, month, day) * DAY_SECS;
+    // A day the month does not have (30 February) does not come back as itself.
+    let days = civil::days_from_civil(year, month, day);
+    if civil::civil_from_days(days) != (year, month, day) {
+        return None;
+    }
+    let midnight = days * DAY_SECS;
     let Some(time) = time else { return Some(midnight) };
     let (clock, offset) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
         (clock, 0)
@@ -414,7 +396,7 @@ pub fn http_date(at: i64) -> String {
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = at.div_euclid(DAY_SECS);
     let secs = at.rem_euclid(DAY_SECS);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = civil::civil_from_days(days);
     format!(
         "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
         DAYS[days.rem_euclid(7) as usize],
@@ -427,7 +409,7 @@ pub fn http_date(at: i64) -> String {
 
 /// Unix seconds as an RFC 3339 date-time in UTC (for the console and the command line).
 pub fn rfc3339(at: i64) -> String {
-    let (year, month, day) = civil_from_days(at.div_euclid(DAY_SECS));
+    let (year, month, day) = civil::civil_from_days(at.div_euclid(DAY_SECS));
     let secs = at.rem_euclid(DAY_SECS);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
