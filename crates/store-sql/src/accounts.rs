@@ -1,7 +1,7 @@
 //! Accounts: creation with case-insensitive email uniqueness, look-ups, and conditional updates.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{AccountRecord, AccountState, AccountStore, Result, StoreError, Timestamp};
 
 use crate::error::{backend, insert};
@@ -52,11 +52,11 @@ pub(crate) const JOINED_NAMES: AccountNames = AccountNames([
     "a_updated_at",
 ]);
 
-fn account_from_row(row: &AnyRow) -> Result<AccountRecord> {
+fn account_from_row(row: &Row) -> Result<AccountRecord> {
     account_from_named_row(row, &OWN_NAMES)
 }
 
-pub(crate) fn account_from_named_row(row: &AnyRow, names: &AccountNames) -> Result<AccountRecord> {
+pub(crate) fn account_from_named_row(row: &Row, names: &AccountNames) -> Result<AccountRecord> {
     let [
         id,
         email,
@@ -90,7 +90,7 @@ pub(crate) fn account_from_named_row(row: &AnyRow, names: &AccountNames) -> Resu
 #[async_trait]
 impl AccountStore for SqlStore {
     async fn create(&self, account: &AccountRecord) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO accounts (id, email, email_lower, name, domain, password_hash, state, is_admin, \
              totp_secret_enc, totp_last_step, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -114,17 +114,16 @@ impl AccountStore for SqlStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<AccountRecord>> {
-        let row =
-            sqlx::query(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(backend("get account"))?;
+        let row = db::query(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("get account"))?;
         row.as_ref().map(account_from_row).transpose()
     }
 
     async fn find_by_email(&self, email: &str) -> Result<Option<AccountRecord>> {
-        let row = sqlx::query(concat!(
+        let row = db::query(concat!(
             "SELECT ",
             account_columns!(),
             " FROM accounts WHERE email_lower = $1"
@@ -137,7 +136,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn list(&self, offset: u32, limit: u32) -> Result<Vec<AccountRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             account_columns!(),
             " FROM accounts ORDER BY created_at, id LIMIT $1 OFFSET $2"
@@ -151,7 +150,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn count_admins(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts WHERE is_admin = 1")
+        let row = db::query("SELECT COUNT(*) AS n FROM accounts WHERE is_admin = 1")
             .fetch_one(&self.read)
             .await
             .map_err(backend("count admins"))?;
@@ -159,7 +158,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn set_state(&self, id: &str, state: AccountState, now: Timestamp) -> Result<()> {
-        let query = sqlx::query("UPDATE accounts SET state = $2, updated_at = $3 WHERE id = $1")
+        let query = db::query("UPDATE accounts SET state = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(state.as_str())
             .bind(now);
@@ -167,7 +166,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn set_admin(&self, id: &str, admin: bool, now: Timestamp) -> Result<()> {
-        let query = sqlx::query("UPDATE accounts SET is_admin = $2, updated_at = $3 WHERE id = $1")
+        let query = db::query("UPDATE accounts SET is_admin = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(bool_int(admin))
             .bind(now);
@@ -175,7 +174,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn set_name(&self, id: &str, name: &str, now: Timestamp) -> Result<()> {
-        let query = sqlx::query("UPDATE accounts SET name = $2, updated_at = $3 WHERE id = $1")
+        let query = db::query("UPDATE accounts SET name = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(name)
             .bind(now);
@@ -184,7 +183,7 @@ impl AccountStore for SqlStore {
 
     async fn set_password_hash(&self, id: &str, hash: Option<&str>, now: Timestamp) -> Result<()> {
         let query =
-            sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            db::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(hash)
                 .bind(now);
@@ -198,7 +197,7 @@ impl AccountStore for SqlStore {
         new: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE accounts SET password_hash = $3, updated_at = $4 WHERE id = $1 AND password_hash = $2",
         )
         .bind(id)
@@ -212,7 +211,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn set_totp(&self, id: &str, secret_enc: Option<&str>, now: Timestamp) -> Result<()> {
-        let query = sqlx::query(
+        let query = db::query(
             "UPDATE accounts SET totp_secret_enc = $2, totp_last_step = NULL, updated_at = $3 WHERE id = $1",
         )
         .bind(id)
@@ -222,7 +221,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn advance_totp_step(&self, id: &str, step: i64) -> Result<bool> {
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE accounts SET totp_last_step = $2 \
              WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
         )

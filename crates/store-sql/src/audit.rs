@@ -1,13 +1,13 @@
 //! The append-only audit log.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{AuditFilter, AuditRecord, AuditStore, Result};
 
 use crate::error::{backend, insert};
 use crate::{SqlStore, get};
 
-fn audit_from_row(row: &AnyRow) -> Result<AuditRecord> {
+fn audit_from_row(row: &Row) -> Result<AuditRecord> {
     Ok(AuditRecord {
         id: get(row, "id")?,
         at: get(row, "at")?,
@@ -22,7 +22,7 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord> {
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn append(&self, event: &AuditRecord) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO audit_events (id, at, event, account_id, actor, ip, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -47,7 +47,7 @@ impl AuditStore for SqlStore {
             0 => i64::MAX,
             limit => i64::from(limit),
         };
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT id, at, event, account_id, actor, ip, detail FROM audit_events \
              WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR at >= $2) \
              ORDER BY at DESC, id DESC LIMIT $3",

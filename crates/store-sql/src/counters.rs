@@ -1,11 +1,12 @@
 //! Fixed-window counters for rate limits, each hit one upsert.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{CounterStore, Result, StoreError, Timestamp};
 
+use crate::db::Query;
 use crate::error::backend;
-use crate::{AnyQuery, SqlStore, get};
+use crate::{SqlStore, get};
 
 /// A database count as the `u32` the trait returns, saturating instead of wrapping.
 fn count_u32(count: i64) -> u32 {
@@ -14,8 +15,8 @@ fn count_u32(count: i64) -> u32 {
 
 /// Adds `amount` to the counter `key`, starting a new window when the current one has ended, and
 /// returns the count.
-fn add(key: &str, amount: u32, window: i64, now: Timestamp) -> AnyQuery {
-    sqlx::query(
+fn add(key: &str, amount: u32, window: i64, now: Timestamp) -> Query {
+    db::query(
         "INSERT INTO counters (key, count, window_start, window_secs) VALUES ($1, $4, $3, $2) \
          ON CONFLICT (key) DO UPDATE SET \
          count = CASE WHEN counters.window_start + counters.window_secs <= $3 THEN $4 \
@@ -31,7 +32,7 @@ fn add(key: &str, amount: u32, window: i64, now: Timestamp) -> AnyQuery {
     .bind(i64::from(amount))
 }
 
-fn count_of(row: Option<&AnyRow>, op: &str) -> Result<u32> {
+fn count_of(row: Option<&Row>, op: &str) -> Result<u32> {
     match row {
         Some(row) => Ok(count_u32(get(row, "count")?)),
         None => Err(StoreError::Backend(format!("{op}: no row returned"))),
@@ -64,7 +65,7 @@ impl CounterStore for SqlStore {
         let mut counts = Vec::with_capacity(hits.len());
         for (key, amount) in hits {
             let row = add(key, *amount, window, now)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await
                 .map_err(backend(OP))?;
             counts.push(count_of(row.as_ref(), OP)?);
@@ -74,7 +75,7 @@ impl CounterStore for SqlStore {
     }
 
     async fn peek(&self, key: &str, now: Timestamp) -> Result<u32> {
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT count FROM counters WHERE key = $1 AND window_start + window_secs > $2",
         )
         .bind(key)
@@ -89,7 +90,7 @@ impl CounterStore for SqlStore {
     }
 
     async fn clear(&self, key: &str) -> Result<()> {
-        let query = sqlx::query("DELETE FROM counters WHERE key = $1").bind(key);
+        let query = db::query("DELETE FROM counters WHERE key = $1").bind(key);
         self.write_rows("clear counter", query).await?;
         Ok(())
     }

@@ -1,16 +1,16 @@
 //! Credentials: one table for every kind, consumed and revoked by single conditional statements.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::Any;
-use sqlx::any::AnyRow;
 use tessera_store::{
     CredentialKind, CredentialRecord, CredentialStore, CredentialTransition, LiveCredential,
     Redemption, Result, StoreError, Timestamp,
 };
 
 use crate::accounts::{JOINED_NAMES, account_from_named_row};
+use crate::db::Query;
 use crate::error::{backend, backend as backend_error, insert};
-use crate::{AnyQuery, Backend, SqlStore, count_u64, get};
+use crate::{Backend, SqlStore, count_u64, get};
 
 macro_rules! credential_columns {
     () => {
@@ -54,7 +54,7 @@ pub(crate) const FIND_LIVE: &str = concat!(
 /// A live credential by its digest, with what validating it needs from its grant, client and
 /// account, in one statement.
 /// A [`FIND_LIVE_TOKEN`] row: the credential and what deciding whether it still works needs.
-fn live_from_row(row: &AnyRow) -> Result<LiveCredential> {
+fn live_from_row(row: &Row) -> Result<LiveCredential> {
     let credential = credential_from_row(row)?;
     let grant_id: Option<String> = get(row, "g_id")?;
     let grant_revoked_at: Option<Timestamp> = get(row, "g_revoked_at")?;
@@ -108,7 +108,7 @@ pub(crate) const REVOKE_BY_SESSION: &str = concat!(
 );
 
 /// Binds every column of `credential` in the order of `credential_columns!`.
-fn bind_credential(query: AnyQuery, credential: &CredentialRecord) -> AnyQuery {
+fn bind_credential(query: Query, credential: &CredentialRecord) -> Query {
     query
         .bind(credential.digest.clone())
         .bind(credential.kind.as_str())
@@ -155,28 +155,25 @@ fn multi_row_insert_sql(rows: usize, backend: Backend) -> String {
 }
 
 /// Inserts a credential through any executor (a pool or an open transaction).
-pub(crate) async fn insert_credential<'c, E>(
-    executor: E,
+pub(crate) async fn insert_credential<'e>(
+    executor: impl Into<db::Exec<'e>>,
     credential: &CredentialRecord,
-) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Any>,
-{
-    bind_credential(sqlx::query(insert_credential_sql!()), credential).execute(executor).await?;
+) -> Result<(), crate::db::DbError> {
+    bind_credential(db::query(insert_credential_sql!()), credential).execute(executor).await?;
     Ok(())
 }
 
 /// Inserts `rows` inside the open transaction `tx`, [`ROWS_PER_INSERT`] to a statement.
 pub(crate) async fn insert_credentials(
-    tx: &mut sqlx::Transaction<'static, Any>,
+    tx: &mut crate::db::Tx,
     backend: Backend,
     rows: &[&CredentialRecord],
 ) -> Result<()> {
     const OP: &str = "insert credentials";
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let query = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert_sql(chunk.len(), backend)));
+        let query = db::query_built(multi_row_insert_sql(chunk.len(), backend));
         let query = chunk.iter().fold(query, |query, row| bind_credential(query, row));
-        query.execute(&mut **tx).await.map_err(insert(OP))?;
+        query.execute(&mut *tx).await.map_err(insert(OP))?;
     }
     Ok(())
 }
@@ -184,16 +181,16 @@ pub(crate) async fn insert_credentials(
 /// Within the open write transaction `tx`: serialises capped inserts for one account, client and
 /// kind (PostgreSQL; SQLite transactions are serial already).
 async fn lock_cap(
-    tx: &mut sqlx::Transaction<'static, Any>,
+    tx: &mut crate::db::Tx,
     backend: Backend,
     account_id: &str,
     client_id: &str,
     kind: CredentialKind,
 ) -> Result<()> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+        db::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
             .bind(format!("cap\n{account_id}\n{client_id}\n{}", kind.as_str()))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(backend_error("lock credential cap"))?;
     }
@@ -203,7 +200,7 @@ async fn lock_cap(
 /// Within the open write transaction `tx`: revokes the live credentials of `kind` of this account
 /// and client beyond the newest `cap`, newest by insertion order.
 async fn enforce_cap(
-    tx: &mut sqlx::Transaction<'static, Any>,
+    tx: &mut crate::db::Tx,
     backend: Backend,
     account_id: &str,
     client_id: &str,
@@ -227,13 +224,13 @@ async fn enforce_cap(
             " ORDER BY seq DESC OFFSET $5)"
         ),
     };
-    let done = sqlx::query(sql)
+    let done = db::query(sql)
         .bind(account_id.to_owned())
         .bind(client_id.to_owned())
         .bind(kind.as_str())
         .bind(now)
         .bind(i64::from(cap))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(backend_error("enforce credential cap"))?;
     Ok(done.rows_affected())
@@ -242,7 +239,7 @@ async fn enforce_cap(
 /// Inserts `credential` inside `tx` and, with a cap, enforces it for the credential's account,
 /// client and kind.
 async fn insert_in_tx(
-    tx: &mut sqlx::Transaction<'static, Any>,
+    tx: &mut crate::db::Tx,
     backend: Backend,
     credential: &CredentialRecord,
     cap: Option<u32>,
@@ -255,7 +252,7 @@ async fn insert_in_tx(
     if let Some((_, account_id, client_id)) = capped {
         lock_cap(tx, backend, account_id, client_id, credential.kind).await?;
     }
-    insert_credential(&mut **tx, credential).await.map_err(insert("insert credential"))?;
+    insert_credential(&mut *tx, credential).await.map_err(insert("insert credential"))?;
     match capped {
         Some((cap, account_id, client_id)) => {
             enforce_cap(tx, backend, account_id, client_id, credential.kind, cap, now).await
@@ -264,7 +261,7 @@ async fn insert_in_tx(
     }
 }
 
-fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord> {
+fn credential_from_row(row: &Row) -> Result<CredentialRecord> {
     let kind: String = get(row, "kind")?;
     Ok(CredentialRecord {
         digest: get(row, "digest")?,
@@ -300,7 +297,7 @@ impl CredentialStore for SqlStore {
 
     async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool> {
         let query =
-            sqlx::query(concat!(insert_credential_sql!(), " ON CONFLICT (digest) DO NOTHING"));
+            db::query(concat!(insert_credential_sql!(), " ON CONFLICT (digest) DO NOTHING"));
         let done = bind_credential(query, credential)
             .execute(&self.write)
             .await
@@ -309,7 +306,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn find_live(&self, digest: &str, now: Timestamp) -> Result<Option<CredentialRecord>> {
-        let row = sqlx::query(FIND_LIVE)
+        let row = db::query(FIND_LIVE)
             .bind(digest)
             .bind(now)
             .fetch_optional(&self.read)
@@ -323,7 +320,7 @@ impl CredentialStore for SqlStore {
         digest: &str,
         now: Timestamp,
     ) -> Result<Option<LiveCredential>> {
-        let row = sqlx::query(FIND_LIVE_TOKEN)
+        let row = db::query(FIND_LIVE_TOKEN)
             .bind(digest)
             .bind(now)
             .fetch_optional(&self.read)
@@ -344,7 +341,7 @@ impl CredentialStore for SqlStore {
             placeholders.extend((1..chunk.len()).map(|i| format!("${}", i + 2)));
             let sql = FIND_LIVE_TOKEN
                 .replace("c.digest = $1", &format!("c.digest IN ({})", placeholders.join(", ")));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = db::query_built(sql);
             query = query.bind(chunk[0].clone()).bind(now);
             for digest in &chunk[1..] {
                 query = query.bind(digest.clone());
@@ -358,7 +355,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn get(&self, digest: &str) -> Result<Option<CredentialRecord>> {
-        let row = sqlx::query(concat!(
+        let row = db::query(concat!(
             "SELECT ",
             credential_columns!(),
             " FROM credentials WHERE digest = $1"
@@ -378,7 +375,7 @@ impl CredentialStore for SqlStore {
     ) -> Result<Option<CredentialRecord>> {
         // One conditional statement: whichever connection runs it first wins, every other sees a
         // row that is no longer live and changes nothing.
-        let rows = sqlx::query(CONSUME)
+        let rows = db::query(CONSUME)
             .bind(digest)
             .bind(kind.as_str())
             .bind(now)
@@ -389,14 +386,14 @@ impl CredentialStore for SqlStore {
     }
 
     async fn touch(&self, digest: &str, now: Timestamp) -> Result<()> {
-        let query = sqlx::query("UPDATE credentials SET last_used_at = $2 WHERE digest = $1")
+        let query = db::query("UPDATE credentials SET last_used_at = $2 WHERE digest = $1")
             .bind(digest)
             .bind(now);
         self.update_one("touch credential", query).await
     }
 
     async fn revoke(&self, digest: &str, now: Timestamp) -> Result<bool> {
-        let query = sqlx::query(
+        let query = db::query(
             "UPDATE credentials SET revoked_at = $2 WHERE digest = $1 AND revoked_at IS NULL",
         )
         .bind(digest)
@@ -405,12 +402,12 @@ impl CredentialStore for SqlStore {
     }
 
     async fn revoke_by_grant(&self, grant_id: &str, now: Timestamp) -> Result<u64> {
-        let query = sqlx::query(REVOKE_BY_GRANT).bind(grant_id).bind(now);
+        let query = db::query(REVOKE_BY_GRANT).bind(grant_id).bind(now);
         self.write_rows("revoke credentials by grant", query).await
     }
 
     async fn revoke_by_session(&self, session_id: &str, now: Timestamp) -> Result<u64> {
-        let query = sqlx::query(REVOKE_BY_SESSION).bind(session_id).bind(now);
+        let query = db::query(REVOKE_BY_SESSION).bind(session_id).bind(now);
         self.write_rows("revoke credentials by session", query).await
     }
 
@@ -420,7 +417,7 @@ impl CredentialStore for SqlStore {
         kind: CredentialKind,
         now: Timestamp,
     ) -> Result<Vec<CredentialRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             credential_columns!(),
             " FROM credentials WHERE account_id = $1 AND kind = $2 AND ",
@@ -437,7 +434,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
-        let query = sqlx::query(
+        let query = db::query(
             "DELETE FROM credentials WHERE digest IN (\
              SELECT digest FROM credentials \
              WHERE expires_at < $1 OR revoked_at < $1 OR consumed_at < $1 LIMIT $2)",
@@ -448,7 +445,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn count(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM credentials")
+        let row = db::query("SELECT COUNT(*) AS n FROM credentials")
             .fetch_one(&self.read)
             .await
             .map_err(backend("count credentials"))?;
@@ -471,7 +468,7 @@ impl CredentialStore for SqlStore {
     ) -> Result<Option<CredentialRecord>> {
         const OP: &str = "redeem credential";
         let mut tx = self.begin(OP).await?;
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 \
              AND client_id = $4 AND ",
             live_by_key!("", "$3"),
@@ -483,7 +480,7 @@ impl CredentialStore for SqlStore {
         .bind(redemption.kind.as_str())
         .bind(now)
         .bind(redemption.client_id.to_owned())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .map_err(backend(OP))?;
         let Some(consumed) = rows.first().map(credential_from_row).transpose()? else {
@@ -507,7 +504,7 @@ impl CredentialStore for SqlStore {
     ) -> Result<u64> {
         let mut revoked = 0;
         for kind in kinds {
-            let query = sqlx::query(
+            let query = db::query(
                 "UPDATE credentials SET revoked_at = $3 WHERE account_id = $1 AND kind = $2 \
                  AND revoked_at IS NULL",
             )
@@ -529,7 +526,7 @@ impl CredentialStore for SqlStore {
     ) -> Result<Option<CredentialRecord>> {
         // Like `consume`: the state read by the caller is part of the condition, so whichever
         // connection runs first moves it and every other finds the row in another state.
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "UPDATE credentials SET data = $5, account_id = COALESCE($6, account_id), ",
             "grant_id = COALESCE($7, grant_id), consumed_at = COALESCE($8, consumed_at) ",
             "WHERE digest = $1 AND kind = $2 AND data = $4 AND ",

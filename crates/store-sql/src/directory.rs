@@ -1,7 +1,7 @@
 //! Hosted domains, projects and their registered clients.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{
     ClientRecord, DomainRecord, DomainStore, ProjectBranding, ProjectRecord, ProjectStore, Result,
 };
@@ -21,11 +21,11 @@ macro_rules! client_columns {
     };
 }
 
-fn domain_from_row(row: &AnyRow) -> Result<DomainRecord> {
+fn domain_from_row(row: &Row) -> Result<DomainRecord> {
     Ok(DomainRecord { name: get(row, "name")?, created_at: get(row, "created_at")? })
 }
 
-fn project_from_row(row: &AnyRow) -> Result<ProjectRecord> {
+fn project_from_row(row: &Row) -> Result<ProjectRecord> {
     Ok(ProjectRecord {
         id: get(row, "id")?,
         name: get(row, "name")?,
@@ -35,7 +35,7 @@ fn project_from_row(row: &AnyRow) -> Result<ProjectRecord> {
     })
 }
 
-fn client_from_row(row: &AnyRow) -> Result<ClientRecord> {
+fn client_from_row(row: &Row) -> Result<ClientRecord> {
     Ok(ClientRecord {
         client_id: get(row, "client_id")?,
         project_id: get(row, "project_id")?,
@@ -50,7 +50,7 @@ fn client_from_row(row: &AnyRow) -> Result<ClientRecord> {
 #[async_trait]
 impl DomainStore for SqlStore {
     async fn add(&self, domain: &DomainRecord) -> Result<()> {
-        sqlx::query("INSERT INTO domains (name, created_at) VALUES ($1, $2)")
+        db::query("INSERT INTO domains (name, created_at) VALUES ($1, $2)")
             .bind(domain.name.as_str())
             .bind(domain.created_at)
             .execute(&self.write)
@@ -60,7 +60,7 @@ impl DomainStore for SqlStore {
     }
 
     async fn get(&self, name: &str) -> Result<Option<DomainRecord>> {
-        let row = sqlx::query("SELECT name, created_at FROM domains WHERE name = $1")
+        let row = db::query("SELECT name, created_at FROM domains WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.read)
             .await
@@ -69,7 +69,7 @@ impl DomainStore for SqlStore {
     }
 
     async fn list(&self) -> Result<Vec<DomainRecord>> {
-        let rows = sqlx::query("SELECT name, created_at FROM domains ORDER BY name")
+        let rows = db::query("SELECT name, created_at FROM domains ORDER BY name")
             .fetch_all(&self.read)
             .await
             .map_err(backend("list domains"))?;
@@ -80,7 +80,7 @@ impl DomainStore for SqlStore {
 #[async_trait]
 impl ProjectStore for SqlStore {
     async fn add(&self, project: &ProjectRecord) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO projects (id, name, owner_account_id, verified, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -96,18 +96,17 @@ impl ProjectStore for SqlStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<ProjectRecord>> {
-        let row =
-            sqlx::query(concat!("SELECT ", project_columns!(), " FROM projects WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(backend("get project"))?;
+        let row = db::query(concat!("SELECT ", project_columns!(), " FROM projects WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("get project"))?;
         row.as_ref().map(project_from_row).transpose()
     }
 
     async fn find_by_name(&self, name: &str) -> Result<Option<ProjectRecord>> {
         let row =
-            sqlx::query(concat!("SELECT ", project_columns!(), " FROM projects WHERE name = $1"))
+            db::query(concat!("SELECT ", project_columns!(), " FROM projects WHERE name = $1"))
                 .bind(name)
                 .fetch_optional(&self.read)
                 .await
@@ -116,7 +115,7 @@ impl ProjectStore for SqlStore {
     }
 
     async fn list(&self) -> Result<Vec<ProjectRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             project_columns!(),
             " FROM projects ORDER BY created_at, id"
@@ -128,7 +127,7 @@ impl ProjectStore for SqlStore {
     }
 
     async fn add_client(&self, client: &ClientRecord) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO clients (client_id, project_id, kind, name, secret_digest, settings, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -146,20 +145,17 @@ impl ProjectStore for SqlStore {
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE client_id = $1"
-        ))
-        .bind(client_id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(backend("get client"))?;
+        let row =
+            db::query(concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = $1"))
+                .bind(client_id)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(backend("get client"))?;
         row.as_ref().map(client_from_row).transpose()
     }
 
     async fn list_clients(&self, project_id: &str) -> Result<Vec<ClientRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             client_columns!(),
             " FROM clients WHERE project_id = $1 ORDER BY created_at, client_id"
@@ -172,7 +168,7 @@ impl ProjectStore for SqlStore {
     }
 
     async fn update_client(&self, client: &ClientRecord) -> Result<bool> {
-        let query = sqlx::query(
+        let query = db::query(
             "UPDATE clients SET name = $2, secret_digest = $3, settings = $4 WHERE client_id = $1",
         )
         .bind(client.client_id.as_str())
@@ -183,12 +179,12 @@ impl ProjectStore for SqlStore {
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
-        let query = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id);
+        let query = db::query("DELETE FROM clients WHERE client_id = $1").bind(client_id);
         Ok(self.write_rows("delete client", query).await? > 0)
     }
 
     async fn set_branding(&self, branding: &ProjectBranding) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO project_branding (project_id, product_name, homepage, support_email, updated_at, logo_url) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (project_id) DO UPDATE SET product_name = $2, homepage = $3, \
@@ -207,7 +203,7 @@ impl ProjectStore for SqlStore {
     }
 
     async fn get_branding(&self, project_id: &str) -> Result<Option<ProjectBranding>> {
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT project_id, product_name, homepage, support_email, updated_at, logo_url \
              FROM project_branding WHERE project_id = $1",
         )
@@ -230,7 +226,7 @@ impl ProjectStore for SqlStore {
     }
 
     async fn set_verified(&self, project_id: &str, verified: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE projects SET verified = $2 WHERE id = $1")
+        let done = db::query("UPDATE projects SET verified = $2 WHERE id = $1")
             .bind(project_id)
             .bind(bool_int(verified))
             .execute(&self.write)

@@ -1,4 +1,4 @@
-//! Maps sqlx errors to store errors without echoing bound values.
+//! Maps database errors to store errors without echoing bound values.
 //!
 //! PostgreSQL quotes the offending value in the messages of data exceptions (SQLSTATE class 22)
 //! and integrity violations (class 23), so those messages are replaced by the code and the
@@ -7,13 +7,15 @@
 use sqlx::error::ErrorKind;
 use tessera_store::StoreError;
 
+use crate::db::DbError;
+
 /// Maps any failure of the operation `op` to `StoreError::Backend`.
-pub(crate) fn backend(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn backend(op: &'static str) -> impl FnOnce(DbError) -> StoreError {
     move |e| StoreError::Backend(format!("{op}: {}", describe(&e)))
 }
 
 /// Like [`backend`], but a uniqueness violation becomes `StoreError::Conflict` naming the rule.
-pub(crate) fn insert(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn insert(op: &'static str) -> impl FnOnce(DbError) -> StoreError {
     move |e| match conflict_name(&e) {
         Some(rule) => StoreError::Conflict(rule),
         None => backend(op)(e),
@@ -21,14 +23,27 @@ pub(crate) fn insert(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError
 }
 
 /// The name of the uniqueness rule that the error broke, if it broke one.
-pub(crate) fn conflict_name(e: &sqlx::Error) -> Option<&'static str> {
-    let db = e.as_database_error()?;
-    if !db.is_unique_violation() {
-        return None;
+pub(crate) fn conflict_name(e: &DbError) -> Option<&'static str> {
+    match e {
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+            let unique = matches!(
+                code.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            );
+            // SQLite names `table.column` in its message.
+            unique.then(|| rule_name(message.as_deref().unwrap_or_default()))
+        }
+        DbError::Postgres(e) => {
+            let db = e.as_database_error()?;
+            if !db.is_unique_violation() {
+                return None;
+            }
+            // PostgreSQL names the constraint (the index).
+            Some(rule_name(db.constraint().unwrap_or_else(|| db.message())))
+        }
+        _ => None,
     }
-    // PostgreSQL names the constraint (the index); SQLite names `table.column` in its message.
-    let hint = db.constraint().unwrap_or_else(|| db.message());
-    Some(rule_name(hint))
 }
 
 /// The static rule name for a constraint or message; the most specific patterns come first.
@@ -53,7 +68,20 @@ fn rule_name(hint: &str) -> &'static str {
 }
 
 /// A description of the error that is safe for logs.
-pub(crate) fn describe(e: &sqlx::Error) -> String {
+pub(crate) fn describe(e: &DbError) -> String {
+    match e {
+        DbError::Sqlite(e) => crate::db::sqlite::describe(e),
+        DbError::Postgres(e) => describe_postgres(e),
+        DbError::Decode { column } => format!("cannot decode column {column}"),
+        DbError::NoRow => "no row".to_owned(),
+        DbError::Arity { expected, bound } => {
+            format!("the statement has {expected} placeholders and {bound} values")
+        }
+        DbError::GroupCommit(e) => format!("group commit: {e}"),
+    }
+}
+
+fn describe_postgres(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|code| code.into_owned()).unwrap_or_default();

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{DomainGrantRecord, GrantRecord, GrantStore, Result, StoreError, Timestamp};
 
 use crate::error::{backend, insert};
@@ -21,7 +21,7 @@ macro_rules! domain_grant_columns {
     };
 }
 
-fn domain_grant_from_row(row: &AnyRow) -> Result<DomainGrantRecord> {
+fn domain_grant_from_row(row: &Row) -> Result<DomainGrantRecord> {
     Ok(DomainGrantRecord {
         id: get(row, "id")?,
         domain: get(row, "domain")?,
@@ -42,7 +42,7 @@ fn scope_union<'a>(lists: impl IntoIterator<Item = &'a str>) -> String {
     scopes.into_iter().collect::<Vec<_>>().join(" ")
 }
 
-fn grant_from_row(row: &AnyRow) -> Result<GrantRecord> {
+fn grant_from_row(row: &Row) -> Result<GrantRecord> {
     Ok(GrantRecord {
         id: get(row, "id")?,
         account_id: get(row, "account_id")?,
@@ -69,7 +69,7 @@ impl SqlStore {
     async fn upsert_grant_once(&self, grant: &GrantRecord) -> Result<Attempt> {
         const OP: &str = "upsert grant";
         let mut tx = self.begin(OP).await?;
-        let inserted = sqlx::query(concat!(
+        let inserted = db::query(concat!(
             "INSERT INTO grants (",
             grant_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -85,7 +85,7 @@ impl SqlStore {
         .bind(grant.created_at)
         .bind(grant.last_used_at)
         .bind(grant.revoked_at)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .map_err(insert(OP))?;
         if let Some(row) = inserted.first() {
@@ -97,7 +97,7 @@ impl SqlStore {
         // Lock the live grant (a no-op update takes the row lock on PostgreSQL; the SQLite
         // transaction already holds the database write lock) and read it as it now stands, so
         // that no concurrent widening is lost.
-        let live = sqlx::query(concat!(
+        let live = db::query(concat!(
             "UPDATE grants SET scopes = scopes \
              WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL \
              RETURNING ",
@@ -106,7 +106,7 @@ impl SqlStore {
         .bind(grant.account_id.as_str())
         .bind(grant.client_id.as_str())
         .bind(grant.protocol.as_str())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .map_err(backend(OP))?;
         let Some(live) = live.first().map(grant_from_row).transpose()? else {
@@ -120,13 +120,13 @@ impl SqlStore {
             tx.commit().await.map_err(backend(OP))?;
             return Ok(Attempt::Done(live));
         }
-        let updated = sqlx::query(concat!(
+        let updated = db::query(concat!(
             "UPDATE grants SET scopes = $2 WHERE id = $1 RETURNING ",
             grant_columns!()
         ))
         .bind(live.id.as_str())
         .bind(scopes)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .map_err(backend(OP))?;
         let stored = updated
@@ -153,7 +153,7 @@ impl GrantStore for SqlStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<GrantRecord>> {
-        let row = sqlx::query(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+        let row = db::query(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.read)
             .await
@@ -162,7 +162,7 @@ impl GrantStore for SqlStore {
     }
 
     async fn list_by_account(&self, account_id: &str) -> Result<Vec<GrantRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             grant_columns!(),
             " FROM grants WHERE account_id = $1 ORDER BY created_at, id"
@@ -175,7 +175,7 @@ impl GrantStore for SqlStore {
     }
 
     async fn list_live_by_client(&self, client_id: &str) -> Result<Vec<GrantRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             grant_columns!(),
             " FROM grants WHERE client_id = $1 AND revoked_at IS NULL ORDER BY created_at, id"
@@ -189,7 +189,7 @@ impl GrantStore for SqlStore {
 
     async fn touch(&self, id: &str, now: Timestamp) -> Result<()> {
         let query =
-            sqlx::query("UPDATE grants SET last_used_at = $2 WHERE id = $1").bind(id).bind(now);
+            db::query("UPDATE grants SET last_used_at = $2 WHERE id = $1").bind(id).bind(now);
         self.update_one("touch grant", query).await
     }
 
@@ -208,7 +208,7 @@ impl GrantStore for SqlStore {
         const OP: &str = "upsert domain grant";
         // One statement: the partial unique index decides between insert and replace, so
         // concurrent upserts leave one live row.
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "INSERT INTO oauth1_domain_grants (",
             domain_grant_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, NULL) \
@@ -237,7 +237,7 @@ impl GrantStore for SqlStore {
         domain: &str,
         client_id: &str,
     ) -> Result<Option<DomainGrantRecord>> {
-        let row = sqlx::query(concat!(
+        let row = db::query(concat!(
             "SELECT ",
             domain_grant_columns!(),
             " FROM oauth1_domain_grants \
@@ -252,7 +252,7 @@ impl GrantStore for SqlStore {
     }
 
     async fn list_domain(&self, domain: Option<&str>) -> Result<Vec<DomainGrantRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             domain_grant_columns!(),
             " FROM oauth1_domain_grants WHERE ($1 = '' OR domain = $1) \
@@ -266,7 +266,7 @@ impl GrantStore for SqlStore {
     }
 
     async fn revoke_domain(&self, domain: &str, client_id: &str, now: Timestamp) -> Result<bool> {
-        let query = sqlx::query(
+        let query = db::query(
             "UPDATE oauth1_domain_grants SET revoked_at = $3 \
              WHERE domain = $1 AND client_id = $2 AND revoked_at IS NULL",
         )

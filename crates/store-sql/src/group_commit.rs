@@ -1,8 +1,9 @@
 //! Group commit: writes that many callers make at once share one transaction.
 //!
-//! A write committed alone costs a commit each: on SQLite a trip to the one writer connection's
-//! worker thread, on PostgreSQL a WAL flush that the connection waits for (a few milliseconds on a
-//! virtual disk, so that a pool of 8 connections caps a node at about 8 writes per flush). Here one
+//! A write committed alone costs a commit each: on PostgreSQL a WAL flush that the connection
+//! waits for (a few milliseconds on a virtual disk, so that a pool of 8 connections caps a node at
+//! about 8 writes per flush). (On SQLite every write transaction already commits in a group with
+//! those waiting beside it, `db::sqlite`; these queues add multi-row statements.) Here one
 //! task per kind of write owns those writes: it takes every write that is waiting (up to the
 //! kind's batch) and makes them in one transaction, so that many concurrent callers share one
 //! commit. Each caller still returns only once its own write is committed, so nothing
@@ -18,12 +19,12 @@
 
 use std::future::Future;
 
-use sqlx::AnyPool;
 use tessera_store::{CredentialRecord, Result, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Backend;
 use crate::credentials::{insert_credential, insert_credentials};
+use crate::db::Db;
 use crate::error::{backend, insert};
 
 /// How many writes may wait before callers wait to enqueue.
@@ -39,13 +40,13 @@ pub(crate) trait GroupWrite: Send + Sync + 'static {
     const MAX_BATCH: usize;
     /// Makes every write in one transaction, or none; one answer per write, in order.
     fn together(
-        write: &AnyPool,
+        write: &Db,
         backend: Backend,
         items: &[Self::Item],
     ) -> impl Future<Output = Result<Vec<Self::Answer>>> + Send;
     /// Makes one write on its own.
     fn alone(
-        write: &AnyPool,
+        write: &Db,
         backend: Backend,
         item: &Self::Item,
     ) -> impl Future<Output = Result<Self::Answer>> + Send;
@@ -61,7 +62,7 @@ pub(crate) struct Queue<W: GroupWrite> {
 
 impl<W: GroupWrite> Queue<W> {
     /// Starts the task on the current tokio runtime, writing through `write` (the writer pool).
-    pub(crate) fn start(write: AnyPool, backend: Backend) -> Queue<W> {
+    pub(crate) fn start(write: Db, backend: Backend) -> Queue<W> {
         let (jobs, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(run::<W>(write, backend, receiver));
         Queue { jobs }
@@ -76,11 +77,7 @@ impl<W: GroupWrite> Queue<W> {
     }
 }
 
-async fn run<W: GroupWrite>(
-    write: AnyPool,
-    backend: Backend,
-    mut receiver: mpsc::Receiver<Job<W>>,
-) {
+async fn run<W: GroupWrite>(write: Db, backend: Backend, mut receiver: mpsc::Receiver<Job<W>>) {
     let mut jobs: Vec<Job<W>> = Vec::with_capacity(W::MAX_BATCH);
     while receiver.recv_many(&mut jobs, W::MAX_BATCH).await > 0 {
         if jobs.len() > 1 {
@@ -112,19 +109,15 @@ impl GroupWrite for CredentialInserts {
     const OP: &'static str = "insert credentials";
     const MAX_BATCH: usize = 64;
 
-    async fn together(
-        write: &AnyPool,
-        kind: Backend,
-        items: &[CredentialRecord],
-    ) -> Result<Vec<()>> {
-        let mut tx = crate::begin_on(write, kind).await.map_err(backend(Self::OP))?;
+    async fn together(write: &Db, kind: Backend, items: &[CredentialRecord]) -> Result<Vec<()>> {
+        let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
         let rows: Vec<&CredentialRecord> = items.iter().collect();
         insert_credentials(&mut tx, kind, &rows).await?;
         tx.commit().await.map_err(backend(Self::OP))?;
         Ok(vec![(); items.len()])
     }
 
-    async fn alone(write: &AnyPool, _: Backend, item: &CredentialRecord) -> Result<()> {
+    async fn alone(write: &Db, _: Backend, item: &CredentialRecord) -> Result<()> {
         insert_credential(write, item).await.map_err(insert("insert credential"))
     }
 }
@@ -140,16 +133,12 @@ impl GroupWrite for PushAcks {
     const OP: &'static str = "ack push message";
     const MAX_BATCH: usize = 256;
 
-    async fn together(
-        write: &AnyPool,
-        kind: Backend,
-        items: &[(String, String)],
-    ) -> Result<Vec<bool>> {
-        let mut tx = crate::begin_on(write, kind).await.map_err(backend(Self::OP))?;
+    async fn together(write: &Db, _: Backend, items: &[(String, String)]) -> Result<Vec<bool>> {
+        let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
         let mut done = Vec::with_capacity(items.len());
         for (registration, id) in items {
             let deleted = crate::push::ack_query(registration, id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(backend(Self::OP))?;
             done.push(deleted.rows_affected() == 1);
@@ -158,11 +147,7 @@ impl GroupWrite for PushAcks {
         Ok(done)
     }
 
-    async fn alone(
-        write: &AnyPool,
-        _: Backend,
-        (registration, id): &(String, String),
-    ) -> Result<bool> {
+    async fn alone(write: &Db, _: Backend, (registration, id): &(String, String)) -> Result<bool> {
         let deleted = crate::push::ack_query(registration, id)
             .execute(write)
             .await

@@ -1,7 +1,7 @@
 //! Signing keys and their life-cycle states.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{KeyRecord, KeyState, KeyStore, Result, StoreError, Timestamp};
 
 use crate::error::{backend, insert};
@@ -13,7 +13,7 @@ macro_rules! key_columns {
     };
 }
 
-fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
+fn key_from_row(row: &Row) -> Result<KeyRecord> {
     let state: String = get(row, "state")?;
     Ok(KeyRecord {
         kid: get(row, "kid")?,
@@ -31,7 +31,7 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
 #[async_trait]
 impl KeyStore for SqlStore {
     async fn insert(&self, key: &KeyRecord) -> Result<()> {
-        sqlx::query(concat!(
+        db::query(concat!(
             "INSERT INTO signing_keys (",
             key_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -51,7 +51,7 @@ impl KeyStore for SqlStore {
     }
 
     async fn list(&self) -> Result<Vec<KeyRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             key_columns!(),
             " FROM signing_keys ORDER BY created_at, kid"
@@ -66,14 +66,14 @@ impl KeyStore for SqlStore {
     /// the first time, so the times keep saying when the key first reached that stage.
     async fn set_state(&self, kid: &str, state: KeyState, now: Timestamp) -> Result<()> {
         let query = match state {
-            KeyState::Next => sqlx::query("UPDATE signing_keys SET state = $2 WHERE kid = $1").bind(kid).bind(state.as_str()),
-            KeyState::Active => sqlx::query(
+            KeyState::Next => db::query("UPDATE signing_keys SET state = $2 WHERE kid = $1").bind(kid).bind(state.as_str()),
+            KeyState::Active => db::query(
                 "UPDATE signing_keys SET state = $2, activated_at = COALESCE(activated_at, $3) WHERE kid = $1",
             )
             .bind(kid)
             .bind(state.as_str())
             .bind(now),
-            KeyState::Retired | KeyState::Revoked => sqlx::query(
+            KeyState::Retired | KeyState::Revoked => db::query(
                 "UPDATE signing_keys SET state = $2, retired_at = COALESCE(retired_at, $3) WHERE kid = $1",
             )
             .bind(kid)

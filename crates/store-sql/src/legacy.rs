@@ -1,13 +1,13 @@
 //! Per-application deprecation dates of the legacy protocols and legacy request counts.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{DeprecationRecord, LegacyStore, RequestCount, Result};
 
 use crate::error::backend;
 use crate::{SqlStore, get};
 
-fn deprecation_from_row(row: &AnyRow) -> Result<DeprecationRecord> {
+fn deprecation_from_row(row: &Row) -> Result<DeprecationRecord> {
     Ok(DeprecationRecord {
         protocol: get(row, "protocol")?,
         client_id: get(row, "client_id")?,
@@ -17,7 +17,7 @@ fn deprecation_from_row(row: &AnyRow) -> Result<DeprecationRecord> {
     })
 }
 
-fn count_from_row(row: &AnyRow) -> Result<RequestCount> {
+fn count_from_row(row: &Row) -> Result<RequestCount> {
     let requests: i64 = get(row, "requests")?;
     Ok(RequestCount {
         protocol: get(row, "protocol")?,
@@ -30,7 +30,7 @@ fn count_from_row(row: &AnyRow) -> Result<RequestCount> {
 #[async_trait]
 impl LegacyStore for SqlStore {
     async fn set_deprecation(&self, record: &DeprecationRecord) -> Result<()> {
-        let query = sqlx::query(
+        let query = db::query(
             "INSERT INTO legacy_deprecations (protocol, client_id, warn_from, refuse_from, \
              updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (protocol, client_id) DO UPDATE SET warn_from = $3, refuse_from = $4, \
@@ -46,7 +46,7 @@ impl LegacyStore for SqlStore {
 
     async fn clear_deprecation(&self, protocol: &str, client_id: &str) -> Result<bool> {
         let query =
-            sqlx::query("DELETE FROM legacy_deprecations WHERE protocol = $1 AND client_id = $2")
+            db::query("DELETE FROM legacy_deprecations WHERE protocol = $1 AND client_id = $2")
                 .bind(protocol.to_owned())
                 .bind(client_id.to_owned());
         Ok(self.write_rows("clear deprecation", query).await? > 0)
@@ -57,7 +57,7 @@ impl LegacyStore for SqlStore {
         protocol: &str,
         client_id: &str,
     ) -> Result<Option<DeprecationRecord>> {
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT protocol, client_id, warn_from, refuse_from, updated_at \
              FROM legacy_deprecations WHERE protocol = $1 AND client_id = $2",
         )
@@ -70,7 +70,7 @@ impl LegacyStore for SqlStore {
     }
 
     async fn list_deprecations(&self) -> Result<Vec<DeprecationRecord>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT protocol, client_id, warn_from, refuse_from, updated_at \
              FROM legacy_deprecations ORDER BY protocol, client_id",
         )
@@ -87,7 +87,7 @@ impl LegacyStore for SqlStore {
         }
         let mut tx = self.begin(OP).await?;
         for count in counts {
-            sqlx::query(
+            db::query(
                 "INSERT INTO legacy_requests (protocol, client_id, day, requests) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (protocol, client_id, day) \
                  DO UPDATE SET requests = legacy_requests.requests + $4",
@@ -96,7 +96,7 @@ impl LegacyStore for SqlStore {
             .bind(count.client_id.clone())
             .bind(count.day)
             .bind(i64::try_from(count.requests).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(backend(OP))?;
         }
@@ -105,7 +105,7 @@ impl LegacyStore for SqlStore {
     }
 
     async fn request_counts(&self, since_day: i64) -> Result<Vec<RequestCount>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT protocol, client_id, day, requests FROM legacy_requests WHERE day >= $1 \
              ORDER BY protocol, client_id, day",
         )

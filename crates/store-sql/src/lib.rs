@@ -1,19 +1,19 @@
-//! The SQL implementation of the tessera store, for SQLite and PostgreSQL through `sqlx::Any`.
+//! The SQL implementation of the tessera store, for SQLite and PostgreSQL, each on its native
+//! driver (`rusqlite`; sqlx's PostgreSQL driver) behind one small query API ([`db`]).
 //!
 //! One [`SqlStore`] implements [`tessera_store::Store`] and every aggregate trait. Statements are
-//! plain runtime queries with `$N` placeholders, which both backends accept, over a portable schema:
-//! TEXT ids and JSON, BIGINT unix seconds and BIGINT 0/1 for booleans.
+//! written once with `$N` placeholders (SQLite runs them as `?N`) over a portable schema: TEXT ids
+//! and JSON, BIGINT unix seconds and BIGINT 0/1 for booleans.
 //!
-//! SQLite allows one writer at a time, so a SQLite store keeps two pools on the same file: a
-//! single-connection writer pool for every statement that writes (and every transaction, opened
-//! with `BEGIN IMMEDIATE`), and a read-only reader pool for the rest. On PostgreSQL one pool serves
-//! both roles.
+//! On SQLite a statement runs on the calling thread: reads on idle `query_only` connections, every
+//! write through the one writer connection, whose transactions commit in groups
+//! ([`db::sqlite`]). On PostgreSQL one pool serves both.
 //!
 //! SQLite runs in WAL mode with `synchronous = NORMAL`: a commit is in the operating system's hands
 //! when the statement returns, so it survives the process being killed, and it reaches the disk at
-//! the next checkpoint. The writes that take access away ([`SYNCED_WRITES`]) are synced before they
-//! return, so they also survive a power loss; [`ConnectOptions::sync_every_commit`] does the same
-//! for every commit.
+//! the next checkpoint. The writes that take access away ([`SYNCED_WRITES`]) commit at `FULL`, so
+//! they also survive a power loss; [`ConnectOptions::sync_every_commit`] does the same for every
+//! commit.
 
 /// The columns of `accounts a`, each named `a_…` so that a join can read them beside another
 /// table's; decoded by `accounts::account_from_named_row` with `accounts::JOINED_NAMES`.
@@ -69,12 +69,14 @@ mod accounts;
 mod audit;
 mod counters;
 mod credentials;
+pub mod db;
 mod directory;
 mod error;
 mod grants;
 mod group_commit;
 mod keys;
 mod legacy;
+mod migrate;
 #[cfg(test)]
 mod plans_tests;
 mod push;
@@ -85,41 +87,30 @@ mod sessions;
 
 pub use push_wakeup::{PUSH_CHANNEL, PgWakeup};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, SqlSafeStr as _, Transaction};
+use sqlx::postgres::PgPoolOptions;
 use tessera_store::{
     AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
     LegacyStore, ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
 };
 
+use crate::db::{Db, Query, Role, Row, Tx, query};
 use crate::error::backend;
 
 /// The migrations for each backend; both directories hold the same file names.
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The pragmas every SQLite connection gets, the busy timeout first so that switching to WAL waits
-/// for other connections instead of failing. The writer's `synchronous` level follows them.
-const SQLITE_PRAGMAS: [&str; 4] = [
-    "PRAGMA busy_timeout = 5000",
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = ON",
-];
-
 /// The writes that take access away (revocations, sign-outs, password changes, account disables,
 /// changes to 2-step or admin rights, and to a client's secret or keys), named by the operation
 /// the store runs them under; a new write of this sort is named here. On SQLite each one commits
 /// with `synchronous = FULL`: the WAL is synced before the caller is answered, so an acknowledged
-/// revocation survives a power loss and not only a crash. They are rare next to issuance, so the
-/// extra sync costs little overall.
+/// revocation survives a power loss and not only a crash. They are rare next to issuance, and
+/// concurrent ones share one sync through the writer's group commit.
 const SYNCED_WRITES: [&str; 14] = [
     "revoke credential",
     "revoke domain grant",
@@ -140,8 +131,8 @@ const SYNCED_WRITES: [&str; 14] = [
 /// How the pools are sized and how SQLite syncs.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// Connections in the PostgreSQL pool, or in the SQLite reader pool (the SQLite writer pool
-    /// always has exactly one).
+    /// Connections in the PostgreSQL pool, or idle SQLite readers kept open (SQLite has one
+    /// writer connection).
     pub max_connections: u32,
     /// SQLite only: sync every commit (`synchronous = FULL`), issued tokens and sessions included,
     /// so that nothing acknowledged is lost to a power loss. When false (the default) only the
@@ -157,18 +148,6 @@ impl Default for ConnectOptions {
     }
 }
 
-/// How the one SQLite writer connection syncs its commits.
-#[derive(Debug, Default)]
-struct WriterSync {
-    /// Every commit is synced: the writer runs at `synchronous = FULL` from the start.
-    every_commit: bool,
-    /// The writer was raised to `FULL` for a synced write; it goes back to `NORMAL` when the
-    /// connection is released, before anyone else can use it.
-    raised: AtomicBool,
-    /// How many synced writes were started at `FULL`.
-    synced: AtomicU64,
-}
-
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -176,80 +155,58 @@ enum Backend {
     Postgres,
 }
 
-/// The SQL store; cloning it shares the pools.
+/// The SQL store; cloning it shares the connections.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     backend: Backend,
-    /// The pool for statements that only read.
-    read: AnyPool,
-    /// The pool for statements that write and for transactions (one connection on SQLite).
-    write: AnyPool,
+    /// Where statements that only read run.
+    read: Db,
+    /// Where statements that write and transactions run.
+    write: Db,
     /// Credential inserts commit in groups through this queue.
-    inserts: std::sync::Arc<group_commit::Queue<group_commit::CredentialInserts>>,
+    inserts: Arc<group_commit::Queue<group_commit::CredentialInserts>>,
     /// Push acknowledgements commit in groups through this queue.
-    acks: std::sync::Arc<group_commit::Queue<group_commit::PushAcks>>,
-    /// On SQLite, how the writer syncs.
-    sync: Option<Arc<WriterSync>>,
+    acks: Arc<group_commit::Queue<group_commit::PushAcks>>,
 }
 
 impl SqlStore {
-    /// Connects to `sqlite://PATH?mode=rwc` or `postgres://…`; the schema is not touched until
-    /// [`SqlStore::migrate`].
+    /// Connects to `sqlite://PATH?mode=rwc` (or `mode=rw`, `mode=ro`) or `postgres://…`; the
+    /// schema is not touched until [`SqlStore::migrate`].
     pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<SqlStore> {
-        sqlx::any::install_default_drivers();
         let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
         let max = opts.max_connections.max(1);
-        match scheme {
+        let (backend, read, write) = match scheme {
             "sqlite" => {
-                let sync = Arc::new(WriterSync {
-                    every_commit: opts.sync_every_commit,
-                    ..WriterSync::default()
-                });
-                // The writer connects first so that it is the one switching the file to WAL.
-                let write = sqlite_writer_options(sync.clone())
-                    .connect(url)
-                    .await
-                    .map_err(backend("connect sqlite writer"))?;
-                let read = sqlite_pool_options(max, Some("PRAGMA query_only = ON"))
-                    .connect(url)
-                    .await
-                    .map_err(backend("connect sqlite reader"))?;
+                let (path, mode) = sqlite_url(url)?;
+                let sqlite =
+                    db::sqlite::Sqlite::open(&path, mode, max as usize, opts.sync_every_commit)
+                        .map_err(backend("connect sqlite"))?;
                 tracing::debug!(
                     readers = max,
-                    sync_every_commit = sync.every_commit,
+                    sync_every_commit = opts.sync_every_commit,
                     "connected to sqlite"
                 );
-                let inserts = group_commit::Queue::start(write.clone(), Backend::Sqlite);
-                let acks = group_commit::Queue::start(write.clone(), Backend::Sqlite);
-                Ok(SqlStore {
-                    backend: Backend::Sqlite,
-                    read,
-                    write,
-                    inserts: std::sync::Arc::new(inserts),
-                    acks: std::sync::Arc::new(acks),
-                    sync: Some(sync),
-                })
+                let sqlite = Arc::new(sqlite);
+                (
+                    Backend::Sqlite,
+                    Db::Sqlite(sqlite.clone(), Role::Read),
+                    Db::Sqlite(sqlite, Role::Write),
+                )
             }
             "postgres" | "postgresql" => {
                 let pool = postgres_pool_options(max)
                     .connect(url)
                     .await
-                    .map_err(backend("connect postgres"))?;
+                    .map_err(|e| backend("connect postgres")(e.into()))?;
                 tracing::debug!(connections = max, "connected to postgres");
-                let inserts = group_commit::Queue::start(pool.clone(), Backend::Postgres);
-                let acks = group_commit::Queue::start(pool.clone(), Backend::Postgres);
-                Ok(SqlStore {
-                    backend: Backend::Postgres,
-                    read: pool.clone(),
-                    write: pool,
-                    inserts: std::sync::Arc::new(inserts),
-                    acks: std::sync::Arc::new(acks),
-                    sync: None,
-                })
+                (Backend::Postgres, Db::Postgres(pool.clone()), Db::Postgres(pool))
             }
             // The URL itself is not echoed: it may carry a password.
-            _ => Err(StoreError::Backend("unsupported database URL scheme".to_owned())),
-        }
+            _ => return Err(StoreError::Backend("unsupported database URL scheme".to_owned())),
+        };
+        let inserts = group_commit::Queue::start(write.clone(), backend);
+        let acks = group_commit::Queue::start(write.clone(), backend);
+        Ok(SqlStore { backend, read, write, inserts: Arc::new(inserts), acks: Arc::new(acks) })
     }
 
     /// Opens the SQLite database file at `path`, creating it first when it does not exist. A new
@@ -262,14 +219,13 @@ impl SqlStore {
 
     /// Applies the embedded migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
-            .run(&self.write)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrate: {e}")))?;
+        match &self.write {
+            Db::Sqlite(sqlite, _) => migrate::sqlite(sqlite, &SQLITE_MIGRATIONS).await,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS
+                .run(pool)
+                .await
+                .map_err(|e| StoreError::Backend(format!("migrate: {e}"))),
+        }?;
         tracing::info!(backend = self.backend(), "database schema is up to date");
         Ok(())
     }
@@ -290,41 +246,25 @@ impl SqlStore {
         format!("sqlite://{encoded}?mode=rwc")
     }
 
-    /// Closes the pools and waits for their connections to shut down.
+    /// Closes the connections (on SQLite after committing the writer's open group).
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
+        match &self.write {
+            Db::Sqlite(sqlite, _) => sqlite.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 
-    /// Runs a writing statement on the writer pool and returns how many rows it changed; a synced
-    /// write ([`SYNCED_WRITES`]) is on disk when this returns.
-    async fn write_rows(&self, op: &'static str, query: AnyQuery) -> Result<u64> {
-        let done = match self.synced_writer(op).await? {
-            Some(mut conn) => query.execute(&mut *conn).await,
-            None => query.execute(&self.write).await,
-        }
-        .map_err(backend(op))?;
+    /// Runs a writing statement and returns how many rows it changed; a synced write
+    /// ([`SYNCED_WRITES`]) is on disk when this returns.
+    async fn write_rows(&self, op: &'static str, query: Query) -> Result<u64> {
+        let mut tx = self.begin(op).await?;
+        let done = query.execute(&mut tx).await.map_err(backend(op))?;
+        tx.commit().await.map_err(backend(op))?;
         Ok(done.rows_affected())
     }
 
-    /// For a synced write on SQLite whose writer does not already sync every commit: the writer
-    /// connection, raised to `synchronous = FULL` until it is released. `None` when the writer pool
-    /// can be used as it is.
-    async fn synced_writer(&self, op: &'static str) -> Result<Option<PoolConnection<Any>>> {
-        let Some(sync) = &self.sync else { return Ok(None) };
-        if sync.every_commit || !SYNCED_WRITES.contains(&op) {
-            return Ok(None);
-        }
-        let mut conn = self.write.acquire().await.map_err(backend(op))?;
-        // Marked before the pragma runs, so that even a cancelled raise is undone on release.
-        sync.raised.store(true, Ordering::Release);
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await.map_err(backend(op))?;
-        sync.synced.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(conn))
-    }
-
     /// Runs an update of one row by its key and fails with `NotFound` when no row matched.
-    async fn update_one(&self, op: &'static str, query: AnyQuery) -> Result<()> {
+    async fn update_one(&self, op: &'static str, query: Query) -> Result<()> {
         match self.write_rows(op, query).await? {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
@@ -342,40 +282,53 @@ impl SqlStore {
         now: tessera_store::Timestamp,
     ) -> Result<bool> {
         let mut tx = self.begin(op).await?;
-        let done =
-            sqlx::query(parent).bind(id).bind(now).execute(&mut *tx).await.map_err(backend(op))?;
-        sqlx::query(credentials).bind(id).bind(now).execute(&mut *tx).await.map_err(backend(op))?;
+        let done = query(parent).bind(id).bind(now).execute(&mut tx).await.map_err(backend(op))?;
+        query(credentials).bind(id).bind(now).execute(&mut tx).await.map_err(backend(op))?;
         tx.commit().await.map_err(backend(op))?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Opens a transaction on the writer pool: `BEGIN IMMEDIATE` on SQLite, so that the write lock
-    /// is taken up front, and a plain `BEGIN` on PostgreSQL. The commit of a synced write
-    /// ([`SYNCED_WRITES`]) is on disk when it returns.
-    async fn begin(&self, op: &'static str) -> Result<Transaction<'static, Any>> {
-        match self.backend {
-            Backend::Sqlite => match self.synced_writer(op).await? {
-                Some(conn) => {
-                    Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await
-                }
-                None => self.write.begin_with("BEGIN IMMEDIATE").await,
-            },
-            Backend::Postgres => self.write.begin().await,
-        }
-        .map_err(backend(op))
+    /// Opens a write transaction. On SQLite it is one of the writer's group commit; the commit
+    /// of a synced write ([`SYNCED_WRITES`]) is on disk when it returns.
+    async fn begin(&self, op: &'static str) -> Result<Tx> {
+        self.write.begin(SYNCED_WRITES.contains(&op)).await.map_err(backend(op))
     }
 }
 
-/// Opens a transaction on `pool`: `BEGIN IMMEDIATE` on SQLite, so that the write lock is taken up
-/// front, and a plain `BEGIN` on PostgreSQL.
-async fn begin_on(
-    pool: &AnyPool,
-    kind: Backend,
-) -> std::result::Result<Transaction<'static, Any>, sqlx::Error> {
-    match kind {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => pool.begin().await,
+/// The file and open mode of a `sqlite:` URL: `sqlite://PATH` or `sqlite:PATH`, the path
+/// percent-decoded, with an optional `?mode=rwc|rw|ro` (`rwc` when absent).
+fn sqlite_url(url: &str) -> Result<(PathBuf, db::sqlite::Mode)> {
+    let bad = || StoreError::Backend("malformed sqlite URL".to_owned());
+    let rest = url.strip_prefix("sqlite:").ok_or_else(bad)?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut mode = db::sqlite::Mode::Create;
+    for param in params.split('&').filter(|param| !param.is_empty()) {
+        mode = match param {
+            "mode=rwc" => db::sqlite::Mode::Create,
+            "mode=rw" => db::sqlite::Mode::Existing,
+            "mode=ro" => db::sqlite::Mode::ReadOnly,
+            _ => return Err(StoreError::Backend("unsupported sqlite URL parameter".to_owned())),
+        };
     }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3).ok_or_else(bad)?;
+            decoded.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let path = String::from_utf8(decoded).map_err(|_| bad())?;
+    if path.is_empty() {
+        return Err(bad());
+    }
+    Ok((PathBuf::from(path), mode))
 }
 
 /// Creates an empty file only its owner may read and write; an existing file is left as it is.
@@ -394,25 +347,6 @@ fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
-/// Pool options for one SQLite pool: every connection gets [`SQLITE_PRAGMAS`] and then `last`, if
-/// any (readers are made read-only with it). A connection to a local file does not go stale, so it
-/// is not pinged before each use (a ping is one more trip to the connection's worker thread, as
-/// costly as the statement itself).
-fn sqlite_pool_options(max: u32, last: Option<&'static str>) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(Duration::from_secs(30))
-        .test_before_acquire(false)
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                for pragma in SQLITE_PRAGMAS.iter().chain(&last) {
-                    sqlx::query(*pragma).execute(&mut *conn).await?;
-                }
-                Ok(())
-            })
-        })
-}
-
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its way out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
@@ -421,8 +355,8 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// Here only a connection that sat idle for [`PING_AFTER_IDLE`] is pinged, which is where a
 /// connection the server dropped (a restart, an idle timeout) is found; a connection in steady use
 /// proves itself with every statement.
-fn postgres_pool_options(max: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
+fn postgres_pool_options(max: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
         .test_before_acquire(false)
@@ -436,36 +370,14 @@ fn postgres_pool_options(max: u32) -> AnyPoolOptions {
         })
 }
 
-/// Pool options for the one SQLite writer connection: at `synchronous = FULL` when every commit is
-/// synced; otherwise at `NORMAL`, and put back there on release whenever a synced write raised it.
-fn sqlite_writer_options(sync: Arc<WriterSync>) -> AnyPoolOptions {
-    let last = sync.every_commit.then_some("PRAGMA synchronous = FULL");
-    sqlite_pool_options(1, last).after_release(move |conn, _meta| {
-        let sync = sync.clone();
-        Box::pin(async move {
-            if sync.raised.swap(false, Ordering::AcqRel) {
-                sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-            }
-            Ok(true)
-        })
-    })
-}
-
-/// A runtime query with its arguments bound.
-type AnyQuery = sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>;
-
 /// Reads a 0/1 integer column as a boolean.
-fn get_bool(row: &AnyRow, column: &'static str) -> Result<bool> {
+fn get_bool(row: &Row, column: &'static str) -> Result<bool> {
     Ok(get::<i64>(row, column)? != 0)
 }
 
 /// Reads one column, naming the column (never the value) when it cannot be decoded.
-fn get<'r, T>(row: &'r AnyRow, column: &'static str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    use sqlx::Row;
-    row.try_get::<T, _>(column).map_err(|e| {
+fn get<T: db::Decode>(row: &Row, column: &'static str) -> Result<T> {
+    row.try_get::<T>(column).map_err(|e| {
         StoreError::Backend(format!("decode column {column}: {}", error::describe(&e)))
     })
 }
@@ -490,9 +402,9 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(backend("ping"))?;
+        query("SELECT 1").execute(&self.read).await.map_err(backend("ping"))?;
         if self.backend == Backend::Sqlite {
-            sqlx::query("SELECT 1").execute(&self.write).await.map_err(backend("ping writer"))?;
+            query("SELECT 1").execute(&self.write).await.map_err(backend("ping writer"))?;
         }
         Ok(())
     }
@@ -573,21 +485,28 @@ mod tests {
         store
     }
 
-    /// The writer's `PRAGMA synchronous`: 1 is NORMAL, 2 is FULL. Acquiring the one writer
-    /// connection waits until the last user's release has run.
+    /// The writer's `PRAGMA synchronous` in a new group: 1 is NORMAL, 2 is FULL.
     async fn writer_level(store: &SqlStore) -> i64 {
-        let row = sqlx::query("PRAGMA synchronous").fetch_one(&store.write).await.expect("pragma");
-        sqlx::Row::try_get::<i64, _>(&row, 0).expect("level")
+        let row = query("PRAGMA synchronous").fetch_one(&store.write).await.expect("pragma");
+        get::<i64>(&row, "synchronous").expect("level")
     }
 
-    fn synced(store: &SqlStore) -> u64 {
-        store.sync.as_ref().expect("sqlite").synced.load(Ordering::Relaxed)
+    fn sqlite_of(store: &SqlStore) -> &Arc<db::sqlite::Sqlite> {
+        match &store.write {
+            Db::Sqlite(sqlite, _) => sqlite,
+            Db::Postgres(_) => panic!("a SQLite store"),
+        }
+    }
+
+    /// How many synced transactions ran in a group committed at FULL.
+    async fn synced(store: &SqlStore) -> u64 {
+        sqlite_of(store).synced().await.transactions
     }
 
     /// The write just made was the `n`-th synced one, and the writer is back at NORMAL after it.
     async fn ran_synced(store: &SqlStore, n: u64, op: &str) {
         assert!(SYNCED_WRITES.contains(&op), "{op}");
-        assert_eq!(synced(store), n, "{op} ran at FULL");
+        assert_eq!(synced(store).await, n, "{op} ran at FULL");
         assert_eq!(writer_level(store).await, 1, "the writer is back at NORMAL after {op}");
     }
 
@@ -631,7 +550,11 @@ mod tests {
         token.account_id = Some("acct".to_owned());
         s.credentials().insert(&token).await.expect("insert");
         s.credentials().touch("token", NOW + 1).await.expect("touch");
-        assert_eq!((synced(&store), writer_level(&store).await), (0, 1), "issuance is not raised");
+        assert_eq!(
+            (synced(&store).await, writer_level(&store).await),
+            (0, 1),
+            "issuance is not raised"
+        );
 
         let credentials = s.credentials();
         assert!(credentials.revoke("token", NOW).await.unwrap());
@@ -674,7 +597,8 @@ mod tests {
         ran_synced(&store, 14, "revoke domain grant").await;
         assert_eq!(SYNCED_WRITES.len(), 14, "every synced write is checked above");
         s.accounts().set_name("acct", "Renamed", NOW).await.expect("set name");
-        assert_eq!(synced(&store), SYNCED_WRITES.len() as u64, "other writes are not raised");
+        assert_eq!(synced(&store).await, SYNCED_WRITES.len() as u64, "other writes are not raised");
+        assert_eq!(sqlite_of(&store).synced().await.groups, SYNCED_WRITES.len() as u64);
         store.close().await;
     }
 
@@ -704,7 +628,10 @@ mod tests {
         while let Some(joined) = tasks.join_next().await {
             joined.expect("task");
         }
-        assert_eq!(synced(&store), N as u64);
+        // Each revocation committed at FULL; concurrent ones may share one synced commit.
+        let synced = sqlite_of(&store).synced().await;
+        assert_eq!(synced.transactions, N as u64);
+        assert!((1..=N as u64).contains(&synced.groups), "{synced:?}");
         assert_eq!(writer_level(&store).await, 1);
         for i in 0..N {
             assert!(!is_live(&store, &format!("old-{i}"), NOW + 1).await);
@@ -722,7 +649,7 @@ mod tests {
         let token = credential("token", CredentialKind::AccessToken, NOW, 3600);
         store.credentials().insert(&token).await.expect("insert");
         assert!(store.credentials().revoke("token", NOW).await.expect("revoke"));
-        assert_eq!((synced(&store), writer_level(&store).await), (0, 2));
+        assert_eq!((synced(&store).await, writer_level(&store).await), (0, 2));
         store.close().await;
     }
 }

@@ -43,8 +43,7 @@ async fn key_lookups_use_the_key_without_statistics() {
     let name = format!("tessera_plans_{:016x}", RandomState::new().hash_one(std::process::id()));
     let mut url = url::Url::parse(&admin_url).expect("valid database URL");
     url.set_path(&format!("/{name}"));
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.expect("connect to the server");
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the server");
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
@@ -64,8 +63,9 @@ async fn key_lookups_use_the_key_without_statistics() {
 async fn check_plans(url: String) {
     let store = SqlStore::connect(&url, &ConnectOptions::default()).await.expect("connect");
     store.migrate().await.expect("migrate");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("a connection");
     sqlx::raw_sql("ALTER TABLE credentials SET (autovacuum_enabled = false)")
-        .execute(&store.write)
+        .execute(&mut conn)
         .await
         .expect("switch autovacuum off for credentials");
     let rows: Vec<CredentialRecord> = (0..ROWS)
@@ -78,7 +78,6 @@ async fn check_plans(url: String) {
         .collect();
     store.insert_many(&rows).await.expect("insert credentials");
 
-    let mut conn = store.write.acquire().await.expect("a connection");
     let mut failures = Vec::new();
     for (what, sql, args, index) in STATEMENTS {
         for mode in ["force_custom_plan", "force_generic_plan"] {
@@ -87,7 +86,7 @@ async fn check_plans(url: String) {
                  EXPLAIN EXECUTE checked {args}; DEALLOCATE checked"
             );
             let plan: Vec<String> = sqlx::raw_sql(AssertSqlSafe(script))
-                .fetch_all(&mut *conn)
+                .fetch_all(&mut conn)
                 .await
                 .unwrap_or_else(|e| panic!("{what}: {e}"))
                 .iter()

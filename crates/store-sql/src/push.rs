@@ -1,8 +1,8 @@
 //! Stored push messages: enqueue under the per-registration limits, read what waits, acknowledge;
 //! and topic subscriptions.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{
     Enqueued, PushLimits, PushMessageKind, PushMessageRecord, PushStore, PushTopicRecord, Result,
     StoreError, Subscribed, Timestamp,
@@ -11,7 +11,7 @@ use tessera_store::{
 use crate::error::backend;
 use crate::{Backend, SqlStore, bool_int, count_u64, get, get_bool};
 
-fn message_from_row(row: &AnyRow) -> Result<PushMessageRecord> {
+fn message_from_row(row: &Row) -> Result<PushMessageRecord> {
     let kind: String = get(row, "kind")?;
     Ok(PushMessageRecord {
         id: get(row, "id")?,
@@ -28,7 +28,7 @@ fn message_from_row(row: &AnyRow) -> Result<PushMessageRecord> {
     })
 }
 
-fn topic_from_row(row: &AnyRow) -> Result<PushTopicRecord> {
+fn topic_from_row(row: &Row) -> Result<PushTopicRecord> {
     Ok(PushTopicRecord {
         project_id: get(row, "project_id")?,
         topic: get(row, "topic")?,
@@ -38,17 +38,17 @@ fn topic_from_row(row: &AnyRow) -> Result<PushTopicRecord> {
     })
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = crate::db::Tx;
 
 /// Removes an acknowledged message (committed in groups: `group_commit::PushAcks`).
-pub(crate) fn ack_query(registration: &str, id: &str) -> crate::AnyQuery {
-    sqlx::query("DELETE FROM push_messages WHERE registration = $1 AND id = $2")
+pub(crate) fn ack_query(registration: &str, id: &str) -> crate::db::Query {
+    db::query("DELETE FROM push_messages WHERE registration = $1 AND id = $2")
         .bind(registration.to_owned())
         .bind(id.to_owned())
 }
 
 async fn insert(tx: &mut Tx, message: &PushMessageRecord, op: &'static str) -> Result<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
          delay_while_idle, total_deleted, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -63,14 +63,14 @@ async fn insert(tx: &mut Tx, message: &PushMessageRecord, op: &'static str) -> R
     .bind(i64::try_from(message.total_deleted).unwrap_or(i64::MAX))
     .bind(message.created_at)
     .bind(message.expires_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(backend(op))?;
     Ok(())
 }
 
-async fn scalar(tx: &mut Tx, op: &'static str, query: crate::AnyQuery) -> Result<i64> {
-    let row = query.fetch_one(&mut **tx).await.map_err(backend(op))?;
+async fn scalar(tx: &mut Tx, op: &'static str, query: crate::db::Query) -> Result<i64> {
+    let row = query.fetch_one(&mut *tx).await.map_err(backend(op))?;
     get(&row, "n")
 }
 
@@ -86,11 +86,11 @@ async fn lock_registrations(tx: &mut Tx, registrations: &[&str], op: &'static st
             "SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('push' || chr(10) || r, 8) \
              AS k FROM (VALUES {values}) AS v (r) ORDER BY k) AS keys"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = db::query_built(sql);
         for registration in chunk {
             query = query.bind((*registration).to_owned());
         }
-        query.execute(&mut **tx).await.map_err(backend(op))?;
+        query.execute(&mut *tx).await.map_err(backend(op))?;
     }
     Ok(())
 }
@@ -107,11 +107,11 @@ async fn drop_expired(
         let sql = format!(
             "DELETE FROM push_messages WHERE expires_at <= $1 AND registration IN ({list})"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        let mut query = db::query_built(sql).bind(now);
         for registration in chunk {
             query = query.bind((*registration).to_owned());
         }
-        query.execute(&mut **tx).await.map_err(backend(op))?;
+        query.execute(&mut *tx).await.map_err(backend(op))?;
     }
     Ok(())
 }
@@ -126,20 +126,20 @@ async fn enqueue_one(
 ) -> Result<Enqueued> {
     let registration = message.registration.clone();
     if let Some(key) = &message.collapse_key {
-        let mut replaced = sqlx::query(
+        let mut replaced = db::query(
             "DELETE FROM push_messages WHERE registration = $1 AND kind = 'message' \
              AND collapse_key = $2",
         )
         .bind(registration.clone())
         .bind(key.clone())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(backend(op))?
         .rows_affected();
         let keys = scalar(
             tx,
             op,
-            sqlx::query(
+            db::query(
                 "SELECT COUNT(DISTINCT collapse_key) AS n FROM push_messages \
                  WHERE registration = $1 AND kind = 'message' AND collapse_key IS NOT NULL",
             )
@@ -147,12 +147,12 @@ async fn enqueue_one(
         )
         .await?;
         if keys >= i64::from(limits.max_collapse_keys) {
-            replaced += sqlx::query(
+            replaced += db::query(
                 "DELETE FROM push_messages WHERE seq = (SELECT MIN(seq) FROM push_messages \
                  WHERE registration = $1 AND kind = 'message' AND collapse_key IS NOT NULL)",
             )
             .bind(registration.clone())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(backend(op))?
             .rows_affected();
@@ -161,7 +161,7 @@ async fn enqueue_one(
         return Ok(Enqueued::Stored { replaced });
     }
     // The common case in one statement: stored while under the non-collapsible limit.
-    let stored = sqlx::query(
+    let stored = db::query(
         "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
          delay_while_idle, total_deleted, created_at, expires_at) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
@@ -179,7 +179,7 @@ async fn enqueue_one(
     .bind(message.created_at)
     .bind(message.expires_at)
     .bind(i64::from(limits.max_non_collapsible))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(backend(op))?
     .rows_affected();
@@ -189,7 +189,7 @@ async fn enqueue_one(
     let before = scalar(
         tx,
         op,
-        sqlx::query(
+        db::query(
             "SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'message' THEN 1 \
              ELSE total_deleted END), 0) AS BIGINT) AS n \
              FROM push_messages WHERE registration = $1",
@@ -197,9 +197,9 @@ async fn enqueue_one(
         .bind(registration.clone()),
     )
     .await?;
-    sqlx::query("DELETE FROM push_messages WHERE registration = $1")
+    db::query("DELETE FROM push_messages WHERE registration = $1")
         .bind(registration.clone())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(backend(op))?;
     let total_deleted = count_u64(before) + 1;
@@ -250,7 +250,7 @@ impl PushStore for SqlStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<PushMessageRecord>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT id, registration, sender, kind, collapse_key, payload, delay_while_idle, \
              total_deleted, created_at, expires_at FROM push_messages \
              WHERE registration = $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
@@ -269,13 +269,13 @@ impl PushStore for SqlStore {
     }
 
     async fn clear(&self, registration: &str) -> Result<u64> {
-        let query = sqlx::query("DELETE FROM push_messages WHERE registration = $1")
+        let query = db::query("DELETE FROM push_messages WHERE registration = $1")
             .bind(registration.to_owned());
         self.write_rows("clear push messages", query).await
     }
 
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
-        let query = sqlx::query(
+        let query = db::query(
             "DELETE FROM push_messages WHERE seq IN (SELECT seq FROM push_messages \
              WHERE expires_at < $1 LIMIT $2)",
         )
@@ -293,16 +293,16 @@ impl PushStore for SqlStore {
         let registration = subscription.registration.clone();
         let mut tx = self.begin(OP).await?;
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 8))")
+            db::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 8))")
                 .bind(format!("push-topics\n{registration}"))
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(backend(OP))?;
         }
         let already = scalar(
             &mut tx,
             OP,
-            sqlx::query(
+            db::query(
                 "SELECT COUNT(*) AS n FROM push_topics \
                  WHERE project_id = $1 AND topic = $2 AND registration = $3",
             )
@@ -318,7 +318,7 @@ impl PushStore for SqlStore {
         let topics = scalar(
             &mut tx,
             OP,
-            sqlx::query("SELECT COUNT(*) AS n FROM push_topics WHERE registration = $1")
+            db::query("SELECT COUNT(*) AS n FROM push_topics WHERE registration = $1")
                 .bind(registration.clone()),
         )
         .await?;
@@ -326,7 +326,7 @@ impl PushStore for SqlStore {
             tx.commit().await.map_err(backend(OP))?;
             return Ok(Subscribed::TooMany);
         }
-        sqlx::query(
+        db::query(
             "INSERT INTO push_topics (project_id, topic, registration, sealed_id, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -335,7 +335,7 @@ impl PushStore for SqlStore {
         .bind(registration)
         .bind(subscription.sealed_id.clone())
         .bind(subscription.created_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(backend(OP))?;
         tx.commit().await.map_err(backend(OP))?;
@@ -343,7 +343,7 @@ impl PushStore for SqlStore {
     }
 
     async fn unsubscribe(&self, project_id: &str, topic: &str, registration: &str) -> Result<bool> {
-        let query = sqlx::query(
+        let query = db::query(
             "DELETE FROM push_topics WHERE project_id = $1 AND topic = $2 AND registration = $3",
         )
         .bind(project_id.to_owned())
@@ -353,7 +353,7 @@ impl PushStore for SqlStore {
     }
 
     async fn unsubscribe_all(&self, registration: &str) -> Result<u64> {
-        let query = sqlx::query("DELETE FROM push_topics WHERE registration = $1")
+        let query = db::query("DELETE FROM push_topics WHERE registration = $1")
             .bind(registration.to_owned());
         self.write_rows("unsubscribe from every push topic", query).await
     }
@@ -365,7 +365,7 @@ impl PushStore for SqlStore {
         after: &str,
         limit: u32,
     ) -> Result<Vec<PushTopicRecord>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT project_id, topic, registration, sealed_id, created_at FROM push_topics \
              WHERE project_id = $1 AND topic = $2 AND registration > $3 \
              ORDER BY registration LIMIT $4",

@@ -3,6 +3,7 @@
 
 use tessera_store::{Result, StoreError, Timestamp};
 
+use crate::db;
 use crate::error::backend;
 use crate::{SqlStore, get};
 
@@ -13,7 +14,7 @@ impl SqlStore {
     pub(crate) async fn write_heartbeat(&self, now: Timestamp) -> Result<()> {
         self.write_rows(
             "heartbeat",
-            sqlx::query(
+            db::query(
                 "INSERT INTO server_state (name, value, updated_at) VALUES ($1, '', $2) \
                  ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
             )
@@ -25,7 +26,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn read_kek_check(&self) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM server_state WHERE name = $1")
+        let row = db::query("SELECT value FROM server_state WHERE name = $1")
             .bind(KEK_CHECK)
             .fetch_optional(&self.read)
             .await
@@ -36,7 +37,7 @@ impl SqlStore {
     pub(crate) async fn insert_kek_check(&self, sealed: &str, now: Timestamp) -> Result<String> {
         self.write_rows(
             "init kek check",
-            sqlx::query(
+            db::query(
                 "INSERT INTO server_state (name, value, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO NOTHING",
             )

@@ -1,7 +1,7 @@
 //! Services and the scopes they own.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{Result, ServiceRecord, ServiceStore};
 
 use crate::error::{backend, insert};
@@ -13,7 +13,7 @@ macro_rules! columns {
     };
 }
 
-fn service_from_row(row: &AnyRow) -> Result<ServiceRecord> {
+fn service_from_row(row: &Row) -> Result<ServiceRecord> {
     Ok(ServiceRecord {
         name: get(row, "name")?,
         display_name: get(row, "display_name")?,
@@ -30,7 +30,7 @@ fn service_from_row(row: &AnyRow) -> Result<ServiceRecord> {
 #[async_trait]
 impl ServiceStore for SqlStore {
     async fn add(&self, service: &ServiceRecord) -> Result<()> {
-        sqlx::query(concat!(
+        db::query(concat!(
             "INSERT INTO services (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -51,7 +51,7 @@ impl ServiceStore for SqlStore {
     }
 
     async fn get(&self, name: &str) -> Result<Option<ServiceRecord>> {
-        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM services WHERE name = $1"))
+        let row = db::query(concat!("SELECT ", columns!(), " FROM services WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.read)
             .await
@@ -60,7 +60,7 @@ impl ServiceStore for SqlStore {
     }
 
     async fn list(&self) -> Result<Vec<ServiceRecord>> {
-        let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM services ORDER BY name"))
+        let rows = db::query(concat!("SELECT ", columns!(), " FROM services ORDER BY name"))
             .fetch_all(&self.read)
             .await
             .map_err(backend("list services"))?;
@@ -70,7 +70,7 @@ impl ServiceStore for SqlStore {
     async fn set_protocols(&self, name: &str, protocols: &str) -> Result<()> {
         self.update_one(
             "set service protocols",
-            sqlx::query("UPDATE services SET protocols = $1 WHERE name = $2")
+            db::query("UPDATE services SET protocols = $1 WHERE name = $2")
                 .bind(protocols.to_owned())
                 .bind(name.to_owned()),
         )
@@ -86,7 +86,7 @@ impl ServiceStore for SqlStore {
     ) -> Result<()> {
         self.update_one(
             "set service web sign-on",
-            sqlx::query(
+            db::query(
                 "UPDATE services SET web_prefixes = $1, logout_url = $2, backchannel_logout_url = $3 WHERE name = $4",
             )
             .bind(web_prefixes.to_owned())

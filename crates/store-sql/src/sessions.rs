@@ -1,7 +1,7 @@
 //! Browser sessions, found through their cookie credential and revoked together with it.
 
+use crate::db::{self, Row};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use tessera_store::{
     AccountRecord, CredentialKind, CredentialRecord, Result, SessionRecord, SessionStore, Timestamp,
 };
@@ -45,7 +45,7 @@ pub(crate) const REVOKE_BY_ACCOUNT_SESSIONS: &str = concat!(
     " AND session_id IN (SELECT id FROM sessions WHERE account_id = $1)"
 );
 
-fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
+fn session_from_row(row: &Row) -> Result<SessionRecord> {
     Ok(SessionRecord {
         id: get(row, "id")?,
         account_id: get(row, "account_id")?,
@@ -82,7 +82,7 @@ impl SessionStore for SqlStore {
         const OP: &str = "create session";
         let mut tx = self.begin(OP).await?;
         for (session, cookie) in sessions {
-            sqlx::query(concat!(
+            db::query(concat!(
                 "INSERT INTO sessions (",
                 session_columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -98,10 +98,10 @@ impl SessionStore for SqlStore {
             .bind(bool_int(session.second_factor))
             .bind(session.user_agent.as_str())
             .bind(session.ip.as_str())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(insert(OP))?;
-            insert_credential(&mut *tx, &cookie_for(session, cookie)).await.map_err(insert(OP))?;
+            insert_credential(&mut tx, &cookie_for(session, cookie)).await.map_err(insert(OP))?;
         }
         tx.commit().await.map_err(backend(OP))?;
         Ok(())
@@ -112,7 +112,7 @@ impl SessionStore for SqlStore {
         digest: &str,
         now: Timestamp,
     ) -> Result<Option<(SessionRecord, AccountRecord)>> {
-        let row = sqlx::query(FIND_SIGNED_IN)
+        let row = db::query(FIND_SIGNED_IN)
             .bind(digest)
             .bind(CredentialKind::Session.as_str())
             .bind(now)
@@ -131,11 +131,11 @@ impl SessionStore for SqlStore {
     ) -> Result<bool> {
         const OP: &str = "rotate session cookie";
         let mut tx = self.begin(OP).await?;
-        let revoked = sqlx::query(REVOKE_COOKIE)
+        let revoked = db::query(REVOKE_COOKIE)
             .bind(old_digest)
             .bind(CredentialKind::Session.as_str())
             .bind(now)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await
             .map_err(backend(OP))?;
         let Some(old) = revoked.first() else {
@@ -149,20 +149,20 @@ impl SessionStore for SqlStore {
         if cookie.account_id.is_none() {
             cookie.account_id = account_id;
         }
-        insert_credential(&mut *tx, &cookie).await.map_err(insert(OP))?;
+        insert_credential(&mut tx, &cookie).await.map_err(insert(OP))?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(true)
     }
 
     async fn touch(&self, id: &str, now: Timestamp) -> Result<()> {
         let query =
-            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1").bind(id).bind(now);
+            db::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1").bind(id).bind(now);
         self.update_one("touch session", query).await
     }
 
     async fn set_second_factor(&self, id: &str, now: Timestamp) -> Result<()> {
         let query =
-            sqlx::query("UPDATE sessions SET second_factor = 1, auth_time = $2 WHERE id = $1")
+            db::query("UPDATE sessions SET second_factor = 1, auth_time = $2 WHERE id = $1")
                 .bind(id)
                 .bind(now);
         self.update_one("set session second factor", query).await
@@ -170,19 +170,18 @@ impl SessionStore for SqlStore {
 
     async fn reauthenticated(&self, id: &str, now: Timestamp) -> Result<()> {
         let query =
-            sqlx::query("UPDATE sessions SET auth_time = $2 WHERE id = $1 AND auth_time < $2")
+            db::query("UPDATE sessions SET auth_time = $2 WHERE id = $1 AND auth_time < $2")
                 .bind(id)
                 .bind(now);
         self.write_rows("set session auth time", query).await.map(|_| ())
     }
 
     async fn get(&self, id: &str) -> Result<Option<SessionRecord>> {
-        let row =
-            sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(backend("get session"))?;
+        let row = db::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend("get session"))?;
         row.as_ref().map(session_from_row).transpose()
     }
 
@@ -191,7 +190,7 @@ impl SessionStore for SqlStore {
         account_id: &str,
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = db::query(concat!(
             "SELECT ",
             session_columns!(),
             " FROM sessions WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
@@ -219,18 +218,18 @@ impl SessionStore for SqlStore {
     async fn revoke_all_for_account(&self, account_id: &str, now: Timestamp) -> Result<u64> {
         const OP: &str = "revoke all sessions of account";
         let mut tx = self.begin(OP).await?;
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE sessions SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL",
         )
         .bind(account_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(backend(OP))?;
-        sqlx::query(REVOKE_BY_ACCOUNT_SESSIONS)
+        db::query(REVOKE_BY_ACCOUNT_SESSIONS)
             .bind(account_id)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(backend(OP))?;
         tx.commit().await.map_err(backend(OP))?;
@@ -239,25 +238,25 @@ impl SessionStore for SqlStore {
 
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
         let mut tx = self.begin("sweep sessions").await?;
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 ORDER BY id LIMIT $2",
         )
         .bind(cutoff)
         .bind(i64::from(batch))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .map_err(backend("sweep sessions"))?;
         let mut n = 0;
         for row in &rows {
             let id: String = get(row, "id")?;
-            sqlx::query("DELETE FROM credentials WHERE session_id = $1")
+            db::query("DELETE FROM credentials WHERE session_id = $1")
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(backend("sweep session credentials"))?;
-            n += sqlx::query("DELETE FROM sessions WHERE id = $1")
+            n += db::query("DELETE FROM sessions WHERE id = $1")
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(backend("sweep sessions"))?
                 .rows_affected();
@@ -267,7 +266,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn count_live(&self, now: Timestamp) -> Result<u64> {
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT COUNT(*) AS n FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
         )
         .bind(now)

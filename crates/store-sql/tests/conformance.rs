@@ -118,9 +118,8 @@ impl TestDatabase {
         let mut url = url::Url::parse(&admin_url).expect("valid database URL");
         url.set_path(&format!("/{name}"));
 
-        sqlx::any::install_default_drivers();
         let mut admin =
-            sqlx::AnyConnection::connect(&admin_url).await.expect("connect to the test server");
+            sqlx::PgConnection::connect(&admin_url).await.expect("connect to the test server");
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
@@ -141,7 +140,7 @@ impl TestDatabase {
     #[allow(clippy::print_stderr)]
     async fn drop_database(self) {
         let dropped = async {
-            let mut admin = sqlx::AnyConnection::connect(&self.admin_url).await?;
+            let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
             sqlx::raw_sql(AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name

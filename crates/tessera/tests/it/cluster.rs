@@ -14,9 +14,8 @@ pub(crate) async fn fresh_database() -> Option<(String, String)> {
         eprintln!("SKIPPED: two-node PostgreSQL tests (TESSERA_TEST_DATABASE_URL unset)");
         return None;
     };
-    sqlx::any::install_default_drivers();
     let name = format!("tessera_it_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
@@ -27,7 +26,7 @@ pub(crate) async fn fresh_database() -> Option<(String, String)> {
 
 pub(crate) async fn drop_database(name: &str) {
     let admin_url = std::env::var("TESSERA_TEST_DATABASE_URL").unwrap();
-    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&mut admin)
         .await;

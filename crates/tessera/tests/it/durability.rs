@@ -439,9 +439,8 @@ impl Data {
             eprintln!("SKIPPED: kill -9 on PostgreSQL (TESSERA_TEST_DATABASE_URL unset)");
             return None;
         };
-        sqlx::any::install_default_drivers();
         let name = format!("tessera_kill_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
@@ -471,7 +470,7 @@ impl Data {
 
 async fn drop_database(name: &str) {
     let admin_url = std::env::var("TESSERA_TEST_DATABASE_URL").unwrap();
-    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&mut admin)
         .await;

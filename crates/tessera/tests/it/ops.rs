@@ -162,11 +162,9 @@ async fn a_replaced_kek_file_or_a_database_without_check_value_refuses_to_start(
     let err = start_err(&raw).await;
     assert!(err.contains("kek mismatch") && err.contains(&key_file.display().to_string()), "{err}");
 
-    let db = tessera_store_sql::SqlStore::sqlite_path_url(&env.dir.path().join("tessera.db"));
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db).await.unwrap();
-    sqlx::query("DELETE FROM server_state").execute(&mut conn).await.unwrap();
-    sqlx::Connection::close(conn).await.unwrap();
+    let conn = rusqlite::Connection::open(env.dir.path().join("tessera.db")).unwrap();
+    conn.execute("DELETE FROM server_state", []).unwrap();
+    drop(conn);
     let err = start_err(&raw).await;
     assert!(err.contains("kek mismatch"), "the signing keys do not open: {err}");
 

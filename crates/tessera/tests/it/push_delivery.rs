@@ -682,7 +682,7 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
     assert_eq!(recorder.resyncs.load(std::sync::atomic::Ordering::SeqCst), 0);
 
     // The listener's connection is cut: once it listens again, every connection reads the store.
-    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'",

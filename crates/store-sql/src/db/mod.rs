@@ -1,0 +1,405 @@
+//! One small query API over each backend's native driver: `rusqlite` for SQLite, sqlx's
+//! PostgreSQL driver for PostgreSQL.
+//!
+//! The store's modules write each statement once, with `$N` placeholders, and run it through
+//! [`query`]: `query(SQL).bind(a).bind(b).fetch_optional(&store.read)`. What runs it:
+//!
+//! - **SQLite** ([`sqlite`]): the statement runs on the calling thread, on a connection taken from
+//!   an idle list and put back at once, through a cache of prepared statements. An indexed read
+//!   takes microseconds, less than any hand-off to another thread would. Every write goes through
+//!   the one writer connection, which commits concurrent writers' transactions together (group
+//!   commit): each caller returns when its own transaction is committed.
+//! - **PostgreSQL** ([`postgres`]): a sqlx `PgPool`; each statement is prepared once per
+//!   connection and kept in the connection's statement cache.
+//!
+//! Every statement is logged at `debug` under the target [`STATEMENT_LOG`] (its text, never a
+//! bound value), which `cargo xtask bench --only statements` counts.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use sqlx::postgres::PgRow;
+
+/// The `tracing` target of the one debug line per statement.
+pub const STATEMENT_LOG: &str = "tessera::sql";
+
+/// A value bound to a placeholder. Each carries its type, so that a `NULL` is typed too (the
+/// PostgreSQL driver declares every parameter's type when it prepares the statement).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+/// What may be bound: integers and text, optional or not.
+pub(crate) trait IntoArg {
+    fn into_arg(self) -> Arg;
+}
+
+impl IntoArg for i64 {
+    fn into_arg(self) -> Arg {
+        Arg::Int(Some(self))
+    }
+}
+
+impl IntoArg for Option<i64> {
+    fn into_arg(self) -> Arg {
+        Arg::Int(self)
+    }
+}
+
+impl IntoArg for String {
+    fn into_arg(self) -> Arg {
+        Arg::Text(Some(self))
+    }
+}
+
+impl IntoArg for Option<String> {
+    fn into_arg(self) -> Arg {
+        Arg::Text(self)
+    }
+}
+
+impl IntoArg for &str {
+    fn into_arg(self) -> Arg {
+        Arg::Text(Some(self.to_owned()))
+    }
+}
+
+impl IntoArg for &String {
+    fn into_arg(self) -> Arg {
+        Arg::Text(Some(self.clone()))
+    }
+}
+
+impl IntoArg for Option<&str> {
+    fn into_arg(self) -> Arg {
+        Arg::Text(self.map(str::to_owned))
+    }
+}
+
+impl IntoArg for &Option<String> {
+    fn into_arg(self) -> Arg {
+        Arg::Text(self.clone())
+    }
+}
+
+/// A statement and its bound values.
+#[derive(Debug, Clone)]
+#[must_use = "a query does nothing until it is run"]
+pub(crate) struct Query {
+    sql: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+/// A statement written in the source.
+pub(crate) fn query(sql: &'static str) -> Query {
+    Query { sql: Cow::Borrowed(sql), args: Vec::new() }
+}
+
+/// A statement assembled at run time (a list of placeholders of varying length); it must hold no
+/// value, only placeholders.
+pub(crate) fn query_built(sql: String) -> Query {
+    Query { sql: Cow::Owned(sql), args: Vec::new() }
+}
+
+/// What a statement that returns no rows did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Done {
+    rows: u64,
+}
+
+impl Done {
+    pub(crate) fn rows_affected(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// What a statement is run for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Rows changed; rows it returns are read and dropped.
+    Execute,
+    /// At most the first row.
+    Optional,
+    /// Every row.
+    All,
+}
+
+/// What running a statement gave.
+#[derive(Debug)]
+pub(crate) enum Output {
+    Done(Done),
+    Rows(Vec<Row>),
+}
+
+impl Query {
+    /// Binds the next placeholder (`$1`, then `$2`, …).
+    pub(crate) fn bind(mut self, value: impl IntoArg) -> Query {
+        self.args.push(value.into_arg());
+        self
+    }
+
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub(crate) fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
+    /// Runs a statement for its effect.
+    pub(crate) async fn execute<'e>(self, on: impl Into<Exec<'e>>) -> Result<Done, DbError> {
+        match self.run(on.into(), Want::Execute).await? {
+            Output::Done(done) => Ok(done),
+            Output::Rows(_) => Ok(Done { rows: 0 }),
+        }
+    }
+
+    /// The first row, if any.
+    pub(crate) async fn fetch_optional<'e>(
+        self,
+        on: impl Into<Exec<'e>>,
+    ) -> Result<Option<Row>, DbError> {
+        Ok(self.fetch(on.into(), Want::Optional).await?.into_iter().next())
+    }
+
+    /// The first row; `DbError::NoRow` when there is none.
+    pub(crate) async fn fetch_one<'e>(self, on: impl Into<Exec<'e>>) -> Result<Row, DbError> {
+        self.fetch_optional(on).await?.ok_or(DbError::NoRow)
+    }
+
+    /// Every row.
+    pub(crate) async fn fetch_all<'e>(self, on: impl Into<Exec<'e>>) -> Result<Vec<Row>, DbError> {
+        self.fetch(on.into(), Want::All).await
+    }
+
+    async fn fetch(self, on: Exec<'_>, want: Want) -> Result<Vec<Row>, DbError> {
+        match self.run(on, want).await? {
+            Output::Rows(rows) => Ok(rows),
+            Output::Done(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn run(self, on: Exec<'_>, want: Want) -> Result<Output, DbError> {
+        tracing::debug!(target: STATEMENT_LOG, statement = ?self.sql);
+        match on {
+            Exec::Db(Db::Sqlite(sqlite, role)) => sqlite.run(*role, &self, want).await,
+            Exec::Db(Db::Postgres(pool)) => postgres::run(pool, self, want).await,
+            Exec::Tx(Tx::Sqlite(tx)) => tx.run(&self, want),
+            Exec::Tx(Tx::Postgres(tx)) => postgres::run(&mut ***tx, self, want).await,
+        }
+    }
+}
+
+/// Which connections of a SQLite database a handle runs its statements on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The idle readers (`query_only`), on the calling thread.
+    Read,
+    /// The one writer, each statement its own transaction, committed with others.
+    Write,
+}
+
+/// A database handle: a SQLite database in one role, or the PostgreSQL pool. Cloning shares the
+/// connections.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    Sqlite(Arc<sqlite::Sqlite>, Role),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    /// Opens a write transaction: on SQLite it joins the writer's open group (see
+    /// [`sqlite::Sqlite::begin`]); `synced` makes its commit reach the disk before it returns.
+    pub(crate) async fn begin(&self, synced: bool) -> Result<Tx, DbError> {
+        match self {
+            Db::Sqlite(sqlite, _) => Ok(Tx::Sqlite(sqlite.begin(synced).await?)),
+            Db::Postgres(pool) => Ok(Tx::Postgres(Box::new(pool.begin().await?))),
+        }
+    }
+}
+
+/// An open write transaction; dropped without [`Tx::commit`], it is rolled back.
+#[derive(Debug)]
+pub(crate) enum Tx {
+    Sqlite(sqlite::SqliteTx),
+    Postgres(Box<sqlx::Transaction<'static, sqlx::Postgres>>),
+}
+
+impl Tx {
+    /// Commits; returns once the transaction is committed (on SQLite, with its group).
+    pub(crate) async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => Ok(tx.commit().await?),
+        }
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback(),
+            Tx::Postgres(tx) => Ok(tx.rollback().await?),
+        }
+    }
+}
+
+/// Where a statement runs: a handle, or an open transaction.
+pub(crate) enum Exec<'e> {
+    Db(&'e Db),
+    Tx(&'e mut Tx),
+}
+
+impl<'e> From<&'e Db> for Exec<'e> {
+    fn from(db: &'e Db) -> Exec<'e> {
+        Exec::Db(db)
+    }
+}
+
+impl<'e> From<&'e mut Tx> for Exec<'e> {
+    fn from(tx: &'e mut Tx) -> Exec<'e> {
+        Exec::Tx(tx)
+    }
+}
+
+/// A value read from a SQLite row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// A row read from either backend.
+#[derive(Debug)]
+pub(crate) enum Row {
+    Sqlite { names: Arc<[String]>, values: Vec<Value> },
+    Postgres(PgRow),
+}
+
+impl Row {
+    /// The column named `column`, decoded as `T`.
+    pub(crate) fn try_get<T: Decode>(&self, column: &str) -> Result<T, DbError> {
+        let decode = || DbError::Decode { column: column.to_owned() };
+        match self {
+            Row::Sqlite { names, values } => {
+                let index = names.iter().position(|name| name == column).ok_or_else(decode)?;
+                T::from_value(&values[index]).ok_or_else(decode)
+            }
+            Row::Postgres(row) => T::from_pg(row, column).ok_or_else(decode),
+        }
+    }
+}
+
+/// A Rust type a column decodes to.
+pub(crate) trait Decode: Sized {
+    fn from_value(value: &Value) -> Option<Self>;
+    fn from_pg(row: &PgRow, column: &str) -> Option<Self>;
+}
+
+impl Decode for Option<i64> {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            Value::Int(i) => Some(Some(*i)),
+            _ => None,
+        }
+    }
+
+    fn from_pg(row: &PgRow, column: &str) -> Option<Self> {
+        postgres::int(row, column)
+    }
+}
+
+impl Decode for i64 {
+    fn from_value(value: &Value) -> Option<Self> {
+        Option::<i64>::from_value(value)?
+    }
+
+    fn from_pg(row: &PgRow, column: &str) -> Option<Self> {
+        postgres::int(row, column)?
+    }
+}
+
+impl Decode for Option<String> {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            Value::Text(text) => Some(Some(text.clone())),
+            _ => None,
+        }
+    }
+
+    fn from_pg(row: &PgRow, column: &str) -> Option<Self> {
+        use sqlx::Row as _;
+        row.try_get::<Option<String>, _>(column).ok()
+    }
+}
+
+impl Decode for String {
+    fn from_value(value: &Value) -> Option<Self> {
+        Option::<String>::from_value(value)?
+    }
+
+    fn from_pg(row: &PgRow, column: &str) -> Option<Self> {
+        Option::<String>::from_pg(row, column)?
+    }
+}
+
+/// Why a statement failed.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    Sqlite(rusqlite::Error),
+    Postgres(sqlx::Error),
+    /// A column is missing or holds another type; the value is never named.
+    Decode {
+        column: String,
+    },
+    /// `fetch_one` found no row.
+    NoRow,
+    /// The statement's placeholders and bound values do not match.
+    Arity {
+        expected: usize,
+        bound: usize,
+    },
+    /// The SQLite writer's group failed to commit.
+    GroupCommit(String),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> DbError {
+        DbError::Sqlite(e)
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> DbError {
+        DbError::Postgres(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_arguments_keep_their_type() {
+        assert_eq!(None::<&str>.into_arg(), Arg::Text(None));
+        assert_eq!(None::<i64>.into_arg(), Arg::Int(None));
+        assert_eq!("x".into_arg(), Arg::Text(Some("x".to_owned())));
+    }
+
+    #[test]
+    fn decoding_refuses_another_type() {
+        assert_eq!(i64::from_value(&Value::Int(7)), Some(7));
+        assert_eq!(i64::from_value(&Value::Null), None);
+        assert_eq!(Option::<i64>::from_value(&Value::Null), Some(None));
+        assert_eq!(String::from_value(&Value::Int(7)), None);
+        assert_eq!(Option::<String>::from_value(&Value::Text("a".into())), Some(Some("a".into())));
+    }
+}

@@ -1,0 +1,519 @@
+//! Statements on SQLite through `rusqlite`, on the calling thread.
+//!
+//! **Reads** take a connection from an idle list (opening one when the list is empty), run, and
+//! put it back; no connection is held across an `.await`, so at most one is busy per thread that
+//! runs a statement. Readers are `query_only`. In WAL mode they never wait for the writer.
+//!
+//! **Writes** go through the one writer connection, behind an async lock, and **commit in
+//! groups**. A write transaction is a savepoint inside the writer's open outer transaction (the
+//! group). When it commits, it releases its savepoint; if other writers are waiting for the lock
+//! it leaves the group open for them and waits, and the last writer in line commits the group and
+//! answers everyone in it. So each caller returns once its own writes are committed, and a burst
+//! of writers shares one commit (one WAL sync when the commit is synced). A writer whose work
+//! fails rolls back to its savepoint: the others in its group are not touched. A group holds at
+//! most [`MAX_GROUP`] transactions.
+//!
+//! **Sync levels.** The writer runs at `synchronous = NORMAL`: a commit is in the operating
+//! system's hands when it returns (it survives a crash of the process). A *synced* transaction
+//! (one that takes access away; see the store's `SYNCED_WRITES`) commits at `FULL`: the level can
+//! only change outside a transaction, so a synced transaction first commits a group open at
+//! `NORMAL`, then opens a new one at `FULL`, which later writers may join (they get the stronger
+//! guarantee). With `sync_every_commit` the writer runs at `FULL` throughout.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedMutexGuard, oneshot};
+
+use super::{Arg, DbError, Done, Output, Query, Role, Row, Value, Want};
+
+/// The most transactions one group commit takes.
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
+
+/// How long a connection waits for a lock another process holds (the admin command line on the
+/// same file) before the statement fails.
+const BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// A SQLite database: idle readers and the one writer.
+pub(crate) struct Sqlite {
+    path: PathBuf,
+    mode: Mode,
+    readers: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Writers waiting for the writer lock for a new transaction (not those waiting to commit
+    /// their group): while there are any, a committing writer leaves its group open for them.
+    waiting: Arc<AtomicUsize>,
+    every_commit: bool,
+}
+
+impl std::fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqlite").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// The writer connection and its open group.
+pub(crate) struct Writer {
+    conn: Option<Connection>,
+    group: Option<Group>,
+    /// Counts committed (or failed) groups, so that a writer waiting for its group can tell
+    /// whether it is still open.
+    generation: u64,
+    synced: Synced,
+}
+
+/// What ran at `FULL` on a writer at `NORMAL`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Synced {
+    /// Groups raised to `FULL`.
+    pub(crate) groups: u64,
+    /// Synced transactions, each in a group raised to `FULL`.
+    pub(crate) transactions: u64,
+}
+
+/// An open outer transaction and the writers whose work it holds, waiting for its commit.
+struct Group {
+    synced: bool,
+    members: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
+/// How a database file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Read and written, created when missing.
+    Create,
+    /// Read and written; it must exist.
+    Existing,
+    /// Every write fails (a replica, a read-only file).
+    ReadOnly,
+}
+
+impl Sqlite {
+    /// Opens the writer (switching the file to WAL) and prepares the reader list.
+    pub(crate) fn open(
+        path: &Path,
+        mode: Mode,
+        readers: usize,
+        every_commit: bool,
+    ) -> Result<Sqlite, DbError> {
+        let level =
+            if every_commit { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+        let writer = match mode {
+            Mode::ReadOnly => open_connection(path, mode, &[level])?,
+            _ => open_connection(path, mode, &["PRAGMA journal_mode = WAL", level])?,
+        };
+        Ok(Sqlite {
+            path: path.to_owned(),
+            mode,
+            readers: Mutex::new(Vec::new()),
+            max_idle: readers.max(1),
+            writer: Arc::new(tokio::sync::Mutex::new(Writer {
+                conn: Some(writer),
+                group: None,
+                generation: 0,
+                synced: Synced::default(),
+            })),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            every_commit,
+        })
+    }
+
+    /// Runs one statement: a read on an idle reader, a write as its own transaction.
+    pub(crate) async fn run(
+        self: &Arc<Self>,
+        role: Role,
+        query: &Query,
+        want: Want,
+    ) -> Result<Output, DbError> {
+        match role {
+            Role::Read => self.read(|conn| run_on(conn, query, want)),
+            Role::Write => {
+                let mut tx = self.begin(false).await?;
+                let out = tx.run(query, want)?;
+                tx.commit().await?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Runs `f` on an idle reader, on this thread.
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, DbError>) -> Result<R, DbError> {
+        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_connection(&self.path, self.mode, &["PRAGMA query_only = ON"])?,
+        };
+        let out = f(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < self.max_idle {
+            readers.push(conn);
+        }
+        out
+    }
+
+    /// Opens a write transaction: waits for the writer, joins its open group or opens one, and
+    /// sets a savepoint.
+    pub(crate) async fn begin(self: &Arc<Self>, synced: bool) -> Result<SqliteTx, DbError> {
+        let waiting = Waiting::new(self.clone());
+        let mut writer = self.writer.clone().lock_owned().await;
+        waiting.acquired();
+        if synced && !self.every_commit && writer.group.as_ref().is_some_and(|g| !g.synced) {
+            writer.commit_group(self.every_commit);
+        }
+        let conn = writer.conn()?;
+        if writer.group.is_none() {
+            let raise = synced && !self.every_commit;
+            if raise {
+                conn.execute_batch("PRAGMA synchronous = FULL")?;
+            }
+            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                if raise {
+                    let _ = conn.execute_batch("PRAGMA synchronous = NORMAL");
+                }
+                return Err(e.into());
+            }
+            if raise {
+                writer.synced.groups += 1;
+            }
+            writer.group = Some(Group { synced: synced || self.every_commit, members: Vec::new() });
+        }
+        writer.conn()?.execute_batch("SAVEPOINT tx")?;
+        if synced && !self.every_commit {
+            writer.synced.transactions += 1;
+        }
+        Ok(SqliteTx { sqlite: self.clone(), writer: Some(writer) })
+    }
+
+    /// Runs `f` on the writer connection outside any group (migrations, tests).
+    pub(crate) async fn with_writer<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        let mut writer = self.writer.lock().await;
+        writer.commit_group(self.every_commit);
+        let conn = writer.conn.as_mut().ok_or_else(closed)?;
+        f(conn)
+    }
+
+    /// What ran at `FULL` so far.
+    #[cfg(test)]
+    pub(crate) async fn synced(&self) -> Synced {
+        self.writer.lock().await.synced
+    }
+
+    /// Commits an open group and closes every connection; statements after this fail.
+    pub(crate) async fn close(&self) {
+        let mut writer = self.writer.lock().await;
+        writer.commit_group(self.every_commit);
+        writer.conn = None;
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Commits the group left open by writers that went away before committing it (a cancelled
+    /// request), from a task of its own.
+    fn flush_later(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let writer = self.writer.clone();
+        let every_commit = self.every_commit;
+        runtime.spawn(async move {
+            writer.lock().await.commit_group(every_commit);
+        });
+    }
+}
+
+impl Writer {
+    fn conn(&self) -> Result<&Connection, DbError> {
+        self.conn.as_ref().ok_or_else(closed)
+    }
+
+    /// Commits the open group, if any, and answers its members.
+    fn commit_group(&mut self, every_commit: bool) {
+        let Some(group) = self.group.take() else { return };
+        self.generation += 1;
+        let Some(conn) = &self.conn else {
+            for member in group.members {
+                let _ = member.send(Err("the database was closed".to_owned()));
+            }
+            return;
+        };
+        let result = conn.execute_batch("COMMIT").map_err(|e| describe(&e));
+        if result.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if group.synced && !every_commit {
+            let _ = conn.execute_batch("PRAGMA synchronous = NORMAL");
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, members = group.members.len(), "sqlite group commit failed");
+        }
+        for member in group.members {
+            let _ = member.send(result.clone());
+        }
+    }
+}
+
+/// Counts a writer waiting for the lock while it waits; one that gives up waiting (a cancelled
+/// request) and leaves a group open with nobody else in line has the group committed.
+struct Waiting {
+    sqlite: Arc<Sqlite>,
+    acquired: bool,
+}
+
+impl Waiting {
+    fn new(sqlite: Arc<Sqlite>) -> Waiting {
+        sqlite.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting { sqlite, acquired: false }
+    }
+
+    fn acquired(mut self) {
+        self.acquired = true;
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let before = self.sqlite.waiting.fetch_sub(1, Ordering::AcqRel);
+        if before == 1 && !self.acquired {
+            self.sqlite.flush_later();
+        }
+    }
+}
+
+/// A write transaction: a savepoint in the writer's group, holding the writer until it commits
+/// or rolls back. Dropped without either, it rolls back.
+pub(crate) struct SqliteTx {
+    sqlite: Arc<Sqlite>,
+    writer: Option<OwnedMutexGuard<Writer>>,
+}
+
+impl std::fmt::Debug for SqliteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTx").finish_non_exhaustive()
+    }
+}
+
+impl SqliteTx {
+    pub(crate) fn run(&mut self, query: &Query, want: Want) -> Result<Output, DbError> {
+        let writer = self.writer.as_ref().ok_or_else(closed)?;
+        run_on(writer.conn()?, query, want)
+    }
+
+    /// Releases the savepoint and waits until the group holding it is committed.
+    pub(crate) async fn commit(mut self) -> Result<(), DbError> {
+        let Some(mut writer) = self.writer.take() else { return Err(closed()) };
+        if let Err(e) = writer.conn()?.execute_batch("RELEASE tx") {
+            self.writer = Some(writer);
+            self.undo();
+            return Err(e.into());
+        }
+        let every_commit = self.sqlite.every_commit;
+        let others_waiting = self.sqlite.waiting.load(Ordering::Acquire) > 0;
+        let group = writer.group.as_mut().ok_or_else(closed)?;
+        if !others_waiting || group.members.len() + 1 >= MAX_GROUP {
+            let (answer, result) = oneshot::channel();
+            group.members.push(answer);
+            writer.commit_group(every_commit);
+            drop(writer);
+            return wait(result).await;
+        }
+        let (answer, mut result) = oneshot::channel();
+        group.members.push(answer);
+        let generation = writer.generation;
+        drop(writer);
+        // The writers in line commit the group; should they all go away, this one commits it
+        // when its own turn at the lock comes.
+        let pending = Pending { sqlite: self.sqlite.clone(), done: false };
+        let outcome = tokio::select! {
+            biased;
+            outcome = &mut result => outcome,
+            mut writer = self.sqlite.writer.clone().lock_owned() => {
+                if writer.generation == generation {
+                    writer.commit_group(every_commit);
+                }
+                drop(writer);
+                result.await
+            }
+        };
+        pending.finish();
+        outcome
+            .map_err(|_| DbError::GroupCommit("the writer stopped".to_owned()))?
+            .map_err(DbError::GroupCommit)
+    }
+
+    pub(crate) fn rollback(mut self) -> Result<(), DbError> {
+        self.undo();
+        Ok(())
+    }
+
+    /// Rolls back to the savepoint and, with nobody waiting, commits what the group holds.
+    fn undo(&mut self) {
+        let Some(mut writer) = self.writer.take() else { return };
+        if let Some(conn) = &writer.conn
+            && conn.execute_batch("ROLLBACK TO tx; RELEASE tx").is_err()
+            && !conn.is_autocommit()
+        {
+            // The savepoint is gone with the whole transaction (SQLite rolled back on its own
+            // after an I/O or full-disk error); the group's members are answered with it.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if self.sqlite.waiting.load(Ordering::Acquire) == 0 {
+            writer.commit_group(self.sqlite.every_commit);
+        }
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        self.undo();
+    }
+}
+
+/// A writer waiting for its group's commit; dropped before it (a cancelled request), it makes
+/// sure the group is committed anyway.
+struct Pending {
+    sqlite: Arc<Sqlite>,
+    done: bool,
+}
+
+impl Pending {
+    fn finish(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.done {
+            self.sqlite.flush_later();
+        }
+    }
+}
+
+async fn wait(result: oneshot::Receiver<Result<(), String>>) -> Result<(), DbError> {
+    result
+        .await
+        .map_err(|_| DbError::GroupCommit("the writer stopped".to_owned()))?
+        .map_err(DbError::GroupCommit)
+}
+
+fn closed() -> DbError {
+    DbError::GroupCommit("the database was closed".to_owned())
+}
+
+/// Opens a connection with the settings every connection gets, then `extra`.
+fn open_connection(path: &Path, mode: Mode, extra: &[&str]) -> Result<Connection, DbError> {
+    let flags = match mode {
+        Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Mode::Existing => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_millis(u64::from(BUSY_TIMEOUT_MS)))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    for pragma in extra {
+        // `journal_mode` answers with a row; read and drop it.
+        conn.query_row(pragma, [], |_| Ok(())).or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(()),
+            e => Err(e),
+        })?;
+    }
+    Ok(conn)
+}
+
+/// `$N` placeholders as SQLite's `?N`, which binds by number without looking names up.
+pub(crate) fn placeholders(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Runs `query` on `conn` through the connection's statement cache.
+fn run_on(conn: &Connection, query: &Query, want: Want) -> Result<Output, DbError> {
+    let sql = placeholders(query.sql());
+    let mut statement = conn.prepare_cached(&sql)?;
+    let expected = statement.parameter_count();
+    if expected != query.args().len() {
+        return Err(DbError::Arity { expected, bound: query.args().len() });
+    }
+    for (i, arg) in query.args().iter().enumerate() {
+        match arg {
+            Arg::Int(value) => statement.raw_bind_parameter(i + 1, value)?,
+            Arg::Text(value) => statement.raw_bind_parameter(i + 1, value)?,
+        }
+    }
+    if want == Want::Execute {
+        let mut rows = statement.raw_query();
+        while rows.next()?.is_some() {}
+        drop(rows);
+        return Ok(Output::Done(Done { rows: conn.changes() }));
+    }
+    let names: Arc<[String]> = statement.column_names().map(str::to_owned).collect();
+    let columns = names.len();
+    let mut rows = statement.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(columns);
+        for i in 0..columns {
+            values.push(match row.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Int(i),
+                ValueRef::Real(r) => Value::Real(r),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            });
+        }
+        out.push(Row::Sqlite { names: names.clone(), values });
+        if want == Want::Optional {
+            break;
+        }
+    }
+    Ok(Output::Rows(out))
+}
+
+/// A description of a SQLite error; SQLite's messages name tables and columns, never values.
+pub(crate) fn describe(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => format!(
+            "sqlite error (code {}): {}",
+            code.extended_code,
+            message.as_deref().unwrap_or("no message")
+        ),
+        rusqlite::Error::FromSqlConversionFailure(index, ..)
+        | rusqlite::Error::InvalidColumnType(index, ..) => format!("cannot decode column {index}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_placeholders_become_sqlite_numbers() {
+        assert_eq!(placeholders("SELECT 1"), "SELECT 1");
+        assert_eq!(
+            placeholders("UPDATE t SET a = $3 WHERE b = $1 AND c = $12"),
+            "UPDATE t SET a = ?3 WHERE b = ?1 AND c = ?12"
+        );
+        assert_eq!(placeholders("SELECT '$' || $1"), "SELECT '$' || ?1");
+    }
+}
