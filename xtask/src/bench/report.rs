@@ -836,7 +836,7 @@ fn render_statements(w: &mut String, r: &Report) {
     let _ = writeln!(
         w,
         "\n## SQL statements per request\n\n\
-         Counted from sqlx's statement log (`TESSERA_LOG={}`) of a separate tessera process on \
+         Counted from the store's statement log (`TESSERA_LOG={}`) of a separate tessera process on \
          the same database: {} measured requests per scenario, one connection, after the \
          scenario's setup and `pre` requests; median (range if they differ). Statements that read \
          or write rows; transaction control is not counted. The statements listed are the last \

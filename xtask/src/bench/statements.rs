@@ -1,11 +1,11 @@
 //! Statements per request: how many SQL statements tessera runs for each scenario's measured
-//! request, and which, counted from sqlx's own statement log.
+//! request, and which, counted from the store's own statement log.
 //!
 //! A separate tessera process serves the database under test with
-//! `TESSERA_LOG=warn,sqlx::query=debug`, so that sqlx logs one line per statement it runs. Only
-//! statements that read or write rows are counted: sqlx logs transaction control unevenly (a
-//! PostgreSQL `COMMIT`, never a `BEGIN`, nothing of SQLite's), and a pool's connection check is a
-//! protocol message that it does not log at all. One connection runs the scenario's setup, then
+//! `TESSERA_LOG=warn,tessera::sql=debug`, so that the store logs one line per statement it runs
+//! (target `tessera::sql`, the statement's text and never a value). Only statements that read or
+//! write rows are counted: transaction control (`BEGIN`, `COMMIT`, savepoints) is not logged, and
+//! a pool's connection check is a protocol message that is not a statement. One connection runs the scenario's setup, then
 //! [`ITERATIONS`] times its `pre` requests and its measured request; the lines the log gained
 //! while the measured request ran are that request's statements. Each step waits [`SETTLE`] before
 //! the log is read, so that statements of the request before cannot land in the count; a
@@ -27,8 +27,8 @@ pub(crate) const ITERATIONS: usize = 10;
 /// How long the log is left to settle around each measured request.
 const SETTLE: Duration = Duration::from_millis(20);
 
-/// The log filter that makes sqlx log every statement and tessera little else.
-pub(crate) const LOG_FILTER: &str = "warn,sqlx::query=debug";
+/// The log filter that makes the store log every statement and tessera little else.
+pub(crate) const LOG_FILTER: &str = "warn,tessera::sql=debug";
 
 /// One scenario's statements on one backend.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -117,22 +117,20 @@ fn log_len(log: &Path) -> u64 {
     std::fs::metadata(log).map_or(0, |m| m.len())
 }
 
-/// The statements sqlx logged after byte `from` of the log, described.
+/// The statements the store logged after byte `from` of the log, described.
 fn statements_since(log: &Path, from: u64) -> Vec<String> {
     let bytes = std::fs::read(log).unwrap_or_default();
     let start = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
     String::from_utf8_lossy(&bytes[start..]).lines().filter_map(statement_of_line).collect()
 }
 
-/// The statement a `sqlx::query` log line is about, described; `None` for any other line and
+/// The statement a `tessera::sql` log line is about, described; `None` for any other line and
 /// for transaction control.
 pub(crate) fn statement_of_line(line: &str) -> Option<String> {
-    if !line.contains("sqlx::query") {
+    if !line.contains("tessera::sql") {
         return None;
     }
-    let text = quoted_field(line, "db.statement=")
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| quoted_field(line, "summary="))?;
+    let text = quoted_field(line, "statement=").filter(|s| !s.trim().is_empty())?;
     let described = describe(&text);
     let control = ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
         .iter()
@@ -187,14 +185,17 @@ mod tests {
 
     #[test]
     fn log_lines_become_statements() {
-        let select = r#"2026-12-03T09:31:26.383144Z DEBUG sqlx::query: summary="SELECT c.digest, …" db.statement="\n\nSELECT c.digest, g.id AS g_id FROM credentials c LEFT JOIN grants g ON g.id = c.grant_id LEFT JOIN accounts a ON a.id = c.account_id WHERE c.digest = $1\n" rows_affected=0 rows_returned=1 elapsed=1ms"#;
+        let select = r#"2026-12-03T09:31:26.383144Z DEBUG tessera::sql: statement="SELECT c.digest, g.id AS g_id FROM credentials c\n LEFT JOIN grants g ON g.id = c.grant_id LEFT JOIN accounts a ON a.id = c.account_id WHERE c.digest = $1""#;
         assert_eq!(
             statement_of_line(select).as_deref(),
             Some("SELECT credentials, grants, accounts")
         );
-        let commit = r#"2026-12-03T09:31:23.529429Z DEBUG sqlx::query: summary="COMMIT" db.statement="" rows_affected=0"#;
+        let commit = r#"2026-12-03T09:31:23.529429Z DEBUG tessera::sql: statement="COMMIT""#;
         assert_eq!(statement_of_line(commit), None, "transaction control is not counted");
-        let insert = r#"x DEBUG sqlx::query: summary="INSERT INTO credentials …" db.statement="\n\nINSERT INTO credentials (digest) VALUES ($1) ON CONFLICT (digest) DO NOTHING\n" rows_affected=1"#;
+        let other =
+            r#"2026-12-03T09:31:23.529429Z DEBUG sqlx::query: summary="SELECT 1" db.statement="""#;
+        assert_eq!(statement_of_line(other), None, "the driver's own log is not read");
+        let insert = r#"x DEBUG tessera::sql: statement="INSERT INTO credentials (digest) VALUES ($1) ON CONFLICT (digest) DO NOTHING""#;
         assert_eq!(statement_of_line(insert).as_deref(), Some("INSERT credentials"));
         let nested = "UPDATE credentials SET revoked_at = $2 WHERE session_id IN (SELECT id FROM sessions WHERE account_id = $1)";
         assert_eq!(describe(nested), "UPDATE credentials, sessions");
