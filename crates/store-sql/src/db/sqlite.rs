@@ -203,6 +203,12 @@ impl Sqlite {
         f(conn)
     }
 
+    /// How many groups were committed (or failed) so far.
+    #[cfg(test)]
+    pub(crate) async fn groups(&self) -> u64 {
+        self.writer.lock().await.generation
+    }
+
     /// What ran at `FULL` so far.
     #[cfg(test)]
     pub(crate) async fn synced(&self) -> Synced {
@@ -506,6 +512,133 @@ pub(crate) fn describe(e: &rusqlite::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::query;
+
+    fn open(dir: &Path) -> Arc<Sqlite> {
+        let sqlite = Sqlite::open(&dir.join("group.db"), Mode::Create, 2, false).expect("open");
+        let conn = open_connection(&dir.join("group.db"), Mode::Create, &[]).expect("connection");
+        conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)").expect("table");
+        Arc::new(sqlite)
+    }
+
+    fn insert(key: &str) -> Query {
+        query("INSERT INTO t (k) VALUES ($1)").bind(key)
+    }
+
+    fn keys(sqlite: &Sqlite) -> Vec<String> {
+        sqlite
+            .read(|conn| run_on(conn, &query("SELECT k FROM t ORDER BY k"), Want::All))
+            .map(|out| match out {
+                Output::Rows(rows) => {
+                    rows.iter().map(|row| row.try_get::<String>("k").expect("k")).collect()
+                }
+                Output::Done(_) => Vec::new(),
+            })
+            .expect("read")
+    }
+
+    /// A writer that commits while another waits for the writer leaves the group open; the one
+    /// waiting commits both, and both are answered by that one commit.
+    #[tokio::test]
+    async fn a_writer_in_line_commits_the_group_for_both() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let sqlite = open(dir.path());
+        let before = sqlite.groups().await;
+        let mut first = sqlite.begin(false).await.expect("begin");
+        first.run(&insert("a"), Want::Execute).expect("insert a");
+        let second = tokio::spawn({
+            let sqlite = sqlite.clone();
+            async move {
+                let mut tx = sqlite.begin(false).await?;
+                tx.run(&insert("b"), Want::Execute)?;
+                tx.commit().await
+            }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(sqlite.waiting.load(Ordering::Acquire), 1, "the second writer waits in line");
+        first.commit().await.expect("the first is committed with the group");
+        second.await.expect("task").expect("the second is committed");
+        assert_eq!(sqlite.groups().await, before + 1, "one commit for both");
+        assert_eq!(keys(&sqlite), ["a", "b"]);
+    }
+
+    /// A transaction that fails in a group rolls back its own work only.
+    #[tokio::test]
+    async fn a_failed_transaction_leaves_its_group_intact() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let sqlite = open(dir.path());
+        let mut first = sqlite.begin(false).await.expect("begin");
+        first.run(&insert("a"), Want::Execute).expect("insert a");
+        let second = tokio::spawn({
+            let sqlite = sqlite.clone();
+            async move {
+                let mut tx = sqlite.begin(false).await?;
+                tx.run(&insert("c"), Want::Execute)?;
+                // A duplicate of the first writer's uncommitted row: it fails, and so does this
+                // transaction, which is dropped (rolled back to its savepoint).
+                tx.run(&insert("a"), Want::Execute).map(|_| ())
+            }
+        });
+        tokio::task::yield_now().await;
+        first.commit().await.expect("the first is committed");
+        let failed = second.await.expect("task").expect_err("the duplicate fails");
+        assert!(crate::error::conflict_name(&failed).is_some(), "{failed:?}");
+        assert_eq!(keys(&sqlite), ["a"], "the failed transaction's other row is gone");
+    }
+
+    /// A writer in line that goes away before its turn (a cancelled request) is no longer counted,
+    /// and the group is committed without it.
+    #[tokio::test]
+    async fn a_group_left_for_writers_that_went_away_is_committed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let sqlite = open(dir.path());
+        let mut first = sqlite.begin(false).await.expect("begin");
+        first.run(&insert("a"), Want::Execute).expect("insert a");
+        let waiter = tokio::spawn({
+            let sqlite = sqlite.clone();
+            async move { sqlite.begin(false).await.map(drop) }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(sqlite.waiting.load(Ordering::Acquire), 1);
+        waiter.abort();
+        assert!(waiter.await.expect_err("aborted").is_cancelled());
+        assert_eq!(sqlite.waiting.load(Ordering::Acquire), 0, "the cancelled writer left the line");
+        first.commit().await.expect("committed although nobody else was left");
+        assert_eq!(keys(&sqlite), ["a"]);
+        assert!(sqlite.writer.lock().await.group.is_none(), "no group is left open");
+    }
+
+    /// Concurrent synced writers each commit at FULL; the writer goes back to NORMAL after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_synced_writers_commits_each_at_full() {
+        const N: usize = 64;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let sqlite = open(dir.path());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let sqlite = sqlite.clone();
+            tasks.spawn(async move {
+                let mut tx = sqlite.begin(i % 2 == 0).await?;
+                tx.run(&insert(&format!("k{i:02}")), Want::Execute)?;
+                tx.commit().await
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task").expect("committed");
+        }
+        let synced = sqlite.synced().await;
+        assert_eq!(synced.transactions, N as u64 / 2);
+        assert!((1..=N as u64 / 2).contains(&synced.groups), "{synced:?}");
+        assert_eq!(keys(&sqlite).len(), N);
+        let mut tx = sqlite.begin(false).await.expect("begin");
+        let Output::Rows(rows) =
+            tx.run(&query("PRAGMA synchronous"), Want::Optional).expect("pragma")
+        else {
+            panic!("rows")
+        };
+        assert_eq!(rows[0].try_get::<i64>("synchronous").expect("level"), 1, "back at NORMAL");
+        tx.commit().await.expect("commit");
+    }
 
     #[test]
     fn numbered_placeholders_become_sqlite_numbers() {
