@@ -514,3 +514,237 @@ pub async fn token_exchange(
     })
 }
 
+#[cfg(test)]
+mod tests {
+    use tessera_store::{AccountState, ProjectRecord};
+
+    use super::*;
+    use crate::credentials::Protocol;
+    use crate::oauth2::clients::{self as oauth_clients};
+    use crate::testing::{TestAccount, TestCtx};
+
+    const VERIFIER: &str = "a-plain-code-verifier-of-the-right-length-43";
+
+    struct Fixture {
+        t: TestCtx,
+        alice: TestAccount,
+        project: ProjectRecord,
+        client: Client,
+        grant: GrantRecord,
+    }
+
+    async fn fixture(kind: ClientKind) -> Fixture {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let project = t.project("Payroll", "alice@example.test").await;
+        let client = t.client(&project, kind).create().await.client;
+        let scopes = vec!["email".to_owned()];
+        let grant =
+            grants::grant(&t.ctx, alice.id(), client.id(), Protocol::OAuth2, &scopes, "").await;
+        Fixture { t, alice, project, client, grant: grant.unwrap() }
+    }
+
+    impl Fixture {
+        fn subject(&self) -> Subject<'_> {
+            Subject {
+                account_id: Some(self.alice.id()),
+                client_id: self.client.id(),
+                grant_id: Some(&self.grant.id),
+            }
+        }
+
+        /// A code for `email`, offline, with a plain PKCE challenge.
+        async fn code(&self) -> String {
+            let remembered = Remembered {
+                code_challenge: Some(VERIFIER.to_owned()),
+                code_challenge_method: Some("plain".to_owned()),
+                offline: true,
+                ..Remembered::default()
+            };
+            tokens::code(&self.t.ctx, self.subject(), "email", &remembered).await.unwrap()
+        }
+
+        async fn exchange(&self, code: &str, verifier: &str) -> Outcome<Issued> {
+            let req = authorization_code::Request {
+                code: code.to_owned(),
+                redirect_uri: None,
+                code_verifier: Some(verifier.to_owned()),
+            };
+            authorization_code(&self.t.ctx, &self.client, &req, "", None).await
+        }
+
+        async fn refresh(&self, token: &str) -> Outcome<Issued> {
+            let req = refresh_token::Request { refresh_token: token.to_owned(), scopes: None };
+            refresh(&self.t.ctx, &self.client, &req, "", None).await
+        }
+
+        async fn credential(&self, token: &str) -> CredentialRecord {
+            let digest = tessera_crypto::digest::token_digest(token);
+            self.t.ctx.store.credentials().get(&digest).await.unwrap().unwrap()
+        }
+
+        async fn grant_live(&self) -> bool {
+            let grant = self.t.ctx.store.grants().get(&self.grant.id).await.unwrap().unwrap();
+            grant.revoked_at.is_none()
+        }
+    }
+
+    fn description(outcome: Outcome<Issued>) -> String {
+        match outcome {
+            Err(Failure::OAuth(err)) if err.code == ErrorCode::InvalidGrant => err.description,
+            other => panic!("expected invalid_grant, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confidential_refresh_touches_its_token_at_most_every_few_minutes() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let token = issued.refresh_token.unwrap();
+        assert_eq!(f.credential(&token).await.last_used_at, None);
+
+        f.t.advance(10);
+        let first = f.refresh(&token).await.unwrap();
+        assert!(first.access_token.is_some());
+        assert_eq!(first.refresh_token, None, "a confidential client keeps its refresh token");
+        let touched = f.t.now();
+        assert_eq!(f.credential(&token).await.last_used_at, Some(touched), "first use is written");
+
+        f.t.advance(grants::TOUCH_AFTER_SECS - 1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(
+            f.credential(&token).await.last_used_at,
+            Some(touched),
+            "a recently used token is not written again"
+        );
+
+        f.t.advance(1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(f.credential(&token).await.last_used_at, Some(f.t.now()));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_records_the_grants_use_at_most_every_few_minutes() {
+        let f = fixture(ClientKind::Web).await;
+        let token = f.exchange(&f.code().await, VERIFIER).await.unwrap().refresh_token.unwrap();
+        let last_used = || async {
+            f.t.ctx.store.grants().get(&f.grant.id).await.unwrap().unwrap().last_used_at
+        };
+        let created = last_used().await;
+        f.t.advance(grants::TOUCH_AFTER_SECS - 1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(last_used().await, created);
+        f.t.advance(1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(last_used().await, Some(f.t.now()));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_grant_refuses_refresh_and_introspection() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let (access, token) = (issued.access_token.unwrap(), issued.refresh_token.unwrap());
+        assert!(tokens::introspect(&f.t.ctx, &f.client, &access).await.unwrap().is_some());
+        let pending = f.code().await;
+        f.t.ctx.store.grants().revoke(&f.grant.id, f.t.now()).await.unwrap();
+        assert_eq!(description(f.refresh(&token).await), "Token has been expired or revoked.");
+        assert!(tokens::introspect(&f.t.ctx, &f.client, &access).await.unwrap().is_none());
+        assert!(tokens::introspect(&f.t.ctx, &f.client, &token).await.unwrap().is_none());
+        // A code issued before the revocation was revoked with its grant.
+        assert!(f.exchange(&pending, VERIFIER).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_refuses_refresh_code_and_introspection() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let (access, token) = (issued.access_token.unwrap(), issued.refresh_token.unwrap());
+        let pending = f.code().await;
+        let ctx = &f.t.ctx;
+        accounts_set_state(ctx, &f.alice, AccountState::Disabled).await;
+        assert_eq!(description(f.refresh(&token).await), "Token has been expired or revoked.");
+        assert!(tokens::introspect(ctx, &f.client, &access).await.unwrap().is_none());
+        assert_eq!(
+            description(f.exchange(&pending, VERIFIER).await),
+            "The account is not available."
+        );
+        // Refused, not spent: the code and the token work again once the account does.
+        accounts_set_state(ctx, &f.alice, AccountState::Active).await;
+        assert!(f.exchange(&pending, VERIFIER).await.is_ok());
+        assert!(f.refresh(&token).await.is_ok());
+        assert!(tokens::introspect(ctx, &f.client, &access).await.unwrap().is_some());
+    }
+
+    async fn accounts_set_state(ctx: &Ctx, account: &TestAccount, state: AccountState) {
+        crate::accounts::set_state(ctx, &account.record, state, &audit::Actor::Cli, "")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deleted_client_refuses_introspection_and_its_tokens() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let (access, token) = (issued.access_token.unwrap(), issued.refresh_token.unwrap());
+        // Another confidential client of the same project sees the token; one of another project
+        // does not.
+        let sibling = f.t.client(&f.project, ClientKind::Web).create().await.client;
+        assert!(tokens::introspect(&f.t.ctx, &sibling, &access).await.unwrap().is_some());
+        let bob = f.t.account("bob@example.test").create().await;
+        let elsewhere = f.t.project("Ledger", &bob.record.email).await;
+        let stranger = f.t.client(&elsewhere, ClientKind::Web).create().await.client;
+        assert!(tokens::introspect(&f.t.ctx, &stranger, &access).await.unwrap().is_none());
+
+        oauth_clients::delete(&f.t.ctx, f.client.id(), &audit::Actor::Cli).await.unwrap();
+        assert!(tokens::introspect(&f.t.ctx, &sibling, &access).await.unwrap().is_none());
+        assert!(tokens::introspect(&f.t.ctx, &sibling, &token).await.unwrap().is_none());
+        assert!(f.refresh(&token).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_verifier_leaves_the_code_and_a_replay_revokes_the_grant() {
+        let f = fixture(ClientKind::Web).await;
+        let code = f.code().await;
+        assert_eq!(
+            description(f.exchange(&code, "not-the-verifier-but-long-enough-for-pkce-43").await),
+            "The code_verifier does not match."
+        );
+        let issued = f.exchange(&code, VERIFIER).await.unwrap();
+        let access = issued.access_token.unwrap();
+        assert!(f.grant_live().await);
+        assert_eq!(description(f.exchange(&code, VERIFIER).await), "Code was already redeemed.");
+        assert!(!f.grant_live().await, "a replayed code revokes the grant");
+        assert!(tokens::inspect(&f.t.ctx, &access, false).await.unwrap().is_none());
+        let unknown = f.exchange("4/no-such-code", VERIFIER).await;
+        assert_eq!(description(unknown), "Malformed auth code or the code expired.");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_refresh_token_presented_again_revokes_the_grant() {
+        let f = fixture(ClientKind::Installed).await;
+        let first = f.exchange(&f.code().await, VERIFIER).await.unwrap().refresh_token.unwrap();
+        let second = f.refresh(&first).await.unwrap().refresh_token.unwrap();
+        assert_ne!(first, second, "a public client's refresh token rotates");
+        assert!(f.credential(&first).await.consumed_at.is_some());
+        let third = f.refresh(&second).await.unwrap().refresh_token.unwrap();
+        assert!(f.grant_live().await);
+        assert!(f.refresh(&first).await.is_err());
+        assert!(!f.grant_live().await, "reuse of a rotated token revokes the grant");
+        assert!(f.refresh(&third).await.is_err(), "and every token of it");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_one_rotating_refresh_token_has_one_winner() {
+        let f = fixture(ClientKind::Installed).await;
+        let token = f.exchange(&f.code().await, VERIFIER).await.unwrap().refresh_token.unwrap();
+        let (a, b, c, d) = tokio::join!(
+            f.refresh(&token),
+            f.refresh(&token),
+            f.refresh(&token),
+            f.refresh(&token)
+        );
+        let won = [a, b, c, d].iter().filter(|it| it.is_ok()).count();
+        assert_eq!(won, 1, "one rotating token refreshes exactly once");
+        assert!(!f.grant_live().await, "the losers' reuse revokes the grant");
+    }
+}
