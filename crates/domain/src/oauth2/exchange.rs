@@ -19,20 +19,6 @@ use crate::audit::{self, Actor};
 use crate::credentials::{self, Scopes};
 use crate::{Ctx, grants, services};
 
-async fn live_account(ctx: &Ctx, record: &CredentialRecord) -> Outcome<AccountRecord> {
-    let id = record.account_id.as_deref().unwrap_or_default();
-    match ctx.store.accounts().get(id).await? {
-        Some(account) if tokens::account_usable(&account) => Ok(account),
-        _ => Err(oauth(ErrorCode::InvalidGrant, "The account is not available.")),
-    }
-}
-
-/// The credential's grant, if it is live.
-async fn live_grant(ctx: &Ctx, grant_id: Option<&str>) -> Outcome<Option<GrantRecord>> {
-    let Some(grant_id) = grant_id else { return Ok(None) };
-    Ok(ctx.store.grants().get(grant_id).await?.filter(|it| it.revoked_at.is_none()))
-}
-
 /// The token endpoint (RFC 6749 §3.2): authenticates the client and runs the one grant the
 /// request names. A service account's assertion (`jwt-bearer`) is its own authentication.
 /// `jkt` is the thumbprint of the key of a checked DPoP proof: the access token (and a public
@@ -92,17 +78,14 @@ pub(crate) async fn prepare(
     ctx: &Ctx,
     client: &Client,
     account: &AccountRecord,
-    grant: &GrantRecord,
+    grant_id: &str,
     scopes: &[String],
     refresh: bool,
     remembered: &Remembered,
 ) -> Outcome<Prepared> {
     let scope = grants::normalize_scopes(scopes.iter().map(String::as_str));
-    let subject = Subject {
-        account_id: Some(&account.id),
-        client_id: client.id(),
-        grant_id: Some(&grant.id),
-    };
+    let subject =
+        Subject { account_id: Some(&account.id), client_id: client.id(), grant_id: Some(grant_id) };
     let jkt = remembered.jkt.as_deref();
     let (access, access_row) =
         tokens::access_token_row(ctx, client, subject, &scope, remembered.offline, jkt).await?;
@@ -176,7 +159,7 @@ pub(crate) async fn issue(
     refresh: bool,
     remembered: &Remembered,
 ) -> Outcome<Issued> {
-    let prepared = prepare(ctx, client, account, grant, scopes, refresh, remembered).await?;
+    let prepared = prepare(ctx, client, account, &grant.id, scopes, refresh, remembered).await?;
     store(ctx, &prepared.rows).await?;
     grants::touch(ctx, grant).await?;
     Ok(prepared.issued)
@@ -217,11 +200,11 @@ async fn revoke_grant(ctx: &Ctx, record: &CredentialRecord, event: &str, ip: &st
     Ok(())
 }
 
-/// RFC 6749 §4.1.3. The code is read first and every binding checked (client, redirect URI,
-/// PKCE) before anything changes, so a wrong request leaves the code to its rightful client; then
-/// the code is consumed and the tokens written in one transaction, so exactly one of two racing
-/// redemptions answers with tokens. A spent code presented again by its client revokes the grant
-/// (§4.1.2).
+/// RFC 6749 §4.1.3. The code is read through the one validator (with its grant and account, in
+/// one statement) and every binding checked (client, redirect URI, PKCE) before anything changes,
+/// so a wrong request leaves the code to its rightful client; then the code is consumed and the
+/// tokens written in one transaction, so exactly one of two racing redemptions answers with
+/// tokens. A spent code presented again by its client revokes the grant (§4.1.2).
 pub async fn authorization_code(
     ctx: &Ctx,
     client: &Client,
@@ -230,25 +213,14 @@ pub async fn authorization_code(
     jkt: Option<&str>,
 ) -> Outcome<Issued> {
     let digest = tessera_crypto::digest::token_digest(&req.code);
-    let now = ctx.now();
-    let expired = || oauth(ErrorCode::InvalidGrant, "Malformed auth code or the code expired.");
-    let Some(record) = ctx
-        .store
-        .credentials()
-        .get(&digest)
-        .await?
-        .filter(|it| it.kind == CredentialKind::AuthorizationCode)
+    let Some(valid) =
+        credentials::find_valid(ctx, &req.code, &[CredentialKind::AuthorizationCode]).await?
     else {
-        return Err(expired());
+        return Err(refused_code(ctx, client, &digest, ip).await?);
     };
+    let record = valid.record;
     if record.client_id.as_deref() != Some(client.id()) {
         return Err(oauth(ErrorCode::InvalidGrant, "The code was issued to another client."));
-    }
-    if record.consumed_at.is_some() {
-        return Err(replayed(ctx, &record, ip).await?);
-    }
-    if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
-        return Err(expired());
     }
     let remembered = Remembered { jkt: jkt.map(str::to_owned), ..Remembered::parse(&record.data) };
     let redirect_ok = match (&req.redirect_uri, remembered.redirect_sent) {
@@ -283,13 +255,17 @@ pub async fn authorization_code(
         }
         (None, None) => {}
     }
-    let Some(grant) = live_grant(ctx, record.grant_id.as_deref()).await? else {
+    let Some(grant_id) = record.grant_id.as_deref() else {
         return Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked."));
     };
-    let account = live_account(ctx, &record).await?;
+    let Some(account) = valid.account else {
+        return Err(oauth(ErrorCode::InvalidGrant, "The account is not available."));
+    };
     let scopes = Scopes::parse(&record.scopes).to_vec();
     let prepared =
-        prepare(ctx, client, &account, &grant, &scopes, remembered.offline, &remembered).await?;
+        prepare(ctx, client, &account, grant_id, &scopes, remembered.offline, &remembered).await?;
+    // The validator recorded the grant's use; the redemption checks again, in its own statement,
+    // that the grant is live and the code is this client's and unspent.
     if redeem(ctx, &digest, CredentialKind::AuthorizationCode, client, &prepared).await?.is_none() {
         // Lost a race: the other redemption has the tokens, and this one is the replay.
         return match ctx.store.credentials().get(&digest).await? {
@@ -297,8 +273,48 @@ pub async fn authorization_code(
             _ => Err(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked.")),
         };
     }
-    grants::touch(ctx, &grant).await?;
     Ok(prepared.issued)
+}
+
+/// Why a code the validator refused does not work, read whatever its state on this refusal path
+/// only (a successful exchange reads the code once, through the validator): unknown, another
+/// client's, spent (a replay, which revokes the grant), expired or revoked, or live but hanging
+/// from a revoked grant or an account that may not be used.
+async fn refused_code(ctx: &Ctx, client: &Client, digest: &str, ip: &str) -> Outcome<Failure> {
+    let expired = || oauth(ErrorCode::InvalidGrant, "Malformed auth code or the code expired.");
+    let Some(record) = ctx
+        .store
+        .credentials()
+        .get(digest)
+        .await?
+        .filter(|it| it.kind == CredentialKind::AuthorizationCode)
+    else {
+        return Ok(expired());
+    };
+    if record.client_id.as_deref() != Some(client.id()) {
+        return Ok(oauth(ErrorCode::InvalidGrant, "The code was issued to another client."));
+    }
+    if record.consumed_at.is_some() {
+        return replayed(ctx, &record, ip).await;
+    }
+    if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= ctx.now()) {
+        return Ok(expired());
+    }
+    let grant = match record.grant_id.as_deref() {
+        Some(id) => ctx.store.grants().get(id).await?.filter(|it| it.revoked_at.is_none()),
+        None => None,
+    };
+    if grant.is_none() {
+        return Ok(oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked."));
+    }
+    let account = match record.account_id.as_deref() {
+        Some(id) => ctx.store.accounts().get(id).await?,
+        None => None,
+    };
+    if !account.is_some_and(|it| tokens::account_usable(&it)) {
+        return Ok(oauth(ErrorCode::InvalidGrant, "The account is not available."));
+    }
+    Ok(expired())
 }
 
 /// A spent code presented again by its client: someone has a copy, so what it issued goes.
@@ -310,6 +326,9 @@ async fn replayed(ctx: &Ctx, spent: &CredentialRecord, ip: &str) -> Outcome<Fail
 /// RFC 6749 §6. Public clients get a new refresh token each time and the old one is spent in the
 /// same transaction; one presented again means two parties hold it, so the whole grant goes
 /// (RFC 9700 §4.14.2). Confidential clients keep theirs.
+///
+/// A live token is read once, through the one validator (with its grant and account); only a
+/// refused one is read again, whatever its state, to tell a rotated token's reuse.
 pub async fn refresh(
     ctx: &Ctx,
     client: &Client,
@@ -321,28 +340,27 @@ pub async fn refresh(
     let now = ctx.now();
     let invalid = || oauth(ErrorCode::InvalidGrant, "Token has been expired or revoked.");
     let rotate = client.is_public();
-    // Only rotated tokens can be spent, so only they need the row whatever its state: one
-    // presented again after rotation is a reuse.
-    if rotate
-        && let Some(spent) = ctx.store.credentials().get(&digest).await?
-        && spent.kind == CredentialKind::RefreshToken
-        && spent.client_id.as_deref() == Some(client.id())
-        && spent.consumed_at.is_some()
-    {
-        revoke_grant(ctx, &spent, "oauth2.refresh_reuse", ip).await?;
-        return Err(invalid());
-    }
     let Some(valid) =
         credentials::find_valid(ctx, &req.refresh_token, &[CredentialKind::RefreshToken]).await?
     else {
+        // Only rotated tokens can be spent, so only they need the row whatever its state: one
+        // presented again after rotation is a reuse.
+        if rotate
+            && let Some(spent) = ctx.store.credentials().get(&digest).await?
+            && spent.kind == CredentialKind::RefreshToken
+            && spent.client_id.as_deref() == Some(client.id())
+            && spent.consumed_at.is_some()
+        {
+            revoke_grant(ctx, &spent, "oauth2.refresh_reuse", ip).await?;
+        }
         return Err(invalid());
     };
     let record = valid.record;
     if record.client_id.as_deref() != Some(client.id()) {
         return Err(invalid());
     }
-    let Some(account) = valid.account else { return Err(invalid()) };
-    let Some(grant) = live_grant(ctx, record.grant_id.as_deref()).await? else {
+    // The validator read the grant live (and recorded its use) in the same statement.
+    let (Some(account), Some(grant_id)) = (valid.account, record.grant_id.as_deref()) else {
         return Err(invalid());
     };
     let granted = Scopes::parse(&record.scopes);
@@ -372,13 +390,14 @@ pub async fn refresh(
         ));
     }
     let remembered = Remembered { offline: true, jkt: jkt.map(str::to_owned), ..stored };
-    let mut prepared = prepare(ctx, client, &account, &grant, &scopes, false, &remembered).await?;
+    let mut prepared =
+        prepare(ctx, client, &account, grant_id, &scopes, false, &remembered).await?;
     if rotate {
         // The new refresh token keeps the whole grant's scopes, whatever this request narrowed.
         let subject = Subject {
             account_id: Some(&account.id),
             client_id: client.id(),
-            grant_id: Some(&grant.id),
+            grant_id: Some(grant_id),
         };
         let (token, row) = tokens::refresh_token_row(
             ctx,
@@ -389,6 +408,7 @@ pub async fn refresh(
         )?;
         prepared.rows.push(row);
         prepared.issued.refresh_token = Some(token);
+        // The redemption checks again, in its own statement, that the grant is live.
         if redeem(ctx, &digest, CredentialKind::RefreshToken, client, &prepared).await?.is_none() {
             // A concurrent rotation spent it first: two parties hold this token.
             revoke_grant(ctx, &record, "oauth2.refresh_reuse", ip).await?;
@@ -402,7 +422,6 @@ pub async fn refresh(
             ctx.store.credentials().touch(&digest, now).await?;
         }
     }
-    grants::touch(ctx, &grant).await?;
     Ok(prepared.issued)
 }
 
@@ -493,4 +512,239 @@ pub async fn token_exchange(
         refresh_token: None,
         id_token: Some(id_token),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_store::{AccountState, ProjectRecord};
+
+    use super::*;
+    use crate::credentials::Protocol;
+    use crate::oauth2::clients::{self as oauth_clients};
+    use crate::testing::{TestAccount, TestCtx};
+
+    const VERIFIER: &str = "a-plain-code-verifier-of-the-right-length-43";
+
+    struct Fixture {
+        t: TestCtx,
+        alice: TestAccount,
+        project: ProjectRecord,
+        client: Client,
+        grant: GrantRecord,
+    }
+
+    async fn fixture(kind: ClientKind) -> Fixture {
+        let t = TestCtx::new().await;
+        let alice = t.account("alice@example.test").create().await;
+        let project = t.project("Payroll", "alice@example.test").await;
+        let client = t.client(&project, kind).create().await.client;
+        let scopes = vec!["email".to_owned()];
+        let grant =
+            grants::grant(&t.ctx, alice.id(), client.id(), Protocol::OAuth2, &scopes, "").await;
+        Fixture { t, alice, project, client, grant: grant.unwrap() }
+    }
+
+    impl Fixture {
+        fn subject(&self) -> Subject<'_> {
+            Subject {
+                account_id: Some(self.alice.id()),
+                client_id: self.client.id(),
+                grant_id: Some(&self.grant.id),
+            }
+        }
+
+        /// A code for `email`, offline, with a plain PKCE challenge.
+        async fn code(&self) -> String {
+            let remembered = Remembered {
+                code_challenge: Some(VERIFIER.to_owned()),
+                code_challenge_method: Some("plain".to_owned()),
+                offline: true,
+                ..Remembered::default()
+            };
+            tokens::code(&self.t.ctx, self.subject(), "email", &remembered).await.unwrap()
+        }
+
+        async fn exchange(&self, code: &str, verifier: &str) -> Outcome<Issued> {
+            let req = authorization_code::Request {
+                code: code.to_owned(),
+                redirect_uri: None,
+                code_verifier: Some(verifier.to_owned()),
+            };
+            authorization_code(&self.t.ctx, &self.client, &req, "", None).await
+        }
+
+        async fn refresh(&self, token: &str) -> Outcome<Issued> {
+            let req = refresh_token::Request { refresh_token: token.to_owned(), scopes: None };
+            refresh(&self.t.ctx, &self.client, &req, "", None).await
+        }
+
+        async fn credential(&self, token: &str) -> CredentialRecord {
+            let digest = tessera_crypto::digest::token_digest(token);
+            self.t.ctx.store.credentials().get(&digest).await.unwrap().unwrap()
+        }
+
+        async fn grant_live(&self) -> bool {
+            let grant = self.t.ctx.store.grants().get(&self.grant.id).await.unwrap().unwrap();
+            grant.revoked_at.is_none()
+        }
+    }
+
+    fn description(outcome: Outcome<Issued>) -> String {
+        match outcome {
+            Err(Failure::OAuth(err)) if err.code == ErrorCode::InvalidGrant => err.description,
+            other => panic!("expected invalid_grant, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confidential_refresh_touches_its_token_at_most_every_few_minutes() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let token = issued.refresh_token.unwrap();
+        assert_eq!(f.credential(&token).await.last_used_at, None);
+
+        f.t.advance(10);
+        let first = f.refresh(&token).await.unwrap();
+        assert!(first.access_token.is_some());
+        assert_eq!(first.refresh_token, None, "a confidential client keeps its refresh token");
+        let touched = f.t.now();
+        assert_eq!(f.credential(&token).await.last_used_at, Some(touched), "first use is written");
+
+        f.t.advance(grants::TOUCH_AFTER_SECS - 1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(
+            f.credential(&token).await.last_used_at,
+            Some(touched),
+            "a recently used token is not written again"
+        );
+
+        f.t.advance(1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(f.credential(&token).await.last_used_at, Some(f.t.now()));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_records_the_grants_use_at_most_every_few_minutes() {
+        let f = fixture(ClientKind::Web).await;
+        let token = f.exchange(&f.code().await, VERIFIER).await.unwrap().refresh_token.unwrap();
+        let last_used = || async {
+            f.t.ctx.store.grants().get(&f.grant.id).await.unwrap().unwrap().last_used_at
+        };
+        let created = last_used().await;
+        f.t.advance(grants::TOUCH_AFTER_SECS - 1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(last_used().await, created);
+        f.t.advance(1);
+        f.refresh(&token).await.unwrap();
+        assert_eq!(last_used().await, Some(f.t.now()));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_grant_refuses_refresh_and_introspection() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let (access, token) = (issued.access_token.unwrap(), issued.refresh_token.unwrap());
+        assert!(tokens::introspect(&f.t.ctx, &f.client, &access).await.unwrap().is_some());
+        let pending = f.code().await;
+        f.t.ctx.store.grants().revoke(&f.grant.id, f.t.now()).await.unwrap();
+        assert_eq!(description(f.refresh(&token).await), "Token has been expired or revoked.");
+        assert!(tokens::introspect(&f.t.ctx, &f.client, &access).await.unwrap().is_none());
+        assert!(tokens::introspect(&f.t.ctx, &f.client, &token).await.unwrap().is_none());
+        // A code issued before the revocation was revoked with its grant.
+        assert!(f.exchange(&pending, VERIFIER).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_refuses_refresh_code_and_introspection() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let (access, token) = (issued.access_token.unwrap(), issued.refresh_token.unwrap());
+        let pending = f.code().await;
+        let ctx = &f.t.ctx;
+        accounts_set_state(ctx, &f.alice, AccountState::Disabled).await;
+        assert_eq!(description(f.refresh(&token).await), "Token has been expired or revoked.");
+        assert!(tokens::introspect(ctx, &f.client, &access).await.unwrap().is_none());
+        assert_eq!(
+            description(f.exchange(&pending, VERIFIER).await),
+            "The account is not available."
+        );
+        // Refused, not spent: the code and the token work again once the account does.
+        accounts_set_state(ctx, &f.alice, AccountState::Active).await;
+        assert!(f.exchange(&pending, VERIFIER).await.is_ok());
+        assert!(f.refresh(&token).await.is_ok());
+        assert!(tokens::introspect(ctx, &f.client, &access).await.unwrap().is_some());
+    }
+
+    async fn accounts_set_state(ctx: &Ctx, account: &TestAccount, state: AccountState) {
+        crate::accounts::set_state(ctx, &account.record, state, &audit::Actor::Cli, "")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deleted_client_refuses_introspection_and_its_tokens() {
+        let f = fixture(ClientKind::Web).await;
+        let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();
+        let (access, token) = (issued.access_token.unwrap(), issued.refresh_token.unwrap());
+        // Another confidential client of the same project sees the token; one of another project
+        // does not.
+        let sibling = f.t.client(&f.project, ClientKind::Web).create().await.client;
+        assert!(tokens::introspect(&f.t.ctx, &sibling, &access).await.unwrap().is_some());
+        let bob = f.t.account("bob@example.test").create().await;
+        let elsewhere = f.t.project("Ledger", &bob.record.email).await;
+        let stranger = f.t.client(&elsewhere, ClientKind::Web).create().await.client;
+        assert!(tokens::introspect(&f.t.ctx, &stranger, &access).await.unwrap().is_none());
+
+        oauth_clients::delete(&f.t.ctx, f.client.id(), &audit::Actor::Cli).await.unwrap();
+        assert!(tokens::introspect(&f.t.ctx, &sibling, &access).await.unwrap().is_none());
+        assert!(tokens::introspect(&f.t.ctx, &sibling, &token).await.unwrap().is_none());
+        assert!(f.refresh(&token).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_verifier_leaves_the_code_and_a_replay_revokes_the_grant() {
+        let f = fixture(ClientKind::Web).await;
+        let code = f.code().await;
+        assert_eq!(
+            description(f.exchange(&code, "not-the-verifier-but-long-enough-for-pkce-43").await),
+            "The code_verifier does not match."
+        );
+        let issued = f.exchange(&code, VERIFIER).await.unwrap();
+        let access = issued.access_token.unwrap();
+        assert!(f.grant_live().await);
+        assert_eq!(description(f.exchange(&code, VERIFIER).await), "Code was already redeemed.");
+        assert!(!f.grant_live().await, "a replayed code revokes the grant");
+        assert!(tokens::inspect(&f.t.ctx, &access, false).await.unwrap().is_none());
+        let unknown = f.exchange("4/no-such-code", VERIFIER).await;
+        assert_eq!(description(unknown), "Malformed auth code or the code expired.");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_refresh_token_presented_again_revokes_the_grant() {
+        let f = fixture(ClientKind::Installed).await;
+        let first = f.exchange(&f.code().await, VERIFIER).await.unwrap().refresh_token.unwrap();
+        let second = f.refresh(&first).await.unwrap().refresh_token.unwrap();
+        assert_ne!(first, second, "a public client's refresh token rotates");
+        assert!(f.credential(&first).await.consumed_at.is_some());
+        let third = f.refresh(&second).await.unwrap().refresh_token.unwrap();
+        assert!(f.grant_live().await);
+        assert!(f.refresh(&first).await.is_err());
+        assert!(!f.grant_live().await, "reuse of a rotated token revokes the grant");
+        assert!(f.refresh(&third).await.is_err(), "and every token of it");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_one_rotating_refresh_token_has_one_winner() {
+        let f = fixture(ClientKind::Installed).await;
+        let token = f.exchange(&f.code().await, VERIFIER).await.unwrap().refresh_token.unwrap();
+        let (a, b, c, d) = tokio::join!(
+            f.refresh(&token),
+            f.refresh(&token),
+            f.refresh(&token),
+            f.refresh(&token)
+        );
+        let won = [a, b, c, d].iter().filter(|it| it.is_ok()).count();
+        assert_eq!(won, 1, "one rotating token refreshes exactly once");
+        assert!(!f.grant_live().await, "the losers' reuse revokes the grant");
+    }
 }

@@ -100,7 +100,7 @@ pub async fn migrate(
     let grant = grants::grant(ctx, &account.id, client.id(), Protocol::OAuth2, &scopes, ip).await?;
     let remembered =
         Remembered { offline: true, jkt: jkt.map(str::to_owned), ..Remembered::default() };
-    let prepared = prepare(ctx, client, account, &grant, &scopes, true, &remembered).await?;
+    let prepared = prepare(ctx, client, account, &grant.id, &scopes, true, &remembered).await?;
     let redemption = Redemption {
         digest: &record.digest,
         kind: record.kind,

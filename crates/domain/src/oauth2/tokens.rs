@@ -365,6 +365,23 @@ pub async fn inspect_presented(
     }))
 }
 
+/// Introspection (RFC 7662) by `asking`, an authenticated client: the token as the one validator
+/// sees it (access or refresh, bound or not: the resource server checks the proof), if it was
+/// issued to a client of `asking`'s own project; `None` for anything else. The token's client is
+/// read only when it is not the one asking (the validator already read that it exists).
+pub async fn introspect(ctx: &Ctx, asking: &Client, token: &str) -> Result<Option<TokenInfo>> {
+    let Some(info) = inspect_presented(ctx, token, true, Presentation::Introspection).await? else {
+        return Ok(None);
+    };
+    if info.client_id != asking.id() {
+        let owner = super::clients::load(ctx, &info.client_id).await?;
+        if owner.is_none_or(|it| it.record.project_id != asking.record.project_id) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(info))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

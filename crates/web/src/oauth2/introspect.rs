@@ -50,20 +50,13 @@ async fn introspect_post(
         }
         Err(err) => return failure(err),
     };
-    let presentation = tokens::Presentation::Introspection;
-    let info = match tokens::inspect_presented(ctx, &request.token, true, presentation).await {
+    let info = match tokens::introspect(ctx, &client, &request.token).await {
         Ok(info) => info,
         Err(err) => return failure(Failure::Domain(err)),
     };
-    let inactive = || json_no_store(StatusCode::OK, &json!({ "active": false }));
-    let Some(info) = info else { return inactive() };
-    let owner = match clients::load(ctx, &info.client_id).await {
-        Ok(owner) => owner,
-        Err(err) => return failure(Failure::Domain(err)),
+    let Some(info) = info else {
+        return json_no_store(StatusCode::OK, &json!({ "active": false }));
     };
-    if owner.is_none_or(|it| it.record.project_id != client.record.project_id) {
-        return inactive();
-    }
     let mut out = Map::new();
     out.insert("active".into(), json!(true));
     out.insert("scope".into(), json!(info.scopes.join(" ")));
