@@ -487,10 +487,30 @@ impl CredentialStore for SqlStore {
             tx.rollback().await.map_err(backend(OP))?;
             return Ok(None);
         };
-        for credential in redemption.issue {
-            let cap =
-                redemption.cap.and_then(|(kind, cap)| (kind == credential.kind).then_some(cap));
-            insert_in_tx(&mut tx, self.backend, credential, cap, now).await?;
+        // What it buys is written in one multi-row statement; the cap of the capped kind is taken
+        // before (PostgreSQL's lock) and enforced after it.
+        let capped: Vec<(&str, &str, u32)> = redemption
+            .issue
+            .iter()
+            .filter_map(|credential| {
+                let (kind, cap) = redemption.cap?;
+                let account_id = credential.account_id.as_deref()?;
+                let client_id = credential.client_id.as_deref()?;
+                (kind == credential.kind).then_some((account_id, client_id, cap))
+            })
+            .collect();
+        let kind = redemption.cap.map(|(kind, _)| kind);
+        for (account_id, client_id, _) in &capped {
+            if let Some(kind) = kind {
+                lock_cap(&mut tx, self.backend, account_id, client_id, kind).await?;
+            }
+        }
+        let rows: Vec<&CredentialRecord> = redemption.issue.iter().collect();
+        insert_credentials(&mut tx, self.backend, &rows).await?;
+        for (account_id, client_id, cap) in &capped {
+            if let Some(kind) = kind {
+                enforce_cap(&mut tx, self.backend, account_id, client_id, kind, *cap, now).await?;
+            }
         }
         tx.commit().await.map_err(backend(OP))?;
         Ok(Some(consumed))
