@@ -337,21 +337,21 @@ impl SqliteTx {
         // The writers in line commit the group; should they all go away, this one commits it
         // when its own turn at the lock comes.
         let pending = Pending { sqlite: self.sqlite.clone(), done: false };
-        let outcome = tokio::select! {
+        let answered = tokio::select! {
             biased;
-            outcome = &mut result => outcome,
+            outcome = &mut result => Some(outcome),
             mut writer = self.sqlite.writer.clone().lock_owned() => {
                 if writer.generation == generation {
                     writer.commit_group(every_commit);
                 }
-                drop(writer);
-                result.await
+                None
             }
         };
         pending.finish();
-        outcome
-            .map_err(|_| DbError::GroupCommit("the writer stopped".to_owned()))?
-            .map_err(DbError::GroupCommit)
+        match answered {
+            Some(outcome) => answered_with(outcome),
+            None => wait(result).await,
+        }
     }
 
     pub(crate) fn rollback(mut self) -> Result<(), DbError> {
@@ -404,8 +404,14 @@ impl Drop for Pending {
 }
 
 async fn wait(result: oneshot::Receiver<Result<(), String>>) -> Result<(), DbError> {
-    result
-        .await
+    answered_with(result.await)
+}
+
+/// A group's answer to one of its members.
+fn answered_with(
+    outcome: Result<Result<(), String>, oneshot::error::RecvError>,
+) -> Result<(), DbError> {
+    outcome
         .map_err(|_| DbError::GroupCommit("the writer stopped".to_owned()))?
         .map_err(DbError::GroupCommit)
 }
@@ -525,6 +531,23 @@ mod tests {
         query("INSERT INTO t (k) VALUES ($1)").bind(key)
     }
 
+    /// A writer holding the writer with row `a` written, and `second` spawned, waiting in line.
+    async fn first_holding_a_and_second_in_line<F>(
+        sqlite: &Arc<Sqlite>,
+        second: impl FnOnce(Arc<Sqlite>) -> F,
+    ) -> (SqliteTx, tokio::task::JoinHandle<F::Output>)
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let mut first = sqlite.begin(false).await.expect("begin");
+        first.run(&insert("a"), Want::Execute).expect("insert a");
+        let second = tokio::spawn(second(sqlite.clone()));
+        tokio::task::yield_now().await;
+        assert_eq!(sqlite.waiting.load(Ordering::Acquire), 1, "the second writer waits in line");
+        (first, second)
+    }
+
     fn keys(sqlite: &Sqlite) -> Vec<String> {
         sqlite
             .read(|conn| run_on(conn, &query("SELECT k FROM t ORDER BY k"), Want::All))
@@ -544,18 +567,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let sqlite = open(dir.path());
         let before = sqlite.groups().await;
-        let mut first = sqlite.begin(false).await.expect("begin");
-        first.run(&insert("a"), Want::Execute).expect("insert a");
-        let second = tokio::spawn({
-            let sqlite = sqlite.clone();
-            async move {
-                let mut tx = sqlite.begin(false).await?;
-                tx.run(&insert("b"), Want::Execute)?;
-                tx.commit().await
-            }
-        });
-        tokio::task::yield_now().await;
-        assert_eq!(sqlite.waiting.load(Ordering::Acquire), 1, "the second writer waits in line");
+        let (first, second) = first_holding_a_and_second_in_line(&sqlite, |sqlite| async move {
+            let mut tx = sqlite.begin(false).await?;
+            tx.run(&insert("b"), Want::Execute)?;
+            tx.commit().await
+        })
+        .await;
         first.commit().await.expect("the first is committed with the group");
         second.await.expect("task").expect("the second is committed");
         assert_eq!(sqlite.groups().await, before + 1, "one commit for both");
@@ -567,19 +584,14 @@ mod tests {
     async fn a_failed_transaction_leaves_its_group_intact() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let sqlite = open(dir.path());
-        let mut first = sqlite.begin(false).await.expect("begin");
-        first.run(&insert("a"), Want::Execute).expect("insert a");
-        let second = tokio::spawn({
-            let sqlite = sqlite.clone();
-            async move {
-                let mut tx = sqlite.begin(false).await?;
-                tx.run(&insert("c"), Want::Execute)?;
-                // A duplicate of the first writer's uncommitted row: it fails, and so does this
-                // transaction, which is dropped (rolled back to its savepoint).
-                tx.run(&insert("a"), Want::Execute).map(|_| ())
-            }
-        });
-        tokio::task::yield_now().await;
+        let (first, second) = first_holding_a_and_second_in_line(&sqlite, |sqlite| async move {
+            let mut tx = sqlite.begin(false).await?;
+            tx.run(&insert("c"), Want::Execute)?;
+            // A duplicate of the first writer's uncommitted row: it fails, and so does this
+            // transaction, which is dropped (rolled back to its savepoint).
+            tx.run(&insert("a"), Want::Execute).map(|_| ())
+        })
+        .await;
         first.commit().await.expect("the first is committed");
         let failed = second.await.expect("task").expect_err("the duplicate fails");
         assert!(crate::error::conflict_name(&failed).is_some(), "{failed:?}");
@@ -592,14 +604,10 @@ mod tests {
     async fn a_group_left_for_writers_that_went_away_is_committed() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let sqlite = open(dir.path());
-        let mut first = sqlite.begin(false).await.expect("begin");
-        first.run(&insert("a"), Want::Execute).expect("insert a");
-        let waiter = tokio::spawn({
-            let sqlite = sqlite.clone();
-            async move { sqlite.begin(false).await.map(drop) }
-        });
-        tokio::task::yield_now().await;
-        assert_eq!(sqlite.waiting.load(Ordering::Acquire), 1);
+        let (first, waiter) = first_holding_a_and_second_in_line(&sqlite, |sqlite| async move {
+            sqlite.begin(false).await.map(drop)
+        })
+        .await;
         waiter.abort();
         assert!(waiter.await.expect_err("aborted").is_cancelled());
         assert_eq!(sqlite.waiting.load(Ordering::Acquire), 0, "the cancelled writer left the line");
