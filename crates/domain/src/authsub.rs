@@ -498,6 +498,7 @@ pub async fn upgrade(
         client_id,
         issue: std::slice::from_ref(&record),
         cap: Some((CredentialKind::AuthsubSession, MAX_SESSION_TOKENS)),
+        grant: None,
     };
     if ctx.store.credentials().redeem(&redemption, ctx.now()).await?.is_none() {
         return Ok(Err(UpgradeRefused::Caller(CallerError::Invalid)));

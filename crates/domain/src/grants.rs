@@ -22,15 +22,45 @@ pub async fn grant(
     scopes: &[String],
     ip: &str,
 ) -> Result<GrantRecord> {
+    match to_give(ctx, account_id, client_id, protocol, scopes).await? {
+        Giving::Held(live) => Ok(live),
+        Giving::New(record) => {
+            let stored = ctx.store.grants().upsert(&record).await?;
+            given(ctx, &stored, ip).await?;
+            Ok(stored)
+        }
+    }
+}
+
+/// What giving some scopes takes.
+#[derive(Debug, Clone)]
+pub enum Giving {
+    /// The live grant already holds them: nothing to record.
+    Held(GrantRecord),
+    /// The grant to upsert (a new one, or the widening of the live one).
+    New(GrantRecord),
+}
+
+/// Whether this account's live grant to `client_id` through `protocol` holds `scopes`, or the
+/// record that gives them. A flow that must give the grant only if something else succeeds (a
+/// migration, in the transaction that consumes the legacy credential) stores it there, then
+/// calls [`given`].
+pub async fn to_give(
+    ctx: &Ctx,
+    account_id: &str,
+    client_id: &str,
+    protocol: Protocol,
+    scopes: &[String],
+) -> Result<Giving> {
     let now = ctx.now();
     // Asked again for what it already holds (an app signing its user in once more): nothing to
     // record, and no audit line saying that access was given.
     if let Some(live) = find_live(ctx, account_id, client_id, protocol).await?
         && scopes.iter().all(|scope| Scopes::parse(&live.scopes).contains(scope))
     {
-        return Ok(live);
+        return Ok(Giving::Held(live));
     }
-    let record = GrantRecord {
+    Ok(Giving::New(GrantRecord {
         id: ctx.new_id(),
         account_id: account_id.to_owned(),
         client_id: client_id.to_owned(),
@@ -39,11 +69,18 @@ pub async fn grant(
         created_at: now,
         last_used_at: Some(now),
         revoked_at: None,
-    };
-    let stored = ctx.store.grants().upsert(&record).await?;
-    audit::record(ctx, "grant.create", Some(account_id), &Actor::Account, ip, json!({ "grant": stored.id, "client": client_id, "protocol": protocol.as_str(), "scopes": stored.scopes }))
-        .await?;
-    Ok(stored)
+    }))
+}
+
+/// Audits a grant as stored by an upsert of a [`Giving::New`] record.
+pub async fn given(ctx: &Ctx, stored: &GrantRecord, ip: &str) -> Result<()> {
+    let details = json!({
+        "grant": stored.id,
+        "client": stored.client_id,
+        "protocol": stored.protocol,
+        "scopes": stored.scopes,
+    });
+    audit::record(ctx, "grant.create", Some(&stored.account_id), &Actor::Account, ip, details).await
 }
 
 /// How stale a grant's "last used" time may get before a use writes it again.

@@ -674,6 +674,7 @@ pub async fn access_token(ctx: &Ctx, incoming: &Incoming) -> Checked<(String, St
         client_id: &verified.consumer.key,
         issue: std::slice::from_ref(&record),
         cap: Some((CredentialKind::Oauth1AccessToken, credentials::PER_APP_CAP)),
+        grant: None,
     };
     if ctx.store.credentials().redeem(&redemption, ctx.now()).await?.is_none() {
         return Ok(Err(Problem::TokenRejected));

@@ -4,7 +4,7 @@ use crate::db::{self, Row};
 use async_trait::async_trait;
 use tessera_store::{
     CredentialKind, CredentialRecord, CredentialStore, CredentialTransition, LiveCredential,
-    Redemption, Result, StoreError, Timestamp,
+    Redeemed, Redemption, Result, StoreError, Timestamp,
 };
 
 use crate::accounts::{JOINED_NAMES, account_from_named_row};
@@ -465,7 +465,7 @@ impl CredentialStore for SqlStore {
         &self,
         redemption: &Redemption<'_>,
         now: Timestamp,
-    ) -> Result<Option<CredentialRecord>> {
+    ) -> Result<Option<Redeemed>> {
         const OP: &str = "redeem credential";
         let mut tx = self.begin(OP).await?;
         let rows = db::query(concat!(
@@ -487,10 +487,33 @@ impl CredentialStore for SqlStore {
             tx.rollback().await.map_err(backend(OP))?;
             return Ok(None);
         };
+        // The grant it gives, then the credentials naming the grant as stored (a live grant that
+        // was widened keeps its id).
+        let grant = match redemption.grant {
+            Some(grant) => Some(crate::grants::upsert_in(&mut tx, grant).await?),
+            None => None,
+        };
+        let renamed: Vec<CredentialRecord>;
+        let issue = match (redemption.grant, &grant) {
+            (Some(asked), Some(stored)) if asked.id != stored.id => {
+                renamed = redemption
+                    .issue
+                    .iter()
+                    .map(|credential| {
+                        let mut credential = credential.clone();
+                        if credential.grant_id.as_deref() == Some(asked.id.as_str()) {
+                            credential.grant_id = Some(stored.id.clone());
+                        }
+                        credential
+                    })
+                    .collect();
+                renamed.as_slice()
+            }
+            _ => redemption.issue,
+        };
         // What it buys is written in one multi-row statement; the cap of the capped kind is taken
         // before (PostgreSQL's lock) and enforced after it.
-        let capped: Vec<(&str, &str, u32)> = redemption
-            .issue
+        let capped: Vec<(&str, &str, u32)> = issue
             .iter()
             .filter_map(|credential| {
                 let (kind, cap) = redemption.cap?;
@@ -505,7 +528,7 @@ impl CredentialStore for SqlStore {
                 lock_cap(&mut tx, self.backend, account_id, client_id, kind).await?;
             }
         }
-        let rows: Vec<&CredentialRecord> = redemption.issue.iter().collect();
+        let rows: Vec<&CredentialRecord> = issue.iter().collect();
         insert_credentials(&mut tx, self.backend, &rows).await?;
         for (account_id, client_id, cap) in &capped {
             if let Some(kind) = kind {
@@ -513,7 +536,7 @@ impl CredentialStore for SqlStore {
             }
         }
         tx.commit().await.map_err(backend(OP))?;
-        Ok(Some(consumed))
+        Ok(Some(Redeemed { consumed, grant }))
     }
 
     async fn revoke_by_account(

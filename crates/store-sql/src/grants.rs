@@ -62,94 +62,95 @@ enum Attempt {
     Raced,
 }
 
-impl SqlStore {
-    /// One upsert attempt in one transaction. The insert relies on the partial unique index
-    /// `grants_live_key`: when a live grant exists it inserts nothing, and the live grant is then
-    /// locked, read and widened.
-    async fn upsert_grant_once(&self, grant: &GrantRecord) -> Result<Attempt> {
-        const OP: &str = "upsert grant";
-        let mut tx = self.begin(OP).await?;
-        let inserted = db::query(concat!(
-            "INSERT INTO grants (",
-            grant_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (account_id, client_id, protocol) WHERE revoked_at IS NULL DO NOTHING \
-             RETURNING ",
-            grant_columns!()
-        ))
-        .bind(grant.id.as_str())
-        .bind(grant.account_id.as_str())
-        .bind(grant.client_id.as_str())
-        .bind(grant.protocol.as_str())
-        .bind(scope_union([grant.scopes.as_str()]))
-        .bind(grant.created_at)
-        .bind(grant.last_used_at)
-        .bind(grant.revoked_at)
-        .fetch_all(&mut tx)
-        .await
-        .map_err(insert(OP))?;
-        if let Some(row) = inserted.first() {
-            let stored = grant_from_row(row)?;
-            tx.commit().await.map_err(backend(OP))?;
-            return Ok(Attempt::Done(stored));
+/// Upserts `grant` in an open transaction (its own, or a redemption's): inserts it, or widens the
+/// live grant of the same account, client and protocol. Returns the grant as stored.
+pub(crate) async fn upsert_in(tx: &mut db::Tx, grant: &GrantRecord) -> Result<GrantRecord> {
+    // An attempt that raced changed nothing (its insert found the live grant, its update found
+    // it gone), so the next attempt runs in the same transaction and sees the revocation.
+    for _ in 0..UPSERT_ATTEMPTS {
+        if let Attempt::Done(stored) = upsert_once(tx, grant).await? {
+            return Ok(stored);
         }
-
-        // Lock the live grant (a no-op update takes the row lock on PostgreSQL; the SQLite
-        // transaction already holds the database write lock) and read it as it now stands, so
-        // that no concurrent widening is lost.
-        let live = db::query(concat!(
-            "UPDATE grants SET scopes = scopes \
-             WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL \
-             RETURNING ",
-            grant_columns!()
-        ))
-        .bind(grant.account_id.as_str())
-        .bind(grant.client_id.as_str())
-        .bind(grant.protocol.as_str())
-        .fetch_all(&mut tx)
-        .await
-        .map_err(backend(OP))?;
-        let Some(live) = live.first().map(grant_from_row).transpose()? else {
-            // The live grant was revoked between the two statements: start over.
-            tx.rollback().await.map_err(backend(OP))?;
-            return Ok(Attempt::Raced);
-        };
-
-        let scopes = scope_union([live.scopes.as_str(), grant.scopes.as_str()]);
-        if scopes == live.scopes {
-            tx.commit().await.map_err(backend(OP))?;
-            return Ok(Attempt::Done(live));
-        }
-        let updated = db::query(concat!(
-            "UPDATE grants SET scopes = $2 WHERE id = $1 RETURNING ",
-            grant_columns!()
-        ))
-        .bind(live.id.as_str())
-        .bind(scopes)
-        .fetch_all(&mut tx)
-        .await
-        .map_err(backend(OP))?;
-        let stored = updated
-            .first()
-            .map(grant_from_row)
-            .transpose()?
-            .ok_or_else(|| StoreError::Backend(format!("{OP}: the locked grant vanished")))?;
-        tx.commit().await.map_err(backend(OP))?;
-        Ok(Attempt::Done(stored))
     }
+    Err(StoreError::Backend("upsert grant: gave up after repeated concurrent changes".to_owned()))
+}
+
+/// One upsert attempt. The insert relies on the partial unique index `grants_live_key`: when a
+/// live grant exists it inserts nothing, and the live grant is then locked, read and widened.
+async fn upsert_once(tx: &mut db::Tx, grant: &GrantRecord) -> Result<Attempt> {
+    const OP: &str = "upsert grant";
+    let inserted = db::query(concat!(
+        "INSERT INTO grants (",
+        grant_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (account_id, client_id, protocol) WHERE revoked_at IS NULL DO NOTHING \
+         RETURNING ",
+        grant_columns!()
+    ))
+    .bind(grant.id.as_str())
+    .bind(grant.account_id.as_str())
+    .bind(grant.client_id.as_str())
+    .bind(grant.protocol.as_str())
+    .bind(scope_union([grant.scopes.as_str()]))
+    .bind(grant.created_at)
+    .bind(grant.last_used_at)
+    .bind(grant.revoked_at)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(insert(OP))?;
+    if let Some(row) = inserted.first() {
+        return Ok(Attempt::Done(grant_from_row(row)?));
+    }
+
+    // Lock the live grant (a no-op update takes the row lock on PostgreSQL; the SQLite
+    // transaction already holds the database write lock) and read it as it now stands, so that
+    // no concurrent widening is lost.
+    let live = db::query(concat!(
+        "UPDATE grants SET scopes = scopes \
+         WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL \
+         RETURNING ",
+        grant_columns!()
+    ))
+    .bind(grant.account_id.as_str())
+    .bind(grant.client_id.as_str())
+    .bind(grant.protocol.as_str())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(backend(OP))?;
+    let Some(live) = live.first().map(grant_from_row).transpose()? else {
+        // The live grant was revoked between the two statements: start over.
+        return Ok(Attempt::Raced);
+    };
+
+    let scopes = scope_union([live.scopes.as_str(), grant.scopes.as_str()]);
+    if scopes == live.scopes {
+        return Ok(Attempt::Done(live));
+    }
+    let updated = db::query(concat!(
+        "UPDATE grants SET scopes = $2 WHERE id = $1 RETURNING ",
+        grant_columns!()
+    ))
+    .bind(live.id.as_str())
+    .bind(scopes)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(backend(OP))?;
+    let stored = updated
+        .first()
+        .map(grant_from_row)
+        .transpose()?
+        .ok_or_else(|| StoreError::Backend(format!("{OP}: the locked grant vanished")))?;
+    Ok(Attempt::Done(stored))
 }
 
 #[async_trait]
 impl GrantStore for SqlStore {
     async fn upsert(&self, grant: &GrantRecord) -> Result<GrantRecord> {
-        for _ in 0..UPSERT_ATTEMPTS {
-            if let Attempt::Done(stored) = self.upsert_grant_once(grant).await? {
-                return Ok(stored);
-            }
-        }
-        Err(StoreError::Backend(
-            "upsert grant: gave up after repeated concurrent changes".to_owned(),
-        ))
+        const OP: &str = "upsert grant";
+        let mut tx = self.begin(OP).await?;
+        let stored = upsert_in(&mut tx, grant).await?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(stored)
     }
 
     async fn get(&self, id: &str) -> Result<Option<GrantRecord>> {

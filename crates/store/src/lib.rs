@@ -221,13 +221,11 @@ pub trait CredentialStore: Send + Sync {
     /// without an account or client is inserted uncapped.
     async fn insert_capped(&self, credential: &CredentialRecord, cap: u32) -> Result<u64>;
     /// Consumes the live single-use credential `digest` of `kind` if it was issued to `client_id`
-    /// and its grant (if it names one) is live, and writes `issue` (capped as asked) in the same
-    /// transaction: either both happen or neither. `None` when nothing was consumed.
-    async fn redeem(
-        &self,
-        redemption: &Redemption<'_>,
-        now: Timestamp,
-    ) -> Result<Option<CredentialRecord>>;
+    /// and its grant (if it names one) is live, and writes `issue` (capped as asked) and the
+    /// redemption's own grant in the same transaction: either all happen or none. `None` when
+    /// nothing was consumed.
+    async fn redeem(&self, redemption: &Redemption<'_>, now: Timestamp)
+    -> Result<Option<Redeemed>>;
     /// Revokes the account's live credentials of these kinds (a password change ends what the
     /// password made).
     async fn revoke_by_account(

@@ -355,6 +355,19 @@ pub struct Redemption<'a> {
     pub issue: &'a [CredentialRecord],
     /// Applies the per-account-per-client cap to the issued credentials of this kind.
     pub cap: Option<(CredentialKind, u32)>,
+    /// A grant the redemption itself gives (a migration records the person's permission as it
+    /// trades the legacy credential): upserted like [`crate::GrantStore::upsert`] in the same
+    /// transaction, only if the credential was consumed. When a live grant of the same account,
+    /// client and protocol already exists it is widened instead, and the issued credentials that
+    /// name this grant's id are written naming the live grant's.
+    pub grant: Option<&'a GrantRecord>,
+}
+
+/// What a [`Redemption`] consumed, and the grant it stored if it carried one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeemed {
+    pub consumed: CredentialRecord,
+    pub grant: Option<GrantRecord>,
 }
 
 /// One signed-in account in one browser (or one device login later).

@@ -76,6 +76,9 @@ macro_rules! conformance_tests {
             credential_cap_holds_under_concurrency,
             credential_redeem_is_all_or_nothing,
             credential_redeem_race_has_one_winner,
+            credential_redeem_gives_its_grant_only_when_consumed,
+            credential_redeem_widens_a_live_grant_and_names_it,
+            credential_redeem_race_gives_one_grant,
             credential_revoke_by_account_kinds,
             session_reauthenticated_moves_auth_time_forward,
             session_create_and_find_by_cookie,
@@ -2083,6 +2086,7 @@ pub async fn credential_redeem_is_all_or_nothing(store: Arc<dyn Store>) {
         client_id,
         issue: &issue,
         cap: Some((CredentialKind::RefreshToken, 10)),
+        grant: None,
     };
     // Another client's attempt consumes nothing and writes nothing.
     assert_eq!(
@@ -2092,7 +2096,7 @@ pub async fn credential_redeem_is_all_or_nothing(store: Arc<dyn Store>) {
     assert!(is_live(store.as_ref(), "code-1", NOW + 1).await, "the code survives a wrong client");
     assert!(!is_live(store.as_ref(), "at-1", NOW + 1).await);
     let won = store.credentials().redeem(&redemption("client-a"), NOW + 1).await.expect("redeem");
-    assert_eq!(won.map(|it| it.digest), Some("code-1".to_owned()));
+    assert_eq!(won.map(|it| it.consumed.digest), Some("code-1".to_owned()));
     assert!(is_live(store.as_ref(), "at-1", NOW + 2).await);
     assert!(is_live(store.as_ref(), "rt-1", NOW + 2).await);
     // Spent: nothing more is written (a duplicate digest would fail the statement otherwise).
@@ -2115,6 +2119,7 @@ pub async fn credential_redeem_is_all_or_nothing(store: Arc<dyn Store>) {
         client_id: "client-a",
         issue: &none,
         cap: None,
+        grant: None,
     };
     assert_eq!(store.credentials().redeem(&attempt, NOW + 4).await.expect("redeem"), None);
     assert!(is_live(store.as_ref(), "code-3", NOW + 4).await, "refused without being consumed");
@@ -2139,6 +2144,7 @@ pub async fn credential_redeem_race_has_one_winner(store: Arc<dyn Store>) {
                 client_id: "client-a",
                 issue: &issue,
                 cap: None,
+                grant: None,
             };
             barrier.wait().await;
             store.credentials().redeem(&redemption, NOW + 1).await.expect("redeem").is_some()
@@ -2154,6 +2160,158 @@ pub async fn credential_redeem_race_has_one_winner(store: Arc<dyn Store>) {
         issued += usize::from(is_live(store.as_ref(), &format!("race-at-{i}"), NOW + 2).await);
     }
     assert_eq!(issued, 1, "only the winner's tokens were written");
+}
+
+/// A legacy token `digest` of `acct-1` issued to `client-legacy`, and the access token a
+/// migration buys with it, naming the grant `grant_id` to `client-a`.
+fn migration_of(
+    digest: &str,
+    grant_id: &str,
+    access: &str,
+) -> (CredentialRecord, CredentialRecord) {
+    let mut legacy = credential(digest, CredentialKind::AuthsubSession, NOW, 3600);
+    legacy.account_id = Some("acct-1".to_owned());
+    legacy.client_id = Some("client-legacy".to_owned());
+    let mut issued = credential(access, CredentialKind::AccessToken, NOW, 3600);
+    issued.account_id = Some("acct-1".to_owned());
+    issued.client_id = Some("client-a".to_owned());
+    issued.grant_id = Some(grant_id.to_owned());
+    (legacy, issued)
+}
+
+fn migration<'a>(
+    legacy: &'a CredentialRecord,
+    issue: &'a [CredentialRecord],
+    grant: &'a GrantRecord,
+) -> Redemption<'a> {
+    Redemption {
+        digest: &legacy.digest,
+        kind: legacy.kind,
+        client_id: "client-legacy",
+        issue,
+        cap: None,
+        grant: Some(grant),
+    }
+}
+
+async fn live_grants(store: &dyn Store, account: &str) -> Vec<GrantRecord> {
+    let grants = store.grants().list_by_account(account).await.expect("list grants");
+    grants.into_iter().filter(|it| it.revoked_at.is_none()).collect()
+}
+
+pub async fn credential_redeem_gives_its_grant_only_when_consumed(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    let (legacy, issued) = migration_of("legacy-1", "g-new", "at-new");
+    seed_credential(store.as_ref(), &legacy).await;
+    let given = grant("g-new", "acct-1", "client-a", "oauth2", "email profile");
+    let issue = [issued];
+    // A wrong client consumes nothing, so no grant is given and nothing is written.
+    let wrong = Redemption { client_id: "client-b", ..migration(&legacy, &issue, &given) };
+    assert_eq!(store.credentials().redeem(&wrong, NOW + 1).await.expect("redeem"), None);
+    assert!(
+        live_grants(store.as_ref(), "acct-1").await.is_empty(),
+        "no grant without a redemption"
+    );
+    assert!(store.grants().get("g-new").await.expect("get").is_none());
+
+    let won = store
+        .credentials()
+        .redeem(&migration(&legacy, &issue, &given), NOW + 1)
+        .await
+        .expect("redeem")
+        .expect("consumed");
+    assert_eq!(won.consumed.digest, "legacy-1");
+    let stored = won.grant.expect("the grant it gave");
+    assert_eq!(stored.id, "g-new");
+    assert_eq!(stored.scopes, "email profile");
+    let live = live_grants(store.as_ref(), "acct-1").await;
+    assert_eq!(live.iter().map(|it| it.id.as_str()).collect::<Vec<_>>(), ["g-new"]);
+    let token = store.credentials().find_live("at-new", NOW + 2).await.expect("find");
+    assert_eq!(token.and_then(|it| it.grant_id), Some("g-new".to_owned()));
+
+    // Spent: a second redemption gives nothing either (the same grant would be widened).
+    let (_, again) = migration_of("legacy-1", "g-again", "at-again");
+    let issue = [again];
+    let given = grant("g-again", "acct-1", "client-a", "oauth2", "calendar");
+    let replay = store.credentials().redeem(&migration(&legacy, &issue, &given), NOW + 2).await;
+    assert_eq!(replay.expect("redeem"), None);
+    let live = live_grants(store.as_ref(), "acct-1").await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].scopes, "email profile", "a refused redemption widens nothing");
+    assert!(!is_live(store.as_ref(), "at-again", NOW + 2).await);
+}
+
+pub async fn credential_redeem_widens_a_live_grant_and_names_it(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    let held = store
+        .grants()
+        .upsert(&grant("g-held", "acct-1", "client-a", "oauth2", "openid"))
+        .await
+        .expect("grant");
+    let (legacy, issued) = migration_of("legacy-1", "g-asked", "at-1");
+    seed_credential(store.as_ref(), &legacy).await;
+    let mut refresh = refresh_token("rt-1", "acct-1", "client-a", NOW);
+    refresh.grant_id = Some("g-asked".to_owned());
+    let issue = [issued, refresh];
+    let asked = grant("g-asked", "acct-1", "client-a", "oauth2", "email");
+    let won = store
+        .credentials()
+        .redeem(&migration(&legacy, &issue, &asked), NOW + 1)
+        .await
+        .expect("redeem")
+        .expect("consumed");
+    let stored = won.grant.expect("the grant");
+    assert_eq!(stored.id, held.id, "the live grant is widened, not doubled");
+    assert_eq!(stored.scopes, "email openid");
+    assert!(store.grants().get("g-asked").await.expect("get").is_none());
+    for digest in ["at-1", "rt-1"] {
+        let token = store.credentials().find_live(digest, NOW + 2).await.expect("find");
+        let named = token.and_then(|it| it.grant_id);
+        assert_eq!(named.as_deref(), Some("g-held"), "{digest} names the grant as stored");
+    }
+    // Revoking the grant as stored reaches what the redemption issued.
+    store.grants().revoke("g-held", NOW + 3).await.expect("revoke");
+    assert!(!is_live(store.as_ref(), "at-1", NOW + 4).await);
+    assert!(!is_live(store.as_ref(), "rt-1", NOW + 4).await);
+}
+
+pub async fn credential_redeem_race_gives_one_grant(store: Arc<dyn Store>) {
+    seed_account(store.as_ref(), "acct-1").await;
+    let (legacy, _) = migration_of("legacy-1", "unused", "unused");
+    seed_credential(store.as_ref(), &legacy).await;
+    let contenders = 20;
+    let barrier = Arc::new(tokio::sync::Barrier::new(contenders));
+    let mut tasks = Vec::new();
+    for i in 0..contenders {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        let legacy = legacy.clone();
+        tasks.push(tokio::spawn(async move {
+            let grant_id = format!("g-{i}");
+            let (_, issued) = migration_of("legacy-1", &grant_id, &format!("at-{i}"));
+            let issue = [issued];
+            let given = grant(&grant_id, "acct-1", "client-a", "oauth2", &format!("scope-{i}"));
+            barrier.wait().await;
+            let redemption = migration(&legacy, &issue, &given);
+            store.credentials().redeem(&redemption, NOW + 1).await.expect("redeem").is_some()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(winners, 1);
+    let live = live_grants(store.as_ref(), "acct-1").await;
+    assert_eq!(live.len(), 1, "one grant, the winner's");
+    let all = store.grants().list_by_account("acct-1").await.expect("list");
+    assert_eq!(all.len(), 1, "the losers left no grant, not even a revoked one");
+    let winner = live[0].id.strip_prefix("g-").expect("a contender's id");
+    assert_eq!(live[0].scopes, format!("scope-{winner}"), "only the winner's scopes");
+    let mut issued = 0;
+    for i in 0..contenders {
+        issued += usize::from(is_live(store.as_ref(), &format!("at-{i}"), NOW + 2).await);
+    }
+    assert_eq!(issued, 1);
 }
 
 pub async fn credential_revoke_by_account_kinds(store: Arc<dyn Store>) {

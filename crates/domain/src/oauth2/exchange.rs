@@ -180,8 +180,9 @@ async fn redeem(
         client_id: client.id(),
         issue: &prepared.rows,
         cap: Some((CredentialKind::RefreshToken, credentials::PER_APP_CAP)),
+        grant: None,
     };
-    Ok(ctx.store.credentials().redeem(&redemption, ctx.now()).await?)
+    Ok(ctx.store.credentials().redeem(&redemption, ctx.now()).await?.map(|it| it.consumed))
 }
 
 async fn revoke_grant(ctx: &Ctx, record: &CredentialRecord, event: &str, ip: &str) -> Outcome<()> {

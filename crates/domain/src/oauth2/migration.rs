@@ -5,9 +5,9 @@
 //! The OAuth 2.0 client must be confidential, authenticate, and belong to the same project as the
 //! legacy registration the credential was issued to (the project is one party, as for
 //! cross-client identity). The person's permission is recorded as an OAuth 2.0 grant to that
-//! client with the legacy credential's scopes, and the legacy credential is consumed in the same
-//! store transaction that writes the new tokens (`CredentialStore::redeem`), so it buys tokens
-//! exactly once whichever node is asked.
+//! client with the legacy credential's scopes, in the same store transaction that consumes the
+//! legacy credential and writes the new tokens (`CredentialStore::redeem`), so it buys tokens and
+//! a grant exactly once whichever node is asked.
 
 use serde_json::json;
 use tessera_proto_oauth2::grants::migration::Request;
@@ -17,10 +17,11 @@ use super::clients::{Client, ClientKind};
 use super::exchange::prepare;
 use super::tokens::{Issued, Remembered};
 use super::{ErrorCode, Outcome, oauth};
+use crate::Ctx;
 use crate::audit::{self, Actor};
 use crate::credentials::{self, Protocol, Scopes, Valid};
+use crate::grants::{self, Giving};
 use crate::oauth1::{self, Incoming};
-use crate::{Ctx, grants};
 
 /// The legacy credentials `legacy_token` may name.
 pub const LEGACY_TOKEN_KINDS: [CredentialKind; 2] =
@@ -97,21 +98,35 @@ pub async fn migrate(
     if scopes.is_empty() {
         return Err(invalid());
     }
-    let grant = grants::grant(ctx, &account.id, client.id(), Protocol::OAuth2, &scopes, ip).await?;
+    // The permission is recorded in the transaction that consumes the legacy credential: of
+    // racing migrations of one credential only the winner leaves a grant behind.
+    let giving = grants::to_give(ctx, &account.id, client.id(), Protocol::OAuth2, &scopes).await?;
+    let (Giving::Held(asked) | Giving::New(asked)) = &giving;
     let remembered =
         Remembered { offline: true, jkt: jkt.map(str::to_owned), ..Remembered::default() };
-    let prepared = prepare(ctx, client, account, &grant.id, &scopes, true, &remembered).await?;
+    let prepared = prepare(ctx, client, account, &asked.id, &scopes, true, &remembered).await?;
     let redemption = Redemption {
         digest: &record.digest,
         kind: record.kind,
         client_id: legacy_client,
         issue: &prepared.rows,
         cap: Some((CredentialKind::RefreshToken, credentials::PER_APP_CAP)),
+        grant: match &giving {
+            Giving::New(record) => Some(record),
+            Giving::Held(_) => None,
+        },
     };
-    if ctx.store.credentials().redeem(&redemption, ctx.now()).await?.is_none() {
+    let Some(redeemed) = ctx.store.credentials().redeem(&redemption, ctx.now()).await? else {
         // Another exchange (or a revocation) consumed it first.
         return Err(oauth(ErrorCode::InvalidGrant, "The legacy credential was already used."));
-    }
+    };
+    let grant = match redeemed.grant {
+        Some(stored) => {
+            grants::given(ctx, &stored, ip).await?;
+            stored
+        }
+        None => asked.clone(),
+    };
     audit::record(
         ctx,
         "legacy.migrate",

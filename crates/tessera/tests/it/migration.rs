@@ -409,6 +409,62 @@ async fn migration_consumes_the_legacy_credential_once_under_a_parallel_burst() 
         .await
         .unwrap();
     assert_eq!(tokens.len(), 3);
+    // The first burst's winner recorded Alice's permission once; no loser recorded another, and
+    // the later bursts found it held.
+    assert_eq!(oauth2_grants_to(&env, &setup).await, 1);
+    assert_eq!(grants_given_to(&env, &setup).await, 1, "one grant given, by the winner");
+}
+
+/// Alice's grants to the OAuth 2.0 web client of the registration's project, live or not.
+async fn oauth2_grants_to(env: &TestEnv, setup: &Setup) -> usize {
+    let grants = env.ctx().store.grants().list_by_account(&setup.alice.id).await.unwrap();
+    grants.iter().filter(|it| it.client_id == setup.same.0 && it.protocol == "oauth2").count()
+}
+
+/// The grants given to the OAuth 2.0 web client of the registration's project, by the audit log.
+async fn grants_given_to(env: &TestEnv, setup: &Setup) -> usize {
+    let filter = tessera_store::AuditFilter { account_id: None, since: None, limit: 1000 };
+    let events = env.ctx().store.audit().list(&filter).await.unwrap();
+    let to_client = |detail: &str| {
+        let detail: Value = serde_json::from_str(detail).unwrap();
+        detail["client"] == setup.same.0.as_str()
+    };
+    events.iter().filter(|it| it.event == "grant.create" && to_client(&it.detail)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_migrations_to_several_clients_leave_one_grant() {
+    // Each racer asks for a different client of the project, so none finds another's grant
+    // held: a migration that recorded its grant before consuming the credential would leave one
+    // grant per racer that got that far.
+    let env = std::sync::Arc::new(TestEnv::start().await);
+    let setup = setup(&env).await;
+    let registration = env.ctx().store.projects().get_client(APP).await.unwrap().unwrap();
+    let project = env.ctx().store.projects().get(&registration.project_id).await.unwrap().unwrap();
+    let racers = 16;
+    let mut clients = Vec::new();
+    for i in 0..racers {
+        clients.push(web_client(&env, &project, &format!("Calendar {i}")).await);
+    }
+    let clients = std::sync::Arc::new(clients);
+    let session = authsub_session(&env).await;
+    let (env2, clients2) = (env.clone(), clients.clone());
+    burst(racers, move |i| {
+        let (env, clients, session) = (env2.clone(), clients2.clone(), session.clone());
+        async move { migrate_legacy(&env, &clients[i], &session).await }
+    })
+    .await;
+    let ids: Vec<&str> = clients.iter().map(|(id, _)| id.as_str()).collect();
+    let grants = env.ctx().store.grants().list_by_account(&setup.alice.id).await.unwrap();
+    let given: Vec<_> = grants.iter().filter(|it| ids.contains(&it.client_id.as_str())).collect();
+    assert_eq!(given.len(), 1, "only the winner's client holds a grant: {given:?}");
+    let filter = tessera_store::AuditFilter { account_id: None, since: None, limit: 1000 };
+    let events = env.ctx().store.audit().list(&filter).await.unwrap();
+    let audited = events.iter().filter(|it| {
+        let detail: Value = serde_json::from_str(&it.detail).unwrap();
+        it.event == "grant.create" && ids.iter().any(|id| detail["client"] == *id)
+    });
+    assert_eq!(audited.count(), 1, "one grant.create, the winner's");
 }
 
 /// One protocol's dates: warned from `T0 + 100`, refused from `T0 + 200`.
