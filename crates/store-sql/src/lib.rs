@@ -522,6 +522,29 @@ mod tests {
         }
     }
 
+    /// The token lookup, the hottest statement, runs from the statement cache as prepared: a new
+    /// digest or time bound to it does not make SQLite parse and plan it again.
+    #[tokio::test]
+    async fn a_cached_token_lookup_is_not_prepared_again_for_new_values() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = sqlite(dir.path(), false).await;
+        let s: &dyn Store = &store;
+        seed_account(s, "acct").await;
+        for i in 0..5 {
+            let mut token = credential(&format!("t-{i}"), CredentialKind::AccessToken, NOW, 60);
+            token.account_id = Some("acct".to_owned());
+            s.credentials().insert(&token).await.expect("insert");
+        }
+        for i in 0..5 {
+            let found = s.credentials().find_live_token(&format!("t-{i}"), NOW + i).await;
+            assert!(found.expect("find").is_some(), "t-{i}");
+        }
+        let expired = s.credentials().find_live_token("t-0", NOW + 61).await.expect("find");
+        assert!(expired.is_none());
+        let reprepared = db::sqlite::reprepared(sqlite_of(&store), credentials::FIND_LIVE_TOKEN);
+        assert_eq!(reprepared, 0, "each new binding prepared the lookup again");
+    }
+
     /// Every write that takes access away runs at FULL, once, and leaves the writer at NORMAL for
     /// the writes after it; the other writes never raise it.
     #[tokio::test]

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedMutexGuard, oneshot};
@@ -430,6 +431,12 @@ fn open_connection(path: &Path, mode: Mode, extra: &[&str]) -> Result<Connection
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_millis(u64::from(BUSY_TIMEOUT_MS)))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // The query planner stability guarantee: a plan never depends on the values bound. Without
+    // it SQLite marks a parameter whose value might change the plan (a comparison near a partial
+    // index's condition, a `LIMIT`) and prepares the whole statement again on the first step
+    // after every new binding, which made the cached token lookup parse and plan its statement
+    // on every request.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.execute_batch("PRAGMA foreign_keys = ON")?;
     for pragma in extra {
         // `journal_mode` answers with a row; read and drop it.
@@ -439,6 +446,18 @@ fn open_connection(path: &Path, mode: Mode, extra: &[&str]) -> Result<Connection
         })?;
     }
     Ok(conn)
+}
+
+/// How many times an idle reader's cached statement for `sql` was prepared again since it was
+/// first prepared (after a schema change, or a binding that changed its plan).
+#[cfg(test)]
+pub(crate) fn reprepared(sqlite: &Sqlite, sql: &str) -> i32 {
+    sqlite
+        .read(|conn| {
+            let statement = conn.prepare_cached(&placeholders(sql))?;
+            Ok(statement.get_status(rusqlite::StatementStatus::RePrepare))
+        })
+        .expect("an idle reader")
 }
 
 /// `$N` placeholders as SQLite's `?N`, which binds by number without looking names up.
