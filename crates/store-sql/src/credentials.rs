@@ -89,6 +89,33 @@ pub(crate) const FIND_LIVE_TOKEN: &str = concat!(
     live_by_key!("c.", "$2")
 );
 
+/// Deletes a batch of credentials dead since before `$1`.
+pub(crate) const SWEEP: &str = "DELETE FROM credentials WHERE digest IN (\
+     SELECT digest FROM credentials \
+     WHERE expires_at < $1 OR revoked_at < $1 OR consumed_at < $1 LIMIT $2)";
+
+/// The live credentials of one kind of an account, oldest first.
+pub(crate) const LIST_LIVE_BY_ACCOUNT: &str = concat!(
+    "SELECT ",
+    credential_columns!(),
+    " FROM credentials WHERE account_id = $1 AND kind = $2 AND ",
+    live_at!("$3"),
+    " ORDER BY created_at, digest"
+);
+
+/// Revokes the unrevoked credentials of one kind of an account.
+pub(crate) const REVOKE_BY_ACCOUNT: &str = "UPDATE credentials SET revoked_at = $3 \
+     WHERE account_id = $1 AND kind = $2 AND revoked_at IS NULL";
+
+/// On SQLite: revokes the live credentials of a kind of an account and client beyond the newest
+/// `$5`, newest by insertion (the rowid).
+pub(crate) const ENFORCE_CAP_SQLITE: &str = concat!(
+    "UPDATE credentials SET revoked_at = $4 WHERE rowid IN (\
+     SELECT rowid FROM credentials WHERE account_id = $1 AND client_id = $2 AND kind = $3 AND ",
+    live_at!("$4"),
+    " ORDER BY rowid DESC LIMIT -1 OFFSET $5)"
+);
+
 /// Spends a live single-use credential of the given kind, returning it.
 pub(crate) const CONSUME: &str = concat!(
     "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 AND ",
@@ -209,13 +236,7 @@ async fn enforce_cap(
     now: Timestamp,
 ) -> Result<u64> {
     let sql = match backend {
-        Backend::Sqlite => concat!(
-            "UPDATE credentials SET revoked_at = $4 WHERE rowid IN (\
-             SELECT rowid FROM credentials WHERE account_id = $1 AND client_id = $2 AND kind = $3 \
-             AND ",
-            live_at!("$4"),
-            " ORDER BY rowid DESC LIMIT -1 OFFSET $5)"
-        ),
+        Backend::Sqlite => ENFORCE_CAP_SQLITE,
         Backend::Postgres => concat!(
             "UPDATE credentials SET revoked_at = $4 WHERE digest IN (\
              SELECT digest FROM credentials WHERE account_id = $1 AND client_id = $2 AND kind = $3 \
@@ -417,30 +438,18 @@ impl CredentialStore for SqlStore {
         kind: CredentialKind,
         now: Timestamp,
     ) -> Result<Vec<CredentialRecord>> {
-        let rows = db::query(concat!(
-            "SELECT ",
-            credential_columns!(),
-            " FROM credentials WHERE account_id = $1 AND kind = $2 AND ",
-            live_at!("$3"),
-            " ORDER BY created_at, digest"
-        ))
-        .bind(account_id)
-        .bind(kind.as_str())
-        .bind(now)
-        .fetch_all(&self.read)
-        .await
-        .map_err(backend("list live credentials"))?;
+        let rows = db::query(LIST_LIVE_BY_ACCOUNT)
+            .bind(account_id)
+            .bind(kind.as_str())
+            .bind(now)
+            .fetch_all(&self.read)
+            .await
+            .map_err(backend("list live credentials"))?;
         rows.iter().map(credential_from_row).collect()
     }
 
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
-        let query = db::query(
-            "DELETE FROM credentials WHERE digest IN (\
-             SELECT digest FROM credentials \
-             WHERE expires_at < $1 OR revoked_at < $1 OR consumed_at < $1 LIMIT $2)",
-        )
-        .bind(cutoff)
-        .bind(i64::from(batch));
+        let query = db::query(SWEEP).bind(cutoff).bind(i64::from(batch));
         self.write_rows("sweep credentials", query).await
     }
 
@@ -547,13 +556,10 @@ impl CredentialStore for SqlStore {
     ) -> Result<u64> {
         let mut revoked = 0;
         for kind in kinds {
-            let query = db::query(
-                "UPDATE credentials SET revoked_at = $3 WHERE account_id = $1 AND kind = $2 \
-                 AND revoked_at IS NULL",
-            )
-            .bind(account_id.to_owned())
-            .bind(kind.as_str())
-            .bind(now);
+            let query = db::query(REVOKE_BY_ACCOUNT)
+                .bind(account_id.to_owned())
+                .bind(kind.as_str())
+                .bind(now);
             revoked += self.write_rows("revoke credentials by account", query).await?;
         }
         Ok(revoked)

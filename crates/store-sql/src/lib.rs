@@ -545,6 +545,48 @@ mod tests {
         assert_eq!(reprepared, 0, "each new binding prepared the lookup again");
     }
 
+    /// Each statement that reaches credentials through a secondary key, and the sweep, goes
+    /// through that key's index on SQLite (with the planner's stability guarantee on, as every
+    /// connection has it), although the indexes hold only rows whose column has a value.
+    #[tokio::test]
+    async fn sqlite_statements_on_credentials_use_their_index() {
+        use crate::credentials::{
+            ENFORCE_CAP_SQLITE, LIST_LIVE_BY_ACCOUNT, REVOKE_BY_ACCOUNT, REVOKE_BY_GRANT,
+            REVOKE_BY_SESSION, SWEEP,
+        };
+        use crate::sessions::REVOKE_BY_ACCOUNT_SESSIONS;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = sqlite(dir.path(), false).await;
+        let statements: [(&str, usize, &[&str]); 8] = [
+            (
+                SWEEP,
+                2,
+                &["credentials_expires_idx", "credentials_revoked_idx", "credentials_consumed_idx"],
+            ),
+            (REVOKE_BY_GRANT, 2, &["credentials_grant_idx"]),
+            (REVOKE_BY_SESSION, 2, &["credentials_session_idx"]),
+            (REVOKE_BY_ACCOUNT_SESSIONS, 2, &["credentials_session_idx"]),
+            ("DELETE FROM credentials WHERE session_id = $1", 1, &["credentials_session_idx"]),
+            (ENFORCE_CAP_SQLITE, 5, &["credentials_cap_idx"]),
+            (LIST_LIVE_BY_ACCOUNT, 3, &["credentials_account_kind_live_idx"]),
+            (REVOKE_BY_ACCOUNT, 3, &["credentials_account_kind_idx"]),
+        ];
+        for (sql, arity, indexes) in statements {
+            let mut explain = db::query_built(format!("EXPLAIN QUERY PLAN {sql}"));
+            for i in 0..arity {
+                explain = explain.bind(format!("v{i}"));
+            }
+            let rows = explain.fetch_all(&store.write).await.expect("explain");
+            let plan: Vec<String> =
+                rows.iter().map(|row| get::<String>(row, "detail").expect("detail")).collect();
+            for index in indexes {
+                assert!(plan.iter().any(|step| step.contains(index)), "{sql}: {plan:?}");
+            }
+            let scans = plan.iter().any(|step| step.starts_with("SCAN credentials"));
+            assert!(!scans, "{sql} reads every credential: {plan:?}");
+        }
+    }
+
     /// Every write that takes access away runs at FULL, once, and leaves the writer at NORMAL for
     /// the writes after it; the other writes never raise it.
     #[tokio::test]
