@@ -839,22 +839,27 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
             let dir = scratch.join("tessera-pg");
             let pg = async {
                 let (seed, _) = t.seed(&dir, Some(&url_fresh), 1000, 1000).await?;
+                // The two-process side signs in as an account of its own: measured in turns
+                // with the one-process side on the same database, it would otherwise share the
+                // account's per-client limits with it (ten live refresh tokens: twenty chains
+                // would retire each other's).
+                let second = t.seed_second(&dir, Some(&url_fresh), 1000, &seed).await?;
                 let (a, _) = t
                     .start("tessera-pg-1", &dir, Some(&url_fresh), &logs.join("tessera-pg-1.log"))
                     .await?;
                 let b = t
                     .start("tessera-pg-2", &dir, Some(&url_fresh), &logs.join("tessera-pg-2.log"))
                     .await;
-                anyhow::Ok((seed, a, b))
+                anyhow::Ok((seed, second, a, b))
             }
             .await;
             match pg {
-                Ok((seed, a, b)) => {
+                Ok((seed, second, a, b)) => {
                     pg_run = Some((dir.clone(), url_fresh.clone()));
                     env.tessera_pg = Some(Side::of(&[&a], seed.fixtures()));
                     match b {
                         Ok((b, _)) => {
-                            env.tessera_pg2 = Some(Side::of(&[&a, &b], seed.fixtures()));
+                            env.tessera_pg2 = Some(Side::of(&[&a, &b], second.fixtures()));
                             servers.0.push(b);
                         }
                         Err(e) => report.failures.push(format!(

@@ -41,6 +41,14 @@ pub(crate) struct Seed {
     pub(crate) oauth1_rsa_key: Option<String>,
 }
 
+/// What `dev seed --second-account` writes.
+#[derive(Debug, Deserialize)]
+struct SecondAccount {
+    account_email: String,
+    password: String,
+    session_cookies: Vec<String>,
+}
+
 /// The 1024-bit RSA certificate and key (the crypto crate's test fixtures) of the RSA-SHA1
 /// consumer, relative to the workspace root.
 pub(crate) const OAUTH1_RSA_CERT: &str = "crates/crypto/tests/fixtures/authsub-1024.cert.pem";
@@ -210,6 +218,43 @@ impl Tessera {
             );
         }
         Ok((seed, took))
+    }
+
+    /// Seeds a second bench account with `sessions` sessions on a database seeded before, and
+    /// returns `first`'s fixtures with that account's in place of the first account's.
+    pub(crate) async fn seed_second(
+        &self,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        sessions: u64,
+        first: &Seed,
+    ) -> anyhow::Result<Seed> {
+        let out = data_dir.with_extension("seed-2.json");
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = self.admin(data_dir, database_url);
+        cmd.args(["dev", "seed", "--second-account", "--sessions", &sessions.to_string()])
+            .arg("--out")
+            .arg(&out);
+        let (ok, stdout, stderr) = procs::output(cmd, Duration::from_secs(30 * 60)).await?;
+        if !ok {
+            bail!(
+                "`tessera admin dev seed --second-account` failed{}:\n{}",
+                missing_hint(&stderr),
+                tail(&format!("{stdout}\n{stderr}"), 12)
+            );
+        }
+        let text = std::fs::read_to_string(&out)
+            .with_context(|| format!("`dev seed --second-account` wrote no {}", out.display()))?;
+        let second: SecondAccount = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not the expected fixture JSON", out.display()))?;
+        if second.session_cookies.is_empty() {
+            bail!("{} lists no session cookies", out.display());
+        }
+        let mut seed = first.clone();
+        seed.account_email = second.account_email;
+        seed.password = second.password;
+        seed.session_cookies = second.session_cookies;
+        Ok(seed)
     }
 
     /// Seeds `devices` push devices (and one session, which the command needs for its account);

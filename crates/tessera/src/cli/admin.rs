@@ -502,6 +502,10 @@ enum DevCommand {
         /// Push devices to register for the bench app, with a push API key to send to them.
         #[arg(long, default_value_t = 0)]
         push_devices: u64,
+        /// Seed only a second bench account and its sessions (after a first seed), allowed the
+        /// bench clients, for a second set of load-test connections on the same database.
+        #[arg(long, conflicts_with_all = ["credentials", "oauth1_rsa_cert", "push_devices"])]
+        second_account: bool,
     },
 }
 
@@ -891,6 +895,7 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
             out,
             oauth1_rsa_cert,
             push_devices,
+            second_account,
         }) => {
             let cert = match oauth1_rsa_cert {
                 Some(path) => Some(
@@ -899,14 +904,15 @@ pub(crate) async fn run(config: &Config, args: &AdminArgs) -> anyhow::Result<Exi
                 ),
                 None => None,
             };
-            let value = super::admin_seed::seed(
-                &ctx,
-                *sessions,
-                *credentials,
-                cert.as_deref(),
-                *push_devices,
-            )
-            .await?;
+            let value = match second_account {
+                true => super::admin_seed::seed_second(&ctx, *sessions).await?,
+                false => {
+                    let (sessions, credentials) = (*sessions, *credentials);
+                    let cert = cert.as_deref();
+                    super::admin_seed::seed(&ctx, sessions, credentials, cert, *push_devices)
+                        .await?
+                }
+            };
             match out {
                 Some(path) => std::fs::write(path, serde_json::to_vec_pretty(&value)?)?,
                 None => println!("{}", serde_json::to_string_pretty(&value)?),

@@ -11,6 +11,8 @@ use tessera_store::{AccountState, CredentialKind, CredentialRecord, SessionRecor
 
 pub(crate) const BENCH_EMAIL: &str = "bench@example.test";
 pub(crate) const BENCH_PASSWORD: &str = "bench-password-1";
+/// A second bench account, for a second set of connections on the same database.
+pub(crate) const SECOND_BENCH_EMAIL: &str = "bench-2@example.test";
 const BENCH_PROJECT: &str = "Bench";
 const BENCH_CLIENT: &str = "Bench client";
 const BENCH_JWT_CLIENT: &str = "Bench JWT client";
@@ -36,20 +38,7 @@ pub(crate) async fn seed(
     oauth1_rsa_cert: Option<&str>,
     push_devices: u64,
 ) -> anyhow::Result<Value> {
-    let account = match tessera_domain::accounts::find_by_email(ctx, BENCH_EMAIL).await {
-        Ok(account) => account,
-        Err(_) => {
-            let new = NewAccount {
-                email: BENCH_EMAIL.to_owned(),
-                name: "Bench".to_owned(),
-                domain: None,
-                password: Some(BENCH_PASSWORD.to_owned()),
-                is_admin: false,
-                state: AccountState::Active,
-            };
-            tessera_domain::accounts::create(ctx, new, &Actor::Cli, "").await?
-        }
-    };
+    let account = bench_account(ctx, BENCH_EMAIL).await?;
     let oauth_client = oauth_client(ctx, &account.id).await?;
     let jwt_client = jwt_client(ctx, &account.id).await?;
     if tessera_domain::services::get(ctx, BENCH_SERVICE).await.is_err() {
@@ -68,44 +57,8 @@ pub(crate) async fn seed(
         None => None,
     };
 
+    let samples = seed_sessions(ctx, &account.id, sessions).await?;
     let now = ctx.now();
-    let ttl = ctx.policy.persistent_session_ttl_secs;
-    let mut samples = Vec::new();
-    let mut made = 0;
-    while made < sessions {
-        let n = BATCH.min(sessions - made);
-        let mut batch = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let (token, digest) = ctx.new_token();
-            let session = SessionRecord {
-                id: ctx.new_id(),
-                account_id: account.id.clone(),
-                created_at: now,
-                auth_time: now,
-                last_seen_at: now,
-                expires_at: now + ttl,
-                revoked_at: None,
-                persistent: true,
-                second_factor: false,
-                user_agent: "bench".to_owned(),
-                ip: "127.0.0.1".to_owned(),
-            };
-            let mut cookie = CredentialRecord::new(digest, CredentialKind::Session, now);
-            cookie.account_id = Some(account.id.clone());
-            cookie.session_id = Some(session.id.clone());
-            cookie.expires_at = Some(session.expires_at);
-            if samples.len() < 1000 {
-                samples.push(token);
-            }
-            batch.push((session, cookie));
-        }
-        ctx.store
-            .sessions()
-            .create_many(&batch)
-            .await
-            .map_err(|err| format_err!("seeding sessions: {err}"))?;
-        made += n;
-    }
     let mut made = 0;
     while made < credentials {
         let n = BATCH.min(credentials - made);
@@ -189,6 +142,98 @@ fn filler_digest(ctx: &Ctx, index: u64, total: u64) -> String {
 
 /// The bench project's confidential client, with a fresh secret on every seeding, allowed
 /// `openid email` by the bench account so the authorization request needs no consent page.
+/// Seeds a second bench account ([`SECOND_BENCH_EMAIL`], same password) with `sessions` live
+/// sessions and allows it the bench clients, whose secrets it leaves as they are: a second process
+/// measured on the same database then keeps its own per-account limits (the ten live refresh
+/// tokens per client) instead of taking the first one's. Needs the bench account seeded first;
+/// returns the account and its sample session cookies.
+pub(crate) async fn seed_second(ctx: &Ctx, sessions: u64) -> anyhow::Result<Value> {
+    let project = ctx
+        .store
+        .projects()
+        .find_by_name(BENCH_PROJECT)
+        .await
+        .map_err(tessera_domain::Error::from)?
+        .ok_or_else(|| format_err!("seed the bench account first"))?;
+    let account = bench_account(ctx, SECOND_BENCH_EMAIL).await?;
+    let scopes = ["openid".to_owned(), "email".to_owned()];
+    for client in clients::list(ctx, &project.id).await? {
+        if [BENCH_CLIENT, BENCH_JWT_CLIENT].contains(&client.record.name.as_str()) {
+            let protocol = tessera_domain::credentials::Protocol::OAuth2;
+            let client_id = &client.record.client_id;
+            tessera_domain::grants::grant(ctx, &account.id, client_id, protocol, &scopes, "")
+                .await?;
+        }
+    }
+    let samples = seed_sessions(ctx, &account.id, sessions).await?;
+    Ok(json!({
+        "account_email": SECOND_BENCH_EMAIL,
+        "password": BENCH_PASSWORD,
+        "cookie_name": "TSID",
+        "session_cookies": samples,
+    }))
+}
+
+/// The bench account `email`, created (with [`BENCH_PASSWORD`]) when missing.
+async fn bench_account(ctx: &Ctx, email: &str) -> anyhow::Result<tessera_store::AccountRecord> {
+    if let Ok(account) = tessera_domain::accounts::find_by_email(ctx, email).await {
+        return Ok(account);
+    }
+    let new = NewAccount {
+        email: email.to_owned(),
+        name: "Bench".to_owned(),
+        domain: None,
+        password: Some(BENCH_PASSWORD.to_owned()),
+        is_admin: false,
+        state: AccountState::Active,
+    };
+    Ok(tessera_domain::accounts::create(ctx, new, &Actor::Cli, "").await?)
+}
+
+/// Seeds `sessions` live persistent sessions of the account in batches; returns up to 1000 of
+/// their cookie values.
+async fn seed_sessions(ctx: &Ctx, account_id: &str, sessions: u64) -> anyhow::Result<Vec<String>> {
+    let now = ctx.now();
+    let ttl = ctx.policy.persistent_session_ttl_secs;
+    let mut samples = Vec::new();
+    let mut made = 0;
+    while made < sessions {
+        let n = BATCH.min(sessions - made);
+        let mut batch = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let (token, digest) = ctx.new_token();
+            let session = SessionRecord {
+                id: ctx.new_id(),
+                account_id: account_id.to_owned(),
+                created_at: now,
+                auth_time: now,
+                last_seen_at: now,
+                expires_at: now + ttl,
+                revoked_at: None,
+                persistent: true,
+                second_factor: false,
+                user_agent: "bench".to_owned(),
+                ip: "127.0.0.1".to_owned(),
+            };
+            let mut cookie = CredentialRecord::new(digest, CredentialKind::Session, now);
+            cookie.account_id = Some(account_id.to_owned());
+            cookie.session_id = Some(session.id.clone());
+            cookie.expires_at = Some(session.expires_at);
+            if samples.len() < 1000 {
+                samples.push(token);
+            }
+            batch.push((session, cookie));
+        }
+        ctx.store
+            .sessions()
+            .create_many(&batch)
+            .await
+            .map_err(|err| format_err!("seeding sessions: {err}"))?;
+        made += n;
+    }
+    Ok(samples)
+}
+
 async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
     let (client_id, secret) = confidential_client(ctx, BENCH_CLIENT, false).await?;
     let scopes = ["openid".to_owned(), "email".to_owned()];

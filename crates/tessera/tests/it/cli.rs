@@ -335,6 +335,68 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
     assert!(!stderr.contains(setup_token), "setup token in logs");
 }
 
+/// `dev seed --second-account` adds another signed-in account allowed the bench clients, and
+/// leaves the first seed's fixtures working (it rotates no secret); alone it refuses.
+#[tokio::test]
+async fn dev_seed_second_account_keeps_the_first_seeds_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let seed = |args: &[&str], out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["admin", "dev", "seed"])
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("TESSERA_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let read = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let (first, second) = (dir.path().join("first.json"), dir.path().join("second.json"));
+    let alone = seed(&["--second-account", "--sessions", "1"], &second);
+    assert!(!alone.status.success());
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("seed the bench account first"));
+    assert!(seed(&["--sessions", "1"], &first).status.success());
+    assert!(seed(&["--second-account", "--sessions", "3"], &second).status.success());
+    let (first, second) = (read(&first), read(&second));
+    assert_eq!(second["account_email"], "bench-2@example.test");
+    assert_eq!(second["session_cookies"].as_array().unwrap().len(), 3);
+
+    let mut raw = crate::support::test_config(&data);
+    raw.data_dir = data.to_string_lossy().into_owned();
+    let env = crate::support::TestEnv::start_raw(raw, dir, tessera::StartOptions::default()).await;
+    let mut b = env.browser();
+    b.jar.insert("TSID".to_owned(), second["session_cookies"][2].as_str().unwrap().to_owned());
+    let list = b.get("/accounts/ListAccounts").await;
+    assert!(list.body.contains("bench-2@example.test"), "{}", list.body);
+    // The first seed's client secret still works, and the second account has allowed its client.
+    let client = &first["oauth_client"];
+    let client_id = client["client_id"].as_str().unwrap();
+    let res = reqwest::Client::new()
+        .post(env.url("/o/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", client["client_secret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let auth = format!(
+        "/o/oauth2/v2/auth?response_type=code&client_id={client_id}&redirect_uri={}\
+         &scope=openid%20email&state=s",
+        crate::support::urlencode(client["redirect_uri"].as_str().unwrap())
+    );
+    let res = b.get(&auth).await;
+    assert!(matches!(res.status, 302 | 303), "{} {}", res.status, res.body);
+    assert!(res.location().contains("code="), "pre-approved: {}", res.location());
+}
+
 /// The benchmark fixture command seeds in batches, and what it prints works against a server on
 /// the same data: session cookies sign in, the OAuth client gets tokens, and its grant is in place;
 /// the OAuth 1.0a consumers' tokens sign resource calls (HMAC-SHA1 and RSA-SHA1).
