@@ -96,12 +96,8 @@ pub(crate) async fn seed(
 /// bench app with the bench project as sender, through the domain's batch of new installs, and a
 /// fresh push API key of the project.
 async fn push(ctx: &Ctx, count: u64) -> anyhow::Result<Value> {
-    let project = ctx
-        .store
-        .projects()
-        .find_by_name(BENCH_PROJECT)
-        .await
-        .map_err(tessera_domain::Error::from)?
+    let project = bench_project(ctx)
+        .await?
         .ok_or_else(|| format_err!("the bench project is made with the bench clients"))?;
     let api_key = tessera_domain::push::create_api_key(ctx, &project.id, "bench").await?;
     let senders = [project.id.clone()];
@@ -140,21 +136,14 @@ fn filler_digest(ctx: &Ctx, index: u64, total: u64) -> String {
     format!("{high:032x}{:032x}", u128::from_be_bytes(low))
 }
 
-/// The bench project's confidential client, with a fresh secret on every seeding, allowed
-/// `openid email` by the bench account so the authorization request needs no consent page.
 /// Seeds a second bench account ([`SECOND_BENCH_EMAIL`], same password) with `sessions` live
 /// sessions and allows it the bench clients, whose secrets it leaves as they are: a second process
 /// measured on the same database then keeps its own per-account limits (the ten live refresh
 /// tokens per client) instead of taking the first one's. Needs the bench account seeded first;
 /// returns the account and its sample session cookies.
 pub(crate) async fn seed_second(ctx: &Ctx, sessions: u64) -> anyhow::Result<Value> {
-    let project = ctx
-        .store
-        .projects()
-        .find_by_name(BENCH_PROJECT)
-        .await
-        .map_err(tessera_domain::Error::from)?
-        .ok_or_else(|| format_err!("seed the bench account first"))?;
+    let project =
+        bench_project(ctx).await?.ok_or_else(|| format_err!("seed the bench account first"))?;
     let account = bench_account(ctx, SECOND_BENCH_EMAIL).await?;
     let scopes = ["openid".to_owned(), "email".to_owned()];
     for client in clients::list(ctx, &project.id).await? {
@@ -172,6 +161,16 @@ pub(crate) async fn seed_second(ctx: &Ctx, sessions: u64) -> anyhow::Result<Valu
         "cookie_name": "TSID",
         "session_cookies": samples,
     }))
+}
+
+/// The bench project, once the bench clients made it.
+async fn bench_project(ctx: &Ctx) -> anyhow::Result<Option<tessera_store::ProjectRecord>> {
+    Ok(ctx
+        .store
+        .projects()
+        .find_by_name(BENCH_PROJECT)
+        .await
+        .map_err(tessera_domain::Error::from)?)
 }
 
 /// The bench account `email`, created (with [`BENCH_PASSWORD`]) when missing.
@@ -234,6 +233,8 @@ async fn seed_sessions(ctx: &Ctx, account_id: &str, sessions: u64) -> anyhow::Re
     Ok(samples)
 }
 
+/// The bench project's confidential client, with a fresh secret on every seeding, allowed
+/// `openid email` by the bench account so the authorization request needs no consent page.
 async fn oauth_client(ctx: &Ctx, account_id: &str) -> anyhow::Result<Value> {
     let (client_id, secret) = confidential_client(ctx, BENCH_CLIENT, false).await?;
     let scopes = ["openid".to_owned(), "email".to_owned()];
@@ -311,13 +312,7 @@ async fn oauth1_consumer(
 
 /// The bench project's web client called `name`, created on first use, with a fresh secret.
 async fn confidential_client(ctx: &Ctx, name: &str, jwt: bool) -> anyhow::Result<(String, String)> {
-    let project = match ctx
-        .store
-        .projects()
-        .find_by_name(BENCH_PROJECT)
-        .await
-        .map_err(tessera_domain::Error::from)?
-    {
+    let project = match bench_project(ctx).await? {
         Some(project) => project,
         None => {
             tessera_domain::projects::create(ctx, BENCH_PROJECT, BENCH_EMAIL, &Actor::Cli).await?

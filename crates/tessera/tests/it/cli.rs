@@ -335,6 +335,16 @@ async fn serve_logs_no_secrets_and_stops_gracefully() {
     assert!(!stderr.contains(setup_token), "setup token in logs");
 }
 
+/// A client credentials grant of the client `id` with `secret`.
+async fn client_credentials(
+    env: &crate::support::TestEnv,
+    id: &str,
+    secret: &str,
+) -> reqwest::Response {
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+    reqwest::Client::new().post(env.url("/o/oauth2/token")).form(&form).send().await.unwrap()
+}
+
 /// `dev seed --second-account` adds another signed-in account allowed the bench clients, and
 /// leaves the first seed's fixtures working (it rotates no secret); alone it refuses.
 #[tokio::test]
@@ -376,16 +386,7 @@ async fn dev_seed_second_account_keeps_the_first_seeds_fixtures() {
     // The first seed's client secret still works, and the second account has allowed its client.
     let client = &first["oauth_client"];
     let client_id = client["client_id"].as_str().unwrap();
-    let res = reqwest::Client::new()
-        .post(env.url("/o/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", client["client_secret"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = client_credentials(&env, client_id, client["client_secret"].as_str().unwrap()).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let auth = format!(
         "/o/oauth2/v2/auth?response_type=code&client_id={client_id}&redirect_uri={}\
@@ -432,16 +433,8 @@ async fn dev_seed_writes_working_fixtures() {
     assert!(list.body.contains("bench@example.test"), "{}", list.body);
 
     let client = &fixtures["oauth_client"];
-    let res = reqwest::Client::new()
-        .post(env.url("/o/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client["client_id"].as_str().unwrap()),
-            ("client_secret", client["client_secret"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str());
+    let res = client_credentials(&env, id, secret.unwrap()).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     // Pre-approved: the authorization request redirects with a code at once.
     let auth = format!(
@@ -461,16 +454,7 @@ async fn dev_seed_writes_working_fixtures() {
     // The second client issues ES256 JWT access tokens and is pre-approved too.
     let jwt_client = &fixtures["jwt_client"];
     let jwt_id = jwt_client["client_id"].as_str().unwrap();
-    let res = reqwest::Client::new()
-        .post(env.url("/o/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", jwt_id),
-            ("client_secret", jwt_client["client_secret"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = client_credentials(&env, jwt_id, jwt_client["client_secret"].as_str().unwrap()).await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     let access = body["access_token"].as_str().unwrap();
