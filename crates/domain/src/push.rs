@@ -192,6 +192,19 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
+/// Whether a registration was made by `device`: by its device grant (master-token devices) or its
+/// install credential, not only under the same device id.
+pub(crate) fn owns(
+    device: &Device,
+    record: &CredentialRecord,
+    data: &PushRegistrationData,
+) -> bool {
+    match &device.anchor {
+        Anchor::Grant { grant_id, .. } => record.grant_id.as_deref() == Some(grant_id.as_str()),
+        Anchor::Install { digest } => data.install == *digest,
+    }
+}
+
 /// Looks a registration id up through the one validator: its device grant (master-token devices)
 /// is checked with it, and an install device's credential must still be live.
 pub(crate) async fn lookup(ctx: &Ctx, id: &str) -> Result<Lookup> {

@@ -223,12 +223,15 @@ pub fn device_form(data: &[u8]) {
     }
 }
 
-/// Push: the registration form, the C2DM send form, GCM's plain-text (form) and JSON sends, and
+/// Push: the registration form (an app's, or a device's topic subscription), the C2DM send form, GCM's plain-text (form) and JSON sends, and
 /// the one-line error answers a client reads back.
 pub fn push(data: &[u8]) {
     use tessera_proto_push as wire;
     let pairs = wire::urlencoded_pairs(data);
     let _ = wire::parse_register(&pairs);
+    if let Some(Ok(change)) = wire::parse_topic_change(&pairs) {
+        assert!(wire::valid_topic(&change.topic), "a topic change names a valid topic");
+    }
     let _ = wire::parse_c2dm_send(&pairs);
     if let Ok(send) = wire::parse_gcm_form(&pairs) {
         let _ = send.message.payload_len();

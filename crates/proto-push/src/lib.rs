@@ -533,10 +533,13 @@ pub enum RegisterError {
     InternalServerError,
     QuotaExceeded,
     TooManyRegistrations,
+    /// A topic subscription from the device: the registration is on as many topics as allowed
+    /// (the Instance ID API's code for the same cap).
+    TooManyTopics,
 }
 
 impl RegisterError {
-    pub const ALL: [RegisterError; 7] = [
+    pub const ALL: [RegisterError; 8] = [
         RegisterError::PhoneRegistrationError,
         RegisterError::AuthenticationFailed,
         RegisterError::InvalidSender,
@@ -544,6 +547,7 @@ impl RegisterError {
         RegisterError::InternalServerError,
         RegisterError::QuotaExceeded,
         RegisterError::TooManyRegistrations,
+        RegisterError::TooManyTopics,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -555,6 +559,7 @@ impl RegisterError {
             RegisterError::InternalServerError => "InternalServerError",
             RegisterError::QuotaExceeded => "QUOTA_EXCEEDED",
             RegisterError::TooManyRegistrations => "TOO_MANY_REGISTRATIONS",
+            RegisterError::TooManyTopics => "TOO_MANY_TOPICS",
         }
     }
 
@@ -621,6 +626,75 @@ pub fn parse_register(pairs: &[(String, String)]) -> Result<Register, RegisterEr
         }
     };
     Ok(Register { app: app.to_owned(), device: device.to_owned(), senders, cert, delete })
+}
+
+/// A device's topic subscription through `register3` (the form Android's and iOS's messaging
+/// libraries post): `sender` is the registration id, `X-gcm.topic` (or `X-scope`) is
+/// `/topics/<name>`, and `delete` (or `X-delete`) unsubscribes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicChange {
+    /// The app's package name; the registration must be this app's.
+    pub app: String,
+    /// The install id the device names itself by (`device`).
+    pub device: String,
+    /// The registration id being subscribed (`sender`).
+    pub registration_id: String,
+    /// The topic's name, without `/topics/`.
+    pub topic: String,
+    /// Unsubscribe instead.
+    pub delete: bool,
+}
+
+/// Reads a `register3` form as a topic subscription: `None` when it names no topic (`X-gcm.topic`,
+/// `gcm.topic`, or an `X-scope` of `/topics/…`), so it is an app registration for
+/// [`parse_register`]. A field sent twice, a malformed `app` or `device`, a topic that is not
+/// `/topics/<name>` with a valid name, or two topic fields that disagree is `INVALID_PARAMETERS`;
+/// a missing or malformed registration id in `sender` is `INVALID_SENDER`.
+pub fn parse_topic_change(
+    pairs: &[(String, String)],
+) -> Option<Result<TopicChange, RegisterError>> {
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let named = ["X-gcm.topic", "gcm.topic"].into_iter().filter_map(get);
+    let scope = get("X-scope").filter(|it| it.starts_with("/topics/"));
+    let topics: BTreeSet<&str> = named.chain(scope).collect();
+    if topics.is_empty() {
+        return None;
+    }
+    Some(topic_change(pairs, &topics))
+}
+
+fn topic_change(
+    pairs: &[(String, String)],
+    topics: &BTreeSet<&str>,
+) -> Result<TopicChange, RegisterError> {
+    let mut seen = BTreeSet::new();
+    if !pairs.iter().all(|(name, _)| seen.insert(name.as_str())) {
+        return Err(RegisterError::InvalidParameters);
+    }
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let [topic] = topics.iter().collect::<Vec<_>>()[..] else {
+        return Err(RegisterError::InvalidParameters);
+    };
+    let topic = match topic.strip_prefix("/topics/") {
+        Some(name) if valid_topic(name) => name,
+        _ => return Err(RegisterError::InvalidParameters),
+    };
+    let app = get("app").unwrap_or_default();
+    let device = get("device").unwrap_or_default();
+    if !token_like(app, 256, b"._-:/") || !token_like(device, 64, b"_-") {
+        return Err(RegisterError::InvalidParameters);
+    }
+    let registration_id = get("sender").unwrap_or_default();
+    if !token_like(registration_id, 512, b"-_:.") {
+        return Err(RegisterError::InvalidSender);
+    }
+    Ok(TopicChange {
+        app: app.to_owned(),
+        device: device.to_owned(),
+        registration_id: registration_id.to_owned(),
+        topic: topic.to_owned(),
+        delete: form_flag(get("delete")) || form_flag(get("X-delete")),
+    })
 }
 
 /// A registration's 200 body: `token=<registration id>`.
@@ -801,6 +875,59 @@ mod tests {
         );
     }
 
+    /// The form Android's and iOS's messaging libraries post to subscribe a registration to a
+    /// topic: the registration id as `sender`, the topic in `X-gcm.topic` and `X-scope`.
+    #[test]
+    fn topic_changes_from_the_device() {
+        let form = [
+            ("app", "com.example.notes"),
+            ("device", "3864729817263546172"),
+            ("sender", "APA91b-x_y:z"),
+            ("X-gcm.topic", "/topics/news"),
+            ("X-scope", "/topics/news"),
+            ("X-subtype", "APA91b-x_y:z"),
+        ];
+        let change = parse_topic_change(&pairs(&form)).unwrap().unwrap();
+        assert_eq!(change.registration_id, "APA91b-x_y:z");
+        assert_eq!(change.topic, "news");
+        assert!(!change.delete);
+        let mut delete = form.to_vec();
+        delete.push(("X-delete", "1"));
+        assert!(parse_topic_change(&pairs(&delete)).unwrap().unwrap().delete);
+        // iOS's form: `gcm.topic` only under its `X-` name, and `delete=true`.
+        let ios =
+            [("app", "a"), ("device", "1"), ("sender", "r"), ("X-gcm.topic", "/topics/a%2Fb")];
+        let mut ios = ios.to_vec();
+        ios.push(("delete", "true"));
+        let change = parse_topic_change(&pairs(&ios)).unwrap().unwrap();
+        assert_eq!((change.topic.as_str(), change.delete), ("a%2Fb", true));
+
+        // No topic: an app registration, for `parse_register`.
+        let app = [("app", "a"), ("device", "1"), ("sender", "1"), ("X-scope", "*")];
+        assert_eq!(parse_topic_change(&pairs(&app)), None);
+        let refused =
+            |form: &[(&str, &str)]| parse_topic_change(&pairs(form)).unwrap().unwrap_err();
+        let base = [("app", "a"), ("device", "1"), ("sender", "r")];
+        for topic in ["news", "/topics/", "/topics/a b", "/topic/news"] {
+            let mut form = base.to_vec();
+            form.push(("X-gcm.topic", topic));
+            assert_eq!(refused(&form), RegisterError::InvalidParameters, "{topic:?}");
+        }
+        let mut disagree = base.to_vec();
+        disagree.extend([("X-gcm.topic", "/topics/a"), ("X-scope", "/topics/b")]);
+        assert_eq!(refused(&disagree), RegisterError::InvalidParameters);
+        let mut twice = base.to_vec();
+        twice.extend([("X-gcm.topic", "/topics/a"), ("sender", "s")]);
+        assert_eq!(refused(&twice), RegisterError::InvalidParameters);
+        let no_sender = [("app", "a"), ("device", "1"), ("X-gcm.topic", "/topics/a")];
+        assert_eq!(refused(&no_sender), RegisterError::InvalidSender);
+        let bad_sender =
+            [("app", "a"), ("device", "1"), ("sender", "a=b"), ("X-gcm.topic", "/topics/a")];
+        assert_eq!(refused(&bad_sender), RegisterError::InvalidSender);
+        let no_app = [("device", "1"), ("sender", "r"), ("X-gcm.topic", "/topics/a")];
+        assert_eq!(refused(&no_app), RegisterError::InvalidParameters);
+    }
+
     #[test]
     fn codes_round_trip() {
         for code in SendError::ALL {
@@ -818,6 +945,7 @@ mod tests {
             let _ = parse_c2dm_send(&pairs);
             let _ = parse_gcm_form(&pairs);
             let _ = parse_register(&pairs);
+            let _ = parse_topic_change(&pairs);
             let _ = parse_gcm_json(&raw);
         }
 
@@ -846,6 +974,23 @@ mod tests {
             let body = serde_json::json!({"registration_ids": ids}).to_string();
             let send = parse_gcm_json(body.as_bytes()).unwrap();
             prop_assert_eq!(send.target, Target::Registrations(ids));
+        }
+
+        #[test]
+        fn valid_topic_changes_read_back(name in "[A-Za-z0-9._~%-]{1,64}", id in "[A-Za-z0-9_:-]{1,80}", delete in proptest::bool::ANY) {
+            let mut form = vec![
+                ("app".to_owned(), "a".to_owned()),
+                ("device".to_owned(), "1".to_owned()),
+                ("sender".to_owned(), id.clone()),
+                ("X-gcm.topic".to_owned(), format!("/topics/{name}")),
+            ];
+            if delete {
+                form.push(("delete".to_owned(), "1".to_owned()));
+            }
+            let change = parse_topic_change(&form).unwrap().unwrap();
+            prop_assert_eq!(change.topic, name);
+            prop_assert_eq!(change.registration_id, id);
+            prop_assert_eq!(change.delete, delete);
         }
 
         #[test]

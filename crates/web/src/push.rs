@@ -150,13 +150,28 @@ async fn register(
     body: &[u8],
 ) -> Result<Response, PageError> {
     let ctx = &state.ctx;
-    let request = match wire::parse_register(&wire::urlencoded_pairs(body)) {
-        Ok(request) => request,
-        Err(code) => return Ok(text(StatusCode::OK, wire::register_error_body(code))),
-    };
+    let pairs = wire::urlencoded_pairs(body);
     let refused = || {
         let code = wire::RegisterError::AuthenticationFailed;
         text(StatusCode::OK, wire::register_error_body(code))
+    };
+    if let Some(change) = wire::parse_topic_change(&pairs) {
+        let change = match change {
+            Ok(change) => change,
+            Err(code) => return Ok(text(StatusCode::OK, wire::register_error_body(code))),
+        };
+        // Only a device with a credential has registrations to subscribe.
+        let Some(device) = device(state, headers, &change.device).await? else {
+            return Ok(refused());
+        };
+        return Ok(match topics::change_from_device(ctx, &device, &change).await? {
+            Ok(()) => text(StatusCode::OK, wire::register_body(&change.registration_id)),
+            Err(code) => text(StatusCode::OK, wire::register_error_body(code)),
+        });
+    }
+    let request = match wire::parse_register(&pairs) {
+        Ok(request) => request,
+        Err(code) => return Ok(text(StatusCode::OK, wire::register_error_body(code))),
     };
     let presented = crate::caller::presented(headers);
     let secret = match (&presented, crate::caller::authorization(headers)) {
@@ -196,6 +211,23 @@ async fn register(
         Ok(id) => text(StatusCode::OK, wire::register_body(&id)),
         Err(code) => text(StatusCode::OK, wire::register_error_body(code)),
     })
+}
+
+/// The device a `register3` request proves itself as (`AidLogin <device id>:<credential>`, the id
+/// the one in the form), or `None` for no, another or a refused credential.
+async fn device(
+    state: &AppState,
+    headers: &HeaderMap,
+    device_id: &str,
+) -> Result<Option<push::Device>, PageError> {
+    match crate::caller::presented(headers) {
+        Some(Presented::AidLogin { device, secret })
+            if device == device_id && !secret.is_empty() =>
+        {
+            Ok(push::authenticate_device(&state.ctx, device_id, &secret).await?)
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn sender(

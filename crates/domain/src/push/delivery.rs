@@ -20,7 +20,7 @@ use tessera_proto_push::frames::{DeviceFrame, PONG, message_frame};
 use tessera_store::{PushMessageRecord, PushSignal, PushSignalSink, StoredFrame, Wakeup};
 use tokio::sync::Notify;
 
-use super::{Anchor, Device, Lookup};
+use super::{Device, Lookup};
 use crate::{Ctx, Result};
 
 /// The limits of the delivery connections.
@@ -365,18 +365,6 @@ impl Drop for Connection {
     }
 }
 
-/// Whether a registration was made by `device`.
-fn owns(
-    device: &Device,
-    record: &tessera_store::CredentialRecord,
-    data: &crate::credentials::PushRegistrationData,
-) -> bool {
-    match &device.anchor {
-        Anchor::Grant { grant_id, .. } => record.grant_id.as_deref() == Some(grant_id.as_str()),
-        Anchor::Install { digest } => data.install == *digest,
-    }
-}
-
 /// Opens a connection for the device `device_id` proving itself with `secret`, carrying
 /// `registration_ids` (each live and made by this device). What is stored for them goes out
 /// first, at the first [`Connection::pump`].
@@ -398,7 +386,7 @@ pub async fn connect(
         let Lookup::Live { record, data } = super::lookup(ctx, id).await? else {
             return Ok(Err(Refusal::NotRegistered(id.clone())));
         };
-        if !owns(&device, &record, &data) {
+        if !super::owns(&device, &record, &data) {
             return Ok(Err(Refusal::NotRegistered(id.clone())));
         }
         if !registrations.iter().any(|(_, digest)| *digest == record.digest) {
@@ -610,7 +598,7 @@ pub async fn ack(
     let Lookup::Live { record, data } = super::lookup(ctx, registration_id).await? else {
         return Ok(false);
     };
-    if !owns(device, &record, &data) {
+    if !super::owns(device, &record, &data) {
         return Ok(false);
     }
     Ok(ctx.store.push().ack(&record.digest, message_id).await?)

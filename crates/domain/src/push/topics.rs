@@ -9,10 +9,10 @@
 //! sends to the id, so a registration whose device, account or project is gone, or that
 //! unregistered, is skipped like any `NotRegistered` recipient.
 
-use tessera_proto_push::{self as wire, Message, Outcome, SendError};
+use tessera_proto_push::{self as wire, Message, Outcome, RegisterError, SendError};
 use tessera_store::{PushTopicRecord, Subscribed};
 
-use super::{Lookup, Sender, lookup};
+use super::{Device, Lookup, Sender, lookup};
 
 use crate::{Ctx, Result};
 
@@ -63,15 +63,27 @@ pub async fn subscribe(
     if projects.is_empty() {
         return Ok(Err(TopicError::NotFound));
     }
+    subscribe_in(ctx, &projects, &record.digest, registration_id, topic).await
+}
+
+/// Subscribes the registration `registration_id` (whose digest is `digest`) to `topic` of each of
+/// `projects`, within the per-registration cap.
+async fn subscribe_in(
+    ctx: &Ctx,
+    projects: &[&String],
+    digest: &str,
+    registration_id: &str,
+    topic: &str,
+) -> Result<Result<(), TopicError>> {
     let sealed = ctx
         .kek
-        .seal(ctx.rng.as_ref(), &sealed_aad(&record.digest), registration_id.as_bytes())
+        .seal(ctx.rng.as_ref(), &sealed_aad(digest), registration_id.as_bytes())
         .map_err(|err| crate::Error::Internal(err.to_string()))?;
     for project_id in projects {
         let subscription = PushTopicRecord {
-            project_id: project_id.clone(),
+            project_id: (*project_id).clone(),
             topic: topic.to_owned(),
-            registration: record.digest.clone(),
+            registration: digest.to_owned(),
             sealed_id: sealed.clone(),
             created_at: ctx.now(),
         };
@@ -81,6 +93,40 @@ pub async fn subscribe(
         }
     }
     Ok(Ok(()))
+}
+
+/// A device subscribes one of its registrations to `/topics/<name>` through `register3` (or
+/// unsubscribes it), as Android's and iOS's messaging libraries do. The registration must be live,
+/// made by this device (its grant or install credential, not only its device id) and for the
+/// named app; the subscription is made in every sender project the registration accepts, so each
+/// of them reaches it with a topic send. A registration that fails any of these is
+/// `INVALID_SENDER` (its `sender` field names it), a registration on as many topics as allowed
+/// `TOO_MANY_TOPICS`.
+pub async fn change_from_device(
+    ctx: &Ctx,
+    device: &Device,
+    change: &wire::TopicChange,
+) -> Result<Result<(), RegisterError>> {
+    let Lookup::Live { record, data } = lookup(ctx, &change.registration_id).await? else {
+        return Ok(Err(RegisterError::InvalidSender));
+    };
+    if !super::owns(device, &record, &data) || data.app != change.app {
+        return Ok(Err(RegisterError::InvalidSender));
+    }
+    if change.delete {
+        for project_id in &data.senders {
+            ctx.store.push().unsubscribe(project_id, &change.topic, &record.digest).await?;
+        }
+        return Ok(Ok(()));
+    }
+    let projects: Vec<&String> = data.senders.iter().collect();
+    let subscribed =
+        subscribe_in(ctx, &projects, &record.digest, &change.registration_id, &change.topic)
+            .await?;
+    Ok(subscribed.map_err(|err| match err {
+        TopicError::TooManyTopics => RegisterError::TooManyTopics,
+        TopicError::InvalidArgument | TopicError::NotFound => RegisterError::InvalidParameters,
+    }))
 }
 
 /// Unsubscribes `registration_id` from `topic` of the sender's projects. Unsubscribing what is
@@ -347,5 +393,96 @@ mod tests {
         assert_eq!(again, id);
         send(&t.ctx, &sender, "a", &data("x"), None).await.expect("send").expect("id");
         assert!(pending(&t.ctx, &id, 10).await.expect("pending").is_empty());
+    }
+
+    fn change(app: &str, id: &str, topic: &str, delete: bool) -> wire::TopicChange {
+        wire::TopicChange {
+            app: app.to_owned(),
+            device: "42".to_owned(),
+            registration_id: id.to_owned(),
+            topic: topic.to_owned(),
+            delete,
+        }
+    }
+
+    async fn by_device(
+        t: &TestCtx,
+        device: &Device,
+        app: &str,
+        id: &str,
+        topic: &str,
+        delete: bool,
+    ) -> std::result::Result<(), RegisterError> {
+        let change = change(app, id, topic, delete);
+        change_from_device(&t.ctx, device, &change).await.expect("store")
+    }
+
+    /// A device subscribes its own registration from `register3`; a topic send of any sender
+    /// project the registration accepts reaches it, and it may leave again. Another install under
+    /// the same device id, another app's name or an unknown id is `INVALID_SENDER`.
+    #[tokio::test]
+    async fn a_device_subscribes_its_own_registrations_only() {
+        let t = TestCtx::new().await;
+        t.account("owner@example.com").create().await;
+        let project = t.project("Pushy", "owner@example.com").await.id;
+        let sender = sender(&t, &project).await;
+        let (mine, install) = registration(&t, "com.example.a", &project).await;
+        let (theirs, _) = registration(&t, "com.example.b", &project).await;
+        let device = crate::push::authenticate_device(&t.ctx, "42", &install).await.expect("auth");
+        let device = device.expect("device");
+
+        let ok = by_device(&t, &device, "com.example.a", &mine, "news", false).await;
+        assert_eq!(ok, Ok(()));
+        send(&t.ctx, &sender, "news", &data("one"), None).await.expect("send").expect("id");
+        let waiting = pending(&t.ctx, &mine, 10).await.expect("pending");
+        assert_eq!(waiting.len(), 1);
+        let payload: serde_json::Value = serde_json::from_str(&waiting[0].payload).expect("json");
+        assert_eq!(payload["from"], "/topics/news");
+
+        for (app, id) in [
+            ("com.example.b", theirs.as_str()),
+            ("com.example.b", mine.as_str()),
+            ("com.example.a", "APA91bnope"),
+        ] {
+            let refused = by_device(&t, &device, app, id, "news", false).await;
+            assert_eq!(refused, Err(RegisterError::InvalidSender), "{app}");
+        }
+        assert!(
+            t.ctx.store.push().subscribers(&project, "news", "", 10).await.expect("s").len() == 1
+        );
+
+        let left = by_device(&t, &device, "com.example.a", &mine, "news", true).await;
+        assert_eq!(left, Ok(()));
+        send(&t.ctx, &sender, "news", &data("two"), None).await.expect("send").expect("id");
+        assert_eq!(pending(&t.ctx, &mine, 10).await.expect("pending").len(), 1, "not reached");
+        // Leaving what it is not on is no error.
+        let again = by_device(&t, &device, "com.example.a", &mine, "news", true).await;
+        assert_eq!(again, Ok(()));
+    }
+
+    /// A burst of subscriptions from the device to different topics keeps the per-registration
+    /// cap: exactly the cap succeed, the rest are `TOO_MANY_TOPICS`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_device_subscriptions_keeps_the_cap() {
+        let t = TestCtx::with_policy(|policy| policy.push.max_topics_per_registration = 3).await;
+        t.account("owner@example.com").create().await;
+        let project = t.project("Pushy", "owner@example.com").await.id;
+        let (id, install) = registration(&t, "com.example.a", &project).await;
+        let device = crate::push::authenticate_device(&t.ctx, "42", &install).await.expect("auth");
+        let device = device.expect("device");
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..12 {
+            let (ctx, device) = (t.ctx.clone(), device.clone());
+            let change = change("com.example.a", &id, &format!("t{i}"), false);
+            burst.spawn(
+                async move { change_from_device(&ctx, &device, &change).await.expect("store") },
+            );
+        }
+        let results = burst.join_all().await;
+        assert_eq!(results.iter().filter(|it| it.is_ok()).count(), 3, "{results:?}");
+        assert!(
+            results.iter().all(|it| matches!(it, Ok(()) | Err(RegisterError::TooManyTopics))),
+            "{results:?}"
+        );
     }
 }

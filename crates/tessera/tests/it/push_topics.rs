@@ -189,3 +189,77 @@ async fn a_burst_of_subscriptions_gets_exactly_the_topic_cap() {
     assert_eq!(added, 5, "{answers:?}");
     assert_eq!(answers.iter().filter(|it| **it == refused).count(), 15, "{answers:?}");
 }
+
+/// Posts a device's topic form to `register3` as install `77` with `credential`; answers the
+/// body.
+async fn device_topic(env: &TestEnv, credential: &str, form: &[(&str, &str)]) -> String {
+    let res = reqwest::Client::new()
+        .post(env.url("/c2dm/register3"))
+        .header("authorization", format!("AidLogin 77:{credential}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+/// The form Android's messaging library posts to subscribe registration `id` of `app` to `news`.
+fn topic_form<'a>(app: &'a str, id: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("app", app),
+        ("device", "77"),
+        ("sender", id),
+        ("X-gcm.topic", "/topics/news"),
+        ("X-scope", "/topics/news"),
+        ("X-subtype", id),
+    ]
+}
+
+/// The device side of topics: the form Android's messaging library posts to `register3`
+/// (`sender` the registration id, `X-gcm.topic` and `X-scope` the topic, `delete` to leave)
+/// subscribes the device's own registration, answered `token=<id>`; a sender's topic send then
+/// reaches it. Refusals are `Error=` lines that change nothing.
+#[tokio::test]
+async fn a_device_subscribes_itself_through_register3() {
+    let f = fixture().await;
+    let env = &f.env;
+    let (a, install_a) = register(env, "com.example.a", &f.project).await;
+    let (b, _) = register(env, "com.example.b", &f.project).await;
+    let subscribe = topic_form("com.example.a", &a);
+    let body = device_topic(env, &install_a, &subscribe).await;
+    assert_eq!(body, format!("token={a}\n"));
+    let send = r#"{"to":"/topics/news","data":{"headline":"hello"}}"#;
+    let (status, _) = post_json(env, "/gcm/send", &f.auth, send).await;
+    assert_eq!(status, 200);
+    let waiting = pending(&f, &a).await;
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].payload.contains(r#""from":"/topics/news""#), "{}", waiting[0].payload);
+
+    // Another install's registration, a wrong credential, no credential, a bad topic.
+    let body = device_topic(env, &install_a, &topic_form("com.example.b", &b)).await;
+    assert_eq!(body, "Error=INVALID_SENDER\n");
+    let body = device_topic(env, "pi/wrong", &subscribe).await;
+    assert_eq!(body, "Error=AUTHENTICATION_FAILED\n");
+    let res = reqwest::Client::new()
+        .post(env.url("/c2dm/register3"))
+        .form(&subscribe)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "Error=AUTHENTICATION_FAILED\n");
+    let mut bad = subscribe.clone();
+    bad.retain(|(k, _)| *k != "X-scope");
+    bad.iter_mut().filter(|(k, _)| *k == "X-gcm.topic").for_each(|it| it.1 = "/topics/a b");
+    assert_eq!(device_topic(env, &install_a, &bad).await, "Error=INVALID_PARAMETERS\n");
+    let subscribers = env.ctx().store.push().subscribers(&f.project, "news", "", 10).await;
+    assert_eq!(subscribers.unwrap().len(), 1, "only the device's own subscription");
+
+    // Leaving: `delete=1`, as the library sends it, answered with the same token line.
+    let mut leave = subscribe.clone();
+    leave.extend([("delete", "1"), ("X-delete", "1")]);
+    assert_eq!(device_topic(env, &install_a, &leave).await, format!("token={a}\n"));
+    let (status, _) = post_json(env, "/gcm/send", &f.auth, send).await;
+    assert_eq!(status, 200);
+    assert_eq!(pending(&f, &a).await.len(), 1, "no longer on the topic");
+}
