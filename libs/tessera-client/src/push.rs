@@ -1,6 +1,7 @@
 //! Receiving push messages as a device (feature `push`): one WebSocket to the server's
 //! `/push/connect`, authenticated with the device credential (`AidLogin`), carrying the device's
-//! registration ids.
+//! registration ids. `https://` (and `wss://`) base URLs connect over TLS with rustls, trusting the
+//! platform's roots as reqwest does, plus any [`ReceiverConfig::extra_roots`].
 //!
 //! Delivery is at least once: the server sends a message again until it is acknowledged, and after
 //! every reconnect. [`Receiver::next`] yields each message id once (it remembers the most recent
@@ -28,6 +29,7 @@
 //! ```
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -42,7 +44,7 @@ type Socket =
 /// Where to connect and as whom, and how to retry.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
-    /// The server's base URL (`http://…` or `ws://…`).
+    /// The server's base URL (`http://…`, `https://…`, `ws://…` or `wss://…`).
     pub server: String,
     /// The device id of the `AidLogin` credential (the Android ID, or the install id).
     pub device_id: String,
@@ -59,6 +61,8 @@ pub struct ReceiverConfig {
     pub dead_after: Duration,
     /// Message ids remembered to drop repeats.
     pub remember: usize,
+    /// DER certificates trusted as roots for `wss://` beside the platform's (a private CA).
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl ReceiverConfig {
@@ -78,6 +82,7 @@ impl ReceiverConfig {
             backoff_max: Duration::from_secs(60),
             dead_after: Duration::from_secs(95),
             remember: 10_000,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -137,6 +142,10 @@ pub enum PushError {
     /// The server URL or the credential cannot make a request.
     #[error("bad receiver configuration: {0}")]
     Config(String),
+    /// The server's TLS certificate was refused (untrusted, expired, for another name). Retrying
+    /// would not help until the certificate or [`ReceiverConfig::extra_roots`] changes.
+    #[error("the server's certificate was refused: {0}")]
+    Certificate(String),
 }
 
 /// Message ids seen lately, oldest forgotten first.
@@ -173,6 +182,8 @@ pub struct Receiver {
     yielded: Seen,
     /// Acknowledged: a repeat is acknowledged again.
     acked: Seen,
+    /// The TLS configuration, made at the first `wss://` attempt.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -202,6 +213,7 @@ impl Receiver {
             failures: 0,
             yielded: Seen::default(),
             acked: Seen::default(),
+            tls: None,
         }
     }
 
@@ -307,7 +319,21 @@ impl Receiver {
         full / 2 + full / 2 * u32::from(byte[0]) / 255
     }
 
-    async fn attempt(&self) -> Attempt {
+    /// The connector for `url`: rustls for `wss://` (the configuration made once), plain TCP
+    /// otherwise.
+    fn connector(&mut self, url: &url::Url) -> Result<tokio_tungstenite::Connector, PushError> {
+        if url.scheme() != "wss" {
+            return Ok(tokio_tungstenite::Connector::Plain);
+        }
+        if let Some(config) = &self.tls {
+            return Ok(tokio_tungstenite::Connector::Rustls(config.clone()));
+        }
+        let config = Arc::new(tls_config(&self.config.extra_roots)?);
+        self.tls = Some(config.clone());
+        Ok(tokio_tungstenite::Connector::Rustls(config))
+    }
+
+    async fn attempt(&mut self) -> Attempt {
         let base = self.config.server.trim_end_matches('/');
         let base = match base.split_once("://") {
             Some(("http", rest)) => format!("ws://{rest}"),
@@ -331,7 +357,13 @@ impl Receiver {
             return Attempt::Refused(PushError::Config("the credential is not header text".into()));
         };
         request.headers_mut().insert(http::header::AUTHORIZATION, value);
-        match tokio_tungstenite::connect_async(request).await {
+        let connector = match self.connector(&url) {
+            Ok(connector) => connector,
+            Err(err) => return Attempt::Refused(err),
+        };
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
+        match connecting.await {
             Ok((socket, _)) => Attempt::Connected(Box::new(socket)),
             Err(tungstenite::Error::Http(res)) => {
                 let status = res.status().as_u16();
@@ -346,9 +378,38 @@ impl Receiver {
             Err(tungstenite::Error::Url(err)) => {
                 Attempt::Refused(PushError::Config(err.to_string()))
             }
+            Err(tungstenite::Error::Io(err)) => match refused_certificate(&err) {
+                Some(reason) => Attempt::Refused(PushError::Certificate(reason)),
+                None => Attempt::Retry,
+            },
             Err(_) => Attempt::Retry,
         }
     }
+}
+
+/// rustls on aws-lc-rs with the platform's verifier (its roots, and `extra_roots` beside them),
+/// speaking HTTP/1.1, which the WebSocket upgrade needs.
+fn tls_config(extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig, PushError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = extra_roots.iter().map(|der| rustls::pki_types::CertificateDer::from(der.clone()));
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider.clone())
+            .map_err(|err| PushError::Config(format!("TLS roots: {err}")))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| PushError::Config(format!("TLS: {err}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The reason when a connection failed because the server's certificate was refused: a
+/// configuration problem, not a network one, so it is reported instead of retried.
+fn refused_certificate(err: &std::io::Error) -> Option<String> {
+    let inner = err.get_ref()?.downcast_ref::<rustls::Error>()?;
+    matches!(inner, rustls::Error::InvalidCertificate(_)).then(|| inner.to_string())
 }
 
 #[cfg(test)]

@@ -735,6 +735,103 @@ fn too_many_answered() -> u64 {
         .sum::<f64>() as u64
 }
 
+/// A certificate authority made for one test, and a server certificate for `localhost` it
+/// issued: the authority's certificate (DER) and the server's TLS configuration.
+fn localhost_pki() -> (Vec<u8>, rustls::ServerConfig) {
+    static AUTHORITIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = AUTHORITIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("Test authority {n}"));
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], der.into())
+        .unwrap();
+    (ca.der().to_vec(), config)
+}
+
+/// A TLS terminator for `localhost` in front of `env`, as a reverse proxy in front of tessera
+/// would be: answers its `https://localhost:<port>` base and the authority that issued its
+/// certificate (DER). It serves until the test ends.
+async fn tls_front(env: &TestEnv) -> (String, Vec<u8>) {
+    let (ca, config) = localhost_pki();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream = env.base.trim_start_matches("http://").to_owned();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut plain) = TcpStream::connect(&upstream).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}"), ca)
+}
+
+/// `wss://`: behind a TLS terminator the receiver connects with the platform's verifier and the
+/// extra root it is given, receives and acknowledges; a server certificate it cannot trust is a
+/// final refusal (`PushError::Certificate`), not a reconnect loop.
+#[tokio::test]
+async fn the_client_receiver_speaks_wss_and_refuses_an_untrusted_certificate() {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let (front, ca) = tls_front(&env).await;
+    let sent = send(&env.base, &d.key, &d.id, "over tls", "").await;
+    for base in [front.clone(), front.replacen("https://", "wss://", 1)] {
+        let mut receiver = receiver_trusting(&base, &d, vec![ca.clone()]);
+        let message = next_message(&mut receiver).await;
+        assert_eq!(message.message_id, sent, "{base}");
+        assert_eq!(message.data()["text"], "over tls");
+        receiver.close().await;
+    }
+    let mut receiver = receiver_trusting(&front, &d, vec![ca]);
+    let message = next_message(&mut receiver).await;
+    receiver.ack(&message.message_id).await;
+    receiver.close().await;
+    assert_eq!(pending(&env, &d.id).await, 0);
+
+    // Another authority's root only: the certificate is refused at once.
+    let (stranger, _) = localhost_pki();
+    let mut receiver = receiver_trusting(&front, &d, vec![stranger]);
+    match timeout(GUARD, receiver.next()).await.expect("an answer") {
+        Err(tessera_client::push::PushError::Certificate(reason)) => {
+            assert!(reason.to_lowercase().contains("issuer"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn receiver_trusting(
+    base: &str,
+    d: &Device,
+    roots: Vec<Vec<u8>>,
+) -> tessera_client::push::Receiver {
+    let (device, credential) = d.auth.trim_start_matches("AidLogin ").split_once(':').unwrap();
+    let mut config = tessera_client::push::ReceiverConfig::new(
+        base,
+        device,
+        credential.into(),
+        vec![d.id.clone()],
+    );
+    config.extra_roots = roots;
+    tessera_client::push::Receiver::new(config)
+}
+
 #[tokio::test]
 async fn the_client_receiver_drops_repeats_retries_and_gives_up_on_refusal() {
     let env = TestEnv::start().await;
@@ -844,6 +941,54 @@ async fn push_listen_prints_each_message_and_acknowledges_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refused the connection (401)"), "{stderr}");
     assert!(!stderr.contains("pi/forged"), "the credential is not echoed: {stderr}");
+}
+
+/// `tessera push listen` against an `https://` server behind a private authority: `--ca-cert`
+/// (a PEM file) makes it trusted; without it the command stops on the refused certificate.
+#[tokio::test]
+async fn push_listen_trusts_a_ca_cert_file_over_wss() {
+    use base64::Engine as _;
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let (front, ca) = tls_front(&env).await;
+    let sent = send(&env.base, &d.key, &d.id, "over tls", "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("ca.pem");
+    let body = base64::engine::general_purpose::STANDARD.encode(&ca);
+    std::fs::write(
+        &pem_path,
+        format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"),
+    )
+    .unwrap();
+    let (device, credential) = d.auth.trim_start_matches("AidLogin ").split_once(':').unwrap();
+    let listen = |extra: &[&std::ffi::OsStr]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command
+            .args(["push", "listen", "--server", &front, "--device", device, "--count", "1"])
+            .args(["--registration", &d.id])
+            .args(extra)
+            .env("TESSERA_PUSH_CREDENTIAL", credential)
+            .env_remove("TESSERA_DATABASE_URL")
+            .kill_on_drop(true);
+        command
+    };
+    let out = listen(&["--ca-cert".as_ref(), pem_path.as_os_str()]).output();
+    let out = timeout(GUARD, out).await.expect("it stops after --count").unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frame: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(frame["message_id"].as_str(), Some(sent.as_str()));
+    assert_eq!(pending(&env, &d.id).await, 0, "acknowledged");
+
+    // A stranger's root (the platform's roots know neither): refused, once.
+    let (stranger, _) = localhost_pki();
+    let stranger_path = dir.path().join("stranger.der");
+    std::fs::write(&stranger_path, stranger).unwrap();
+    let out = listen(&["--ca-cert".as_ref(), stranger_path.as_os_str()]).output();
+    let out = timeout(GUARD, out).await.expect("it stops").unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("certificate was refused"), "{stderr}");
 }
 
 /// A device that stops reading holds its connection's handler in a write; stopping the server
