@@ -126,7 +126,7 @@ async fn connect_websocket(
         Err(rejection) => return Ok(rejection.into_response()),
     };
     let connection = match open(&state, &headers, &uri).await? {
-        Ok(connection) => connection,
+        Ok(connection) => Box::new(connection),
         Err(refused) => return Ok(refused),
     };
     let limit = state.ctx.push.policy.max_frame_bytes;
@@ -147,16 +147,28 @@ enum End {
 }
 
 /// One device's WebSocket, until either side ends it.
-async fn websocket(mut socket: WebSocket, mut connection: Connection) {
-    let end = drive_websocket(&mut socket, &mut connection).await;
-    if let End::Close(code, reason) = end {
-        let frame = CloseFrame { code, reason: reason.into() };
-        let _ = socket.send(Message::Close(Some(frame))).await;
+///
+/// Its task lives as long as the device stays connected, so its size is memory per device. The
+/// connection is boxed, so the upgrade's callback that carries it into the task holds a pointer
+/// instead of a second copy for the task's whole life; and the body is an `async move` block that
+/// works on what it captured, where an `async fn` would keep its arguments twice (as arguments and
+/// as the locals they are moved into).
+#[expect(clippy::manual_async_fn, reason = "an `async fn` holds its arguments twice")]
+fn websocket(
+    mut socket: WebSocket,
+    mut connection: Box<Connection>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let end = drive_websocket(&mut socket, &mut connection).await;
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame { code, reason: reason.into() };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        }
+        // Out of the registry before the socket closes: a device that reconnects at once finds
+        // its place free.
+        drop(connection);
+        drop(socket);
     }
-    // Out of the registry before the socket closes: a device that reconnects at once finds its
-    // place free.
-    drop(connection);
-    drop(socket);
 }
 
 async fn drive_websocket(socket: &mut WebSocket, connection: &mut Connection) -> End {
@@ -166,7 +178,9 @@ async fn drive_websocket(socket: &mut WebSocket, connection: &mut Connection) ->
     // device it has everything sent so far.
     let mut reply: Option<String> = None;
     loop {
-        match connection.pump().await {
+        // The store's futures are boxed while they run: held inline they would size the state
+        // this task keeps for as long as the device stays connected, idle nearly all of it.
+        match Box::pin(connection.pump()).await {
             Ok(frames) => {
                 for frame in frames.into_iter().chain(reply.take()) {
                     if socket.send(Message::Text(frame.into())).await.is_err() {
@@ -191,7 +205,7 @@ async fn drive_websocket(socket: &mut WebSocket, connection: &mut Connection) ->
                 Tick::Close => return End::Close(close_code::AWAY, "not heard from"),
             },
             received = socket.recv() => match received {
-                Some(Ok(Message::Text(text))) => match connection.receive(text.as_str()).await {
+                Some(Ok(Message::Text(text))) => match Box::pin(connection.receive(&text)).await {
                     Ok(Received::Nothing) => {}
                     Ok(Received::Reply(text)) => reply = Some(text),
                     Ok(Received::Malformed) => {
@@ -254,7 +268,7 @@ fn events(connection: Connection) -> impl Stream<Item = Result<Event, Infallible
             if events.failed {
                 return None;
             }
-            match events.connection.pump().await {
+            match Box::pin(events.connection.pump()).await {
                 Ok(frames) => events.queued.extend(frames.into_iter().map(|frame| event(&frame))),
                 Err(err) => {
                     tracing::warn!(target: "tessera::push", error = %err, "push delivery failed");

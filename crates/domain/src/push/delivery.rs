@@ -78,8 +78,11 @@ struct Signals {
 #[derive(Debug)]
 struct Inbox {
     id: u64,
-    device: String,
-    registrations: Vec<String>,
+    /// The device's [`Anchor::label`], shared with [`Connections::per_device`]'s key.
+    device: Arc<str>,
+    /// Registration digests, shared with [`Connections::by_registration`]'s keys and the
+    /// connection's own list.
+    registrations: Vec<Arc<str>>,
     signals: Mutex<Signals>,
     notify: Notify,
 }
@@ -90,10 +93,12 @@ impl Inbox {
     }
 }
 
+/// The registry's indexes. Every connection is held for as long as its device stays connected, so
+/// a key names the one copy of its string the connection already holds ([`Arc<str>`]).
 #[derive(Debug, Default)]
 struct Connections {
-    by_registration: HashMap<String, Vec<Arc<Inbox>>>,
-    per_device: HashMap<String, u32>,
+    by_registration: HashMap<Arc<str>, Vec<Arc<Inbox>>>,
+    per_device: HashMap<Arc<str>, u32>,
     all: HashMap<u64, Arc<Inbox>>,
 }
 
@@ -111,20 +116,24 @@ impl Registry {
     }
 
     /// Adds a connection unless the device holds `limit` already.
-    fn attach(&self, device: &str, registrations: Vec<String>, limit: u32) -> Option<Arc<Inbox>> {
+    fn attach(&self, device: &str, registrations: Vec<Arc<str>>, limit: u32) -> Option<Arc<Inbox>> {
         let mut connections = self.lock();
         let held = connections.per_device.get(device).copied().unwrap_or(0);
         if held >= limit {
             return None;
         }
+        let device: Arc<str> = match connections.per_device.get_key_value(device) {
+            Some((label, _)) => label.clone(),
+            None => Arc::from(device),
+        };
         let inbox = Arc::new(Inbox {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            device: device.to_owned(),
+            device: device.clone(),
             registrations,
             signals: Mutex::new(Signals { resync: true, ..Signals::default() }),
             notify: Notify::new(),
         });
-        connections.per_device.insert(device.to_owned(), held + 1);
+        connections.per_device.insert(device, held + 1);
         for registration in &inbox.registrations {
             connections
                 .by_registration
@@ -161,7 +170,7 @@ impl Registry {
     /// active.
     fn set_idle(&self, device: &str, idle: bool) {
         let inboxes: Vec<Arc<Inbox>> =
-            self.lock().all.values().filter(|it| it.device == device).cloned().collect();
+            self.lock().all.values().filter(|it| &*it.device == device).cloned().collect();
         for inbox in inboxes {
             inbox.signals().idle = Some(idle);
             inbox.notify.notify_one();
@@ -187,7 +196,7 @@ impl PushSignalSink for Registry {
         };
         let inboxes = {
             let connections = self.lock();
-            match connections.by_registration.get(registration) {
+            match connections.by_registration.get(registration.as_str()) {
                 Some(inboxes) => inboxes.clone(),
                 None => return,
             }
@@ -350,7 +359,7 @@ pub struct Connection {
     ctx: Ctx,
     device: Device,
     /// Registration id and digest, in the order the device named them.
-    registrations: Vec<(String, String)>,
+    registrations: Vec<(String, Arc<str>)>,
     inbox: Arc<Inbox>,
     /// Delivered, not yet acknowledged: message id → (registration digest, when sent).
     sent: HashMap<String, (String, i64)>,
@@ -381,7 +390,7 @@ pub async fn connect(
     let Some(device) = super::authenticate_device(ctx, device_id, secret).await? else {
         return Ok(Err(Refusal::Unauthorized));
     };
-    let mut registrations: Vec<(String, String)> = Vec::with_capacity(registration_ids.len());
+    let mut registrations: Vec<(String, Arc<str>)> = Vec::with_capacity(registration_ids.len());
     for id in registration_ids {
         let Lookup::Live { record, data } = super::lookup(ctx, id).await? else {
             return Ok(Err(Refusal::NotRegistered(id.clone())));
@@ -389,8 +398,8 @@ pub async fn connect(
         if !super::owns(&device, &record, &data) {
             return Ok(Err(Refusal::NotRegistered(id.clone())));
         }
-        if !registrations.iter().any(|(_, digest)| *digest == record.digest) {
-            registrations.push((id.clone(), record.digest));
+        if !registrations.iter().any(|(_, digest)| **digest == *record.digest) {
+            registrations.push((id.clone(), Arc::from(record.digest)));
         }
     }
     let digests = registrations.iter().map(|(_, digest)| digest.clone()).collect();
@@ -445,7 +454,7 @@ impl Connection {
         let now = self.ctx.now();
         let timeout = self.ctx.push.policy.ack_timeout_secs;
         if resync {
-            stored.extend(self.registrations.iter().map(|(_, digest)| digest.clone()));
+            stored.extend(self.registrations.iter().map(|(_, digest)| digest.to_string()));
         }
         stored.extend(
             self.sent
@@ -459,10 +468,10 @@ impl Connection {
                 frames.push(frame);
             }
         }
-        let order: Vec<(String, String)> = self
+        let order: Vec<(String, Arc<str>)> = self
             .registrations
             .iter()
-            .filter(|(_, digest)| stored.contains(digest))
+            .filter(|(_, digest)| stored.contains(&**digest))
             .cloned()
             .collect();
         for (id, digest) in order {
