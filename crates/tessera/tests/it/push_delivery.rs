@@ -707,6 +707,18 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
 // The device side: the client library's receiver and `tessera push listen`
 
 fn receiver(base: &str, d: &Device) -> tessera_client::push::Receiver {
+    receiver_with(base, d, |config| {
+        config.backoff_initial = Duration::from_millis(5);
+        config.backoff_max = Duration::from_millis(50);
+    })
+}
+
+/// A receiver for device `d` at `base`, its configuration changed by `change`.
+fn receiver_with(
+    base: &str,
+    d: &Device,
+    change: impl FnOnce(&mut tessera_client::push::ReceiverConfig),
+) -> tessera_client::push::Receiver {
     let (device, credential) = d.auth.trim_start_matches("AidLogin ").split_once(':').unwrap();
     let mut config = tessera_client::push::ReceiverConfig::new(
         base,
@@ -714,8 +726,7 @@ fn receiver(base: &str, d: &Device) -> tessera_client::push::Receiver {
         credential.into(),
         vec![d.id.clone()],
     );
-    config.backoff_initial = Duration::from_millis(5);
-    config.backoff_max = Duration::from_millis(50);
+    change(&mut config);
     tessera_client::push::Receiver::new(config)
 }
 
@@ -783,15 +794,32 @@ async fn tls_front(env: &TestEnv) -> (String, Vec<u8>) {
     (format!("https://localhost:{port}"), ca)
 }
 
+struct TlsFixture {
+    env: TestEnv,
+    d: Device,
+    /// The TLS terminator's `https://localhost:<port>`.
+    front: String,
+    /// The authority that issued its certificate (DER).
+    ca: Vec<u8>,
+    /// The message id of one message sent to `d`, "over tls".
+    sent: String,
+}
+
+/// A server with a device, a TLS terminator in front of it, and one message waiting.
+async fn tls_fixture() -> TlsFixture {
+    let env = TestEnv::start().await;
+    let d = device(&env).await;
+    let (front, ca) = tls_front(&env).await;
+    let sent = send(&env.base, &d.key, &d.id, "over tls", "").await;
+    TlsFixture { env, d, front, ca, sent }
+}
+
 /// `wss://`: behind a TLS terminator the receiver connects with the platform's verifier and the
 /// extra root it is given, receives and acknowledges; a server certificate it cannot trust is a
 /// final refusal (`PushError::Certificate`), not a reconnect loop.
 #[tokio::test]
 async fn the_client_receiver_speaks_wss_and_refuses_an_untrusted_certificate() {
-    let env = TestEnv::start().await;
-    let d = device(&env).await;
-    let (front, ca) = tls_front(&env).await;
-    let sent = send(&env.base, &d.key, &d.id, "over tls", "").await;
+    let TlsFixture { env, d, front, ca, sent } = tls_fixture().await;
     for base in [front.clone(), front.replacen("https://", "wss://", 1)] {
         let mut receiver = receiver_trusting(&base, &d, vec![ca.clone()]);
         let message = next_message(&mut receiver).await;
@@ -821,15 +849,7 @@ fn receiver_trusting(
     d: &Device,
     roots: Vec<Vec<u8>>,
 ) -> tessera_client::push::Receiver {
-    let (device, credential) = d.auth.trim_start_matches("AidLogin ").split_once(':').unwrap();
-    let mut config = tessera_client::push::ReceiverConfig::new(
-        base,
-        device,
-        credential.into(),
-        vec![d.id.clone()],
-    );
-    config.extra_roots = roots;
-    tessera_client::push::Receiver::new(config)
+    receiver_with(base, d, |config| config.extra_roots = roots)
 }
 
 #[tokio::test]
@@ -948,10 +968,7 @@ async fn push_listen_prints_each_message_and_acknowledges_it() {
 #[tokio::test]
 async fn push_listen_trusts_a_ca_cert_file_over_wss() {
     use base64::Engine as _;
-    let env = TestEnv::start().await;
-    let d = device(&env).await;
-    let (front, ca) = tls_front(&env).await;
-    let sent = send(&env.base, &d.key, &d.id, "over tls", "").await;
+    let TlsFixture { env, d, front, ca, sent } = tls_fixture().await;
     let dir = tempfile::tempdir().unwrap();
     let pem_path = dir.path().join("ca.pem");
     let body = base64::engine::general_purpose::STANDARD.encode(&ca);
