@@ -98,7 +98,7 @@ use tessera_store::{
     LegacyStore, ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
 };
 
-use crate::db::{Db, Query, Role, Row, Tx, query};
+use crate::db::{Changes, Db, Query, Role, Row, Tx, query};
 use crate::error::backend;
 
 /// The migrations for each backend; both directories hold the same file names.
@@ -187,10 +187,11 @@ impl SqlStore {
                     "connected to sqlite"
                 );
                 let sqlite = Arc::new(sqlite);
+                let changes = Arc::new(Changes::default());
                 (
                     Backend::Sqlite,
-                    Db::Sqlite(sqlite.clone(), Role::Read),
-                    Db::Sqlite(sqlite, Role::Write),
+                    Db::Sqlite(sqlite.clone(), Role::Read, changes.clone()),
+                    Db::Sqlite(sqlite, Role::Write, changes),
                 )
             }
             "postgres" | "postgresql" => {
@@ -199,7 +200,12 @@ impl SqlStore {
                     .await
                     .map_err(|e| backend("connect postgres")(e.into()))?;
                 tracing::debug!(connections = max, "connected to postgres");
-                (Backend::Postgres, Db::Postgres(pool.clone()), Db::Postgres(pool))
+                let changes = Arc::new(Changes::default());
+                (
+                    Backend::Postgres,
+                    Db::Postgres(pool.clone(), changes.clone()),
+                    Db::Postgres(pool, changes),
+                )
             }
             // The URL itself is not echoed: it may carry a password.
             _ => return Err(StoreError::Backend("unsupported database URL scheme".to_owned())),
@@ -220,8 +226,8 @@ impl SqlStore {
     /// Applies the embedded migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<()> {
         match &self.write {
-            Db::Sqlite(sqlite, _) => migrate::sqlite(sqlite, &SQLITE_MIGRATIONS).await,
-            Db::Postgres(pool) => POSTGRES_MIGRATIONS
+            Db::Sqlite(sqlite, ..) => migrate::sqlite(sqlite, &SQLITE_MIGRATIONS).await,
+            Db::Postgres(pool, _) => POSTGRES_MIGRATIONS
                 .run(pool)
                 .await
                 .map_err(|e| StoreError::Backend(format!("migrate: {e}"))),
@@ -249,8 +255,8 @@ impl SqlStore {
     /// Closes the connections (on SQLite after committing the writer's open group).
     pub async fn close(&self) {
         match &self.write {
-            Db::Sqlite(sqlite, _) => sqlite.close().await,
-            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(sqlite, ..) => sqlite.close().await,
+            Db::Postgres(pool, _) => pool.close().await,
         }
     }
 
@@ -461,6 +467,10 @@ impl Store for SqlStore {
         self.write_heartbeat(now).await
     }
 
+    fn changes(&self) -> Option<u64> {
+        Some(self.write.changes().count())
+    }
+
     async fn kek_check(&self) -> Result<Option<String>> {
         self.read_kek_check().await
     }
@@ -493,8 +503,8 @@ mod tests {
 
     fn sqlite_of(store: &SqlStore) -> &Arc<db::sqlite::Sqlite> {
         match &store.write {
-            Db::Sqlite(sqlite, _) => sqlite,
-            Db::Postgres(_) => panic!("a SQLite store"),
+            Db::Sqlite(sqlite, ..) => sqlite,
+            Db::Postgres(..) => panic!("a SQLite store"),
         }
     }
 

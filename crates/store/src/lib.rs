@@ -51,6 +51,15 @@ pub trait Store: Send + Sync + 'static {
     /// Writes one small row, so that readiness fails when the database answers but cannot write
     /// (a full disk, a read-only file or replica).
     async fn heartbeat(&self, now: Timestamp) -> Result<()>;
+    /// A count that grows after every committed write through this store that may have changed
+    /// what [`CredentialStore::find_live_token`] answers (a revocation, a consumption, a disabled
+    /// account, a deleted client…; a plain insert or a last-use time does not count). An answer
+    /// read while the count was `n` still holds, as far as this store's own writes go, while the
+    /// count is `n`: callers may keep it that long. Writes through another process or node are
+    /// not counted. `None` (the default) when the store cannot tell: keep nothing.
+    fn changes(&self) -> Option<u64> {
+        None
+    }
     /// The key-encryption-key check value: a constant sealed with the key-encryption key by the
     /// first start, which every later start opens to prove it holds the same key.
     async fn kek_check(&self) -> Result<Option<String>>;

@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
             credential_insert_once,
             credential_concurrent_inserts_each_get_their_own_answer,
             credential_find_live_token_reads_grant_client_and_account,
+            store_changes_count_what_may_end_a_token_answer,
             credential_and_session_bulk_inserts_are_all_or_none,
             credential_consume_exactly_once,
             credential_consume_refuses_wrong_kind_expired_revoked,
@@ -1421,6 +1422,85 @@ pub async fn credential_find_live_token_reads_grant_client_and_account(store: Ar
     seed_credential(store.as_ref(), &late).await;
     let found = credentials.find_live_token("tok-late", NOW + 5).await.expect("find").expect("row");
     assert!(found.grant_revoked, "a token of a revoked grant says so");
+}
+
+/// [`Store::changes`] grows after every committed write that may change what `find_live_token`
+/// answers (revoking, consuming, disabling an account, deleting a client, revoking a grant), each
+/// write of a parallel burst included, and stays put for reads, plain inserts and writes that
+/// changed nothing: what a token check may keep is decided by it.
+pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Store>) {
+    let changes = || store.changes().expect("an SQL store counts its changes");
+    let owner = seed_account(store.as_ref(), "acct-changes").await;
+    let project = ProjectRecord {
+        id: "proj-changes".to_owned(),
+        name: "Changes".to_owned(),
+        owner_account_id: owner.id.clone(),
+        verified: false,
+        created_at: NOW,
+    };
+    store.projects().add(&project).await.expect("add project");
+    let client = ClientRecord {
+        client_id: "client-changes".to_owned(),
+        project_id: project.id.clone(),
+        kind: "web".to_owned(),
+        name: "Changes app".to_owned(),
+        secret_digest: None,
+        settings: "{}".to_owned(),
+        created_at: NOW,
+    };
+    store.projects().add_client(&client).await.expect("add client");
+    let wanted = grant("grant-changes", &owner.id, &client.client_id, "oauth2", "email");
+    let live = store.grants().upsert(&wanted).await.expect("grant");
+
+    let before = changes();
+    let mut token = credential("tok-changes", CredentialKind::AccessToken, NOW, 3600);
+    token.account_id = Some(owner.id.clone());
+    token.client_id = Some(client.client_id.clone());
+    token.grant_id = Some(live.id.clone());
+    seed_credential(store.as_ref(), &token).await;
+    for n in 0..16 {
+        seed_credential(
+            store.as_ref(),
+            &credential(&format!("burst-{n}"), CredentialKind::AccessToken, NOW, 3600),
+        )
+        .await;
+    }
+    let code = credential("code-changes", CredentialKind::AuthorizationCode, NOW, 60);
+    seed_credential(store.as_ref(), &code).await;
+    store.credentials().find_live_token("tok-changes", NOW).await.expect("find").expect("live");
+    assert!(!store.credentials().revoke("tok-unknown", NOW).await.expect("revoke nothing"));
+    assert_eq!(changes(), before, "reads, inserts and writes that changed nothing do not count");
+
+    let mut seen = before;
+    let mut grew = |what: &str| {
+        let now = changes();
+        assert!(now > seen, "{what} is counted");
+        seen = now;
+    };
+    store
+        .credentials()
+        .consume("code-changes", CredentialKind::AuthorizationCode, NOW)
+        .await
+        .expect("consume")
+        .expect("consumed");
+    grew("consuming a code");
+    store.accounts().set_state(&owner.id, AccountState::Disabled, NOW).await.expect("disable");
+    grew("disabling an account");
+    assert!(store.credentials().revoke("tok-changes", NOW).await.expect("revoke"));
+    grew("revoking a token");
+    assert!(store.grants().revoke(&live.id, NOW).await.expect("revoke grant"));
+    grew("revoking a grant");
+    assert!(store.projects().delete_client(&client.client_id).await.expect("delete client"));
+    grew("deleting a client");
+
+    let burst = (0..16).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move { store.credentials().revoke(&format!("burst-{n}"), NOW).await })
+    });
+    for revoked in futures_util::future::join_all(burst).await {
+        assert!(revoked.expect("task").expect("revoke"));
+    }
+    assert!(changes() >= seen + 16, "each revocation of a parallel burst is counted");
 }
 
 /// `find_live_tokens` answers exactly what `find_live_token` answers for each digest, for more

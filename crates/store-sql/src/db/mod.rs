@@ -20,6 +20,7 @@ pub(crate) mod sqlite;
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::postgres::PgRow;
 
@@ -106,6 +107,48 @@ pub(crate) fn query_built(sql: String) -> Query {
     Query { sql: Cow::Owned(sql), args: Vec::new() }
 }
 
+/// The tables a token check's answer is read from (`find_live_token` joins them;
+/// [`tessera_store::Store::changes`]): a committed change to one of their rows may end an answer
+/// kept from before it.
+const ANSWER_TABLES: [&str; 4] = ["accounts", "clients", "credentials", "grants"];
+
+/// Whether `sql` may change a row an answer is read from: an `UPDATE` or `DELETE` of an
+/// [`ANSWER_TABLES`] table, or any other statement that is neither a read nor a plain insert
+/// (an upsert may update, a statement of an unforeseen shape is counted to be safe). A plain
+/// insert adds a row without changing one: what was answered before stays true.
+fn may_change_answers(sql: &str) -> bool {
+    let sql = sql.trim_start();
+    let starts = |word: &str| sql.get(..word.len()).is_some_and(|it| it.eq_ignore_ascii_case(word));
+    let table = if starts("SELECT ") {
+        return false;
+    } else if starts("INSERT ") {
+        return sql.to_ascii_uppercase().contains(" DO UPDATE ");
+    } else if starts("UPDATE ") {
+        &sql["UPDATE ".len()..]
+    } else if starts("DELETE FROM ") {
+        &sql["DELETE FROM ".len()..]
+    } else {
+        return true;
+    };
+    let name = table.trim_start().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next();
+    name.is_some_and(|name| ANSWER_TABLES.iter().any(|it| it.eq_ignore_ascii_case(name)))
+}
+
+/// Counts the committed writes that may have changed an answer (see [`may_change_answers`]);
+/// shared by a store's handles and transactions.
+#[derive(Debug, Default)]
+pub(crate) struct Changes(AtomicU64);
+
+impl Changes {
+    pub(crate) fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn committed(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// What a statement that returns no rows did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Done {
@@ -186,11 +229,38 @@ impl Query {
 
     async fn run(self, on: Exec<'_>, want: Want) -> Result<Output, DbError> {
         tracing::debug!(target: STATEMENT_LOG, statement = ?self.sql);
+        let counts = may_change_answers(&self.sql);
         match on {
-            Exec::Db(Db::Sqlite(sqlite, role)) => sqlite.run(*role, &self, want).await,
-            Exec::Db(Db::Postgres(pool)) => postgres::run(pool, self, want).await,
-            Exec::Tx(Tx::Sqlite(tx)) => tx.run(&self, want),
-            Exec::Tx(Tx::Postgres(tx)) => postgres::run(&mut ***tx, self, want).await,
+            Exec::Db(db) => {
+                let out = match db {
+                    Db::Sqlite(sqlite, role, _) => sqlite.run(*role, &self, want).await?,
+                    Db::Postgres(pool, _) => postgres::run(pool, self, want).await?,
+                };
+                // A statement on a handle is its own transaction, committed when it returns.
+                if counts && out.changed_rows() {
+                    db.changes().committed();
+                }
+                Ok(out)
+            }
+            Exec::Tx(tx) => {
+                let out = match &mut tx.inner {
+                    TxInner::Sqlite(inner) => inner.run(&self, want)?,
+                    TxInner::Postgres(inner) => postgres::run(&mut ***inner, self, want).await?,
+                };
+                // Counted when the transaction commits.
+                tx.changed |= counts && out.changed_rows();
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl Output {
+    /// Whether the statement changed (or, with `RETURNING`, returned) a row.
+    fn changed_rows(&self) -> bool {
+        match self {
+            Output::Done(done) => done.rows > 0,
+            Output::Rows(rows) => !rows.is_empty(),
         }
     }
 }
@@ -208,41 +278,63 @@ pub(crate) enum Role {
 /// connections.
 #[derive(Debug, Clone)]
 pub(crate) enum Db {
-    Sqlite(Arc<sqlite::Sqlite>, Role),
-    Postgres(sqlx::PgPool),
+    Sqlite(Arc<sqlite::Sqlite>, Role, Arc<Changes>),
+    Postgres(sqlx::PgPool, Arc<Changes>),
 }
 
 impl Db {
     /// Opens a write transaction: on SQLite it joins the writer's open group (see
     /// [`sqlite::Sqlite::begin`]); `synced` makes its commit reach the disk before it returns.
     pub(crate) async fn begin(&self, synced: bool) -> Result<Tx, DbError> {
+        let inner = match self {
+            Db::Sqlite(sqlite, ..) => TxInner::Sqlite(sqlite.begin(synced).await?),
+            Db::Postgres(pool, _) => TxInner::Postgres(Box::new(pool.begin().await?)),
+        };
+        Ok(Tx { inner, changes: self.changes().clone(), changed: false })
+    }
+
+    /// The count of committed writes that may have changed an answer, shared by the store's
+    /// handles.
+    pub(crate) fn changes(&self) -> &Arc<Changes> {
         match self {
-            Db::Sqlite(sqlite, _) => Ok(Tx::Sqlite(sqlite.begin(synced).await?)),
-            Db::Postgres(pool) => Ok(Tx::Postgres(Box::new(pool.begin().await?))),
+            Db::Sqlite(_, _, changes) | Db::Postgres(_, changes) => changes,
         }
     }
 }
 
 /// An open write transaction; dropped without [`Tx::commit`], it is rolled back.
 #[derive(Debug)]
-pub(crate) enum Tx {
+pub(crate) struct Tx {
+    inner: TxInner,
+    changes: Arc<Changes>,
+    /// A statement of it may have changed an answer (counted once it commits).
+    changed: bool,
+}
+
+#[derive(Debug)]
+enum TxInner {
     Sqlite(sqlite::SqliteTx),
     Postgres(Box<sqlx::Transaction<'static, sqlx::Postgres>>),
 }
 
 impl Tx {
-    /// Commits; returns once the transaction is committed (on SQLite, with its group).
+    /// Commits; returns once the transaction is committed (on SQLite, with its group), and
+    /// after counting it in [`Changes`] when it may have changed an answer.
     pub(crate) async fn commit(self) -> Result<(), DbError> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await,
-            Tx::Postgres(tx) => Ok(tx.commit().await?),
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Postgres(tx) => tx.commit().await?,
         }
+        if self.changed {
+            self.changes.committed();
+        }
+        Ok(())
     }
 
     pub(crate) async fn rollback(self) -> Result<(), DbError> {
-        match self {
-            Tx::Sqlite(tx) => tx.rollback(),
-            Tx::Postgres(tx) => Ok(tx.rollback().await?),
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.rollback(),
+            TxInner::Postgres(tx) => Ok(tx.rollback().await?),
         }
     }
 }
@@ -392,6 +484,30 @@ mod tests {
         assert_eq!(None::<&str>.into_arg(), Arg::Text(None));
         assert_eq!(None::<i64>.into_arg(), Arg::Int(None));
         assert_eq!("x".into_arg(), Arg::Text(Some("x".to_owned())));
+    }
+
+    #[test]
+    fn writes_to_the_answer_tables_are_told_from_the_rest() {
+        for sql in [
+            "UPDATE credentials SET revoked_at = $2 WHERE digest = $1",
+            "  update Grants SET revoked_at = $2",
+            "DELETE FROM clients WHERE client_id = $1",
+            "DELETE FROM accounts WHERE id = $1",
+            "INSERT INTO grants (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET scopes = $2",
+            "WITH gone AS (DELETE FROM credentials RETURNING digest) SELECT count(*) FROM gone",
+        ] {
+            assert!(may_change_answers(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "INSERT INTO credentials (digest) VALUES ($1)",
+            "INSERT INTO credentials (digest) VALUES ($1) ON CONFLICT DO NOTHING",
+            "UPDATE push_messages SET acked_at = $1",
+            "DELETE FROM audit_log WHERE at < $1",
+            "UPDATE credentials_archive SET x = 1",
+        ] {
+            assert!(!may_change_answers(sql), "{sql}");
+        }
     }
 
     #[test]
