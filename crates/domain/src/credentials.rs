@@ -353,15 +353,16 @@ pub fn protocol_enabled(ctx: &Ctx, protocol: Protocol) -> bool {
 /// The one validator: the live credential whose secret is `secret`, if it is of one of `kinds`,
 /// its protocol is switched on, its grant (if it names one) is live, its client exists (for
 /// kinds with registered clients) and its account (if it names one) may be used. Credential,
-/// grant, client and account are read in one statement. Using it records the grant's last use
-/// (at most every few minutes).
+/// grant, client and account are read in one statement, or taken from the answers this process
+/// keeps for the current second while nothing that could change them was written
+/// ([`crate::answers`]). Using it records the grant's last use (at most every few minutes).
 pub async fn find_valid(
     ctx: &Ctx,
     secret: &str,
     kinds: &[CredentialKind],
 ) -> Result<Option<Valid>> {
     let Some(digest) = presented_digest(secret) else { return Ok(None) };
-    let Some(live) = ctx.store.credentials().find_live_token(&digest, ctx.now()).await? else {
+    let Some(live) = crate::answers::find_live_token(ctx, &digest).await? else {
         return Ok(None);
     };
     judge(ctx, live, kinds).await

@@ -5,6 +5,7 @@
 //! randomness from the injected `Rng`, and reaches the database only through `tessera_store` traits.
 
 pub mod accounts;
+pub mod answers;
 pub mod app_passwords;
 pub mod audit;
 pub mod authsub;
@@ -92,6 +93,9 @@ pub struct Policy {
     pub proxy: proxy::ProxyPolicy,
     /// The legacy protocols' deprecation dates and migration page (`[legacy]`).
     pub deprecation: legacy::Deprecations,
+    /// Token checks kept in memory for at most the current second (`[store] token_answers`; 0
+    /// keeps none): see [`answers`].
+    pub token_answers: usize,
 }
 
 impl Default for Policy {
@@ -121,6 +125,7 @@ impl Default for Policy {
             push: push::PushPolicy::default(),
             proxy: proxy::ProxyPolicy::default(),
             deprecation: legacy::Deprecations::default(),
+            token_answers: 10_000,
         }
     }
 }
@@ -146,6 +151,8 @@ pub struct Ctx {
     pub push: Arc<push::delivery::Hub>,
     /// Legacy requests counted on this node, not yet added to the store.
     pub legacy_tally: Arc<legacy::Tally>,
+    /// Token checks this process keeps for a moment.
+    pub answers: Arc<answers::Answers>,
 }
 
 impl Ctx {
@@ -161,6 +168,7 @@ impl Ctx {
         let csrf_key = kek.derive(tessera_crypto::kek::CSRF_LABEL);
         let hasher = PasswordHasher::new(policy.password)?;
         let delivery = policy.push.delivery;
+        let answers = answers::Answers::new(policy.token_answers);
         Ok(Ctx {
             store,
             clock,
@@ -175,6 +183,7 @@ impl Ctx {
             key_ring: Arc::default(),
             push: Arc::new(push::delivery::Hub::with_policy(delivery)),
             legacy_tally: Arc::new(legacy::Tally::default()),
+            answers: Arc::new(answers),
         })
     }
 

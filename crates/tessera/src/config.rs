@@ -420,6 +420,9 @@ pub struct StoreConfig {
     /// that they survive a power loss too. Revocations, password changes, account disables and
     /// sign-outs are synced either way; PostgreSQL follows the server's `synchronous_commit`.
     pub sync_issuance: bool,
+    /// Token checks kept in memory, each for at most the current second and only while nothing
+    /// that could change it was written through this process; 0 keeps none.
+    pub token_answers: u32,
 }
 
 impl Default for RawConfig {
@@ -490,6 +493,7 @@ impl Default for StoreConfig {
             sweep_interval_secs: 600,
             sweep_batch: 1000,
             sync_issuance: false,
+            token_answers: 10_000,
         }
     }
 }
@@ -639,6 +643,9 @@ impl RawConfig {
                 "store: max_connections, sweep_batch and sweep_interval_secs must be positive"
             ));
         }
+        if self.store.token_answers > 1_000_000 {
+            return Err(format_err!("store.token_answers: at most 1000000 (0 keeps none)"));
+        }
         let h = &self.http;
         for (key, ms) in [
             ("header_read_timeout_ms", h.header_read_timeout_ms),
@@ -723,6 +730,7 @@ impl RawConfig {
             dpop_nonce: self.oauth2.dpop_nonce,
             session_ttl_secs: s.session_ttl_secs,
             persistent_session_ttl_secs: s.persistent_session_ttl_secs,
+            token_answers: self.store.token_answers as usize,
             ..Policy::default()
         };
         Ok(Config {
@@ -936,6 +944,18 @@ mod tests {
         assert_eq!(raw.database_url, "postgres://x/y");
         let config = raw.validate().unwrap();
         assert_eq!(config.policy.session_ttl_secs, 900);
+    }
+
+    #[test]
+    fn token_answers_are_kept_unless_switched_off() {
+        let config = RawConfig::load(None, env(&[])).unwrap().validate().unwrap();
+        assert_eq!(config.policy.token_answers, 10_000);
+        let raw = RawConfig::load(None, env(&[("TESSERA_STORE_TOKEN_ANSWERS", "0")])).unwrap();
+        assert_eq!(raw.validate().unwrap().policy.token_answers, 0);
+        let raw =
+            RawConfig::load(None, env(&[("TESSERA_STORE_TOKEN_ANSWERS", "2000000")])).unwrap();
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(err.contains("store.token_answers"), "{err}");
     }
 
     #[test]

@@ -353,3 +353,102 @@ async fn two_nodes_race_for_one_code_and_share_the_refresh_cap() {
     drop((a, b));
     drop_database(&name).await;
 }
+
+/// A node keeps a token check for the rest of the clock's second (`[store] token_answers`): a
+/// revocation through that node ends its kept answer at once; one through another node, which it
+/// cannot see, within the second, never later. The same holds for a deleted client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_token_answers_end_at_once_here_and_within_a_second_elsewhere() {
+    let Some((url, name)) = fresh_database().await else { return };
+    let kek =
+        tessera_crypto::kek::Kek::generate(&tessera_crypto::random::SystemRng::new()).to_base64();
+    let a = node(&url, &kek).await;
+    let b = node(&url, &kek).await;
+    a.account("kept@example.test", "password-1").await;
+    let project = tessera_domain::projects::create(
+        a.ctx(),
+        "Kept",
+        "kept@example.test",
+        &tessera_domain::audit::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let new = tessera_domain::oauth2::clients::NewClient {
+        kind: tessera_domain::oauth2::clients::ClientKind::Web,
+        name: "Kept app".to_owned(),
+        redirect_uris: vec!["https://app.example/cb".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let created = tessera_domain::oauth2::clients::create(
+        a.ctx(),
+        &project,
+        new,
+        &tessera_domain::audit::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let (client_id, secret) = (created.client.record.client_id.clone(), created.secret.unwrap());
+    let http = reqwest::Client::new();
+    let issue = || async {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret.as_str()),
+        ];
+        let res = http.post(a.url("/o/oauth2/token")).form(&form).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let check = |node: &TestEnv, token: &str| {
+        let url = node.url(&format!("/oauth2/v3/tokeninfo?access_token={token}"));
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    let revoke = |node: &TestEnv, token: &str| {
+        let url = node.url("/o/oauth2/revoke");
+        let form = [
+            ("token", token.to_owned()),
+            ("client_id", client_id.clone()),
+            ("client_secret", secret.clone()),
+        ];
+        let http = http.clone();
+        async move { http.post(url).form(&form).send().await.unwrap().status().as_u16() }
+    };
+    let kept = |node: &TestEnv| node.ctx().answers.len();
+
+    // Both nodes check the token once and keep the answer.
+    let token = issue().await;
+    assert_eq!((check(&a, &token).await, check(&b, &token).await), (200, 200));
+    assert_eq!((kept(&a), kept(&b)), (1, 1));
+
+    // Revoked through A: A refuses at once. B cannot know until its clock's second ends: it
+    // answers from what it kept (the documented bound, asserted so that it stays the bound),
+    // and refuses in the next second.
+    assert_eq!(revoke(&a, &token).await, 200);
+    assert_eq!(check(&a, &token).await, 400, "the node that revoked refuses at once");
+    assert_eq!(check(&b, &token).await, 200, "another node keeps its answer for the second");
+    b.clock.advance(1);
+    assert_eq!(check(&b, &token).await, 400, "and refuses within one second");
+
+    // Revoked through B, which kept it: B refuses at once.
+    let token = issue().await;
+    assert_eq!(check(&b, &token).await, 200);
+    assert_eq!(revoke(&b, &token).await, 200);
+    assert_eq!(check(&b, &token).await, 400, "a revocation through this node ends its answer");
+
+    // The client deleted through A: B's kept answers for its tokens end within the second.
+    let token = issue().await;
+    assert_eq!((check(&a, &token).await, check(&b, &token).await), (200, 200));
+    assert!(a.ctx().store.projects().delete_client(&client_id).await.unwrap());
+    assert_eq!(check(&a, &token).await, 400, "the deleted client's tokens fail here at once");
+    b.clock.advance(1);
+    assert_eq!(check(&b, &token).await, 400, "and on the other node within one second");
+
+    drop(a);
+    drop(b);
+    drop_database(&name).await;
+}

@@ -1,0 +1,135 @@
+//! Token checks kept for a moment, so that a token presented many times a second is read from the
+//! store once a second.
+//!
+//! What is kept is the store's answer to `find_live_token` (the credential with its grant, client
+//! and account), never the validator's decision: [`crate::credentials::find_valid`] judges a kept
+//! answer by the same rules as a fresh one. A kept answer is used only while both of these hold:
+//!
+//! - **No change through this process since it was read.** The store counts every committed write
+//!   that may change such an answer ([`tessera_store::Store::changes`]: a revocation, a
+//!   consumption, a disabled account, a deleted client, a revoked grant…). An answer is kept with
+//!   the count read *before* the store was asked, so a write that commits while the read runs
+//!   ends it too. A revocation through this node is therefore refused by the very next check.
+//! - **Still the same second of the clock.** Writes through another node, or another process on
+//!   the same SQLite file (the admin CLI), are not counted here; an answer read in second `s` is
+//!   used only while the clock reads `s`, so such a change is seen within one second.
+//!
+//! Only answers that were found are kept (an unknown token costs a read each time), at most
+//! `capacity` of them; `capacity` 0 keeps nothing.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use tessera_store::LiveCredential;
+
+use crate::{Ctx, Result};
+
+/// One kept answer.
+struct Kept {
+    /// The store's change count before it was read.
+    changes: u64,
+    /// The second it was read in.
+    read_at: i64,
+    live: LiveCredential,
+}
+
+/// This process's kept token answers; one per [`Ctx`], shared by its clones.
+pub struct Answers {
+    capacity: usize,
+    kept: RwLock<HashMap<String, Kept>>,
+}
+
+impl Answers {
+    pub fn new(capacity: usize) -> Answers {
+        Answers { capacity, kept: RwLock::new(HashMap::new()) }
+    }
+
+    /// The answer kept for `digest`, if it was read at `changes` in the second `now`.
+    fn get(&self, digest: &str, changes: u64, now: i64) -> Option<LiveCredential> {
+        let kept = self.kept.read().unwrap_or_else(|e| e.into_inner());
+        let found = kept.get(digest)?;
+        (found.changes == changes && found.read_at == now).then(|| found.live.clone())
+    }
+
+    /// Keeps `live`, read at `changes` in the second `now`. When full, answers that can no longer
+    /// be used go first, then all of them.
+    fn keep(&self, digest: &str, changes: u64, now: i64, live: &LiveCredential) {
+        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= self.capacity && !kept.contains_key(digest) {
+            kept.retain(|_, it| it.changes == changes && it.read_at == now);
+            if kept.len() >= self.capacity {
+                kept.clear();
+            }
+        }
+        kept.insert(digest.to_owned(), Kept { changes, read_at: now, live: live.clone() });
+    }
+
+    /// How many answers are kept (usable or not).
+    pub fn len(&self) -> usize {
+        self.kept.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The store's `find_live_token` answer for `digest` at the clock's now, from this process's kept
+/// answers while they hold (see the module's text).
+pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<LiveCredential>> {
+    let now = ctx.now();
+    let changes = ctx.store.changes().filter(|_| ctx.answers.capacity > 0);
+    let Some(changes) = changes else {
+        return Ok(ctx.store.credentials().find_live_token(digest, now).await?);
+    };
+    if let Some(live) = ctx.answers.get(digest, changes, now) {
+        metrics::counter!("tessera_token_answers_total", "from" => "kept").increment(1);
+        return Ok(Some(live));
+    }
+    metrics::counter!("tessera_token_answers_total", "from" => "store").increment(1);
+    let found = ctx.store.credentials().find_live_token(digest, now).await?;
+    if let Some(live) = &found {
+        ctx.answers.keep(digest, changes, now, live);
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_store::{CredentialKind, CredentialRecord};
+
+    use super::*;
+
+    fn live(digest: &str) -> LiveCredential {
+        LiveCredential {
+            credential: CredentialRecord::new(digest.to_owned(), CredentialKind::AccessToken, 10),
+            grant_revoked: false,
+            grant_last_used_at: None,
+            client_exists: true,
+            account: None,
+        }
+    }
+
+    #[test]
+    fn an_answer_holds_for_its_count_and_its_second_only() {
+        let answers = Answers::new(8);
+        answers.keep("d", 3, 100, &live("d"));
+        assert_eq!(answers.get("d", 3, 100), Some(live("d")));
+        assert_eq!(answers.get("d", 4, 100), None, "a counted write ends it");
+        assert_eq!(answers.get("d", 3, 101), None, "the next second ends it");
+        assert_eq!(answers.get("e", 3, 100), None);
+    }
+
+    #[test]
+    fn a_full_cache_drops_what_is_stale_first_then_everything() {
+        let answers = Answers::new(2);
+        answers.keep("old", 1, 100, &live("old"));
+        answers.keep("a", 2, 100, &live("a"));
+        answers.keep("b", 2, 100, &live("b"));
+        assert_eq!(answers.len(), 2, "the stale answer made room");
+        assert!(answers.get("a", 2, 100).is_some() && answers.get("b", 2, 100).is_some());
+        answers.keep("c", 2, 100, &live("c"));
+        assert_eq!(answers.len(), 1, "no stale answer: all went");
+        assert!(answers.get("c", 2, 100).is_some());
+    }
+}
