@@ -15,62 +15,85 @@
 //!   used only while the clock reads `s`, so such a change is seen within one second.
 //!
 //! Only answers that were found are kept (an unknown token costs a read each time), at most
-//! `capacity` of them; `capacity` 0 keeps nothing.
+//! `capacity` of them; `capacity` 0 keeps nothing. Registered clients (the record a client
+//! authenticates against at the token and introspection endpoints) are kept by the same rules.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use tessera_store::LiveCredential;
+use tessera_store::{ClientRecord, LiveCredential};
 
 use crate::{Ctx, Result};
 
 /// One kept answer.
-struct Kept {
+struct Kept<T> {
     /// The store's change count before it was read.
     changes: u64,
     /// The second it was read in.
     read_at: i64,
-    live: LiveCredential,
+    value: T,
 }
 
-/// This process's kept token answers; one per [`Ctx`], shared by its clones.
+/// Kept answers of one kind, by key.
+struct Shelf<T> {
+    kept: RwLock<HashMap<String, Kept<T>>>,
+}
+
+impl<T: Clone> Shelf<T> {
+    fn new() -> Shelf<T> {
+        Shelf { kept: RwLock::new(HashMap::new()) }
+    }
+
+    /// The answer kept for `key`, if it was read at `changes` in the second `now`.
+    fn get(&self, key: &str, changes: u64, now: i64) -> Option<T> {
+        let kept = self.kept.read().unwrap_or_else(|e| e.into_inner());
+        let found = kept.get(key)?;
+        (found.changes == changes && found.read_at == now).then(|| found.value.clone())
+    }
+
+    /// Keeps `value`, read at `changes` in the second `now`. When `capacity` are kept, answers
+    /// that can no longer be used go first, then all of them.
+    fn keep(&self, capacity: usize, key: &str, changes: u64, now: i64, value: &T) {
+        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= capacity && !kept.contains_key(key) {
+            kept.retain(|_, it| it.changes == changes && it.read_at == now);
+            if kept.len() >= capacity {
+                kept.clear();
+            }
+        }
+        kept.insert(key.to_owned(), Kept { changes, read_at: now, value: value.clone() });
+    }
+
+    fn len(&self) -> usize {
+        self.kept.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// This process's kept answers; one per [`Ctx`], shared by its clones.
 pub struct Answers {
+    /// How many of each kind are kept.
     capacity: usize,
-    kept: RwLock<HashMap<String, Kept>>,
+    tokens: Shelf<LiveCredential>,
+    clients: Shelf<ClientRecord>,
 }
 
 impl Answers {
     pub fn new(capacity: usize) -> Answers {
-        Answers { capacity, kept: RwLock::new(HashMap::new()) }
+        Answers { capacity, tokens: Shelf::new(), clients: Shelf::new() }
     }
 
-    /// The answer kept for `digest`, if it was read at `changes` in the second `now`.
-    fn get(&self, digest: &str, changes: u64, now: i64) -> Option<LiveCredential> {
-        let kept = self.kept.read().unwrap_or_else(|e| e.into_inner());
-        let found = kept.get(digest)?;
-        (found.changes == changes && found.read_at == now).then(|| found.live.clone())
-    }
-
-    /// Keeps `live`, read at `changes` in the second `now`. When full, answers that can no longer
-    /// be used go first, then all of them.
-    fn keep(&self, digest: &str, changes: u64, now: i64, live: &LiveCredential) {
-        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= self.capacity && !kept.contains_key(digest) {
-            kept.retain(|_, it| it.changes == changes && it.read_at == now);
-            if kept.len() >= self.capacity {
-                kept.clear();
-            }
-        }
-        kept.insert(digest.to_owned(), Kept { changes, read_at: now, live: live.clone() });
-    }
-
-    /// How many answers are kept (usable or not).
+    /// How many token checks are kept (usable or not).
     pub fn len(&self) -> usize {
-        self.kept.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.tokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The store's change count when answers may be kept.
+    fn changes(&self, ctx: &Ctx) -> Option<u64> {
+        ctx.store.changes().filter(|_| self.capacity > 0)
     }
 }
 
@@ -78,18 +101,37 @@ impl Answers {
 /// answers while they hold (see the module's text).
 pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<LiveCredential>> {
     let now = ctx.now();
-    let changes = ctx.store.changes().filter(|_| ctx.answers.capacity > 0);
-    let Some(changes) = changes else {
+    let answers = &ctx.answers;
+    let Some(changes) = answers.changes(ctx) else {
         return Ok(ctx.store.credentials().find_live_token(digest, now).await?);
     };
-    if let Some(live) = ctx.answers.get(digest, changes, now) {
+    if let Some(live) = answers.tokens.get(digest, changes, now) {
         metrics::counter!("tessera_token_answers_total", "from" => "kept").increment(1);
         return Ok(Some(live));
     }
     metrics::counter!("tessera_token_answers_total", "from" => "store").increment(1);
     let found = ctx.store.credentials().find_live_token(digest, now).await?;
     if let Some(live) = &found {
-        ctx.answers.keep(digest, changes, now, live);
+        answers.tokens.keep(answers.capacity, digest, changes, now, live);
+    }
+    Ok(found)
+}
+
+/// The registered client `client_id` (the store's `get_client`), kept by the same rules as token
+/// checks: a client changed or deleted through this node is read again at once, through another
+/// node within the second.
+pub(crate) async fn get_client(ctx: &Ctx, client_id: &str) -> Result<Option<ClientRecord>> {
+    let now = ctx.now();
+    let answers = &ctx.answers;
+    let Some(changes) = answers.changes(ctx) else {
+        return Ok(ctx.store.projects().get_client(client_id).await?);
+    };
+    if let Some(client) = answers.clients.get(client_id, changes, now) {
+        return Ok(Some(client));
+    }
+    let found = ctx.store.projects().get_client(client_id).await?;
+    if let Some(client) = &found {
+        answers.clients.keep(answers.capacity, client_id, changes, now, client);
     }
     Ok(found)
 }
@@ -112,8 +154,8 @@ mod tests {
 
     #[test]
     fn an_answer_holds_for_its_count_and_its_second_only() {
-        let answers = Answers::new(8);
-        answers.keep("d", 3, 100, &live("d"));
+        let answers = Shelf::new();
+        answers.keep(8, "d", 3, 100, &live("d"));
         assert_eq!(answers.get("d", 3, 100), Some(live("d")));
         assert_eq!(answers.get("d", 4, 100), None, "a counted write ends it");
         assert_eq!(answers.get("d", 3, 101), None, "the next second ends it");
@@ -122,13 +164,13 @@ mod tests {
 
     #[test]
     fn a_full_cache_drops_what_is_stale_first_then_everything() {
-        let answers = Answers::new(2);
-        answers.keep("old", 1, 100, &live("old"));
-        answers.keep("a", 2, 100, &live("a"));
-        answers.keep("b", 2, 100, &live("b"));
+        let answers = Shelf::new();
+        answers.keep(2, "old", 1, 100, &live("old"));
+        answers.keep(2, "a", 2, 100, &live("a"));
+        answers.keep(2, "b", 2, 100, &live("b"));
         assert_eq!(answers.len(), 2, "the stale answer made room");
         assert!(answers.get("a", 2, 100).is_some() && answers.get("b", 2, 100).is_some());
-        answers.keep("c", 2, 100, &live("c"));
+        answers.keep(2, "c", 2, 100, &live("c"));
         assert_eq!(answers.len(), 1, "no stale answer: all went");
         assert!(answers.get("c", 2, 100).is_some());
     }

@@ -265,7 +265,7 @@ pub async fn load(ctx: &Ctx, client_id: &str) -> Result<Option<Client>> {
     if client_id.is_empty() || client_id.len() > 200 {
         return Ok(None);
     }
-    Ok(ctx.store.projects().get_client(client_id).await?.and_then(Client::from_record))
+    Ok(crate::answers::get_client(ctx, client_id).await?.and_then(Client::from_record))
 }
 
 /// The client if `account_id` owns its project (the developer console's check).
@@ -280,7 +280,8 @@ pub async fn list(ctx: &Ctx, project_id: &str) -> Result<Vec<Client>> {
     Ok(records.into_iter().filter_map(Client::from_record).collect())
 }
 
-/// Replaces a confidential client's secret; the old one stops working at once.
+/// Replaces a confidential client's secret; the old one stops working at once on this node, and
+/// within the second on the others (they keep a client for the current second: [`crate::answers`]).
 pub async fn rotate_secret(ctx: &Ctx, client_id: &str, actor: &Actor) -> Result<String> {
     let client = load(ctx, client_id).await?.ok_or(Error::NotFound)?;
     if !client.kind.confidential() {

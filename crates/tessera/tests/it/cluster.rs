@@ -392,16 +392,24 @@ async fn kept_token_answers_end_at_once_here_and_within_a_second_elsewhere() {
     .unwrap();
     let (client_id, secret) = (created.client.record.client_id.clone(), created.secret.unwrap());
     let http = reqwest::Client::new();
-    let issue = || async {
+    let issue_on = |node: &TestEnv, secret: &str| {
         let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", secret.as_str()),
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", client_id.clone()),
+            ("client_secret", secret.to_owned()),
         ];
-        let res = http.post(a.url("/o/oauth2/token")).form(&form).send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        let body: serde_json::Value = res.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        let (http, url) = (http.clone(), node.url("/o/oauth2/token"));
+        async move {
+            let res = http.post(url).form(&form).send().await.unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (status, body["access_token"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let issue = || async {
+        let (status, token) = issue_on(&a, &secret).await;
+        assert_eq!(status, 200);
+        token
     };
     let check = |node: &TestEnv, token: &str| {
         let url = node.url(&format!("/oauth2/v3/tokeninfo?access_token={token}"));
@@ -440,8 +448,26 @@ async fn kept_token_answers_end_at_once_here_and_within_a_second_elsewhere() {
     assert_eq!(revoke(&b, &token).await, 200);
     assert_eq!(check(&b, &token).await, 400, "a revocation through this node ends its answer");
 
+    // A new client secret through A: the old one fails on A at once, on B (which kept the
+    // client when it issued with it) within the second.
+    assert_eq!(issue_on(&b, &secret).await.0, 200);
+    let fresh = tessera_domain::oauth2::clients::rotate_secret(
+        a.ctx(),
+        &client_id,
+        &tessera_domain::audit::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    assert_ne!(issue_on(&a, &secret).await.0, 200, "the old secret fails here at once");
+    assert_eq!(issue_on(&b, &secret).await.0, 200, "another node keeps the client for the second");
+    b.clock.advance(1);
+    assert_ne!(issue_on(&b, &secret).await.0, 200, "and refuses the old secret within one second");
+    assert_eq!(issue_on(&b, &fresh).await.0, 200);
+    let secret = fresh;
+
     // The client deleted through A: B's kept answers for its tokens end within the second.
-    let token = issue().await;
+    let (status, token) = issue_on(&a, &secret).await;
+    assert_eq!(status, 200);
     assert_eq!((check(&a, &token).await, check(&b, &token).await), (200, 200));
     assert!(a.ctx().store.projects().delete_client(&client_id).await.unwrap());
     assert_eq!(check(&a, &token).await, 400, "the deleted client's tokens fail here at once");
