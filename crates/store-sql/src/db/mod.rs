@@ -233,14 +233,16 @@ impl Query {
         match on {
             Exec::Db(db) => {
                 let out = match db {
-                    Db::Sqlite(sqlite, role, _) => sqlite.run(*role, &self, want).await?,
-                    Db::Postgres(pool, _) => postgres::run(pool, self, want).await?,
+                    Db::Sqlite(sqlite, role, _) => sqlite.run(*role, &self, want).await,
+                    Db::Postgres(pool, _) => postgres::run(pool, self, want).await,
                 };
-                // A statement on a handle is its own transaction, committed when it returns.
-                if counts && out.changed_rows() {
+                // A statement on a handle is its own transaction, committed when it returns. One
+                // that failed may still have committed (a connection lost after the commit): it
+                // is counted too.
+                if counts && out.as_ref().map_or(true, Output::changed_rows) {
                     db.changes().committed();
                 }
-                Ok(out)
+                out
             }
             Exec::Tx(tx) => {
                 let out = match &mut tx.inner {
@@ -321,14 +323,15 @@ impl Tx {
     /// Commits; returns once the transaction is committed (on SQLite, with its group), and
     /// after counting it in [`Changes`] when it may have changed an answer.
     pub(crate) async fn commit(self) -> Result<(), DbError> {
-        match self.inner {
-            TxInner::Sqlite(tx) => tx.commit().await?,
-            TxInner::Postgres(tx) => tx.commit().await?,
-        }
+        let committed = match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await,
+            TxInner::Postgres(tx) => tx.commit().await.map_err(DbError::from),
+        };
+        // A commit that failed may still have reached the database: counted either way.
         if self.changed {
             self.changes.committed();
         }
-        Ok(())
+        committed
     }
 
     pub(crate) async fn rollback(self) -> Result<(), DbError> {
