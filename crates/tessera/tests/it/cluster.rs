@@ -41,6 +41,26 @@ pub(crate) async fn node(database_url: &str, kek: &str) -> TestEnv {
     TestEnv::start_raw(raw, dir, tessera::StartOptions::default()).await
 }
 
+/// A confidential web client (redirect `https://app.example/cb`) of a new project owned by
+/// `owner`, made through `node`: its id and secret.
+async fn web_client(node: &TestEnv, owner: &str) -> (String, String) {
+    let actor = tessera_domain::audit::Actor::Cli;
+    let project =
+        tessera_domain::projects::create(node.ctx(), "Cluster", owner, &actor).await.unwrap();
+    let new = tessera_domain::oauth2::clients::NewClient {
+        kind: tessera_domain::oauth2::clients::ClientKind::Web,
+        name: "Cluster app".to_owned(),
+        redirect_uris: vec!["https://app.example/cb".to_owned()],
+        android_package: None,
+        android_cert_sha1: None,
+        allow_implicit: false,
+        jwt_access_tokens: false,
+    };
+    let created =
+        tessera_domain::oauth2::clients::create(node.ctx(), &project, new, &actor).await.unwrap();
+    (created.client.record.client_id, created.secret.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_postgres_share_sessions_csrf_and_counters() {
     let Some((url, name)) = fresh_database().await else { return };
@@ -143,32 +163,7 @@ async fn two_nodes_on_one_postgres_share_protocol_credentials() {
     assert_eq!(caller["service"], "cl", "{caller}");
 
     // OAuth: authorize on A, exchange on B, refresh on A.
-    let project = tessera_domain::projects::create(
-        a.ctx(),
-        "Cluster",
-        "proto@example.test",
-        &tessera_domain::audit::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    let new = tessera_domain::oauth2::clients::NewClient {
-        kind: tessera_domain::oauth2::clients::ClientKind::Web,
-        name: "Cluster app".to_owned(),
-        redirect_uris: vec!["https://app.example/cb".to_owned()],
-        android_package: None,
-        android_cert_sha1: None,
-        allow_implicit: false,
-        jwt_access_tokens: false,
-    };
-    let created = tessera_domain::oauth2::clients::create(
-        a.ctx(),
-        &project,
-        new,
-        &tessera_domain::audit::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    let (client_id, secret) = (created.client.record.client_id.clone(), created.secret.unwrap());
+    let (client_id, secret) = web_client(&a, "proto@example.test").await;
     tessera_domain::grants::grant(
         a.ctx(),
         &account.id,
@@ -365,32 +360,7 @@ async fn kept_token_answers_end_at_once_here_and_within_a_second_elsewhere() {
     let a = node(&url, &kek).await;
     let b = node(&url, &kek).await;
     a.account("kept@example.test", "password-1").await;
-    let project = tessera_domain::projects::create(
-        a.ctx(),
-        "Kept",
-        "kept@example.test",
-        &tessera_domain::audit::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    let new = tessera_domain::oauth2::clients::NewClient {
-        kind: tessera_domain::oauth2::clients::ClientKind::Web,
-        name: "Kept app".to_owned(),
-        redirect_uris: vec!["https://app.example/cb".to_owned()],
-        android_package: None,
-        android_cert_sha1: None,
-        allow_implicit: false,
-        jwt_access_tokens: false,
-    };
-    let created = tessera_domain::oauth2::clients::create(
-        a.ctx(),
-        &project,
-        new,
-        &tessera_domain::audit::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    let (client_id, secret) = (created.client.record.client_id.clone(), created.secret.unwrap());
+    let (client_id, secret) = web_client(&a, "kept@example.test").await;
     let http = reqwest::Client::new();
     let issue_on = |node: &TestEnv, secret: &str| {
         let form = [
