@@ -31,9 +31,15 @@ pub use proxy::{HttpFetcher, PROXY_HEADER};
 pub use serve::{ConnLimits, serve};
 use tessera_domain::Ctx;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`Shared`], so that the clone axum makes for every
+/// request is one reference count, not one per field of the context.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`], read through it. Set them before the router is built: a change
+/// made later through `AppState` applies to that copy only.
+#[derive(Clone)]
+pub struct Shared {
     pub ctx: Ctx,
     pub metrics: Option<PrometheusHandle>,
     /// Cookies get `Secure` when the public URL is https.
@@ -52,10 +58,24 @@ pub struct AppState {
     pub proxy_fetcher: Arc<dyn tessera_domain::proxy::Fetcher>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
 impl AppState {
     pub fn new(ctx: Ctx, metrics: Option<PrometheusHandle>) -> AppState {
         let secure_cookies = ctx.public_url.starts_with("https://");
-        AppState {
+        AppState(Arc::new(Shared {
             ctx,
             metrics,
             secure_cookies,
@@ -65,7 +85,7 @@ impl AppState {
             request_timeout: Duration::from_secs(30),
             metrics_access: MetricsAccess::Off,
             proxy_fetcher: Arc::new(HttpFetcher),
-        }
+        }))
     }
 }
 
