@@ -42,7 +42,8 @@ pub(crate) fn json_no_store(status: StatusCode, body: &Value) -> Response {
     let mut res = (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))],
-        body.to_string(),
+        // Serialized straight into bytes: a `Value` has only string keys, so this cannot fail.
+        serde_json::to_vec(body).unwrap_or_default(),
     )
         .into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -103,13 +104,17 @@ pub(crate) fn all_params(
 ) -> Result<Params, OAuthError> {
     let query = Params::parse(uri.query().unwrap_or_default().as_bytes())?;
     let form = form_params(headers, body)?;
-    let mut raw = query.encode();
-    if !form.pairs().is_empty() {
-        if !raw.is_empty() {
-            raw.push('&');
-        }
-        raw.push_str(&form.encode());
+    // One source alone was parsed by the same rules already; both are joined and parsed again so
+    // that a parameter given in each is refused as repeated.
+    if form.pairs().is_empty() {
+        return Ok(query);
     }
+    if query.pairs().is_empty() {
+        return Ok(form);
+    }
+    let mut raw = query.encode();
+    raw.push('&');
+    raw.push_str(&form.encode());
     Params::parse(raw.as_bytes())
 }
 
