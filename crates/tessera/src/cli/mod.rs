@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_seed;
+mod logging;
 mod push_listen;
 mod push_send;
 mod token;
@@ -91,19 +92,10 @@ fn load_config(
     raw.validate()
 }
 
-fn init_logging(config: &Config) {
+/// The server's log (see [`logging`]); lines still waiting are written when the guard is dropped.
+fn init_logging(config: &Config) -> logging::LogGuard {
     let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| config.raw.log.level.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match config.raw.log.format.as_str() {
-        "json" => builder.json().try_init(),
-        _ => builder.try_init(),
-    };
+    logging::init(&filter, config.raw.log.format == "json")
 }
 
 /// Says on stderr why the command could not run, and fails.
@@ -117,7 +109,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Serve { listen, public_url, demo } => {
             let started = Instant::now();
             let config = load_config(&args, listen.as_deref(), public_url.as_deref())?;
-            init_logging(&config);
+            let _log = init_logging(&config);
             let mut server = Server::start(
                 &config,
                 StartOptions { demo: *demo, sweeper: true, ..StartOptions::default() },
