@@ -6,6 +6,12 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+/// The server allocates and frees small buffers for every request on every worker; mimalloc's
+/// per-thread free lists serve them without glibc's arena locks and consolidation passes
+/// (docs/dependencies.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
