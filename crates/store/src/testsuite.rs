@@ -1424,8 +1424,9 @@ pub async fn credential_find_live_token_reads_grant_client_and_account(store: Ar
     assert!(found.grant_revoked, "a token of a revoked grant says so");
 }
 
-/// [`Store::changes`] grows after every committed write that may change what `find_live_token`
-/// answers (revoking, consuming, disabling an account, deleting a client, revoking a grant), each
+/// [`Store::changes`] grows after every committed write that may change what `find_live_token` or
+/// `find_signed_in` answers (revoking, consuming, disabling an account, deleting a client,
+/// revoking a grant, changing or ending a session), each
 /// write of a parallel burst included, and stays put for reads, plain inserts and writes that
 /// changed nothing: what a token check may keep is decided by it.
 pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Store>) {
@@ -1467,7 +1468,9 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     }
     let code = credential("code-changes", CredentialKind::AuthorizationCode, NOW, 60);
     seed_credential(store.as_ref(), &code).await;
+    seed_session(store.as_ref(), "sess-changes", &owner.id, NOW).await;
     store.credentials().find_live_token("tok-changes", NOW).await.expect("find").expect("live");
+    store.sessions().find_signed_in("sess-changes-cookie", NOW).await.expect("find session");
     assert!(!store.credentials().revoke("tok-unknown", NOW).await.expect("revoke nothing"));
     assert_eq!(changes(), before, "reads, inserts and writes that changed nothing do not count");
 
@@ -1492,6 +1495,11 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     grew("revoking a grant");
     assert!(store.projects().delete_client(&client.client_id).await.expect("delete client"));
     grew("deleting a client");
+    // A session's own row (its last use, its second factor) is part of a kept session answer.
+    store.sessions().touch("sess-changes", NOW + 1).await.expect("touch");
+    grew("a change to a session's row");
+    store.sessions().revoke("sess-changes", NOW).await.expect("sign out");
+    grew("ending a session");
 
     let burst = (0..16).map(|n| {
         let store = store.clone();

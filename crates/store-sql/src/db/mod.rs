@@ -107,10 +107,10 @@ pub(crate) fn query_built(sql: String) -> Query {
     Query { sql: Cow::Owned(sql), args: Vec::new() }
 }
 
-/// The tables a token check's answer is read from (`find_live_token` joins them;
+/// The tables a kept answer is read from (`find_live_token` and `find_signed_in` join them;
 /// [`tessera_store::Store::changes`]): a committed change to one of their rows may end an answer
 /// kept from before it.
-const ANSWER_TABLES: [&str; 4] = ["accounts", "clients", "credentials", "grants"];
+const ANSWER_TABLES: [&str; 5] = ["accounts", "clients", "credentials", "grants", "sessions"];
 
 /// Whether `sql` may change a row an answer is read from: an `UPDATE` or `DELETE` of an
 /// [`ANSWER_TABLES`] table, or any other statement that is neither a read nor a plain insert
@@ -496,6 +496,7 @@ mod tests {
             "  update Grants SET revoked_at = $2",
             "DELETE FROM clients WHERE client_id = $1",
             "DELETE FROM accounts WHERE id = $1",
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             "INSERT INTO grants (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET scopes = $2",
             "WITH gone AS (DELETE FROM credentials RETURNING digest) SELECT count(*) FROM gone",
         ] {
