@@ -16,12 +16,13 @@
 //!
 //! Only answers that were found are kept (an unknown token costs a read each time), at most
 //! `capacity` of them; `capacity` 0 keeps nothing. Registered clients (the record a client
-//! authenticates against at the token and introspection endpoints) are kept by the same rules.
+//! authenticates against at the token and introspection endpoints) and signed-in browser sessions
+//! (a session cookie's session with its account) are kept by the same rules.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use tessera_store::{ClientRecord, LiveCredential};
+use tessera_store::{AccountRecord, ClientRecord, LiveCredential, SessionRecord};
 
 use crate::{Ctx, Result};
 
@@ -75,11 +76,12 @@ pub struct Answers {
     capacity: usize,
     tokens: Shelf<LiveCredential>,
     clients: Shelf<ClientRecord>,
+    sessions: Shelf<(SessionRecord, AccountRecord)>,
 }
 
 impl Answers {
     pub fn new(capacity: usize) -> Answers {
-        Answers { capacity, tokens: Shelf::new(), clients: Shelf::new() }
+        Answers { capacity, tokens: Shelf::new(), clients: Shelf::new(), sessions: Shelf::new() }
     }
 
     /// How many token checks are kept (usable or not).
@@ -89,6 +91,11 @@ impl Answers {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many signed-in sessions are kept (usable or not).
+    pub fn sessions_len(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The store's change count when answers may be kept.
@@ -132,6 +139,29 @@ pub(crate) async fn get_client(ctx: &Ctx, client_id: &str) -> Result<Option<Clie
     let found = ctx.store.projects().get_client(client_id).await?;
     if let Some(client) = &found {
         answers.clients.keep(answers.capacity, client_id, changes, now, client);
+    }
+    Ok(found)
+}
+
+/// The session a session cookie's `digest` signs in, with its account (the store's
+/// `find_signed_in` at the clock's now), kept by the same rules as token checks: a sign-out, a
+/// revoked session or a disabled account through this node is read again at once, through another
+/// node within the second.
+pub(crate) async fn find_signed_in(
+    ctx: &Ctx,
+    digest: &str,
+) -> Result<Option<(SessionRecord, AccountRecord)>> {
+    let now = ctx.now();
+    let answers = &ctx.answers;
+    let Some(changes) = answers.changes(ctx) else {
+        return Ok(ctx.store.sessions().find_signed_in(digest, now).await?);
+    };
+    if let Some(found) = answers.sessions.get(digest, changes, now) {
+        return Ok(Some(found));
+    }
+    let found = ctx.store.sessions().find_signed_in(digest, now).await?;
+    if let Some(found) = &found {
+        answers.sessions.keep(answers.capacity, digest, changes, now, found);
     }
     Ok(found)
 }

@@ -27,8 +27,7 @@ pub async fn load(ctx: &Ctx, cookie: &str) -> Result<Vec<SignedIn>> {
             continue;
         }
         let digest = tessera_crypto::digest::token_digest(token);
-        let Some((session, account)) = ctx.store.sessions().find_signed_in(&digest, now).await?
-        else {
+        let Some((session, account)) = crate::answers::find_signed_in(ctx, &digest).await? else {
             continue;
         };
         if out.iter().any(|it| it.account.id == session.account_id) {

@@ -3,6 +3,7 @@
 //! `TESSERA_TEST_DATABASE_URL` is set (the test command sets it when PostgreSQL answers).
 
 use sqlx::{AssertSqlSafe, Connection as _};
+use tessera_store::AccountState;
 
 use crate::support::{TestEnv, test_config};
 
@@ -359,7 +360,7 @@ async fn kept_token_answers_end_at_once_here_and_within_a_second_elsewhere() {
         tessera_crypto::kek::Kek::generate(&tessera_crypto::random::SystemRng::new()).to_base64();
     let a = node(&url, &kek).await;
     let b = node(&url, &kek).await;
-    a.account("kept@example.test", "password-1").await;
+    let owner = a.account("kept@example.test", "password-1").await;
     let (client_id, secret) = web_client(&a, "kept@example.test").await;
     let http = reqwest::Client::new();
     let issue_on = |node: &TestEnv, secret: &str| {
@@ -444,7 +445,37 @@ async fn kept_token_answers_end_at_once_here_and_within_a_second_elsewhere() {
     b.clock.advance(1);
     assert_eq!(check(&b, &token).await, 400, "and on the other node within one second");
 
+    // A browser session ended through A (the account's sessions page): A's next check refuses
+    // it, B, which kept it, within the second.
+    let browser = tessera_domain::sessions::ClientInfo::default();
+    let (cookie, session) =
+        tessera_domain::sessions::create(a.ctx(), &owner, false, false, &browser).await.unwrap();
+    assert_eq!((signed_in(&a, &cookie).await, signed_in(&b, &cookie).await), (1, 1));
+    assert_eq!((a.ctx().answers.sessions_len(), b.ctx().answers.sessions_len()), (1, 1));
+    let actor = tessera_domain::audit::Actor::Account;
+    tessera_domain::sessions::revoke(a.ctx(), &owner.id, &session.id, &actor, "").await.unwrap();
+    assert_eq!(signed_in(&a, &cookie).await, 0, "the node that ended it refuses at once");
+    assert_eq!(signed_in(&b, &cookie).await, 1, "another node keeps its answer for the second");
+    b.clock.advance(1);
+    assert_eq!(signed_in(&b, &cookie).await, 0, "and refuses within one second");
+
+    // The account disabled through B: B refuses its session at once, A within the second.
+    let (cookie, _) =
+        tessera_domain::sessions::create(a.ctx(), &owner, false, false, &browser).await.unwrap();
+    assert_eq!((signed_in(&a, &cookie).await, signed_in(&b, &cookie).await), (1, 1));
+    let now = b.ctx().now();
+    b.ctx().store.accounts().set_state(&owner.id, AccountState::Disabled, now).await.unwrap();
+    assert_eq!(signed_in(&b, &cookie).await, 0, "a disabled account's session fails here at once");
+    assert_eq!(signed_in(&a, &cookie).await, 1, "another node keeps its answer for the second");
+    a.clock.advance(1);
+    assert_eq!(signed_in(&a, &cookie).await, 0, "and refuses within one second");
+
     drop(a);
     drop(b);
     drop_database(&name).await;
+}
+
+/// How many accounts `node` finds signed in by the browser cookie `cookie`.
+async fn signed_in(node: &TestEnv, cookie: &str) -> usize {
+    tessera_domain::sessions::load(node.ctx(), cookie).await.unwrap().len()
 }
