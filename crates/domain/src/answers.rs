@@ -104,24 +104,45 @@ impl Answers {
     }
 }
 
+impl<T: Clone> Shelf<T> {
+    /// `key`'s kept answer while it holds (see the module's text), else the store's, `read` (a
+    /// lazy future, run only then, asked at `now`), kept if found. `counter`, if named, counts
+    /// where each answer came from (`from` = `kept` or `store`).
+    async fn kept_or_read(
+        &self,
+        ctx: &Ctx,
+        now: i64,
+        key: &str,
+        counter: Option<&'static str>,
+        read: impl std::future::Future<Output = tessera_store::Result<Option<T>>>,
+    ) -> Result<Option<T>> {
+        let answers = &ctx.answers;
+        // Read before the store is asked, so that a write committed meanwhile ends the answer.
+        let Some(changes) = answers.changes(ctx) else { return Ok(read.await?) };
+        if let Some(kept) = self.get(key, changes, now) {
+            if let Some(name) = counter {
+                metrics::counter!(name, "from" => "kept").increment(1);
+            }
+            return Ok(Some(kept));
+        }
+        if let Some(name) = counter {
+            metrics::counter!(name, "from" => "store").increment(1);
+        }
+        let found = read.await?;
+        if let Some(value) = &found {
+            self.keep(answers.capacity, key, changes, now, value);
+        }
+        Ok(found)
+    }
+}
+
 /// The store's `find_live_token` answer for `digest` at the clock's now, from this process's kept
 /// answers while they hold (see the module's text).
 pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<LiveCredential>> {
     let now = ctx.now();
-    let answers = &ctx.answers;
-    let Some(changes) = answers.changes(ctx) else {
-        return Ok(ctx.store.credentials().find_live_token(digest, now).await?);
-    };
-    if let Some(live) = answers.tokens.get(digest, changes, now) {
-        metrics::counter!("tessera_token_answers_total", "from" => "kept").increment(1);
-        return Ok(Some(live));
-    }
-    metrics::counter!("tessera_token_answers_total", "from" => "store").increment(1);
-    let found = ctx.store.credentials().find_live_token(digest, now).await?;
-    if let Some(live) = &found {
-        answers.tokens.keep(answers.capacity, digest, changes, now, live);
-    }
-    Ok(found)
+    let read = ctx.store.credentials().find_live_token(digest, now);
+    let counter = Some("tessera_token_answers_total");
+    ctx.answers.tokens.kept_or_read(ctx, now, digest, counter, read).await
 }
 
 /// The registered client `client_id` (the store's `get_client`), kept by the same rules as token
@@ -129,18 +150,8 @@ pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<Li
 /// node within the second.
 pub(crate) async fn get_client(ctx: &Ctx, client_id: &str) -> Result<Option<ClientRecord>> {
     let now = ctx.now();
-    let answers = &ctx.answers;
-    let Some(changes) = answers.changes(ctx) else {
-        return Ok(ctx.store.projects().get_client(client_id).await?);
-    };
-    if let Some(client) = answers.clients.get(client_id, changes, now) {
-        return Ok(Some(client));
-    }
-    let found = ctx.store.projects().get_client(client_id).await?;
-    if let Some(client) = &found {
-        answers.clients.keep(answers.capacity, client_id, changes, now, client);
-    }
-    Ok(found)
+    let read = ctx.store.projects().get_client(client_id);
+    ctx.answers.clients.kept_or_read(ctx, now, client_id, None, read).await
 }
 
 /// The session a session cookie's `digest` signs in, with its account (the store's
@@ -152,18 +163,8 @@ pub(crate) async fn find_signed_in(
     digest: &str,
 ) -> Result<Option<(SessionRecord, AccountRecord)>> {
     let now = ctx.now();
-    let answers = &ctx.answers;
-    let Some(changes) = answers.changes(ctx) else {
-        return Ok(ctx.store.sessions().find_signed_in(digest, now).await?);
-    };
-    if let Some(found) = answers.sessions.get(digest, changes, now) {
-        return Ok(Some(found));
-    }
-    let found = ctx.store.sessions().find_signed_in(digest, now).await?;
-    if let Some(found) = &found {
-        answers.sessions.keep(answers.capacity, digest, changes, now, found);
-    }
-    Ok(found)
+    let read = ctx.store.sessions().find_signed_in(digest, now);
+    ctx.answers.sessions.kept_or_read(ctx, now, digest, None, read).await
 }
 
 #[cfg(test)]
