@@ -97,10 +97,7 @@ fn write_out<W: std::io::Write>(shared: &Shared, mut out: W) {
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
         if closed {
-            let mut state = shared.lock();
-            let rest = std::mem::take(&mut state.pending);
-            drop(state);
-            let _ = out.write_all(&rest).and_then(|()| out.flush());
+            // Nothing joins `pending` after the end: workers write straight to stderr then.
             return;
         }
         // Lines gather while the writer lingers: workers do not wake it (it is not waiting for
@@ -150,15 +147,16 @@ impl Drop for Line {
             return;
         }
         let mut state = self.shared.lock();
+        while !self.direct && !state.closed && state.pending.len() >= MAX_PENDING {
+            state.workers_waiting += 1;
+            state = self.shared.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.workers_waiting -= 1;
+        }
+        // Checked after any wait: the writer may have ended meanwhile, and then takes no more.
         if self.direct || state.closed {
             drop(state);
             let _ = std::io::stderr().write_all(&self.buf);
             return;
-        }
-        while state.pending.len() >= MAX_PENDING && !state.closed {
-            state.workers_waiting += 1;
-            state = self.shared.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-            state.workers_waiting -= 1;
         }
         state.pending.extend_from_slice(&self.buf);
         if state.writer_waiting {
