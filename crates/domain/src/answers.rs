@@ -205,4 +205,24 @@ mod tests {
         assert_eq!(answers.len(), 1, "no stale answer: all went");
         assert!(answers.get("c", 2, 100).is_some());
     }
+    #[test]
+    fn a_parallel_burst_of_new_answers_never_keeps_more_than_the_capacity() {
+        let answers = std::sync::Arc::new(Shelf::new());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let answers = answers.clone();
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        let key = format!("t{t}-{i}");
+                        answers.keep(64, &key, 7, 100, &live(&key));
+                        assert!(answers.len() <= 64, "over the capacity mid-burst");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!((1..=64).contains(&answers.len()), "{} kept", answers.len());
+    }
 }
