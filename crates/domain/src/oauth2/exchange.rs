@@ -598,6 +598,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tokens_are_stored_in_issue_order_and_those_stored_before_still_work() {
+        let f = fixture(ClientKind::Web).await;
+        let second = |at: i64| format!("{at:08x}");
+        let code = f.code().await;
+        assert!(f.credential(&code).await.digest.starts_with(&second(f.t.now())), "{code}");
+        let issued = f.exchange(&code, VERIFIER).await.unwrap();
+        let access = issued.access_token.unwrap();
+        let refresh_token = issued.refresh_token.unwrap();
+        for token in [&access, &refresh_token] {
+            let key = f.credential(token).await.digest;
+            assert!(key.starts_with(&second(f.t.now())), "{key}");
+            assert!(key.ends_with(&tessera_crypto::digest::sha256_hex(token.as_bytes())));
+        }
+        f.t.advance(1);
+        let later = f.refresh(&refresh_token).await.unwrap().access_token.unwrap();
+        assert!(f.credential(&later).await.digest > f.credential(&access).await.digest);
+
+        // A token issued before tokens carried a stamp is stored under its plain digest.
+        let legacy = format!("ya29.{}", tessera_crypto::random::token(f.t.ctx.rng.as_ref(), 32));
+        let mut record = CredentialRecord::new(
+            tessera_crypto::digest::sha256_hex(legacy.as_bytes()),
+            CredentialKind::AccessToken,
+            f.t.now(),
+        );
+        record.account_id = Some(f.alice.id().to_owned());
+        record.grant_id = Some(f.grant.id.clone());
+        record.client_id = Some(f.client.id().to_owned());
+        record.scopes = "email".to_owned();
+        record.expires_at = Some(f.t.now() + 60);
+        f.t.ctx.store.credentials().insert(&record).await.unwrap();
+        let info = tokens::inspect(&f.t.ctx, &legacy, false).await.unwrap();
+        assert_eq!(info.map(|it| it.client_id), Some(f.client.id().to_owned()));
+    }
+
+    #[tokio::test]
     async fn a_confidential_refresh_touches_its_token_at_most_every_few_minutes() {
         let f = fixture(ClientKind::Web).await;
         let issued = f.exchange(&f.code().await, VERIFIER).await.unwrap();

@@ -59,8 +59,12 @@ impl Remembered {
     }
 }
 
+/// A new token after `prefix` and the digest its row is stored under. Codes, access and refresh
+/// tokens are ordered (an issue stamp before 256 random bits), so that the rows of the tokens a
+/// busy server mints sit together in the store's index.
 fn secret(ctx: &Ctx, prefix: &str) -> (String, String) {
-    let token = format!("{prefix}{}", tessera_crypto::random::token(ctx.rng.as_ref(), 32));
+    let random = tessera_crypto::random::ordered_token(ctx.rng.as_ref(), ctx.now(), 32);
+    let token = format!("{prefix}{random}");
     let digest = tessera_crypto::digest::token_digest(&token);
     (token, digest)
 }
@@ -143,7 +147,8 @@ pub async fn access_token_row(
     let (token, digest) = if client.settings.jwt_access_tokens {
         // RFC 9068. The row below still makes it revocable at our own endpoints; a resource
         // server that only checks the signature accepts it until `exp`.
-        let jti = tessera_crypto::random::token(ctx.rng.as_ref(), 16);
+        // Ordered, like opaque tokens: the row is stored under the stamp (`token_digest`).
+        let jti = tessera_crypto::random::ordered_token(ctx.rng.as_ref(), now, 16);
         let sub = match subject.account_id {
             Some(id) => accounts::subject(id),
             None => subject.client_id.to_owned(),
