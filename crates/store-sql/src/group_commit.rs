@@ -8,7 +8,9 @@
 //! kind's batch) and makes them in one transaction, so that many concurrent callers share one
 //! commit. Each caller still returns only once its own write is committed, so nothing
 //! acknowledged is lost. No timer holds a write back: under light load a batch is one write, and
-//! batches grow only while the previous commit is running.
+//! batches grow while the previous commit is running, and by what the tasks ready on the writer's
+//! thread enqueue when it lets them run once before closing a batch (on SQLite a commit writes
+//! every page it changed, the same few pages for one row or for sixty).
 //!
 //! When a batch fails (a duplicate digest, a foreign key that a concurrent delete broke), its
 //! writes are made again one by one, so that each caller gets the answer its own write deserves.
@@ -80,6 +82,17 @@ impl<W: GroupWrite> Queue<W> {
 async fn run<W: GroupWrite>(write: Db, backend: Backend, mut receiver: mpsc::Receiver<Job<W>>) {
     let mut jobs: Vec<Job<W>> = Vec::with_capacity(W::MAX_BATCH);
     while receiver.recv_many(&mut jobs, W::MAX_BATCH).await > 0 {
+        // Let the tasks that are ready on this thread run once (callers about to enqueue their
+        // own writes) before the batch closes: a commit costs its pages whatever the number of
+        // rows, and under load the writes in flight then share it. Nothing waits on a timer;
+        // with no other task ready this returns at once.
+        if jobs.len() < W::MAX_BATCH {
+            tokio::task::yield_now().await;
+            while jobs.len() < W::MAX_BATCH {
+                let Ok(job) = receiver.try_recv() else { break };
+                jobs.push(job);
+            }
+        }
         if jobs.len() > 1 {
             let (items, answers): (Vec<W::Item>, Vec<_>) = jobs.drain(..).unzip();
             match W::together(&write, backend, &items).await {
