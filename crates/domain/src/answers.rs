@@ -38,11 +38,13 @@ struct Kept<T> {
 /// Kept answers of one kind, by key.
 struct Shelf<T> {
     kept: RwLock<HashMap<String, Kept<T>>>,
+    /// The metric counting where this shelf's answers came from (`from` = `kept` or `store`).
+    counter: Option<&'static str>,
 }
 
 impl<T: Clone> Shelf<T> {
-    fn new() -> Shelf<T> {
-        Shelf { kept: RwLock::new(HashMap::new()) }
+    fn new(counter: Option<&'static str>) -> Shelf<T> {
+        Shelf { kept: RwLock::new(HashMap::new()), counter }
     }
 
     /// The answer kept for `key`, if it was read at `changes` in the second `now`.
@@ -81,7 +83,12 @@ pub struct Answers {
 
 impl Answers {
     pub fn new(capacity: usize) -> Answers {
-        Answers { capacity, tokens: Shelf::new(), clients: Shelf::new(), sessions: Shelf::new() }
+        Answers {
+            capacity,
+            tokens: Shelf::new(Some("tessera_token_answers_total")),
+            clients: Shelf::new(None),
+            sessions: Shelf::new(None),
+        }
     }
 
     /// How many token checks are kept (usable or not).
@@ -106,26 +113,24 @@ impl Answers {
 
 impl<T: Clone> Shelf<T> {
     /// `key`'s kept answer while it holds (see the module's text), else the store's, `read` (a
-    /// lazy future, run only then, asked at `now`), kept if found. `counter`, if named, counts
-    /// where each answer came from (`from` = `kept` or `store`).
+    /// lazy future, run only then, asked at `now`), kept if found.
     async fn kept_or_read(
         &self,
         ctx: &Ctx,
         now: i64,
         key: &str,
-        counter: Option<&'static str>,
         read: impl std::future::Future<Output = tessera_store::Result<Option<T>>>,
     ) -> Result<Option<T>> {
         let answers = &ctx.answers;
         // Read before the store is asked, so that a write committed meanwhile ends the answer.
         let Some(changes) = answers.changes(ctx) else { return Ok(read.await?) };
         if let Some(kept) = self.get(key, changes, now) {
-            if let Some(name) = counter {
+            if let Some(name) = self.counter {
                 metrics::counter!(name, "from" => "kept").increment(1);
             }
             return Ok(Some(kept));
         }
-        if let Some(name) = counter {
+        if let Some(name) = self.counter {
             metrics::counter!(name, "from" => "store").increment(1);
         }
         let found = read.await?;
@@ -141,8 +146,7 @@ impl<T: Clone> Shelf<T> {
 pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<LiveCredential>> {
     let now = ctx.now();
     let read = ctx.store.credentials().find_live_token(digest, now);
-    let counter = Some("tessera_token_answers_total");
-    ctx.answers.tokens.kept_or_read(ctx, now, digest, counter, read).await
+    ctx.answers.tokens.kept_or_read(ctx, now, digest, read).await
 }
 
 /// The registered client `client_id` (the store's `get_client`), kept by the same rules as token
@@ -151,7 +155,7 @@ pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<Li
 pub(crate) async fn get_client(ctx: &Ctx, client_id: &str) -> Result<Option<ClientRecord>> {
     let now = ctx.now();
     let read = ctx.store.projects().get_client(client_id);
-    ctx.answers.clients.kept_or_read(ctx, now, client_id, None, read).await
+    ctx.answers.clients.kept_or_read(ctx, now, client_id, read).await
 }
 
 /// The session a session cookie's `digest` signs in, with its account (the store's
@@ -164,7 +168,7 @@ pub(crate) async fn find_signed_in(
 ) -> Result<Option<(SessionRecord, AccountRecord)>> {
     let now = ctx.now();
     let read = ctx.store.sessions().find_signed_in(digest, now);
-    ctx.answers.sessions.kept_or_read(ctx, now, digest, None, read).await
+    ctx.answers.sessions.kept_or_read(ctx, now, digest, read).await
 }
 
 #[cfg(test)]
@@ -185,7 +189,7 @@ mod tests {
 
     #[test]
     fn an_answer_holds_for_its_count_and_its_second_only() {
-        let answers = Shelf::new();
+        let answers = Shelf::new(None);
         answers.keep(8, "d", 3, 100, &live("d"));
         assert_eq!(answers.get("d", 3, 100), Some(live("d")));
         assert_eq!(answers.get("d", 4, 100), None, "a counted write ends it");
@@ -195,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_full_cache_drops_what_is_stale_first_then_everything() {
-        let answers = Shelf::new();
+        let answers = Shelf::new(None);
         answers.keep(2, "old", 1, 100, &live("old"));
         answers.keep(2, "a", 2, 100, &live("a"));
         answers.keep(2, "b", 2, 100, &live("b"));
@@ -205,9 +209,10 @@ mod tests {
         assert_eq!(answers.len(), 1, "no stale answer: all went");
         assert!(answers.get("c", 2, 100).is_some());
     }
+
     #[test]
     fn a_parallel_burst_of_new_answers_never_keeps_more_than_the_capacity() {
-        let answers = std::sync::Arc::new(Shelf::new());
+        let answers = std::sync::Arc::new(Shelf::new(None));
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let answers = answers.clone();

@@ -8,9 +8,9 @@
 //! kind's batch) and makes them in one transaction, so that many concurrent callers share one
 //! commit. Each caller still returns only once its own write is committed, so nothing
 //! acknowledged is lost. No timer holds a write back: under light load a batch is one write, and
-//! batches grow while the previous commit is running and, for kinds with `GATHER`, by what the
-//! tasks ready on the queue's thread enqueue when it lets them run once before closing a batch
-//! (on SQLite a commit writes every page it changed, the same few pages for one row or for sixty).
+//! batches grow while the previous commit is running and by what the tasks ready on the queue's
+//! thread enqueue when it lets them run once before closing a batch (on SQLite a commit writes
+//! every page it changed, the same few pages for one row or for sixty).
 //!
 //! When a batch fails (a duplicate digest, a foreign key that a concurrent delete broke), its
 //! writes are made again one by one, so that each caller gets the answer its own write deserves.
@@ -40,9 +40,6 @@ pub(crate) trait GroupWrite: Send + Sync + 'static {
     const OP: &'static str;
     /// The most writes one transaction takes.
     const MAX_BATCH: usize;
-    /// Whether the queue lets the tasks ready on its thread run once before it closes a batch, so
-    /// that writes about to be enqueued join it (measured for credential inserts; see [`run`]).
-    const GATHER: bool;
     /// Makes every write in one transaction, or none; one answer per write, in order.
     fn together(
         write: &Db,
@@ -89,7 +86,7 @@ async fn run<W: GroupWrite>(write: Db, backend: Backend, mut receiver: mpsc::Rec
         // own writes) before the batch closes: a commit costs its pages whatever the number of
         // rows, and under load the writes in flight then share it. Nothing waits on a timer;
         // with no other task ready this returns at once.
-        if W::GATHER && jobs.len() < W::MAX_BATCH {
+        if jobs.len() < W::MAX_BATCH {
             tokio::task::yield_now().await;
             while jobs.len() < W::MAX_BATCH {
                 let Ok(job) = receiver.try_recv() else { break };
@@ -124,7 +121,6 @@ impl GroupWrite for CredentialInserts {
     type Answer = ();
     const OP: &'static str = "insert credentials";
     const MAX_BATCH: usize = 64;
-    const GATHER: bool = true;
 
     async fn together(write: &Db, kind: Backend, items: &[CredentialRecord]) -> Result<Vec<()>> {
         let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
@@ -149,9 +145,6 @@ impl GroupWrite for PushAcks {
     type Answer = bool;
     const OP: &'static str = "ack push message";
     const MAX_BATCH: usize = 256;
-    // Acknowledgements close a batch as soon as the queue wakes: with and without gathering, the
-    // push section measured the same within its noise (one run each, 2026-12-06).
-    const GATHER: bool = false;
 
     async fn together(write: &Db, _: Backend, items: &[(String, String)]) -> Result<Vec<bool>> {
         let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
