@@ -3,6 +3,7 @@
 
 use crate::db::{self, Row};
 use async_trait::async_trait;
+use std::collections::HashMap;
 use tessera_store::{
     Enqueued, PushLimits, PushMessageKind, PushMessageRecord, PushStore, PushTopicRecord, Result,
     StoreError, Subscribed, Timestamp,
@@ -215,6 +216,73 @@ async fn enqueue_one(
     Ok(Enqueued::Overflowed { total_deleted })
 }
 
+/// How many non-collapsible messages each of `registrations` holds (absent: none).
+async fn plain_counts(
+    tx: &mut Tx,
+    registrations: &[&str],
+    op: &'static str,
+) -> Result<HashMap<String, i64>> {
+    let mut counts = HashMap::with_capacity(registrations.len());
+    for chunk in registrations.chunks(IN_CHUNK) {
+        let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT registration, COUNT(*) AS n FROM push_messages WHERE registration IN ({list}) \
+             AND kind = 'message' AND collapse_key IS NULL GROUP BY registration"
+        );
+        let mut query = db::query_built(sql);
+        for registration in chunk {
+            query = query.bind((*registration).to_owned());
+        }
+        for row in query.fetch_all(&mut *tx).await.map_err(backend(op))? {
+            counts.insert(get::<String>(&row, "registration")?, get::<i64>(&row, "n")?);
+        }
+    }
+    Ok(counts)
+}
+
+/// Rows one multi-row insert writes (ten parameters each, within both backends' limits).
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts `messages` as they are, in order, a chunk of rows per statement.
+///
+/// One statement for many rows, rather than one conditional `INSERT … SELECT` per message: on
+/// SQLite a statement that may write several rows inside a transaction copies each page it
+/// changes into a statement journal first, and a multicast of 1000 messages spent most of its
+/// time there.
+async fn insert_all(tx: &mut Tx, messages: &[&PushMessageRecord], op: &'static str) -> Result<()> {
+    for chunk in messages.chunks(INSERT_CHUNK) {
+        let rows = (0..chunk.len())
+            .map(|row| {
+                let first = row * 10;
+                let cells =
+                    (1..=10).map(|i| format!("${}", first + i)).collect::<Vec<_>>().join(", ");
+                format!("({cells})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
+             delay_while_idle, total_deleted, created_at, expires_at) VALUES {rows}"
+        );
+        let mut query = db::query_built(sql);
+        for message in chunk {
+            query = query
+                .bind(message.id.clone())
+                .bind(message.registration.clone())
+                .bind(message.sender.clone())
+                .bind(message.kind.as_str())
+                .bind(message.collapse_key.clone())
+                .bind(message.payload.clone())
+                .bind(bool_int(message.delay_while_idle))
+                .bind(i64::try_from(message.total_deleted).unwrap_or(i64::MAX))
+                .bind(message.created_at)
+                .bind(message.expires_at);
+        }
+        query.execute(&mut *tx).await.map_err(backend(op))?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl PushStore for SqlStore {
     async fn enqueue_many(
@@ -236,10 +304,32 @@ impl PushStore for SqlStore {
             lock_registrations(&mut tx, &registrations, OP).await?;
         }
         drop_expired(&mut tx, &registrations, now, OP).await?;
+        // Messages without a collapse key under their registration's limit (the common case)
+        // are counted here and written together; the rest go one at a time, in order.
+        let mut counts = plain_counts(&mut tx, &registrations, OP).await?;
+        let max = i64::from(limits.max_non_collapsible);
+        let mut under: Vec<&PushMessageRecord> = Vec::new();
         let mut outcomes = Vec::with_capacity(messages.len());
         for message in messages {
-            outcomes.push(enqueue_one(&mut tx, message, limits, OP).await?);
+            if message.collapse_key.is_none() {
+                let count = counts.entry(message.registration.clone()).or_insert(0);
+                if *count < max {
+                    *count += 1;
+                    under.push(message);
+                    outcomes.push(Enqueued::Stored { replaced: 0 });
+                    continue;
+                }
+            }
+            insert_all(&mut tx, &under, OP).await?;
+            under.clear();
+            let outcome = enqueue_one(&mut tx, message, limits, OP).await?;
+            if let Enqueued::Overflowed { .. } = outcome {
+                // Everything of the registration went; only the notice remains.
+                counts.insert(message.registration.clone(), 0);
+            }
+            outcomes.push(outcome);
         }
+        insert_all(&mut tx, &under, OP).await?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(outcomes)
     }

@@ -2745,15 +2745,19 @@ pub async fn push_enqueue_many_answers_as_one_at_a_time(store: Arc<dyn Store>) {
         strip(pending_ids(store.as_ref(), "reg-a", NOW).await),
         strip(pending_ids(store.as_ref(), "reg-b", NOW).await)
     );
-    // Many registrations in one batch, each under its own limits.
-    let batch: Vec<PushMessageRecord> = (0..300)
-        .map(|i| push_message(&format!("many-{i}"), &format!("reg-many-{}", i % 100), None))
+    // Many registrations in one batch, each under its own limits: more registrations and more
+    // messages than one statement takes, and the fourth message of each over its limit.
+    let batch: Vec<PushMessageRecord> = (0..2400)
+        .map(|i| push_message(&format!("many-{i}"), &format!("reg-many-{}", i % 600), None))
         .collect();
     let done = store.push().enqueue_many(&batch, limits, NOW).await.expect("enqueue many");
-    assert!(done.iter().all(|it| *it == Enqueued::Stored { replaced: 0 }));
+    assert!(done[..1800].iter().all(|it| *it == Enqueued::Stored { replaced: 0 }));
+    assert!(done[1800..].iter().all(|it| *it == Enqueued::Overflowed { total_deleted: 4 }));
+    assert_eq!(pending_ids(store.as_ref(), "reg-many-7", NOW).await, ["many-1807"]);
     assert_eq!(
-        pending_ids(store.as_ref(), "reg-many-7", NOW).await,
-        ["many-7", "many-107", "many-207"]
+        pending_ids(store.as_ref(), "reg-many-599", NOW).await,
+        ["many-2399"],
+        "the overflow notice keeps the id of the message that overflowed"
     );
     assert!(store.push().enqueue_many(&[], limits, NOW).await.expect("nothing").is_empty());
 }
