@@ -216,28 +216,46 @@ async fn enqueue_one(
     Ok(Enqueued::Overflowed { total_deleted })
 }
 
-/// How many non-collapsible messages each of `registrations` holds (absent: none).
-async fn plain_counts(
+/// What [`survey`] found of the registrations a batch names.
+struct Survey {
+    /// Live non-collapsible messages per registration (absent: none).
+    plain: HashMap<String, i64>,
+    /// The registrations that hold expired messages.
+    expired: Vec<String>,
+}
+
+/// Reads, in one pass over the registrations' index entries, how many live non-collapsible
+/// messages each holds and which hold expired ones.
+async fn survey(
     tx: &mut Tx,
     registrations: &[&str],
+    now: Timestamp,
     op: &'static str,
-) -> Result<HashMap<String, i64>> {
-    let mut counts = HashMap::with_capacity(registrations.len());
+) -> Result<Survey> {
+    let mut survey =
+        Survey { plain: HashMap::with_capacity(registrations.len()), expired: Vec::new() };
     for chunk in registrations.chunks(IN_CHUNK) {
-        let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT registration, COUNT(*) AS n FROM push_messages WHERE registration IN ({list}) \
-             AND kind = 'message' AND collapse_key IS NULL GROUP BY registration"
+            "SELECT registration, \
+             CAST(SUM(CASE WHEN expires_at > $1 AND kind = 'message' AND collapse_key IS NULL \
+             THEN 1 ELSE 0 END) AS BIGINT) AS plain, \
+             CAST(SUM(CASE WHEN expires_at <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS expired \
+             FROM push_messages WHERE registration IN ({list}) GROUP BY registration"
         );
-        let mut query = db::query_built(sql);
+        let mut query = db::query_built(sql).bind(now);
         for registration in chunk {
             query = query.bind((*registration).to_owned());
         }
         for row in query.fetch_all(&mut *tx).await.map_err(backend(op))? {
-            counts.insert(get::<String>(&row, "registration")?, get::<i64>(&row, "n")?);
+            let registration: String = get(&row, "registration")?;
+            if get::<i64>(&row, "expired")? > 0 {
+                survey.expired.push(registration.clone());
+            }
+            survey.plain.insert(registration, get::<i64>(&row, "plain")?);
         }
     }
-    Ok(counts)
+    Ok(survey)
 }
 
 /// Rows one multi-row insert writes (ten parameters each, within both backends' limits).
@@ -303,10 +321,12 @@ impl PushStore for SqlStore {
         if self.backend == Backend::Postgres {
             lock_registrations(&mut tx, &registrations, OP).await?;
         }
-        drop_expired(&mut tx, &registrations, now, OP).await?;
         // Messages without a collapse key under their registration's limit (the common case)
         // are counted here and written together; the rest go one at a time, in order.
-        let mut counts = plain_counts(&mut tx, &registrations, OP).await?;
+        let Survey { plain: mut counts, expired } =
+            survey(&mut tx, &registrations, now, OP).await?;
+        let expired: Vec<&str> = expired.iter().map(String::as_str).collect();
+        drop_expired(&mut tx, &expired, now, OP).await?;
         let max = i64::from(limits.max_non_collapsible);
         let mut under: Vec<&PushMessageRecord> = Vec::new();
         let mut outcomes = Vec::with_capacity(messages.len());
