@@ -379,21 +379,38 @@ pub async fn find_valid_many(
     let mut wanted: Vec<String> = digests.iter().flatten().cloned().collect();
     wanted.sort();
     wanted.dedup();
-    let live: std::collections::HashMap<String, tessera_store::LiveCredential> = ctx
+    let mut live: Vec<Option<tessera_store::LiveCredential>> = ctx
         .store
         .credentials()
         .find_live_tokens(&wanted, ctx.now())
         .await?
         .into_iter()
-        .map(|it| (it.credential.digest.clone(), it))
+        .map(Some)
         .collect();
+    // Where each digest's row is, and how many of the secrets name it: a row named once is moved
+    // out, not copied (a multicast names a thousand, each with its account).
+    let at: std::collections::HashMap<&str, usize> = live
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| Some((it.as_ref()?.credential.digest.as_str(), i)))
+        .collect();
+    let slots: Vec<Option<usize>> =
+        digests.iter().map(|it| it.as_deref().and_then(|d| at.get(d).copied())).collect();
+    drop(at);
+    let mut uses = vec![0usize; live.len()];
+    for slot in slots.iter().flatten() {
+        uses[*slot] += 1;
+    }
     let mut out = Vec::with_capacity(secrets.len());
-    for digest in digests {
-        let found = match digest.and_then(|it| live.get(&it).cloned()) {
+    for slot in slots {
+        let found = slot.and_then(|i| {
+            uses[i] -= 1;
+            if uses[i] == 0 { live[i].take() } else { live[i].clone() }
+        });
+        out.push(match found {
             Some(found) => judge(ctx, found, kinds).await?,
             None => None,
-        };
-        out.push(found);
+        });
     }
     Ok(out)
 }

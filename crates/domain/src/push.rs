@@ -962,6 +962,37 @@ mod tests {
         t.project("Pushy", "owner@example.com").await.id
     }
 
+    /// A multicast naming the same registrations more than once, between ids that are not
+    /// registrations, answers every position as it would alone.
+    #[tokio::test]
+    async fn a_multicast_answers_each_position_of_a_repeated_id() {
+        let t = TestCtx::new().await;
+        let sender_id = project(&t).await;
+        let (device, _) = new_install(&t.ctx, "3864729817263546173").await.expect("install");
+        let mut registrations = Vec::new();
+        for app in ["com.example.a", "com.example.b"] {
+            let id = register(&t.ctx, &device, &request(app, "d", &[&sender_id]))
+                .await
+                .expect("register")
+                .expect("registered");
+            registrations.push(id);
+        }
+        let key = create_api_key(&t.ctx, &sender_id, "server").await.expect("key");
+        let sender = authenticate_sender(&t.ctx, Api::Gcm, &Presented::ApiKey(key))
+            .await
+            .expect("auth")
+            .expect("sender");
+        let (a, b) = (registrations[0].clone(), registrations[1].clone());
+        let ids =
+            vec![a.clone(), "junk".to_owned(), b.clone(), a.clone(), String::new(), a.clone()];
+        let outcomes = send(&t.ctx, &sender, &ids, &Message::default(), None).await.expect("send");
+        let accepted: Vec<bool> =
+            outcomes.iter().map(|it| matches!(it, Outcome::Accepted { .. })).collect();
+        assert_eq!(accepted, [true, false, true, true, false, true], "{outcomes:?}");
+        assert_eq!(pending(&t.ctx, &a, 10).await.expect("pending").len(), 3);
+        assert_eq!(pending(&t.ctx, &b, 10).await.expect("pending").len(), 1);
+    }
+
     #[tokio::test]
     async fn registration_is_stable_and_unregistration_answers_not_registered() {
         let t = TestCtx::new().await;
