@@ -89,6 +89,14 @@ pub(crate) const FIND_LIVE_TOKEN: &str = concat!(
     live_by_key!("c.", "$2")
 );
 
+/// [`FIND_LIVE_TOKEN`] for `n` digests: `c.digest IN ($1, $3, $4, …)`, where `$2` stays the time
+/// as in the one-digest statement.
+pub(crate) fn find_live_tokens_sql(n: usize) -> String {
+    let mut placeholders = vec!["$1".to_owned()];
+    placeholders.extend((1..n).map(|i| format!("${}", i + 2)));
+    FIND_LIVE_TOKEN.replace("c.digest = $1", &format!("c.digest IN ({})", placeholders.join(", ")))
+}
+
 /// Deletes a batch of credentials dead since before `$1`.
 pub(crate) const SWEEP: &str = "DELETE FROM credentials WHERE digest IN (\
      SELECT digest FROM credentials \
@@ -357,12 +365,7 @@ impl CredentialStore for SqlStore {
     ) -> Result<Vec<LiveCredential>> {
         let mut found = Vec::with_capacity(digests.len());
         for chunk in digests.chunks(1000) {
-            // `c.digest IN ($1, $3, $4, …)`: $2 stays the time, as in the one-digest statement.
-            let mut placeholders = vec!["$1".to_owned()];
-            placeholders.extend((1..chunk.len()).map(|i| format!("${}", i + 2)));
-            let sql = FIND_LIVE_TOKEN
-                .replace("c.digest = $1", &format!("c.digest IN ({})", placeholders.join(", ")));
-            let mut query = db::query_built(sql);
+            let mut query = db::query_built(find_live_tokens_sql(chunk.len()));
             query = query.bind(chunk[0].clone()).bind(now);
             for digest in &chunk[1..] {
                 query = query.bind(digest.clone());

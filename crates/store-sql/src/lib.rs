@@ -92,7 +92,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tessera_store::{
     AccountStore, AuditStore, CounterStore, CredentialStore, DomainStore, GrantStore, KeyStore,
     LegacyStore, ProjectStore, PushStore, Result, ServiceStore, SessionStore, Store, StoreError,
@@ -195,8 +195,12 @@ impl SqlStore {
                 )
             }
             "postgres" | "postgresql" => {
+                let options = url
+                    .parse::<PgConnectOptions>()
+                    .map_err(|e| backend("connect postgres")(e.into()))?
+                    .options(POSTGRES_SESSION);
                 let pool = postgres_pool_options(max)
-                    .connect(url)
+                    .connect_with(options)
                     .await
                     .map_err(|e| backend("connect postgres")(e.into()))?;
                 tracing::debug!(connections = max, "connected to postgres");
@@ -352,6 +356,17 @@ fn create_private_file(path: &Path) -> Result<()> {
         Err(err) => Err(StoreError::Backend(format!("create the database file: {err}"))),
     }
 }
+
+/// Planner settings of tessera's PostgreSQL sessions, sent when each connection starts.
+///
+/// - `random_page_cost = 1.1`: the server's working set (credentials, push messages) is read from
+///   memory, not a disk that seeks. At the default of 4 PostgreSQL read a batch of 500 credential
+///   digests or push registrations (a multicast) by scanning the whole table, 2.4 times slower
+///   than through the index, measured on 20,000 credentials and 42,000 messages.
+/// - `max_parallel_workers_per_gather = 0`: no request is big enough to gain from workers, and
+///   the scans above were run by two parallel workers each, a process started and ended per query.
+const POSTGRES_SESSION: [(&str, &str); 2] =
+    [("random_page_cost", "1.1"), ("max_parallel_workers_per_gather", "0")];
 
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its way out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);

@@ -36,11 +36,24 @@ const STATEMENTS: [(&str, &str, &str, &str); 8] = [
 
 #[tokio::test]
 async fn key_lookups_use_the_key_without_statistics() {
+    in_a_database_of_its_own("tessera_plans", check_plans).await;
+}
+
+#[tokio::test]
+async fn batch_lookups_use_their_indexes_in_the_servers_sessions() {
+    in_a_database_of_its_own("tessera_batch_plans", check_batch_plans).await;
+}
+
+/// Runs `check` on the URL of a fresh database, and drops the database afterwards.
+async fn in_a_database_of_its_own<F>(prefix: &str, check: fn(String) -> F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let Ok(admin_url) = std::env::var("TESSERA_TEST_DATABASE_URL") else {
         eprintln!("SKIPPED: PostgreSQL plan checks (TESSERA_TEST_DATABASE_URL unset)");
         return;
     };
-    let name = format!("tessera_plans_{:016x}", RandomState::new().hash_one(std::process::id()));
+    let name = format!("{prefix}_{:016x}", RandomState::new().hash_one(std::process::id()));
     let mut url = url::Url::parse(&admin_url).expect("valid database URL");
     url.set_path(&format!("/{name}"));
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the server");
@@ -49,7 +62,7 @@ async fn key_lookups_use_the_key_without_statistics() {
         .await
         .expect("create database");
 
-    let outcome = tokio::spawn(check_plans(url.to_string())).await;
+    let outcome = tokio::spawn(check(url.to_string())).await;
 
     sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&mut admin)
@@ -101,4 +114,77 @@ async fn check_plans(url: String) {
     drop(conn);
     store.close().await;
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Credentials and push messages in the batch check: the sizes at which PostgreSQL, with the
+/// default page costs and fresh statistics, read a 500-digest batch by scanning the whole table.
+const BATCH_CREDENTIALS: usize = 20_000;
+const BATCH_MESSAGES: usize = 42_000;
+
+/// The statements that read a multicast's recipients, planned by a session of the server's own
+/// pool (its settings) with fresh statistics: each must go through its index, with no scan of
+/// the table and no parallel workers.
+async fn check_batch_plans(url: String) {
+    let store = SqlStore::connect(&url, &ConnectOptions::default()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let rows: Vec<CredentialRecord> = (0..BATCH_CREDENTIALS)
+        .map(|i| {
+            let mut row =
+                CredentialRecord::new(format!("d-{i}"), CredentialKind::PushRegistration, 1_000);
+            row.expires_at = Some(1_000_000);
+            row
+        })
+        .collect();
+    store.insert_many(&rows).await.expect("insert credentials");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("a connection");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "INSERT INTO push_messages (id, registration, sender, kind, payload, delay_while_idle, \
+         created_at, expires_at) SELECT 'm-' || i, 'r-' || (i % 10000), 's', 'message', 'p', 0, \
+         1000, 1000000 FROM generate_series(1, {BATCH_MESSAGES}) AS i; \
+         ANALYZE credentials; ANALYZE push_messages"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("messages and statistics");
+    drop(conn);
+
+    let explain = |sql: String, values: Vec<String>, now: bool| {
+        let read = store.read.clone();
+        async move {
+            let mut query = crate::db::query_built(format!("EXPLAIN {sql}"));
+            let mut values = values.into_iter();
+            if let Some(first) = values.next() {
+                query = if now { query.bind(first).bind(5) } else { query.bind(5).bind(first) };
+            }
+            for value in values {
+                query = query.bind(value);
+            }
+            let rows = query.fetch_all(&read).await.expect("explain");
+            rows.iter()
+                .map(|row| row.try_get::<String>("QUERY PLAN").expect("plan line"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let digests = (0..500).map(|i| format!("d-{}", i * 37)).collect();
+    let registrations = (0..500).map(|i| format!("r-{}", i * 19)).collect();
+    let checks = [
+        (
+            "find_live_tokens",
+            explain(crate::credentials::find_live_tokens_sql(500), digests, true).await,
+            "credentials_pkey",
+        ),
+        (
+            "push survey",
+            explain(crate::push::survey_sql(500), registrations, false).await,
+            "push_messages_registration_idx",
+        ),
+    ];
+    store.close().await;
+    for (what, plan, index) in checks {
+        assert!(
+            plan.contains(index) && !plan.contains("Seq Scan") && !plan.contains("Gather"),
+            "{what} does not go through {index} alone:\n{plan}"
+        );
+    }
 }

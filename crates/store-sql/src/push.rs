@@ -224,6 +224,18 @@ struct Survey {
     expired: Vec<String>,
 }
 
+/// The statement of [`survey`] for `n` registrations (`$1` is the time).
+pub(crate) fn survey_sql(n: usize) -> String {
+    let list = (2..=n + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT registration, \
+         CAST(SUM(CASE WHEN expires_at > $1 AND kind = 'message' AND collapse_key IS NULL \
+         THEN 1 ELSE 0 END) AS BIGINT) AS plain, \
+         CAST(SUM(CASE WHEN expires_at <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS expired \
+         FROM push_messages WHERE registration IN ({list}) GROUP BY registration"
+    )
+}
+
 /// Reads, in one pass over the registrations' index entries, how many live non-collapsible
 /// messages each holds and which hold expired ones.
 async fn survey(
@@ -235,15 +247,7 @@ async fn survey(
     let mut survey =
         Survey { plain: HashMap::with_capacity(registrations.len()), expired: Vec::new() };
     for chunk in registrations.chunks(IN_CHUNK) {
-        let list = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT registration, \
-             CAST(SUM(CASE WHEN expires_at > $1 AND kind = 'message' AND collapse_key IS NULL \
-             THEN 1 ELSE 0 END) AS BIGINT) AS plain, \
-             CAST(SUM(CASE WHEN expires_at <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS expired \
-             FROM push_messages WHERE registration IN ({list}) GROUP BY registration"
-        );
-        let mut query = db::query_built(sql).bind(now);
+        let mut query = db::query_built(survey_sql(chunk.len())).bind(now);
         for registration in chunk {
             query = query.bind((*registration).to_owned());
         }
