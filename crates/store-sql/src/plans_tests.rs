@@ -81,15 +81,7 @@ async fn check_plans(url: String) {
         .execute(&mut conn)
         .await
         .expect("switch autovacuum off for credentials");
-    let rows: Vec<CredentialRecord> = (0..ROWS)
-        .map(|i| {
-            let mut row =
-                CredentialRecord::new(format!("d-{i}"), CredentialKind::AccessToken, 1_000);
-            row.expires_at = Some(1_000_000);
-            row
-        })
-        .collect();
-    store.insert_many(&rows).await.expect("insert credentials");
+    insert_live(&store, ROWS, CredentialKind::AccessToken).await;
 
     let mut failures = Vec::new();
     for (what, sql, args, index) in STATEMENTS {
@@ -127,15 +119,7 @@ const BATCH_MESSAGES: usize = 42_000;
 async fn check_batch_plans(url: String) {
     let store = SqlStore::connect(&url, &ConnectOptions::default()).await.expect("connect");
     store.migrate().await.expect("migrate");
-    let rows: Vec<CredentialRecord> = (0..BATCH_CREDENTIALS)
-        .map(|i| {
-            let mut row =
-                CredentialRecord::new(format!("d-{i}"), CredentialKind::PushRegistration, 1_000);
-            row.expires_at = Some(1_000_000);
-            row
-        })
-        .collect();
-    store.insert_many(&rows).await.expect("insert credentials");
+    insert_live(&store, BATCH_CREDENTIALS, CredentialKind::PushRegistration).await;
     let mut conn = sqlx::PgConnection::connect(&url).await.expect("a connection");
     sqlx::raw_sql(AssertSqlSafe(format!(
         "INSERT INTO push_messages (id, registration, sender, kind, payload, delay_while_idle, \
@@ -187,4 +171,16 @@ async fn check_batch_plans(url: String) {
             "{what} does not go through {index} alone:\n{plan}"
         );
     }
+}
+
+/// Inserts `n` live credentials of `kind`, digests `d-0`, `d-1`, ….
+async fn insert_live(store: &SqlStore, n: usize, kind: CredentialKind) {
+    let rows: Vec<CredentialRecord> = (0..n)
+        .map(|i| {
+            let mut row = CredentialRecord::new(format!("d-{i}"), kind, 1_000);
+            row.expires_at = Some(1_000_000);
+            row
+        })
+        .collect();
+    store.insert_many(&rows).await.expect("insert credentials");
 }

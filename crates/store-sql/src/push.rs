@@ -48,26 +48,23 @@ pub(crate) fn ack_query(registration: &str, id: &str) -> crate::db::Query {
         .bind(id.to_owned())
 }
 
+/// Binds a message's ten columns, in the order of the `INSERT` statements' column lists.
+fn bind_message(query: crate::db::Query, message: &PushMessageRecord) -> crate::db::Query {
+    query
+        .bind(message.id.clone())
+        .bind(message.registration.clone())
+        .bind(message.sender.clone())
+        .bind(message.kind.as_str())
+        .bind(message.collapse_key.clone())
+        .bind(message.payload.clone())
+        .bind(bool_int(message.delay_while_idle))
+        .bind(i64::try_from(message.total_deleted).unwrap_or(i64::MAX))
+        .bind(message.created_at)
+        .bind(message.expires_at)
+}
+
 async fn insert(tx: &mut Tx, message: &PushMessageRecord, op: &'static str) -> Result<()> {
-    db::query(
-        "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
-         delay_while_idle, total_deleted, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(message.id.clone())
-    .bind(message.registration.clone())
-    .bind(message.sender.clone())
-    .bind(message.kind.as_str())
-    .bind(message.collapse_key.clone())
-    .bind(message.payload.clone())
-    .bind(bool_int(message.delay_while_idle))
-    .bind(i64::try_from(message.total_deleted).unwrap_or(i64::MAX))
-    .bind(message.created_at)
-    .bind(message.expires_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(backend(op))?;
-    Ok(())
+    insert_all(tx, &[message], op).await
 }
 
 async fn scalar(tx: &mut Tx, op: &'static str, query: crate::db::Query) -> Result<i64> {
@@ -161,29 +158,21 @@ async fn enqueue_one(
         insert(tx, message, op).await?;
         return Ok(Enqueued::Stored { replaced });
     }
-    // The common case in one statement: stored while under the non-collapsible limit.
-    let stored = db::query(
+    // Stored if still under the non-collapsible limit (`enqueue_many` writes the messages it
+    // counted under it itself, and sends here those its count put at the limit).
+    let query = db::query(
         "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
          delay_while_idle, total_deleted, created_at, expires_at) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
          WHERE (SELECT COUNT(*) FROM push_messages WHERE registration = $2 \
          AND kind = 'message' AND collapse_key IS NULL) < $11",
-    )
-    .bind(message.id.clone())
-    .bind(registration.clone())
-    .bind(message.sender.clone())
-    .bind(message.kind.as_str())
-    .bind(None::<String>)
-    .bind(message.payload.clone())
-    .bind(bool_int(message.delay_while_idle))
-    .bind(i64::try_from(message.total_deleted).unwrap_or(i64::MAX))
-    .bind(message.created_at)
-    .bind(message.expires_at)
-    .bind(i64::from(limits.max_non_collapsible))
-    .execute(&mut *tx)
-    .await
-    .map_err(backend(op))?
-    .rows_affected();
+    );
+    let stored = bind_message(query, message)
+        .bind(i64::from(limits.max_non_collapsible))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend(op))?
+        .rows_affected();
     if stored == 1 {
         return Ok(Enqueued::Stored { replaced: 0 });
     }
@@ -286,20 +275,7 @@ async fn insert_all(tx: &mut Tx, messages: &[&PushMessageRecord], op: &'static s
             "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
              delay_while_idle, total_deleted, created_at, expires_at) VALUES {rows}"
         );
-        let mut query = db::query_built(sql);
-        for message in chunk {
-            query = query
-                .bind(message.id.clone())
-                .bind(message.registration.clone())
-                .bind(message.sender.clone())
-                .bind(message.kind.as_str())
-                .bind(message.collapse_key.clone())
-                .bind(message.payload.clone())
-                .bind(bool_int(message.delay_while_idle))
-                .bind(i64::try_from(message.total_deleted).unwrap_or(i64::MAX))
-                .bind(message.created_at)
-                .bind(message.expires_at);
-        }
+        let query = chunk.iter().fold(db::query_built(sql), |query, it| bind_message(query, it));
         query.execute(&mut *tx).await.map_err(backend(op))?;
     }
     Ok(())
