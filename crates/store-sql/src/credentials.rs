@@ -169,24 +169,8 @@ const ROWS_PER_INSERT: usize = 50;
 /// over the statement's names: binding was quadratic, and 200-row statements spent 70% of a bulk
 /// load there.
 fn multi_row_insert_sql(rows: usize, backend: Backend) -> String {
-    let mut sql =
-        String::from(concat!("INSERT INTO credentials (", credential_columns!(), ") VALUES "));
-    for row in 0..rows {
-        let first = row * 13;
-        let placeholders: Vec<String> = (1..=13)
-            .map(|i| match backend {
-                Backend::Postgres => format!("${}", first + i),
-                Backend::Sqlite => "?".to_owned(),
-            })
-            .collect();
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        sql.push_str(&placeholders.join(", "));
-        sql.push(')');
-    }
-    sql
+    let values = crate::value_rows(rows, 13, backend);
+    format!(concat!("INSERT INTO credentials (", credential_columns!(), ") VALUES {}"), values)
 }
 
 /// Inserts a credential through any executor (a pool or an open transaction).

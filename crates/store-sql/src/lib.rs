@@ -391,6 +391,31 @@ fn postgres_pool_options(max: u32) -> PgPoolOptions {
         })
 }
 
+/// `(…), (…), …`: `rows` rows of `columns` placeholders for a multi-row `INSERT`; the text holds
+/// no value, every value is bound. PostgreSQL gets numbered placeholders; SQLite gets anonymous
+/// `?` ones, because sqlx resolved each numbered SQLite parameter through
+/// `sqlite3_bind_parameter_name`, a linear walk over the statement's names: binding was quadratic,
+/// and 200-row statements spent 70% of a bulk load there.
+pub(crate) fn value_rows(rows: usize, columns: usize, backend: Backend) -> String {
+    let mut sql = String::new();
+    for row in 0..rows {
+        let first = row * columns;
+        let placeholders: Vec<String> = (1..=columns)
+            .map(|i| match backend {
+                Backend::Postgres => format!("${}", first + i),
+                Backend::Sqlite => "?".to_owned(),
+            })
+            .collect();
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+    }
+    sql
+}
+
 /// Reads a 0/1 integer column as a boolean.
 fn get_bool(row: &Row, column: &'static str) -> Result<bool> {
     Ok(get::<i64>(row, column)? != 0)

@@ -63,8 +63,13 @@ fn bind_message(query: crate::db::Query, message: &PushMessageRecord) -> crate::
         .bind(message.expires_at)
 }
 
-async fn insert(tx: &mut Tx, message: &PushMessageRecord, op: &'static str) -> Result<()> {
-    insert_all(tx, &[message], op).await
+async fn insert(
+    tx: &mut Tx,
+    on: Backend,
+    message: &PushMessageRecord,
+    op: &'static str,
+) -> Result<()> {
+    insert_all(tx, on, &[message], op).await
 }
 
 async fn scalar(tx: &mut Tx, op: &'static str, query: crate::db::Query) -> Result<i64> {
@@ -118,6 +123,7 @@ async fn drop_expired(
 /// registration's enqueue lock and has dropped its expired messages.
 async fn enqueue_one(
     tx: &mut Tx,
+    on: Backend,
     message: &PushMessageRecord,
     limits: PushLimits,
     op: &'static str,
@@ -155,7 +161,7 @@ async fn enqueue_one(
             .map_err(backend(op))?
             .rows_affected();
         }
-        insert(tx, message, op).await?;
+        insert(tx, on, message, op).await?;
         return Ok(Enqueued::Stored { replaced });
     }
     // Stored if still under the non-collapsible limit (`enqueue_many` writes the messages it
@@ -201,7 +207,7 @@ async fn enqueue_one(
         total_deleted,
         ..message.clone()
     };
-    insert(tx, &notice, op).await?;
+    insert(tx, on, &notice, op).await?;
     Ok(Enqueued::Overflowed { total_deleted })
 }
 
@@ -260,17 +266,14 @@ const INSERT_CHUNK: usize = 500;
 /// SQLite a statement that may write several rows inside a transaction copies each page it
 /// changes into a statement journal first, and a multicast of 1000 messages spent most of its
 /// time there.
-async fn insert_all(tx: &mut Tx, messages: &[&PushMessageRecord], op: &'static str) -> Result<()> {
+async fn insert_all(
+    tx: &mut Tx,
+    on: Backend,
+    messages: &[&PushMessageRecord],
+    op: &'static str,
+) -> Result<()> {
     for chunk in messages.chunks(INSERT_CHUNK) {
-        let rows = (0..chunk.len())
-            .map(|row| {
-                let first = row * 10;
-                let cells =
-                    (1..=10).map(|i| format!("${}", first + i)).collect::<Vec<_>>().join(", ");
-                format!("({cells})")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rows = crate::value_rows(chunk.len(), 10, on);
         let sql = format!(
             "INSERT INTO push_messages (id, registration, sender, kind, collapse_key, payload, \
              delay_while_idle, total_deleted, created_at, expires_at) VALUES {rows}"
@@ -320,16 +323,16 @@ impl PushStore for SqlStore {
                     continue;
                 }
             }
-            insert_all(&mut tx, &under, OP).await?;
+            insert_all(&mut tx, self.backend, &under, OP).await?;
             under.clear();
-            let outcome = enqueue_one(&mut tx, message, limits, OP).await?;
+            let outcome = enqueue_one(&mut tx, self.backend, message, limits, OP).await?;
             if let Enqueued::Overflowed { .. } = outcome {
                 // Everything of the registration went; only the notice remains.
                 counts.insert(message.registration.clone(), 0);
             }
             outcomes.push(outcome);
         }
-        insert_all(&mut tx, &under, OP).await?;
+        insert_all(&mut tx, self.backend, &under, OP).await?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(outcomes)
     }
