@@ -26,49 +26,57 @@ use tessera_store::{AccountRecord, ClientRecord, LiveCredential, SessionRecord};
 
 use crate::{Ctx, Result};
 
-/// One kept answer.
+/// The answers kept of one kind: all read at one store change count in one second of the clock,
+/// the only ones a check can use. An answer read later (a later second, or a write counted since)
+/// replaces them all at once, so what is kept never outlives its second: after a burst of checks
+/// of many tokens (ten thousand devices connecting, say) the memory they took goes with the next
+/// answer kept instead of staying until the shelf is full.
 struct Kept<T> {
-    /// The store's change count before it was read.
-    changes: u64,
-    /// The second it was read in.
-    read_at: i64,
-    value: T,
+    /// The second and change count the answers were read at.
+    at: (i64, u64),
+    answers: HashMap<String, T>,
 }
 
 /// Kept answers of one kind, by key.
 struct Shelf<T> {
-    kept: RwLock<HashMap<String, Kept<T>>>,
+    kept: RwLock<Kept<T>>,
     /// The metric counting where this shelf's answers came from (`from` = `kept` or `store`).
     counter: Option<&'static str>,
 }
 
 impl<T: Clone> Shelf<T> {
     fn new(counter: Option<&'static str>) -> Shelf<T> {
-        Shelf { kept: RwLock::new(HashMap::new()), counter }
+        Shelf { kept: RwLock::new(Kept { at: (i64::MIN, 0), answers: HashMap::new() }), counter }
     }
 
     /// The answer kept for `key`, if it was read at `changes` in the second `now`.
     fn get(&self, key: &str, changes: u64, now: i64) -> Option<T> {
         let kept = self.kept.read().unwrap_or_else(|e| e.into_inner());
-        let found = kept.get(key)?;
-        (found.changes == changes && found.read_at == now).then(|| found.value.clone())
+        if kept.at != (now, changes) {
+            return None;
+        }
+        kept.answers.get(key).cloned()
     }
 
-    /// Keeps `value`, read at `changes` in the second `now`. When `capacity` are kept, answers
-    /// that can no longer be used go first, then all of them.
+    /// Keeps `value`, read at `changes` in the second `now`. An answer read later than those kept
+    /// replaces them all; one read earlier is of no use to a check made now and is not kept. When
+    /// `capacity` are kept, all of them go.
     fn keep(&self, capacity: usize, key: &str, changes: u64, now: i64, value: &T) {
         let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= capacity && !kept.contains_key(key) {
-            kept.retain(|_, it| it.changes == changes && it.read_at == now);
-            if kept.len() >= capacity {
-                kept.clear();
-            }
+        let at = (now, changes);
+        if at < kept.at {
+            return;
         }
-        kept.insert(key.to_owned(), Kept { changes, read_at: now, value: value.clone() });
+        if at > kept.at {
+            *kept = Kept { at, answers: HashMap::new() };
+        } else if kept.answers.len() >= capacity && !kept.answers.contains_key(key) {
+            kept.answers = HashMap::new();
+        }
+        kept.answers.insert(key.to_owned(), value.clone());
     }
 
     fn len(&self) -> usize {
-        self.kept.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.kept.read().unwrap_or_else(|e| e.into_inner()).answers.len()
     }
 }
 
@@ -120,6 +128,7 @@ impl<T: Clone> Shelf<T> {
         now: i64,
         key: &str,
         read: impl std::future::Future<Output = tessera_store::Result<Option<T>>>,
+        keep: bool,
     ) -> Result<Option<T>> {
         let answers = &ctx.answers;
         // Read before the store is asked, so that a write committed meanwhile ends the answer.
@@ -134,7 +143,7 @@ impl<T: Clone> Shelf<T> {
             metrics::counter!(name, "from" => "store").increment(1);
         }
         let found = read.await?;
-        if let Some(value) = &found {
+        if let Some(value) = found.as_ref().filter(|_| keep) {
             self.keep(answers.capacity, key, changes, now, value);
         }
         Ok(found)
@@ -142,11 +151,15 @@ impl<T: Clone> Shelf<T> {
 }
 
 /// The store's `find_live_token` answer for `digest` at the clock's now, from this process's kept
-/// answers while they hold (see the module's text).
-pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<LiveCredential>> {
+/// answers while they hold (see the module's text); a fresh answer is kept if `keep`.
+pub(crate) async fn find_live_token(
+    ctx: &Ctx,
+    digest: &str,
+    keep: bool,
+) -> Result<Option<LiveCredential>> {
     let now = ctx.now();
     let read = ctx.store.credentials().find_live_token(digest, now);
-    ctx.answers.tokens.kept_or_read(ctx, now, digest, read).await
+    ctx.answers.tokens.kept_or_read(ctx, now, digest, read, keep).await
 }
 
 /// The registered client `client_id` (the store's `get_client`), kept by the same rules as token
@@ -155,7 +168,7 @@ pub(crate) async fn find_live_token(ctx: &Ctx, digest: &str) -> Result<Option<Li
 pub(crate) async fn get_client(ctx: &Ctx, client_id: &str) -> Result<Option<ClientRecord>> {
     let now = ctx.now();
     let read = ctx.store.projects().get_client(client_id);
-    ctx.answers.clients.kept_or_read(ctx, now, client_id, read).await
+    ctx.answers.clients.kept_or_read(ctx, now, client_id, read, true).await
 }
 
 /// The session a session cookie's `digest` signs in, with its account (the store's
@@ -168,7 +181,7 @@ pub(crate) async fn find_signed_in(
 ) -> Result<Option<(SessionRecord, AccountRecord)>> {
     let now = ctx.now();
     let read = ctx.store.sessions().find_signed_in(digest, now);
-    ctx.answers.sessions.kept_or_read(ctx, now, digest, read).await
+    ctx.answers.sessions.kept_or_read(ctx, now, digest, read, true).await
 }
 
 #[cfg(test)]
@@ -198,15 +211,31 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_drops_what_is_stale_first_then_everything() {
+    fn a_later_answer_replaces_every_earlier_one() {
         let answers = Shelf::new(None);
-        answers.keep(2, "old", 1, 100, &live("old"));
+        answers.keep(8, "a", 1, 100, &live("a"));
+        answers.keep(8, "b", 1, 100, &live("b"));
+        assert_eq!(answers.len(), 2);
+        answers.keep(8, "c", 2, 100, &live("c"));
+        assert_eq!(answers.len(), 1, "a counted write: the earlier answers went");
+        answers.keep(8, "d", 2, 101, &live("d"));
+        assert_eq!(answers.len(), 1, "the next second: the earlier answers went");
+        assert!(answers.get("d", 2, 101).is_some());
+        answers.keep(8, "late", 1, 101, &live("late"));
+        answers.keep(8, "older", 9, 100, &live("older"));
+        assert_eq!(answers.len(), 1, "answers read before the kept ones are not kept");
+        assert!(answers.get("late", 1, 101).is_none() && answers.get("d", 2, 101).is_some());
+    }
+
+    #[test]
+    fn a_full_cache_drops_everything() {
+        let answers = Shelf::new(None);
         answers.keep(2, "a", 2, 100, &live("a"));
         answers.keep(2, "b", 2, 100, &live("b"));
-        assert_eq!(answers.len(), 2, "the stale answer made room");
-        assert!(answers.get("a", 2, 100).is_some() && answers.get("b", 2, 100).is_some());
+        answers.keep(2, "a", 2, 100, &live("a"));
+        assert_eq!(answers.len(), 2, "a key kept again takes no room");
         answers.keep(2, "c", 2, 100, &live("c"));
-        assert_eq!(answers.len(), 1, "no stale answer: all went");
+        assert_eq!(answers.len(), 1, "full: all went");
         assert!(answers.get("c", 2, 100).is_some());
     }
 

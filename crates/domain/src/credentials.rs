@@ -361,8 +361,30 @@ pub async fn find_valid(
     secret: &str,
     kinds: &[CredentialKind],
 ) -> Result<Option<Valid>> {
+    find_valid_as(ctx, secret, kinds, Recurrence::Often).await
+}
+
+/// How often a secret is expected to come back. The store's answer for a secret presented
+/// [`Recurrence::Often`] (a bearer token, an API key) is kept for the rest of the second; one
+/// presented [`Recurrence::Once`] a connection (a push device opening its stream) is read and
+/// judged the same way, but not kept: it would not be asked for again, and ten thousand devices
+/// connecting would otherwise hold a second's worth of answers nobody uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recurrence {
+    Often,
+    Once,
+}
+
+/// [`find_valid`], saying how often the secret is expected to come back.
+pub async fn find_valid_as(
+    ctx: &Ctx,
+    secret: &str,
+    kinds: &[CredentialKind],
+    recurrence: Recurrence,
+) -> Result<Option<Valid>> {
     let Some(digest) = presented_digest(secret) else { return Ok(None) };
-    let Some(live) = crate::answers::find_live_token(ctx, &digest).await? else {
+    let keep = recurrence == Recurrence::Often;
+    let Some(live) = crate::answers::find_live_token(ctx, &digest, keep).await? else {
         return Ok(None);
     };
     judge(ctx, live, kinds).await

@@ -19,7 +19,7 @@ use crate::caller::{self, Presented, RequestFacts};
 
 pub mod delivery;
 pub mod topics;
-use crate::credentials::{self, PushApiKeyData, PushRegistrationData};
+use crate::credentials::{self, PushApiKeyData, PushRegistrationData, Recurrence};
 use crate::{Ctx, Result, projects};
 
 /// Registration ids start with this, as the ids senders already handle do.
@@ -110,11 +110,18 @@ pub struct PushInstallData {
 /// The one place a push device proves itself: `device` with its master token (Android device
 /// login; the token's Android ID must be `device`) or with its install credential (handed out by
 /// [`new_install`] for `device`). Both go through the one validator, so a revoked device grant,
-/// a disabled account or a revoked install credential refuse here.
-pub async fn authenticate_device(ctx: &Ctx, device: &str, secret: &str) -> Result<Option<Device>> {
+/// a disabled account or a revoked install credential refuse here. `recurrence` says whether the
+/// check recurs (a frame posted beside a server-sent-event stream) or comes once a connection.
+pub async fn authenticate_device(
+    ctx: &Ctx,
+    device: &str,
+    secret: &str,
+    recurrence: Recurrence,
+) -> Result<Option<Device>> {
     if secret.starts_with(crate::device::MASTER_TOKEN_PREFIX) {
         let Some(valid) =
-            credentials::find_valid(ctx, secret, &[CredentialKind::MasterToken]).await?
+            credentials::find_valid_as(ctx, secret, &[CredentialKind::MasterToken], recurrence)
+                .await?
         else {
             return Ok(None);
         };
@@ -133,7 +140,8 @@ pub async fn authenticate_device(ctx: &Ctx, device: &str, secret: &str) -> Resul
     }
     if secret.starts_with(INSTALL_PREFIX) {
         let Some(valid) =
-            credentials::find_valid(ctx, secret, &[CredentialKind::PushInstall]).await?
+            credentials::find_valid_as(ctx, secret, &[CredentialKind::PushInstall], recurrence)
+                .await?
         else {
             return Ok(None);
         };
@@ -1119,15 +1127,17 @@ mod tests {
         let sender_id = project(&t).await;
         let (token, grant_id) = master_token(&t, "phone@example.com", "3864729817263546172").await;
         assert_eq!(
-            authenticate_device(&t.ctx, "1111", &token).await.expect("auth"),
+            authenticate_device(&t.ctx, "1111", &token, Recurrence::Often).await.expect("auth"),
             None,
             "another Android ID"
         );
         assert_eq!(
-            authenticate_device(&t.ctx, "3864729817263546172", "aas_et/nope").await.expect("auth"),
+            authenticate_device(&t.ctx, "3864729817263546172", "aas_et/nope", Recurrence::Often)
+                .await
+                .expect("auth"),
             None
         );
-        let device = authenticate_device(&t.ctx, "3864729817263546172", &token)
+        let device = authenticate_device(&t.ctx, "3864729817263546172", &token, Recurrence::Often)
             .await
             .expect("auth")
             .expect("device");
@@ -1152,7 +1162,9 @@ mod tests {
         .await
         .expect("revoke");
         assert_eq!(
-            authenticate_device(&t.ctx, "3864729817263546172", &token).await.expect("auth"),
+            authenticate_device(&t.ctx, "3864729817263546172", &token, Recurrence::Often)
+                .await
+                .expect("auth"),
             None
         );
         let sent = send(&t.ctx, &sender, &[id], &message, None).await.expect("send");
@@ -1186,7 +1198,7 @@ mod tests {
         assert_eq!(made.len(), 3);
         let sender = api_sender(&t, &sender_id).await;
         for (device_id, (secret, id)) in devices.iter().zip(&made) {
-            let device = authenticate_device(&t.ctx, device_id, secret)
+            let device = authenticate_device(&t.ctx, device_id, secret, Recurrence::Often)
                 .await
                 .expect("auth")
                 .expect("device");
@@ -1216,7 +1228,8 @@ mod tests {
         let [(live, _), (revoked, install), (gone, gone_install)] =
             <[(String, String); 3]>::try_from(made).expect("three");
         assert!(revoke_install(&t.ctx, &install).await.expect("revoke"));
-        let device = authenticate_device(&t.ctx, "5", &gone_install).await.expect("auth");
+        let device =
+            authenticate_device(&t.ctx, "5", &gone_install, Recurrence::Often).await.expect("auth");
         unregister(&t.ctx, &device.expect("device"), "com.example.c").await.expect("unregister");
         let sender = api_sender(&t, &sender_id).await;
         let ids = [&live, &revoked, "junk", &live, &gone, "APA91bnope", ""].map(str::to_owned);
@@ -1318,12 +1331,14 @@ mod tests {
                 .expect("registered");
         assert!(secret.starts_with(INSTALL_PREFIX));
         assert_eq!(
-            authenticate_device(&t.ctx, "78", &secret).await.expect("auth"),
+            authenticate_device(&t.ctx, "78", &secret, Recurrence::Often).await.expect("auth"),
             None,
             "another install id"
         );
-        let device =
-            authenticate_device(&t.ctx, "77", &secret).await.expect("auth").expect("device");
+        let device = authenticate_device(&t.ctx, "77", &secret, Recurrence::Often)
+            .await
+            .expect("auth")
+            .expect("device");
         let again = register(&t.ctx, &device, &request("com.example.a", "77", &[&sender_id]))
             .await
             .expect("register")
@@ -1346,7 +1361,10 @@ mod tests {
         let sender = api_sender(&t, &sender_id).await;
         assert!(revoke_install(&t.ctx, &secret).await.expect("revoke"));
         assert!(!revoke_install(&t.ctx, &secret).await.expect("revoke"), "once");
-        assert_eq!(authenticate_device(&t.ctx, "77", &secret).await.expect("auth"), None);
+        assert_eq!(
+            authenticate_device(&t.ctx, "77", &secret, Recurrence::Often).await.expect("auth"),
+            None
+        );
         let sent = send(&t.ctx, &sender, &[id, other.clone()], &Message::default(), None)
             .await
             .expect("send");

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tessera_domain::caller::Presented;
+use tessera_domain::credentials::Recurrence;
 use tessera_domain::push::topics::{self, TopicError};
 use tessera_domain::push::{self, Api};
 use tessera_proto_push::{self as wire, Target};
@@ -203,7 +204,9 @@ async fn register(
             Err(code) => text(StatusCode::OK, wire::register_error_body(code)),
         });
     };
-    let Some(device) = push::authenticate_device(ctx, &request.device, secret).await? else {
+    let Some(device) =
+        push::authenticate_device(ctx, &request.device, secret, Recurrence::Often).await?
+    else {
         return Ok(refused());
     };
     Ok(match push::register(ctx, &device, &request).await? {
@@ -224,7 +227,7 @@ async fn device(
         Some(Presented::AidLogin { device, secret })
             if device == device_id && !secret.is_empty() =>
         {
-            Ok(push::authenticate_device(&state.ctx, device_id, &secret).await?)
+            Ok(push::authenticate_device(&state.ctx, device_id, &secret, Recurrence::Often).await?)
         }
         _ => Ok(None),
     }

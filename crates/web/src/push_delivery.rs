@@ -24,6 +24,7 @@ use axum::routing::{get, post};
 use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use tessera_domain::caller::Presented;
+use tessera_domain::credentials::Recurrence;
 use tessera_domain::push::delivery::{self, Connection, Received, Refusal, Tick};
 use tessera_domain::push::{self, Device};
 
@@ -310,7 +311,7 @@ async fn device_frame(
 ) -> Result<Response, PageError> {
     let Some((device, secret)) = device_credential(&headers) else { return Ok(unauthorized()) };
     let Some(device): Option<Device> =
-        push::authenticate_device(&state.ctx, &device, &secret).await?
+        push::authenticate_device(&state.ctx, &device, &secret, Recurrence::Often).await?
     else {
         return Ok(unauthorized());
     };

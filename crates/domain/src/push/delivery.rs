@@ -21,6 +21,7 @@ use tessera_store::{PushMessageRecord, PushSignal, PushSignalSink, StoredFrame, 
 use tokio::sync::Notify;
 
 use super::{Device, Lookup};
+use crate::credentials::Recurrence;
 use crate::{Ctx, Result};
 
 /// The limits of the delivery connections.
@@ -387,7 +388,8 @@ pub async fn connect(
     if registration_ids.is_empty() || registration_ids.len() > policy.max_registrations {
         return Ok(Err(Refusal::BadRequest));
     }
-    let Some(device) = super::authenticate_device(ctx, device_id, secret).await? else {
+    let Some(device) = super::authenticate_device(ctx, device_id, secret, Recurrence::Once).await?
+    else {
         return Ok(Err(Refusal::Unauthorized));
     };
     let mut registrations: Vec<(String, Arc<str>)> = Vec::with_capacity(registration_ids.len());
@@ -624,6 +626,8 @@ mod tests {
     struct Fixture {
         t: TestCtx,
         sender: Sender,
+        /// The registration that made `id`, as the device sent it.
+        register: tessera_proto_push::Register,
         id: String,
         secret: String,
     }
@@ -649,7 +653,7 @@ mod tests {
                 .await
                 .expect("auth")
                 .expect("sender");
-        Fixture { t, sender, id, secret }
+        Fixture { t, sender, register, id, secret }
     }
 
     fn message(data: &str, ttl: Option<u32>, delay_while_idle: bool) -> Message {
@@ -792,9 +796,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_s_device_check_is_not_kept_a_posted_frame_s_is() {
+        let f = fixture().await;
+        let other = tessera_proto_push::Register { device: "78".to_owned(), ..f.register.clone() };
+        let (_, other_secret) =
+            push::register_new_install(&f.t.ctx, &other).await.expect("register").expect("new");
+        let check = |device: &'static str, secret: String| {
+            let ctx = f.t.ctx.clone();
+            async move {
+                push::authenticate_device(&ctx, device, &secret, Recurrence::Often)
+                    .await
+                    .expect("auth")
+                    .expect("device")
+            }
+        };
+        // A second of its own, with one answer kept in it.
+        f.t.advance(1);
+        check("78", other_secret).await;
+        assert_eq!(f.t.ctx.answers.len(), 1);
+        let _connection = f.connect().await;
+        assert_eq!(f.t.ctx.answers.len(), 1, "a device connects once: its check is not kept");
+        check("77", f.secret.clone()).await;
+        assert_eq!(f.t.ctx.answers.len(), 2, "a posted frame's check recurs: kept");
+        let _again = f.connect().await;
+        assert_eq!(f.t.ctx.answers.len(), 2);
+    }
+
+    #[tokio::test]
     async fn frames_posted_outside_the_connection_ack_and_reach_it() {
         let f = fixture().await;
-        let device = push::authenticate_device(&f.t.ctx, "77", &f.secret)
+        let device = push::authenticate_device(&f.t.ctx, "77", &f.secret, Recurrence::Often)
             .await
             .expect("auth")
             .expect("device");

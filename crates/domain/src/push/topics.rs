@@ -234,6 +234,7 @@ fn open(ctx: &Ctx, subscription: &PushTopicRecord) -> Option<String> {
 mod tests {
     use super::*;
     use crate::caller::Presented;
+    use crate::credentials::Recurrence;
     use crate::push::{Api, authenticate_sender, create_api_key, pending, register_new_install};
     use crate::testing::TestCtx;
 
@@ -381,7 +382,9 @@ mod tests {
         let third = subscribe(&t.ctx, &sender, &id, "c").await.expect("sub");
         assert_eq!(third, Err(TopicError::TooManyTopics));
 
-        let device = crate::push::authenticate_device(&t.ctx, "42", &install).await.expect("auth");
+        let device = crate::push::authenticate_device(&t.ctx, "42", &install, Recurrence::Often)
+            .await
+            .expect("auth");
         let device = device.expect("device");
         crate::push::unregister(&t.ctx, &device, "com.example.a").await.expect("unregister");
         assert!(t.ctx.store.push().subscribers(&project, "a", "", 10).await.expect("s").is_empty());
@@ -428,7 +431,9 @@ mod tests {
         let sender = sender(&t, &project).await;
         let (mine, install) = registration(&t, "com.example.a", &project).await;
         let (theirs, _) = registration(&t, "com.example.b", &project).await;
-        let device = crate::push::authenticate_device(&t.ctx, "42", &install).await.expect("auth");
+        let device = crate::push::authenticate_device(&t.ctx, "42", &install, Recurrence::Often)
+            .await
+            .expect("auth");
         let device = device.expect("device");
 
         let ok = by_device(&t, &device, "com.example.a", &mine, "news", false).await;
@@ -468,7 +473,9 @@ mod tests {
         t.account("owner@example.com").create().await;
         let project = t.project("Pushy", "owner@example.com").await.id;
         let (id, install) = registration(&t, "com.example.a", &project).await;
-        let device = crate::push::authenticate_device(&t.ctx, "42", &install).await.expect("auth");
+        let device = crate::push::authenticate_device(&t.ctx, "42", &install, Recurrence::Often)
+            .await
+            .expect("auth");
         let device = device.expect("device");
         let mut burst = tokio::task::JoinSet::new();
         for i in 0..12 {

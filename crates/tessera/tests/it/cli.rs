@@ -529,6 +529,7 @@ async fn dev_seed_writes_working_fixtures() {
             env.ctx(),
             device["device"].as_str().unwrap(),
             credential,
+            tessera_domain::credentials::Recurrence::Often,
         )
         .await
         .unwrap();
