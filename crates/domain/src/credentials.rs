@@ -303,7 +303,8 @@ pub fn open(ctx: &Ctx, record: &CredentialRecord) -> Result<Vec<u8>> {
 pub const PER_APP_CAP: u32 = 10;
 
 /// Issues `record` and revokes the account's oldest live credentials of its kind for its client
-/// beyond [`PER_APP_CAP`], in insertion order, atomically with the insert.
+/// beyond [`PER_APP_CAP`], in insertion order, before it answers (under concurrency, as
+/// [`tessera_store::CredentialStore::insert_capped`] says).
 pub async fn issue_capped(ctx: &Ctx, record: &CredentialRecord) -> Result<()> {
     ctx.store.credentials().insert_capped(record, PER_APP_CAP).await?;
     Ok(())

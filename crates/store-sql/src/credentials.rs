@@ -197,25 +197,6 @@ pub(crate) async fn insert_credentials(
     Ok(())
 }
 
-/// Within the open write transaction `tx`: serialises capped inserts for one account, client and
-/// kind (PostgreSQL; SQLite transactions are serial already).
-async fn lock_cap(
-    tx: &mut crate::db::Tx,
-    backend: Backend,
-    account_id: &str,
-    client_id: &str,
-    kind: CredentialKind,
-) -> Result<()> {
-    if backend == Backend::Postgres {
-        db::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-            .bind(format!("cap\n{account_id}\n{client_id}\n{}", kind.as_str()))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_error("lock credential cap"))?;
-    }
-    Ok(())
-}
-
 /// Within the open write transaction `tx`: revokes the live credentials of `kind` of this account
 /// and client beyond the newest `cap`, newest by insertion order.
 async fn enforce_cap(
@@ -249,28 +230,79 @@ async fn enforce_cap(
     Ok(done.rows_affected())
 }
 
-/// Inserts `credential` inside `tx` and, with a cap, enforces it for the credential's account,
-/// client and kind.
-async fn insert_in_tx(
-    tx: &mut crate::db::Tx,
-    backend: Backend,
-    credential: &CredentialRecord,
-    cap: Option<u32>,
-    now: Timestamp,
-) -> Result<u64> {
-    let capped = match (cap, &credential.account_id, &credential.client_id) {
-        (Some(cap), Some(account_id), Some(client_id)) => Some((cap, account_id, client_id)),
-        _ => None,
-    };
-    if let Some((_, account_id, client_id)) = capped {
-        lock_cap(tx, backend, account_id, client_id, credential.kind).await?;
-    }
-    insert_credential(&mut *tx, credential).await.map_err(insert("insert credential"))?;
-    match capped {
-        Some((cap, account_id, client_id)) => {
-            enforce_cap(tx, backend, account_id, client_id, credential.kind, cap, now).await
+/// The account and client a capped credential counts against, if it names both.
+fn capped_by(credential: &CredentialRecord) -> Option<(&str, &str)> {
+    Some((credential.account_id.as_deref()?, credential.client_id.as_deref()?))
+}
+
+impl SqlStore {
+    /// Where a cap is enforced. On SQLite, inside the inserting transaction `tx`: its write
+    /// transactions run one at a time already. On PostgreSQL nothing happens there (`None`), and
+    /// [`SqlStore::trim_cap`] runs once the insert has committed.
+    async fn cap_in_tx(
+        &self,
+        tx: &mut crate::db::Tx,
+        capped: (&str, &str, CredentialKind, u32),
+        now: Timestamp,
+    ) -> Result<Option<u64>> {
+        let (account_id, client_id, kind, cap) = capped;
+        match self.backend {
+            Backend::Sqlite => {
+                enforce_cap(tx, self.backend, account_id, client_id, kind, cap, now).await.map(Some)
+            }
+            Backend::Postgres => Ok(None),
         }
-        None => Ok(0),
+    }
+
+    /// PostgreSQL: enforces a cap after the insert that may have passed it has committed, in a
+    /// short transaction of its own that runs one at a time with every other trim of the same
+    /// account, client and kind (an advisory lock) and commits without waiting for the WAL flush.
+    ///
+    /// Enforced inside the inserting transaction, the lock would be held through that
+    /// transaction's commit, flush included, so that every issuance for one account and client
+    /// queued behind the one before it. Here the lock is held for two statements, and each trim
+    /// reads every insert committed before it: once every concurrent insert has returned, at most
+    /// `cap` are live. What this gives up is bounded: a crash between an insert's commit and its
+    /// trim (or within the fraction of a second before an unflushed trim reaches the disk) leaves
+    /// the oldest credentials beyond the cap live until the next capped insert for the same
+    /// account and client trims them. That is SQLite's default durability for the same write
+    /// (`synchronous = NORMAL`), and no credential that was revoked on purpose comes back: this
+    /// only evicts.
+    async fn trim_cap(
+        &self,
+        capped: (&str, &str, CredentialKind, u32),
+        now: Timestamp,
+    ) -> Result<u64> {
+        const OP: &str = "trim credential cap";
+        let (account_id, client_id, kind, cap) = capped;
+        let mut tx = self.begin(OP).await?;
+        db::query(
+            "SELECT set_config('synchronous_commit', 'off', true), \
+             pg_advisory_xact_lock(hashtextextended($1, 7))",
+        )
+        .bind(format!("cap\n{account_id}\n{client_id}\n{}", kind.as_str()))
+        .execute(&mut tx)
+        .await
+        .map_err(backend_error("lock credential cap"))?;
+        let revoked =
+            enforce_cap(&mut tx, self.backend, account_id, client_id, kind, cap, now).await?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(revoked)
+    }
+
+    /// [`SqlStore::trim_cap`] once the insert has committed: a failure is logged, not returned,
+    /// because what was issued stands (a code already spent must still answer with its tokens),
+    /// and the next capped insert for the account and client trims again. Returns how many were
+    /// revoked.
+    async fn trim_cap_after_commit(
+        &self,
+        capped: (&str, &str, CredentialKind, u32),
+        now: Timestamp,
+    ) -> u64 {
+        self.trim_cap(capped, now).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "trimming a credential cap failed; the next issuance retries");
+            0
+        })
     }
 }
 
@@ -450,11 +482,20 @@ impl CredentialStore for SqlStore {
 
     async fn insert_capped(&self, credential: &CredentialRecord, cap: u32) -> Result<u64> {
         const OP: &str = "insert capped credential";
-        let mut tx = self.begin(OP).await?;
         let now = credential.created_at;
-        let revoked = insert_in_tx(&mut tx, self.backend, credential, Some(cap), now).await?;
+        let capped = capped_by(credential)
+            .map(|(account_id, client_id)| (account_id, client_id, credential.kind, cap));
+        let mut tx = self.begin(OP).await?;
+        insert_credential(&mut tx, credential).await.map_err(insert(OP))?;
+        let mut revoked = None;
+        if let Some(capped) = capped {
+            revoked = self.cap_in_tx(&mut tx, capped, now).await?;
+        }
         tx.commit().await.map_err(backend(OP))?;
-        Ok(revoked)
+        match (capped, revoked) {
+            (Some(capped), None) => Ok(self.trim_cap_after_commit(capped, now).await),
+            (_, revoked) => Ok(revoked.unwrap_or(0)),
+        }
     }
 
     async fn redeem(
@@ -507,31 +548,28 @@ impl CredentialStore for SqlStore {
             }
             _ => redemption.issue,
         };
-        // What it buys is written in one multi-row statement; the cap of the capped kind is taken
-        // before (PostgreSQL's lock) and enforced after it.
-        let capped: Vec<(&str, &str, u32)> = issue
+        // What it buys is written in one multi-row statement, and the cap of the capped kind
+        // enforced after it (PostgreSQL: after the commit).
+        let capped: Vec<(&str, &str, CredentialKind, u32)> = issue
             .iter()
             .filter_map(|credential| {
                 let (kind, cap) = redemption.cap?;
-                let account_id = credential.account_id.as_deref()?;
-                let client_id = credential.client_id.as_deref()?;
-                (kind == credential.kind).then_some((account_id, client_id, cap))
+                let (account_id, client_id) = capped_by(credential)?;
+                (kind == credential.kind).then_some((account_id, client_id, kind, cap))
             })
             .collect();
-        let kind = redemption.cap.map(|(kind, _)| kind);
-        for (account_id, client_id, _) in &capped {
-            if let Some(kind) = kind {
-                lock_cap(&mut tx, self.backend, account_id, client_id, kind).await?;
-            }
-        }
         let rows: Vec<&CredentialRecord> = issue.iter().collect();
         insert_credentials(&mut tx, self.backend, &rows).await?;
-        for (account_id, client_id, cap) in &capped {
-            if let Some(kind) = kind {
-                enforce_cap(&mut tx, self.backend, account_id, client_id, kind, *cap, now).await?;
+        let mut trim = Vec::new();
+        for capped in &capped {
+            if self.cap_in_tx(&mut tx, *capped, now).await?.is_none() {
+                trim.push(*capped);
             }
         }
         tx.commit().await.map_err(backend(OP))?;
+        for capped in trim {
+            self.trim_cap_after_commit(capped, now).await;
+        }
         Ok(Some(Redeemed { consumed, grant }))
     }
 

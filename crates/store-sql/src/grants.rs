@@ -102,7 +102,29 @@ async fn upsert_once(tx: &mut db::Tx, grant: &GrantRecord) -> Result<Attempt> {
         return Ok(Attempt::Done(grant_from_row(row)?));
     }
 
-    // Lock the live grant (a no-op update takes the row lock on PostgreSQL; the SQLite
+    // A live grant that covers the scopes already is used as it stands, unlocked: nothing is
+    // written, so no widening can be lost, and redemptions of one account and client do not queue
+    // behind each other's commits on its row lock (PostgreSQL). Should it be revoked before this
+    // transaction commits, what names it is refused by the validator, which judges the grant.
+    let live = db::query(concat!(
+        "SELECT ",
+        grant_columns!(),
+        " FROM grants \
+         WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL"
+    ))
+    .bind(grant.account_id.as_str())
+    .bind(grant.client_id.as_str())
+    .bind(grant.protocol.as_str())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(backend(OP))?;
+    if let Some(live) = live.first().map(grant_from_row).transpose()?
+        && scope_union([live.scopes.as_str(), grant.scopes.as_str()]) == live.scopes
+    {
+        return Ok(Attempt::Done(live));
+    }
+
+    // Widening: lock the live grant (a no-op update takes the row lock on PostgreSQL; the SQLite
     // transaction already holds the database write lock) and read it as it now stands, so that
     // no concurrent widening is lost.
     let live = db::query(concat!(

@@ -67,6 +67,8 @@ macro_rules! unrevoked_by_key {
 
 mod accounts;
 mod audit;
+#[cfg(test)]
+mod contention_tests;
 mod counters;
 mod credentials;
 pub mod db;

@@ -45,7 +45,7 @@ async fn batch_lookups_use_their_indexes_in_the_servers_sessions() {
 }
 
 /// Runs `check` on the URL of a fresh database, and drops the database afterwards.
-async fn in_a_database_of_its_own<F>(prefix: &str, check: fn(String) -> F)
+pub(crate) async fn in_a_database_of_its_own<F>(prefix: &str, check: fn(String) -> F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {

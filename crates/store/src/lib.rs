@@ -224,15 +224,18 @@ pub trait CredentialStore: Send + Sync {
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64>;
     async fn count(&self) -> Result<u64>;
     /// Inserts `credential`, then revokes the live credentials of its kind, account and client
-    /// beyond the newest `cap` in insertion order (never by time, which ties), in one transaction
-    /// that runs one at a time with every other capped insert for the same account, client and
-    /// kind, so that the cap holds under concurrency. Returns how many were revoked. A credential
-    /// without an account or client is inserted uncapped.
+    /// beyond the newest `cap` in insertion order (never by time, which ties). The cap holds under
+    /// concurrency: once every concurrent capped insert for the same account, client and kind has
+    /// returned, at most `cap` of them are live. A backend may enforce the cap in the inserting
+    /// transaction or in one of its own right after the insert commits (so that inserts for one
+    /// account and client need not wait on each other's commits); after a crash between the two,
+    /// the next capped insert enforces it. Returns how many were revoked. A credential without an
+    /// account or client is inserted uncapped.
     async fn insert_capped(&self, credential: &CredentialRecord, cap: u32) -> Result<u64>;
     /// Consumes the live single-use credential `digest` of `kind` if it was issued to `client_id`
-    /// and its grant (if it names one) is live, and writes `issue` (capped as asked) and the
-    /// redemption's own grant in the same transaction: either all happen or none. `None` when
-    /// nothing was consumed.
+    /// and its grant (if it names one) is live, and writes `issue` and the redemption's own grant
+    /// in the same transaction: either all happen or none. `issue` is capped as asked, as
+    /// [`CredentialStore::insert_capped`] caps. `None` when nothing was consumed.
     async fn redeem(&self, redemption: &Redemption<'_>, now: Timestamp)
     -> Result<Option<Redeemed>>;
     /// Revokes the account's live credentials of these kinds (a password change ends what the
