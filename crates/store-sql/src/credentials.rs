@@ -197,28 +197,18 @@ pub(crate) async fn insert_credentials(
     Ok(())
 }
 
-/// Within the open write transaction `tx`: revokes the live credentials of `kind` of this account
-/// and client beyond the newest `cap`, newest by insertion order.
+/// SQLite, within the open write transaction `tx`: revokes the live credentials of `kind` of this
+/// account and client beyond the newest `cap`, newest by insertion order. (PostgreSQL's is the
+/// function `tessera_trim_cap`, run by [`SqlStore::trim_cap`].)
 async fn enforce_cap(
     tx: &mut crate::db::Tx,
-    backend: Backend,
     account_id: &str,
     client_id: &str,
     kind: CredentialKind,
     cap: u32,
     now: Timestamp,
 ) -> Result<u64> {
-    let sql = match backend {
-        Backend::Sqlite => ENFORCE_CAP_SQLITE,
-        Backend::Postgres => concat!(
-            "UPDATE credentials SET revoked_at = $4 WHERE digest IN (\
-             SELECT digest FROM credentials WHERE account_id = $1 AND client_id = $2 AND kind = $3 \
-             AND ",
-            live_at!("$4"),
-            " ORDER BY seq DESC OFFSET $5)"
-        ),
-    };
-    let done = db::query(sql)
+    let done = db::query(ENFORCE_CAP_SQLITE)
         .bind(account_id.to_owned())
         .bind(client_id.to_owned())
         .bind(kind.as_str())
@@ -248,24 +238,26 @@ impl SqlStore {
         let (account_id, client_id, kind, cap) = capped;
         match self.backend {
             Backend::Sqlite => {
-                enforce_cap(tx, self.backend, account_id, client_id, kind, cap, now).await.map(Some)
+                enforce_cap(tx, account_id, client_id, kind, cap, now).await.map(Some)
             }
             Backend::Postgres => Ok(None),
         }
     }
 
-    /// PostgreSQL: enforces a cap after the insert that may have passed it has committed, in a
-    /// short transaction of its own that runs one at a time with every other trim of the same
-    /// account, client and kind (an advisory lock) and commits without waiting for the WAL flush.
+    /// PostgreSQL: enforces a cap after the insert that may have passed it has committed: one
+    /// call of the function `tessera_trim_cap` (migration 0015), a transaction of its own that
+    /// runs one at a time with every other trim of the same account, client and kind (an advisory
+    /// lock, held only while the server runs the function, never across a round trip to this
+    /// process) and commits without waiting for the WAL flush.
     ///
     /// Enforced inside the inserting transaction, the lock would be held through that
     /// transaction's commit, flush included, so that every issuance for one account and client
-    /// queued behind the one before it. Here the lock is held for two statements, and each trim
-    /// reads every insert committed before it: once every concurrent insert has returned, at most
-    /// `cap` are live. What this gives up is bounded: a crash between an insert's commit and its
-    /// trim (or within the fraction of a second before an unflushed trim reaches the disk) leaves
-    /// the oldest credentials beyond the cap live until the next capped insert for the same
-    /// account and client trims them. That is SQLite's default durability for the same write
+    /// queued behind the one before it. Each trim reads every insert committed before its lock
+    /// was granted: once every concurrent insert has returned, at most `cap` are live. What this
+    /// gives up is bounded: a crash between an insert's commit and its trim (or within the
+    /// fraction of a second before an unflushed trim reaches the disk) leaves the oldest
+    /// credentials beyond the cap live until the next capped insert for the same account and
+    /// client trims them. That is SQLite's default durability for the same write
     /// (`synchronous = NORMAL`), and no credential that was revoked on purpose comes back: this
     /// only evicts.
     async fn trim_cap(
@@ -273,21 +265,17 @@ impl SqlStore {
         capped: (&str, &str, CredentialKind, u32),
         now: Timestamp,
     ) -> Result<u64> {
-        const OP: &str = "trim credential cap";
         let (account_id, client_id, kind, cap) = capped;
-        let mut tx = self.begin(OP).await?;
-        db::query(
-            "SELECT set_config('synchronous_commit', 'off', true), \
-             pg_advisory_xact_lock(hashtextextended($1, 7))",
-        )
-        .bind(format!("cap\n{account_id}\n{client_id}\n{}", kind.as_str()))
-        .execute(&mut tx)
-        .await
-        .map_err(backend_error("lock credential cap"))?;
-        let revoked =
-            enforce_cap(&mut tx, self.backend, account_id, client_id, kind, cap, now).await?;
-        tx.commit().await.map_err(backend(OP))?;
-        Ok(revoked)
+        let row = db::query("SELECT tessera_trim_cap($1, $2, $3, $4, $5) AS revoked")
+            .bind(account_id.to_owned())
+            .bind(client_id.to_owned())
+            .bind(kind.as_str())
+            .bind(now)
+            .bind(i64::from(cap))
+            .fetch_one(&self.write)
+            .await
+            .map_err(backend_error("trim credential cap"))?;
+        Ok(count_u64(get(&row, "revoked")?))
     }
 
     /// [`SqlStore::trim_cap`] once the insert has committed: a failure is logged, not returned,
