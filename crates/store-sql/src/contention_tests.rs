@@ -23,20 +23,13 @@ async fn an_issuance_in_flight_holds_up_no_other_for_the_same_account_and_client
         .await;
 }
 
-fn code(digest: &str, granted: &GrantRecord) -> CredentialRecord {
-    let mut code = credential(digest, CredentialKind::AuthorizationCode, NOW, 600);
-    code.account_id = Some(granted.account_id.clone());
-    code.client_id = Some(granted.client_id.clone());
-    code.grant_id = Some(granted.id.clone());
-    code
-}
-
-fn refresh(digest: &str, granted: &GrantRecord) -> CredentialRecord {
-    let mut token = credential(digest, CredentialKind::RefreshToken, NOW, 86_400);
-    token.account_id = Some(granted.account_id.clone());
-    token.client_id = Some(granted.client_id.clone());
-    token.grant_id = Some(granted.id.clone());
-    token
+/// A credential of `kind` issued under `granted` to its account and client.
+fn issued(digest: &str, kind: CredentialKind, granted: &GrantRecord) -> CredentialRecord {
+    let mut record = credential(digest, kind, NOW, 600);
+    record.account_id = Some(granted.account_id.clone());
+    record.client_id = Some(granted.client_id.clone());
+    record.grant_id = Some(granted.id.clone());
+    record
 }
 
 async fn issue_beside_one_in_flight(url: String) {
@@ -45,7 +38,7 @@ async fn issue_beside_one_in_flight(url: String) {
     seed_account(&store, "acct-1").await;
     let granted = grant("g-1", "acct-1", "client-a", "oauth2", "email openid");
     let granted = store.grants().upsert(&granted).await.expect("grant");
-    seed_credential(&store, &code("code-2", &granted)).await;
+    seed_credential(&store, &issued("code-2", CredentialKind::AuthorizationCode, &granted)).await;
 
     // In flight: an authorization that asked for scopes the grant covers, and an issuance that
     // wrote its refresh token, neither committed.
@@ -54,18 +47,18 @@ async fn issue_beside_one_in_flight(url: String) {
         GrantRecord { id: "g-asked".to_owned(), scopes: "email".to_owned(), ..granted.clone() };
     let stored = crate::grants::upsert_in(&mut in_flight, &asked).await.expect("upsert in flight");
     assert_eq!(stored.id, granted.id, "the live grant covers the scopes asked");
-    let written = refresh("rt-in-flight", &granted);
+    let written = issued("rt-in-flight", CredentialKind::RefreshToken, &granted);
     insert_credentials(&mut in_flight, Backend::Postgres, &[&written]).await.expect("insert");
 
     // Meanwhile the same account and client authorize and redeem a code, refresh tokens capped.
     let beside = async {
         let stored = store.grants().upsert(&asked).await.expect("upsert beside");
-        let issued = [refresh("rt-beside", &stored)];
+        let issue = [issued("rt-beside", CredentialKind::RefreshToken, &stored)];
         let redemption = Redemption {
             digest: "code-2",
             kind: CredentialKind::AuthorizationCode,
             client_id: "client-a",
-            issue: &issued,
+            issue: &issue,
             cap: Some((CredentialKind::RefreshToken, 1)),
             grant: None,
         };

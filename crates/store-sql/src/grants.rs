@@ -75,6 +75,39 @@ pub(crate) async fn upsert_in(tx: &mut db::Tx, grant: &GrantRecord) -> Result<Gr
     Err(StoreError::Backend("upsert grant: gave up after repeated concurrent changes".to_owned()))
 }
 
+/// The live grant of an account, client and protocol (`$1`, `$2`, `$3`).
+const SELECT_LIVE: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM grants WHERE account_id = $1 AND client_id = $2 AND protocol = $3 \
+     AND revoked_at IS NULL"
+);
+
+/// [`SELECT_LIVE`], locking the row: a no-op update takes the row lock on PostgreSQL (the SQLite
+/// transaction holds the database write lock already).
+const LOCK_LIVE: &str = concat!(
+    "UPDATE grants SET scopes = scopes \
+     WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL \
+     RETURNING ",
+    grant_columns!()
+);
+
+/// Runs [`SELECT_LIVE`] or [`LOCK_LIVE`] for `grant`'s account, client and protocol.
+async fn live_by_key(
+    tx: &mut db::Tx,
+    grant: &GrantRecord,
+    sql: &'static str,
+) -> Result<Option<GrantRecord>> {
+    let rows = db::query(sql)
+        .bind(grant.account_id.as_str())
+        .bind(grant.client_id.as_str())
+        .bind(grant.protocol.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend("upsert grant"))?;
+    rows.first().map(grant_from_row).transpose()
+}
+
 /// One upsert attempt. The insert relies on the partial unique index `grants_live_key`: when a
 /// live grant exists it inserts nothing, and the live grant is then locked, read and widened.
 async fn upsert_once(tx: &mut db::Tx, grant: &GrantRecord) -> Result<Attempt> {
@@ -106,40 +139,17 @@ async fn upsert_once(tx: &mut db::Tx, grant: &GrantRecord) -> Result<Attempt> {
     // written, so no widening can be lost, and redemptions of one account and client do not queue
     // behind each other's commits on its row lock (PostgreSQL). Should it be revoked before this
     // transaction commits, what names it is refused by the validator, which judges the grant.
-    let live = db::query(concat!(
-        "SELECT ",
-        grant_columns!(),
-        " FROM grants \
-         WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL"
-    ))
-    .bind(grant.account_id.as_str())
-    .bind(grant.client_id.as_str())
-    .bind(grant.protocol.as_str())
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(backend(OP))?;
-    if let Some(live) = live.first().map(grant_from_row).transpose()?
+    let live = live_by_key(tx, grant, SELECT_LIVE).await?;
+    if let Some(live) = live
         && scope_union([live.scopes.as_str(), grant.scopes.as_str()]) == live.scopes
     {
         return Ok(Attempt::Done(live));
     }
 
-    // Widening: lock the live grant (a no-op update takes the row lock on PostgreSQL; the SQLite
-    // transaction already holds the database write lock) and read it as it now stands, so that
-    // no concurrent widening is lost.
-    let live = db::query(concat!(
-        "UPDATE grants SET scopes = scopes \
-         WHERE account_id = $1 AND client_id = $2 AND protocol = $3 AND revoked_at IS NULL \
-         RETURNING ",
-        grant_columns!()
-    ))
-    .bind(grant.account_id.as_str())
-    .bind(grant.client_id.as_str())
-    .bind(grant.protocol.as_str())
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(backend(OP))?;
-    let Some(live) = live.first().map(grant_from_row).transpose()? else {
+    // Widening: lock the live grant and read it as it now stands, so that no concurrent widening
+    // is lost.
+    let live = live_by_key(tx, grant, LOCK_LIVE).await?;
+    let Some(live) = live else {
         // The live grant was revoked between the two statements: start over.
         return Ok(Attempt::Raced);
     };
