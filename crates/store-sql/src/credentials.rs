@@ -197,53 +197,51 @@ pub(crate) async fn insert_credentials(
     Ok(())
 }
 
-/// SQLite, within the open write transaction `tx`: revokes the live credentials of `kind` of this
-/// account and client beyond the newest `cap`, newest by insertion order. (PostgreSQL's is the
-/// function `tessera_trim_cap`, run by [`SqlStore::trim_cap`].)
-async fn enforce_cap(
-    tx: &mut crate::db::Tx,
-    account_id: &str,
-    client_id: &str,
+/// A per-account-per-app cap to enforce: at most `cap` live credentials of `kind` that
+/// `account_id` holds for `client_id`, the newest by insertion order.
+#[derive(Debug, Clone, Copy)]
+struct Cap<'a> {
+    account_id: &'a str,
+    client_id: &'a str,
     kind: CredentialKind,
     cap: u32,
-    now: Timestamp,
-) -> Result<u64> {
-    let done = db::query(ENFORCE_CAP_SQLITE)
-        .bind(account_id.to_owned())
-        .bind(client_id.to_owned())
-        .bind(kind.as_str())
-        .bind(now)
-        .bind(i64::from(cap))
+}
+
+impl<'a> Cap<'a> {
+    /// The cap of `cap` that `credential` counts against, if it names an account and a client.
+    fn of(credential: &'a CredentialRecord, cap: u32) -> Option<Cap<'a>> {
+        Some(Cap {
+            account_id: credential.account_id.as_deref()?,
+            client_id: credential.client_id.as_deref()?,
+            kind: credential.kind,
+            cap,
+        })
+    }
+
+    /// `sql` with the parameters both backends' trims take: account, client, kind, now, cap.
+    fn bind(self, sql: &'static str, now: Timestamp) -> Query {
+        db::query(sql)
+            .bind(self.account_id.to_owned())
+            .bind(self.client_id.to_owned())
+            .bind(self.kind.as_str())
+            .bind(now)
+            .bind(i64::from(self.cap))
+    }
+}
+
+/// SQLite, within the open write transaction `tx` (SQLite's write transactions run one at a time
+/// already): revokes the live credentials beyond `cap`. PostgreSQL trims after the commit
+/// instead ([`SqlStore::trim_cap`]).
+async fn enforce_cap(tx: &mut crate::db::Tx, cap: Cap<'_>, now: Timestamp) -> Result<u64> {
+    let done = cap
+        .bind(ENFORCE_CAP_SQLITE, now)
         .execute(&mut *tx)
         .await
         .map_err(backend_error("enforce credential cap"))?;
     Ok(done.rows_affected())
 }
 
-/// The account and client a capped credential counts against, if it names both.
-fn capped_by(credential: &CredentialRecord) -> Option<(&str, &str)> {
-    Some((credential.account_id.as_deref()?, credential.client_id.as_deref()?))
-}
-
 impl SqlStore {
-    /// Where a cap is enforced. On SQLite, inside the inserting transaction `tx`: its write
-    /// transactions run one at a time already. On PostgreSQL nothing happens there (`None`), and
-    /// [`SqlStore::trim_cap`] runs once the insert has committed.
-    async fn cap_in_tx(
-        &self,
-        tx: &mut crate::db::Tx,
-        capped: (&str, &str, CredentialKind, u32),
-        now: Timestamp,
-    ) -> Result<Option<u64>> {
-        let (account_id, client_id, kind, cap) = capped;
-        match self.backend {
-            Backend::Sqlite => {
-                enforce_cap(tx, account_id, client_id, kind, cap, now).await.map(Some)
-            }
-            Backend::Postgres => Ok(None),
-        }
-    }
-
     /// PostgreSQL: enforces a cap after the insert that may have passed it has committed: one
     /// call of the function `tessera_trim_cap` (migration 0015), a transaction of its own that
     /// runs one at a time with every other trim of the same account, client and kind (an advisory
@@ -260,18 +258,9 @@ impl SqlStore {
     /// client trims them. That is SQLite's default durability for the same write
     /// (`synchronous = NORMAL`), and no credential that was revoked on purpose comes back: this
     /// only evicts.
-    async fn trim_cap(
-        &self,
-        capped: (&str, &str, CredentialKind, u32),
-        now: Timestamp,
-    ) -> Result<u64> {
-        let (account_id, client_id, kind, cap) = capped;
-        let row = db::query("SELECT tessera_trim_cap($1, $2, $3, $4, $5) AS revoked")
-            .bind(account_id.to_owned())
-            .bind(client_id.to_owned())
-            .bind(kind.as_str())
-            .bind(now)
-            .bind(i64::from(cap))
+    async fn trim_cap(&self, cap: Cap<'_>, now: Timestamp) -> Result<u64> {
+        let row = cap
+            .bind("SELECT tessera_trim_cap($1, $2, $3, $4, $5) AS revoked", now)
             .fetch_one(&self.write)
             .await
             .map_err(backend_error("trim credential cap"))?;
@@ -282,12 +271,8 @@ impl SqlStore {
     /// because what was issued stands (a code already spent must still answer with its tokens),
     /// and the next capped insert for the account and client trims again. Returns how many were
     /// revoked.
-    async fn trim_cap_after_commit(
-        &self,
-        capped: (&str, &str, CredentialKind, u32),
-        now: Timestamp,
-    ) -> u64 {
-        self.trim_cap(capped, now).await.unwrap_or_else(|err| {
+    async fn trim_cap_after_commit(&self, cap: Cap<'_>, now: Timestamp) -> u64 {
+        self.trim_cap(cap, now).await.unwrap_or_else(|err| {
             tracing::warn!(error = %err, "trimming a credential cap failed; the next issuance retries");
             0
         })
@@ -471,18 +456,17 @@ impl CredentialStore for SqlStore {
     async fn insert_capped(&self, credential: &CredentialRecord, cap: u32) -> Result<u64> {
         const OP: &str = "insert capped credential";
         let now = credential.created_at;
-        let capped = capped_by(credential)
-            .map(|(account_id, client_id)| (account_id, client_id, credential.kind, cap));
+        let capped = Cap::of(credential, cap);
         let mut tx = self.begin(OP).await?;
         insert_credential(&mut tx, credential).await.map_err(insert(OP))?;
-        let mut revoked = None;
-        if let Some(capped) = capped {
-            revoked = self.cap_in_tx(&mut tx, capped, now).await?;
-        }
+        let revoked = match (capped, self.backend) {
+            (Some(cap), Backend::Sqlite) => enforce_cap(&mut tx, cap, now).await?,
+            _ => 0,
+        };
         tx.commit().await.map_err(backend(OP))?;
-        match (capped, revoked) {
-            (Some(capped), None) => Ok(self.trim_cap_after_commit(capped, now).await),
-            (_, revoked) => Ok(revoked.unwrap_or(0)),
+        match (capped, self.backend) {
+            (Some(cap), Backend::Postgres) => Ok(self.trim_cap_after_commit(cap, now).await),
+            _ => Ok(revoked),
         }
     }
 
@@ -538,25 +522,25 @@ impl CredentialStore for SqlStore {
         };
         // What it buys is written in one multi-row statement, and the cap of the capped kind
         // enforced after it (PostgreSQL: after the commit).
-        let capped: Vec<(&str, &str, CredentialKind, u32)> = issue
+        let caps: Vec<Cap<'_>> = issue
             .iter()
             .filter_map(|credential| {
                 let (kind, cap) = redemption.cap?;
-                let (account_id, client_id) = capped_by(credential)?;
-                (kind == credential.kind).then_some((account_id, client_id, kind, cap))
+                Cap::of(credential, cap).filter(|_| credential.kind == kind)
             })
             .collect();
         let rows: Vec<&CredentialRecord> = issue.iter().collect();
         insert_credentials(&mut tx, self.backend, &rows).await?;
-        let mut trim = Vec::new();
-        for capped in &capped {
-            if self.cap_in_tx(&mut tx, *capped, now).await?.is_none() {
-                trim.push(*capped);
+        if self.backend == Backend::Sqlite {
+            for cap in &caps {
+                enforce_cap(&mut tx, *cap, now).await?;
             }
         }
         tx.commit().await.map_err(backend(OP))?;
-        for capped in trim {
-            self.trim_cap_after_commit(capped, now).await;
+        if self.backend == Backend::Postgres {
+            for cap in caps {
+                self.trim_cap_after_commit(cap, now).await;
+            }
         }
         Ok(Some(Redeemed { consumed, grant }))
     }
