@@ -58,16 +58,17 @@ impl<T: Clone> Shelf<T> {
         kept.answers.get(key).cloned()
     }
 
-    /// Keeps `value`, read at `changes` in the second `now`. An answer read later than those kept
-    /// replaces them all; one read earlier is of no use to a check made now and is not kept. When
-    /// `capacity` are kept, all of them go.
+    /// Keeps `value`, read at `changes` in the second `now`. An answer read at another second or
+    /// count replaces those kept, except a straggler read just before them (an earlier count in
+    /// the same second, or the second before), which no check made now could use and is not kept;
+    /// a clock set back further starts afresh. When `capacity` are kept, all of them go.
     fn keep(&self, capacity: usize, key: &str, changes: u64, now: i64, value: &T) {
         let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
         let at = (now, changes);
-        if at < kept.at {
+        if at < kept.at && kept.at.0.saturating_sub(now) <= 1 {
             return;
         }
-        if at > kept.at {
+        if at != kept.at {
             *kept = Kept { at, answers: HashMap::new() };
         } else if kept.answers.len() >= capacity && !kept.answers.contains_key(key) {
             kept.answers = HashMap::new();
@@ -225,6 +226,9 @@ mod tests {
         answers.keep(8, "older", 9, 100, &live("older"));
         assert_eq!(answers.len(), 1, "answers read before the kept ones are not kept");
         assert!(answers.get("late", 1, 101).is_none() && answers.get("d", 2, 101).is_some());
+        answers.keep(8, "after-reset", 3, 50, &live("after-reset"));
+        assert!(answers.get("after-reset", 3, 50).is_some(), "a clock set back keeps afresh");
+        assert_eq!(answers.len(), 1);
     }
 
     #[test]
