@@ -1,7 +1,8 @@
 //! PostgreSQL: issuance for one account and client does not queue behind another issuance's
 //! commit. An authorization that finds the grant covering its scopes leaves the grant's row
 //! unlocked, and the refresh-token cap is enforced after the issuing transaction commits, so an
-//! issuance in flight holds nothing another for the same account and client needs.
+//! issuance in flight holds nothing another for the same account and client needs. Nor does it
+//! hold up the grant's revocation: what it writes then names a revoked grant.
 //!
 //! Runs when `TESSERA_TEST_DATABASE_URL` names a server, in a database of its own.
 
@@ -69,6 +70,16 @@ async fn issue_beside_one_in_flight(url: String) {
         .expect("an issuance in flight held up another for the same account and client");
     assert!(redeemed.is_some(), "the code was redeemed");
 
+    // The grant is revoked while the issuance is still in flight: its unlocked read of the grant
+    // did not stop that, and what it wrote names a revoked grant, which the validator refuses.
+    assert!(store.grants().revoke(&granted.id, NOW + 2).await.expect("revoke"), "revoked");
     in_flight.commit().await.expect("commit in flight");
+    let live = store
+        .credentials()
+        .find_live_token("rt-in-flight", NOW + 3)
+        .await
+        .expect("find")
+        .expect("the row is there");
+    assert!(live.grant_revoked, "a token written under a grant revoked meanwhile is refused");
     store.close().await;
 }
