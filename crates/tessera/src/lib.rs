@@ -337,6 +337,7 @@ impl Server {
             );
         }
         let limits = config.limits;
+        let registry = ctx.push.registry.clone();
         let task = tokio::spawn(async move {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
@@ -348,12 +349,13 @@ impl Server {
                 let _ = stop_tx.send(true);
             };
             let main = tessera_web::serve(listener, app, limits, stopped(stop_rx.clone()));
+            let ticks = tessera_web::tick_connections(registry, stopped(stop_rx.clone()));
             let metrics = async move {
                 if let Some((listener, app)) = metrics {
                     tessera_web::serve(listener, app, limits, stopped(stop_rx)).await;
                 }
             };
-            tokio::join!(signal, main, metrics);
+            tokio::join!(signal, main, ticks, metrics);
             Ok(())
         });
         Ok(Server { addr, metrics_addr, ctx, report, shutdown: Some(tx), task })

@@ -28,6 +28,7 @@ pub use legacy::Legacy;
 use metrics_exporter_prometheus::PrometheusHandle;
 pub use pages::assets::STYLESHEET;
 pub use proxy::{HttpFetcher, PROXY_HEADER};
+pub use push_delivery::tick_connections;
 pub use serve::{ConnLimits, serve};
 use tessera_domain::Ctx;
 

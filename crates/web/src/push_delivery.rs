@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,14 +26,14 @@ use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use tessera_domain::caller::Presented;
 use tessera_domain::credentials::Recurrence;
-use tessera_domain::push::delivery::{self, Connection, Received, Refusal, Tick};
+use tessera_domain::push::delivery::{self, Connection, Received, Refusal, Registry, Tick};
 use tessera_domain::push::{self, Device};
 
 use crate::AppState;
 use crate::error::PageError;
 
-/// How often (in real time) a connection asks its domain side whether to ping, resend or close;
-/// the decision itself follows the server's clock.
+/// How often (in real time) every connection asks its domain side whether to ping, resend or
+/// close; the decision itself follows the server's clock.
 const TICK_EVERY: Duration = Duration::from_secs(5);
 
 /// The read buffer a WebSocket starts with. A device's frames are acknowledgements of a few dozen
@@ -45,6 +46,22 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/push/connect", get(connect_websocket))
         .route("/push/events", get(connect_events))
         .route("/push/device", post(device_frame))
+}
+
+/// The node's one ticker: every [`TICK_EVERY`] it wakes each connection of `registry` to look at
+/// the clock ([`Registry::tick`]), until `stop` resolves. Runs beside the server.
+pub async fn tick_connections(registry: Arc<Registry>, stop: impl Future<Output = ()>) {
+    let mut ticks = tokio::time::interval(TICK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick of an interval is at once: connections made since start wait a whole period.
+    ticks.tick().await;
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            () = stop.as_mut() => return,
+            _ = ticks.tick() => registry.tick(),
+        }
+    }
 }
 
 fn text(status: StatusCode, body: &str) -> Response {
@@ -173,12 +190,21 @@ fn websocket(
 }
 
 async fn drive_websocket(socket: &mut WebSocket, connection: &mut Connection) -> End {
-    let mut ticks = tokio::time::interval(TICK_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A reply (a pong) goes out after whatever was due when its frame arrived, so a pong tells the
     // device it has everything sent so far.
     let mut reply: Option<String> = None;
     loop {
+        if connection.take_tick() {
+            match connection.tick() {
+                Tick::Nothing => {}
+                Tick::Ping => {
+                    if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return End::Gone;
+                    }
+                }
+                Tick::Close => return End::Close(close_code::AWAY, "not heard from"),
+            }
+        }
         // The store's futures are boxed while they run: held inline they would size the state
         // this task keeps for as long as the device stays connected, idle nearly all of it.
         match Box::pin(connection.pump()).await {
@@ -196,15 +222,6 @@ async fn drive_websocket(socket: &mut WebSocket, connection: &mut Connection) ->
         }
         tokio::select! {
             () = connection.signalled() => {}
-            _ = ticks.tick() => match connection.tick() {
-                Tick::Nothing => {}
-                Tick::Ping => {
-                    if socket.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return End::Gone;
-                    }
-                }
-                Tick::Close => return End::Close(close_code::AWAY, "not heard from"),
-            },
             received = socket.recv() => match received {
                 Some(Ok(Message::Text(text))) => match Box::pin(connection.receive(&text)).await {
                     Ok(Received::Nothing) => {}
@@ -255,12 +272,9 @@ fn events(connection: Connection) -> impl Stream<Item = Result<Event, Infallible
     struct Events {
         connection: Connection,
         queued: VecDeque<Event>,
-        ticks: tokio::time::Interval,
         failed: bool,
     }
-    let mut ticks = tokio::time::interval(TICK_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let start = Events { connection, queued: VecDeque::new(), ticks, failed: false };
+    let start = Events { connection, queued: VecDeque::new(), failed: false };
     futures_util::stream::unfold(start, |mut events| async move {
         loop {
             if let Some(event) = events.queued.pop_front() {
@@ -268,6 +282,12 @@ fn events(connection: Connection) -> impl Stream<Item = Result<Event, Infallible
             }
             if events.failed {
                 return None;
+            }
+            if events.connection.take_tick() {
+                // Liveness is the keep-alive comments' failing writes; the tick only wakes the
+                // connection for overdue acknowledgements.
+                events.connection.heard();
+                let _ = events.connection.tick();
             }
             match Box::pin(events.connection.pump()).await {
                 Ok(frames) => events.queued.extend(frames.into_iter().map(|frame| event(&frame))),
@@ -280,15 +300,7 @@ fn events(connection: Connection) -> impl Stream<Item = Result<Event, Infallible
             if !events.queued.is_empty() {
                 continue;
             }
-            tokio::select! {
-                () = events.connection.signalled() => {}
-                _ = events.ticks.tick() => {
-                    // Liveness is the keep-alive comments' failing writes; the tick only wakes
-                    // the connection for overdue acknowledgements.
-                    events.connection.heard();
-                    let _ = events.connection.tick();
-                }
-            }
+            events.connection.signalled().await;
         }
     })
 }

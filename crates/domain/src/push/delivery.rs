@@ -73,6 +73,8 @@ struct Signals {
     resync: bool,
     /// The device posted `idle` (true) or `active` (false) outside this connection.
     idle: Option<bool>,
+    /// The node's ticker came round ([`Registry::tick`]): time to look at the clock.
+    tick: bool,
 }
 
 /// One connection's mailbox in the registry.
@@ -174,6 +176,18 @@ impl Registry {
             self.lock().all.values().filter(|it| &*it.device == device).cloned().collect();
         for inbox in inboxes {
             inbox.signals().idle = Some(idle);
+            inbox.notify.notify_one();
+        }
+    }
+
+    /// Asks every connection of this node to look at the clock ([`Connection::take_tick`], then
+    /// [`Connection::tick`]). One ticker per node calls it, instead of a timer per connection:
+    /// a connection lasts as long as its device stays connected, so a timer of its own would be
+    /// memory held for every connected device.
+    pub fn tick(&self) {
+        let inboxes: Vec<Arc<Inbox>> = self.lock().all.values().cloned().collect();
+        for inbox in inboxes {
+            inbox.signals().tick = true;
             inbox.notify.notify_one();
         }
     }
@@ -442,7 +456,9 @@ impl Connection {
     pub async fn pump(&mut self) -> Result<Vec<String>> {
         let (mut stored, fresh, now_frames, mut resync, idle) = {
             let mut signals = self.inbox.signals();
-            let taken = std::mem::take(&mut *signals);
+            // A tick is the transport's to take ([`Connection::take_tick`]).
+            let tick = signals.tick;
+            let taken = std::mem::replace(&mut *signals, Signals { tick, ..Signals::default() });
             (taken.stored, taken.fresh, taken.now, taken.resync, taken.idle)
         };
         match idle {
@@ -550,6 +566,12 @@ impl Connection {
             }
             DeviceFrame::Ping => Ok(Received::Reply(PONG.to_owned())),
         }
+    }
+
+    /// Whether the node's ticker came round since this was last asked ([`Registry::tick`]); the
+    /// transport then calls [`Connection::tick`].
+    pub fn take_tick(&self) -> bool {
+        std::mem::take(&mut self.inbox.signals().tick)
     }
 
     /// Liveness and redelivery by the clock: close a connection not heard from for
@@ -874,6 +896,27 @@ mod tests {
         assert_eq!(connection.tick(), Tick::Ping);
         f.t.advance(1);
         assert_eq!(connection.tick(), Tick::Close);
+    }
+
+    /// The node's one ticker reaches every connection: each is woken and takes its tick once, and
+    /// a pump in between leaves the tick for the transport to take.
+    #[tokio::test]
+    async fn the_node_s_ticker_wakes_every_connection_once() {
+        let f = fixture().await;
+        let mut first = f.connect().await;
+        let second = f.connect().await;
+        first.pump().await.expect("pump");
+        assert!(!first.take_tick() && !second.take_tick(), "no tick yet");
+        f.t.ctx.push.registry.tick();
+        first.signalled().await;
+        second.signalled().await;
+        assert!(first.pump().await.expect("pump").is_empty());
+        assert!(first.take_tick(), "the pump left the tick");
+        assert!(!first.take_tick(), "taken once");
+        assert!(second.take_tick());
+        drop(second);
+        f.t.ctx.push.registry.tick();
+        assert!(first.take_tick(), "the ticker skips a closed connection");
     }
 
     #[tokio::test]
