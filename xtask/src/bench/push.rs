@@ -7,7 +7,9 @@
 //! acknowledges every message frame it receives. Then:
 //!
 //! - **memory per connected device**: the server's RSS with the N connections open minus its RSS
-//!   before they were opened, divided by N;
+//!   before they were opened, divided by N; and, to tell memory that grows with devices from memory
+//!   that is spent once (caches filling, the first connections' thread-local state), the same over
+//!   the second half of the connections alone (the RSS with N open minus the RSS with N/2 open);
 //! - **latency at a fixed rate**: multicasts of [`PACED_IDS`] ids every [`PACED_EVERY`] (5,000
 //!   messages a second), each message carrying the instant its request was about to be written;
 //!   a receiver takes send→deliver from it when the frame arrives (one clock: one process);
@@ -125,6 +127,10 @@ pub(crate) struct PushReport {
     pub(crate) rss_before_bytes: Option<u64>,
     pub(crate) rss_connected_bytes: Option<u64>,
     pub(crate) bytes_per_device: Option<f64>,
+    /// RSS with the first half of the connections open.
+    pub(crate) rss_half_bytes: Option<u64>,
+    /// Per connection of the second half: what each further device costs.
+    pub(crate) bytes_per_further_device: Option<f64>,
     pub(crate) latency: Option<Phase>,
     /// The same at [`LIGHT_IDS`] recipients a tick.
     pub(crate) latency_light: Option<Phase>,
@@ -236,14 +242,24 @@ pub(crate) async fn measure(
     let (stop_tx, stop_rx) = watch::channel(false);
     say(&format!("push: connecting {} devices", seed.devices.len()));
     let started = Instant::now();
-    let tasks = connect_all(nodes.devices, seed, &devices, &stop_rx, mode.connect_timeout).await;
-    let tasks = match tasks {
-        Ok(tasks) => tasks,
-        Err(e) => {
-            let _ = stop_tx.send(true);
-            return Err(e);
+    let (first, second) = seed.devices.split_at(seed.devices.len() / 2);
+    let mut tasks = Vec::with_capacity(seed.devices.len());
+    let mut half = 0;
+    for part in [first, second] {
+        let opened = connect_all(nodes.devices, part, &devices, &stop_rx, mode.connect_timeout);
+        match opened.await {
+            Ok(opened) => tasks.extend(opened),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                return Err(e);
+            }
         }
-    };
+        if half == 0 {
+            half = tasks.len() as u64;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            report.rss_half_bytes = procs::rss_bytes(nodes.devices_pid);
+        }
+    }
     report.connect_s = started.elapsed().as_secs_f64();
     report.connected = tasks.len() as u64;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -251,6 +267,11 @@ pub(crate) async fn measure(
     if let (Some(before), Some(after)) = (report.rss_before_bytes, report.rss_connected_bytes) {
         report.bytes_per_device =
             Some(after.saturating_sub(before) as f64 / report.connected.max(1) as f64);
+    }
+    if let (Some(at_half), Some(after)) = (report.rss_half_bytes, report.rss_connected_bytes) {
+        let further = report.connected.saturating_sub(half).max(1);
+        report.bytes_per_further_device =
+            Some(after.saturating_sub(at_half) as f64 / further as f64);
     }
 
     let ids: Vec<String> = seed.devices.iter().map(|d| d.registration_id.clone()).collect();
@@ -271,14 +292,14 @@ pub(crate) async fn measure(
 /// Opens one WebSocket per device, [`CONNECTING`] handshakes at a time, and starts its task.
 async fn connect_all(
     addr: SocketAddr,
-    seed: &PushSeed,
+    seed: &[PushDevice],
     devices: &Arc<Devices>,
     stop: &watch::Receiver<bool>,
     limit: Duration,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let gate = Arc::new(Semaphore::new(CONNECTING));
-    let mut handshakes = Vec::with_capacity(seed.devices.len());
-    for device in &seed.devices {
+    let mut handshakes = Vec::with_capacity(seed.len());
+    for device in seed {
         let url = format!("ws://{addr}/push/connect?registration_id={}", device.registration_id);
         let mut request = url.into_client_request().context("the connect URL")?;
         let authorization = format!("AidLogin {}:{}", device.device, device.credential);
@@ -322,7 +343,7 @@ async fn connect_all(
     if failed > 0 {
         bail!(
             "{failed} of {} device connections failed (first: {})",
-            seed.devices.len(),
+            seed.len(),
             first_error.unwrap_or_default()
         );
     }

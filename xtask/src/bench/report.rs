@@ -458,7 +458,9 @@ fn render_push(w: &mut String, p: &super::push::PushReport) {
         w,
         "\n## Push delivery ({}, WebSocket)\n\n\
          - {} devices seeded in {:.1} s; {} connected in {:.1} s\n\
-         - Server RSS: {} before the connections, {} with them: {} per connected device",
+         - Server RSS: {} before the connections, {} with them: {} per connected device\n\
+         - With half of them open: {}; the second half's {} per device (what each further \
+         device costs, without what the first connections spend once)",
         p.backend,
         fmt_count(p.devices),
         p.seed_s,
@@ -467,6 +469,8 @@ fn render_push(w: &mut String, p: &super::push::PushReport) {
         bytes(p.rss_before_bytes),
         bytes(p.rss_connected_bytes),
         p.bytes_per_device.map_or("not measured".into(), |b| fmt_bytes(b as u64)),
+        bytes(p.rss_half_bytes),
+        p.bytes_per_further_device.map_or("not measured".into(), |b| fmt_bytes(b as u64)),
     );
     let _ = writeln!(
         w,
