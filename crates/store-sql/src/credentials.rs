@@ -75,26 +75,50 @@ fn live_from_row(row: &Row) -> Result<LiveCredential> {
     })
 }
 
-pub(crate) const FIND_LIVE_TOKEN: &str = concat!(
-    "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, c.scopes, \
-     c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, c.last_used_at, \
-     g.id AS g_id, g.revoked_at AS g_revoked_at, g.last_used_at AS g_last_used_at, \
-     k.client_id AS k_client_id, ",
-    joined_account_columns!(),
-    " FROM credentials c \
-     LEFT JOIN grants g ON g.id = c.grant_id \
-     LEFT JOIN clients k ON k.client_id = c.client_id \
-     LEFT JOIN accounts a ON a.id = c.account_id \
-     WHERE c.digest = $1 AND ",
-    live_by_key!("c.", "$2")
-);
+/// A live token's row with its grant, client and account, up to the `WHERE` that picks it.
+macro_rules! live_token_select {
+    () => {
+        concat!(
+            "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, \
+             c.scopes, c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, \
+             c.last_used_at, g.id AS g_id, g.revoked_at AS g_revoked_at, \
+             g.last_used_at AS g_last_used_at, k.client_id AS k_client_id, ",
+            joined_account_columns!(),
+            " FROM credentials c \
+             LEFT JOIN grants g ON g.id = c.grant_id \
+             LEFT JOIN clients k ON k.client_id = c.client_id \
+             LEFT JOIN accounts a ON a.id = c.account_id WHERE "
+        )
+    };
+}
 
-/// [`FIND_LIVE_TOKEN`] for `n` digests: `c.digest IN ($1, $3, $4, …)`, where `$2` stays the time
-/// as in the one-digest statement.
-pub(crate) fn find_live_tokens_sql(n: usize) -> String {
-    let mut placeholders = vec!["$1".to_owned()];
-    placeholders.extend((1..n).map(|i| format!("${}", i + 2)));
-    FIND_LIVE_TOKEN.replace("c.digest = $1", &format!("c.digest IN ({})", placeholders.join(", ")))
+pub(crate) const FIND_LIVE_TOKEN: &str =
+    concat!(live_token_select!(), "c.digest = $1 AND ", live_by_key!("c.", "$2"));
+
+/// [`FIND_LIVE_TOKEN`] for `n` digests, where `$1`, `$3`, `$4`, … are the digests and `$2` stays
+/// the time as in the one-digest statement.
+///
+/// On PostgreSQL each digest runs the one-digest statement as a lateral subquery (its `LIMIT`
+/// keeps the planner from merging it into one join over the list), so every digest is read
+/// through the key and the grant, client and account by theirs, whatever the statistics say.
+/// As `c.digest IN (…)`, a table without statistics (autovacuum off) was read through the expiry
+/// index or scanned, every live credential checked against the list. SQLite reads the list
+/// through the key.
+pub(crate) fn find_live_tokens_sql(n: usize, on: Backend) -> String {
+    let mut digests = vec!["$1".to_owned()];
+    digests.extend((1..n).map(|i| format!("${}", i + 2)));
+    match on {
+        Backend::Postgres => {
+            let values: Vec<String> = digests.iter().map(|it| format!("({it})")).collect();
+            format!(
+                "SELECT t.* FROM (VALUES {}) AS v (digest) CROSS JOIN LATERAL ({} LIMIT 1) AS t",
+                values.join(", "),
+                FIND_LIVE_TOKEN.replace("c.digest = $1", "c.digest = v.digest"),
+            )
+        }
+        Backend::Sqlite => FIND_LIVE_TOKEN
+            .replace("c.digest = $1", &format!("c.digest IN ({})", digests.join(", "))),
+    }
 }
 
 /// Deletes a batch of credentials dead since before `$1`.
@@ -354,7 +378,7 @@ impl CredentialStore for SqlStore {
     ) -> Result<Vec<LiveCredential>> {
         let mut found = Vec::with_capacity(digests.len());
         for chunk in digests.chunks(1000) {
-            let mut query = db::query_built(find_live_tokens_sql(chunk.len()));
+            let mut query = db::query_built(find_live_tokens_sql(chunk.len(), self.backend));
             query = query.bind(chunk[0].clone()).bind(now);
             for digest in &chunk[1..] {
                 query = query.bind(digest.clone());

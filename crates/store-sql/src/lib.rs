@@ -367,8 +367,13 @@ fn create_private_file(path: &Path) -> Result<()> {
 ///   than through the index, measured on 20,000 credentials and 42,000 messages.
 /// - `max_parallel_workers_per_gather = 0`: no request is big enough to gain from workers, and
 ///   the scans above were run by two parallel workers each, a process started and ended per query.
-const POSTGRES_SESSION: [(&str, &str); 2] =
-    [("random_page_cost", "1.1"), ("max_parallel_workers_per_gather", "0")];
+/// - `jit = off`: no statement of tessera's runs long enough to repay compiling it, and the planner
+///   decides to compile by its cost estimate, which on a table without statistics (autovacuum off,
+///   or a table that grew since it was last analyzed) can be high: a push multicast's
+///   500-registration survey, without statistics on 40,000 messages, is estimated at 155,000
+///   (`jit_above_cost` is 100,000) and took 183 ms compiled against 11 ms not.
+const POSTGRES_SESSION: [(&str, &str); 3] =
+    [("random_page_cost", "1.1"), ("max_parallel_workers_per_gather", "0"), ("jit", "off")];
 
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its way out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);

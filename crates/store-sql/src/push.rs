@@ -220,21 +220,41 @@ struct Survey {
 }
 
 /// The statement of [`survey`] for `n` registrations (`$1` is the time).
-pub(crate) fn survey_sql(n: usize) -> String {
-    let list = (2..=n + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-    format!(
-        "SELECT registration, \
-         CAST(SUM(CASE WHEN expires_at > $1 AND kind = 'message' AND collapse_key IS NULL \
-         THEN 1 ELSE 0 END) AS BIGINT) AS plain, \
-         CAST(SUM(CASE WHEN expires_at <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS expired \
-         FROM push_messages WHERE registration IN ({list}) GROUP BY registration"
-    )
+///
+/// On PostgreSQL each registration is looked up on its own (a lateral join over the list): the
+/// only path to its rows is then the registration index, whatever the statistics say. With the
+/// list as `registration IN (…)`, a table without statistics (autovacuum off, or grown since it
+/// was last analyzed) gets the planner's default estimate of 0.5% of the rows per value, so a
+/// list of 500 looked like the whole table and was read by scanning it, at a cost that grows with
+/// every message stored. SQLite plans the list through the index.
+pub(crate) fn survey_sql(n: usize, on: Backend) -> String {
+    let plain = "CAST(SUM(CASE WHEN expires_at > $1 AND kind = 'message' AND collapse_key IS NULL \
+                 THEN 1 ELSE 0 END) AS BIGINT) AS plain";
+    let expired = "CAST(SUM(CASE WHEN expires_at <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS expired";
+    match on {
+        Backend::Postgres => {
+            let values = (2..=n + 1).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+            format!(
+                "SELECT r.registration, c.plain, c.expired FROM (VALUES {values}) AS r (registration) \
+                 CROSS JOIN LATERAL (SELECT {plain}, {expired} FROM push_messages m \
+                 WHERE m.registration = r.registration GROUP BY m.registration) AS c"
+            )
+        }
+        Backend::Sqlite => {
+            let list = (2..=n + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            format!(
+                "SELECT registration, {plain}, {expired} \
+                 FROM push_messages WHERE registration IN ({list}) GROUP BY registration"
+            )
+        }
+    }
 }
 
 /// Reads, in one pass over the registrations' index entries, how many live non-collapsible
 /// messages each holds and which hold expired ones.
 async fn survey(
     tx: &mut Tx,
+    on: Backend,
     registrations: &[&str],
     now: Timestamp,
     op: &'static str,
@@ -242,7 +262,7 @@ async fn survey(
     let mut survey =
         Survey { plain: HashMap::with_capacity(registrations.len()), expired: Vec::new() };
     for chunk in registrations.chunks(IN_CHUNK) {
-        let mut query = db::query_built(survey_sql(chunk.len())).bind(now);
+        let mut query = db::query_built(survey_sql(chunk.len(), on)).bind(now);
         for registration in chunk {
             query = query.bind((*registration).to_owned());
         }
@@ -307,7 +327,7 @@ impl PushStore for SqlStore {
         // Messages without a collapse key under their registration's limit (the common case)
         // are counted here and written together; the rest go one at a time, in order.
         let Survey { plain: mut counts, expired } =
-            survey(&mut tx, &registrations, now, OP).await?;
+            survey(&mut tx, self.backend, &registrations, now, OP).await?;
         let expired: Vec<&str> = expired.iter().map(String::as_str).collect();
         drop_expired(&mut tx, &expired, now, OP).await?;
         let max = i64::from(limits.max_non_collapsible);
