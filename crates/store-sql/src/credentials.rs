@@ -206,6 +206,36 @@ pub(crate) async fn insert_credential<'e>(
     Ok(())
 }
 
+/// Inserts a credential unless one with its digest exists, through any executor; whether it did.
+pub(crate) async fn insert_credential_once<'e>(
+    executor: impl Into<db::Exec<'e>>,
+    credential: &CredentialRecord,
+) -> Result<bool, crate::db::DbError> {
+    let query = db::query(concat!(insert_credential_sql!(), " ON CONFLICT (digest) DO NOTHING"));
+    Ok(bind_credential(query, credential).execute(executor).await?.rows_affected() == 1)
+}
+
+/// Inserts those of `rows` whose digest no row has, inside the open transaction `tx`; the digests
+/// written. `rows` name distinct digests.
+pub(crate) async fn insert_credentials_once(
+    tx: &mut crate::db::Tx,
+    backend: Backend,
+    rows: &[&CredentialRecord],
+) -> Result<Vec<String>> {
+    const OP: &str = "insert credentials once";
+    let mut written = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = multi_row_insert_sql(chunk.len(), backend)
+            + " ON CONFLICT (digest) DO NOTHING RETURNING digest";
+        let query =
+            chunk.iter().fold(db::query_built(sql), |query, row| bind_credential(query, row));
+        for row in query.fetch_all(&mut *tx).await.map_err(insert(OP))? {
+            written.push(get::<String>(&row, "digest")?);
+        }
+    }
+    Ok(written)
+}
+
 /// Inserts `rows` inside the open transaction `tx`, [`ROWS_PER_INSERT`] to a statement.
 pub(crate) async fn insert_credentials(
     tx: &mut crate::db::Tx,
@@ -338,13 +368,14 @@ impl CredentialStore for SqlStore {
     }
 
     async fn insert_once(&self, credential: &CredentialRecord) -> Result<bool> {
-        let query =
-            db::query(concat!(insert_credential_sql!(), " ON CONFLICT (digest) DO NOTHING"));
-        let done = bind_credential(query, credential)
-            .execute(&self.write)
-            .await
-            .map_err(insert("insert credential once"))?;
-        Ok(done.rows_affected() == 1)
+        // SQLite's writer already commits concurrent writes together; on PostgreSQL the queue
+        // makes them one statement and one commit.
+        match self.backend {
+            Backend::Postgres => self.once.write(credential.clone()).await,
+            Backend::Sqlite => insert_credential_once(&self.write, credential)
+                .await
+                .map_err(insert("insert credential once")),
+        }
     }
 
     async fn find_live(&self, digest: &str, now: Timestamp) -> Result<Option<CredentialRecord>> {

@@ -15,17 +15,21 @@
 //! When a batch fails (a duplicate digest, a foreign key that a concurrent delete broke), its
 //! writes are made again one by one, so that each caller gets the answer its own write deserves.
 //!
-//! The kinds: credential inserts ([`CredentialInserts`]: every issued token is a row) and push
-//! acknowledgements ([`PushAcks`]: every delivered message is deleted when the device confirms
-//! it).
+//! The kinds: credential inserts ([`CredentialInserts`]: every issued token is a row), single-use
+//! inserts on PostgreSQL ([`CredentialOnce`]: every OAuth 1.0 signed call records its nonce, and
+//! is refused if the nonce was recorded before) and push acknowledgements ([`PushAcks`]: every delivered
+//! message is deleted when the device confirms it).
 
+use std::collections::HashSet;
 use std::future::Future;
 
 use tessera_store::{CredentialRecord, Result, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Backend;
-use crate::credentials::{insert_credential, insert_credentials};
+use crate::credentials::{
+    insert_credential, insert_credential_once, insert_credentials, insert_credentials_once,
+};
 use crate::db::Db;
 use crate::error::{backend, insert};
 
@@ -135,6 +139,37 @@ impl GroupWrite for CredentialInserts {
     }
 }
 
+/// Single-use inserts: the answer is whether the row was written, `false` when a row with its
+/// digest exists. A batch is written by multi-row `INSERT … ON CONFLICT (digest) DO NOTHING
+/// RETURNING digest`: the digests it returns are the rows written. Of several inserts with one
+/// digest in a batch only the first is sent (the others are answered `false`), and of two in
+/// transactions on any nodes the later waits on the earlier's key and then writes nothing.
+#[derive(Debug)]
+pub(crate) struct CredentialOnce;
+
+impl GroupWrite for CredentialOnce {
+    type Item = CredentialRecord;
+    type Answer = bool;
+    const OP: &'static str = "insert credential once";
+    const MAX_BATCH: usize = 64;
+
+    async fn together(write: &Db, kind: Backend, items: &[CredentialRecord]) -> Result<Vec<bool>> {
+        let mut seen = HashSet::with_capacity(items.len());
+        let first: Vec<&CredentialRecord> =
+            items.iter().filter(|it| seen.insert(it.digest.as_str())).collect();
+        let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
+        let written = insert_credentials_once(&mut tx, kind, &first).await?;
+        tx.commit().await.map_err(backend(Self::OP))?;
+        // Each digest written answers `true` once: to the first insert that named it.
+        let mut unanswered: HashSet<&str> = written.iter().map(String::as_str).collect();
+        Ok(items.iter().map(|it| unanswered.remove(it.digest.as_str())).collect())
+    }
+
+    async fn alone(write: &Db, _: Backend, item: &CredentialRecord) -> Result<bool> {
+        insert_credential_once(write, item).await.map_err(insert(Self::OP))
+    }
+}
+
 /// Push acknowledgements: a registration's digest and a message id; the answer is whether the
 /// message was stored.
 #[derive(Debug)]
@@ -166,5 +201,37 @@ impl GroupWrite for PushAcks {
             .await
             .map_err(backend(Self::OP))?;
         Ok(deleted.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_store::{CredentialKind, CredentialRecord};
+
+    use super::*;
+    use crate::{ConnectOptions, SqlStore};
+
+    /// A batch of single-use inserts with repeated digests and one already stored: each digest
+    /// is written once, and the answer goes to the first insert that named it. On SQLite, and on
+    /// PostgreSQL (where the store uses the queue) when a server is named.
+    #[tokio::test]
+    async fn a_batch_of_single_use_inserts_answers_each_insert_its_own() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        batch_of_single_use_inserts(SqlStore::sqlite_path_url(&dir.path().join("once.db"))).await;
+        crate::plans_tests::in_a_database_of_its_own("tessera_once", batch_of_single_use_inserts)
+            .await;
+    }
+
+    async fn batch_of_single_use_inserts(url: String) {
+        let store = SqlStore::connect(&url, &ConnectOptions::default()).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let nonce =
+            |digest: &str| CredentialRecord::new(digest.to_owned(), CredentialKind::Nonce, 5);
+        assert!(CredentialOnce::alone(&store.write, store.backend, &nonce("a")).await.expect("a"));
+        let items = ["a", "b", "b", "c", "a", "c"].map(nonce);
+        let answers =
+            CredentialOnce::together(&store.write, store.backend, &items).await.expect("batch");
+        assert_eq!(answers, [false, true, false, true, false, false]);
+        store.close().await;
     }
 }

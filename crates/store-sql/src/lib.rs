@@ -169,6 +169,8 @@ pub struct SqlStore {
     inserts: Arc<group_commit::Queue<group_commit::CredentialInserts>>,
     /// Push acknowledgements commit in groups through this queue.
     acks: Arc<group_commit::Queue<group_commit::PushAcks>>,
+    /// Single-use inserts (an OAuth 1.0 nonce) commit in groups through this queue on PostgreSQL.
+    once: Arc<group_commit::Queue<group_commit::CredentialOnce>>,
 }
 
 impl SqlStore {
@@ -218,7 +220,15 @@ impl SqlStore {
         };
         let inserts = group_commit::Queue::start(write.clone(), backend);
         let acks = group_commit::Queue::start(write.clone(), backend);
-        Ok(SqlStore { backend, read, write, inserts: Arc::new(inserts), acks: Arc::new(acks) })
+        let once = group_commit::Queue::start(write.clone(), backend);
+        Ok(SqlStore {
+            backend,
+            read,
+            write,
+            inserts: Arc::new(inserts),
+            acks: Arc::new(acks),
+            once: Arc::new(once),
+        })
     }
 
     /// Opens the SQLite database file at `path`, creating it first when it does not exist. A new

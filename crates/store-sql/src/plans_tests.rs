@@ -50,7 +50,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let Ok(admin_url) = std::env::var("TESSERA_TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED: PostgreSQL plan checks (TESSERA_TEST_DATABASE_URL unset)");
+        eprintln!("SKIPPED: PostgreSQL check in {prefix}_… (TESSERA_TEST_DATABASE_URL unset)");
         return;
     };
     let name = format!("{prefix}_{:016x}", RandomState::new().hash_one(std::process::id()));

@@ -1070,6 +1070,30 @@ pub async fn credential_insert_once(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(inserted, 1);
+
+    // A burst of new nonces, each presented twice at once: each is written exactly once, and an
+    // insert's answer is its own (a store that writes them together must not mix them up).
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = Arc::clone(&store);
+        let digest = format!("nonce-burst-{}", i % 20);
+        tasks.push(tokio::spawn(async move {
+            let written = store
+                .credentials()
+                .insert_once(&credential(&digest, CredentialKind::Nonce, NOW, 60))
+                .await
+                .expect("insert once");
+            (digest, written)
+        }));
+    }
+    let mut written: std::collections::BTreeMap<String, u32> = Default::default();
+    for task in tasks {
+        let (digest, done) = task.await.expect("task");
+        *written.entry(digest).or_default() += u32::from(done);
+    }
+    assert_eq!(written.len(), 20);
+    assert!(written.values().all(|n| *n == 1), "{written:?}");
+    assert_eq!(credentials.count().await.expect("count"), 23);
 }
 
 pub async fn credential_consume_exactly_once(store: Arc<dyn Store>) {
