@@ -75,25 +75,19 @@ fn live_from_row(row: &Row) -> Result<LiveCredential> {
     })
 }
 
-/// A live token's row with its grant, client and account, up to the `WHERE` that picks it.
-macro_rules! live_token_select {
-    () => {
-        concat!(
-            "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, \
-             c.scopes, c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, \
-             c.last_used_at, g.id AS g_id, g.revoked_at AS g_revoked_at, \
-             g.last_used_at AS g_last_used_at, k.client_id AS k_client_id, ",
-            joined_account_columns!(),
-            " FROM credentials c \
-             LEFT JOIN grants g ON g.id = c.grant_id \
-             LEFT JOIN clients k ON k.client_id = c.client_id \
-             LEFT JOIN accounts a ON a.id = c.account_id WHERE "
-        )
-    };
-}
-
-pub(crate) const FIND_LIVE_TOKEN: &str =
-    concat!(live_token_select!(), "c.digest = $1 AND ", live_by_key!("c.", "$2"));
+pub(crate) const FIND_LIVE_TOKEN: &str = concat!(
+    "SELECT c.digest, c.kind, c.account_id, c.grant_id, c.session_id, c.client_id, c.scopes, \
+     c.data, c.created_at, c.expires_at, c.consumed_at, c.revoked_at, c.last_used_at, \
+     g.id AS g_id, g.revoked_at AS g_revoked_at, g.last_used_at AS g_last_used_at, \
+     k.client_id AS k_client_id, ",
+    joined_account_columns!(),
+    " FROM credentials c \
+     LEFT JOIN grants g ON g.id = c.grant_id \
+     LEFT JOIN clients k ON k.client_id = c.client_id \
+     LEFT JOIN accounts a ON a.id = c.account_id \
+     WHERE c.digest = $1 AND ",
+    live_by_key!("c.", "$2")
+);
 
 /// [`FIND_LIVE_TOKEN`] for `n` digests, where `$1`, `$3`, `$4`, … are the digests and `$2` stays
 /// the time as in the one-digest statement.

@@ -17,8 +17,8 @@
 //!
 //! The kinds: credential inserts ([`CredentialInserts`]: every issued token is a row), single-use
 //! inserts on PostgreSQL ([`CredentialOnce`]: every OAuth 1.0 signed call records its nonce, and
-//! is refused if the nonce was recorded before) and push acknowledgements ([`PushAcks`]: every delivered
-//! message is deleted when the device confirms it).
+//! is refused if the nonce was recorded before) and push acknowledgements ([`PushAcks`]: every
+//! delivered message is deleted when the device confirms it).
 
 use std::collections::HashSet;
 use std::future::Future;

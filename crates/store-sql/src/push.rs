@@ -231,22 +231,22 @@ pub(crate) fn survey_sql(n: usize, on: Backend) -> String {
     let plain = "CAST(SUM(CASE WHEN expires_at > $1 AND kind = 'message' AND collapse_key IS NULL \
                  THEN 1 ELSE 0 END) AS BIGINT) AS plain";
     let expired = "CAST(SUM(CASE WHEN expires_at <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS expired";
+    let registrations: Vec<String> = (2..=n + 1).map(|i| format!("${i}")).collect();
     match on {
         Backend::Postgres => {
-            let values = (2..=n + 1).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+            let values: Vec<String> = registrations.iter().map(|it| format!("({it})")).collect();
             format!(
-                "SELECT r.registration, c.plain, c.expired FROM (VALUES {values}) AS r (registration) \
+                "SELECT r.registration, c.plain, c.expired FROM (VALUES {}) AS r (registration) \
                  CROSS JOIN LATERAL (SELECT {plain}, {expired} FROM push_messages m \
-                 WHERE m.registration = r.registration GROUP BY m.registration) AS c"
+                 WHERE m.registration = r.registration GROUP BY m.registration) AS c",
+                values.join(", ")
             )
         }
-        Backend::Sqlite => {
-            let list = (2..=n + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-            format!(
-                "SELECT registration, {plain}, {expired} \
-                 FROM push_messages WHERE registration IN ({list}) GROUP BY registration"
-            )
-        }
+        Backend::Sqlite => format!(
+            "SELECT registration, {plain}, {expired} \
+             FROM push_messages WHERE registration IN ({}) GROUP BY registration",
+            registrations.join(", ")
+        ),
     }
 }
 

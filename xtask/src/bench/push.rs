@@ -242,24 +242,22 @@ pub(crate) async fn measure(
     let (stop_tx, stop_rx) = watch::channel(false);
     say(&format!("push: connecting {} devices", seed.devices.len()));
     let started = Instant::now();
+    // Half of the devices, then the other half: the RSS between tells what each further device
+    // costs from what the first connections spend once.
+    let connect = async |part: &[PushDevice]| {
+        let opened =
+            connect_all(nodes.devices, part, &devices, &stop_rx, mode.connect_timeout).await;
+        if opened.is_err() {
+            let _ = stop_tx.send(true);
+        }
+        opened
+    };
     let (first, second) = seed.devices.split_at(seed.devices.len() / 2);
-    let mut tasks = Vec::with_capacity(seed.devices.len());
-    let mut half = 0;
-    for part in [first, second] {
-        let opened = connect_all(nodes.devices, part, &devices, &stop_rx, mode.connect_timeout);
-        match opened.await {
-            Ok(opened) => tasks.extend(opened),
-            Err(e) => {
-                let _ = stop_tx.send(true);
-                return Err(e);
-            }
-        }
-        if half == 0 {
-            half = tasks.len() as u64;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            report.rss_half_bytes = procs::rss_bytes(nodes.devices_pid);
-        }
-    }
+    let mut tasks = connect(first).await?;
+    let half = tasks.len() as u64;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report.rss_half_bytes = procs::rss_bytes(nodes.devices_pid);
+    tasks.extend(connect(second).await?);
     report.connect_s = started.elapsed().as_secs_f64();
     report.connected = tasks.len() as u64;
     tokio::time::sleep(Duration::from_millis(500)).await;
