@@ -1554,6 +1554,19 @@ pub async fn credential_find_live_tokens_reads_many(store: Arc<dyn Store>) {
         seed_credential(store.as_ref(), &record).await;
     }
     credentials.revoke(&digests[1004], NOW).await.expect("revoke");
+    // A row whose grant was revoked (not live), and a live row whose client is gone (read as such,
+    // for the validator to refuse).
+    let revoked_grant =
+        store.grants().upsert(&grant("grant-r", "acct-many", "client-r", "oauth2", "")).await;
+    let revoked_grant = revoked_grant.expect("grant");
+    let mut under_revoked = credential(&digests[500], CredentialKind::PushRegistration, NOW, 3600);
+    under_revoked.account_id = Some(user.id.clone());
+    under_revoked.grant_id = Some(revoked_grant.id.clone());
+    seed_credential(store.as_ref(), &under_revoked).await;
+    store.grants().revoke(&revoked_grant.id, NOW).await.expect("revoke grant");
+    let mut client_gone = credential(&digests[501], CredentialKind::AccessToken, NOW, 3600);
+    client_gone.client_id = Some("client-never-registered".to_owned());
+    seed_credential(store.as_ref(), &client_gone).await;
     let found = credentials.find_live_tokens(&digests, NOW + 2).await.expect("find many");
     let mut one_by_one = Vec::new();
     for digest in &digests {
@@ -1564,8 +1577,19 @@ pub async fn credential_find_live_tokens_reads_many(store: Arc<dyn Store>) {
     found_sorted.sort_by_key(key);
     assert_eq!(found_sorted, one_by_one);
     let names: Vec<_> = found_sorted.iter().map(key).collect();
-    assert_eq!(names, ["many-0000", "many-0999", "many-1000"], "expired and revoked are not live");
-    assert!(found.iter().all(|it| it.account.as_ref() == Some(&user) && !it.grant_revoked));
+    assert_eq!(
+        names,
+        ["many-0000", "many-0501", "many-0999", "many-1000"],
+        "expired, revoked and under a revoked grant are not live"
+    );
+    let by_name = |name: &str| found_sorted.iter().find(|it| it.credential.digest == name);
+    assert!(!by_name("many-0501").expect("client gone").client_exists);
+    assert!(
+        ["many-0000", "many-0999", "many-1000"]
+            .map(|name| by_name(name).expect("live"))
+            .iter()
+            .all(|it| it.account.as_ref() == Some(&user) && !it.grant_revoked)
+    );
     assert!(credentials.find_live_tokens(&[], NOW).await.expect("none").is_empty());
 }
 
