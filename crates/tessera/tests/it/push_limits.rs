@@ -175,6 +175,27 @@ async fn collapse_keys_time_to_live_and_the_100_message_cap_follow_the_clock() {
     assert_eq!(notice["total_deleted"], "102");
 }
 
+#[tokio::test]
+async fn the_sweeper_removes_messages_whose_time_to_live_passed() {
+    let f = fixture().await;
+    let (id, _) = register(&f.env, "com.example.a", &f.project).await;
+    let (env, auth) = (&f.env, f.auth.as_str());
+    for body in [
+        format!(r#"{{"to":"{id}","time_to_live":30,"data":{{"short":"1"}}}}"#),
+        format!(r#"{{"to":"{id}","data":{{"long":"1"}}}}"#),
+    ] {
+        assert_eq!(post_json(env, "/gcm/send", auth, &body).await.0, 200);
+    }
+    let sweep = || tessera_domain::sweep::run_once(env.ctx(), 10);
+    assert_eq!(sweep().await.unwrap(), 0, "nothing has expired");
+    f.env.clock.advance(31);
+    assert_eq!(sweep().await.unwrap(), 1, "the message whose time to live passed");
+    assert_eq!(sweep().await.unwrap(), 0, "removed once");
+    let waiting = tessera_domain::push::pending(env.ctx(), &id, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].payload.contains("long"), "{}", waiting[0].payload);
+}
+
 /// A store whose counters fail (the next `failures_left` counts), as when the database is
 /// unreachable or its pool is exhausted.
 pub(crate) struct Flaky {
