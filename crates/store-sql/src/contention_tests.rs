@@ -83,3 +83,129 @@ async fn issue_beside_one_in_flight(url: String) {
     assert!(live.grant_revoked, "a token written under a grant revoked meanwhile is refused");
     store.close().await;
 }
+
+/// PostgreSQL: push multicasts in flight take no room in the server's shared lock table. Each
+/// enqueue locks its registrations' rows in `push_queues`; with an advisory lock a registration,
+/// a dozen multicasts of 1000 filled the table (room for about 64 locks a connection) and every
+/// transaction on the server failed with "out of shared memory".
+#[tokio::test]
+async fn push_multicasts_in_flight_take_no_room_in_the_lock_table() {
+    crate::plans_tests::in_a_database_of_its_own("tessera_push_locks", multicasts_in_flight).await;
+}
+
+/// Multicasts in flight at once, and the registrations of its own each names.
+const MULTICASTS: usize = 16;
+const RECIPIENTS: usize = 1000;
+
+async fn multicasts_in_flight(url: String) {
+    use sqlx::Connection as _;
+    use tessera_store::{Enqueued, PushLimits, PushMessageKind, PushMessageRecord};
+
+    let options = ConnectOptions { max_connections: 20, ..ConnectOptions::default() };
+    let store = SqlStore::connect(&url, &options).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let message = |id: String, registration: &str| PushMessageRecord {
+        id,
+        registration: registration.to_owned(),
+        sender: "sender-1".to_owned(),
+        kind: PushMessageKind::Message,
+        collapse_key: None,
+        payload: "{}".to_owned(),
+        delay_while_idle: false,
+        total_deleted: 0,
+        created_at: NOW,
+        expires_at: NOW + 100,
+    };
+    let limits = PushLimits { max_collapse_keys: 4, max_non_collapsible: 100 };
+    // Every multicast also names `zzz-shared`, last in lock order, whose row is locked elsewhere:
+    // each stops there holding the locks of its own 1000.
+    let shared = "zzz-shared";
+    store.push().enqueue_many(&[message("m-0".into(), shared)], limits, NOW).await.expect("row");
+    let mut holder = sqlx::PgConnection::connect(&url).await.expect("a connection");
+    let mut held = holder.begin().await.expect("begin");
+    sqlx::query("SELECT registration FROM push_queues WHERE registration = $1 FOR UPDATE")
+        .bind(shared)
+        .fetch_one(&mut *held)
+        .await
+        .expect("hold the shared registration's row");
+    let tasks: Vec<_> = (0..MULTICASTS)
+        .map(|m| {
+            let mut batch: Vec<PushMessageRecord> = (0..RECIPIENTS)
+                .map(|r| message(format!("m{m}-{r}"), &format!("reg-{m}-{r}")))
+                .collect();
+            batch.push(message(format!("m{m}-shared"), shared));
+            let store = store.clone();
+            tokio::spawn(async move { store.push().enqueue_many(&batch, limits, NOW).await })
+        })
+        .collect();
+
+    let mut watcher = sqlx::PgConnection::connect(&url).await.expect("a connection");
+    let waiting = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .expect("waiting sessions");
+            if waiting == MULTICASTS as i64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(HELD_UP, waiting).await.expect("every multicast waits on the shared row");
+    // Entries in the shared lock table (relation locks taken the fast way are not there): a
+    // transaction id, the row it waits on, a few relations; never one a registration.
+    let most: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM pg_locks \
+         WHERE NOT fastpath GROUP BY pid) AS held",
+    )
+    .fetch_one(&mut watcher)
+    .await
+    .expect("held locks");
+    assert!(most <= 8, "{most} entries in the shared lock table for one session");
+
+    held.commit().await.expect("release the shared registration");
+    for task in tasks {
+        let done = tokio::time::timeout(HELD_UP, task).await.expect("enqueued").expect("task");
+        let done = done.expect("enqueue many");
+        assert_eq!(done.len(), RECIPIENTS + 1);
+        assert!(done.iter().all(|it| matches!(it, Enqueued::Stored { replaced: 0 })));
+    }
+    let pending = |registration: String| {
+        let store = store.clone();
+        async move { store.push().pending(&registration, NOW, 1000).await.expect("pending").len() }
+    };
+    assert_eq!(pending("reg-0-0".to_owned()).await, 1);
+    assert_eq!(pending(format!("reg-{}-{}", MULTICASTS - 1, RECIPIENTS - 1)).await, 1);
+    assert_eq!(
+        pending(shared.to_owned()).await,
+        MULTICASTS + 1,
+        "every multicast's, and the first"
+    );
+
+    // A registration's lock row goes when it unregisters, or when the sweep finds it empty.
+    let rows = |registration: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.expect("a connection");
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM push_queues WHERE registration = $1")
+                    .bind(registration)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("count");
+            n
+        }
+    };
+    assert_eq!(store.push().clear("reg-0-0").await.expect("clear"), 1);
+    assert_eq!(rows("reg-0-0").await, 0, "unregistered");
+    assert!(store.push().ack("reg-0-1", "m0-1").await.expect("ack"));
+    assert_eq!(rows("reg-0-1").await, 1, "kept until the sweep");
+    assert_eq!(store.push().sweep(NOW, 100).await.expect("sweep"), 0, "nothing expired");
+    assert_eq!(rows("reg-0-1").await, 0, "holds nothing");
+    assert_eq!(rows("reg-0-2").await, 1, "holds a message");
+    store.close().await;
+}

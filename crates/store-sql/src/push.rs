@@ -41,11 +41,17 @@ fn topic_from_row(row: &Row) -> Result<PushTopicRecord> {
 
 type Tx = crate::db::Tx;
 
+/// Removes an acknowledged message: found among its registration's through the table's key.
+pub(crate) const ACK: &str = "DELETE FROM push_messages WHERE registration = $1 AND id = $2";
+
+/// The waiting messages of a registration, oldest first (read in the table's key order).
+pub(crate) const PENDING: &str = "SELECT id, registration, sender, kind, collapse_key, payload, \
+     delay_while_idle, total_deleted, created_at, expires_at FROM push_messages \
+     WHERE registration = $1 AND expires_at > $2 ORDER BY seq LIMIT $3";
+
 /// Removes an acknowledged message (committed in groups: `group_commit::PushAcks`).
 pub(crate) fn ack_query(registration: &str, id: &str) -> crate::db::Query {
-    db::query("DELETE FROM push_messages WHERE registration = $1 AND id = $2")
-        .bind(registration.to_owned())
-        .bind(id.to_owned())
+    db::query(ACK).bind(registration.to_owned()).bind(id.to_owned())
 }
 
 /// Binds a message's ten columns, in the order of the `INSERT` statements' column lists.
@@ -80,19 +86,25 @@ async fn scalar(tx: &mut Tx, op: &'static str, query: crate::db::Query) -> Resul
 /// The most parameters one statement binds (SQLite's default limit is 32,766).
 const IN_CHUNK: usize = 500;
 
-/// Takes the enqueue locks of `registrations` (PostgreSQL), in the order of their lock keys, so
-/// that two transactions locking overlapping sets never wait on each other in a cycle.
+/// Locks `registrations` (in order, without repeats) until the transaction ends, on
+/// PostgreSQL: the enqueue lock of a registration is its row in `push_queues`, made by the first
+/// enqueue that names it. One multi-row `INSERT … ON CONFLICT DO UPDATE … WHERE false` writes
+/// the rows that are missing and locks the others without changing them, in the order given, so
+/// that two transactions locking overlapping sets never wait on each other in a cycle; an
+/// enqueue that names a registration another is making waits for that one to end.
+///
+/// Row locks are kept in the rows themselves. Advisory locks, one a registration, were kept in
+/// the server's shared lock table, which has room for about `max_locks_per_transaction` (64) a
+/// connection: a dozen multicasts of 1000 in flight filled it, and every transaction on the
+/// server then failed with "out of shared memory".
 async fn lock_registrations(tx: &mut Tx, registrations: &[&str], op: &'static str) -> Result<()> {
     for chunk in registrations.chunks(IN_CHUNK) {
-        let values = (1..=chunk.len()).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('push' || chr(10) || r, 8) \
-             AS k FROM (VALUES {values}) AS v (r) ORDER BY k) AS keys"
+            "INSERT INTO push_queues (registration) VALUES {} ON CONFLICT (registration) \
+             DO UPDATE SET registration = EXCLUDED.registration WHERE false",
+            crate::value_rows(chunk.len(), 1, Backend::Postgres)
         );
-        let mut query = db::query_built(sql);
-        for registration in chunk {
-            query = query.bind((*registration).to_owned());
-        }
+        let query = chunk.iter().fold(db::query_built(sql), |query, it| query.bind(*it));
         query.execute(&mut *tx).await.map_err(backend(op))?;
     }
     Ok(())
@@ -152,8 +164,9 @@ async fn enqueue_one(
         .await?;
         if keys >= i64::from(limits.max_collapse_keys) {
             replaced += db::query(
-                "DELETE FROM push_messages WHERE seq = (SELECT MIN(seq) FROM push_messages \
-                 WHERE registration = $1 AND kind = 'message' AND collapse_key IS NOT NULL)",
+                "DELETE FROM push_messages WHERE registration = $1 AND seq = (SELECT MIN(seq) \
+                 FROM push_messages WHERE registration = $1 AND kind = 'message' \
+                 AND collapse_key IS NOT NULL)",
             )
             .bind(registration.clone())
             .execute(&mut *tx)
@@ -363,17 +376,13 @@ impl PushStore for SqlStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<PushMessageRecord>> {
-        let rows = db::query(
-            "SELECT id, registration, sender, kind, collapse_key, payload, delay_while_idle, \
-             total_deleted, created_at, expires_at FROM push_messages \
-             WHERE registration = $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(registration.to_owned())
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await
-        .map_err(backend("pending push messages"))?;
+        let rows = db::query(PENDING)
+            .bind(registration.to_owned())
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(backend("pending push messages"))?;
         rows.iter().map(message_from_row).collect()
     }
 
@@ -382,19 +391,51 @@ impl PushStore for SqlStore {
     }
 
     async fn clear(&self, registration: &str) -> Result<u64> {
-        let query = db::query("DELETE FROM push_messages WHERE registration = $1")
-            .bind(registration.to_owned());
-        self.write_rows("clear push messages", query).await
+        const OP: &str = "clear push messages";
+        let mut tx = self.begin(OP).await?;
+        if self.backend == Backend::Postgres {
+            db::query("DELETE FROM push_queues WHERE registration = $1")
+                .bind(registration.to_owned())
+                .execute(&mut tx)
+                .await
+                .map_err(backend(OP))?;
+        }
+        let cleared = db::query("DELETE FROM push_messages WHERE registration = $1")
+            .bind(registration.to_owned())
+            .execute(&mut tx)
+            .await
+            .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(cleared.rows_affected())
     }
 
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
-        let query = db::query(
-            "DELETE FROM push_messages WHERE seq IN (SELECT seq FROM push_messages \
-             WHERE expires_at < $1 LIMIT $2)",
+        const OP: &str = "sweep push messages";
+        let mut tx = self.begin(OP).await?;
+        let swept = db::query(
+            "DELETE FROM push_messages WHERE (registration, seq) IN (SELECT registration, seq \
+             FROM push_messages WHERE expires_at < $1 LIMIT $2)",
         )
         .bind(cutoff)
-        .bind(i64::from(batch.max(1)));
-        self.write_rows("sweep push messages", query).await
+        .bind(i64::from(batch.max(1)))
+        .execute(&mut tx)
+        .await
+        .map_err(backend(OP))?;
+        if self.backend == Backend::Postgres {
+            // The enqueue locks of registrations that hold nothing (their devices' registrations
+            // were revoked without unregistering): an enqueue that names one again makes it anew.
+            db::query(
+                "DELETE FROM push_queues WHERE registration IN (SELECT q.registration \
+                 FROM push_queues q WHERE NOT EXISTS (SELECT 1 FROM push_messages m \
+                 WHERE m.registration = q.registration) LIMIT $1)",
+            )
+            .bind(i64::from(batch.max(1)))
+            .execute(&mut tx)
+            .await
+            .map_err(backend(OP))?;
+        }
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(swept.rows_affected())
     }
 
     async fn subscribe(
