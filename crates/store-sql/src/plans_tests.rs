@@ -166,7 +166,27 @@ async fn check_batch_plans(url: String) {
         let plan = explain(sql, digests.clone(), true).await;
         checks.push(("find_live_tokens", statistics, plan, "credentials_pkey"));
         let plan = explain(survey.clone(), registrations.clone(), false).await;
-        checks.push(("push survey", statistics, plan, "push_messages_registration_idx"));
+        checks.push(("push survey", statistics, plan, "push_messages_pkey"));
+        // A batch of acknowledgements (the group commit's one statement).
+        let acks = (0..256).fold(
+            crate::db::query_built(format!("EXPLAIN {}", crate::push::ack_many_sql(256))),
+            |query, i| query.bind(format!("r-{}", i * 19)).bind(format!("m-{}", i * 19)),
+        );
+        let rows = acks.fetch_all(&store.read).await.expect("explain");
+        let plan: Vec<String> =
+            rows.iter().map(|row| row.try_get("QUERY PLAN").expect("plan line")).collect();
+        checks.push(("push acks", statistics, plan.join("\n"), "push_messages_pkey"));
+        // One registration's messages: acknowledged, and read when its device connects.
+        let one = |sql: &'static str| crate::db::query_built(format!("EXPLAIN {sql}")).bind("r-19");
+        for (what, query) in [
+            ("push ack", one(crate::push::ACK).bind("m-19")),
+            ("push pending", one(crate::push::PENDING).bind(5).bind(100)),
+        ] {
+            let rows = query.fetch_all(&store.read).await.expect("explain");
+            let plan: Vec<String> =
+                rows.iter().map(|row| row.try_get("QUERY PLAN").expect("plan line")).collect();
+            checks.push((what, statistics, plan.join("\n"), "push_messages_pkey"));
+        }
     }
     drop(conn);
     // The server's sessions compile no statement (`jit = off`): a plan estimated high without

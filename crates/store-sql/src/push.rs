@@ -3,7 +3,7 @@
 
 use crate::db::{self, Row};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tessera_store::{
     Enqueued, PushLimits, PushMessageKind, PushMessageRecord, PushStore, PushTopicRecord, Result,
     StoreError, Subscribed, Timestamp,
@@ -52,6 +52,41 @@ pub(crate) const PENDING: &str = "SELECT id, registration, sender, kind, collaps
 /// Removes an acknowledged message (committed in groups: `group_commit::PushAcks`).
 pub(crate) fn ack_query(registration: &str, id: &str) -> crate::db::Query {
     db::query(ACK).bind(registration.to_owned()).bind(id.to_owned())
+}
+
+/// The statement of [`ack_many`] for `n` acknowledgements (PostgreSQL).
+///
+/// Each (registration, id) is looked up on its own, through the table's key (a lateral subquery
+/// with `LIMIT 1`, which the planner cannot merge into a join), and the rows found are deleted by
+/// their row ids. Written as a join of the list with the table, a table without statistics
+/// (autovacuum off, or grown since it was last analyzed) was read by scanning it whole.
+pub(crate) fn ack_many_sql(n: usize) -> String {
+    format!(
+        "DELETE FROM push_messages WHERE ctid = ANY (ARRAY(SELECT t.ctid \
+         FROM (VALUES {}) AS v (registration, id) CROSS JOIN LATERAL (SELECT m.ctid \
+         FROM push_messages m WHERE m.registration = v.registration AND m.id = v.id LIMIT 1) \
+         AS t)) RETURNING registration, id",
+        crate::value_rows(n, 2, Backend::Postgres)
+    )
+}
+
+/// Removes acknowledged messages in one statement a chunk (PostgreSQL); answers the
+/// (registration, id) pairs that were stored.
+pub(crate) async fn ack_many(
+    tx: &mut Tx,
+    acks: &[(String, String)],
+    op: &'static str,
+) -> Result<HashSet<(String, String)>> {
+    let mut deleted = HashSet::with_capacity(acks.len());
+    for chunk in acks.chunks(IN_CHUNK / 2) {
+        let query = chunk.iter().fold(db::query_built(ack_many_sql(chunk.len())), |query, it| {
+            query.bind(it.0.clone()).bind(it.1.clone())
+        });
+        for row in query.fetch_all(&mut *tx).await.map_err(backend(op))? {
+            deleted.insert((get(&row, "registration")?, get(&row, "id")?));
+        }
+    }
+    Ok(deleted)
 }
 
 /// Binds a message's ten columns, in the order of the `INSERT` statements' column lists.
