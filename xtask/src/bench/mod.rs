@@ -621,7 +621,7 @@ async fn crypto(
     let v: serde_json::Value = serde_json::from_str(out.trim()).context("the crypto output")?;
     let ops = v["ops_per_sec"].as_object().context("the crypto output has no ops_per_sec")?;
     let order = [
-        "rs256_sign",
+        report::RS256_SIGN,
         "rs256_verify",
         "es256_sign",
         "es256_verify",

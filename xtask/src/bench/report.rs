@@ -303,9 +303,25 @@ impl Report {
         ratio_row(&mut rows, "introspection", System::Peer, 6.0, "the peer");
         ratio_row(&mut rows, "tokeninfo", System::Peer, 6.0, "the peer's introspection");
         ratio_row(&mut rows, "refresh", System::Peer, 3.0, "the peer");
+        ratio_row(&mut rows, "code_exchange", System::Peer, 2.0, "the peer");
+        let s = self.scenario("refresh");
+        let raw = self.crypto.iter().find(|c| c.name == RS256_SIGN).map(|c| c.ops_per_sec);
+        let r = s.and_then(|s| stats::ratio(s.rps(System::Tessera)?, raw?));
+        let flag = if canary_moved(s) { " (canary moved)" } else { "" };
+        rows.push(row(
+            format!("refresh ≥ {:.0}% of the raw RS256 signing rate", REFRESH_OF_RS256 * 100.0),
+            r.zip(raw).map(|(r, raw)| {
+                (
+                    r >= REFRESH_OF_RS256,
+                    format!("{} of {}/s{flag}", fmt_pct(Some(r)), fmt_rate(raw)),
+                )
+            }),
+            s,
+        ));
         for (scenario, goal, what) in [
             ("client_credentials", 0.8, "the token-mint ceiling"),
             ("signin", 0.9, "the Argon2id limit"),
+            ("session", 0.5, "the hello ceiling"),
         ] {
             let s = self.scenario(scenario);
             let r = s.and_then(|s| stats::ratio(s.rps(System::Tessera)?, self.ceiling_rate(s)?));
@@ -356,11 +372,95 @@ impl Report {
             }),
             status: status(flat.map(|(_, _, r)| r <= FLAT_P99)),
         });
+        self.postgres_targets(&mut rows);
         for p in &self.push {
             push_targets(&mut rows, p);
         }
         self.targets = rows;
     }
+
+    /// The PostgreSQL targets, over every scenario that ran on both sides of the comparison:
+    /// one node at least half of SQLite's throughput; two nodes on one database no slower than
+    /// one, at a server CPU per request within 10% of one node's.
+    fn postgres_targets(&self, rows: &mut Vec<TargetRow>) {
+        let rps = |a: System, b: System| -> Vec<(&str, f64)> {
+            let of = |s: &ScenarioReport| stats::ratio(s.rps(a)?, s.rps(b)?);
+            self.scenarios.iter().filter_map(|s| Some((s.name.as_str(), of(s)?))).collect()
+        };
+        let cpu = |s: &ScenarioReport| {
+            let per = |sys: System| s.get(sys).and_then(|l| l.cpu_us_per_req);
+            stats::ratio(per(System::TesseraPg2)?, per(System::TesseraPg)?)
+        };
+        let cpu: Vec<(&str, f64)> =
+            self.scenarios.iter().filter_map(|s| Some((s.name.as_str(), cpu(s)?))).collect();
+        for (target, ratios, holds) in [
+            (
+                format!(
+                    "PostgreSQL, one node: ≥ {:.0}% of SQLite's throughput on every endpoint",
+                    PG_OF_SQLITE * 100.0
+                ),
+                rps(System::TesseraPg, System::Tessera),
+                (|r| r >= PG_OF_SQLITE) as fn(f64) -> bool,
+            ),
+            (
+                "PostgreSQL, two nodes: no slower than one on every endpoint".to_owned(),
+                rps(System::TesseraPg2, System::TesseraPg),
+                |r| r >= 1.0,
+            ),
+            (
+                format!(
+                    "PostgreSQL, two nodes: server CPU per request ≤ {:.0}% of one node's on \
+                     every endpoint",
+                    PG2_CPU_OF_PG * 100.0
+                ),
+                cpu,
+                |r| r <= PG2_CPU_OF_PG,
+            ),
+        ] {
+            rows.push(every_endpoint(target, &ratios, holds));
+        }
+    }
+}
+
+/// The share the refresh scenario's throughput is held to, of the raw RS256 signing rate (each
+/// refresh signs one ID token).
+const REFRESH_OF_RS256: f64 = 0.8;
+/// PostgreSQL on one node, of SQLite's throughput.
+const PG_OF_SQLITE: f64 = 0.5;
+/// Two PostgreSQL nodes' server CPU per request, of one node's.
+const PG2_CPU_OF_PG: f64 = 1.1;
+/// The crypto table's RS256 signing row.
+pub(crate) const RS256_SIGN: &str = "rs256_sign";
+
+/// A target that must hold on every endpoint: met when `holds` is true of every ratio; the
+/// measured text names the endpoints where it does not, or the ratio furthest from failing it.
+fn every_endpoint(target: String, ratios: &[(&str, f64)], holds: fn(f64) -> bool) -> TargetRow {
+    if ratios.is_empty() {
+        return TargetRow {
+            target,
+            measured: "not measured (no PostgreSQL runs)".to_owned(),
+            status: TargetStatus::NotMeasured,
+        };
+    }
+    let failing: Vec<String> = ratios
+        .iter()
+        .filter(|(_, r)| !holds(*r))
+        .map(|(name, r)| format!("{name} {}", fmt_pct(Some(*r))))
+        .collect();
+    let measured = if failing.is_empty() {
+        // Ratios that must stay at least a share: the lowest; at most a share: the highest.
+        let closest = if holds(0.0) {
+            ratios.iter().max_by(|a, b| a.1.total_cmp(&b.1))
+        } else {
+            ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1))
+        };
+        closest.map_or(String::new(), |(name, r)| {
+            format!("all {} endpoints; closest: {name} {}", ratios.len(), fmt_pct(Some(*r)))
+        })
+    } else {
+        format!("{} of {} endpoints: {}", failing.len(), ratios.len(), failing.join(", "))
+    };
+    TargetRow { target, measured, status: status(Some(failing.is_empty())) }
 }
 
 /// The push section's three targets (issue 15).
@@ -1100,6 +1200,75 @@ mod tests {
             flat.measured.contains("10k → 10M") && flat.measured.contains("1.40×"),
             "{}",
             flat.measured
+        );
+    }
+
+    #[test]
+    fn issue_targets_for_refresh_code_exchange_session_and_postgresql() {
+        let mut r = sample();
+        let refresh = target(&r, "refresh ≥ 80% of the raw RS256");
+        assert_eq!(
+            (refresh.status, refresh.measured.as_str()),
+            (TargetStatus::Met, "143% of 1,400/s")
+        );
+        assert_eq!(target(&r, "code_exchange ≥ 2×").status, TargetStatus::NotMeasured);
+        assert_eq!(target(&r, "session ≥ 50%").status, TargetStatus::NotMeasured);
+        for prefix in
+            ["PostgreSQL, one node", "PostgreSQL, two nodes: no", "PostgreSQL, two nodes: server"]
+        {
+            let t = target(&r, prefix);
+            assert_eq!(
+                (t.status, t.measured.as_str()),
+                (TargetStatus::NotMeasured, "not measured (no PostgreSQL runs)")
+            );
+        }
+        let with = |rps: f64, cpu: f64| {
+            let mut l = load("pg", rps, 500, 2000);
+            l.cpu_us_per_req = Some(cpu);
+            SystemResult { system: System::TesseraPg, result: Some(l), error: None }
+        };
+        // client_credentials: SQLite 9,000/s at 120 µs. refresh: 2,000/s at 120 µs.
+        let [cc, _, refresh, ..] = &mut r.scenarios[..] else { panic!("the sample's scenarios") };
+        cc.results.push(with(4_000.0, 150.0));
+        cc.results.push(SystemResult { system: System::TesseraPg2, ..with(4_400.0, 180.0) });
+        refresh.results.push(with(1_500.0, 100.0));
+        refresh.results.push(SystemResult { system: System::TesseraPg2, ..with(1_400.0, 105.0) });
+        r.evaluate_targets();
+        let one = target(&r, "PostgreSQL, one node");
+        assert_eq!(
+            (one.status, one.measured.as_str()),
+            (TargetStatus::Missed, "1 of 2 endpoints: client_credentials 44%")
+        );
+        let two = target(&r, "PostgreSQL, two nodes: no");
+        assert_eq!(
+            (two.status, two.measured.as_str()),
+            (TargetStatus::Missed, "1 of 2 endpoints: refresh 93%")
+        );
+        let cpu = target(&r, "PostgreSQL, two nodes: server");
+        assert_eq!(
+            (cpu.status, cpu.measured.as_str()),
+            (TargetStatus::Missed, "1 of 2 endpoints: client_credentials 120%")
+        );
+        let [cc, _, refresh, ..] = &mut r.scenarios[..] else { panic!("the sample's scenarios") };
+        cc.results.truncate(3);
+        if let Some(l) = refresh.results[3].result.as_mut() {
+            l.rps = 1_600.0;
+        }
+        r.evaluate_targets();
+        let one = target(&r, "PostgreSQL, one node");
+        assert_eq!(
+            (one.status, one.measured.as_str()),
+            (TargetStatus::Met, "all 1 endpoints; closest: refresh 75%")
+        );
+        let two = target(&r, "PostgreSQL, two nodes: no");
+        assert_eq!(
+            (two.status, two.measured.as_str()),
+            (TargetStatus::Met, "all 1 endpoints; closest: refresh 107%")
+        );
+        let cpu = target(&r, "PostgreSQL, two nodes: server");
+        assert_eq!(
+            (cpu.status, cpu.measured.as_str()),
+            (TargetStatus::Met, "all 1 endpoints; closest: refresh 105%")
         );
     }
 
