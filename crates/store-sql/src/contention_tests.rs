@@ -99,23 +99,13 @@ const RECIPIENTS: usize = 1000;
 
 async fn multicasts_in_flight(url: String) {
     use sqlx::Connection as _;
-    use tessera_store::{Enqueued, PushLimits, PushMessageKind, PushMessageRecord};
+    use tessera_store::testsuite::push_message;
+    use tessera_store::{Enqueued, PushLimits, PushMessageRecord};
 
     let options = ConnectOptions { max_connections: 20, ..ConnectOptions::default() };
     let store = SqlStore::connect(&url, &options).await.expect("connect");
     store.migrate().await.expect("migrate");
-    let message = |id: String, registration: &str| PushMessageRecord {
-        id,
-        registration: registration.to_owned(),
-        sender: "sender-1".to_owned(),
-        kind: PushMessageKind::Message,
-        collapse_key: None,
-        payload: "{}".to_owned(),
-        delay_while_idle: false,
-        total_deleted: 0,
-        created_at: NOW,
-        expires_at: NOW + 100,
-    };
+    let message = |id: String, registration: &str| push_message(&id, registration, None);
     let limits = PushLimits { max_collapse_keys: 4, max_non_collapsible: 100 };
     // Every multicast also names `zzz-shared`, last in lock order, whose row is locked elsewhere:
     // each stops there holding the locks of its own 1000.

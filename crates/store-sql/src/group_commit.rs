@@ -245,25 +245,18 @@ mod tests {
     }
 
     async fn batch_of_push_acks(url: String) {
-        use tessera_store::{PushLimits, PushMessageKind, PushMessageRecord, Store as _};
+        use tessera_store::testsuite::{NOW, push_message};
+        use tessera_store::{PushLimits, Store as _};
 
         let store = SqlStore::connect(&url, &ConnectOptions::default()).await.expect("connect");
         store.migrate().await.expect("migrate");
-        let message = |registration: &str, id: &str| PushMessageRecord {
-            id: id.to_owned(),
-            registration: registration.to_owned(),
-            sender: "sender-1".to_owned(),
-            kind: PushMessageKind::Message,
-            collapse_key: None,
-            payload: "{}".to_owned(),
-            delay_while_idle: false,
-            total_deleted: 0,
-            created_at: 5,
-            expires_at: 500,
-        };
-        let stored = [message("r1", "a"), message("r1", "b"), message("r2", "c")];
+        let stored = [
+            push_message("a", "r1", None),
+            push_message("b", "r1", None),
+            push_message("c", "r2", None),
+        ];
         let limits = PushLimits { max_collapse_keys: 4, max_non_collapsible: 100 };
-        store.push().enqueue_many(&stored, limits, 5).await.expect("enqueue");
+        store.push().enqueue_many(&stored, limits, NOW).await.expect("enqueue");
         let ack = |registration: &str, id: &str| (registration.to_owned(), id.to_owned());
         let items = [
             ack("r1", "a"),
@@ -276,7 +269,7 @@ mod tests {
         let answers = PushAcks::together(&store.write, store.backend, &items).await.expect("batch");
         assert_eq!(answers, [true, false, false, true, false, true]);
         for registration in ["r1", "r2"] {
-            let left = store.push().pending(registration, 5, 10).await.expect("pending");
+            let left = store.push().pending(registration, NOW, 10).await.expect("pending");
             assert!(left.is_empty(), "{registration}: {left:?}");
         }
         store.close().await;

@@ -2636,7 +2636,8 @@ pub async fn heartbeat_writes_and_kek_check_is_set_once(store: Arc<dyn Store>) {
 
 const PUSH_LIMITS: PushLimits = PushLimits { max_collapse_keys: 4, max_non_collapsible: 100 };
 
-fn push_message(id: &str, registration: &str, collapse_key: Option<&str>) -> PushMessageRecord {
+/// A message of `sender-1` for `registration`, stored at [`NOW`] for 100 seconds.
+pub fn push_message(id: &str, registration: &str, collapse_key: Option<&str>) -> PushMessageRecord {
     PushMessageRecord {
         id: id.to_owned(),
         registration: registration.to_owned(),

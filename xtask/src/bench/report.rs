@@ -1234,20 +1234,20 @@ mod tests {
         refresh.results.push(with(1_500.0, 100.0));
         refresh.results.push(SystemResult { system: System::TesseraPg2, ..with(1_400.0, 105.0) });
         r.evaluate_targets();
-        let one = target(&r, "PostgreSQL, one node");
+        let postgres = |r: &Report| -> Vec<(TargetStatus, String)> {
+            ["PostgreSQL, one node", "PostgreSQL, two nodes: no", "PostgreSQL, two nodes: server"]
+                .map(|prefix| target(r, prefix))
+                .map(|t| (t.status, t.measured.clone()))
+                .to_vec()
+        };
+        let missed = |text: &str| (TargetStatus::Missed, text.to_owned());
         assert_eq!(
-            (one.status, one.measured.as_str()),
-            (TargetStatus::Missed, "1 of 2 endpoints: client_credentials 44%")
-        );
-        let two = target(&r, "PostgreSQL, two nodes: no");
-        assert_eq!(
-            (two.status, two.measured.as_str()),
-            (TargetStatus::Missed, "1 of 2 endpoints: refresh 93%")
-        );
-        let cpu = target(&r, "PostgreSQL, two nodes: server");
-        assert_eq!(
-            (cpu.status, cpu.measured.as_str()),
-            (TargetStatus::Missed, "1 of 2 endpoints: client_credentials 120%")
+            postgres(&r),
+            [
+                missed("1 of 2 endpoints: client_credentials 44%"),
+                missed("1 of 2 endpoints: refresh 93%"),
+                missed("1 of 2 endpoints: client_credentials 120%"),
+            ]
         );
         let [cc, _, refresh, ..] = &mut r.scenarios[..] else { panic!("the sample's scenarios") };
         cc.results.truncate(3);
@@ -1255,21 +1255,8 @@ mod tests {
             l.rps = 1_600.0;
         }
         r.evaluate_targets();
-        let one = target(&r, "PostgreSQL, one node");
-        assert_eq!(
-            (one.status, one.measured.as_str()),
-            (TargetStatus::Met, "all 1 endpoints; closest: refresh 75%")
-        );
-        let two = target(&r, "PostgreSQL, two nodes: no");
-        assert_eq!(
-            (two.status, two.measured.as_str()),
-            (TargetStatus::Met, "all 1 endpoints; closest: refresh 107%")
-        );
-        let cpu = target(&r, "PostgreSQL, two nodes: server");
-        assert_eq!(
-            (cpu.status, cpu.measured.as_str()),
-            (TargetStatus::Met, "all 1 endpoints; closest: refresh 105%")
-        );
+        let met = |text: &str| (TargetStatus::Met, format!("all 1 endpoints; closest: {text}"));
+        assert_eq!(postgres(&r), [met("refresh 75%"), met("refresh 107%"), met("refresh 105%")]);
     }
 
     #[test]
