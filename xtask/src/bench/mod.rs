@@ -53,6 +53,21 @@ usage: cargo xtask bench [--quick] [--dev] [--only NAME[,NAME...]] [--out DIR]
   tessera also runs on PostgreSQL, with 1 and 2 processes on one database, when a server answers
   on 127.0.0.1:5432 (as postgres, trust authentication) or TESSERA_BENCH_DATABASE_URL names one";
 
+/// The command as the report records it: without `--out DIR`, which says where the report went,
+/// not what was measured (and would put a local path into docs/benchmarks.md).
+fn recorded_command(args: &[String]) -> String {
+    let mut words = vec!["cargo xtask bench"];
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--out" {
+            args.next();
+        } else if !arg.starts_with("--out=") {
+            words.push(arg);
+        }
+    }
+    words.join(" ")
+}
+
 const SECTIONS: [&str; 6] = ["ceilings", "crypto", "resources", "growth", "statements", "push"];
 
 /// The PostgreSQL server the harness uses when one answers on its usual local port and no
@@ -675,10 +690,7 @@ async fn bench(opts: Options, args: &[String]) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(machine.cores, usize::from);
     let mut report = Report {
         date: sys::utc_now(),
-        command: std::iter::once("cargo xtask bench".to_owned())
-            .chain(args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" "),
+        command: recorded_command(args),
         quick: opts.quick,
         machine,
         settings: Settings {
@@ -1372,6 +1384,16 @@ mod tests {
 
     fn parse(args: &[&str]) -> anyhow::Result<Options> {
         Options::parse(&args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_recorded_command_leaves_out_where_the_report_went() {
+        let args = |words: &[&str]| words.iter().map(|it| (*it).to_owned()).collect::<Vec<_>>();
+        assert_eq!(recorded_command(&args(&[])), "cargo xtask bench");
+        assert_eq!(
+            recorded_command(&args(&["--out", "elsewhere", "--only", "push", "--out=x"])),
+            "cargo xtask bench --only push"
+        );
     }
 
     #[test]
