@@ -108,6 +108,9 @@ async fn check_plans(url: String) {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// Binds a checked statement's values.
+type Bind = fn(crate::db::Query) -> crate::db::Query;
+
 /// Credentials and push messages in the batch check: the sizes at which PostgreSQL, with the
 /// default page costs and fresh statistics, read a 500-digest batch by scanning the whole table.
 const BATCH_CREDENTIALS: usize = 20_000;
@@ -132,17 +135,11 @@ async fn check_batch_plans(url: String) {
     .await
     .expect("messages");
 
-    let explain = |sql: String, values: Vec<String>, now: bool| {
+    // `EXPLAIN` of a statement with its values bound, in a session of the server's pool.
+    let explain = |sql: &str, bind: Bind| {
+        let query = bind(crate::db::query_built(format!("EXPLAIN {sql}")));
         let read = store.read.clone();
         async move {
-            let mut query = crate::db::query_built(format!("EXPLAIN {sql}"));
-            let mut values = values.into_iter();
-            if let Some(first) = values.next() {
-                query = if now { query.bind(first).bind(5) } else { query.bind(5).bind(first) };
-            }
-            for value in values {
-                query = query.bind(value);
-            }
             let rows = query.fetch_all(&read).await.expect("explain");
             rows.iter()
                 .map(|row| row.try_get::<String>("QUERY PLAN").expect("plan line"))
@@ -150,9 +147,31 @@ async fn check_batch_plans(url: String) {
                 .join("\n")
         }
     };
-    let digests: Vec<String> = (0..500).map(|i| format!("d-{}", i * 37)).collect();
-    let registrations: Vec<String> = (0..500).map(|i| format!("r-{}", i * 19)).collect();
+    // Digests `$1, $3, …` around the time `$2`; the survey's time `$1`, registrations after it;
+    // 256 acknowledgements; one registration's messages, acknowledged and read on connect.
+    let find_live_tokens = crate::credentials::find_live_tokens_sql(500, crate::Backend::Postgres);
+    let digests = |query: crate::db::Query| {
+        (1..500).fold(query.bind("d-0").bind(5), |query, i| query.bind(format!("d-{}", i * 37)))
+    };
     let survey = crate::push::survey_sql(500, crate::Backend::Postgres);
+    let registrations = |query: crate::db::Query| {
+        (0..500).fold(query.bind(5), |query, i| query.bind(format!("r-{}", i * 19)))
+    };
+    let ack_many = crate::push::ack_many_sql(256);
+    let acks = |query: crate::db::Query| {
+        (0..256).fold(query, |query, i| {
+            query.bind(format!("r-{}", i * 19)).bind(format!("m-{}", i * 19))
+        })
+    };
+    let ack = |query: crate::db::Query| query.bind("r-19").bind("m-19");
+    let pending = |query: crate::db::Query| query.bind("r-19").bind(5).bind(100);
+    let statements: [(&str, &str, Bind, &str); 5] = [
+        ("find_live_tokens", &find_live_tokens, digests, "credentials_pkey"),
+        ("push survey", &survey, registrations, "push_messages_pkey"),
+        ("push acks", &ack_many, acks, "push_messages_pkey"),
+        ("push ack", crate::push::ACK, ack, "push_messages_pkey"),
+        ("push pending", crate::push::PENDING, pending, "push_messages_pkey"),
+    ];
     let mut checks = Vec::new();
     // Without statistics first (never analyzed, as with autovacuum off), then with fresh ones.
     for statistics in ["without statistics", "with fresh statistics"] {
@@ -162,30 +181,8 @@ async fn check_batch_plans(url: String) {
                 .await
                 .expect("statistics");
         }
-        let sql = crate::credentials::find_live_tokens_sql(500, crate::Backend::Postgres);
-        let plan = explain(sql, digests.clone(), true).await;
-        checks.push(("find_live_tokens", statistics, plan, "credentials_pkey"));
-        let plan = explain(survey.clone(), registrations.clone(), false).await;
-        checks.push(("push survey", statistics, plan, "push_messages_pkey"));
-        // A batch of acknowledgements (the group commit's one statement).
-        let acks = (0..256).fold(
-            crate::db::query_built(format!("EXPLAIN {}", crate::push::ack_many_sql(256))),
-            |query, i| query.bind(format!("r-{}", i * 19)).bind(format!("m-{}", i * 19)),
-        );
-        let rows = acks.fetch_all(&store.read).await.expect("explain");
-        let plan: Vec<String> =
-            rows.iter().map(|row| row.try_get("QUERY PLAN").expect("plan line")).collect();
-        checks.push(("push acks", statistics, plan.join("\n"), "push_messages_pkey"));
-        // One registration's messages: acknowledged, and read when its device connects.
-        let one = |sql: &'static str| crate::db::query_built(format!("EXPLAIN {sql}")).bind("r-19");
-        for (what, query) in [
-            ("push ack", one(crate::push::ACK).bind("m-19")),
-            ("push pending", one(crate::push::PENDING).bind(5).bind(100)),
-        ] {
-            let rows = query.fetch_all(&store.read).await.expect("explain");
-            let plan: Vec<String> =
-                rows.iter().map(|row| row.try_get("QUERY PLAN").expect("plan line")).collect();
-            checks.push((what, statistics, plan.join("\n"), "push_messages_pkey"));
+        for (what, sql, bind, index) in &statements {
+            checks.push((*what, statistics, explain(sql, *bind).await, *index));
         }
     }
     drop(conn);

@@ -446,25 +446,28 @@ impl PushStore for SqlStore {
 
     async fn sweep(&self, cutoff: Timestamp, batch: u32) -> Result<u64> {
         const OP: &str = "sweep push messages";
+        let limit = batch.max(1);
         let mut tx = self.begin(OP).await?;
         let swept = db::query(
             "DELETE FROM push_messages WHERE (registration, seq) IN (SELECT registration, seq \
              FROM push_messages WHERE expires_at < $1 LIMIT $2)",
         )
         .bind(cutoff)
-        .bind(i64::from(batch.max(1)))
+        .bind(i64::from(limit))
         .execute(&mut tx)
         .await
         .map_err(backend(OP))?;
-        if self.backend == Backend::Postgres {
-            // The enqueue locks of registrations that hold nothing (their devices' registrations
-            // were revoked without unregistering): an enqueue that names one again makes it anew.
+        // Once the expired messages are gone (the sweeper calls again while batches come back
+        // full), on PostgreSQL: the enqueue locks of registrations that hold nothing (their
+        // devices' registrations were revoked without unregistering). An enqueue that names one
+        // again makes it anew.
+        if self.backend == Backend::Postgres && swept.rows_affected() < u64::from(limit) {
             db::query(
                 "DELETE FROM push_queues WHERE registration IN (SELECT q.registration \
                  FROM push_queues q WHERE NOT EXISTS (SELECT 1 FROM push_messages m \
                  WHERE m.registration = q.registration) LIMIT $1)",
             )
-            .bind(i64::from(batch.max(1)))
+            .bind(i64::from(limit))
             .execute(&mut tx)
             .await
             .map_err(backend(OP))?;
