@@ -312,7 +312,13 @@ impl SqlStore {
             .fetch_one(&self.write)
             .await
             .map_err(backend_error("trim credential cap"))?;
-        Ok(count_u64(get(&row, "revoked")?))
+        let revoked = count_u64(get(&row, "revoked")?);
+        // A call reads as a `SELECT`, which the store does not count as a change; what it
+        // revoked may be a token whose check was kept (an OAuth 1.0 or AuthSub token).
+        if revoked > 0 {
+            self.write.changes().committed();
+        }
+        Ok(revoked)
     }
 
     /// [`SqlStore::trim_cap`] once the insert has committed: a failure is logged, not returned,

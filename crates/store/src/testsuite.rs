@@ -1524,6 +1524,29 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     grew("a change to a session's row");
     store.sessions().revoke("sess-changes", NOW).await.expect("sign out");
     grew("ending a session");
+    // The per-account-per-app cap revokes the oldest (on PostgreSQL in a call of its own after
+    // the insert's commit): an eviction ends a kept answer like any revocation.
+    for n in 0..3 {
+        let record = refresh_token(&format!("capped-{n}"), &owner.id, "client-capped", NOW);
+        let evicted = store.credentials().insert_capped(&record, 2).await.expect("insert capped");
+        assert_eq!(evicted, u64::from(n == 2));
+    }
+    grew("a capped insert that evicted the oldest");
+    let mut spent = credential("code-spent", CredentialKind::AuthorizationCode, NOW, 60);
+    spent.client_id = Some("client-redeem".to_owned());
+    seed_credential(store.as_ref(), &spent).await;
+    let mut bought = credential("tok-bought", CredentialKind::AccessToken, NOW, 3600);
+    bought.client_id = Some("client-redeem".to_owned());
+    let redemption = Redemption {
+        digest: "code-spent",
+        kind: CredentialKind::AuthorizationCode,
+        client_id: "client-redeem",
+        issue: std::slice::from_ref(&bought),
+        cap: None,
+        grant: None,
+    };
+    store.credentials().redeem(&redemption, NOW).await.expect("redeem").expect("redeemed");
+    grew("redeeming a code");
 
     let burst = (0..16).map(|n| {
         let store = store.clone();

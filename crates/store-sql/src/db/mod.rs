@@ -144,7 +144,7 @@ impl Changes {
         self.0.load(Ordering::Acquire)
     }
 
-    fn committed(&self) {
+    pub(crate) fn committed(&self) {
         self.0.fetch_add(1, Ordering::AcqRel);
     }
 }
