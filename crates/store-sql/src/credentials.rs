@@ -289,7 +289,85 @@ async fn enforce_cap(tx: &mut crate::db::Tx, cap: Cap<'_>, now: Timestamp) -> Re
     Ok(done.rows_affected())
 }
 
+/// Spends the credential a [`Redemption`] names if it is live, issued to the redemption's client
+/// and its grant (if it names one) is live; `$1` the digest, `$2` the kind, `$3` the time, `$4`
+/// the client ([`bind_redeem`]).
+pub(crate) const REDEEM: &str = concat!(
+    "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 \
+     AND client_id = $4 AND ",
+    live_by_key!("", "$3"),
+    " AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g \
+     WHERE g.id = credentials.grant_id AND g.revoked_at IS NULL)) RETURNING ",
+    credential_columns!()
+);
+
+/// Binds [`REDEEM`]'s four values.
+fn bind_redeem(query: Query, redemption: &Redemption<'_>, now: Timestamp) -> Query {
+    query
+        .bind(redemption.digest.to_owned())
+        .bind(redemption.kind.as_str())
+        .bind(now)
+        .bind(redemption.client_id.to_owned())
+}
+
+/// PostgreSQL: [`REDEEM`] and the insert of the `rows` credentials it buys (bound from `$5` on,
+/// as [`bind_credential`] binds them), as one statement. The insert writes only when the update
+/// returned the consumed row, and the statement is one transaction: the credentials are written
+/// if and only if this statement consumed, and a failed insert leaves the credential unspent. It
+/// answers the consumed row, as [`REDEEM`] does.
+fn redeem_in_one_statement_sql(rows: usize) -> String {
+    format!(
+        concat!(
+            "WITH consumed AS ({}), issued AS (INSERT INTO credentials (",
+            credential_columns!(),
+            ") SELECT * FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM consumed)) SELECT ",
+            credential_columns!(),
+            " FROM consumed"
+        ),
+        REDEEM,
+        crate::value_rows_from(5, rows, 13, Backend::Postgres)
+    )
+}
+
+/// The caps a redemption enforces on what it issues.
+fn redemption_caps<'a>(redemption: &Redemption<'_>, issue: &'a [CredentialRecord]) -> Vec<Cap<'a>> {
+    issue
+        .iter()
+        .filter_map(|credential| {
+            let (kind, cap) = redemption.cap?;
+            Cap::of(credential, cap).filter(|_| credential.kind == kind)
+        })
+        .collect()
+}
+
 impl SqlStore {
+    /// PostgreSQL, a redemption that gives no grant (a code exchange, a refresh, an AuthSub or
+    /// OAuth 1.0 token exchange): consumes and writes what it buys in one statement
+    /// ([`redeem_in_one_statement_sql`]), one round trip instead of four (`BEGIN`, the update,
+    /// the insert, `COMMIT`), then trims the cap as [`CredentialStore::redeem`] does.
+    async fn redeem_in_one_statement(
+        &self,
+        redemption: &Redemption<'_>,
+        now: Timestamp,
+    ) -> Result<Option<Redeemed>> {
+        const OP: &str = "redeem credential";
+        let query = if redemption.issue.is_empty() {
+            db::query(REDEEM)
+        } else {
+            db::query_built(redeem_in_one_statement_sql(redemption.issue.len()))
+        };
+        let query = bind_redeem(query, redemption, now);
+        let query = redemption.issue.iter().fold(query, bind_credential);
+        let rows = query.fetch_all(&self.write).await.map_err(insert(OP))?;
+        let Some(consumed) = rows.first().map(credential_from_row).transpose()? else {
+            return Ok(None);
+        };
+        for cap in redemption_caps(redemption, redemption.issue) {
+            self.trim_cap_after_commit(cap, now).await;
+        }
+        Ok(Some(Redeemed { consumed, grant: None }))
+    }
+
     /// PostgreSQL: enforces a cap after the insert that may have passed it has committed: one
     /// call of the function `tessera_trim_cap` (migration 0015), a transaction of its own that
     /// runs one at a time with every other trim of the same account, client and kind (an advisory
@@ -531,22 +609,17 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
     ) -> Result<Option<Redeemed>> {
         const OP: &str = "redeem credential";
+        if self.backend == Backend::Postgres
+            && redemption.grant.is_none()
+            && redemption.issue.len() <= ROWS_PER_INSERT
+        {
+            return self.redeem_in_one_statement(redemption, now).await;
+        }
         let mut tx = self.begin(OP).await?;
-        let rows = db::query(concat!(
-            "UPDATE credentials SET consumed_at = $3 WHERE digest = $1 AND kind = $2 \
-             AND client_id = $4 AND ",
-            live_by_key!("", "$3"),
-            " AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g \
-             WHERE g.id = credentials.grant_id AND g.revoked_at IS NULL)) RETURNING ",
-            credential_columns!()
-        ))
-        .bind(redemption.digest.to_owned())
-        .bind(redemption.kind.as_str())
-        .bind(now)
-        .bind(redemption.client_id.to_owned())
-        .fetch_all(&mut tx)
-        .await
-        .map_err(backend(OP))?;
+        let rows = bind_redeem(db::query(REDEEM), redemption, now)
+            .fetch_all(&mut tx)
+            .await
+            .map_err(backend(OP))?;
         let Some(consumed) = rows.first().map(credential_from_row).transpose()? else {
             tx.rollback().await.map_err(backend(OP))?;
             return Ok(None);
@@ -577,13 +650,7 @@ impl CredentialStore for SqlStore {
         };
         // What it buys is written in one multi-row statement, and the cap of the capped kind
         // enforced after it (PostgreSQL: after the commit).
-        let caps: Vec<Cap<'_>> = issue
-            .iter()
-            .filter_map(|credential| {
-                let (kind, cap) = redemption.cap?;
-                Cap::of(credential, cap).filter(|_| credential.kind == kind)
-            })
-            .collect();
+        let caps = redemption_caps(redemption, issue);
         let rows: Vec<&CredentialRecord> = issue.iter().collect();
         insert_credentials(&mut tx, self.backend, &rows).await?;
         if self.backend == Backend::Sqlite {

@@ -414,9 +414,20 @@ fn postgres_pool_options(max: u32) -> PgPoolOptions {
 /// `sqlite3_bind_parameter_name`, a linear walk over the statement's names: binding was quadratic,
 /// and 200-row statements spent 70% of a bulk load there.
 pub(crate) fn value_rows(rows: usize, columns: usize, backend: Backend) -> String {
+    value_rows_from(1, rows, columns, backend)
+}
+
+/// [`value_rows`] whose first PostgreSQL placeholder is `$first`, for a statement that binds
+/// other values before the rows.
+pub(crate) fn value_rows_from(
+    first: usize,
+    rows: usize,
+    columns: usize,
+    backend: Backend,
+) -> String {
     let mut sql = String::new();
     for row in 0..rows {
-        let first = row * columns;
+        let first = first - 1 + row * columns;
         let placeholders: Vec<String> = (1..=columns)
             .map(|i| match backend {
                 Backend::Postgres => format!("${}", first + i),

@@ -10,7 +10,9 @@ use std::hash::{BuildHasher, RandomState};
 use sqlx::{AssertSqlSafe, Connection, Row};
 use tessera_store::{CredentialKind, CredentialRecord, CredentialStore};
 
-use crate::credentials::{CONSUME, FIND_LIVE, FIND_LIVE_TOKEN, REVOKE_BY_GRANT, REVOKE_BY_SESSION};
+use crate::credentials::{
+    CONSUME, FIND_LIVE, FIND_LIVE_TOKEN, REDEEM, REVOKE_BY_GRANT, REVOKE_BY_SESSION,
+};
 use crate::sessions::{FIND_SIGNED_IN, REVOKE_BY_ACCOUNT_SESSIONS, REVOKE_COOKIE};
 use crate::{ConnectOptions, SqlStore};
 
@@ -23,10 +25,11 @@ const WRONG_PATHS: [&str; 3] =
 
 /// Each statement, arguments for `EXECUTE` (the planner infers the parameter types), and the
 /// index it must use.
-const STATEMENTS: [(&str, &str, &str, &str); 8] = [
+const STATEMENTS: [(&str, &str, &str, &str); 9] = [
     ("find_live", FIND_LIVE, "('d-1', 5)", "credentials_pkey"),
     ("find_live_token", FIND_LIVE_TOKEN, "('d-1', 5)", "credentials_pkey"),
     ("consume", CONSUME, "('d-1', 'authorization_code', 5)", "credentials_pkey"),
+    ("redeem", REDEEM, "('d-1', 'authorization_code', 5, 'c-1')", "credentials_pkey"),
     ("find_signed_in", FIND_SIGNED_IN, "('d-1', 'session', 5)", "credentials_pkey"),
     ("rotate_cookie", REVOKE_COOKIE, "('d-1', 'session', 5)", "credentials_pkey"),
     ("revoke_by_grant", REVOKE_BY_GRANT, "('g-1', 5)", "credentials_grant_idx"),

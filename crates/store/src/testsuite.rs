@@ -2254,6 +2254,18 @@ pub async fn credential_redeem_is_all_or_nothing(store: Arc<dyn Store>) {
     );
     assert!(is_live(store.as_ref(), "code-1", NOW + 1).await, "the code survives a wrong client");
     assert!(!is_live(store.as_ref(), "at-1", NOW + 1).await);
+    // An insert that fails (the second digest is stored already) takes the consumption with it.
+    let stored = credential("at-stored", CredentialKind::AccessToken, NOW, 3600);
+    seed_credential(store.as_ref(), &stored).await;
+    let clashing = [access.clone(), stored];
+    let failing = Redemption { issue: &clashing, ..redemption("client-a") };
+    let failed = store.credentials().redeem(&failing, NOW + 1).await;
+    assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+    assert!(
+        is_live(store.as_ref(), "code-1", NOW + 1).await,
+        "the failed redemption spent nothing"
+    );
+    assert!(!is_live(store.as_ref(), "at-1", NOW + 1).await, "nor wrote the first of its rows");
     let won = store.credentials().redeem(&redemption("client-a"), NOW + 1).await.expect("redeem");
     assert_eq!(won.map(|it| it.consumed.digest), Some("code-1".to_owned()));
     assert!(is_live(store.as_ref(), "at-1", NOW + 2).await);
