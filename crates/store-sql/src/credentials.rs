@@ -178,8 +178,8 @@ fn bind_credential(query: Query, credential: &CredentialRecord) -> Query {
         .bind(credential.last_used_at)
 }
 
-/// Rows per statement in bulk inserts: 650 parameters, far below both backends' limits.
-const ROWS_PER_INSERT: usize = 50;
+/// Rows per statement in bulk inserts: 832 parameters, far below both backends' limits.
+pub(crate) const ROWS_PER_INSERT: usize = 64;
 
 /// `INSERT … VALUES (…), (…), …` for `rows` credentials; the text holds no value, every value is
 /// bound. PostgreSQL gets numbered placeholders; SQLite gets anonymous `?` ones, because sqlx
@@ -228,6 +228,36 @@ pub(crate) async fn insert_credentials_once(
         }
     }
     Ok(written)
+}
+
+/// PostgreSQL: inserts `rows` (at most [`ROWS_PER_INSERT`]) in one statement on `write`, which
+/// commits as a transaction of its own: all of them or none, without the round trips of `BEGIN`
+/// and `COMMIT`.
+pub(crate) async fn insert_credentials_in_one_statement(
+    write: &crate::db::Db,
+    rows: &[&CredentialRecord],
+) -> Result<()> {
+    const OP: &str = "insert credentials";
+    debug_assert!(rows.len() <= ROWS_PER_INSERT);
+    let query = db::query_built(multi_row_insert_sql(rows.len(), Backend::Postgres));
+    let query = rows.iter().fold(query, |query, row| bind_credential(query, row));
+    query.execute(write).await.map_err(insert(OP))?;
+    Ok(())
+}
+
+/// PostgreSQL: [`insert_credentials_once`] for at most [`ROWS_PER_INSERT`] rows in one statement
+/// on `write`, a transaction of its own.
+pub(crate) async fn insert_credentials_once_in_one_statement(
+    write: &crate::db::Db,
+    rows: &[&CredentialRecord],
+) -> Result<Vec<String>> {
+    const OP: &str = "insert credentials once";
+    debug_assert!(rows.len() <= ROWS_PER_INSERT);
+    let sql = multi_row_insert_sql(rows.len(), Backend::Postgres)
+        + " ON CONFLICT (digest) DO NOTHING RETURNING digest";
+    let query = rows.iter().fold(db::query_built(sql), |query, row| bind_credential(query, row));
+    let written = query.fetch_all(write).await.map_err(insert(OP))?;
+    written.iter().map(|row| get::<String>(row, "digest")).collect()
 }
 
 /// Inserts `rows` inside the open transaction `tx`, [`ROWS_PER_INSERT`] to a statement.

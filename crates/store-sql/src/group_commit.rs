@@ -6,7 +6,8 @@
 //! those waiting beside it, `db::sqlite`; these queues add multi-row statements.) Here one
 //! task per kind of write owns those writes: it takes every write that is waiting (up to the
 //! kind's batch) and makes them in one transaction, so that many concurrent callers share one
-//! commit. Each caller still returns only once its own write is committed, so nothing
+//! commit. On PostgreSQL a batch is one multi-row statement, which commits as a transaction of
+//! its own: no `BEGIN` and `COMMIT` round trips around it. Each caller still returns only once its own write is committed, so nothing
 //! acknowledged is lost. No timer holds a write back: under light load a batch is one write, and
 //! batches grow while the previous commit is running and by what the tasks ready on the queue's
 //! thread enqueue when it lets them run once before closing a batch (on SQLite a commit writes
@@ -28,7 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Backend;
 use crate::credentials::{
-    insert_credential, insert_credential_once, insert_credentials, insert_credentials_once,
+    ROWS_PER_INSERT, insert_credential, insert_credential_once, insert_credentials,
+    insert_credentials_in_one_statement, insert_credentials_once,
+    insert_credentials_once_in_one_statement,
 };
 use crate::db::Db;
 use crate::error::{backend, insert};
@@ -124,11 +127,15 @@ impl GroupWrite for CredentialInserts {
     type Item = CredentialRecord;
     type Answer = ();
     const OP: &'static str = "insert credentials";
-    const MAX_BATCH: usize = 64;
+    const MAX_BATCH: usize = ROWS_PER_INSERT;
 
     async fn together(write: &Db, kind: Backend, items: &[CredentialRecord]) -> Result<Vec<()>> {
-        let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
         let rows: Vec<&CredentialRecord> = items.iter().collect();
+        if kind == Backend::Postgres {
+            insert_credentials_in_one_statement(write, &rows).await?;
+            return Ok(vec![(); items.len()]);
+        }
+        let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
         insert_credentials(&mut tx, kind, &rows).await?;
         tx.commit().await.map_err(backend(Self::OP))?;
         Ok(vec![(); items.len()])
@@ -151,15 +158,21 @@ impl GroupWrite for CredentialOnce {
     type Item = CredentialRecord;
     type Answer = bool;
     const OP: &'static str = "insert credential once";
-    const MAX_BATCH: usize = 64;
+    const MAX_BATCH: usize = ROWS_PER_INSERT;
 
     async fn together(write: &Db, kind: Backend, items: &[CredentialRecord]) -> Result<Vec<bool>> {
         let mut seen = HashSet::with_capacity(items.len());
         let first: Vec<&CredentialRecord> =
             items.iter().filter(|it| seen.insert(it.digest.as_str())).collect();
-        let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
-        let written = insert_credentials_once(&mut tx, kind, &first).await?;
-        tx.commit().await.map_err(backend(Self::OP))?;
+        let written = match kind {
+            Backend::Postgres => insert_credentials_once_in_one_statement(write, &first).await?,
+            Backend::Sqlite => {
+                let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
+                let written = insert_credentials_once(&mut tx, kind, &first).await?;
+                tx.commit().await.map_err(backend(Self::OP))?;
+                written
+            }
+        };
         // Each digest written answers `true` once: to the first insert that named it.
         let mut unanswered: HashSet<&str> = written.iter().map(String::as_str).collect();
         Ok(items.iter().map(|it| unanswered.remove(it.digest.as_str())).collect())
@@ -179,21 +192,21 @@ impl GroupWrite for PushAcks {
     type Item = (String, String);
     type Answer = bool;
     const OP: &'static str = "ack push message";
-    const MAX_BATCH: usize = 256;
+    const MAX_BATCH: usize = crate::push::ACKS_PER_STATEMENT;
 
     async fn together(write: &Db, kind: Backend, items: &[(String, String)]) -> Result<Vec<bool>> {
-        let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
-        let mut done = Vec::with_capacity(items.len());
         match kind {
-            // One statement for the batch: a round trip to the server per acknowledgement was
-            // most of what the batch cost.
+            // One statement for the batch, a transaction of its own: a round trip to the server
+            // per acknowledgement was most of what the batch cost.
             Backend::Postgres => {
-                let mut unanswered = crate::push::ack_many(&mut tx, items, Self::OP).await?;
+                let mut unanswered = crate::push::ack_many(write, items, Self::OP).await?;
                 // A message acknowledged twice in the batch answers `true` to the first.
-                done.extend(items.iter().map(|it| unanswered.remove(it)));
+                Ok(items.iter().map(|it| unanswered.remove(it)).collect())
             }
             // In process, a statement costs no round trip.
             Backend::Sqlite => {
+                let mut tx = write.begin(false).await.map_err(backend(Self::OP))?;
+                let mut done = Vec::with_capacity(items.len());
                 for (registration, id) in items {
                     let deleted = crate::push::ack_query(registration, id)
                         .execute(&mut tx)
@@ -201,10 +214,10 @@ impl GroupWrite for PushAcks {
                         .map_err(backend(Self::OP))?;
                     done.push(deleted.rows_affected() == 1);
                 }
+                tx.commit().await.map_err(backend(Self::OP))?;
+                Ok(done)
             }
         }
-        tx.commit().await.map_err(backend(Self::OP))?;
-        Ok(done)
     }
 
     async fn alone(write: &Db, _: Backend, (registration, id): &(String, String)) -> Result<bool> {

@@ -70,21 +70,23 @@ pub(crate) fn ack_many_sql(n: usize) -> String {
     )
 }
 
-/// Removes acknowledged messages in one statement a chunk (PostgreSQL); answers the
-/// (registration, id) pairs that were stored.
+/// The most acknowledgements [`ack_many`] takes: two parameters each.
+pub(crate) const ACKS_PER_STATEMENT: usize = IN_CHUNK / 2;
+
+/// Removes acknowledged messages (at most [`ACKS_PER_STATEMENT`]) in one statement on `write`, a
+/// transaction of its own (PostgreSQL); answers the (registration, id) pairs that were stored.
 pub(crate) async fn ack_many(
-    tx: &mut Tx,
+    write: &crate::db::Db,
     acks: &[(String, String)],
     op: &'static str,
 ) -> Result<HashSet<(String, String)>> {
+    debug_assert!(acks.len() <= ACKS_PER_STATEMENT);
+    let query = acks.iter().fold(db::query_built(ack_many_sql(acks.len())), |query, it| {
+        query.bind(it.0.clone()).bind(it.1.clone())
+    });
     let mut deleted = HashSet::with_capacity(acks.len());
-    for chunk in acks.chunks(IN_CHUNK / 2) {
-        let query = chunk.iter().fold(db::query_built(ack_many_sql(chunk.len())), |query, it| {
-            query.bind(it.0.clone()).bind(it.1.clone())
-        });
-        for row in query.fetch_all(&mut *tx).await.map_err(backend(op))? {
-            deleted.insert((get(&row, "registration")?, get(&row, "id")?));
-        }
+    for row in query.fetch_all(write).await.map_err(backend(op))? {
+        deleted.insert((get(&row, "registration")?, get(&row, "id")?));
     }
     Ok(deleted)
 }
