@@ -53,11 +53,17 @@ impl StatementCount {
         Some((*self.per_request.iter().min()?, *self.per_request.iter().max()?))
     }
 
-    /// Statements of the last request that change rows.
+    /// Statements of the last request that change rows (a `WITH` counts when one of its parts
+    /// does).
     pub(crate) fn writes(&self) -> usize {
+        let writes =
+            |s: &str| ["INSERT", "UPDATE", "DELETE"].iter().any(|verb| s.starts_with(verb));
         self.last
             .iter()
-            .filter(|s| ["INSERT", "UPDATE", "DELETE"].iter().any(|verb| s.starts_with(verb)))
+            .filter(|s| match s.strip_prefix("WITH ") {
+                Some(parts) => parts.split(", ").any(writes),
+                None => writes(s),
+            })
             .count()
     }
 }
@@ -157,12 +163,32 @@ fn quoted_field(line: &str, name: &str) -> Option<String> {
 }
 
 /// `SELECT credentials, grants`, `INSERT credentials`, `UPDATE grants`: the verb and the
-/// tables a statement reads or writes, in the order it names them.
+/// tables a statement reads or writes, in the order it names them. A `WITH` statement is described
+/// by the rows it changes, each part as its verb and table: `WITH UPDATE credentials, INSERT
+/// credentials`.
 pub(crate) fn describe(sql: &str) -> String {
     let words: Vec<&str> = sql.split_whitespace().collect();
     let Some(verb) = words.first().map(|w| w.to_ascii_uppercase()) else {
         return String::new();
     };
+    if verb == "WITH" {
+        let name = |word: &str| {
+            word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_').to_owned()
+        };
+        let mut parts: Vec<String> = Vec::new();
+        for (i, word) in words.iter().enumerate() {
+            let part = word.trim_start_matches('(').to_ascii_uppercase();
+            let table = match part.as_str() {
+                "UPDATE" => words.get(i + 1).map(|it| name(it)),
+                "INSERT" | "DELETE" => words.get(i + 2).map(|it| name(it)),
+                _ => None,
+            };
+            if let Some(table) = table.filter(|it| !it.is_empty()) {
+                parts.push(format!("{part} {table}"));
+            }
+        }
+        return if parts.is_empty() { verb } else { format!("WITH {}", parts.join(", ")) };
+    }
     let mut tables: Vec<String> = Vec::new();
     for pair in words.windows(2) {
         let keyword = pair[0].to_ascii_uppercase();
@@ -200,6 +226,15 @@ mod tests {
         let nested = "UPDATE credentials SET revoked_at = $2 WHERE session_id IN (SELECT id FROM sessions WHERE account_id = $1)";
         assert_eq!(describe(nested), "UPDATE credentials, sessions");
         assert_eq!(statement_of_line("x INFO tessera::http: GET /readyz 200"), None);
+        let with = "WITH consumed AS (UPDATE credentials SET consumed_at = $3 WHERE digest = $1 \
+                    RETURNING digest), issued AS (INSERT INTO credentials (digest) SELECT * FROM \
+                    (VALUES ($5)) AS v WHERE EXISTS (SELECT 1 FROM consumed)) SELECT digest FROM consumed";
+        assert_eq!(describe(with), "WITH UPDATE credentials, INSERT credentials");
+        let reads = StatementCount {
+            last: vec![describe(with), "WITH SELECT".into(), "SELECT grants".into()],
+            ..StatementCount::default()
+        };
+        assert_eq!(reads.writes(), 1, "a WITH statement that writes is one write");
         let count = StatementCount {
             per_request: vec![3, 2, 2],
             last: vec!["SELECT credentials".into(), "UPDATE grants".into()],
