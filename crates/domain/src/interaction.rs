@@ -301,13 +301,26 @@ pub async fn start(ctx: &Ctx, req: &Request, signed_in: &[SignedIn], ip: &str) -
             false => Step::Reauthenticate { authuser: index, email: signed.account.email.clone() },
         });
     }
-    if needs_consent(ctx, req, signed).await? {
-        return Ok(match req.asks.immediate {
-            true => Step::Refused(Refusal::ConsentRequired),
-            false => Step::Consent(Box::new(consent_view(ctx, req, index, signed).await?)),
-        });
+    let held = match consent(ctx, req, signed).await? {
+        Consent::Needed => {
+            return Ok(match req.asks.immediate {
+                true => Step::Refused(Refusal::ConsentRequired),
+                false => Step::Consent(Box::new(consent_view(ctx, req, index, signed).await?)),
+            });
+        }
+        Consent::Given { held } => held,
+    };
+    match held {
+        // The grant just read holds every scope asked: approved as `grants::grant` would have
+        // answered, without reading it again. Should it be revoked meanwhile, what is issued
+        // under it is refused by the validator, which judges the grant.
+        Some(grant) => Ok(Step::Approved(Box::new(Approved {
+            authuser: index,
+            signed: signed.clone(),
+            grant,
+        }))),
+        None => approve(ctx, req, index, signed, ip).await,
     }
-    approve(ctx, req, index, signed, ip).await
 }
 
 /// Records the person's answer to the consent page: Allow records (or widens) the grant, which is
@@ -342,19 +355,36 @@ fn needs_fresh_login(ctx: &Ctx, signed: &SignedIn, asks: &Asks) -> bool {
 }
 
 /// Whether the person must see the consent page.
-async fn needs_consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<bool> {
+enum Consent {
+    Needed,
+    /// Remembered: no page. `held` is this account's live grant to the client through the
+    /// protocol when it was read on the way and holds every scope asked (nothing to record).
+    Given {
+        held: Option<GrantRecord>,
+    },
+}
+
+/// Whether the person must see the consent page, and the live grant read on the way.
+async fn consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<Consent> {
+    let holds = |grant: &GrantRecord| {
+        let granted = crate::credentials::Scopes::parse(&grant.scopes);
+        req.scopes.iter().all(|it| granted.contains(&it.scope))
+    };
     if req.memory == Memory::PerClient && !req.asks.consent {
-        let granted = grants::find_live(ctx, &signed.account.id, &req.client_id, req.protocol)
-            .await?
-            .map(|it| crate::credentials::Scopes::parse(&it.scopes))
-            .unwrap_or_default();
-        return Ok(!req.scopes.iter().all(|it| granted.contains(&it.scope)));
+        let live = grants::find_live(ctx, &signed.account.id, &req.client_id, req.protocol).await?;
+        let held = live.filter(holds);
+        // Asking for nothing needs no page, grant or none (`approve` then records one).
+        if held.is_none() && !req.scopes.is_empty() {
+            return Ok(Consent::Needed);
+        }
+        return Ok(Consent::Given { held });
     }
     let project = match (&req.memory, &req.applicant) {
         (Memory::PerProject, Applicant::Client { project, .. }) if !req.asks.consent => project,
-        _ => return Ok(true),
+        _ => return Ok(Consent::Needed),
     };
     let mut granted: Vec<String> = Vec::new();
+    let mut own = None;
     for grant in ctx.store.grants().list_by_account(&signed.account.id).await? {
         if grant.revoked_at.is_some() || grant.protocol != req.protocol.as_str() {
             continue;
@@ -371,8 +401,14 @@ async fn needs_consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<bo
         if same_project {
             granted.extend(crate::credentials::Scopes::parse(&grant.scopes).to_vec());
         }
+        if grant.client_id == req.client_id {
+            own = Some(grant);
+        }
     }
-    Ok(!req.scopes.iter().all(|it| granted.contains(&it.scope)))
+    if !req.scopes.iter().all(|it| granted.contains(&it.scope)) {
+        return Ok(Consent::Needed);
+    }
+    Ok(Consent::Given { held: own.filter(holds) })
 }
 
 async fn consent_view(
