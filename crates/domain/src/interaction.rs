@@ -392,9 +392,9 @@ async fn consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<Consent>
         let same_project = if grant.client_id == req.client_id {
             true
         } else {
-            ctx.store
-                .projects()
-                .get_client(&grant.client_id)
+            // Kept by the rules of token checks (`answers`): read once a second, not once per
+            // authorization.
+            crate::answers::get_client(ctx, &grant.client_id)
                 .await?
                 .is_some_and(|it| it.project_id == project.id)
         };
