@@ -18,11 +18,17 @@
 //! `capacity` of them; `capacity` 0 keeps nothing. Registered clients (the record a client
 //! authenticates against at the token and introspection endpoints) and signed-in browser sessions
 //! (a session cookie's session with its account) are kept by the same rules.
+//!
+//! Each kind has its own count ([`Answer`]), of the writes to what its answers are read from: a
+//! client's answer ends with a change to a client, not with a spent code or a revoked token; a
+//! session's ends with a change to a session, an account or a session cookie, not with a code
+//! or token of another kind. Under a load that exchanges codes, the client and the session an
+//! authorization reads are therefore read once a second, not once a request.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use tessera_store::{AccountRecord, ClientRecord, LiveCredential, SessionRecord};
+use tessera_store::{AccountRecord, Answer, ClientRecord, LiveCredential, SessionRecord};
 
 use crate::{Ctx, Result};
 
@@ -39,14 +45,20 @@ struct Kept<T> {
 
 /// Kept answers of one kind, by key.
 struct Shelf<T> {
+    /// What they are answers of: the store's change count for them decides how long they hold.
+    of: Answer,
     kept: RwLock<Kept<T>>,
     /// The metric counting where this shelf's answers came from (`from` = `kept` or `store`).
     counter: Option<&'static str>,
 }
 
 impl<T: Clone> Shelf<T> {
-    fn new(counter: Option<&'static str>) -> Shelf<T> {
-        Shelf { kept: RwLock::new(Kept { at: (i64::MIN, 0), answers: HashMap::new() }), counter }
+    fn new(of: Answer, counter: Option<&'static str>) -> Shelf<T> {
+        Shelf {
+            of,
+            kept: RwLock::new(Kept { at: (i64::MIN, 0), answers: HashMap::new() }),
+            counter,
+        }
     }
 
     /// The answer kept for `key`, if it was read at `changes` in the second `now`.
@@ -94,9 +106,9 @@ impl Answers {
     pub fn new(capacity: usize) -> Answers {
         Answers {
             capacity,
-            tokens: Shelf::new(Some("tessera_token_answers_total")),
-            clients: Shelf::new(None),
-            sessions: Shelf::new(None),
+            tokens: Shelf::new(Answer::Token, Some("tessera_token_answers_total")),
+            clients: Shelf::new(Answer::Client, None),
+            sessions: Shelf::new(Answer::Session, None),
         }
     }
 
@@ -114,9 +126,9 @@ impl Answers {
         self.sessions.len()
     }
 
-    /// The store's change count when answers may be kept.
-    fn changes(&self, ctx: &Ctx) -> Option<u64> {
-        ctx.store.changes().filter(|_| self.capacity > 0)
+    /// The store's change count for answers of kind `of`, when answers may be kept.
+    fn changes(&self, ctx: &Ctx, of: Answer) -> Option<u64> {
+        ctx.store.changes(of).filter(|_| self.capacity > 0)
     }
 }
 
@@ -133,7 +145,7 @@ impl<T: Clone> Shelf<T> {
     ) -> Result<Option<T>> {
         let answers = &ctx.answers;
         // Read before the store is asked, so that a write committed meanwhile ends the answer.
-        let Some(changes) = answers.changes(ctx) else { return Ok(read.await?) };
+        let Some(changes) = answers.changes(ctx, self.of) else { return Ok(read.await?) };
         if let Some(kept) = self.get(key, changes, now) {
             if let Some(name) = self.counter {
                 metrics::counter!(name, "from" => "kept").increment(1);
@@ -203,7 +215,7 @@ mod tests {
 
     #[test]
     fn an_answer_holds_for_its_count_and_its_second_only() {
-        let answers = Shelf::new(None);
+        let answers = Shelf::new(Answer::Token, None);
         answers.keep(8, "d", 3, 100, &live("d"));
         assert_eq!(answers.get("d", 3, 100), Some(live("d")));
         assert_eq!(answers.get("d", 4, 100), None, "a counted write ends it");
@@ -213,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_later_answer_replaces_every_earlier_one() {
-        let answers = Shelf::new(None);
+        let answers = Shelf::new(Answer::Token, None);
         answers.keep(8, "a", 1, 100, &live("a"));
         answers.keep(8, "b", 1, 100, &live("b"));
         assert_eq!(answers.len(), 2);
@@ -233,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_full_cache_drops_everything() {
-        let answers = Shelf::new(None);
+        let answers = Shelf::new(Answer::Token, None);
         answers.keep(2, "a", 2, 100, &live("a"));
         answers.keep(2, "b", 2, 100, &live("b"));
         answers.keep(2, "a", 2, 100, &live("a"));
@@ -245,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_parallel_burst_of_new_answers_never_keeps_more_than_the_capacity() {
-        let answers = std::sync::Arc::new(Shelf::new(None));
+        let answers = std::sync::Arc::new(Shelf::new(Answer::Token, None));
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let answers = answers.clone();

@@ -1,6 +1,6 @@
 //! Credentials: one table for every kind, consumed and revoked by single conditional statements.
 
-use crate::db::{self, Row};
+use crate::db::{self, Row, Tables};
 use async_trait::async_trait;
 use tessera_store::{
     CredentialKind, CredentialRecord, CredentialStore, CredentialTransition, LiveCredential,
@@ -313,6 +313,7 @@ impl<'a> Cap<'a> {
 async fn enforce_cap(tx: &mut crate::db::Tx, cap: Cap<'_>, now: Timestamp) -> Result<u64> {
     let done = cap
         .bind(ENFORCE_CAP_SQLITE, now)
+        .touching(Tables::credentials_of(cap.kind))
         .execute(&mut *tx)
         .await
         .map_err(backend_error("enforce credential cap"))?;
@@ -334,6 +335,7 @@ pub(crate) const REDEEM: &str = concat!(
 /// Binds [`REDEEM`]'s four values.
 fn bind_redeem(query: Query, redemption: &Redemption<'_>, now: Timestamp) -> Query {
     query
+        .touching(Tables::credentials_of(redemption.kind))
         .bind(redemption.digest.to_owned())
         .bind(redemption.kind.as_str())
         .bind(now)
@@ -424,7 +426,7 @@ impl SqlStore {
         // A call reads as a `SELECT`, which the store does not count as a change; what it
         // revoked may be a token whose check was kept (an OAuth 1.0 or AuthSub token).
         if revoked > 0 {
-            self.write.changes().committed();
+            self.write.changes().committed(Tables::credentials_of(cap.kind));
         }
         Ok(revoked)
     }
@@ -552,6 +554,7 @@ impl CredentialStore for SqlStore {
         // One conditional statement: whichever connection runs it first wins, every other sees a
         // row that is no longer live and changes nothing.
         let rows = db::query(CONSUME)
+            .touching(Tables::credentials_of(kind))
             .bind(digest)
             .bind(kind.as_str())
             .bind(now)
@@ -706,6 +709,7 @@ impl CredentialStore for SqlStore {
         let mut revoked = 0;
         for kind in kinds {
             let query = db::query(REVOKE_BY_ACCOUNT)
+                .touching(Tables::credentials_of(*kind))
                 .bind(account_id.to_owned())
                 .bind(kind.as_str())
                 .bind(now);
@@ -732,6 +736,7 @@ impl CredentialStore for SqlStore {
             " RETURNING ",
             credential_columns!()
         ))
+        .touching(Tables::credentials_of(kind))
         .bind(digest)
         .bind(kind.as_str())
         .bind(now)

@@ -535,8 +535,8 @@ impl Store for SqlStore {
         self.write_heartbeat(now).await
     }
 
-    fn changes(&self) -> Option<u64> {
-        Some(self.write.changes().count())
+    fn changes(&self, of: tessera_store::Answer) -> Option<u64> {
+        Some(self.write.changes().count(of))
     }
 
     async fn kek_check(&self) -> Result<Option<String>> {

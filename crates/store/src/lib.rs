@@ -29,6 +29,18 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// A kind of answer a caller may keep while the store says nothing it is read from changed
+/// ([`Store::changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// [`CredentialStore::find_live_token`]: a credential with its grant, client and account.
+    Token,
+    /// [`ProjectStore::get_client`]: a registered client.
+    Client,
+    /// [`SessionStore::find_signed_in`]: a session cookie's session with its account.
+    Session,
+}
+
 /// The whole store, one accessor per aggregate.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -52,12 +64,15 @@ pub trait Store: Send + Sync + 'static {
     /// (a full disk, a read-only file or replica).
     async fn heartbeat(&self, now: Timestamp) -> Result<()>;
     /// A count that grows after every committed write through this store that may have changed
-    /// what [`CredentialStore::find_live_token`] answers (a revocation, a consumption, a disabled
+    /// an answer of the kind `of` (for [`Answer::Token`]: a revocation, a consumption, a disabled
     /// account, a deleted client…; a plain insert or a last-use time does not count). An answer
     /// read while the count was `n` still holds, as far as this store's own writes go, while the
-    /// count is `n`: callers may keep it that long. Writes through another process or node are
-    /// not counted. `None` (the default) when the store cannot tell: keep nothing.
-    fn changes(&self) -> Option<u64> {
+    /// count is `n`: callers may keep it that long. Each kind counts only the writes to what its
+    /// answers are read from, so that, say, a spent authorization code ends no kept client or
+    /// signed-in session. Writes through another process or node are not counted. `None` (the
+    /// default) when the store cannot tell: keep nothing.
+    fn changes(&self, of: Answer) -> Option<u64> {
+        let _ = of;
         None
     }
     /// The key-encryption-key check value: a constant sealed with the key-encryption key by the

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::{
-    AccountRecord, AccountState, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
+    AccountRecord, AccountState, Answer, AuditFilter, AuditRecord, ClientRecord, CredentialKind,
     CredentialRecord, CredentialTransition, DeprecationRecord, DomainGrantRecord, DomainRecord,
     Enqueued, GrantRecord, KeyRecord, KeyState, ProjectBranding, ProjectRecord, PushLimits,
     PushMessageKind, PushMessageRecord, PushTopicRecord, Redemption, RequestCount, ServiceRecord,
@@ -1448,13 +1448,18 @@ pub async fn credential_find_live_token_reads_grant_client_and_account(store: Ar
     assert!(found.grant_revoked, "a token of a revoked grant says so");
 }
 
-/// [`Store::changes`] grows after every committed write that may change what `find_live_token` or
-/// `find_signed_in` answers (revoking, consuming, disabling an account, deleting a client,
-/// revoking a grant, changing or ending a session), each
-/// write of a parallel burst included, and stays put for reads, plain inserts and writes that
-/// changed nothing: what a token check may keep is decided by it.
+/// [`Store::changes`] grows, for each kind of answer, after every committed write that may change
+/// what it answers (`find_live_token`: revoking, consuming, disabling an account, deleting a
+/// client, revoking a grant; `get_client`: changing or deleting a client; `find_signed_in`:
+/// changing or ending a session, disabling its account, revoking its cookie), each write of a
+/// parallel burst included, and stays put for reads, plain inserts and writes that changed
+/// nothing. A spent or evicted credential that is not a session cookie ends no kept client or
+/// session: what each kind of answer may keep is decided by its own count.
 pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Store>) {
-    let changes = || store.changes().expect("an SQL store counts its changes");
+    let counts = || {
+        [Answer::Token, Answer::Client, Answer::Session]
+            .map(|of| store.changes(of).expect("an SQL store counts its changes"))
+    };
     let owner = seed_account(store.as_ref(), "acct-changes").await;
     let project = ProjectRecord {
         id: "proj-changes".to_owned(),
@@ -1477,7 +1482,7 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     let wanted = grant("grant-changes", &owner.id, &client.client_id, "oauth2", "email");
     let live = store.grants().upsert(&wanted).await.expect("grant");
 
-    let before = changes();
+    let before = counts();
     let mut token = credential("tok-changes", CredentialKind::AccessToken, NOW, 3600);
     token.account_id = Some(owner.id.clone());
     token.client_id = Some(client.client_id.clone());
@@ -1496,12 +1501,21 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     store.credentials().find_live_token("tok-changes", NOW).await.expect("find").expect("live");
     store.sessions().find_signed_in("sess-changes-cookie", NOW).await.expect("find session");
     assert!(!store.credentials().revoke("tok-unknown", NOW).await.expect("revoke nothing"));
-    assert_eq!(changes(), before, "reads, inserts and writes that changed nothing do not count");
+    assert_eq!(counts(), before, "reads, inserts and writes that changed nothing do not count");
 
+    // `ends` names the kinds of answer the write must end (their counts grow); with `only`, the
+    // others must stay kept (their counts stay put).
     let mut seen = before;
-    let mut grew = |what: &str| {
-        let now = changes();
-        assert!(now > seen, "{what} is counted");
+    let mut grew = |what: &str, ends: &[Answer], only: bool| {
+        let now = counts();
+        for (i, of) in [Answer::Token, Answer::Client, Answer::Session].iter().enumerate() {
+            assert!(now[i] >= seen[i], "{what}: the {of:?} count went back");
+            if ends.contains(of) {
+                assert!(now[i] > seen[i], "{what} ends {of:?} answers");
+            } else if only {
+                assert_eq!(now[i], seen[i], "{what} must leave {of:?} answers kept");
+            }
+        }
         seen = now;
     };
     store
@@ -1510,20 +1524,28 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
         .await
         .expect("consume")
         .expect("consumed");
-    grew("consuming a code");
+    grew("consuming a code", &[Answer::Token], true);
     store.accounts().set_state(&owner.id, AccountState::Disabled, NOW).await.expect("disable");
-    grew("disabling an account");
+    grew("disabling an account", &[Answer::Token, Answer::Session], false);
     assert!(store.credentials().revoke("tok-changes", NOW).await.expect("revoke"));
-    grew("revoking a token");
+    grew("revoking a token", &[Answer::Token], false);
     assert!(store.grants().revoke(&live.id, NOW).await.expect("revoke grant"));
-    grew("revoking a grant");
+    grew("revoking a grant", &[Answer::Token], false);
+    let mut renamed = client.clone();
+    renamed.name = "Changes app, renamed".to_owned();
+    assert!(store.projects().update_client(&renamed).await.expect("update client"));
+    grew("changing a client", &[Answer::Client], false);
     assert!(store.projects().delete_client(&client.client_id).await.expect("delete client"));
-    grew("deleting a client");
+    grew("deleting a client", &[Answer::Token, Answer::Client], false);
     // A session's own row (its last use, its second factor) is part of a kept session answer.
     store.sessions().touch("sess-changes", NOW + 1).await.expect("touch");
-    grew("a change to a session's row");
+    grew("a change to a session's row", &[Answer::Session], false);
     store.sessions().revoke("sess-changes", NOW).await.expect("sign out");
-    grew("ending a session");
+    grew("ending a session", &[Answer::Session], false);
+    // A session cookie is a credential: revoking it by its digest ends the session's answer.
+    seed_session(store.as_ref(), "sess-cookie-gone", &owner.id, NOW).await;
+    assert!(store.credentials().revoke("sess-cookie-gone-cookie", NOW).await.expect("revoke"));
+    grew("revoking a session cookie", &[Answer::Token, Answer::Session], false);
     // The per-account-per-app cap revokes the oldest (on PostgreSQL in a call of its own after
     // the insert's commit): an eviction ends a kept answer like any revocation.
     for n in 0..3 {
@@ -1531,7 +1553,7 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
         let evicted = store.credentials().insert_capped(&record, 2).await.expect("insert capped");
         assert_eq!(evicted, u64::from(n == 2));
     }
-    grew("a capped insert that evicted the oldest");
+    grew("a capped insert that evicted the oldest", &[Answer::Token], true);
     let mut spent = credential("code-spent", CredentialKind::AuthorizationCode, NOW, 60);
     spent.client_id = Some("client-redeem".to_owned());
     seed_credential(store.as_ref(), &spent).await;
@@ -1546,7 +1568,7 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
         grant: None,
     };
     store.credentials().redeem(&redemption, NOW).await.expect("redeem").expect("redeemed");
-    grew("redeeming a code");
+    grew("redeeming a code", &[Answer::Token], true);
 
     let burst = (0..16).map(|n| {
         let store = store.clone();
@@ -1555,7 +1577,7 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     for revoked in futures_util::future::join_all(burst).await {
         assert!(revoked.expect("task").expect("revoke"));
     }
-    assert!(changes() >= seen + 16, "each revocation of a parallel burst is counted");
+    assert!(counts()[0] >= seen[0] + 16, "each revocation of a parallel burst is counted");
 }
 
 /// `find_live_tokens` answers exactly what `find_live_token` answers for each digest, for more

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::postgres::PgRow;
+use tessera_store::{Answer, CredentialKind};
 
 /// The `tracing` target of the one debug line per statement.
 pub const STATEMENT_LOG: &str = "tessera::sql";
@@ -94,58 +95,138 @@ impl IntoArg for &Option<String> {
 pub(crate) struct Query {
     sql: Cow<'static, str>,
     args: Vec<Arg>,
+    /// What it may change among the answer tables, when its text alone would say too much.
+    touches: Option<Tables>,
 }
 
 /// A statement written in the source.
 pub(crate) fn query(sql: &'static str) -> Query {
-    Query { sql: Cow::Borrowed(sql), args: Vec::new() }
+    Query { sql: Cow::Borrowed(sql), args: Vec::new(), touches: None }
 }
 
 /// A statement assembled at run time (a list of placeholders of varying length); it must hold no
 /// value, only placeholders.
 pub(crate) fn query_built(sql: String) -> Query {
-    Query { sql: Cow::Owned(sql), args: Vec::new() }
+    Query { sql: Cow::Owned(sql), args: Vec::new(), touches: None }
 }
 
-/// The tables a kept answer is read from (`find_live_token` and `find_signed_in` join them;
-/// [`tessera_store::Store::changes`]): a committed change to one of their rows may end an answer
-/// kept from before it.
-const ANSWER_TABLES: [&str; 5] = ["accounts", "clients", "credentials", "grants", "sessions"];
+/// What a committed write may have changed among the rows kept answers are read from
+/// ([`tessera_store::Store::changes`]): a set of the tables `find_live_token`, `get_client` and
+/// `find_signed_in` read. A kind of answer ends when a write touched a table it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Tables(u8);
 
-/// Whether `sql` may change a row an answer is read from: an `UPDATE` or `DELETE` of an
-/// [`ANSWER_TABLES`] table, or any other statement that is neither a read nor a plain insert
-/// (an upsert may update, a statement of an unforeseen shape is counted to be safe). A plain
-/// insert adds a row without changing one: what was answered before stays true.
-fn may_change_answers(sql: &str) -> bool {
-    let sql = sql.trim_start();
-    let starts = |word: &str| sql.get(..word.len()).is_some_and(|it| it.eq_ignore_ascii_case(word));
-    let table = if starts("SELECT ") {
-        return false;
-    } else if starts("INSERT ") {
-        return sql.to_ascii_uppercase().contains(" DO UPDATE ");
-    } else if starts("UPDATE ") {
-        &sql["UPDATE ".len()..]
-    } else if starts("DELETE FROM ") {
-        &sql["DELETE FROM ".len()..]
-    } else {
-        return true;
-    };
-    let name = table.trim_start().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next();
-    name.is_some_and(|name| ANSWER_TABLES.iter().any(|it| it.eq_ignore_ascii_case(name)))
-}
+impl Tables {
+    pub(crate) const NONE: Tables = Tables(0);
+    pub(crate) const ACCOUNTS: Tables = Tables(1);
+    pub(crate) const CLIENTS: Tables = Tables(1 << 1);
+    pub(crate) const GRANTS: Tables = Tables(1 << 2);
+    pub(crate) const SESSIONS: Tables = Tables(1 << 3);
+    /// Rows of `credentials` of any kind, a session's cookie included.
+    pub(crate) const CREDENTIALS: Tables = Tables(1 << 4);
+    /// Rows of `credentials` that are not a session's cookie (a statement that names its kind):
+    /// these end token answers but no signed-in session.
+    pub(crate) const TOKENS: Tables = Tables(1 << 5);
+    pub(crate) const ALL: Tables = Tables((1 << 6) - 1);
+    /// How many there are, one change count each.
+    const COUNT: usize = 6;
 
-/// Counts the committed writes that may have changed an answer (see [`may_change_answers`]);
-/// shared by a store's handles and transactions.
-#[derive(Debug, Default)]
-pub(crate) struct Changes(AtomicU64);
-
-impl Changes {
-    pub(crate) fn count(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+    /// The rows of `credentials` of `kind`.
+    pub(crate) fn credentials_of(kind: CredentialKind) -> Tables {
+        if kind == CredentialKind::Session { Tables::CREDENTIALS } else { Tables::TOKENS }
     }
 
-    pub(crate) fn committed(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+    /// What the answers of kind `of` are read from.
+    fn read_by(of: Answer) -> Tables {
+        match of {
+            Answer::Token => Tables(
+                Tables::ACCOUNTS.0
+                    | Tables::CLIENTS.0
+                    | Tables::GRANTS.0
+                    | Tables::CREDENTIALS.0
+                    | Tables::TOKENS.0,
+            ),
+            Answer::Client => Tables::CLIENTS,
+            Answer::Session => {
+                Tables(Tables::ACCOUNTS.0 | Tables::SESSIONS.0 | Tables::CREDENTIALS.0)
+            }
+        }
+    }
+
+    pub(crate) fn union(self, other: Tables) -> Tables {
+        Tables(self.0 | other.0)
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn contains(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+
+    /// The table a statement's text names: an `UPDATE` or `DELETE` of one of them, or an upsert
+    /// into one (it may update); a read or a plain insert touches none (an insert adds a row
+    /// without changing one: what was answered before stays true). Any other statement (a `WITH`,
+    /// a shape not foreseen) touches them all, to be safe. `credentials` is read as every kind;
+    /// a statement that changes only some kinds says so with [`Query::touching`].
+    fn named_by(sql: &str) -> Tables {
+        let sql = sql.trim_start();
+        let starts =
+            |word: &str| sql.get(..word.len()).is_some_and(|it| it.eq_ignore_ascii_case(word));
+        let table = if starts("SELECT ") {
+            return Tables::NONE;
+        } else if starts("INSERT INTO ") {
+            if !sql.to_ascii_uppercase().contains(" DO UPDATE ") {
+                return Tables::NONE;
+            }
+            &sql["INSERT INTO ".len()..]
+        } else if starts("INSERT ") {
+            return if sql.to_ascii_uppercase().contains(" DO UPDATE ") {
+                Tables::ALL
+            } else {
+                Tables::NONE
+            };
+        } else if starts("UPDATE ") {
+            &sql["UPDATE ".len()..]
+        } else if starts("DELETE FROM ") {
+            &sql["DELETE FROM ".len()..]
+        } else {
+            return Tables::ALL;
+        };
+        let mut name = table.trim_start().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        match name.next().map(str::to_ascii_lowercase).as_deref() {
+            Some("accounts") => Tables::ACCOUNTS,
+            Some("clients") => Tables::CLIENTS,
+            Some("grants") => Tables::GRANTS,
+            Some("sessions") => Tables::SESSIONS,
+            Some("credentials") => Tables::CREDENTIALS,
+            _ => Tables::NONE,
+        }
+    }
+}
+
+/// Counts, per table of [`Tables`], the committed writes that may have changed an answer;
+/// shared by a store's handles and transactions.
+#[derive(Debug, Default)]
+pub(crate) struct Changes([AtomicU64; Tables::COUNT]);
+
+impl Changes {
+    /// The count for answers of kind `of`: the sum of the counts of the tables they are read
+    /// from. Each count only grows, so the sum grows with every write counted in one of them.
+    pub(crate) fn count(&self, of: Answer) -> u64 {
+        let read = Tables::read_by(of);
+        (0..Tables::COUNT)
+            .filter(|&i| read.contains(i))
+            .map(|i| self.0[i].load(Ordering::Acquire))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// Counts a committed write that touched `tables`.
+    pub(crate) fn committed(&self, tables: Tables) {
+        for i in (0..Tables::COUNT).filter(|&i| tables.contains(i)) {
+            self.0[i].fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -183,6 +264,13 @@ impl Query {
     /// Binds the next placeholder (`$1`, then `$2`, …).
     pub(crate) fn bind(mut self, value: impl IntoArg) -> Query {
         self.args.push(value.into_arg());
+        self
+    }
+
+    /// Says what the statement may change among the answer tables, instead of what its text
+    /// names ([`Tables::named_by`]): a `WITH` that consumes one credential of a known kind, say.
+    pub(crate) fn touching(mut self, tables: Tables) -> Query {
+        self.touches = Some(tables);
         self
     }
 
@@ -229,7 +317,7 @@ impl Query {
 
     async fn run(self, on: Exec<'_>, want: Want) -> Result<Output, DbError> {
         tracing::debug!(target: STATEMENT_LOG, statement = ?self.sql);
-        let counts = may_change_answers(&self.sql);
+        let touches = self.touches.unwrap_or_else(|| Tables::named_by(&self.sql));
         match on {
             Exec::Db(db) => {
                 let out = match db {
@@ -239,8 +327,8 @@ impl Query {
                 // A statement on a handle is its own transaction, committed when it returns. One
                 // that failed may still have committed (a connection lost after the commit): it
                 // is counted too.
-                if counts && out.as_ref().map_or(true, Output::changed_rows) {
-                    db.changes().committed();
+                if !touches.is_empty() && out.as_ref().map_or(true, Output::changed_rows) {
+                    db.changes().committed(touches);
                 }
                 out
             }
@@ -250,7 +338,9 @@ impl Query {
                     TxInner::Postgres(inner) => postgres::run(&mut ***inner, self, want).await?,
                 };
                 // Counted when the transaction commits.
-                tx.changed |= counts && out.changed_rows();
+                if out.changed_rows() {
+                    tx.changed = tx.changed.union(touches);
+                }
                 Ok(out)
             }
         }
@@ -292,7 +382,7 @@ impl Db {
             Db::Sqlite(sqlite, ..) => TxInner::Sqlite(sqlite.begin(synced).await?),
             Db::Postgres(pool, _) => TxInner::Postgres(Box::new(pool.begin().await?)),
         };
-        Ok(Tx { inner, changes: self.changes().clone(), changed: false })
+        Ok(Tx { inner, changes: self.changes().clone(), changed: Tables::NONE })
     }
 
     /// The count of committed writes that may have changed an answer, shared by the store's
@@ -309,8 +399,8 @@ impl Db {
 pub(crate) struct Tx {
     inner: TxInner,
     changes: Arc<Changes>,
-    /// A statement of it may have changed an answer (counted once it commits).
-    changed: bool,
+    /// The answer tables its statements may have changed (counted once it commits).
+    changed: Tables,
 }
 
 #[derive(Debug)]
@@ -328,8 +418,8 @@ impl Tx {
             TxInner::Postgres(tx) => tx.commit().await.map_err(DbError::from),
         };
         // A commit that failed may still have reached the database: counted either way.
-        if self.changed {
-            self.changes.committed();
+        if !self.changed.is_empty() {
+            self.changes.committed(self.changed);
         }
         committed
     }
@@ -491,26 +581,66 @@ mod tests {
 
     #[test]
     fn writes_to_the_answer_tables_are_told_from_the_rest() {
-        for sql in [
-            "UPDATE credentials SET revoked_at = $2 WHERE digest = $1",
-            "  update Grants SET revoked_at = $2",
-            "DELETE FROM clients WHERE client_id = $1",
-            "DELETE FROM accounts WHERE id = $1",
-            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            "INSERT INTO grants (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET scopes = $2",
-            "WITH gone AS (DELETE FROM credentials RETURNING digest) SELECT count(*) FROM gone",
+        for (sql, tables) in [
+            ("UPDATE credentials SET revoked_at = $2 WHERE digest = $1", Tables::CREDENTIALS),
+            ("  update Grants SET revoked_at = $2", Tables::GRANTS),
+            ("DELETE FROM clients WHERE client_id = $1", Tables::CLIENTS),
+            ("DELETE FROM accounts WHERE id = $1", Tables::ACCOUNTS),
+            ("UPDATE sessions SET revoked_at = $2 WHERE id = $1", Tables::SESSIONS),
+            (
+                "INSERT INTO grants (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET s = $2",
+                Tables::GRANTS,
+            ),
+            (
+                "INSERT OR REPLACE grants (id) VALUES ($1) ON CONFLICT DO UPDATE SET s = 1",
+                Tables::ALL,
+            ),
+            (
+                "WITH gone AS (DELETE FROM credentials RETURNING digest) SELECT 1 FROM gone",
+                Tables::ALL,
+            ),
+            ("VACUUM", Tables::ALL),
         ] {
-            assert!(may_change_answers(sql), "{sql}");
+            assert_eq!(Tables::named_by(sql), tables, "{sql}");
         }
         for sql in [
             "SELECT 1",
             "INSERT INTO credentials (digest) VALUES ($1)",
             "INSERT INTO credentials (digest) VALUES ($1) ON CONFLICT DO NOTHING",
+            "INSERT INTO counters (k) VALUES ($1) ON CONFLICT (k) DO UPDATE SET n = n + 1",
             "UPDATE push_messages SET acked_at = $1",
             "DELETE FROM audit_log WHERE at < $1",
             "UPDATE credentials_archive SET x = 1",
         ] {
-            assert!(!may_change_answers(sql), "{sql}");
+            assert_eq!(Tables::named_by(sql), Tables::NONE, "{sql}");
+        }
+    }
+
+    #[test]
+    fn each_kind_of_answer_counts_the_tables_it_is_read_from() {
+        let changes = Changes::default();
+        let counts =
+            || [Answer::Token, Answer::Client, Answer::Session].map(|of| changes.count(of));
+        let mut before = counts();
+        for (tables, token, client, session) in [
+            (Tables::CREDENTIALS, true, false, true),
+            (Tables::credentials_of(CredentialKind::Session), true, false, true),
+            (Tables::TOKENS, true, false, false),
+            (Tables::credentials_of(CredentialKind::AuthorizationCode), true, false, false),
+            (Tables::CLIENTS, true, true, false),
+            (Tables::GRANTS, true, false, false),
+            (Tables::ACCOUNTS, true, false, true),
+            (Tables::SESSIONS, false, false, true),
+            (Tables::ALL, true, true, true),
+            (Tables::GRANTS.union(Tables::SESSIONS), true, false, true),
+        ] {
+            changes.committed(tables);
+            let after = counts();
+            for (i, grew) in [token, client, session].into_iter().enumerate() {
+                assert_eq!(after[i] > before[i], grew, "{tables:?}, answer {i}");
+                assert!(after[i] >= before[i]);
+            }
+            before = after;
         }
     }
 
