@@ -198,7 +198,9 @@ pub async fn consumer(ctx: &Ctx, key: &str) -> Result<Option<Consumer>> {
     if key.len() > 253 {
         return Ok(None);
     }
-    let Some(client) = ctx.store.projects().get_client(key).await? else { return Ok(None) };
+    // Every signed call names its consumer: read through the kept answers, as an OAuth 2.0
+    // client is, so that a rotated secret or a removed registration is seen at once.
+    let Some(client) = crate::answers::get_client(ctx, key).await? else { return Ok(None) };
     if client.kind != authsub::CLIENT_KIND {
         return Ok(None);
     }

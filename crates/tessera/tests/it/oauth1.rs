@@ -370,6 +370,43 @@ async fn refusals_carry_the_problem_word() {
     assert!(page.body.starts_with("parameter_rejected\n"), "{}", page.body);
 }
 
+/// A consumer is read through the answers the node keeps for the current second; a secret minted
+/// anew (or a registration removed) through this node is seen by the very next signed call, in
+/// the same second of the injected clock.
+#[tokio::test]
+async fn a_new_consumer_secret_refuses_the_old_one_at_once() {
+    let env = TestEnv::start().await;
+    let consumer = setup(&env).await;
+    let url = env.url(&format!("/OAuthGetRequestToken?scope={}", urlencode(CAL)));
+    let now = env.clock.now_secs().to_string();
+    let header_for = |nonce: &str, secret: &str| {
+        let params = [
+            ("oauth_callback", "oob"),
+            ("oauth_consumer_key", CONSUMER),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", now.as_str()),
+        ];
+        sign("GET", &url, &params, &[], secret, "")
+    };
+    for nonce in ["kept-1", "kept-2"] {
+        let page = send("GET", &url, &header_for(nonce, &consumer.secret), None).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    let fresh = tessera_domain::oauth1::mint_consumer_secret(env.ctx(), CONSUMER, &Actor::Cli)
+        .await
+        .unwrap();
+    let page = send("GET", &url, &header_for("old", &consumer.secret), None).await;
+    assert_eq!(page.status, 400, "the old secret still worked: {}", page.body);
+    assert!(page.body.starts_with("signature_invalid\n"), "{}", page.body);
+    let page = send("GET", &url, &header_for("new", &fresh), None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    tessera_domain::authsub::unregister(env.ctx(), CONSUMER, &Actor::Cli).await.unwrap();
+    let page = send("GET", &url, &header_for("gone", &fresh), None).await;
+    assert_eq!(page.status, 401, "a removed registration still signed: {}", page.body);
+    assert!(page.body.starts_with("consumer_key_unknown\n"), "{}", page.body);
+}
+
 #[tokio::test]
 async fn the_access_exchange_happens_once_under_a_parallel_burst() {
     let env = TestEnv::start().await;
