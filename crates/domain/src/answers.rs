@@ -16,8 +16,9 @@
 //!
 //! Only answers that were found are kept (an unknown token costs a read each time), at most
 //! `capacity` of them; `capacity` 0 keeps nothing. Registered clients (the record a client
-//! authenticates against at the token and introspection endpoints) and signed-in browser sessions
-//! (a session cookie's session with its account) are kept by the same rules.
+//! authenticates against at the token and introspection endpoints), signed-in browser sessions
+//! (a session cookie's session with its account) and projects (an authorization's client's) are
+//! kept by the same rules.
 //!
 //! Each kind has its own count ([`Answer`]), of the writes to what its answers are read from: a
 //! client's answer ends with a change to a client, not with a spent code or a revoked token; a
@@ -28,7 +29,9 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use tessera_store::{AccountRecord, Answer, ClientRecord, LiveCredential, SessionRecord};
+use tessera_store::{
+    AccountRecord, Answer, ClientRecord, LiveCredential, ProjectRecord, SessionRecord,
+};
 
 use crate::{Ctx, Result};
 
@@ -100,6 +103,7 @@ pub struct Answers {
     tokens: Shelf<LiveCredential>,
     clients: Shelf<ClientRecord>,
     sessions: Shelf<(SessionRecord, AccountRecord)>,
+    projects: Shelf<ProjectRecord>,
 }
 
 impl Answers {
@@ -109,6 +113,7 @@ impl Answers {
             tokens: Shelf::new(Answer::Token, Some("tessera_token_answers_total")),
             clients: Shelf::new(Answer::Client, None),
             sessions: Shelf::new(Answer::Session, None),
+            projects: Shelf::new(Answer::Project, None),
         }
     }
 
@@ -182,6 +187,15 @@ pub(crate) async fn get_client(ctx: &Ctx, client_id: &str) -> Result<Option<Clie
     let now = ctx.now();
     let read = ctx.store.projects().get_client(client_id);
     ctx.answers.clients.kept_or_read(ctx, now, client_id, read, true).await
+}
+
+/// The project `id` (the store's `get`), kept by the same rules as token checks: a project changed
+/// through this node (verified or not) is read again at once, through another node within the
+/// second. An authorization shows its client's project on the consent page and in its checks.
+pub(crate) async fn get_project(ctx: &Ctx, id: &str) -> Result<Option<ProjectRecord>> {
+    let now = ctx.now();
+    let read = ctx.store.projects().get(id);
+    ctx.answers.projects.kept_or_read(ctx, now, id, read, true).await
 }
 
 /// The session a session cookie's `digest` signs in, with its account (the store's

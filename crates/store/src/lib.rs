@@ -39,6 +39,8 @@ pub enum Answer {
     Client,
     /// [`SessionStore::find_signed_in`]: a session cookie's session with its account.
     Session,
+    /// [`ProjectStore::get`]: a project (its name, owner and whether it is verified).
+    Project,
 }
 
 /// The whole store, one accessor per aggregate.

@@ -1451,15 +1451,14 @@ pub async fn credential_find_live_token_reads_grant_client_and_account(store: Ar
 /// [`Store::changes`] grows, for each kind of answer, after every committed write that may change
 /// what it answers (`find_live_token`: revoking, consuming, disabling an account, deleting a
 /// client, revoking a grant; `get_client`: changing or deleting a client; `find_signed_in`:
-/// changing or ending a session, disabling its account, revoking its cookie), each write of a
-/// parallel burst included, and stays put for reads, plain inserts and writes that changed
-/// nothing. A spent or evicted credential that is not a session cookie ends no kept client or
-/// session: what each kind of answer may keep is decided by its own count.
+/// changing or ending a session, disabling its account, revoking its cookie; a project's `get`:
+/// changing the project), each write of a parallel burst included, and stays put for reads, plain
+/// inserts and writes that changed nothing. A spent or evicted credential that is not a session
+/// cookie ends no kept client, session or project: what each kind of answer may keep is decided
+/// by its own count.
 pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Store>) {
-    let counts = || {
-        [Answer::Token, Answer::Client, Answer::Session]
-            .map(|of| store.changes(of).expect("an SQL store counts its changes"))
-    };
+    const ANSWERS: [Answer; 4] = [Answer::Token, Answer::Client, Answer::Session, Answer::Project];
+    let counts = || ANSWERS.map(|of| store.changes(of).expect("an SQL store counts its changes"));
     let owner = seed_account(store.as_ref(), "acct-changes").await;
     let project = ProjectRecord {
         id: "proj-changes".to_owned(),
@@ -1508,7 +1507,7 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     let mut seen = before;
     let mut grew = |what: &str, ends: &[Answer], only: bool| {
         let now = counts();
-        for (i, of) in [Answer::Token, Answer::Client, Answer::Session].iter().enumerate() {
+        for (i, of) in ANSWERS.iter().enumerate() {
             assert!(now[i] >= seen[i], "{what}: the {of:?} count went back");
             if ends.contains(of) {
                 assert!(now[i] > seen[i], "{what} ends {of:?} answers");
@@ -1535,6 +1534,8 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     renamed.name = "Changes app, renamed".to_owned();
     assert!(store.projects().update_client(&renamed).await.expect("update client"));
     grew("changing a client", &[Answer::Client], false);
+    assert!(store.projects().set_verified(&project.id, true).await.expect("verify project"));
+    grew("verifying a project", &[Answer::Project], true);
     assert!(store.projects().delete_client(&client.client_id).await.expect("delete client"));
     grew("deleting a client", &[Answer::Token, Answer::Client], false);
     // A session's own row (its last use, its second factor) is part of a kept session answer.

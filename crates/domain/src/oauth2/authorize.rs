@@ -79,7 +79,7 @@ pub async fn target(ctx: &Ctx, wire: &proto::Target) -> Result<Result<Target, St
             return Ok(Err("invalid_request: Missing required parameter: redirect_uri".to_owned()));
         }
     };
-    let Some(project) = ctx.store.projects().get(&client.record.project_id).await? else {
+    let Some(project) = crate::answers::get_project(ctx, &client.record.project_id).await? else {
         return Ok(Err("invalid_client: The OAuth client was not found.".to_owned()));
     };
     Ok(Ok(Target { client, project, redirect_uri, redirect_sent, pushed: None }))

@@ -111,8 +111,8 @@ pub(crate) fn query_built(sql: String) -> Query {
 }
 
 /// What a committed write may have changed among the rows kept answers are read from
-/// ([`tessera_store::Store::changes`]): a set of the tables `find_live_token`, `get_client` and
-/// `find_signed_in` read. A kind of answer ends when a write touched a table it reads.
+/// ([`tessera_store::Store::changes`]): a set of the tables `find_live_token`, `get_client`,
+/// `find_signed_in` and the projects' `get` read. A kind of answer ends when a write touched a table it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Tables(u8);
 
@@ -127,9 +127,10 @@ impl Tables {
     /// Rows of `credentials` that are not a session's cookie (a statement that names its kind):
     /// these end token answers but no signed-in session.
     pub(crate) const TOKENS: Tables = Tables(1 << 5);
-    pub(crate) const ALL: Tables = Tables((1 << 6) - 1);
+    pub(crate) const PROJECTS: Tables = Tables(1 << 6);
+    pub(crate) const ALL: Tables = Tables((1 << 7) - 1);
     /// How many there are, one change count each.
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 
     /// The rows of `credentials` of `kind`.
     pub(crate) fn credentials_of(kind: CredentialKind) -> Tables {
@@ -150,6 +151,7 @@ impl Tables {
             Answer::Session => {
                 Tables(Tables::ACCOUNTS.0 | Tables::SESSIONS.0 | Tables::CREDENTIALS.0)
             }
+            Answer::Project => Tables::PROJECTS,
         }
     }
 
@@ -182,11 +184,8 @@ impl Tables {
             }
             &sql["INSERT INTO ".len()..]
         } else if starts("INSERT ") {
-            return if sql.to_ascii_uppercase().contains(" DO UPDATE ") {
-                Tables::ALL
-            } else {
-                Tables::NONE
-            };
+            // `INSERT OR REPLACE`, `INSERT OR IGNORE`: a shape not foreseen.
+            return Tables::ALL;
         } else if starts("UPDATE ") {
             &sql["UPDATE ".len()..]
         } else if starts("DELETE FROM ") {
@@ -201,6 +200,7 @@ impl Tables {
             Some("grants") => Tables::GRANTS,
             Some("sessions") => Tables::SESSIONS,
             Some("credentials") => Tables::CREDENTIALS,
+            Some("projects") => Tables::PROJECTS,
             _ => Tables::NONE,
         }
     }
@@ -587,14 +587,12 @@ mod tests {
             ("DELETE FROM clients WHERE client_id = $1", Tables::CLIENTS),
             ("DELETE FROM accounts WHERE id = $1", Tables::ACCOUNTS),
             ("UPDATE sessions SET revoked_at = $2 WHERE id = $1", Tables::SESSIONS),
+            ("UPDATE projects SET verified = $2 WHERE id = $1", Tables::PROJECTS),
             (
                 "INSERT INTO grants (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET s = $2",
                 Tables::GRANTS,
             ),
-            (
-                "INSERT OR REPLACE grants (id) VALUES ($1) ON CONFLICT DO UPDATE SET s = 1",
-                Tables::ALL,
-            ),
+            ("INSERT OR REPLACE INTO grants (id) VALUES ($1)", Tables::ALL),
             (
                 "WITH gone AS (DELETE FROM credentials RETURNING digest) SELECT 1 FROM gone",
                 Tables::ALL,
@@ -619,24 +617,29 @@ mod tests {
     #[test]
     fn each_kind_of_answer_counts_the_tables_it_is_read_from() {
         let changes = Changes::default();
-        let counts =
-            || [Answer::Token, Answer::Client, Answer::Session].map(|of| changes.count(of));
+        let kinds = [Answer::Token, Answer::Client, Answer::Session, Answer::Project];
+        let counts = || kinds.map(|of| changes.count(of));
         let mut before = counts();
-        for (tables, token, client, session) in [
-            (Tables::CREDENTIALS, true, false, true),
-            (Tables::credentials_of(CredentialKind::Session), true, false, true),
-            (Tables::TOKENS, true, false, false),
-            (Tables::credentials_of(CredentialKind::AuthorizationCode), true, false, false),
-            (Tables::CLIENTS, true, true, false),
-            (Tables::GRANTS, true, false, false),
-            (Tables::ACCOUNTS, true, false, true),
-            (Tables::SESSIONS, false, false, true),
-            (Tables::ALL, true, true, true),
-            (Tables::GRANTS.union(Tables::SESSIONS), true, false, true),
+        // Whether each kind's count grows: token, client, session, project.
+        for (tables, grows) in [
+            (Tables::CREDENTIALS, [true, false, true, false]),
+            (Tables::credentials_of(CredentialKind::Session), [true, false, true, false]),
+            (Tables::TOKENS, [true, false, false, false]),
+            (
+                Tables::credentials_of(CredentialKind::AuthorizationCode),
+                [true, false, false, false],
+            ),
+            (Tables::CLIENTS, [true, true, false, false]),
+            (Tables::GRANTS, [true, false, false, false]),
+            (Tables::ACCOUNTS, [true, false, true, false]),
+            (Tables::SESSIONS, [false, false, true, false]),
+            (Tables::PROJECTS, [false, false, false, true]),
+            (Tables::ALL, [true, true, true, true]),
+            (Tables::GRANTS.union(Tables::SESSIONS), [true, false, true, false]),
         ] {
             changes.committed(tables);
             let after = counts();
-            for (i, grew) in [token, client, session].into_iter().enumerate() {
+            for (i, grew) in grows.into_iter().enumerate() {
                 assert_eq!(after[i] > before[i], grew, "{tables:?}, answer {i}");
                 assert!(after[i] >= before[i]);
             }

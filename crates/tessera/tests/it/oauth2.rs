@@ -164,6 +164,26 @@ fn text(value: &Value, key: &str) -> String {
     value[key].as_str().unwrap_or_else(|| panic!("{key} in {value}")).to_owned()
 }
 
+/// An authorization reads its client's project through the answers the node keeps for the
+/// current second: a project verified through this node shows on the very next consent page, in
+/// the same second of the injected clock.
+#[tokio::test]
+async fn a_project_verified_meanwhile_shows_on_the_next_consent_page() {
+    let (env, mut browser, _, web) = setup().await;
+    let path = auth_path(&web.id, WEB_REDIRECT, "openid email", "");
+    for _ in 0..2 {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("has not been verified"), "unverified warning");
+    }
+    tessera_domain::projects::set_verified(env.ctx(), "Photo Printer", true, &Actor::Cli)
+        .await
+        .unwrap();
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("has not been verified"), "a kept project outlived its change");
+}
+
 #[tokio::test]
 async fn code_flow_with_consent_userinfo_tokeninfo_refresh_and_revoke() {
     let (env, mut browser, account, web) = setup().await;
