@@ -17,8 +17,8 @@
 //! Only answers that were found are kept (an unknown token costs a read each time), at most
 //! `capacity` of them; `capacity` 0 keeps nothing. Registered clients (the record a client
 //! authenticates against at the token and introspection endpoints), signed-in browser sessions
-//! (a session cookie's session with its account) and projects (an authorization's client's) are
-//! kept by the same rules.
+//! (a session cookie's session with its account), projects (an authorization's client's) and an
+//! account's grants (whether an authorization needs a consent page) are kept by the same rules.
 //!
 //! Each kind has its own count ([`Answer`]), of the writes to what its answers are read from: a
 //! client's answer ends with a change to a client, not with a spent code or a revoked token; a
@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use tessera_store::{
-    AccountRecord, Answer, ClientRecord, LiveCredential, ProjectRecord, SessionRecord,
+    AccountRecord, Answer, ClientRecord, GrantRecord, LiveCredential, ProjectRecord, SessionRecord,
 };
 
 use crate::{Ctx, Result};
@@ -104,6 +104,7 @@ pub struct Answers {
     clients: Shelf<ClientRecord>,
     sessions: Shelf<(SessionRecord, AccountRecord)>,
     projects: Shelf<ProjectRecord>,
+    grants: Shelf<Vec<GrantRecord>>,
 }
 
 impl Answers {
@@ -114,6 +115,7 @@ impl Answers {
             clients: Shelf::new(Answer::Client, None),
             sessions: Shelf::new(Answer::Session, None),
             projects: Shelf::new(Answer::Project, None),
+            grants: Shelf::new(Answer::Grants, None),
         }
     }
 
@@ -196,6 +198,17 @@ pub(crate) async fn get_project(ctx: &Ctx, id: &str) -> Result<Option<ProjectRec
     let now = ctx.now();
     let read = ctx.store.projects().get(id);
     ctx.answers.projects.kept_or_read(ctx, now, id, read, true).await
+}
+
+/// Every grant of the account `account_id` (the store's `list_by_account`), kept by the same rules
+/// as token checks: a grant given, widened, revoked or used through this node is read again at
+/// once, through another node within the second. An authorization that remembers consent per
+/// project reads them to decide whether a consent page is needed; the code it issues is judged
+/// at the exchange by the one validator, which reads the grant afresh.
+pub(crate) async fn grants_of(ctx: &Ctx, account_id: &str) -> Result<Vec<GrantRecord>> {
+    let now = ctx.now();
+    let read = async { Ok(Some(ctx.store.grants().list_by_account(account_id).await?)) };
+    Ok(ctx.answers.grants.kept_or_read(ctx, now, account_id, read, true).await?.unwrap_or_default())
 }
 
 /// The session a session cookie's `digest` signs in, with its account (the store's

@@ -385,7 +385,8 @@ async fn consent(ctx: &Ctx, req: &Request, signed: &SignedIn) -> Result<Consent>
     };
     let mut granted: Vec<String> = Vec::new();
     let mut own = None;
-    for grant in ctx.store.grants().list_by_account(&signed.account.id).await? {
+    // Kept, like the clients below: read once a second, not once per authorization.
+    for grant in crate::answers::grants_of(ctx, &signed.account.id).await? {
         if grant.revoked_at.is_some() || grant.protocol != req.protocol.as_str() {
             continue;
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::db::{self, Row};
+use crate::db::{self, Row, Tables};
 use async_trait::async_trait;
 use tessera_store::{DomainGrantRecord, GrantRecord, GrantStore, Result, StoreError, Timestamp};
 
@@ -120,6 +120,9 @@ async fn upsert_once(tx: &mut db::Tx, grant: &GrantRecord) -> Result<Attempt> {
          RETURNING ",
         grant_columns!()
     ))
+    // A plain insert changes no row, but a new grant changes what an account's list of grants
+    // answers (kept for an authorization's remembered consent).
+    .touching(Tables::GRANTS)
     .bind(grant.id.as_str())
     .bind(grant.account_id.as_str())
     .bind(grant.client_id.as_str())

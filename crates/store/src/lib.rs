@@ -41,6 +41,8 @@ pub enum Answer {
     Session,
     /// [`ProjectStore::get`]: a project (its name, owner and whether it is verified).
     Project,
+    /// [`GrantStore::list_by_account`]: an account's grants.
+    Grants,
 }
 
 /// The whole store, one accessor per aggregate.

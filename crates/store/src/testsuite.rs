@@ -1452,12 +1452,14 @@ pub async fn credential_find_live_token_reads_grant_client_and_account(store: Ar
 /// what it answers (`find_live_token`: revoking, consuming, disabling an account, deleting a
 /// client, revoking a grant; `get_client`: changing or deleting a client; `find_signed_in`:
 /// changing or ending a session, disabling its account, revoking its cookie; a project's `get`:
-/// changing the project), each write of a parallel burst included, and stays put for reads, plain
+/// changing the project; `list_by_account`: giving, widening or revoking a grant), each write of a
+/// parallel burst included, and stays put for reads, plain
 /// inserts and writes that changed nothing. A spent or evicted credential that is not a session
 /// cookie ends no kept client, session or project: what each kind of answer may keep is decided
 /// by its own count.
 pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Store>) {
-    const ANSWERS: [Answer; 4] = [Answer::Token, Answer::Client, Answer::Session, Answer::Project];
+    const ANSWERS: [Answer; 5] =
+        [Answer::Token, Answer::Client, Answer::Session, Answer::Project, Answer::Grants];
     let counts = || ANSWERS.map(|of| store.changes(of).expect("an SQL store counts its changes"));
     let owner = seed_account(store.as_ref(), "acct-changes").await;
     let project = ProjectRecord {
@@ -1528,8 +1530,14 @@ pub async fn store_changes_count_what_may_end_a_token_answer(store: Arc<dyn Stor
     grew("disabling an account", &[Answer::Token, Answer::Session], false);
     assert!(store.credentials().revoke("tok-changes", NOW).await.expect("revoke"));
     grew("revoking a token", &[Answer::Token], false);
+    let other = grant("grant-other", &owner.id, "client-other", "oauth2", "email");
+    store.grants().upsert(&other).await.expect("give a grant");
+    grew("giving a grant", &[Answer::Grants], false);
+    let widened = grant("grant-changes", &owner.id, &client.client_id, "oauth2", "email profile");
+    store.grants().upsert(&widened).await.expect("widen grant");
+    grew("widening a grant", &[Answer::Grants], false);
     assert!(store.grants().revoke(&live.id, NOW).await.expect("revoke grant"));
-    grew("revoking a grant", &[Answer::Token], false);
+    grew("revoking a grant", &[Answer::Token, Answer::Grants], false);
     let mut renamed = client.clone();
     renamed.name = "Changes app, renamed".to_owned();
     assert!(store.projects().update_client(&renamed).await.expect("update client"));

@@ -112,7 +112,7 @@ pub(crate) fn query_built(sql: String) -> Query {
 
 /// What a committed write may have changed among the rows kept answers are read from
 /// ([`tessera_store::Store::changes`]): a set of the tables `find_live_token`, `get_client`,
-/// `find_signed_in` and the projects' `get` read. A kind of answer ends when a write touched a table it reads.
+/// `find_signed_in`, the projects' `get` and the grants' `list_by_account` read. A kind of answer ends when a write touched a table it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Tables(u8);
 
@@ -152,6 +152,7 @@ impl Tables {
                 Tables(Tables::ACCOUNTS.0 | Tables::SESSIONS.0 | Tables::CREDENTIALS.0)
             }
             Answer::Project => Tables::PROJECTS,
+            Answer::Grants => Tables::GRANTS,
         }
     }
 
@@ -617,25 +618,26 @@ mod tests {
     #[test]
     fn each_kind_of_answer_counts_the_tables_it_is_read_from() {
         let changes = Changes::default();
-        let kinds = [Answer::Token, Answer::Client, Answer::Session, Answer::Project];
+        let kinds =
+            [Answer::Token, Answer::Client, Answer::Session, Answer::Project, Answer::Grants];
         let counts = || kinds.map(|of| changes.count(of));
         let mut before = counts();
-        // Whether each kind's count grows: token, client, session, project.
+        // Whether each kind's count grows: token, client, session, project, grants.
         for (tables, grows) in [
-            (Tables::CREDENTIALS, [true, false, true, false]),
-            (Tables::credentials_of(CredentialKind::Session), [true, false, true, false]),
-            (Tables::TOKENS, [true, false, false, false]),
+            (Tables::CREDENTIALS, [true, false, true, false, false]),
+            (Tables::credentials_of(CredentialKind::Session), [true, false, true, false, false]),
+            (Tables::TOKENS, [true, false, false, false, false]),
             (
                 Tables::credentials_of(CredentialKind::AuthorizationCode),
-                [true, false, false, false],
+                [true, false, false, false, false],
             ),
-            (Tables::CLIENTS, [true, true, false, false]),
-            (Tables::GRANTS, [true, false, false, false]),
-            (Tables::ACCOUNTS, [true, false, true, false]),
-            (Tables::SESSIONS, [false, false, true, false]),
-            (Tables::PROJECTS, [false, false, false, true]),
-            (Tables::ALL, [true, true, true, true]),
-            (Tables::GRANTS.union(Tables::SESSIONS), [true, false, true, false]),
+            (Tables::CLIENTS, [true, true, false, false, false]),
+            (Tables::GRANTS, [true, false, false, false, true]),
+            (Tables::ACCOUNTS, [true, false, true, false, false]),
+            (Tables::SESSIONS, [false, false, true, false, false]),
+            (Tables::PROJECTS, [false, false, false, true, false]),
+            (Tables::ALL, [true, true, true, true, true]),
+            (Tables::GRANTS.union(Tables::SESSIONS), [true, false, true, false, true]),
         ] {
             changes.committed(tables);
             let after = counts();

@@ -184,6 +184,31 @@ async fn a_project_verified_meanwhile_shows_on_the_next_consent_page() {
     assert!(!page.body.contains("has not been verified"), "a kept project outlived its change");
 }
 
+/// Whether an authorization needs a consent page is decided from the account's grants, kept for
+/// the current second: a grant given through this node skips the page on the very next
+/// authorization, and a grant revoked through this node asks again, in the same second of the
+/// injected clock.
+#[tokio::test]
+async fn remembered_consent_follows_a_grant_given_or_revoked_in_the_same_second() {
+    let (env, mut browser, account, web) = setup().await;
+    let path = auth_path(&web.id, WEB_REDIRECT, "openid email", "");
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "no grant yet: the consent page");
+    let answered = consent(&mut browser, &page, "allow").await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    let again = browser.get(&path).await;
+    assert!(matches!(again.status, 302 | 303), "a grant given meanwhile: no page: {}", again.body);
+    assert!(again.location().starts_with("https://app.example/cb?"), "{}", again.location());
+    let grants = tessera_domain::grants::connected(env.ctx(), &account.id).await.unwrap();
+    let [app] = grants.as_slice() else { panic!("{} grants", grants.len()) };
+    tessera_domain::grants::revoke(env.ctx(), &account.id, &app.grant.id, &Actor::Cli, "127.0.0.1")
+        .await
+        .unwrap();
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "a grant revoked meanwhile: the consent page again");
+    assert!(page.input("request").is_some(), "{}", page.body);
+}
+
 #[tokio::test]
 async fn code_flow_with_consent_userinfo_tokeninfo_refresh_and_revoke() {
     let (env, mut browser, account, web) = setup().await;
