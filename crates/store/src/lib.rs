@@ -69,14 +69,13 @@ pub trait Store: Send + Sync + 'static {
     async fn heartbeat(&self, now: Timestamp) -> Result<()>;
     /// A count that grows after every committed write through this store that may have changed
     /// an answer of the kind `of` (for [`Answer::Token`]: a revocation, a consumption, a disabled
-    /// account, a deleted client…; a plain insert or a last-use time does not count). An answer
-    /// read while the count was `n` still holds, as far as this store's own writes go, while the
-    /// count is `n`: callers may keep it that long. Each kind counts only the writes to what its
+    /// account, a deleted client…; inserting a credential does not count). An answer read while
+    /// the count was `n` still holds, as far as this store's own writes go, while the count is
+    /// `n`: callers may keep it that long. Each kind counts only the writes to what its
     /// answers are read from, so that, say, a spent authorization code ends no kept client or
     /// signed-in session. Writes through another process or node are not counted. `None` (the
     /// default) when the store cannot tell: keep nothing.
-    fn changes(&self, of: Answer) -> Option<u64> {
-        let _ = of;
+    fn changes(&self, _of: Answer) -> Option<u64> {
         None
     }
     /// The key-encryption-key check value: a constant sealed with the key-encryption key by the

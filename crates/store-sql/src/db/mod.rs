@@ -112,7 +112,8 @@ pub(crate) fn query_built(sql: String) -> Query {
 
 /// What a committed write may have changed among the rows kept answers are read from
 /// ([`tessera_store::Store::changes`]): a set of the tables `find_live_token`, `get_client`,
-/// `find_signed_in`, the projects' `get` and the grants' `list_by_account` read. A kind of answer ends when a write touched a table it reads.
+/// `find_signed_in`, the projects' `get` and the grants' `list_by_account` read. A kind of answer
+/// ends when a write touched a table it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Tables(u8);
 
@@ -128,9 +129,9 @@ impl Tables {
     /// these end token answers but no signed-in session.
     pub(crate) const TOKENS: Tables = Tables(1 << 5);
     pub(crate) const PROJECTS: Tables = Tables(1 << 6);
-    pub(crate) const ALL: Tables = Tables((1 << 7) - 1);
     /// How many there are, one change count each.
     const COUNT: usize = 7;
+    pub(crate) const ALL: Tables = Tables((1 << Tables::COUNT) - 1);
 
     /// The rows of `credentials` of `kind`.
     pub(crate) fn credentials_of(kind: CredentialKind) -> Tables {
@@ -140,23 +141,19 @@ impl Tables {
     /// What the answers of kind `of` are read from.
     fn read_by(of: Answer) -> Tables {
         match of {
-            Answer::Token => Tables(
-                Tables::ACCOUNTS.0
-                    | Tables::CLIENTS.0
-                    | Tables::GRANTS.0
-                    | Tables::CREDENTIALS.0
-                    | Tables::TOKENS.0,
-            ),
+            Answer::Token => Tables::ACCOUNTS
+                .union(Tables::CLIENTS)
+                .union(Tables::GRANTS)
+                .union(Tables::CREDENTIALS)
+                .union(Tables::TOKENS),
             Answer::Client => Tables::CLIENTS,
-            Answer::Session => {
-                Tables(Tables::ACCOUNTS.0 | Tables::SESSIONS.0 | Tables::CREDENTIALS.0)
-            }
+            Answer::Session => Tables::ACCOUNTS.union(Tables::SESSIONS).union(Tables::CREDENTIALS),
             Answer::Project => Tables::PROJECTS,
             Answer::Grants => Tables::GRANTS,
         }
     }
 
-    pub(crate) fn union(self, other: Tables) -> Tables {
+    pub(crate) const fn union(self, other: Tables) -> Tables {
         Tables(self.0 | other.0)
     }
 
@@ -194,8 +191,9 @@ impl Tables {
         } else {
             return Tables::ALL;
         };
-        let mut name = table.trim_start().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
-        match name.next().map(str::to_ascii_lowercase).as_deref() {
+        let name =
+            table.trim_start().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next();
+        match name.map(str::to_ascii_lowercase).as_deref() {
             Some("accounts") => Tables::ACCOUNTS,
             Some("clients") => Tables::CLIENTS,
             Some("grants") => Tables::GRANTS,
