@@ -1,5 +1,6 @@
-//! Push wake-ups between nodes on PostgreSQL: `NOTIFY` on one channel, and one `LISTEN`ing
-//! connection per node that hands every signal to the node's registry.
+//! Push wake-ups between nodes on PostgreSQL: `NOTIFY` on one channel (signals packed a few dozen
+//! to a notification), and one `LISTEN`ing connection per node that hands every signal to the
+//! node's registry.
 //!
 //! The sending node has stored the message before it notifies, so a notification only says "look
 //! again". Notifications are not kept while a listener is disconnected; after every (re)connect
@@ -16,8 +17,8 @@ use tessera_store::{PushSignal, PushSignalSink, Result, StoreError, StoredFrame,
 /// The notification channel.
 pub const PUSH_CHANNEL: &str = "tessera_push";
 
-/// The largest payload PostgreSQL takes (8000 bytes); a now-or-never frame too large for it is
-/// handed to this node's connections only.
+/// The largest payload PostgreSQL takes (under 8000 bytes); a now-or-never frame too large for it
+/// is handed to this node's connections only.
 const MAX_PAYLOAD: usize = 7999;
 
 /// Connections for `NOTIFY`; each send notifies once, after its commit.
@@ -80,7 +81,11 @@ async fn run(url: String, mut listener: PgListener, sink: Arc<dyn PushSignalSink
             Ok(Some(notification)) => {
                 backoff = BACKOFF_FIRST;
                 match decode(notification.payload()) {
-                    Some(signal) => sink.dispatch(signal),
+                    Some(signals) => {
+                        for signal in signals {
+                            sink.dispatch(signal);
+                        }
+                    }
                     None => tracing::warn!(target: "tessera::push", "unreadable push notification"),
                 }
             }
@@ -109,9 +114,9 @@ async fn run(url: String, mut listener: PgListener, sink: Arc<dyn PushSignalSink
     }
 }
 
-/// A signal as a notification payload: the registration digest; for a message just stored its
-/// id (`i`), frame and whether an idle device holds it; for a now-or-never message its frame and
-/// whether an idle device drops it.
+/// A signal as JSON: the registration digest; for a message just stored its id (`i`), frame and
+/// whether an idle device holds it; for a now-or-never message its frame and whether an idle
+/// device drops it.
 fn encode(signal: &PushSignal) -> String {
     match signal {
         PushSignal::Stored { registration, message: None } => {
@@ -130,8 +135,39 @@ fn encode(signal: &PushSignal) -> String {
     }
 }
 
-fn decode(payload: &str) -> Option<PushSignal> {
+/// Packs encoded signals into as few notification payloads as fit: each a JSON array of
+/// signals, at most [`MAX_PAYLOAD`] bytes. A multicast's signals then cost PostgreSQL and every
+/// listening node one notification per few dozen recipients instead of one each.
+fn pack(encoded: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut current = String::new();
+    for signal in encoded {
+        // `[` + signals joined by `,` + `]`.
+        if !current.is_empty() && current.len() + 1 + signal.len() + 1 > MAX_PAYLOAD {
+            current.push(']');
+            payloads.push(std::mem::take(&mut current));
+        }
+        current.push(if current.is_empty() { '[' } else { ',' });
+        current.push_str(&signal);
+    }
+    if !current.is_empty() {
+        current.push(']');
+        payloads.push(current);
+    }
+    payloads
+}
+
+/// The signals of a notification payload: an array of signals, or one signal alone (as nodes
+/// sent before signals were packed, so that nodes of both versions can share a database).
+fn decode(payload: &str) -> Option<Vec<PushSignal>> {
     let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    match value {
+        serde_json::Value::Array(items) => items.iter().map(decode_one).collect(),
+        one => Some(vec![decode_one(&one)?]),
+    }
+}
+
+fn decode_one(value: &serde_json::Value) -> Option<PushSignal> {
     let registration = value.get("r")?.as_str()?.to_owned();
     let Some(frame) = value.get("f") else {
         return Some(PushSignal::Stored { registration, message: None });
@@ -153,14 +189,10 @@ impl Wakeup for PgWakeup {
         self.signal_many(std::slice::from_ref(signal)).await
     }
 
-    /// Notifies in one statement per [`NOTIFY_CHUNK`] signals.
+    /// Packs the signals into as few notifications as fit, sent in one statement per
+    /// [`NOTIFY_CHUNK`] notifications.
     async fn signal_many(&self, signals: &[PushSignal]) -> Result<()> {
-        let mut payloads = Vec::with_capacity(signals.len());
-        for signal in signals {
-            if let Some(payload) = self.payload(signal) {
-                payloads.push(payload);
-            }
-        }
+        let payloads = pack(signals.iter().filter_map(|signal| self.payload(signal)));
         for chunk in payloads.chunks(NOTIFY_CHUNK) {
             let values = (2..=chunk.len() + 1).map(|i| format!("(${i})")).collect::<Vec<_>>();
             let sql =
@@ -183,7 +215,8 @@ impl PgWakeup {
     /// this node's own connections instead.
     fn payload(&self, signal: &PushSignal) -> Option<String> {
         let payload = encode(signal);
-        if payload.len() <= MAX_PAYLOAD {
+        // Room for the brackets of a payload that packs it alone.
+        if payload.len() + 2 <= MAX_PAYLOAD {
             return Some(payload);
         }
         match signal {
@@ -208,9 +241,8 @@ impl PgWakeup {
 mod tests {
     use super::*;
 
-    #[test]
-    fn signals_survive_the_payload() {
-        let signals = [
+    fn signals() -> Vec<PushSignal> {
+        vec![
             PushSignal::Stored { registration: "abc".to_owned(), message: None },
             PushSignal::Stored {
                 registration: "abc".to_owned(),
@@ -225,14 +257,55 @@ mod tests {
                 frame: r#"{"data":{"a":"\"1\""}}"#.to_owned(),
                 hold_while_idle: true,
             },
-        ];
-        for signal in signals {
-            assert_eq!(decode(&encode(&signal)), Some(signal));
+        ]
+    }
+
+    #[test]
+    fn signals_survive_the_payload() {
+        for signal in signals() {
+            // One alone, as an older node sends it, and packed.
+            assert_eq!(decode(&encode(&signal)), Some(vec![signal.clone()]));
+            assert_eq!(decode(&pack([encode(&signal)])[0]), Some(vec![signal]));
         }
-        for bad in
-            ["", "[]", "{}", r#"{"r":1}"#, r#"{"r":"a","f":"x"}"#, r#"{"r":"a","f":1,"h":true}"#]
-        {
+        assert_eq!(decode(&pack(signals().iter().map(encode))[0]), Some(signals()));
+        for bad in [
+            "",
+            "[",
+            "{}",
+            r#"{"r":1}"#,
+            r#"{"r":"a","f":"x"}"#,
+            r#"{"r":"a","f":1,"h":true}"#,
+            r#"[{"r":"a"},{}]"#,
+            r#"[{"r":"a"},1]"#,
+        ] {
             assert_eq!(decode(bad), None, "{bad}");
         }
+        assert_eq!(decode("[]"), Some(vec![]));
+    }
+
+    #[test]
+    fn packed_payloads_fit_a_notification_and_keep_every_signal_in_order() {
+        // A multicast's worth of signals with frames of varied lengths, up to one that fills a
+        // payload alone.
+        let many: Vec<PushSignal> = (0..1000)
+            .map(|n| PushSignal::Stored {
+                registration: format!("registration-{n}"),
+                message: Some(StoredFrame {
+                    id: format!("m{n}"),
+                    frame: "x".repeat(if n == 500 { MAX_PAYLOAD - 60 } else { n * 7 % 900 }),
+                    hold_while_idle: n.is_multiple_of(2),
+                }),
+            })
+            .collect();
+        let encoded: Vec<String> = many.iter().map(encode).collect();
+        assert!(encoded.iter().all(|it| it.len() + 2 <= MAX_PAYLOAD));
+        let payloads = pack(encoded);
+        assert!(payloads.iter().all(|it| it.len() <= MAX_PAYLOAD));
+        // Far fewer notifications than signals.
+        assert!(payloads.len() < many.len() / 10, "{} payloads", payloads.len());
+        let decoded: Vec<PushSignal> =
+            payloads.iter().flat_map(|it| decode(it).expect("a packed payload decodes")).collect();
+        assert_eq!(decoded, many);
+        assert!(pack(Vec::<String>::new()).is_empty());
     }
 }

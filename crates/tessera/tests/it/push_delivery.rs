@@ -703,6 +703,49 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
     crate::cluster::drop_database(&name).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multicast_s_signals_cross_packed_and_each_arrives_once_in_order() {
+    use tessera_store::{PushSignal, StoredFrame, Wakeup as _};
+    let Some((url, name)) = crate::cluster::fresh_database().await else { return };
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let wakeup = tessera_store_sql::PgWakeup::start(&url, recorder.clone()).await.unwrap();
+    let mut watcher = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+    watcher.listen(tessera_store_sql::PUSH_CHANNEL).await.unwrap();
+    let stored = |n: usize, frame: String| PushSignal::Stored {
+        registration: format!("r{n}"),
+        message: Some(StoredFrame {
+            id: format!("m{n}"),
+            frame,
+            hold_while_idle: n.is_multiple_of(3),
+        }),
+    };
+    // A multicast of 1000, one of whose frames is too large for any notification: its signal
+    // crosses without the frame (the device's node reads it from the store).
+    let mut signals: Vec<PushSignal> =
+        (0..1000).map(|n| stored(n, format!(r#"{{"type":"message","n":{n}}}"#))).collect();
+    signals[400] = stored(400, "x".repeat(9000));
+    wakeup.signal_many(&signals).await.unwrap();
+    recorder.until(|it| it.signals.lock().unwrap().len() == 1000).await;
+    let mut expected = signals.clone();
+    expected[400] = PushSignal::Stored { registration: "r400".to_owned(), message: None };
+    assert_eq!(*recorder.signals.lock().unwrap(), expected);
+    // They crossed packed: far fewer notifications than signals.
+    let mut notifications = 0;
+    let mut carried = 0;
+    while carried < 1000 {
+        let notification =
+            timeout(GUARD, watcher.recv()).await.expect("a notification").expect("listening");
+        let payload: Vec<serde_json::Value> = serde_json::from_str(notification.payload()).unwrap();
+        assert!(notification.payload().len() < 8000);
+        notifications += 1;
+        carried += payload.len();
+    }
+    assert_eq!(carried, 1000);
+    assert!(notifications <= 50, "{notifications} notifications for 1000 signals");
+    drop(wakeup);
+    crate::cluster::drop_database(&name).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The device side: the client library's receiver and `tessera push listen`
 
