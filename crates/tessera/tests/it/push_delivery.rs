@@ -628,6 +628,15 @@ async fn two_nodes_on_postgres_deliver_to_the_node_holding_the_device() {
     // A now-or-never message crosses without being stored.
     send(&a.base, &d.key, &d.id, "instant", r#"{"time_to_live":0}"#).await;
     assert_eq!(text(&next(&mut socket).await), "instant");
+    // A send to the node holding the device reaches it without crossing, once.
+    let sent = send(&b.base, &d.key, &d.id, "local", "").await;
+    let frame = next(&mut socket).await;
+    assert_eq!((frame["message_id"].as_str(), text(&frame)), (Some(sent.as_str()), "local"));
+    ack(&mut socket, &frame).await;
+    assert!(
+        settle(&mut socket).await.is_empty(),
+        "no second copy from the node's own notification"
+    );
     drop(socket);
     let mut socket = ws(&b.base, Some(&d.auth), &[&d.id]).await.unwrap();
     assert!(settle(&mut socket).await.is_empty(), "nothing comes back after the ack");
@@ -675,8 +684,12 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
     let Some((url, name)) = crate::cluster::fresh_database().await else { return };
     let recorder = std::sync::Arc::new(Recorder::default());
     let wakeup = tessera_store_sql::PgWakeup::start(&url, recorder.clone()).await.unwrap();
+    // Signals come from another node: a node's own reach its registry without its listener.
+    let other = tessera_store_sql::PgWakeup::start(&url, std::sync::Arc::new(Recorder::default()))
+        .await
+        .unwrap();
     let first = PushSignal::Stored { registration: "first".to_owned(), message: None };
-    wakeup.signal(&first).await.unwrap();
+    other.signal(&first).await.unwrap();
     recorder.until(|it| it.signals.lock().unwrap().len() == 1).await;
     assert_eq!(recorder.signals.lock().unwrap()[0], first);
     assert_eq!(recorder.resyncs.load(std::sync::atomic::Ordering::SeqCst), 0);
@@ -696,10 +709,10 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
         frame: r#"{"type":"message"}"#.to_owned(),
         hold_while_idle: false,
     };
-    wakeup.signal(&second).await.unwrap();
+    other.signal(&second).await.unwrap();
     recorder.until(|it| it.signals.lock().unwrap().len() == 2).await;
     assert_eq!(recorder.signals.lock().unwrap()[1], second);
-    drop((wakeup, admin));
+    drop((wakeup, other, admin));
     crate::cluster::drop_database(&name).await;
 }
 
@@ -707,8 +720,11 @@ async fn the_push_listener_resyncs_after_losing_its_connection() {
 async fn a_multicast_s_signals_cross_packed_and_each_arrives_once_in_order() {
     use tessera_store::{PushSignal, StoredFrame, Wakeup as _};
     let Some((url, name)) = crate::cluster::fresh_database().await else { return };
-    let recorder = std::sync::Arc::new(Recorder::default());
-    let wakeup = tessera_store_sql::PgWakeup::start(&url, recorder.clone()).await.unwrap();
+    // Two nodes' wake-ups, and a bystander listening on the channel.
+    let here = std::sync::Arc::new(Recorder::default());
+    let there = std::sync::Arc::new(Recorder::default());
+    let sender = tessera_store_sql::PgWakeup::start(&url, here.clone()).await.unwrap();
+    let other = tessera_store_sql::PgWakeup::start(&url, there.clone()).await.unwrap();
     let mut watcher = sqlx::postgres::PgListener::connect(&url).await.unwrap();
     watcher.listen(tessera_store_sql::PUSH_CHANNEL).await.unwrap();
     let stored = |n: usize, frame: String| PushSignal::Stored {
@@ -724,25 +740,35 @@ async fn a_multicast_s_signals_cross_packed_and_each_arrives_once_in_order() {
     let mut signals: Vec<PushSignal> =
         (0..1000).map(|n| stored(n, format!(r#"{{"type":"message","n":{n}}}"#))).collect();
     signals[400] = stored(400, "x".repeat(9000));
-    wakeup.signal_many(&signals).await.unwrap();
-    recorder.until(|it| it.signals.lock().unwrap().len() == 1000).await;
-    let mut expected = signals.clone();
-    expected[400] = PushSignal::Stored { registration: "r400".to_owned(), message: None };
-    assert_eq!(*recorder.signals.lock().unwrap(), expected);
+    sender.signal_many(&signals).await.unwrap();
+    // The sending node's registry has them at once, frames and all.
+    assert_eq!(*here.signals.lock().unwrap(), signals);
+    there.until(|it| it.signals.lock().unwrap().len() == 1000).await;
+    let mut crossed = signals.clone();
+    crossed[400] = PushSignal::Stored { registration: "r400".to_owned(), message: None };
+    assert_eq!(*there.signals.lock().unwrap(), crossed);
+
     // They crossed packed: far fewer notifications than signals.
     let mut notifications = 0;
     let mut carried = 0;
     while carried < 1000 {
         let notification =
             timeout(GUARD, watcher.recv()).await.expect("a notification").expect("listening");
-        let payload: Vec<serde_json::Value> = serde_json::from_str(notification.payload()).unwrap();
         assert!(notification.payload().len() < 8000);
+        let payload: serde_json::Value = serde_json::from_str(notification.payload()).unwrap();
         notifications += 1;
-        carried += payload.len();
+        carried += payload["s"].as_array().expect("packed signals").len();
     }
     assert_eq!(carried, 1000);
     assert!(notifications <= 50, "{notifications} notifications for 1000 signals");
-    drop(wakeup);
+
+    // The sender skipped its own notifications when they came back: a signal from the other
+    // node, sent after them, reaches it as the only other one.
+    let back = PushSignal::Stored { registration: "back".to_owned(), message: None };
+    other.signal(&back).await.unwrap();
+    here.until(|it| it.signals.lock().unwrap().len() > 1000).await;
+    assert_eq!(here.signals.lock().unwrap()[1000..], [back]);
+    drop((sender, other));
     crate::cluster::drop_database(&name).await;
 }
 
