@@ -38,6 +38,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::Secret;
 
+/// The socket's read buffer: a frame of the largest payload with its JSON fits.
+const READ_BUFFER: usize = 8192;
+
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -361,8 +364,16 @@ impl Receiver {
             Ok(connector) => connector,
             Err(err) => return Attempt::Refused(err),
         };
-        let connecting =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
+        // tungstenite zero-fills its whole read buffer before each read (128 KiB by default); a
+        // device's frames are a few KiB at most, and a larger one grows the buffer.
+        let settings =
+            tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(settings),
+            false,
+            Some(connector),
+        );
         match connecting.await {
             Ok((socket, _)) => Attempt::Connected(Box::new(socket)),
             Err(tungstenite::Error::Http(res)) => {
