@@ -93,11 +93,7 @@ async fn run(url: String, mut listener: PgListener, sink: Arc<dyn PushSignalSink
                     continue;
                 }
                 match decode(notification.payload()) {
-                    Some(signals) => {
-                        for signal in signals {
-                            sink.dispatch(signal);
-                        }
-                    }
+                    Some(signals) => sink.dispatch_all(&signals),
                     None => tracing::warn!(target: "tessera::push", "unreadable push notification"),
                 }
             }
@@ -244,9 +240,7 @@ impl Wakeup for PgWakeup {
     /// Hands the signals to this node's registry, then notifies the other nodes: packed into as
     /// few notifications as fit, sent in one statement per [`NOTIFY_CHUNK`] notifications.
     async fn signal_many(&self, signals: &[PushSignal]) -> Result<()> {
-        for signal in signals {
-            self.sink.dispatch(signal.clone());
-        }
+        self.sink.dispatch_all(signals);
         let payloads = pack(&self.own, signals.iter().filter_map(payload));
         for chunk in payloads.chunks(NOTIFY_CHUNK) {
             let values = (2..=chunk.len() + 1).map(|i| format!("(${i})")).collect::<Vec<_>>();

@@ -402,6 +402,13 @@ pub struct StoredFrame {
 /// What receives push signals on a node: its connection registry.
 pub trait PushSignalSink: Send + Sync {
     fn dispatch(&self, signal: PushSignal);
+    /// [`PushSignalSink::dispatch`] for many, in order; a sink that can look them up together
+    /// (and copy only those it has a connection for) does.
+    fn dispatch_all(&self, signals: &[PushSignal]) {
+        for signal in signals {
+            self.dispatch(signal.clone());
+        }
+    }
     /// Signals may have been lost (the wake-up path was interrupted): every connection reads the
     /// store again.
     fn resync(&self);

@@ -204,45 +204,54 @@ impl Registry {
 
 impl PushSignalSink for Registry {
     fn dispatch(&self, signal: PushSignal) {
-        let registration = match &signal {
-            PushSignal::Stored { registration, .. } | PushSignal::Now { registration, .. } => {
-                registration
-            }
-        };
-        let inboxes = {
+        self.dispatch_all(std::slice::from_ref(&signal));
+    }
+
+    /// Looks every signal's registration up under one lock; a signal for a registration with no
+    /// connection on this node (most of a multicast's, on the node that sent it) costs the look-up
+    /// alone.
+    fn dispatch_all(&self, signals: &[PushSignal]) {
+        let found: Vec<(Vec<Arc<Inbox>>, &PushSignal)> = {
             let connections = self.lock();
-            match connections.by_registration.get(registration.as_str()) {
-                Some(inboxes) => inboxes.clone(),
-                None => return,
-            }
+            signals
+                .iter()
+                .filter_map(|signal| {
+                    let inboxes =
+                        connections.by_registration.get(signal_registration(signal).as_str())?;
+                    Some((inboxes.clone(), signal))
+                })
+                .collect()
         };
         let limit = DeliveryPolicy::default().max_queued_now;
-        for inbox in inboxes {
-            {
-                let mut signals = inbox.signals();
-                match &signal {
-                    PushSignal::Stored { message: Some(message), .. }
-                        if signals.fresh.len() < limit =>
-                    {
-                        signals.fresh.push_back((registration.clone(), message.clone()));
-                    }
-                    // Too many waiting: the connection reads the store instead.
-                    PushSignal::Stored { .. } => {
-                        signals.stored.insert(registration.clone());
-                    }
-                    PushSignal::Now { frame, hold_while_idle, .. } => {
-                        if signals.now.len() >= limit {
-                            continue;
+        for (inboxes, signal) in found {
+            let registration = signal_registration(signal);
+            for inbox in inboxes {
+                {
+                    let mut signals = inbox.signals();
+                    match signal {
+                        PushSignal::Stored { message: Some(message), .. }
+                            if signals.fresh.len() < limit =>
+                        {
+                            signals.fresh.push_back((registration.clone(), message.clone()));
                         }
-                        signals.now.push_back((
-                            registration.clone(),
-                            frame.clone(),
-                            *hold_while_idle,
-                        ));
+                        // Too many waiting: the connection reads the store instead.
+                        PushSignal::Stored { .. } => {
+                            signals.stored.insert(registration.clone());
+                        }
+                        PushSignal::Now { frame, hold_while_idle, .. } => {
+                            if signals.now.len() >= limit {
+                                continue;
+                            }
+                            signals.now.push_back((
+                                registration.clone(),
+                                frame.clone(),
+                                *hold_while_idle,
+                            ));
+                        }
                     }
                 }
+                inbox.notify.notify_one();
             }
-            inbox.notify.notify_one();
         }
     }
 
@@ -251,6 +260,14 @@ impl PushSignalSink for Registry {
         for inbox in inboxes {
             inbox.signals().resync = true;
             inbox.notify.notify_one();
+        }
+    }
+}
+
+fn signal_registration(signal: &PushSignal) -> &String {
+    match signal {
+        PushSignal::Stored { registration, .. } | PushSignal::Now { registration, .. } => {
+            registration
         }
     }
 }
@@ -275,9 +292,7 @@ impl Wakeup for InProcessWakeup {
     }
 
     async fn signal_many(&self, signals: &[PushSignal]) -> tessera_store::Result<()> {
-        for signal in signals {
-            self.registry.dispatch(signal.clone());
-        }
+        self.registry.dispatch_all(signals);
         Ok(())
     }
 }
