@@ -388,6 +388,17 @@ pub enum PushSignal {
     Now { registration: String, frame: String, hold_while_idle: bool },
 }
 
+impl PushSignal {
+    /// The digest of the registration the signal is for.
+    pub fn registration(&self) -> &str {
+        match self {
+            PushSignal::Stored { registration, .. } | PushSignal::Now { registration, .. } => {
+                registration
+            }
+        }
+    }
+}
+
 /// A message just stored, as its device receives it, carried with its wake-up so that the
 /// connection holding the device need not read it back from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

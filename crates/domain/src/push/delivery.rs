@@ -107,13 +107,30 @@ struct Connections {
 
 /// The connections this node holds, by registration. One per node; signals from any node reach
 /// it through [`PushSignalSink`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     next_id: AtomicU64,
     connections: Mutex<Connections>,
+    /// [`DeliveryPolicy::max_queued_now`]: signalled frames a connection holds before it drops
+    /// now-or-never ones and reads newly stored ones from the store instead.
+    max_queued_now: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::with_max_queued_now(DeliveryPolicy::default().max_queued_now)
+    }
 }
 
 impl Registry {
+    pub fn with_max_queued_now(max_queued_now: usize) -> Registry {
+        Registry {
+            next_id: AtomicU64::new(0),
+            connections: Mutex::new(Connections::default()),
+            max_queued_now,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -216,15 +233,14 @@ impl PushSignalSink for Registry {
             signals
                 .iter()
                 .filter_map(|signal| {
-                    let inboxes =
-                        connections.by_registration.get(signal_registration(signal).as_str())?;
+                    let inboxes = connections.by_registration.get(signal.registration())?;
                     Some((inboxes.clone(), signal))
                 })
                 .collect()
         };
-        let limit = DeliveryPolicy::default().max_queued_now;
+        let limit = self.max_queued_now;
         for (inboxes, signal) in found {
-            let registration = signal_registration(signal);
+            let registration = signal.registration();
             for inbox in inboxes {
                 {
                     let mut signals = inbox.signals();
@@ -232,18 +248,18 @@ impl PushSignalSink for Registry {
                         PushSignal::Stored { message: Some(message), .. }
                             if signals.fresh.len() < limit =>
                         {
-                            signals.fresh.push_back((registration.clone(), message.clone()));
+                            signals.fresh.push_back((registration.to_owned(), message.clone()));
                         }
                         // Too many waiting: the connection reads the store instead.
                         PushSignal::Stored { .. } => {
-                            signals.stored.insert(registration.clone());
+                            signals.stored.insert(registration.to_owned());
                         }
                         PushSignal::Now { frame, hold_while_idle, .. } => {
                             if signals.now.len() >= limit {
                                 continue;
                             }
                             signals.now.push_back((
-                                registration.clone(),
+                                registration.to_owned(),
                                 frame.clone(),
                                 *hold_while_idle,
                             ));
@@ -260,14 +276,6 @@ impl PushSignalSink for Registry {
         for inbox in inboxes {
             inbox.signals().resync = true;
             inbox.notify.notify_one();
-        }
-    }
-}
-
-fn signal_registration(signal: &PushSignal) -> &String {
-    match signal {
-        PushSignal::Stored { registration, .. } | PushSignal::Now { registration, .. } => {
-            registration
         }
     }
 }
@@ -313,19 +321,19 @@ impl std::fmt::Debug for Hub {
 impl Default for Hub {
     /// One node: the in-process wake-up.
     fn default() -> Hub {
-        let registry = Arc::new(Registry::default());
-        Hub {
-            wakeup: RwLock::new(Arc::new(InProcessWakeup::new(registry.clone()))),
-            registry,
-            policy: DeliveryPolicy::default(),
-        }
+        Hub::with_policy(DeliveryPolicy::default())
     }
 }
 
 impl Hub {
     /// One node (the in-process wake-up), with these connection limits.
     pub fn with_policy(policy: DeliveryPolicy) -> Hub {
-        Hub { policy, ..Hub::default() }
+        let registry = Arc::new(Registry::with_max_queued_now(policy.max_queued_now));
+        Hub {
+            wakeup: RwLock::new(Arc::new(InProcessWakeup::new(registry.clone()))),
+            registry,
+            policy,
+        }
     }
 
     /// Replaces the wake-up (several nodes: one that reaches every node's registry).
@@ -659,6 +667,50 @@ mod tests {
     use super::*;
     use crate::push::{self, Api, Sender};
     use crate::testing::TestCtx;
+
+    #[test]
+    fn a_parallel_burst_of_signals_queues_at_most_the_configured_frames() {
+        let hub =
+            Hub::with_policy(DeliveryPolicy { max_queued_now: 3, ..DeliveryPolicy::default() });
+        let inbox = hub.registry.attach("device", vec![Arc::from("reg")], 4).expect("attached");
+        let now = PushSignal::Now {
+            registration: "reg".to_owned(),
+            frame: "{}".to_owned(),
+            hold_while_idle: false,
+        };
+        let stored = |n: usize| PushSignal::Stored {
+            registration: "reg".to_owned(),
+            message: Some(StoredFrame {
+                id: format!("m{n}"),
+                frame: "{}".to_owned(),
+                hold_while_idle: false,
+            }),
+        };
+        // Eight senders at once, each a multicast naming the registration four times over, and
+        // one signal for a registration no connection here carries.
+        std::thread::scope(|scope| {
+            for sender in 0..8 {
+                let (hub, now) = (&hub, &now);
+                scope.spawn(move || {
+                    let mut signals: Vec<PushSignal> =
+                        (0..4).flat_map(|n| [now.clone(), stored(sender * 4 + n)]).collect();
+                    signals.push(PushSignal::Now {
+                        registration: "elsewhere".to_owned(),
+                        frame: "{}".to_owned(),
+                        hold_while_idle: false,
+                    });
+                    hub.registry.dispatch_all(&signals);
+                });
+            }
+        });
+        let signals = inbox.signals();
+        assert_eq!(signals.now.len(), 3, "the configured limit, not the default");
+        assert_eq!(signals.fresh.len(), 3);
+        // The stored messages beyond it are read from the store instead.
+        assert!(signals.stored.contains("reg"));
+        assert!(signals.now.iter().all(|it| it.0 == "reg"));
+        assert!(signals.fresh.iter().all(|it| it.0 == "reg"));
+    }
 
     struct Fixture {
         t: TestCtx,
